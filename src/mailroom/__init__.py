@@ -1,0 +1,3 @@
+"""mailroom: a mail server in Python that speaks SMTP exactly."""
+
+__version__ = "0.1.0"

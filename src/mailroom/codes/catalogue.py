@@ -1,0 +1,833 @@
+"""Every reply mailroom sends. No other module writes reply text.
+
+Each entry is a :class:`ReplyTemplate`: the basic code, the enhanced status (RFC 3463 / the
+IANA registry), a short text that may take parameters, the situation it answers and the
+command(s) it answers. ``docs/replies.md`` is generated from this file
+(``mailroom replies --markdown``).
+
+Enhanced codes and sessions: RFC 2034 §3 puts the enhanced code on every reply except the
+greeting and the replies to HELO and EHLO; 334 and 354 are intermediate replies and class 3 has
+no enhanced codes. mailroom sends the same replies to HELO sessions as to EHLO sessions (RFC
+2034 allows it and it is harmless: a client that does not know enhanced codes reads them as
+text); the server may be told to leave them out altogether.
+"""
+
+from __future__ import annotations
+
+from mailroom.codes.enhanced import EnhancedStatus
+from mailroom.codes.template import ReplyTemplate
+
+__all__ = ["CATALOGUE", "NOT_SENT", "by_name"]
+
+
+def _reply(
+    code: int,
+    status: str | None,
+    text: str,
+    *,
+    when: str,
+    commands: tuple[str, ...],
+    ref: str,
+) -> ReplyTemplate:
+    return ReplyTemplate(
+        code=code,
+        status=EnhancedStatus.parse(status) if status else None,
+        text=text,
+        when=when,
+        commands=commands,
+        reference=ref,
+    )
+
+
+# --- connection opening and closing ------------------------------------------------------------
+
+GREETING = _reply(
+    220,
+    None,
+    "{hostname} ESMTP mailroom",
+    when="the greeting when a client connects",
+    commands=("GREETING",),
+    ref="RFC 5321 §4.2, §4.3.1",
+)
+NO_SMTP_SERVICE = _reply(
+    554,
+    "5.7.1",
+    "{hostname} No SMTP service here",
+    when="the greeting for a client on a block list; every later command but QUIT gets "
+    "BAD_SEQUENCE_NO_SERVICE",
+    commands=("GREETING",),
+    ref="RFC 5321 §3.1, §4.3.2",
+)
+NO_MAIL_ACCEPTED = _reply(
+    521,
+    "5.3.2",
+    "{hostname} does not accept mail",
+    when="the greeting of a server configured to accept no mail at all",
+    commands=("GREETING",),
+    ref="RFC 7504 §3",
+)
+NO_SERVICE_COMMAND = _reply(
+    503,
+    "5.5.1",
+    "Error: no SMTP service here, say QUIT",
+    when="any command but QUIT after a 554 or 521 greeting",
+    commands=("ANY_NO_SERVICE",),
+    ref="RFC 5321 §3.1; RFC 7504 §3",
+)
+TOO_MANY_CONNECTIONS = _reply(
+    421,
+    "4.7.0",
+    "{hostname} Error: too many connections, try again later",
+    when="instead of the greeting when the server holds its maximum of connections",
+    commands=("GREETING",),
+    ref="RFC 5321 §4.2.3, §3.8",
+)
+TOO_MANY_CONNECTIONS_FROM_CLIENT = _reply(
+    421,
+    "4.7.0",
+    "{hostname} Error: too many connections from {client}",
+    when="instead of the greeting when one client address holds its maximum of connections",
+    commands=("GREETING",),
+    ref="RFC 5321 §4.2.3, §3.8",
+)
+IDLE_TIMEOUT = _reply(
+    421,
+    "4.4.2",
+    "{hostname} Error: timeout exceeded, closing connection",
+    when="the client sent nothing for longer than the idle timeout",
+    commands=("ANY",),
+    ref="RFC 5321 §4.5.3.2, §3.8",
+)
+SHUTTING_DOWN = _reply(
+    421,
+    "4.3.2",
+    "{hostname} Service shutting down, closing transmission channel",
+    when="the server is shutting down",
+    commands=("ANY",),
+    ref="RFC 5321 §3.8",
+)
+TOO_MANY_ERRORS = _reply(
+    421,
+    "4.7.0",
+    "{hostname} Error: too many errors, closing connection",
+    when="the client sent too many bad commands in a row",
+    commands=("ANY",),
+    ref="RFC 5321 §4.2.3",
+)
+LOCAL_ERROR = _reply(
+    451,
+    "4.3.0",
+    "Error: local error in processing, try again later",
+    when="an unexpected internal error while handling the command (logged, never shown)",
+    commands=("MAIL", "RCPT", "END_OF_DATA", "BDAT"),
+    ref="RFC 5321 §4.2.3",
+)
+LOCAL_ERROR_CLOSING = _reply(
+    421,
+    "4.3.0",
+    "{hostname} Error: local error in processing, closing connection",
+    when="an unexpected internal error that leaves the session unusable",
+    commands=("ANY",),
+    ref="RFC 5321 §4.2.3",
+)
+BYE = _reply(
+    221,
+    "2.0.0",
+    "Bye",
+    when="reply to QUIT",
+    commands=("QUIT",),
+    ref="RFC 5321 §4.1.1.10",
+)
+
+# --- EHLO / HELO --------------------------------------------------------------------------------
+
+EHLO_OK = _reply(
+    250,
+    None,
+    "{hostname} Hello {client}",
+    when="reply to EHLO; one line per service extension follows",
+    commands=("EHLO",),
+    ref="RFC 5321 §4.1.1.1",
+)
+HELO_OK = _reply(
+    250,
+    None,
+    "{hostname} Hello {client}",
+    when="reply to HELO",
+    commands=("HELO",),
+    ref="RFC 5321 §4.1.1.1",
+)
+HELLO_SYNTAX = _reply(
+    501,
+    "5.5.4",
+    "Syntax: {verb} hostname",
+    when="EHLO or HELO without a domain or address literal, or with a malformed one",
+    commands=("EHLO",),
+    ref="RFC 5321 §4.1.1.1",
+)
+
+# --- MAIL ---------------------------------------------------------------------------------------
+
+SENDER_OK = _reply(
+    250,
+    "2.1.0",
+    "Ok",
+    when="sender accepted",
+    commands=("MAIL",),
+    ref="RFC 5321 §4.1.1.2",
+)
+MAIL_SYNTAX = _reply(
+    501,
+    "5.5.2",
+    "Syntax: MAIL FROM:<address> [parameters]",
+    when="MAIL without FROM: or without angle brackets",
+    commands=("MAIL",),
+    ref="RFC 5321 §4.1.1.2",
+)
+SENDER_SYNTAX = _reply(
+    501,
+    "5.1.7",
+    "{address}: Bad sender address syntax",
+    when="the reverse-path is not a valid mailbox",
+    commands=("MAIL",),
+    ref="RFC 5321 §4.1.2; RFC 3463 X.1.7",
+)
+NEED_HELLO = _reply(
+    503,
+    "5.5.1",
+    "Error: send HELO/EHLO first",
+    when="MAIL before EHLO or HELO",
+    commands=("MAIL",),
+    ref="RFC 5321 §4.1.4",
+)
+NESTED_MAIL = _reply(
+    503,
+    "5.5.1",
+    "Error: nested MAIL command",
+    when="MAIL inside a mail transaction",
+    commands=("MAIL",),
+    ref="RFC 5321 §4.1.4",
+)
+MESSAGE_SIZE_EXCEEDS_LIMIT = _reply(
+    552,
+    "5.3.4",
+    "Message size exceeds fixed maximum message size",
+    when="MAIL with SIZE= over the maximum the server advertised",
+    commands=("MAIL", "SIZE"),
+    ref="RFC 1870 §6.1",
+)
+SIZE_NOT_NOW = _reply(
+    452,
+    "4.3.1",
+    "Insufficient system storage for a message of that size",
+    when="MAIL with SIZE= the server cannot take now, though it could later",
+    commands=("MAIL", "SIZE"),
+    ref="RFC 1870 §6.1",
+)
+PARAMETER_UNKNOWN = _reply(
+    555,
+    "5.5.4",
+    "Unsupported parameter: {param}",
+    when="a MAIL or RCPT parameter that is not known or not offered in this session",
+    commands=("MAIL", "RCPT"),
+    ref="RFC 5321 §4.1.1.11, §4.3.2",
+)
+PARAMETER_MALFORMED = _reply(
+    555,
+    "5.5.4",
+    "Malformed parameter: {param}",
+    when="a known MAIL or RCPT parameter with a bad value, or given twice",
+    commands=("MAIL", "RCPT"),
+    ref="RFC 5321 §4.1.1.11; RFC 1870, 3461, 6152, 6531, 4954",
+)
+NON_ASCII_ADDRESS = _reply(
+    553,
+    "5.6.7",
+    "{address}: Non-ASCII address needs SMTPUTF8",
+    when="an address with non-ASCII characters in a transaction without SMTPUTF8",
+    commands=("MAIL", "RCPT"),
+    ref="RFC 6531 §3.4; RFC 6531 X.6.7",
+)
+
+# --- RCPT ---------------------------------------------------------------------------------------
+
+RECIPIENT_OK = _reply(
+    250,
+    "2.1.5",
+    "Ok",
+    when="recipient accepted",
+    commands=("RCPT",),
+    ref="RFC 5321 §4.1.1.3",
+)
+RCPT_SYNTAX = _reply(
+    501,
+    "5.5.2",
+    "Syntax: RCPT TO:<address> [parameters]",
+    when="RCPT without TO: or without angle brackets",
+    commands=("RCPT",),
+    ref="RFC 5321 §4.1.1.3",
+)
+RECIPIENT_SYNTAX = _reply(
+    501,
+    "5.1.3",
+    "{address}: Bad recipient address syntax",
+    when="the forward-path is not a valid mailbox",
+    commands=("RCPT",),
+    ref="RFC 5321 §4.1.2; RFC 3463 X.1.3",
+)
+NEED_MAIL = _reply(
+    503,
+    "5.5.1",
+    "Error: need MAIL command",
+    when="RCPT outside a mail transaction",
+    commands=("RCPT",),
+    ref="RFC 5321 §4.1.4",
+)
+TOO_MANY_RECIPIENTS = _reply(
+    452,
+    "4.5.3",
+    "Error: too many recipients",
+    when="one recipient more than the per-message limit; the client should send the rest in "
+    "another transaction",
+    commands=("RCPT",),
+    ref="RFC 5321 §4.5.3.1.10",
+)
+MAILBOX_UNKNOWN = _reply(
+    550,
+    "5.1.1",
+    "{address}: Recipient address rejected: User unknown",
+    when="a local recipient that does not exist",
+    commands=("RCPT",),
+    ref="RFC 5321 §3.3; RFC 3463 X.1.1",
+)
+RELAY_DENIED = _reply(
+    550,
+    "5.7.1",
+    "{address}: Relay access denied",
+    when="a recipient in a domain this server does not serve, from a client that may not relay",
+    commands=("RCPT",),
+    ref="RFC 5321 §3.6.2, §4.3.2; RFC 3463 X.7.1",
+)
+
+USER_NOT_LOCAL_WILL_FORWARD = _reply(
+    251,
+    "2.1.5",
+    "User not local; will forward to {forward_path}",
+    when="a recipient the mail server forwards off-site, where policy says to tell the client",
+    commands=("RCPT",),
+    ref="RFC 5321 §3.4",
+)
+USER_MOVED = _reply(
+    551,
+    "5.1.6",
+    "User not local; please try {forward_path}",
+    when="a recipient configured as moved, with the new address; the server does not forward",
+    commands=("RCPT",),
+    ref="RFC 5321 §3.4; RFC 3463 X.1.6",
+)
+DOMAIN_DOES_NOT_ACCEPT_MAIL = _reply(
+    556,
+    "5.1.10",
+    "{address}: Recipient domain has a null MX and does not accept mail",
+    when="a recipient whose domain publishes a null MX (RFC 7505)",
+    commands=("RCPT",),
+    ref="RFC 7504 §4; RFC 7505 §4.2",
+)
+SENDER_DOMAIN_NULL_MX = _reply(
+    550,
+    "5.7.27",
+    "{address}: Sender domain has a null MX and does not accept mail",
+    when="a sender whose domain publishes a null MX, so no bounce could reach it",
+    commands=("MAIL",),
+    ref="RFC 7505 §4.3; RFC 7504",
+)
+
+GREYLISTED = _reply(
+    450,
+    "4.7.1",
+    "{address}: Recipient address rejected: Greylisted, try again in {delay} seconds",
+    when="the first attempt of an unknown (client, sender, recipient) triple when greylisting "
+    "is on",
+    commands=("RCPT",),
+    ref="RFC 5321 §4.2.3; RFC 6647",
+)
+RATE_LIMITED = _reply(
+    450,
+    "4.7.1",
+    "Error: too many messages from {client}, slow down",
+    when="a recipient from a client over its configured message rate",
+    commands=("RCPT",),
+    ref="RFC 5321 §4.2.3",
+)
+
+# --- DATA and BDAT ------------------------------------------------------------------------------
+
+START_MAIL_INPUT = _reply(
+    354,
+    None,
+    "End data with <CR><LF>.<CR><LF>",
+    when="reply to DATA: send the message",
+    commands=("DATA",),
+    ref="RFC 5321 §4.1.1.4",
+)
+NEED_RCPT = _reply(
+    503,
+    "5.5.1",
+    "Error: need RCPT command",
+    when="DATA or BDAT before any RCPT",
+    commands=("DATA", "BDAT"),
+    ref="RFC 5321 §4.1.4",
+)
+NO_VALID_RECIPIENTS = _reply(
+    554,
+    "5.5.1",
+    "Error: no valid recipients",
+    when="DATA or BDAT when every RCPT of the transaction was refused",
+    commands=("DATA", "BDAT"),
+    ref="RFC 5321 §3.3, §4.1.1.4",
+)
+DATA_NOT_WITH_BINARYMIME = _reply(
+    503,
+    "5.5.1",
+    "Error: BODY=BINARYMIME requires BDAT",
+    when="DATA in a transaction whose MAIL said BODY=BINARYMIME",
+    commands=("DATA",),
+    ref="RFC 3030 §3",
+)
+DATA_AFTER_BDAT = _reply(
+    503,
+    "5.5.1",
+    "Error: DATA cannot follow BDAT in one transaction",
+    when="DATA after a BDAT chunk of the same transaction",
+    commands=("DATA",),
+    ref="RFC 3030 §2",
+)
+MESSAGE_ACCEPTED = _reply(
+    250,
+    "2.0.0",
+    "Ok: queued as {queue_id}",
+    when="end of data: the message is on disk and fsync'd",
+    commands=("END_OF_DATA", "BDAT"),
+    ref="RFC 5321 §4.1.1.4",
+)
+MESSAGE_TOO_BIG = _reply(
+    552,
+    "5.3.4",
+    "Error: message exceeds fixed maximum message size",
+    when="end of data (or a BDAT chunk) after more octets than the size limit; the rest of the "
+    "data was read and discarded",
+    commands=("END_OF_DATA", "BDAT"),
+    ref="RFC 1870 §6.3; RFC 5321 §4.5.3.1.7",
+)
+BARE_LINE_ENDING = _reply(
+    554,
+    "5.6.0",
+    "Error: bare <CR> or <LF> in message data (see RFC 5321 §2.3.8)",
+    when="end of data of a message holding a CR or LF that is not part of CRLF (refused to "
+    "prevent SMTP smuggling; a setting normalises instead)",
+    commands=("END_OF_DATA", "BDAT"),
+    ref="RFC 5321 §2.3.8, §4.1.1.4",
+)
+TEXT_LINE_TOO_LONG = _reply(
+    554,
+    "5.6.0",
+    "Error: message has a line longer than {limit} octets",
+    when="end of data of a message with a text line over the limit (1000 octets with CRLF)",
+    commands=("END_OF_DATA", "BDAT"),
+    ref="RFC 5321 §4.5.3.1.6",
+)
+CHUNK_OK = _reply(
+    250,
+    "2.0.0",
+    "Ok: {size} octets received",
+    when="a BDAT chunk that is not the last",
+    commands=("BDAT",),
+    ref="RFC 3030 §2",
+)
+BDAT_SYNTAX = _reply(
+    501,
+    "5.5.4",
+    "Syntax: BDAT chunk-size [LAST]",
+    when="BDAT without a valid size, or with an argument other than LAST",
+    commands=("BDAT",),
+    ref="RFC 3030 §2",
+)
+BDAT_AFTER_DATA = _reply(
+    503,
+    "5.5.1",
+    "Error: BDAT cannot follow DATA",
+    when="BDAT after a failed DATA in the same transaction",
+    commands=("BDAT",),
+    ref="RFC 3030 §2",
+)
+BDAT_AFTER_FAILED_CHUNK = _reply(
+    503,
+    "5.5.1",
+    "Error: earlier BDAT chunk was refused, send RSET",
+    when="BDAT after a chunk of the same transaction was refused",
+    commands=("BDAT",),
+    ref="RFC 3030 §2",
+)
+STORAGE_FULL = _reply(
+    452,
+    "4.3.1",
+    "Error: insufficient system storage",
+    when="end of data when the message could not be written (disk full, I/O error); nothing "
+    "was stored",
+    commands=("END_OF_DATA", "BDAT"),
+    ref="RFC 5321 §4.2.3; RFC 3463 X.3.1",
+)
+
+# --- RSET, NOOP, HELP, VRFY, EXPN, QUIT ---------------------------------------------------------
+
+RESET_OK = _reply(
+    250,
+    "2.0.0",
+    "Ok",
+    when="reply to RSET",
+    commands=("RSET",),
+    ref="RFC 5321 §4.1.1.5",
+)
+NOOP_OK = _reply(
+    250,
+    "2.0.0",
+    "Ok",
+    when="reply to NOOP",
+    commands=("NOOP",),
+    ref="RFC 5321 §4.1.1.9",
+)
+HELP_OK = _reply(
+    214,
+    "2.0.0",
+    "Commands: {commands}",
+    when="reply to HELP (with or without a topic)",
+    commands=("HELP",),
+    ref="RFC 5321 §4.1.1.8",
+)
+CANNOT_VERIFY = _reply(
+    252,
+    "2.5.0",
+    "Cannot VRFY user, but will accept message and attempt delivery",
+    when="reply to VRFY (and EXPN) when the server does not reveal its users",
+    commands=("VRFY", "EXPN"),
+    ref="RFC 5321 §3.5.3, §7.3",
+)
+VERIFIED = _reply(
+    250,
+    "2.1.5",
+    "{address}",
+    when="reply to VRFY for a known user when VRFY is enabled",
+    commands=("VRFY",),
+    ref="RFC 5321 §3.5.1",
+)
+VERIFY_UNKNOWN = _reply(
+    550,
+    "5.1.1",
+    "{address}: Recipient address rejected: User unknown",
+    when="reply to VRFY for an unknown user when VRFY is enabled",
+    commands=("VRFY",),
+    ref="RFC 5321 §3.5.1",
+)
+VERIFY_DISABLED = _reply(
+    502,
+    "5.5.1",
+    "Error: VRFY command is disabled",
+    when="VRFY when the server is configured to refuse it",
+    commands=("VRFY",),
+    ref="RFC 5321 §3.5.3, §7.3",
+)
+EXPAND_DISABLED = _reply(
+    502,
+    "5.5.1",
+    "Error: EXPN command is disabled",
+    when="EXPN when the server is configured to refuse it",
+    commands=("EXPN",),
+    ref="RFC 5321 §3.5.3, §7.3",
+)
+ARGUMENT_REQUIRED = _reply(
+    501,
+    "5.5.4",
+    "Syntax: {verb} {argument}",
+    when="VRFY or EXPN without an argument",
+    commands=("VRFY", "EXPN"),
+    ref="RFC 5321 §4.1.1.6, §4.1.1.7",
+)
+NO_ARGUMENTS_ALLOWED = _reply(
+    501,
+    "5.5.4",
+    "Syntax: {verb}",
+    when="an argument to a command that takes none (DATA, RSET, QUIT, STARTTLS)",
+    commands=("DATA", "RSET", "QUIT", "STARTTLS"),
+    ref="RFC 5321 §4.1.1; RFC 3207 §4",
+)
+
+# --- unknown, unimplemented and malformed commands ----------------------------------------------
+
+UNKNOWN_COMMAND = _reply(
+    500,
+    "5.5.1",
+    "Error: command not recognized",
+    when="a verb mailroom does not know",
+    commands=("OTHER",),
+    ref="RFC 5321 §4.2.4",
+)
+NOT_IMPLEMENTED = _reply(
+    502,
+    "5.5.1",
+    "Error: command not implemented",
+    when="a verb of SMTP mailroom knows but does not implement (TURN, ETRN, SEND, SOML, "
+    "SAML, ATRN, BURL)",
+    commands=("OTHER",),
+    ref="RFC 5321 §4.2.4",
+)
+LINE_TOO_LONG = _reply(
+    500,
+    "5.5.2",
+    "Error: line too long (limit {limit} octets)",
+    when="a command line over the limit (512 octets with CRLF); the session goes on",
+    commands=("ANY",),
+    ref="RFC 5321 §4.5.3.1.4, §4.2.2",
+)
+BAD_CHARACTERS = _reply(
+    500,
+    "5.5.2",
+    "Error: command holds NUL, bare CR/LF or bytes that are not valid here",
+    when="a command line with NUL, a bare CR, or 8-bit bytes outside an SMTPUTF8 address",
+    commands=("ANY",),
+    ref="RFC 5321 §2.3.8, §4.1.1; RFC 6531 §3.3",
+)
+
+# --- STARTTLS -----------------------------------------------------------------------------------
+
+READY_TO_START_TLS = _reply(
+    220,
+    "2.0.0",
+    "Ready to start TLS",
+    when="reply to STARTTLS; the TLS handshake follows",
+    commands=("STARTTLS",),
+    ref="RFC 3207 §4",
+)
+TLS_ALREADY_ACTIVE = _reply(
+    503,
+    "5.5.1",
+    "Error: TLS already active",
+    when="STARTTLS in a session that already uses TLS",
+    commands=("STARTTLS",),
+    ref="RFC 3207 §4.2",
+)
+TLS_NOT_AVAILABLE = _reply(
+    454,
+    "4.7.0",
+    "TLS not available due to temporary reason",
+    when="STARTTLS when the server has no certificate or the handshake cannot start",
+    commands=("STARTTLS",),
+    ref="RFC 3207 §4",
+)
+TLS_REQUIRED = _reply(
+    530,
+    "5.7.0",
+    "Must issue a STARTTLS command first",
+    when="any command but NOOP, EHLO, STARTTLS and QUIT when policy requires TLS",
+    commands=("ANY_TLS_REQUIRED",),
+    ref="RFC 3207 §4",
+)
+TLS_HANDSHAKE_FAILED = _reply(
+    421,
+    "4.7.0",
+    "{hostname} Error: TLS handshake failed, closing connection",
+    when="the TLS handshake after STARTTLS failed; the session cannot go on",
+    commands=("ANY",),
+    ref="RFC 3207 §4.1",
+)
+
+# --- AUTH ---------------------------------------------------------------------------------------
+
+AUTH_CHALLENGE = _reply(
+    334,
+    None,
+    "{challenge}",
+    when="a SASL challenge (base64) during AUTH",
+    commands=("AUTH",),
+    ref="RFC 4954 §4",
+)
+AUTH_SUCCEEDED = _reply(
+    235,
+    "2.7.0",
+    "Authentication successful",
+    when="AUTH completed",
+    commands=("AUTH",),
+    ref="RFC 4954 §6",
+)
+AUTH_INVALID_CREDENTIALS = _reply(
+    535,
+    "5.7.8",
+    "Authentication credentials invalid",
+    when="AUTH with a wrong username or password",
+    commands=("AUTH",),
+    ref="RFC 4954 §6",
+)
+AUTH_MECHANISM_UNKNOWN = _reply(
+    504,
+    "5.5.4",
+    "Unrecognized authentication type",
+    when="AUTH with a mechanism the server does not offer",
+    commands=("AUTH",),
+    ref="RFC 4954 §4",
+)
+AUTH_ENCRYPTION_REQUIRED = _reply(
+    538,
+    "5.7.11",
+    "Encryption required for requested authentication mechanism",
+    when="a plaintext mechanism (PLAIN, LOGIN) before TLS when policy forbids it",
+    commands=("AUTH",),
+    ref="RFC 4954 §6",
+)
+AUTH_MECHANISM_TOO_WEAK = _reply(
+    534,
+    "5.7.9",
+    "Authentication mechanism is too weak",
+    when="a mechanism weaker than policy allows for this user",
+    commands=("AUTH",),
+    ref="RFC 4954 §6",
+)
+AUTH_REQUIRED = _reply(
+    530,
+    "5.7.0",
+    "Authentication required",
+    when="MAIL (and later commands) when policy requires AUTH first",
+    commands=("ANY_AUTH_REQUIRED",),
+    ref="RFC 4954 §6",
+)
+AUTH_TEMPORARY_FAILURE = _reply(
+    454,
+    "4.7.0",
+    "Temporary authentication failure",
+    when="the credential store cannot be read now",
+    commands=("AUTH",),
+    ref="RFC 4954 §6",
+)
+AUTH_TOO_MANY_FAILURES = _reply(
+    454,
+    "4.7.0",
+    "Error: too many failed authentications, try again later",
+    when="AUTH from a client address with too many recent failures",
+    commands=("AUTH",),
+    ref="RFC 4954 §6",
+)
+AUTH_PASSWORD_TRANSITION = _reply(
+    432,
+    "4.7.12",
+    "A password transition is needed",
+    when="the user must change password or mechanism before AUTH succeeds",
+    commands=("AUTH",),
+    ref="RFC 4954 §6",
+)
+AUTH_LINE_TOO_LONG = _reply(
+    500,
+    "5.5.6",
+    "Authentication Exchange line is too long",
+    when="an AUTH line or SASL response over the limit",
+    commands=("AUTH",),
+    ref="RFC 4954 §4, §6",
+)
+AUTH_BAD_BASE64 = _reply(
+    501,
+    "5.5.2",
+    "Cannot Base64-decode Client responses",
+    when="a SASL response or initial response that is not valid base64",
+    commands=("AUTH",),
+    ref="RFC 4954 §4",
+)
+AUTH_UNEXPECTED_INITIAL_RESPONSE = _reply(
+    501,
+    "5.7.0",
+    "Client initiated Authentication Exchange not allowed for {mechanism}",
+    when="an initial response to a mechanism where the server speaks first (CRAM-MD5)",
+    commands=("AUTH",),
+    ref="RFC 4954 §4",
+)
+AUTH_CANCELLED = _reply(
+    501,
+    "5.7.0",
+    "Authentication cancelled",
+    when="the client answered a challenge with '*'",
+    commands=("AUTH",),
+    ref="RFC 4954 §4",
+)
+AUTH_MALFORMED_RESPONSE = _reply(
+    501,
+    "5.5.2",
+    "Malformed authentication response",
+    when="a SASL response that decodes but is not what the mechanism expects",
+    commands=("AUTH",),
+    ref="RFC 4954 §4",
+)
+AUTH_SYNTAX = _reply(
+    501,
+    "5.5.4",
+    "Syntax: AUTH mechanism [initial-response]",
+    when="AUTH without a mechanism or with extra arguments",
+    commands=("AUTH",),
+    ref="RFC 4954 §4",
+)
+AUTH_ALREADY_DONE = _reply(
+    503,
+    "5.5.1",
+    "Error: already authenticated",
+    when="AUTH after a successful AUTH",
+    commands=("AUTH",),
+    ref="RFC 4954 §4",
+)
+AUTH_IN_TRANSACTION = _reply(
+    503,
+    "5.5.1",
+    "Error: AUTH not allowed during a mail transaction",
+    when="AUTH between MAIL and the end of the transaction",
+    commands=("AUTH",),
+    ref="RFC 4954 §4",
+)
+AUTH_NOT_ENABLED = _reply(
+    503,
+    "5.5.1",
+    "Error: authentication not enabled",
+    when="AUTH on a server or listener with no authentication configured",
+    commands=("AUTH",),
+    ref="RFC 4954 §4",
+)
+AUTH_NEED_HELLO = _reply(
+    503,
+    "5.5.1",
+    "Error: send EHLO first",
+    when="AUTH before EHLO",
+    commands=("AUTH",),
+    ref="RFC 4954 §4",
+)
+
+# --- built from the module: name → template ------------------------------------------------------
+
+CATALOGUE: dict[str, ReplyTemplate] = {}
+for _name, _value in list(globals().items()):
+    if isinstance(_value, ReplyTemplate):
+        object.__setattr__(_value, "name", _name)
+        CATALOGUE[_name] = _value
+del _name, _value
+
+
+def by_name(name: str) -> ReplyTemplate:
+    return CATALOGUE[name]
+
+
+# Replies of common-replies.csv (the replies most met in the field) that mailroom never sends,
+# and why. Keyed by (basic code, enhanced code or None).
+NOT_SENT: dict[tuple[int, str | None], str] = {
+    (211, None): "System status: mailroom answers HELP with 214 and has no status command.",
+    (240, None): "Defined by no RFC (some references list it for QUIT); QUIT gets 221 2.0.0.",
+    (451, "4.4.1"): "BURL (RFC 4468): the IMAP server holding the message is unreachable. "
+    "mailroom does not offer BURL.",
+    (554, "5.3.4"): "BURL (RFC 4468): the referenced message is too large. mailroom does not "
+    "offer BURL (a DATA or BDAT message over the limit gets 552 5.3.4, RFC 1870).",
+    (455, None): "Parameters valid but not accommodated now: every parameter mailroom "
+    "advertises it can always accommodate (a SIZE it cannot take now gets 452 4.3.1, RFC 1870).",
+    (523, "5.7.10"): "Encryption needed: registry-only code with no defining RFC text; mailroom "
+    "asks for TLS with 530 5.7.0 (RFC 3207) and for AUTH encryption with 538 5.7.11 (RFC 4954).",
+}
