@@ -17,7 +17,8 @@ def test_multi_line_repeats_the_enhanced_code_on_every_line():
 
 
 def test_reply_without_status_or_text():
-    assert Reply(250).format() == b"250\r\n"
+    assert Reply(250).format() == b"250 \r\n"
+    assert Reply(334, None, "").format() == b"334 \r\n"
     assert Reply(354, None, "Go ahead").format() == b"354 Go ahead\r\n"
 
 

@@ -778,13 +778,13 @@ AUTH_ALREADY_DONE = _reply(
     commands=("AUTH",),
     ref="RFC 4954 §4",
 )
-AUTH_IN_TRANSACTION = _reply(
+TRANSACTION_IN_PROGRESS = _reply(
     503,
     "5.5.1",
-    "Error: AUTH not allowed during a mail transaction",
-    when="AUTH between MAIL and the end of the transaction",
-    commands=("AUTH",),
-    ref="RFC 4954 §4",
+    "Error: MAIL transaction in progress",
+    when="AUTH or STARTTLS between MAIL and the end of the transaction",
+    commands=("AUTH", "STARTTLS"),
+    ref="RFC 4954 §4; RFC 3207 §4",
 )
 AUTH_NOT_ENABLED = _reply(
     503,
@@ -794,13 +794,13 @@ AUTH_NOT_ENABLED = _reply(
     commands=("AUTH",),
     ref="RFC 4954 §4",
 )
-AUTH_NEED_HELLO = _reply(
+EHLO_FIRST = _reply(
     503,
     "5.5.1",
     "Error: send EHLO first",
-    when="AUTH before EHLO",
-    commands=("AUTH",),
-    ref="RFC 4954 §4",
+    when="AUTH, STARTTLS or BDAT before EHLO (or after HELO, which negotiates no extensions)",
+    commands=("AUTH", "STARTTLS", "BDAT"),
+    ref="RFC 5321 §4.1.1.1; RFC 4954 §4; RFC 3030 §2",
 )
 
 # --- built from the module: name → template ------------------------------------------------------

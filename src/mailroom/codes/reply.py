@@ -89,18 +89,15 @@ class Reply:
     def format(self, *, enhanced: bool = True) -> bytes:
         """The wire form, CRLF-terminated; the enhanced code is repeated on every line
         (RFC 2034 §3). ``enhanced=False`` leaves it out, for sessions that must not see it."""
+        # The separator is always written, even before an empty text: "334 " is how RFC 4954
+        # spells an empty challenge, and every reply grammar accepts it.
         prefix = f"{self.status} " if enhanced and self.status is not None else ""
         last = len(self.lines) - 1
         out = []
         for index, line in enumerate(self.lines):
             separator = " " if index == last else "-"
             body = f"{prefix}{line}" if line else prefix.rstrip(" ")
-            if body:
-                out.append(f"{self.code}{separator}{body}\r\n")
-            else:
-                out.append(
-                    f"{self.code}{separator}\r\n" if separator == "-" else f"{self.code}\r\n"
-                )
+            out.append(f"{self.code}{separator}{body}\r\n")
         return "".join(out).encode("utf-8")
 
     def __str__(self) -> str:

@@ -1,0 +1,81 @@
+"""SMTP as pure state machines that eat bytes and emit events (no sockets, no asyncio, no
+clock), in the style of h11. See :class:`ServerConnection`."""
+
+from mailroom.protocol.events import (
+    AuthChallenge,
+    Authenticate,
+    AuthSecretNeeded,
+    ChunkReceived,
+    CommandRejected,
+    ConnectionClosed,
+    CramMD5Credentials,
+    Credentials,
+    DataCommand,
+    Event,
+    Expand,
+    Hello,
+    Help,
+    MailFrom,
+    MessageComplete,
+    MessageData,
+    MessageRefused,
+    Noop,
+    PlainCredentials,
+    Quit,
+    RcptTo,
+    Reset,
+    ScramCredentials,
+    StartTLS,
+    Verify,
+)
+from mailroom.protocol.parameters import MailParameters, RcptParameters
+from mailroom.protocol.sasl import ScramSecret
+from mailroom.protocol.server import (
+    NEED_DATA,
+    PAUSED,
+    ProtocolUsageError,
+    ServerConnection,
+    Transaction,
+)
+from mailroom.protocol.settings import SessionSettings
+from mailroom.protocol.states import State
+from mailroom.protocol.syntax import Mailbox
+
+__all__ = [
+    "NEED_DATA",
+    "PAUSED",
+    "AuthChallenge",
+    "AuthSecretNeeded",
+    "Authenticate",
+    "ChunkReceived",
+    "CommandRejected",
+    "ConnectionClosed",
+    "CramMD5Credentials",
+    "Credentials",
+    "DataCommand",
+    "Event",
+    "Expand",
+    "Hello",
+    "Help",
+    "MailFrom",
+    "MailParameters",
+    "Mailbox",
+    "MessageComplete",
+    "MessageData",
+    "MessageRefused",
+    "Noop",
+    "PlainCredentials",
+    "ProtocolUsageError",
+    "Quit",
+    "RcptParameters",
+    "RcptTo",
+    "Reset",
+    "ScramCredentials",
+    "ScramSecret",
+    "ServerConnection",
+    "SessionSettings",
+    "StartTLS",
+    "State",
+    "Transaction",
+    "Verify",
+]

@@ -1,0 +1,150 @@
+"""Reading the arguments of MAIL, RCPT, BDAT and AUTH into values, or into the catalogue
+reply that refuses them. Pure functions; the connection decides when each one applies."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+from mailroom.codes import Reply
+from mailroom.codes import catalogue as replies
+from mailroom.protocol.parameters import (
+    MailParameters,
+    ParameterError,
+    RcptParameters,
+    parse_mail_parameters,
+    parse_rcpt_parameters,
+)
+from mailroom.protocol.syntax import AddressError, Mailbox, parse_path, split_path
+
+__all__ = [
+    "Extensions",
+    "Refused",
+    "parse_auth",
+    "parse_bdat",
+    "parse_mail",
+    "parse_rcpt",
+]
+
+
+class Refused(Exception):
+    """The argument cannot be accepted; ``reply`` says why."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(str(reply))
+        self.reply = reply
+
+
+@dataclass(frozen=True, slots=True)
+class Extensions:
+    """The extensions in force for this session (none after HELO)."""
+
+    size: bool = False
+    eightbitmime: bool = False
+    binarymime: bool = False
+    smtputf8: bool = False
+    dsn: bool = False
+    auth: bool = False
+
+
+NO_EXTENSIONS = Extensions()
+
+
+def _parameter_reply(error: ParameterError) -> Reply:
+    if error.unknown:
+        return replies.PARAMETER_UNKNOWN(param=error.name)
+    return replies.PARAMETER_MALFORMED(param=error.name)
+
+
+def _split_argument(argument: str, keyword: str, syntax: Reply) -> tuple[str, str]:
+    """``FROM:<path> params`` → (``<path>``, ``params``)."""
+    if argument[: len(keyword)].upper() != keyword:
+        raise Refused(syntax)
+    # RFC 5321 has no space after the colon; many clients write one, and Postfix and Exim
+    # accept it, so do we.
+    rest = argument[len(keyword) :].lstrip(" ")
+    try:
+        path, params = split_path(rest)
+    except AddressError:
+        raise Refused(syntax) from None
+    if params and not params.startswith(" "):
+        raise Refused(syntax)
+    return path, params
+
+
+def parse_mail(
+    argument: str, extensions: Extensions, max_size: int
+) -> tuple[Mailbox | None, MailParameters]:
+    path, params_text = _split_argument(argument, "FROM:", replies.MAIL_SYNTAX())
+    try:
+        params = parse_mail_parameters(
+            params_text,
+            size=extensions.size,
+            eightbitmime=extensions.eightbitmime,
+            binarymime=extensions.binarymime,
+            smtputf8=extensions.smtputf8,
+            dsn=extensions.dsn,
+            auth=extensions.auth,
+        )
+    except ParameterError as error:
+        raise Refused(_parameter_reply(error)) from None
+    if not path.isascii() and not params.smtputf8:
+        raise Refused(replies.NON_ASCII_ADDRESS(address=path))
+    try:
+        sender = parse_path(path, utf8=params.smtputf8, allow_null=True, allow_postmaster=False)
+    except AddressError:
+        raise Refused(replies.SENDER_SYNTAX(address=path)) from None
+    if max_size and params.size is not None and params.size > max_size:
+        raise Refused(replies.MESSAGE_SIZE_EXCEEDS_LIMIT())
+    return sender, params
+
+
+def parse_rcpt(
+    argument: str, extensions: Extensions, smtputf8: bool
+) -> tuple[Mailbox, RcptParameters]:
+    """``smtputf8`` is whether this transaction's MAIL said SMTPUTF8."""
+    path, params_text = _split_argument(argument, "TO:", replies.RCPT_SYNTAX())
+    try:
+        params = parse_rcpt_parameters(params_text, dsn=extensions.dsn, smtputf8=smtputf8)
+    except ParameterError as error:
+        raise Refused(_parameter_reply(error)) from None
+    if not path.isascii() and not smtputf8:
+        raise Refused(replies.NON_ASCII_ADDRESS(address=path))
+    try:
+        recipient = parse_path(path, utf8=smtputf8, allow_null=False, allow_postmaster=True)
+    except AddressError:
+        raise Refused(replies.RECIPIENT_SYNTAX(address=path)) from None
+    assert recipient is not None
+    return recipient, params
+
+
+MAX_CHUNK_DIGITS = 20
+
+
+def parse_bdat(argument: str) -> tuple[int, bool]:
+    """``chunk-size [LAST]`` (RFC 3030 §2) → (size, last)."""
+    words = argument.split()
+    if not 1 <= len(words) <= 2 or not words[0].isdigit() or len(words[0]) > MAX_CHUNK_DIGITS:
+        raise Refused(replies.BDAT_SYNTAX())
+    if len(words) == 2 and words[1].upper() != "LAST":
+        raise Refused(replies.BDAT_SYNTAX())
+    return int(words[0]), len(words) == 2
+
+
+def decode_sasl(text: str) -> bytes:
+    """A client's base64 response; "=" is the empty initial response (RFC 4954 §4)."""
+    if text == "=":
+        return b""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise Refused(replies.AUTH_BAD_BASE64()) from None
+
+
+def parse_auth(argument: str) -> tuple[str, str | None]:
+    """``mechanism [initial-response]`` → (MECHANISM, initial response text or None)."""
+    words = argument.split(" ")
+    if not words[0] or len(words) > 2 or (len(words) == 2 and not words[1]):
+        raise Refused(replies.AUTH_SYNTAX())
+    return words[0].upper(), (words[1] if len(words) == 2 else None)

@@ -1,0 +1,230 @@
+"""The message data readers: DATA (dot-stuffed, ended by ``<CRLF>.<CRLF>``) and BDAT chunks.
+
+Both stream: they hand out what they can as soon as it arrives and never hold a message. Both
+count the size as they go and, past the limit, keep reading but discard. Both watch the line
+endings and line lengths, so that a message with a bare CR or LF (the stuff of SMTP smuggling)
+or an overlong line can be refused at its end.
+
+End of data is only ever ``<CRLF>.<CRLF>`` (RFC 5321 §4.1.1.4). ``<LF>.<LF>``, ``<LF>.<CRLF>``,
+``<CR>.<CR>`` or ``<CRLF><NUL>.<CRLF>`` are message content, never an end.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["ChunkReader", "DotReader", "LineChecker", "MessageStream", "ReadResult"]
+
+_END = b"\r\n.\r\n"
+_STUFFED = b"\r\n."
+# The suffixes of a buffer that could be the start of an end marker: held back until more
+# data shows what they are.
+_MARKER_PREFIXES = (b"\r\n.\r", b"\r\n.", b"\r\n", b"\r")
+_ANY_LINE_ENDING = re.compile(rb"\r\n|\r|\n")
+
+
+class LineChecker:
+    """Watches a byte stream, fed in pieces, for bare CR, bare LF and overlong lines."""
+
+    __slots__ = (
+        "_line_length",
+        "_pending_cr",
+        "bare_cr",
+        "bare_lf",
+        "check_length",
+        "max_line",
+        "too_long",
+    )
+
+    def __init__(self, max_line: int, *, check_length: bool = True) -> None:
+        self.max_line = max_line  # octets including the CRLF, as RFC 5321 §4.5.3.1.6 counts
+        self.check_length = check_length
+        self.bare_cr = False
+        self.bare_lf = False
+        self.too_long = False
+        self._pending_cr = False
+        self._line_length = 0
+
+    @property
+    def bare_line_ending(self) -> bool:
+        return self.bare_cr or self.bare_lf
+
+    def feed(self, data: bytes) -> None:
+        if not data:
+            return
+        lf = data.count(b"\n")
+        cr = data.count(b"\r")
+        crlf = data.count(b"\r\n")
+        if self._pending_cr:
+            # A CR that ended the previous piece pairs with an LF that starts this one.
+            if data[0] == 0x0A:
+                crlf += 1
+                cr += 1
+            else:
+                self.bare_cr = True
+        self._pending_cr = data[-1] == 0x0D
+        if self._pending_cr:
+            cr -= 1
+        if lf > crlf:
+            self.bare_lf = True
+        if cr > crlf:
+            self.bare_cr = True
+        if self.check_length and not self.too_long:
+            self._check_length(data, lf)
+
+    def _check_length(self, data: bytes, lf: int) -> None:
+        # Lines are measured between LFs, so the CR of a CRLF counts: content + CR <= max - 1.
+        limit = self.max_line - 1
+        if lf == 0:
+            self._line_length += len(data)
+        else:
+            first = data.index(b"\n")
+            last = data.rindex(b"\n") if lf > 1 else first
+            longest = self._line_length + first
+            # Only split the middle when it is long enough to hold an overlong line at all.
+            if last - first - 1 > limit:
+                longest = max(longest, *map(len, data[first + 1 : last].split(b"\n")))
+            self._line_length = len(data) - last - 1
+            if longest > limit:
+                self.too_long = True
+        if self._line_length > limit:
+            self.too_long = True
+
+    def finish(self) -> None:
+        if self._pending_cr:
+            self.bare_cr = True
+            self._pending_cr = False
+
+
+class MessageStream:
+    """What happens to message content on its way out of a reader, shared by the DATA reader
+    and by all the BDAT chunks of one message: line checks, optional normalisation of bare
+    line endings to CRLF, and size accounting (past the limit nothing more is handed out)."""
+
+    __slots__ = ("_held_cr", "checker", "max_size", "normalize", "over_limit", "size")
+
+    def __init__(
+        self,
+        *,
+        max_size: int,
+        max_line: int,
+        check_lines: bool,
+        check_length: bool,
+        normalize: bool,
+    ) -> None:
+        self.max_size = max_size  # 0 means no limit
+        self.size = 0
+        self.over_limit = False
+        self.checker = LineChecker(max_line, check_length=check_length) if check_lines else None
+        self.normalize = normalize and check_lines
+        self._held_cr = False
+
+    @property
+    def bare_line_ending(self) -> bool:
+        return self.checker is not None and self.checker.bare_line_ending
+
+    @property
+    def line_too_long(self) -> bool:
+        return self.checker is not None and self.checker.too_long
+
+    def admit(self, piece: bytes) -> bytes:
+        if self.checker is not None:
+            self.checker.feed(piece)
+            if self.normalize:
+                piece = self._normalized(piece)
+        return self._count(piece)
+
+    def _normalized(self, piece: bytes) -> bytes:
+        # A CR at the end of a piece may be half of a CRLF: keep it until the next piece.
+        if self._held_cr:
+            piece = b"\r" + piece
+            self._held_cr = False
+        if piece.endswith(b"\r"):
+            piece = piece[:-1]
+            self._held_cr = True
+        if self.bare_line_ending:
+            piece = _ANY_LINE_ENDING.sub(b"\r\n", piece)
+        return piece
+
+    def finish(self) -> bytes:
+        """The message ended: returns what was still held back."""
+        if self.checker is not None:
+            self.checker.finish()
+        if self._held_cr:
+            self._held_cr = False
+            return self._count(b"\r\n")
+        return b""
+
+    def _count(self, data: bytes) -> bytes:
+        self.size += len(data)
+        if self.max_size and self.size > self.max_size:
+            self.over_limit = True
+        return b"" if self.over_limit else data
+
+
+@dataclass(slots=True)
+class ReadResult:
+    data: bytes  # message content to hand out now (may be empty)
+    consumed: int  # octets of the input buffer used up
+    done: bool  # the end of the message (or chunk) was reached
+
+
+class DotReader:
+    """Reads what follows a 354 up to ``<CRLF>.<CRLF>``, undoing dot-stuffing."""
+
+    __slots__ = ("_held", "_skip", "stream")
+
+    def __init__(self, stream: MessageStream) -> None:
+        # The CRLF that ended the DATA line counts as the start of the data: "DATA\r\n.\r\n"
+        # is an empty message. It is held like any other possible marker start, never output.
+        self._held = b"\r\n"
+        self._skip = 2
+        self.stream = stream
+
+    def read(self, buffer: bytes | bytearray) -> ReadResult:
+        work = self._held + buffer
+        base = len(self._held)  # work[base:] is the caller's buffer
+        end = work.find(_END)
+        if end >= 0:
+            region = work[: end + 2]  # keep the CRLF that ends the last line
+            consumed = end + 5 - base
+            self._held = b""
+        else:
+            keep = 0
+            for prefix in _MARKER_PREFIXES:
+                if work.endswith(prefix):
+                    keep = len(prefix)
+                    break
+            region = work[: len(work) - keep]
+            self._held = bytes(work[len(work) - keep :])
+            consumed = len(buffer)
+        out = bytes(region).replace(_STUFFED, b"\r\n") if region else b""
+        if self._skip and out:
+            out = out[self._skip :]
+            self._skip = 0
+        data = self.stream.admit(out) if out else b""
+        if end >= 0:
+            data += self.stream.finish()
+        return ReadResult(data, consumed, end >= 0)
+
+
+class ChunkReader:
+    """Reads the octets of one BDAT chunk into the message's stream."""
+
+    __slots__ = ("last", "remaining", "size", "stream")
+
+    def __init__(self, size: int, last: bool, stream: MessageStream) -> None:
+        self.size = size
+        self.remaining = size
+        self.last = last
+        self.stream = stream
+
+    def read(self, buffer: bytes | bytearray) -> ReadResult:
+        take = min(self.remaining, len(buffer))
+        self.remaining -= take
+        data = self.stream.admit(bytes(buffer[:take])) if take else b""
+        done = self.remaining == 0
+        if done and self.last:
+            data += self.stream.finish()
+        return ReadResult(data, take, done)

@@ -1,0 +1,169 @@
+"""ESMTP parameters of MAIL and RCPT (RFC 5321 §4.1.2) and what each extension lets them say.
+
+MAIL: SIZE (RFC 1870), BODY (RFC 6152, RFC 3030), SMTPUTF8 (RFC 6531), RET and ENVID
+(RFC 3461), AUTH (RFC 4954 §5). RCPT: NOTIFY and ORCPT (RFC 3461).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = [
+    "MailParameters",
+    "ParameterError",
+    "RcptParameters",
+    "decode_xtext",
+    "parse_mail_parameters",
+    "parse_rcpt_parameters",
+]
+
+# esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-"); esmtp-value = 1*(%d33-60 / %d62-126),
+# plus UTF-8 when SMTPUTF8 is in use (RFC 6531 §3.3).
+_KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
+_VALUE = re.compile(r"[\x21-\x3c\x3e-\x7e\u0080-\U0010ffff]+")
+_XTEXT = re.compile(r"(?:[\x21-\x2a\x2c-\x3c\x3e-\x7e]|\+[0-9A-F]{2})*")
+_ADDR_TYPE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]+")
+MAX_ENVID = 100  # RFC 3461 §4.4
+MAX_SIZE_DIGITS = 20  # RFC 1870 §4: size-value ::= 1*20DIGIT
+
+BODY_TYPES = ("7BIT", "8BITMIME", "BINARYMIME")
+NOTIFY_VALUES = frozenset({"SUCCESS", "FAILURE", "DELAY"})
+
+
+class ParameterError(ValueError):
+    """A parameter that is unknown (``unknown=True``) or malformed; ``name`` says which."""
+
+    def __init__(self, name: str, *, unknown: bool) -> None:
+        super().__init__(name)
+        self.name = name
+        self.unknown = unknown
+
+
+@dataclass(frozen=True, slots=True)
+class MailParameters:
+    size: int | None = None
+    body: str | None = None  # "7BIT", "8BITMIME" or "BINARYMIME"
+    smtputf8: bool = False
+    ret: str | None = None  # "FULL" or "HDRS"
+    envid: str | None = None  # decoded from xtext
+    auth: str | None = None  # the AUTH= mailbox, decoded from xtext; "<>" when unknown
+
+
+@dataclass(frozen=True, slots=True)
+class RcptParameters:
+    notify: tuple[str, ...] | None = None  # ("NEVER",) or some of SUCCESS, FAILURE, DELAY
+    orcpt: tuple[str, str] | None = None  # (address type, decoded address)
+
+
+def decode_xtext(text: str) -> str:
+    """RFC 3461 §4: xtext, where "+" and two upper-case hex digits stand for one octet."""
+    if not _XTEXT.fullmatch(text):
+        raise ValueError("invalid xtext")
+    raw = bytearray()
+    index = 0
+    while index < len(text):
+        if text[index] == "+":
+            raw.append(int(text[index + 1 : index + 3], 16))
+            index += 3
+        else:
+            raw.append(ord(text[index]))
+            index += 1
+    return raw.decode("utf-8", errors="replace")
+
+
+def _split(text: str, utf8: bool) -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for item in text.split():
+        keyword, equals, value = item.partition("=")
+        name = keyword.upper()
+        if not _KEYWORD.fullmatch(keyword):
+            raise ParameterError(keyword or item, unknown=False)
+        if equals and not _VALUE.fullmatch(value):
+            raise ParameterError(name, unknown=False)
+        if not utf8 and not value.isascii():
+            raise ParameterError(name, unknown=False)
+        if name in found:
+            raise ParameterError(name, unknown=False)  # given twice
+        found[name] = value if equals else None
+    return found
+
+
+def parse_mail_parameters(
+    text: str,
+    *,
+    size: bool,
+    eightbitmime: bool,
+    binarymime: bool,
+    smtputf8: bool,
+    dsn: bool,
+    auth: bool,
+) -> MailParameters:
+    """Parse MAIL's parameters; the flags say which extensions this session offers."""
+    items = _split(text, utf8=smtputf8)
+    result: dict[str, object] = {}
+    for name, value in items.items():
+        if name == "SIZE" and size:
+            if value is None or not value.isdigit() or len(value) > MAX_SIZE_DIGITS:
+                raise ParameterError(name, unknown=False)
+            result["size"] = int(value)
+        elif name == "BODY" and eightbitmime:
+            body = (value or "").upper()
+            if body not in BODY_TYPES or (body == "BINARYMIME" and not binarymime):
+                raise ParameterError(name, unknown=False)
+            result["body"] = body
+        elif name == "SMTPUTF8" and smtputf8:
+            if value is not None:
+                raise ParameterError(name, unknown=False)
+            result["smtputf8"] = True
+        elif name == "RET" and dsn:
+            ret = (value or "").upper()
+            if ret not in ("FULL", "HDRS"):
+                raise ParameterError(name, unknown=False)
+            result["ret"] = ret
+        elif name == "ENVID" and dsn:
+            try:
+                envid = decode_xtext(value or "")
+            except ValueError:
+                raise ParameterError(name, unknown=False) from None
+            if not value or len(value) > MAX_ENVID:
+                raise ParameterError(name, unknown=False)
+            result["envid"] = envid
+        elif name == "AUTH" and auth:
+            if not value:
+                raise ParameterError(name, unknown=False)
+            try:
+                result["auth"] = value if value == "<>" else decode_xtext(value)
+            except ValueError:
+                raise ParameterError(name, unknown=False) from None
+        else:
+            raise ParameterError(name, unknown=True)
+    return MailParameters(**result)  # type: ignore[arg-type]
+
+
+def parse_rcpt_parameters(text: str, *, dsn: bool, smtputf8: bool) -> RcptParameters:
+    items = _split(text, utf8=smtputf8)
+    notify: tuple[str, ...] | None = None
+    orcpt: tuple[str, str] | None = None
+    for name, value in items.items():
+        if name == "NOTIFY" and dsn:
+            words = tuple((value or "").upper().split(","))
+            if words == ("NEVER",):
+                notify = words
+            elif not words or not set(words) <= NOTIFY_VALUES or len(set(words)) != len(words):
+                raise ParameterError(name, unknown=False)
+            else:
+                notify = words
+        elif name == "ORCPT" and dsn:
+            addr_type, semicolon, encoded = (value or "").partition(";")
+            if not semicolon or not _ADDR_TYPE.fullmatch(addr_type) or not encoded:
+                raise ParameterError(name, unknown=False)
+            try:
+                # "utf-8" addresses (RFC 6533) may carry raw UTF-8; xtext covers the rest.
+                decoded = encoded if not encoded.isascii() else decode_xtext(encoded)
+            except ValueError:
+                raise ParameterError(name, unknown=False) from None
+            orcpt = (addr_type, decoded)
+        else:
+            raise ParameterError(name, unknown=True)
+    return RcptParameters(notify=notify, orcpt=orcpt)

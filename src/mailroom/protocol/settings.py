@@ -1,0 +1,56 @@
+"""What one server-side SMTP session offers and allows: extensions and limits, named and with
+safe defaults. The server builds one per listener (and adjusts it per connection: TLS)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from secrets import token_hex
+from typing import Literal
+
+__all__ = ["SessionSettings"]
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    hostname: str = "localhost"
+
+    # -- limits ----------------------------------------------------------------------------
+    max_message_size: int = 50 * MiB  # advertised in SIZE; 0 means no limit
+    max_recipients: int = 100  # per message; the next RCPT gets 452 4.5.3
+    max_command_line: int = 512  # octets with CRLF, RFC 5321 §4.5.3.1.4
+    max_text_line: int = 1000  # octets with CRLF, RFC 5321 §4.5.3.1.6
+    max_auth_line: int = 12288  # AUTH lines and SASL responses, RFC 4954 §4
+    max_bad_commands: int = 20  # refused commands in a row before 421 4.7.0 and close
+
+    # -- message content -------------------------------------------------------------------
+    # A message holding a CR or LF outside CRLF: refuse it at the end of data (the default,
+    # against SMTP smuggling) or rewrite those line endings to CRLF and accept.
+    bare_line_endings: Literal["reject", "normalize"] = "reject"
+    # A text line over max_text_line: refuse the message, or accept it as is.
+    long_lines: Literal["reject", "accept"] = "reject"
+
+    # -- extensions offered in EHLO --------------------------------------------------------
+    pipelining: bool = True
+    size: bool = True
+    eightbitmime: bool = True
+    smtputf8: bool = True
+    enhanced_status_codes: bool = True
+    chunking: bool = True
+    binarymime: bool = True
+    dsn: bool = True
+
+    # -- TLS and AUTH ----------------------------------------------------------------------
+    tls_available: bool = False  # a certificate is configured: offer STARTTLS
+    require_tls: bool = False  # 530 5.7.0 to all but NOOP, EHLO, STARTTLS, QUIT before TLS
+    auth_mechanisms: tuple[str, ...] = ()  # empty: AUTH is not offered
+    auth_plaintext_without_tls: bool = False  # offer PLAIN and LOGIN before TLS
+    require_auth: bool = False  # 530 5.7.0 to MAIL and the rest until AUTH succeeds
+
+    # Nonces for CRAM-MD5 and SCRAM challenges; injectable so tests can pin transcripts.
+    nonce: Callable[[], str] = field(default=lambda: token_hex(12))
+
+    # The text of HELP: the verbs this server knows.
+    help_commands: str = "HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY EXPN HELP STARTTLS AUTH"
