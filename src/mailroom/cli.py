@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from mailroom import __version__
 
@@ -42,6 +43,282 @@ def _cmd_replies(args: argparse.Namespace) -> int:
     return 0
 
 
+def _setup_logging(level: str) -> None:
+    import logging
+
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _serve_overrides(args: argparse.Namespace) -> dict[str, object]:
+    names = (
+        "hostname",
+        "data",
+        "smtp",
+        "smtps",
+        "max_message_size",
+        "max_recipients",
+        "max_connections",
+        "max_connections_per_ip",
+        "max_bad_commands",
+        "timeout",
+        "tls_handshake_timeout",
+        "shutdown_grace",
+        "bare_line_endings",
+        "long_lines",
+        "store",
+        "tls",
+        "tls_cert",
+        "tls_key",
+        "auth",
+        "log_level",
+    )
+    overrides = {name: getattr(args, name) for name in names}
+    for flag in ("require_tls", "require_auth", "allow_insecure_auth"):
+        if getattr(args, flag):
+            overrides[flag] = True
+    return overrides
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from mailroom.config import ConfigError, load_config
+    from mailroom.policy import CredentialError
+    from mailroom.server import MailServer
+
+    try:
+        config = load_config(args.config, _serve_overrides(args))
+    except ConfigError as exc:
+        print(f"mailroom serve: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(config.log_level)
+
+    async def run() -> None:
+        server = MailServer(config)
+        await server.start()
+        print(
+            "mailroom: SMTP on "
+            + ", ".join(f"{h}:{p}" for h, p in server.addresses)
+            + f", data in {config.data}",
+            file=sys.stderr,
+            flush=True,
+        )
+        await server.serve_until_signalled()
+
+    if not args.no_uvloop:
+        try:
+            import uvloop
+
+            uvloop.install()
+        except ImportError:
+            pass
+    try:
+        asyncio.run(run())
+    except CredentialError as exc:
+        print(f"mailroom serve: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"mailroom serve: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _open_index(data: Path):  # type: ignore[no-untyped-def]
+    from mailroom.store import Index
+
+    path = data / "index.sqlite"
+    if not path.exists():
+        print(
+            f"mailroom: no index at {path}; nothing stored yet, or run `mailroom reindex`",
+            file=sys.stderr,
+        )
+        return None
+    return Index(path)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    import time
+
+    index = _open_index(args.data)
+    if index is None:
+        return 1
+    rows = index.list(limit=args.limit, offset=args.offset)
+    if args.json:
+        print(json.dumps([r.as_dict() for r in rows], indent=2, ensure_ascii=False))
+        return 0
+    for row in rows:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.received))
+        to = ", ".join(row.recipients)
+        print(f"{row.id}  {when}  {row.size:>8}  <{row.sender}> -> {to}  {row.subject}")
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    index = _open_index(args.data)
+    if index is None:
+        return 1
+    row = index.get(args.id)
+    if row is None:
+        print(f"mailroom show: no message {args.id}", file=sys.stderr)
+        return 1
+    path = args.data / row.path
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        print(f"mailroom show: {path}: {exc.strerror}", file=sys.stderr)
+        return 1
+    if args.json:
+        data = row.as_dict()
+        data["raw"] = raw.decode("utf-8", errors="replace")
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        sys.stdout.buffer.write(raw)
+    return 0
+
+
+def _cmd_reindex(args: argparse.Namespace) -> int:
+    from mailroom.store.reindex import rebuild_index
+
+    count = rebuild_index(args.data)
+    print(f"mailroom: indexed {count} messages from {args.data / 'mail'}")
+    return 0
+
+
+def _cmd_passwd(args: argparse.Namespace) -> int:
+    import getpass
+
+    from mailroom.policy.credentials import CredentialError, password_line
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {args.user}: ")
+        if password != getpass.getpass("again: "):
+            print("mailroom passwd: the passwords differ", file=sys.stderr)
+            return 2
+    if not password:
+        print("mailroom passwd: empty password", file=sys.stderr)
+        return 2
+    try:
+        line = password_line(args.user, password)
+    except CredentialError as exc:
+        print(f"mailroom passwd: {exc}", file=sys.stderr)
+        return 2
+    if args.file:
+        with args.file.open("a", encoding="utf-8") as f:
+            f.write(line + "\n")
+    else:
+        print(line)
+    return 0
+
+
+def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    serve = commands.add_parser(
+        "serve",
+        help="run the SMTP server (a mail catcher on 127.0.0.1:1025 by default)",
+        description="With no options: SMTP on 127.0.0.1:1025, accept mail for any recipient, "
+        "store it in ./mailroom-data, never relay. Every setting can also be given in a TOML "
+        "file (--config) under the same name with underscores.",
+    )
+    add = serve.add_argument
+    add("--config", type=Path, help="TOML file with settings (flags win)")
+    add("--hostname", help="the name this server gives itself (default: the host name)")
+    add("--data", type=Path, help="data directory (default ./mailroom-data)")
+    add(
+        "--smtp",
+        action="append",
+        metavar="HOST:PORT",
+        help="plain/STARTTLS listener (repeatable; default 127.0.0.1:1025)",
+    )
+    add(
+        "--smtps",
+        action="append",
+        metavar="HOST:PORT",
+        help="implicit TLS listener, RFC 8314 (repeatable)",
+    )
+    add("--max-message-size", metavar="SIZE", help="e.g. 50M (default); 0 for no limit")
+    add("--max-recipients", type=int, help="per message (default 100)")
+    add("--max-connections", type=int, help="at once (default 1000)")
+    add(
+        "--max-connections-per-ip",
+        type=int,
+        help="at once from one address (default 100; 0 for no limit)",
+    )
+    add("--max-bad-commands", type=int, help="refused commands in a row before 421 (default 20)")
+    add(
+        "--timeout",
+        type=float,
+        help="seconds to wait for a command or data (default 300, RFC 5321 §4.5.3.2)",
+    )
+    add("--tls-handshake-timeout", type=float, help="seconds (default 30)")
+    add(
+        "--shutdown-grace",
+        type=float,
+        help="seconds a message in flight may take to finish on SIGTERM (default 30)",
+    )
+    add(
+        "--bare-line-endings",
+        choices=("reject", "normalize"),
+        help="a message with bare CR or LF: refuse it (default) or rewrite them to CRLF",
+    )
+    add(
+        "--long-lines",
+        choices=("reject", "accept"),
+        help="a message line over 1000 octets: refuse (default) or accept",
+    )
+    add("--store", choices=("maildir", "none"), help="maildir (default) or none (discard)")
+    add(
+        "--tls",
+        choices=("off", "self-signed", "files"),
+        help="self-signed: make a certificate for the hostname in DATA/tls",
+    )
+    add("--tls-cert", type=Path, help="certificate chain (PEM)")
+    add("--tls-key", type=Path, help="private key (PEM)")
+    add("--require-tls", action="store_true", help="530 5.7.0 until STARTTLS")
+    add(
+        "--auth",
+        metavar="accept-any|FILE",
+        help="offer AUTH: accept any credentials, or users of a file from `mailroom passwd`",
+    )
+    add("--require-auth", action="store_true", help="530 5.7.0 until AUTH")
+    add("--allow-insecure-auth", action="store_true", help="offer PLAIN and LOGIN without TLS")
+    add("--log-level", choices=("debug", "info", "warning", "error"))
+    add("--no-uvloop", action="store_true", help="use the standard asyncio event loop")
+    serve.set_defaults(func=_cmd_serve)
+
+
+def _add_store_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    listing = commands.add_parser("list", help="list stored messages, newest first")
+    listing.add_argument("--data", type=Path, default=Path("mailroom-data"))
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--offset", type=int, default=0)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=_cmd_list)
+
+    show = commands.add_parser("show", help="print a stored message (raw, or --json)")
+    show.add_argument("id", help="queue id (a unique prefix will do)")
+    show.add_argument("--data", type=Path, default=Path("mailroom-data"))
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=_cmd_show)
+
+    reindex = commands.add_parser("reindex", help="rebuild the index from the Maildirs")
+    reindex.add_argument("--data", type=Path, default=Path("mailroom-data"))
+    reindex.set_defaults(func=_cmd_reindex)
+
+    passwd = commands.add_parser("passwd", help="make a password file line (argon2 + SCRAM)")
+    passwd.add_argument("user")
+    passwd.add_argument("--file", type=Path, help="append to this file instead of printing")
+    passwd.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of stdin",
+    )
+    passwd.set_defaults(func=_cmd_passwd)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mailroom", description="A mail server in Python that speaks SMTP exactly."
@@ -62,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     replies = commands.add_parser("replies", help="list every reply mailroom sends")
     replies.add_argument("--markdown", action="store_true", help="print docs/replies.md")
     replies.set_defaults(func=_cmd_replies)
+
+    _add_serve(commands)
+    _add_store_commands(commands)
     return parser
 
 

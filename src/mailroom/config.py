@@ -1,0 +1,184 @@
+"""Every setting of ``mailroom serve``, with its default, from flags and a TOML file.
+
+A setting has one name, used as the TOML key (``max_message_size``) and, with dashes, as the
+flag (``--max-message-size``). Flags win over the file; the file wins over the defaults.
+"""
+
+from __future__ import annotations
+
+import socket
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = ["Config", "ConfigError", "Listener", "load_config", "parse_hostport", "parse_size"]
+
+MiB = 1024 * 1024
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    host: str
+    port: int
+    implicit_tls: bool = False  # SMTPS (RFC 8314): TLS from the first byte
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'smtps' if self.implicit_tls else 'smtp'}://{host}:{self.port}"
+
+
+def parse_hostport(text: str, *, implicit_tls: bool = False) -> Listener:
+    """``HOST:PORT``, ``[::1]:PORT`` or ``:PORT`` (all addresses)."""
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+    else:
+        host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"not HOST:PORT: {text!r}")
+    return Listener(host or "0.0.0.0", int(port), implicit_tls)
+
+
+_SIZE_UNITS = {
+    "": 1,
+    "B": 1,
+    "K": 1024,
+    "KB": 1024,
+    "KIB": 1024,
+    "M": MiB,
+    "MB": MiB,
+    "MIB": MiB,
+    "G": 1024 * MiB,
+    "GB": 1024 * MiB,
+    "GIB": 1024 * MiB,
+}
+
+
+def parse_size(value: str | int) -> int:
+    """``52428800``, ``50M``, ``50MiB``, ``1G``; 0 means no limit."""
+    if isinstance(value, int):
+        return value
+    text = value.strip().upper().replace(" ", "")
+    digits = text.rstrip("KMGIB")
+    unit = text[len(digits) :]
+    if not digits.isdigit() or unit not in _SIZE_UNITS:
+        raise ConfigError(f"not a size: {value!r}")
+    return int(digits) * _SIZE_UNITS[unit]
+
+
+@dataclass(frozen=True)
+class Config:
+    hostname: str = field(default_factory=socket.gethostname)
+    data: Path = Path("mailroom-data")
+    smtp: tuple[Listener, ...] = (Listener("127.0.0.1", 1025),)
+    smtps: tuple[Listener, ...] = ()
+
+    # limits
+    max_message_size: int = 50 * MiB
+    max_recipients: int = 100
+    max_connections: int = 1000
+    max_connections_per_ip: int = 100
+    max_bad_commands: int = 20
+    # RFC 5321 §4.5.3.2.7: the server waits at least 5 minutes for a command or for data.
+    timeout: float = 300.0
+    tls_handshake_timeout: float = 30.0
+    # On SIGTERM, a DATA in flight may finish within this many seconds.
+    shutdown_grace: float = 30.0
+
+    # content
+    bare_line_endings: Literal["reject", "normalize"] = "reject"
+    long_lines: Literal["reject", "accept"] = "reject"
+
+    # store
+    store: Literal["maildir", "none"] = "maildir"
+
+    # TLS
+    tls: Literal["off", "self-signed", "files"] = "off"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    require_tls: bool = False
+
+    # AUTH: "off", "accept-any" (any credentials, username recorded) or a password file
+    auth: str = "off"
+    require_auth: bool = False
+    allow_insecure_auth: bool = False
+
+    log_level: str = "info"
+
+    def validate(self) -> Config:
+        if self.tls == "files" and not (self.tls_cert and self.tls_key):
+            raise ConfigError("tls_cert and tls_key are both needed")
+        if self.require_tls and self.tls == "off":
+            raise ConfigError(
+                "require_tls needs TLS: give --tls-cert/--tls-key or --tls self-signed"
+            )
+        if self.require_auth and self.auth == "off":
+            raise ConfigError("require_auth needs --auth accept-any or --auth FILE")
+        if self.smtps and self.tls == "off":
+            raise ConfigError("--smtps needs TLS: give --tls-cert/--tls-key or --tls self-signed")
+        for name in ("max_recipients", "max_connections", "max_bad_commands"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1")
+        for name in ("max_message_size", "max_connections_per_ip"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must not be negative (0 means no limit)")
+        if self.timeout <= 0 or self.tls_handshake_timeout <= 0 or self.shutdown_grace < 0:
+            raise ConfigError("timeouts must be positive")
+        if self.bare_line_endings not in ("reject", "normalize"):
+            raise ConfigError("bare_line_endings is 'reject' or 'normalize'")
+        if self.long_lines not in ("reject", "accept"):
+            raise ConfigError("long_lines is 'reject' or 'accept'")
+        if self.store not in ("maildir", "none"):
+            raise ConfigError("store is 'maildir' or 'none'")
+        return self
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.tls != "off"
+
+
+_PATH_FIELDS = {"data", "tls_cert", "tls_key"}
+_SIZE_FIELDS = {"max_message_size"}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name in _PATH_FIELDS:
+        return Path(value) if value is not None else None
+    if name in _SIZE_FIELDS:
+        return parse_size(value)
+    if name in ("smtp", "smtps"):
+        items = [value] if isinstance(value, str) else list(value)
+        return tuple(parse_hostport(item, implicit_tls=name == "smtps") for item in items)
+    return value
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults, then the TOML file (if any), then the overrides (from flags)."""
+    known = {f.name for f in fields(Config)}
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text("utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        server = data.get("server", data)
+        for key, value in server.items():
+            name = key.replace("-", "_")
+            if isinstance(value, dict):
+                continue  # sections of later parts (domains, users, routes)
+            if name not in known:
+                raise ConfigError(f"{path}: unknown setting {key!r}")
+            values[name] = _coerce(name, value)
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = _coerce(name, value)
+    if values.get("tls_cert") and "tls" not in values:
+        values["tls"] = "files"
+    try:
+        return replace(Config(), **values).validate()
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None

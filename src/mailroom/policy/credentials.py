@@ -1,0 +1,150 @@
+"""Who may authenticate: any credentials (the catcher's way), or users of a password file.
+
+A password file has one user a line, ``user:hash[:scram]``: an argon2 hash (argon2-cffi) for
+PLAIN and LOGIN, and optionally the SCRAM-SHA-256 secret (salt, iterations, StoredKey and
+ServerKey, RFC 5802) for SCRAM. ``mailroom passwd`` writes such lines. Lines starting with #
+are comments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailroom.codes import Reply
+from mailroom.codes import catalogue as replies
+from mailroom.protocol import (
+    CramMD5Credentials,
+    Credentials,
+    PlainCredentials,
+    ScramCredentials,
+    ScramSecret,
+)
+
+__all__ = ["AcceptAny", "CredentialError", "CredentialStore", "PasswordFile", "password_line"]
+
+
+class CredentialError(ValueError):
+    """A password file that cannot be read; the message names the line."""
+
+
+class CredentialStore:
+    mechanisms: tuple[str, ...] = ()
+
+    async def check(self, credentials: Credentials) -> Reply:
+        raise NotImplementedError
+
+    def scram_secret(self, username: str) -> ScramSecret | None:
+        return None
+
+
+class AcceptAny(CredentialStore):
+    """Any username and password succeed; the username is recorded on the message. SCRAM is
+    not offered: its server must prove it knows the password."""
+
+    mechanisms = ("PLAIN", "LOGIN", "CRAM-MD5")
+
+    async def check(self, credentials: Credentials) -> Reply:
+        return replies.AUTH_SUCCEEDED()
+
+
+@dataclass(frozen=True, slots=True)
+class _User:
+    password_hash: str
+    scram: ScramSecret | None
+
+
+def _scram_text(secret: ScramSecret) -> str:
+    b64 = lambda data: base64.b64encode(data).decode("ascii")  # noqa: E731
+    return (
+        f"SCRAM-SHA-256${secret.iterations}:{b64(secret.salt)}"
+        f"${b64(secret.stored_key)}:{b64(secret.server_key)}"
+    )
+
+
+def _parse_scram(text: str) -> ScramSecret:
+    # The format PostgreSQL uses: SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>
+    scheme, params, keys = text.split("$")
+    if scheme != "SCRAM-SHA-256":
+        raise ValueError(scheme)
+    iterations, salt = params.split(":")
+    stored, server = keys.split(":")
+    return ScramSecret(
+        base64.b64decode(salt), int(iterations), base64.b64decode(stored), base64.b64decode(server)
+    )
+
+
+def password_line(username: str, password: str) -> str:
+    from argon2 import PasswordHasher
+
+    if ":" in username or not username or not username.isprintable():
+        raise CredentialError("a username is printable and holds no ':'")
+    hashed = PasswordHasher().hash(password)
+    return f"{username}:{hashed}:{_scram_text(ScramSecret.from_password(password))}"
+
+
+class PasswordFile(CredentialStore):
+    mechanisms = ("PLAIN", "LOGIN", "SCRAM-SHA-256")
+
+    def __init__(self, path: Path) -> None:
+        from argon2 import PasswordHasher
+
+        self.path = path
+        self._hasher = PasswordHasher()
+        self._users: dict[str, _User] = {}
+        try:
+            text = path.read_text("utf-8")
+        except OSError as exc:
+            raise CredentialError(f"{path}: {exc.strerror}") from None
+        for number, raw in enumerate(text.splitlines(), start=1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            username, _, rest = line.partition(":")
+            password_hash, _, scram = rest.partition(":")
+            if not username or not password_hash.startswith("$argon2"):
+                raise CredentialError(f"{path}:{number}: expected user:$argon2...[:SCRAM-...]")
+            try:
+                secret = _parse_scram(scram) if scram else None
+            except (ValueError, TypeError):
+                raise CredentialError(f"{path}:{number}: malformed SCRAM secret") from None
+            self._users[username] = _User(password_hash, secret)
+
+    def __len__(self) -> int:
+        return len(self._users)
+
+    def scram_secret(self, username: str) -> ScramSecret | None:
+        user = self._users.get(username)
+        return user.scram if user else None
+
+    def _verify(self, username: str, password: str) -> bool:
+        from argon2.exceptions import InvalidHashError, VerificationError
+
+        user = self._users.get(username)
+        if user is None:
+            # Spend the same time on unknown users, so timing does not tell who exists.
+            user = _User(self._hasher.hash("x"), None)
+            password = password + "\0"
+        try:
+            return self._hasher.verify(user.password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    async def check(self, credentials: Credentials) -> Reply:
+        if isinstance(credentials, ScramCredentials):
+            ok = credentials.verified and credentials.username in self._users
+        elif isinstance(credentials, PlainCredentials):
+            loop = asyncio.get_running_loop()
+            # argon2 is slow on purpose; keep it off the event loop.
+            ok = await loop.run_in_executor(
+                None, self._verify, credentials.username, credentials.password
+            )
+            if credentials.authzid and credentials.authzid != credentials.username:
+                ok = False  # acting as another user is not offered
+        elif isinstance(credentials, CramMD5Credentials):
+            return replies.AUTH_MECHANISM_TOO_WEAK()
+        else:
+            ok = False
+        return replies.AUTH_SUCCEEDED() if ok else replies.AUTH_INVALID_CREDENTIALS()

@@ -1,0 +1,179 @@
+"""The running server: listeners, connection limits, idle timeouts, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+import time
+from collections import Counter
+from typing import Any
+
+from mailroom.codes import Reply
+from mailroom.codes import catalogue as replies
+from mailroom.config import Config
+from mailroom.policy import AcceptAny, CatcherPolicy, CredentialStore, PasswordFile, Policy
+from mailroom.protocol import SessionSettings
+from mailroom.server.session import Session
+from mailroom.server.tls import ensure_self_signed, server_context
+from mailroom.store.maildir import MaildirStore
+from mailroom.store.null import NullStore
+
+__all__ = ["MailServer", "session_settings"]
+
+log = logging.getLogger("mailroom.server")
+
+SWEEP_INTERVAL = 1.0  # seconds between idle-timeout checks
+
+
+def session_settings(config: Config, credentials: CredentialStore | None) -> SessionSettings:
+    return SessionSettings(
+        hostname=config.hostname,
+        max_message_size=config.max_message_size,
+        max_recipients=config.max_recipients,
+        max_bad_commands=config.max_bad_commands,
+        bare_line_endings=config.bare_line_endings,
+        long_lines=config.long_lines,
+        tls_available=config.tls_enabled,
+        require_tls=config.require_tls,
+        auth_mechanisms=credentials.mechanisms if credentials else (),
+        auth_plaintext_without_tls=config.allow_insecure_auth,
+        require_auth=config.require_auth,
+    )
+
+
+def load_credentials(config: Config) -> CredentialStore | None:
+    if config.auth == "off":
+        return None
+    if config.auth == "accept-any":
+        return AcceptAny()
+    from pathlib import Path
+
+    return PasswordFile(Path(config.auth))
+
+
+class MailServer:
+    def __init__(self, config: Config, *, policy: Policy | None = None) -> None:
+        self.config = config
+        self.credentials = load_credentials(config)
+        self.policy: Policy = policy if policy is not None else CatcherPolicy(self.credentials)
+        self.session_settings = session_settings(config, self.credentials)
+        self.ssl_context: ssl.SSLContext | None = None
+        self.store: Any = None
+        self.sessions: set[Session] = set()
+        self.per_ip: Counter[str] = Counter()
+        self.servers: list[asyncio.AbstractServer] = []
+        self.log_transactions = True
+        self._sweeper: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.stopped = asyncio.Event()
+
+    # -- start and stop --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        config = self.config
+        config.data.mkdir(parents=True, exist_ok=True)
+        if config.tls == "self-signed":
+            cert, key = ensure_self_signed(config.data / "tls", config.hostname)
+            self.ssl_context = server_context(cert, key)
+        elif config.tls == "files":
+            assert config.tls_cert and config.tls_key
+            self.ssl_context = server_context(config.tls_cert, config.tls_key)
+        if config.store == "maildir":
+            self.store = MaildirStore(config.data, hostname=config.hostname, loop=loop)
+        else:
+            self.store = NullStore()
+        self.store.start()
+        for listener in config.smtp + config.smtps:
+            server = await loop.create_server(
+                lambda listener=listener: Session(self, listener),
+                host=listener.host,
+                port=listener.port,
+                ssl=self.ssl_context if listener.implicit_tls else None,
+                ssl_handshake_timeout=config.tls_handshake_timeout
+                if listener.implicit_tls
+                else None,
+                reuse_address=True,
+                backlog=1024,
+            )
+            self.servers.append(server)
+            log.info("listening on %s", listener)
+        self._sweeper = asyncio.ensure_future(self._sweep())
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """Where the listeners really are (port 0 picks a free one)."""
+        found = []
+        for server in self.servers:
+            for sock in server.sockets:
+                host, port = sock.getsockname()[:2]
+                found.append((host, port))
+        return found
+
+    async def stop(self) -> None:
+        """Stop accepting, 421 4.3.2 to idle sessions, let messages in flight finish within
+        the grace period, then close everything."""
+        if self._stopping:
+            return
+        self._stopping = True
+        for server in self.servers:
+            server.close()
+        for session in list(self.sessions):
+            session.shutdown()
+        deadline = time.monotonic() + self.config.shutdown_grace
+        while self.sessions and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for session in list(self.sessions):
+            session.force_close()
+        for server in self.servers:
+            await server.wait_closed()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        await asyncio.sleep(0)
+        if self.store is not None:
+            self.store.close()
+        self.stopped.set()
+
+    async def serve_until_signalled(self) -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down")
+        await self.stop()
+
+    # -- sessions --------------------------------------------------------------------------------
+
+    def admit(self, session: Session) -> Reply | None:
+        """A refusal for a connection over the limits, or None (and the session is counted)."""
+        config = self.config
+        hostname = config.hostname
+        if self._stopping:
+            return replies.SHUTTING_DOWN(hostname=hostname)
+        if len(self.sessions) >= config.max_connections:
+            return replies.TOO_MANY_CONNECTIONS(hostname=hostname)
+        ip = session.client_ip
+        if config.max_connections_per_ip and self.per_ip[ip] >= config.max_connections_per_ip:
+            return replies.TOO_MANY_CONNECTIONS_FROM_CLIENT(hostname=hostname, client=ip)
+        self.sessions.add(session)
+        self.per_ip[ip] += 1
+        return None
+
+    def release(self, session: Session) -> None:
+        self.sessions.discard(session)
+        ip = session.client_ip
+        self.per_ip[ip] -= 1
+        if self.per_ip[ip] <= 0:
+            del self.per_ip[ip]
+
+    async def _sweep(self) -> None:
+        timeout = self.config.timeout
+        while True:
+            await asyncio.sleep(min(SWEEP_INTERVAL, timeout / 2))
+            limit = time.monotonic() - timeout
+            for session in list(self.sessions):
+                if session.last_activity < limit and not session.busy:
+                    session.idle_timeout()

@@ -1,0 +1,418 @@
+"""One SMTP connection: an asyncio protocol that drives a sans-IO ``ServerConnection``.
+
+Bytes in go to the protocol; each event it yields goes to policy; each reply goes back to the
+protocol, and the bytes it returns are written once per batch (one write for a pipelined
+group). Only two things wait: policy that must (credentials, DNS) and the store's commit at the
+end of a message. While waiting, input queues in the protocol's buffer, and reading pauses if
+it grows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING
+
+from mailroom.codes import Reply
+from mailroom.codes import catalogue as replies
+from mailroom.protocol import (
+    NEED_DATA,
+    PAUSED,
+    AuthSecretNeeded,
+    ConnectionClosed,
+    DataCommand,
+    Event,
+    MailFrom,
+    MessageComplete,
+    MessageData,
+    MessageRefused,
+    ServerConnection,
+    StartTLS,
+    State,
+)
+from mailroom.store import Envelope, StoreError
+from mailroom.store.ids import new_queue_id
+
+if TYPE_CHECKING:
+    from mailroom.config import Listener
+    from mailroom.server.app import MailServer
+    from mailroom.store.maildir import MessageWriter
+
+__all__ = ["Session"]
+
+log = logging.getLogger("mailroom.smtp")
+
+MAX_BUFFERED = 4 * 1024 * 1024  # pause reading when this much input waits unprocessed
+# Replies to these stages may be 451 (RFC 5321 §4.3.2); elsewhere an internal error closes.
+_TRANSACTION_STAGES = frozenset({"MAIL", "RCPT", "END_OF_DATA", "BDAT"})
+
+
+class Session(asyncio.Protocol):
+    def __init__(self, server: MailServer, listener: Listener) -> None:
+        self.server = server
+        self.listener = listener
+        self.client_ip = ""
+        self.client_port = 0
+        self.transport: asyncio.Transport | None = None
+        self.conn: ServerConnection | None = None  # type: ignore[assignment]
+        self.last_activity = 0.0
+        self.busy = False  # waiting for policy or the store
+        self.shutting_down = False
+        self._writer: MessageWriter | None = None
+        self._queue_id: str | None = None
+        self._reading_paused = False
+        self._writing_paused = False
+        self._closing = False
+        self._counted = False
+        self._tls = listener.implicit_tls
+        # The one task a session may have running (a wait for policy, the store or TLS);
+        # held here so it is not garbage-collected mid-flight.
+        self._task: asyncio.Future[None] | None = None
+
+    # -- asyncio callbacks ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, only alike.
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername") or ("", 0)
+        self.client_ip, self.client_port = str(peer[0]), int(peer[1])
+        self.last_activity = time.monotonic()
+        server = self.server
+        refusal = server.admit(self)
+        if refusal is not None:
+            log.info("refused connection: client=%s reply=%s", self.client_ip, str(refusal))
+            transport.write(refusal.format())
+            self._close()
+            return
+        self._counted = True
+        self.conn = ServerConnection(
+            server.session_settings, client_address=self.client_ip, tls=self._tls
+        )
+        greeting = server.policy.connect(self) or replies.GREETING(hostname=server.config.hostname)
+        transport.write(self.conn.greet(greeting))
+        if self.conn.closed:
+            self._close()
+
+    def data_received(self, data: bytes) -> None:
+        self.last_activity = time.monotonic()
+        conn = self.conn
+        if conn is None or self._closing:
+            return
+        conn.receive_data(data)
+        if not self.busy:
+            self._process()
+        elif conn.buffered > MAX_BUFFERED and not self._reading_paused:
+            self._pause_reading()
+
+    def eof_received(self) -> bool | None:
+        if self.conn is not None and not self._closing:
+            self.conn.receive_data(b"")
+            if not self.busy:
+                self._process()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        if self._writer is not None:
+            self._writer.abort()
+            self._writer = None
+        if self._counted:
+            self._counted = False
+            self.server.release(self)
+
+    def pause_writing(self) -> None:
+        # The client does not read its replies: stop reading its commands too.
+        self._writing_paused = True
+        self._pause_reading()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if not self.busy:
+            self._resume_reading()
+            self._process()
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def _process(self) -> None:
+        conn = self.conn
+        if conn is None:
+            return
+        out = bytearray()
+        try:
+            while not self._closing and not self._writing_paused:
+                event = conn.next_event()
+                if event is NEED_DATA or event is PAUSED:
+                    break
+                assert isinstance(event, Event)
+                if isinstance(event, MessageData):
+                    self._message_writer().write(event.data)
+                    continue
+                if isinstance(event, AuthSecretNeeded):
+                    credentials = self.server.credentials
+                    conn.send_auth_secret(
+                        credentials.scram_secret(event.username) if credentials else None
+                    )
+                    continue
+                reply = self._decide(event)
+                if reply is None:  # the client went away
+                    self._flush(out)
+                    self._close()
+                    return
+                if not isinstance(reply, Reply):
+                    self._flush(out)
+                    self.busy = True
+                    self._task = asyncio.ensure_future(self._finish(event, reply))
+                    return
+                self._send(event, reply, out)
+        except Exception:
+            log.exception("internal error in session with %s", self.client_ip)
+            self._internal_error(out)
+            return
+        self._flush(out)
+        if conn.closed:
+            self._close()
+        elif self._reading_paused and conn.buffered < MAX_BUFFERED // 2:
+            self._resume_reading()
+
+    async def _finish(self, event: Event, pending: Awaitable[Reply]) -> None:
+        out = bytearray()
+        try:
+            reply = await pending
+            if self._closing:
+                return
+            self._send(event, reply, out)
+        except Exception:
+            log.exception("internal error in session with %s", self.client_ip)
+            self.busy = False
+            self._internal_error(out)
+            return
+        self.busy = False
+        self._flush(out)
+        if self.conn.closed:
+            self._close()
+        elif self.conn.state is not State.TLS_PENDING:
+            self._resume_reading()
+            self._process()
+
+    def _decide(self, event: Event) -> Reply | Awaitable[Reply] | None:
+        """The reply for ``event``: now, later (an awaitable), or None when the session ends."""
+        if isinstance(event, ConnectionClosed):
+            self._abort_message()
+            return None
+        if isinstance(event, MessageRefused):
+            self._abort_message()
+            return event.reply
+        if isinstance(event, DataCommand | MailFrom):
+            self._abort_message()
+        decision = self.server.policy.decide(event, self)
+        if isinstance(event, MessageComplete):
+            return self._complete(event, decision)
+        if decision is None:
+            assert event.reply is not None
+            return event.reply
+        if isinstance(decision, Reply):
+            return decision
+        return self._proposal_unless(event, decision)
+
+    async def _proposal_unless(self, event: Event, decision: Awaitable[Reply | None]) -> Reply:
+        reply = await decision
+        if reply is None:
+            assert event.reply is not None
+            return event.reply
+        return reply
+
+    def _send(self, event: Event, reply: Reply, out: bytearray) -> None:
+        out += self.conn.send(reply)
+        if reply.code >= 400:
+            log.info(
+                "refused: client=%s stage=%s reply=%s",
+                self.client_ip,
+                event.stage,
+                str(reply).replace("\n", " / "),
+            )
+        if isinstance(event, StartTLS) and reply.code == 220:
+            self._flush(out)
+            self._start_tls()
+        elif isinstance(event, MessageComplete | MessageRefused) and self.shutting_down:
+            out += replies.SHUTTING_DOWN(hostname=self.server.config.hostname).format()
+            self._flush(out)
+            self._close()
+
+    def _flush(self, out: bytearray) -> None:
+        if out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(bytes(out))
+        out.clear()
+
+    # -- messages --------------------------------------------------------------------------------
+
+    def _envelope(self) -> Envelope:
+        conn = self.conn
+        transaction = conn.transaction
+        assert transaction is not None
+        self._queue_id = new_queue_id()
+        return Envelope(
+            queue_id=self._queue_id,
+            sender=str(transaction.sender) if transaction.sender else "",
+            recipients=[str(r) for r, _ in transaction.recipients],
+            client_ip=self.client_ip,
+            helo=conn.hello_domain or "",
+            esmtp=conn.esmtp,
+            tls=conn.tls_active,
+            auth_user=conn.authenticated,
+            smtputf8=transaction.parameters.smtputf8,
+            hostname=self.server.config.hostname,
+        )
+
+    def _message_writer(self) -> MessageWriter:
+        if self._writer is None:
+            self._writer = self.server.store.begin(self._envelope())
+        return self._writer
+
+    def _abort_message(self) -> None:
+        if self._writer is not None:
+            self._writer.abort()
+            self._writer = None
+
+    def _complete(self, event: MessageComplete, decision: object) -> Reply | Awaitable[Reply]:
+        if isinstance(decision, Reply):
+            if decision.code >= 400:
+                self._abort_message()
+                return decision
+        elif decision is not None:
+            return self._complete_later(event, decision)  # type: ignore[arg-type]
+        writer = self._message_writer()
+        self._writer = None
+        result = writer.commit()
+        if isinstance(result, str):
+            return self._accepted(event, result)
+        return self._committed(event, result)
+
+    async def _complete_later(
+        self, event: MessageComplete, decision: Awaitable[Reply | None]
+    ) -> Reply:
+        reply = await decision
+        if reply is not None and reply.code >= 400:
+            self._abort_message()
+            return reply
+        result = self._complete(event, None)
+        return result if isinstance(result, Reply) else await result
+
+    async def _committed(self, event: MessageComplete, pending: Awaitable[str]) -> Reply:
+        try:
+            queue_id = await pending
+        except StoreError as exc:
+            log.error("not stored: client=%s error=%s", self.client_ip, exc)
+            return replies.STORAGE_FULL()
+        return self._accepted(event, queue_id)
+
+    def _accepted(self, event: MessageComplete, queue_id: str) -> Reply:
+        transaction = self.conn.transaction
+        if transaction is not None and self.server.log_transactions:
+            log.info(
+                "%s: client=%s from=<%s> to=%s size=%d via=%s reply=250",
+                queue_id,
+                self.client_ip,
+                transaction.sender or "",
+                ",".join(f"<{r}>" for r, _ in transaction.recipients),
+                event.size,
+                event.via,
+            )
+        return replies.MESSAGE_ACCEPTED(queue_id=queue_id)
+
+    # -- TLS, errors, closing ------------------------------------------------------------------
+
+    def _start_tls(self) -> None:
+        self.busy = True
+        self._task = asyncio.ensure_future(self._handshake())
+
+    async def _handshake(self) -> None:
+        loop = asyncio.get_running_loop()
+        transport = self.transport
+        assert transport is not None
+        try:
+            new_transport = await loop.start_tls(
+                transport,
+                self,
+                self.server.ssl_context,
+                server_side=True,
+                ssl_handshake_timeout=self.server.config.tls_handshake_timeout,
+            )
+        except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as exc:
+            log.info("TLS handshake failed: client=%s error=%s", self.client_ip, exc)
+            self._close()
+            return
+        if new_transport is None:
+            self._close()
+            return
+        self.transport = new_transport
+        self.conn.tls_started()
+        self.busy = False
+        self.last_activity = time.monotonic()
+        self._process()
+
+    def _internal_error(self, out: bytearray) -> None:
+        conn = self.conn
+        event = getattr(conn, "_waiting", None)
+        self._abort_message()
+        try:
+            if event is not None and event.stage in _TRANSACTION_STAGES:
+                out += conn.send(replies.LOCAL_ERROR())
+                self._flush(out)
+                self._process()
+                return
+        except Exception:
+            log.exception("could not answer after an internal error")
+        out += replies.LOCAL_ERROR_CLOSING(hostname=self.server.config.hostname).format()
+        self._flush(out)
+        self._close()
+
+    def _pause_reading(self) -> None:
+        if not self._reading_paused and self.transport is not None:
+            self._reading_paused = True
+            with contextlib.suppress(RuntimeError, AttributeError):
+                self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._reading_paused and self.transport is not None and not self._writing_paused:
+            self._reading_paused = False
+            with contextlib.suppress(RuntimeError, AttributeError):
+                self.transport.resume_reading()
+
+    def _close(self) -> None:
+        if self._closing and self.transport is not None and self.transport.is_closing():
+            return
+        self._closing = True
+        self._abort_message()
+        if self.transport is not None:
+            self.transport.close()
+
+    # -- asked by the server -------------------------------------------------------------------
+
+    @property
+    def in_message(self) -> bool:
+        return self.conn is not None and (self.conn.state in (State.DATA, State.BDAT) or self.busy)
+
+    def idle_timeout(self) -> None:
+        """No input for longer than the timeout: 421 4.4.2 and close."""
+        log.info("timeout: client=%s", self.client_ip)
+        self._say_and_close(replies.IDLE_TIMEOUT(hostname=self.server.config.hostname))
+
+    def shutdown(self) -> None:
+        """The server stops: idle sessions get 421 4.3.2 now; a message in flight may finish."""
+        self.shutting_down = True
+        if not self.in_message:
+            self._say_and_close(replies.SHUTTING_DOWN(hostname=self.server.config.hostname))
+
+    def force_close(self) -> None:
+        self._say_and_close(replies.SHUTTING_DOWN(hostname=self.server.config.hostname))
+
+    def _say_and_close(self, reply: Reply) -> None:
+        if self._closing:
+            return
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(reply.format())
+        self._close()

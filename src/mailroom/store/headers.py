@@ -1,0 +1,85 @@
+"""Reading the few header fields the index keeps (From, To, Cc, Subject, Message-ID, Date)
+from a message's header block, quickly and without trusting it to be well formed."""
+
+from __future__ import annotations
+
+import email.header
+from dataclasses import dataclass
+
+__all__ = ["HeaderSummary", "summarize_headers", "trace_fields"]
+
+_WANTED = {
+    b"from": "from_",
+    b"to": "to",
+    b"cc": "cc",
+    b"subject": "subject",
+    b"message-id": "message_id",
+    b"date": "date",
+}
+MAX_HEADER_SCAN = 64 * 1024
+
+
+@dataclass(slots=True)
+class HeaderSummary:
+    from_: str = ""
+    to: str = ""
+    cc: str = ""
+    subject: str = ""
+    message_id: str = ""
+    date: str = ""
+
+
+def _decode(raw: bytes) -> str:
+    text = raw.decode("utf-8", errors="replace")
+    text = " ".join(text.split())
+    if "=?" in text:
+        try:
+            parts = email.header.decode_header(text)
+            text = "".join(
+                part.decode(charset or "utf-8", errors="replace")
+                if isinstance(part, bytes)
+                else part
+                for part, charset in parts
+            )
+        except (LookupError, ValueError):
+            pass
+    return text
+
+
+def _fields(message: bytes):
+    head = message[:MAX_HEADER_SCAN]
+    end = head.find(b"\r\n\r\n")
+    if end < 0:
+        end = head.find(b"\n\n")
+    if end >= 0:
+        head = head[:end]
+    name = None
+    value = bytearray()
+    for line in head.splitlines():
+        if line[:1] in (b" ", b"\t") and name is not None:
+            value += b" " + line.strip()
+            continue
+        if name is not None:
+            yield name, bytes(value)
+        key, colon, rest = line.partition(b":")
+        if not colon:
+            name = None
+            continue
+        name, value = key.strip().lower(), bytearray(rest.strip())
+    if name is not None:
+        yield name, bytes(value)
+
+
+def summarize_headers(message: bytes) -> HeaderSummary:
+    summary = HeaderSummary()
+    for name, value in _fields(message):
+        attr = _WANTED.get(name)
+        if attr is not None and not getattr(summary, attr):
+            setattr(summary, attr, _decode(value))
+    return summary
+
+
+def trace_fields(message: bytes) -> list[tuple[str, str]]:
+    """All header fields, in order, as (lower-case name, value): for reading our own trace
+    fields back when the index is rebuilt."""
+    return [(name.decode("latin-1"), _decode(value)) for name, value in _fields(message)]

@@ -1,0 +1,37 @@
+"""Queue ids: short, unique in this data directory, sortable by time of arrival.
+
+16 characters of Crockford base32: 48 bits of milliseconds since the epoch, then 32 bits from a
+counter that starts at a random value, so ids made in the same millisecond stay ordered.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+__all__ = ["new_queue_id", "queue_id_time"]
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_counter = secrets.randbits(32)
+
+
+def _encode(value: int, length: int) -> str:
+    out = []
+    for _ in range(length):
+        out.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(out))
+
+
+def new_queue_id(now: float | None = None) -> str:
+    global _counter
+    millis = int((time.time() if now is None else now) * 1000) & ((1 << 48) - 1)
+    _counter = (_counter + 1) & 0xFFFFFFFF
+    return _encode((millis << 32) | _counter, 16)
+
+
+def queue_id_time(queue_id: str) -> float:
+    value = 0
+    for char in queue_id.upper():
+        value = value * 32 + _ALPHABET.index(char)
+    return (value >> 32) / 1000

@@ -1,0 +1,182 @@
+"""The SQLite index of stored messages: metadata for listing and search, never the only copy
+of anything. ``rebuild`` makes it anew from the Maildirs."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+__all__ = ["Index", "IndexRow"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id TEXT PRIMARY KEY,
+    received REAL NOT NULL,
+    mailbox TEXT NOT NULL,
+    path TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    recipients TEXT NOT NULL,
+    from_header TEXT NOT NULL DEFAULT '',
+    to_header TEXT NOT NULL DEFAULT '',
+    cc_header TEXT NOT NULL DEFAULT '',
+    subject TEXT NOT NULL DEFAULT '',
+    message_id TEXT NOT NULL DEFAULT '',
+    size INTEGER NOT NULL,
+    client_ip TEXT NOT NULL DEFAULT '',
+    helo TEXT NOT NULL DEFAULT '',
+    auth_user TEXT,
+    tls INTEGER NOT NULL DEFAULT 0,
+    read INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS messages_received ON messages (received);
+"""
+
+_COLUMNS = (
+    "id",
+    "received",
+    "mailbox",
+    "path",
+    "sender",
+    "recipients",
+    "from_header",
+    "to_header",
+    "cc_header",
+    "subject",
+    "message_id",
+    "size",
+    "client_ip",
+    "helo",
+    "auth_user",
+    "tls",
+)
+
+
+@dataclass(slots=True)
+class IndexRow:
+    id: str
+    received: float
+    mailbox: str
+    path: str  # relative to the data directory
+    sender: str
+    recipients: list[str]
+    size: int
+    from_header: str = ""
+    to_header: str = ""
+    cc_header: str = ""
+    subject: str = ""
+    message_id: str = ""
+    client_ip: str = ""
+    helo: str = ""
+    auth_user: str | None = None
+    tls: bool = False
+    read: bool = field(default=False)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class Index:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            db.execute("PRAGMA journal_mode=WAL")
+            # The Maildir is the durable copy; the index may lose its last moments in a crash
+            # and be rebuilt, so it need not sync on every commit.
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(SCHEMA)
+            self._db = db
+        return self._db
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def insert(self, rows: Iterable[IndexRow]) -> None:
+        values = [
+            tuple(
+                json.dumps(r.recipients) if c == "recipients" else getattr(r, c) for c in _COLUMNS
+            )
+            for r in rows
+        ]
+        placeholders = ", ".join("?" for _ in _COLUMNS)
+        with self._lock:
+            db = self._connect()
+            with db:
+                db.executemany(
+                    f"INSERT OR REPLACE INTO messages ({', '.join(_COLUMNS)}) "
+                    f"VALUES ({placeholders})",
+                    values,
+                )
+
+    def _row(self, row: sqlite3.Row) -> IndexRow:
+        data = dict(row)
+        data["recipients"] = json.loads(data["recipients"])
+        data["tls"] = bool(data["tls"])
+        data["read"] = bool(data["read"])
+        return IndexRow(**data)
+
+    def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[IndexRow]:
+        with self._lock:
+            db = self._connect()
+            db.row_factory = sqlite3.Row
+            try:
+                return [self._row(r) for r in db.execute(sql, params)]
+            finally:
+                db.row_factory = None
+
+    def list(self, *, limit: int = 50, offset: int = 0) -> list[IndexRow]:
+        return self._query(
+            "SELECT * FROM messages ORDER BY received DESC, id DESC LIMIT ? OFFSET ?",
+            (limit, offset),
+        )
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._connect().execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
+    def get(self, message_id: str) -> IndexRow | None:
+        rows = self._query("SELECT * FROM messages WHERE id = ?", (message_id,))
+        if not rows:
+            # A unique prefix is enough, as with git hashes.
+            rows = self._query(
+                "SELECT * FROM messages WHERE id LIKE ? ORDER BY id LIMIT 2", (message_id + "%",)
+            )
+            if len(rows) != 1:
+                return None
+        return rows[0]
+
+    def delete(self, ids: Iterable[str]) -> None:
+        with self._lock:
+            db = self._connect()
+            with db:
+                db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
+
+    def replace_all(self, rows: Iterator[IndexRow]) -> int:
+        with self._lock:
+            db = self._connect()
+            with db:
+                db.execute("DELETE FROM messages")
+        count = 0
+        batch: list[IndexRow] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= 500:
+                self.insert(batch)
+                count += len(batch)
+                batch = []
+        if batch:
+            self.insert(batch)
+            count += len(batch)
+        return count
