@@ -422,7 +422,7 @@ MESSAGE_TOO_BIG = _reply(
 BARE_LINE_ENDING = _reply(
     554,
     "5.6.0",
-    "Error: bare <CR> or <LF> in message data (see RFC 5321 §2.3.8)",
+    "Error: bare <CR> or <LF> in message data (see RFC 5321 section 2.3.8)",
     when="end of data of a message holding a CR or LF that is not part of CRLF (refused to "
     "prevent SMTP smuggling; a setting normalises instead)",
     commands=("END_OF_DATA", "BDAT"),
@@ -508,8 +508,16 @@ CANNOT_VERIFY = _reply(
     252,
     "2.5.0",
     "Cannot VRFY user, but will accept message and attempt delivery",
-    when="reply to VRFY (and EXPN) when the server does not reveal its users",
-    commands=("VRFY", "EXPN"),
+    when="reply to VRFY when the server does not reveal its users",
+    commands=("VRFY",),
+    ref="RFC 5321 §3.5.3, §7.3",
+)
+CANNOT_EXPAND = _reply(
+    252,
+    "2.5.0",
+    "Cannot EXPN list, but will accept message and attempt delivery",
+    when="reply to EXPN when the server does not reveal its lists",
+    commands=("EXPN",),
     ref="RFC 5321 §3.5.3, §7.3",
 )
 VERIFIED = _reply(
