@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 
 from mailroom.codes import Reply
@@ -50,11 +51,24 @@ class Extensions:
 
 NO_EXTENSIONS = Extensions()
 
+# How much of a client's text a reply repeats: a path is at most 256 octets (RFC 5321
+# §4.5.3.1.3), a parameter keyword is short. Reply lines stay within 512 octets (§4.5.3.1.5).
+SHOWN_PATH = 256
+SHOWN_KEYWORD = 64
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
+
+
+def shown(text: str, limit: int) -> str:
+    """``text`` as a reply may repeat it: printable ASCII only (reply text is ASCII, RFC 5321
+    §4.2; other characters become "?") and at most ``limit`` characters."""
+    text = _UNPRINTABLE.sub("?", text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
 
 def _parameter_reply(error: ParameterError) -> Reply:
     if error.unknown:
-        return replies.PARAMETER_UNKNOWN(param=error.name)
-    return replies.PARAMETER_MALFORMED(param=error.name)
+        return replies.PARAMETER_UNKNOWN(param=shown(error.name, SHOWN_KEYWORD))
+    return replies.PARAMETER_MALFORMED(param=shown(error.name, SHOWN_KEYWORD))
 
 
 def _split_argument(argument: str, keyword: str, syntax: Reply) -> tuple[str, str]:
@@ -90,11 +104,11 @@ def parse_mail(
     except ParameterError as error:
         raise Refused(_parameter_reply(error)) from None
     if not path.isascii() and not params.smtputf8:
-        raise Refused(replies.NON_ASCII_ADDRESS(address=path))
+        raise Refused(replies.NON_ASCII_ADDRESS(address=shown(path, SHOWN_PATH)))
     try:
         sender = parse_path(path, utf8=params.smtputf8, allow_null=True, allow_postmaster=False)
     except AddressError:
-        raise Refused(replies.SENDER_SYNTAX(address=path)) from None
+        raise Refused(replies.SENDER_SYNTAX(address=shown(path, SHOWN_PATH))) from None
     if max_size and params.size is not None and params.size > max_size:
         raise Refused(replies.MESSAGE_SIZE_EXCEEDS_LIMIT())
     return sender, params
@@ -110,11 +124,11 @@ def parse_rcpt(
     except ParameterError as error:
         raise Refused(_parameter_reply(error)) from None
     if not path.isascii() and not smtputf8:
-        raise Refused(replies.NON_ASCII_ADDRESS(address=path))
+        raise Refused(replies.NON_ASCII_ADDRESS(address=shown(path, SHOWN_PATH)))
     try:
         recipient = parse_path(path, utf8=smtputf8, allow_null=False, allow_postmaster=True)
     except AddressError:
-        raise Refused(replies.RECIPIENT_SYNTAX(address=path)) from None
+        raise Refused(replies.RECIPIENT_SYNTAX(address=shown(path, SHOWN_PATH))) from None
     assert recipient is not None
     return recipient, params
 
