@@ -54,3 +54,23 @@ class SessionSettings:
 
     # The text of HELP: the verbs this server knows.
     help_commands: str = "HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY EXPN HELP STARTTLS AUTH"
+
+    def __post_init__(self) -> None:
+        # A bad setting is a configuration error, found when the listener is built, never an
+        # exception in the middle of a session.
+        from mailroom.protocol.sasl import SUPPORTED_MECHANISMS
+
+        unsupported = [m for m in self.auth_mechanisms if m not in SUPPORTED_MECHANISMS]
+        if unsupported:
+            raise ValueError(
+                f"unsupported AUTH mechanisms {', '.join(unsupported)}; "
+                f"mailroom offers {', '.join(SUPPORTED_MECHANISMS)}"
+            )
+        for name in ("max_command_line", "max_text_line", "max_auth_line"):
+            if getattr(self, name) < 3:
+                raise ValueError(f"{name} must hold at least a character and CRLF")
+        for name in ("max_recipients", "max_bad_commands"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.max_message_size < 0:
+            raise ValueError("max_message_size must be 0 (no limit) or more")
