@@ -79,7 +79,7 @@ from mailroom.protocol.states import (
     TLS_EXEMPT,
     State,
 )
-from mailroom.protocol.syntax import AddressError, Mailbox, parse_domain
+from mailroom.protocol.syntax import MAX_DOMAIN, AddressError, Mailbox, parse_domain
 
 __all__ = ["NEED_DATA", "PAUSED", "ProtocolUsageError", "ServerConnection", "Transaction"]
 
@@ -139,6 +139,7 @@ class ServerConnection:
         self._queued: Event | None = None  # an event ready before next_event asked for it
         self._bad_commands = 0
         self._discarding_line = False  # the rest of an overlong line is being dropped
+        self._long_line_head = b""  # the first octets of the last overlong line
         self._skip = 0  # octets of a refused BDAT chunk still to drop
         self._skip_reply: Reply | None = None
         self._reader: DotReader | ChunkReader | None = None
@@ -226,12 +227,15 @@ class ServerConnection:
         return reply.format(enhanced=self._enhanced and reply.code != 220)
 
     def receive_data(self, data: bytes) -> None:
-        """Bytes from the client; ``b""`` means the client closed its side."""
-        if data:
-            if not self._eof:
-                self._buffer += data
-        else:
+        """Bytes from the client; ``b""`` means the client closed its side.
+
+        Bytes that arrive between an accepted STARTTLS and ``tls_started`` are plaintext the
+        client had no business sending (CVE-2011-0411): they are dropped, as is anything after
+        the connection closed."""
+        if not data:
             self._eof = True
+        elif not self._eof and self.state not in (State.TLS_PENDING, State.CLOSED):
+            self._buffer += data
 
     def next_event(self) -> Event | _Sentinel:
         if self._waiting is not None or self.state in (State.GREETING, State.TLS_PENDING):
@@ -280,6 +284,8 @@ class ServerConnection:
         if self.state is not State.TLS_PENDING:
             raise ProtocolUsageError("tls_started without an accepted STARTTLS")
         self.tls_active = True
+        self._buffer.clear()
+        self._discarding_line = False
         self._reset_session()
         self.state = State.NEED_HELLO
 
@@ -368,8 +374,13 @@ class ServerConnection:
             if reply.code == 235:
                 self.authenticated = event.credentials.username
             self._end_auth()
-        elif isinstance(event, CommandRejected) and self.state is State.AUTH:
-            self._end_auth()
+        elif isinstance(event, CommandRejected):
+            if self.state is State.AUTH:
+                self._end_auth()
+            elif event.command == "RCPT" and self.transaction is not None:
+                # Refused for syntax or a limit is refused all the same: DATA then gets
+                # "no valid recipients" (RFC 5321 §3.3), as after a policy refusal.
+                self.transaction.refused_recipients += 1
 
     def _end_auth(self) -> None:
         self._mechanism = None
@@ -379,6 +390,8 @@ class ServerConnection:
 
     def _reset_transaction(self) -> None:
         self.transaction = None
+        self._reader = None
+        self._stream = None  # BDAT chunks of an abandoned message are not carried over
         self._bdat_failed = False
 
     def _end_transaction(self, *, failed_chunk: bool) -> None:
@@ -389,11 +402,10 @@ class ServerConnection:
         self.state = State.READY
 
     def _reset_session(self) -> None:
+        self._reset_transaction()
         self.hello_domain = None
         self.esmtp = False
         self.authenticated = None
-        self.transaction = None
-        self._bdat_failed = False
         self._bad_commands = 0
 
     # -- reading commands ----------------------------------------------------------------------
@@ -406,6 +418,8 @@ class ServerConnection:
         if end < 0:
             if len(buffer) > limit:
                 # Drop it as it comes, so an endless line cannot fill memory.
+                if not self._discarding_line:
+                    self._long_line_head = bytes(buffer[:_HEAD])
                 self._discarding_line = True
                 buffer.clear()
             return None
@@ -415,6 +429,7 @@ class ServerConnection:
             self._discarding_line = False
             return _TOO_LONG
         if len(line) > limit:
+            self._long_line_head = line[:_HEAD]
             return _TOO_LONG
         return line
 
@@ -422,10 +437,16 @@ class ServerConnection:
         line = self._take_line(self._max_read)
         if line is None:
             return None
+        s = self.settings
+        if self._bad_commands >= s.max_bad_commands:
+            # Whatever the line is, even one too long to read or after a refusing greeting.
+            return CommandRejected("", replies.TOO_MANY_ERRORS(hostname=s.hostname))
         if self.state is State.NO_SERVICE:
             return self._no_service(line)
         if not isinstance(line, bytes):
-            return CommandRejected("", replies.LINE_TOO_LONG(limit=self.settings.max_command_line))
+            if s.auth_mechanisms and self._long_line_head.upper().startswith(b"AUTH "):
+                return CommandRejected("AUTH", replies.AUTH_LINE_TOO_LONG())
+            return CommandRejected("", replies.LINE_TOO_LONG(limit=s.max_command_line))
         length = len(line)
         line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
         if b"\r" in line or b"\0" in line:
@@ -435,7 +456,9 @@ class ServerConnection:
         except UnicodeDecodeError:
             return CommandRejected("", replies.BAD_CHARACTERS())
         verb, _, argument = text.partition(" ")
-        return self._command(verb.upper(), argument.strip(" "), length)
+        # Verbs are ASCII: str.upper would make "MAIL" of "maıl" and "STARTTLS" of "ſtarttls".
+        verb = verb.upper() if verb.isascii() else verb
+        return self._command(verb, argument.strip(" "), length)
 
     def _no_service(self, line: bytes | _Sentinel) -> Event:
         if isinstance(line, bytes) and line.strip().upper() == b"QUIT":
@@ -444,13 +467,7 @@ class ServerConnection:
 
     def _command(self, verb: str, argument: str, length: int) -> Event | None:
         s = self.settings
-        if self._bad_commands >= s.max_bad_commands:
-            return CommandRejected(verb, replies.TOO_MANY_ERRORS(hostname=s.hostname))
         sequence = SEQUENCE.get(verb)
-        if sequence is None:
-            if verb in NOT_IMPLEMENTED:
-                return CommandRejected(verb, replies.NOT_IMPLEMENTED())
-            return CommandRejected(verb, replies.UNKNOWN_COMMAND())
         limit = s.max_command_line
         if verb == "MAIL":
             limit += _MAIL_ALLOWANCE
@@ -465,6 +482,10 @@ class ServerConnection:
                 else replies.LINE_TOO_LONG(limit=s.max_command_line)
             )
             return CommandRejected(verb, reply)
+        if sequence is None:
+            if verb in NOT_IMPLEMENTED:
+                return CommandRejected(verb, replies.NOT_IMPLEMENTED())
+            return CommandRejected(verb, replies.UNKNOWN_COMMAND())
         if s.require_tls and not self.tls_active and verb not in TLS_EXEMPT:
             return self._refuse_maybe_chunk(verb, argument, replies.TLS_REQUIRED())
         if s.require_auth and self.authenticated is None and verb not in AUTH_EXEMPT:
@@ -494,7 +515,8 @@ class ServerConnection:
             # Many real clients say EHLO with a bare or odd host name (Windows names with "_");
             # RFC 5321 §4.1.4 says a server must not refuse on that ground. Only what cannot be
             # any name at all is refused.
-            if not domain.isascii() or not domain.isprintable():
+            # Nor what is longer than any domain: it would only be echoed back.
+            if not domain.isascii() or not domain.isprintable() or len(domain) > MAX_DOMAIN:
                 return CommandRejected(verb, replies.HELLO_SYNTAX(verb=verb))
         hostname = self.settings.hostname
         if verb == "EHLO":
@@ -608,7 +630,7 @@ class ServerConnection:
             return CommandRejected(
                 "EXPN", replies.ARGUMENT_REQUIRED(verb="EXPN", argument="mailing-list")
             )
-        return Expand(argument, replies.CANNOT_VERIFY())
+        return Expand(argument, replies.CANNOT_EXPAND())
 
     def _starttls(self, argument: str, refusal: ReplyTemplate | None) -> Event | None:
         if argument:
@@ -756,6 +778,7 @@ class ServerConnection:
 
 
 _TOO_LONG: Final = _Sentinel("TOO_LONG")
+_HEAD = 8  # octets of an overlong line kept to tell its verb
 
 _HANDLERS = {
     "EHLO": ServerConnection._ehlo,
