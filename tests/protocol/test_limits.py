@@ -1,0 +1,159 @@
+"""Limits: command line 512 octets (RFC 5321 §4.5.3.1.4), recipients per message
+(§4.5.3.1.8, 452 4.5.3), too many bad commands in a row (421 4.7.0), bad bytes in commands."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.protocol import wire as w
+from tests.protocol.transcript import Session, make_settings, run
+
+EHLO = (w.EHLO, w.EHLO_OK)
+MAIL = (w.MAIL, w.SENDER_OK)
+TOO_MANY_RECIPIENTS = b"452 4.5.3 Error: too many recipients\r\n"
+TOO_MANY_ERRORS = b"421 4.7.0 mx.example.test Error: too many errors, closing connection\r\n"
+
+
+def noop_of(length: int) -> bytes:
+    """A NOOP line of exactly ``length`` octets with its CRLF."""
+    return b"NOOP " + b"x" * (length - 7) + b"\r\n"
+
+
+def test_command_line_of_512_octets_is_accepted():
+    assert len(noop_of(512)) == 512
+    run([EHLO, (noop_of(512), w.OK)])
+
+
+@pytest.mark.parametrize("length", [513, 600, 1100, 1200, 5000, 100_000])
+def test_longer_command_line_is_refused_and_the_session_goes_on(length):
+    byte_steps = (None, 1) if length < 10_000 else (None, 997)
+    run(
+        [EHLO, (noop_of(length), w.LINE_TOO_LONG), w.NOOP, (w.MAIL, w.SENDER_OK)],
+        byte_steps=byte_steps,
+    )
+
+
+@pytest.mark.parametrize("line", [b"XXXX " + b"x" * 600 + b"\r\n", b"x" * 2000 + b"\r\n"])
+def test_overlong_unknown_command_is_a_long_line(line):
+    run([EHLO, (line, w.LINE_TOO_LONG), w.NOOP])
+
+
+def test_endless_line_does_not_fill_memory():
+    session = Session(make_settings())
+    assert session.feed(w.EHLO) == w.EHLO_OK
+    for _ in range(200):
+        assert session.feed(b"A" * 1000) == b""
+        assert session.conn.buffered < 4096
+    assert session.feed(b"\r\nNOOP\r\n") == w.LINE_TOO_LONG + w.OK
+
+
+def test_mail_and_rcpt_lines_get_the_extensions_allowance():
+    # RFC 1870 §3, RFC 3461 §5: SIZE and DSN parameters lengthen MAIL and RCPT lines.
+    orcpt = b"rfc822;" + b"o" * 480 + b"@example.test"
+    rcpt = b"RCPT TO:<bob@example.test> NOTIFY=SUCCESS,FAILURE,DELAY ORCPT=" + orcpt + b"\r\n"
+    assert 512 < len(rcpt) <= 1012
+    envid = b"e" * 100
+    mail = (
+        b"MAIL FROM:<"
+        + b"s" * 64
+        + b"@"
+        + b"d" * 60
+        + b".example> SIZE=12345 BODY=8BITMIME RET=HDRS ENVID="
+        + envid
+        + b" SMTPUTF8\r\n"
+    )
+    run([EHLO, (mail, w.SENDER_OK), (rcpt, w.RECIPIENT_OK)])
+    too_long = b"RCPT TO:<bob@example.test> ORCPT=rfc822;" + b"o" * 1000 + b"\r\n"
+    run([EHLO, MAIL, (too_long, w.LINE_TOO_LONG), (w.RCPT, w.RECIPIENT_OK)])
+
+
+def test_101st_recipient_gets_452():
+    rcpts = [(b"RCPT TO:<user%d@example.test>\r\n" % n, w.RECIPIENT_OK) for n in range(100)]
+    session = run(
+        [
+            EHLO,
+            MAIL,
+            *rcpts,
+            (b"RCPT TO:<user100@example.test>\r\n", TOO_MANY_RECIPIENTS),
+            (b"RCPT TO:<user101@example.test>\r\n", TOO_MANY_RECIPIENTS),
+            (b"DATA\r\n", w.GO_AHEAD),
+            (b"hi\r\n.\r\n", w.QUEUED),
+            MAIL,
+            (w.RCPT, w.RECIPIENT_OK),
+        ],
+        byte_steps=(None, 5),
+    )
+    assert session.messages == [b"hi\r\n"]
+
+
+def test_recipient_limit_is_a_setting():
+    settings = make_settings(max_recipients=2)
+    run(
+        [
+            EHLO,
+            MAIL,
+            (b"RCPT TO:<a@example.test>\r\n", w.RECIPIENT_OK),
+            (b"RCPT TO:<b@example.test>\r\n", w.RECIPIENT_OK),
+            (b"RCPT TO:<c@example.test>\r\n", TOO_MANY_RECIPIENTS),
+        ],
+        settings=settings,
+    )
+
+
+def test_too_many_bad_commands_in_a_row():
+    bad = [(b"BOGUS\r\n", w.UNKNOWN)] * 20
+    session = run([EHLO, *bad, (b"NOOP\r\n", TOO_MANY_ERRORS), (b"NOOP\r\n", b"")])
+    assert session.conn.closed
+
+
+def test_good_commands_reset_the_count():
+    bad = [(b"BOGUS\r\n", w.UNKNOWN)] * 19
+    session = run([EHLO, *bad, w.NOOP, *bad, w.NOOP, *bad, (w.MAIL, w.SENDER_OK)])
+    assert not session.conn.closed
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        (b"BOGUS\r\n", w.UNKNOWN),
+        (b"TURN\r\n", w.NOT_IMPLEMENTED),
+        (b"RCPT TO:<a@example.test>\r\n", w.NEED_MAIL),
+        (
+            b"MAIL FROM:<bad..a@example.test>\r\n",
+            b"501 5.1.7 <bad..a@example.test>: Bad sender address syntax\r\n",
+        ),
+        (noop_of(2000), w.LINE_TOO_LONG),
+        (b"NOOP\x00\r\n", w.BAD_CHARACTERS),
+    ],
+    ids=["unknown", "unimplemented", "sequence", "syntax", "long-line", "nul"],
+)
+def test_every_kind_of_bad_command_counts(bad):
+    settings = make_settings(max_bad_commands=3)
+    session = run(
+        [EHLO, bad, bad, bad, (w.MAIL, TOO_MANY_ERRORS), (b"QUIT\r\n", b"")], settings=settings
+    )
+    assert session.conn.closed
+    # the fourth bad command itself is answered with 421, whatever kind it is
+    session = run([EHLO, bad, bad, bad, (bad[0], TOO_MANY_ERRORS)], settings=settings)
+    assert session.conn.closed
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"NOOP\x00\r\n",
+        b"NO\x00OP\r\n",
+        b"NOOP\rRSET\r\n",
+        b"NOOP \xff\xfe\r\n",
+        b"MAIL FROM:<a\xc3@example.test>\r\n",
+        b"\x00\r\n",
+    ],
+)
+def test_bad_bytes_in_a_command(line):
+    run([EHLO, (line, w.BAD_CHARACTERS), w.NOOP])
+
+
+def test_bare_lf_ends_a_command_line():
+    # Postfix and most servers accept LF alone as the end of a command (RFC 5321 §2.3.8 asks
+    # clients for CRLF); it is only in message data that bare LF is dangerous.
+    run([EHLO, (b"NOOP\n", w.OK), (b"MAIL FROM:<a@example.test>\n", w.SENDER_OK)])
