@@ -342,10 +342,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_serve(commands)
     _add_store_commands(commands)
+    bench = commands.add_parser(
+        "bench-client", help="SMTP load generator (see `mailroom bench-client --help`)",
+        add_help=False,
+    )
+    bench.add_argument("args", nargs=argparse.REMAINDER)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench-client"]:
+        from mailroom.loadgen import main as bench_client
+
+        return bench_client(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mailroom.store.durability import BatchSync, fsync_directory
 from mailroom.store.envelope import Envelope, trace_header
 from mailroom.store.headers import MAX_HEADER_SCAN, summarize_headers
 from mailroom.store.index import Index, IndexRow
@@ -141,15 +142,18 @@ class MessageWriter:
 
     # -- in the committer thread ---------------------------------------------------------
 
-    def _write_out(self) -> None:
-        """Write what is left, fsync the file; the file stays in tmp/."""
+    def _write_rest(self) -> int:
+        """Write what is still in memory; returns the open file, not yet synced."""
         if self._fd is None:
             self._open()
         self._write_buffer()
         assert self._fd is not None
-        os.fsync(self._fd)
-        os.close(self._fd)
-        self._fd = None
+        return self._fd
+
+    def _close_file(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def _final_path(self) -> Path:
         return self.mailbox / "new" / maildir_filename(self.envelope, len(self.header) + self._size)
@@ -179,6 +183,7 @@ class MaildirStore:
         hostname: str,
         loop: asyncio.AbstractEventLoop,
         index: Index | None = None,
+        sync_mode: str = "auto",
     ) -> None:
         self.data_dir = data_dir
         self.mail_dir = data_dir / "mail"
@@ -188,6 +193,7 @@ class MaildirStore:
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="mailroom-committer", daemon=True)
         self._mailboxes: dict[str, Path] = {}
+        self._sync = BatchSync(str(data_dir), sync_mode)
         # Tests and the hostile suite inject storage faults here: a callable that raises
         # OSError (ENOSPC, EIO) as a full disk or a failing device would.
         self.fault: Callable[[], None] | None = None
@@ -254,36 +260,44 @@ class MaildirStore:
 
     def _commit(self, batch: list[_Job]) -> None:
         started = time.perf_counter()
-        written: list[tuple[_Job, Path, Path]] = []
+        written: list[_Job] = []
         for job in batch:
-            writer = job.writer
             try:
-                writer._write_out()
-                assert writer._tmp_path is not None
-                written.append((job, writer._tmp_path, writer._final_path()))
+                job.writer._write_rest()
+                written.append(job)
             except OSError as exc:
-                writer._cleanup()
+                job.writer._cleanup()
                 job.error = StoreError(f"{exc.strerror or exc}")
+        try:
+            self.check_fault()
+            self._sync.sync([job.writer._fd for job in written if job.writer._fd is not None])
+        except OSError as exc:
+            # Which file failed is not known: none of the batch is acknowledged, so the
+            # clients will send them again.
+            for job in written:
+                job.writer._cleanup()
+                job.error = StoreError(f"sync failed: {exc.strerror or exc}")
+            written = []
         directories: set[Path] = set()
         stored: list[tuple[_Job, Path]] = []
-        for job, tmp_path, final_path in written:
+        for job in written:
+            writer = job.writer
+            final_path = writer._final_path()
             try:
+                writer._close_file()
+                assert writer._tmp_path is not None
                 self.check_fault()
-                os.rename(tmp_path, final_path)
-                job.writer._tmp_path = None
+                os.rename(writer._tmp_path, final_path)
+                writer._tmp_path = None
                 directories.add(final_path.parent)
                 stored.append((job, final_path))
             except OSError as exc:
-                job.writer._cleanup()
+                writer._cleanup()
                 job.error = StoreError(f"{exc.strerror or exc}")
         failed_dirs: set[Path] = set()
         for directory in directories:
             try:
-                fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                fsync_directory(str(directory))
             except OSError as exc:
                 log.error("fsync of %s failed: %s", directory, exc)
                 failed_dirs.add(directory)

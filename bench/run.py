@@ -1,0 +1,211 @@
+"""Side-by-side SMTP throughput: mailroom and its peers under the same load, in one run.
+
+    python bench/run.py [--messages 20000] [--connections 50] [--size 1024] [--rounds 3]
+
+Starts each server on loopback in its own process, drives it with ``mailroom bench-client``
+(the same load for every server), and prints msg/s per server (the median of the rounds,
+which are interleaved so that drift on a noisy machine hits every server alike) and the ratio
+to aiosmtpd. Peers: aiosmtpd with a discarding handler and with a ``mailbox.Maildir`` handler
+(no fsync), on asyncio and on uvloop; Postfix's ``smtp-sink`` (C) when it is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.recv(1024)
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on port {port}")
+
+
+@dataclass
+class Target:
+    name: str
+    command: list[str]  # with {port} and {dir} placeholders
+    load: list[str] = field(default_factory=list)  # extra bench-client flags
+    rates: list[float] = field(default_factory=list)
+    details: list[dict[str, object]] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return statistics.median(self.rates) if self.rates else 0.0
+
+
+def mailroom(store: str, *extra: str) -> list[str]:
+    return [
+        PYTHON,
+        "-m",
+        "mailroom",
+        "serve",
+        "--smtp",
+        "127.0.0.1:{port}",
+        "--data",
+        "{dir}",
+        "--hostname",
+        "bench.test",
+        "--store",
+        store,
+        "--log-level",
+        "warning",
+        "--max-connections-per-ip",
+        "0",
+        *extra,
+    ]
+
+
+def aiosmtpd(kind: str, *extra: str) -> list[str]:
+    return [PYTHON, str(HERE / "aiosmtpd_server.py"), "{port}", kind, "{dir}/maildir", *extra]
+
+
+def targets(selection: str) -> list[Target]:
+    found = [
+        Target("mailroom --store none", mailroom("none")),
+        Target("mailroom --store none, PIPELINING", mailroom("none"), ["--pipelining"]),
+        Target("mailroom --store none, CHUNKING", mailroom("none"), ["--chunking"]),
+        Target("mailroom --store maildir (fsync)", mailroom("maildir")),
+        Target("mailroom --store maildir, PIPELINING", mailroom("maildir"), ["--pipelining"]),
+        Target("aiosmtpd discard", aiosmtpd("discard")),
+        Target("aiosmtpd discard, PIPELINING", aiosmtpd("discard"), ["--pipelining"]),
+        Target("aiosmtpd discard (uvloop)", aiosmtpd("discard", "--uvloop")),
+        Target("aiosmtpd Maildir (no fsync)", aiosmtpd("maildir")),
+    ]
+    sink = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+    if Path(sink).exists():
+        found.append(Target("postfix smtp-sink (C)", [sink, "-c", "127.0.0.1:{port}", "1000"]))
+    if selection == "all":
+        return found
+    wanted = selection.split(",")
+    return [t for t in found if any(w in t.name for w in wanted)]
+
+
+def run_one(target: Target, args: argparse.Namespace, root: Path) -> dict[str, object]:
+    port = free_port()
+    # Data directories are removed only at the end of the whole run: deleting thousands of
+    # files makes the next journal commits slow (discards), which would penalise the next run.
+    workdir = tempfile.mkdtemp(prefix="run-", dir=root)
+    if True:
+        command = [part.format(port=port, dir=workdir) for part in target.command]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        server = subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
+        try:
+            wait_for_port(port)
+            load = subprocess.run(
+                [
+                    PYTHON,
+                    "-m",
+                    "mailroom",
+                    "bench-client",
+                    "--server",
+                    f"127.0.0.1:{port}",
+                    "--messages",
+                    str(args.messages),
+                    "--connections",
+                    str(args.connections),
+                    "--size",
+                    str(args.size),
+                    "--json",
+                    *target.load,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
+            if not load.stdout.strip():
+                raise RuntimeError(f"{target.name}: load generator failed: {load.stderr}")
+            return json.loads(load.stdout)
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--messages", type=int, default=20000)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", default="all", help="comma-separated name fragments")
+    parser.add_argument("--tmp", default=None, help="where the servers keep their data")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+
+    chosen = targets(args.only)
+    print(
+        f"{args.messages} messages of {args.size} octets over {args.connections} connections, "
+        f"{args.rounds} rounds, median msg/s; {os.cpu_count()} CPUs",
+        flush=True,
+    )
+    root = Path(tempfile.mkdtemp(prefix="mailroom-bench-", dir=args.tmp))
+    try:
+        _run_rounds(chosen, args, root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+    baseline = next((t for t in chosen if t.name == "aiosmtpd discard"), None)
+    print()
+    print(f"{'server':<42} {'msg/s':>9} {'× aiosmtpd discard':>20}")
+    for target in chosen:
+        ratio = f"{target.rate / baseline.rate:.2f}" if baseline and baseline.rate else "-"
+        print(f"{target.name:<42} {target.rate:>9.0f} {ratio:>20}")
+    if args.json:
+        args.json.write_text(
+            json.dumps({t.name: {"median": t.rate, "rounds": t.details} for t in chosen}, indent=2)
+        )
+    return 0
+
+
+def _run_rounds(chosen: list[Target], args: argparse.Namespace, root: Path) -> None:
+    for round_number in range(args.rounds):
+        for target in chosen:
+            result = run_one(target, args, root)
+            target.rates.append(float(result["msg_per_s"]))  # type: ignore[arg-type]
+            target.details.append(result)
+            print(
+                f"  round {round_number + 1}: {target.name:<40} {result['msg_per_s']:>9} msg/s"
+                f"  p50 {result['p50_ms']} ms  failed {result['failed']}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
