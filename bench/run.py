@@ -112,48 +112,47 @@ def run_one(target: Target, args: argparse.Namespace, root: Path) -> dict[str, o
     # Data directories are removed only at the end of the whole run: deleting thousands of
     # files makes the next journal commits slow (discards), which would penalise the next run.
     workdir = tempfile.mkdtemp(prefix="run-", dir=root)
-    if True:
-        command = [part.format(port=port, dir=workdir) for part in target.command]
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        server = subprocess.Popen(
-            command,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=env,
-            start_new_session=True,
+    command = [part.format(port=port, dir=workdir) for part in target.command]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    server = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        wait_for_port(port)
+        load = subprocess.run(
+            [
+                PYTHON,
+                "-m",
+                "mailroom",
+                "bench-client",
+                "--server",
+                f"127.0.0.1:{port}",
+                "--messages",
+                str(args.messages),
+                "--connections",
+                str(args.connections),
+                "--size",
+                str(args.size),
+                "--json",
+                *target.load,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
         )
+        if not load.stdout.strip():
+            raise RuntimeError(f"{target.name}: load generator failed: {load.stderr}")
+        return json.loads(load.stdout)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
         try:
-            wait_for_port(port)
-            load = subprocess.run(
-                [
-                    PYTHON,
-                    "-m",
-                    "mailroom",
-                    "bench-client",
-                    "--server",
-                    f"127.0.0.1:{port}",
-                    "--messages",
-                    str(args.messages),
-                    "--connections",
-                    str(args.connections),
-                    "--size",
-                    str(args.size),
-                    "--json",
-                    *target.load,
-                ],
-                capture_output=True,
-                text=True,
-                timeout=900,
-            )
-            if not load.stdout.strip():
-                raise RuntimeError(f"{target.name}: load generator failed: {load.stderr}")
-            return json.loads(load.stdout)
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
 
 
 def main() -> int:
