@@ -21,7 +21,7 @@ $(STAMP_DEV): pyproject.toml | $(BIN)/python
 	touch $@ $(STAMP_RUN)
 
 run: $(STAMP_RUN)
-	$(BIN)/mailroom --help
+	$(BIN)/mailroom serve $(ARGS)
 
 test: $(STAMP_DEV)
 	$(BIN)/ruff check src tests bench
@@ -37,7 +37,8 @@ docs: $(STAMP_RUN)
 	$(BIN)/mailroom replies --markdown > docs/replies.md
 
 bench: $(STAMP_DEV)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(ARGS)
+	$(BIN)/python bench/memory.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

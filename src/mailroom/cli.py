@@ -7,6 +7,7 @@ work is done by the part the command is about.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -82,6 +83,19 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, object]:
     return overrides
 
 
+def _raise_open_files_limit(connections: int) -> None:
+    # Each connection is a file descriptor; the usual soft limit (1024) is below the default
+    # max_connections. Raise it as far as the hard limit allows, as Postfix and nginx do.
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + 256
+    if soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -95,6 +109,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"mailroom serve: {exc}", file=sys.stderr)
         return 2
     _setup_logging(config.log_level)
+    _raise_open_files_limit(config.max_connections)
 
     async def run() -> None:
         server = MailServer(config)
@@ -343,7 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(commands)
     _add_store_commands(commands)
     bench = commands.add_parser(
-        "bench-client", help="SMTP load generator (see `mailroom bench-client --help`)",
+        "bench-client",
+        help="SMTP load generator (see `mailroom bench-client --help`)",
         add_help=False,
     )
     bench.add_argument("args", nargs=argparse.REMAINDER)
