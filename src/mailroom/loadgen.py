@@ -17,6 +17,8 @@ import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
+from typing import cast
 
 __all__ = ["LoadResult", "run_load"]
 
@@ -46,16 +48,19 @@ class LoadResult:
         data["msg_per_s"] = round(self.rate, 1)
         for p in (50, 90, 99):
             data[f"p{p}_ms"] = round(self.percentile(p) * 1000, 2)
-        data["mean_ms"] = round(statistics.fmean(self.latencies) * 1000, 2) \
-            if self.latencies else 0.0
+        data["mean_ms"] = (
+            round(statistics.fmean(self.latencies) * 1000, 2) if self.latencies else 0.0
+        )
         return data
 
 
 def make_body(size: int, index: int = 0) -> bytes:
     """A message of about ``size`` octets: headers, then 76-character lines (no dot-stuffing
     needed: no line starts with a dot)."""
-    head = (f"From: bench@example.test\r\nTo: sink@example.test\r\n"
-            f"Subject: load {index}\r\nMessage-ID: <{index}.{time.time_ns()}@bench.test>\r\n\r\n")
+    head = (
+        f"From: bench@example.test\r\nTo: sink@example.test\r\n"
+        f"Subject: load {index}\r\nMessage-ID: <{index}.{time.time_ns()}@bench.test>\r\n\r\n"
+    )
     line = b"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_+=\r\n"
     body = bytearray(head.encode())
     while len(body) < size:
@@ -64,8 +69,9 @@ def make_body(size: int, index: int = 0) -> bytes:
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self, plan: _Plan, count: int, result: LoadResult, done: asyncio.Future[None]
-                 ) -> None:
+    def __init__(
+        self, plan: _Plan, count: int, result: LoadResult, done: asyncio.Future[None]
+    ) -> None:
         self.plan = plan
         self.remaining = count
         self.result = result
@@ -76,11 +82,11 @@ class _Connection(asyncio.Protocol):
         self.expected = 1
         self.ok = True
         self.started = 0.0
-        self.transport: asyncio.Transport | None = None
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set on connect
         self.state = "greeting"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         buffer = self.buffer + data
@@ -170,29 +176,46 @@ def _plan(size: int, recipients: int, pipelining: bool, chunking: bool) -> _Plan
     rcpts = [f"RCPT TO:<sink{i}@example.test>\r\n".encode() for i in range(recipients)]
     body = make_body(size)
     if chunking:
-        return _Plan([(mail + b"".join(rcpts) + f"BDAT {len(body)} LAST\r\n".encode() + body,
-                       recipients + 2)])
+        return _Plan(
+            [
+                (
+                    mail + b"".join(rcpts) + f"BDAT {len(body)} LAST\r\n".encode() + body,
+                    recipients + 2,
+                )
+            ]
+        )
     data_body = body + b".\r\n"
     if pipelining:
         return _Plan([(mail + b"".join(rcpts) + b"DATA\r\n", recipients + 2), (data_body, 1)])
     return _Plan([(mail, 1), *((r, 1) for r in rcpts), (b"DATA\r\n", 1), (data_body, 1)])
 
 
-async def run_load(host: str, port: int, *, messages: int, connections: int, size: int = 1024,
-                   recipients: int = 1, pipelining: bool = False, chunking: bool = False
-                   ) -> LoadResult:
+async def run_load(
+    host: str,
+    port: int,
+    *,
+    messages: int,
+    connections: int,
+    size: int = 1024,
+    recipients: int = 1,
+    pipelining: bool = False,
+    chunking: bool = False,
+) -> LoadResult:
     loop = asyncio.get_running_loop()
     result = LoadResult()
     plan = _plan(size, recipients, pipelining, chunking)
-    per_connection = [messages // connections + (1 if i < messages % connections else 0)
-                      for i in range(connections)]
+    per_connection = [
+        messages // connections + (1 if i < messages % connections else 0)
+        for i in range(connections)
+    ]
     started = time.perf_counter()
     waits = []
     for count in per_connection:
         done: asyncio.Future[None] = loop.create_future()
         try:
-            await loop.create_connection(lambda d=done, c=count: _Connection(plan, c, result, d),
-                                         host, port)
+            await loop.create_connection(
+                partial(_Connection, plan, count, result, done), host, port
+            )
         except OSError:
             result.connect_errors += 1
             result.failed += count
@@ -225,19 +248,28 @@ def main(argv: list[str] | None = None) -> int:
             uvloop.install()
         except ImportError:
             pass
-    result = asyncio.run(run_load(
-        host.strip("[]"), int(port), messages=args.messages, connections=args.connections,
-        size=args.size, recipients=args.recipients, pipelining=args.pipelining,
-        chunking=args.chunking,
-    ))
+    result = asyncio.run(
+        run_load(
+            host.strip("[]"),
+            int(port),
+            messages=args.messages,
+            connections=args.connections,
+            size=args.size,
+            recipients=args.recipients,
+            pipelining=args.pipelining,
+            chunking=args.chunking,
+        )
+    )
     summary = result.summary()
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"{result.messages} messages in {result.seconds:.2f} s: {result.rate:.0f} msg/s; "
-              f"latency p50 {summary['p50_ms']} ms, p90 {summary['p90_ms']} ms, "
-              f"p99 {summary['p99_ms']} ms; failed {result.failed}"
-              + (f" {result.refusals}" if result.refusals else ""))
+        print(
+            f"{result.messages} messages in {result.seconds:.2f} s: {result.rate:.0f} msg/s; "
+            f"latency p50 {summary['p50_ms']} ms, p90 {summary['p90_ms']} ms, "
+            f"p99 {summary['p99_ms']} ms; failed {result.failed}"
+            + (f" {result.refusals}" if result.refusals else "")
+        )
     return 0 if result.failed == 0 else 1
 
 

@@ -57,7 +57,9 @@ class _User:
 
 
 def _scram_text(secret: ScramSecret) -> str:
-    b64 = lambda data: base64.b64encode(data).decode("ascii")  # noqa: E731
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode("ascii")
+
     return (
         f"SCRAM-SHA-256${secret.iterations}:{b64(secret.salt)}"
         f"${b64(secret.stored_key)}:{b64(secret.server_key)}"

@@ -63,7 +63,7 @@ class MailServer:
         self.store: Any = None
         self.sessions: set[Session] = set()
         self.per_ip: Counter[str] = Counter()
-        self.servers: list[asyncio.AbstractServer] = []
+        self.servers: list[asyncio.Server] = []
         self.log_transactions = True
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False

@@ -15,7 +15,7 @@ import logging
 import ssl
 import time
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from mailroom.codes import Reply
 from mailroom.codes import catalogue as replies
@@ -44,11 +44,20 @@ if TYPE_CHECKING:
 
 __all__ = ["Session"]
 
+
+def _proposal(event: Event) -> Reply:
+    """The reply the protocol proposed with the event."""
+    reply: Reply | None = getattr(event, "reply", None)
+    assert reply is not None, f"{type(event).__name__} has no proposed reply"
+    return reply
+
+
 log = logging.getLogger("mailroom.smtp")
 
 MAX_BUFFERED = 4 * 1024 * 1024  # pause reading when this much input waits unprocessed
 # Replies to these stages may be 451 (RFC 5321 §4.3.2); elsewhere an internal error closes.
 _TRANSACTION_STAGES = frozenset({"MAIL", "RCPT", "END_OF_DATA", "BDAT"})
+_MESSAGE_ENDS = (MessageComplete, MessageRefused)
 
 
 class Session(asyncio.Protocol):
@@ -58,7 +67,7 @@ class Session(asyncio.Protocol):
         self.client_ip = ""
         self.client_port = 0
         self.transport: asyncio.Transport | None = None
-        self.conn: ServerConnection | None = None  # type: ignore[assignment]
+        self.conn = ServerConnection(server.session_settings, tls=listener.implicit_tls)
         self.last_activity = 0.0
         self.busy = False  # waiting for policy or the store
         self.shutting_down = False
@@ -68,7 +77,6 @@ class Session(asyncio.Protocol):
         self._writing_paused = False
         self._closing = False
         self._counted = False
-        self._tls = listener.implicit_tls
         # The one task a session may have running (a wait for policy, the store or TLS);
         # held here so it is not garbage-collected mid-flight.
         self._task: asyncio.Future[None] | None = None
@@ -77,7 +85,7 @@ class Session(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only alike.
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername") or ("", 0)
         self.client_ip, self.client_port = str(peer[0]), int(peer[1])
         self.last_activity = time.monotonic()
@@ -85,22 +93,20 @@ class Session(asyncio.Protocol):
         refusal = server.admit(self)
         if refusal is not None:
             log.info("refused connection: client=%s reply=%s", self.client_ip, str(refusal))
-            transport.write(refusal.format())
+            self.transport.write(refusal.format())
             self._close()
             return
         self._counted = True
-        self.conn = ServerConnection(
-            server.session_settings, client_address=self.client_ip, tls=self._tls
-        )
+        self.conn.client_address = self.client_ip
         greeting = server.policy.connect(self) or replies.GREETING(hostname=server.config.hostname)
-        transport.write(self.conn.greet(greeting))
+        self.transport.write(self.conn.greet(greeting))
         if self.conn.closed:
             self._close()
 
     def data_received(self, data: bytes) -> None:
         self.last_activity = time.monotonic()
         conn = self.conn
-        if conn is None or self._closing:
+        if self._closing:
             return
         conn.receive_data(data)
         if not self.busy:
@@ -109,7 +115,7 @@ class Session(asyncio.Protocol):
             self._pause_reading()
 
     def eof_received(self) -> bool | None:
-        if self.conn is not None and not self._closing:
+        if not self._closing:
             self.conn.receive_data(b"")
             if not self.busy:
                 self._process()
@@ -139,24 +145,26 @@ class Session(asyncio.Protocol):
 
     def _process(self) -> None:
         conn = self.conn
-        if conn is None:
-            return
         out = bytearray()
         try:
             while not self._closing and not self._writing_paused:
                 event = conn.next_event()
                 if event is NEED_DATA or event is PAUSED:
                     break
-                assert isinstance(event, Event)
-                if isinstance(event, MessageData):
-                    self._message_writer().write(event.data)
+                kind = type(event)
+                if kind is MessageData:
+                    writer = self._writer or self._message_writer()
+                    writer.write(event.data)  # type: ignore[union-attr]
                     continue
-                if isinstance(event, AuthSecretNeeded):
+                if kind is AuthSecretNeeded:
                     credentials = self.server.credentials
                     conn.send_auth_secret(
-                        credentials.scram_secret(event.username) if credentials else None
+                        credentials.scram_secret(event.username)  # type: ignore[union-attr]
+                        if credentials
+                        else None
                     )
                     continue
+                assert isinstance(event, Event)
                 reply = self._decide(event)
                 if reply is None:  # the client went away
                     self._flush(out)
@@ -212,18 +220,14 @@ class Session(asyncio.Protocol):
         if isinstance(event, MessageComplete):
             return self._complete(event, decision)
         if decision is None:
-            assert event.reply is not None
-            return event.reply
+            return _proposal(event)
         if isinstance(decision, Reply):
             return decision
         return self._proposal_unless(event, decision)
 
     async def _proposal_unless(self, event: Event, decision: Awaitable[Reply | None]) -> Reply:
         reply = await decision
-        if reply is None:
-            assert event.reply is not None
-            return event.reply
-        return reply
+        return _proposal(event) if reply is None else reply
 
     def _send(self, event: Event, reply: Reply, out: bytearray) -> None:
         out += self.conn.send(reply)
@@ -234,13 +238,19 @@ class Session(asyncio.Protocol):
                 event.stage,
                 str(reply).replace("\n", " / "),
             )
-        if isinstance(event, StartTLS) and reply.code == 220:
+            if self.shutting_down and type(event) in _MESSAGE_ENDS:
+                self._goodbye(out)
+        elif self.shutting_down and type(event) in _MESSAGE_ENDS:
+            self._goodbye(out)
+        elif reply.code == 220 and type(event) is StartTLS:
             self._flush(out)
             self._start_tls()
-        elif isinstance(event, MessageComplete | MessageRefused) and self.shutting_down:
-            out += replies.SHUTTING_DOWN(hostname=self.server.config.hostname).format()
-            self._flush(out)
-            self._close()
+
+    def _goodbye(self, out: bytearray) -> None:
+        # Shutting down: the message in flight got its reply; now the session ends.
+        out += replies.SHUTTING_DOWN(hostname=self.server.config.hostname).format()
+        self._flush(out)
+        self._close()
 
     def _flush(self, out: bytearray) -> None:
         if out and self.transport is not None and not self.transport.is_closing():
@@ -269,7 +279,8 @@ class Session(asyncio.Protocol):
 
     def _message_writer(self) -> MessageWriter:
         if self._writer is None:
-            self._writer = self.server.store.begin(self._envelope())
+            store = self.server.store
+            self._writer = store.begin(self._envelope() if store.wants_envelope else None)
         return self._writer
 
     def _abort_message(self) -> None:
@@ -333,6 +344,7 @@ class Session(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         transport = self.transport
         assert transport is not None
+        assert self.server.ssl_context is not None
         try:
             new_transport = await loop.start_tls(
                 transport,

@@ -4,6 +4,7 @@ from a message's header block, quickly and without trusting it to be well formed
 from __future__ import annotations
 
 import email.header
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 __all__ = ["HeaderSummary", "summarize_headers", "trace_fields"]
@@ -46,7 +47,7 @@ def _decode(raw: bytes) -> str:
     return text
 
 
-def _fields(message: bytes):
+def _fields(message: bytes) -> Iterator[tuple[bytes, bytes]]:
     head = message[:MAX_HEADER_SCAN]
     end = head.find(b"\r\n\r\n")
     if end < 0:

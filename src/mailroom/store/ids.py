@@ -6,6 +6,7 @@ counter that starts at a random value, so ids made in the same millisecond stay 
 
 from __future__ import annotations
 
+import base64
 import secrets
 import time
 
@@ -15,19 +16,16 @@ _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _counter = secrets.randbits(32)
 
 
-def _encode(value: int, length: int) -> str:
-    out = []
-    for _ in range(length):
-        out.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(out))
+# RFC 4648 base32 spelled in Crockford's alphabet (no I, L, O, U), which sorts like the number.
+_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
 
 
 def new_queue_id(now: float | None = None) -> str:
     global _counter
     millis = int((time.time() if now is None else now) * 1000) & ((1 << 48) - 1)
     _counter = (_counter + 1) & 0xFFFFFFFF
-    return _encode((millis << 32) | _counter, 16)
+    raw = ((millis << 32) | _counter).to_bytes(10, "big")
+    return base64.b32encode(raw).translate(_TO_CROCKFORD).decode("ascii")
 
 
 def queue_id_time(queue_id: str) -> float:

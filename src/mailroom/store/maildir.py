@@ -176,6 +176,8 @@ class _Job:
 class MaildirStore:
     """Maildirs under ``<data>/mail`` and the index ``<data>/index.sqlite``."""
 
+    wants_envelope = True
+
     def __init__(
         self,
         data_dir: Path,

@@ -4,6 +4,7 @@ queue id, but nothing is kept."""
 from __future__ import annotations
 
 from mailroom.store.envelope import Envelope
+from mailroom.store.ids import new_queue_id
 
 __all__ = ["NullStore", "NullWriter"]
 
@@ -26,6 +27,7 @@ class NullWriter:
 
 class NullStore:
     index = None
+    wants_envelope = False  # nothing is written, so the trace fields need not be made
 
     def start(self) -> None:
         pass
@@ -33,5 +35,5 @@ class NullStore:
     def close(self) -> None:
         pass
 
-    def begin(self, envelope: Envelope, mailbox: str = "catchall") -> NullWriter:
-        return NullWriter(envelope.queue_id)
+    def begin(self, envelope: Envelope | None, mailbox: str = "catchall") -> NullWriter:
+        return NullWriter(envelope.queue_id if envelope is not None else new_queue_id())
