@@ -77,6 +77,9 @@ class Session(asyncio.Protocol):
         self._writing_paused = False
         self._closing = False
         self._counted = False
+        # Decrypted input that arrives while the TLS handshake completes, before start_tls
+        # returns: a client may send EHLO in the same flight as its Finished message.
+        self._tls_early: bytearray | None = None
         # The one task a session may have running (a wait for policy, the store or TLS);
         # held here so it is not garbage-collected mid-flight.
         self._task: asyncio.Future[None] | None = None
@@ -107,6 +110,9 @@ class Session(asyncio.Protocol):
         self.last_activity = time.monotonic()
         conn = self.conn
         if self._closing:
+            return
+        if self._tls_early is not None:
+            self._tls_early += data
             return
         conn.receive_data(data)
         if not self.busy:
@@ -345,6 +351,10 @@ class Session(asyncio.Protocol):
         transport = self.transport
         assert transport is not None
         assert self.server.ssl_context is not None
+        # From here on the transport feeds the TLS layer, which hands this protocol only
+        # decrypted data: keep it for the protocol until it knows TLS is up. (Plaintext sent
+        # after STARTTLS, CVE-2011-0411, arrived before this and was dropped.)
+        self._tls_early = bytearray()
         try:
             new_transport = await loop.start_tls(
                 transport,
@@ -355,13 +365,17 @@ class Session(asyncio.Protocol):
             )
         except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as exc:
             log.info("TLS handshake failed: client=%s error=%s", self.client_ip, exc)
+            self._tls_early = None
             self._close()
             return
+        early, self._tls_early = self._tls_early, None
         if new_transport is None:
             self._close()
             return
         self.transport = new_transport
         self.conn.tls_started()
+        if early:
+            self.conn.receive_data(bytes(early))
         self.busy = False
         self.last_activity = time.monotonic()
         self._process()
