@@ -279,6 +279,21 @@ class ServerConnection:
             self.state = State.CLOSED
         return reply.format(enhanced=self._enhanced)
 
+    def close(self, reply: Reply) -> bytes:
+        """Close the session from the server's side, unasked: 421 on idle timeout (4.4.2), on
+        shutdown (4.3.2) or after a failed TLS handshake (RFC 5321 §3.8). Whatever was waiting
+        is void; returns the reply's bytes (with this session's enhanced-code choice), or
+        nothing if the session is closed already."""
+        if reply.code != 421:
+            raise ProtocolUsageError("a server closes a session with a 421 reply")
+        if self.state is State.CLOSED:
+            return b""  # closed already (QUIT, 421, EOF): nothing more is said
+        self._waiting = None
+        self._queued = None
+        self._abandon()
+        self.state = State.CLOSED
+        return reply.format(enhanced=self._enhanced)
+
     def tls_started(self) -> None:
         """The TLS handshake after STARTTLS succeeded: start over (RFC 3207 §4.2)."""
         if self.state is not State.TLS_PENDING:
@@ -577,12 +592,15 @@ class ServerConnection:
 
     def _bdat(self, argument: str, refusal: ReplyTemplate | None) -> Event | None:
         s = self.settings
-        if not s.chunking:
-            return CommandRejected("BDAT", replies.NOT_IMPLEMENTED())
         try:
             size, last = parse_bdat(argument)
         except Refused as refused:
-            return CommandRejected("BDAT", refused.reply)
+            reply = refused.reply if s.chunking else replies.NOT_IMPLEMENTED()
+            return CommandRejected("BDAT", reply)
+        if not s.chunking:
+            # Not offered, but a chunk that can be measured is dropped all the same: its
+            # octets are message content and must never be read as commands.
+            return self._skip_chunk(size, replies.NOT_IMPLEMENTED())
         if not self.esmtp:
             return self._skip_chunk(size, replies.EHLO_FIRST())
         if refusal is not None:
