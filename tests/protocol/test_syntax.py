@@ -375,7 +375,11 @@ def test_binarymime_needs_chunking():
             (b"MAIL FROM:<a@example.test> BODY=BINARYMIME\r\n", malformed(b"BODY")),
             (b"MAIL FROM:<a@example.test> BODY=8BITMIME\r\n", w.SENDER_OK),
             (w.RCPT, w.RECIPIENT_OK),
-            (b"BDAT 1 LAST\r\n", w.NOT_IMPLEMENTED),
+            # not offered: refused, but the chunk is still read and dropped, never executed
+            (b"BDAT 6 LAST\r\nRSET\r\n", w.NOT_IMPLEMENTED),
+            (b"BDAT x\r\n", w.NOT_IMPLEMENTED),
+            (b"DATA\r\n", w.GO_AHEAD),
+            (b".\r\n", w.QUEUED),
         ],
         settings=settings,
     )

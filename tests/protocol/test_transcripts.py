@@ -13,13 +13,15 @@ from mailroom.codes import catalogue as replies
 from mailroom.protocol import (
     PAUSED,
     ConnectionClosed,
+    Expand,
     Hello,
     ProtocolUsageError,
     ServerConnection,
     State,
+    Verify,
 )
 from tests.protocol import wire as w
-from tests.protocol.transcript import HOST, Session, make_settings, run
+from tests.protocol.transcript import HOST, Session, default_policy, make_settings, run
 
 # How to reach each state, and what the server says on the way.
 PREFIXES: dict[str, list[tuple[bytes, bytes]]] = {
@@ -375,3 +377,133 @@ def test_reply_out_of_turn():
     session = Session(make_settings())
     with pytest.raises(ProtocolUsageError):
         session.conn.send(replies.NOOP_OK())
+
+
+@pytest.mark.parametrize(
+    "reply, wire",
+    [
+        (
+            replies.IDLE_TIMEOUT(hostname=HOST),
+            b"421 4.4.2 mx.example.test Error: timeout exceeded, closing connection\r\n",
+        ),
+        (
+            replies.SHUTTING_DOWN(hostname=HOST),
+            b"421 4.3.2 mx.example.test Service shutting down, closing transmission channel\r\n",
+        ),
+        (
+            replies.TLS_HANDSHAKE_FAILED(hostname=HOST),
+            b"421 4.7.0 mx.example.test Error: TLS handshake failed, closing connection\r\n",
+        ),
+    ],
+    ids=["idle", "shutdown", "tls"],
+)
+@pytest.mark.parametrize(
+    "pending", [b"", b"MAIL FROM:<a@example.test>\r\n", b"DATA\r\npart of a mess"]
+)
+def test_server_initiated_close(reply, wire, pending):
+    session = Session(make_settings())
+    session.feed(w.EHLO + w.MAIL + w.RCPT)
+    conn = session.conn
+    if pending:
+        conn.receive_data(pending)  # read, maybe waiting for a reply, but not answered
+    conn.next_event()
+    assert conn.close(reply) == wire
+    assert conn.closed
+    assert session.feed(b"NOOP\r\n") == b""
+    assert [type(e) for e in session.events[-1:]] == [ConnectionClosed]
+    assert conn.close(reply) == b""
+
+
+def test_server_closes_only_with_421():
+    with pytest.raises(ProtocolUsageError):
+        Session(make_settings()).conn.close(replies.BYE())
+
+
+HELLO_LINE = b"250-mx.example.test Hello client.example.test\r\n"
+
+
+@pytest.mark.parametrize(
+    "changes, tls, keywords",
+    [
+        ({}, False, w.EHLO_KEYWORDS),
+        (
+            {"tls_available": True, "auth_mechanisms": ("PLAIN", "LOGIN", "CRAM-MD5")},
+            False,
+            b"250-PIPELINING\r\n250-SIZE 52428800\r\n250-STARTTLS\r\n250-AUTH CRAM-MD5\r\n"
+            b"250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n"
+            b"250-CHUNKING\r\n250 BINARYMIME\r\n",
+        ),
+        (
+            {"tls_available": True, "auth_mechanisms": ("PLAIN", "LOGIN", "CRAM-MD5")},
+            True,
+            b"250-PIPELINING\r\n250-SIZE 52428800\r\n250-AUTH PLAIN LOGIN CRAM-MD5\r\n"
+            b"250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n"
+            b"250-CHUNKING\r\n250 BINARYMIME\r\n",
+        ),
+        (
+            {
+                "auth_mechanisms": ("PLAIN",),
+                "auth_plaintext_without_tls": True,
+                "max_message_size": 0,
+            },
+            False,
+            b"250-PIPELINING\r\n250-SIZE\r\n250-AUTH PLAIN\r\n250-ENHANCEDSTATUSCODES\r\n"
+            b"250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250-CHUNKING\r\n250 BINARYMIME\r\n",
+        ),
+        (
+            {"binarymime": False, "dsn": False, "pipelining": False},
+            False,
+            b"250-SIZE 52428800\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n"
+            b"250 CHUNKING\r\n",
+        ),
+        # BINARYMIME needs 8BITMIME as well as CHUNKING (RFC 3030 §3)
+        (
+            {"eightbitmime": False, "smtputf8": False, "size": False},
+            False,
+            b"250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n250 CHUNKING\r\n",
+        ),
+    ],
+    ids=["default", "tls-offered", "over-tls", "plaintext-allowed", "fewer", "no-8bitmime"],
+)
+def test_ehlo_keywords(changes, tls, keywords):
+    run([(w.EHLO, HELLO_LINE + keywords)], settings=make_settings(**changes), tls=tls)
+
+
+def test_ehlo_with_no_extension_at_all():
+    settings = make_settings(
+        pipelining=False,
+        size=False,
+        eightbitmime=False,
+        smtputf8=False,
+        enhanced_status_codes=False,
+        chunking=False,
+        dsn=False,
+    )
+    run(
+        [
+            (w.EHLO, b"250 mx.example.test Hello client.example.test\r\n"),
+            (b"NOOP\r\n", b"250 Ok\r\n"),
+        ],
+        settings=settings,
+    )
+
+
+def _verifying_policy(event):
+    if isinstance(event, Verify):
+        if event.argument == "bob":
+            return replies.VERIFIED(address="Bob <bob@example.test>")
+        return replies.VERIFY_UNKNOWN(address=f"<{event.argument}>")
+    if isinstance(event, Expand):
+        return replies.EXPAND_DISABLED()
+    return default_policy(event)
+
+
+def test_vrfy_and_expn_answers_come_from_policy():
+    run(
+        [
+            (b"VRFY bob\r\n", b"250 2.1.5 Bob <bob@example.test>\r\n"),
+            (b"VRFY eve\r\n", b"550 5.1.1 <eve>: Recipient address rejected: User unknown\r\n"),
+            (b"EXPN staff\r\n", b"502 5.5.1 Error: EXPN command is disabled\r\n"),
+        ],
+        policy=_verifying_policy,
+    )
