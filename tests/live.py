@@ -26,7 +26,9 @@ from mailroom.config import load_config
 from mailroom.server import MailServer
 
 HOSTNAME = "mx.test"
-QUEUED = re.compile(rb"^250 2\.0\.0 Ok: queued as ([0-9A-Z]{16})\r?$", re.MULTILINE)
+QUEUED_REPLY = re.compile(r"\A250 2\.0\.0 Ok: queued as (?P<id>[0-9A-Z]{16})\r\n\Z")
+QUEUED_TEXT = re.compile(r"\A2\.0\.0 Ok: queued as (?P<id>[0-9A-Z]{16})\Z")
+QUEUED_SWAKS = re.compile(r"^<[-~]  250 2\.0\.0 Ok: queued as (?P<id>[0-9A-Z]{16})$", re.MULTILINE)
 SMTPS_LINE = re.compile(r"mailroom: SMTP on (?P<addresses>\S.*), data in ")
 STARTUP_TIMEOUT = 30.0
 
@@ -256,13 +258,14 @@ def serve_process(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
 
 
 def queue_id_of(reply: bytes | str) -> str:
-    """The queue id of a ``250 2.0.0 Ok: queued as ID`` reply (or a transcript holding one)."""
-    text = reply.encode() if isinstance(reply, str) else reply
-    if not text.startswith(b"250"):
-        text = b"250 " + text  # smtplib and aiosmtplib give the text without the code
-    match = QUEUED.search(text)
-    assert match, f"no queue id in {reply!r}"
-    return match[1].decode()
+    """The queue id in ``250 2.0.0 Ok: queued as ID``: a whole reply line, the text smtplib and
+    aiosmtplib give (without the code), or the line of a swaks transcript that holds it."""
+    text = reply.decode() if isinstance(reply, bytes) else reply
+    for pattern in (QUEUED_REPLY, QUEUED_TEXT, QUEUED_SWAKS):
+        match = pattern.search(text)
+        if match:
+            return match["id"]
+    raise AssertionError(f"no queue id in {reply!r}")
 
 
 def split_trace(raw: bytes) -> tuple[bytes, bytes]:

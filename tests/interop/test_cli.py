@@ -1,0 +1,148 @@
+"""The store's command line against what a running server stored: ``mailroom list``, ``show``
+and ``reindex`` (the index can be rebuilt from the Maildir alone)."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import subprocess
+from pathlib import Path
+
+from tests.interop.messages import UTF8_MESSAGE, UTF8_RECIPIENT, UTF8_SENDER, message
+from tests.live import LiveServer, cli_list, mailroom_command, queue_id_of, run_cli, tls_context
+
+# Every column the index keeps, except the time, which the rebuilt index reads from the
+# queue id (to the millisecond) and so matches only closely.
+COLUMNS = (
+    "id",
+    "mailbox",
+    "path",
+    "sender",
+    "recipients",
+    "from_header",
+    "to_header",
+    "cc_header",
+    "subject",
+    "message_id",
+    "size",
+    "client_ip",
+    "helo",
+    "auth_user",
+    "tls",
+    "read",
+)
+
+FOLDED = (
+    b"From: =?utf-8?q?Ren=C3=A9e?= <renee@example.test>\r\n"
+    b"To: a@example.test,\r\n"
+    b"\tb@example.test\r\n"
+    b"Cc: c@example.test\r\n"
+    b"Subject: =?utf-8?b?R3LDvMOfZQ==?= and a\r\n"
+    b"  folded subject line\r\n"
+    b"Message-ID: <folded@example.test>\r\n"
+    b"\r\n"
+    b"Body.\r\n"
+)
+
+
+def send_a_variety(live: LiveServer) -> list[str]:
+    """Messages that differ in every column of the index; their queue ids."""
+    ids = []
+    host, port = live.smtp
+    with smtplib.SMTP(host, port, local_hostname="one.example.test") as client:
+        client.ehlo()
+        for sender, recipients, body in (
+            ("alice@example.test", ["bob@example.test"], message("plain")),
+            ("", ["postmaster@example.test"], message("bounce")),
+            ('"john smith"@example.test', ["x@example.test", "y@example.test"], FOLDED),
+        ):
+            client.mail(sender or "<>")
+            for recipient in recipients:
+                client.rcpt(recipient)
+            ids.append(queue_id_of(client.data(body)[1]))
+        client.mail(UTF8_SENDER, ["SMTPUTF8", "BODY=8BITMIME"])
+        client.rcpt(UTF8_RECIPIENT)
+        ids.append(queue_id_of(client.data(UTF8_MESSAGE)[1]))
+    with smtplib.SMTP(host, port, local_hostname="two.example.test") as client:
+        client.starttls(context=tls_context(live.data))
+        client.login("someone@example.test", "password")
+        client.mail("alice@example.test")
+        client.rcpt("bob@example.test")
+        ids.append(queue_id_of(client.data(message("tls and auth"))[1]))
+    return ids
+
+
+def test_reindex_rebuilds_the_same_index(serve) -> None:
+    live: LiveServer = serve(tls="self-signed", auth="accept-any")
+    ids = send_a_variety(live)
+    live.stop()
+    data = live.data
+    before = {row["id"]: row for row in cli_list(data)}
+    assert set(before) == set(ids)
+    assert before[ids[1]]["sender"] == ""
+    assert before[ids[2]]["sender"] == '"john smith"@example.test'
+    assert before[ids[2]]["subject"] == "Grüße and a folded subject line"
+    assert before[ids[2]]["from_header"] == "Renée <renee@example.test>"
+    assert before[ids[2]]["to_header"] == "a@example.test, b@example.test"
+    assert before[ids[3]]["recipients"] == [UTF8_RECIPIENT]
+    assert before[ids[4]]["auth_user"] == "someone@example.test"
+    assert before[ids[4]]["tls"] is True
+
+    # Rebuilt over the old index, and from nothing.
+    for remove in (False, True):
+        if remove:
+            for path in data.glob("index.sqlite*"):
+                path.unlink()
+        out = run_cli("reindex", "--data", str(data)).decode()
+        assert f"indexed {len(ids)} messages" in out
+        after = {row["id"]: row for row in cli_list(data)}
+        assert set(after) == set(before)
+        for queue_id, row in before.items():
+            rebuilt = after[queue_id]
+            assert {c: rebuilt[c] for c in COLUMNS} == {c: row[c] for c in COLUMNS}
+            assert abs(rebuilt["received"] - row["received"]) < 1.0
+
+
+def test_list_and_show(serve) -> None:
+    live: LiveServer = serve()
+    with smtplib.SMTP(*live.smtp) as client:
+        first = _send(client, message("first"))
+        second = _send(client, message("second"))
+    text = run_cli("list", "--data", str(live.data)).decode()
+    lines = text.splitlines()
+    assert [line.split()[0] for line in lines] == [second, first]  # newest first
+    assert lines[0].endswith("  second") and "<alice@example.test> -> bob@example.test" in lines[0]
+    assert len(json.loads(run_cli("list", "--data", str(live.data), "--json", "--limit", "1"))) == 1
+    shown = json.loads(run_cli("show", first, "--data", str(live.data), "--json"))
+    assert shown["id"] == first and shown["subject"] == "first"
+    assert shown["raw"].endswith(message("first").decode())
+
+
+def _send(client: smtplib.SMTP, body: bytes) -> str:
+    client.ehlo_or_helo_if_needed()
+    client.mail("alice@example.test")
+    client.rcpt("bob@example.test")
+    code, text = client.data(body)
+    assert code == 250
+    return queue_id_of(text)
+
+
+def test_list_and_show_report_what_is_missing(tmp_path: Path) -> None:
+    empty = tmp_path / "nothing-here"
+    done = subprocess.run(
+        mailroom_command("list", "--data", str(empty)), capture_output=True, timeout=60
+    )
+    assert done.returncode == 1 and b"no index" in done.stderr
+    assert not empty.exists()  # listing does not create the data directory
+
+
+def test_show_unknown_id(serve) -> None:
+    live: LiveServer = serve()
+    with smtplib.SMTP(*live.smtp) as client:
+        _send(client, message("only one"))
+    done = subprocess.run(
+        mailroom_command("show", "NOSUCHID", "--data", str(live.data)),
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and b"no message NOSUCHID" in done.stderr
