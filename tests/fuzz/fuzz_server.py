@@ -7,9 +7,9 @@ replies, never another exception; every reply is well-formed, ASCII, within 512-
 with a registered, class-consistent enhanced code; and the cut play says exactly what the
 whole one says.
 
-    python tests/fuzz/fuzz_server.py --seconds 60          # random inputs for a minute
-    python tests/fuzz/fuzz_server.py --replay crash-*.bin   # run saved failing inputs again
-    python tests/fuzz/fuzz_server.py --atheris [args]       # coverage-guided, if installed
+    .venv/bin/python tests/fuzz/fuzz_server.py --seconds 60         # random inputs, a minute
+    .venv/bin/python tests/fuzz/fuzz_server.py --replay crash-*.bin  # saved failures again
+    .venv/bin/python tests/fuzz/fuzz_server.py --atheris [args]      # coverage-guided
 
 ``fuzz_one_input(buffer)`` is the entry point any byte-oriented fuzzer can call.
 """

@@ -131,7 +131,8 @@ class Scenario:
     settings: SessionSettings
     tls: bool
     greeting: Reply
-    decisions: tuple[int, ...]  # per reply-needing event: 0 accept, 1 refuse, 2 close (421)
+    # per reply-needing event: 0 accept, 1 refuse, 2 answer 421, 3 close unasked (421)
+    decisions: tuple[int, ...]
 
 
 scenarios = st.builds(
@@ -141,7 +142,7 @@ scenarios = st.builds(
     greeting=st.sampled_from(
         [replies.GREETING(hostname=HOST)] * 4 + [replies.NO_SMTP_SERVICE(hostname=HOST)]
     ),
-    decisions=st.lists(st.sampled_from([0, 0, 0, 1, 1, 2]), max_size=30).map(tuple),
+    decisions=st.lists(st.sampled_from([0, 0, 0, 0, 1, 1, 2, 3]), max_size=30).map(tuple),
 )
 
 
@@ -213,6 +214,9 @@ def play(scenario: Scenario, data_pieces: Sequence[bytes]) -> Outcome:
             decisions = scenario.decisions
             decision = decisions[answered] if answered < len(decisions) else 0
             answered += 1
+            if decision == 3:  # the server gives up on the session (idle, shutdown)
+                outcome.replies.append(conn.close(replies.IDLE_TIMEOUT(hostname=HOST)))
+                continue
             outcome.replies.append(conn.send(decide(event, decision)))
     outcome.state = conn.state
     return outcome
