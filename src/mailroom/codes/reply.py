@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mailroom.codes.enhanced import EnhancedStatus
 
@@ -32,6 +32,9 @@ class Reply:
     code: int
     status: EnhancedStatus | None
     lines: tuple[str, ...]
+    # The wire form with enhanced codes, made on first use: the catalogue hands out the same
+    # Reply object for every fixed reply, so the hot path formats each of them once.
+    _wire: bytes | None = field(default=None, compare=False, repr=False)
 
     def __init__(
         self,
@@ -61,6 +64,7 @@ class Reply:
         object.__setattr__(self, "code", code)
         object.__setattr__(self, "status", status)
         object.__setattr__(self, "lines", lines)
+        object.__setattr__(self, "_wire", None)
 
     # -- what it means ---------------------------------------------------------------------
 
@@ -89,6 +93,8 @@ class Reply:
     def format(self, *, enhanced: bool = True) -> bytes:
         """The wire form, CRLF-terminated; the enhanced code is repeated on every line
         (RFC 2034 §3). ``enhanced=False`` leaves it out, for sessions that must not see it."""
+        if enhanced and self._wire is not None:
+            return self._wire
         # The separator is always written, even before an empty text: "334 " is how RFC 4954
         # spells an empty challenge, and every reply grammar accepts it.
         prefix = f"{self.status} " if enhanced and self.status is not None else ""
@@ -98,7 +104,10 @@ class Reply:
             separator = " " if index == last else "-"
             body = f"{prefix}{line}" if line else prefix.rstrip(" ")
             out.append(f"{self.code}{separator}{body}\r\n")
-        return "".join(out).encode("utf-8")
+        wire = "".join(out).encode("utf-8")
+        if enhanced:
+            object.__setattr__(self, "_wire", wire)
+        return wire
 
     def __str__(self) -> str:
         return self.format().decode("utf-8").rstrip("\r\n").replace("\r\n", "\n")

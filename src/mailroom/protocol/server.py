@@ -19,8 +19,9 @@ so replies go out in the order of the commands (RFC 2920). The caller writes the
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from mailroom.codes import Reply
 from mailroom.codes import catalogue as replies
@@ -149,6 +150,14 @@ class ServerConnection:
         self._mechanism_name = ""
         self._closed_reported = False
         self._enhanced = settings.enhanced_status_codes
+        self._extensions: Extensions | None = None
+        # Line limits by verb: extensions grant MAIL and RCPT more room; AUTH has its own.
+        self._line_limits = {
+            "MAIL": settings.max_command_line + _MAIL_ALLOWANCE,
+            "RCPT": settings.max_command_line + _RCPT_ALLOWANCE,
+        }
+        if settings.auth_mechanisms:
+            self._line_limits["AUTH"] = settings.max_auth_line
         self._max_read = max(
             settings.max_auth_line if settings.auth_mechanisms else 0,
             settings.max_command_line + _MAIL_ALLOWANCE,
@@ -167,17 +176,22 @@ class ServerConnection:
 
     @property
     def extensions(self) -> Extensions:
+        """The extensions in force: none before EHLO or after HELO. Made once per hello (and
+        again after STARTTLS), since MAIL and RCPT ask for them on every command."""
         if not self.esmtp:
             return NO_EXTENSIONS
-        s = self.settings
-        return Extensions(
-            size=s.size,
-            eightbitmime=s.eightbitmime,
-            binarymime=s.binarymime and s.chunking and s.eightbitmime,
-            smtputf8=s.smtputf8,
-            dsn=s.dsn,
-            auth=bool(self.offered_mechanisms()),
-        )
+        extensions = self._extensions
+        if extensions is None:
+            s = self.settings
+            extensions = self._extensions = Extensions(
+                size=s.size,
+                eightbitmime=s.eightbitmime,
+                binarymime=s.binarymime and s.chunking and s.eightbitmime,
+                smtputf8=s.smtputf8,
+                dsn=s.dsn,
+                auth=bool(self.offered_mechanisms()),
+            )
+        return extensions
 
     def offered_mechanisms(self) -> tuple[str, ...]:
         s = self.settings
@@ -299,6 +313,7 @@ class ServerConnection:
         if self.state is not State.TLS_PENDING:
             raise ProtocolUsageError("tls_started without an accepted STARTTLS")
         self.tls_active = True
+        self._extensions = None
         self._buffer.clear()
         self._discarding_line = False
         self._reset_session()
@@ -336,66 +351,81 @@ class ServerConnection:
         self._buffer.clear()
 
     def _advance(self, event: Event, reply: Reply) -> None:
-        positive = reply.code < 400
-        if isinstance(event, Hello):
-            if positive:
-                self._reset_transaction()
-                self.hello_domain = event.domain
-                self.esmtp = event.verb == "EHLO"
-                self.state = State.READY
-        elif isinstance(event, MailFrom):
-            if positive:
-                self._bdat_failed = False
-                self.transaction = Transaction(event.sender, event.parameters)
-                self.state = State.MAIL
-        elif isinstance(event, RcptTo):
-            assert self.transaction is not None
-            if positive:
-                self.transaction.recipients.append((event.recipient, event.parameters))
-                self.state = State.RCPT
-            else:
-                self.transaction.refused_recipients += 1
-        elif isinstance(event, DataCommand):
-            if reply.code == 354:
-                self._start_message(dot_stuffed=True)
-                self.state = State.DATA
-            elif self.transaction is not None:
-                self.transaction.data_refused = True
-        elif isinstance(event, ChunkReceived):
-            if positive and self.transaction is not None:
-                self.transaction.chunks += 1
-                self.state = State.RCPT
-            else:
-                self._end_transaction(failed_chunk=True)
-        elif isinstance(event, MessageComplete | MessageRefused):
-            self._end_transaction(failed_chunk=not positive and event.via == "BDAT")
-        elif isinstance(event, Reset):
-            if positive:
-                self._reset_transaction()
-                self.state = State.READY if self.hello_domain is not None else State.NEED_HELLO
-        elif isinstance(event, Quit):
-            if reply.code == 221:
-                self._abandon()
-                self.state = State.CLOSED
-        elif isinstance(event, StartTLS):
-            if reply.code == 220:
-                # CVE-2011-0411: whatever came after STARTTLS in the clear is never executed.
-                self._buffer.clear()
-                self.state = State.TLS_PENDING
-        elif isinstance(event, AuthChallenge):
-            if reply.code != 334:
-                self._end_auth()
-        elif isinstance(event, Authenticate):
-            if reply.code == 235:
-                self.authenticated = event.credentials.username
+        """Move on as the reply to ``event`` says (the state table's transitions)."""
+        step = _ADVANCE.get(type(event))
+        if step is not None:
+            step(self, event, reply)
+
+    def _after_hello(self, event: Hello, reply: Reply) -> None:
+        if reply.code < 400:
+            self._reset_transaction()
+            self.hello_domain = event.domain
+            self.esmtp = event.verb == "EHLO"
+            self.state = State.READY
+
+    def _after_mail(self, event: MailFrom, reply: Reply) -> None:
+        if reply.code < 400:
+            self._bdat_failed = False
+            self.transaction = Transaction(event.sender, event.parameters)
+            self.state = State.MAIL
+
+    def _after_rcpt(self, event: RcptTo, reply: Reply) -> None:
+        assert self.transaction is not None
+        if reply.code < 400:
+            self.transaction.recipients.append((event.recipient, event.parameters))
+            self.state = State.RCPT
+        else:
+            self.transaction.refused_recipients += 1
+
+    def _after_data(self, event: DataCommand, reply: Reply) -> None:
+        if reply.code == 354:
+            self._start_message(dot_stuffed=True)
+            self.state = State.DATA
+        elif self.transaction is not None:
+            self.transaction.data_refused = True
+
+    def _after_chunk(self, event: ChunkReceived, reply: Reply) -> None:
+        if reply.code < 400 and self.transaction is not None:
+            self.transaction.chunks += 1
+            self.state = State.RCPT
+        else:
+            self._end_transaction(failed_chunk=True)
+
+    def _after_message(self, event: MessageComplete | MessageRefused, reply: Reply) -> None:
+        self._end_transaction(failed_chunk=reply.code >= 400 and event.via == "BDAT")
+
+    def _after_reset(self, event: Reset, reply: Reply) -> None:
+        if reply.code < 400:
+            self._reset_transaction()
+            self.state = State.READY if self.hello_domain is not None else State.NEED_HELLO
+
+    def _after_quit(self, event: Quit, reply: Reply) -> None:
+        if reply.code == 221:
+            self._abandon()
+            self.state = State.CLOSED
+
+    def _after_starttls(self, event: StartTLS, reply: Reply) -> None:
+        if reply.code == 220:
+            # CVE-2011-0411: whatever came after STARTTLS in the clear is never executed.
+            self._buffer.clear()
+            self.state = State.TLS_PENDING
+
+    def _after_challenge(self, event: AuthChallenge, reply: Reply) -> None:
+        if reply.code != 334:
             self._end_auth()
-        elif isinstance(event, CommandRejected):
-            if self.state is State.AUTH:
-                self._end_auth()
-            elif event.command == "RCPT" and self.transaction is not None:
-                # Refused for syntax or a limit is refused all the same: DATA then gets
-                # "no valid recipients" (RFC 5321 §3.3), as after a policy refusal.
-                self.transaction.refused_recipients += 1
+
+    def _after_authenticate(self, event: Authenticate, reply: Reply) -> None:
+        if reply.code == 235:
+            self.authenticated = event.credentials.username
+        self._end_auth()
+
+    def _after_rejected(self, event: CommandRejected, reply: Reply) -> None:
+        if self.state is State.AUTH:
+            self._end_auth()
+        elif event.command == "RCPT" and self.transaction is not None:
+            # Refused for syntax or a limit is refused all the same: DATA then gets
+            # "no valid recipients" (RFC 5321 §3.3), as after a policy refusal.
+            self.transaction.refused_recipients += 1
 
     def _end_auth(self) -> None:
         self._mechanism = None
@@ -483,14 +513,7 @@ class ServerConnection:
     def _command(self, verb: str, argument: str, length: int) -> Event | None:
         s = self.settings
         sequence = SEQUENCE.get(verb)
-        limit = s.max_command_line
-        if verb == "MAIL":
-            limit += _MAIL_ALLOWANCE
-        elif verb == "RCPT":
-            limit += _RCPT_ALLOWANCE
-        elif verb == "AUTH" and s.auth_mechanisms:
-            limit = s.max_auth_line
-        if length > limit:
+        if length > self._line_limits.get(verb, s.max_command_line):
             reply = (
                 replies.AUTH_LINE_TOO_LONG()
                 if verb == "AUTH"
@@ -797,6 +820,22 @@ class ServerConnection:
 
 _TOO_LONG: Final = _Sentinel("TOO_LONG")
 _HEAD = 8  # octets of an overlong line kept to tell its verb
+
+_ADVANCE: dict[type[Event], Callable[[ServerConnection, Any, Reply], None]] = {
+    Hello: ServerConnection._after_hello,
+    MailFrom: ServerConnection._after_mail,
+    RcptTo: ServerConnection._after_rcpt,
+    DataCommand: ServerConnection._after_data,
+    ChunkReceived: ServerConnection._after_chunk,
+    MessageComplete: ServerConnection._after_message,
+    MessageRefused: ServerConnection._after_message,
+    Reset: ServerConnection._after_reset,
+    Quit: ServerConnection._after_quit,
+    StartTLS: ServerConnection._after_starttls,
+    AuthChallenge: ServerConnection._after_challenge,
+    Authenticate: ServerConnection._after_authenticate,
+    CommandRejected: ServerConnection._after_rejected,
+}
 
 _HANDLERS = {
     "EHLO": ServerConnection._ehlo,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 __all__ = [
     "AddressError",
@@ -83,7 +84,7 @@ _GENERAL_LITERAL = re.compile(r"[A-Za-z0-9-]*[A-Za-z0-9]:[\x21-\x5a\x5e-\x7e]+")
 
 
 def _octets(text: str) -> int:
-    return len(text.encode("utf-8", "surrogatepass"))
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 def parse_domain(text: str, *, utf8: bool = False) -> str:
@@ -141,6 +142,11 @@ def split_path(text: str) -> tuple[str, str]:
     """
     if not text.startswith("<"):
         raise AddressError("path must be in angle brackets")
+    if '"' not in text:  # the common case: no quoted local part, the first ">" closes
+        end = text.find(">")
+        if end < 0:
+            raise AddressError("path has no closing angle bracket")
+        return text[: end + 1], text[end + 1 :]
     quoted = escaped = False
     for index in range(1, len(text)):
         char = text[index]
@@ -160,6 +166,14 @@ def parse_path(
 ) -> Mailbox | None:
     """``<mailbox>``, with an ignored source route (RFC 5321 §4.1.2, Appendix C); ``<>`` gives
     None where allowed (reverse-path); ``<postmaster>`` where allowed (RCPT)."""
+    return _parse_path(path, utf8, allow_null, allow_postmaster)
+
+
+# Senders and recipients repeat (a list server, a load test, the same few correspondents):
+# a small cache of valid paths saves the regular expressions most of the time. Invalid paths
+# raise, and exceptions are not cached.
+@lru_cache(maxsize=4096)
+def _parse_path(path: str, utf8: bool, allow_null: bool, allow_postmaster: bool) -> Mailbox | None:
     if _octets(path) > MAX_PATH:
         raise AddressError("path longer than 256 octets")
     inner = path[1:-1]
