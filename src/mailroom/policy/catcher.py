@@ -18,6 +18,6 @@ class CatcherPolicy:
         return None
 
     def decide(self, event: Event, session: SessionView) -> Decision:
-        if isinstance(event, Authenticate) and self.credentials is not None:
+        if type(event) is Authenticate and self.credentials is not None:
             return self.credentials.check(event.credentials)
         return None
