@@ -5,12 +5,15 @@
 - :func:`describe_basic_code` — what a three-digit code means and which RFC defines it.
 - :mod:`mailroom.codes.catalogue` — every reply mailroom sends, by name.
 - :func:`explain` — what a code or reply means and what a client should do next.
+- :func:`classify` — any server's reply (or bounce diagnostic) as an action (delivered, retry,
+  bounce) and a reason named as Sisimai names them.
 
 Pure: no I/O beyond reading the package's own data files.
 """
 
 from mailroom.codes import catalogue
 from mailroom.codes.basic import BasicCodeInfo, describe_basic_code
+from mailroom.codes.classify import Classification, classify
 from mailroom.codes.enhanced import EnhancedStatus, EnhancedStatusError
 from mailroom.codes.explain import ExplainError, Explanation, explain
 from mailroom.codes.reply import Reply, ReplyError
@@ -18,6 +21,7 @@ from mailroom.codes.template import ReplyTemplate
 
 __all__ = [
     "BasicCodeInfo",
+    "Classification",
     "EnhancedStatus",
     "EnhancedStatusError",
     "ExplainError",
@@ -26,6 +30,7 @@ __all__ = [
     "ReplyError",
     "ReplyTemplate",
     "catalogue",
+    "classify",
     "describe_basic_code",
     "explain",
 ]

@@ -9,6 +9,7 @@ from typing import Any
 
 from mailroom.codes.basic import BasicCodeInfo, describe_basic_code
 from mailroom.codes.catalogue import CATALOGUE
+from mailroom.codes.classify import Classification, classify
 from mailroom.codes.enhanced import EnhancedStatus, EnhancedStatusError
 from mailroom.codes.reply import ReplyError, split_reply_lines
 
@@ -45,6 +46,7 @@ class Explanation:
     warnings: list[str] = field(default_factory=list)
     action: str = ""
     advice: str = ""
+    classification: Classification | None = None  # what it means for a message in flight
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"input": self.input}
@@ -80,6 +82,9 @@ class Explanation:
         out["warnings"] = self.warnings
         out["action"] = self.action
         out["advice"] = self.advice
+        if self.classification is not None:
+            c = self.classification
+            out["classification"] = {"action": c.action, "reason": c.reason, "evidence": c.evidence}
         return out
 
     def mailroom_names(self) -> list[str]:
@@ -122,6 +127,11 @@ class Explanation:
         for warning in self.warnings:
             out.append(f"warning: {warning}")
         out.append(f"next: {self.action} — {self.advice}")
+        if self.classification is not None:
+            c = self.classification
+            out.append(
+                f"classified: {c.action}, reason {c.reason} — {c.description} ({c.evidence})"
+            )
         return "\n".join(out)
 
 
@@ -150,7 +160,7 @@ def explain(text: str) -> Explanation:
     stripped = text.strip()
     if not stripped:
         raise ExplainError("nothing to explain: give a reply code, an enhanced code or a reply")
-    result = Explanation(input=stripped)
+    result = Explanation(input=stripped, classification=classify(stripped))
     if _BASIC_ONLY.fullmatch(stripped):
         result.code = int(stripped)
         result.basic = _basic(result.code, result.warnings)
