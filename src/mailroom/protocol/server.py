@@ -479,6 +479,8 @@ class ServerConnection:
         return line
 
     def _read_command(self) -> Event | None:
+        if not self._buffer:
+            return None
         line = self._take_line(self._max_read)
         if line is None:
             return None
