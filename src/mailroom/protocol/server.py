@@ -134,6 +134,9 @@ class ServerConnection:
         self.esmtp = False
         self.authenticated: str | None = None  # the username, once AUTH succeeded
         self.transaction: Transaction | None = None
+        # The last command line read, printable and with AUTH secrets redacted: for
+        # transcripts and logs, never parsed again.
+        self.last_line = ""
         self._buffer = bytearray()
         self._eof = False
         self._waiting: Event | None = None  # the event whose reply we wait for
@@ -484,6 +487,11 @@ class ServerConnection:
         line = self._take_line(self._max_read)
         if line is None:
             return None
+        self.last_line = (
+            _printable(line)
+            if isinstance(line, bytes)
+            else f"{_printable(self._long_line_head)}... (too long)"
+        )
         s = self.settings
         if self._bad_commands >= s.max_bad_commands:
             # Whatever the line is, even one too long to read or after a refusing greeting.
@@ -503,6 +511,8 @@ class ServerConnection:
         except UnicodeDecodeError:
             return CommandRejected("", replies.BAD_CHARACTERS())
         verb, _, argument = text.partition(" ")
+        if verb.upper() == "AUTH" and " " in argument.strip(" "):
+            self.last_line = f"{verb} {argument.split()[0]} <redacted>"
         # Verbs are ASCII: str.upper would make "MAIL" of "maıl" and "STARTTLS" of "ſtarttls".
         verb = verb.upper() if verb.isascii() else verb
         return self._command(verb, argument.strip(" "), length)
@@ -723,6 +733,8 @@ class ServerConnection:
         line = self._take_line(self.settings.max_auth_line)
         if line is None:
             return None
+        # A SASL response holds secrets: transcripts show only that one came.
+        self.last_line = "*" if isinstance(line, bytes) and line.strip() == b"*" else "<redacted>"
         if not isinstance(line, bytes):
             return CommandRejected("AUTH", replies.AUTH_LINE_TOO_LONG())
         assert self._mechanism is not None
@@ -821,6 +833,19 @@ class ServerConnection:
 
 
 _TOO_LONG: Final = _Sentinel("TOO_LONG")
+_TRANSCRIPT_LIMIT = 512
+
+
+def _printable(line: bytes) -> str:
+    """A command line as a transcript shows it: line ending gone, controls escaped."""
+    text = line.rstrip(b"\r\n").decode("utf-8", errors="backslashreplace")
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    if len(text) > _TRANSCRIPT_LIMIT:
+        text = f"{text[:_TRANSCRIPT_LIMIT]}... ({len(line)} octets)"
+    return text
+
+
 _HEAD = 8  # octets of an overlong line kept to tell its verb
 
 _ADVANCE: dict[type[Event], Callable[[ServerConnection, Any, Reply], None]] = {
