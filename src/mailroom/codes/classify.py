@@ -345,7 +345,8 @@ _DECISIVE: tuple[tuple[str, tuple[str, ...]], ...] = (
             r"maildrop",
             r"\bmailer error\b",
             r"delivery program",
-            r"command (?:died|failed)",
+            r"command died",
+            r"command failed:",
             r"\bx-unix\b",
             r"local delivery (?:program|agent) (?:failed|error)",
         ),
@@ -1002,8 +1003,8 @@ def _basic_reason(code: int, command: str | None) -> str | None:
         return "toomanyconn" if command == "RCPT" else "mailboxfull"
     if code == 452:
         return "systemfull"
-    if code in (451, 455):
-        return "systemerror"
+    if code in (421, 451, 455):
+        return "systemerror"  # (421 before any mail was offered is "blocked", above)
     if code in (530, 534, 535, 538):
         return "securityerror"
     if code in (523, 524):

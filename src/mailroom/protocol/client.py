@@ -508,8 +508,10 @@ class ClientConnection:
             self.state = ClientState.CONNECTED
         elif reply.code == 421:
             self.state = ClientState.CLOSING
-        elif reply.code == 554 or reply.code == 521:
-            self.state = ClientState.CONNECTED  # RFC 5321 §3.1: only QUIT makes sense now
+        elif reply.code >= 400:
+            # 554 (RFC 5321 §3.1), or another refusal from a sloppier server: only QUIT
+            # makes sense now.
+            self.state = ClientState.CONNECTED
         else:
             raise RemoteProtocolError(f"greeting must be 220, 421 or 554: {str(reply)[:200]!r}")
         self._emit(GreetingReceived(reply))
@@ -726,15 +728,16 @@ class ClientConnection:
         results = []
         for index, rcpt in enumerate(txn.recipients):
             rcpt_reply = txn.rcpt_replies[index] if index < len(txn.rcpt_replies) else None
+            command: Literal["MAIL", "RCPT", "DATA"] = "DATA"
             if not txn.mail_ok:
-                settled = mail
+                settled, command = mail, "MAIL"
             elif rcpt_reply is None:
-                settled = closing or mail
+                settled, command = closing or mail, "RCPT"
             elif rcpt_reply.code >= 300:
-                settled = rcpt_reply
+                settled, command = rcpt_reply, "RCPT"
             else:
                 settled = txn.final or closing or rcpt_reply
-            results.append(RecipientResult(rcpt.address, settled, rcpt_reply))
+            results.append(RecipientResult(rcpt.address, settled, rcpt_reply, command))
         self._idle()
         self._emit(
             TransactionCompleted(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from mailroom.codes import Reply
+from mailroom.codes import Classification, Reply, classify
 from mailroom.protocol.extensions import Extensions
 
 __all__ = [
@@ -115,10 +115,16 @@ class RecipientResult:
     address: str
     reply: Reply
     rcpt_reply: Reply | None
+    command: Literal["MAIL", "RCPT", "DATA"]  # the command whose reply settled it
 
     @property
     def delivered(self) -> bool:
         return self.reply.code < 300
+
+    @property
+    def classification(self) -> Classification:
+        """What the reply means for this recipient: deliver, retry or bounce, and why."""
+        return classify(self.reply, command=self.command)
 
     @property
     def is_transient(self) -> bool:
@@ -162,9 +168,10 @@ class TransactionResult:
 @dataclass(frozen=True, slots=True)
 class TraceLine:
     """One line of the session as a person would read it: a command sent (SASL data masked),
-    a summary of message data sent, or a reply received."""
+    a summary of message data sent, a reply received, or (from a driver) a note such as
+    "connected" or "TLS started"."""
 
-    direction: Literal["client", "data", "server"]
+    direction: Literal["client", "data", "server", "info"]
     text: str
     reply: Reply | None = None
 
