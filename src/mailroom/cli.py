@@ -230,6 +230,43 @@ def _cmd_passwd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_send(args: argparse.Namespace) -> int:
+    from mailroom.client.send_command import run
+
+    return run(args)
+
+
+def _add_send(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from mailroom.client.send_command import add_arguments
+
+    send = commands.add_parser(
+        "send",
+        help="send a message and show the session, every reply explained (like swaks)",
+        description="Send a message built from flags (or a file with --data) and print the "
+        "session with each reply explained. Exit status: 0 delivered to every recipient, "
+        "75 (EX_TEMPFAIL) only temporary failures, 69 (EX_UNAVAILABLE) a permanent failure, "
+        "2 usage error.",
+    )
+    add_arguments(send)
+    send.set_defaults(func=_cmd_send)
+
+
+def _cmd_sendmail(args: argparse.Namespace) -> int:
+    from mailroom.client.sendmail import main as sendmail
+
+    return sendmail(args.args, prog="mailroom sendmail")
+
+
+def _add_sendmail(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    sendmail = commands.add_parser(
+        "sendmail",
+        help="sendmail(8)-compatible submission of the message on stdin (-t, -i, -f, -F)",
+        add_help=False,
+    )
+    sendmail.add_argument("args", nargs=argparse.REMAINDER)
+    sendmail.set_defaults(func=_cmd_sendmail)
+
+
 def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     serve = commands.add_parser(
         "serve",
@@ -357,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_serve(commands)
     _add_store_commands(commands)
+    _add_send(commands)
+    _add_sendmail(commands)
     bench = commands.add_parser(
         "bench-client",
         help="SMTP load generator (see `mailroom bench-client --help`)",
@@ -368,6 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["sendmail"]:
+        # sendmail's own options (-t, -i, -oi, -f) are not mailroom's: hand them over whole.
+        return _cmd_sendmail(argparse.Namespace(args=argv[1:]))
     if argv[:1] == ["bench-client"]:
         from mailroom.loadgen import main as bench_client
 
