@@ -374,6 +374,7 @@ _DECISIVE: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "spamdetected",
         (
+            r"spamassassin",
             r"spam classification",
             r"(?:classified|rejected|refused|blocked|identified|marked|flagged|considered|"
             r"detected) as (?:spam|junk)",
@@ -424,6 +425,7 @@ _DECISIVE: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "blocked",
         (
+            r"your access to this mail system",
             r"spamhaus",
             r"spamcop",
             r"sorbs",
@@ -458,6 +460,7 @@ _DECISIVE: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "norelaying",
         (
+            r"authorized to relay",
             r"relay(?:ing)? (?:access )?(?:denied|not (?:permitted|allowed)|prohibited|refused)",
             r"unable to relay",
             r"insecure mail relay",
@@ -479,6 +482,8 @@ _DECISIVE: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "mailboxfull",
         (
+            r"mailbox exceeds",
+            r"exceeded storage allocation",
             r"mailbox (?:is )?full",
             r"mailbox (?:size )?(?:quota|limit) (?:exceeded|reached)",
             r"over ?quota",
@@ -500,6 +505,7 @@ _DECISIVE: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "mesgtoobig",
         (
+            r"larger than (?:the )?(?:maximum|max|allowed|permitted)",
             r"(?:message|mail|email|file|attachment)s? (?:\S+ )?(?:is |was )?too (?:big|large)",
             r"(?:message|mail|email) size (?:limit )?exceed",
             r"size (?:limit )?exceeded",
@@ -529,6 +535,13 @@ _DECISIVE: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "networkerror",
         (
+            r"no route to host",
+            r"network is unreachable",
+            r"host is unreachable",
+            r"unable to resolve route",
+            r"forwarding loop",
+            r"routing loop",
+            r"dns records for the destination",
             r"dns error",
             r"routing loop",
             r"mail loop",
@@ -615,6 +628,7 @@ _DECISIVE: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "hostunknown",
         (
+            r"name or service not known",
             r"host (?:or domain name )?not found",
             r"host unknown",
             r"unknown host",
@@ -673,6 +687,8 @@ _DECISIVE: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "contenterror",
         (
+            r"header error",
+            r"illegal (?:character|header)",
             r"headers? (?:too (?:large|long|big)|line too long)",
             r"too many headers",
             r"message content rejected",
@@ -753,6 +769,7 @@ _DECISIVE: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "systemerror",
         (
+            r"resources temporarily unavailable",
             r"system error",
             r"internal (?:server )?error",
             r"local error",
@@ -771,6 +788,8 @@ _WEAK: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "expired",
         (
+            r"time limit",
+            r"giving up on",
             r"delayed",
             r"will be retried",
             r"retry timeout",
