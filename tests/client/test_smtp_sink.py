@@ -156,6 +156,21 @@ def test_421_in_the_middle() -> None:
     assert failure.code == 421 and failure.is_transient
 
 
+def test_the_connection_is_closed_after_a_421() -> None:
+    async def go(sink: SmtpSink) -> None:
+        client = Client(*sink.address)
+        await client.connect()
+        with pytest.raises(MessageRefused):
+            await client.send(MESSAGE, sender="a@example.test", recipients=RECIPIENTS)
+        assert not client.is_connected
+        with pytest.raises(ConnectionFailed):
+            await client.send(MESSAGE, sender="a@example.test", recipients=RECIPIENTS)
+        assert await client.quit() is None  # nothing to say QUIT to: closes quietly
+
+    with smtp_sink("-Q", "RCPT") as sink:
+        asyncio.run(go(sink))
+
+
 def test_hang_up_without_a_reply() -> None:
     with smtp_sink("-q", "DATA") as sink:
         failure = refused(sink)

@@ -198,9 +198,17 @@ class Client:
 
     @property
     def connection(self) -> ClientConnection:
+        """The sans-IO machine of this connection (its state, extensions, authentication)."""
         if self._conn is None:
             raise SendError("not connected")
         return self._conn
+
+    def _open(self) -> ClientConnection:
+        """The connection, when commands can still be given on it."""
+        conn = self.connection
+        if self._stream is None or conn.state in (ClientState.CLOSING, ClientState.CLOSED):
+            raise ConnectionFailed(f"the connection to {self.host} is closed")
+        return conn
 
     @property
     def extensions(self) -> Extensions:
@@ -279,7 +287,7 @@ class Client:
         return reply
 
     async def ehlo(self) -> Reply:
-        conn = self.connection
+        conn = self._open()
         conn.ehlo(self.local_hostname or "localhost")
         event = await self._until(HelloCompleted, CommandFailed)
         if isinstance(event, CommandFailed):
@@ -289,7 +297,7 @@ class Client:
 
     async def starttls(self) -> Reply:
         """STARTTLS, the handshake, and EHLO again; returns the new EHLO reply."""
-        conn = self.connection
+        conn = self._open()
         conn.starttls()
         event = await self._until(TLSReady, CommandFailed)
         if isinstance(event, CommandFailed):
@@ -342,7 +350,7 @@ class Client:
     ) -> Reply:
         """AUTH with ``mechanism``, or the strongest one both sides speak (SCRAM-SHA-256,
         CRAM-MD5, then PLAIN and LOGIN over TLS)."""
-        offered = self.extensions.auth_mechanisms
+        offered = self._open().extensions.auth_mechanisms
         plaintext_ok = self.tls_active or self.allow_insecure_auth
         if mechanism is None:
             mechanism = choose_mechanism(offered, allow_plaintext=plaintext_ok)
@@ -361,7 +369,7 @@ class Client:
         return await self._authenticate("XOAUTH2", username, token, "")
 
     async def _authenticate(self, name: str, username: str, secret: str, authzid: str) -> Reply:
-        conn = self.connection
+        conn = self._open()
         if name not in conn.extensions.auth_mechanisms:
             raise SendError(f"{self.host} does not offer AUTH {name}")
         if name in PLAINTEXT_MECHANISMS and not (conn.tls or self.allow_insecure_auth):
@@ -392,7 +400,7 @@ class Client:
         others' replies are in ``result.failed``); raises :class:`MessageRefused` when none
         did, :class:`RefusedBeforeSending` when the server could not take it at all.
         """
-        conn = self.connection
+        conn = self._open()
         if isinstance(message, Message):
             from_headers, to_headers = envelope_of(message)
             sender = from_headers if sender is None else sender
@@ -417,10 +425,10 @@ class Client:
         return result
 
     async def noop(self) -> Reply:
-        return await self._simple(self.connection.noop, "NOOP")
+        return await self._simple(self._open().noop, "NOOP")
 
     async def rset(self) -> Reply:
-        return await self._simple(self.connection.rset, "RSET")
+        return await self._simple(self._open().rset, "RSET")
 
     async def _simple(self, command: Callable[[], None], name: str) -> Reply:
         command()

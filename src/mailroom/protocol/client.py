@@ -87,7 +87,7 @@ from mailroom.protocol.client_sasl import (
     XOAuth2,
 )
 from mailroom.protocol.extensions import Extensions
-from mailroom.protocol.server import NEED_DATA
+from mailroom.protocol.server import NEED_DATA, _Sentinel
 from mailroom.protocol.syntax import AddressError, parse_domain
 
 __all__ = [
@@ -218,7 +218,7 @@ class ClientConnection:
             raise LocalProtocolError("receive_data after the end of the connection")
         self._in += data
 
-    def next_event(self) -> ClientEvent | object:
+    def next_event(self) -> ClientEvent | _Sentinel:
         """The next event, or ``NEED_DATA`` when more bytes from the server are needed.
         Raises :class:`RemoteProtocolError` when the server breaks the protocol."""
         while not self._events:
