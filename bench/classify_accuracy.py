@@ -5,7 +5,8 @@
 FILE defaults to tests/data/real-replies-dev.tsv (columns reply_text, reason, replycode,
 status, smtp_command, source; labels are Sisimai's). Only reply_text is given to the
 classifier, as the outbound queue would give it a reply; --with-command also passes the
-smtp_command column, as the queue knows which command a reply answered.
+smtp_command column, as the queue knows which command a reply answered; --with-hints also
+passes replycode and status, as a DSN's Status: field gives them beside the text.
 """
 
 from __future__ import annotations
@@ -27,14 +28,16 @@ def load(path: Path) -> list[dict[str, str]]:
 
 
 def evaluate(
-    rows: list[dict[str, str]], *, with_command: bool = False
+    rows: list[dict[str, str]], *, with_command: bool = False, with_hints: bool = False
 ) -> tuple[Counter[str], Counter[str], list[tuple[str, Classification, str]]]:
     total: Counter[str] = Counter()
     right: Counter[str] = Counter()
     misses: list[tuple[str, Classification, str]] = []
     for row in rows:
         command = (row.get("smtp_command") or None) if with_command else None
-        got = classify(row["reply_text"], command=command)
+        code = int(row["replycode"]) if with_hints and row.get("replycode") else None
+        status = (row.get("status") or None) if with_hints else None
+        got = classify(row["reply_text"], command=command, code=code, status=status)
         total[row["reason"]] += 1
         if got.reason == row["reason"]:
             right[row["reason"]] += 1
@@ -48,8 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("file", nargs="?", type=Path, default=DEFAULT)
     parser.add_argument("--misses", action="store_true", help="print every miss")
     parser.add_argument("--with-command", action="store_true", help="pass smtp_command too")
+    parser.add_argument("--with-hints", action="store_true", help="pass replycode, status too")
     args = parser.parse_args(argv)
-    total, right, misses = evaluate(load(args.file), with_command=args.with_command)
+    total, right, misses = evaluate(
+        load(args.file), with_command=args.with_command, with_hints=args.with_hints
+    )
     print(f"{'reason':<16} {'right':>5} {'of':>4} {'accuracy':>8}")
     for reason in sorted(total, key=lambda r: (-total[r], r)):
         share = right[reason] / total[reason]

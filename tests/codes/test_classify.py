@@ -277,6 +277,15 @@ def test_the_command_changes_what_a_bare_code_means() -> None:
     )
 
 
+def test_a_dsn_status_field_fills_in_for_the_text() -> None:
+    """A bounce (RFC 3464) gives Status: and Diagnostic-Code: apart; the text's own codes
+    come first, the hints fill gaps."""
+    found = classify("Remote host said: we do not like this one", code=550, status="5.2.2")
+    assert (found.reason, found.action, str(found.status)) == ("mailboxfull", "bounce", "5.2.2")
+    assert classify("delivery stalled", status="4.4.7").action == "retry"
+    assert classify("550 5.1.1 nope", status="5.2.2").reason == "userunknown"
+
+
 def test_enhanced_code_decides_when_the_words_say_nothing() -> None:
     assert classify("550 5.1.1 nope").reason == "userunknown"
     assert classify("552 5.2.2 nope").reason == "mailboxfull"

@@ -160,7 +160,12 @@ def _status_of(match: re.Match[str], first: int) -> EnhancedStatus | None:
         return None
 
 
-def _facts(reply: Reply | str | bytes, command: str | None) -> _Facts:
+def _facts(
+    reply: Reply | str | bytes,
+    command: str | None,
+    code_hint: int | None = None,
+    status_hint: EnhancedStatus | str | None = None,
+) -> _Facts:
     code: int | None = None
     status: EnhancedStatus | None = None
     if isinstance(reply, bytes | bytearray):
@@ -192,6 +197,14 @@ def _facts(reply: Reply | str | bytes, command: str | None) -> _Facts:
         found = [s for m in _STATUS.finditer(text) if (s := _status_of(m, 1)) is not None]
         matching = [s for s in found if code is None or s.status_class == code // 100]
         status = matching[0] if matching else (found[0] if found and code is None else None)
+    if code is None and code_hint is not None and 200 <= code_hint <= 599:
+        code = code_hint
+    if status is None and status_hint is not None:
+        if isinstance(status_hint, str):
+            with contextlib.suppress(ValueError):
+                status = EnhancedStatus.parse(status_hint)
+        else:
+            status = status_hint
     if inner_start is None and code is not None:
         basic = re.search(_NOT_BEFORE + str(code) + r"(?![\d%]|\.\d)", text)
         inner_start = basic.start() if basic else None
@@ -1081,20 +1094,28 @@ def _action(reason: str, facts: _Facts) -> Action:
     return "bounce"
 
 
-def classify(reply: Reply | str | bytes, *, command: str | None = None) -> Classification:
+def classify(
+    reply: Reply | str | bytes,
+    *,
+    command: str | None = None,
+    code: int | None = None,
+    status: EnhancedStatus | str | None = None,
+) -> Classification:
     """Classify a reply: the action a sender takes and the reason, with the evidence.
 
     ``reply`` is a parsed :class:`Reply`, or the text of a reply or of a bounce's diagnostic
     (any MTA's wording, codes optional). ``command`` is the SMTP command the reply answered
     (``"RCPT"``, ``"MAIL"``, ``"DATA"``, ``"CONNECT"``, …) when the caller knows it; otherwise
-    it is read from the text where the reporting MTA says it.
+    it is read from the text where the reporting MTA says it. ``code`` and ``status`` are
+    hints for text that lacks them, such as a DSN's ``Status:`` field beside its
+    ``Diagnostic-Code:`` (RFC 3464); codes in the text itself come first.
     """
-    facts = _facts(reply, command)
+    facts = _facts(reply, command, code, status)
     if not facts.text:
         return Classification("bounce", "undefined", None, None, facts.command, "no text")
     reason: str | None = None
     evidence = ""
-    code, status = facts.code, facts.status
+    code, status = facts.code, facts.status  # as found (the hints fill gaps only)
     positive = (code is not None and code < 300) or (
         code is None and status is not None and status.status_class == 2
     )
