@@ -77,6 +77,8 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, object]:
         "log_level",
     )
     overrides = {name: getattr(args, name) for name in names}
+    if args.fault:
+        overrides["faults"] = tuple(args.fault)
     for flag in ("require_tls", "require_auth", "allow_insecure_auth"):
         if getattr(args, flag):
             overrides[flag] = True
@@ -337,6 +339,19 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     add("--require-auth", action="store_true", help="530 5.7.0 until AUTH")
     add("--allow-insecure-auth", action="store_true", help="offer PLAIN and LOGIN without TLS")
+    add(
+        "--transcripts",
+        type=int,
+        metavar="N",
+        help="sessions whose transcripts are kept for the web UI (default 1000; 0 keeps none)",
+    )
+    add(
+        "--fault",
+        action="append",
+        metavar="RULE",
+        help="fail on purpose, e.g. 'rcpt:*@bounce.test:550 5.1.1 No such user' "
+        "(STAGE[:MATCH][:p=P|every=N|times=N]:REPLY|delay=S|disconnect|close; repeatable)",
+    )
     add("--log-level", choices=("debug", "info", "warning", "error"))
     add("--no-uvloop", action="store_true", help="use the standard asyncio event loop")
     serve.set_defaults(func=_cmd_serve)

@@ -107,6 +107,11 @@ class Config:
     require_auth: bool = False
     allow_insecure_auth: bool = False
 
+    # sessions whose transcripts are kept in memory (for the web UI); 0 keeps none
+    transcripts: int = 1000
+    # fault rules, "STAGE[:MATCH][:OPTION...]:ACTION" (see mailroom.policy.faults)
+    faults: tuple[str, ...] = ()
+
     log_level: str = "info"
 
     def validate(self) -> Config:
@@ -134,6 +139,15 @@ class Config:
             raise ConfigError("long_lines is 'reject' or 'accept'")
         if self.store not in ("maildir", "none"):
             raise ConfigError("store is 'maildir' or 'none'")
+        if self.transcripts < 0:
+            raise ConfigError("transcripts must not be negative")
+        from mailroom.policy.faults import FaultError, parse_rule
+
+        for rule in self.faults:
+            try:
+                parse_rule(rule)
+            except FaultError as exc:
+                raise ConfigError(f"fault {rule!r}: {exc}") from None
         return self
 
     @property
@@ -150,6 +164,8 @@ def _coerce(name: str, value: Any) -> Any:
         return Path(value) if value is not None else None
     if name in _SIZE_FIELDS:
         return parse_size(value)
+    if name == "faults":
+        return tuple([value] if isinstance(value, str) else value)
     if name in ("smtp", "smtps"):
         items = [value] if isinstance(value, str) else list(value)
         return tuple(parse_hostport(item, implicit_tls=name == "smtps") for item in items)

@@ -106,6 +106,14 @@ SHUTTING_DOWN = _reply(
     commands=("ANY",),
     ref="RFC 5321 §3.8",
 )
+SERVICE_NOT_AVAILABLE = _reply(
+    421,
+    "4.3.2",
+    "{hostname} Service not available, closing transmission channel",
+    when="a fault rule that closes the session (the server behaves as one going away)",
+    commands=("ANY",),
+    ref="RFC 5321 §4.2.3, §3.8",
+)
 TOO_MANY_ERRORS = _reply(
     421,
     "4.7.0",
@@ -342,6 +350,39 @@ SENDER_DOMAIN_NULL_MX = _reply(
     ref="RFC 7505 §4.3; RFC 7504",
 )
 
+SENDER_NOT_OWNED = _reply(
+    553,
+    "5.7.1",
+    "{address}: Sender address rejected: not owned by user {user}",
+    when="an authenticated user giving a sender address that is not theirs",
+    commands=("MAIL",),
+    ref="RFC 5321 §4.3.2; RFC 3463 X.7.1",
+)
+MAILBOX_NAME_NOT_ALLOWED = _reply(
+    553,
+    "5.1.3",
+    "{address}: Recipient address rejected: mailbox name not allowed",
+    when="a local recipient whose name policy forbids (a reserved or malformed local part)",
+    commands=("RCPT",),
+    ref="RFC 5321 §4.2.3; RFC 3463 X.1.3",
+)
+MAILBOX_FULL = _reply(
+    452,
+    "4.2.2",
+    "{address}: Recipient address rejected: mailbox full",
+    when="a local mailbox over its quota, when a full mailbox is treated as temporary "
+    "(the default)",
+    commands=("RCPT",),
+    ref="RFC 5321 §4.2.3; RFC 3463 X.2.2",
+)
+MAILBOX_FULL_PERMANENT = _reply(
+    552,
+    "5.2.2",
+    "{address}: Recipient address rejected: mailbox full",
+    when="a local mailbox over its quota, when a full mailbox is treated as permanent",
+    commands=("RCPT",),
+    ref="RFC 5321 §4.2.3; RFC 3463 X.2.2",
+)
 GREYLISTED = _reply(
     450,
     "4.7.1",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mailroom.codes import Reply
 from mailroom.protocol import Event, ServerConnection
@@ -11,10 +11,29 @@ from mailroom.protocol import Event, ServerConnection
 if TYPE_CHECKING:
     from mailroom.config import Listener
 
-__all__ = ["Decision", "Policy", "SessionView"]
+__all__ = ["DISCONNECT", "Decision", "Disconnect", "Greeting", "Policy", "SessionView"]
+
+
+class Disconnect:
+    """The decision to drop the connection without a word (fault injection)."""
+
+    _instance: Disconnect | None = None
+
+    def __new__(cls) -> Disconnect:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "DISCONNECT"
+
+
+DISCONNECT = Disconnect()
 
 # None: go ahead as the protocol proposes (and, at the end of a message, store it).
-Decision = Reply | None | Awaitable[Reply | None]
+Decision = Reply | Disconnect | None | Awaitable[Reply | Disconnect | None]
+# At the greeting: None for 220, or a refusal, or (fault injection) silence or a wait.
+Greeting = Reply | Disconnect | None | Awaitable[Reply | Disconnect | None]
 
 
 class SessionView(Protocol):
@@ -24,10 +43,12 @@ class SessionView(Protocol):
     client_port: int
     listener: Listener
     conn: ServerConnection
+    # Where each accepted recipient goes (set by the mail server policy at RCPT).
+    routes: dict[str, Any]
 
 
 class Policy(Protocol):
-    def connect(self, session: SessionView) -> Reply | None:
+    def connect(self, session: SessionView) -> Greeting:
         """The greeting: None for 220, or a refusal (554 5.7.1, 521 5.3.2, 421)."""
         ...
 

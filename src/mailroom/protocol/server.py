@@ -173,6 +173,11 @@ class ServerConnection:
         return self.state is State.CLOSED
 
     @property
+    def awaiting(self) -> Event | None:
+        """The event whose reply the connection waits for, if any."""
+        return self._waiting
+
+    @property
     def buffered(self) -> int:
         """Octets received and not yet processed (a server pauses reading when this grows)."""
         return len(self._buffer)

@@ -14,9 +14,12 @@ from mailroom.codes import Reply
 from mailroom.codes import catalogue as replies
 from mailroom.config import Config
 from mailroom.policy import AcceptAny, CatcherPolicy, CredentialStore, PasswordFile, Policy
+from mailroom.policy.faults import FaultInjector, FaultRule
 from mailroom.protocol import SessionSettings
+from mailroom.server.hub import Hub
 from mailroom.server.session import Session
 from mailroom.server.tls import ensure_self_signed, server_context
+from mailroom.server.transcript import TranscriptLog
 from mailroom.store.maildir import MaildirStore
 from mailroom.store.null import NullStore
 
@@ -57,7 +60,14 @@ class MailServer:
     def __init__(self, config: Config, *, policy: Policy | None = None) -> None:
         self.config = config
         self.credentials = load_credentials(config)
-        self.policy: Policy = policy if policy is not None else CatcherPolicy(self.credentials)
+        self.hub = Hub()
+        self.transcripts = TranscriptLog(config.transcripts, self.hub)
+        inner: Policy = policy if policy is not None else CatcherPolicy(self.credentials)
+        # Fault rules sit in front of whatever policy decides; with no rules they cost a check.
+        self.faults = FaultInjector(inner, hostname=config.hostname, on_fire=self._fault_fired)
+        for rule in config.faults:
+            self.faults.add(rule)
+        self.policy: Policy = self.faults
         self.session_settings = session_settings(config, self.credentials)
         self.ssl_context: ssl.SSLContext | None = None
         self.store: Any = None
@@ -68,6 +78,14 @@ class MailServer:
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
         self.stopped = asyncio.Event()
+
+    def _fault_fired(self, session: Any, rule: FaultRule) -> None:
+        log.info(
+            "fault rule %d fired: client=%s rule=%s", rule.id, session.client_ip, rule.describe()
+        )
+        transcript = getattr(session, "transcript", None)
+        if transcript is not None:
+            transcript.note(f"fault rule {rule.id} fired: {rule.describe()}")
 
     # -- start and stop --------------------------------------------------------------------------
 

@@ -15,14 +15,16 @@ import logging
 import ssl
 import time
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from mailroom.codes import Reply
 from mailroom.codes import catalogue as replies
+from mailroom.policy.base import DISCONNECT, Disconnect
 from mailroom.protocol import (
     NEED_DATA,
     PAUSED,
     AuthSecretNeeded,
+    ChunkReceived,
     ConnectionClosed,
     DataCommand,
     Event,
@@ -34,6 +36,7 @@ from mailroom.protocol import (
     StartTLS,
     State,
 )
+from mailroom.server.transcript import Transcript
 from mailroom.store import Envelope, StoreError
 from mailroom.store.ids import new_queue_id
 
@@ -83,6 +86,10 @@ class Session(asyncio.Protocol):
         # The one task a session may have running (a wait for policy, the store or TLS);
         # held here so it is not garbage-collected mid-flight.
         self._task: asyncio.Future[None] | None = None
+        # Where each accepted recipient's mail goes, as policy decided at RCPT (mail server
+        # mode); cleared with each new transaction.
+        self.routes: dict[str, Any] = {}
+        self.transcript: Transcript | None = None
 
     # -- asyncio callbacks ---------------------------------------------------------------------
 
@@ -101,10 +108,50 @@ class Session(asyncio.Protocol):
             return
         self._counted = True
         self.conn.client_address = self.client_ip
-        greeting = server.policy.connect(self) or replies.GREETING(hostname=server.config.hostname)
-        self.transport.write(self.conn.greet(greeting))
+        if server.transcripts.enabled:
+            self.transcript = server.transcripts.begin(
+                self.client_ip, self.client_port, str(self.listener)
+            )
+            self.transcript.tls = self.conn.tls_active
+        decision = server.policy.connect(self)
+        if decision is not None and not isinstance(decision, Reply | Disconnect):
+            # A greeting that waits (a fault rule's delay): nothing is read meanwhile.
+            self.busy = True
+            self._task = asyncio.ensure_future(self._greet_later(decision))
+            return
+        self._greet(decision)
+
+    def _greet(self, decision: Reply | Disconnect | None) -> None:
+        if decision is DISCONNECT:
+            self._note("fault: disconnected at the greeting")
+            self._close()
+            return
+        greeting = decision or replies.GREETING(hostname=self.server.config.hostname)
+        assert isinstance(greeting, Reply)
+        wire = self.conn.greet(greeting)
+        if self.transcript is not None:
+            self.transcript.reply(wire)
+        if self.transport is not None:
+            self.transport.write(wire)
         if self.conn.closed:
             self._close()
+
+    async def _greet_later(self, decision: Awaitable[Reply | Disconnect | None]) -> None:
+        try:
+            result = await decision
+        except Exception:
+            log.exception("internal error in the greeting of %s", self.client_ip)
+            result = replies.LOCAL_ERROR_CLOSING(hostname=self.server.config.hostname)
+        if self._closing:
+            return
+        self.busy = False
+        self._greet(result)
+        if not self._closing:
+            self._process()
+
+    def _note(self, text: str) -> None:
+        if self.transcript is not None:
+            self.transcript.note(text)
 
     def data_received(self, data: bytes) -> None:
         self.last_activity = time.monotonic()
@@ -132,6 +179,8 @@ class Session(asyncio.Protocol):
         if self._writer is not None:
             self._writer.abort()
             self._writer = None
+        if self.transcript is not None and self.transcript.ended is None:
+            self.server.transcripts.end(self.transcript)
         if self._counted:
             self._counted = False
             self.server.release(self)
@@ -171,12 +220,19 @@ class Session(asyncio.Protocol):
                         else None
                     )
                     continue
+                if self.transcript is not None:
+                    self._record_command(event, kind)
                 reply = self._decide(event)
+                if isinstance(reply, Disconnect):
+                    self._note("fault: disconnected")
+                    self._flush(out)
+                    self._close()
+                    return
                 if reply is None:  # the client went away
                     self._flush(out)
                     self._close()
                     return
-                if not isinstance(reply, Reply):
+                if not isinstance(reply, Reply | Disconnect):
                     self._flush(out)
                     self.busy = True
                     self._task = asyncio.ensure_future(self._finish(event, reply))
@@ -192,12 +248,17 @@ class Session(asyncio.Protocol):
         elif self._reading_paused and conn.buffered < MAX_BUFFERED // 2:
             self._resume_reading()
 
-    async def _finish(self, event: Event, pending: Awaitable[Reply]) -> None:
+    async def _finish(self, event: Event, pending: Awaitable[Reply | Disconnect]) -> None:
         out = bytearray()
         try:
             reply = await pending
             if self._closing:
                 return
+            if reply is DISCONNECT:
+                self._note("fault: disconnected")
+                self._close()
+                return
+            assert isinstance(reply, Reply)
             self._send(event, reply, out)
         except Exception:
             log.exception("internal error in session with %s", self.client_ip)
@@ -212,7 +273,7 @@ class Session(asyncio.Protocol):
             self._resume_reading()
             self._process()
 
-    def _decide(self, event: Event) -> Reply | Awaitable[Reply] | None:
+    def _decide(self, event: Event) -> Reply | Disconnect | Awaitable[Reply | Disconnect] | None:
         """The reply for ``event``: now, later (an awaitable), or None when the session ends."""
         kind = type(event)
         if kind is ConnectionClosed:
@@ -223,7 +284,11 @@ class Session(asyncio.Protocol):
             return event.reply  # type: ignore[attr-defined,no-any-return]
         if kind is DataCommand or kind is MailFrom:
             self._abort_message()
+            if kind is MailFrom:
+                self.routes.clear()
         decision = self.server.policy.decide(event, self)
+        if decision is DISCONNECT:
+            return DISCONNECT
         if kind is MessageComplete:
             return self._complete(event, decision)  # type: ignore[arg-type]
         if decision is None:
@@ -232,12 +297,32 @@ class Session(asyncio.Protocol):
             return decision
         return self._proposal_unless(event, decision)  # type: ignore[arg-type]
 
-    async def _proposal_unless(self, event: Event, decision: Awaitable[Reply | None]) -> Reply:
+    async def _proposal_unless(
+        self, event: Event, decision: Awaitable[Reply | Disconnect | None]
+    ) -> Reply | Disconnect:
         reply = await decision
         return _proposal(event) if reply is None else reply
 
+    def _record_command(self, event: Event, kind: type) -> None:
+        assert self.transcript is not None
+        if kind is MessageComplete or kind is MessageRefused:
+            self.transcript.command(f"<message data: {event.size} octets>")  # type: ignore[attr-defined]
+        elif kind is ChunkReceived:
+            self.transcript.command(f"<chunk: {event.size} octets>")  # type: ignore[attr-defined]
+        elif kind is ConnectionClosed:
+            self.transcript.note("client closed the connection")
+        else:
+            self.transcript.command(self.conn.last_line)
+
     def _send(self, event: Event, reply: Reply, out: bytearray) -> None:
-        out += self.conn.send(reply)
+        conn = self.conn
+        wire = conn.send(reply)
+        out += wire
+        transcript = self.transcript
+        if transcript is not None:
+            transcript.reply(wire)
+            transcript.helo = conn.hello_domain
+            transcript.auth_user = conn.authenticated
         if reply.code >= 400:
             log.info(
                 "refused: client=%s stage=%s reply=%s",
@@ -339,6 +424,17 @@ class Session(asyncio.Protocol):
                 event.size,
                 event.via,
             )
+        server = self.server
+        if self.transcript is not None:
+            server.transcripts.message(self.transcript, queue_id)
+        if server.hub.active:
+            server.hub.publish(
+                "message",
+                {
+                    "id": queue_id,
+                    "session": self.transcript.id if self.transcript is not None else None,
+                },
+            )
         return replies.MESSAGE_ACCEPTED(queue_id=queue_id)
 
     # -- TLS, errors, closing ------------------------------------------------------------------
@@ -375,6 +471,10 @@ class Session(asyncio.Protocol):
             return
         self.transport = new_transport
         self.conn.tls_started()
+        if self.transcript is not None:
+            self.transcript.tls = True
+            cipher = new_transport.get_extra_info("cipher") or ("?", "?", 0)
+            self.transcript.note(f"TLS started: {cipher[1]} {cipher[0]}")
         if early:
             self.conn.receive_data(bytes(early))
         self.busy = False
@@ -383,7 +483,7 @@ class Session(asyncio.Protocol):
 
     def _internal_error(self, out: bytearray) -> None:
         conn = self.conn
-        event = getattr(conn, "_waiting", None)
+        event = conn.awaiting
         self._abort_message()
         try:
             if event is not None and event.stage in _TRANSACTION_STAGES:

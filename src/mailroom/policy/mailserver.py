@@ -1,0 +1,265 @@
+"""The mail server mode's decisions: receive for local domains, relay only for those allowed,
+refuse everything else with the reply its situation calls for.
+
+The session asks at the greeting (block list, a server that takes no mail), at MAIL (who may
+send as whom, null-MX senders) and at RCPT (local users, aliases, moved users, quotas, relay,
+greylisting, rates). Accepted recipients are routed: ``session.routes[recipient]`` says which
+local mailboxes and which remote addresses the message goes to.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import time
+from collections import deque
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from mailroom.codes import Reply
+from mailroom.codes import catalogue as replies
+from mailroom.policy.base import Decision, SessionView
+from mailroom.policy.credentials import CredentialStore
+from mailroom.policy.directory import Directory, Resolution
+from mailroom.protocol import Authenticate, Event, Mailbox, MailFrom, RcptTo
+
+if TYPE_CHECKING:
+    from mailroom.resolver import Resolver
+
+__all__ = ["Greylist", "MailServerPolicy", "MailServerRules", "RateLimiter"]
+
+# Local parts that are relay tricks when they reach a local domain: "user%remote@local",
+# "remote!user@local", '"user@remote"@local' (RFC 5321 §3.6.1 warns of these).
+_RELAY_TRICKS = ("%", "!", "@")
+
+
+@dataclass(frozen=True)
+class MailServerRules:
+    """The policy settings of ``mailroom.toml`` (all named, all with safe defaults)."""
+
+    hostname: str = "localhost"
+    accept_no_mail: bool = False  # RFC 7504: 521 5.3.2 at the greeting
+    block_list: tuple[str, ...] = ()  # networks refused at the greeting with 554 5.7.1
+    relay_networks: tuple[str, ...] = ()  # networks that may relay without AUTH
+    check_null_mx: bool = True  # 550 5.7.27 / 556 5.1.10 from DNS
+    full_mailbox: Literal["temporary", "permanent"] = "temporary"  # 452 4.2.2 or 552 5.2.2
+    notify_forward: bool = False  # 251 2.1.5 for recipients forwarded off-site
+    sender_must_own_address: bool = True  # authenticated users send as themselves: 553 5.7.1
+    greylisting: bool = False
+    greylist_delay: float = 300.0  # seconds before a retry of a new triple is accepted
+    greylist_expiry: float = 36 * 3600.0
+    max_messages_per_minute: int = 0  # per client address; 0 means no limit
+
+
+class Greylist:
+    """RFC 6647 greylisting of (client network, sender, recipient) triples, in memory."""
+
+    def __init__(self, delay: float, expiry: float) -> None:
+        self.delay = delay
+        self.expiry = expiry
+        self._first_seen: dict[tuple[str, str, str], float] = {}
+        self._passed: dict[tuple[str, str, str], float] = {}
+
+    @staticmethod
+    def _network(ip: str) -> str:
+        # Big senders retry from another address of the same network: greylist the /24.
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return ip
+        prefix = 24 if address.version == 4 else 64
+        return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+    def check(self, ip: str, sender: str, recipient: str, now: float | None = None) -> float:
+        """0 if the triple may pass, else the seconds left to wait."""
+        now = time.time() if now is None else now
+        key = (self._network(ip), sender.lower(), recipient.lower())
+        if self._passed.get(key, 0) > now - self.expiry:
+            self._passed[key] = now
+            return 0.0
+        first = self._first_seen.setdefault(key, now)
+        if now - first >= self.delay:
+            self._passed[key] = now
+            del self._first_seen[key]
+            return 0.0
+        return self.delay - (now - first)
+
+
+class RateLimiter:
+    """Messages per minute per client address, over a sliding minute."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._seen: dict[str, deque[float]] = {}
+
+    def allow(self, ip: str, now: float | None = None) -> bool:
+        if not self.per_minute:
+            return True
+        now = time.monotonic() if now is None else now
+        window = self._seen.setdefault(ip, deque())
+        while window and window[0] <= now - 60:
+            window.popleft()
+        if len(window) >= self.per_minute:
+            return False
+        window.append(now)
+        return True
+
+
+def _in_networks(ip: str, networks: tuple[str, ...]) -> bool:
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(n, strict=False) for n in networks)
+
+
+@dataclass
+class MailServerPolicy:
+    rules: MailServerRules
+    directory: Directory
+    credentials: CredentialStore | None = None
+    resolver: Resolver | None = None
+    greylist: Greylist | None = field(default=None)
+    rates: RateLimiter | None = field(default=None)
+    # How full each local mailbox is, in octets (kept by the store; read here for quotas).
+    usage: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.greylist is None and self.rules.greylisting:
+            self.greylist = Greylist(self.rules.greylist_delay, self.rules.greylist_expiry)
+        if self.rates is None and self.rules.max_messages_per_minute:
+            self.rates = RateLimiter(self.rules.max_messages_per_minute)
+
+    # -- the greeting ----------------------------------------------------------------------------
+
+    def connect(self, session: SessionView) -> Reply | None:
+        hostname = self.rules.hostname
+        if self.rules.accept_no_mail:
+            return replies.NO_MAIL_ACCEPTED(hostname=hostname)
+        if self.rules.block_list and _in_networks(session.client_ip, self.rules.block_list):
+            return replies.NO_SMTP_SERVICE(hostname=hostname)
+        return None
+
+    # -- commands --------------------------------------------------------------------------------
+
+    def decide(self, event: Event, session: SessionView) -> Decision:
+        kind = type(event)
+        if kind is RcptTo:
+            return self._recipient(event, session)  # type: ignore[arg-type]
+        if kind is MailFrom:
+            return self._sender(event, session)  # type: ignore[arg-type]
+        if kind is Authenticate and self.credentials is not None:
+            return self.credentials.check(event.credentials)  # type: ignore[attr-defined]
+        return None
+
+    def may_relay(self, session: SessionView) -> bool:
+        return session.conn.authenticated is not None or _in_networks(
+            session.client_ip, self.rules.relay_networks
+        )
+
+    def _sender(self, event: MailFrom, session: SessionView) -> Decision:
+        sender = event.sender
+        user = session.conn.authenticated
+        if user is not None and sender is not None and self.rules.sender_must_own_address:
+            owned = self.directory.addresses_of(user)
+            if self.directory.key(str(sender)) not in owned:
+                return replies.SENDER_NOT_OWNED(address=sender.bracketed, user=user)
+        if (
+            sender is not None
+            and self.rules.check_null_mx
+            and self.resolver is not None
+            and not sender.is_address_literal
+        ):
+            return self._sender_null_mx(sender)
+        return None
+
+    async def _sender_null_mx(self, sender: Mailbox) -> Reply | None:
+        assert self.resolver is not None
+        if await self.resolver.has_null_mx(sender.domain):
+            return replies.SENDER_DOMAIN_NULL_MX(address=sender.bracketed)
+        return None
+
+    def _recipient(self, event: RcptTo, session: SessionView) -> Decision:
+        recipient = event.recipient
+        address = recipient.bracketed
+        if self.rates is not None and not self.rates.allow(session.client_ip):
+            return replies.RATE_LIMITED(client=session.client_ip)
+        if recipient.is_postmaster:
+            # RFC 5321 §4.5.1: <postmaster> without a domain is always accepted.
+            return self._route_local(session, recipient, f"postmaster@{self._primary_domain()}")
+        local_part = recipient.local_part
+        if self.directory.is_local_domain(recipient.domain) and not recipient.is_address_literal:
+            if any(mark in local_part for mark in _RELAY_TRICKS):
+                return self._relay_refusal(session, recipient)
+            if local_part.startswith(("-", ".")) or local_part.startswith('"'):
+                return replies.MAILBOX_NAME_NOT_ALLOWED(address=address)
+            return self._route_local(session, recipient, str(recipient))
+        return self._relay(session, recipient)
+
+    def _primary_domain(self) -> str:
+        return min(self.directory.domains) if self.directory.domains else self.rules.hostname
+
+    def _route_local(self, session: SessionView, recipient: Mailbox, key: str) -> Decision:
+        address = recipient.bracketed
+        resolution = self.directory.resolve(key)
+        if resolution.loop and not resolution.found:
+            return replies.LOCAL_ERROR()
+        if resolution.moved_to is not None:
+            return replies.USER_MOVED(forward_path=f"<{resolution.moved_to}>")
+        if not resolution.found:
+            if recipient.is_postmaster:
+                # No postmaster alias configured: the first user gets it rather than no one.
+                first = next(iter(self.directory.mailbox_users()), None)
+                if first is not None:
+                    resolution = Resolution(local=[first])
+            if not resolution.found:
+                return replies.MAILBOX_UNKNOWN(address=address)
+        for user in resolution.local:
+            if user.quota and self.usage.get(user.address, 0) >= user.quota:
+                if self.rules.full_mailbox == "permanent":
+                    return replies.MAILBOX_FULL_PERMANENT(address=address)
+                return replies.MAILBOX_FULL(address=address)
+        if self.greylist is not None and not self.may_relay(session):
+            transaction = session.conn.transaction
+            sender = str(transaction.sender) if transaction and transaction.sender else ""
+            wait = self.greylist.check(session.client_ip, sender, str(recipient))
+            if wait > 0:
+                return replies.GREYLISTED(address=address, delay=int(wait) + 1)
+        session.routes[str(recipient)] = resolution
+        if resolution.remote and not resolution.local and self.rules.notify_forward:
+            return replies.USER_NOT_LOCAL_WILL_FORWARD(
+                forward_path=", ".join(f"<{r}>" for r in resolution.remote)
+            )
+        return None
+
+    def _relay_refusal(self, session: SessionView, recipient: Mailbox) -> Reply:
+        return replies.RELAY_DENIED(address=recipient.bracketed)
+
+    def _relay(self, session: SessionView, recipient: Mailbox) -> Decision:
+        if not self.may_relay(session):
+            return self._relay_refusal(session, recipient)
+        if recipient.is_address_literal:
+            return self._relay_refusal(session, recipient)
+        route = Resolution(remote=[str(recipient)])
+        if self.rules.check_null_mx and self.resolver is not None:
+            return self._relay_unless_null_mx(session, recipient, route)
+        session.routes[str(recipient)] = route
+        return None
+
+    async def _relay_unless_null_mx(
+        self, session: SessionView, recipient: Mailbox, route: Resolution
+    ) -> Reply | None:
+        assert self.resolver is not None
+        if await self.resolver.has_null_mx(recipient.domain):
+            return replies.DOMAIN_DOES_NOT_ACCEPT_MAIL(address=recipient.bracketed)
+        session.routes[str(recipient)] = route
+        return None
+
+
+def matches(pattern: str, address: str) -> bool:
+    """Glob match of an address (case-insensitive): ``*@bounce.test``."""
+    return fnmatch.fnmatchcase(address.lower(), pattern.lower())
+
+
+_ = Awaitable  # re-exported for type checkers of callers

@@ -1,0 +1,156 @@
+"""Session transcripts: every command and reply of a session (never the message body; AUTH
+secrets redacted by the protocol), kept in memory for the web UI and linked to the messages
+the session produced. Refused sessions, which produced no message, are kept too."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import OrderedDict
+from typing import Any
+
+from mailroom.server.hub import Hub
+
+__all__ = ["Transcript", "TranscriptLog"]
+
+MAX_ENTRIES = 2000  # per session; a client that talks forever is cut short in the record
+
+
+class Transcript:
+    __slots__ = (
+        "auth_user",
+        "client_ip",
+        "client_port",
+        "ended",
+        "entries",
+        "helo",
+        "id",
+        "listener",
+        "messages",
+        "started",
+        "tls",
+        "truncated",
+    )
+
+    def __init__(self, session_id: str, client_ip: str, client_port: int, listener: str) -> None:
+        self.id = session_id
+        self.client_ip = client_ip
+        self.client_port = client_port
+        self.listener = listener
+        self.started = time.time()
+        self.ended: float | None = None
+        # (time, "C" client / "S" server / "I" information, text or reply bytes)
+        self.entries: list[tuple[float, str, str | bytes]] = []
+        self.messages: list[str] = []
+        self.tls = False
+        self.auth_user: str | None = None
+        self.helo: str | None = None
+        self.truncated = False
+
+    def _add(self, kind: str, value: str | bytes) -> None:
+        if len(self.entries) < MAX_ENTRIES:
+            self.entries.append((time.time(), kind, value))
+        else:
+            self.truncated = True
+
+    def command(self, text: str) -> None:
+        self._add("C", text)
+
+    def reply(self, wire: bytes) -> None:
+        self._add("S", wire)
+
+    def note(self, text: str) -> None:
+        self._add("I", text)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "client": self.client_ip,
+            "port": self.client_port,
+            "listener": self.listener,
+            "started": self.started,
+            "ended": self.ended,
+            "messages": list(self.messages),
+            "tls": self.tls,
+            "auth_user": self.auth_user,
+            "helo": self.helo,
+            "commands": sum(1 for _, kind, _ in self.entries if kind == "C"),
+            "last_reply": _last_reply(self.entries),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.summary()
+        data["truncated"] = self.truncated
+        data["entries"] = [
+            {
+                "time": at,
+                "from": {"C": "client", "S": "server", "I": "info"}[kind],
+                "text": value.decode("utf-8", "replace").rstrip("\r\n")
+                if isinstance(value, bytes)
+                else value,
+            }
+            for at, kind, value in self.entries
+        ]
+        return data
+
+
+def _last_reply(entries: list[tuple[float, str, str | bytes]]) -> str | None:
+    for _, kind, value in reversed(entries):
+        if kind == "S" and isinstance(value, bytes):
+            last = value.rstrip(b"\r\n").rsplit(b"\r\n", 1)[-1]
+            return last.decode("utf-8", "replace")
+    return None
+
+
+class TranscriptLog:
+    """The last ``keep`` sessions, live ones included."""
+
+    def __init__(self, keep: int, hub: Hub) -> None:
+        self.keep = keep
+        self.hub = hub
+        self._sessions: OrderedDict[str, Transcript] = OrderedDict()
+        self._by_message: dict[str, str] = {}
+        self._ids = itertools.count(1)
+        self._prefix = f"{int(time.time()):x}"
+
+    @property
+    def enabled(self) -> bool:
+        return self.keep > 0
+
+    def begin(self, client_ip: str, client_port: int, listener: str) -> Transcript:
+        transcript = Transcript(
+            f"{self._prefix}-{next(self._ids)}", client_ip, client_port, listener
+        )
+        self._sessions[transcript.id] = transcript
+        while len(self._sessions) > self.keep:
+            _, old = self._sessions.popitem(last=False)
+            for queue_id in old.messages:
+                self._by_message.pop(queue_id, None)
+        return transcript
+
+    def message(self, transcript: Transcript, queue_id: str) -> None:
+        transcript.messages.append(queue_id)
+        self._by_message[queue_id] = transcript.id
+
+    def end(self, transcript: Transcript) -> None:
+        transcript.ended = time.time()
+        if self.hub.active:
+            self.hub.publish("session", transcript.summary())
+
+    def get(self, session_id: str) -> Transcript | None:
+        return self._sessions.get(session_id)
+
+    def for_message(self, queue_id: str) -> Transcript | None:
+        session_id = self._by_message.get(queue_id)
+        return self._sessions.get(session_id) if session_id else None
+
+    def list(
+        self, *, limit: int = 50, offset: int = 0, refused_only: bool = False
+    ) -> list[Transcript]:
+        items = list(reversed(self._sessions.values()))
+        if refused_only:
+            items = [t for t in items if not t.messages]
+        return items[offset : offset + limit]
+
+    def __len__(self) -> int:
+        return len(self._sessions)
