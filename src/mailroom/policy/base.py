@@ -10,6 +10,7 @@ from mailroom.protocol import Event, ServerConnection
 
 if TYPE_CHECKING:
     from mailroom.config import Listener
+    from mailroom.store.envelope import Delivery
 
 __all__ = ["DISCONNECT", "Decision", "Disconnect", "Greeting", "Policy", "SessionView"]
 
@@ -54,4 +55,9 @@ class Policy(Protocol):
 
     def decide(self, event: Event, session: SessionView) -> Decision:
         """A reply for ``event`` other than the protocol's proposal, or None."""
+        ...
+
+    def deliveries(self, session: SessionView) -> list[Delivery] | None:
+        """Where the message of the session's transaction goes; None: the catcher's mailbox
+        for every recipient."""
         ...

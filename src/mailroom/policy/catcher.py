@@ -6,6 +6,7 @@ from mailroom.codes import Reply
 from mailroom.policy.base import Decision, SessionView
 from mailroom.policy.credentials import CredentialStore
 from mailroom.protocol import Authenticate, Event
+from mailroom.store.envelope import Delivery
 
 __all__ = ["CatcherPolicy"]
 
@@ -21,3 +22,6 @@ class CatcherPolicy:
         if type(event) is Authenticate and self.credentials is not None:
             return self.credentials.check(event.credentials)
         return None
+
+    def deliveries(self, session: SessionView) -> list[Delivery] | None:
+        return None  # every recipient's mail in one file of the catch-all mailbox

@@ -39,6 +39,7 @@ from mailroom.codes import Reply, ReplyError
 from mailroom.codes import catalogue as replies
 from mailroom.policy.base import DISCONNECT, Decision, Disconnect, Greeting, Policy, SessionView
 from mailroom.protocol import Event, MailFrom, RcptTo
+from mailroom.store.envelope import Delivery
 
 __all__ = ["FaultError", "FaultInjector", "FaultRule", "parse_rule"]
 
@@ -262,6 +263,9 @@ class FaultInjector:
                 result: Greeting = self._action(rule, lambda: self.inner.connect(session))
                 return result
         return self.inner.connect(session)
+
+    def deliveries(self, session: SessionView) -> list[Delivery] | None:
+        return self.inner.deliveries(session)
 
     def decide(self, event: Event, session: SessionView) -> Decision:
         if self.rules:

@@ -356,6 +356,14 @@ class Session(asyncio.Protocol):
         transaction = conn.transaction
         assert transaction is not None
         self._queue_id = new_queue_id()
+        mail = transaction.parameters
+        notify: dict[str, tuple[str, ...]] = {}
+        orcpt: dict[str, tuple[str, str]] = {}
+        for recipient, params in transaction.recipients:
+            if params.notify is not None:
+                notify[str(recipient)] = params.notify
+            if params.orcpt is not None:
+                orcpt[str(recipient)] = params.orcpt
         return Envelope(
             queue_id=self._queue_id,
             sender=str(transaction.sender) if transaction.sender else "",
@@ -365,8 +373,14 @@ class Session(asyncio.Protocol):
             esmtp=conn.esmtp,
             tls=conn.tls_active,
             auth_user=conn.authenticated,
-            smtputf8=transaction.parameters.smtputf8,
+            smtputf8=mail.smtputf8,
             hostname=self.server.config.hostname,
+            deliveries=self.server.policy.deliveries(self) or [],
+            envid=mail.envid,
+            ret=mail.ret,
+            body=mail.body,
+            notify=notify,
+            orcpt=orcpt,
         )
 
     def _message_writer(self) -> MessageWriter:

@@ -7,8 +7,19 @@ from __future__ import annotations
 import email.utils
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 
-__all__ = ["Envelope", "trace_header"]
+__all__ = ["Delivery", "Envelope", "received_header", "trace_header"]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One destination of a message: a local Maildir (``target`` is its name under
+    ``<data>/mail``, e.g. ``catchall`` or ``example.test/alice``) or the outbound queue."""
+
+    kind: Literal["mailbox", "queue"]
+    target: str
+    recipients: tuple[str, ...]
 
 
 @dataclass(slots=True)
@@ -24,6 +35,18 @@ class Envelope:
     smtputf8: bool = False
     received_at: float = field(default_factory=time.time)
     hostname: str = "localhost"
+    # Where the message goes; empty means the catcher's one mailbox for every recipient.
+    deliveries: list[Delivery] = field(default_factory=list)
+    # DSN (RFC 3461) and body parameters, kept for the queue and for bounces.
+    envid: str | None = None
+    ret: str | None = None
+    body: str | None = None
+    notify: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    orcpt: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.deliveries:
+            self.deliveries = [Delivery("mailbox", "catchall", tuple(self.recipients))]
 
     @property
     def protocol(self) -> str:
@@ -39,11 +62,20 @@ def _header_safe(text: str) -> str:
 
 
 def trace_header(envelope: Envelope, *, recipients: list[str] | None = None) -> bytes:
-    """``Return-Path``, one ``Delivered-To`` per recipient, and ``Received``."""
+    """For final delivery: ``Return-Path``, one ``Delivered-To`` per recipient, and
+    ``Received`` (RFC 5321 §4.4)."""
     e = envelope
     rcpts = e.recipients if recipients is None else recipients
     lines = [f"Return-Path: <{_header_safe(e.sender)}>"]
     lines += [f"Delivered-To: {_header_safe(r)}" for r in rcpts]
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8") + received_header(e, rcpts)
+
+
+def received_header(envelope: Envelope, recipients: list[str] | tuple[str, ...]) -> bytes:
+    """The ``Received`` field this server adds (RFC 5321 §4.4); alone when relaying."""
+    e = envelope
+    rcpts = list(recipients)
+    lines: list[str] = []
     client = f"[{e.client_ip}]" if ":" not in e.client_ip else f"[IPv6:{e.client_ip}]"
     auth = f" (Authenticated sender: {_header_safe(e.auth_user)})" if e.auth_user else ""
     for_clause = f"\r\n\tfor <{_header_safe(rcpts[0])}>" if len(rcpts) == 1 else ""

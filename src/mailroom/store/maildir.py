@@ -1,11 +1,14 @@
-"""The durable store: one Maildir file per accepted message, fsync'd before the 250.
+"""The durable store: accepted messages go to Maildirs and to the outbound queue, fsync'd
+before the 250.
 
 Sessions stream a message into a :class:`MessageWriter` (kept in memory while small, spilled
-to the Maildir's ``tmp/`` when large). ``commit()`` hands it to one committer thread, which
-takes every message waiting at that moment as one batch: it writes and fsyncs each file, moves
-the batch from ``tmp/`` to ``new/``, fsyncs each directory once, and only then resolves the
-sessions' futures. So the 250 after end of data always means file and directory entry are on
-disk, and concurrent sessions share the cost of the directory fsync (group commit).
+to a ``tmp/`` file when large). ``commit()`` hands it to one committer thread, which takes every
+message waiting at that moment as one batch. For each message it writes one file per
+destination (a Maildir per local mailbox, each with its own trace fields; the queue for remote
+recipients), makes the whole batch durable at once, moves the files from ``tmp/`` into place,
+fsyncs each directory once, and only then resolves the sessions' futures. So the 250 after end
+of data always means every file and its directory entry are on disk, and concurrent sessions
+share the cost of the syncs (group commit).
 """
 
 from __future__ import annotations
@@ -22,17 +25,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueSpool
 from mailroom.store.durability import BatchSync, fsync_directory
-from mailroom.store.envelope import Envelope, trace_header
+from mailroom.store.envelope import Delivery, Envelope, received_header, trace_header
 from mailroom.store.headers import MAX_HEADER_SCAN, summarize_headers
 from mailroom.store.index import Index, IndexRow
 
-__all__ = ["MaildirStore", "MessageWriter", "StoreError", "maildir_filename"]
+__all__ = ["MaildirStore", "MessageWriter", "StoreError", "disk_full", "maildir_filename"]
 
 log = logging.getLogger("mailroom.store")
 
-SPILL_THRESHOLD = 1024 * 1024  # bytes kept in memory before a message goes to its tmp file
+SPILL_THRESHOLD = 1024 * 1024  # bytes kept in memory before a message goes to a tmp file
 MAX_BATCH = 512
+COPY_CHUNK = 1024 * 1024
 
 
 class StoreError(Exception):
@@ -44,9 +49,10 @@ def _safe_hostname(hostname: str) -> str:
     return hostname.replace("/", "\\057").replace(":", "\\072")
 
 
-def maildir_filename(envelope: Envelope, size: int) -> str:
+def maildir_filename(envelope: Envelope, size: int, copy: int = 0) -> str:
     host = _safe_hostname(envelope.hostname)
-    return f"{int(envelope.received_at)}.{envelope.queue_id}.{host},S={size}"
+    unique = envelope.queue_id if not copy else f"{envelope.queue_id}_{copy}"
+    return f"{int(envelope.received_at)}.{unique}.{host},S={size}"
 
 
 def ensure_maildir(path: Path) -> Path:
@@ -55,17 +61,44 @@ def ensure_maildir(path: Path) -> Path:
     return path
 
 
+def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+@dataclass(eq=False)
+class _Output:
+    """One file a message becomes: in a Maildir, or in the queue."""
+
+    delivery: Delivery
+    header: bytes
+    tmp_path: Path
+    final_path: Path | None = None
+    fd: int | None = None
+    entry: QueueEntry | None = None  # for the queue: the state written beside the message
+
+    def close(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = None
+
+    def discard(self) -> None:
+        self.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.tmp_path)
+
+
 @dataclass(eq=False)
 class MessageWriter:
     store: MaildirStore
     envelope: Envelope
-    mailbox_name: str
-    mailbox: Path
-    header: bytes
     _buffer: bytearray = field(default_factory=bytearray)
     _size: int = 0
-    _fd: int | None = None
-    _tmp_path: Path | None = None
+    _spill: _Output | None = None  # the first output's file, written as the message streams
+    _outputs: list[_Output] = field(default_factory=list)
     _error: OSError | None = None
     _first_bytes: bytes = b""
     _done: bool = False
@@ -80,33 +113,35 @@ class MessageWriter:
         self._size += len(data)
         if len(self._first_bytes) < MAX_HEADER_SCAN:
             self._first_bytes += data[: MAX_HEADER_SCAN - len(self._first_bytes)]
-        if self._fd is None:
+        if self._spill is None:
             self._buffer += data
             if len(self._buffer) < SPILL_THRESHOLD:
                 return
             data = b""  # it is in the buffer now
         try:
-            if self._fd is None:
-                self._open()
-            self._write_buffer(data)
+            if self._spill is None:
+                self._spill = self._open(0)
+            self._flush_buffer(self._spill, data)
         except OSError as exc:
             self._fail(exc)
 
-    def _open(self) -> None:
-        self._tmp_path = self.mailbox / "tmp" / f"{self.envelope.queue_id}.{os.getpid()}"
-        self._fd = os.open(self._tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    def _open(self, index: int) -> _Output:
+        output = self.store.output(self, index)
+        output.fd = os.open(output.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._outputs.append(output)
         self.store.check_fault()
-        _write_all(self._fd, self.header)
+        _write_all(output.fd, output.header)
+        return output
 
-    def _write_buffer(self, data: bytes = b"") -> None:
-        assert self._fd is not None
+    def _flush_buffer(self, output: _Output, data: bytes = b"") -> None:
+        assert output.fd is not None
         if self._buffer:
             self.store.check_fault()
-            _write_all(self._fd, self._buffer)
+            _write_all(output.fd, self._buffer)
             self._buffer = bytearray()
         if data:
             self.store.check_fault()
-            _write_all(self._fd, data)
+            _write_all(output.fd, data)
 
     def _fail(self, exc: OSError) -> None:
         self._error = exc
@@ -114,14 +149,10 @@ class MessageWriter:
         self._cleanup()
 
     def _cleanup(self) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-            self._fd = None
-        if self._tmp_path is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(self._tmp_path)
-            self._tmp_path = None
+        for output in self._outputs:
+            output.discard()
+        self._outputs = []
+        self._spill = None
 
     def abort(self) -> None:
         """Forget the message (refused, or the client went away)."""
@@ -130,8 +161,8 @@ class MessageWriter:
         self._cleanup()
 
     def commit(self) -> asyncio.Future[str]:
-        """Store it for good; the future gives the queue id once file and directory entry are
-        fsync'd, or raises StoreError."""
+        """Store it for good; the future gives the queue id once every file and directory
+        entry is on disk, or raises StoreError."""
         self._done = True
         future: asyncio.Future[str] = self.store.loop.create_future()
         if self._error is not None:
@@ -142,28 +173,46 @@ class MessageWriter:
 
     # -- in the committer thread ---------------------------------------------------------
 
-    def _write_rest(self) -> int:
-        """Write what is still in memory; returns the open file, not yet synced."""
-        if self._fd is None:
-            self._open()
-        self._write_buffer()
-        assert self._fd is not None
-        return self._fd
+    def _write_outputs(self) -> list[_Output]:
+        """Write every destination's file (not yet synced) and return them."""
+        deliveries = self.envelope.deliveries
+        if self._spill is None:
+            first = self._open(0)
+            self._flush_buffer_to(first, self._buffer)
+        else:
+            first = self._spill
+            self._flush_buffer(first)
+        for index in range(1, len(deliveries)):
+            output = self._open(index)
+            assert output.fd is not None
+            if self._spill is None:
+                _write_all(output.fd, self._buffer)
+            else:
+                self._copy_body(first, output)
+        self._buffer = bytearray()
+        return self._outputs
 
-    def _close_file(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+    def _flush_buffer_to(self, output: _Output, data: bytearray) -> None:
+        assert output.fd is not None
+        if data:
+            self.store.check_fault()
+            _write_all(output.fd, data)
 
-    def _final_path(self) -> Path:
-        return self.mailbox / "new" / maildir_filename(self.envelope, len(self.header) + self._size)
-
-
-def _write_all(fd: int, data: bytes | bytearray) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+    def _copy_body(self, source: _Output, target: _Output) -> None:
+        # A large message with several destinations: copy the body in the kernel.
+        assert target.fd is not None
+        with open(source.tmp_path, "rb") as src:
+            offset = len(source.header)
+            remaining = self._size
+            while remaining > 0:
+                self.store.check_fault()
+                copied = os.copy_file_range(
+                    src.fileno(), target.fd, min(remaining, COPY_CHUNK), offset
+                )
+                if copied <= 0:
+                    raise OSError(errno.EIO, "short copy")
+                offset += copied
+                remaining -= copied
 
 
 @dataclass(eq=False)
@@ -174,7 +223,8 @@ class _Job:
 
 
 class MaildirStore:
-    """Maildirs under ``<data>/mail`` and the index ``<data>/index.sqlite``."""
+    """Maildirs under ``<data>/mail``, the queue under ``<data>/queue``, and the index
+    ``<data>/index.sqlite``."""
 
     wants_envelope = True
 
@@ -192,6 +242,7 @@ class MaildirStore:
         self.hostname = hostname
         self.loop = loop
         self.index = index if index is not None else Index(data_dir / "index.sqlite")
+        self.spool = QueueSpool(data_dir)
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="mailroom-committer", daemon=True)
         self._mailboxes: dict[str, Path] = {}
@@ -199,6 +250,10 @@ class MaildirStore:
         # Tests and the hostile suite inject storage faults here: a callable that raises
         # OSError (ENOSPC, EIO) as a full disk or a failing device would.
         self.fault: Callable[[], None] | None = None
+        # Told (in the event loop) of queue ids newly queued for remote delivery.
+        self.on_queued: Callable[[list[str]], None] | None = None
+        # Octets in each local mailbox (by mailbox name), for quotas.
+        self.usage: dict[str, int] = {}
         self._started = False
         self.latency_total = 0.0  # seconds spent committing, for metrics
         self.committed = 0
@@ -206,6 +261,8 @@ class MaildirStore:
     def start(self) -> None:
         self.mail_dir.mkdir(parents=True, exist_ok=True)
         self._cleanup_tmp()
+        self.spool.ensure().cleanup()
+        self._measure_usage()
         self._thread.start()
         self._started = True
 
@@ -227,9 +284,25 @@ class MaildirStore:
             self._mailboxes[name] = path
         return path
 
-    def begin(self, envelope: Envelope, mailbox: str = "catchall") -> MessageWriter:
-        return MessageWriter(
-            self, envelope, mailbox, self.mailbox_path(mailbox), trace_header(envelope)
+    def begin(self, envelope: Envelope) -> MessageWriter:
+        return MessageWriter(self, envelope)
+
+    def output(self, writer: MessageWriter, index: int) -> _Output:
+        """The file for the ``index``-th destination of a message (made in tmp/)."""
+        envelope = writer.envelope
+        delivery = envelope.deliveries[index]
+        unique = f"{envelope.queue_id}.{index}.{os.getpid()}"
+        if delivery.kind == "queue":
+            return _Output(
+                delivery,
+                received_header(envelope, delivery.recipients),
+                self.spool.tmp / f"{unique}.eml",
+            )
+        mailbox = self.mailbox_path(delivery.target)
+        return _Output(
+            delivery,
+            trace_header(envelope, recipients=list(delivery.recipients)),
+            mailbox / "tmp" / unique,
         )
 
     def submit(self, writer: MessageWriter, future: asyncio.Future[str]) -> None:
@@ -240,6 +313,21 @@ class MaildirStore:
         for tmp in self.mail_dir.glob("**/tmp/*"):
             with contextlib.suppress(OSError):
                 tmp.unlink()
+
+    def _measure_usage(self) -> None:
+        for new_or_cur in self.mail_dir.glob("**/new"):
+            mailbox = new_or_cur.parent
+            name = str(mailbox.relative_to(self.mail_dir))
+            total = 0
+            for sub in ("new", "cur"):
+                for path in (mailbox / sub).iterdir():
+                    _, _, size = path.name.partition(",S=")
+                    total += (
+                        int(size.split(":")[0].split(",")[0])
+                        if size[:1].isdigit()
+                        else path.stat().st_size
+                    )
+            self.usage[name] = total
 
     # -- the committer thread ------------------------------------------------------------
 
@@ -262,39 +350,36 @@ class MaildirStore:
 
     def _commit(self, batch: list[_Job]) -> None:
         started = time.perf_counter()
-        written: list[_Job] = []
+        written: list[tuple[_Job, list[_Output]]] = []
         for job in batch:
             try:
-                job.writer._write_rest()
-                written.append(job)
+                outputs = job.writer._write_outputs()
+                for output in outputs:
+                    if output.delivery.kind == "queue":
+                        output.entry = self._queue_entry(job.writer, output)
+                written.append((job, outputs))
             except OSError as exc:
                 job.writer._cleanup()
                 job.error = StoreError(f"{exc.strerror or exc}")
         try:
             self.check_fault()
-            self._sync.sync([job.writer._fd for job in written if job.writer._fd is not None])
+            self._sync.sync([o.fd for _, outputs in written for o in outputs if o.fd is not None])
         except OSError as exc:
             # Which file failed is not known: none of the batch is acknowledged, so the
             # clients will send them again.
-            for job in written:
+            for job, _ in written:
                 job.writer._cleanup()
                 job.error = StoreError(f"sync failed: {exc.strerror or exc}")
             written = []
         directories: set[Path] = set()
-        stored: list[tuple[_Job, Path]] = []
-        for job in written:
-            writer = job.writer
-            final_path = writer._final_path()
+        stored: list[tuple[_Job, list[_Output]]] = []
+        for job, outputs in written:
             try:
-                writer._close_file()
-                assert writer._tmp_path is not None
-                self.check_fault()
-                os.rename(writer._tmp_path, final_path)
-                writer._tmp_path = None
-                directories.add(final_path.parent)
-                stored.append((job, final_path))
+                self._place(job.writer, outputs, directories)
+                stored.append((job, outputs))
             except OSError as exc:
-                writer._cleanup()
+                self._take_back(outputs)
+                job.writer._cleanup()
                 job.error = StoreError(f"{exc.strerror or exc}")
         failed_dirs: set[Path] = set()
         for directory in directories:
@@ -304,14 +389,24 @@ class MaildirStore:
                 log.error("fsync of %s failed: %s", directory, exc)
                 failed_dirs.add(directory)
         rows = []
-        for job, final_path in stored:
-            if final_path.parent in failed_dirs:
+        queued: list[str] = []
+        for job, outputs in stored:
+            if any(
+                o.final_path is not None and o.final_path.parent in failed_dirs for o in outputs
+            ):
                 # Not known to be durable: take it back, and let the client retry.
-                with contextlib.suppress(OSError):
-                    final_path.unlink()
+                self._take_back(outputs)
                 job.error = StoreError("directory fsync failed")
                 continue
-            rows.append(self._index_row(job.writer, final_path))
+            for output in outputs:
+                if output.delivery.kind == "mailbox":
+                    name = output.delivery.target
+                    self.usage[name] = (
+                        self.usage.get(name, 0) + len(output.header) + job.writer.size
+                    )
+                elif output.entry is not None:
+                    queued.append(output.entry.id)
+            rows.append(self._index_row(job.writer, outputs))
         if rows:
             try:
                 self.index.insert(rows)
@@ -319,16 +414,83 @@ class MaildirStore:
                 log.exception("index insert failed; run `mailroom reindex`")
         self.latency_total += time.perf_counter() - started
         self.committed += len(rows)
-        self.loop.call_soon_threadsafe(_resolve, batch)
+        self.loop.call_soon_threadsafe(self._resolve, batch, queued)
 
-    def _index_row(self, writer: MessageWriter, path: Path) -> IndexRow:
+    def _place(self, writer: MessageWriter, outputs: list[_Output], directories: set[Path]) -> None:
+        """Move a message's synced files from tmp/ into their places."""
+        for index, output in enumerate(outputs):
+            output.close()
+            self.check_fault()
+            if output.entry is not None:
+                message = self.spool.message_path(output.entry.id)
+                os.rename(output.tmp_path, message)
+                output.final_path = message
+                state = self.spool.tmp / f"{output.entry.id}.json"
+                os.rename(state, self.spool.entry_path(output.entry.id))
+                directories.add(self.spool.active)
+            else:
+                size = len(output.header) + writer.size
+                final = (
+                    output.tmp_path.parent.parent
+                    / "new"
+                    / maildir_filename(writer.envelope, size, index)
+                )
+                os.rename(output.tmp_path, final)
+                output.final_path = final
+                directories.add(final.parent)
+
+    def _take_back(self, outputs: list[_Output]) -> None:
+        for output in outputs:
+            if output.final_path is not None:
+                with contextlib.suppress(OSError):
+                    output.final_path.unlink()
+                if output.entry is not None:
+                    with contextlib.suppress(OSError):
+                        self.spool.entry_path(output.entry.id).unlink()
+            output.discard()
+
+    def _queue_entry(self, writer: MessageWriter, output: _Output) -> QueueEntry:
+        """Write the queue state beside the message (synced with the batch, moved after it)."""
+        e = writer.envelope
+        entry = QueueEntry(
+            id=e.queue_id,
+            sender=e.sender,
+            recipients=[
+                QueueRecipient(
+                    address=address,
+                    notify=list(e.notify.get(address) or []) or None,
+                    orcpt=list(e.orcpt[address]) if address in e.orcpt else None,
+                )
+                for address in output.delivery.recipients
+            ],
+            created=e.received_at,
+            envid=e.envid,
+            ret=e.ret,
+            body=e.body,
+            smtputf8=e.smtputf8,
+            auth_user=e.auth_user,
+            client_ip=e.client_ip,
+        )
+        path = self.spool.tmp / f"{entry.id}.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            _write_all(fd, entry.to_json())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return entry
+
+    def _index_row(self, writer: MessageWriter, outputs: list[_Output]) -> IndexRow:
         e = writer.envelope
         summary = summarize_headers(writer._first_bytes)
+        first = outputs[0]
+        assert first.final_path is not None
+        mailboxes = [o.delivery.target for o in outputs if o.delivery.kind == "mailbox"]
         return IndexRow(
             id=e.queue_id,
             received=e.received_at,
-            mailbox=writer.mailbox_name,
-            path=str(path.relative_to(self.data_dir)),
+            mailbox=",".join(mailboxes) if mailboxes else "(queue)",
+            path=str(first.final_path.relative_to(self.data_dir)),
             sender=e.sender,
             recipients=list(e.recipients),
             from_header=summary.from_,
@@ -336,22 +498,23 @@ class MaildirStore:
             cc_header=summary.cc,
             subject=summary.subject,
             message_id=summary.message_id,
-            size=len(writer.header) + writer.size,
+            size=len(first.header) + writer.size,
             client_ip=e.client_ip,
             helo=e.helo,
             auth_user=e.auth_user,
             tls=e.tls,
         )
 
-
-def _resolve(batch: list[_Job]) -> None:
-    for job in batch:
-        if job.future.done():
-            continue
-        if job.error is not None:
-            job.future.set_exception(job.error)
-        else:
-            job.future.set_result(job.writer.envelope.queue_id)
+    def _resolve(self, batch: list[_Job], queued: list[str]) -> None:
+        for job in batch:
+            if job.future.done():
+                continue
+            if job.error is not None:
+                job.future.set_exception(job.error)
+            else:
+                job.future.set_result(job.writer.envelope.queue_id)
+        if queued and self.on_queued is not None:
+            self.on_queued(queued)
 
 
 def disk_full() -> None:

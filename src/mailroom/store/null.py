@@ -35,5 +35,5 @@ class NullStore:
     def close(self) -> None:
         pass
 
-    def begin(self, envelope: Envelope | None, mailbox: str = "catchall") -> NullWriter:
+    def begin(self, envelope: Envelope | None) -> NullWriter:
         return NullWriter(envelope.queue_id if envelope is not None else new_queue_id())

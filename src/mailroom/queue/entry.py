@@ -1,0 +1,144 @@
+"""One queued message on disk: ``<data>/queue/active/<id>.eml`` (the message as it will be
+sent, with our Received field) and ``<id>.json`` (envelope and per-recipient state).
+
+The store writes both into ``queue/tmp``, makes them durable with the rest of its batch, and
+moves them into ``active/`` — the JSON last, so an entry without its JSON is not an entry. Every
+later change of state is written to a new JSON file, fsync'd and renamed over the old one, so
+a crash leaves the old state or the new, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["QueueEntry", "QueueRecipient", "QueueSpool"]
+
+
+@dataclass
+class QueueRecipient:
+    address: str
+    notify: list[str] | None = None  # RFC 3461 NOTIFY: NEVER or some of SUCCESS FAILURE DELAY
+    orcpt: list[str] | None = None  # RFC 3461 ORCPT: [address type, address]
+    state: str = "pending"  # pending, delivered, bounced
+    attempts: int = 0
+    last_reply: str | None = None  # the remote's reply, verbatim, or our own words
+    remote_mta: str | None = None
+    status: str | None = None  # enhanced status of the outcome (DSN Status field)
+    reason: str | None = None  # classification (Sisimai reason name)
+    delay_warned: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.state != "pending"
+
+
+@dataclass
+class QueueEntry:
+    id: str
+    sender: str  # "" for the null reverse-path (bounces are never bounced)
+    recipients: list[QueueRecipient]
+    created: float = field(default_factory=time.time)
+    next_attempt: float = 0.0
+    attempts: int = 0
+    envid: str | None = None
+    ret: str | None = None  # FULL or HDRS
+    body: str | None = None  # 7BIT, 8BITMIME, BINARYMIME
+    smtputf8: bool = False
+    auth_user: str | None = None
+    client_ip: str = ""
+
+    @property
+    def pending(self) -> list[QueueRecipient]:
+        return [r for r in self.recipients if not r.done]
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), indent=1).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, data: bytes) -> QueueEntry:
+        raw: dict[str, Any] = json.loads(data)
+        raw["recipients"] = [QueueRecipient(**r) for r in raw["recipients"]]
+        return cls(**raw)
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class QueueSpool:
+    """The queue's directories and the few operations on them."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.root = data_dir / "queue"
+        self.tmp = self.root / "tmp"
+        self.active = self.root / "active"
+
+    def ensure(self) -> QueueSpool:
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.active.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def message_path(self, queue_id: str) -> Path:
+        return self.active / f"{queue_id}.eml"
+
+    def entry_path(self, queue_id: str) -> Path:
+        return self.active / f"{queue_id}.json"
+
+    def ids(self) -> list[str]:
+        if not self.active.exists():
+            return []
+        return sorted(p.stem for p in self.active.glob("*.json"))
+
+    def load(self, queue_id: str) -> QueueEntry | None:
+        try:
+            return QueueEntry.from_json(self.entry_path(queue_id).read_bytes())
+        except FileNotFoundError:
+            return None
+
+    def entries(self) -> Iterator[QueueEntry]:
+        for queue_id in self.ids():
+            entry = self.load(queue_id)
+            if entry is not None:
+                yield entry
+
+    def save(self, entry: QueueEntry) -> None:
+        """Durably replace the entry's state (write, fsync, rename, fsync the directory)."""
+        tmp = self.tmp / f"{entry.id}.json.{os.getpid()}"
+        _write_file(tmp, entry.to_json())
+        os.replace(tmp, self.entry_path(entry.id))
+        _fsync_dir(self.active)
+
+    def remove(self, queue_id: str) -> None:
+        # The JSON goes first: without it the message file is no longer an entry.
+        for path in (self.entry_path(queue_id), self.message_path(queue_id)):
+            path.unlink(missing_ok=True)
+        _fsync_dir(self.active)
+
+    def cleanup(self) -> None:
+        """At start: half-written entries in tmp/, and message files without their JSON."""
+        for path in self.tmp.glob("*"):
+            path.unlink(missing_ok=True)
+        for message in self.active.glob("*.eml"):
+            if not self.entry_path(message.stem).exists():
+                message.unlink(missing_ok=True)
