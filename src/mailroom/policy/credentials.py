@@ -88,14 +88,34 @@ def password_line(username: str, password: str) -> str:
 
 
 class PasswordFile(CredentialStore):
+    """Users with argon2 password hashes (and SCRAM secrets), from a file or from the
+    ``[users]`` table of the mail server's configuration."""
+
     mechanisms = ("PLAIN", "LOGIN", "SCRAM-SHA-256")
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self, path: Path | None = None, *, users: dict[str, tuple[str, str | None]] | None = None
+    ) -> None:
         from argon2 import PasswordHasher
 
         self.path = path
         self._hasher = PasswordHasher()
         self._users: dict[str, _User] = {}
+        if path is not None:
+            self._load(path)
+        for username, (password_hash, scram) in (users or {}).items():
+            try:
+                secret = _parse_scram(scram) if scram else None
+            except (ValueError, TypeError):
+                raise CredentialError(f"users: {username}: malformed SCRAM secret") from None
+            if not password_hash.startswith("$argon2"):
+                raise CredentialError(
+                    f"users: {username}: password is not an argon2 hash "
+                    "(make one with `mailroom passwd`)"
+                )
+            self._users[username] = _User(password_hash, secret)
+
+    def _load(self, path: Path) -> None:
         try:
             text = path.read_text("utf-8")
         except OSError as exc:

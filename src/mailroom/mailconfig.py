@@ -1,0 +1,161 @@
+"""The mail server mode's part of ``mailroom.toml``: domains, users, aliases, listeners with
+roles, policy, queue, routes and relay. ``mailroom check-config`` reports each error with the
+line it is on.
+
+    hostname = "mx.example.test"
+    data = "/var/lib/mailroom"
+    tls = "self-signed"
+    domains = ["example.test"]
+
+    [[listeners]]
+    address = "0.0.0.0:25"
+    role = "mx"                 # mail for the local domains; no relaying
+    [[listeners]]
+    address = "0.0.0.0:587"
+    role = "submission"         # STARTTLS, then AUTH; authenticated users may relay
+    [[listeners]]
+    address = "0.0.0.0:465"
+    role = "submissions"        # the same over implicit TLS (RFC 8314)
+
+    [users."alice@example.test"]
+    password = "$argon2id$..."  # `mailroom passwd alice@example.test`
+    quota = "1G"
+
+    [aliases]
+    "postmaster@example.test" = "alice@example.test"
+
+    [policy]
+    greylisting = false
+    block_list = ["192.0.2.0/24"]
+
+    [queue]
+    retry_schedule = ["5m", "10m", "20m", "40m", "1h"]
+    max_age = "5d"
+
+    [routes]
+    "example.net" = "127.0.0.1:2526"
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from mailroom.policy.directory import Directory, DirectoryError
+from mailroom.policy.mailserver import MailServerRules
+from mailroom.queue.settings import QueueSettings, parse_duration
+
+__all__ = ["MAIL_SECTIONS", "ROLES", "MailServerConfig", "locate"]
+
+# Top-level keys of mailroom.toml that belong to the mail server mode.
+MAIL_SECTIONS = (
+    "domains",
+    "users",
+    "aliases",
+    "listeners",
+    "policy",
+    "queue",
+    "routes",
+    "relay",
+    "dns_servers",
+    "case_insensitive_local_part",
+)
+ROLES = ("catcher", "mx", "submission", "submissions")
+
+
+class MailConfigError(ValueError):
+    """An error in the mail server sections; ``key`` names where it is, for locate()."""
+
+    def __init__(self, message: str, key: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+@dataclass(frozen=True)
+class MailServerConfig:
+    directory: Directory
+    rules: MailServerRules
+    queue: QueueSettings
+    # username → (argon2 hash, SCRAM secret or None), for AUTH on submission listeners
+    credentials: dict[str, tuple[str, str | None]]
+
+    @classmethod
+    def from_toml(cls, data: Mapping[str, Any], *, hostname: str) -> MailServerConfig:
+        try:
+            directory = Directory.from_config(data)
+        except DirectoryError as exc:
+            text = str(exc)
+            section = text.split(":", 1)[0]
+            raise MailConfigError(text, (section,)) from None
+        if not directory.domains:
+            raise MailConfigError(
+                "domains: the mail server mode needs at least one local domain", ("domains",)
+            )
+        rules = _rules(data.get("policy") or {}, hostname)
+        try:
+            queue = QueueSettings.from_config(data)
+        except ValueError as exc:
+            section = "queue" if str(exc).startswith("[queue]") else "routes"
+            raise MailConfigError(str(exc), (section,)) from None
+        credentials = {
+            user.address: (user.password_hash, user.scram)
+            for user in directory.mailbox_users()
+            if user.password_hash
+        }
+        return cls(directory, rules, queue, credentials)
+
+
+def _rules(table: Mapping[str, Any], hostname: str) -> MailServerRules:
+    known = {f.name for f in fields(MailServerRules)} - {"hostname"}
+    values: dict[str, Any] = {"hostname": hostname}
+    for key, value in table.items():
+        name = key.replace("-", "_")
+        if name not in known:
+            raise MailConfigError(f"policy: unknown setting {key!r}", ("policy", key))
+        if name in ("greylist_delay", "greylist_expiry"):
+            try:
+                value = parse_duration(value)
+            except ValueError as exc:
+                raise MailConfigError(f"policy: {key}: {exc}", ("policy", key)) from None
+        if name in ("block_list", "relay_networks"):
+            import ipaddress
+
+            try:
+                value = tuple(str(ipaddress.ip_network(n, strict=False)) for n in value)
+            except (ValueError, TypeError):
+                raise MailConfigError(
+                    f"policy: {key}: a list of networks like '192.0.2.0/24'", ("policy", key)
+                ) from None
+        if name == "full_mailbox" and value not in ("temporary", "permanent"):
+            raise MailConfigError(
+                "policy: full_mailbox is 'temporary' or 'permanent'", ("policy", key)
+            )
+        values[name] = value
+    return MailServerRules(**values)
+
+
+def locate(text: str, key: tuple[str, ...]) -> int | None:
+    """The line number (1-based) where ``key`` is set in the TOML ``text``, as best we can
+    tell: the section header, then the key inside it."""
+    if not key:
+        return None
+    lines = text.splitlines()
+    section, rest = key[0], key[1:]
+    start = None
+    header = re.compile(rf"^\s*\[{{1,2}}\s*{re.escape(section)}(\s*\]|\.)")
+    assignment = re.compile(rf'^\s*"?{re.escape(section)}"?\s*=')
+    for number, line in enumerate(lines, start=1):
+        if header.match(line) or assignment.match(line):
+            start = number
+            break
+    if start is None:
+        return None
+    if not rest:
+        return start
+    inner = re.compile(rf'^\s*"?{re.escape(rest[0])}"?\s*=')
+    for number in range(start, len(lines) + 1):
+        if inner.match(lines[number - 1]):
+            return number
+    return start
