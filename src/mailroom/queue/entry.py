@@ -32,6 +32,12 @@ class QueueRecipient:
     status: str | None = None  # enhanced status of the outcome (DSN Status field)
     reason: str | None = None  # classification (Sisimai reason name)
     delay_warned: bool = False
+    last_attempt: float = 0.0  # when it was last tried (DSN Last-Attempt-Date)
+    # The report its final state calls for was handed on, or none is due: a failure for a
+    # sender that asked for none, a success passed to a server that speaks DSN itself. A
+    # delivered recipient that is not yet notified was relayed to a server without DSN and
+    # owes a "relayed" report if the sender asked for success reports (RFC 3461 §6.2.2).
+    notified: bool = False
 
     @property
     def done(self) -> bool:
