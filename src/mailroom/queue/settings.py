@@ -85,6 +85,10 @@ class QueueSettings:
     routes: dict[str, RelayHost] = field(default_factory=dict)  # domain → host
     smarthost: RelayHost | None = None
     helo_name: str | None = None  # default: the server's hostname
+    mx_port: int = 25  # the port MX hosts are reached on (another only for tests and labs)
+    # A bounce returns the message whole (RET=FULL, the default) up to this size; larger
+    # messages come back as their header only (Postfix: bounce_size_limit).
+    bounce_size_limit: int = 1024 * 1024
 
     @classmethod
     def from_config(cls, data: Mapping[str, Any]) -> QueueSettings:
@@ -95,7 +99,7 @@ class QueueSettings:
         for key in ("max_age", "delay_warning", "connect_timeout", "command_timeout"):
             if key in queue:
                 values[key] = parse_duration(queue.pop(key))
-        for key in ("max_connections", "max_per_destination"):
+        for key in ("max_connections", "max_per_destination", "mx_port", "bounce_size_limit"):
             if key in queue:
                 values[key] = int(queue.pop(key))
         if "helo_name" in queue:
