@@ -1,0 +1,197 @@
+"""The web UI and HTTP API, served by aiohttp on the same event loop as SMTP.
+
+- ``/`` the UI (hand-written HTML, CSS and JavaScript in ``static/``, no build step)
+- ``/api/v1/...`` the API: Mailpit's endpoints in Mailpit's shapes (:mod:`.mailpit`) and
+  mailroom's own (:mod:`.own`); ``/api/v1/openapi.json`` describes both, ``/docs`` shows it
+- ``/api/events`` live updates over WebSocket (:mod:`.events`)
+- ``/metrics`` Prometheus text format; ``/livez`` and ``/readyz`` for probes
+
+Nothing the web does runs on the SMTP path: it reads the index and message files in a worker
+thread, and hears of new messages only while a browser listens.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from aiohttp import hdrs, web
+
+from mailroom.web.events import EventStream
+from mailroom.web.mailpit import routes as mailpit_routes
+from mailroom.web.messages import Messages
+from mailroom.web.openapi import routes as openapi_routes
+from mailroom.web.own import routes as own_routes
+
+if TYPE_CHECKING:
+    from mailroom.config import Config
+    from mailroom.server.app import MailServer
+
+__all__ = ["WebServer", "build_app"]
+
+log = logging.getLogger("mailroom.web")
+
+STATIC = Path(__file__).parent / "static"
+# Paths a probe or a load balancer reaches without credentials.
+OPEN_PATHS = frozenset({"/livez", "/readyz"})
+# The UI's own pages: scripts and styles from this origin only; messages are shown in
+# sandboxed frames of /view/, which carry a stricter policy of their own.
+UI_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; frame-src 'self'; frame-ancestors 'none'; form-action 'self'; "
+    "base-uri 'none'; object-src 'none'"
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _credentials(auth: str | None) -> tuple[bytes, bytes] | None:
+    if auth is None:
+        return None
+    user, _, password = auth.partition(":")
+    return user.encode(), password.encode()
+
+
+def _authorized(header: str, expected: tuple[bytes, bytes]) -> bool:
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    user, colon, password = decoded.partition(b":")
+    # Both compared in full whatever the first gives, so timing tells nothing.
+    same_user = hmac.compare_digest(user, expected[0])
+    same_password = hmac.compare_digest(password, expected[1])
+    return bool(colon) and same_user and same_password
+
+
+def _same_origin(request: web.Request) -> bool:
+    """A request a page of another site made (a form post, a fetch, a WebSocket) carries
+    that site's Origin; ours, or a non-browser client, carries our host or none."""
+    origin = request.headers.get(hdrs.ORIGIN)
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc.lower() == request.host.lower()
+
+
+def build_app(server: WebServer) -> web.Application:
+    credentials = _credentials(server.config.web_auth)
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if credentials is not None and request.path not in OPEN_PATHS:
+            header = request.headers.get(hdrs.AUTHORIZATION, "")
+            if not _authorized(header, credentials):
+                return web.Response(
+                    status=401,
+                    text="mailroom: credentials needed\n",
+                    headers={hdrs.WWW_AUTHENTICATE: 'Basic realm="mailroom", charset="UTF-8"'},
+                )
+        changes = request.method not in ("GET", "HEAD", "OPTIONS")
+        upgrade = request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
+        if (changes or upgrade) and not _same_origin(request):
+            return web.Response(status=403, text="mailroom: cross-origin request refused\n")
+        response = await handler(request)
+        if not response.prepared:
+            headers = response.headers
+            headers.setdefault("X-Content-Type-Options", "nosniff")
+            headers.setdefault("Referrer-Policy", "no-referrer")
+            headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    app = web.Application(middlewares=[guard], client_max_size=64 * 1024 * 1024)
+    app["mailroom"] = server
+
+    mailpit_routes(app)
+    own_routes(app)
+    openapi_routes(app)
+    app.router.add_get("/api/events", server.events.handle)
+    app.router.add_get("/", _page("index.html"))
+    app.router.add_get("/docs", _page("docs.html"))
+    app.router.add_get("/api/v1/docs", _page("docs.html"))
+    app.router.add_static("/static/", STATIC, append_version=False)
+    return app
+
+
+def _page(name: str) -> Handler:
+    path = STATIC / name
+
+    async def page(request: web.Request) -> web.StreamResponse:
+        response = web.FileResponse(path)
+        response.headers["Content-Security-Policy"] = UI_POLICY
+        response.content_type = "text/html"
+        return response
+
+    return page
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class WebServer:
+    def __init__(self, server: MailServer) -> None:
+        self.server = server
+        self.config: Config = server.config
+        self.messages = Messages(self.config.data, enabled=self.config.store == "maildir")
+        self.events = EventStream(self)
+        self.app = build_app(self)
+        self._runner: web.AppRunner | None = None
+        self.address: tuple[str, int] | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.address is not None
+        host, port = self.address
+        if ":" in host:
+            host = f"[{host}]"
+        elif host in ("0.0.0.0", ""):
+            host = "127.0.0.1"
+        return f"http://{host}:{port}/"
+
+    async def start(self) -> None:
+        listener = self.config.web
+        assert listener is not None
+        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, listener.host, listener.port, reuse_address=True)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            self.messages.close()
+            raise
+        self._runner = runner
+        host, port = runner.addresses[0][:2]
+        self.address = (str(host), int(port))
+        log.info("web UI and API on %s", self.url)
+        if self.config.web_auth is None and not is_loopback(listener.host):
+            log.warning(
+                "the web UI and API on %s:%d are open to anyone who can reach them: every "
+                "captured message, fault rules, release. Set --web-auth USER:PASSWORD.",
+                listener.host,
+                listener.port,
+            )
+
+    async def stop(self) -> None:
+        await self.events.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        import asyncio
+
+        await asyncio.get_running_loop().run_in_executor(None, self.messages.close)

@@ -1,0 +1,61 @@
+"""Small helpers the endpoints share: JSON in and out, query numbers, the running server."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from mailroom.web import WebServer
+
+__all__ = ["error", "json_response", "query_int", "request_json", "web_server"]
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        text=json.dumps(data, ensure_ascii=False),
+        status=status,
+        content_type="application/json",
+    )
+
+
+def error(status: int, message: str) -> web.Response:
+    return json_response({"Error": message}, status)
+
+
+def web_server(request: web.Request) -> WebServer:
+    server: WebServer = request.app["mailroom"]
+    return server
+
+
+def query_int(request: web.Request, name: str, default: int, maximum: int) -> int:
+    value = request.query.get(name, "")
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"{name} must be a whole number") from None
+    if number < 0:
+        raise web.HTTPBadRequest(text=f"{name} must not be negative")
+    return min(number, maximum)
+
+
+async def request_json(request: web.Request) -> dict[str, Any]:
+    """The JSON object of the request body; {} when there is none."""
+    if not request.can_read_body:
+        return {}
+    text = await request.text()
+    if not text.strip():
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise web.HTTPBadRequest(text="the body is not JSON") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(text="the body must be a JSON object")
+    return data

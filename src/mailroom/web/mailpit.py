@@ -1,0 +1,397 @@
+"""The endpoints Mailpit clients use, under ``/api/v1``, answering in Mailpit's shapes: list
+and search messages, one message, its source, headers and parts, delete, mark read,
+release, info; ``/view/{ID}.html`` and ``.txt``.
+
+Deviations are additions only: a message carries a ``Mailroom`` object with the envelope and
+the SMTP session it came in, and ``release`` may name the server to send to.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from mailroom import __version__
+from mailroom.web.http import error, json_response, query_int, request_json, web_server
+from mailroom.web.messages import MessageRow, bcc_of, created, list_item
+from mailroom.web.mime import ParsedMessage, addresses, strip_trace
+from mailroom.web.search import SearchError, parse_query
+
+if TYPE_CHECKING:
+    from mailroom.web import WebServer
+
+__all__ = ["message_json", "routes"]
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 5000
+# The HTML of a message runs with no scripts, no network and no plugins; inline images are
+# data: URIs already (see mime.ParsedMessage.safe_html).
+VIEW_POLICY = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; "
+    "media-src data:; frame-ancestors 'self'; form-action 'none'; base-uri 'none'"
+)
+_LINK = re.compile(r"<([^>]+)>")
+
+
+def _ids(body: dict[str, Any]) -> list[str] | None:
+    ids = body.get("IDs") or body.get("ids")
+    if ids is None:
+        return None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise web.HTTPBadRequest(text="IDs must be a list of message IDs")
+    return ids
+
+
+# -- listing and searching -------------------------------------------------------------------
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    server = web_server(request)
+    start = query_int(request, "start", 0, 10**9)
+    limit = query_int(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
+    counts, rows = await server.messages.call(server.messages.page, None, start, limit)
+    return json_response(_listing(counts, rows, start))
+
+
+async def search(request: web.Request) -> web.Response:
+    server = web_server(request)
+    start = query_int(request, "start", 0, 10**9)
+    limit = query_int(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
+    try:
+        query = parse_query(request.query.get("query", ""), request.query.get("tz"))
+    except SearchError as exc:
+        return error(400, str(exc))
+    counts, rows = await server.messages.call(server.messages.page, query, start, limit)
+    return json_response(_listing(counts, rows, start))
+
+
+def _listing(counts: dict[str, int], rows: list[MessageRow], start: int) -> dict[str, Any]:
+    return {
+        "total": counts["total"],
+        "unread": counts["unread"],
+        "count": len(rows),
+        "messages_count": counts["count"],
+        "messages_unread": counts["unread_count"],
+        "start": start,
+        "tags": [],
+        "messages": [list_item(row) for row in rows],
+    }
+
+
+async def delete_messages(request: web.Request) -> web.Response:
+    server = web_server(request)
+    ids = _ids(await request_json(request))
+    deleted = await server.messages.call(server.messages.delete, ids if ids else None)
+    await server.events.deleted(deleted, everything=not ids)
+    return web.Response(text="ok")
+
+
+async def delete_search(request: web.Request) -> web.Response:
+    server = web_server(request)
+    text = request.query.get("query", "")
+    if not text.strip():
+        return error(400, "no search query")
+    try:
+        query = parse_query(text, request.query.get("tz"))
+    except SearchError as exc:
+        return error(400, str(exc))
+    messages = server.messages
+    ids = await messages.call(messages.matching_ids, query)
+    deleted = await messages.call(messages.delete, ids)
+    await server.events.deleted(deleted)
+    return web.Response(text="ok")
+
+
+async def set_read(request: web.Request) -> web.Response:
+    server = web_server(request)
+    body = await request_json(request)
+    read = body.get("Read", body.get("read", False))
+    if not isinstance(read, bool):
+        return error(400, "Read must be true or false")
+    ids = _ids(body)
+    messages = server.messages
+    text = body.get("Search") or ""
+    if ids:
+        await messages.call(messages.set_read, ids, read)
+    elif text:
+        try:
+            query = parse_query(str(text), request.query.get("tz"))
+        except SearchError as exc:
+            return error(400, str(exc))
+        await messages.call(
+            messages.set_read, await messages.call(messages.matching_ids, query), read
+        )
+    else:
+        await messages.call(messages.set_read, None, read)
+    await server.events.stats()
+    return web.Response(text="ok")
+
+
+# -- one message -----------------------------------------------------------------------------
+
+
+async def _open(request: web.Request) -> tuple[MessageRow, bytes, ParsedMessage]:
+    server = web_server(request)
+    message_id = request.match_info["id"]
+    try:
+        opened = await server.messages.call(server.messages.open, message_id)
+    except OSError:
+        raise web.HTTPNotFound(text=f"message {message_id}: its file is gone") from None
+    if opened is None:
+        raise web.HTTPNotFound(text=f"no message {message_id}")
+    return opened
+
+
+def message_json(server: WebServer, row: MessageRow, parsed: ParsedMessage) -> dict[str, Any]:
+    """Mailpit's ``Message``, with mailroom's envelope and session under ``Mailroom``."""
+    sender = addresses(parsed.header("From"))
+    unsubscribe = parsed.header("List-Unsubscribe")
+    transcript = server.server.transcripts.for_message(row.id)
+    return {
+        "ID": row.id,
+        "MessageID": parsed.header("Message-ID").strip().strip("<>"),
+        "From": sender[0] if sender else None,
+        "To": addresses(parsed.header("To")),
+        "Cc": addresses(parsed.header("Cc")),
+        "Bcc": bcc_of(row),
+        "ReplyTo": addresses(parsed.header("Reply-To")),
+        "ReturnPath": row.sender,
+        "Subject": parsed.header("Subject"),
+        "ListUnsubscribe": {
+            "Header": unsubscribe,
+            "Links": _LINK.findall(unsubscribe),
+            "Errors": "",
+            "HeaderPost": parsed.header("List-Unsubscribe-Post"),
+        },
+        "Date": parsed.date() or created(row.received),
+        "Tags": [],
+        "Username": row.auth_user or "",
+        "Text": parsed.text,
+        "HTML": parsed.html,
+        "Size": row.size,
+        "Inline": [part.summary() for part in parsed.inline],
+        "Attachments": [part.summary() for part in parsed.attachments],
+        "Mailroom": {
+            "Received": created(row.received),
+            "Sender": row.sender,
+            "Recipients": row.recipients,
+            "ClientIP": row.client_ip,
+            "Helo": row.helo,
+            "TLS": row.tls,
+            "AuthUser": row.auth_user,
+            "Mailbox": row.mailbox,
+            "Session": transcript.id if transcript is not None else None,
+        },
+    }
+
+
+async def get_message(request: web.Request) -> web.Response:
+    server = web_server(request)
+    row, _, parsed = await _open(request)
+    if not row.read:
+        # Viewing a message marks it read, as in Mailpit.
+        await server.messages.call(server.messages.set_read, [row.id], True)
+        row.read = True
+        await server.events.stats()
+    return json_response(message_json(server, row, parsed))
+
+
+async def get_headers(request: web.Request) -> web.Response:
+    _, _, parsed = await _open(request)
+    return json_response(parsed.headers())
+
+
+async def get_raw(request: web.Request) -> web.Response:
+    row, raw, _ = await _open(request)
+    response = web.Response(body=raw, content_type="text/plain", charset="utf-8")
+    response.headers["Content-Security-Policy"] = "sandbox"
+    if request.query.get("dl"):
+        response.headers["Content-Disposition"] = f'attachment; filename="{row.id}.eml"'
+    return response
+
+
+async def get_part(request: web.Request) -> web.Response:
+    _, _, parsed = await _open(request)
+    part = parsed.parts.get(request.match_info["part"])
+    if part is None:
+        raise web.HTTPNotFound(text="no such part")
+    response = web.Response(body=part.payload())
+    response.headers["Content-Type"] = part.content_type
+    # A part is shown as a document of its own, never as a page of this origin.
+    response.headers["Content-Security-Policy"] = "sandbox"
+    filename = part.filename.replace('"', "").replace("\r", "").replace("\n", "")
+    disposition = "inline" if part.disposition == "inline" else "attachment"
+    if filename:
+        from urllib.parse import quote
+
+        response.headers["Content-Disposition"] = (
+            f'{disposition}; filename="{filename.encode("ascii", "replace").decode()}"; '
+            f"filename*=UTF-8''{quote(filename)}"
+        )
+    else:
+        response.headers["Content-Disposition"] = disposition
+    return response
+
+
+async def view_html(request: web.Request) -> web.Response:
+    _, _, parsed = await _open(request)
+    if not parsed.html:
+        raise web.HTTPNotFound(text="this message has no HTML part")
+    response = web.Response(text=parsed.safe_html(), content_type="text/html", charset="utf-8")
+    response.headers["Content-Security-Policy"] = VIEW_POLICY
+    return response
+
+
+async def view_text(request: web.Request) -> web.Response:
+    _, _, parsed = await _open(request)
+    return web.Response(text=parsed.text, content_type="text/plain", charset="utf-8")
+
+
+# -- release ---------------------------------------------------------------------------------
+
+
+async def release(request: web.Request) -> web.Response:
+    """Send a captured message on to an SMTP server: ``{"To": [...]}`` as in Mailpit, and
+    optionally ``"From"`` (the envelope sender; the original one by default) and ``"Server"``
+    (``HOST:PORT``; the ``release_smtp`` setting by default)."""
+    from mailroom.client import SendError, send_message
+    from mailroom.config import ConfigError, parse_hostport
+
+    server = web_server(request)
+    body = await request_json(request)
+    recipients = body.get("To")
+    if not recipients or not isinstance(recipients, list):
+        return error(400, "To must list at least one recipient")
+    if not all(isinstance(r, str) and "@" in r for r in recipients):
+        return error(400, "To must list email addresses")
+    target = server.config.release_smtp
+    if body.get("Server"):
+        try:
+            target = parse_hostport(str(body["Server"]))
+        except ConfigError as exc:
+            return error(400, f"Server: {exc}")
+    if target is None:
+        return error(400, "no SMTP server to release to: set release_smtp or give Server")
+    row, raw, _ = await _open(request)
+    sender = body.get("From")
+    if sender is None:
+        sender = row.sender
+    if not isinstance(sender, str):
+        return error(400, "From must be an address")
+    try:
+        result = await send_message(
+            strip_trace(raw),
+            host=target.host,
+            port=target.port,
+            sender=sender,
+            recipients=recipients,
+            local_hostname=server.config.hostname,
+            timeout=60,
+        )
+    except SendError as exc:
+        reply = getattr(exc, "reply", None)
+        return json_response(
+            {"Error": str(exc), "Reply": str(reply) if reply is not None else None}, 502
+        )
+    except (OSError, ValueError) as exc:
+        return json_response({"Error": str(exc), "Reply": None}, 502)
+    if "application/json" not in request.headers.get("Accept", ""):
+        return web.Response(text="ok")
+    return json_response(
+        {
+            "Server": f"{target.host}:{target.port}",
+            "Replies": {r.address: str(r.reply) for r in result.recipients},
+            "Delivered": [r.address for r in result.delivered],
+        }
+    )
+
+
+# -- about the server ------------------------------------------------------------------------
+
+
+async def info(request: web.Request) -> web.Response:
+    server = web_server(request)
+    messages = server.messages
+    total, unread = await messages.call(messages.counts)
+    size = await messages.call(messages.database_size)
+    metrics = server.server.metrics
+    refused = sum(
+        count
+        for (stage, _), count in metrics.refusals.items()
+        if stage in ("END_OF_DATA", "BDAT", "RCPT", "MAIL")
+    )
+    return json_response(
+        {
+            "Version": __version__,
+            "LatestVersion": "",
+            "Database": str(server.config.data / "index.sqlite"),
+            "DatabaseSize": size,
+            "Messages": total,
+            "Unread": unread,
+            "Tags": {},
+            "RuntimeStats": {
+                "Uptime": int(time.time() - metrics.started),
+                "Memory": _memory(),
+                "MessagesDeleted": messages.deleted,
+                "SMTPAccepted": metrics.messages_accepted,
+                "SMTPAcceptedSize": metrics.message_bytes,
+                "SMTPRejected": refused,
+                "SMTPIgnored": 0,
+            },
+        }
+    )
+
+
+def _memory() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            import os
+
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+async def webui(request: web.Request) -> web.Response:
+    server = web_server(request)
+    target = server.config.release_smtp
+    return json_response(
+        {
+            "Label": server.config.hostname,
+            "MessageRelay": {
+                "Enabled": True,
+                "SMTPServer": f"{target.host}:{target.port}" if target else "",
+                "ReturnPath": "",
+                "AllowedRecipients": "",
+                "BlockedRecipients": "",
+                "OverrideFrom": "",
+                "PreserveMessageIDs": True,
+                "RecipientAllowlist": "",
+            },
+            "SpamAssassin": False,
+            "ChaosEnabled": True,
+            "DuplicatesIgnored": False,
+            "HideDeleteAllButton": False,
+        }
+    )
+
+
+def routes(app: web.Application) -> None:
+    add = app.router.add_route
+    add("GET", "/api/v1/messages", list_messages)
+    add("PUT", "/api/v1/messages", set_read)
+    add("DELETE", "/api/v1/messages", delete_messages)
+    add("GET", "/api/v1/search", search)
+    add("DELETE", "/api/v1/search", delete_search)
+    add("GET", "/api/v1/message/{id}", get_message)
+    add("GET", "/api/v1/message/{id}/headers", get_headers)
+    add("GET", "/api/v1/message/{id}/raw", get_raw)
+    add("GET", "/api/v1/message/{id}/part/{part}", get_part)
+    add("POST", "/api/v1/message/{id}/release", release)
+    add("GET", "/api/v1/info", info)
+    add("GET", "/api/v1/webui", webui)
+    add("GET", r"/view/{id}.html", view_html)
+    add("GET", r"/view/{id}.txt", view_text)

@@ -1,0 +1,270 @@
+"""A stored message as the web shows it: parts numbered as IMAP numbers them (``1``, ``1.2``),
+the text and HTML bodies, attachments and inline parts, headers, a snippet, and the HTML made
+safe to show (inline ``cid:`` images become ``data:`` URIs, so the viewer needs no network).
+
+Field names follow Mailpit's API (``PartID``, ``FileName``, ``ContentType``…) so its clients
+read mailroom unchanged."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import email.header
+import hashlib
+import html
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import policy
+from email.message import Message
+from email.parser import BytesParser
+from email.utils import getaddresses, parsedate_to_datetime
+from html.parser import HTMLParser
+from typing import Any
+
+__all__ = [
+    "ParsedMessage",
+    "addresses",
+    "decode_header_value",
+    "parse_message",
+    "strip_trace",
+]
+
+SNIPPET_LENGTH = 250
+MAX_INLINE_DATA = 4 * 1024 * 1024  # bytes of cid: images made into data: URIs per message
+_PARSER = BytesParser(policy=policy.default)
+_CID = re.compile(r"""cid:([^"'\s)>]+)""", re.IGNORECASE)
+_SPACE = re.compile(r"\s+")
+
+
+def decode_header_value(value: str) -> str:
+    """A header value unfolded, its encoded words (RFC 2047) decoded."""
+    text = " ".join(str(value).split())
+    if "=?" in text:
+        with contextlib.suppress(LookupError, ValueError, UnicodeError):
+            text = str(email.header.make_header(email.header.decode_header(text)))
+    return text
+
+
+def addresses(value: str | None) -> list[dict[str, str]]:
+    """``[{"Name": ..., "Address": ...}]`` of an address header, as Mailpit gives them."""
+    if not value:
+        return []
+    try:
+        pairs = getaddresses([value])
+    except (TypeError, ValueError, IndexError):
+        return []
+    return [{"Name": name, "Address": address} for name, address in pairs if address]
+
+
+@dataclass
+class Part:
+    part_id: str
+    part: Message
+    content_type: str
+    filename: str
+    content_id: str
+    disposition: str | None
+
+    def payload(self) -> bytes:
+        if self.part.get_content_maintype() == "message" and self.part.is_multipart():
+            inner = self.part.get_payload(0)
+            assert isinstance(inner, Message)
+            return inner.as_bytes()
+        data = self.part.get_payload(decode=True)
+        return data if isinstance(data, bytes) else b""
+
+    def text(self) -> str:
+        data = self.payload()
+        charset = self.part.get_content_charset() or "utf-8"
+        try:
+            return data.decode(charset, errors="replace")
+        except LookupError:
+            return data.decode("utf-8", errors="replace")
+
+    def summary(self) -> dict[str, Any]:
+        data = self.payload()
+        return {
+            "PartID": self.part_id,
+            "FileName": self.filename,
+            "ContentType": self.content_type,
+            "ContentID": self.content_id,
+            "Size": len(data),
+            "Checksums": {
+                "MD5": hashlib.md5(data, usedforsecurity=False).hexdigest(),
+                "SHA1": hashlib.sha1(data, usedforsecurity=False).hexdigest(),
+                "SHA256": hashlib.sha256(data).hexdigest(),
+            },
+        }
+
+
+def _leaves(message: Message) -> Iterator[tuple[str, Message]]:
+    def visit(part: Message, prefix: str) -> Iterator[tuple[str, Message]]:
+        if part.get_content_maintype() == "multipart" and part.is_multipart():
+            children = part.get_payload()
+            assert isinstance(children, list)
+            for number, child in enumerate(children, 1):
+                yield from visit(child, f"{prefix}.{number}" if prefix else str(number))
+        else:
+            yield prefix or "1", part
+
+    yield from visit(message, "")
+
+
+def _describe(part_id: str, part: Message) -> Part:
+    try:
+        filename = part.get_filename() or ""
+    except (TypeError, ValueError, LookupError):
+        filename = ""
+    content_id = decode_header_value(part.get("Content-ID", "") or "").strip().strip("<>")
+    try:
+        disposition = part.get_content_disposition()
+    except (TypeError, ValueError):
+        disposition = None
+    return Part(part_id, part, part.get_content_type(), filename, content_id, disposition)
+
+
+@dataclass
+class ParsedMessage:
+    message: Message
+    text: str = ""
+    html: str = ""
+    attachments: list[Part] = field(default_factory=list)
+    inline: list[Part] = field(default_factory=list)
+    parts: dict[str, Part] = field(default_factory=dict)
+
+    def header(self, name: str) -> str:
+        try:
+            value = self.message.get(name)
+        except (TypeError, ValueError, IndexError):
+            value = None
+        if value is None:
+            raw = _raw_header(self.message, name)
+            return decode_header_value(raw) if raw is not None else ""
+        return decode_header_value(str(value))
+
+    def headers(self) -> dict[str, list[str]]:
+        """Every header field by name (first spelling seen), values in order, decoded."""
+        out: dict[str, list[str]] = {}
+        names: dict[str, str] = {}
+        for name, value in self.message.raw_items():
+            key = names.setdefault(name.lower(), name)
+            out.setdefault(key, []).append(decode_header_value(str(value)))
+        return dict(sorted(out.items()))
+
+    def snippet(self) -> str:
+        source = self.text or html_to_text(self.html)
+        return _SPACE.sub(" ", source).strip()[:SNIPPET_LENGTH]
+
+    def date(self) -> str | None:
+        """The Date field as ISO 8601, or None when missing or unreadable."""
+        value = self.header("Date")
+        if not value:
+            return None
+        try:
+            return parsedate_to_datetime(value).isoformat()
+        except (TypeError, ValueError, IndexError):
+            return None
+
+    def safe_html(self) -> str:
+        """The HTML body with ``cid:`` references to inline parts made into ``data:`` URIs,
+        so it renders under a policy that allows no network at all."""
+        by_cid = {p.content_id: p for p in self.inline + self.attachments if p.content_id}
+        budget = [MAX_INLINE_DATA]
+
+        def replace(match: re.Match[str]) -> str:
+            part = by_cid.get(match[1])
+            if part is None:
+                return match[0]
+            data = part.payload()
+            if len(data) > budget[0]:
+                return match[0]
+            budget[0] -= len(data)
+            encoded = base64.b64encode(data).decode("ascii")
+            return f"data:{part.content_type};base64,{encoded}"
+
+        return _CID.sub(replace, self.html)
+
+
+def _raw_header(message: Message, name: str) -> str | None:
+    wanted = name.lower()
+    for key, value in message.raw_items():
+        if key.lower() == wanted:
+            return str(value)
+    return None
+
+
+def parse_message(raw: bytes) -> ParsedMessage:
+    message = _PARSER.parsebytes(raw)
+    parsed = ParsedMessage(message)
+    texts: list[str] = []
+    for part_id, leaf in _leaves(message):
+        part = _describe(part_id, leaf)
+        parsed.parts[part_id] = part
+        kind = part.content_type
+        body_candidate = part.disposition != "attachment" and not part.filename
+        if part.disposition == "attachment":
+            parsed.attachments.append(part)
+        elif kind == "text/plain" and body_candidate:
+            texts.append(part.text())
+        elif kind == "text/html" and body_candidate and not parsed.html:
+            parsed.html = part.text()
+        elif part.content_id or part.disposition == "inline":
+            parsed.inline.append(part)
+        else:
+            parsed.attachments.append(part)
+    parsed.text = "\n".join(texts)
+    return parsed
+
+
+def strip_trace(raw: bytes) -> bytes:
+    """The message without the fields mailroom added at delivery (Return-Path and
+    Delivered-To at the top), as it should travel on when released. Received stays: it is
+    a true trace of the hop."""
+    lines = raw.split(b"\n")
+    start = 0
+    while start < len(lines):
+        line = lines[start]
+        lower = line[:14].lower()
+        if lower.startswith(b"return-path:") or lower.startswith(b"delivered-to:"):
+            start += 1
+            while start < len(lines) and lines[start][:1] in (b" ", b"\t"):
+                start += 1
+            continue
+        break
+    return b"\n".join(lines[start:])
+
+
+class _TextOf(HTMLParser):
+    _SKIP = frozenset({"script", "style", "head", "title"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self._skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._SKIP:
+            self._skipping += 1
+        elif tag in ("br", "p", "div", "tr", "li", "h1", "h2", "h3"):
+            self.out.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._SKIP and self._skipping:
+            self._skipping -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping:
+            self.out.append(data)
+
+
+def html_to_text(markup: str) -> str:
+    if not markup:
+        return ""
+    parser = _TextOf()
+    try:
+        parser.feed(markup)
+        parser.close()
+    except (AssertionError, ValueError):
+        return html.unescape(re.sub(r"<[^>]*>", " ", markup))
+    return "".join(parser.out)
