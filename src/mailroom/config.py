@@ -10,7 +10,10 @@ import socket
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from mailroom.mailconfig import MailServerConfig
 
 __all__ = ["Config", "ConfigError", "Listener", "load_config", "parse_hostport", "parse_size"]
 
@@ -26,10 +29,13 @@ class Listener:
     host: str
     port: int
     implicit_tls: bool = False  # SMTPS (RFC 8314): TLS from the first byte
+    role: str = "catcher"  # catcher, mx, submission, submissions (see mailroom.server.roles)
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{'smtps' if self.implicit_tls else 'smtp'}://{host}:{self.port}"
+        scheme = "smtps" if self.implicit_tls else "smtp"
+        role = f" ({self.role})" if self.role != "catcher" else ""
+        return f"{scheme}://{host}:{self.port}{role}"
 
 
 def parse_hostport(text: str, *, implicit_tls: bool = False) -> Listener:
@@ -76,6 +82,11 @@ class Config:
     data: Path = Path("mailroom-data")
     smtp: tuple[Listener, ...] = (Listener("127.0.0.1", 1025),)
     smtps: tuple[Listener, ...] = ()
+    # listeners with roles: [[listeners]] address = "HOST:PORT", role = "mx" | "submission"
+    # | "submissions" | "catcher" (mailroom.toml only)
+    listeners: tuple[Listener, ...] = ()
+    # the mail server mode (domains, users, aliases, policy, queue...); None: the catcher
+    mail: MailServerConfig | None = None
 
     # limits
     max_message_size: int = 50 * MiB
@@ -114,7 +125,24 @@ class Config:
 
     log_level: str = "info"
 
+    @property
+    def all_listeners(self) -> tuple[Listener, ...]:
+        return self.smtp + self.smtps + self.listeners
+
     def validate(self) -> Config:
+        for listener in self.listeners:
+            if listener.role not in ("catcher", "mx", "submission", "submissions"):
+                raise ConfigError(f"listener {listener}: role is catcher, mx, submission or "
+                                  "submissions")
+            if listener.role != "catcher" and self.mail is None:
+                raise ConfigError(f"listener {listener}: role {listener.role} needs the mail "
+                                  "server mode (domains = [...])")
+            if listener.role.startswith("submission") and self.tls == "off" \
+                    and not self.allow_insecure_auth:
+                raise ConfigError(f"listener {listener}: submission needs TLS (tls = "
+                                  '"self-signed" or tls_cert/tls_key)')
+            if listener.implicit_tls and self.tls == "off":
+                raise ConfigError(f"listener {listener}: implicit TLS needs a certificate")
         if self.tls == "files" and not (self.tls_cert and self.tls_key):
             raise ConfigError("tls_cert and tls_key are both needed")
         if self.require_tls and self.tls == "off":
@@ -172,28 +200,73 @@ def _coerce(name: str, value: Any) -> Any:
     return value
 
 
+def _listeners(items: Any) -> tuple[Listener, ...]:
+    if not isinstance(items, list):
+        raise ConfigError("listeners: an array of tables ([[listeners]] address = ..., role = ...)")
+    found = []
+    for item in items:
+        if not isinstance(item, dict) or "address" not in item:
+            raise ConfigError("listeners: each needs an address = \"HOST:PORT\"")
+        role = str(item.get("role", "mx"))
+        implicit = bool(item.get("implicit_tls", role == "submissions"))
+        listener = parse_hostport(str(item["address"]), implicit_tls=implicit)
+        found.append(Listener(listener.host, listener.port, implicit, role))
+    return tuple(found)
+
+
 def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
     """Defaults, then the TOML file (if any), then the overrides (from flags)."""
-    known = {f.name for f in fields(Config)}
+    from mailroom.mailconfig import MAIL_SECTIONS, MailConfigError, MailServerConfig, locate
+
+    known = {f.name for f in fields(Config)} - {"mail", "listeners"}
     values: dict[str, Any] = {}
+    mail_sections: dict[str, Any] = {}
+    text = ""
     if path is not None:
         try:
-            data = tomllib.loads(path.read_text("utf-8"))
+            text = path.read_text("utf-8")
+            data = tomllib.loads(text)
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{path}: {exc}") from None
         server = data.get("server", data)
         for key, value in server.items():
             name = key.replace("-", "_")
-            if isinstance(value, dict):
-                continue  # sections of later parts (domains, users, routes)
-            if name not in known:
-                raise ConfigError(f"{path}: unknown setting {key!r}")
-            values[name] = _coerce(name, value)
+            if name in MAIL_SECTIONS:
+                mail_sections[name] = value
+                continue
+            if name not in known or isinstance(value, dict):
+                line = locate(text, (key,))
+                raise ConfigError(f"{path}:{line or '?'}: unknown setting {key!r}")
+            try:
+                values[name] = _coerce(name, value)
+            except ConfigError as exc:
+                raise ConfigError(f"{path}:{locate(text, (key,)) or '?'}: {exc}") from None
+        if "listeners" in mail_sections:
+            try:
+                values["listeners"] = _listeners(mail_sections.pop("listeners"))
+            except ConfigError as exc:
+                raise ConfigError(f"{path}:{locate(text, ('listeners',)) or '?'}: {exc}") \
+                    from None
+            values.setdefault("smtp", ())
+        if mail_sections:
+            hostname = values.get("hostname") or Config().hostname
+            try:
+                values["mail"] = MailServerConfig.from_toml(mail_sections, hostname=hostname)
+            except MailConfigError as exc:
+                raise ConfigError(f"{path}:{locate(text, exc.key) or '?'}: {exc}") from None
     for name, value in (overrides or {}).items():
         if value is not None:
             values[name] = _coerce(name, value)
     if values.get("tls_cert") and "tls" not in values:
         values["tls"] = "files"
+    if values.get("mail") is not None:
+        # In the mail server mode, plain listeners receive for the local domains and implicit
+        # TLS listeners take submissions, unless [[listeners]] say otherwise.
+        values["smtp"] = tuple(replace(listener, role="mx") if listener.role == "catcher"
+                               else listener for listener in values.get("smtp", Config.smtp))
+        values["smtps"] = tuple(
+            replace(listener, role="submissions") if listener.role == "catcher" else listener
+            for listener in values.get("smtps", ()))
     try:
         return replace(Config(), **values).validate()
     except TypeError as exc:

@@ -12,6 +12,7 @@ import asyncio
 import base64
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailroom.codes import Reply
 from mailroom.codes import catalogue as replies
@@ -23,7 +24,17 @@ from mailroom.protocol import (
     ScramSecret,
 )
 
-__all__ = ["AcceptAny", "CredentialError", "CredentialStore", "PasswordFile", "password_line"]
+if TYPE_CHECKING:
+    from mailroom.policy.directory import Directory
+
+__all__ = [
+    "AcceptAny",
+    "CredentialError",
+    "CredentialStore",
+    "DirectoryCredentials",
+    "PasswordFile",
+    "password_line",
+]
 
 
 class CredentialError(ValueError):
@@ -170,3 +181,25 @@ class PasswordFile(CredentialStore):
         else:
             ok = False
         return replies.AUTH_SUCCEEDED() if ok else replies.AUTH_INVALID_CREDENTIALS()
+
+
+class DirectoryCredentials(PasswordFile):
+    """The users of the mail server's ``[users]`` table: usernames are their addresses,
+    compared as the directory compares addresses (domain case-insensitive, local part by
+    setting)."""
+
+    def __init__(self, directory: Directory, users: dict[str, tuple[str, str | None]]) -> None:
+        super().__init__(users=users)
+        self.directory = directory
+
+    def scram_secret(self, username: str) -> ScramSecret | None:
+        return super().scram_secret(self.directory.key(username))
+
+    def _verify(self, username: str, password: str) -> bool:
+        return super()._verify(self.directory.key(username), password)
+
+    async def check(self, credentials: Credentials) -> Reply:
+        if isinstance(credentials, ScramCredentials):
+            ok = credentials.verified and self.directory.key(credentials.username) in self._users
+            return replies.AUTH_SUCCEEDED() if ok else replies.AUTH_INVALID_CREDENTIALS()
+        return await super().check(credentials)

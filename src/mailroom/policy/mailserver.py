@@ -9,11 +9,9 @@ local mailboxes and which remote addresses the message goes to.
 
 from __future__ import annotations
 
-import fnmatch
 import ipaddress
 import time
 from collections import deque
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -21,8 +19,9 @@ from mailroom.codes import Reply
 from mailroom.codes import catalogue as replies
 from mailroom.policy.base import Decision, SessionView
 from mailroom.policy.credentials import CredentialStore
-from mailroom.policy.directory import Directory, Resolution
+from mailroom.policy.directory import Directory, Resolution, User
 from mailroom.protocol import Authenticate, Event, Mailbox, MailFrom, RcptTo
+from mailroom.store.envelope import Delivery
 
 if TYPE_CHECKING:
     from mailroom.resolver import Resolver
@@ -122,7 +121,7 @@ class MailServerPolicy:
     resolver: Resolver | None = None
     greylist: Greylist | None = field(default=None)
     rates: RateLimiter | None = field(default=None)
-    # How full each local mailbox is, in octets (kept by the store; read here for quotas).
+    # How full each local mailbox is, in octets, by mailbox name (kept by the store).
     usage: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -152,6 +151,24 @@ class MailServerPolicy:
         if kind is Authenticate and self.credentials is not None:
             return self.credentials.check(event.credentials)  # type: ignore[attr-defined]
         return None
+
+    def deliveries(self, session: SessionView) -> list[Delivery] | None:
+        """One Maildir per local user, and the queue for every remote address (aliases that
+        forward off-site included)."""
+        local: dict[str, list[str]] = {}
+        remote: list[str] = []
+        for recipient, resolution in session.routes.items():
+            for user in resolution.local:
+                addresses = local.setdefault(mailbox_name(user), [])
+                if recipient not in addresses:
+                    addresses.append(recipient)
+            for address in resolution.remote:
+                if address not in remote:
+                    remote.append(address)
+        found = [Delivery("mailbox", name, tuple(rcpts)) for name, rcpts in local.items()]
+        if remote:
+            found.append(Delivery("queue", "", tuple(remote)))
+        return found
 
     def may_relay(self, session: SessionView) -> bool:
         return session.conn.authenticated is not None or _in_networks(
@@ -216,7 +233,7 @@ class MailServerPolicy:
             if not resolution.found:
                 return replies.MAILBOX_UNKNOWN(address=address)
         for user in resolution.local:
-            if user.quota and self.usage.get(user.address, 0) >= user.quota:
+            if user.quota and self.usage.get(mailbox_name(user), 0) >= user.quota:
                 if self.rules.full_mailbox == "permanent":
                     return replies.MAILBOX_FULL_PERMANENT(address=address)
                 return replies.MAILBOX_FULL(address=address)
@@ -257,9 +274,6 @@ class MailServerPolicy:
         return None
 
 
-def matches(pattern: str, address: str) -> bool:
-    """Glob match of an address (case-insensitive): ``*@bounce.test``."""
-    return fnmatch.fnmatchcase(address.lower(), pattern.lower())
-
-
-_ = Awaitable  # re-exported for type checkers of callers
+def mailbox_name(user: User) -> str:
+    """A local user's Maildir under ``<data>/mail``: ``example.test/alice``."""
+    return f"{user.domain}/{user.local_part}"

@@ -12,11 +12,15 @@ from typing import Any
 
 from mailroom.codes import Reply
 from mailroom.codes import catalogue as replies
-from mailroom.config import Config
+from mailroom.config import Config, Listener
 from mailroom.policy import AcceptAny, CatcherPolicy, CredentialStore, PasswordFile, Policy
+from mailroom.policy.credentials import DirectoryCredentials
 from mailroom.policy.faults import FaultInjector, FaultRule
+from mailroom.policy.mailserver import MailServerPolicy
 from mailroom.protocol import SessionSettings
+from mailroom.resolver import Resolver
 from mailroom.server.hub import Hub
+from mailroom.server.roles import session_settings_for
 from mailroom.server.session import Session
 from mailroom.server.tls import ensure_self_signed, server_context
 from mailroom.server.transcript import TranscriptLog
@@ -47,6 +51,9 @@ def session_settings(config: Config, credentials: CredentialStore | None) -> Ses
 
 
 def load_credentials(config: Config) -> CredentialStore | None:
+    if config.mail is not None and config.auth == "off":
+        # The mail server mode: the users of the [users] table, for submission listeners.
+        return DirectoryCredentials(config.mail.directory, users=config.mail.credentials)
     if config.auth == "off":
         return None
     if config.auth == "accept-any":
@@ -62,13 +69,28 @@ class MailServer:
         self.credentials = load_credentials(config)
         self.hub = Hub()
         self.transcripts = TranscriptLog(config.transcripts, self.hub)
-        inner: Policy = policy if policy is not None else CatcherPolicy(self.credentials)
+        self.resolver: Resolver | None = None
+        if policy is not None:
+            inner: Policy = policy
+        elif config.mail is not None:
+            self.resolver = Resolver(list(config.mail.queue.dns_servers) or None)
+            inner = MailServerPolicy(
+                config.mail.rules, config.mail.directory, self.credentials, self.resolver
+            )
+        else:
+            inner = CatcherPolicy(self.credentials)
+        self.mail_policy = inner if isinstance(inner, MailServerPolicy) else None
         # Fault rules sit in front of whatever policy decides; with no rules they cost a check.
         self.faults = FaultInjector(inner, hostname=config.hostname, on_fire=self._fault_fired)
         for rule in config.faults:
             self.faults.add(rule)
         self.policy: Policy = self.faults
         self.session_settings = session_settings(config, self.credentials)
+        # What each listener offers depends on its role (catcher, mx, submission...).
+        self._listener_settings = {
+            listener: session_settings_for(listener, config, self.credentials)
+            for listener in config.all_listeners
+        }
         self.ssl_context: ssl.SSLContext | None = None
         self.store: Any = None
         self.sessions: set[Session] = set()
@@ -104,7 +126,9 @@ class MailServer:
         else:
             self.store = NullStore()
         self.store.start()
-        for listener in config.smtp + config.smtps:
+        if self.mail_policy is not None and isinstance(self.store, MaildirStore):
+            self.mail_policy.usage = self.store.usage
+        for listener in config.all_listeners:
             server = await loop.create_server(
                 lambda listener=listener: Session(self, listener),
                 host=listener.host,
@@ -119,6 +143,9 @@ class MailServer:
             self.servers.append(server)
             log.info("listening on %s", listener)
         self._sweeper = asyncio.ensure_future(self._sweep())
+
+    def settings_for(self, listener: Listener) -> SessionSettings:
+        return self._listener_settings.get(listener) or self.session_settings
 
     @property
     def addresses(self) -> list[tuple[str, int]]:

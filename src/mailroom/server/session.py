@@ -70,7 +70,7 @@ class Session(asyncio.Protocol):
         self.client_ip = ""
         self.client_port = 0
         self.transport: asyncio.Transport | None = None
-        self.conn = ServerConnection(server.session_settings, tls=listener.implicit_tls)
+        self.conn = ServerConnection(server.settings_for(listener), tls=listener.implicit_tls)
         self.last_activity = 0.0
         self.busy = False  # waiting for policy or the store
         self.shutting_down = False
