@@ -75,6 +75,9 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, object]:
         "tls_key",
         "auth",
         "log_level",
+        "web",
+        "web_auth",
+        "release_smtp",
     )
     overrides = {name: getattr(args, name) for name in names}
     if args.fault:
@@ -123,6 +126,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
+        if server.web is not None:
+            print(f"mailroom: web UI and API on {server.web.url}", file=sys.stderr, flush=True)
         await server.serve_until_signalled()
 
     if not args.no_uvloop:
@@ -351,6 +356,21 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         metavar="RULE",
         help="fail on purpose, e.g. 'rcpt:*@bounce.test:550 5.1.1 No such user' "
         "(STAGE[:MATCH][:p=P|every=N|times=N]:REPLY|delay=S|disconnect|close; repeatable)",
+    )
+    add(
+        "--web",
+        metavar="HOST:PORT|off",
+        help="the web UI and HTTP API (default 127.0.0.1:8025; off to disable)",
+    )
+    add(
+        "--web-auth",
+        metavar="USER:PASSWORD",
+        help="HTTP basic auth for the web UI and API (needed to bind beyond loopback quietly)",
+    )
+    add(
+        "--release-smtp",
+        metavar="HOST:PORT",
+        help="the SMTP server the web UI's 'release' sends captured messages to by default",
     )
     add("--log-level", choices=("debug", "info", "warning", "error"))
     add("--no-uvloop", action="store_true", help="use the standard asyncio event loop")

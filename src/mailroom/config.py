@@ -123,6 +123,13 @@ class Config:
     # fault rules, "STAGE[:MATCH][:OPTION...]:ACTION" (see mailroom.policy.faults)
     faults: tuple[str, ...] = ()
 
+    # the web UI and HTTP API, in the same process as SMTP ("off" in a file or flag: None)
+    web: Listener | None = Listener("127.0.0.1", 8025)
+    # "user:password": HTTP basic auth for the UI and the API (health probes stay open)
+    web_auth: str | None = None
+    # where "release" sends a captured message unless the request names a server
+    release_smtp: Listener | None = None
+
     log_level: str = "info"
 
     @property
@@ -169,6 +176,10 @@ class Config:
             raise ConfigError("store is 'maildir' or 'none'")
         if self.transcripts < 0:
             raise ConfigError("transcripts must not be negative")
+        if self.web_auth is not None:
+            user, colon, password = self.web_auth.partition(":")
+            if not colon or not user or not password:
+                raise ConfigError("web_auth is USER:PASSWORD, both non-empty")
         from mailroom.policy.faults import FaultError, parse_rule
 
         for rule in self.faults:
@@ -194,6 +205,10 @@ def _coerce(name: str, value: Any) -> Any:
         return parse_size(value)
     if name == "faults":
         return tuple([value] if isinstance(value, str) else value)
+    if name in ("web", "release_smtp"):
+        if value is False or (isinstance(value, str) and value.strip().lower() == "off"):
+            return None
+        return value if isinstance(value, Listener) else parse_hostport(str(value))
     if name in ("smtp", "smtps"):
         items = [value] if isinstance(value, str) else list(value)
         return tuple(parse_hostport(item, implicit_tls=name == "smtps") for item in items)

@@ -97,6 +97,7 @@ def mailroom_config(data: Path, **overrides: Any) -> Any:
         "hostname": HOSTNAME,
         "shutdown_grace": 1.0,
         "log_level": "warning",
+        "web": "off",
     }
     settings.update(overrides)
     return load_config(None, settings)

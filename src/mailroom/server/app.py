@@ -20,6 +20,7 @@ from mailroom.policy.mailserver import MailServerPolicy
 from mailroom.protocol import SessionSettings
 from mailroom.resolver import Resolver
 from mailroom.server.hub import Hub
+from mailroom.server.metrics import Metrics
 from mailroom.server.roles import session_settings_for
 from mailroom.server.session import Session
 from mailroom.server.tls import ensure_self_signed, server_context
@@ -68,6 +69,7 @@ class MailServer:
         self.config = config
         self.credentials = load_credentials(config)
         self.hub = Hub()
+        self.metrics = Metrics()
         self.transcripts = TranscriptLog(config.transcripts, self.hub)
         self.resolver: Resolver | None = None
         if policy is not None:
@@ -98,6 +100,7 @@ class MailServer:
         self.servers: list[asyncio.Server] = []
         self.log_transactions = True
         self._sweeper: asyncio.Task[None] | None = None
+        self.web: Any = None  # mailroom.web.WebServer when --web is on
         self._stopping = False
         self.stopped = asyncio.Event()
 
@@ -128,6 +131,17 @@ class MailServer:
         self.store.start()
         if self.mail_policy is not None and isinstance(self.store, MaildirStore):
             self.mail_policy.usage = self.store.usage
+        if config.web is not None:
+            # Imported here: the web's dependencies load only when the web is on.
+            from mailroom.web import WebServer
+
+            self.web = WebServer(self)
+            try:
+                await self.web.start()
+            except BaseException:
+                self.web = None
+                self.store.close()
+                raise
         for listener in config.all_listeners:
             server = await loop.create_server(
                 lambda listener=listener: Session(self, listener),
@@ -157,12 +171,19 @@ class MailServer:
                 found.append((host, port))
         return found
 
+    @property
+    def accepting(self) -> bool:
+        """Listening and not shutting down (the web's readiness probe)."""
+        return bool(self.servers) and not self._stopping
+
     async def stop(self) -> None:
         """Stop accepting, 421 4.3.2 to idle sessions, let messages in flight finish within
         the grace period, then close everything."""
         if self._stopping:
             return
         self._stopping = True
+        if self.web is not None:
+            await self.web.stop()
         for server in self.servers:
             server.close()
         for session in list(self.sessions):
@@ -196,13 +217,18 @@ class MailServer:
         """A refusal for a connection over the limits, or None (and the session is counted)."""
         config = self.config
         hostname = config.hostname
-        if self._stopping:
-            return replies.SHUTTING_DOWN(hostname=hostname)
-        if len(self.sessions) >= config.max_connections:
-            return replies.TOO_MANY_CONNECTIONS(hostname=hostname)
+        refusal = None
         ip = session.client_ip
-        if config.max_connections_per_ip and self.per_ip[ip] >= config.max_connections_per_ip:
-            return replies.TOO_MANY_CONNECTIONS_FROM_CLIENT(hostname=hostname, client=ip)
+        if self._stopping:
+            refusal = replies.SHUTTING_DOWN(hostname=hostname)
+        elif len(self.sessions) >= config.max_connections:
+            refusal = replies.TOO_MANY_CONNECTIONS(hostname=hostname)
+        elif config.max_connections_per_ip and self.per_ip[ip] >= config.max_connections_per_ip:
+            refusal = replies.TOO_MANY_CONNECTIONS_FROM_CLIENT(hostname=hostname, client=ip)
+        if refusal is not None:
+            self.metrics.connection_refused(refusal.code)
+            return refusal
+        self.metrics.sessions += 1
         self.sessions.add(session)
         self.per_ip[ip] += 1
         return None

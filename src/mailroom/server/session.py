@@ -128,6 +128,8 @@ class Session(asyncio.Protocol):
             return
         greeting = decision or replies.GREETING(hostname=self.server.config.hostname)
         assert isinstance(greeting, Reply)
+        if greeting.code >= 400:
+            self.server.metrics.refused("CONNECT", greeting.code)
         wire = self.conn.greet(greeting)
         if self.transcript is not None:
             self.transcript.reply(wire)
@@ -324,6 +326,7 @@ class Session(asyncio.Protocol):
             transcript.helo = conn.hello_domain
             transcript.auth_user = conn.authenticated
         if reply.code >= 400:
+            self.server.metrics.refused(event.stage, reply.code)
             log.info(
                 "refused: client=%s stage=%s reply=%s",
                 self.client_ip,
@@ -439,6 +442,9 @@ class Session(asyncio.Protocol):
                 event.via,
             )
         server = self.server
+        metrics = server.metrics
+        metrics.messages_accepted += 1
+        metrics.message_bytes += event.size
         if self.transcript is not None:
             server.transcripts.message(self.transcript, queue_id)
         if server.hub.active:
