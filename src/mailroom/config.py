@@ -139,15 +139,23 @@ class Config:
     def validate(self) -> Config:
         for listener in self.listeners:
             if listener.role not in ("catcher", "mx", "submission", "submissions"):
-                raise ConfigError(f"listener {listener}: role is catcher, mx, submission or "
-                                  "submissions")
+                raise ConfigError(
+                    f"listener {listener}: role is catcher, mx, submission or submissions"
+                )
             if listener.role != "catcher" and self.mail is None:
-                raise ConfigError(f"listener {listener}: role {listener.role} needs the mail "
-                                  "server mode (domains = [...])")
-            if listener.role.startswith("submission") and self.tls == "off" \
-                    and not self.allow_insecure_auth:
-                raise ConfigError(f"listener {listener}: submission needs TLS (tls = "
-                                  '"self-signed" or tls_cert/tls_key)')
+                raise ConfigError(
+                    f"listener {listener}: role {listener.role} needs the mail "
+                    "server mode (domains = [...])"
+                )
+            if (
+                listener.role.startswith("submission")
+                and self.tls == "off"
+                and not self.allow_insecure_auth
+            ):
+                raise ConfigError(
+                    f"listener {listener}: submission needs TLS (tls = "
+                    '"self-signed" or tls_cert/tls_key)'
+                )
             if listener.implicit_tls and self.tls == "off":
                 raise ConfigError(f"listener {listener}: implicit TLS needs a certificate")
         if self.tls == "files" and not (self.tls_cert and self.tls_key):
@@ -221,7 +229,7 @@ def _listeners(items: Any) -> tuple[Listener, ...]:
     found = []
     for item in items:
         if not isinstance(item, dict) or "address" not in item:
-            raise ConfigError("listeners: each needs an address = \"HOST:PORT\"")
+            raise ConfigError('listeners: each needs an address = "HOST:PORT"')
         role = str(item.get("role", "mx"))
         implicit = bool(item.get("implicit_tls", role == "submissions"))
         listener = parse_hostport(str(item["address"]), implicit_tls=implicit)
@@ -260,8 +268,7 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
             try:
                 values["listeners"] = _listeners(mail_sections.pop("listeners"))
             except ConfigError as exc:
-                raise ConfigError(f"{path}:{locate(text, ('listeners',)) or '?'}: {exc}") \
-                    from None
+                raise ConfigError(f"{path}:{locate(text, ('listeners',)) or '?'}: {exc}") from None
             values.setdefault("smtp", ())
         if mail_sections:
             hostname = values.get("hostname") or Config().hostname
@@ -277,11 +284,14 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     if values.get("mail") is not None:
         # In the mail server mode, plain listeners receive for the local domains and implicit
         # TLS listeners take submissions, unless [[listeners]] say otherwise.
-        values["smtp"] = tuple(replace(listener, role="mx") if listener.role == "catcher"
-                               else listener for listener in values.get("smtp", Config.smtp))
+        values["smtp"] = tuple(
+            replace(listener, role="mx") if listener.role == "catcher" else listener
+            for listener in values.get("smtp", Config.smtp)
+        )
         values["smtps"] = tuple(
             replace(listener, role="submissions") if listener.role == "catcher" else listener
-            for listener in values.get("smtps", ()))
+            for listener in values.get("smtps", ())
+        )
     try:
         return replace(Config(), **values).validate()
     except TypeError as exc:
