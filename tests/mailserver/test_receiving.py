@@ -1,0 +1,241 @@
+"""The mail server mode receiving mail: each situation at RCPT gets its reply (issue 5), and
+accepted mail lands in one Maildir per local user."""
+
+from __future__ import annotations
+
+import mailbox
+import smtplib
+import ssl
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mailroom.testing import SMTPTestServer
+from tests.mailserver.conftest import ALICE_PASSWORD
+
+MESSAGE = (
+    b"From: someone@remote.test\r\nSubject: hello\r\nMessage-ID: <m1@remote.test>\r\n\r\nHi!\r\n"
+)
+
+
+def mx(server: SMTPTestServer) -> smtplib.SMTP:
+    client = smtplib.SMTP(*server.address("mx"), timeout=10)
+    client.ehlo("client.remote.test")
+    return client
+
+
+def maildir(server: SMTPTestServer, user: str) -> mailbox.Maildir:
+    domain = "example.test"
+    return mailbox.Maildir(Path(server.config.data) / "mail" / domain / user, create=False)
+
+
+@pytest.mark.parametrize(
+    "recipient, reply",
+    [
+        ("alice@example.test", (250, b"2.1.5 Ok")),
+        ("ALICE@Example.TEST", (250, b"2.1.5 Ok")),
+        ("alice+lists@example.test", (250, b"2.1.5 Ok")),
+        ("team@example.test", (250, b"2.1.5 Ok")),
+        ("anyone@example.org", (250, b"2.1.5 Ok")),
+        ("Postmaster", (250, b"2.1.5 Ok")),
+        ("postmaster@example.test", (250, b"2.1.5 Ok")),
+        (
+            "nobody@example.test",
+            (550, b"5.1.1 <nobody@example.test>: Recipient address rejected: User unknown"),
+        ),
+        ("carol@example.test", (551, b"5.1.6 User not local; please try <carol@elsewhere.test>")),
+        ("someone@remote.test", (550, b"5.7.1 <someone@remote.test>: Relay access denied")),
+        (
+            "user%remote.test@example.test",
+            (550, b"5.7.1 <user%remote.test@example.test>: Relay access denied"),
+        ),
+        (
+            "remote.test!user@example.test",
+            (550, b"5.7.1 <remote.test!user@example.test>: Relay access denied"),
+        ),
+        (
+            '"user@remote.test"@example.test',
+            (550, b'5.7.1 <"user@remote.test"@example.test>: Relay access denied'),
+        ),
+        ("@example.test:user@remote.test", (550, b"5.7.1 <user@remote.test>: Relay access denied")),
+        ("user@[127.0.0.1]", (550, b"5.7.1 <user@[127.0.0.1]>: Relay access denied")),
+        (
+            "-alice@example.test",
+            (
+                553,
+                b"5.1.3 <-alice@example.test>: Recipient address rejected: mailbox name not "
+                b"allowed",
+            ),
+        ),
+    ],
+)
+def test_rcpt_replies_on_the_mx_listener(
+    mail_server: SMTPTestServer, recipient: str, reply: tuple[int, bytes]
+) -> None:
+    client = mx(mail_server)
+    assert client.mail("someone@remote.test") == (250, b"2.1.0 Ok")
+    assert client.docmd(f"RCPT TO:<{recipient}>") == reply
+    client.quit()
+
+
+def test_mx_offers_no_auth_and_never_relays(mail_server: SMTPTestServer) -> None:
+    client = mx(mail_server)
+    assert not client.has_extn("auth")
+    assert client.docmd("AUTH PLAIN AGFsaWNlAHg=") == (
+        503,
+        b"5.5.1 Error: authentication not enabled",
+    )
+    client.quit()
+
+
+def test_each_local_user_gets_their_own_copy(mail_server: SMTPTestServer) -> None:
+    client = mx(mail_server)
+    refused = client.sendmail(
+        "someone@remote.test", ["team@example.test", "alice@example.test", "x@example.org"], MESSAGE
+    )
+    assert refused == {}
+    client.quit()
+    [alice_copy] = list(maildir(mail_server, "alice"))
+    [bob_copy] = list(maildir(mail_server, "bob"))
+    # Each copy names only the recipients it was delivered for (no Bcc leaks between users).
+    assert alice_copy.get_all("Delivered-To") == ["team@example.test", "alice@example.test"]
+    assert bob_copy.get_all("Delivered-To") == ["team@example.test", "x@example.org"]
+    assert alice_copy["Return-Path"] == "<someone@remote.test>"
+    assert alice_copy["Message-ID"] == bob_copy["Message-ID"] == "<m1@remote.test>"
+    assert alice_copy.get_payload() == bob_copy.get_payload() == "Hi!\n"
+
+
+def test_alias_that_forwards_off_site_is_queued(mail_server: SMTPTestServer) -> None:
+    client = mx(mail_server)
+    assert client.sendmail("someone@remote.test", ["dave@example.test"], MESSAGE) == {}
+    client.quit()
+    queue = Path(mail_server.config.data) / "queue" / "active"
+    [entry] = list(queue.glob("*.json"))
+    assert '"address": "dave@remote.test"' in entry.read_text()
+    assert (queue / (entry.stem + ".eml")).read_bytes().endswith(MESSAGE)
+
+
+def _submission(server: SMTPTestServer) -> smtplib.SMTP:
+    context = ssl.create_default_context(
+        cafile=str(Path(server.config.data) / "tls" / "self-signed.pem")
+    )
+    client = smtplib.SMTP(*server.address("submission"), timeout=10)
+    client.ehlo("laptop.example.test")
+    client.starttls(context=context)
+    client.ehlo("laptop.example.test")
+    return client
+
+
+def test_submission_requires_auth_and_tls_for_plaintext(mail_server: SMTPTestServer) -> None:
+    client = smtplib.SMTP(*mail_server.address("submission"), timeout=10)
+    client.ehlo("laptop.example.test")
+    assert client.docmd("MAIL FROM:<alice@example.test>") == (530, b"5.7.0 Authentication required")
+    # Before TLS, mechanisms that send the password are not offered.
+    assert "PLAIN" not in client.esmtp_features.get("auth", "")
+    assert client.docmd("AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdAB4") == (
+        538,
+        b"5.7.11 Encryption required for requested authentication mechanism",
+    )
+    client.quit()
+
+
+def test_submission_authenticated_user_relays_as_themselves(mail_server: SMTPTestServer) -> None:
+    client = _submission(mail_server)
+    with pytest.raises(smtplib.SMTPAuthenticationError) as wrong:
+        client.login("alice@example.test", "wrong")
+    assert (wrong.value.smtp_code, wrong.value.smtp_error) == (
+        535,
+        b"5.7.8 Authentication credentials invalid",
+    )
+    assert client.login("alice@example.test", ALICE_PASSWORD) == (
+        235,
+        b"2.7.0 Authentication successful",
+    )
+    assert client.docmd("MAIL FROM:<bob@example.test>") == (
+        553,
+        b"5.7.1 <bob@example.test>: Sender address rejected: not owned by user alice@example.test",
+    )
+    # postmaster@ is an alias of alice: she may send as it.
+    assert client.docmd("MAIL FROM:<postmaster@example.test>") == (250, b"2.1.0 Ok")
+    assert client.rcpt("friend@remote.test") == (250, b"2.1.5 Ok")
+    code, text = client.data(MESSAGE)
+    assert code == 250 and text.startswith(b"2.0.0 Ok: queued as ")
+    client.quit()
+    queue = Path(mail_server.config.data) / "queue" / "active"
+    assert len(list(queue.glob("*.json"))) == 1
+
+
+def test_quota_full_mailbox_is_temporary_by_default(
+    mail_server_factory: Callable[..., SMTPTestServer],
+) -> None:
+    server = mail_server_factory(bob_quota="1")
+    client = mx(server)
+    assert client.sendmail("someone@remote.test", ["bob@example.test"], MESSAGE) == {}
+    client.mail("someone@remote.test")
+    assert client.rcpt("bob@example.test") == (
+        452,
+        b"4.2.2 <bob@example.test>: Recipient address rejected: mailbox full",
+    )
+    client.quit()
+    server = mail_server_factory(bob_quota="1", policy='full_mailbox = "permanent"')
+    client = mx(server)
+    client.sendmail("someone@remote.test", ["bob@example.test"], MESSAGE)
+    client.mail("someone@remote.test")
+    assert client.rcpt("bob@example.test") == (
+        552,
+        b"5.2.2 <bob@example.test>: Recipient address rejected: mailbox full",
+    )
+    client.quit()
+
+
+def test_greylisting_defers_a_new_triple_then_accepts_it(
+    mail_server_factory: Callable[..., SMTPTestServer],
+) -> None:
+    server = mail_server_factory(policy="greylisting = true\ngreylist_delay = 1")
+    client = mx(server)
+    client.mail("someone@remote.test")
+    code, text = client.rcpt("alice@example.test")
+    assert code == 450
+    assert text.startswith(
+        b"4.7.1 <alice@example.test>: Recipient address rejected: Greylisted, try again in "
+    )
+    time.sleep(1.1)
+    assert client.rcpt("alice@example.test") == (250, b"2.1.5 Ok")
+    client.quit()
+
+
+def test_block_list_refuses_at_the_greeting(
+    mail_server_factory: Callable[..., SMTPTestServer],
+) -> None:
+    server = mail_server_factory(policy='block_list = ["127.0.0.0/8"]')
+    client = smtplib.SMTP(timeout=10)
+    code, text = client.connect(*server.address("mx"))
+    assert (code, text) == (554, b"5.7.1 mx.example.test No SMTP service here")
+    assert client.docmd("EHLO x") == (503, b"5.5.1 Error: no SMTP service here, say QUIT")
+    assert client.docmd("QUIT") == (221, b"2.0.0 Bye")
+
+
+def test_a_server_that_accepts_no_mail_says_521(
+    mail_server_factory: Callable[..., SMTPTestServer],
+) -> None:
+    server = mail_server_factory(policy="accept_no_mail = true")
+    client = smtplib.SMTP(timeout=10)
+    assert client.connect(*server.address("mx")) == (
+        521,
+        b"5.3.2 mx.example.test does not accept mail",
+    )
+
+
+def test_rate_limit_per_client(mail_server_factory: Callable[..., SMTPTestServer]) -> None:
+    server = mail_server_factory(policy="max_messages_per_minute = 2")
+    client = mx(server)
+    client.mail("someone@remote.test")
+    assert client.rcpt("alice@example.test")[0] == 250
+    assert client.rcpt("bob@example.test")[0] == 250
+    assert client.rcpt("team@example.test") == (
+        450,
+        b"4.7.1 Error: too many messages from 127.0.0.1, slow down",
+    )
+    client.quit()
