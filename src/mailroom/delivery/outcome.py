@@ -1,0 +1,111 @@
+"""What one delivery attempt came to for one recipient (RFC 5321 §4.2.1: 2yz done, 4yz try
+again later, 5yz do not repeat), and how that changes the recipient's queue state.
+
+An :class:`Outcome` comes from the remote server's reply (:func:`from_reply`), from a failure
+that had no reply — a refused connection, a timeout, a lost connection, a TLS error
+(:func:`from_error`) — or from our own decision (:func:`local`): a domain that does not exist,
+a null MX, a DNS failure. Failures without a reply are 4yz-like: they are retried.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from mailroom.client import ConnectionFailed, ProtocolError, SendError, SMTPReplyError, TLSFailed
+from mailroom.codes import Reply, classify
+from mailroom.queue.entry import QueueRecipient
+
+__all__ = [
+    "Outcome",
+    "apply",
+    "diagnostic_line",
+    "from_error",
+    "from_reply",
+    "is_smtp_diagnostic",
+    "local",
+]
+
+Action = Literal["delivered", "retry", "bounce"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    action: Action
+    status: str  # the enhanced status of the outcome: the DSN's Status field
+    diagnostic: str  # the remote reply as received (lines joined by "\n"), or our own words
+    reason: str  # the classification, named as Sisimai names reasons (mailboxfull, …)
+    remote_mta: str | None = None  # the host that answered, when one did
+
+    @property
+    def final(self) -> bool:
+        return self.action != "retry"
+
+
+def _action_of(code: int) -> Action:
+    return "delivered" if code < 400 else "retry" if code < 500 else "bounce"
+
+
+def from_reply(reply: Reply, command: str, remote_mta: str | None) -> Outcome:
+    """The outcome a remote reply means: its class decides the action, the classification
+    names the reason, and the status is the reply's enhanced code (or the one its text holds,
+    or ``class.0.0`` as RFC 3463 §3.1 allows)."""
+    verdict = classify(reply, command=command)
+    status = reply.status or verdict.status
+    klass = reply.code // 100
+    fits = status is not None and status.status_class == klass
+    status_text = str(status) if fits else f"{klass}.0.0"
+    return Outcome(_action_of(reply.code), status_text, str(reply), verdict.reason, remote_mta)
+
+
+def from_error(error: BaseException, remote_mta: str | None = None) -> Outcome:
+    """The outcome of a failure: a reply-carrying error by its reply, the rest as temporary
+    (connection refused or lost, timeouts, TLS and protocol errors)."""
+    if isinstance(error, SMTPReplyError) and error.reply is not None:
+        command = {"GREETING": "CONNECT", "EHLO": "HELO", "STARTTLS": "HELO"}.get(
+            error.command, error.command
+        )
+        return from_reply(error.reply, command, remote_mta)
+    text = str(error) or type(error).__name__
+    if isinstance(error, TLSFailed):
+        return Outcome("retry", "4.7.5", f"TLS failed: {text}", "failedstarttls", remote_mta)
+    if isinstance(error, ProtocolError):
+        return Outcome("retry", "4.5.0", text, "systemerror", remote_mta)
+    if isinstance(error, ConnectionFailed) and remote_mta is None:
+        return Outcome("retry", "4.4.1", text, "networkerror", None)  # no answer from the host
+    if isinstance(error, ConnectionFailed | SendError | OSError | TimeoutError):
+        return Outcome("retry", "4.4.2", text, "networkerror", remote_mta)  # connection lost
+    return Outcome("retry", "4.0.0", text, "undefined", remote_mta)
+
+
+def local(action: Action, status: str, text: str, reason: str) -> Outcome:
+    """An outcome of our own making (DNS said the domain does not exist, a null MX, …)."""
+    return Outcome(action, status, text, reason, None)
+
+
+def apply(recipient: QueueRecipient, outcome: Outcome, now: float) -> None:
+    """Record an attempt's outcome in the recipient's state."""
+    recipient.attempts += 1
+    recipient.last_attempt = now
+    recipient.last_reply = outcome.diagnostic
+    recipient.status = outcome.status
+    recipient.reason = outcome.reason
+    recipient.remote_mta = outcome.remote_mta
+    if outcome.action == "delivered":
+        recipient.state = "delivered"
+    elif outcome.action == "bounce":
+        recipient.state = "bounced"
+
+
+def is_smtp_diagnostic(text: str) -> bool:
+    """Whether a recorded diagnostic is a remote SMTP reply (else it is our own words)."""
+    try:
+        Reply.parse(text.replace("\n", "\r\n"))
+    except ValueError:
+        return False
+    return True
+
+
+def diagnostic_line(text: str) -> str:
+    """A recorded diagnostic as one line (the lines of a multi-line reply joined by spaces)."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())

@@ -1,0 +1,168 @@
+"""Where mail for a domain goes: a static route (``[routes]``, like Postfix's transport map),
+else the smarthost (``[relay]``), else the domain's MX hosts (RFC 5321 §5.1).
+
+A :class:`Destination` is what connections are shared and limited by: the domain for MX
+delivery, the relay host for a route or the smarthost. :func:`plan` turns one into the hosts and
+addresses to try, in order, or into an outcome for every recipient when DNS already decides:
+NXDOMAIN bounces (5.1.2), a null MX bounces (5.1.10, RFC 7505), a temporary DNS failure is
+retried (4.4.3), an MX list that leads back to this host bounces (5.4.6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import random
+import socket
+from dataclasses import dataclass, field
+
+from mailroom.delivery.outcome import Outcome, local
+from mailroom.queue.settings import QueueSettings, RelayHost
+from mailroom.resolver import Resolver, ResolverError
+
+__all__ = ["MAX_ADDRESSES", "Destination", "Hop", "Plan", "destination_for", "plan"]
+
+MAX_ADDRESSES = 10  # addresses tried in one attempt, over all MX hosts (Postfix: 5)
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    key: str  # "example.test", or "relay [127.0.0.1]:2526" for a route or the smarthost
+    relay: RelayHost | None = None  # None: deliver to the domain's MX hosts
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """One address to try. ``name`` is the host name: Remote-MTA, and TLS's server name."""
+
+    name: str
+    address: str
+    port: int
+
+
+@dataclass
+class Plan:
+    hops: list[Hop] = field(default_factory=list)
+    failure: Outcome | None = None  # set when no hop is to be tried
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def destination_for(domain: str, settings: QueueSettings) -> Destination:
+    relay = settings.routes.get(domain.lower()) or settings.smarthost
+    if relay is None:
+        return Destination(domain.lower())
+    host = f"[{relay.host}]" if ":" in relay.host else relay.host
+    return Destination(f"relay {host}:{relay.port}", relay)
+
+
+async def _system_addresses(host: str, port: int) -> list[str]:
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return []
+    found: list[str] = []
+    for info in infos:
+        address = str(info[4][0])
+        if address not in found:
+            found.append(address)
+    return found
+
+
+async def plan(
+    destination: Destination,
+    domain: str,
+    resolver: Resolver,
+    *,
+    mx_port: int = 25,
+    hostname: str = "",
+) -> Plan:
+    relay = destination.relay
+    if relay is not None:
+        if _is_ip(relay.host):
+            return Plan([Hop(relay.host, relay.host, relay.port)])
+        addresses = await _system_addresses(relay.host, relay.port)
+        if not addresses:
+            return Plan(
+                failure=local(
+                    "retry", "4.4.4", f"relay host {relay.host} not found", "networkerror"
+                )
+            )
+        return Plan([Hop(relay.host, a, relay.port) for a in addresses[:MAX_ADDRESSES]])
+
+    try:
+        route = await resolver.mail_route(domain)
+    except ResolverError as exc:
+        return Plan(failure=local("retry", "4.4.3", f"DNS lookup failed: {exc}", "networkerror"))
+    if not route.exists:
+        return Plan(
+            failure=local(
+                "bounce", "5.1.2", f"domain {domain} does not exist (NXDOMAIN)", "hostunknown"
+            )
+        )
+    if route.null_mx:
+        return Plan(
+            failure=local(
+                "bounce", "5.1.10", f"{domain} accepts no mail (null MX, RFC 7505)", "notaccept"
+            )
+        )
+    if not route.hosts:
+        return Plan(
+            failure=local(
+                "bounce",
+                "5.4.4",
+                f"{domain} has no MX and no address records: it takes no mail",
+                "hostunknown",
+            )
+        )
+    hosts = list(route.hosts)
+    own = hostname.lower().rstrip(".")
+    mine = [preference for preference, host in hosts if host == own]
+    if mine:
+        # RFC 5321 §5.1: only hosts more preferred than this one; none left is a loop.
+        hosts = [(p, h) for p, h in hosts if p < min(mine)]
+        if not hosts:
+            return Plan(
+                failure=local(
+                    "bounce",
+                    "5.4.6",
+                    f"mail for {domain} loops back to myself ({own} is its best MX)",
+                    "systemerror",
+                )
+            )
+    # RFC 5321 §5.1: hosts of equal preference are tried in random order.
+    random.shuffle(hosts)
+    hosts.sort(key=lambda item: item[0])
+    hops: list[Hop] = []
+    temporary: str | None = None
+    for _, host in hosts:
+        if _is_ip(host):
+            addresses = [host]
+        else:
+            try:
+                addresses = await resolver.addresses(host)
+            except ResolverError as exc:
+                temporary = str(exc)
+                continue
+        hops += [Hop(host, address, mx_port) for address in addresses]
+        if len(hops) >= MAX_ADDRESSES:
+            break
+    if hops:
+        return Plan(hops[:MAX_ADDRESSES])
+    if temporary is not None:
+        return Plan(
+            failure=local("retry", "4.4.3", f"DNS lookup failed: {temporary}", "networkerror")
+        )
+    names = ", ".join(h for _, h in hosts)
+    return Plan(
+        failure=local(
+            "retry", "4.4.4", f"no address for the MX hosts of {domain}: {names}", "networkerror"
+        )
+    )

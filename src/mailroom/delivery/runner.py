@@ -1,0 +1,612 @@
+"""The queue runner: delivers what the store queued for remote recipients, retries what was
+deferred, bounces what failed, and tells senders (RFC 3464 DSNs).
+
+Shape (Postfix's qmgr and smtp in one asyncio component):
+
+- Entries are scheduled by ``next_attempt`` (a heap). A due entry gets a *round*: its pending
+  recipients are grouped by domain, and each group becomes a job for its
+  :class:`~mailroom.delivery.routing.Destination`.
+- A destination runs up to ``max_per_destination`` workers, each with one connection it reuses
+  for the next job of that destination; all workers together hold at most ``max_connections``
+  connections. An idle worker lingers briefly for more work, then says QUIT.
+- After the reply to the end of data, the recipients' new state is saved (fsync'd) before
+  anything else happens: after a crash, a message is sent again only if the remote end had not
+  answered the end of data.
+- When the round is over, :func:`~mailroom.delivery.schedule.settle` decides: expire what is
+  too old, report what the sender asked to hear about (via ``deliver_local``), set the next
+  attempt, or remove the entry once every recipient is final and reported.
+
+Control from outside (``mailroom queue retry|delete``) comes through files in
+``<data>/queue/control/`` that the runner polls every second; ``<data>/queue/runner.lock``
+(flock) tells the command whether a runner is alive. See :mod:`mailroom.delivery.control`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mailroom.client import (
+    ConnectionFailed,
+    MailOptions,
+    MessageRefused,
+    Recipient,
+    SendError,
+    ServiceClosing,
+    TransactionResult,
+)
+from mailroom.delivery import control
+from mailroom.delivery.connections import Session, open_session
+from mailroom.delivery.dsn import DSNOptions, build_dsn
+from mailroom.delivery.outcome import Outcome, apply, from_error, from_reply, local
+from mailroom.delivery.routing import Destination, destination_for, plan
+from mailroom.delivery.schedule import domain_of, settle, wants
+from mailroom.protocol.client_errors import ExtensionNotOffered, InvalidAddress
+from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueSpool
+from mailroom.queue.settings import QueueSettings
+from mailroom.resolver import Resolver
+
+__all__ = ["DeliverLocal", "QueueRunner"]
+
+log = logging.getLogger("mailroom.delivery")
+
+MAX_RECIPIENTS_PER_TRANSACTION = 100  # RFC 5321 §4.5.3.1.8: servers take at least 100
+MAX_ROUNDS = 1000  # entries being delivered at once; the rest wait their turn
+LINGER = 2.0  # seconds an idle connection waits for the next message to its destination
+CONTROL_INTERVAL = 1.0  # seconds between looks at queue/control for `mailroom queue` requests
+
+
+class DeliverLocal(Protocol):
+    """How the runner hands a report to the server: store it in the sender's mailbox if the
+    sender's domain is local, else queue it for remote delivery with the null sender. Returns
+    the queue id once the message is durable."""
+
+    def __call__(
+        self, *, sender: str, recipients: Sequence[str], message: bytes
+    ) -> Awaitable[str]: ...
+
+
+@dataclass(eq=False)
+class _Job:
+    entry: QueueEntry
+    domain: str
+    recipients: list[QueueRecipient]
+    done: asyncio.Future[None]
+    settled: set[int] = field(default_factory=set)  # id() of recipients given an outcome
+
+
+@dataclass(eq=False)
+class _Destination:
+    key: Destination
+    jobs: asyncio.Queue[_Job] = field(default_factory=asyncio.Queue)
+    workers: int = 0
+    idle: int = 0
+
+
+def _now() -> float:
+    return time.time()
+
+
+class QueueRunner:
+    def __init__(
+        self,
+        spool: QueueSpool,
+        settings: QueueSettings,
+        *,
+        hostname: str,
+        deliver_local: DeliverLocal,
+        resolver: Resolver | None = None,
+        mx_port: int | None = None,
+        return_limit: int | None = None,
+        clock: Callable[[], float] = _now,
+        linger: float = LINGER,
+        control_interval: float = CONTROL_INTERVAL,
+    ) -> None:
+        self.spool = spool
+        self.settings = settings
+        self.hostname = hostname
+        self.helo = settings.helo_name or hostname
+        self.deliver_local = deliver_local
+        self.resolver = resolver or Resolver(list(settings.dns_servers) or None)
+        # The port MX hosts are reached on: 25, unless a test or a lab says otherwise.
+        self.mx_port = mx_port if mx_port is not None else settings.mx_port
+        limit = return_limit if return_limit is not None else settings.bounce_size_limit
+        self.dsn_options = DSNOptions(hostname, limit, settings.max_age)
+        self.clock = clock
+        self.linger = linger
+        self.control_interval = control_interval
+        self.entries: dict[str, QueueEntry] = {}
+        self._heap: list[tuple[float, int, str]] = []
+        self._seq = itertools.count()
+        self._rounds: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()  # retry requested while a round was running
+        self._deleted: set[str] = set()
+        self._destinations: dict[str, _Destination] = {}
+        self._slots = asyncio.Semaphore(max(1, settings.max_connections))
+        self._save_locks: dict[str, asyncio.Lock] = {}
+        self._wakeup = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._scheduler: asyncio.Task[None] | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._lock: control.RunnerLock | None = None
+        self._stopping = False
+        self.idle = asyncio.Event()  # set whenever no round is running and none is due
+        # Counters for logs, metrics and tests.
+        self.delivered = 0
+        self.bounced = 0
+        self.deferred = 0
+        self.reports = 0
+
+    # -- start and stop ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Take the queue (its lock), load every entry on disk, and begin: restarting the
+        server resumes the queue where it was."""
+        self.spool.ensure()
+        self._lock = await control.RunnerLock.acquire(self.spool.root)
+        entries = await asyncio.to_thread(lambda: list(self.spool.entries()))
+        for entry in entries:
+            self._add(entry)
+        if entries:
+            log.info("queue: %d entries resumed", len(entries))
+        await self._poll_control()
+        self._scheduler = asyncio.ensure_future(self._schedule())
+        self._poller = asyncio.ensure_future(self._poll())
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Start no more rounds; let those running finish within ``grace`` seconds, then
+        cancel them (their recipients stay pending: the state saved after each reply to the
+        end of data is the truth), close connections and give up the queue."""
+        self._stopping = True
+        for task in (self._scheduler, self._poller):
+            if task is not None:
+                task.cancel()
+        rounds = list(self._rounds.values())
+        if rounds:
+            _, running = await asyncio.wait(rounds, timeout=grace)
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for task in (self._scheduler, self._poller):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    # -- what the server and the command tell us -----------------------------------------------
+
+    def wake(self, ids: Iterable[str]) -> None:
+        """New entries were queued (the store's ``on_queued``): load and schedule them."""
+        for queue_id in ids:
+            if queue_id in self.entries or queue_id in self._deleted:
+                continue
+            entry = self.spool.load(queue_id)
+            if entry is not None:
+                self._add(entry)
+        self._wakeup.set()
+
+    def retry_now(self, ids: Iterable[str] | None = None) -> list[str]:
+        """Make entries due now (all when ``ids`` is None); the ids that were found."""
+        found = []
+        targets = list(self.entries) if ids is None else list(ids)
+        for queue_id in targets:
+            entry = self.entries.get(queue_id)
+            if entry is None:
+                continue
+            found.append(queue_id)
+            if queue_id in self._rounds:
+                self._again.add(queue_id)
+            else:
+                entry.next_attempt = 0.0
+                self._push(entry)
+        self._wakeup.set()
+        return found
+
+    async def delete(self, ids: Iterable[str]) -> list[str]:
+        """Remove entries without a report (``mailroom queue delete``); a delivery in flight
+        finishes its transaction, but nothing more is done for it."""
+        removed = []
+        for queue_id in ids:
+            if queue_id not in self.entries:
+                continue
+            self._deleted.add(queue_id)
+            self.entries.pop(queue_id, None)
+            lock = self._save_locks.get(queue_id)
+            if lock is not None:
+                async with lock:
+                    await asyncio.to_thread(self.spool.remove, queue_id)
+            else:
+                await asyncio.to_thread(self.spool.remove, queue_id)
+            log.info("%s: removed by request", queue_id)
+            removed.append(queue_id)
+        return removed
+
+    async def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until no round runs and nothing is due now (tests, the command's progress)."""
+        try:
+            await asyncio.wait_for(self._until_idle(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _until_idle(self) -> None:
+        while True:
+            self.idle.clear()
+            if not self._rounds and not self._due_now():
+                return
+            await self.idle.wait()
+
+    def _due_now(self) -> bool:
+        now = self.clock()
+        rounds = self._rounds
+        return any(e.next_attempt <= now and e.id not in rounds for e in self.entries.values())
+
+    # -- scheduling ------------------------------------------------------------------------------
+
+    def _add(self, entry: QueueEntry) -> None:
+        self.entries[entry.id] = entry
+        self._push(entry)
+
+    def _push(self, entry: QueueEntry) -> None:
+        heapq.heappush(self._heap, (entry.next_attempt, next(self._seq), entry.id))
+
+    async def _schedule(self) -> None:
+        while True:
+            self._wakeup.clear()
+            now = self.clock()
+            while self._heap and len(self._rounds) < MAX_ROUNDS:
+                when, _, queue_id = self._heap[0]
+                entry = self.entries.get(queue_id)
+                if entry is None or entry.next_attempt != when or queue_id in self._rounds:
+                    heapq.heappop(self._heap)  # stale: removed, rescheduled or running
+                    continue
+                if when > now:
+                    break
+                heapq.heappop(self._heap)
+                self._rounds[queue_id] = asyncio.ensure_future(self._round(entry))
+            if not self._rounds:
+                self.idle.set()
+            delay = 60.0
+            if self._heap and len(self._rounds) < MAX_ROUNDS:
+                delay = min(delay, max(0.0, self._heap[0][0] - now))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), delay)
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.control_interval)
+            try:
+                await self._poll_control()
+            except Exception:
+                log.exception("queue control requests")
+
+    async def _poll_control(self) -> None:
+        for request in await asyncio.to_thread(control.pending_requests, self.spool.root):
+            if request.action == "retry":
+                found = self.retry_now(request.ids)
+                log.info("queue: retry requested for %d entries", len(found))
+            elif request.action == "delete":
+                await self.delete(request.ids or [])
+            request.done()
+
+    # -- a round ---------------------------------------------------------------------------------
+
+    async def _round(self, entry: QueueEntry) -> None:
+        try:
+            pending = entry.pending
+            if pending:
+                groups: dict[str, list[QueueRecipient]] = {}
+                for recipient in pending:
+                    groups.setdefault(domain_of(recipient.address), []).append(recipient)
+                await asyncio.gather(
+                    *(self._deliver(entry, domain, rcpts) for domain, rcpts in groups.items())
+                )
+                entry.attempts += 1
+            if entry.id not in self._deleted:
+                await self._settle(entry)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s: delivery round failed", entry.id)
+            entry.next_attempt = self.clock() + self.settings.retry_after(max(entry.attempts, 1))
+            with contextlib.suppress(Exception):
+                await self._save(entry)
+        finally:
+            self._rounds.pop(entry.id, None)
+            if entry.id in self.entries:
+                if entry.id in self._again:
+                    self._again.discard(entry.id)
+                    entry.next_attempt = 0.0
+                self._push(entry)
+            self._wakeup.set()
+            if not self._rounds:
+                self.idle.set()
+
+    async def _deliver(self, entry: QueueEntry, domain: str, rcpts: list[QueueRecipient]) -> None:
+        key = destination_for(domain, self.settings)
+        destination = self._destinations.get(key.key)
+        if destination is None:
+            destination = self._destinations[key.key] = _Destination(key)
+        job = _Job(entry, domain, rcpts, asyncio.get_running_loop().create_future())
+        destination.jobs.put_nowait(job)
+        waiting = destination.jobs.qsize()
+        if waiting > destination.idle and destination.workers < self.settings.max_per_destination:
+            destination.workers += 1
+            self._spawn(self._worker(destination))
+        await job.done
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- workers: one connection each ------------------------------------------------------------
+
+    async def _worker(self, destination: _Destination) -> None:
+        session: Session | None = None
+        try:
+            async with self._slots:
+                while True:
+                    try:
+                        job = destination.jobs.get_nowait()
+                    except asyncio.QueueEmpty:
+                        if session is None or not session.usable:
+                            break
+                        destination.idle += 1
+                        try:
+                            job = await asyncio.wait_for(destination.jobs.get(), self.linger)
+                        except TimeoutError:
+                            break
+                        finally:
+                            destination.idle -= 1
+                    try:
+                        session = await self._run_job(destination, job, session)
+                    except asyncio.CancelledError:
+                        if not job.done.done():
+                            job.done.cancel()
+                        raise
+                    except Exception as exc:
+                        log.exception("%s: delivery to %s failed", job.entry.id, job.domain)
+                        await self._fail_rest(job, from_error(exc), None)
+                        session = None
+                    finally:
+                        if not job.done.done():
+                            job.done.set_result(None)
+        finally:
+            destination.workers -= 1
+            if session is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(session.close(), 10)
+            if destination.workers == 0 and destination.jobs.empty():
+                self._destinations.pop(destination.key.key, None)
+
+    async def _run_job(
+        self, destination: _Destination, job: _Job, session: Session | None
+    ) -> Session | None:
+        """Deliver one job; the session to reuse for the next, or None."""
+        if job.entry.id in self._deleted:
+            return session
+        reused = session is not None and session.usable
+        if not reused:
+            session, failure = await self._connect(destination.key, job.domain)
+            if session is None:
+                await self._fail_rest(job, failure, None)
+                return None
+        assert session is not None
+        try:
+            await self._transact(session, job)
+        except (ConnectionFailed, ServiceClosing) as exc:
+            await session.client.close()
+            if reused and not job.settled:
+                # The server closed the idle connection we kept: nothing was sent yet.
+                log.debug("%s: reused connection lost (%s); reconnecting", job.entry.id, exc)
+                return await self._run_job(destination, job, None)
+            await self._fail_rest(job, from_error(exc, session.remote_mta), session)
+            return None
+        except SendError as exc:
+            await session.client.close()
+            await self._fail_rest(job, from_error(exc, session.remote_mta), session)
+            return None
+        except InvalidAddress as exc:
+            # Known before sending: nothing went out, and the connection is still good.
+            await self._fail_rest(
+                job, local("bounce", "5.1.3", f"bad address: {exc}", "syntaxerror"), session
+            )
+        except ExtensionNotOffered as exc:
+            # BINARYMIME for a server without it: mailroom does not convert bodies.
+            text = f"{session.remote_mta} cannot take this message: {exc}"
+            await self._fail_rest(job, local("bounce", "5.6.3", text, "contenterror"), session)
+        return session if session.usable else None
+
+    async def _connect(self, key: Destination, domain: str) -> tuple[Session | None, Outcome]:
+        route = await plan(key, domain, self.resolver, mx_port=self.mx_port, hostname=self.hostname)
+        if route.failure is not None:
+            return None, route.failure
+        return await open_session(key, route, self.settings, self.helo)
+
+    async def _transact(self, session: Session, job: _Job) -> None:
+        entry = job.entry
+        message = await asyncio.to_thread(self.spool.message_path(entry.id).read_bytes)
+        remaining = [r for r in job.recipients if not r.done]
+        options = MailOptions(
+            body="BINARYMIME" if entry.body == "BINARYMIME" else None,
+            smtputf8=True if entry.smtputf8 else None,
+            ret="HDRS"
+            if (entry.ret or "").upper() == "HDRS"
+            else ("FULL" if (entry.ret or "").upper() == "FULL" else None),
+            envid=entry.envid or None,
+        )
+        while remaining:
+            batch = remaining[:MAX_RECIPIENTS_PER_TRANSACTION]
+            remaining = remaining[MAX_RECIPIENTS_PER_TRANSACTION:]
+            by_address = {r.address: r for r in batch}
+            rcpts = [
+                Recipient(
+                    r.address,
+                    notify=tuple(r.notify) if r.notify else None,
+                    orcpt=r.orcpt[1] if r.orcpt else None,
+                )
+                for r in batch
+            ]
+            try:
+                result = await session.client.send(
+                    message, sender=entry.sender, recipients=rcpts, options=options
+                )
+            except MessageRefused as refused:
+                result = refused.result
+            session.transactions += 1
+            now = self.clock()
+            for item in result.recipients:
+                recipient = by_address[item.address]
+                if self._too_many(item.reply.code, item.command, result):
+                    remaining.append(recipient)  # RFC 5321 §4.5.3.1.10: the rest go next
+                    continue
+                outcome = from_reply(item.reply, item.command, session.remote_mta)
+                apply(recipient, outcome, now)
+                if outcome.action == "delivered":
+                    # A server that speaks DSN took NOTIFY on: any success report is its own.
+                    recipient.notified = session.dsn or not wants(recipient, "SUCCESS")
+                job.settled.add(id(recipient))
+                self._log(entry, recipient, outcome, session)
+            # Saved now, before anything else: this is the crash-safety line.
+            await self._save(entry)
+
+    @staticmethod
+    def _too_many(code: int, command: str, result: TransactionResult) -> bool:
+        return code == 452 and command == "RCPT" and bool(result.delivered)
+
+    async def _fail_rest(self, job: _Job, outcome: Outcome, session: Session | None) -> None:
+        """Give every recipient of the job without an outcome yet this one."""
+        now = self.clock()
+        changed = False
+        for recipient in job.recipients:
+            if id(recipient) in job.settled or recipient.done:
+                continue
+            apply(recipient, outcome, now)
+            job.settled.add(id(recipient))
+            changed = True
+            self._log(job.entry, recipient, outcome, session)
+        if changed and job.entry.id not in self._deleted:
+            await self._save(job.entry)
+
+    def _log(
+        self,
+        entry: QueueEntry,
+        recipient: QueueRecipient,
+        outcome: Outcome,
+        session: Session | None,
+    ) -> None:
+        status = {"delivered": "sent", "retry": "deferred", "bounce": "bounced"}[outcome.action]
+        if outcome.action == "delivered":
+            self.delivered += 1
+        elif outcome.action == "bounce":
+            self.bounced += 1
+        else:
+            self.deferred += 1
+        relay = session.relay_name if session is not None else "none"
+        delay = self.clock() - entry.created
+        log.info(
+            "%s: to=<%s>, relay=%s, delay=%.1f, dsn=%s, status=%s (%s)",
+            entry.id,
+            recipient.address,
+            relay,
+            delay,
+            outcome.status,
+            status,
+            outcome.diagnostic.replace("\n", " / "),
+        )
+
+    # -- after a round ---------------------------------------------------------------------------
+
+    async def _settle(self, entry: QueueEntry) -> None:
+        now = self.clock()
+        result = settle(entry, self.settings, now)
+        for recipient in result.expired:
+            self.bounced += 1
+            log.info(
+                "%s: to=<%s>, status=expired, returned to sender (%s)",
+                entry.id,
+                recipient.address,
+                (recipient.last_reply or "").replace("\n", " / "),
+            )
+        reported = True
+        if result.report is not None:
+            reported = await self._report(entry, result.report)
+            if reported:
+                for recipient, action in result.report.recipients:
+                    if action == "delayed":
+                        recipient.delay_warned = True
+                    else:
+                        recipient.notified = True
+        if reported:
+            for recipient in entry.recipients:
+                if recipient.done and not recipient.notified:
+                    if recipient.state == "bounced" and not entry.sender:
+                        log.info(
+                            "%s: to=<%s>: a bounce that failed is not bounced; dropped",
+                            entry.id,
+                            recipient.address,
+                        )
+                    recipient.notified = True
+        if result.done and reported:
+            self.entries.pop(entry.id, None)
+            lock = self._save_locks.setdefault(entry.id, asyncio.Lock())
+            async with lock:
+                await asyncio.to_thread(self.spool.remove, entry.id)
+            self._save_locks.pop(entry.id, None)
+            log.info("%s: removed", entry.id)
+            return
+        if result.next_attempt is not None:
+            entry.next_attempt = result.next_attempt
+        else:  # all final, but the report could not be handed on: try that again later
+            entry.next_attempt = now + self.settings.retry_after(max(entry.attempts, 1))
+        await self._save(entry)
+
+    async def _report(self, entry: QueueEntry, report: Any) -> bool:
+        """Hand a DSN to the server for the sender; False if that failed (tried again later)."""
+        try:
+            message = await asyncio.to_thread(self.spool.message_path(entry.id).read_bytes)
+        except OSError:
+            message = b""
+        dsn = build_dsn(entry, report, message, self.dsn_options, now=self.clock())
+        try:
+            queue_id = await self.deliver_local(sender="", recipients=[entry.sender], message=dsn)
+        except Exception:
+            log.exception("%s: the report to <%s> could not be stored", entry.id, entry.sender)
+            return False
+        self.reports += 1
+        actions = ",".join(sorted(report.actions))
+        log.info("%s: sender delivery status notification (%s): %s", entry.id, actions, queue_id)
+        return True
+
+    # -- saving ----------------------------------------------------------------------------------
+
+    async def _save(self, entry: QueueEntry) -> None:
+        """Durably save the entry's state; saves of one entry happen in order, and a save once
+        begun completes even if the caller is cancelled."""
+        if entry.id in self._deleted:
+            return
+        lock = self._save_locks.setdefault(entry.id, asyncio.Lock())
+        async with lock:
+            if entry.id in self._deleted:
+                return
+            snapshot = QueueEntry.from_json(entry.to_json())
+            task = asyncio.ensure_future(asyncio.to_thread(self.spool.save, snapshot))
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                await task
+                raise

@@ -1,0 +1,105 @@
+"""Where mail for a domain goes, against a DNS server of the test's own on 127.0.0.1: static
+routes, the smarthost, MX hosts by preference with their addresses, implicit MX, null MX,
+NXDOMAIN, a temporary DNS failure, and an MX list that leads back to this host."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from mailroom.delivery.routing import Destination, destination_for, plan
+from mailroom.queue.settings import QueueSettings, RelayHost
+from mailroom.resolver import Resolver
+from tests.delivery.dnsserver import DNSServer
+
+RECORDS = {
+    "example.test": {"MX": ["20 backup.example.test.", "10 mx1.example.test."]},
+    "mx1.example.test": {"A": ["127.0.0.2"]},
+    "backup.example.test": {"A": ["127.0.0.3"], "AAAA": ["::1"]},
+    "implicit.test": {"A": ["127.0.0.4"]},
+    "nomail.test": {"MX": ["0 ."]},
+    "empty.test": {"TXT": ['"nothing here"']},
+    "dangling.test": {"MX": ["10 gone.dangling.test."]},
+    "loop.test": {"MX": ["10 mx.a.test.", "20 mx1.example.test."]},
+    "self.test": {"MX": ["10 mx.a.test."]},
+}
+
+
+@pytest.fixture
+def dns() -> Iterator[DNSServer]:
+    with DNSServer(RECORDS, servfail={"broken.test"}) as server:
+        yield server
+
+
+def run_plan(dns: DNSServer, domain: str, settings: QueueSettings | None = None):  # type: ignore[no-untyped-def]
+    settings = settings or QueueSettings()
+    resolver = Resolver([dns.address], timeout=2.0)
+    destination = destination_for(domain, settings)
+    return asyncio.run(plan(destination, domain, resolver, mx_port=2525, hostname="mx.a.test"))
+
+
+def test_mx_hosts_in_preference_order_with_every_address(dns: DNSServer) -> None:
+    result = run_plan(dns, "example.test")
+    assert result.failure is None
+    assert [(h.name, h.address, h.port) for h in result.hops] == [
+        ("mx1.example.test", "127.0.0.2", 2525),
+        ("backup.example.test", "127.0.0.3", 2525),
+        ("backup.example.test", "::1", 2525),
+    ]
+
+
+def test_implicit_mx(dns: DNSServer) -> None:
+    result = run_plan(dns, "implicit.test")
+    assert [(h.name, h.address) for h in result.hops] == [("implicit.test", "127.0.0.4")]
+
+
+def test_null_mx_bounces_with_5_1_10(dns: DNSServer) -> None:
+    failure = run_plan(dns, "nomail.test").failure
+    assert failure is not None
+    assert (failure.action, failure.status, failure.reason) == ("bounce", "5.1.10", "notaccept")
+
+
+def test_nxdomain_bounces_with_5_1_2(dns: DNSServer) -> None:
+    failure = run_plan(dns, "nowhere.test").failure
+    assert failure is not None
+    assert (failure.action, failure.status, failure.reason) == ("bounce", "5.1.2", "hostunknown")
+
+
+def test_no_mx_and_no_address_bounces(dns: DNSServer) -> None:
+    failure = run_plan(dns, "empty.test").failure
+    assert failure is not None and failure.action == "bounce"
+
+
+def test_dns_failure_is_temporary(dns: DNSServer) -> None:
+    failure = run_plan(dns, "broken.test").failure
+    assert failure is not None
+    assert (failure.action, failure.status) == ("retry", "4.4.3")
+
+
+def test_mx_host_without_address_is_temporary(dns: DNSServer) -> None:
+    failure = run_plan(dns, "dangling.test").failure
+    assert failure is not None and failure.action == "retry"
+
+
+def test_mx_list_with_this_host_keeps_only_better_hosts(dns: DNSServer) -> None:
+    # This host (mx.a.test) is the best MX: delivering would loop (RFC 5321 §5.1).
+    failure = run_plan(dns, "self.test").failure
+    assert failure is not None
+    assert (failure.action, failure.status) == ("bounce", "5.4.6")
+    # Hosts less preferred than this one are dropped; here that leaves none either.
+    assert run_plan(dns, "loop.test").failure is not None
+
+
+def test_static_route_and_smarthost_skip_dns(dns: DNSServer) -> None:
+    route = RelayHost.parse("127.0.0.9:2526")
+    smarthost = RelayHost.parse({"address": "[::1]:587", "tls": "starttls"})
+    settings = QueueSettings(routes={"example.test": route}, smarthost=smarthost)
+    assert destination_for("EXAMPLE.test", settings) == Destination("relay 127.0.0.9:2526", route)
+    assert destination_for("other.test", settings) == Destination("relay [::1]:587", smarthost)
+    assert destination_for("other.test", QueueSettings()) == Destination("other.test")
+    result = run_plan(dns, "example.test", settings)
+    assert [(h.address, h.port) for h in result.hops] == [("127.0.0.9", 2526)]
+    assert run_plan(dns, "nowhere.test", settings).hops[0].port == 587
+    assert not any(name == "example.test." for name, _ in dns.queries)
