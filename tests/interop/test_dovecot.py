@@ -1,0 +1,174 @@
+"""Dovecot serves what mailroom delivered: mail for a local user lands in
+<data>/mail/<domain>/<user>/, a Dovecot started by the test on loopback points its
+mail_location there, and imaplib reads the message back over IMAP."""
+
+from __future__ import annotations
+
+import imaplib
+import os
+import pwd
+import shutil
+import smtplib
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mailroom.testing import SMTPTestServer
+from tests.mailserver.conftest import write_config
+
+DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
+pytestmark = pytest.mark.skipif(
+    not Path(DOVECOT).exists() or os.geteuid() != 0,
+    reason="needs Dovecot (Debian dovecot-imapd) and root to start it",
+)
+
+DOVECOT_CONF = """
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+info_log_path = {root}/dovecot.log
+listen = 127.0.0.1
+protocols = imap
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+mail_location = maildir:{data}/mail/%d/%n
+passdb {{
+  driver = static
+  args = password=imap-secret
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={root}/home/%d/%n
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+service imap-login {{
+  chroot =
+}}
+"""
+
+
+# Dovecot will not read mail as root: the test hands the delivered Maildir to an unprivileged
+# user, as a real installation runs mailroom as the mail user in the first place.
+MAIL_USER = pwd.getpwnam("nobody")
+
+
+def give_to_mail_user(path: Path) -> None:
+    for place in [path, *path.rglob("*")]:
+        os.chown(place, MAIL_USER.pw_uid, MAIL_USER.pw_gid)
+    os.chown(path.parent, MAIL_USER.pw_uid, MAIL_USER.pw_gid)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    # Not pytest's tmp_path: its parents are private to root, and Dovecot's mail processes
+    # run as another user who must traverse them.
+    path = Path(tempfile.mkdtemp(prefix="mailroom-dovecot-"))
+    path.chmod(0o711)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def mail_server(workdir: Path) -> Iterator[SMTPTestServer]:
+    config = write_config(workdir / "mailroom.toml")
+    server = SMTPTestServer(workdir / "data", config_file=config).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def dovecot(workdir: Path, mail_server: SMTPTestServer) -> Iterator[int]:
+    root = workdir / "dovecot"
+    for sub in ("run", "state", "home"):
+        (root / sub).mkdir(parents=True)
+    port = free_port()
+    conf = root / "dovecot.conf"
+    conf.write_text(
+        DOVECOT_CONF.format(
+            root=root,
+            data=mail_server.config.data,
+            port=port,
+            uid=MAIL_USER.pw_uid,
+            gid=MAIL_USER.pw_gid,
+        )
+    )
+    log = (root / "stderr.log").open("wb")
+    process = subprocess.Popen([DOVECOT, "-F", "-c", str(conf)], stdout=log, stderr=log)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.close()
+                pytest.fail(
+                    "dovecot did not start: "
+                    + (root / "stderr.log").read_text(errors="replace")
+                    + (root / "dovecot.log").read_text(errors="replace")
+                    if (root / "dovecot.log").exists()
+                    else ""
+                )
+            time.sleep(0.1)
+    try:
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def test_dovecot_reads_what_mailroom_delivered(mail_server: SMTPTestServer, dovecot: int) -> None:
+    message = (
+        b"From: sender@remote.test\r\nTo: alice@example.test\r\n"
+        b"Subject: via imap\r\nMessage-ID: <imap-1@remote.test>\r\n\r\n"
+        b"Read me over IMAP.\r\n"
+    )
+    with smtplib.SMTP(*mail_server.address("mx"), timeout=10) as smtp:
+        assert smtp.sendmail("sender@remote.test", ["alice@example.test"], message) == {}
+    give_to_mail_user(Path(mail_server.config.data) / "mail" / "example.test" / "alice")
+    (Path(mail_server.config.data).parent / "dovecot" / "home").chmod(0o777)
+    imap = imaplib.IMAP4("127.0.0.1", dovecot, timeout=10)
+    try:
+        assert imap.login("alice@example.test", "imap-secret")[0] == "OK"
+        status, data = imap.select("INBOX")
+        assert status == "OK" and data == [b"1"]
+        status, fetched = imap.fetch("1", "(BODY.PEEK[])")
+        assert status == "OK"
+        raw = fetched[0][1]
+        assert isinstance(raw, bytes)
+        assert raw.endswith(message)
+        assert raw.startswith(
+            b"Return-Path: <sender@remote.test>\r\n"
+            b"Delivered-To: alice@example.test\r\nReceived: from "
+        )
+        status, found = imap.search(None, '(HEADER Message-ID "<imap-1@remote.test>")')
+        assert status == "OK" and found == [b"1"]
+    finally:
+        imap.logout()
