@@ -239,3 +239,21 @@ def test_rate_limit_per_client(mail_server_factory: Callable[..., SMTPTestServer
         b"4.7.1 Error: too many messages from 127.0.0.1, slow down",
     )
     client.quit()
+
+
+def test_inject_routes_a_bounce_like_received_mail(mail_server: SMTPTestServer) -> None:
+    # What the queue runner does with a DSN: local senders get it in their Maildir, unknown
+    # local addresses go to the postmaster, remote ones are queued.
+    bounce = b"From: MAILER-DAEMON@mx.example.test\r\nSubject: Undelivered\r\n\r\nSorry.\r\n"
+    queue_id = mail_server._call(mail_server.server.inject(
+        "", ["alice@example.test", "ghost@example.test", "someone@remote.test"], bounce))
+    assert len(queue_id) == 16
+    alice = list(maildir(mail_server, "alice"))
+    # alice once as herself and once as the postmaster: one copy, both names on it.
+    assert len(alice) == 1
+    assert alice[0].get_all("Delivered-To") == ["alice@example.test", "ghost@example.test"]
+    assert alice[0]["Return-Path"] == "<>"
+    queue = Path(mail_server.config.data) / "queue" / "active"
+    [entry] = list(queue.glob("*.json"))
+    assert '"address": "someone@remote.test"' in entry.read_text()
+    assert '"sender": ""' in entry.read_text()

@@ -13,7 +13,7 @@ import ipaddress
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from mailroom.codes import Reply
 from mailroom.codes import catalogue as replies
@@ -155,9 +155,26 @@ class MailServerPolicy:
     def deliveries(self, session: SessionView) -> list[Delivery] | None:
         """One Maildir per local user, and the queue for every remote address (aliases that
         forward off-site included)."""
+        return self._deliveries(session.routes)
+
+    def route(self, recipients: list[str]) -> list[Delivery]:
+        """Deliveries for a message this server makes itself (a bounce): recipients in local
+        domains through the directory (unknown ones to postmaster), the others to the queue."""
+        routes: dict[str, Resolution] = {}
+        for recipient in recipients:
+            if self.directory.is_local(recipient):
+                resolution = self.directory.resolve(recipient)
+                if not resolution.local and not resolution.remote:
+                    resolution = self.directory.resolve(f"postmaster@{self._primary_domain()}")
+                routes[recipient] = resolution
+            else:
+                routes[recipient] = Resolution(remote=[recipient])
+        return self._deliveries(routes)
+
+    def _deliveries(self, routes: dict[str, Any]) -> list[Delivery]:
         local: dict[str, list[str]] = {}
         remote: list[str] = []
-        for recipient, resolution in session.routes.items():
+        for recipient, resolution in routes.items():
             for user in resolution.local:
                 addresses = local.setdefault(mailbox_name(user), [])
                 if recipient not in addresses:

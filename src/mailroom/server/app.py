@@ -25,6 +25,8 @@ from mailroom.server.roles import session_settings_for
 from mailroom.server.session import Session
 from mailroom.server.tls import ensure_self_signed, server_context
 from mailroom.server.transcript import TranscriptLog
+from mailroom.store.envelope import Envelope
+from mailroom.store.ids import new_queue_id
 from mailroom.store.maildir import MaildirStore
 from mailroom.store.null import NullStore
 
@@ -175,6 +177,25 @@ class MailServer:
     def accepting(self) -> bool:
         """Listening and not shutting down (the web's readiness probe)."""
         return bool(self.servers) and not self._stopping
+
+    async def inject(self, sender: str, recipients: list[str], message: bytes) -> str:
+        """Store a message made by this server (a bounce, a delay warning) as if it had been
+        received: local recipients' copies into their Maildirs, remote ones into the queue.
+        Returns the queue id once it is durable."""
+        deliveries = self.mail_policy.route(recipients) if self.mail_policy is not None else []
+        envelope = Envelope(
+            queue_id=new_queue_id(),
+            sender=sender,
+            recipients=list(recipients),
+            client_ip="127.0.0.1",
+            helo=self.config.hostname,
+            hostname=self.config.hostname,
+            deliveries=deliveries,
+        )
+        writer = self.store.begin(envelope)
+        writer.write(message)
+        result = writer.commit()
+        return result if isinstance(result, str) else await result
 
     async def stop(self) -> None:
         """Stop accepting, 421 4.3.2 to idle sessions, let messages in flight finish within
