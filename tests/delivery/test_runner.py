@@ -339,3 +339,230 @@ def test_success_to_a_server_without_dsn_is_reported_as_relayed(tmp_path: Path) 
 
     asyncio.run(main())
     assert sink.count == 1
+
+
+def test_restart_resumes_the_queue(tmp_path: Path) -> None:
+    spool = QueueSpool(tmp_path / "a")
+    entries = [queue_message(spool, [f"user{n}@example.test"]) for n in range(3)]
+
+    async def main() -> None:
+        async with receiver(tmp_path / "b") as b:
+            port = port_of(b)
+        from mailroom.queue.settings import RelayHost
+
+        # B is down: every entry is deferred, its state saved.
+        routes = {"example.test": RelayHost.parse(f"127.0.0.1:{port}")}
+        async with running(spool, fast(routes=routes, retry_schedule=(0.5,))) as runner:
+            await wait_until(lambda: runner.deferred >= 3)
+        assert sorted(spool.ids()) == sorted(e.id for e in entries)
+        assert all((spool.load(e.id) or e).attempts >= 1 for e in entries)
+        # B comes back on the same port; a new runner picks up where the last one stopped.
+        async with receiver(tmp_path / "b", smtp=f"127.0.0.1:{port}") as b:
+            async with running(spool, fast(routes=route_to(b, "example.test"))) as runner:
+                await wait_until(lambda: not spool.ids())
+                assert runner.delivered == 3
+            assert len(stored(tmp_path / "b")) == 3
+
+    asyncio.run(main())
+
+
+def peak_sessions(server):  # type: ignore[no-untyped-def]
+    """Count the most sessions the server had at once."""
+    peak = [0]
+    admit = server.admit
+
+    def counting(session):  # type: ignore[no-untyped-def]
+        refusal = admit(session)
+        peak[0] = max(peak[0], len(server.sessions))
+        return refusal
+
+    server.admit = counting
+    return peak
+
+
+def test_one_connection_carries_many_messages(tmp_path: Path) -> None:
+    spool = QueueSpool(tmp_path / "a")
+    for n in range(5):
+        queue_message(spool, [f"user{n}@example.test"])
+
+    async def main() -> None:
+        async with receiver(tmp_path / "b") as b:
+            settings = fast(routes=route_to(b, "example.test"), max_per_destination=1)
+            async with running(spool, settings):
+                await wait_until(lambda: not spool.ids())
+            assert len(stored(tmp_path / "b")) == 5
+            [session] = commands(b)
+            assert sum(c.startswith("MAIL") for c in session) == 5
+
+    asyncio.run(main())
+
+
+def test_concurrency_per_destination_and_in_all(tmp_path: Path) -> None:
+    spool = QueueSpool(tmp_path / "a")
+    records = {"example.test": {"A": ["127.0.0.1"]}, "other.test": {"A": ["127.0.0.1"]}}
+
+    def fill(count: int) -> None:
+        for n in range(count):
+            queue_message(spool, [f"user{n}@{'example' if n % 2 else 'other'}.test"])
+
+    async def main() -> None:
+        # Each message takes a while at B, so connections overlap where the limits allow.
+        rule = "eod:delay=0.3"
+        with DNSServer(records) as dns:
+            async with receiver(tmp_path / "b", faults=(rule,)) as b:
+                peak = peak_sessions(b)
+                fill(12)
+                settings = fast(
+                    dns_servers=(dns.address,),
+                    mx_port=port_of(b),
+                    max_per_destination=2,
+                    max_connections=10,
+                )
+                async with running(spool, settings):
+                    await wait_until(lambda: not spool.ids())
+                # Two destinations (both domains' MX is B), two connections each at most.
+                assert peak[0] == 4
+                assert len(stored(tmp_path / "b")) == 12
+
+            async with receiver(tmp_path / "c", faults=(rule,)) as c:
+                peak = peak_sessions(c)
+                fill(6)
+                settings = fast(
+                    dns_servers=(dns.address,),
+                    mx_port=port_of(c),
+                    max_per_destination=2,
+                    max_connections=1,
+                )
+                async with running(spool, settings):
+                    await wait_until(lambda: not spool.ids())
+                assert peak[0] == 1
+                assert len(stored(tmp_path / "c")) == 6
+
+    asyncio.run(main())
+
+
+def test_smarthost_with_auth(tmp_path: Path) -> None:
+    from mailroom.policy.credentials import password_line
+    from mailroom.queue.settings import RelayHost
+
+    passwords = tmp_path / "passwords"
+    passwords.write_text(password_line("relayuser", "s3cret") + "\n")
+    spool = QueueSpool(tmp_path / "a")
+    good = queue_message(spool, ["bob@anywhere.test"])
+
+    async def main() -> None:
+        async with receiver(
+            tmp_path / "b", tls="self-signed", auth=str(passwords), require_auth=True
+        ) as b:
+            host, port = b.addresses[0]
+
+            def smarthost(password: str) -> RelayHost:
+                return RelayHost.parse(
+                    {
+                        "address": f"{host}:{port}",
+                        "tls": "starttls",
+                        "verify": False,
+                        "username": "relayuser",
+                        "password": password,
+                    }
+                )
+
+            # A wrong password is our configuration's fault: deferred, not bounced.
+            inbox = Inbox()
+            settings = fast(smarthost=smarthost("wrong"), retry_schedule=(3600.0,))
+            async with running(spool, settings, inbox) as runner:
+                await wait_until(lambda: runner.deferred == 1)
+                await wait_until(lambda: (spool.load(good.id) or good).attempts == 1)
+            [recipient] = (spool.load(good.id) or good).recipients
+            assert recipient.state == "pending"
+            assert recipient.reason == "securityerror"
+            assert recipient.last_reply is not None and recipient.last_reply.startswith(
+                "AUTH failed: 535 5.7.8"
+            )
+            assert inbox.messages == []
+
+            async with running(spool, fast(smarthost=smarthost("s3cret"))) as runner:
+                runner.retry_now()
+                await wait_until(lambda: not spool.ids())
+            [raw] = stored(tmp_path / "b")
+            assert b"(Authenticated sender: relayuser)" in raw and b"with ESMTPSA" in raw
+
+    asyncio.run(main())
+
+
+def test_null_mx_and_nxdomain_bounce_at_once(tmp_path: Path) -> None:
+    spool = QueueSpool(tmp_path / "a")
+    queue_message(spool, ["bob@nomail.test", "carol@nowhere.test", "dave@broken.test"])
+    records = {"nomail.test": {"MX": ["0 ."]}}
+
+    async def main() -> None:
+        with DNSServer(records, servfail={"broken.test"}) as dns:
+            inbox = Inbox()
+            settings = fast(dns_servers=(dns.address,), retry_schedule=(3600.0,))
+            async with running(spool, settings, inbox) as runner:
+                await wait_until(lambda: runner.bounced == 2 and runner.deferred == 1)
+                await wait_until(lambda: inbox.messages)
+            [report] = inbox.reports
+            blocks = {b["Final-Recipient"]: b for b in recipient_blocks(report)}
+            assert set(blocks) == {"rfc822; bob@nomail.test", "rfc822; carol@nowhere.test"}
+            null_mx = blocks["rfc822; bob@nomail.test"]
+            assert (null_mx["Status"], null_mx["X-Mailroom-Reason"]) == ("5.1.10", "notaccept")
+            assert null_mx["Diagnostic-Code"].startswith("X-Mailroom; nomail.test accepts no mail")
+            nxdomain = blocks["rfc822; carol@nowhere.test"]
+            assert (nxdomain["Status"], nxdomain["X-Mailroom-Reason"]) == ("5.1.2", "hostunknown")
+            # The DNS failure is temporary: dave waits for the next attempt.
+            [entry] = list(spool.entries())
+            dave = entry.recipients[2]
+            assert (dave.state, dave.status) == ("pending", "4.4.3")
+            assert [r.notified for r in entry.recipients] == [True, True, False]
+
+    asyncio.run(main())
+
+
+def test_report_that_cannot_be_stored_is_tried_again(tmp_path: Path) -> None:
+    spool = QueueSpool(tmp_path / "a")
+    queue_message(spool, ["bob@nowhere.test"])
+
+    async def main() -> None:
+        with DNSServer({}) as dns:
+            inbox = Inbox()
+            inbox.fail = True  # the sender's mailbox is on a full disk
+            settings = fast(dns_servers=(dns.address,))
+            async with running(spool, settings, inbox) as runner:
+                await wait_until(lambda: runner.bounced == 1)
+                await asyncio.sleep(0.3)
+                [entry] = list(spool.entries())
+                assert entry.recipients[0].state == "bounced"
+                assert not entry.recipients[0].notified
+                inbox.fail = False
+                await wait_until(lambda: not spool.ids())
+            assert len(inbox.reports) == 1
+
+    asyncio.run(main())
+
+
+def test_retry_now_and_delete_by_request(tmp_path: Path) -> None:
+    from mailroom.delivery import control
+
+    spool = QueueSpool(tmp_path / "a")
+    keep = queue_message(spool, ["bob@example.test"])
+    drop = queue_message(spool, ["carol@example.test"])
+
+    async def main() -> None:
+        async with receiver(tmp_path / "b", faults=("rcpt:times=2:451 4.3.0 try later",)) as b:
+            settings = fast(routes=route_to(b, "example.test"), retry_schedule=(3600.0,))
+            async with running(spool, settings, control_interval=0.05) as runner:
+                await wait_until(lambda: runner.deferred == 2)
+                await wait_until(lambda: all(e.attempts == 1 for e in spool.entries()))
+                assert control.runner_alive(spool.root)
+                request = control.submit(spool.root, "delete", [drop.id])
+                await wait_until(lambda: not request.exists())
+                assert spool.ids() == [keep.id]
+                request = control.submit(spool.root, "retry", None)
+                await wait_until(lambda: not request.exists())
+                await wait_until(lambda: not spool.ids())
+            assert not control.runner_alive(spool.root)
+            [raw] = stored(tmp_path / "b")
+            assert b"Delivered-To: bob@example.test" in raw
+
+    asyncio.run(main())
