@@ -87,6 +87,7 @@ class Directory:
     aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
     moved: dict[str, str] = field(default_factory=dict)
     fold_local_part: bool = True
+    primary_domain: str = ""  # the first domain configured: postmaster@ it is the postmaster
 
     @classmethod
     def from_config(cls, data: Mapping[str, Any]) -> Directory:
@@ -101,7 +102,11 @@ class Directory:
         ):
             raise DirectoryError("domains: a list of domain names")
         domains = frozenset(d.lower().rstrip(".") for d in domains_value)
-        directory = cls(domains=domains, fold_local_part=fold)
+        directory = cls(
+            domains=domains,
+            fold_local_part=fold,
+            primary_domain=domains_value[0].lower().rstrip(".") if domains_value else "",
+        )
         for address, entry in (data.get("users") or {}).items():
             key = directory.key(address)
             if _split(key)[1] not in domains:

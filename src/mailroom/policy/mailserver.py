@@ -232,7 +232,7 @@ class MailServerPolicy:
         return self._relay(session, recipient)
 
     def _primary_domain(self) -> str:
-        return min(self.directory.domains) if self.directory.domains else self.rules.hostname
+        return self.directory.primary_domain or self.rules.hostname
 
     def _route_local(self, session: SessionView, recipient: Mailbox, key: str) -> Decision:
         address = recipient.bracketed
