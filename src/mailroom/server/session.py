@@ -75,6 +75,8 @@ class Session(asyncio.Protocol):
         self.busy = False  # waiting for policy or the store
         self.shutting_down = False
         self._writer: MessageWriter | None = None
+        # The store failed while the message streamed in: read the rest, answer 451 4.3.0.
+        self._message_failed = False
         self._queue_id: str | None = None
         self._reading_paused = False
         self._writing_paused = False
@@ -113,7 +115,11 @@ class Session(asyncio.Protocol):
                 self.client_ip, self.client_port, str(self.listener)
             )
             self.transcript.tls = self.conn.tls_active
-        decision = server.policy.connect(self)
+        try:
+            decision = server.policy.connect(self)
+        except Exception:
+            log.exception("internal error in the greeting of %s", self.client_ip)
+            decision = replies.LOCAL_ERROR_CLOSING(hostname=server.config.hostname)
         if decision is not None and not isinstance(decision, Reply | Disconnect):
             # A greeting that waits (a fault rule's delay): nothing is read meanwhile.
             self.busy = True
@@ -211,8 +217,12 @@ class Session(asyncio.Protocol):
                 event = cast(Event, next_event)
                 kind = type(event)
                 if kind is MessageData:
-                    writer = self._writer or self._message_writer()
-                    writer.write(event.data)  # type: ignore[attr-defined]
+                    if not self._message_failed:
+                        try:
+                            writer = self._writer or self._message_writer()
+                            writer.write(event.data)  # type: ignore[attr-defined]
+                        except Exception:
+                            self._store_failed()
                     continue
                 if kind is AuthSecretNeeded:
                     credentials = self.server.credentials
@@ -284,6 +294,9 @@ class Session(asyncio.Protocol):
         if kind is MessageRefused:
             self._abort_message()
             return event.reply  # type: ignore[attr-defined,no-any-return]
+        if kind is MessageComplete and self._message_failed:
+            self._abort_message()
+            return replies.LOCAL_ERROR()
         if kind is DataCommand or kind is MailFrom:
             self._abort_message()
             if kind is MailFrom:
@@ -392,7 +405,17 @@ class Session(asyncio.Protocol):
             self._writer = store.begin(self._envelope() if store.wants_envelope else None)
         return self._writer
 
+    def _store_failed(self) -> None:
+        # Not the client's fault: keep the session, drop the message, say 451 at its end.
+        log.exception("internal error storing a message from %s", self.client_ip)
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.abort()
+        self._message_failed = True
+
     def _abort_message(self) -> None:
+        self._message_failed = False
         if self._writer is not None:
             self._writer.abort()
             self._writer = None

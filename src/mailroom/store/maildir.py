@@ -343,10 +343,26 @@ class MaildirStore:
                 except queue.Empty:
                     break
                 if more is None:
-                    self._commit(batch)
+                    self._commit_or_fail(batch)
                     return
                 batch.append(more)
+            self._commit_or_fail(batch)
+
+    def _commit_or_fail(self, batch: list[_Job]) -> None:
+        """Commit the batch; on an unexpected error (a bug, not a full disk) fail all of it,
+        so every session gets its answer (451) and the committer lives on."""
+        try:
             self._commit(batch)
+        except Exception as exc:
+            log.exception("committing %d messages failed; none was stored", len(batch))
+            for job in batch:
+                with contextlib.suppress(Exception):
+                    self._take_back(job.writer._outputs)
+                    job.writer._cleanup()
+                if job.error is None:
+                    job.error = exc
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+                self.loop.call_soon_threadsafe(self._resolve, batch, [])
 
     def _commit(self, batch: list[_Job]) -> None:
         started = time.perf_counter()
@@ -361,6 +377,10 @@ class MaildirStore:
             except OSError as exc:
                 job.writer._cleanup()
                 job.error = StoreError(f"{exc.strerror or exc}")
+            except Exception as exc:  # a bug: this message fails (451), the batch goes on
+                log.exception("writing message %s failed", job.writer.envelope.queue_id)
+                job.writer._cleanup()
+                job.error = exc
         try:
             self.check_fault()
             self._sync.sync([o.fd for _, outputs in written for o in outputs if o.fd is not None])
