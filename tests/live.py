@@ -17,12 +17,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mailroom.config import load_config
+from mailroom.config import Config, load_config
 from mailroom.server import MailServer
 
 HOSTNAME = "mx.test"
@@ -31,6 +32,7 @@ QUEUED_TEXT = re.compile(r"\A2\.0\.0 Ok: queued as (?P<id>[0-9A-Z]{16})\Z")
 QUEUED_SWAKS = re.compile(r"^<[-~]  250 2\.0\.0 Ok: queued as (?P<id>[0-9A-Z]{16})$", re.MULTILINE)
 SMTPS_LINE = re.compile(r"mailroom: SMTP on (?P<addresses>\S.*), data in ")
 STARTUP_TIMEOUT = 30.0
+HAS_WEB = "web" in {f.name for f in fields(Config)}
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
@@ -139,6 +141,8 @@ def server_overrides(data: Path, overrides: dict[str, Any]) -> dict[str, Any]:
     }
     if overrides.get("tls") == "self-signed" or "smtps" in overrides:
         settings["tls"] = "self-signed"
+    if HAS_WEB:
+        settings["web"] = "off"  # on by default, on a fixed port
     settings.update(overrides)
     return settings
 
@@ -157,6 +161,15 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
     yield start
     for live in started:
         live.stop()
+
+
+@pytest.fixture(autouse=True)
+def client_timeouts() -> Iterator[None]:
+    """Clients that wait for a reply that never comes fail instead of hanging the run."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(30)
+    yield
+    socket.setdefaulttimeout(previous)
 
 
 # -- as a subprocess -------------------------------------------------------------------------
@@ -243,6 +256,7 @@ def serve_process(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
                 "127.0.0.1:0",
                 "--hostname",
                 HOSTNAME,
+                *(["--web", "off"] if HAS_WEB else []),
                 *args,
             ]
         process = ServeProcess(args, tmp_path / f"serve{len(started)}.log", cwd=cwd)
@@ -313,6 +327,7 @@ def assert_stored(
     *,
     sender: str,
     recipients: list[str],
+    hostname: str = HOSTNAME,
 ) -> bytes:
     """The message lies in the catch-all Maildir byte for byte after the trace fields, which
     name the envelope and the queue id; the stored file, whole."""
@@ -323,7 +338,7 @@ def assert_stored(
     assert text.startswith(f"Return-Path: <{sender}>\r\n")
     delivered = re.findall(r"^Delivered-To: (.*)\r$", text, re.MULTILINE)
     assert delivered == recipients
-    assert f"by {HOSTNAME} (mailroom) with " in text
+    assert f"by {hostname} (mailroom) with " in text
     assert f" id {queue_id}" in text
     assert not maildir_files(data, "tmp")
     return raw

@@ -1,0 +1,144 @@
+"""The limits of the running server: message size, recipients, connections, idle time."""
+
+from __future__ import annotations
+
+import smtplib
+
+import pytest
+
+from tests.live import LineClient, LiveServer, maildir_files, queue_id_of, wait_for
+
+GREETING = b"220 mx.test ESMTP mailroom\r\n"
+
+
+def test_size_is_advertised_and_enforced(serve) -> None:
+    live: LiveServer = serve(max_message_size="10K")
+    limit = 10 * 1024
+    with smtplib.SMTP(*live.smtp) as client:
+        client.ehlo()
+        assert client.esmtp_features["size"] == str(limit)
+        # Declared too big: refused at MAIL.
+        code, text = client.mail("alice@example.test", [f"SIZE={limit + 1}"])
+        assert (code, text[:5]) == (552, b"5.3.4")
+        # Undeclared and too big: read to the end, then refused, and not stored.
+        client.mail("alice@example.test")
+        client.rcpt("bob@example.test")
+        big = b"Subject: big\r\n\r\n" + b"x" * 78 + b"\r\n"
+        code, text = client.data(big * (limit // len(big) + 1))
+        assert (code, text) == (552, b"5.3.4 Error: message exceeds fixed maximum message size")
+        # The session goes on; a message of exactly the limit is accepted.
+        client.mail("alice@example.test", [f"SIZE={limit}"])
+        client.rcpt("bob@example.test")
+        body = b"Subject: fits\r\n\r\n" + b"y" * 78 + b"\r\n"
+        body += b"z" * 78 + b"\r\n"
+        body = body * (limit // len(body))
+        body += b"." * (limit - len(body) - 2) + b"\r\n"  # a dot line too: counted unstuffed
+        assert len(body) == limit
+        code, text = client.data(body)
+        assert code == 250, text
+    (path,) = maildir_files(live.data)
+    assert queue_id_of(text) in path.name
+    assert path.read_bytes().endswith(body)
+    assert not maildir_files(live.data, "tmp")
+
+
+def test_default_size_limit_is_50_mib(serve) -> None:
+    live: LiveServer = serve()
+    with smtplib.SMTP(*live.smtp) as client:
+        client.ehlo()
+        assert client.esmtp_features["size"] == str(50 * 1024 * 1024)
+
+
+def test_max_recipients(serve) -> None:
+    live: LiveServer = serve(max_recipients=3)
+    recipients = [f"r{n}@example.test" for n in range(5)]
+    with smtplib.SMTP(*live.smtp) as client:
+        client.ehlo()
+        client.mail("alice@example.test")
+        replies = [client.rcpt(r) for r in recipients]
+        assert [code for code, _ in replies] == [250, 250, 250, 452, 452]
+        assert replies[3][1] == b"4.5.3 Error: too many recipients"
+        assert client.data(b"Subject: three of five\r\n\r\nhi\r\n")[0] == 250
+    (path,) = maildir_files(live.data)
+    raw = path.read_bytes()
+    assert raw.count(b"Delivered-To: ") == 3
+    assert b"Delivered-To: r2@example.test\r\n" in raw and b"r3@example.test" not in raw
+
+
+def connect(live: LiveServer) -> tuple[LineClient, bytes]:
+    client = LineClient(live.smtp)
+    return client, client.reply()
+
+
+def test_max_connections(serve) -> None:
+    live: LiveServer = serve(max_connections=2)
+    first, greeting = connect(live)
+    assert greeting == GREETING
+    second, greeting = connect(live)
+    assert greeting == GREETING
+    third, greeting = connect(live)
+    assert greeting == b"421 4.7.0 mx.test Error: too many connections, try again later\r\n"
+    assert third.closed()
+    third.close()
+    # A freed place can be taken again.
+    assert first.command(b"QUIT").startswith(b"221 ")
+    assert first.closed()
+    first.close()
+
+    def admitted() -> LineClient | None:
+        client, greeting = connect(live)
+        if greeting == GREETING:
+            return client
+        client.close()
+        return None
+
+    fourth = wait_for(admitted)
+    assert fourth.command(b"EHLO client.example.test").startswith(b"250-")
+    fourth.close()
+    second.close()
+
+
+def test_max_connections_per_ip(serve) -> None:
+    live: LiveServer = serve(max_connections_per_ip=1)
+    first, greeting = connect(live)
+    assert greeting == GREETING
+    second, greeting = connect(live)
+    assert greeting == b"421 4.7.0 mx.test Error: too many connections from 127.0.0.1\r\n"
+    assert second.closed()
+    second.close()
+    assert first.command(b"NOOP") == b"250 2.0.0 Ok\r\n"  # the first is untouched
+    first.close()
+
+
+@pytest.mark.timeout(30)
+def test_idle_timeout(serve) -> None:
+    live: LiveServer = serve(timeout=1.0)
+    idle, greeting = connect(live)
+    assert greeting == GREETING
+    busy, _ = connect(live)
+    assert busy.command(b"EHLO client.example.test").startswith(b"250-")
+    idle.sock.settimeout(20)
+    # Nothing for a second: 421 4.4.2, then the server closes.
+    assert idle.reply() == b"421 4.4.2 mx.test Error: timeout exceeded, closing connection\r\n"
+    assert idle.closed()
+    idle.close()
+    busy.close()
+    # Timed-out sessions no longer count against the limits.
+    wait_for(lambda: not live.mail_server.sessions)
+
+
+@pytest.mark.timeout(30)
+def test_idle_timeout_in_the_middle_of_data(serve) -> None:
+    live: LiveServer = serve(timeout=1.0)
+    client, _ = connect(live)
+    client.sock.settimeout(20)
+    client.command(b"EHLO client.example.test")
+    client.command(b"MAIL FROM:<alice@example.test>")
+    client.command(b"RCPT TO:<bob@example.test>")
+    assert client.command(b"DATA").startswith(b"354 ")
+    client.send(b"Subject: never finished\r\n\r\nhalf a messa")
+    assert client.reply() == b"421 4.4.2 mx.test Error: timeout exceeded, closing connection\r\n"
+    assert client.closed()
+    client.close()
+    wait_for(lambda: not live.mail_server.sessions)
+    assert not maildir_files(live.data) and not maildir_files(live.data, "tmp")

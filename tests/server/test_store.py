@@ -1,0 +1,115 @@
+"""What the running server stores, and when it says so: the 250 names the stored file's queue
+id and comes only once the file is in new/; --store none keeps nothing."""
+
+from __future__ import annotations
+
+import smtplib
+
+from tests.live import (
+    QUEUED_REPLY,
+    LineClient,
+    LiveServer,
+    assert_stored,
+    maildir_files,
+    queue_id_of,
+    stored,
+)
+
+
+def test_accepted_reply_names_the_stored_file(serve) -> None:
+    live: LiveServer = serve()
+    client = LineClient(live.smtp)
+    client.reply()
+    client.command(b"EHLO client.example.test")
+    client.command(b"MAIL FROM:<alice@example.test>")
+    client.command(b"RCPT TO:<bob@example.test>")
+    client.command(b"DATA")
+    reply = client.command(b"Subject: id\r\n\r\nhello\r\n.")
+    match = QUEUED_REPLY.fullmatch(reply.decode())
+    assert match, reply
+    queue_id = match["id"]
+    # At the moment of the 250 the file is in new/, under its queue id, and tmp/ is empty.
+    (path,) = maildir_files(live.data)
+    assert path.name.split(".")[1] == queue_id
+    assert path.name.endswith(f",S={path.stat().st_size}")
+    assert not maildir_files(live.data, "tmp")
+    raw = path.read_bytes()
+    assert f" id {queue_id}".encode() in raw
+    client.command(b"QUIT")
+    client.close()
+
+
+def test_many_messages_on_one_connection_are_each_durable_at_their_250(serve) -> None:
+    live: LiveServer = serve()
+    with smtplib.SMTP(*live.smtp) as client:
+        client.ehlo()
+        for n in range(20):
+            client.mail("alice@example.test")
+            client.rcpt("bob@example.test")
+            code, text = client.data(f"Subject: {n}\r\n\r\nbody {n}\r\n".encode())
+            assert code == 250
+            queue_id = queue_id_of(text)
+            assert len(maildir_files(live.data)) == n + 1
+            assert not maildir_files(live.data, "tmp")
+            assert stored(live.data, queue_id).endswith(f"body {n}\r\n".encode())
+
+
+def test_large_message_streams_through_tmp(serve) -> None:
+    live: LiveServer = serve()
+    line = b"0123456789" * 9 + b"\r\n"
+    body = b"Subject: large\r\n\r\n" + line * 40_000  # ~3.6 MB: spilled to tmp/ while read
+    with smtplib.SMTP(*live.smtp) as client:
+        client.ehlo()
+        client.mail("alice@example.test", [f"SIZE={len(body)}"])
+        client.rcpt("bob@example.test")
+        code, text = client.data(body)
+    assert code == 250
+    assert_stored(
+        live.data,
+        queue_id_of(text),
+        body,
+        sender="alice@example.test",
+        recipients=["bob@example.test"],
+    )
+
+
+def test_chunking(serve) -> None:
+    live: LiveServer = serve()
+    first, last = b"Subject: bdat\r\n\r\nfirst chunk, ", b"last chunk.\r\n"
+    client = LineClient(live.smtp)
+    client.reply()
+    client.command(b"EHLO client.example.test")
+    client.command(b"MAIL FROM:<alice@example.test> BODY=BINARYMIME")
+    client.command(b"RCPT TO:<bob@example.test>")
+    client.send(b"BDAT %d\r\n" % len(first) + first)
+    assert client.reply() == b"250 2.0.0 Ok: %d octets received\r\n" % len(first)
+    client.send(b"BDAT %d LAST\r\n" % len(last) + last)
+    queue_id = queue_id_of(client.reply())
+    client.close()
+    assert_stored(
+        live.data,
+        queue_id,
+        first + last,
+        sender="alice@example.test",
+        recipients=["bob@example.test"],
+    )
+
+
+def test_store_none_accepts_and_keeps_nothing(serve) -> None:
+    live: LiveServer = serve(store="none")
+    with smtplib.SMTP(*live.smtp) as client:
+        client.ehlo()
+        ids = []
+        for n in range(3):
+            client.mail("alice@example.test")
+            client.rcpt("bob@example.test")
+            code, text = client.data(f"Subject: {n}\r\n\r\ngone\r\n".encode())
+            assert code == 250
+            ids.append(queue_id_of(text))
+    assert len(set(ids)) == 3
+    live.stop()
+    kept = [p.relative_to(live.data) for p in live.data.rglob("*") if p.is_file()]
+    assert not (live.data / "mail").exists() or not any(
+        p for p in (live.data / "mail").rglob("*") if p.is_file()
+    ), kept
+    assert not (live.data / "index.sqlite").exists(), kept
