@@ -12,8 +12,8 @@ it does. From the command line (``--fault``, repeatable) or a config file, a rul
     eod:disconnect
     ehlo:close
 
-- STAGE: connect, ehlo, starttls, auth, mail, rcpt, data, eod (end of data), bdat, rset, noop,
-  vrfy, quit.
+- STAGE: connect, ehlo, starttls, auth, mail, rcpt, data, eod (end of data, and the BDAT LAST
+  chunk that ends a message), bdat (each BDAT chunk before the last), rset, noop, vrfy, quit.
 - MATCH: a glob on the sender (mail, and later stages) or the recipient (rcpt), e.g.
   ``*@bounce.test``; anything with an ``@`` or a ``*`` is a match.
 - OPTION: ``p=0.25`` (probability), ``every=N`` (every Nth time), ``times=N`` (the next N
@@ -175,9 +175,15 @@ def parse_rule(text: str) -> FaultRule:
                 rule.match = head
             else:
                 raise FaultError(f"cannot read {head!r} in rule {text!r}")
+        except FaultError:
+            raise
         except ValueError:
             raise FaultError(f"bad value in {head!r}") from None
-        if rule.action in ("delay", "disconnect", "close") and not fields:
+        if rule.action in ("delay", "disconnect", "close"):
+            if fields:
+                raise FaultError(
+                    f"the action comes last: {':'.join(fields)!r} follows {head!r} in {text!r}"
+                )
             break
     if not rule.action:
         raise FaultError(f"no action in rule {text!r}")
