@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from aiohttp import hdrs, web
 
 from mailroom.web.events import EventStream
+from mailroom.web.http import SERVER
 from mailroom.web.mailpit import routes as mailpit_routes
 from mailroom.web.messages import Messages
 from mailroom.web.openapi import routes as openapi_routes
@@ -109,7 +110,7 @@ def build_app(server: WebServer) -> web.Application:
         return response
 
     app = web.Application(middlewares=[guard], client_max_size=64 * 1024 * 1024)
-    app["mailroom"] = server
+    app[SERVER] = server
 
     mailpit_routes(app)
     own_routes(app)

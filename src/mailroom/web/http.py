@@ -10,7 +10,9 @@ from aiohttp import web
 if TYPE_CHECKING:
     from mailroom.web import WebServer
 
-__all__ = ["error", "json_response", "query_int", "request_json", "web_server"]
+__all__ = ["SERVER", "error", "json_response", "query_int", "request_json", "web_server"]
+
+SERVER: web.AppKey[WebServer] = web.AppKey("mailroom")
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -26,8 +28,7 @@ def error(status: int, message: str) -> web.Response:
 
 
 def web_server(request: web.Request) -> WebServer:
-    server: WebServer = request.app["mailroom"]
-    return server
+    return request.app[SERVER]
 
 
 def query_int(request: web.Request, name: str, default: int, maximum: int) -> int:

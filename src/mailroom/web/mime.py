@@ -78,9 +78,11 @@ class Part:
         data = self.payload()
         charset = self.part.get_content_charset() or "utf-8"
         try:
-            return data.decode(charset, errors="replace")
+            text = data.decode(charset, errors="replace")
         except LookupError:
-            return data.decode("utf-8", errors="replace")
+            text = data.decode("utf-8", errors="replace")
+        # On the wire every line ends in CRLF; shown and searched, a line ends in LF.
+        return text.replace("\r\n", "\n")
 
     def summary(self) -> dict[str, Any]:
         data = self.payload()
@@ -98,17 +100,21 @@ class Part:
         }
 
 
-def _leaves(message: Message) -> Iterator[tuple[str, Message]]:
-    def visit(part: Message, prefix: str) -> Iterator[tuple[str, Message]]:
+def _leaves(message: Message) -> Iterator[tuple[str, Message, bool]]:
+    """Every leaf part with its IMAP part number, and whether it is in a multipart/related
+    (where a part with a Content-ID is a resource of the HTML, whatever its disposition)."""
+
+    def visit(part: Message, prefix: str, related: bool) -> Iterator[tuple[str, Message, bool]]:
         if part.get_content_maintype() == "multipart" and part.is_multipart():
             children = part.get_payload()
             assert isinstance(children, list)
+            inside = part.get_content_subtype() == "related"
             for number, child in enumerate(children, 1):
-                yield from visit(child, f"{prefix}.{number}" if prefix else str(number))
+                yield from visit(child, f"{prefix}.{number}" if prefix else str(number), inside)
         else:
-            yield prefix or "1", part
+            yield prefix or "1", part, related
 
-    yield from visit(message, "")
+    yield from visit(message, "", False)
 
 
 def _describe(part_id: str, part: Message) -> Part:
@@ -198,12 +204,14 @@ def parse_message(raw: bytes) -> ParsedMessage:
     message = _PARSER.parsebytes(raw)
     parsed = ParsedMessage(message)
     texts: list[str] = []
-    for part_id, leaf in _leaves(message):
+    for part_id, leaf, related in _leaves(message):
         part = _describe(part_id, leaf)
         parsed.parts[part_id] = part
         kind = part.content_type
         body_candidate = part.disposition != "attachment" and not part.filename
-        if part.disposition == "attachment":
+        if related and part.content_id and not kind.startswith("text/"):
+            parsed.inline.append(part)
+        elif part.disposition == "attachment":
             parsed.attachments.append(part)
         elif kind == "text/plain" and body_candidate:
             texts.append(part.text())

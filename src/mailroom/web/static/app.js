@@ -301,7 +301,7 @@ async function messagePage(id) {
   const header = h("div", { class: "panel" }, h("table", { class: "headers-table" },
     h("tbody", {}, rows.map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", { dataset: { field: k } }, v))))));
 
-  const del = h("button", { class: "danger", onclick: async () => {
+  const del = h("button", { class: "danger", dataset: { testid: "delete-message" }, onclick: async () => {
     await api("/api/v1/messages", { method: "DELETE", body: { IDs: [m.ID] } });
     go("#/");
   } }, "Delete");
