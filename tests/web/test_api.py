@@ -1,0 +1,648 @@
+"""The HTTP API against a real server: mail goes in over SMTP (smtplib), comes out over HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+
+import pytest
+
+from tests.live import LiveServer, maildir_files, stored, wait_for
+from tests.web.http import Api
+from tests.web.mail import PDF, PIXEL, plain, rich, send
+
+
+def ids(listing: dict) -> list[str]:
+    return [m["ID"] for m in listing["messages"]]
+
+
+def index_ids(live: LiveServer) -> set[str]:
+    with sqlite3.connect(live.data / "index.sqlite") as db:
+        return {row[0] for row in db.execute("SELECT id FROM messages")}
+
+
+# -- listing ---------------------------------------------------------------------------------
+
+
+def test_empty_list(api: tuple[LiveServer, Api]) -> None:
+    _, client = api
+    listing = client.json("/api/v1/messages")
+    assert listing == {
+        "total": 0,
+        "unread": 0,
+        "count": 0,
+        "messages_count": 0,
+        "messages_unread": 0,
+        "start": 0,
+        "tags": [],
+        "messages": [],
+    }
+
+
+def test_list_in_mailpits_shape(api: tuple[LiveServer, Api]) -> None:
+    live, client = api
+    queue_id = send(
+        live,
+        rich(),
+        sender="carol@example.test",
+        recipients=["bob@example.test", "dave@example.test", "secret@example.test"],
+    )
+    listing = client.json("/api/v1/messages")
+    assert (listing["total"], listing["unread"], listing["count"]) == (1, 1, 1)
+    (item,) = listing["messages"]
+    assert set(item) >= {
+        "ID", "MessageID", "Read", "From", "To", "Cc", "Bcc", "Subject", "Created", "Size",
+        "Attachments", "Snippet", "Tags",
+    }  # fmt: skip
+    assert item["ID"] == queue_id
+    assert item["Read"] is False
+    assert item["From"] == {"Name": "Carol", "Address": "carol@example.test"}
+    assert item["To"] == [{"Name": "Bob", "Address": "bob@example.test"}]
+    assert item["Cc"] == [{"Name": "Dave", "Address": "dave@example.test"}]
+    # the envelope recipient no header names was a Bcc
+    assert item["Bcc"] == [{"Name": "", "Address": "secret@example.test"}]
+    assert item["Subject"] == "Quarterly report"
+    assert item["Attachments"] == 1
+    assert item["Snippet"] == "The report is attached. Regards, Carol"
+    assert item["Size"] == len(stored(live.data, queue_id))
+    assert item["MessageID"].endswith("@example.test") and "<" not in item["MessageID"]
+    assert (
+        item["Created"].endswith("Z")
+        and abs(
+            time.time()
+            - time.mktime(time.strptime(item["Created"][:19], "%Y-%m-%dT%H:%M:%S"))
+            + time.timezone
+        )
+        < 3600
+    )
+
+
+def test_paging_newest_first(api: tuple[LiveServer, Api]) -> None:
+    live, client = api
+    sent = [send(live, plain(f"message {n}")) for n in range(5)]
+    first = client.json("/api/v1/messages?start=0&limit=2")
+    second = client.json("/api/v1/messages?start=2&limit=2")
+    rest = client.json("/api/v1/messages?start=4&limit=2")
+    assert ids(first) + ids(second) + ids(rest) == sent[::-1]
+    assert (first["total"], first["count"], second["start"], rest["count"]) == (5, 2, 2, 1)
+    assert client.get("/api/v1/messages?limit=x").status == 400
+    assert client.get("/api/v1/messages?start=-1").status == 400
+
+
+# -- one message -----------------------------------------------------------------------------
+
+
+def test_message_text_html_attachments_and_envelope(api: tuple[LiveServer, Api]) -> None:
+    live, client = api
+    queue_id = send(live, rich(), sender="carol@example.test", recipients=["bob@example.test"])
+    message = client.json(f"/api/v1/message/{queue_id}")
+    assert message["ID"] == queue_id
+    assert message["Subject"] == "Quarterly report"
+    assert message["Text"] == "The report is attached.\nRegards, Carol\n"
+    assert '<h1 id="title">Quarterly report</h1>' in message["HTML"]
+    assert message["ReturnPath"] == "carol@example.test"
+    (attachment,) = message["Attachments"]
+    assert attachment["FileName"] == "report.pdf"
+    assert attachment["ContentType"] == "application/pdf"
+    assert attachment["Size"] == len(PDF)
+    assert attachment["Checksums"]["SHA256"] == hashlib.sha256(PDF).hexdigest()
+    assert attachment["Checksums"]["MD5"] == hashlib.md5(PDF).hexdigest()
+    (inline,) = message["Inline"]
+    assert (inline["ContentID"], inline["ContentType"]) == ("chart@example.test", "image/png")
+    ours = message["Mailroom"]
+    assert ours["Sender"] == "carol@example.test"
+    assert ours["Recipients"] == ["bob@example.test"]
+    assert ours["Helo"] == "client.example.test"
+    assert ours["Session"]  # the transcript of the session that brought it
+
+
+def test_parts_download_decoded(api: tuple[LiveServer, Api]) -> None:
+    live, client = api
+    queue_id = send(live, rich())
+    message = client.json(f"/api/v1/message/{queue_id}")
+    pdf = client.get(f"/api/v1/message/{queue_id}/part/{message['Attachments'][0]['PartID']}")
+    assert pdf.status == 200
+    assert pdf.body == PDF
+    assert pdf.headers["Content-Type"] == "application/pdf"
+    assert pdf.headers["Content-Disposition"].startswith('attachment; filename="report.pdf"')
+    # whatever a part holds, it never runs as a page of the UI's origin
+    assert pdf.headers["Content-Security-Policy"] == "sandbox"
+    png = client.get(f"/api/v1/message/{queue_id}/part/{message['Inline'][0]['PartID']}")
+    assert png.body == PIXEL
+    assert client.get(f"/api/v1/message/{queue_id}/part/9.9").status == 404
+
+
+def test_raw_is_the_stored_file(api: tuple[LiveServer, Api]) -> None:
+    live, client = api
+    queue_id = send(live, plain())
+    raw = client.get(f"/api/v1/message/{queue_id}/raw")
+    assert raw.status == 200
+    assert raw.body == stored(live.data, queue_id)
+    assert raw.headers["Content-Type"].startswith("text/plain")
+    download = client.get(f"/api/v1/message/{queue_id}/raw?dl=1")
+    assert download.headers["Content-Disposition"] == f'attachment; filename="{queue_id}.eml"'
+
+
+def test_headers_every_field_in_order(api: tuple[LiveServer, Api]) -> None:
+    live, client = api
+    message = plain("Headers", X_Trace="first")
+    message["X-Trace"] = "second"
+    message["X-Encoded"] = "=?utf-8?q?caf=C3=A9?="
+    queue_id = send(live, message, recipients=["bob@example.test", "eve@example.test"])
+    headers = client.json(f"/api/v1/message/{queue_id}/headers")
+    assert headers["X-Trace"] == ["first", "second"]
+    assert headers["X-Encoded"] == ["café"]
+    assert headers["Subject"] == ["Headers"]
+    assert headers["Delivered-To"] == ["bob@example.test", "eve@example.test"]
+    assert list(headers) == sorted(headers)
+
+
+def test_latest_prefix_and_unknown(api: tuple[LiveServer, Api]) -> None:
+    live, client = api
+    send(live, plain("older"))
+    newest = send(live, plain("newest"))
+    assert client.json("/api/v1/message/latest")["ID"] == newest
+    assert client.json(f"/api/v1/message/{newest[:10]}")["ID"] == newest
+    missing = client.get("/api/v1/message/NOSUCHMESSAGE")
+    assert missing.status == 404
+    assert client.get("/api/v1/message/NOSUCHMESSAGE/raw").status == 404
+
+
+def test_viewing_marks_read_and_put_sets_read(api: tuple[LiveServer, Api]) -> None:
+    live, client = api
+    first, second, third = (send(live, plain(f"n{n}")) for n in range(3))
+    assert client.json("/api/v1/messages")["unread"] == 3
+    client.json(f"/api/v1/message/{first}")
+    assert client.json("/api/v1/messages")["unread"] == 2
+    answer = client.put("/api/v1/messages", {"IDs": [second, third], "Read": True})
+    assert (answer.status, answer.text) == (200, "ok")
+    assert client.json("/api/v1/messages")["unread"] == 0
+    client.put("/api/v1/messages", {"IDs": [second], "Read": False})
+    listing = client.json("/api/v1/messages")
+    assert [m["ID"] for m in listing["messages"] if not m["Read"]] == [second]
+    client.put("/api/v1/messages", {"Search": "subject:n0", "Read": False})
+    assert client.json("/api/v1/messages")["unread"] == 2
+    client.put("/api/v1/messages", {"Read": True})  # no IDs, no search: all
+    assert client.json("/api/v1/messages")["unread"] == 0
+    assert client.put("/api/v1/messages", {"Read": "yes"}).status == 400
+    assert client.put("/api/v1/messages", raw=b"{not json").status == 400
+
+
+def test_view_html_blocks_scripts_and_remote_content(api: tuple[LiveServer, Api]) -> None:
+    live, client = api
+    queue_id = send(live, rich())
+    view = client.get(f"/view/{queue_id}.html")
+    assert view.status == 200
+    policy = view.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy and "img-src data:" in policy
+    assert "script-src" not in policy  # falls back to default-src 'none'
+    # the inline image travels inside the page, so nothing needs fetching
+    assert 'src="data:image/png;base64,' in view.text
+    assert "cid:chart@example.test" not in view.text
+    text = client.get(f"/view/{queue_id}.txt")
+    assert text.text == "The report is attached.\nRegards, Carol\n"
+    plain_id = send(live, plain())
+    assert client.get(f"/view/{plain_id}.html").status == 404
+
+
+# -- search ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def mailbag(api: tuple[LiveServer, Api]) -> tuple[Api, dict[str, str]]:
+    live, client = api
+    sent = {
+        "report": send(live, rich(), sender="carol@example.test",
+                       recipients=["bob@example.test", "hidden@example.test"]),
+        "invoice": send(live, plain("Invoice 42", "Please pay the amount due.\n",
+                                    From="Billing <billing@shop.test>")),
+        "hello": send(live, plain("Hello there", "A longer body about kittens.\n" * 300,
+                                  To="Zoe <zoe@example.test>"),
+                      recipients=["zoe@example.test"]),
+    }  # fmt: skip
+    return client, sent
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("", ["hello", "invoice", "report"]),
+        ("from:carol", ["report"]),
+        ("from:billing@shop.test", ["invoice"]),
+        ("-from:carol", ["hello", "invoice"]),
+        ("to:zoe", ["hello"]),
+        ("to:hidden@example.test", ["report"]),  # the envelope: a Bcc recipient
+        ("bcc:hidden", ["report"]),
+        ("cc:dave", ["report"]),
+        ("subject:invoice", ["invoice"]),
+        ('subject:"hello there"', ["hello"]),
+        ('"hello there"', ["hello"]),
+        ("has:attachment", ["report"]),
+        ("!has:attachment", ["hello", "invoice"]),
+        ("has:inline", ["report"]),
+        ("kittens", ["hello"]),  # body text
+        ("amount due", ["invoice"]),  # two words, both in the body
+        ("report.pdf", ["report"]),  # an attachment's name
+        ("is:unread", ["hello", "invoice", "report"]),
+        ("is:read", []),
+        ("larger:5K", ["hello"]),
+        ("smaller:5K", ["invoice", "report"]),
+        ("after:2000-01-01", ["hello", "invoice", "report"]),
+        ("before:2000-01-01", []),
+        ("tag:anything", []),
+        ("100%", []),  # LIKE wildcards are literal
+        ("nothing-matches-this", []),
+    ],
+)
+def test_search(mailbag: tuple[Api, dict[str, str]], query: str, expected: list[str]) -> None:
+    client, sent = mailbag
+    names = {queue_id: name for name, queue_id in sent.items()}
+    from urllib.parse import quote
+
+    listing = client.json(f"/api/v1/search?query={quote(query)}")
+    assert sorted(names[i] for i in ids(listing)) == expected
+    assert listing["messages_count"] == len(expected)
+    assert listing["total"] == 3
+
+
+def test_search_bad_input(mailbag: tuple[Api, dict[str, str]]) -> None:
+    client, _ = mailbag
+    bad_date = client.get("/api/v1/search?query=before:someday")
+    assert bad_date.status == 400
+    assert "not a date" in bad_date.json()["Error"]
+    assert client.get("/api/v1/search?query=after:2024-01-01&tz=Mars/Olympus").status == 400
+    assert client.get("/api/v1/search?query=larger:huge").status == 400
+
+
+def test_search_paging(mailbag: tuple[Api, dict[str, str]]) -> None:
+    client, sent = mailbag
+    page = client.json("/api/v1/search?query=example&start=1&limit=1")
+    assert page["messages_count"] == 3 and page["count"] == 1
+    assert ids(page) == [sent["invoice"]]
+
+
+# -- deleting --------------------------------------------------------------------------------
+
+
+def test_delete_by_ids_removes_file_and_index_row(api: tuple[LiveServer, Api]) -> None:
+    live, client = api
+    keep = send(live, plain("keep"))
+    gone = send(live, plain("gone"))
+    assert len(maildir_files(live.data)) == 2
+    answer = client.delete("/api/v1/messages", {"IDs": [gone]})
+    assert (answer.status, answer.text) == (200, "ok")
+    files = maildir_files(live.data)
+    assert len(files) == 1 and f".{keep}." in files[0].name
+    assert index_ids(live) == {keep}
+    assert ids(client.json("/api/v1/messages")) == [keep]
+    assert client.get(f"/api/v1/message/{gone}").status == 404
+    assert client.json("/api/v1/info")["RuntimeStats"]["MessagesDeleted"] == 1
+
+
+def test_delete_all_and_by_search(api: tuple[LiveServer, Api]) -> None:
+    live, client = api
+    for n in range(3):
+        send(live, plain(f"bulk {n}"))
+    special = send(live, plain("special offer"))
+    assert client.delete("/api/v1/search?query=subject:bulk").status == 200
+    assert index_ids(live) == {special}
+    assert client.delete("/api/v1/search").status == 400  # no query: not "everything"
+    assert client.delete("/api/v1/messages").status == 200  # no IDs: everything
+    assert maildir_files(live.data) == []
+    assert index_ids(live) == set()
+    assert client.json("/api/v1/messages")["total"] == 0
+
+
+# -- release ---------------------------------------------------------------------------------
+
+
+def test_release_to_another_smtp_server(serve: object, api: tuple[LiveServer, Api]) -> None:
+    live, client = api
+    target: LiveServer = serve(hostname="relay.test")  # type: ignore[operator]
+    queue_id = send(live, rich(), sender="carol@example.test")
+    host, port = target.smtp
+    answer = client.post(
+        f"/api/v1/message/{queue_id}/release",
+        {"To": ["someone@elsewhere.test"], "Server": f"{host}:{port}"},
+        headers={"Accept": "application/json"},
+    )
+    assert answer.status == 200, answer.body
+    result = answer.json()
+    assert result["Delivered"] == ["someone@elsewhere.test"]
+    assert result["Replies"]["someone@elsewhere.test"].startswith("250 2.0.0")
+    released_id = result["Replies"]["someone@elsewhere.test"].rsplit(" ", 1)[1]
+    raw = stored(target.data, released_id)
+    original = stored(live.data, queue_id)
+    # the relay's own trace on top, then the message as captured, less the delivery fields
+    # mailroom added (Return-Path, Delivered-To); the capture's Received stays
+    assert raw.count(b"Return-Path:") == 1 and raw.startswith(b"Return-Path: <carol@example.test>")
+    assert b"Delivered-To: someone@elsewhere.test" in raw
+    assert b"Delivered-To: bob@example.test" not in raw
+    assert raw.endswith(original.split(b"Delivered-To: bob@example.test\r\n", 1)[1])
+    # Mailpit clients send only To and read "ok"
+    plain_answer = client.post(
+        f"/api/v1/message/{queue_id}/release",
+        {"To": ["x@elsewhere.test"], "Server": f"{host}:{port}"},
+    )
+    assert (plain_answer.status, plain_answer.text) == (200, "ok")
+
+
+def test_release_errors(serve: object, api: tuple[LiveServer, Api]) -> None:
+    live, client = api
+    queue_id = send(live, plain())
+    no_server = client.post(f"/api/v1/message/{queue_id}/release", {"To": ["a@b.test"]})
+    assert no_server.status == 400 and "release_smtp" in no_server.json()["Error"]
+    assert client.post(f"/api/v1/message/{queue_id}/release", {"To": []}).status == 400
+    assert client.post(f"/api/v1/message/{queue_id}/release", {"To": ["nobody"]}).status == 400
+    target: LiveServer = serve(faults=("rcpt:*@refused.test:550 5.1.1 No such user",))  # type: ignore[operator]
+    host, port = target.smtp
+    refused = client.post(
+        f"/api/v1/message/{queue_id}/release",
+        {"To": ["who@refused.test"], "Server": f"{host}:{port}"},
+    )
+    assert refused.status == 502
+    assert refused.json()["Reply"] == "550 5.1.1 No such user"
+    assert (
+        client.post(
+            "/api/v1/message/NOPE/release", {"To": ["a@b.test"], "Server": f"{host}:{port}"}
+        ).status
+        == 404
+    )
+
+
+def test_release_smtp_setting_is_the_default(web, serve) -> None:  # type: ignore[no-untyped-def]
+    target: LiveServer = serve()
+    host, port = target.smtp
+    live, client = web(release_smtp=f"{host}:{port}")
+    queue_id = send(live, plain("to be released"))
+    assert client.json("/api/v1/webui")["MessageRelay"]["SMTPServer"] == f"{host}:{port}"
+    answer = client.post(f"/api/v1/message/{queue_id}/release", {"To": ["r@elsewhere.test"]})
+    assert (answer.status, answer.text) == (200, "ok")
+    assert len(maildir_files(target.data)) == 1
+
+
+# -- about the server ------------------------------------------------------------------------
+
+
+def test_info_and_health(api: tuple[LiveServer, Api]) -> None:
+    live, client = api
+    send(live, plain())
+    info = client.json("/api/v1/info")
+    assert info["Messages"] == 1 and info["Unread"] == 1
+    assert info["RuntimeStats"]["SMTPAccepted"] == 1
+    assert info["RuntimeStats"]["SMTPAcceptedSize"] > 0
+    assert info["DatabaseSize"] > 0
+    assert (client.get("/livez").status, client.get("/readyz").status) == (200, 200)
+
+
+def test_openapi_describes_every_route(api: tuple[LiveServer, Api]) -> None:
+    live, client = api
+    document = client.json("/api/v1/openapi.json")
+    assert document["openapi"].startswith("3.")
+    documented = {
+        path.replace("{ID}", "{id}").replace("{PartID}", "{part}").replace("{SessionID}", "{id}")
+        .replace("{RuleID}", "{id}"): set(methods)
+        for path, methods in document["paths"].items()
+    }  # fmt: skip
+    app = live.mail_server.web.app
+    served: dict[str, set[str]] = {}
+    for route in app.router.routes():
+        path = route.resource.canonical if route.resource is not None else ""
+        if path.startswith(("/api/", "/view/", "/metrics", "/livez", "/readyz")) and (
+            route.method != "HEAD"
+        ):
+            served.setdefault(path, set()).add(route.method.lower())
+    served.pop("/api/v1/openapi.json")
+    served.pop("/api/v1/swagger.json")
+    served.pop("/api/v1/docs")
+    assert served == documented
+    assert client.get("/api/v1/swagger.json").json() == document
+    docs = client.get("/docs")
+    assert docs.status == 200 and b"docs.js" in docs.body
+
+
+def test_ui_pages_and_their_policy(api: tuple[LiveServer, Api]) -> None:
+    _, client = api
+    page = client.get("/")
+    assert page.status == 200
+    assert b'<script src="/static/app.js"' in page.body
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    for asset in ("app.js", "style.css", "docs.js", "favicon.svg"):
+        assert client.get(f"/static/{asset}").status == 200
+
+
+# -- sessions, faults, explain, metrics --------------------------------------------------------
+
+
+def test_sessions_and_the_transcript_of_a_message(api: tuple[LiveServer, Api]) -> None:
+    live, client = api
+    queue_id = send(live, plain())
+    transcript = client.json(f"/api/v1/message/{queue_id}/session")
+    assert transcript["messages"] == [queue_id]
+    texts = [(e["from"], e["text"]) for e in transcript["entries"]]
+    assert ("client", "ehlo client.example.test") in texts
+    assert ("client", "rcpt TO:<bob@example.test>") in texts
+    replies = [e for e in transcript["entries"] if e["from"] == "server"]
+    greeting = replies[0]
+    assert greeting["text"].startswith("220 ")
+    assert greeting["explanation"]["code"] == 220
+    accepted = next(e for e in replies if "queued as" in e["text"])
+    assert accepted["explanation"]["enhanced"]["code"] == "2.0.0"
+    assert accepted["explanation"]["action"] == "done"
+    wait_for(lambda: client.json(f"/api/v1/session/{transcript['id']}")["ended"])
+    listing = client.json("/api/v1/sessions")
+    assert listing["total"] == 1 and listing["sessions"][0]["id"] == transcript["id"]
+    assert client.get("/api/v1/session/nope").status == 404
+
+
+def test_refused_sessions_are_listed_and_explained(api: tuple[LiveServer, Api]) -> None:
+    import smtplib
+
+    live, client = api
+    created = client.post("/api/v1/faults", {"rule": "rcpt:*@bounce.test:550 5.1.1 No such user"})
+    assert created.status == 201
+    with smtplib.SMTP(*live.smtp, timeout=30) as smtp:
+        smtp.ehlo("client.example.test")
+        smtp.mail("alice@example.test")
+        code, text = smtp.rcpt("ghost@bounce.test")
+        assert (code, text) == (550, b"5.1.1 No such user")
+    refused = wait_for(lambda: client.json("/api/v1/sessions?refused=1")["sessions"])
+    assert refused[0]["messages"] == []
+    transcript = client.json(f"/api/v1/session/{refused[0]['id']}")
+    entry = next(e for e in transcript["entries"] if e["text"] == "550 5.1.1 No such user")
+    explanation = entry["explanation"]
+    assert explanation["enhanced"]["title"] == "Bad destination mailbox address"
+    assert explanation["classification"]["reason"] == "userunknown"
+    notes = [e["text"] for e in transcript["entries"] if e["from"] == "info"]
+    assert any("fault rule 1 fired" in note for note in notes)
+
+
+def test_fault_rules_api(api: tuple[LiveServer, Api]) -> None:
+    live, client = api
+    listing = client.json("/api/v1/faults")
+    assert listing["rules"] == [] and "rcpt" in listing["stages"] and "STAGE" in listing["syntax"]
+    rule = client.post("/api/v1/faults", {"rule": "mail:times=1:451 4.3.0 Try again later"})
+    assert rule.status == 201
+    body = rule.json()
+    assert (body["stage"], body["action"], body["reply"], body["times"]) == (
+        "mail", "reply", "451 4.3.0 Try again later", 1,
+    )  # fmt: skip
+    bad = client.post("/api/v1/faults", {"rule": "rcpt:550 4.1.1 class mismatch"})
+    assert bad.status == 400 and "4.1.1" in bad.json()["Error"]
+    assert client.post("/api/v1/faults", {"rule": ""}).status == 400
+    assert client.post("/api/v1/faults", {"nothing": 1}).status == 400
+    assert (
+        client.post(
+            "/api/v1/faults", raw=b"[1]", headers={"Content-Type": "application/json"}
+        ).status
+        == 400
+    )
+    second = client.post("/api/v1/faults", {"rule": "ehlo:close"}).json()
+    assert [r["id"] for r in client.json("/api/v1/faults")["rules"]] == [body["id"], second["id"]]
+    assert client.delete(f"/api/v1/faults/{second['id']}").status == 200
+    assert client.delete(f"/api/v1/faults/{second['id']}").status == 404
+    assert client.delete("/api/v1/faults/abc").status == 404
+    assert [r["id"] for r in client.json("/api/v1/faults")["rules"]] == [body["id"]]
+    assert live.mail_server.faults.rules[0].id == body["id"]
+    assert client.delete("/api/v1/faults").json() == {"rules": []}
+    assert live.mail_server.faults.rules == []
+
+
+def test_explain(api: tuple[LiveServer, Api]) -> None:
+    _, client = api
+    answer = client.json("/api/v1/explain?reply=550%205.7.1%20Relaying%20denied")
+    assert answer["code"] == 550
+    assert answer["enhanced"]["title"] == "Delivery not authorized, message refused"
+    assert answer["classification"]["reason"] == "norelaying"
+    assert "5.7.1" in answer["rendered"]
+    assert client.json("/api/v1/explain?reply=4.2.2")["action"] == "retry later"
+    bad = client.get("/api/v1/explain?reply=hello")
+    assert bad.status == 400 and bad.json()["Error"]
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+def test_metrics(api: tuple[LiveServer, Api]) -> None:
+    import smtplib
+
+    live, client = api
+    message = plain()
+    send(live, message)
+    client.post("/api/v1/faults", {"rule": "rcpt:*@bounce.test:550 5.1.1 No such user"})
+    client.post("/api/v1/faults", {"rule": "eod:times=1:554 5.7.1 Looks like spam"})
+    with smtplib.SMTP(*live.smtp, timeout=30) as smtp:
+        smtp.ehlo("client.example.test")
+        smtp.mail("alice@example.test")
+        assert smtp.rcpt("ghost@bounce.test")[0] == 550
+        assert smtp.rcpt("bob@example.test")[0] == 250
+        code, _ = smtp.data(message.as_bytes(policy=SMTP_POLICY))
+        assert code == 554
+    answer = client.get("/metrics")
+    assert answer.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+
+    def settled() -> dict[str, float] | None:
+        metrics = parse_metrics(client.get("/metrics").text)
+        return metrics if metrics["mailroom_sessions_active"] == 0 else None
+
+    metrics = wait_for(settled)
+    assert metrics['mailroom_messages_total{result="accepted",code="250"}'] == 1
+    assert metrics['mailroom_messages_total{result="refused",code="554"}'] == 1
+    assert metrics['mailroom_smtp_refusals_total{stage="RCPT",code="550"}'] == 1
+    assert metrics['mailroom_smtp_refusals_total{stage="END_OF_DATA",code="554"}'] == 1
+    assert metrics["mailroom_sessions_total"] == 2
+    assert metrics["mailroom_message_bytes_total"] == len(message.as_bytes(policy=SMTP_POLICY))
+    assert metrics["mailroom_store_committed_total"] == 1
+    assert metrics["mailroom_store_commit_seconds_total"] > 0
+    fired = (
+        'mailroom_fault_rule_fired_total{id="1",rule="rcpt:*@bounce.test:550 5.1.1 No such user"}'
+    )
+    assert metrics[fired] == 1
+    # every sample line belongs to a family with HELP and TYPE
+    text = answer.text
+    for name in {key.split("{")[0] for key in parse_metrics(text)}:
+        assert f"# TYPE {name} " in text and f"# HELP {name} " in text
+
+
+# -- access ----------------------------------------------------------------------------------
+
+
+def test_basic_auth(web) -> None:  # type: ignore[no-untyped-def]
+    live, _ = web(web_auth="admin:s3cret")
+    base = live.mail_server.web.url
+    anonymous = Api(base)
+    denied = anonymous.get("/api/v1/messages")
+    assert denied.status == 401
+    assert denied.headers["WWW-Authenticate"].startswith('Basic realm="mailroom"')
+    assert anonymous.get("/").status == 401
+    assert anonymous.get("/metrics").status == 401
+    assert Api(base, ("admin", "wrong")).get("/api/v1/messages").status == 401
+    assert Api(base, ("other", "s3cret")).get("/api/v1/messages").status == 401
+    assert anonymous.get("/api/v1/messages", headers={"Authorization": "Basic !!"}).status == 401
+    assert Api(base, ("admin", "s3cret")).get("/api/v1/messages").status == 200
+    # probes stay open for load balancers and orchestrators
+    assert anonymous.get("/livez").status == 200 and anonymous.get("/readyz").status == 200
+
+
+def test_cross_origin_changes_are_refused(api: tuple[LiveServer, Api]) -> None:
+    live, client = api
+    foreign = {"Origin": "http://evil.example"}
+    assert client.post("/api/v1/faults", {"rule": "ehlo:close"}, headers=foreign).status == 403
+    assert client.delete("/api/v1/messages", headers=foreign).status == 403
+    assert live.mail_server.faults.rules == []
+    host = client.base.split("//", 1)[1]
+    same = {"Origin": f"http://{host}"}
+    assert client.post("/api/v1/faults", {"rule": "ehlo:close"}, headers=same).status == 201
+    # reading is not a change; the browser's same-origin policy keeps the answer from evil
+    assert client.get("/api/v1/messages", headers=foreign).status == 200
+
+
+def test_binding_beyond_loopback_without_auth_warns(web, caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="mailroom.web")
+    web(web="0.0.0.0:0")
+    assert any("--web-auth" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    web(web="0.0.0.0:0", web_auth="a:b")
+    web()
+    assert not any("--web-auth" in r.getMessage() for r in caplog.records)
+
+
+def test_web_off(serve) -> None:  # type: ignore[no-untyped-def]
+    live = serve(web="off")
+    assert live.mail_server.web is None
+
+
+def test_store_none_lists_nothing(web) -> None:  # type: ignore[no-untyped-def]
+    live, client = web(store="none")
+    send(live, plain())
+    assert client.json("/api/v1/messages")["total"] == 0
+    assert client.get("/api/v1/message/latest").status == 404
+
+
+def test_message_data_is_text_not_markup(api: tuple[LiveServer, Api]) -> None:
+    """A subject or address with markup comes back as data; the UI puts it in as text."""
+    live, client = api
+    message = EmailMessage()
+    message["From"] = '"<img src=x onerror=alert(1)>" <x@example.test>'
+    message["To"] = "bob@example.test"
+    message["Subject"] = "<script>alert(1)</script>"
+    message.set_content("body")
+    queue_id = send(live, message)
+    item = client.json("/api/v1/messages")["messages"][0]
+    assert item["Subject"] == "<script>alert(1)</script>"
+    assert item["From"]["Name"] == "<img src=x onerror=alert(1)>"
+    assert json.loads(client.get(f"/api/v1/message/{queue_id}").body)["ID"] == queue_id

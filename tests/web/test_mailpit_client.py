@@ -1,0 +1,89 @@
+"""Mailpit's own API client library, unchanged, against mailroom: the npm package mailpit-api
+(tests/web/mailpit_client/, pinned by its package-lock.json) run with node. It lists, searches,
+reads, marks and deletes messages sent to mailroom over SMTP."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.live import LiveServer, stored
+from tests.web.mail import PDF, plain, rich, send
+
+CLIENT = Path(__file__).parent / "mailpit_client"
+NODE = shutil.which("node")
+NPM = shutil.which("npm")
+
+pytestmark = pytest.mark.skipif(not (NODE and NPM), reason="node and npm are not installed")
+
+
+@pytest.fixture(scope="module")
+def mailpit_api() -> Path:
+    """The client installed (once) from the lock file."""
+    if not (CLIENT / "node_modules" / "mailpit-api" / "package.json").exists():
+        assert NPM is not None
+        done = subprocess.run(
+            [NPM, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=CLIENT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, f"npm ci failed: {done.stderr}"
+    return CLIENT / "client.mjs"
+
+
+def run_client(script: Path, base: str, *credentials: str) -> dict[str, Any]:
+    assert NODE is not None
+    done = subprocess.run(
+        [NODE, str(script), base, *credentials],
+        cwd=CLIENT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def test_mailpit_client_reads_mailroom(web: Any, mailpit_api: Path) -> None:
+    live: LiveServer
+    live, client = web(web_auth="mailpit:client-secret")
+    first = send(live, plain("An earlier one"))
+    report = send(live, rich(), sender="carol@example.test", recipients=["bob@example.test"])
+    report_raw = stored(live.data, report)
+
+    out = run_client(mailpit_api, live.mail_server.web.url, "mailpit", "client-secret")
+
+    assert out["info"]["Messages"] == 2
+    assert out["info"]["RuntimeStats"]["SMTPAccepted"] == 2
+    listed = out["list"]
+    assert [m["ID"] for m in listed["messages"]] == [report, first]
+    assert listed["total"] == listed["messages_count"] == 2
+    found = out["search"]["messages"]
+    assert [m["ID"] for m in found] == [report]
+    assert out["waited"]["ID"] == report
+    message = out["message"]
+    assert message["Subject"] == "Quarterly report"
+    assert message["From"] == {"Name": "Carol", "Address": "carol@example.test"}
+    assert message["Text"] == "The report is attached.\nRegards, Carol\n"
+    assert out["latest"]["ID"] == report
+    assert out["headers"]["Subject"] == ["Quarterly report"]
+    assert out["source"] == report_raw.decode()
+    assert out["attachment"] == {"type": "application/pdf", "text": PDF.decode()}
+    assert '<h1 id="title">Quarterly report</h1>' in out["html"]
+    assert out["text"] == message["Text"]
+    assert out["setUnread"] == "ok"
+    assert out["afterUnread"]["unread"] == 2  # getMessageSummary had marked it read
+    assert out["configuration"]["MessageRelay"]["Enabled"] is True
+    assert out["deleted"] == "ok"
+    assert [m["ID"] for m in out["afterDelete"]["messages"]] == [first]
+    assert out["deletedBySearch"] == "ok"
+    assert out["afterSearchDelete"]["messages_count"] == 0
+    assert client.get("/api/v1/messages").status == 401  # the client did authenticate

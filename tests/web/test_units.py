@@ -1,0 +1,206 @@
+"""The web's pure parts: search queries into SQL, MIME messages into Mailpit's fields."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from mailroom.web.mime import addresses, html_to_text, parse_message, strip_trace
+from mailroom.web.search import SearchError, parse_query
+
+# -- search ----------------------------------------------------------------------------------
+
+
+def test_terms_become_clauses_with_parameters() -> None:
+    query = parse_query('from:alice -subject:"weekly report" is:unread kittens')
+    assert query.where == [
+        "(m.from_header LIKE ? ESCAPE '\\' OR m.sender LIKE ? ESCAPE '\\')",
+        "NOT (m.subject LIKE ? ESCAPE '\\')",
+        "m.read = 0",
+        "s.search_text LIKE ? ESCAPE '\\'",
+    ]
+    assert query.params == ["%alice%", "%alice%", "%weekly report%", "%kittens%"]
+    assert query.needs_summaries  # free text reads the bodies' summaries
+
+
+def test_index_only_queries_need_no_summaries() -> None:
+    assert not parse_query("from:a to:b cc:c subject:d is:read larger:1M").needs_summaries
+    assert parse_query("has:attachment").needs_summaries
+
+
+def test_like_wildcards_are_literal() -> None:
+    assert parse_query("50%_off").params == ["%50\\%\\_off%"]
+
+
+def test_free_text_is_lowercased_to_match_the_lowercased_summary() -> None:
+    assert parse_query("KiTTens").params == ["%kittens%"]
+
+
+def test_dates_in_a_time_zone() -> None:
+    query = parse_query("after:2024-05-01 before:2024-05-02T12:00:00Z", tz="Europe/Berlin")
+    midnight = datetime(2024, 5, 1, tzinfo=ZoneInfo("Europe/Berlin")).timestamp()
+    assert query.where == ["m.received >= ?", "m.received <= ?"]
+    assert query.params == [
+        midnight,
+        datetime.fromisoformat("2024-05-02T12:00:00+00:00").timestamp(),
+    ]
+
+
+def test_sizes() -> None:
+    assert parse_query("larger:100K smaller:2.5M").params == [102400, int(2.5 * 1024 * 1024)]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("before:yesterday", "not a date"),
+        ("larger:big", "not a size"),
+    ],
+)
+def test_bad_terms(text: str, message: str) -> None:
+    with pytest.raises(SearchError, match=message):
+        parse_query(text)
+    with pytest.raises(SearchError, match="time zone"):
+        parse_query("after:2024-01-01", tz="Nowhere/Special")
+
+
+def test_empty_and_unknown_prefixes() -> None:
+    assert parse_query("").where == []
+    assert parse_query("   ").sql == "1"
+    unknown = parse_query("x-mailer:thing")
+    assert unknown.params == ["%x-mailer:thing%"]  # free text, as written
+
+
+def test_generated_sql_runs() -> None:
+    db = sqlite3.connect(":memory:")
+    db.execute("ATTACH ':memory:' AS web")
+    db.execute(
+        "CREATE TABLE messages (id, received, sender, recipients, from_header, to_header, "
+        "cc_header, subject, message_id, size, read)"
+    )
+    db.execute("CREATE TABLE web.summaries (id, attachments, inline, snippet, search_text)")
+    db.execute(
+        "INSERT INTO messages VALUES ('A', 1e9, 'a@x', '[\"b@y\"]', 'Al <a@x>', 'b@y', '', "
+        "'Hi 100%', '<1@x>', 10, 0)"
+    )
+    db.execute("INSERT INTO web.summaries VALUES ('A', 1, 0, 'hi', 'al a@x hi 100% body')")
+    query = parse_query('from:a@x -is:read has:attachment "100%" larger:5 after:2000-01-01')
+    found = db.execute(
+        f"SELECT m.id FROM messages m LEFT JOIN web.summaries s ON s.id = m.id WHERE {query.sql}",
+        query.params,
+    ).fetchall()
+    assert found == [("A",)]
+
+
+# -- MIME ------------------------------------------------------------------------------------
+
+NESTED = (
+    b"From: =?utf-8?q?Jos=C3=A9?= <jose@example.test>\r\n"
+    b'To: a@example.test, "B, Jr." <b@example.test>\r\n'
+    b"Subject: nested\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b"Content-Type: multipart/mixed; boundary=OUT\r\n"
+    b"\r\n"
+    b"--OUT\r\n"
+    b"Content-Type: multipart/alternative; boundary=ALT\r\n"
+    b"\r\n"
+    b"--ALT\r\n"
+    b"Content-Type: text/plain; charset=iso-8859-1\r\n"
+    b"Content-Transfer-Encoding: quoted-printable\r\n"
+    b"\r\n"
+    b"Caf=E9 ol=E9\r\n"
+    b"--ALT\r\n"
+    b"Content-Type: text/html; charset=utf-8\r\n"
+    b"\r\n"
+    b'<p>Caf\xc3\xa9 <img src="cid:logo"></p><style>p{}</style>\r\n'
+    b"--ALT--\r\n"
+    b"--OUT\r\n"
+    b"Content-Type: image/gif\r\n"
+    b"Content-ID: <logo>\r\n"
+    b"Content-Disposition: inline\r\n"
+    b"Content-Transfer-Encoding: base64\r\n"
+    b"\r\n"
+    b"R0lGODlhAQABAAAAACw=\r\n"
+    b"--OUT\r\n"
+    b"Content-Type: message/rfc822\r\n"
+    b"\r\n"
+    b"Subject: forwarded\r\n"
+    b"\r\n"
+    b"inner body\r\n"
+    b"--OUT\r\n"
+    b'Content-Type: application/octet-stream; name="data.bin"\r\n'
+    b"\r\n"
+    b"raw\r\n"
+    b"--OUT--\r\n"
+)
+
+
+def test_parts_are_numbered_as_imap_numbers_them() -> None:
+    parsed = parse_message(NESTED)
+    assert list(parsed.parts) == ["1.1", "1.2", "2", "3", "4"]
+    assert parsed.text == "Café olé"  # the CRLF before a boundary belongs to the boundary
+    assert parsed.html.startswith("<p>Café")
+    assert [p.part_id for p in parsed.inline] == ["2"]
+    assert [(p.part_id, p.content_type) for p in parsed.attachments] == [
+        ("3", "message/rfc822"),
+        ("4", "application/octet-stream"),
+    ]
+    assert parsed.parts["3"].payload().startswith(b"Subject: forwarded")
+    assert parsed.parts["2"].payload() == b"GIF89a\x01\x00\x01\x00\x00\x00\x00,"
+    assert parsed.parts["4"].filename == "data.bin"
+
+
+def test_headers_decoded_and_addresses() -> None:
+    parsed = parse_message(NESTED)
+    assert parsed.header("From") == "José <jose@example.test>"
+    assert addresses(parsed.header("To")) == [
+        {"Name": "", "Address": "a@example.test"},
+        {"Name": "B, Jr.", "Address": "b@example.test"},
+    ]
+    assert addresses("") == [] and addresses("undisclosed-recipients:;") == []
+
+
+def test_safe_html_embeds_cid_images() -> None:
+    html = parse_message(NESTED).safe_html()
+    assert 'src="data:image/gif;base64,R0lGODlhAQABAAAAACw="' in html
+    assert "cid:" not in html
+
+
+def test_snippet_from_html_when_there_is_no_text() -> None:
+    raw = (
+        b"Content-Type: text/html\r\n\r\n"
+        b"<html><head><title>T</title><style>x{}</style></head>"
+        b"<body><p>Hello&nbsp;there</p><script>evil()</script><p>again</p></body></html>"
+    )
+    parsed = parse_message(raw)
+    assert parsed.text == ""
+    assert parsed.snippet() == "Hello there again"  # any white space, nbsp too, is one space
+    assert html_to_text("<b>a</b>b") == "ab"
+
+
+def test_snippet_is_short() -> None:
+    parsed = parse_message(b"Subject: x\r\n\r\n" + b"word " * 200)
+    assert len(parsed.snippet()) == 250
+
+
+def test_broken_messages_still_parse() -> None:
+    parsed = parse_message(b"no headers at all, just text")
+    assert parsed.header("Subject") == ""
+    parsed = parse_message(b"Content-Type: multipart/mixed; boundary=X\r\n\r\n--X\r\nnever ends")
+    assert parsed.parts
+    parsed = parse_message(b"Content-Type: text/plain; charset=no-such-charset\r\n\r\nhi")
+    assert parsed.text == "hi"
+
+
+def test_strip_trace_removes_only_what_delivery_added() -> None:
+    raw = (
+        b"Return-Path: <a@x>\r\nDelivered-To: b@y\r\nDelivered-To: c@y\r\n"
+        b"Received: from x by y;\r\n date\r\nSubject: s\r\nReturn-Path: <kept@x>\r\n\r\nbody"
+    )
+    assert strip_trace(raw) == (
+        b"Received: from x by y;\r\n date\r\nSubject: s\r\nReturn-Path: <kept@x>\r\n\r\nbody"
+    )
+    assert strip_trace(b"Subject: s\r\n\r\nb") == b"Subject: s\r\n\r\nb"
