@@ -108,7 +108,7 @@ def test_grace_period_ends(serve_process) -> None:
 
 
 LOG_LINE = re.compile(
-    r"(?P<id>[0-9A-Z]{16}): client=127\.0\.0\.1 from=<(?P<sender>[^>]*)> "
+    r"(?P<id>[0-9A-Z]{16}|NOQUEUE): client=127\.0\.0\.1 from=<(?P<sender>[^>]*)> "
     r"to=(?P<to>\S+) size=(?P<size>\d+) via=(?P<via>DATA|BDAT) reply=(?P<reply>.+)$",
     re.MULTILINE,
 )
@@ -146,7 +146,10 @@ def test_one_log_line_per_transaction(serve_process) -> None:
         assert log.count(queue_id) == 1, log
     # A refused command is logged with the reply that was sent.
     assert re.search(r"refused: client=127\.0\.0\.1 stage=VRFY reply=501 5\.5\.4 ", log), log
-    assert re.search(r"reply=552 5\.3\.4 Error: message exceeds", log), log
+    (refused,) = [m for m in lines if not m["reply"].startswith("250")]
+    assert refused["id"] == "NOQUEUE" and refused["to"] == "<bob@example.test>"
+    assert refused["reply"] == "552 5.3.4 Error: message exceeds fixed maximum message size"
+    assert "stage=END_OF_DATA" not in log  # not a second line for the same transaction
     assert "Traceback" not in log
 
 

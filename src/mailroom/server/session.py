@@ -331,6 +331,9 @@ class Session(asyncio.Protocol):
 
     def _send(self, event: Event, reply: Reply, out: bytearray) -> None:
         conn = self.conn
+        ends_message = type(event) in _MESSAGE_ENDS
+        if ends_message and reply.code >= 400:
+            self._log_refused_message(event, reply)  # before send() ends the transaction
         wire = conn.send(reply)
         out += wire
         transcript = self.transcript
@@ -340,15 +343,16 @@ class Session(asyncio.Protocol):
             transcript.auth_user = conn.authenticated
         if reply.code >= 400:
             self.server.metrics.refused(event.stage, reply.code)
-            log.info(
-                "refused: client=%s stage=%s reply=%s",
-                self.client_ip,
-                event.stage,
-                str(reply).replace("\n", " / "),
-            )
-            if self.shutting_down and type(event) in _MESSAGE_ENDS:
+            if not ends_message:
+                log.info(
+                    "refused: client=%s stage=%s reply=%s",
+                    self.client_ip,
+                    event.stage,
+                    str(reply).replace("\n", " / "),
+                )
+            elif self.shutting_down:
                 self._goodbye(out)
-        elif self.shutting_down and type(event) in _MESSAGE_ENDS:
+        elif self.shutting_down and ends_message:
             self._goodbye(out)
         elif reply.code == 220 and type(event) is StartTLS:
             self._flush(out)
@@ -451,6 +455,21 @@ class Session(asyncio.Protocol):
             log.error("not stored: client=%s error=%s", self.client_ip, exc)
             return replies.STORAGE_FULL()
         return self._accepted(event, queue_id)
+
+    def _log_refused_message(self, event: Event, reply: Reply) -> None:
+        # The transaction's one log line, as for an accepted message, with the refusal.
+        transaction = self.conn.transaction
+        if transaction is None or not self.server.log_transactions:
+            return
+        log.info(
+            "NOQUEUE: client=%s from=<%s> to=%s size=%d via=%s reply=%s",
+            self.client_ip,
+            transaction.sender or "",
+            ",".join(f"<{r}>" for r, _ in transaction.recipients),
+            event.size,  # type: ignore[attr-defined]
+            event.via,  # type: ignore[attr-defined]
+            str(reply).replace("\n", " / "),
+        )
 
     def _accepted(self, event: MessageComplete, queue_id: str) -> Reply:
         transaction = self.conn.transaction
