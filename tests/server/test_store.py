@@ -113,3 +113,38 @@ def test_store_none_accepts_and_keeps_nothing(serve) -> None:
         p for p in (live.data / "mail").rglob("*") if p.is_file()
     ), kept
     assert not (live.data / "index.sqlite").exists(), kept
+
+
+def test_file_and_directory_are_synced_before_the_250(serve, monkeypatch) -> None:
+    import os
+
+    from mailroom.store import maildir
+
+    live: LiveServer = serve()
+    store = live.mail_server.store
+    synced: list[str] = []
+    real_sync, real_fsync_directory = store._sync.sync, maildir.fsync_directory
+
+    def sync(fds: list[int]) -> None:
+        real_sync(fds)
+        synced.extend(os.readlink(f"/proc/self/fd/{fd}") for fd in fds)
+
+    def fsync_directory(path: str) -> None:
+        real_fsync_directory(path)
+        synced.append(f"directory {path}")
+
+    monkeypatch.setattr(store._sync, "sync", sync)
+    monkeypatch.setattr(maildir, "fsync_directory", fsync_directory)
+    with smtplib.SMTP(*live.smtp) as client:
+        client.ehlo()
+        client.mail("alice@example.test")
+        client.rcpt("bob@example.test")
+        code, text = client.data(b"Subject: durable\r\n\r\nhi\r\n")
+        # What was synced by the moment the 250 arrived:
+        seen = list(synced)
+    assert code == 250
+    queue_id = queue_id_of(text)
+    new = live.data / "mail" / "catchall" / "new"
+    tmp_file = [p for p in seen if not p.startswith("directory ")]
+    assert len(tmp_file) == 1 and f"/catchall/tmp/{queue_id}." in tmp_file[0]
+    assert seen[-1] == f"directory {new}"
