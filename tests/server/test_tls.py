@@ -7,7 +7,14 @@ import smtplib
 import ssl
 from pathlib import Path
 
-from tests.live import LineClient, LiveServer, maildir_files, queue_id_of, tls_context
+from tests.live import (
+    LineClient,
+    LiveServer,
+    ServeProcess,
+    maildir_files,
+    queue_id_of,
+    tls_context,
+)
 
 
 def starttls_sending_at_once(client: LineClient, context: ssl.SSLContext, line: bytes) -> bytes:
@@ -140,3 +147,26 @@ def test_failed_handshake_leaves_the_server_serving(serve) -> None:
     with smtplib.SMTP(*live.smtp) as good:
         good.starttls(context=tls_context(live.data))
         assert good.ehlo()[0] == 250
+
+
+def test_tls_in_the_serve_process(serve_process) -> None:
+    """The same under ``mailroom serve`` (uvloop's transports, when it is installed)."""
+    process: ServeProcess = serve_process(
+        "--tls", "self-signed", "--smtps", "127.0.0.1:0", "--auth", "accept-any"
+    )
+    smtp, smtps = process.addresses
+    data = process.log.parent / "data"
+    context = tls_context(data)
+    client = LineClient(smtp)
+    client.reply()
+    client.command(b"EHLO client.example.test")
+    assert client.command(b"STARTTLS") == b"220 2.0.0 Ready to start TLS\r\n"
+    reply = starttls_sending_at_once(client, context, b"EHLO again.example.test\r\n")
+    assert reply.startswith(b"250-mx.test Hello again.example.test\r\n")
+    client.close()
+    with smtplib.SMTP_SSL(*smtps, context=context) as implicit:
+        implicit.login("alice", "secret")
+        assert implicit.sendmail("a@example.test", ["b@example.test"], b"Subject: s\r\n\r\n") == {}
+    assert process.terminate() == 0
+    assert len(maildir_files(data)) == 1
+    assert f"listening on smtps://127.0.0.1:{smtps[1]}" in process.stderr

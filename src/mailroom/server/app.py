@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import ssl
@@ -157,7 +158,9 @@ class MailServer:
                 backlog=1024,
             )
             self.servers.append(server)
-            log.info("listening on %s", listener)
+            # Port 0 picks a free port: say which.
+            port = server.sockets[0].getsockname()[1] if server.sockets else listener.port
+            log.info("listening on %s", dataclasses.replace(listener, port=port))
         self._sweeper = asyncio.ensure_future(self._sweep())
 
     def settings_for(self, listener: Listener) -> SessionSettings:
