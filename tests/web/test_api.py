@@ -200,6 +200,7 @@ def test_view_html_blocks_scripts_and_remote_content(api: tuple[LiveServer, Api]
     policy = view.headers["Content-Security-Policy"]
     assert "default-src 'none'" in policy and "img-src data:" in policy
     assert "script-src" not in policy  # falls back to default-src 'none'
+    assert policy.endswith("; sandbox")  # even opened in a tab of its own
     # the inline image travels inside the page, so nothing needs fetching
     assert 'src="data:image/png;base64,' in view.text
     assert "cid:chart@example.test" not in view.text

@@ -29,9 +29,10 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 5000
 # The HTML of a message runs with no scripts, no network and no plugins; inline images are
 # data: URIs already (see mime.ParsedMessage.safe_html).
+# "sandbox" keeps it so even when /view/ is opened in a tab of its own, not in the UI's frame.
 VIEW_POLICY = (
     "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; "
-    "media-src data:; frame-ancestors 'self'; form-action 'none'; base-uri 'none'"
+    "media-src data:; frame-ancestors 'self'; form-action 'none'; base-uri 'none'; sandbox"
 )
 _LINK = re.compile(r"<([^>]+)>")
 
