@@ -186,7 +186,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if row is None:
         print(f"mailroom show: no message {args.id}", file=sys.stderr)
         return 1
-    path = args.data / row.path
+    from mailroom.store.maildir import message_file
+
+    path = message_file(args.data, row.path)
     try:
         raw = path.read_bytes()
     except OSError as exc:

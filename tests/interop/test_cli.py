@@ -146,3 +146,21 @@ def test_show_unknown_id(serve) -> None:
         timeout=60,
     )
     assert done.returncode == 1 and b"no message NOSUCHID" in done.stderr
+
+
+def test_show_after_a_mail_reader_moved_the_message(serve) -> None:
+    """mutt and Dovecot move a message they have seen from new/ to cur/ and add flags to its
+    name (":2,S"): show still finds it, and reindex keeps its id."""
+    live: LiveServer = serve()
+    with smtplib.SMTP(*live.smtp) as client:
+        queue_id = _send(client, message("seen"))
+    live.stop()
+    (path,) = (live.data / "mail" / "catchall" / "new").iterdir()
+    raw = path.read_bytes()
+    seen = live.data / "mail" / "catchall" / "cur" / f"{path.name}:2,S"
+    path.rename(seen)
+    assert run_cli("show", queue_id, "--data", str(live.data)) == raw
+    run_cli("reindex", "--data", str(live.data))
+    (row,) = cli_list(live.data)
+    assert row["id"] == queue_id and row["path"] == str(seen.relative_to(live.data))
+    assert run_cli("show", queue_id, "--data", str(live.data)) == raw

@@ -31,7 +31,14 @@ from mailroom.store.envelope import Delivery, Envelope, received_header, trace_h
 from mailroom.store.headers import MAX_HEADER_SCAN, summarize_headers
 from mailroom.store.index import Index, IndexRow
 
-__all__ = ["MaildirStore", "MessageWriter", "StoreError", "disk_full", "maildir_filename"]
+__all__ = [
+    "MaildirStore",
+    "MessageWriter",
+    "StoreError",
+    "disk_full",
+    "maildir_filename",
+    "message_file",
+]
 
 log = logging.getLogger("mailroom.store")
 
@@ -540,3 +547,19 @@ class MaildirStore:
 def disk_full() -> None:
     """A fault for tests: behave as a full disk."""
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def message_file(data_dir: Path, relative: str) -> Path:
+    """Where a stored message's file is now. The index names it in new/; a mail reader (mutt,
+    Dovecot) that has seen it moves it to cur/ and appends flags after ":" (":2,S")."""
+    path = data_dir / relative
+    if path.exists() or path.parent.name not in ("new", "cur"):
+        return path
+    unique = path.name.split(":")[0]
+    for sub in ("cur", "new"):
+        folder = path.parent.parent / sub
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(folder):
+                if entry.name.split(":")[0] == unique:
+                    return folder / entry.name
+    return path
