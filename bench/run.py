@@ -78,6 +78,8 @@ def mailroom(store: str, *extra: str) -> list[str]:
         "warning",
         "--max-connections-per-ip",
         "0",
+        "--web",
+        "off",
         *extra,
     ]
 
