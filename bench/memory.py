@@ -52,6 +52,8 @@ def start_server(data: str, port: int, *extra: str) -> subprocess.Popen[bytes]:
             "bench.test",
             "--log-level",
             "warning",
+            "--web",
+            "off",
             *extra,
         ],
         stdout=subprocess.DEVNULL,
