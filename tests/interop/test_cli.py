@@ -55,6 +55,8 @@ def send_a_variety(live: LiveServer) -> list[str]:
             ("alice@example.test", ["bob@example.test"], message("plain")),
             ("", ["postmaster@example.test"], message("bounce")),
             ('"john smith"@example.test', ["x@example.test", "y@example.test"], FOLDED),
+            # Quoted local parts that whitespace folding or RFC 2047 decoding would change.
+            ('"two  spaces"@example.test', ['"=?utf-8?q?not_a_word?="@example.test'], FOLDED),
         ):
             client.mail(sender or "<>")
             for recipient in recipients:
@@ -69,6 +71,12 @@ def send_a_variety(live: LiveServer) -> list[str]:
         client.mail("alice@example.test")
         client.rcpt("bob@example.test")
         ids.append(queue_id_of(client.data(message("tls and auth"))[1]))
+    with smtplib.SMTP(host, port) as client:
+        client.starttls(context=tls_context(live.data))
+        client.login("o'brien (ops) \\ x)", "password")  # a comment's specials
+        client.mail("alice@example.test")
+        client.rcpt("bob@example.test")
+        ids.append(queue_id_of(client.data(message("odd user"))[1]))
     return ids
 
 
@@ -84,9 +92,12 @@ def test_reindex_rebuilds_the_same_index(serve) -> None:
     assert before[ids[2]]["subject"] == "Grüße and a folded subject line"
     assert before[ids[2]]["from_header"] == "Renée <renee@example.test>"
     assert before[ids[2]]["to_header"] == "a@example.test, b@example.test"
-    assert before[ids[3]]["recipients"] == [UTF8_RECIPIENT]
-    assert before[ids[4]]["auth_user"] == "someone@example.test"
-    assert before[ids[4]]["tls"] is True
+    assert before[ids[4]]["recipients"] == [UTF8_RECIPIENT]
+    assert before[ids[3]]["sender"] == '"two  spaces"@example.test'
+    assert before[ids[3]]["recipients"] == ['"=?utf-8?q?not_a_word?="@example.test']
+    assert before[ids[5]]["auth_user"] == "someone@example.test"
+    assert before[ids[5]]["tls"] is True
+    assert before[ids[6]]["auth_user"] == "o'brien (ops) \\ x)"
 
     # Rebuilt over the old index, and from nothing.
     for remove in (False, True):

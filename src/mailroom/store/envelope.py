@@ -5,6 +5,7 @@ index."""
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -58,7 +59,14 @@ class Envelope:
 
 
 def _header_safe(text: str) -> str:
-    return " ".join(text.replace("\r", " ").replace("\n", " ").split())
+    # One header line: line breaks become spaces, and nothing else changes (a quoted local
+    # part may hold two spaces in a row; folding them would name another mailbox).
+    return text.replace("\r", " ").replace("\n", " ")
+
+
+def _comment_safe(text: str) -> str:
+    # Inside a comment, "(", ")" and "\" are quoted pairs (RFC 5322 §3.2.2).
+    return re.sub(r"([()\\])", r"\\\1", _header_safe(text))
 
 
 def trace_header(envelope: Envelope, *, recipients: list[str] | None = None) -> bytes:
@@ -77,7 +85,7 @@ def received_header(envelope: Envelope, recipients: list[str] | tuple[str, ...])
     rcpts = list(recipients)
     lines: list[str] = []
     client = f"[{e.client_ip}]" if ":" not in e.client_ip else f"[IPv6:{e.client_ip}]"
-    auth = f" (Authenticated sender: {_header_safe(e.auth_user)})" if e.auth_user else ""
+    auth = f" (Authenticated sender: {_comment_safe(e.auth_user)})" if e.auth_user else ""
     for_clause = f"\r\n\tfor <{_header_safe(rcpts[0])}>" if len(rcpts) == 1 else ""
     date = email.utils.formatdate(e.received_at, localtime=True)
     lines.append(

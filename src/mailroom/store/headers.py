@@ -81,6 +81,10 @@ def summarize_headers(message: bytes) -> HeaderSummary:
 
 
 def trace_fields(message: bytes) -> list[tuple[str, str]]:
-    """All header fields, in order, as (lower-case name, value): for reading our own trace
-    fields back when the index is rebuilt."""
-    return [(name.decode("latin-1"), _decode(value)) for name, value in _fields(message)]
+    """All header fields, in order, as (lower-case name, unfolded value): for reading our own
+    trace fields back when the index is rebuilt. Values are as written (no RFC 2047 decoding,
+    no whitespace folding), since they hold addresses."""
+    return [
+        (name.decode("latin-1"), value.decode("utf-8", errors="replace"))
+        for name, value in _fields(message)
+    ]

@@ -14,7 +14,7 @@ __all__ = ["rebuild_index", "scan_maildirs"]
 
 _RECEIVED = re.compile(
     r"from (?P<helo>\S+) \(\[(?:IPv6:)?(?P<ip>[^\]]*)\]\)"
-    r"(?: \(Authenticated sender: (?P<auth>[^)]*)\))?"
+    r"(?: \(Authenticated sender: (?P<auth>(?:[^()\\]|\\.)*)\))?"
     r".*? by \S+ \(mailroom\) with (?P<proto>\S+) id (?P<id>[0-9A-Z]+)"
 )
 HEAD_BYTES = 65536
@@ -54,9 +54,14 @@ def _row(data_dir: Path, path: Path) -> IndexRow | None:
         message_id=summary.message_id,
         client_ip=received["ip"],
         helo=received["helo"],
-        auth_user=received["auth"],
+        auth_user=_unquote(received["auth"]),
         tls=_with_tls(received["proto"]),
     )
+
+
+def _unquote(comment: str | None) -> str | None:
+    # The quoted pairs of a comment (RFC 5322 §3.2.2), as envelope.py writes them.
+    return None if comment is None else re.sub(r"\\(.)", r"\1", comment)
 
 
 def _with_tls(protocol: str) -> bool:
