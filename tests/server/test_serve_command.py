@@ -122,3 +122,31 @@ def test_port_in_use_exits_1(tmp_path: Path, serve) -> None:
     # The running server is unharmed.
     with smtplib.SMTP(host, port) as client:
         assert client.noop()[0] == 250
+
+
+@pytest.mark.parametrize("broken", ["missing", "not PEM"])
+def test_unusable_certificate_is_named(tmp_path: Path, broken: str) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    if broken == "not PEM":
+        cert.write_text("not a certificate\n")
+        key.write_text("not a key\n")
+    done = subprocess.run(
+        mailroom_command(
+            "serve",
+            "--data",
+            str(tmp_path / "data"),
+            "--smtp",
+            "127.0.0.1:0",
+            "--tls-cert",
+            str(cert),
+            "--tls-key",
+            str(key),
+            *(["--web", "off"] if HAS_WEB else []),
+        ),
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    stderr = done.stderr.decode()
+    assert f"mailroom serve: cannot load TLS certificate {cert} and key {key}: " in stderr
+    assert "Traceback" not in stderr

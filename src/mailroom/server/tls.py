@@ -14,7 +14,11 @@ __all__ = ["ensure_self_signed", "server_context"]
 def server_context(cert: Path, key: Path) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert, key)
+    try:
+        context.load_cert_chain(cert, key)
+    except OSError as exc:  # ssl.SSLError too; neither names the file at fault
+        reason = exc.strerror or str(exc)
+        raise OSError(f"cannot load TLS certificate {cert} and key {key}: {reason}") from exc
     return context
 
 
