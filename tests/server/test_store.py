@@ -10,9 +10,11 @@ from tests.live import (
     LineClient,
     LiveServer,
     assert_stored,
+    cli_list,
     maildir_files,
     queue_id_of,
     stored,
+    tls_context,
 )
 
 
@@ -148,3 +150,34 @@ def test_file_and_directory_are_synced_before_the_250(serve, monkeypatch) -> Non
     tmp_file = [p for p in seen if not p.startswith("directory ")]
     assert len(tmp_file) == 1 and f"/catchall/tmp/{queue_id}." in tmp_file[0]
     assert seen[-1] == f"directory {new}"
+
+
+def test_restart_keeps_messages_index_and_certificate(serve) -> None:
+    first: LiveServer = serve(tls="self-signed")
+    cert = (first.data / "tls" / "self-signed.pem").read_bytes()
+    with smtplib.SMTP(*first.smtp) as client:
+        client.sendmail("a@example.test", ["b@example.test"], b"Subject: before\r\n\r\n")
+    first.stop()
+    # A crash left a half-written file in tmp/: it never got a 250, so it is not a message.
+    stray = first.data / "mail" / "catchall" / "tmp" / "1234.crashed"
+    stray.write_bytes(b"Subject: half")
+    second: LiveServer = serve(tls="self-signed", data=first.data)
+    assert not stray.exists()
+    assert (second.data / "tls" / "self-signed.pem").read_bytes() == cert
+    with smtplib.SMTP(*second.smtp) as client:
+        client.starttls(context=tls_context(second.data))
+        client.sendmail("a@example.test", ["b@example.test"], b"Subject: after\r\n\r\n")
+    rows = cli_list(second.data)
+    assert [row["subject"] for row in rows] == ["after", "before"]
+    assert len(maildir_files(second.data)) == 2
+
+
+def test_no_size_limit(serve) -> None:
+    live: LiveServer = serve(max_message_size="0")
+    body = b"Subject: big\r\n\r\n" + (b"y" * 98 + b"\r\n") * 60_000  # 6 MB
+    with smtplib.SMTP(*live.smtp) as client:
+        client.ehlo()
+        assert client.esmtp_features["size"] == ""  # SIZE without a number: no limit
+        assert client.sendmail("a@example.test", ["b@example.test"], body) == {}
+    (path,) = maildir_files(live.data)
+    assert path.read_bytes().endswith(body)
