@@ -17,13 +17,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mailroom.config import Config, load_config
+from mailroom.config import load_config
 from mailroom.server import MailServer
 
 HOSTNAME = "mx.test"
@@ -32,7 +31,6 @@ QUEUED_TEXT = re.compile(r"\A2\.0\.0 Ok: queued as (?P<id>[0-9A-Z]{16})\Z")
 QUEUED_SWAKS = re.compile(r"^<[-~]  250 2\.0\.0 Ok: queued as (?P<id>[0-9A-Z]{16})$", re.MULTILINE)
 SMTPS_LINE = re.compile(r"mailroom: SMTP on (?P<addresses>\S.*), data in ")
 STARTUP_TIMEOUT = 30.0
-HAS_WEB = "web" in {f.name for f in fields(Config)}
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
@@ -141,8 +139,7 @@ def server_overrides(data: Path, overrides: dict[str, Any]) -> dict[str, Any]:
     }
     if overrides.get("tls") == "self-signed" or "smtps" in overrides:
         settings["tls"] = "self-signed"
-    if HAS_WEB:
-        settings["web"] = "off"  # on by default, on a fixed port
+    settings["web"] = "off"  # on by default, on a fixed port: tests that want it ask
     settings.update(overrides)
     return settings
 
@@ -256,7 +253,8 @@ def serve_process(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
                 "127.0.0.1:0",
                 "--hostname",
                 HOSTNAME,
-                *(["--web", "off"] if HAS_WEB else []),
+                "--web",
+                "off",
                 *args,
             ]
         process = ServeProcess(args, tmp_path / f"serve{len(started)}.log", cwd=cwd)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live import HAS_WEB, LiveServer, ServeProcess, mailroom_command, tls_context
+from tests.live import LiveServer, ServeProcess, mailroom_command, tls_context
 
 
 def test_config_file_and_flags(tmp_path: Path, serve_process) -> None:
@@ -21,7 +21,8 @@ def test_config_file_and_flags(tmp_path: Path, serve_process) -> None:
         f'max_message_size = "2K"\n'
         f"max_recipients = 2\n"
         f'tls = "self-signed"\n'
-        f'auth = "accept-any"\n' + ('web = "off"\n' if HAS_WEB else "")
+        f'auth = "accept-any"\n'
+        f'web = "off"\n'
     )
     # Flags win over the file.
     process: ServeProcess = serve_process(
@@ -91,7 +92,8 @@ def test_bad_password_file_exits_2(tmp_path: Path) -> None:
             "127.0.0.1:0",
             "--auth",
             str(passwords),
-            *(["--web", "off"] if HAS_WEB else []),
+            "--web",
+            "off",
         ),
         capture_output=True,
         timeout=60,
@@ -111,7 +113,8 @@ def test_port_in_use_exits_1(tmp_path: Path, serve) -> None:
             str(tmp_path / "other"),
             "--smtp",
             f"{host}:{port}",
-            *(["--web", "off"] if HAS_WEB else []),
+            "--web",
+            "off",
         ),
         capture_output=True,
         timeout=60,
@@ -141,7 +144,8 @@ def test_unusable_certificate_is_named(tmp_path: Path, broken: str) -> None:
             str(cert),
             "--tls-key",
             str(key),
-            *(["--web", "off"] if HAS_WEB else []),
+            "--web",
+            "off",
         ),
         capture_output=True,
         timeout=60,
