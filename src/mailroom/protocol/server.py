@@ -82,7 +82,14 @@ from mailroom.protocol.states import (
 )
 from mailroom.protocol.syntax import MAX_DOMAIN, AddressError, Mailbox, parse_domain
 
-__all__ = ["NEED_DATA", "PAUSED", "ProtocolUsageError", "ServerConnection", "Transaction"]
+__all__ = [
+    "NEED_DATA",
+    "PAUSED",
+    "ProtocolUsageError",
+    "ServerConnection",
+    "Transaction",
+    "printable_line",
+]
 
 
 class _Sentinel:
@@ -134,9 +141,8 @@ class ServerConnection:
         self.esmtp = False
         self.authenticated: str | None = None  # the username, once AUTH succeeded
         self.transaction: Transaction | None = None
-        # The last command line read, printable and with AUTH secrets redacted: for
-        # transcripts and logs, never parsed again.
-        self.last_line = ""
+        # The last command line read: kept raw, made printable only when asked for.
+        self._last: bytes | str = ""
         self._buffer = bytearray()
         self._eof = False
         self._waiting: Event | None = None  # the event whose reply we wait for
@@ -171,6 +177,22 @@ class ServerConnection:
     @property
     def closed(self) -> bool:
         return self.state is State.CLOSED
+
+    @property
+    def last_line(self) -> str:
+        """The last command line read, printable and with AUTH secrets redacted: for
+        transcripts and logs, never parsed again."""
+        last = self._last
+        if isinstance(last, bytes):
+            last = self._last = printable_line(last)
+        return last
+
+    @property
+    def last_line_raw(self) -> bytes | str:
+        """The last command line as read (bytes), or its redacted text (str) where it held
+        secrets; ``printable_line`` makes the bytes what ``last_line`` shows. Transcripts keep
+        this and format it only when someone looks."""
+        return self._last
 
     @property
     def awaiting(self) -> Event | None:
@@ -260,7 +282,7 @@ class ServerConnection:
             self._buffer += data
 
     def next_event(self) -> Event | _Sentinel:
-        if self._waiting is not None or self.state in (State.GREETING, State.TLS_PENDING):
+        if self._waiting is not None or self.state in _WAITING_FOR_CALLER:
             return PAUSED
         if self._queued is not None:
             queued, self._queued = self._queued, None
@@ -492,10 +514,10 @@ class ServerConnection:
         line = self._take_line(self._max_read)
         if line is None:
             return None
-        self.last_line = (
-            _printable(line)
+        self._last = (
+            line
             if isinstance(line, bytes)
-            else f"{_printable(self._long_line_head)}... (too long)"
+            else f"{printable_line(self._long_line_head)}... (too long)"
         )
         s = self.settings
         if self._bad_commands >= s.max_bad_commands:
@@ -517,7 +539,7 @@ class ServerConnection:
             return CommandRejected("", replies.BAD_CHARACTERS())
         verb, _, argument = text.partition(" ")
         if verb.upper() == "AUTH" and " " in argument.strip(" "):
-            self.last_line = f"{verb} {argument.split()[0]} <redacted>"
+            self._last = f"{verb} {argument.split()[0]} <redacted>"
         # Verbs are ASCII: str.upper would make "MAIL" of "maıl" and "STARTTLS" of "ſtarttls".
         verb = verb.upper() if verb.isascii() else verb
         return self._command(verb, argument.strip(" "), length)
@@ -739,7 +761,7 @@ class ServerConnection:
         if line is None:
             return None
         # A SASL response holds secrets: transcripts show only that one came.
-        self.last_line = "*" if isinstance(line, bytes) and line.strip() == b"*" else "<redacted>"
+        self._last = "*" if isinstance(line, bytes) and line.strip() == b"*" else "<redacted>"
         if not isinstance(line, bytes):
             return CommandRejected("AUTH", replies.AUTH_LINE_TOO_LONG())
         assert self._mechanism is not None
@@ -838,10 +860,11 @@ class ServerConnection:
 
 
 _TOO_LONG: Final = _Sentinel("TOO_LONG")
+_WAITING_FOR_CALLER = frozenset({State.GREETING, State.TLS_PENDING})
 _TRANSCRIPT_LIMIT = 512
 
 
-def _printable(line: bytes) -> str:
+def printable_line(line: bytes) -> str:
     """A command line as a transcript shows it: line ending gone, controls escaped."""
     text = line.rstrip(b"\r\n").decode("utf-8", errors="backslashreplace")
     if not text.isprintable():

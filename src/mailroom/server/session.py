@@ -327,7 +327,7 @@ class Session(asyncio.Protocol):
         elif kind is ConnectionClosed:
             self.transcript.note("client closed the connection")
         else:
-            self.transcript.command(self.conn.last_line)
+            self.transcript.command(self.conn.last_line_raw)
 
     def _send(self, event: Event, reply: Reply, out: bytearray) -> None:
         conn = self.conn

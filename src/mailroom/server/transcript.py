@@ -9,6 +9,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from mailroom.protocol.server import printable_line
 from mailroom.server.hub import Hub
 
 __all__ = ["Transcript", "TranscriptLog"]
@@ -53,8 +54,9 @@ class Transcript:
         else:
             self.truncated = True
 
-    def command(self, text: str) -> None:
-        self._add("C", text)
+    def command(self, line: bytes | str) -> None:
+        """A command line: raw bytes (made printable when shown) or text."""
+        self._add("C", line)
 
     def reply(self, wire: bytes) -> None:
         self._add("S", wire)
@@ -85,13 +87,19 @@ class Transcript:
             {
                 "time": at,
                 "from": {"C": "client", "S": "server", "I": "info"}[kind],
-                "text": value.decode("utf-8", "replace").rstrip("\r\n")
-                if isinstance(value, bytes)
-                else value,
+                "text": _text(kind, value),
             }
             for at, kind, value in self.entries
         ]
         return data
+
+
+def _text(kind: str, value: str | bytes) -> str:
+    if isinstance(value, str):
+        return value
+    if kind == "C":
+        return printable_line(value)
+    return value.decode("utf-8", "replace").rstrip("\r\n")
 
 
 def _last_reply(entries: list[tuple[float, str, str | bytes]]) -> str | None:
