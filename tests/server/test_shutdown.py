@@ -181,3 +181,34 @@ def test_serve_with_no_options(tmp_path: Path, serve_process) -> None:
     assert (data / "index.sqlite").is_file()
     assert process.terminate() == 0
     assert sorted(p.name for p in cwd.iterdir()) == ["mailroom-data"]
+
+
+def test_graceful_shutdown_between_chunks(serve_process) -> None:
+    """A message sent with BDAT is in flight from its first chunk to its last."""
+    process: ServeProcess = serve_process("--shutdown-grace", "20")
+    idle = LineClient(process.smtp)
+    assert idle.reply().startswith(b"220 ")
+    sending = LineClient(process.smtp)
+    assert sending.reply().startswith(b"220 ")
+    sending.command(b"EHLO client.example.test")
+    sending.command(b"MAIL FROM:<alice@example.test>")
+    sending.command(b"RCPT TO:<bob@example.test>")
+    first, last = b"Subject: chunked\r\n\r\nfirst, ", b"last.\r\n"
+    sending.send(b"BDAT %d\r\n" % len(first) + first)
+    assert sending.reply().startswith(b"250 2.0.0 ")
+    process.process.send_signal(signal.SIGTERM)
+    assert idle.reply() == SHUTTING_DOWN
+    sending.send(b"BDAT %d LAST\r\n" % len(last) + last)
+    queue_id = queue_id_of(sending.reply())
+    assert sending.reply() == SHUTTING_DOWN
+    assert sending.closed()
+    assert process.process.wait(timeout=30) == 0
+    assert_stored(
+        process_data(process),
+        queue_id,
+        first + last,
+        sender="alice@example.test",
+        recipients=["bob@example.test"],
+    )
+    idle.close()
+    sending.close()

@@ -583,7 +583,12 @@ class Session(asyncio.Protocol):
 
     @property
     def in_message(self) -> bool:
-        return self.conn is not None and (self.conn.state in (State.DATA, State.BDAT) or self.busy)
+        """Reading a message, or waiting on its behalf; with BDAT, from the first chunk on."""
+        conn = self.conn
+        if conn.state in (State.DATA, State.BDAT) or self.busy:
+            return True
+        transaction = conn.transaction
+        return transaction is not None and transaction.chunks > 0
 
     def idle_timeout(self) -> None:
         """No input for longer than the timeout: 421 4.4.2 and close."""
