@@ -142,3 +142,24 @@ def test_idle_timeout_in_the_middle_of_data(serve) -> None:
     client.close()
     wait_for(lambda: not live.mail_server.sessions)
     assert not maildir_files(live.data) and not maildir_files(live.data, "tmp")
+
+
+@pytest.mark.timeout(60)
+def test_idle_timeout_for_a_client_that_does_not_read(serve) -> None:
+    """A client that sends and never reads its replies fills the server's write buffer; the
+    timeout must still end the session and free its place."""
+    live: LiveServer = serve(timeout=1.0, max_connections=1)
+    client, _ = connect(live)
+    client.sock.setblocking(False)
+    flood = b"NOOP\r\n" * 100_000
+    try:
+        while True:
+            sent = client.sock.send(flood)
+            assert sent > 0
+    except BlockingIOError:
+        pass  # both directions are full now
+    wait_for(lambda: not live.mail_server.sessions, timeout=20)
+    client.close()
+    fresh, greeting = connect(live)
+    assert greeting == GREETING
+    fresh.close()

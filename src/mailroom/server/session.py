@@ -58,6 +58,10 @@ def _proposal(event: Event) -> Reply:
 log = logging.getLogger("mailroom.smtp")
 
 MAX_BUFFERED = 4 * 1024 * 1024  # pause reading when this much input waits unprocessed
+# The idle timeout runs from the last progress, not the last octet: a command answered, or in
+# message data a line ended or this many octets arrived. A client that dribbles a byte every
+# few seconds (slowloris) makes none and is timed out like an idle one.
+PROGRESS_OCTETS = 1024
 # Replies to these stages may be 451 (RFC 5321 §4.3.2); elsewhere an internal error closes.
 _TRANSACTION_STAGES = frozenset({"MAIL", "RCPT", "END_OF_DATA", "BDAT"})
 _MESSAGE_ENDS = (MessageComplete, MessageRefused)
@@ -71,7 +75,8 @@ class Session(asyncio.Protocol):
         self.client_port = 0
         self.transport: asyncio.Transport | None = None
         self.conn = ServerConnection(server.settings_for(listener), tls=listener.implicit_tls)
-        self.last_activity = 0.0
+        self.last_activity = 0.0  # the last progress (see PROGRESS_OCTETS)
+        self._octets_since_progress = 0
         self.busy = False  # waiting for policy or the store
         self.shutting_down = False
         self._writer: MessageWriter | None = None
@@ -162,10 +167,14 @@ class Session(asyncio.Protocol):
             self.transcript.note(text)
 
     def data_received(self, data: bytes) -> None:
-        self.last_activity = time.monotonic()
         conn = self.conn
         if self._closing:
             return
+        if conn.state is State.DATA or conn.state is State.BDAT:
+            self._octets_since_progress += len(data)
+            if self._octets_since_progress >= PROGRESS_OCTETS or b"\n" in data:
+                self._octets_since_progress = 0
+                self.last_activity = time.monotonic()
         if self._tls_early is not None:
             self._tls_early += data
             return
@@ -331,6 +340,7 @@ class Session(asyncio.Protocol):
 
     def _send(self, event: Event, reply: Reply, out: bytearray) -> None:
         conn = self.conn
+        self.last_activity = time.monotonic()
         ends_message = type(event) in _MESSAGE_ENDS
         if ends_message and reply.code >= 400:
             self._log_refused_message(event, reply)  # before send() ends the transaction
@@ -593,6 +603,10 @@ class Session(asyncio.Protocol):
     def idle_timeout(self) -> None:
         """No input for longer than the timeout: 421 4.4.2 and close."""
         log.info("timeout: client=%s", self.client_ip)
+        if self._closing:
+            # Closed, but its last replies never drained: the client stopped reading.
+            self._abort()
+            return
         self._say_and_close(replies.IDLE_TIMEOUT(hostname=self.server.config.hostname))
 
     def shutdown(self) -> None:
@@ -607,6 +621,18 @@ class Session(asyncio.Protocol):
     def _say_and_close(self, reply: Reply) -> None:
         if self._closing:
             return
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(reply.format())
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(reply.format())
+            if transport.get_write_buffer_size():
+                # The client does not read (its replies pile up): closing would wait for
+                # them to drain, forever. Drop the connection instead.
+                self._abort()
+                return
         self._close()
+
+    def _abort(self) -> None:
+        self._closing = True
+        self._abort_message()
+        if self.transport is not None:
+            self.transport.abort()
