@@ -275,7 +275,9 @@ def test_auth_password_file(serve, password_file: Path, mechanism: str) -> None:
         client.ehlo()
         client.user, client.password = "alice", "wonderland"  # type: ignore[attr-defined]
         method = client.auth_plain if mechanism == "PLAIN" else client.auth_login
-        for user, password in (("alice", "wrong"), ("nobody", "wonderland"), ("bob", "wonderland")):
+        # A wrong password, and a user who is not in the file (bob's password is "builder").
+        wrong = ("alice", "builder") if mechanism == "PLAIN" else ("bob", "wonderland")
+        for user, password in (wrong, ("nobody", "wonderland")):
             client.user, client.password = user, password  # type: ignore[attr-defined]
             with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
                 client.auth(mechanism, method)
