@@ -170,3 +170,29 @@ def test_tls_in_the_serve_process(serve_process) -> None:
     assert process.terminate() == 0
     assert len(maildir_files(data)) == 1
     assert f"listening on smtps://127.0.0.1:{smtps[1]}" in process.stderr
+
+
+def test_implicit_tls_satisfies_require_tls_and_offers_plain_auth(serve) -> None:
+    live: LiveServer = serve(smtps="127.0.0.1:0", require_tls=True, auth="accept-any")
+    with smtplib.SMTP_SSL(*live.smtps, context=tls_context(live.data)) as client:
+        client.ehlo()
+        assert "starttls" not in client.esmtp_features
+        assert "PLAIN" in client.esmtp_features["auth"].split()
+        assert client.docmd("AUTH", "PLAIN AGFsaWNlAHNlY3JldA==")[0] == 235
+        assert client.sendmail("a@example.test", ["b@example.test"], b"Subject: s\r\n\r\n") == {}
+    (path,) = maildir_files(live.data)
+    assert b" with ESMTPSA id " in path.read_bytes()
+
+
+def test_certificate_from_files(serve, tmp_path) -> None:
+    from mailroom.server.tls import ensure_self_signed
+
+    cert, key = ensure_self_signed(tmp_path / "pki", "files.example.test")
+    live: LiveServer = serve(tls_cert=cert, tls_key=key)
+    context = ssl.create_default_context(cafile=str(cert))
+    with smtplib.SMTP(*live.smtp) as client:
+        client.starttls(context=context)
+        presented = client.sock.getpeercert()  # type: ignore[union-attr]
+        assert ("DNS", "files.example.test") in presented["subjectAltName"]
+        assert client.ehlo()[0] == 250
+    assert not (live.data / "tls").exists()  # no self-signed certificate made
