@@ -15,6 +15,7 @@ from tests.live import (
     LineClient,
     ServeProcess,
     assert_stored,
+    cli_list,
     free_port,
     maildir_files,
     queue_id_of,
@@ -212,3 +213,45 @@ def test_graceful_shutdown_between_chunks(serve_process) -> None:
     )
     idle.close()
     sending.close()
+
+
+def test_killed_server_loses_nothing_it_acknowledged(serve_process) -> None:
+    process: ServeProcess = serve_process()
+    ids = []
+    with smtplib.SMTP(*process.smtp) as client:
+        client.ehlo()
+        for n in range(5):
+            client.mail("alice@example.test")
+            client.rcpt("bob@example.test")
+            code, text = client.data(f"Subject: {n}\r\n\r\nbody {n}\r\n".encode())
+            assert code == 250
+            ids.append(queue_id_of(text))
+        # One more, cut off in the middle: never acknowledged.
+        client.putcmd("mail", "FROM:<alice@example.test>")
+        client.getreply()
+        client.putcmd("rcpt", "TO:<bob@example.test>")
+        client.getreply()
+        client.putcmd("data")
+        client.getreply()
+        client.send(b"Subject: lost\r\n\r\n" + b"x" * 70 + b"\r\n")
+        process.process.kill()
+        assert process.process.wait(timeout=30) == -signal.SIGKILL
+    data = process_data(process)
+    for n, queue_id in enumerate(ids):
+        assert_stored(
+            data,
+            queue_id,
+            f"Subject: {n}\r\n\r\nbody {n}\r\n".encode(),
+            sender="alice@example.test",
+            recipients=["bob@example.test"],
+        )
+    assert {row["id"] for row in cli_list(data)} == set(ids)
+    # It starts again on the same data, and takes mail.
+    again: ServeProcess = serve_process()
+    with smtplib.SMTP(*again.smtp) as client:
+        assert (
+            client.sendmail("a@example.test", ["b@example.test"], b"Subject: after\r\n\r\n") == {}
+        )
+    assert again.terminate() == 0
+    assert len(cli_list(data)) == len(ids) + 1
+    assert not maildir_files(data, "tmp")
