@@ -299,3 +299,30 @@ def test_wrong_password_reply_on_the_wire(serve, password_file: Path) -> None:
         client.ehlo()
         code, text = client.docmd("AUTH", "PLAIN AGJvYgB3cm9uZw==")  # \0bob\0wrong
     assert (code, text) == (535, b"5.7.8 Authentication credentials invalid")
+
+
+def test_send_message_international(serve) -> None:
+    """send_message finds the non-ASCII addresses and asks for SMTPUTF8 by itself."""
+    from email.message import EmailMessage
+
+    live: LiveServer = serve()
+    msg = EmailMessage()
+    msg["From"] = f"Jörg <{UTF8_SENDER}>"
+    msg["To"] = f"Zoë <{UTF8_RECIPIENT}>, {RECIPIENT}"
+    msg["Subject"] = "Grüße ✓"
+    msg["Message-ID"] = "<send-message@exämple.test>"
+    msg.set_content("Ünïcödé body.\n.\nA dot line above.\n")
+    with smtplib.SMTP(*live.smtp) as client:
+        assert client.send_message(msg) == {}
+    (path,) = maildir_files(live.data)
+    queue_id = path.name.split(".")[1]
+    expected = msg.as_bytes(policy=msg.policy.clone(utf8=True, linesep="\r\n"))
+    raw = assert_stored(
+        live.data,
+        queue_id,
+        expected,
+        sender=UTF8_SENDER,
+        recipients=[UTF8_RECIPIENT, RECIPIENT],
+    )
+    assert f" with UTF8SMTP id {queue_id}".encode() in raw
+    assert_listed(live.data, queue_id, raw, subject="Grüße ✓", from_header=f"Jörg <{UTF8_SENDER}>")
