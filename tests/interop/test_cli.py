@@ -175,3 +175,18 @@ def test_show_after_a_mail_reader_moved_the_message(serve) -> None:
     (row,) = cli_list(live.data)
     assert row["id"] == queue_id and row["path"] == str(seen.relative_to(live.data))
     assert run_cli("show", queue_id, "--data", str(live.data)) == raw
+
+
+def test_passwd(tmp_path: Path) -> None:
+    from argon2 import PasswordHasher
+
+    line = run_cli("passwd", "carol", "--password-stdin", stdin=b"correct horse\n").decode()
+    user, hashed, scram = line.rstrip("\n").split(":", 2)
+    assert user == "carol" and PasswordHasher().verify(hashed, "correct horse")
+    assert scram.startswith("SCRAM-SHA-256$")
+    for args, stdin, error in (
+        (["passwd", "carol", "--password-stdin"], b"\n", b"empty password"),
+        (["passwd", "ca:rol", "--password-stdin"], b"pw\n", b"holds no ':'"),
+    ):
+        done = subprocess.run(mailroom_command(*args), input=stdin, capture_output=True, timeout=60)
+        assert done.returncode == 2 and error in done.stderr, done.stderr
