@@ -163,3 +163,22 @@ def test_idle_timeout_for_a_client_that_does_not_read(serve) -> None:
     fresh, greeting = connect(live)
     assert greeting == GREETING
     fresh.close()
+
+
+def test_max_bad_commands(serve) -> None:
+    live: LiveServer = serve(max_bad_commands=3)
+    client, _ = connect(live)
+    assert client.command(b"EHLO client.example.test").startswith(b"250-")
+    assert client.command(b"FOO").startswith(b"500 5.5.")
+    assert client.command(b"BAR").startswith(b"500 5.5.")
+    assert client.command(b"BAZ").startswith(b"500 5.5.")
+    # Three refused in a row: the next command is not heard.
+    assert client.command(b"NOOP") == (
+        b"421 4.7.0 mx.test Error: too many errors, closing connection\r\n"
+    )
+    assert client.closed()
+    client.close()
+    wait_for(lambda: not live.mail_server.sessions)
+    again, greeting = connect(live)
+    assert greeting == GREETING
+    again.close()
