@@ -433,6 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store_commands(commands)
     _add_send(commands)
     _add_sendmail(commands)
+    from mailroom.delivery.commands import add_queue_command
+
+    add_queue_command(commands)
     bench = commands.add_parser(
         "bench-client",
         help="SMTP load generator (see `mailroom bench-client --help`)",

@@ -79,7 +79,10 @@ def message_ids(data: Path) -> list[str]:
 def commands(server: MailServer) -> list[list[str]]:
     """The commands of each session the server saw, oldest session first."""
     sessions = list(reversed(server.transcripts.list(limit=10_000)))
-    return [[str(v) for _, kind, v in t.entries if kind == "C"] for t in sessions]
+    return [
+        [item["text"] for item in t.to_dict()["entries"] if item["from"] == "client"]
+        for t in sessions
+    ]
 
 
 def make_message(subject: str = "hello", message_id: str | None = None, size: int = 0) -> bytes:

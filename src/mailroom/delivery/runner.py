@@ -31,7 +31,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from mailroom.client import (
     ConnectionFailed,
@@ -92,6 +92,24 @@ class _Destination:
 
 def _now() -> float:
     return time.time()
+
+
+T = TypeVar("T")
+
+
+async def _wait(awaitable: Awaitable[T], timeout: float) -> T | None:
+    """The awaitable's result, or None after ``timeout`` seconds (it is then cancelled).
+
+    Unlike ``asyncio.wait_for`` before Python 3.12, a cancellation of the caller is never lost
+    when it comes just as the awaitable finishes: loops that wait this way can be stopped.
+    """
+    task = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+    finally:
+        if not task.done():
+            task.cancel()
+    return task.result() if done else None
 
 
 class QueueRunner:
@@ -178,10 +196,9 @@ class QueueRunner:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for task in (self._scheduler, self._poller):
-            if task is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        loops = [t for t in (self._scheduler, self._poller) if t is not None]
+        if loops:
+            await asyncio.wait(loops, timeout=5)
         if self._lock is not None:
             self._lock.release()
             self._lock = None
@@ -201,9 +218,14 @@ class QueueRunner:
     def retry_now(self, ids: Iterable[str] | None = None) -> list[str]:
         """Make entries due now (all when ``ids`` is None); the ids that were found."""
         found = []
-        targets = list(self.entries) if ids is None else list(ids)
+        targets = self.spool.ids() if ids is None else list(ids)
         for queue_id in targets:
             entry = self.entries.get(queue_id)
+            if entry is None and queue_id not in self._deleted:
+                # On disk but not known yet (queued by another process, or not yet woken).
+                entry = self.spool.load(queue_id)
+                if entry is not None:
+                    self.entries[queue_id] = entry
             if entry is None:
                 continue
             found.append(queue_id)
@@ -220,7 +242,7 @@ class QueueRunner:
         finishes its transaction, but nothing more is done for it."""
         removed = []
         for queue_id in ids:
-            if queue_id not in self.entries:
+            if queue_id not in self.entries and not self.spool.entry_path(queue_id).exists():
                 continue
             self._deleted.add(queue_id)
             self.entries.pop(queue_id, None)
@@ -264,7 +286,7 @@ class QueueRunner:
         heapq.heappush(self._heap, (entry.next_attempt, next(self._seq), entry.id))
 
     async def _schedule(self) -> None:
-        while True:
+        while not self._stopping:
             self._wakeup.clear()
             now = self.clock()
             while self._heap and len(self._rounds) < MAX_ROUNDS:
@@ -282,8 +304,7 @@ class QueueRunner:
             delay = 60.0
             if self._heap and len(self._rounds) < MAX_ROUNDS:
                 delay = min(delay, max(0.0, self._heap[0][0] - now))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), delay)
+            await _wait(self._wakeup.wait(), delay)
 
     async def _poll(self) -> None:
         while True:
@@ -367,11 +388,12 @@ class QueueRunner:
                             break
                         destination.idle += 1
                         try:
-                            job = await asyncio.wait_for(destination.jobs.get(), self.linger)
-                        except TimeoutError:
-                            break
+                            got = await _wait(destination.jobs.get(), self.linger)
                         finally:
                             destination.idle -= 1
+                        if got is None:
+                            break
+                        job = got
                     try:
                         session = await self._run_job(destination, job, session)
                     except asyncio.CancelledError:
