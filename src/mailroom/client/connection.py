@@ -21,7 +21,7 @@ import socket
 import ssl
 from collections.abc import Callable, Sequence
 from email.message import Message
-from typing import Literal, TypeVar, overload
+from typing import Literal, TypeVar, cast, overload
 
 from mailroom.client.errors import (
     AuthenticationFailed,
@@ -96,8 +96,8 @@ class _Stream(asyncio.Protocol):
         self._can_write.set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports have asyncio.Transport's methods without being its subclass.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -324,8 +324,7 @@ class Client:
             raise TLSFailed(f"TLS handshake with {self.host} failed: {exc}") from exc
         if transport is None:
             raise ConnectionFailed("the connection closed during the TLS handshake")
-        assert isinstance(transport, asyncio.Transport)
-        stream.transport = transport
+        stream.transport = transport  # uvloop's is no asyncio.Transport subclass: no isinstance
         conn.tls_started()
         self._note_tls()
         return await self.ehlo()

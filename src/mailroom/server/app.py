@@ -104,6 +104,7 @@ class MailServer:
         self.log_transactions = True
         self._sweeper: asyncio.Task[None] | None = None
         self.web: Any = None  # mailroom.web.WebServer when --web is on
+        self.runner: Any = None  # mailroom.delivery.QueueRunner in the mail server mode
         self._stopping = False
         self.stopped = asyncio.Event()
 
@@ -134,6 +135,8 @@ class MailServer:
         self.store.start()
         if self.mail_policy is not None and isinstance(self.store, MaildirStore):
             self.mail_policy.usage = self.store.usage
+        if config.mail is not None and isinstance(self.store, MaildirStore):
+            await self._start_runner()
         if config.web is not None:
             # Imported here: the web's dependencies load only when the web is on.
             from mailroom.web import WebServer
@@ -165,6 +168,26 @@ class MailServer:
 
     def settings_for(self, listener: Listener) -> SessionSettings:
         return self._listener_settings.get(listener) or self.session_settings
+
+    async def _start_runner(self) -> None:
+        """The outbound queue's runner: it resumes what is queued on disk, is woken by the
+        store for each new entry, and hands its reports (bounces) to :meth:`inject`."""
+        from mailroom.delivery import QueueRunner
+
+        assert self.config.mail is not None
+        self.runner = QueueRunner(
+            self.store.spool,
+            self.config.mail.queue,
+            hostname=self.config.hostname,
+            resolver=getattr(self, "resolver", None),
+            deliver_local=self.inject,
+        )
+        self.store.on_queued = self.runner.wake
+        try:
+            await self.runner.start()
+        except BaseException:
+            self.store.close()
+            raise
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -222,6 +245,8 @@ class MailServer:
         if self._sweeper is not None:
             self._sweeper.cancel()
         await asyncio.sleep(0)
+        if self.runner is not None:
+            await self.runner.stop(grace=self.config.shutdown_grace)
         if self.store is not None:
             self.store.close()
         self.stopped.set()
