@@ -25,7 +25,7 @@ __all__ = ["QueueBusy", "Request", "RunnerLock", "pending_requests", "submit"]
 ACTIONS = ("retry", "delete")
 
 
-class QueueBusy(RuntimeError):
+class QueueBusy(OSError):
     """Another process runs this queue."""
 
 

@@ -29,7 +29,7 @@ import heapq
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -68,9 +68,7 @@ class DeliverLocal(Protocol):
     sender's domain is local, else queue it for remote delivery with the null sender. Returns
     the queue id once the message is durable."""
 
-    def __call__(
-        self, *, sender: str, recipients: Sequence[str], message: bytes
-    ) -> Awaitable[str]: ...
+    def __call__(self, *, sender: str, recipients: list[str], message: bytes) -> Awaitable[str]: ...
 
 
 @dataclass(eq=False)
