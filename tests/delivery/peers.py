@@ -149,6 +149,12 @@ class Inbox:
 def recipient_blocks(report: EmailMessage) -> list[Any]:
     """The per-recipient fields of a DSN."""
     status = report.get_payload()[1]
+    if status.get_content_type() == "message/global-delivery-status":
+        # RFC 6533: the email package splits the fields of message/delivery-status only.
+        raw = report.as_bytes().replace(
+            b"message/global-delivery-status", b"message/delivery-status"
+        )
+        status = email.message_from_bytes(raw, policy=email.policy.default).get_payload()[1]
     assert status.get_content_type() == "message/delivery-status"
     return list(status.get_payload()[1:])
 

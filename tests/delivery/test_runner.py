@@ -566,3 +566,37 @@ def test_retry_now_and_delete_by_request(tmp_path: Path) -> None:
             assert b"Delivered-To: bob@example.test" in raw
 
     asyncio.run(main())
+
+
+def test_what_the_next_server_cannot_take_is_returned(tmp_path: Path) -> None:
+    from aiosmtpd.smtp import SMTP
+
+    from mailroom.queue.settings import RelayHost
+
+    class Sink:
+        async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+            return "250 2.0.0 Ok"
+
+    spool = QueueSpool(tmp_path / "a")
+    # aiosmtpd offers neither SMTPUTF8 (here) nor BINARYMIME: mailroom converts nothing.
+    queue_message(spool, ["josé@example.test"], smtputf8=True)
+    queue_message(spool, ["bob@example.test"], body="BINARYMIME")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: SMTP(Sink(), hostname="sink.test", enable_SMTPUTF8=False), "127.0.0.1", 0
+        )
+        try:
+            port = server.sockets[0].getsockname()[1]
+            routes = {"example.test": RelayHost.parse(f"127.0.0.1:{port}")}
+            inbox = Inbox()
+            async with running(spool, fast(routes=routes), inbox) as runner:
+                await wait_until(lambda: not spool.ids())
+                assert runner.bounced == 2
+        finally:
+            server.close()
+        statuses = sorted(recipient_blocks(r)[0]["Status"] for r in inbox.reports)
+        assert statuses == ["5.6.3", "5.6.7"]
+
+    asyncio.run(main())
