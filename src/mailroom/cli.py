@@ -78,6 +78,10 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, object]:
         "web",
         "web_auth",
         "release_smtp",
+        "max_auth_failures",
+        "auth_failure_window",
+        "max_auth_failures_per_session",
+        "auth_failure_delay",
     )
     overrides = {name: getattr(args, name) for name in names}
     if args.fault:
@@ -346,6 +350,26 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     add("--require-auth", action="store_true", help="530 5.7.0 until AUTH")
     add("--allow-insecure-auth", action="store_true", help="offer PLAIN and LOGIN without TLS")
+    add(
+        "--max-auth-failures",
+        type=int,
+        metavar="N",
+        help="failed AUTHs from one address within the window before 454 4.7.0 "
+        "(default 5; 0 for no limit)",
+    )
+    add("--auth-failure-window", type=float, metavar="SECONDS", help="(default 600)")
+    add(
+        "--max-auth-failures-per-session",
+        type=int,
+        metavar="N",
+        help="failed AUTHs in one session before 421 4.7.0 and close (default 3; 0: no limit)",
+    )
+    add(
+        "--auth-failure-delay",
+        type=float,
+        metavar="SECONDS",
+        help="a failed AUTH is answered this late (default 1; 0 at once)",
+    )
     add(
         "--transcripts",
         type=int,

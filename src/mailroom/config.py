@@ -118,6 +118,15 @@ class Config:
     require_auth: bool = False
     allow_insecure_auth: bool = False
 
+    # AUTH brute force (mailroom.policy.authguard): a failed AUTH is answered after
+    # auth_failure_delay seconds; a client address with max_auth_failures failures within
+    # auth_failure_window seconds gets 454 4.7.0 to any AUTH; a session with
+    # max_auth_failures_per_session failures gets 421 4.7.0 and is closed. 0 turns one off.
+    max_auth_failures: int = 5
+    auth_failure_window: float = 600.0
+    max_auth_failures_per_session: int = 3
+    auth_failure_delay: float = 1.0
+
     # sessions whose transcripts are kept in memory (for the web UI); 0 keeps none
     transcripts: int = 1000
     # fault rules, "STAGE[:MATCH][:OPTION...]:ACTION" (see mailroom.policy.faults)
@@ -171,9 +180,17 @@ class Config:
         for name in ("max_recipients", "max_connections", "max_bad_commands"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
-        for name in ("max_message_size", "max_connections_per_ip"):
+        for name in (
+            "max_message_size",
+            "max_connections_per_ip",
+            "max_auth_failures",
+            "max_auth_failures_per_session",
+            "auth_failure_delay",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative (0 means no limit)")
+        if self.auth_failure_window <= 0:
+            raise ConfigError("auth_failure_window must be positive")
         if self.timeout <= 0 or self.tls_handshake_timeout <= 0 or self.shutdown_grace < 0:
             raise ConfigError("timeouts must be positive")
         if self.bare_line_endings not in ("reject", "normalize"):

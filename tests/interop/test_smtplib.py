@@ -268,7 +268,14 @@ def password_file(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
 def test_auth_password_file(serve, password_file: Path, mechanism: str) -> None:
-    live: LiveServer = serve(tls="self-signed", auth=str(password_file))
+    # Three refusals in one session, then a success: without the brute-force limits (a
+    # session is closed after its third failure; tests/hostile/test_auth_abuse.py).
+    live: LiveServer = serve(
+        tls="self-signed",
+        auth=str(password_file),
+        max_auth_failures_per_session=0,
+        auth_failure_delay=0,
+    )
     body = message(f"password file {mechanism}")
     with smtplib.SMTP(*live.smtp) as client:
         client.starttls(context=tls_context(live.data))

@@ -763,6 +763,14 @@ AUTH_TOO_MANY_FAILURES = _reply(
     commands=("AUTH",),
     ref="RFC 4954 §6",
 )
+AUTH_TOO_MANY_FAILURES_CLOSING = _reply(
+    421,
+    "4.7.0",
+    "{hostname} Error: too many failed authentications, closing connection",
+    when="instead of the last refusal of a session whose AUTH failed too many times",
+    commands=("AUTH",),
+    ref="RFC 4954 §6; RFC 5321 §3.8",
+)
 AUTH_PASSWORD_TRANSITION = _reply(
     432,
     "4.7.12",

@@ -15,6 +15,7 @@ from mailroom.codes import Reply
 from mailroom.codes import catalogue as replies
 from mailroom.config import Config, Listener
 from mailroom.policy import AcceptAny, CatcherPolicy, CredentialStore, PasswordFile, Policy
+from mailroom.policy.authguard import AuthGuard, AuthLimits
 from mailroom.policy.credentials import DirectoryCredentials
 from mailroom.policy.faults import FaultInjector, FaultRule
 from mailroom.policy.mailserver import MailServerPolicy
@@ -85,6 +86,17 @@ class MailServer:
         else:
             inner = CatcherPolicy(self.credentials)
         self.mail_policy = inner if isinstance(inner, MailServerPolicy) else None
+        self.auth_guard = AuthGuard(
+            inner,
+            AuthLimits(
+                max_failures=config.max_auth_failures,
+                window=config.auth_failure_window,
+                max_failures_per_session=config.max_auth_failures_per_session,
+                failure_delay=config.auth_failure_delay,
+            ),
+            hostname=config.hostname,
+        )
+        inner = self.auth_guard
         # Fault rules sit in front of whatever policy decides; with no rules they cost a check.
         self.faults = FaultInjector(inner, hostname=config.hostname, on_fire=self._fault_fired)
         for rule in config.faults:

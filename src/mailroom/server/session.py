@@ -97,6 +97,7 @@ class Session(asyncio.Protocol):
         # mode); cleared with each new transaction.
         self.routes: dict[str, Any] = {}
         self.transcript: Transcript | None = None
+        self.auth_failures = 0  # failed AUTHs in this session (mailroom.policy.authguard)
 
     # -- asyncio callbacks ---------------------------------------------------------------------
 

@@ -1,0 +1,40 @@
+"""AuthFailures: failed AUTHs per client address over a sliding window, with the clock given
+(the server-level behaviour is in tests/hostile/test_auth_abuse.py)."""
+
+from __future__ import annotations
+
+from mailroom.policy.authguard import AuthFailures
+
+
+def test_blocked_at_the_limit_until_the_oldest_failure_ages_out() -> None:
+    failures = AuthFailures(max_failures=3, window=600)
+    for t in (0, 10, 20):
+        assert not failures.blocked("192.0.2.1", t)
+        failures.record("192.0.2.1", t)
+    assert failures.blocked("192.0.2.1", 21)
+    assert not failures.blocked("192.0.2.2", 21)  # others are not held responsible
+    assert failures.blocked("192.0.2.1", 599)
+    assert not failures.blocked("192.0.2.1", 600)  # the failure at 0 aged out
+    failures.record("192.0.2.1", 600)
+    assert failures.blocked("192.0.2.1", 601)
+
+
+def test_no_limit() -> None:
+    failures = AuthFailures(max_failures=0, window=600)
+    for t in range(100):
+        failures.record("192.0.2.1", t)
+    assert not failures.blocked("192.0.2.1", 100)
+    assert len(failures) == 0
+
+
+def test_memory_stays_bounded() -> None:
+    failures = AuthFailures(max_failures=5, window=60)
+    for t in range(1000):
+        failures.record("192.0.2.1", t / 1000)
+    assert len(failures._seen["192.0.2.1"]) == 5
+    # Many addresses, each failing once: the old ones are swept out as new ones come.
+    for n in range(5000):
+        failures.record(f"10.0.{n // 256}.{n % 256}", float(n))
+    assert len(failures) <= 1100
+    failures.prune(10_000.0)
+    assert len(failures) == 0
