@@ -3,7 +3,7 @@
 The command reads the queue's files directly (every state change is an atomic rename, so a
 read never sees half of one). To change things it asks the running server's queue runner
 through ``<data>/queue/control/`` (see :mod:`mailroom.delivery.control`) and waits for it to
-act; when no runner holds ``<data>/queue/runner.lock``, it changes the files itself, under that
+act; when no runner holds ``<data>/queue.lock``, it changes the files itself, under that
 lock, and the next ``mailroom serve`` goes on from there.
 """
 

@@ -1,8 +1,9 @@
 """How ``mailroom queue`` reaches the running server's queue runner, and knows whether one runs.
 
-- ``<data>/queue/runner.lock``: the runner holds an exclusive ``flock`` on it for as long as it
-  runs. The kernel drops the lock when the process dies (even by ``kill -9``), so a command that
-  can take the lock knows no runner is alive, and works on the files itself while holding it.
+- ``<data>/queue.lock``: the runner holds an exclusive ``flock`` on it for as long as it runs
+  (beside the queue, not in it: the queue holds mail only). The kernel drops the lock when the
+  process dies (even by ``kill -9``), so a command that can take the lock knows no runner is
+  alive, and works on the files itself while holding it.
 - ``<data>/queue/control/<action>.<unique>``: a request to the running runner, one queue id a
   line (none: every entry). The command writes it (to a temporary name, then renamed into
   place); the runner looks every second, acts, and deletes it. ``retry`` makes entries due now;
@@ -30,7 +31,7 @@ class QueueBusy(OSError):
 
 
 def lock_path(root: Path) -> Path:
-    return root / "runner.lock"
+    return root.parent / f"{root.name}.lock"
 
 
 def control_dir(root: Path) -> Path:
@@ -45,7 +46,7 @@ class RunnerLock:
 
     @classmethod
     def try_acquire(cls, root: Path) -> RunnerLock | None:
-        root.mkdir(parents=True, exist_ok=True)
+        root.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(lock_path(root), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -17,7 +17,7 @@ Shape (Postfix's qmgr and smtp in one asyncio component):
   attempt, or remove the entry once every recipient is final and reported.
 
 Control from outside (``mailroom queue retry|delete``) comes through files in
-``<data>/queue/control/`` that the runner polls every second; ``<data>/queue/runner.lock``
+``<data>/queue/control/`` that the runner polls every second; ``<data>/queue.lock``
 (flock) tells the command whether a runner is alive. See :mod:`mailroom.delivery.control`.
 """
 
