@@ -600,3 +600,23 @@ def test_what_the_next_server_cannot_take_is_returned(tmp_path: Path) -> None:
         assert statuses == ["5.6.3", "5.6.7"]
 
     asyncio.run(main())
+
+
+def test_a_failed_destination_is_not_tried_once_per_message(tmp_path: Path) -> None:
+    spool = QueueSpool(tmp_path / "a")
+    for n in range(10):
+        queue_message(spool, [f"user{n}@broken.test"])
+
+    async def main() -> None:
+        with DNSServer({}, servfail={"broken.test"}) as dns:
+            settings = fast(
+                dns_servers=(dns.address,), max_per_destination=1, retry_schedule=(3600.0,)
+            )
+            async with running(spool, settings) as runner:
+                await wait_until(lambda: runner.deferred == 10)
+                await wait_until(lambda: all(e.attempts == 1 for e in spool.entries()))
+            # One lookup answered for all ten waiting messages.
+            assert dns.queries[("broken.test.", "MX")] == 1
+            assert {e.recipients[0].status for e in spool.entries()} == {"4.4.3"}
+
+    asyncio.run(main())

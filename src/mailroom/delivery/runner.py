@@ -382,7 +382,9 @@ class QueueRunner:
                     try:
                         job = destination.jobs.get_nowait()
                     except asyncio.QueueEmpty:
-                        if session is None or not session.usable:
+                        # An idle connection is kept a moment for the next message, unless
+                        # every connection slot is taken (others may be waiting for one).
+                        if session is None or not session.usable or self._slots.locked():
                             break
                         destination.idle += 1
                         try:
@@ -424,6 +426,14 @@ class QueueRunner:
             session, failure = await self._connect(destination.key, job.domain)
             if session is None:
                 await self._fail_rest(job, failure, None)
+                # The same answer for everything waiting for this destination now: like
+                # Postfix, a destination that failed is not tried once more per message.
+                while not destination.jobs.empty():
+                    other = destination.jobs.get_nowait()
+                    if other.entry.id not in self._deleted:
+                        await self._fail_rest(other, failure, None)
+                    if not other.done.done():
+                        other.done.set_result(None)
                 return None
         assert session is not None
         try:
