@@ -245,8 +245,11 @@ def test_inject_routes_a_bounce_like_received_mail(mail_server: SMTPTestServer) 
     # What the queue runner does with a DSN: local senders get it in their Maildir, unknown
     # local addresses go to the postmaster, remote ones are queued.
     bounce = b"From: MAILER-DAEMON@mx.example.test\r\nSubject: Undelivered\r\n\r\nSorry.\r\n"
-    queue_id = mail_server._call(mail_server.server.inject(
-        "", ["alice@example.test", "ghost@example.test", "someone@remote.test"], bounce))
+    queue_id = mail_server._call(
+        mail_server.server.inject(
+            "", ["alice@example.test", "ghost@example.test", "someone@remote.test"], bounce
+        )
+    )
     assert len(queue_id) == 16
     alice = list(maildir(mail_server, "alice"))
     # alice once as herself and once as the postmaster: one copy, both names on it.
@@ -257,3 +260,18 @@ def test_inject_routes_a_bounce_like_received_mail(mail_server: SMTPTestServer) 
     [entry] = list(queue.glob("*.json"))
     assert '"address": "someone@remote.test"' in entry.read_text()
     assert '"sender": ""' in entry.read_text()
+
+
+def test_the_example_config_is_valid() -> None:
+    import subprocess
+    import sys
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "mailroom.toml"
+    result = subprocess.run(
+        [sys.executable, "-m", "mailroom", "check-config", str(example)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "mail server for example.org, example.test; 2 users" in result.stdout
