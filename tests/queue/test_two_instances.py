@@ -319,7 +319,8 @@ def test_kill_9_while_delivering_loses_nothing(
     tmp_path: Path, started: list[SMTPTestServer]
 ) -> None:
     count = 200
-    b = instance(config_b(tmp_path / "b"), "mx.example.test")
+    # B takes a moment over each message, so that A is surely killed halfway.
+    b = instance(config_b(tmp_path / "b", faults=["eod:delay=0.02"]), "mx.example.test")
     started.append(b)
     # One connection, so at most one message is between B's reply and A's saving it.
     config = config_a(
