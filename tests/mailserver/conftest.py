@@ -20,6 +20,9 @@ CONFIG = """
 hostname = "mx.example.test"
 tls = "self-signed"
 domains = ["example.test", "example.org"]
+# Tests never leave the machine: remote mail queued here goes to a closed port on loopback,
+# and any DNS lookup asks a name server that is not there.
+dns_servers = ["127.0.0.1:1"]
 
 [[listeners]]
 address = "127.0.0.1:0"
@@ -45,6 +48,10 @@ quota = "{bob_quota}"
 [policy]
 check_null_mx = false
 {policy}
+
+[routes]
+"remote.test" = "127.0.0.1:1"
+"elsewhere.test" = "127.0.0.1:1"
 """
 
 
