@@ -268,8 +268,8 @@ def password_file(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
 def test_auth_password_file(serve, password_file: Path, mechanism: str) -> None:
-    # Three refusals in one session, then a success: without the brute-force limits (a
-    # session is closed after its third failure; tests/hostile/test_auth_abuse.py).
+    # Refusals in one session, then a success: without the brute-force limits (their delay,
+    # and a session closed after its third failure: tests/hostile/test_auth_abuse.py).
     live: LiveServer = serve(
         tls="self-signed",
         auth=str(password_file),
@@ -300,7 +300,7 @@ def test_auth_password_file(serve, password_file: Path, mechanism: str) -> None:
 
 
 def test_wrong_password_reply_on_the_wire(serve, password_file: Path) -> None:
-    live: LiveServer = serve(tls="self-signed", auth=str(password_file))
+    live: LiveServer = serve(tls="self-signed", auth=str(password_file), auth_failure_delay=0)
     with smtplib.SMTP(*live.smtp) as client:
         client.starttls(context=tls_context(live.data))
         client.ehlo()

@@ -131,7 +131,9 @@ def test_starttls_with_auth(serve, tmp_path: Path) -> None:
 def test_password_file_and_a_wrong_password(serve, tmp_path: Path) -> None:
     passwords = tmp_path / "passwords"
     run_cli("passwd", "erin", "--file", str(passwords), "--password-stdin", stdin=b"s3cret\n")
-    live: LiveServer = serve(tls="self-signed", auth=str(passwords), require_auth=True)
+    live: LiveServer = serve(
+        tls="self-signed", auth=str(passwords), require_auth=True, auth_failure_delay=0
+    )
     data = swaks_message("swaks password file")
     common = ["-tls", "-a", "LOGIN", "-au", "erin"]
     transcript = swaks(
