@@ -38,6 +38,7 @@ import pytest
 from mailroom.config import load_config
 from mailroom.policy.faults import FaultRule, parse_rule
 from mailroom.server import MailServer
+from mailroom.store.maildir import message_file
 
 __all__ = ["CapturedMessage", "SMTPTestServer", "smtp_server", "smtp_server_settings"]
 
@@ -118,7 +119,7 @@ class SMTPTestServer:
         rows = sorted(index.list(limit=1_000_000), key=lambda r: (r.received, r.id))
         captured = []
         for row in rows:
-            raw = (self.config.data / row.path).read_bytes()
+            raw = message_file(self.config.data, row.path).read_bytes()
             parsed = email.message_from_bytes(raw, policy=email.policy.default)
             assert isinstance(parsed, EmailMessage)
             captured.append(CapturedMessage(row.id, row.sender, row.recipients, raw, parsed))
@@ -147,7 +148,7 @@ class SMTPTestServer:
             return
         rows = index.list(limit=1_000_000)
         for row in rows:
-            (self.config.data / row.path).unlink(missing_ok=True)
+            message_file(self.config.data, row.path).unlink(missing_ok=True)
         index.delete(r.id for r in rows)
 
     # -- making it fail --------------------------------------------------------------------------

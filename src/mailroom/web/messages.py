@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mailroom.store.index import SCHEMA as INDEX_SCHEMA
+from mailroom.store.maildir import message_file
 from mailroom.web.mime import ParsedMessage, addresses, parse_message
 from mailroom.web.search import Query
 
@@ -320,7 +321,7 @@ class Messages:
         return rows[0] if rows else None
 
     def raw(self, row: MessageRow) -> bytes:
-        return (self.data_dir / row.path).read_bytes()
+        return message_file(self.data_dir, row.path).read_bytes()
 
     def open(self, message_id: str) -> tuple[MessageRow, bytes, ParsedMessage] | None:
         row = self.get(message_id)
@@ -349,7 +350,7 @@ class Messages:
                 ).fetchall()
         for _, path in found:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.data_dir / path)
+                os.unlink(message_file(self.data_dir, path))
         deleted = [id_ for id_, _ in found]
         with db:
             db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in deleted])
