@@ -34,6 +34,7 @@ from mailroom.protocol.client import (
     SMTPUTF8NotOffered,
     TLSReady,
     TransactionCompleted,
+    TransactionInterrupted,
 )
 from mailroom.protocol.client_sasl import CramMD5, Login, Plain, ScramSHA256, XOAuth2
 from tests.client.sansio import CLIENT_NAME, EHLO_FULL, GREETING, Scripted, new
@@ -641,6 +642,21 @@ def test_connection_lost_mid_transaction() -> None:
     s.conn.send_mail("a@example.test", ["b@example.test"], b"x")
     assert s.feed(b"") == [ServerClosed(expected=False)]
     assert s.conn.state is ClientState.CLOSED
+
+
+def test_connection_lost_after_the_recipients_tells_who_was_refused() -> None:
+    s = Scripted()
+    s.ready()
+    s.conn.send_mail("a@example.test", ["b@example.test", "nobody@example.test"], b"x")
+    s.sent()
+    s.feed(OK_MAIL + OK_RCPT + b"550 5.1.1 unknown\r\n" + GO_AHEAD)
+    assert s.sent() == b"x\r\n.\r\n"
+    interrupted, closed = s.feed(b"")
+    # The message got no reply: only the refusal is known.
+    assert isinstance(interrupted, TransactionInterrupted) and closed == ServerClosed(False)
+    assert [(r.address, r.reply.code) for r in interrupted.result.recipients] == [
+        ("nobody@example.test", 550)
+    ]
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,15 @@ What it does on its own, as RFC 5321 and its extensions ask:
 - SASL: challenges answered by a :class:`~mailroom.protocol.client_sasl.ClientMechanism`;
   a challenge it cannot answer is cancelled with ``*``; for SCRAM a 235 is only believed after
   the server's signature was checked.
+- The server closing in the middle of a transaction: :class:`TransactionInterrupted` with the
+  recipients whose fate is already known, then :class:`ServerClosed`.
+
+LMTP (RFC 2033), with ``ClientConnection(lmtp=True)``: ``ehlo()`` says LHLO, and a refused LHLO
+fails (there is no HELO in LMTP, §4.1). After the end of data — and after BDAT LAST when
+CHUNKING is used — the server answers once for each recipient whose RCPT it accepted, in the
+order of those RCPTs, and each reply settles its recipient alone (§4.2): one may be delivered,
+the next deferred, the third refused. (A BDAT LAST after an earlier chunk was refused gets one
+reply: the message is refused as a whole, as RFC 3030 §2 has it.)
 """
 
 from __future__ import annotations
@@ -78,6 +87,7 @@ from mailroom.protocol.client_events import (
     TLSReady,
     TraceLine,
     TransactionCompleted,
+    TransactionInterrupted,
     TransactionResult,
 )
 from mailroom.protocol.client_sasl import (
@@ -117,6 +127,7 @@ __all__ = [
     "TLSReady",
     "TraceLine",
     "TransactionCompleted",
+    "TransactionInterrupted",
     "TransactionResult",
     "iter_events",
 ]
@@ -127,8 +138,8 @@ MAX_REPLY_LINES = 1000
 
 class ClientState(enum.Enum):
     GREETING = "greeting"  # waiting for the server's first reply
-    CONNECTED = "connected"  # greeted (or TLS just started): EHLO is next
-    READY = "ready"  # EHLO done, nothing outstanding: any command may be given
+    CONNECTED = "connected"  # greeted (or TLS just started): EHLO (LHLO) is next
+    READY = "ready"  # EHLO (LHLO) done, nothing outstanding: any command may be given
     BUSY = "busy"  # a command (or a whole transaction) waits for replies
     TLS_HANDSHAKE = "tls-handshake"  # STARTTLS accepted: handshake, then tls_started()
     CLOSING = "closing"  # QUIT sent or 421 received: the server will close
@@ -161,9 +172,11 @@ class _Transaction:
     chunk_size: int
     mail_command: str
     rcpt_commands: list[str]
+    lmtp: bool = False
     mail_reply: Reply | None = None
     rcpt_replies: list[Reply] = field(default_factory=list)
     final: Reply | None = None  # the reply that settled the message for accepted recipients
+    data_replies: list[Reply] = field(default_factory=list)  # LMTP: one per accepted recipient
     chunk_failed: bool = False
 
     @property
@@ -174,20 +187,73 @@ class _Transaction:
     def any_accepted(self) -> bool:
         return self.mail_ok and any(r.code < 300 for r in self.rcpt_replies)
 
+    @property
+    def accepted(self) -> int:
+        return sum(1 for r in self.rcpt_replies if r.code < 300) if self.mail_ok else 0
+
+    def settled(self, closing: Reply | None = None) -> list[RecipientResult]:
+        """The results of the recipients whose fate is known, in order. With ``closing``, the
+        transaction is over and every recipient gets a result: one still unanswered is settled
+        by ``closing``."""
+        mail = self.mail_reply
+        if mail is None:
+            return []
+        results = []
+        accepted = 0
+        for index, rcpt in enumerate(self.recipients):
+            rcpt_reply = self.rcpt_replies[index] if index < len(self.rcpt_replies) else None
+            command: Literal["MAIL", "RCPT", "DATA"] = "DATA"
+            settled: Reply | None
+            if not self.mail_ok:
+                settled, command = mail, "MAIL"
+            elif rcpt_reply is None:
+                settled, command = closing, "RCPT"
+            elif rcpt_reply.code >= 300:
+                settled, command = rcpt_reply, "RCPT"
+            else:
+                accepted += 1
+                if self.lmtp and accepted <= len(self.data_replies):
+                    settled = self.data_replies[accepted - 1]
+                else:
+                    # Without a reply to the message, a transaction that is over leaves it
+                    # at the RCPT reply (only when no message was sent at all).
+                    settled = self.final or (rcpt_reply if closing is not None else None)
+            if settled is not None:
+                results.append(RecipientResult(rcpt.address, settled, rcpt_reply, command))
+        return results
+
+    def result(self, recipients: list[RecipientResult]) -> TransactionResult:
+        assert self.mail_reply is not None
+        data_reply = self.final
+        if data_reply is None and self.data_replies:
+            data_reply = self.data_replies[-1]
+        return TransactionResult(
+            sender=self.sender,
+            mail_reply=self.mail_reply,
+            recipients=tuple(recipients),
+            data_reply=data_reply,
+            method=self.method,
+            size=len(self.payload),
+            data_replies=tuple(self.data_replies),
+        )
+
 
 class ClientConnection:
-    """One SMTP session seen from the client. See the module docstring for how to drive it."""
+    """One SMTP (or, with ``lmtp``, LMTP) session seen from the client. See the module
+    docstring for how to drive it."""
 
     def __init__(
         self,
         *,
         local_hostname: str,
         tls: bool = False,
+        lmtp: bool = False,
         trace: Callable[[TraceLine], None] | None = None,
     ) -> None:
         _check_hello_name(local_hostname)
         self.local_hostname = local_hostname
         self.tls = tls
+        self.lmtp = lmtp
         self.state = ClientState.GREETING
         self.extensions = Extensions()
         self.esmtp = False
@@ -229,12 +295,25 @@ class ClientConnection:
                     expected = self.state is ClientState.CLOSING
                     self.state = ClientState.CLOSED
                     self._expected.clear()
+                    known = self.settled_so_far()
+                    self._txn = None
+                    if known is not None:
+                        self._events.append(TransactionInterrupted(known))
                     self._events.append(ServerClosed(expected))
                     continue
                 return NEED_DATA
             self._trace_line("server", str(reply), reply)
             self._dispatch(reply)
         return self._events.popleft()
+
+    def settled_so_far(self) -> TransactionResult | None:
+        """The open transaction's recipients whose fate the server has told so far (refused at
+        MAIL or RCPT; in LMTP, answered after the message), for a caller that stops waiting
+        for the rest; None when no transaction is open or MAIL is unanswered."""
+        txn = self._txn
+        if txn is None or txn.mail_reply is None:
+            return None
+        return txn.result(txn.settled())
 
     def data_to_send(self) -> bytes:
         """The bytes to write to the server now (possibly empty)."""
@@ -245,14 +324,17 @@ class ClientConnection:
     # -- commands ----------------------------------------------------------------------------
 
     def ehlo(self, hostname: str | None = None) -> None:
-        """EHLO; HELO follows by itself if EHLO is refused with 5xx. Ends in
-        :class:`HelloCompleted` or :class:`CommandFailed`."""
+        """EHLO; HELO follows by itself if EHLO is refused with 5xx. In LMTP, LHLO (and
+        nothing follows a refusal). Ends in :class:`HelloCompleted` or :class:`CommandFailed`."""
         self._require(ClientState.CONNECTED, ClientState.READY)
         name = _check_hello_name(hostname or self.local_hostname)
-        self._command(f"EHLO {name}", "EHLO", lambda reply: self._on_ehlo(reply, name))
+        verb = "LHLO" if self.lmtp else "EHLO"
+        self._command(f"{verb} {name}", verb, lambda reply: self._on_ehlo(reply, name))
 
     def helo(self, hostname: str | None = None) -> None:
         self._require(ClientState.CONNECTED, ClientState.READY)
+        if self.lmtp:
+            raise LocalProtocolError("LMTP has no HELO; use ehlo(), which says LHLO")
         name = _check_hello_name(hostname or self.local_hostname)
         self._command(f"HELO {name}", "HELO", self._on_helo)
 
@@ -385,6 +467,7 @@ class ClientConnection:
             chunk_size=options.chunk_size,
             mail_command=mail_command,
             rcpt_commands=rcpt_commands,
+            lmtp=self.lmtp,
         )
         self._txn = txn
         self.state = ClientState.BUSY
@@ -522,6 +605,8 @@ class ClientConnection:
             self.esmtp = True
             self.state = ClientState.READY
             self._emit(HelloCompleted(reply, self.extensions, esmtp=True))
+        elif self.lmtp:
+            self._hello_failed("LHLO", reply)  # RFC 2033 §4.1: no HELO to fall back on
         elif reply.code >= 500:
             # RFC 5321 §3.2: a server that does not know EHLO answers 500/502; HELO instead.
             self._command(f"HELO {name}", "HELO", self._on_helo)
@@ -662,8 +747,22 @@ class ClientConnection:
         self._reset_and_finish() if txn.mail_ok else self._finish()
 
     def _on_end_of_data(self, reply: Reply) -> None:
-        self._current().final = reply
+        txn = self._current()
+        if txn.lmtp:
+            self._on_lmtp_reply(reply)
+            return
+        txn.final = reply
         self._finish()
+
+    def _on_lmtp_reply(self, reply: Reply) -> None:
+        # RFC 2033 §4.2: one reply per recipient whose RCPT succeeded, in their order. The
+        # next is expected only once this one is in: nothing else is outstanding meanwhile.
+        txn = self._current()
+        txn.data_replies.append(reply)
+        if len(txn.data_replies) < txn.accepted:
+            self._expect("END_OF_DATA", self._on_lmtp_reply)
+        else:
+            self._finish()
 
     def _send_chunks(self) -> None:
         txn = self._current()
@@ -689,8 +788,11 @@ class ClientConnection:
         self._trace_line("data", f"<chunk: {len(chunks[index])} octets>")
 
         def handle(reply: Reply) -> None:
-            if reply.code >= 300 or last:
+            if last:
                 self._on_chunk(reply, True)
+            elif reply.code >= 300:
+                self._on_chunk(reply, False)
+                self._reset_and_finish()  # RFC 3030 §2: the message ends with this chunk
             else:
                 self._send_chunk_lockstep(chunks, index + 1)
 
@@ -698,6 +800,9 @@ class ClientConnection:
 
     def _on_chunk(self, reply: Reply, last: bool) -> None:
         txn = self._current()
+        if last and txn.lmtp and not txn.chunk_failed:
+            self._on_lmtp_reply(reply)  # the first of the per-recipient replies to BDAT LAST
+            return
         if reply.code >= 300 and not txn.chunk_failed:
             # RFC 3030 §2: a refused chunk ends the message; the rest are answered and dropped.
             txn.chunk_failed = True
@@ -723,34 +828,11 @@ class ClientConnection:
     def _finish(self, closing: Reply | None = None) -> None:
         txn = self._current()
         self._txn = None
-        mail = txn.mail_reply
-        assert mail is not None
-        results = []
-        for index, rcpt in enumerate(txn.recipients):
-            rcpt_reply = txn.rcpt_replies[index] if index < len(txn.rcpt_replies) else None
-            command: Literal["MAIL", "RCPT", "DATA"] = "DATA"
-            if not txn.mail_ok:
-                settled, command = mail, "MAIL"
-            elif rcpt_reply is None:
-                settled, command = closing or mail, "RCPT"
-            elif rcpt_reply.code >= 300:
-                settled, command = rcpt_reply, "RCPT"
-            else:
-                settled = txn.final or closing or rcpt_reply
-            results.append(RecipientResult(rcpt.address, settled, rcpt_reply, command))
+        assert txn.mail_reply is not None
+        results = txn.settled(closing or txn.mail_reply)
+        assert len(results) == len(txn.recipients)
         self._idle()
-        self._emit(
-            TransactionCompleted(
-                TransactionResult(
-                    sender=txn.sender,
-                    mail_reply=mail,
-                    recipients=tuple(results),
-                    data_reply=txn.final,
-                    method=txn.method,
-                    size=len(txn.payload),
-                )
-            )
-        )
+        self._emit(TransactionCompleted(txn.result(results)))
 
 
 def _parse_reply(data: bytes) -> Reply:

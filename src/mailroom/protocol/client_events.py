@@ -26,6 +26,7 @@ __all__ = [
     "TLSReady",
     "TraceLine",
     "TransactionCompleted",
+    "TransactionInterrupted",
     "TransactionResult",
 ]
 
@@ -109,7 +110,8 @@ class RecipientResult:
 
     ``reply`` is the reply that settled it: the RCPT reply when RCPT was refused, the MAIL reply
     when MAIL was, otherwise the reply to the message (end of data, the last BDAT, a refused
-    DATA). ``rcpt_reply`` is what RCPT itself got (None if it was never answered).
+    DATA; in LMTP this recipient's own reply after the message). ``rcpt_reply`` is what RCPT
+    itself got (None if it was never answered).
     """
 
     address: str
@@ -145,6 +147,9 @@ class TransactionResult:
     data_reply: Reply | None  # None when the message was never sent (no recipient accepted)
     method: Literal["DATA", "BDAT"]
     size: int  # octets of the message as sent (before dot-stuffing)
+    # LMTP: the replies after the message, one per accepted recipient in order (RFC 2033
+    # §4.2); data_reply is then the last of them. Empty in SMTP.
+    data_replies: tuple[Reply, ...] = ()
 
     @property
     def delivered(self) -> tuple[RecipientResult, ...]:
@@ -178,4 +183,13 @@ class TraceLine:
 
 @dataclass(frozen=True, slots=True)
 class TransactionCompleted(ClientEvent):
+    result: TransactionResult
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionInterrupted(ClientEvent):
+    """The server closed the connection in the middle of a transaction (:class:`ServerClosed`
+    follows). ``result`` holds only the recipients whose fate was already known: refused at
+    MAIL or RCPT, or (LMTP) answered after the message before the connection went."""
+
     result: TransactionResult
