@@ -103,3 +103,74 @@ def test_static_route_and_smarthost_skip_dns(dns: DNSServer) -> None:
     assert [(h.address, h.port) for h in result.hops] == [("127.0.0.9", 2526)]
     assert run_plan(dns, "nowhere.test", settings).hops[0].port == 587
     assert not any(name == "example.test." for name, _ in dns.queries)
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("127.0.0.1:24", ("smtp", "127.0.0.1", 24, None)),  # a route is SMTP unless it says
+        ("lmtp://127.0.0.1:2424", ("lmtp", "127.0.0.1", 2424, None)),
+        ("lmtp://store.example.test", ("lmtp", "store.example.test", 24, None)),
+        ("LMTP://[::1]:2424", ("lmtp", "::1", 2424, None)),
+        ("lmtp://[::1]", ("lmtp", "::1", 24, None)),
+        ("smtp://127.0.0.1", ("smtp", "127.0.0.1", 25, None)),
+        ({"address": "10.0.0.7:24", "protocol": "lmtp"}, ("lmtp", "10.0.0.7", 24, None)),
+        (
+            {"address": "unix:/var/run/dovecot/lmtp", "protocol": "lmtp"},
+            ("lmtp", "localhost", 0, "/var/run/dovecot/lmtp"),
+        ),
+        ("lmtp:///run/dovecot/lmtp", ("lmtp", "localhost", 0, "/run/dovecot/lmtp")),
+    ],
+)
+def test_relay_host_speaks_smtp_or_lmtp(value: object, expected: tuple[object, ...]) -> None:
+    host = RelayHost.parse(value)  # type: ignore[arg-type]
+    assert (host.protocol, host.host, host.port, host.socket) == expected
+    if host.socket is not None:
+        assert host.tls == "none"
+
+
+def test_lmtp_is_the_default_where_the_caller_says_so() -> None:
+    host = RelayHost.parse("127.0.0.1", protocol="lmtp")
+    assert (host.protocol, host.port) == ("lmtp", 24)
+    assert RelayHost.parse("/run/lmtp", protocol="lmtp").socket == "/run/lmtp"
+
+
+@pytest.mark.parametrize(
+    "value, error",
+    [
+        ("lmtp://127.0.0.1:25", "port 25"),
+        ({"address": "127.0.0.1", "protocol": "lmtp", "port": 24}, "unknown setting 'port'"),
+        ({"address": "lmtp://127.0.0.1", "protocol": "smtp"}, "the address says lmtp"),
+        ({"address": "127.0.0.1", "protocol": "uucp"}, "protocol is smtp or lmtp"),
+        ("http://127.0.0.1", "not a protocol"),
+        ({"address": "unix:/run/lmtp", "tls": "starttls"}, "no TLS"),
+        ("unix:run/lmtp", "absolute path"),
+    ],
+)
+def test_relay_host_errors(value: object, error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        RelayHost.parse(value)  # type: ignore[arg-type]
+
+
+def test_local_domains_go_to_the_lmtp_server(dns: DNSServer) -> None:
+    store = RelayHost.parse("127.0.0.7:2424", protocol="lmtp")
+    smarthost = RelayHost.parse("127.0.0.9:2526")
+    settings = QueueSettings(
+        smarthost=smarthost, local_lmtp=store, local_domains=frozenset({"example.test"})
+    )
+    assert destination_for("Example.TEST", settings) == Destination("lmtp 127.0.0.7:2424", store)
+    assert destination_for("other.test", settings) == Destination("relay 127.0.0.9:2526", smarthost)
+    result = run_plan(dns, "example.test", settings)
+    assert [(h.address, h.port) for h in result.hops] == [("127.0.0.7", 2424)]
+    assert not dns.queries  # no DNS for a local domain
+
+
+def test_a_unix_socket_is_one_hop_on_this_host(dns: DNSServer) -> None:
+    store = RelayHost.parse("unix:/run/dovecot/lmtp", protocol="lmtp")
+    settings = QueueSettings(local_lmtp=store, local_domains=frozenset({"example.test"}))
+    destination = destination_for("example.test", settings)
+    assert destination.key == "lmtp unix:/run/dovecot/lmtp"
+    result = run_plan(dns, "example.test", settings)
+    assert [(h.name, h.address, h.port) for h in result.hops] == [
+        ("mx.a.test", "/run/dovecot/lmtp", 0)
+    ]

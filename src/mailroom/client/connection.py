@@ -1,4 +1,4 @@
-"""The asyncio SMTP client: one connection, driven by the sans-IO
+"""The asyncio SMTP (and LMTP) client: one connection, driven by the sans-IO
 :class:`~mailroom.protocol.client.ClientConnection`.
 
 ::
@@ -11,6 +11,11 @@
 
 Every refusal raises an :class:`~mailroom.client.errors.SMTPReplyError` carrying the parsed
 reply; a message some recipients got returns its result, with the others' replies in it.
+
+``Client(host, port, lmtp=True)`` speaks LMTP (RFC 2033) to a mail store such as Dovecot's
+LMTP server: LHLO, and after the message one reply per recipient, each in its
+``RecipientResult``. ``socket_path`` connects to a unix socket instead of ``host:port``
+(Dovecot's ``/var/run/dovecot/lmtp``).
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ from mailroom.protocol.client import (
     TLSReady,
     TraceLine,
     TransactionCompleted,
+    TransactionInterrupted,
     TransactionResult,
 )
 from mailroom.protocol.client import ServiceClosing as ServiceClosingEvent
@@ -149,7 +155,7 @@ def _hello_name(sock: socket.socket | None) -> str:
             return parse_domain(name)
         except AddressError:
             pass
-    if sock is not None:
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
         with contextlib.suppress(OSError):
             address = sock.getsockname()[0]
             return f"[IPv6:{address}]" if ":" in address else f"[{address}]"
@@ -159,6 +165,8 @@ def _hello_name(sock: socket.socket | None) -> str:
 class Client:
     """One SMTP connection. ``tls``: ``"none"``, ``"starttls"`` (required), ``"implicit"``
     (RFC 8314, port 465), or ``"opportunistic"`` (STARTTLS when offered, as MTAs do).
+    ``lmtp``: speak LMTP (RFC 2033) instead; ``socket_path``: connect to that unix socket
+    rather than ``host:port`` (no TLS there: ``tls`` must be ``"none"``).
 
     ``ssl_context`` defaults to the system's trusted CAs with host name checking. ``trace``
     gets each line of the session (commands, replies, notes), with SASL data masked.
@@ -177,9 +185,15 @@ class Client:
         timeout: float = DEFAULT_TIMEOUT,
         trace: Callable[[TraceLine], None] | None = None,
         allow_insecure_auth: bool = False,
+        lmtp: bool = False,
+        socket_path: str | None = None,
     ) -> None:
         if tls not in ("none", "starttls", "implicit", "opportunistic"):
             raise ValueError(f"tls is none, starttls, implicit or opportunistic, not {tls!r}")
+        if socket_path is not None and tls != "none":
+            raise ValueError("a unix socket takes no TLS: tls must be 'none'")
+        self.lmtp = lmtp
+        self.socket_path = socket_path
         self.host = host
         self.port = port if port is not None else default_ports(tls)
         self.tls_mode: TLSMode = tls
@@ -191,6 +205,7 @@ class Client:
         self._trace = trace
         self._conn: ClientConnection | None = None
         self._stream: _Stream | None = None
+        self._interrupted: TransactionResult | None = None
         self.greeting: Reply | None = None
         self.ehlo_reply: Reply | None = None
 
@@ -240,32 +255,34 @@ class Client:
         """Connect, read the greeting, EHLO, and STARTTLS (then EHLO again) as ``tls`` says.
         Returns the final EHLO (or HELO) reply."""
         loop = asyncio.get_running_loop()
-        conn = ClientConnection(local_hostname="localhost", trace=self._trace)
+        conn = ClientConnection(local_hostname="localhost", lmtp=self.lmtp, trace=self._trace)
         stream = _Stream(conn)
         implicit = self.tls_mode == "implicit"
-        self._note(f"Trying {self.host}:{self.port}{' (implicit TLS)' if implicit else ''}...")
+        where = self.socket_path or f"{self.host}:{self.port}"
+        self._note(f"Trying {where}{' (implicit TLS)' if implicit else ''}...")
         try:
-            await asyncio.wait_for(
-                loop.create_connection(
+            if self.socket_path is not None:
+                opening = loop.create_unix_connection(lambda: stream, self.socket_path)
+            else:
+                opening = loop.create_connection(
                     lambda: stream,
                     self.host,
                     self.port,
                     ssl=self._context() if implicit else None,
                     server_hostname=self.server_hostname if implicit else None,
-                ),
-                self.timeout,
-            )
+                )
+            await asyncio.wait_for(opening, self.timeout)
         except ssl.SSLError as exc:
-            raise TLSFailed(f"TLS with {self.host}:{self.port} failed: {exc}") from exc
+            raise TLSFailed(f"TLS with {where} failed: {exc}") from exc
         except (OSError, TimeoutError) as exc:
             reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
-            raise ConnectionFailed(f"cannot connect to {self.host}:{self.port}: {reason}") from exc
+            raise ConnectionFailed(f"cannot connect to {where}: {reason}") from exc
         self._conn, self._stream = conn, stream
         conn.tls = implicit
         assert stream.transport is not None
         sock = stream.transport.get_extra_info("socket")
         peer = stream.transport.get_extra_info("peername")
-        self._note(f"Connected to {peer[0] if peer else self.host}.")
+        self._note(f"Connected to {peer[0] if isinstance(peer, tuple) else where}.")
         if implicit:
             self._note_tls()
         name = self.local_hostname or _hello_name(sock)
@@ -417,6 +434,7 @@ class Client:
             conn.send_mail(sender, list(recipients), data, options)
         except LocalRefusal as exc:
             raise RefusedBeforeSending("MAIL", exc.reply, str(exc)) from exc
+        self._interrupted = None
         event = await self._until(TransactionCompleted)
         result = event.result
         if not result.delivered:
@@ -507,9 +525,11 @@ class Client:
                 await stream.wait(self.timeout)
             except TimeoutError:
                 await self.close()
-                raise ConnectionFailed(
+                failed = ConnectionFailed(
                     f"{self.host} did not answer within {self.timeout:g} seconds"
-                ) from None
+                )
+                failed.settled = conn.settled_so_far()
+                raise failed from None
 
     @overload
     async def _until(self, kind: type[E], /) -> E: ...
@@ -523,6 +543,9 @@ class Client:
             event = await self._next_event()
             if isinstance(event, kinds):
                 return event
+            if isinstance(event, TransactionInterrupted):
+                self._interrupted = event.result  # ServerClosed follows
+                continue
             if isinstance(event, ServiceClosingEvent):
                 await self.close()
                 raise ServiceClosing("", event.reply)
@@ -530,7 +553,9 @@ class Client:
                 lost = self._stream.lost if self._stream is not None else None
                 await self.close()
                 reason = f": {lost}" if lost else ""
-                raise ConnectionFailed(f"{self.host} closed the connection{reason}")
+                failed = ConnectionFailed(f"{self.host} closed the connection{reason}")
+                failed.settled, self._interrupted = self._interrupted, None
+                raise failed
 
 
 async def send_message(

@@ -28,6 +28,7 @@ _STAGE = {
     "GREETING": "CONNECT",
     "EHLO": "HELO",
     "HELO": "HELO",
+    "LHLO": "HELO",
     "STARTTLS": "HELO",
     "END_OF_DATA": "DATA",
     "BDAT": "DATA",
@@ -112,7 +113,12 @@ class RefusedBeforeSending(SMTPReplyError):
 
 
 class ConnectionFailed(SendError):
-    """Could not connect, or the connection was lost or timed out. Worth trying later."""
+    """Could not connect, or the connection was lost or timed out. Worth trying later.
+
+    Lost in the middle of a message, ``settled`` holds the recipients whose fate the server
+    had already told (refused at RCPT; in LMTP, answered one by one after the message)."""
+
+    settled: TransactionResult | None = None
 
 
 class TLSFailed(ConnectionFailed):

@@ -1,6 +1,7 @@
-"""Opening an SMTP session to a destination: the hops of its plan in order, TLS as the route
-says (opportunistic STARTTLS for MX delivery, the certificate not checked — Postfix's "may"),
-AUTH for a smarthost that wants it.
+"""Opening an SMTP (or LMTP) session to a destination: the hops of its plan in order, TLS as
+the route says (opportunistic STARTTLS for MX delivery, the certificate not checked — Postfix's
+"may"), AUTH for a smarthost that wants it. A relay host with ``protocol = "lmtp"`` gets LMTP
+(RFC 2033), on TCP or on a unix socket.
 
 A hop that cannot be reached, refuses us at the greeting or at EHLO is skipped for the next one.
 When every hop fails, the outcome is the last temporary failure (retry), or a permanent one
@@ -43,7 +44,10 @@ class Session:
 
     @property
     def relay_name(self) -> str:
-        """How logs name the peer, like Postfix: ``mx.example.test[127.0.0.1]:25``."""
+        """How logs name the peer, like Postfix: ``mx.example.test[127.0.0.1]:25``, and
+        ``mx.example.test[/var/run/dovecot/lmtp]`` for a unix socket."""
+        if self.hop.port == 0:
+            return f"{self.hop.name}[{self.hop.address}]"
         return f"{self.hop.name}[{self.hop.address}]:{self.hop.port}"
 
     @property
@@ -103,6 +107,8 @@ async def _open_hop(
         server_hostname=hop.name,
         local_hostname=helo,
         timeout=settings.connect_timeout,
+        lmtp=relay is not None and relay.lmtp,
+        socket_path=relay.socket if relay is not None else None,
     )
     try:
         await client.connect()

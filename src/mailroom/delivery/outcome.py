@@ -62,7 +62,7 @@ def from_error(error: BaseException, remote_mta: str | None = None) -> Outcome:
     """The outcome of a failure: a reply-carrying error by its reply, the rest as temporary
     (connection refused or lost, timeouts, TLS and protocol errors)."""
     if isinstance(error, SMTPReplyError) and error.reply is not None:
-        command = {"GREETING": "CONNECT", "EHLO": "HELO", "STARTTLS": "HELO"}.get(
+        command = {"GREETING": "CONNECT", "EHLO": "HELO", "LHLO": "HELO", "STARTTLS": "HELO"}.get(
             error.command, error.command
         )
         return from_reply(error.reply, command, remote_mta)

@@ -1,5 +1,6 @@
-"""Where mail for a domain goes: a static route (``[routes]``, like Postfix's transport map),
-else the smarthost (``[relay]``), else the domain's MX hosts (RFC 5321 §5.1).
+"""Where mail for a domain goes: a static route (``[routes]``, like Postfix's transport map;
+with ``[local_delivery] lmtp``, the local domains' route to the mail store), else the smarthost
+(``[relay]``), else the domain's MX hosts (RFC 5321 §5.1).
 
 A :class:`Destination` is what connections are shared and limited by: the domain for MX
 delivery, the relay host for a route or the smarthost. :func:`plan` turns one into the hosts and
@@ -27,13 +28,14 @@ MAX_ADDRESSES = 10  # addresses tried in one attempt, over all MX hosts (Postfix
 
 @dataclass(frozen=True, slots=True)
 class Destination:
-    key: str  # "example.test", or "relay [127.0.0.1]:2526" for a route or the smarthost
+    key: str  # "example.test"; "relay 127.0.0.1:2526", "lmtp unix:/PATH" for a relay host
     relay: RelayHost | None = None  # None: deliver to the domain's MX hosts
 
 
 @dataclass(frozen=True, slots=True)
 class Hop:
-    """One address to try. ``name`` is the host name: Remote-MTA, and TLS's server name."""
+    """One address to try. ``name`` is the host name: Remote-MTA, and TLS's server name.
+    A unix socket is a hop with its path for ``address`` and port 0."""
 
     name: str
     address: str
@@ -56,10 +58,11 @@ def _is_ip(host: str) -> bool:
 
 def destination_for(domain: str, settings: QueueSettings) -> Destination:
     relay = settings.routes.get(domain.lower()) or settings.smarthost
+    if settings.local_lmtp is not None and domain.lower() in settings.local_domains:
+        relay = settings.local_lmtp
     if relay is None:
         return Destination(domain.lower())
-    host = f"[{relay.host}]" if ":" in relay.host else relay.host
-    return Destination(f"relay {host}:{relay.port}", relay)
+    return Destination(f"{'lmtp' if relay.lmtp else 'relay'} {relay.name}", relay)
 
 
 async def _system_addresses(host: str, port: int) -> list[str]:
@@ -86,6 +89,9 @@ async def plan(
 ) -> Plan:
     relay = destination.relay
     if relay is not None:
+        if relay.socket is not None:
+            # On this host: the Remote-MTA of what it answers is this host.
+            return Plan([Hop(hostname or "localhost", relay.socket, 0)])
         if _is_ip(relay.host):
             return Plan([Hop(relay.host, relay.host, relay.port)])
         addresses = await _system_addresses(relay.host, relay.port)

@@ -497,22 +497,41 @@ class QueueRunner:
                 )
             except MessageRefused as refused:
                 result = refused.result
+            except ConnectionFailed as lost:
+                if lost.settled is not None and lost.settled.recipients:
+                    # What the server answered before it went (LMTP answers recipient by
+                    # recipient) is settled and saved: those are not sent again.
+                    self._record(job, by_address, lost.settled, session, [])
+                    await self._save(entry)
+                raise
             session.transactions += 1
-            now = self.clock()
-            for item in result.recipients:
-                recipient = by_address[item.address]
-                if self._too_many(item.reply.code, item.command, result):
-                    remaining.append(recipient)  # RFC 5321 §4.5.3.1.10: the rest go next
-                    continue
-                outcome = from_reply(item.reply, item.command, session.remote_mta)
-                apply(recipient, outcome, now)
-                if outcome.action == "delivered":
-                    # A server that speaks DSN took NOTIFY on: any success report is its own.
-                    recipient.notified = session.dsn or not wants(recipient, "SUCCESS")
-                job.settled.add(id(recipient))
-                self._log(entry, recipient, outcome, session)
+            self._record(job, by_address, result, session, remaining)
             # Saved now, before anything else: this is the crash-safety line.
             await self._save(entry)
+
+    def _record(
+        self,
+        job: _Job,
+        by_address: dict[str, QueueRecipient],
+        result: TransactionResult,
+        session: Session,
+        remaining: list[QueueRecipient],
+    ) -> None:
+        """Each recipient's outcome from the reply that settled it (in LMTP, its own reply
+        after the message)."""
+        now = self.clock()
+        for item in result.recipients:
+            recipient = by_address[item.address]
+            if self._too_many(item.reply.code, item.command, result):
+                remaining.append(recipient)  # RFC 5321 §4.5.3.1.10: the rest go next
+                continue
+            outcome = from_reply(item.reply, item.command, session.remote_mta)
+            apply(recipient, outcome, now)
+            if outcome.action == "delivered":
+                # A server that speaks DSN took NOTIFY on: any success report is its own.
+                recipient.notified = session.dsn or not wants(recipient, "SUCCESS")
+            job.settled.add(id(recipient))
+            self._log(job.entry, recipient, outcome, session)
 
     @staticmethod
     def _too_many(code: int, command: str, result: TransactionResult) -> bool:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["QueueSettings", "RelayHost", "parse_duration"]
+__all__ = ["LMTP_PORT", "QueueSettings", "RelayHost", "parse_duration"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -30,10 +30,15 @@ def parse_duration(value: str | int | float) -> float:
     return seconds
 
 
+LMTP_PORT = 24  # what Dovecot's and Cyrus's LMTP examples use; RFC 2033 names no port
+_RELAY_KEYS = {"address", "protocol", "tls", "username", "password", "verify", "cafile"}
+
+
 @dataclass(frozen=True)
 class RelayHost:
     """A host to hand mail to instead of the recipient domain's MX (a smarthost, or a static
-    route like Postfix's transport map)."""
+    route like Postfix's transport map), over SMTP or LMTP (RFC 2033: a mail store such as
+    Dovecot's LMTP server), on ``host:port`` or on the unix socket ``socket``."""
 
     host: str
     port: int = 25
@@ -42,20 +47,83 @@ class RelayHost:
     password: str | None = None
     verify: bool = True  # check the relay's certificate (a route to 127.0.0.1 rarely has one)
     cafile: str | None = None
+    protocol: str = "smtp"  # or "lmtp"
+    socket: str | None = None  # a unix socket's path (host and port are then unused)
+
+    @property
+    def lmtp(self) -> bool:
+        return self.protocol == "lmtp"
+
+    @property
+    def name(self) -> str:
+        """How logs and destinations name it: ``127.0.0.1:24``, ``[::1]:25``, ``unix:PATH``."""
+        if self.socket is not None:
+            return f"unix:{self.socket}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
     @classmethod
-    def parse(cls, value: str | Mapping[str, Any]) -> RelayHost:
+    def parse(cls, value: str | Mapping[str, Any], *, protocol: str | None = None) -> RelayHost:
+        """``"HOST[:PORT]"``, ``"[IPv6]:PORT"``, ``"lmtp://HOST[:PORT]"``, ``"smtp://…"``,
+        ``"unix:/PATH"`` or ``"/PATH"`` (a unix socket), or a table with ``address`` and
+        ``protocol``, ``tls``, ``username``, ``password``, ``verify``, ``cafile``.
+        ``protocol`` is the default when neither the address nor the table names one."""
         if isinstance(value, str):
             value = {"address": value}
-        address = str(value.get("address", ""))
+        unknown = set(value) - _RELAY_KEYS
+        if unknown:
+            raise ValueError(f"unknown setting {sorted(unknown)[0]!r}")
+        address = str(value.get("address", "")).strip()
+        scheme, sep, rest = address.partition("://")
+        if sep:
+            if scheme.lower() not in ("smtp", "lmtp"):
+                raise ValueError(f"{scheme}:// is not a protocol mailroom speaks (smtp, lmtp)")
+            address, scheme = rest, scheme.lower()
+        else:
+            scheme = ""
+        named = str(value.get("protocol", "")).lower()
+        if named and named not in ("smtp", "lmtp"):
+            raise ValueError("protocol is smtp or lmtp")
+        if named and scheme and named != scheme:
+            raise ValueError(f"the address says {scheme}, protocol says {named}")
+        kind = named or scheme or protocol or "smtp"
+
+        socket_path: str | None = None
+        if address.startswith("unix:"):
+            socket_path = address[len("unix:") :]
+        elif address.startswith("/"):
+            socket_path = address
+        if socket_path is not None:
+            if not socket_path.startswith("/"):
+                raise ValueError("a unix socket needs an absolute path: unix:/PATH")
+            tls = str(value.get("tls", "none"))
+            if tls != "none":
+                raise ValueError("a unix socket takes no TLS (tls = 'none')")
+            return cls(
+                "localhost",
+                0,
+                "none",
+                value.get("username"),
+                value.get("password"),
+                bool(value.get("verify", True)),
+                value.get("cafile"),
+                kind,
+                socket_path,
+            )
+
+        default_port = str(LMTP_PORT if kind == "lmtp" else 25)
         host, sep, port = address.rpartition(":")
         if address.startswith("["):
             host, _, port = address[1:].partition("]:")
             sep = ":"
+            if not port:
+                host, port = address[1:].rstrip("]"), default_port
         if not sep or not port.isdigit():
-            host, port = address, "25"
+            host, port = address, default_port
         if not host:
             raise ValueError("a relay host needs an address: HOST[:PORT]")
+        if kind == "lmtp" and int(port) == 25:
+            raise ValueError("LMTP must not be spoken on port 25 (RFC 2033 §5)")
         tls = str(value.get("tls", "opportunistic"))
         if tls not in ("none", "opportunistic", "starttls", "implicit"):
             raise ValueError("tls is none, opportunistic, starttls or implicit")
@@ -67,6 +135,7 @@ class RelayHost:
             value.get("password"),
             bool(value.get("verify", True)),
             value.get("cafile"),
+            kind,
         )
 
 
@@ -84,6 +153,10 @@ class QueueSettings:
     dns_servers: tuple[str, ...] = ()  # empty: the system's resolver
     routes: dict[str, RelayHost] = field(default_factory=dict)  # domain → host
     smarthost: RelayHost | None = None
+    # [local_delivery] lmtp: mail for the local domains goes to this LMTP server (the mail
+    # server mode fills these in; the queue never decides what is local itself).
+    local_lmtp: RelayHost | None = None
+    local_domains: frozenset[str] = frozenset()
     helo_name: str | None = None  # default: the server's hostname
     mx_port: int = 25  # the port MX hosts are reached on (another only for tests and labs)
     # A bounce returns the message whole (RET=FULL, the default) up to this size; larger
