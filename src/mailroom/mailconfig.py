@@ -34,10 +34,14 @@ line it is on.
 
     [routes]
     "example.net" = "127.0.0.1:2526"
+
+    [local_delivery]
+    lmtp = "127.0.0.1:24"       # local users' mail to an LMTP server (Dovecot) via the queue
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -45,7 +49,7 @@ from typing import Any
 
 from mailroom.policy.directory import Directory, DirectoryError
 from mailroom.policy.mailserver import MailServerRules
-from mailroom.queue.settings import QueueSettings, parse_duration
+from mailroom.queue.settings import QueueSettings, RelayHost, parse_duration
 
 __all__ = ["MAIL_SECTIONS", "ROLES", "MailServerConfig", "locate"]
 
@@ -59,6 +63,7 @@ MAIL_SECTIONS = (
     "queue",
     "routes",
     "relay",
+    "local_delivery",
     "dns_servers",
     "case_insensitive_local_part",
 )
@@ -80,6 +85,8 @@ class MailServerConfig:
     queue: QueueSettings
     # username → (argon2 hash, SCRAM secret or None), for AUTH on submission listeners
     credentials: dict[str, tuple[str, str | None]]
+    # [local_delivery] lmtp: the LMTP server local users' mail goes to (None: Maildirs)
+    lmtp: RelayHost | None = None
 
     @classmethod
     def from_toml(cls, data: Mapping[str, Any], *, hostname: str) -> MailServerConfig:
@@ -99,16 +106,56 @@ class MailServerConfig:
         except ValueError as exc:
             section = "queue" if str(exc).startswith("[queue]") else "routes"
             raise MailConfigError(str(exc), (section,)) from None
+        lmtp = _local_delivery(data.get("local_delivery"))
+        if lmtp is not None:
+            for domain in queue.routes:
+                if directory.is_local_domain(domain):
+                    raise MailConfigError(
+                        f"routes: {domain} is a local domain; its mail goes to "
+                        "[local_delivery] lmtp",
+                        ("routes", domain),
+                    )
+            rules = dataclasses.replace(rules, local_delivery="lmtp")
+            queue = dataclasses.replace(queue, local_lmtp=lmtp, local_domains=directory.domains)
         credentials = {
             user.address: (user.password_hash, user.scram)
             for user in directory.mailbox_users()
             if user.password_hash
         }
-        return cls(directory, rules, queue, credentials)
+        return cls(directory, rules, queue, credentials, lmtp)
+
+
+def _local_delivery(table: Any) -> RelayHost | None:
+    """``[local_delivery]``: ``lmtp = "HOST:PORT"`` (also ``lmtp://HOST:PORT``, or
+    ``unix:/PATH`` for a socket, or a table like a route's); absent: Maildirs."""
+    if table is None:
+        return None
+    if not isinstance(table, Mapping):
+        raise MailConfigError("local_delivery: a table, like [local_delivery]", ("local_delivery",))
+    for key in table:
+        if key != "lmtp":
+            raise MailConfigError(
+                f"local_delivery: unknown setting {key!r}", ("local_delivery", key)
+            )
+    value = table.get("lmtp")
+    if value is None or value == "":
+        return None
+    where = ("local_delivery", "lmtp")
+    if not isinstance(value, str | Mapping):
+        raise MailConfigError(
+            "local_delivery: lmtp is an address: HOST:PORT, lmtp://HOST:PORT or unix:/PATH", where
+        )
+    try:
+        host = RelayHost.parse(value, protocol="lmtp")
+    except ValueError as exc:
+        raise MailConfigError(f"local_delivery: lmtp: {exc}", where) from None
+    if not host.lmtp:
+        raise MailConfigError("local_delivery: lmtp speaks LMTP, not SMTP", where)
+    return host
 
 
 def _rules(table: Mapping[str, Any], hostname: str) -> MailServerRules:
-    known = {f.name for f in fields(MailServerRules)} - {"hostname"}
+    known = {f.name for f in fields(MailServerRules)} - {"hostname", "local_delivery"}
     values: dict[str, Any] = {"hostname": hostname}
     for key, value in table.items():
         name = key.replace("-", "_")

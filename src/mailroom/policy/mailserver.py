@@ -4,7 +4,9 @@ refuse everything else with the reply its situation calls for.
 The session asks at the greeting (block list, a server that takes no mail), at MAIL (who may
 send as whom, null-MX senders) and at RCPT (local users, aliases, moved users, quotas, relay,
 greylisting, rates). Accepted recipients are routed: ``session.routes[recipient]`` says which
-local mailboxes and which remote addresses the message goes to.
+local mailboxes and which remote addresses the message goes to. Local mailboxes are Maildirs
+under ``<data>/mail``, or, with ``[local_delivery] lmtp``, the queue, whose runner hands each
+local user's copy to the LMTP server by the user's full address.
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ class MailServerRules:
     greylist_delay: float = 300.0  # seconds before a retry of a new triple is accepted
     greylist_expiry: float = 36 * 3600.0
     max_messages_per_minute: int = 0  # per client address; 0 means no limit
+    # Where local users' mail goes: their Maildirs, or (``[local_delivery] lmtp``, not a
+    # [policy] setting) the queue, for an LMTP server such as Dovecot's.
+    local_delivery: Literal["maildir", "lmtp"] = "maildir"
 
 
 class Greylist:
@@ -154,7 +159,7 @@ class MailServerPolicy:
 
     def deliveries(self, session: SessionView) -> list[Delivery] | None:
         """One Maildir per local user, and the queue for every remote address (aliases that
-        forward off-site included)."""
+        forward off-site included); with LMTP, the queue for the local users too."""
         return self._deliveries(session.routes)
 
     def route(self, recipients: list[str]) -> list[Delivery]:
@@ -174,8 +179,15 @@ class MailServerPolicy:
     def _deliveries(self, routes: dict[str, Any]) -> list[Delivery]:
         local: dict[str, list[str]] = {}
         remote: list[str] = []
+        lmtp = self.rules.local_delivery == "lmtp"
         for recipient, resolution in routes.items():
             for user in resolution.local:
+                if lmtp:
+                    # Durably queued like remote mail; the runner gives it to the LMTP
+                    # server as the user's own address, whatever alias it came by.
+                    if user.address not in remote:
+                        remote.append(user.address)
+                    continue
                 addresses = local.setdefault(mailbox_name(user), [])
                 if recipient not in addresses:
                     addresses.append(recipient)
