@@ -119,6 +119,17 @@ def test_a_route_for_a_local_domain_conflicts_with_lmtp(tmp_path: Path) -> None:
         load_config(path)
 
 
+def test_the_example_configs_lmtp_line_works_uncommented(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "mailroom.toml"
+    text = example.read_text()
+    assert "\n# local_delivery = " in text
+    path = tmp_path / "mailroom.toml"
+    path.write_text(text.replace("\n# local_delivery = ", "\nlocal_delivery = "))
+    mail = load_config(path).mail
+    assert mail is not None and mail.lmtp is not None
+    assert (mail.lmtp.host, mail.lmtp.port, mail.lmtp.protocol) == ("127.0.0.1", 24, "lmtp")
+
+
 def test_check_config_accepts_it(tmp_path: Path) -> None:
     good = lmtp_config(tmp_path / "good.toml", '[local_delivery]\nlmtp = "127.0.0.1:24"')
     bad = lmtp_config(tmp_path / "bad.toml", '[local_delivery]\nlmtp = "lmtp://127.0.0.1:25"')
