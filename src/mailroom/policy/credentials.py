@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from secrets import token_hex
 from typing import TYPE_CHECKING
 
 from mailroom.codes import Reply
@@ -35,6 +37,22 @@ __all__ = [
     "PasswordFile",
     "password_line",
 ]
+
+
+# A password check (argon2) takes a core and, with argon2-cffi's defaults, 64 MiB for a moment
+# by design: at most this many run at once, whatever the number of clients trying; the others
+# wait their turn (in their sessions, without blocking the event loop).
+MAX_CONCURRENT_PASSWORD_CHECKS = 2
+_checks: ThreadPoolExecutor | None = None
+
+
+def _password_checks() -> ThreadPoolExecutor:
+    global _checks
+    if _checks is None:
+        _checks = ThreadPoolExecutor(
+            MAX_CONCURRENT_PASSWORD_CHECKS, thread_name_prefix="mailroom-password"
+        )
+    return _checks
 
 
 class CredentialError(ValueError):
@@ -111,6 +129,7 @@ class PasswordFile(CredentialStore):
 
         self.path = path
         self._hasher = PasswordHasher()
+        self._unknown: _User | None = None  # a hash no password matches, for unknown users
         self._users: dict[str, _User] = {}
         if path is not None:
             self._load(path)
@@ -158,8 +177,9 @@ class PasswordFile(CredentialStore):
         user = self._users.get(username)
         if user is None:
             # Spend the same time on unknown users, so timing does not tell who exists.
-            user = _User(self._hasher.hash("x"), None)
-            password = password + "\0"
+            if self._unknown is None:
+                self._unknown = _User(self._hasher.hash(token_hex(16)), None)
+            user = self._unknown
         try:
             return self._hasher.verify(user.password_hash, password)
         except (VerificationError, InvalidHashError):
@@ -172,7 +192,7 @@ class PasswordFile(CredentialStore):
             loop = asyncio.get_running_loop()
             # argon2 is slow on purpose; keep it off the event loop.
             ok = await loop.run_in_executor(
-                None, self._verify, credentials.username, credentials.password
+                _password_checks(), self._verify, credentials.username, credentials.password
             )
             if credentials.authzid and credentials.authzid != credentials.username:
                 ok = False  # acting as another user is not offered

@@ -57,7 +57,10 @@ def _proposal(event: Event) -> Reply:
 
 log = logging.getLogger("mailroom.smtp")
 
-MAX_BUFFERED = 4 * 1024 * 1024  # pause reading when this much input waits unprocessed
+# Pause reading when this much input waits unprocessed (only while the session waits for
+# policy, the store or the AUTH tarpit: otherwise input is consumed as it comes). Small, since
+# every waiting session may hold it: a client pipelines a few commands, not megabytes.
+MAX_BUFFERED = 64 * 1024
 # The idle timeout runs from the last progress, not the last octet: a command answered, or in
 # message data a line ended or this many octets arrived. A client that dribbles a byte every
 # few seconds (slowloris) makes none and is timed out like an idle one.
@@ -194,6 +197,12 @@ class Session(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
+        task = self._task
+        if task is not None and not task.done():
+            # Nobody is left to answer: a password check still queued is skipped (a client
+            # that floods AUTH and hangs up leaves no work behind); a commit in flight
+            # completes all the same in the store's thread.
+            task.cancel()
         if self._writer is not None:
             self._writer.abort()
             self._writer = None

@@ -43,6 +43,10 @@ __all__ = [
 log = logging.getLogger("mailroom.store")
 
 SPILL_THRESHOLD = 1024 * 1024  # bytes kept in memory before a message goes to a tmp file
+# Message bytes all sessions together may keep in memory; past it, messages go to their tmp
+# files from the next write on (so a thousand slow clients each halfway through a 1 MiB
+# message cannot take a gigabyte).
+MEMORY_BUDGET = 64 * 1024 * 1024
 MAX_BATCH = 512
 COPY_CHUNK = 1024 * 1024
 
@@ -109,6 +113,7 @@ class MessageWriter:
     _error: OSError | None = None
     _first_bytes: bytes = b""
     _done: bool = False
+    _held: int = 0  # of _buffer, counted in store.in_memory (event loop thread only)
 
     @property
     def size(self) -> int:
@@ -120,9 +125,12 @@ class MessageWriter:
         self._size += len(data)
         if len(self._first_bytes) < MAX_HEADER_SCAN:
             self._first_bytes += data[: MAX_HEADER_SCAN - len(self._first_bytes)]
+        store = self.store
         if self._spill is None:
             self._buffer += data
-            if len(self._buffer) < SPILL_THRESHOLD:
+            self._held += len(data)
+            store.in_memory += len(data)
+            if len(self._buffer) < SPILL_THRESHOLD and store.in_memory <= MEMORY_BUDGET:
                 return
             data = b""  # it is in the buffer now
         try:
@@ -131,6 +139,12 @@ class MessageWriter:
             self._flush_buffer(self._spill, data)
         except OSError as exc:
             self._fail(exc)
+        self._release()
+
+    def _release(self) -> None:
+        # The buffer is written out or handed to the committer: no longer held for a session.
+        self.store.in_memory -= self._held
+        self._held = 0
 
     def _open(self, index: int) -> _Output:
         output = self.store.output(self, index)
@@ -153,6 +167,7 @@ class MessageWriter:
     def _fail(self, exc: OSError) -> None:
         self._error = exc
         self._buffer = bytearray()
+        self._release()
         self._cleanup()
 
     def _cleanup(self) -> None:
@@ -165,12 +180,14 @@ class MessageWriter:
         """Forget the message (refused, or the client went away)."""
         self._done = True
         self._buffer = bytearray()
+        self._release()
         self._cleanup()
 
     def commit(self) -> asyncio.Future[str]:
         """Store it for good; the future gives the queue id once every file and directory
         entry is on disk, or raises StoreError."""
         self._done = True
+        self._release()
         future: asyncio.Future[str] = self.store.loop.create_future()
         if self._error is not None:
             future.set_exception(StoreError(str(self._error)))
@@ -262,6 +279,7 @@ class MaildirStore:
         # Octets in each local mailbox (by mailbox name), for quotas.
         self.usage: dict[str, int] = {}
         self._started = False
+        self.in_memory = 0  # message bytes sessions hold in memory (see MEMORY_BUDGET)
         self.latency_total = 0.0  # seconds spent committing, for metrics
         self.committed = 0
 
