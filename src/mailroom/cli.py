@@ -207,6 +207,28 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    from mailroom.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"mailroom check-config: {exc}", file=sys.stderr)
+        return 2
+    if config.mail is None:
+        print(f"{args.config}: ok: a mail catcher (no domains)")
+        return 0
+    mail = config.mail
+    listeners = ", ".join(str(listener) for listener in config.all_listeners)
+    local = f"LMTP to {mail.lmtp.host}:{mail.lmtp.port}" if mail.lmtp is not None else "Maildirs"
+    print(
+        f"{args.config}: ok: mail server for {', '.join(sorted(mail.directory.domains))}; "
+        f"{len(mail.directory.users)} users, {len(mail.directory.aliases)} aliases, "
+        f"{len(mail.queue.routes)} routes; local delivery to {local}; listeners {listeners}"
+    )
+    return 0
+
+
 def _cmd_reindex(args: argparse.Namespace) -> int:
     from mailroom.store.reindex import rebuild_index
 
@@ -455,6 +477,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_serve(commands)
     _add_store_commands(commands)
+    check = commands.add_parser(
+        "check-config", help="validate a mailroom.toml; each error names its line"
+    )
+    check.add_argument("config", type=Path, nargs="?", default=Path("mailroom.toml"))
+    check.set_defaults(func=_cmd_check_config)
     _add_send(commands)
     _add_sendmail(commands)
     from mailroom.delivery.commands import add_queue_command
