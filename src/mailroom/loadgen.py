@@ -5,6 +5,10 @@ PIPELINING (MAIL, RCPT and DATA in one write) or CHUNKING (the whole transaction
 included, in one write). A message counts only when its end gets a 250. Prints msg/s and
 latency percentiles (from MAIL to that 250).
 
+With ``--record FILE`` every message gets a Message-ID of its own, and the file lists, one a
+line, the Message-IDs that got their 250: what a server that says 250 must have kept (the
+hostile tests kill the server mid-load and look for each of them).
+
 Each connection is a callback-driven state machine rather than a coroutine, so that the load
 generator costs less per message than any server it measures.
 """
@@ -13,14 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import cast
 
-__all__ = ["LoadResult", "run_load"]
+__all__ = ["LoadResult", "make_body", "run_load"]
 
 
 @dataclass
@@ -31,6 +37,8 @@ class LoadResult:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list, repr=False)
     refusals: dict[str, int] = field(default_factory=dict)
+    # Message-IDs of the messages that got their 250 (only when recording)
+    accepted_ids: list[str] = field(default_factory=list, repr=False)
 
     @property
     def rate(self) -> float:
@@ -45,6 +53,7 @@ class LoadResult:
     def summary(self) -> dict[str, object]:
         data = asdict(self)
         del data["latencies"]
+        del data["accepted_ids"]
         data["msg_per_s"] = round(self.rate, 1)
         for p in (50, 90, 99):
             data[f"p{p}_ms"] = round(self.percentile(p) * 1000, 2)
@@ -54,12 +63,15 @@ class LoadResult:
         return data
 
 
-def make_body(size: int, index: int = 0) -> bytes:
+def make_body(size: int, index: int = 0, message_id: str | None = None) -> bytes:
     """A message of about ``size`` octets: headers, then 76-character lines (no dot-stuffing
-    needed: no line starts with a dot)."""
+    needed: no line starts with a dot). With a ``message_id`` the same arguments always make
+    the same bytes, so a test can tell a stored message is whole."""
+    if message_id is None:
+        message_id = f"<{index}.{time.time_ns()}@bench.test>"
     head = (
         f"From: bench@example.test\r\nTo: sink@example.test\r\n"
-        f"Subject: load {index}\r\nMessage-ID: <{index}.{time.time_ns()}@bench.test>\r\n\r\n"
+        f"Subject: load {index}\r\nMessage-ID: {message_id}\r\n\r\n"
     )
     line = b"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_+=\r\n"
     body = bytearray(head.encode())
@@ -84,6 +96,7 @@ class _Connection(asyncio.Protocol):
         self.started = 0.0
         self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set on connect
         self.state = "greeting"
+        self.message_id = ""  # of the message in progress, when Message-IDs are recorded
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -141,6 +154,8 @@ class _Connection(asyncio.Protocol):
         if self.ok and code == b"250":
             self.result.messages += 1
             self.result.latencies.append(time.perf_counter() - self.started)
+            if self.message_id:
+                self.result.accepted_ids.append(self.message_id)
         else:
             self.result.failed += 1
         self._next_message()
@@ -152,7 +167,10 @@ class _Connection(asyncio.Protocol):
             return
         self.remaining -= 1
         self.state = "message"
-        self.steps = self.plan.steps
+        if self.plan.record:
+            self.message_id, self.steps = self.plan.unique()
+        else:
+            self.steps = self.plan.steps
         self.step = 0
         self.ok = True
         self.started = time.perf_counter()
@@ -168,26 +186,35 @@ class _Connection(asyncio.Protocol):
 
 @dataclass
 class _Plan:
-    steps: list[tuple[bytes, int]]
+    size: int
+    recipients: int
+    pipelining: bool
+    chunking: bool
+    record: bool = False
+    steps: list[tuple[bytes, int]] = field(default_factory=list)
+    _run: str = field(default_factory=lambda: secrets.token_hex(6))
+    _count: int = 0
 
+    def __post_init__(self) -> None:
+        self.steps = self._steps(make_body(self.size))
 
-def _plan(size: int, recipients: int, pipelining: bool, chunking: bool) -> _Plan:
-    mail = b"MAIL FROM:<bench@example.test>\r\n"
-    rcpts = [f"RCPT TO:<sink{i}@example.test>\r\n".encode() for i in range(recipients)]
-    body = make_body(size)
-    if chunking:
-        return _Plan(
-            [
-                (
-                    mail + b"".join(rcpts) + f"BDAT {len(body)} LAST\r\n".encode() + body,
-                    recipients + 2,
-                )
-            ]
-        )
-    data_body = body + b".\r\n"
-    if pipelining:
-        return _Plan([(mail + b"".join(rcpts) + b"DATA\r\n", recipients + 2), (data_body, 1)])
-    return _Plan([(mail, 1), *((r, 1) for r in rcpts), (b"DATA\r\n", 1), (data_body, 1)])
+    def unique(self) -> tuple[str, list[tuple[bytes, int]]]:
+        """A Message-ID never used before, and the steps of a message that carries it."""
+        self._count += 1
+        message_id = f"<{self._count}.{self._run}@bench.test>"
+        return message_id, self._steps(make_body(self.size, message_id=message_id))
+
+    def _steps(self, body: bytes) -> list[tuple[bytes, int]]:
+        recipients = self.recipients
+        mail = b"MAIL FROM:<bench@example.test>\r\n"
+        rcpts = [f"RCPT TO:<sink{i}@example.test>\r\n".encode() for i in range(recipients)]
+        if self.chunking:
+            bdat = f"BDAT {len(body)} LAST\r\n".encode()
+            return [(mail + b"".join(rcpts) + bdat + body, recipients + 2)]
+        data_body = body + b".\r\n"
+        if self.pipelining:
+            return [(mail + b"".join(rcpts) + b"DATA\r\n", recipients + 2), (data_body, 1)]
+        return [(mail, 1), *((r, 1) for r in rcpts), (b"DATA\r\n", 1), (data_body, 1)]
 
 
 async def run_load(
@@ -200,10 +227,13 @@ async def run_load(
     recipients: int = 1,
     pipelining: bool = False,
     chunking: bool = False,
+    record: bool = False,
 ) -> LoadResult:
+    """With ``record``, each message has a Message-ID of its own, and ``accepted_ids`` of the
+    result lists those that got their 250."""
     loop = asyncio.get_running_loop()
     result = LoadResult()
-    plan = _plan(size, recipients, pipelining, chunking)
+    plan = _Plan(size, recipients, pipelining, chunking, record)
     per_connection = [
         messages // connections + (1 if i < messages % connections else 0)
         for i in range(connections)
@@ -237,6 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipients", type=int, default=1)
     parser.add_argument("--pipelining", action="store_true")
     parser.add_argument("--chunking", action="store_true", help="BDAT ... LAST")
+    parser.add_argument(
+        "--record",
+        type=Path,
+        metavar="FILE",
+        help="give each message a Message-ID of its own; write those that got 250 to FILE",
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--no-uvloop", action="store_true")
     args = parser.parse_args(argv)
@@ -258,8 +294,11 @@ def main(argv: list[str] | None = None) -> int:
             recipients=args.recipients,
             pipelining=args.pipelining,
             chunking=args.chunking,
+            record=args.record is not None,
         )
     )
+    if args.record is not None:
+        args.record.write_text("".join(f"{message_id}\n" for message_id in result.accepted_ids))
     summary = result.summary()
     if args.json:
         print(json.dumps(summary))

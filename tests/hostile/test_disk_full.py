@@ -1,0 +1,183 @@
+"""Disk full and write errors in the store: the message gets 452 4.3.1 (insufficient system
+storage), nothing half-written is left anywhere, the server keeps serving and takes mail
+again when space returns. First with faults injected at the store layer under a concurrent
+load (every write, sync and rename may fail), then on a real, small filesystem (a tmpfs of a
+few MiB, when this machine lets the test mount one) filled to the last page."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mailroom.loadgen import make_body, run_load
+from mailroom.store import Index
+from tests.hostile.test_kill import message_id_of
+from tests.hostile.tools import stored_files, tmp_files
+from tests.live import LineClient, LiveServer, run_cli, server_overrides, split_trace
+
+STORAGE_FULL = b"452 4.3.1 Error: insufficient system storage\r\n"
+SIZE = 4096
+
+
+class FlakyDisk:
+    """A store fault that fails in bursts: ``bad`` calls in a row raise ``error``, then ``good``
+    calls pass, and so on. Deterministic, and it hits every place the store asks (opening and
+    writing files, the group sync, the renames into new/)."""
+
+    def __init__(self, error: int, bad: int = 40, good: int = 60) -> None:
+        self.error = error
+        self.bad, self.good = bad, good
+        self.calls = 0
+        self.failures = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self._lock:
+            position = self.calls % (self.bad + self.good)
+            self.calls += 1
+            if position < self.bad:
+                self.failures += 1
+                raise OSError(self.error, os.strerror(self.error))
+
+
+def assert_whole(data: Path, size: int = SIZE) -> dict[str, Path]:
+    """Every stored message is exactly what was sent; returns them by Message-ID."""
+    found: dict[str, Path] = {}
+    for path in stored_files(data):
+        message_id = message_id_of(path)
+        assert message_id not in found, f"stored twice: {message_id}"
+        _, body = split_trace(path.read_bytes())
+        assert body == make_body(size, message_id=message_id), path
+        found[message_id] = path
+    return found
+
+
+@pytest.mark.parametrize("error", [errno.ENOSPC, errno.EIO], ids=["ENOSPC", "EIO"])
+def test_store_faults_under_load(serve, error: int) -> None:
+    live: LiveServer = serve(max_connections_per_ip=0)
+    host, port = live.smtp
+    disk = FlakyDisk(error)
+    live.mail_server.store.fault = disk
+    result = asyncio.run(
+        run_load(host, port, messages=2000, connections=20, size=SIZE, record=True)
+    )
+    assert disk.failures > 0
+    # Each message either got its 250 or 452 4.3.1; nothing else, nothing lost in between.
+    assert set(result.refusals) <= {"452 4.3.1"}, result.refusals
+    assert result.messages + result.failed == 2000
+    assert result.failed == result.refusals.get("452 4.3.1", 0) > 0
+    # Exactly the messages that got a 250 are stored, each whole; nothing is half-written.
+    stored = assert_whole(live.data)
+    assert set(stored) == set(result.accepted_ids)
+    assert tmp_files(live.data) == []
+    # Space returns: every message is taken again.
+    live.mail_server.store.fault = None
+    again = asyncio.run(run_load(host, port, messages=200, connections=10, size=SIZE, record=True))
+    assert (again.messages, again.failed) == (200, 0)
+    stored = assert_whole(live.data)
+    assert set(stored) == set(result.accepted_ids) | set(again.accepted_ids)
+    rows = live.mail_server.store.index.list(limit=100_000)
+    assert {row.message_id for row in rows} == set(stored)
+    print(
+        f"{os.strerror(error)}: {disk.failures} of {disk.calls} store calls failed; "
+        f"{result.messages} accepted, {result.failed} refused with 452 4.3.1"
+    )
+
+
+# -- a real filesystem that fills up ------------------------------------------------------------
+
+
+@pytest.fixture
+def small_filesystem(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs mounted for the test; skipped where mounting is not allowed."""
+    mountpoint = tmp_path / "small"
+    mountpoint.mkdir()
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mountpoint)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+def fill(path: Path) -> int:
+    """Write to ``path`` until the filesystem is full; the octets written."""
+    written = 0
+    block = b"\0" * 4096
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        while True:
+            try:
+                written += os.write(fd, block)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+                return written
+    finally:
+        os.close(fd)
+
+
+def send(live: LiveServer, body: bytes) -> bytes:
+    client = LineClient(live.smtp)
+    client.reply()
+    client.command(b"EHLO client.example.test")
+    client.send(b"MAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nDATA\r\n")
+    replies = [client.reply() for _ in range(3)]
+    assert replies[2].startswith(b"354 "), replies
+    reply = client.command(body + b".")
+    assert client.command(b"NOOP") == b"250 2.0.0 Ok\r\n"  # still serving this session
+    client.close()
+    return reply
+
+
+def test_a_real_filesystem_fills_up(small_filesystem: Path) -> None:
+    data = small_filesystem / "data"
+    live = LiveServer(server_overrides(data, {})).start()
+    try:
+        ids = [f"<fs{n}@example.test>" for n in range(20)]
+        accepted = []
+        for message_id in ids[:5]:
+            assert send(live, make_body(SIZE, message_id=message_id)).startswith(b"250 ")
+            accepted.append(message_id)
+        filler = small_filesystem / "filler"
+        assert fill(filler) > 0
+        # Full: small messages (written at the end) and a large one (spilled to its tmp file
+        # while it streams in) are refused, and the server answers every time.
+        for message_id in ids[5:10]:
+            assert send(live, make_body(SIZE, message_id=message_id)) == STORAGE_FULL
+        big = make_body(2 * 1024 * 1024, message_id="<big@example.test>")
+        assert send(live, big) == STORAGE_FULL
+        assert set(assert_whole(data)) == set(accepted)
+        assert tmp_files(data) == []
+        # Space returns.
+        filler.unlink()
+        for message_id in ids[10:15]:
+            assert send(live, make_body(SIZE, message_id=message_id)).startswith(b"250 ")
+            accepted.append(message_id)
+        assert set(assert_whole(data)) == set(accepted)
+        assert tmp_files(data) == []
+    finally:
+        live.stop()
+    # The index may have missed rows while the disk was full (it is never the only copy):
+    # reindex makes it whole.
+    run_cli("reindex", "--data", str(data))
+    index = Index(data / "index.sqlite")
+    try:
+        assert {row.message_id for row in index.list(limit=1000)} == set(accepted)
+    finally:
+        index.close()
