@@ -91,6 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.atheris:
         import atheris  # type: ignore[import-not-found]
 
+        # Coverage feedback from the code under test (and hypothesis's, which turns the bytes
+        # into sessions); without it libFuzzer mutates blind.
+        atheris.instrument_all()
         atheris.Setup([sys.argv[0], *rest], fuzz_one_input)
         atheris.Fuzz()
         return 0

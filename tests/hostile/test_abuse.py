@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ import pytest
 
 from mailroom.policy.credentials import password_line
 from tests.hostile.tools import (
+    SCALES,
     all_replies,
     hwm_mib,
     raise_open_files,
@@ -27,7 +27,6 @@ from tests.hostile.tools import (
 )
 from tests.live import HOSTNAME, LineClient, ServeProcess, queue_id_of, wait_for
 
-LONG = os.environ.get("MAILROOM_HOSTILE", "") not in ("", "0")
 MIB = 1024 * 1024
 MESSAGE_LIMIT = 32 * MIB
 # Growth of the server's resident memory allowed after any one abuse, over its size after a
@@ -115,7 +114,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             "--log-level",
             "warning",
             "--shutdown-grace",
-            "5",
+            "1",
         ],
         folder / "serve.log",
     ).wait_started()
@@ -155,11 +154,12 @@ def test_megabyte_header_line(server: Server) -> None:
     assert tmp_files(server.data) == []
 
 
-def test_data_that_never_ends(server: Server) -> None:
+@pytest.mark.parametrize("scale", SCALES)
+def test_data_that_never_ends(server: Server, scale: str) -> None:
     """Four times the size limit (in the long run, 2 GiB) and no end: read as it comes, kept
     only to the limit and only on disk, refused at the end; and once more with the client
     gone before the end."""
-    total = (2048 if LONG else 4 * MESSAGE_LIMIT // MIB) * MIB
+    total = (2048 if scale == "long" else 4 * MESSAGE_LIMIT // MIB) * MIB
     chunk = (b"z" * 998 + b"\r\n") * 1048  # about 1 MiB of 1000-octet lines
     for vanish in (False, True):
         client = server.client()
@@ -299,13 +299,14 @@ async def _abusive_client(address: tuple[str, int], kind: str) -> asyncio.Stream
     return writer
 
 
+@pytest.mark.parametrize("scale", SCALES)
 @pytest.mark.parametrize("kind", ["lines", "data", "auth"])
-def test_many_abusive_clients_at_once(server: Server, kind: str) -> None:
+def test_many_abusive_clients_at_once(server: Server, kind: str, scale: str) -> None:
     """Hundreds of clients each holding a megabyte of input in flight: what the server keeps
     per session is bounded (the part of a message in memory shares one budget; a waiting
     session reads no more than a little ahead)."""
     # (Each failed AUTH is one argon2 check: fewer of those in the quick run.)
-    count = 1000 if LONG else (50 if kind == "auth" else 200)
+    count = 1000 if scale == "long" else (50 if kind == "auth" else 200)
     # Per session: its objects and what it read ahead before it paused (a read is up to
     # 256 KiB); for all: the shared budget of message bytes in memory (64 MiB) and the
     # password checks running at once (2, each 64 MiB for argon2).

@@ -8,7 +8,6 @@ exactly the stored messages."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -16,10 +15,9 @@ from pathlib import Path
 import pytest
 
 from mailroom.loadgen import make_body
-from tests.hostile.tools import parse, stored_files, tmp_files
+from tests.hostile.tools import SCALES, parse, stored_files, tmp_files
 from tests.live import HOSTNAME, ServeProcess, mailroom_command, run_cli, split_trace, wait_for
 
-LONG = os.environ.get("MAILROOM_HOSTILE", "") not in ("", "0")
 MESSAGES = 5000
 CONNECTIONS = 50
 SIZE = 2048
@@ -117,9 +115,10 @@ def check_store(data: Path, accepted: list[str]) -> dict[str, int]:
 
 
 @pytest.mark.timeout(600)
-def test_kill_9_mid_load_loses_nothing_that_got_250(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scale", SCALES)
+def test_kill_9_mid_load_loses_nothing_that_got_250(tmp_path: Path, scale: str) -> None:
     data = tmp_path / "data"
-    rounds = 5 if LONG else 1
+    rounds = 5 if scale == "long" else 1
     accepted: list[str] = []
     for round_ in range(rounds):
         server = serve(data, tmp_path / f"serve{round_}.log")

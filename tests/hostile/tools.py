@@ -11,7 +11,13 @@ import ssl
 from email.message import EmailMessage
 from pathlib import Path
 
+import pytest
+
 from tests.live import LineClient
+
+# Tests that come in two sizes take ``scale``: the quick one runs with every pytest, the long
+# one (marked hostile) with ``-m hostile`` or MAILROOM_HOSTILE=1.
+SCALES = ["quick", pytest.param("long", marks=pytest.mark.hostile)]
 
 __all__ = [
     "all_replies",
