@@ -97,8 +97,8 @@ def test_normalized_into_one_message(serve, variant: bytes) -> None:
     raw = path.read_bytes()
     assert_one_message_holding_both(raw, variant)
     if b"\x00" not in variant:
-        # Every line ending is CRLF now, and the fake end line is a lone dot (dot-stuffing
-        # undone is not applied to it: it never began with CRLF).
+        # Every line ending is CRLF now; the fake end became a line holding a lone dot, which
+        # mailroom's own client dot-stuffs should it ever send the message on.
         assert raw.count(b"\r") == raw.count(b"\r\n") == raw.count(b"\n")
 
 

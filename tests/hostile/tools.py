@@ -1,5 +1,6 @@
 """What the hostile tests share: a server's memory from /proc, the messages of a data directory,
-and a raw client that reads every reply until the server closes."""
+raw clients (every reply until the server closes; TLS over memory BIOs, so that nothing the
+server sends in the clear goes unnoticed), and the two sizes of the long tests."""
 
 from __future__ import annotations
 
@@ -20,12 +21,17 @@ from tests.live import LineClient
 SCALES = ["quick", pytest.param("long", marks=pytest.mark.hostile)]
 
 __all__ = [
+    "SCALES",
+    "TLSClient",
     "all_replies",
     "hwm_mib",
+    "parse",
     "raise_open_files",
+    "read_reply_raw",
     "rss_mib",
     "stored_files",
     "stored_messages",
+    "tmp_files",
 ]
 
 
