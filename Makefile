@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: run test lint typecheck bench docs clean
+.PHONY: run test lint typecheck bench hostile docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,22 @@ docs: $(STAMP_RUN)
 bench: $(STAMP_DEV)
 	$(BIN)/python bench/run.py $(ARGS)
 	$(BIN)/python bench/memory.py
+
+# The long hostile suite (tests/hostile, the tests marked hostile): floods of 1,000-3,000
+# clients, five kill -9 rounds, 2 GiB of DATA without an end; then the soak and fuzzing of
+# the protocol core (hypothesis; atheris, coverage-guided, where it installs).
+# Shorter: make hostile SOAK_SECONDS=120 FUZZ_SECONDS=60
+SOAK_SECONDS ?= 600
+FUZZ_SECONDS ?= 300
+hostile: $(STAMP_DEV)
+	$(BIN)/python -m pytest -q -m hostile tests/hostile
+	$(BIN)/python bench/soak.py --seconds $(SOAK_SECONDS)
+	mkdir -p build/fuzz
+	$(BIN)/python tests/fuzz/fuzz_server.py --seconds $(FUZZ_SECONDS) --crash-dir build/fuzz
+	@if $(BIN)/pip install --quiet atheris; then \
+		$(BIN)/python tests/fuzz/fuzz_server.py --atheris -max_total_time=$(FUZZ_SECONDS) \
+			-max_len=4096 -artifact_prefix=build/fuzz/ -print_final_stats=1; \
+	else echo "atheris does not install here: fuzzed with hypothesis only"; fi
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

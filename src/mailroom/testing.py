@@ -70,7 +70,9 @@ class SMTPTestServer:
             "web": "off",
         }
         if config_file is not None:
-            overrides.pop("smtp")  # the file's listeners, unless settings say otherwise
+            # The file's listeners and hostname, unless settings say otherwise.
+            overrides.pop("smtp")
+            overrides.pop("hostname")
         overrides.update(settings or {})
         self.config = load_config(config_file, overrides)
         self._loop = asyncio.new_event_loop()
