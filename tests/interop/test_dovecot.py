@@ -6,22 +6,22 @@ from __future__ import annotations
 
 import imaplib
 import os
-import pwd
-import shutil
 import smtplib
-import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mailroom.testing import SMTPTestServer
+from tests.interop.dovecot import (
+    DOVECOT,
+    MAIL_USER,
+    free_port,
+    running_dovecot,
+    traversable_tmpdir,
+)
 from tests.mailserver.conftest import write_config
 
-DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 pytestmark = pytest.mark.skipif(
     not Path(DOVECOT).exists() or os.geteuid() != 0,
     reason="needs Dovecot (Debian dovecot-imapd) and root to start it",
@@ -66,7 +66,6 @@ service imap-login {{
 
 # Dovecot will not read mail as root: the test hands the delivered Maildir to an unprivileged
 # user, as a real installation runs mailroom as the mail user in the first place.
-MAIL_USER = pwd.getpwnam("nobody")
 
 
 def give_to_mail_user(path: Path) -> None:
@@ -75,20 +74,10 @@ def give_to_mail_user(path: Path) -> None:
     os.chown(path.parent, MAIL_USER.pw_uid, MAIL_USER.pw_gid)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def workdir() -> Iterator[Path]:
-    # Not pytest's tmp_path: its parents are private to root, and Dovecot's mail processes
-    # run as another user who must traverse them.
-    path = Path(tempfile.mkdtemp(prefix="mailroom-dovecot-"))
-    path.chmod(0o711)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    with traversable_tmpdir("mailroom-dovecot-") as path:
+        yield path
 
 
 @pytest.fixture
@@ -115,33 +104,15 @@ def dovecot(workdir: Path, mail_server: SMTPTestServer) -> Iterator[int]:
             gid=MAIL_USER.pw_gid,
         )
     )
-    log = (root / "stderr.log").open("wb")
-    process = subprocess.Popen([DOVECOT, "-F", "-c", str(conf)], stdout=log, stderr=log)
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.close()
-                pytest.fail(
-                    "dovecot did not start: "
-                    + (root / "stderr.log").read_text(errors="replace")
-                    + (root / "dovecot.log").read_text(errors="replace")
-                    if (root / "dovecot.log").exists()
-                    else ""
-                )
-            time.sleep(0.1)
-    try:
+    config = DOVECOT_CONF.format(
+        root=root,
+        data=mail_server.config.data,
+        port=port,
+        uid=MAIL_USER.pw_uid,
+        gid=MAIL_USER.pw_gid,
+    )
+    with running_dovecot(root, config, [port]):
         yield port
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 def test_dovecot_reads_what_mailroom_delivered(mail_server: SMTPTestServer, dovecot: int) -> None:

@@ -16,14 +16,8 @@ import email.policy
 import imaplib
 import json
 import os
-import pwd
-import shutil
 import smtplib
-import socket
-import subprocess
-import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -32,18 +26,21 @@ import pytest
 
 from mailroom.client import Client, MailOptions
 from mailroom.testing import SMTPTestServer
-from tests.interop.test_dovecot import free_port
+from tests.interop.dovecot import (
+    DOVECOT,
+    MAIL_USER,
+    free_port,
+    running_dovecot,
+    traversable_tmpdir,
+)
+from tests.live import wait_for
 
-DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 LMTP_SERVER = Path("/usr/lib/dovecot/lmtp")
 pytestmark = pytest.mark.skipif(
     not Path(DOVECOT).exists() or not LMTP_SERVER.exists() or os.geteuid() != 0,
     reason="needs Dovecot's LMTP server (Debian dovecot-lmtpd, dovecot-imapd) and root",
 )
 
-# Dovecot will not deliver mail as root: its mail processes run as nobody, over directories
-# nobody can traverse and write.
-MAIL_USER = pwd.getpwnam("nobody")
 PASSWORD = "imap-secret"
 
 DOVECOT_CONF = """
@@ -162,12 +159,8 @@ class Dovecot:
 
 @pytest.fixture
 def workdir() -> Iterator[Path]:
-    # Not pytest's tmp_path: its parents are private to root, and Dovecot's mail processes
-    # run as nobody, who must traverse them.
-    path = Path(tempfile.mkdtemp(prefix="mailroom-lmtp-"))
-    path.chmod(0o711)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    with traversable_tmpdir("mailroom-lmtp-") as path:
+        yield path
 
 
 @pytest.fixture
@@ -185,37 +178,9 @@ def dovecot(workdir: Path) -> Iterator[Dovecot]:
         )
     )
     server = Dovecot(root, free_port(), free_port())
-    conf = root / "dovecot.conf"
-    conf.write_text(
-        DOVECOT_CONF.format(root=root, imap_port=server.imap_port, lmtp_port=server.lmtp_port)
-    )
-    log = (root / "stderr.log").open("wb")
-    process = subprocess.Popen([DOVECOT, "-F", "-c", str(conf)], stdout=log, stderr=log)
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            for port in (server.imap_port, server.lmtp_port):
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                log.close()
-                text = (root / "stderr.log").read_text(errors="replace")
-                if (root / "dovecot.log").exists():
-                    text += (root / "dovecot.log").read_text(errors="replace")
-                pytest.fail("dovecot did not start: " + text)
-            time.sleep(0.1)
-    try:
+    config = DOVECOT_CONF.format(root=root, imap_port=server.imap_port, lmtp_port=server.lmtp_port)
+    with running_dovecot(root, config, [server.imap_port, server.lmtp_port]):
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 @pytest.fixture
@@ -227,14 +192,6 @@ def mail_server(workdir: Path, dovecot: Dovecot) -> Iterator[SMTPTestServer]:
     ).start()
     yield server
     server.stop()
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.05)
 
 
 def queue_empty(server: SMTPTestServer) -> bool:
@@ -273,7 +230,7 @@ def test_mail_for_local_users_goes_to_dovecot_over_lmtp(
             "someone@remote.test", ["alice@example.test", "team@example.test"], MESSAGE
         )
         assert refused == {}
-    wait_for(lambda: queue_empty(mail_server))
+    wait_for(lambda: queue_empty(mail_server), timeout=30)
     [alice] = dovecot.messages("alice@example.test")
     [bob] = dovecot.messages("bob@example.test")
     for raw in (alice, bob):
@@ -298,7 +255,9 @@ def test_unknown_user_at_dovecot_bounces_to_the_local_sender_over_lmtp(
             "alice@example.test", ["ghost@example.test", "bob@example.test"], MESSAGE
         )
         assert refused == {}
-    wait_for(lambda: queue_empty(mail_server) and dovecot.messages("alice@example.test"))
+    wait_for(
+        lambda: queue_empty(mail_server) and dovecot.messages("alice@example.test"), timeout=30
+    )
     [bob] = dovecot.messages("bob@example.test")
     assert bob.endswith(MESSAGE)
     [raw] = dovecot.messages("alice@example.test")
@@ -326,7 +285,9 @@ def test_over_quota_after_the_message_fails_that_recipient_alone(
             "alice@example.test", ["bob@example.test", "tiny@example.test"], MESSAGE
         )
         assert refused == {}
-    wait_for(lambda: queue_empty(mail_server) and dovecot.messages("alice@example.test"))
+    wait_for(
+        lambda: queue_empty(mail_server) and dovecot.messages("alice@example.test"), timeout=30
+    )
     [bob] = dovecot.messages("bob@example.test")
     assert bob.endswith(MESSAGE)
     assert dovecot.messages("tiny@example.test") == []
@@ -349,7 +310,7 @@ def test_queue_entry_is_gone_only_after_dovecot_answered(
         entries = [json.loads(p.read_text()) for p in active.glob("*.json")]
     # Either still queued (durable before the 250) or already delivered and removed.
     assert all(e["recipients"][0]["address"] == "alice@example.test" for e in entries)
-    wait_for(lambda: queue_empty(mail_server))
+    wait_for(lambda: queue_empty(mail_server), timeout=30)
     assert len(dovecot.messages("alice@example.test")) == 1
 
 

@@ -32,27 +32,11 @@ from mailroom.store.ids import new_queue_id
 from mailroom.store.maildir import MaildirStore
 from mailroom.store.null import NullStore
 
-__all__ = ["MailServer", "session_settings"]
+__all__ = ["MailServer"]
 
 log = logging.getLogger("mailroom.server")
 
 SWEEP_INTERVAL = 1.0  # seconds between idle-timeout checks
-
-
-def session_settings(config: Config, credentials: CredentialStore | None) -> SessionSettings:
-    return SessionSettings(
-        hostname=config.hostname,
-        max_message_size=config.max_message_size,
-        max_recipients=config.max_recipients,
-        max_bad_commands=config.max_bad_commands,
-        bare_line_endings=config.bare_line_endings,
-        long_lines=config.long_lines,
-        tls_available=config.tls_enabled,
-        require_tls=config.require_tls,
-        auth_mechanisms=credentials.mechanisms if credentials else (),
-        auth_plaintext_without_tls=config.allow_insecure_auth,
-        require_auth=config.require_auth,
-    )
 
 
 def load_credentials(config: Config) -> CredentialStore | None:
@@ -102,7 +86,8 @@ class MailServer:
         for rule in config.faults:
             self.faults.add(rule)
         self.policy: Policy = self.faults
-        self.session_settings = session_settings(config, self.credentials)
+        # For a listener not in the configuration (tests make sessions by hand): a catcher's.
+        self.session_settings = session_settings_for(Listener("", 0), config, self.credentials)
         # What each listener offers depends on its role (catcher, mx, submission...).
         self._listener_settings = {
             listener: session_settings_for(listener, config, self.credentials)
