@@ -200,27 +200,22 @@ class MessageWriter:
     def _write_outputs(self) -> list[_Output]:
         """Write every destination's file (not yet synced) and return them."""
         deliveries = self.envelope.deliveries
-        if self._spill is None:
-            first = self._open(0)
-            self._flush_buffer_to(first, self._buffer)
-        else:
+        if self._spill is not None:
+            # Large: the first file was written as the message came; copy it to the others.
             first = self._spill
             self._flush_buffer(first)
-        for index in range(1, len(deliveries)):
-            output = self._open(index)
-            assert output.fd is not None
-            if self._spill is None:
-                _write_all(output.fd, self._buffer)
-            else:
-                self._copy_body(first, output)
+            for index in range(1, len(deliveries)):
+                self._copy_body(first, self._open(index))
+        else:
+            body = self._buffer
+            for index in range(len(deliveries)):
+                output = self._open(index)
+                assert output.fd is not None
+                if body:
+                    self.store.check_fault()
+                    _write_all(output.fd, body)
         self._buffer = bytearray()
         return self._outputs
-
-    def _flush_buffer_to(self, output: _Output, data: bytearray) -> None:
-        assert output.fd is not None
-        if data:
-            self.store.check_fault()
-            _write_all(output.fd, data)
 
     def _copy_body(self, source: _Output, target: _Output) -> None:
         # A large message with several destinations: copy the body in the kernel.
