@@ -327,7 +327,7 @@ async def one_session(run: Run, choice: int) -> None:
     try:
         client = await connect(run, name, **options)  # type: ignore[arg-type]
     except OSError as exc:
-        run.unexpected.append(f"{name}: cannot connect: {exc}")
+        run.unexpected.append(f"{name}: cannot connect: {exc!r}")
         return
     try:
         await session(client)

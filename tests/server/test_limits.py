@@ -185,11 +185,6 @@ def test_max_bad_commands(serve) -> None:
     again.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="implicit TLS: asyncio/uvloop run the handshake before the session exists, so a "
-    "connection in its handshake is not counted (for up to --tls-handshake-timeout)",
-)
 def test_max_connections_counts_implicit_tls_handshakes(serve) -> None:
     live: LiveServer = serve(smtps="127.0.0.1:0", max_connections=2, tls_handshake_timeout=5)
     silent = [socket.create_connection(live.smtps) for _ in range(3)]  # no ClientHello

@@ -8,6 +8,7 @@ import logging
 import signal
 import ssl
 import time
+import weakref
 from collections import Counter
 from typing import Any
 
@@ -96,6 +97,11 @@ class MailServer:
         self.ssl_context: ssl.SSLContext | None = None
         self.store: Any = None
         self.sessions: set[Session] = set()
+        # Implicit TLS connections still in their handshake (asyncio and uvloop make the
+        # session before the handshake and tell it of the connection only after): counted
+        # against max_connections too. A handshake that fails drops its session, so entries
+        # go by themselves; none outlives the handshake timeout in the count.
+        self.handshaking: weakref.WeakKeyDictionary[Session, float] = weakref.WeakKeyDictionary()
         self.per_ip: Counter[str] = Counter()
         self.servers: list[asyncio.Server] = []
         self.log_transactions = True
@@ -267,7 +273,7 @@ class MailServer:
         ip = session.client_ip
         if self._stopping:
             refusal = replies.SHUTTING_DOWN(hostname=hostname)
-        elif len(self.sessions) >= config.max_connections:
+        elif len(self.sessions) + self._handshakes() >= config.max_connections:
             refusal = replies.TOO_MANY_CONNECTIONS(hostname=hostname)
         elif config.max_connections_per_ip and self.per_ip[ip] >= config.max_connections_per_ip:
             refusal = replies.TOO_MANY_CONNECTIONS_FROM_CLIENT(hostname=hostname, client=ip)
@@ -278,6 +284,12 @@ class MailServer:
         self.sessions.add(session)
         self.per_ip[ip] += 1
         return None
+
+    def _handshakes(self) -> int:
+        if not self.handshaking:
+            return 0
+        oldest = time.monotonic() - self.config.tls_handshake_timeout
+        return sum(1 for started in list(self.handshaking.values()) if started > oldest)
 
     def release(self, session: Session) -> None:
         self.sessions.discard(session)

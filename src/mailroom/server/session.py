@@ -78,6 +78,8 @@ class Session(asyncio.Protocol):
         self.client_port = 0
         self.transport: asyncio.Transport | None = None
         self.conn = ServerConnection(server.settings_for(listener), tls=listener.implicit_tls)
+        if listener.implicit_tls:
+            server.handshaking[self] = time.monotonic()
         self.last_activity = 0.0  # the last progress (see PROGRESS_OCTETS)
         self._octets_since_progress = 0
         self.busy = False  # waiting for policy or the store
@@ -111,6 +113,7 @@ class Session(asyncio.Protocol):
         self.client_ip, self.client_port = str(peer[0]), int(peer[1])
         self.last_activity = time.monotonic()
         server = self.server
+        server.handshaking.pop(self, None)
         refusal = server.admit(self)
         if refusal is not None:
             log.info("refused connection: client=%s reply=%s", self.client_ip, str(refusal))
