@@ -68,6 +68,8 @@ PROGRESS_OCTETS = 1024
 # Replies to these stages may be 451 (RFC 5321 §4.3.2); elsewhere an internal error closes.
 _TRANSACTION_STAGES = frozenset({"MAIL", "RCPT", "END_OF_DATA", "BDAT"})
 _MESSAGE_ENDS = (MessageComplete, MessageRefused)
+# Events whose transcript line is not the command line the protocol read last.
+_NOT_COMMAND_LINES = frozenset({MessageComplete, MessageRefused, ChunkReceived, ConnectionClosed})
 
 
 class Session(asyncio.Protocol):
@@ -127,6 +129,7 @@ class Session(asyncio.Protocol):
                 self.client_ip, self.client_port, str(self.listener)
             )
             self.transcript.tls = self.conn.tls_active
+            self.transcript.conn = self.conn
         try:
             decision = server.policy.connect(self)
         except Exception:
@@ -236,7 +239,7 @@ class Session(asyncio.Protocol):
                 next_event = conn.next_event()
                 if next_event is NEED_DATA or next_event is PAUSED:
                     break
-                event = cast(Event, next_event)
+                event: Event = next_event  # type: ignore[assignment]
                 kind = type(event)
                 if kind is MessageData:
                     if not self._message_failed:
@@ -255,8 +258,14 @@ class Session(asyncio.Protocol):
                     )
                     continue
                 if self.transcript is not None:
-                    self._record_command(event, kind)
+                    if kind in _NOT_COMMAND_LINES:
+                        self._record_command(event, kind)
+                    else:
+                        self.transcript.command(conn.last_line_raw)
                 reply = self._decide(event)
+                if type(reply) is Reply:  # the usual case: an answer now
+                    self._send(event, reply, out)
+                    continue
                 if isinstance(reply, Disconnect):
                     self._note("fault: disconnected")
                     self._flush(out)
@@ -354,17 +363,18 @@ class Session(asyncio.Protocol):
     def _send(self, event: Event, reply: Reply, out: bytearray) -> None:
         conn = self.conn
         self.last_activity = time.monotonic()
+        code = reply.code
         ends_message = type(event) in _MESSAGE_ENDS
-        if ends_message and reply.code >= 400:
+        if code >= 400 and ends_message:
             self._log_refused_message(event, reply)  # before send() ends the transaction
         wire = conn.send(reply)
         out += wire
         transcript = self.transcript
         if transcript is not None:
             transcript.reply(wire)
-            transcript.helo = conn.hello_domain
-            transcript.auth_user = conn.authenticated
-        if reply.code >= 400:
+        if code < 400 and not self.shutting_down and code != 220:
+            return
+        if code >= 400:
             self.server.metrics.refused(event.stage, reply.code)
             if not ends_message:
                 log.info(

@@ -9,7 +9,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from mailroom.protocol.server import printable_line
+from mailroom.protocol.server import ServerConnection, printable_line
 from mailroom.server.hub import Hub
 
 __all__ = ["Transcript", "TranscriptLog"]
@@ -19,12 +19,13 @@ MAX_ENTRIES = 2000  # per session; a client that talks forever is cut short in t
 
 class Transcript:
     __slots__ = (
-        "auth_user",
+        "_auth_user",
+        "_helo",
         "client_ip",
         "client_port",
+        "conn",
         "ended",
         "entries",
-        "helo",
         "id",
         "listener",
         "messages",
@@ -44,9 +45,26 @@ class Transcript:
         self.entries: list[tuple[float, str, str | bytes]] = []
         self.messages: list[str] = []
         self.tls = False
-        self.auth_user: str | None = None
-        self.helo: str | None = None
+        # While the session lives, the EHLO name and the AUTH user are read from it when asked
+        # (not copied at every reply); end() keeps what they were.
+        self.conn: ServerConnection | None = None
+        self._auth_user: str | None = None
+        self._helo: str | None = None
         self.truncated = False
+
+    @property
+    def helo(self) -> str | None:
+        return self.conn.hello_domain if self.conn is not None else self._helo
+
+    @property
+    def auth_user(self) -> str | None:
+        return self.conn.authenticated if self.conn is not None else self._auth_user
+
+    def freeze(self) -> None:
+        """The session ended: keep its EHLO name and AUTH user, let it go."""
+        if self.conn is not None:
+            self._helo, self._auth_user = self.conn.hello_domain, self.conn.authenticated
+            self.conn = None
 
     def _add(self, kind: str, value: str | bytes) -> None:
         if len(self.entries) < MAX_ENTRIES:
@@ -56,10 +74,18 @@ class Transcript:
 
     def command(self, line: bytes | str) -> None:
         """A command line: raw bytes (made printable when shown) or text."""
-        self._add("C", line)
+        entries = self.entries
+        if len(entries) < MAX_ENTRIES:
+            entries.append((time.time(), "C", line))
+        else:
+            self.truncated = True
 
     def reply(self, wire: bytes) -> None:
-        self._add("S", wire)
+        entries = self.entries
+        if len(entries) < MAX_ENTRIES:
+            entries.append((time.time(), "S", wire))
+        else:
+            self.truncated = True
 
     def note(self, text: str) -> None:
         self._add("I", text)
@@ -141,6 +167,7 @@ class TranscriptLog:
         self._by_message[queue_id] = transcript.id
 
     def end(self, transcript: Transcript) -> None:
+        transcript.freeze()
         transcript.ended = time.time()
         if self.hub.active:
             self.hub.publish("session", transcript.summary())
