@@ -509,11 +509,19 @@ class ServerConnection:
         return line
 
     def _read_command(self) -> Event | None:
-        if not self._buffer:
+        buffer = self._buffer
+        if not buffer:
             return None
-        line = self._take_line(self._max_read)
-        if line is None:
-            return None
+        end = buffer.find(b"\n")
+        line: bytes | _Sentinel | None
+        if 0 <= end < self._max_read and not self._discarding_line:
+            # The usual case, without the detours of _take_line: a whole line, not too long.
+            line = bytes(buffer[: end + 1])
+            del buffer[: end + 1]
+        else:
+            line = self._take_line(self._max_read)
+            if line is None:
+                return None
         self._last = (
             line
             if isinstance(line, bytes)
@@ -537,12 +545,13 @@ class ServerConnection:
             text = line.decode("ascii") if line.isascii() else line.decode("utf-8")
         except UnicodeDecodeError:
             return CommandRejected("", replies.BAD_CHARACTERS())
-        verb, _, argument = text.partition(" ")
-        if verb.upper() == "AUTH" and " " in argument.strip(" "):
-            self._last = f"{verb} {argument.split()[0]} <redacted>"
+        word, _, argument = text.partition(" ")
+        argument = argument.strip(" ")
         # Verbs are ASCII: str.upper would make "MAIL" of "maıl" and "STARTTLS" of "ſtarttls".
-        verb = verb.upper() if verb.isascii() else verb
-        return self._command(verb, argument.strip(" "), length)
+        verb = word.upper() if word.isascii() else word
+        if verb == "AUTH" and " " in argument:
+            self._last = f"{word} {argument.split()[0]} <redacted>"
+        return self._command(verb, argument, length)
 
     def _no_service(self, line: bytes | _Sentinel) -> Event:
         if isinstance(line, bytes) and line.strip().upper() == b"QUIT":

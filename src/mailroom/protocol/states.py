@@ -29,6 +29,11 @@ class State(Enum):
     TLS_PENDING = "tls pending"  # 220 to STARTTLS sent; the caller runs the handshake
     CLOSED = "closed"  # QUIT answered, 421 sent, or the client went away
 
+    # States are looked up in the sequence table on every command; Enum's own __hash__ is
+    # written in Python. Members are singletons compared by identity, so the identity hash
+    # of object is the same contract, in C.
+    __hash__ = object.__hash__
+
 
 _IN_TRANSACTION = (State.MAIL, State.RCPT)
 
