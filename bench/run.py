@@ -91,6 +91,7 @@ def aiosmtpd(kind: str, *extra: str) -> list[str]:
 def targets(selection: str) -> list[Target]:
     found = [
         Target("mailroom --store none", mailroom("none")),
+        Target("mailroom --store none --transcripts 0", mailroom("none", "--transcripts", "0")),
         Target("mailroom --store none, PIPELINING", mailroom("none"), ["--pipelining"]),
         Target("mailroom --store none, CHUNKING", mailroom("none"), ["--chunking"]),
         Target("mailroom --store maildir (fsync)", mailroom("maildir")),
@@ -102,7 +103,11 @@ def targets(selection: str) -> list[Target]:
     ]
     sink = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
     if Path(sink).exists():
-        found.append(Target("postfix smtp-sink (C)", [sink, "-c", "127.0.0.1:{port}", "1000"]))
+        # As root, smtp-sink insists on dropping to another user.
+        user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        found.append(
+            Target("postfix smtp-sink (C)", [sink, *user, "-c", "127.0.0.1:{port}", "1000"])
+        )
     if selection == "all":
         return found
     wanted = selection.split(",")
