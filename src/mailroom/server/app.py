@@ -104,7 +104,6 @@ class MailServer:
         self.handshaking: weakref.WeakKeyDictionary[Session, float] = weakref.WeakKeyDictionary()
         self.per_ip: Counter[str] = Counter()
         self.servers: list[asyncio.Server] = []
-        self.log_transactions = True
         self._sweeper: asyncio.Task[None] | None = None
         self.web: Any = None  # mailroom.web.WebServer when --web is on
         self.runner: Any = None  # mailroom.delivery.QueueRunner in the mail server mode

@@ -492,7 +492,7 @@ class Session(asyncio.Protocol):
     def _log_refused_message(self, event: Event, reply: Reply) -> None:
         # The transaction's one log line, as for an accepted message, with the refusal.
         transaction = self.conn.transaction
-        if transaction is None or not self.server.log_transactions:
+        if transaction is None or not log.isEnabledFor(logging.INFO):
             return
         log.info(
             "NOQUEUE: client=%s from=<%s> to=%s size=%d via=%s reply=%s",
@@ -506,7 +506,8 @@ class Session(asyncio.Protocol):
 
     def _accepted(self, event: MessageComplete, queue_id: str) -> Reply:
         transaction = self.conn.transaction
-        if transaction is not None and self.server.log_transactions:
+        # Not even built when it would not be written (--log-level warning: benchmarks).
+        if transaction is not None and log.isEnabledFor(logging.INFO):
             log.info(
                 "%s: client=%s from=<%s> to=%s size=%d via=%s reply=250",
                 queue_id,
