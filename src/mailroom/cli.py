@@ -86,6 +86,8 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, object]:
     overrides = {name: getattr(args, name) for name in names}
     if args.fault:
         overrides["faults"] = tuple(args.fault)
+    if args.web_allowed_host:
+        overrides["web_allowed_hosts"] = tuple(args.web_allowed_host)
     for flag in ("require_tls", "require_auth", "allow_insecure_auth"):
         if getattr(args, flag):
             overrides[flag] = True
@@ -414,6 +416,13 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--web-auth",
         metavar="USER:PASSWORD",
         help="HTTP basic auth for the web UI and API (needed to bind beyond loopback quietly)",
+    )
+    add(
+        "--web-allowed-host",
+        action="append",
+        metavar="NAME",
+        help="a host name the web UI answers to on loopback besides localhost and IP addresses "
+        "(a guard against DNS rebinding; '*' for any; repeatable)",
     )
     add(
         "--release-smtp",

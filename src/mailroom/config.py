@@ -136,6 +136,9 @@ class Config:
     web: Listener | None = Listener("127.0.0.1", 8025)
     # "user:password": HTTP basic auth for the UI and the API (health probes stay open)
     web_auth: str | None = None
+    # Host names the web UI answers to while it listens on loopback, besides localhost, IP
+    # addresses and the hostname: a guard against DNS rebinding; "*" answers to any
+    web_allowed_hosts: tuple[str, ...] = ()
     # where "release" sends a captured message unless the request names a server
     release_smtp: Listener | None = None
 
@@ -205,6 +208,9 @@ class Config:
             user, colon, password = self.web_auth.partition(":")
             if not colon or not user or not password:
                 raise ConfigError("web_auth is USER:PASSWORD, both non-empty")
+        for host in self.web_allowed_hosts:
+            if not host or any(c in host for c in " /:@[]"):
+                raise ConfigError(f"web_allowed_hosts: {host!r} is not a host name (or '*')")
         from mailroom.policy.faults import FaultError, parse_rule
 
         for rule in self.faults:
@@ -230,6 +236,9 @@ def _coerce(name: str, value: Any) -> Any:
         return parse_size(value)
     if name == "faults":
         return tuple([value] if isinstance(value, str) else value)
+    if name == "web_allowed_hosts":
+        items = [value] if isinstance(value, str) else list(value)
+        return tuple(str(item).strip().lower().rstrip(".") for item in items)
     if name in ("web", "release_smtp"):
         if value is False or (isinstance(value, str) and value.strip().lower() == "off"):
             return None

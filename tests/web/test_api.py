@@ -647,3 +647,37 @@ def test_message_data_is_text_not_markup(api: tuple[LiveServer, Api]) -> None:
     assert item["Subject"] == "<script>alert(1)</script>"
     assert item["From"]["Name"] == "<img src=x onerror=alert(1)>"
     assert json.loads(client.get(f"/api/v1/message/{queue_id}").body)["ID"] == queue_id
+
+
+def test_dns_rebinding_is_refused_on_loopback(web) -> None:  # type: ignore[no-untyped-def]
+    """A page of evil.example that points its name at 127.0.0.1 reaches the API with
+    ``Host: evil.example``: refused; the names of this machine are answered."""
+    live, client = web(web_allowed_hosts=("mail.internal",))
+    port = client.base.rsplit(":", 1)[1]
+    rebound = client.get("/api/v1/messages", headers={"Host": f"evil.example:{port}"})
+    assert rebound.status == 403
+    assert "--web-allowed-host evil.example" in rebound.text
+    assert client.get("/", headers={"Host": "evil.example"}).status == 403
+    for host in (
+        f"127.0.0.1:{port}",
+        f"localhost:{port}",
+        f"LOCALHOST.:{port}",
+        f"app.localhost:{port}",
+        f"[::1]:{port}",
+        "192.0.2.1",
+        f"{live.mail_server.config.hostname}:{port}",
+        f"mail.internal:{port}",
+    ):
+        assert client.get("/api/v1/messages", headers={"Host": host}).status == 200, host
+    # The WebSocket of live updates is guarded as well.
+    upgrade = {"Host": "evil.example", "Connection": "Upgrade", "Upgrade": "websocket"}
+    assert client.get("/api/events", headers=upgrade).status == 403
+
+
+def test_host_guard_off_beyond_loopback_and_with_star(web) -> None:  # type: ignore[no-untyped-def]
+    # Beyond loopback other hosts name the server (docker compose's service names): answered.
+    _, client = web(web="0.0.0.0:0", web_auth="a:b")
+    authed = Api(client.base.replace("0.0.0.0", "127.0.0.1"), ("a", "b"))
+    assert authed.get("/api/v1/messages", headers={"Host": "mailroom:8025"}).status == 200
+    _, client = web(web_allowed_hosts=("*",))
+    assert client.get("/api/v1/messages", headers={"Host": "anything.example"}).status == 200

@@ -57,6 +57,22 @@ def test_toml(tmp_path: Path) -> None:
     assert config.web == Listener("127.0.0.1", 18025) and config.web_auth == "a:b"
 
 
+def test_web_allowed_hosts(tmp_path: Path) -> None:
+    args = build_parser().parse_args(
+        ["serve", "--web-allowed-host", "Mail.Internal.", "--web-allowed-host", "*"]
+    )
+    assert load_config(None, _serve_overrides(args)).web_allowed_hosts == ("mail.internal", "*")
+    assert Config().web_allowed_hosts == ()
+    path = tmp_path / "mailroom.toml"
+    path.write_text('web_allowed_hosts = "a.test"\n')
+    assert load_config(path).web_allowed_hosts == ("a.test",)
+    path.write_text('web_allowed_hosts = ["a.test", "b.test"]\n')
+    assert load_config(path).web_allowed_hosts == ("a.test", "b.test")
+    for bad in ("http://a.test/", "a.test:8025", ""):
+        with pytest.raises(ConfigError, match="not a host name"):
+            load_config(None, {"web_allowed_hosts": [bad]})
+
+
 def test_serve_prints_where_the_ui_is(serve_process: Any) -> None:
     process = serve_process("--web", "127.0.0.1:0")
     match = wait_for(

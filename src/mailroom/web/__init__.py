@@ -84,11 +84,55 @@ def _same_origin(request: web.Request) -> bool:
     return urlsplit(origin).netloc.lower() == request.host.lower()
 
 
+def _host_name(host: str) -> str:
+    """The name in a Host header, without its port: ``[::1]:8025`` → ``::1``."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    name, _, port = host.rpartition(":")
+    return name.rstrip(".") if name and port.isdigit() else host.rstrip(".")
+
+
+def allowed_host(host: str | None, config: Config) -> bool:
+    """Whether a request for ``host`` may reach a web UI that listens on loopback.
+
+    A page of another site can point its own name at 127.0.0.1 (DNS rebinding) and then read
+    the API as if it were that site; its requests still name that site in Host. So on loopback
+    only the names that mean this machine are answered: localhost, IP addresses, the server's
+    hostname, and those the configuration allows."""
+    if host is None:
+        return True  # HTTP/1.0 without Host: not a browser
+    name = _host_name(host)
+    allowed = config.web_allowed_hosts
+    if "*" in allowed or name in allowed or name == config.hostname.lower():
+        return True
+    if name == "localhost" or name.endswith(".localhost"):
+        return True  # RFC 6761 §6.3: always the loopback address
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
 def build_app(server: WebServer) -> web.Application:
-    credentials = _credentials(server.config.web_auth)
+    config = server.config
+    credentials = _credentials(config.web_auth)
+    guard_host = config.web is not None and is_loopback(config.web.host)
+    refused_hosts: set[str] = set()  # logged once each
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if guard_host and not allowed_host(request.headers.get(hdrs.HOST), config):
+            name = _host_name(request.headers.get(hdrs.HOST, ""))
+            if name not in refused_hosts and len(refused_hosts) < 100:
+                refused_hosts.add(name)
+                log.warning("refused requests for host %r (allow it with --web-allowed-host)", name)
+            return web.Response(
+                status=403,
+                text=f"mailroom: requests for host {name!r} are refused (a guard against DNS "
+                f"rebinding); allow it with --web-allowed-host {name}\n",
+            )
         if credentials is not None and request.path not in OPEN_PATHS:
             header = request.headers.get(hdrs.AUTHORIZATION, "")
             if not _authorized(header, credentials):
