@@ -63,7 +63,7 @@ def test_parameters_are_filled_and_cannot_break_the_line():
     )
     sneaky = CATALOGUE["MAILBOX_UNKNOWN"](address="<a>\r\n250 ok")
     assert b"\r\n250" not in sneaky.format()
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="needs address"):
         CATALOGUE["MAILBOX_UNKNOWN"]()
 
 
