@@ -139,3 +139,34 @@ def test_a_permanent_reply_after_the_message_bounces_that_recipient(tmp_path: Pa
     assert (carol["Action"], carol["Status"]) == ("failed", "5.2.2")
     assert carol["Diagnostic-Code"] == "smtp; 552 5.2.2 <carol@example.test> Quota exceeded"
     assert carol["Remote-MTA"] == "dns; 127.0.0.1"
+
+
+def test_success_over_lmtp_is_reported_as_delivered(tmp_path: Path) -> None:
+    """LMTP is final delivery (RFC 2033): a sender who asked NOTIFY=SUCCESS hears that the
+    message was delivered, not relayed; a recipient who did not ask is not in the report."""
+    from mailroom.queue.entry import QueueRecipient
+
+    spool = QueueSpool(tmp_path / "a")
+    queue_message(
+        spool,
+        [QueueRecipient("bob@example.test", notify=["SUCCESS"]), "carol@example.test"],
+    )
+
+    async def main() -> Inbox:
+        async with lmtp_peer(lambda _, rcpts: [saved(r) for r in rcpts]) as (port, _):
+            route = RelayHost.parse(f"lmtp://127.0.0.1:{port}")
+            inbox = Inbox()
+            async with running(spool, fast(routes={"example.test": route}), inbox) as runner:
+                await wait_until(lambda: not spool.ids())
+                assert (runner.delivered, runner.bounced) == (2, 0)
+            return inbox
+
+    [report] = asyncio.run(main()).reports
+    assert report["Subject"] == "Successful Mail Delivery Report"
+    [bob] = recipient_blocks(report)
+    assert bob["Final-Recipient"] == "rfc822; bob@example.test"
+    assert (bob["Action"], bob["Status"]) == ("delivered", "2.0.0")
+    assert bob["Diagnostic-Code"] == "smtp; 250 2.0.0 <bob@example.test> Saved"
+    human = report.get_payload()[0].get_content()
+    assert "was delivered to the mailboxes of the recipients below" in human
+    assert "handed on" not in human

@@ -91,12 +91,16 @@ def test_never_and_null_sender_get_no_report() -> None:
     assert result.report is None and result.done
 
 
-def test_success_report_only_for_relayed_recipients() -> None:
+def test_success_report_only_for_relayed_or_finally_delivered_recipients() -> None:
     settings = QueueSettings()
     # Delivered to a server without DSN: "relayed" (RFC 3461 §6.2.2).
     relayed = QueueRecipient("b@b.test", state="delivered", notify=["SUCCESS"])
     result = settle(entry(relayed), settings, 1.0)
     assert result.report is not None and result.report.recipients == [(relayed, "relayed")]
+    # Put in its mailbox by an LMTP server: "delivered".
+    final = QueueRecipient("b@b.test", state="delivered", notify=["SUCCESS"], final=True)
+    result = settle(entry(final), settings, 1.0)
+    assert result.report is not None and result.report.recipients == [(final, "delivered")]
     # A server with DSN took NOTIFY on: the runner marks it notified, nothing is owed.
     passed_on = QueueRecipient("b@b.test", state="delivered", notify=["SUCCESS"], notified=True)
     assert settle(entry(passed_on), settings, 1.0).report is None

@@ -1,5 +1,6 @@
 """Delivery status notifications (RFC 3464): the report a sender gets when a message failed,
-is delayed, or was relayed to a server that will not report on it (RFC 3461 §6.2.2).
+is delayed, was delivered to a mailbox (LMTP), or was relayed to a server that will not report
+on it, as the sender asked (RFC 3461 §6.2.2).
 
 The report is ``multipart/report; report-type=delivery-status`` (RFC 6522) with three parts:
 words for a person (what happened to each recipient, and why, in the receiving server's own
@@ -194,6 +195,14 @@ def _human_part(
         ]
         for recipient in by_action["delayed"]:
             out += [f"<{recipient.address}>:", *_why(recipient, "delayed"), ""]
+    if "delivered" in by_action:
+        out += [
+            ("It was " if {"failed", "delayed"} & by_action.keys() else "was ")
+            + "delivered to the mailboxes of the recipients below.",
+            "",
+        ]
+        for recipient in by_action["delivered"]:
+            out += [f"<{recipient.address}>:", *_why(recipient, "delivered"), ""]
     if "relayed" in by_action:
         out += [
             ("It was " if len(by_action) > 1 else "was ")

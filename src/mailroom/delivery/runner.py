@@ -528,8 +528,12 @@ class QueueRunner:
             outcome = from_reply(item.reply, item.command, session.remote_mta)
             apply(recipient, outcome, now)
             if outcome.action == "delivered":
-                # A server that speaks DSN took NOTIFY on: any success report is its own.
-                recipient.notified = session.dsn or not wants(recipient, "SUCCESS")
+                # An LMTP server is the mailbox store (RFC 2033): the message is delivered,
+                # and the success report, if asked for, is ours to send. Over SMTP, a server
+                # that speaks DSN took NOTIFY on: any success report is its own.
+                recipient.final = session.client.lmtp
+                passed_on = session.dsn and not recipient.final
+                recipient.notified = passed_on or not wants(recipient, "SUCCESS")
             job.settled.add(id(recipient))
             self._log(job.entry, recipient, outcome, session)
 

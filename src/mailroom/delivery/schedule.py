@@ -48,7 +48,7 @@ def next_attempt(entry: QueueEntry, settings: QueueSettings, now: float) -> floa
 class Report:
     """One report to the sender: the recipients it covers, each with its DSN action."""
 
-    recipients: list[tuple[QueueRecipient, str]]  # (recipient, failed|delayed|relayed)
+    recipients: list[tuple[QueueRecipient, str]]  # (recipient, failed|delayed|relayed|delivered)
 
     @property
     def actions(self) -> set[str]:
@@ -83,9 +83,10 @@ def settle(entry: QueueEntry, settings: QueueSettings, now: float) -> Settlement
             if wants(recipient, "FAILURE") and entry.sender:
                 owed.append((recipient, "failed"))
         elif recipient.state == "delivered" and not recipient.notified:
-            # Handed to a server without DSN: the sender's request ends here (RFC 3461 §6.2.2).
+            # Put in its mailbox (LMTP), or handed to a server without DSN, where the sender's
+            # request ends (RFC 3461 §6.2.2).
             if wants(recipient, "SUCCESS") and entry.sender:
-                owed.append((recipient, "relayed"))
+                owed.append((recipient, "delivered" if recipient.final else "relayed"))
         elif (
             recipient.state == "pending"
             and settings.delay_warning > 0

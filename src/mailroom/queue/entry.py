@@ -35,9 +35,11 @@ class QueueRecipient:
     last_attempt: float = 0.0  # when it was last tried (DSN Last-Attempt-Date)
     # The report its final state calls for was handed on, or none is due: a failure for a
     # sender that asked for none, a success passed to a server that speaks DSN itself. A
-    # delivered recipient that is not yet notified was relayed to a server without DSN and
-    # owes a "relayed" report if the sender asked for success reports (RFC 3461 §6.2.2).
+    # delivered recipient that is not yet notified owes a success report, since the sender
+    # asked for one (RFC 3461 §6.2.2): "relayed" if it went to a server without DSN,
+    # "delivered" if it went into the mailbox store (``final``: LMTP, RFC 2033).
     notified: bool = False
+    final: bool = False
 
     @property
     def done(self) -> bool:
