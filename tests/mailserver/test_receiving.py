@@ -275,3 +275,64 @@ def test_the_example_config_is_valid() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "mail server for example.org, example.test; 2 users" in result.stdout
+
+
+def test_notify_success_for_a_local_mailbox_sends_a_delivered_report(
+    mail_server: SMTPTestServer,
+) -> None:
+    """RCPT ... NOTIFY=SUCCESS for a local user: once the message is in the Maildir the sender
+    gets a "delivered" report (RFC 3461 §6.2.2), here in bob's own Maildir; a recipient who
+    did not ask is not in it."""
+    client = mx(mail_server)
+    assert client.mail("bob@example.test", ["ENVID=trip-42"]) == (250, b"2.1.0 Ok")
+    options = ["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;Alice@example.test"]
+    assert client.rcpt("alice@example.test", options) == (250, b"2.1.5 Ok")
+    assert client.rcpt("x@example.org") == (250, b"2.1.5 Ok")  # bob, by the catch-all
+    code, _ = client.data(MESSAGE)
+    assert code == 250
+    client.quit()
+    assert len(list(maildir(mail_server, "alice"))) == 1
+    deadline = time.monotonic() + 20
+    while len(list(maildir(mail_server, "bob"))) < 2:
+        assert time.monotonic() < deadline, "no report came"
+        time.sleep(0.05)
+    [report] = [
+        m for m in maildir(mail_server, "bob") if m.get_content_type() == "multipart/report"
+    ]
+    assert report["Subject"] == "Successful Mail Delivery Report"
+    assert report["To"] == "<bob@example.test>"
+    human, status, returned = report.get_payload()
+    assert "was delivered to the mailboxes of the recipients below" in human.get_payload()
+    fields = [part.items() for part in status.get_payload()]
+    assert ("Original-Envelope-Id", "trip-42") in fields[0]
+    [alice] = fields[1:]
+    assert dict(alice) | {"Last-Attempt-Date": ""} == {
+        "Original-Recipient": "rfc822; Alice@example.test",
+        "Final-Recipient": "rfc822; alice@example.test",
+        "Action": "delivered",
+        "Status": "2.0.0",
+        "Diagnostic-Code": "X-Mailroom; delivered to its mailbox on this server",
+        "Last-Attempt-Date": "",
+        "X-Mailroom-Reason": "delivered",
+    }
+    assert returned.get_content_type() == "text/rfc822-headers"
+    queue = Path(mail_server.config.data) / "queue" / "active"
+    deadline = time.monotonic() + 10
+    while list(queue.glob("*.json")):
+        assert time.monotonic() < deadline, "the report's queue entry stayed"
+        time.sleep(0.05)
+
+
+def test_no_success_report_without_notify_or_for_the_null_sender(
+    mail_server: SMTPTestServer,
+) -> None:
+    client = mx(mail_server)
+    assert client.sendmail("bob@example.test", ["alice@example.test"], MESSAGE) == {}
+    client.mail("")
+    client.rcpt("alice@example.test", ["NOTIFY=SUCCESS"])
+    assert client.data(MESSAGE)[0] == 250
+    client.quit()
+    assert len(list(maildir(mail_server, "alice"))) == 2
+    assert not list((Path(mail_server.config.data) / "queue" / "active").glob("*.json"))
+    time.sleep(0.5)
+    assert not (Path(mail_server.config.data) / "mail" / "example.test" / "bob").exists()

@@ -1,6 +1,6 @@
 """Delivery status notifications (RFC 3464): the report a sender gets when a message failed,
-is delayed, was delivered to a mailbox (LMTP), or was relayed to a server that will not report
-on it, as the sender asked (RFC 3461 §6.2.2).
+is delayed, was delivered to a mailbox (a local Maildir or LMTP), or was relayed to a server
+that will not report on it, as the sender asked (RFC 3461 §6.2.2).
 
 The report is ``multipart/report; report-type=delivery-status`` (RFC 6522) with three parts:
 words for a person (what happened to each recipient, and why, in the receiving server's own

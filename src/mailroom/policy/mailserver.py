@@ -159,8 +159,24 @@ class MailServerPolicy:
 
     def deliveries(self, session: SessionView) -> list[Delivery] | None:
         """One Maildir per local user, and the queue for every remote address (aliases that
-        forward off-site included); with LMTP, the queue for the local users too."""
-        return self._deliveries(session.routes)
+        forward off-site included); with LMTP, the queue for the local users too. The queue
+        also takes the success reports owed for mail put into local Maildirs."""
+        found = self._deliveries(session.routes)
+        transaction = session.conn.transaction
+        if transaction is None or transaction.sender is None:
+            return found  # the null sender gets no reports (RFC 3461 §6.2)
+        in_mailboxes = {r for d in found if d.kind == "mailbox" for r in d.recipients}
+        wanted = tuple(
+            str(recipient)
+            for recipient, params in transaction.recipients
+            if params.notify and "SUCCESS" in params.notify and str(recipient) in in_mailboxes
+        )
+        if not wanted:
+            return found
+        queued = next((d for d in found if d.kind == "queue"), None)
+        others = [d for d in found if d is not queued]
+        remote = queued.recipients if queued is not None else ()
+        return [*others, Delivery("queue", "", remote, delivered=wanted)]
 
     def route(self, recipients: list[str]) -> list[Delivery]:
         """Deliveries for a message this server makes itself (a bounce): recipients in local

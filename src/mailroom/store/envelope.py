@@ -21,6 +21,10 @@ class Delivery:
     kind: Literal["mailbox", "queue"]
     target: str
     recipients: tuple[str, ...]
+    # Queue only: recipients whose copies went into local mailboxes in the same commit and
+    # whose sender asked for a success report (NOTIFY=SUCCESS): the queue entry holds them as
+    # delivered, and its runner sends the "delivered" report (RFC 3461 §6.2.2).
+    delivered: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)

@@ -502,6 +502,20 @@ class MaildirStore:
                     orcpt=list(e.orcpt[address]) if address in e.orcpt else None,
                 )
                 for address in output.delivery.recipients
+            ]
+            + [
+                QueueRecipient(
+                    address=address,
+                    notify=list(e.notify.get(address) or []) or None,
+                    orcpt=list(e.orcpt[address]) if address in e.orcpt else None,
+                    state="delivered",
+                    last_reply="delivered to its mailbox on this server",
+                    status="2.0.0",
+                    reason="delivered",
+                    last_attempt=e.received_at,
+                    final=True,
+                )
+                for address in output.delivery.delivered
             ],
             created=e.received_at,
             envid=e.envid,
