@@ -681,3 +681,120 @@ def test_host_guard_off_beyond_loopback_and_with_star(web) -> None:  # type: ign
     assert authed.get("/api/v1/messages", headers={"Host": "mailroom:8025"}).status == 200
     _, client = web(web_allowed_hosts=("*",))
     assert client.get("/api/v1/messages", headers={"Host": "anything.example"}).status == 200
+
+
+# -- Mailpit's Chaos and Send ----------------------------------------------------------------
+
+
+def test_chaos_triggers_are_fault_rules(api: tuple[LiveServer, Api]) -> None:
+    import smtplib
+
+    live, client = api
+    answer = client.put("/api/v1/chaos", {"Sender": {"ErrorCode": 451, "Probability": 100}})
+    assert answer.status == 200
+    assert answer.json()["Sender"] == {"ErrorCode": 451, "Probability": 100}
+    [rule] = client.json("/api/v1/faults")["rules"]
+    assert (rule["stage"], rule["reply"], rule["origin"]) == (
+        "mail",
+        "451 4.0.0 Fault injected (chaos)",
+        "chaos Sender",
+    )
+    # A rule of one's own stays when the triggers change.
+    assert client.post("/api/v1/faults", {"rule": "rcpt:*@x.test:550 5.1.1 No"}).status == 201
+    with smtplib.SMTP(*live.smtp, timeout=10) as smtp:
+        smtp.ehlo("client.example.test")
+        assert smtp.mail("a@example.test") == (451, b"4.0.0 Fault injected (chaos)")
+    answer = client.put(
+        "/api/v1/chaos", {"Authentication": {"ErrorCode": 535, "Probability": 12.5}}
+    )
+    assert answer.json() == {
+        "Authentication": {"ErrorCode": 535, "Probability": 12.5},
+        "Recipient": {"ErrorCode": 451, "Probability": 0},
+        "Sender": {"ErrorCode": 451, "Probability": 0},  # reset, as in Mailpit
+    }
+    rules = client.json("/api/v1/faults")["rules"]
+    assert [(r["stage"], r["probability"]) for r in rules] == [("rcpt", 1.0), ("auth", 0.125)]
+    assert client.get("/api/v1/chaos").json() == answer.json()
+    client.put("/api/v1/chaos", {})
+    assert [r["stage"] for r in client.json("/api/v1/faults")["rules"]] == ["rcpt"]
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"Sender": {"ErrorCode": 250, "Probability": 5}}, "ErrorCode must be a reply code"),
+        ({"Sender": {"ErrorCode": 465, "Probability": 5}}, "not an SMTP reply code"),
+        ({"Sender": {"ErrorCode": 451, "Probability": 101}}, "Probability must be a number"),
+        ({"Sender": {"ErrorCode": 451, "Probability": "5"}}, "Probability must be a number"),
+        ({"Sender": 5}, "must be an object"),
+        ({"Relay": {"ErrorCode": 451, "Probability": 5}}, "unknown trigger 'Relay'"),
+    ],
+)
+def test_bad_chaos_triggers_are_refused(
+    api: tuple[LiveServer, Api], body: dict, message: str
+) -> None:
+    live, client = api
+    answer = client.put("/api/v1/chaos", body)
+    assert answer.status == 400 and message in answer.json()["Error"]
+    assert live.mail_server.faults.rules == []
+
+
+def test_send_builds_the_message_mailpit_would(api: tuple[LiveServer, Api]) -> None:
+    import base64
+
+    live, client = api
+    answer = client.post(
+        "/api/v1/send",
+        {
+            "From": {"Email": "app@example.test"},
+            "Cc": [{"Email": "boss@example.test", "Name": "Büro Chef"}],
+            "ReplyTo": [{"Email": "help@example.test"}],
+            "Subject": "Grüße",
+            "HTML": '<p>Logo: <img src="cid:logo"></p>',
+            "Attachments": [
+                {
+                    "Content": base64.b64encode(PIXEL).decode(),
+                    "Filename": "logo.png",
+                    "ContentID": "logo",
+                },
+                {"Content": base64.b64encode(b"%PDF").decode(), "Filename": "a.pdf"},
+            ],
+        },
+    )
+    assert answer.status == 200
+    queue_id = answer.json()["ID"]
+    message = client.json(f"/api/v1/message/{queue_id}")
+    assert message["Subject"] == "Grüße"
+    assert message["Cc"] == [{"Name": "Büro Chef", "Address": "boss@example.test"}]
+    assert message["ReplyTo"] == [{"Name": "", "Address": "help@example.test"}]
+    assert [(a["FileName"], a["ContentType"]) for a in message["Attachments"]] == [
+        ("a.pdf", "application/pdf")
+    ]
+    assert [(i["FileName"], i["ContentID"]) for i in message["Inline"]] == [("logo.png", "logo")]
+    raw = stored(live.data, queue_id)
+    assert raw.startswith(b"Return-Path: <app@example.test>\r\nDelivered-To: boss@example.test\r\n")
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"To": [{"Email": "b@example.test"}]}, "From: each address"),
+        ({"From": {"Email": "a@example.test"}}, "at least one recipient"),
+        ({"From": {"Email": "a@example.test"}, "Bcc": ["not an address"]}, "not an email address"),
+        ({"From": {"Email": "a@x.test", "Name": "A\r\nBcc: evil@x.test"}, "Bcc": ["b@x.test"]},
+         "no line breaks"),
+        ({"From": {"Email": "a@x.test"}, "Bcc": ["b@x.test"], "Headers": {"X-A": "1\r\nX-B: 2"}},
+         "one line of text"),
+        ({"From": {"Email": "a@x.test"}, "Bcc": ["b@x.test"], "Headers": {"Subject": "twice"}},
+         "cannot be set here"),
+        ({"From": {"Email": "a@x.test"}, "Bcc": ["b@x.test"],
+          "Attachments": [{"Filename": "a", "Content": "!!"}]}, "not base64"),
+    ],
+)  # fmt: skip
+def test_send_refuses_what_cannot_make_a_message(
+    api: tuple[LiveServer, Api], body: dict, message: str
+) -> None:
+    _, client = api
+    answer = client.post("/api/v1/send", body)
+    assert answer.status == 400 and message in answer.json()["Error"], answer.text
+    assert client.json("/api/v1/messages")["total"] == 0

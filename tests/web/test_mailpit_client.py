@@ -4,6 +4,8 @@ reads, marks and deletes messages sent to mailroom over SMTP."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import shutil
 import subprocess
@@ -87,3 +89,28 @@ def test_mailpit_client_reads_mailroom(web: Any, mailpit_api: Path) -> None:
     assert out["deletedBySearch"] == "ok"
     assert out["afterSearchDelete"]["messages_count"] == 0
     assert client.get("/api/v1/messages").status == 401  # the client did authenticate
+    # sendMessage: captured as if it had come over SMTP, Bcc in the envelope only.
+    sent = out["sentMessage"]
+    assert sent["ID"] == out["sent"]["ID"]
+    assert sent["From"] == {"Name": "The App", "Address": "app@example.test"}
+    assert sent["To"] == [{"Name": "A User", "Address": "user@example.test"}]
+    assert sent["Bcc"] == [{"Name": "", "Address": "audit@example.test"}]
+    assert (sent["Subject"], sent["Text"]) == ("Sent over the API", "Plain words.\n")
+    assert sent["HTML"] == "<p>Rich words.</p>\n"
+    assert [a["FileName"] for a in sent["Attachments"]] == ["note.txt"]
+    captured = email.message_from_bytes(stored(live.data, sent["ID"]), policy=email.policy.SMTP)
+    assert captured["X-Campaign"] == "welcome" and captured["Bcc"] is None
+    assert captured["Message-ID"].endswith(f"@{live.config.hostname}>") and captured["Date"]
+    # Chaos: off at first; then every RCPT fails with the code the client set.
+    assert out["chaosBefore"] == {
+        name: {"ErrorCode": 451, "Probability": 0}
+        for name in ("Authentication", "Recipient", "Sender")
+    }
+    assert out["chaosSet"]["Recipient"] == {"ErrorCode": 550, "Probability": 100}
+    assert out["chaosSet"]["Sender"] == {"ErrorCode": 451, "Probability": 0}
+    import smtplib
+
+    with smtplib.SMTP(*live.smtp, timeout=10) as smtp:
+        smtp.ehlo("client.example.test")
+        assert smtp.mail("a@example.test") == (250, b"2.1.0 Ok")
+        assert smtp.rcpt("b@example.test") == (550, b"5.0.0 Fault injected (chaos)")

@@ -83,6 +83,9 @@ class FaultRule:
     id: int = 0
     fired: int = 0
     seen: int = 0
+    # What made the rule when it was not written as one: "chaos Sender" for a Mailpit Chaos
+    # trigger set over the API (mailroom.web.chaos), so that API can tell its own rules.
+    origin: str = ""
 
     @property
     def spent(self) -> bool:
@@ -119,6 +122,7 @@ class FaultRule:
             "every": self.every,
             "times": max(self.times, 0),
             "fired": self.fired,
+            "origin": self.origin or None,
         }
 
 

@@ -1,8 +1,9 @@
 """The web UI and HTTP API, served by aiohttp on the same event loop as SMTP.
 
 - ``/`` the UI (hand-written HTML, CSS and JavaScript in ``static/``, no build step)
-- ``/api/v1/...`` the API: Mailpit's endpoints in Mailpit's shapes (:mod:`.mailpit`) and
-  mailroom's own (:mod:`.own`); ``/api/v1/openapi.json`` describes both, ``/docs`` shows it
+- ``/api/v1/...`` the API: Mailpit's endpoints in Mailpit's shapes (:mod:`.mailpit`; Chaos and
+  Send in :mod:`.chaos`) and mailroom's own (:mod:`.own`); ``/api/v1/openapi.json`` describes
+  both, ``/docs`` shows it
 - ``/api/events`` live updates over WebSocket (:mod:`.events`)
 - ``/metrics`` Prometheus text format; ``/livez`` and ``/readyz`` for probes
 
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
 
+from mailroom.web.chaos import routes as chaos_routes
 from mailroom.web.events import EventStream
 from mailroom.web.http import SERVER
 from mailroom.web.mailpit import routes as mailpit_routes
@@ -157,6 +159,7 @@ def build_app(server: WebServer) -> web.Application:
     app[SERVER] = server
 
     mailpit_routes(app)
+    chaos_routes(app)
     own_routes(app)
     openapi_routes(app)
     app.router.add_get("/api/events", server.events.handle)

@@ -77,6 +77,14 @@ def _address() -> dict[str, Any]:
     }
 
 
+def _email() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["Email"],
+        "properties": {"Email": {"type": "string"}, "Name": {"type": "string"}},
+    }
+
+
 def _schemas() -> dict[str, Any]:
     addresses = {"type": "array", "items": _ref("Address")}
     return {
@@ -228,6 +236,52 @@ def _schemas() -> dict[str, Any]:
                 "every": {"type": "integer"},
                 "times": {"type": "integer"},
                 "fired": {"type": "integer"},
+                "origin": {
+                    "type": ["string", "null"],
+                    "description": 'e.g. "chaos Sender": made by PUT /api/v1/chaos',
+                },
+            },
+        },
+        "ChaosTriggers": {
+            "type": "object",
+            "properties": {
+                name: {
+                    "type": "object",
+                    "properties": {
+                        "ErrorCode": {"type": "integer", "minimum": 400, "maximum": 599},
+                        "Probability": {"type": "number", "minimum": 0, "maximum": 100},
+                    },
+                }
+                for name in ("Authentication", "Recipient", "Sender")
+            },
+        },
+        "SendRequest": {
+            "type": "object",
+            "required": ["From"],
+            "properties": {
+                "From": _email(),
+                "To": {"type": "array", "items": _email()},
+                "Cc": {"type": "array", "items": _email()},
+                "Bcc": {"type": "array", "items": {"type": "string"}},
+                "ReplyTo": {"type": "array", "items": _email()},
+                "Subject": {"type": "string"},
+                "Text": {"type": "string"},
+                "HTML": {"type": "string"},
+                "Headers": {"type": "object", "additionalProperties": {"type": "string"}},
+                "Attachments": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["Content", "Filename"],
+                        "properties": {
+                            "Content": {"type": "string", "description": "base64"},
+                            "Filename": {"type": "string"},
+                            "ContentType": {"type": "string"},
+                            "ContentID": {"type": "string", "description": "inline if set"},
+                        },
+                    },
+                },
+                "Tags": {"type": "array", "items": {"type": "string"}, "description": "ignored"},
             },
         },
         "Explanation": {
@@ -461,6 +515,33 @@ def document() -> dict[str, Any]:
                         "schema": {"type": "string"},
                     }
                 ],
+            )
+        },
+        "/api/v1/chaos": {
+            "get": _op(
+                "Mailpit's Chaos triggers (fault rules at MAIL, RCPT and AUTH)",
+                mailpit,
+                {"200": _json(_ref("ChaosTriggers"))},
+            ),
+            "put": _op(
+                "Set the Chaos triggers named; the others are reset to 0 %",
+                mailpit,
+                {"200": _json(_ref("ChaosTriggers")), "400": _ERROR},
+                requestBody={"content": {"application/json": {"schema": _ref("ChaosTriggers")}}},
+            ),
+        },
+        "/api/v1/send": {
+            "post": _op(
+                "Capture a message made from JSON, as if it had come over SMTP (catcher only)",
+                mailpit,
+                {
+                    "200": _json({"type": "object", "properties": {"ID": {"type": "string"}}}),
+                    "400": _ERROR,
+                },
+                requestBody={
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("SendRequest")}},
+                },
             )
         },
         "/api/v1/faults": {

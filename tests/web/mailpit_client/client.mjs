@@ -28,4 +28,17 @@ out.deleted = await mailpit.deleteMessages({ IDs: [id] });
 out.afterDelete = await mailpit.listMessages();
 out.deletedBySearch = await mailpit.deleteMessagesBySearch({ query: "subject:earlier" });
 out.afterSearchDelete = await mailpit.waitForMessages({ count: 0 }, { timeout: 5000, interval: 100 });
+out.sent = await mailpit.sendMessage({
+  From: { Email: "app@example.test", Name: "The App" },
+  To: [{ Email: "user@example.test", Name: "A User" }],
+  Bcc: ["audit@example.test"],
+  Subject: "Sent over the API",
+  Text: "Plain words.",
+  HTML: "<p>Rich words.</p>",
+  Attachments: [{ Content: Buffer.from("hello file").toString("base64"), Filename: "note.txt" }],
+  Headers: { "X-Campaign": "welcome" },
+});
+out.sentMessage = await mailpit.getMessageSummary(out.sent.ID);
+out.chaosBefore = await mailpit.getChaosTriggers();
+out.chaosSet = await mailpit.setChaosTriggers({ Recipient: { ErrorCode: 550, Probability: 100 } });
 process.stdout.write(JSON.stringify(out));
