@@ -336,3 +336,30 @@ def test_no_success_report_without_notify_or_for_the_null_sender(
     assert not list((Path(mail_server.config.data) / "queue" / "active").glob("*.json"))
     time.sleep(0.5)
     assert not (Path(mail_server.config.data) / "mail" / "example.test" / "bob").exists()
+
+
+def test_the_web_api_does_not_send_for_a_mail_server(tmp_path: Path) -> None:
+    """Mailpit's POST /api/v1/send captures mail in the catcher; a mail server would deliver
+    it, so there it is refused: its users send with SMTP submission."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from tests.mailserver.conftest import write_config
+
+    config = write_config(tmp_path / "mailroom.toml")
+    server = SMTPTestServer(tmp_path / "data", {"web": "127.0.0.1:0"}, config_file=config).start()
+    try:
+        web = server.server.web
+        assert web is not None
+        body = {"From": {"Email": "alice@example.test"}, "To": [{"Email": "x@remote.test"}]}
+        request = urllib.request.Request(
+            web.url + "api/v1/send", data=json.dumps(body).encode(), method="POST"
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 400
+        assert "SMTP submission" in json.loads(refused.value.read())["Error"]
+        assert not list((Path(server.config.data) / "queue" / "active").glob("*.json"))
+    finally:
+        server.stop()
