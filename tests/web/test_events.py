@@ -92,3 +92,24 @@ def test_events_need_auth_when_set(web) -> None:  # type: ignore[no-untyped-def]
     assert asyncio.run(connect(None)) == 401
     assert asyncio.run(connect("u:wrong")) == 401
     assert asyncio.run(connect("u:p")) == 101
+
+
+def test_messages_sent_over_the_api_and_chaos_are_announced(api: tuple[LiveServer, Api]) -> None:
+    live, client = api
+    url = client.base + "/api/events"
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+            await asyncio.to_thread(wait_for, lambda: live.mail_server.hub.active)
+            body = {"From": {"Email": "app@example.test"}, "Bcc": ["b@example.test"]}
+            sent = await asyncio.to_thread(client.post, "/api/v1/send", body)
+            new = await next_of(ws, "new")
+            assert new["Data"]["ID"] == sent.json()["ID"] and new["Data"]["Session"] is None
+            chaos = {"Recipient": {"ErrorCode": 450, "Probability": 50}}
+            await asyncio.to_thread(client.put, "/api/v1/chaos", chaos)
+            faults = await next_of(ws, "faults")
+            assert [r["rule"] for r in faults["Data"]["rules"]] == [
+                "rcpt:p=0.5:450 4.0.0 Fault injected (chaos)"
+            ]
+
+    asyncio.run(scenario())

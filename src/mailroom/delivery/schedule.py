@@ -83,8 +83,8 @@ def settle(entry: QueueEntry, settings: QueueSettings, now: float) -> Settlement
             if wants(recipient, "FAILURE") and entry.sender:
                 owed.append((recipient, "failed"))
         elif recipient.state == "delivered" and not recipient.notified:
-            # Put in its mailbox (LMTP), or handed to a server without DSN, where the sender's
-            # request ends (RFC 3461 §6.2.2).
+            # Put in its mailbox (a local Maildir, LMTP), or handed to a server without DSN,
+            # where the sender's request ends (RFC 3461 §6.2.2).
             if wants(recipient, "SUCCESS") and entry.sender:
                 owed.append((recipient, "delivered" if recipient.final else "relayed"))
         elif (

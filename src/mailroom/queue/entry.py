@@ -37,7 +37,8 @@ class QueueRecipient:
     # sender that asked for none, a success passed to a server that speaks DSN itself. A
     # delivered recipient that is not yet notified owes a success report, since the sender
     # asked for one (RFC 3461 §6.2.2): "relayed" if it went to a server without DSN,
-    # "delivered" if it went into the mailbox store (``final``: LMTP, RFC 2033).
+    # "delivered" if it went into its mailbox (``final``: a local Maildir, or an LMTP server,
+    # RFC 2033).
     notified: bool = False
     final: bool = False
 

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueSpool
 from mailroom.store.durability import BatchSync, fsync_directory
@@ -492,31 +493,29 @@ class MaildirStore:
     def _queue_entry(self, writer: MessageWriter, output: _Output) -> QueueEntry:
         """Write the queue state beside the message (synced with the batch, moved after it)."""
         e = writer.envelope
+
+        def recipient(address: str, **state: Any) -> QueueRecipient:
+            return QueueRecipient(
+                address=address,
+                notify=list(e.notify.get(address) or []) or None,
+                orcpt=list(e.orcpt[address]) if address in e.orcpt else None,
+                **state,
+            )
+
+        # Those put into local Maildirs by this same commit are there for their report.
+        delivered = {
+            "state": "delivered",
+            "last_reply": "delivered to its mailbox on this server",
+            "status": "2.0.0",
+            "reason": "delivered",
+            "last_attempt": e.received_at,
+            "final": True,
+        }
         entry = QueueEntry(
             id=e.queue_id,
             sender=e.sender,
-            recipients=[
-                QueueRecipient(
-                    address=address,
-                    notify=list(e.notify.get(address) or []) or None,
-                    orcpt=list(e.orcpt[address]) if address in e.orcpt else None,
-                )
-                for address in output.delivery.recipients
-            ]
-            + [
-                QueueRecipient(
-                    address=address,
-                    notify=list(e.notify.get(address) or []) or None,
-                    orcpt=list(e.orcpt[address]) if address in e.orcpt else None,
-                    state="delivered",
-                    last_reply="delivered to its mailbox on this server",
-                    status="2.0.0",
-                    reason="delivered",
-                    last_attempt=e.received_at,
-                    final=True,
-                )
-                for address in output.delivery.delivered
-            ],
+            recipients=[recipient(address) for address in output.delivery.recipients]
+            + [recipient(address, **delivered) for address in output.delivery.delivered],
             created=e.received_at,
             envid=e.envid,
             ret=e.ret,

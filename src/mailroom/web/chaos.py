@@ -107,9 +107,11 @@ async def set_chaos(request: web.Request) -> web.Response:
 # -- send ------------------------------------------------------------------------------------
 
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 §3.6.8: printable ASCII but ":"
-# Made by this module; a request may not set them twice.
-_OWN_HEADERS = {"from", "to", "cc", "reply-to", "subject", "date", "message-id", "mime-version"}
-_OWN_HEADERS |= {"content-type", "content-transfer-encoding"}
+# Made by this module from the request's other fields; Headers may not set them twice.
+_OWN_HEADERS = frozenset(
+    {"from", "to", "cc", "reply-to", "subject", "date", "message-id", "mime-version"}
+    | {"content-type", "content-transfer-encoding"}
+)
 
 
 def _address(value: object, field: str) -> Address:
