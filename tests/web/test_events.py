@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -28,13 +30,22 @@ async def next_of(ws: aiohttp.ClientWebSocketResponse, kind: str) -> dict[str, A
             return event
 
 
+@asynccontextmanager
+async def listening(
+    live: LiveServer, client: Api
+) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    """A WebSocket on /api/events, once the server counts it as a listener."""
+    url = client.base + "/api/events"
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        await asyncio.to_thread(wait_for, lambda: live.mail_server.hub.active)
+        yield ws
+
+
 def test_new_delete_session_and_faults_events(api: tuple[LiveServer, Api]) -> None:
     live, client = api
-    url = client.base + "/api/events"
 
     async def scenario() -> None:
-        async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
-            await asyncio.to_thread(wait_for, lambda: live.mail_server.hub.active)
+        async with listening(live, client) as ws:
             queue_id = await asyncio.to_thread(send, live, plain("live one"))
             new = await next_of(ws, "new")
             assert new["Data"]["ID"] == queue_id
@@ -96,11 +107,9 @@ def test_events_need_auth_when_set(web) -> None:  # type: ignore[no-untyped-def]
 
 def test_messages_sent_over_the_api_and_chaos_are_announced(api: tuple[LiveServer, Api]) -> None:
     live, client = api
-    url = client.base + "/api/events"
 
     async def scenario() -> None:
-        async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
-            await asyncio.to_thread(wait_for, lambda: live.mail_server.hub.active)
+        async with listening(live, client) as ws:
             body = {"From": {"Email": "app@example.test"}, "Bcc": ["b@example.test"]}
             sent = await asyncio.to_thread(client.post, "/api/v1/send", body)
             new = await next_of(ws, "new")
