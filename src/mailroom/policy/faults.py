@@ -217,6 +217,15 @@ class FaultInjector:
             self.rules.append(rule)
         return rule
 
+    def replace(self, old: Callable[[FaultRule], bool], new: list[FaultRule]) -> None:
+        """Put ``new`` in the place of the rules ``old`` picks, at once: a session never sees
+        the set half changed."""
+        with self._lock:
+            kept = [r for r in self.rules if not old(r)]
+            for rule in new:
+                rule.id = next(self._ids)
+            self.rules = kept + new
+
     def remove(self, rule_id: int) -> bool:
         with self._lock:
             before = len(self.rules)

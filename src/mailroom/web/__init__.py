@@ -125,8 +125,9 @@ def build_app(server: WebServer) -> web.Application:
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if guard_host and not allowed_host(request.headers.get(hdrs.HOST), config):
-            name = _host_name(request.headers.get(hdrs.HOST, ""))
+        host = request.headers.get(hdrs.HOST)
+        if guard_host and not allowed_host(host, config):
+            name = _host_name(host or "")
             if name not in refused_hosts and len(refused_hosts) < 100:
                 refused_hosts.add(name)
                 log.warning("refused requests for host %r (allow it with --web-allowed-host)", name)

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from mailroom.codes import Reply, ReplyError
 from mailroom.policy.faults import FaultRule
+from mailroom.protocol.syntax import AddressError, parse_mailbox
 from mailroom.web.http import error, json_response, request_json, web_server
 
 __all__ = ["build_message", "routes"]
@@ -60,9 +61,8 @@ def _trigger_rule(name: str, trigger: object) -> FaultRule | None:
     code, probability = trigger.get("ErrorCode", DEFAULT_CODE), trigger.get("Probability", 0)
     if isinstance(code, bool) or not isinstance(code, int) or not 400 <= code <= 599:
         raise ValueError(f"{name}: ErrorCode must be a reply code from 400 to 599")
-    if isinstance(probability, bool) or not isinstance(probability, int | float):
-        raise ValueError(f"{name}: Probability must be a number from 0 to 100")
-    if not 0 <= probability <= 100:
+    number = isinstance(probability, int | float) and not isinstance(probability, bool)
+    if not number or not 0 <= probability <= 100:
         raise ValueError(f"{name}: Probability must be a number from 0 to 100")
     if probability == 0:
         return None
@@ -94,12 +94,7 @@ async def set_chaos(request: web.Request) -> web.Response:
     except ValueError as exc:
         return error(400, str(exc))
     faults = server.server.faults
-    for rule in list(faults.rules):
-        if rule.origin.startswith(ORIGIN):
-            faults.remove(rule.id)
-    for new in rules:
-        if new is not None:
-            faults.add(new)
+    faults.replace(lambda rule: rule.origin.startswith(ORIGIN), [r for r in rules if r is not None])
     await server.events.faults()
     return json_response(_triggers(faults.rules))
 
@@ -125,12 +120,13 @@ def _address(value: object, field: str) -> Address:
 
 
 def _parse_address(text: str, field: str, name: str = "") -> Address:
-    local, at, domain = text.rpartition("@")
-    if not at or not local or not domain or any(c in text for c in "<>\r\n\t ,"):
-        raise ValueError(f"{field}: {text!r} is not an email address")
+    try:
+        mailbox = parse_mailbox(text, utf8=True)  # the grammar SMTP paths are read with
+    except AddressError:
+        raise ValueError(f"{field}: {text!r} is not an email address") from None
     if any(c in name for c in "\r\n"):
         raise ValueError(f"{field}: a name holds no line breaks")
-    return Address(display_name=name, username=local, domain=domain)
+    return Address(display_name=name, addr_spec=str(mailbox))
 
 
 def _addresses(body: dict[str, Any], field: str) -> list[Address]:

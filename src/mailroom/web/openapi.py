@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from mailroom import __version__
+from mailroom.web.chaos import TRIGGERS
 from mailroom.web.http import json_response
 
 __all__ = ["document", "routes"]
@@ -252,7 +253,7 @@ def _schemas() -> dict[str, Any]:
                         "Probability": {"type": "number", "minimum": 0, "maximum": 100},
                     },
                 }
-                for name in ("Authentication", "Recipient", "Sender")
+                for name in TRIGGERS
             },
         },
         "SendRequest": {
