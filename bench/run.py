@@ -7,6 +7,10 @@ Starts each server on loopback in its own process, drives it with ``mailroom ben
 which are interleaved so that drift on a noisy machine hits every server alike) and the ratio
 to aiosmtpd. Peers: aiosmtpd with a discarding handler and with a ``mailbox.Maildir`` handler
 (no fsync), on asyncio and on uvloop; Postfix's ``smtp-sink`` (C) when it is installed.
+
+``--mailroom-python`` runs mailroom with another interpreter: ``make bench`` passes
+.venv-fast's, where the protocol core is compiled with mypyc (setup.py). A row "pure Python"
+then runs the same server from this interpreter's install, for comparison.
 """
 
 from __future__ import annotations
@@ -53,16 +57,32 @@ class Target:
     command: list[str]  # with {port} and {dir} placeholders
     load: list[str] = field(default_factory=list)  # extra bench-client flags
     rates: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # server CPU µs per accepted message
     details: list[dict[str, object]] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
         return statistics.median(self.rates) if self.rates else 0.0
 
+    @property
+    def cpu_per_message(self) -> float:
+        return statistics.median(self.cpu) if self.cpu else 0.0
 
-def mailroom(store: str, *extra: str) -> list[str]:
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time a process has used so far (Linux /proc), None elsewhere: what
+    each message costs the server, beside how fast it went (a server that waits on its disk or
+    its client shows a low rate at a low cost)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def mailroom(store: str, *extra: str, python: str = PYTHON) -> list[str]:
     return [
-        PYTHON,
+        python,
         "-m",
         "mailroom",
         "serve",
@@ -88,14 +108,28 @@ def aiosmtpd(kind: str, *extra: str) -> list[str]:
     return [PYTHON, str(HERE / "aiosmtpd_server.py"), "{port}", kind, "{dir}/maildir", *extra]
 
 
-def targets(selection: str) -> list[Target]:
+def core_of(python: str) -> str:
+    """How the protocol core of ``python``'s mailroom runs: "compiled" or "pure Python"."""
+    probe = "import mailroom.protocol.server as m; print(m.__file__.endswith('.py'))"
+    answer = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True)
+    return "pure Python" if answer.stdout.strip() == "True" else "compiled"
+
+
+def targets(selection: str, python: str = PYTHON) -> list[Target]:
+    def served(store: str, *extra: str) -> list[str]:
+        return mailroom(store, *extra, python=python)
+
     found = [
-        Target("mailroom --store none", mailroom("none")),
-        Target("mailroom --store none --transcripts 0", mailroom("none", "--transcripts", "0")),
-        Target("mailroom --store none, PIPELINING", mailroom("none"), ["--pipelining"]),
-        Target("mailroom --store none, CHUNKING", mailroom("none"), ["--chunking"]),
-        Target("mailroom --store maildir (fsync)", mailroom("maildir")),
-        Target("mailroom --store maildir, PIPELINING", mailroom("maildir"), ["--pipelining"]),
+        Target("mailroom --store none", served("none")),
+        Target("mailroom --store none --transcripts 0", served("none", "--transcripts", "0")),
+        Target("mailroom --store none, PIPELINING", served("none"), ["--pipelining"]),
+        Target("mailroom --store none, CHUNKING", served("none"), ["--chunking"]),
+        Target("mailroom --store maildir (fsync)", served("maildir")),
+        Target("mailroom --store maildir, PIPELINING", served("maildir"), ["--pipelining"]),
+    ]
+    if python != PYTHON:
+        found.append(Target("mailroom --store none, pure Python", mailroom("none")))
+    found += [
         Target("aiosmtpd discard", aiosmtpd("discard")),
         Target("aiosmtpd discard, PIPELINING", aiosmtpd("discard"), ["--pipelining"]),
         Target("aiosmtpd discard (uvloop)", aiosmtpd("discard", "--uvloop")),
@@ -130,6 +164,7 @@ def run_one(target: Target, args: argparse.Namespace, root: Path) -> dict[str, o
     )
     try:
         wait_for_port(port)
+        cpu_before = cpu_seconds(server.pid)
         load = subprocess.run(
             [
                 PYTHON,
@@ -151,9 +186,14 @@ def run_one(target: Target, args: argparse.Namespace, root: Path) -> dict[str, o
             text=True,
             timeout=900,
         )
+        cpu_after = cpu_seconds(server.pid)
         if not load.stdout.strip():
             raise RuntimeError(f"{target.name}: load generator failed: {load.stderr}")
-        return json.loads(load.stdout)
+        result: dict[str, object] = json.loads(load.stdout)
+        accepted = int(result["messages"])  # type: ignore[call-overload]
+        if cpu_before is not None and cpu_after is not None and accepted:
+            result["server_cpu_us"] = round((cpu_after - cpu_before) / accepted * 1e6, 1)
+        return result
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -173,12 +213,16 @@ def main() -> int:
     parser.add_argument("--only", default="all", help="comma-separated name fragments")
     parser.add_argument("--tmp", default=None, help="where the servers keep their data")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--mailroom-python", default=PYTHON, help="the interpreter that runs mailroom's rows"
+    )
     args = parser.parse_args()
 
-    chosen = targets(args.only)
+    chosen = targets(args.only, args.mailroom_python)
     print(
         f"{args.messages} messages of {args.size} octets over {args.connections} connections, "
-        f"{args.rounds} rounds, median msg/s; {os.cpu_count()} CPUs",
+        f"{args.rounds} rounds, median msg/s; {os.cpu_count()} CPUs; "
+        f"mailroom's protocol core: {core_of(args.mailroom_python)}",
         flush=True,
     )
     root = Path(tempfile.mkdtemp(prefix="mailroom-bench-", dir=args.tmp))
@@ -189,13 +233,21 @@ def main() -> int:
 
     baseline = next((t for t in chosen if t.name == "aiosmtpd discard"), None)
     print()
-    print(f"{'server':<42} {'msg/s':>9} {'× aiosmtpd discard':>20}")
+    print(f"{'server':<42} {'msg/s':>9} {'× aiosmtpd discard':>20} {'server CPU µs/msg':>18}")
     for target in chosen:
         ratio = f"{target.rate / baseline.rate:.2f}" if baseline and baseline.rate else "-"
-        print(f"{target.name:<42} {target.rate:>9.0f} {ratio:>20}")
+        print(
+            f"{target.name:<42} {target.rate:>9.0f} {ratio:>20} {target.cpu_per_message or '-':>18}"
+        )
     if args.json:
         args.json.write_text(
-            json.dumps({t.name: {"median": t.rate, "rounds": t.details} for t in chosen}, indent=2)
+            json.dumps(
+                {
+                    t.name: {"median": t.rate, "cpu_us": t.cpu_per_message, "rounds": t.details}
+                    for t in chosen
+                },
+                indent=2,
+            )
         )
     return 0
 
@@ -205,10 +257,13 @@ def _run_rounds(chosen: list[Target], args: argparse.Namespace, root: Path) -> N
         for target in chosen:
             result = run_one(target, args, root)
             target.rates.append(float(result["msg_per_s"]))  # type: ignore[arg-type]
+            if "server_cpu_us" in result:
+                target.cpu.append(float(result["server_cpu_us"]))  # type: ignore[arg-type]
             target.details.append(result)
             print(
                 f"  round {round_number + 1}: {target.name:<40} {result['msg_per_s']:>9} msg/s"
-                f"  p50 {result['p50_ms']} ms  failed {result['failed']}",
+                f"  p50 {result['p50_ms']} ms  failed {result['failed']}"
+                f"  server CPU {result.get('server_cpu_us', '-')} µs/msg",
                 flush=True,
             )
 

@@ -467,7 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mailroom", description="A mail server in Python that speaks SMTP exactly."
     )
-    parser.add_argument("--version", action="version", version=f"mailroom {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"mailroom {__version__} ({core_build()})"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     explain = commands.add_parser(
@@ -503,6 +505,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("args", nargs=argparse.REMAINDER)
     return parser
+
+
+def core_build() -> str:
+    """How the protocol core runs in this install: compiled by mypyc (``MAILROOM_COMPILE=1``,
+    see setup.py) or interpreted."""
+    from mailroom.protocol import server
+
+    compiled = not (server.__file__ or "").endswith(".py")
+    return "protocol core compiled with mypyc" if compiled else "pure Python"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

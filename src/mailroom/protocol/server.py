@@ -81,6 +81,7 @@ from mailroom.protocol.states import (
     State,
 )
 from mailroom.protocol.syntax import MAX_DOMAIN, AddressError, Mailbox, parse_domain
+from mailroom.protocol.usage import ProtocolUsageError
 
 __all__ = [
     "NEED_DATA",
@@ -104,10 +105,6 @@ class _Sentinel:
 
 NEED_DATA: Final = _Sentinel("NEED_DATA")  # feed more bytes with receive_data
 PAUSED: Final = _Sentinel("PAUSED")  # waiting for the caller: a reply, TLS, or a secret
-
-
-class ProtocolUsageError(RuntimeError):
-    """The caller used the connection out of turn (a reply with no event waiting, ...)."""
 
 
 @dataclass(slots=True)
