@@ -5,6 +5,7 @@ index."""
 from __future__ import annotations
 
 import email.utils
+import functools
 import re
 import time
 from dataclasses import dataclass, field
@@ -83,6 +84,13 @@ def trace_header(envelope: Envelope, *, recipients: list[str] | None = None) -> 
     return ("\r\n".join(lines) + "\r\n").encode("utf-8") + received_header(e, rcpts)
 
 
+@functools.lru_cache(maxsize=4)
+def _header_date(seconds: int) -> str:
+    # RFC 5322 dates name whole seconds: a busy server stamps many messages with each one, and
+    # formatting it (time zone and all) costs more than the rest of the header.
+    return email.utils.formatdate(seconds, localtime=True)
+
+
 def received_header(envelope: Envelope, recipients: list[str] | tuple[str, ...]) -> bytes:
     """The ``Received`` field this server adds (RFC 5321 §4.4); alone when relaying."""
     e = envelope
@@ -91,7 +99,7 @@ def received_header(envelope: Envelope, recipients: list[str] | tuple[str, ...])
     client = f"[{e.client_ip}]" if ":" not in e.client_ip else f"[IPv6:{e.client_ip}]"
     auth = f" (Authenticated sender: {_comment_safe(e.auth_user)})" if e.auth_user else ""
     for_clause = f"\r\n\tfor <{_header_safe(rcpts[0])}>" if len(rcpts) == 1 else ""
-    date = email.utils.formatdate(e.received_at, localtime=True)
+    date = _header_date(int(e.received_at))
     lines.append(
         f"Received: from {_header_safe(e.helo) or 'unknown'} ({client}){auth}\r\n"
         f"\tby {e.hostname} (mailroom) with {e.protocol} id {e.queue_id}{for_clause};\r\n"
