@@ -368,7 +368,9 @@ def cheap_password_line(user: str, password: str) -> str:
     return f"{user}:{hashed}:{scram}"
 
 
-def start_server(data: Path, log: Path) -> tuple[subprocess.Popen[bytes], int, int]:
+def start_server(
+    data: Path, log: Path, transcripts: int = 1000
+) -> tuple[subprocess.Popen[bytes], int, int]:
     data.mkdir(parents=True, exist_ok=True)
     passwords = data.parent / "passwords"
     passwords.write_text(cheap_password_line(USER, PASSWORD) + "\n")
@@ -397,6 +399,8 @@ def start_server(data: Path, log: Path) -> tuple[subprocess.Popen[bytes], int, i
             "0",
             "--timeout",
             str(IDLE_TIMEOUT),
+            "--transcripts",
+            str(transcripts),
             "--web",
             "off",
         ],
@@ -473,8 +477,9 @@ async def drive(run: Run, seconds: float, rate: float, pid: int, every: float) -
 
 
 def memory_report(samples: list[float], every: float) -> dict[str, float]:
-    # The level after the warm-up (transcripts kept for the last 1,000 sessions fill up, the
-    # allocator settles): the median of the samples from a fifth to a quarter of the run.
+    # The level after the warm-up (the transcripts kept for the last --transcripts sessions
+    # fill up, the allocator settles): the median of the samples from a fifth to a quarter of
+    # the run. A short run must keep fewer transcripts, or they are still filling at its end.
     count = len(samples)
     early = samples[count // 5 : max(count // 4, count // 5 + 1)]
     late = samples[-max(1, count // 20) :]
@@ -504,12 +509,19 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=8)
     parser.add_argument("--data", type=Path, help="where the server keeps its data (a temp dir)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--transcripts",
+        type=int,
+        default=1000,
+        help="sessions whose transcripts the server keeps (its default 1000; fewer for a "
+        "short run, so that they are all filled before the warm-up ends)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mailroom-soak-") as temp:
         root = args.data or Path(temp)
         data = root / "data"
         log = root / "serve.log"
-        server, port, smtps = start_server(data, log)
+        server, port, smtps = start_server(data, log, args.transcripts)
         try:
             tls = ssl.create_default_context(cafile=str(data / "tls" / "self-signed.pem"))
             run = Run((HOST, port), (HOST, smtps), tls, random.Random(args.seed), f"{args.seed}")
