@@ -22,13 +22,15 @@ from pathlib import Path
 
 from setuptools import setup
 
+HERE = Path(__file__).resolve().parent
+# The files mypyc compiles, relative to this directory (where setuptools runs).
 COMPILED = [
     "src/mailroom/codes/enhanced.py",
     "src/mailroom/codes/reply.py",
     "src/mailroom/codes/template.py",
     *sorted(
-        str(path)
-        for path in Path("src/mailroom/protocol").glob("*.py")
+        path.relative_to(HERE).as_posix()
+        for path in (HERE / "src/mailroom/protocol").glob("*.py")
         if path.name not in {"__init__.py", "events.py", "usage.py"}
     ),
 ]
@@ -47,4 +49,6 @@ def ext_modules() -> list[object]:
     return list(mypycify(COMPILED, opt_level="3"))
 
 
-setup(ext_modules=ext_modules())
+# setuptools runs this file as __main__; tests/protocol/test_compiled.py imports COMPILED.
+if __name__ == "__main__":
+    setup(ext_modules=ext_modules())

@@ -108,11 +108,12 @@ def aiosmtpd(kind: str, *extra: str) -> list[str]:
     return [PYTHON, str(HERE / "aiosmtpd_server.py"), "{port}", kind, "{dir}/maildir", *extra]
 
 
-def core_of(python: str) -> str:
-    """How the protocol core of ``python``'s mailroom runs: "compiled" or "pure Python"."""
-    probe = "import mailroom.protocol.server as m; print(m.__file__.endswith('.py'))"
-    answer = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True)
-    return "pure Python" if answer.stdout.strip() == "True" else "compiled"
+def build_of(python: str) -> str:
+    """Which build of mailroom ``python`` runs, as ``mailroom --version`` says it."""
+    answer = subprocess.run(
+        [python, "-m", "mailroom", "--version"], capture_output=True, text=True, check=True
+    )
+    return answer.stdout.strip()
 
 
 def targets(selection: str, python: str = PYTHON) -> list[Target]:
@@ -222,7 +223,7 @@ def main() -> int:
     print(
         f"{args.messages} messages of {args.size} octets over {args.connections} connections, "
         f"{args.rounds} rounds, median msg/s; {os.cpu_count()} CPUs; "
-        f"mailroom's protocol core: {core_of(args.mailroom_python)}",
+        f"{build_of(args.mailroom_python)}",
         flush=True,
     )
     root = Path(tempfile.mkdtemp(prefix="mailroom-bench-", dir=args.tmp))

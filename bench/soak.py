@@ -369,7 +369,7 @@ def cheap_password_line(user: str, password: str) -> str:
 
 
 def start_server(
-    data: Path, log: Path, transcripts: int = 1000
+    data: Path, log: Path, transcripts: int | None = None
 ) -> tuple[subprocess.Popen[bytes], int, int]:
     data.mkdir(parents=True, exist_ok=True)
     passwords = data.parent / "passwords"
@@ -399,10 +399,9 @@ def start_server(
             "0",
             "--timeout",
             str(IDLE_TIMEOUT),
-            "--transcripts",
-            str(transcripts),
             "--web",
             "off",
+            *(["--transcripts", str(transcripts)] if transcripts is not None else []),
         ],
         stdout=subprocess.DEVNULL,
         stderr=log.open("wb"),
@@ -512,9 +511,8 @@ def main() -> int:
     parser.add_argument(
         "--transcripts",
         type=int,
-        default=1000,
-        help="sessions whose transcripts the server keeps (its default 1000; fewer for a "
-        "short run, so that they are all filled before the warm-up ends)",
+        help="sessions whose transcripts the server keeps (default: the server's own, 1000; "
+        "fewer for a short run, so that they are all filled before the warm-up ends)",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mailroom-soak-") as temp:

@@ -92,7 +92,6 @@ class _Output:
     header: bytes
     tmp_path: str
     final_path: str | None = None
-    final_dir: str | None = None  # the directory whose entry the commit fsyncs
     fd: int | None = None
     entry: QueueEntry | None = None  # for the queue: the state written beside the message
 
@@ -270,8 +269,7 @@ class MaildirStore:
         self.spool = QueueSpool(data_dir)
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="mailroom-committer", daemon=True)
-        self._mailboxes: dict[str, Path] = {}
-        self._mailbox_homes: dict[str, str] = {}  # the same, as strings for the hot path
+        self._mailboxes: dict[str, str] = {}  # name -> its Maildir, made on first use
         self._data_prefix = os.path.join(str(data_dir), "")
         self._sync = BatchSync(str(data_dir), sync_mode)
         # Tests and the hostile suite inject storage faults here: a callable that raises
@@ -305,18 +303,11 @@ class MaildirStore:
         if self.fault is not None:
             self.fault()
 
-    def mailbox_path(self, name: str) -> Path:
+    def mailbox_path(self, name: str) -> str:
         path = self._mailboxes.get(name)
         if path is None:
-            path = ensure_maildir(self.mail_dir / name)
-            self._mailboxes[name] = path
+            path = self._mailboxes[name] = str(ensure_maildir(self.mail_dir / name))
         return path
-
-    def _mailbox_home(self, name: str) -> str:
-        home = self._mailbox_homes.get(name)
-        if home is None:
-            home = self._mailbox_homes[name] = str(self.mailbox_path(name))
-        return home
 
     def begin(self, envelope: Envelope) -> MessageWriter:
         return MessageWriter(self, envelope)
@@ -335,7 +326,7 @@ class MaildirStore:
         return _Output(
             delivery,
             trace_header(envelope, recipients=list(delivery.recipients)),
-            os.path.join(self._mailbox_home(delivery.target), "tmp", unique),
+            os.path.join(self.mailbox_path(delivery.target), "tmp", unique),
         )
 
     def submit(self, writer: MessageWriter, future: asyncio.Future[str]) -> None:
@@ -444,7 +435,10 @@ class MaildirStore:
         rows = []
         queued: list[str] = []
         for job, outputs in stored:
-            if any(o.final_dir is not None and o.final_dir in failed_dirs for o in outputs):
+            if any(
+                o.final_path is not None and os.path.dirname(o.final_path) in failed_dirs
+                for o in outputs
+            ):
                 # Not known to be durable: take it back, and let the client retry.
                 self._take_back(outputs)
                 job.error = StoreError("directory fsync failed")
@@ -476,7 +470,6 @@ class MaildirStore:
                 message = self.spool.message_path(output.entry.id)
                 os.rename(output.tmp_path, message)
                 output.final_path = str(message)
-                output.final_dir = str(message.parent)
                 state = self.spool.tmp / f"{output.entry.id}.json"
                 os.rename(state, self.spool.entry_path(output.entry.id))
             else:
@@ -486,8 +479,7 @@ class MaildirStore:
                 final = os.path.join(new, maildir_filename(writer.envelope, size, index))
                 os.rename(output.tmp_path, final)
                 output.final_path = final
-                output.final_dir = new
-            directories.add(output.final_dir)
+            directories.add(os.path.dirname(output.final_path))
 
     def _take_back(self, outputs: list[_Output]) -> None:
         for output in outputs:
