@@ -12,68 +12,14 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+# The plain types a setting is made of live at the bottom (policy and the server use them too);
+# they are named here as well, where a reader of the configuration looks for them.
+from mailroom.settings_types import ConfigError, Listener, MiB, parse_hostport, parse_size
+
 if TYPE_CHECKING:
     from mailroom.mailconfig import MailServerConfig
 
 __all__ = ["Config", "ConfigError", "Listener", "load_config", "parse_hostport", "parse_size"]
-
-MiB = 1024 * 1024
-
-
-class ConfigError(ValueError):
-    """A setting that cannot be used; the message names it."""
-
-
-@dataclass(frozen=True, slots=True)
-class Listener:
-    host: str
-    port: int
-    implicit_tls: bool = False  # SMTPS (RFC 8314): TLS from the first byte
-    role: str = "catcher"  # catcher, mx, submission, submissions (see mailroom.server.roles)
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        scheme = "smtps" if self.implicit_tls else "smtp"
-        role = f" ({self.role})" if self.role != "catcher" else ""
-        return f"{scheme}://{host}:{self.port}{role}"
-
-
-def parse_hostport(text: str, *, implicit_tls: bool = False) -> Listener:
-    """``HOST:PORT``, ``[::1]:PORT`` or ``:PORT`` (all addresses)."""
-    if text.startswith("["):
-        host, sep, port = text[1:].partition("]:")
-    else:
-        host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"not HOST:PORT: {text!r}")
-    return Listener(host or "0.0.0.0", int(port), implicit_tls)
-
-
-_SIZE_UNITS = {
-    "": 1,
-    "B": 1,
-    "K": 1024,
-    "KB": 1024,
-    "KIB": 1024,
-    "M": MiB,
-    "MB": MiB,
-    "MIB": MiB,
-    "G": 1024 * MiB,
-    "GB": 1024 * MiB,
-    "GIB": 1024 * MiB,
-}
-
-
-def parse_size(value: str | int) -> int:
-    """``52428800``, ``50M``, ``50MiB``, ``1G``; 0 means no limit."""
-    if isinstance(value, int):
-        return value
-    text = value.strip().upper().replace(" ", "")
-    digits = text.rstrip("KMGIB")
-    unit = text[len(digits) :]
-    if not digits.isdigit() or unit not in _SIZE_UNITS:
-        raise ConfigError(f"not a size: {value!r}")
-    return int(digits) * _SIZE_UNITS[unit]
 
 
 @dataclass(frozen=True)
@@ -133,7 +79,7 @@ class Config:
     faults: tuple[str, ...] = ()
 
     # the web UI and HTTP API, in the same process as SMTP ("off" in a file or flag: None)
-    web: Listener | None = Listener("127.0.0.1", 8025)
+    web: Listener | None = Listener("127.0.0.1", 8025)  # noqa: RUF009 (frozen: shared safely)
     # "user:password": HTTP basic auth for the UI and the API (health probes stay open)
     web_auth: str | None = None
     # Host names the web UI answers to while it listens on loopback, besides localhost, IP

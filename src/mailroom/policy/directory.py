@@ -26,6 +26,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mailroom.settings_types import parse_size
+
 __all__ = ["Directory", "DirectoryError", "Resolution", "User"]
 
 MAX_ALIAS_DEPTH = 10
@@ -91,8 +93,6 @@ class Directory:
 
     @classmethod
     def from_config(cls, data: Mapping[str, Any]) -> Directory:
-        from mailroom.config import parse_size
-
         fold = bool(data.get("case_insensitive_local_part", True))
         domains_value = data.get("domains", [])
         if isinstance(domains_value, Mapping):

@@ -259,7 +259,7 @@ async def release(request: web.Request) -> web.Response:
     optionally ``"From"`` (the envelope sender; the original one by default) and ``"Server"``
     (``HOST:PORT``; the ``release_smtp`` setting by default)."""
     from mailroom.client import SendError, send_message
-    from mailroom.config import ConfigError, parse_hostport
+    from mailroom.settings_types import ConfigError, parse_hostport
 
     server = web_server(request)
     body = await request_json(request)
