@@ -12,6 +12,9 @@ import weakref
 from collections import Counter
 from typing import Any
 
+from mailroom.activity.hub import Hub
+from mailroom.activity.metrics import Metrics
+from mailroom.activity.transcript import TranscriptLog
 from mailroom.codes import Reply
 from mailroom.codes import catalogue as replies
 from mailroom.config import Config, Listener
@@ -22,12 +25,9 @@ from mailroom.policy.faults import FaultInjector, FaultRule
 from mailroom.policy.mailserver import MailServerPolicy
 from mailroom.protocol import SessionSettings
 from mailroom.resolver import Resolver
-from mailroom.server.hub import Hub
-from mailroom.server.metrics import Metrics
 from mailroom.server.roles import session_settings_for
 from mailroom.server.session import Session
 from mailroom.server.tls import ensure_self_signed, server_context
-from mailroom.server.transcript import TranscriptLog
 from mailroom.store.envelope import Envelope
 from mailroom.store.ids import new_queue_id
 from mailroom.store.maildir import MaildirStore

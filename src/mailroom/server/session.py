@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, cast
 
+from mailroom.activity.transcript import Transcript
 from mailroom.codes import Reply
 from mailroom.codes import catalogue as replies
 from mailroom.policy.base import DISCONNECT, Disconnect
@@ -36,7 +37,6 @@ from mailroom.protocol import (
     StartTLS,
     State,
 )
-from mailroom.server.transcript import Transcript
 from mailroom.store import Envelope, StoreError
 from mailroom.store.ids import new_queue_id
 

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from mailroom.activity.transcript import Transcript
 from mailroom.codes import ExplainError, explain
 from mailroom.policy.faults import STAGES, FaultError
 from mailroom.policy.faults import __doc__ as FAULTS_DOC
-from mailroom.server.transcript import Transcript
 from mailroom.web.http import error, json_response, query_int, request_json, web_server
 
 if TYPE_CHECKING:

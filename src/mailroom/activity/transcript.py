@@ -9,8 +9,8 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from mailroom.activity.hub import Hub
 from mailroom.protocol.server import ServerConnection, printable_line
-from mailroom.server.hub import Hub
 
 __all__ = ["Transcript", "TranscriptLog"]
 
