@@ -141,9 +141,30 @@ class MailServer:
             await self._start_runner()
         if config.web is not None:
             # Imported here: the web's dependencies load only when the web is on.
-            from mailroom.web import WebServer
+            from mailroom.client import send_message
+            from mailroom.web import Messages, WebContext, WebServer, WebSettings
 
-            self.web = WebServer(self)
+            settings = WebSettings(
+                listener=config.web,
+                hostname=config.hostname,
+                auth=config.web_auth,
+                allowed_hosts=config.web_allowed_hosts,
+                release_smtp=config.release_smtp,
+                database=str(config.data / "index.sqlite"),
+            )
+            context = WebContext(
+                settings=settings,
+                messages=Messages(config.data, enabled=config.store == "maildir"),
+                transcripts=self.transcripts,
+                faults=self.faults,
+                hub=self.hub,
+                metrics=self.metrics,
+                status=self,
+                release=send_message,
+                inject=self.inject if config.mail is None else None,
+                store_counters=self.store if isinstance(self.store, MaildirStore) else None,
+            )
+            self.web = WebServer(context)
             try:
                 await self.web.start()
             except BaseException:
@@ -200,6 +221,10 @@ class MailServer:
                 host, port = sock.getsockname()[:2]
                 found.append((host, port))
         return found
+
+    @property
+    def active_sessions(self) -> int:
+        return len(self.sessions)
 
     @property
     def accepting(self) -> bool:

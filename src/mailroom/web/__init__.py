@@ -8,7 +8,8 @@
 - ``/metrics`` Prometheus text format; ``/livez`` and ``/readyz`` for probes
 
 Nothing the web does runs on the SMTP path: it reads the index and message files in a worker
-thread, and hears of new messages only while a browser listens.
+thread, and hears of new messages only while a browser listens. What it reads and changes comes
+as narrow interfaces (:mod:`.context`) from the composition root; it never sees the SMTP server.
 """
 
 from __future__ import annotations
@@ -20,24 +21,20 @@ import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
 
 from mailroom.web.chaos import routes as chaos_routes
-from mailroom.web.events import EventStream
-from mailroom.web.http import SERVER
+from mailroom.web.context import WebContext, WebSettings
+from mailroom.web.events import EVENTS, EventStream
+from mailroom.web.http import CONTEXT
 from mailroom.web.mailpit import routes as mailpit_routes
 from mailroom.web.messages import Messages
 from mailroom.web.openapi import routes as openapi_routes
 from mailroom.web.own import routes as own_routes
 
-if TYPE_CHECKING:
-    from mailroom.config import Config
-    from mailroom.server.app import MailServer
-
-__all__ = ["WebServer", "build_app"]
+__all__ = ["Messages", "WebContext", "WebServer", "WebSettings", "build_app"]
 
 log = logging.getLogger("mailroom.web")
 
@@ -95,7 +92,7 @@ def _host_name(host: str) -> str:
     return name.rstrip(".") if name and port.isdigit() else host.rstrip(".")
 
 
-def allowed_host(host: str | None, config: Config) -> bool:
+def allowed_host(host: str | None, settings: WebSettings) -> bool:
     """Whether a request for ``host`` may reach a web UI that listens on loopback.
 
     A page of another site can point its own name at 127.0.0.1 (DNS rebinding) and then read
@@ -105,8 +102,8 @@ def allowed_host(host: str | None, config: Config) -> bool:
     if host is None:
         return True  # HTTP/1.0 without Host: not a browser
     name = _host_name(host)
-    allowed = config.web_allowed_hosts
-    if "*" in allowed or name in allowed or name == config.hostname.lower():
+    allowed = settings.allowed_hosts
+    if "*" in allowed or name in allowed or name == settings.hostname.lower():
         return True
     if name == "localhost" or name.endswith(".localhost"):
         return True  # RFC 6761 §6.3: always the loopback address
@@ -117,16 +114,16 @@ def allowed_host(host: str | None, config: Config) -> bool:
     return True
 
 
-def build_app(server: WebServer) -> web.Application:
-    config = server.config
-    credentials = _credentials(config.web_auth)
-    guard_host = config.web is not None and is_loopback(config.web.host)
+def build_app(context: WebContext, events: EventStream) -> web.Application:
+    settings = context.settings
+    credentials = _credentials(settings.auth)
+    guard_host = is_loopback(settings.listener.host)
     refused_hosts: set[str] = set()  # logged once each
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         host = request.headers.get(hdrs.HOST)
-        if guard_host and not allowed_host(host, config):
+        if guard_host and not allowed_host(host, settings):
             name = _host_name(host or "")
             if name not in refused_hosts and len(refused_hosts) < 100:
                 refused_hosts.add(name)
@@ -157,13 +154,14 @@ def build_app(server: WebServer) -> web.Application:
         return response
 
     app = web.Application(middlewares=[guard], client_max_size=64 * 1024 * 1024)
-    app[SERVER] = server
+    app[CONTEXT] = context
+    app[EVENTS] = events
 
     mailpit_routes(app)
     chaos_routes(app)
     own_routes(app)
     openapi_routes(app)
-    app.router.add_get("/api/events", server.events.handle)
+    app.router.add_get("/api/events", events.handle)
     app.router.add_get("/", _page("index.html"))
     app.router.add_get("/docs", _page("docs.html"))
     app.router.add_get("/api/v1/docs", _page("docs.html"))
@@ -193,12 +191,12 @@ def is_loopback(host: str) -> bool:
 
 
 class WebServer:
-    def __init__(self, server: MailServer) -> None:
-        self.server = server
-        self.config: Config = server.config
-        self.messages = Messages(self.config.data, enabled=self.config.store == "maildir")
-        self.events = EventStream(self)
-        self.app = build_app(self)
+    def __init__(self, context: WebContext) -> None:
+        self.context = context
+        self.settings = context.settings
+        self.messages = context.messages
+        self.events = EventStream(context.hub, context.messages, context.faults)
+        self.app = build_app(context, self.events)
         self._runner: web.AppRunner | None = None
         self.address: tuple[str, int] | None = None
 
@@ -213,8 +211,7 @@ class WebServer:
         return f"http://{host}:{port}/"
 
     async def start(self) -> None:
-        listener = self.config.web
-        assert listener is not None
+        listener = self.settings.listener
         runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, listener.host, listener.port, reuse_address=True)
@@ -228,7 +225,7 @@ class WebServer:
         host, port = runner.addresses[0][:2]
         self.address = (str(host), int(port))
         log.info("web UI and API on %s", self.url)
-        if self.config.web_auth is None and not is_loopback(listener.host):
+        if self.settings.auth is None and not is_loopback(listener.host):
             log.warning(
                 "the web UI and API on %s:%d are open to anyone who can reach them: every "
                 "captured message, fault rules, release. Set --web-auth USER:PASSWORD.",

@@ -28,7 +28,8 @@ from aiohttp import web
 from mailroom.codes import Reply, ReplyError
 from mailroom.policy.faults import FaultRule
 from mailroom.protocol.syntax import AddressError, parse_mailbox
-from mailroom.web.http import error, json_response, request_json, web_server
+from mailroom.web.events import event_stream
+from mailroom.web.http import error, json_response, request_json, web_context
 
 __all__ = ["build_message", "routes"]
 
@@ -80,11 +81,11 @@ def _trigger_rule(name: str, trigger: object) -> FaultRule | None:
 
 
 async def get_chaos(request: web.Request) -> web.Response:
-    return json_response(_triggers(web_server(request).server.faults.rules))
+    return json_response(_triggers(web_context(request).faults.rules))
 
 
 async def set_chaos(request: web.Request) -> web.Response:
-    server = web_server(request)
+    ctx = web_context(request)
     body = await request_json(request)
     unknown = sorted(set(body) - set(TRIGGERS))
     if unknown:
@@ -93,9 +94,9 @@ async def set_chaos(request: web.Request) -> web.Response:
         rules = [_trigger_rule(name, body[name]) for name in TRIGGERS if name in body]
     except ValueError as exc:
         return error(400, str(exc))
-    faults = server.server.faults
+    faults = ctx.faults
     faults.replace(lambda rule: rule.origin.startswith(ORIGIN), [r for r in rules if r is not None])
-    await server.events.faults()
+    await event_stream(request).faults()
     return json_response(_triggers(faults.rules))
 
 
@@ -206,16 +207,16 @@ def _attach(message: EmailMessage, attachment: object) -> None:
 
 
 async def send(request: web.Request) -> web.Response:
-    server = web_server(request)
-    if server.config.mail is not None:
+    ctx = web_context(request)
+    if ctx.inject is None:
         return error(400, "the mail server sends with SMTP submission, not over its web API")
     body = await request_json(request)
     try:
-        sender, recipients, message = build_message(body, server.config.hostname)
+        sender, recipients, message = build_message(body, ctx.settings.hostname)
     except ValueError as exc:
         return error(400, str(exc))
-    queue_id = await server.server.inject(sender, recipients, message)
-    server.server.hub.publish("message", {"id": queue_id, "session": None})
+    queue_id = await ctx.inject(sender, recipients, message)
+    ctx.hub.publish("message", {"id": queue_id, "session": None})
     return json_response({"ID": queue_id})
 
 

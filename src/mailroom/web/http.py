@@ -1,4 +1,4 @@
-"""Small helpers the endpoints share: JSON in and out, query numbers, the running server."""
+"""Small helpers the endpoints share: JSON in and out, query numbers, the web's context."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from mailroom.web import WebServer
+    from mailroom.web.context import WebContext
 
-__all__ = ["SERVER", "error", "json_response", "query_int", "request_json", "web_server"]
+__all__ = ["CONTEXT", "error", "json_response", "query_int", "request_json", "web_context"]
 
-SERVER: web.AppKey[WebServer] = web.AppKey("mailroom")
+CONTEXT: web.AppKey[WebContext] = web.AppKey("mailroom")
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -27,8 +27,8 @@ def error(status: int, message: str) -> web.Response:
     return json_response({"Error": message}, status)
 
 
-def web_server(request: web.Request) -> WebServer:
-    return request.app[SERVER]
+def web_context(request: web.Request) -> WebContext:
+    return request.app[CONTEXT]
 
 
 def query_int(request: web.Request, name: str, default: int, maximum: int) -> int:

@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from mailroom import __version__
-from mailroom.web.http import error, json_response, query_int, request_json, web_server
+from mailroom.web.events import event_stream
+from mailroom.web.http import error, json_response, query_int, request_json, web_context
 from mailroom.web.messages import MessageRow, bcc_of, created, list_item
 from mailroom.web.mime import ParsedMessage, addresses, strip_trace
 from mailroom.web.search import SearchError, parse_query
 
 if TYPE_CHECKING:
-    from mailroom.web import WebServer
+    from mailroom.web.context import WebContext
 
 __all__ = ["message_json", "routes"]
 
@@ -50,22 +51,22 @@ def _ids(body: dict[str, Any]) -> list[str] | None:
 
 
 async def list_messages(request: web.Request) -> web.Response:
-    server = web_server(request)
+    ctx = web_context(request)
     start = query_int(request, "start", 0, 10**9)
     limit = query_int(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
-    counts, rows = await server.messages.call(server.messages.page, None, start, limit)
+    counts, rows = await ctx.messages.call(ctx.messages.page, None, start, limit)
     return json_response(_listing(counts, rows, start))
 
 
 async def search(request: web.Request) -> web.Response:
-    server = web_server(request)
+    ctx = web_context(request)
     start = query_int(request, "start", 0, 10**9)
     limit = query_int(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
     try:
         query = parse_query(request.query.get("query", ""), request.query.get("tz"))
     except SearchError as exc:
         return error(400, str(exc))
-    counts, rows = await server.messages.call(server.messages.page, query, start, limit)
+    counts, rows = await ctx.messages.call(ctx.messages.page, query, start, limit)
     return json_response(_listing(counts, rows, start))
 
 
@@ -83,15 +84,15 @@ def _listing(counts: dict[str, int], rows: list[MessageRow], start: int) -> dict
 
 
 async def delete_messages(request: web.Request) -> web.Response:
-    server = web_server(request)
+    ctx = web_context(request)
     ids = _ids(await request_json(request))
-    deleted = await server.messages.call(server.messages.delete, ids if ids else None)
-    await server.events.deleted(deleted, everything=not ids)
+    deleted = await ctx.messages.call(ctx.messages.delete, ids if ids else None)
+    await event_stream(request).deleted(deleted, everything=not ids)
     return web.Response(text="ok")
 
 
 async def delete_search(request: web.Request) -> web.Response:
-    server = web_server(request)
+    ctx = web_context(request)
     text = request.query.get("query", "")
     if not text.strip():
         return error(400, "no search query")
@@ -99,21 +100,21 @@ async def delete_search(request: web.Request) -> web.Response:
         query = parse_query(text, request.query.get("tz"))
     except SearchError as exc:
         return error(400, str(exc))
-    messages = server.messages
+    messages = ctx.messages
     ids = await messages.call(messages.matching_ids, query)
     deleted = await messages.call(messages.delete, ids)
-    await server.events.deleted(deleted)
+    await event_stream(request).deleted(deleted)
     return web.Response(text="ok")
 
 
 async def set_read(request: web.Request) -> web.Response:
-    server = web_server(request)
+    ctx = web_context(request)
     body = await request_json(request)
     read = body.get("Read", body.get("read", False))
     if not isinstance(read, bool):
         return error(400, "Read must be true or false")
     ids = _ids(body)
-    messages = server.messages
+    messages = ctx.messages
     text = body.get("Search") or ""
     if ids:
         await messages.call(messages.set_read, ids, read)
@@ -127,7 +128,7 @@ async def set_read(request: web.Request) -> web.Response:
         )
     else:
         await messages.call(messages.set_read, None, read)
-    await server.events.stats()
+    await event_stream(request).stats()
     return web.Response(text="ok")
 
 
@@ -135,10 +136,10 @@ async def set_read(request: web.Request) -> web.Response:
 
 
 async def _open(request: web.Request) -> tuple[MessageRow, bytes, ParsedMessage]:
-    server = web_server(request)
+    ctx = web_context(request)
     message_id = request.match_info["id"]
     try:
-        opened = await server.messages.call(server.messages.open, message_id)
+        opened = await ctx.messages.call(ctx.messages.open, message_id)
     except OSError:
         raise web.HTTPNotFound(text=f"message {message_id}: its file is gone") from None
     if opened is None:
@@ -146,11 +147,11 @@ async def _open(request: web.Request) -> tuple[MessageRow, bytes, ParsedMessage]
     return opened
 
 
-def message_json(server: WebServer, row: MessageRow, parsed: ParsedMessage) -> dict[str, Any]:
+def message_json(ctx: WebContext, row: MessageRow, parsed: ParsedMessage) -> dict[str, Any]:
     """Mailpit's ``Message``, with mailroom's envelope and session under ``Mailroom``."""
     sender = addresses(parsed.header("From"))
     unsubscribe = parsed.header("List-Unsubscribe")
-    transcript = server.server.transcripts.for_message(row.id)
+    transcript = ctx.transcripts.for_message(row.id)
     return {
         "ID": row.id,
         "MessageID": parsed.header("Message-ID").strip().strip("<>"),
@@ -190,14 +191,14 @@ def message_json(server: WebServer, row: MessageRow, parsed: ParsedMessage) -> d
 
 
 async def get_message(request: web.Request) -> web.Response:
-    server = web_server(request)
+    ctx = web_context(request)
     row, _, parsed = await _open(request)
     if not row.read:
         # Viewing a message marks it read, as in Mailpit.
-        await server.messages.call(server.messages.set_read, [row.id], True)
+        await ctx.messages.call(ctx.messages.set_read, [row.id], True)
         row.read = True
-        await server.events.stats()
-    return json_response(message_json(server, row, parsed))
+        await event_stream(request).stats()
+    return json_response(message_json(ctx, row, parsed))
 
 
 async def get_headers(request: web.Request) -> web.Response:
@@ -258,17 +259,17 @@ async def release(request: web.Request) -> web.Response:
     """Send a captured message on to an SMTP server: ``{"To": [...]}`` as in Mailpit, and
     optionally ``"From"`` (the envelope sender; the original one by default) and ``"Server"``
     (``HOST:PORT``; the ``release_smtp`` setting by default)."""
-    from mailroom.client import SendError, send_message
+    from mailroom.client import SendError
     from mailroom.settings_types import ConfigError, parse_hostport
 
-    server = web_server(request)
+    ctx = web_context(request)
     body = await request_json(request)
     recipients = body.get("To")
     if not recipients or not isinstance(recipients, list):
         return error(400, "To must list at least one recipient")
     if not all(isinstance(r, str) and "@" in r for r in recipients):
         return error(400, "To must list email addresses")
-    target = server.config.release_smtp
+    target = ctx.settings.release_smtp
     if body.get("Server"):
         try:
             target = parse_hostport(str(body["Server"]))
@@ -283,13 +284,13 @@ async def release(request: web.Request) -> web.Response:
     if not isinstance(sender, str):
         return error(400, "From must be an address")
     try:
-        result = await send_message(
+        result = await ctx.release(
             strip_trace(raw),
             host=target.host,
             port=target.port,
             sender=sender,
             recipients=recipients,
-            local_hostname=server.config.hostname,
+            local_hostname=ctx.settings.hostname,
             timeout=60,
         )
     except SendError as exc:
@@ -314,11 +315,11 @@ async def release(request: web.Request) -> web.Response:
 
 
 async def info(request: web.Request) -> web.Response:
-    server = web_server(request)
-    messages = server.messages
+    ctx = web_context(request)
+    messages = ctx.messages
     total, unread = await messages.call(messages.counts)
     size = await messages.call(messages.database_size)
-    metrics = server.server.metrics
+    metrics = ctx.metrics
     refused = sum(
         count
         for (stage, _), count in metrics.refusals.items()
@@ -328,7 +329,7 @@ async def info(request: web.Request) -> web.Response:
         {
             "Version": __version__,
             "LatestVersion": "",
-            "Database": str(server.config.data / "index.sqlite"),
+            "Database": ctx.settings.database,
             "DatabaseSize": size,
             "Messages": total,
             "Unread": unread,
@@ -357,11 +358,11 @@ def _memory() -> int:
 
 
 async def webui(request: web.Request) -> web.Response:
-    server = web_server(request)
-    target = server.config.release_smtp
+    ctx = web_context(request)
+    target = ctx.settings.release_smtp
     return json_response(
         {
-            "Label": server.config.hostname,
+            "Label": ctx.settings.hostname,
             "MessageRelay": {
                 "Enabled": True,
                 "SMTPServer": f"{target.host}:{target.port}" if target else "",

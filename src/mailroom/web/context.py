@@ -1,0 +1,156 @@
+"""What the web UI is given: its settings and narrow interfaces to the parts it reads and
+changes, handed over by the composition root (:mod:`mailroom.app`).
+
+The web never sees the SMTP server or the configuration as a whole. Each need is one small
+interface here, so another implementation can stand behind it: a store other than Maildir
+behind ``messages``, or — with several worker processes — transcripts, events and counters
+gathered from all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from mailroom.activity.metrics import Metrics
+from mailroom.policy.faults import FaultRule
+from mailroom.settings_types import Listener
+
+if TYPE_CHECKING:
+    from mailroom.client import TransactionResult
+    from mailroom.web.messages import Messages
+
+__all__ = [
+    "EventHub",
+    "FaultRules",
+    "Inject",
+    "ReleaseSender",
+    "ServerStatus",
+    "StoreCounters",
+    "TranscriptRecord",
+    "TranscriptSource",
+    "WebContext",
+    "WebSettings",
+]
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    listener: Listener  # where the UI and API listen
+    hostname: str  # the server's name: answered on loopback, shown as the UI's label
+    auth: str | None = None  # "user:password" for HTTP basic auth
+    allowed_hosts: tuple[str, ...] = ()  # Host names answered on loopback besides the usual
+    release_smtp: Listener | None = None  # where "release" sends unless told otherwise
+    database: str = ""  # what /api/v1/info names as the database
+
+
+class TranscriptRecord(Protocol):
+    """One session's transcript."""
+
+    @property
+    def id(self) -> str: ...
+
+    def summary(self) -> dict[str, Any]: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+class TranscriptSource(Protocol):
+    """The session transcripts kept (:class:`mailroom.activity.TranscriptLog`)."""
+
+    def __len__(self) -> int: ...
+
+    def list(
+        self, *, limit: int = ..., offset: int = ..., refused_only: bool = ...
+    ) -> Sequence[TranscriptRecord]:
+        """Newest first."""
+        ...
+
+    def get(self, session_id: str) -> TranscriptRecord | None: ...
+
+    def for_message(self, queue_id: str) -> TranscriptRecord | None: ...
+
+
+class FaultRules(Protocol):
+    """The fault rules in force (:class:`mailroom.policy.faults.FaultInjector`)."""
+
+    rules: list[FaultRule]
+
+    def add(self, rule: str | FaultRule) -> FaultRule: ...
+
+    def remove(self, rule_id: int) -> bool: ...
+
+    def clear(self) -> None: ...
+
+    def replace(self, old: Callable[[FaultRule], bool], new: list[FaultRule]) -> None: ...
+
+
+class EventHub(Protocol):
+    """Live events (:class:`mailroom.activity.Hub`): new messages, finished sessions."""
+
+    @property
+    def active(self) -> bool: ...
+
+    def subscribe(self, maxsize: int = ...) -> asyncio.Queue[dict[str, Any]]: ...
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None: ...
+
+    def publish(self, kind: str, data: dict[str, Any]) -> None: ...
+
+
+class ServerStatus(Protocol):
+    """What the probes and /metrics ask of the SMTP side."""
+
+    @property
+    def accepting(self) -> bool:
+        """Listening and not shutting down (``/readyz``)."""
+        ...
+
+    @property
+    def active_sessions(self) -> int: ...
+
+
+class StoreCounters(Protocol):
+    """The store's commit counters, for /metrics (a store that keeps none gives no object)."""
+
+    latency_total: float
+    committed: int
+
+
+class ReleaseSender(Protocol):
+    """Sends a captured message on to an SMTP server (:func:`mailroom.client.send_message`)."""
+
+    def __call__(
+        self,
+        message: bytes,
+        *,
+        host: str,
+        port: int,
+        sender: str,
+        recipients: list[str],
+        local_hostname: str,
+        timeout: float,
+    ) -> Awaitable[TransactionResult]: ...
+
+
+# Stores a message made here as if it had come over SMTP; returns its queue id once durable.
+Inject = Callable[[str, list[str], bytes], Awaitable[str]]
+
+
+@dataclass
+class WebContext:
+    """Everything the web reads and changes."""
+
+    settings: WebSettings
+    messages: Messages  # the store's index and message files (the web closes it when it stops)
+    transcripts: TranscriptSource
+    faults: FaultRules
+    hub: EventHub
+    metrics: Metrics
+    status: ServerStatus
+    release: ReleaseSender
+    # POST /api/v1/send: None where mail is only sent with SMTP (the mail server mode)
+    inject: Inject | None = None
+    store_counters: StoreCounters | None = None
