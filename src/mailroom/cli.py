@@ -110,9 +110,9 @@ def _raise_open_files_limit(connections: int) -> None:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
 
+    from mailroom.app import Mailroom
     from mailroom.config import ConfigError, load_config
     from mailroom.policy import CredentialError
-    from mailroom.server import MailServer
 
     try:
         config = load_config(args.config, _serve_overrides(args))
@@ -123,7 +123,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     _raise_open_files_limit(config.max_connections)
 
     async def run() -> None:
-        server = MailServer(config)
+        server = Mailroom(config)
         await server.start()
         print(
             "mailroom: SMTP on "

@@ -31,7 +31,7 @@ class Listener:
     host: str
     port: int
     implicit_tls: bool = False  # SMTPS (RFC 8314): TLS from the first byte
-    role: str = "catcher"  # catcher, mx, submission, submissions (see mailroom.server.roles)
+    role: str = "catcher"  # catcher, mx, submission, submissions (see mailroom.roles)
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host

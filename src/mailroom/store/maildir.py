@@ -309,7 +309,8 @@ class MaildirStore:
             path = self._mailboxes[name] = str(ensure_maildir(self.mail_dir / name))
         return path
 
-    def begin(self, envelope: Envelope) -> MessageWriter:
+    def begin(self, envelope: Envelope | None) -> MessageWriter:
+        assert envelope is not None  # wants_envelope: the trace fields are made from it
         return MessageWriter(self, envelope)
 
     def output(self, writer: MessageWriter, index: int) -> _Output:
