@@ -209,6 +209,13 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_dir_of(path: Path) -> Path:
+    """The data directory a mailroom.toml names (for ``mailroom queue --config``)."""
+    from mailroom.config import load_config
+
+    return load_config(path).data
+
+
 def _cmd_check_config(args: argparse.Namespace) -> int:
     from mailroom.config import ConfigError, load_config
 
@@ -497,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sendmail(commands)
     from mailroom.delivery.commands import add_queue_command
 
-    add_queue_command(commands)
+    add_queue_command(commands, data_dir_of=_data_dir_of)
     bench = commands.add_parser(
         "bench-client",
         help="SMTP load generator (see `mailroom bench-client --help`)",
