@@ -113,15 +113,11 @@ def build_policy(
 
     A stage that judges the message itself (email authentication: SPF at MAIL, DKIM and DMARC
     at the end of data) wraps the decider here, inside the guard, the same way."""
-    mail_policy = None
-    if decider is None:
-        if config.mail is not None:
-            mail_policy = MailServerPolicy(
-                config.mail.rules, config.mail.directory, credentials, resolver
-            )
-            decider = mail_policy
-        else:
-            decider = CatcherPolicy(credentials)
+    if decider is None and config.mail is not None:
+        decider = MailServerPolicy(config.mail.rules, config.mail.directory, credentials, resolver)
+    elif decider is None:
+        decider = CatcherPolicy(credentials)
+    mail_policy = decider if isinstance(decider, MailServerPolicy) else None
     auth_guard = AuthGuard(
         decider,
         AuthLimits(
