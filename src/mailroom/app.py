@@ -40,13 +40,14 @@ from mailroom.policy.authguard import AuthGuard, AuthLimits
 from mailroom.policy.credentials import DirectoryCredentials
 from mailroom.policy.faults import FaultInjector, FaultRule
 from mailroom.policy.mailserver import MailServerPolicy
+from mailroom.policy.storegate import StoreGate
 from mailroom.protocol import SessionSettings
 from mailroom.resolver import Resolver
 from mailroom.roles import session_settings_for
 from mailroom.server import ServerLimits, SMTPServer
 from mailroom.server.tls import ensure_self_signed, server_context
 from mailroom.settings_types import Listener
-from mailroom.store.base import Store
+from mailroom.store.base import Store, StoreHealth
 from mailroom.store.envelope import Envelope
 from mailroom.store.ids import new_queue_id
 from mailroom.store.maildir import MaildirStore
@@ -107,9 +108,11 @@ def build_policy(
     resolver: Resolver | None,
     *,
     decider: Policy | None = None,
+    store_health: StoreHealth | None = None,
 ) -> PolicyChain:
     """The policy chain: the decider, inside the AUTH brute-force guard, inside the fault
-    injector (rules are checked first; with none they cost a check).
+    injector (rules are checked first; with none they cost a check). A store that can be out
+    of reach (PostgreSQL) puts its gate between the two: 421 at the greeting, 451 at MAIL.
 
     A stage that judges the message itself (email authentication: SPF at MAIL, DKIM and DMARC
     at the end of data) wraps the decider here, inside the guard, the same way."""
@@ -128,7 +131,10 @@ def build_policy(
         ),
         hostname=config.hostname,
     )
-    faults = FaultInjector(auth_guard, hostname=config.hostname, on_fire=note_fault)
+    outer: Policy = auth_guard
+    if store_health is not None:
+        outer = StoreGate(auth_guard, store_health, hostname=config.hostname)
+    faults = FaultInjector(outer, hostname=config.hostname, on_fire=note_fault)
     for rule in config.faults:
         faults.add(rule)
     return PolicyChain(faults, auth_guard, decider, mail_policy)
@@ -146,13 +152,24 @@ def open_store(config: Config, loop: asyncio.AbstractEventLoop) -> Store:
     """The store back end ``config.store`` names (not started).
 
     ``maildir``: Maildirs, the queue directory and the SQLite index under ``data``; ``none``:
-    accept and discard. A back end named by a URL (``postgresql://...``) is chosen here by its
-    scheme; sessions see only :class:`~mailroom.store.base.MessageSink`."""
+    accept and discard; ``postgresql://...``: the database a fleet of nodes shares. Sessions
+    see only :class:`~mailroom.store.base.MessageSink`."""
     kind = config.store.partition("://")[0] if "://" in config.store else config.store
     if kind == "maildir":
         return MaildirStore(config.data, hostname=config.hostname, loop=loop)
     if kind == "none":
         return NullStore()
+    if kind in ("postgresql", "postgres"):
+        from mailroom.postgres.store import PostgresStore  # psycopg: only for this back end
+
+        return PostgresStore(
+            config.store,
+            data_dir=config.data,
+            hostname=config.hostname,
+            node=config.node_name,
+            loop=loop,
+            commit_timeout=config.store_commit_timeout,
+        )
     raise ConfigError(f"store: no back end {kind!r}")
 
 
@@ -189,6 +206,18 @@ def server_limits(config: Config) -> ServerLimits:
     )
 
 
+class StoreStatus:
+    """The store's health for the policy chain, which is built before the store is: available
+    until a store that can be out of reach (PostgreSQL) says otherwise."""
+
+    def __init__(self) -> None:
+        self.store: object | None = None
+
+    @property
+    def available(self) -> bool:
+        return bool(getattr(self.store, "available", True))
+
+
 # -- the whole -----------------------------------------------------------------------------
 
 
@@ -204,7 +233,10 @@ class Mailroom:
         self.resolver: Resolver | None = None
         if config.mail is not None:
             self.resolver = Resolver(list(config.mail.queue.dns_servers) or None)
-        chain = build_policy(config, self.credentials, self.resolver, decider=policy)
+        self.store_status = StoreStatus() if config.on_postgres else None
+        chain = build_policy(
+            config, self.credentials, self.resolver, decider=policy, store_health=self.store_status
+        )
         self.policy: Policy = chain.head
         self.faults = chain.faults
         self.auth_guard = chain.auth_guard
@@ -228,9 +260,12 @@ class Mailroom:
         config.data.mkdir(parents=True, exist_ok=True)
         ssl_context = tls_context(config)
         store = self.store = open_store(config, asyncio.get_running_loop())
-        store.start()
-        if self.mail_policy is not None and isinstance(store, MaildirStore):
-            self.mail_policy.usage = store.usage  # quotas: octets in each local mailbox
+        await asyncio.to_thread(store.start)  # PostgreSQL: connects and checks the schema
+        if self.store_status is not None:
+            self.store_status.store = store
+        usage = getattr(store, "usage", None)
+        if self.mail_policy is not None and usage is not None:
+            self.mail_policy.usage = usage  # quotas: octets in each local mailbox
         self.smtp = SMTPServer(
             listener_settings(config, self.credentials),
             hostname=config.hostname,

@@ -70,6 +70,7 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, object]:
         "bare_line_endings",
         "long_lines",
         "store",
+        "node",
         "tls",
         "tls_cert",
         "tls_key",
@@ -365,7 +366,13 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         choices=("reject", "accept"),
         help="a message line over 1000 octets: refuse (default) or accept",
     )
-    add("--store", choices=("maildir", "none"), help="maildir (default) or none (discard)")
+    add(
+        "--store",
+        metavar="STORE",
+        help="maildir (default), none (discard), or postgresql://USER@HOST/DB: a database "
+        "a fleet of nodes shares (run `mailroom db migrate` first)",
+    )
+    add("--node", metavar="NAME", help="this node's name in a fleet (default: the host name)")
     add(
         "--tls",
         choices=("off", "self-signed", "files"),

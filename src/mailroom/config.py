@@ -50,8 +50,16 @@ class Config:
     bare_line_endings: Literal["reject", "normalize"] = "reject"
     long_lines: Literal["reject", "accept"] = "reject"
 
-    # store
-    store: Literal["maildir", "none"] = "maildir"
+    # store: "maildir" (Maildirs, the queue directory and an SQLite index under data), "none"
+    # (accept and discard), or a PostgreSQL URL "postgresql://user:password@host:port/db" that
+    # a fleet of nodes shares (docs/scaling.md)
+    store: str = "maildir"
+    # PostgreSQL store: this node's name in the fleet (in logs, leases and each message's
+    # record of who received it); default: the machine's host name
+    node: str = ""
+    # PostgreSQL store: seconds a session waits for its message's COMMIT before it is told
+    # 451 4.3.0 (a database that hangs, a synchronous standby that is gone)
+    store_commit_timeout: float = 30.0
 
     # TLS
     tls: Literal["off", "self-signed", "files"] = "off"
@@ -146,8 +154,12 @@ class Config:
             raise ConfigError("bare_line_endings is 'reject' or 'normalize'")
         if self.long_lines not in ("reject", "accept"):
             raise ConfigError("long_lines is 'reject' or 'accept'")
-        if self.store not in ("maildir", "none"):
-            raise ConfigError("store is 'maildir' or 'none'")
+        if self.store not in ("maildir", "none") and not self.store.startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ConfigError("store is 'maildir', 'none' or a URL postgresql://USER@HOST/DB")
+        if self.store_commit_timeout <= 0:
+            raise ConfigError("store_commit_timeout must be positive")
         if self.transcripts < 0:
             raise ConfigError("transcripts must not be negative")
         if self.web_auth is not None:
@@ -165,6 +177,15 @@ class Config:
             except FaultError as exc:
                 raise ConfigError(f"fault {rule!r}: {exc}") from None
         return self
+
+    @property
+    def on_postgres(self) -> bool:
+        """Whether the store is a PostgreSQL database (a node of a fleet)."""
+        return self.store.startswith(("postgresql://", "postgres://"))
+
+    @property
+    def node_name(self) -> str:
+        return self.node or socket.gethostname()
 
     @property
     def tls_enabled(self) -> bool:

@@ -9,6 +9,7 @@ machine) is noticed in seconds rather than after the kernel's two hours.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import re
 from typing import TYPE_CHECKING, Any
@@ -86,7 +87,5 @@ def is_unavailable(error: BaseException) -> bool:
 
 def close_quietly(conn: psycopg.Connection[Any] | None) -> None:
     if conn is not None:
-        try:
+        with contextlib.suppress(Exception):  # already broken: nothing to tell
             conn.close()
-        except Exception:  # noqa: S110 (already broken: nothing to tell)
-            pass

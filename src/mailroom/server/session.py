@@ -40,7 +40,7 @@ from mailroom.protocol import (
     StartTLS,
     State,
 )
-from mailroom.store import Envelope, StoreError
+from mailroom.store import Envelope, StoreError, StoreUnavailable
 from mailroom.store.ids import new_queue_id
 
 if TYPE_CHECKING:
@@ -515,6 +515,9 @@ class Session(asyncio.Protocol):
     async def _committed(self, event: MessageComplete, pending: Awaitable[str]) -> Reply:
         try:
             queue_id = await pending
+        except StoreUnavailable as exc:
+            log.error("not stored: client=%s error=%s", self.client_ip, exc)
+            return replies.STORE_UNAVAILABLE()
         except StoreError as exc:
             log.error("not stored: client=%s error=%s", self.client_ip, exc)
             return replies.STORAGE_FULL()

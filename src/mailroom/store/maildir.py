@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueSpool
+from mailroom.store.base import StoreError
 from mailroom.store.durability import BatchSync, fsync_directory
 from mailroom.store.envelope import Delivery, Envelope, received_header, trace_header
 from mailroom.store.headers import MAX_HEADER_SCAN, summarize_headers
@@ -39,6 +40,7 @@ __all__ = [
     "disk_full",
     "maildir_filename",
     "message_file",
+    "queue_entry_for",
 ]
 
 log = logging.getLogger("mailroom.store")
@@ -50,10 +52,6 @@ SPILL_THRESHOLD = 1024 * 1024  # bytes kept in memory before a message goes to a
 MEMORY_BUDGET = 64 * 1024 * 1024
 MAX_BATCH = 512
 COPY_CHUNK = 1024 * 1024
-
-
-class StoreError(Exception):
-    """The message could not be stored (disk full, I/O error); nothing of it was kept."""
 
 
 def _safe_hostname(hostname: str) -> str:
@@ -494,38 +492,7 @@ class MaildirStore:
 
     def _queue_entry(self, writer: MessageWriter, output: _Output) -> QueueEntry:
         """Write the queue state beside the message (synced with the batch, moved after it)."""
-        e = writer.envelope
-
-        def recipient(address: str, **state: Any) -> QueueRecipient:
-            return QueueRecipient(
-                address=address,
-                notify=list(e.notify.get(address) or []) or None,
-                orcpt=list(e.orcpt[address]) if address in e.orcpt else None,
-                **state,
-            )
-
-        # Those put into local Maildirs by this same commit are there for their report.
-        delivered = {
-            "state": "delivered",
-            "last_reply": "delivered to its mailbox on this server",
-            "status": "2.0.0",
-            "reason": "delivered",
-            "last_attempt": e.received_at,
-            "final": True,
-        }
-        entry = QueueEntry(
-            id=e.queue_id,
-            sender=e.sender,
-            recipients=[recipient(address) for address in output.delivery.recipients]
-            + [recipient(address, **delivered) for address in output.delivery.delivered],
-            created=e.received_at,
-            envid=e.envid,
-            ret=e.ret,
-            body=e.body,
-            smtputf8=e.smtputf8,
-            auth_user=e.auth_user,
-            client_ip=e.client_ip,
-        )
+        entry = queue_entry_for(writer.envelope, output.delivery)
         path = self.spool.tmp / f"{entry.id}.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
@@ -576,6 +543,41 @@ class MaildirStore:
                 job.future.set_result(job.writer.envelope.queue_id)
         if queued and self.on_queued is not None:
             self.on_queued(queued)
+
+
+def queue_entry_for(e: Envelope, delivery: Delivery) -> QueueEntry:
+    """The queue entry of a message's queue delivery: its remote recipients pending, and those
+    put into local mailboxes by the same commit as delivered (for their success report)."""
+
+    def recipient(address: str, **state: Any) -> QueueRecipient:
+        return QueueRecipient(
+            address=address,
+            notify=list(e.notify.get(address) or []) or None,
+            orcpt=list(e.orcpt[address]) if address in e.orcpt else None,
+            **state,
+        )
+
+    delivered = {
+        "state": "delivered",
+        "last_reply": "delivered to its mailbox on this server",
+        "status": "2.0.0",
+        "reason": "delivered",
+        "last_attempt": e.received_at,
+        "final": True,
+    }
+    return QueueEntry(
+        id=e.queue_id,
+        sender=e.sender,
+        recipients=[recipient(address) for address in delivery.recipients]
+        + [recipient(address, **delivered) for address in delivery.delivered],
+        created=e.received_at,
+        envid=e.envid,
+        ret=e.ret,
+        body=e.body,
+        smtputf8=e.smtputf8,
+        auth_user=e.auth_user,
+        client_ip=e.client_ip,
+    )
 
 
 def disk_full() -> None:
