@@ -82,13 +82,25 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, object]:
         "auth_failure_window",
         "max_auth_failures_per_session",
         "auth_failure_delay",
+        "transcripts",
+        "transcripts_stored",
+        "transcripts_max_age",
+        "spamassassin",
+        "rspamd",
+        "link_check_timeout",
+        "link_check_max_links",
     )
     overrides = {name: getattr(args, name) for name in names}
     if args.fault:
         overrides["faults"] = tuple(args.fault)
     if args.web_allowed_host:
         overrides["web_allowed_hosts"] = tuple(args.web_allowed_host)
-    for flag in ("require_tls", "require_auth", "allow_insecure_auth"):
+    for flag in (
+        "require_tls",
+        "require_auth",
+        "allow_insecure_auth",
+        "allow_internal_http_requests",
+    ):
         if getattr(args, flag):
             overrides[flag] = True
     return overrides
@@ -399,6 +411,41 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         type=int,
         metavar="N",
         help="sessions whose transcripts are kept for the web UI (default 1000; 0 keeps none)",
+    )
+    add(
+        "--transcripts-stored",
+        type=int,
+        metavar="N",
+        help="finished transcripts also kept in DATA/transcripts.sqlite across restarts "
+        "(default 10000; 0 stores none)",
+    )
+    add(
+        "--transcripts-max-age",
+        type=float,
+        metavar="SECONDS",
+        help="stored transcripts older than this are deleted (default 604800, a week)",
+    )
+    add(
+        "--spamassassin",
+        metavar="HOST:PORT",
+        help="SpamAssassin's spamd, for the web UI's spam check (as Mailpit's flag)",
+    )
+    add(
+        "--rspamd",
+        metavar="URL",
+        help="rspamd's controller (http://HOST:11333), for the spam check",
+    )
+    add(
+        "--allow-internal-http-requests",
+        action="store_true",
+        help="let the link check fetch loopback and private addresses (as Mailpit's flag)",
+    )
+    add("--link-check-timeout", type=float, metavar="SECONDS", help="for each link (default 10)")
+    add(
+        "--link-check-max-links",
+        type=int,
+        metavar="N",
+        help="links checked in a message (default 100)",
     )
     add(
         "--fault",

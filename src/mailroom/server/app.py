@@ -28,6 +28,7 @@ from mailroom.server.roles import session_settings_for
 from mailroom.server.session import Session
 from mailroom.server.tls import ensure_self_signed, server_context
 from mailroom.server.transcript import TranscriptLog
+from mailroom.server.transcript_archive import TranscriptArchive
 from mailroom.store.envelope import Envelope
 from mailroom.store.ids import new_queue_id
 from mailroom.store.maildir import MaildirStore
@@ -135,6 +136,14 @@ class MailServer:
         else:
             self.store = NullStore()
         self.store.start()
+        if config.store == "maildir" and config.transcripts_stored and config.transcripts:
+            archive = TranscriptArchive(
+                config.data / "transcripts.sqlite",
+                max_count=config.transcripts_stored,
+                max_age=config.transcripts_max_age,
+            )
+            archive.start()
+            self.transcripts.archive = archive
         if self.mail_policy is not None and isinstance(self.store, MaildirStore):
             self.mail_policy.usage = self.store.usage
         if config.mail is not None and isinstance(self.store, MaildirStore):
@@ -251,6 +260,8 @@ class MailServer:
             await self.runner.stop(grace=self.config.shutdown_grace)
         if self.store is not None:
             self.store.close()
+        if self.transcripts.archive is not None:
+            self.transcripts.archive.close()
         self.stopped.set()
 
     async def serve_until_signalled(self) -> None:

@@ -32,6 +32,8 @@ from mailroom.web.mailpit import routes as mailpit_routes
 from mailroom.web.messages import Messages
 from mailroom.web.openapi import routes as openapi_routes
 from mailroom.web.own import routes as own_routes
+from mailroom.web.sessions import routes as session_routes
+from mailroom.web.tags import routes as tag_routes
 
 if TYPE_CHECKING:
     from mailroom.config import Config
@@ -162,6 +164,8 @@ def build_app(server: WebServer) -> web.Application:
     mailpit_routes(app)
     chaos_routes(app)
     own_routes(app)
+    session_routes(app)
+    tag_routes(app)
     openapi_routes(app)
     app.router.add_get("/api/events", server.events.handle)
     app.router.add_get("/", _page("index.html"))

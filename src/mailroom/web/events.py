@@ -6,6 +6,8 @@ text frame ``{"Type": ..., "Data": ...}``.
 - ``stats``: ``{"Total", "Unread", "Version"}`` after any change
 - ``session``: a finished SMTP session (its summary, as ``GET /api/v1/sessions`` gives it)
 - ``faults``: ``{"rules": [...]}`` when the fault rules change
+- ``update``: ``{"ID", "Tags"}`` of a message whose tags were set; ``prune``: a tag was
+  renamed or deleted on every message (both as Mailpit sends them)
 
 The server's hub is subscribed to only while a client is connected, so with no browser open
 the SMTP sessions publish nothing at all.
@@ -167,6 +169,17 @@ class EventStream:
             for message_id in ids:
                 self.broadcast("delete", {"ID": message_id})
         await self.stats()
+
+    async def tagged(self, ids: list[str] | None) -> None:
+        if not self._clients:
+            return
+        if ids is None:
+            self.broadcast("prune", None)
+            return
+        from mailroom.web.tags import tags_of
+
+        for message_id, tags in (await self.web.messages.with_db(tags_of, ids)).items():
+            self.broadcast("update", {"ID": message_id, "Tags": tags})
 
     async def faults(self) -> None:
         rules = [rule.to_dict() for rule in self.web.server.faults.rules]

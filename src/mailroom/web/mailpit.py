@@ -19,6 +19,8 @@ from mailroom.web.http import error, json_response, query_int, request_json, web
 from mailroom.web.messages import MessageRow, bcc_of, created, list_item
 from mailroom.web.mime import ParsedMessage, addresses, strip_trace
 from mailroom.web.search import SearchError, parse_query
+from mailroom.web.sessions import API_LISTENER, session_of_message
+from mailroom.web.tags import all_tags, tag_counts
 
 if TYPE_CHECKING:
     from mailroom.web import WebServer
@@ -54,7 +56,7 @@ async def list_messages(request: web.Request) -> web.Response:
     start = query_int(request, "start", 0, 10**9)
     limit = query_int(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
     counts, rows = await server.messages.call(server.messages.page, None, start, limit)
-    return json_response(_listing(counts, rows, start))
+    return json_response(_listing(counts, rows, start, await _all_tags(server)))
 
 
 async def search(request: web.Request) -> web.Response:
@@ -66,10 +68,18 @@ async def search(request: web.Request) -> web.Response:
     except SearchError as exc:
         return error(400, str(exc))
     counts, rows = await server.messages.call(server.messages.page, query, start, limit)
-    return json_response(_listing(counts, rows, start))
+    return json_response(_listing(counts, rows, start, await _all_tags(server)))
 
 
-def _listing(counts: dict[str, int], rows: list[MessageRow], start: int) -> dict[str, Any]:
+async def _all_tags(server: WebServer) -> list[str]:
+    if not server.messages.enabled:
+        return []
+    return await server.messages.with_db(all_tags)
+
+
+def _listing(
+    counts: dict[str, int], rows: list[MessageRow], start: int, tags: list[str]
+) -> dict[str, Any]:
     return {
         "total": counts["total"],
         "unread": counts["unread"],
@@ -77,7 +87,7 @@ def _listing(counts: dict[str, int], rows: list[MessageRow], start: int) -> dict
         "messages_count": counts["count"],
         "messages_unread": counts["unread_count"],
         "start": start,
-        "tags": [],
+        "tags": tags,
         "messages": [list_item(row) for row in rows],
     }
 
@@ -146,11 +156,13 @@ async def _open(request: web.Request) -> tuple[MessageRow, bytes, ParsedMessage]
     return opened
 
 
-def message_json(server: WebServer, row: MessageRow, parsed: ParsedMessage) -> dict[str, Any]:
-    """Mailpit's ``Message``, with mailroom's envelope and session under ``Mailroom``."""
+def message_json(
+    row: MessageRow, parsed: ParsedMessage, session: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Mailpit's ``Message``, with mailroom's envelope and session under ``Mailroom``
+    (``session``: the transcript of the session that stored it, if still kept)."""
     sender = addresses(parsed.header("From"))
     unsubscribe = parsed.header("List-Unsubscribe")
-    transcript = server.server.transcripts.for_message(row.id)
     return {
         "ID": row.id,
         "MessageID": parsed.header("Message-ID").strip().strip("<>"),
@@ -168,7 +180,7 @@ def message_json(server: WebServer, row: MessageRow, parsed: ParsedMessage) -> d
             "HeaderPost": parsed.header("List-Unsubscribe-Post"),
         },
         "Date": parsed.date() or created(row.received),
-        "Tags": [],
+        "Tags": row.tags,
         "Username": row.auth_user or "",
         "Text": parsed.text,
         "HTML": parsed.html,
@@ -184,7 +196,15 @@ def message_json(server: WebServer, row: MessageRow, parsed: ParsedMessage) -> d
             "TLS": row.tls,
             "AuthUser": row.auth_user,
             "Mailbox": row.mailbox,
-            "Session": transcript.id if transcript is not None else None,
+            "Session": session["id"] if session is not None else None,
+            # "smtp", or "api" for a message posted to /api/v1/send; None when unknown
+            "Origin": (
+                None
+                if session is None
+                else "api"
+                if session["listener"] == API_LISTENER
+                else "smtp"
+            ),
         },
     }
 
@@ -197,7 +217,8 @@ async def get_message(request: web.Request) -> web.Response:
         await server.messages.call(server.messages.set_read, [row.id], True)
         row.read = True
         await server.events.stats()
-    return json_response(message_json(server, row, parsed))
+    session = await session_of_message(server, row.id)
+    return json_response(message_json(row, parsed, session))
 
 
 async def get_headers(request: web.Request) -> web.Response:
@@ -332,7 +353,7 @@ async def info(request: web.Request) -> web.Response:
             "DatabaseSize": size,
             "Messages": total,
             "Unread": unread,
-            "Tags": {},
+            "Tags": await messages.with_db(tag_counts) if messages.enabled else {},
             "RuntimeStats": {
                 "Uptime": int(time.time() - metrics.started),
                 "Memory": _memory(),
