@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from aiohttp import hdrs, web
 
 from mailroom.web.chaos import routes as chaos_routes
+from mailroom.web.checks import routes as check_routes
 from mailroom.web.events import EventStream
 from mailroom.web.http import SERVER
 from mailroom.web.mailpit import routes as mailpit_routes
@@ -166,6 +167,7 @@ def build_app(server: WebServer) -> web.Application:
     own_routes(app)
     session_routes(app)
     tag_routes(app)
+    check_routes(app)
     openapi_routes(app)
     app.router.add_get("/api/events", server.events.handle)
     app.router.add_get("/", _page("index.html"))

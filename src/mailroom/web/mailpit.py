@@ -393,7 +393,8 @@ async def webui(request: web.Request) -> web.Response:
                 "PreserveMessageIDs": True,
                 "RecipientAllowlist": "",
             },
-            "SpamAssassin": False,
+            "SpamAssassin": server.config.spamassassin is not None
+            or server.config.rspamd is not None,
             "ChaosEnabled": True,
             "DuplicatesIgnored": False,
             "HideDeleteAllButton": False,
