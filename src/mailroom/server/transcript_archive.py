@@ -72,10 +72,19 @@ def _code(text: str) -> int:
     return int(head) if head.isdigit() else 0
 
 
+def _rank(reply: str) -> int:
+    """5xx over 4xx over a message accepted over anything else."""
+    code = _code(reply)
+    if code >= 400:
+        return code // 100
+    return 1 if code == 250 and "queued as" in reply else 0
+
+
 def session_facts(data: dict[str, Any]) -> dict[str, Any]:
     """What a list of sessions shows of one (its ``to_dict()``): the envelope senders and
-    recipients it gave, and its worst reply (the highest class, the last of that class: a
-    refused session's ``550`` rather than the ``221 Bye`` it ended with)."""
+    recipients it gave, and its worst reply (a 5xx over a 4xx over the ``250 ... queued as``
+    of a message over the rest, the last of its kind: a refused session's ``550`` rather than
+    the ``221 Bye`` it ended with)."""
     senders: list[str] = []
     recipients: list[str] = []
     worst = ""
@@ -90,7 +99,7 @@ def session_facts(data: dict[str, Any]) -> dict[str, Any]:
                     target.append(address)
         elif entry["from"] == "server":
             last = text.rstrip("\r\n").rsplit("\n", 1)[-1]
-            if _code(last) // 100 >= _code(worst) // 100:
+            if _rank(last) >= _rank(worst):
                 worst = last
     return {"senders": senders, "recipients": recipients, "worst_reply": worst or None}
 
@@ -199,6 +208,14 @@ class TranscriptArchive:
             if self._reader is not None:
                 self._reader.close()
                 self._reader = None
+
+    def prune(self) -> None:
+        """Delete what is over the bounds now (the writer does so every minute)."""
+        db = self._open()
+        try:
+            self._prune(db)
+        finally:
+            db.close()
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)

@@ -33,7 +33,7 @@ _RULE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s+([A-Za-z0-9_]+)\s+(.*)$")
 def _result(
     score: float, spam: bool, rules: list[dict[str, Any]] | None, error: str = ""
 ) -> dict[str, Any]:
-    return {"IsSpam": spam, "Error": error, "Score": round(score, 1), "Rules": rules}
+    return {"IsSpam": spam, "Error": error, "Score": round(score, 1) + 0.0, "Rules": rules}
 
 
 def failure(error: str) -> dict[str, Any]:
@@ -56,7 +56,7 @@ def parse_report(report: str) -> list[dict[str, Any]]:
             rules.append(
                 {
                     "Name": match[2],
-                    "Score": round(float(match[1]), 1),
+                    "Score": round(float(match[1]), 1) + 0.0,  # not -0.0
                     "Description": match[3].strip(),
                 }
             )
@@ -88,6 +88,8 @@ async def spamd_check(address: str, message: bytes, timeout: float) -> dict[str,
                 writer.close()
     except TimeoutError:
         return failure(f"spamd at {address} did not answer within {timeout:g} seconds")
+    except ConnectionRefusedError:
+        return failure(f"spamd at {address}: connection refused (is it running?)")
     except OSError as exc:
         return failure(f"spamd at {address}: {exc.strerror or exc}")
     head, _, body = answer.partition(b"\r\n\r\n")
