@@ -4,6 +4,7 @@ real spamd started here on loopback."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import shutil
@@ -166,8 +167,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def links_server() -> Iterator[str]:
+@contextlib.contextmanager
+def links_server_running() -> Iterator[str]:
+    """A local HTTP server for the links of :func:`_links_message`; its base URL."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -179,6 +181,12 @@ def links_server() -> Iterator[str]:
         server.shutdown()
         server.server_close()
         _Handler.release.clear()
+
+
+@pytest.fixture
+def links_server() -> Iterator[str]:
+    with links_server_running() as base:
+        yield base
 
 
 def _links_message(base: str) -> EmailMessage:
