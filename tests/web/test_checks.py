@@ -6,12 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import http.server
-import os
-import shutil
 import smtplib
 import socket
-import subprocess
-import tempfile
 import threading
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -26,7 +22,6 @@ from tests.live import wait_for
 from tests.web.http import Api
 from tests.web.mail import plain, rich, send
 
-SPAMD = shutil.which("spamd") or "/usr/sbin/spamd"
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
 
@@ -228,56 +223,6 @@ def test_link_check_refuses_internal_addresses_by_default(web: Any, links_server
         (451, "Blocked private/reserved address")
     }
     assert result["Errors"] == 5
-
-
-@pytest.fixture(scope="module")
-def spamd() -> Iterator[str]:
-    """SpamAssassin's spamd on a free loopback port, local tests only (no DNS, no network)."""
-    if not Path(SPAMD).exists():
-        if os.environ.get("MAILROOM_ALLOW_SKIP") == "1":
-            pytest.skip("spamd is not installed")
-        raise AssertionError("spamd is not installed (Debian: spamd)")
-    # Its configuration: Debian's plugin list (the .pre files) and no network at all. spamd
-    # runs its children as nobody when started as root, so the folder is world-readable (and
-    # not under pytest's own, which is not).
-    home = Path(tempfile.mkdtemp(prefix="mailroom-spamd-"))
-    home.chmod(0o755)
-    for pre in Path("/etc/spamassassin").glob("*.pre"):
-        shutil.copy(pre, home / pre.name)
-    (home / "local.cf").write_text("dns_available no\nskip_rbl_checks 1\nuse_bayes 0\n")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    log = (home / "spamd.log").open("wb")
-    process = subprocess.Popen(
-        [
-            SPAMD,
-            f"--listen=127.0.0.1:{port}",
-            "--allowed-ips=127.0.0.1",
-            "--local",
-            "--nouser-config",
-            "--max-children=1",
-            f"--siteconfigpath={home}",
-            "--syslog=stderr",
-            f"--pidfile={home / 'spamd.pid'}",
-            "--username=nobody" if os.geteuid() == 0 else "--max-conn-per-child=100",
-        ],
-        stdout=log,
-        stderr=log,
-    )
-
-    def listening() -> bool:
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", port)) == 0
-
-    try:
-        wait_for(listening, timeout=120, interval=0.2)
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(30)
-        log.close()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_spam_check_with_spamd(web: Any, spamd: str) -> None:

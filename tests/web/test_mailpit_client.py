@@ -16,7 +16,7 @@ import pytest
 
 from tests.live import LiveServer, stored
 from tests.web.mail import PDF, plain, rich, send
-from tests.web.test_checks import links_server_running, spamd  # noqa: F401 (a fixture)
+from tests.web.test_checks import links_server_running
 
 CLIENT = Path(__file__).parent / "mailpit_client"
 NODE = shutil.which("node")
@@ -139,7 +139,9 @@ def test_mailpit_client_checks_and_tags(web: Any, mailpit_api: Path, spamd: str)
     }
     assert followed["/moved"] == 200 and out["linkCheckFollowed"]["Errors"] == 2
     spam = out["spamAssassinCheck"]
-    assert spam["Error"] == "" and spam["IsSpam"] is False and isinstance(spam["Rules"], list)
+    assert spam["Error"] == "" and isinstance(spam["Rules"], list)
+    # links to bare IP addresses look like spam to SpamAssassin: it says which rules hit
+    assert spam["Score"] == pytest.approx(sum(r["Score"] for r in spam["Rules"]), abs=0.5)
     assert out["setTags"] == "ok" and out["tags"] == ["checked", "Newsletter"]
     assert [m["ID"] for m in out["tagged"]["messages"]] == [queue_id]
     assert (out["renamed"], out["deleted"]) == ("ok", "ok")
