@@ -146,6 +146,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         )
         if server.web is not None:
             print(f"mailroom: web UI and API on {server.web.url}", file=sys.stderr, flush=True)
+        rules = server.faults.rules
+        if rules:
+            print(
+                f"mailroom: {len(rules)} fault rule{'s' if len(rules) > 1 else ''} active "
+                "(sessions will fail on purpose): " + "; ".join(rule.describe() for rule in rules),
+                file=sys.stderr,
+                flush=True,
+            )
         await server.serve_until_signalled()
 
     if not args.no_uvloop:
@@ -163,61 +171,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"mailroom serve: {exc}", file=sys.stderr)
         return 1
-    return 0
-
-
-def _open_index(data: Path):  # type: ignore[no-untyped-def]
-    from mailroom.store import Index
-
-    path = data / "index.sqlite"
-    if not path.exists():
-        print(
-            f"mailroom: no index at {path}; nothing stored yet, or run `mailroom reindex`",
-            file=sys.stderr,
-        )
-        return None
-    return Index(path)
-
-
-def _cmd_list(args: argparse.Namespace) -> int:
-    import time
-
-    index = _open_index(args.data)
-    if index is None:
-        return 1
-    rows = index.list(limit=args.limit, offset=args.offset)
-    if args.json:
-        print(json.dumps([r.as_dict() for r in rows], indent=2, ensure_ascii=False))
-        return 0
-    for row in rows:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.received))
-        to = ", ".join(row.recipients)
-        print(f"{row.id}  {when}  {row.size:>8}  <{row.sender}> -> {to}  {row.subject}")
-    return 0
-
-
-def _cmd_show(args: argparse.Namespace) -> int:
-    index = _open_index(args.data)
-    if index is None:
-        return 1
-    row = index.get(args.id)
-    if row is None:
-        print(f"mailroom show: no message {args.id}", file=sys.stderr)
-        return 1
-    from mailroom.store.maildir import message_file
-
-    path = message_file(args.data, row.path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        print(f"mailroom show: {path}: {exc.strerror}", file=sys.stderr)
-        return 1
-    if args.json:
-        data = row.as_dict()
-        data["raw"] = raw.decode("utf-8", errors="replace")
-        print(json.dumps(data, indent=2, ensure_ascii=False))
-    else:
-        sys.stdout.buffer.write(raw)
     return 0
 
 
@@ -243,14 +196,6 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_reindex(args: argparse.Namespace) -> int:
-    from mailroom.store.reindex import rebuild_index
-
-    count = rebuild_index(args.data)
-    print(f"mailroom: indexed {count} messages from {args.data / 'mail'}")
-    return 0
-
-
 def _cmd_passwd(args: argparse.Namespace) -> int:
     import getpass
 
@@ -259,8 +204,17 @@ def _cmd_passwd(args: argparse.Namespace) -> int:
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
-        password = getpass.getpass(f"password for {args.user}: ")
-        if password != getpass.getpass("again: "):
+        try:
+            password = getpass.getpass(f"password for {args.user}: ")
+            again = getpass.getpass("again: ")
+        except (EOFError, KeyboardInterrupt):
+            print(
+                "\nmailroom passwd: no password read (without a terminal, give it on stdin "
+                "with --password-stdin)",
+                file=sys.stderr,
+            )
+            return 2
+        if password != again:
             print("mailroom passwd: the passwords differ", file=sys.stderr)
             return 2
     if not password:
@@ -481,24 +435,7 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     serve.set_defaults(func=_cmd_serve)
 
 
-def _add_store_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    listing = commands.add_parser("list", help="list stored messages, newest first")
-    listing.add_argument("--data", type=Path, default=Path("mailroom-data"))
-    listing.add_argument("--limit", type=int, default=50)
-    listing.add_argument("--offset", type=int, default=0)
-    listing.add_argument("--json", action="store_true")
-    listing.set_defaults(func=_cmd_list)
-
-    show = commands.add_parser("show", help="print a stored message (raw, or --json)")
-    show.add_argument("id", help="queue id (a unique prefix will do)")
-    show.add_argument("--data", type=Path, default=Path("mailroom-data"))
-    show.add_argument("--json", action="store_true")
-    show.set_defaults(func=_cmd_show)
-
-    reindex = commands.add_parser("reindex", help="rebuild the index from the Maildirs")
-    reindex.add_argument("--data", type=Path, default=Path("mailroom-data"))
-    reindex.set_defaults(func=_cmd_reindex)
-
+def _add_passwd(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     passwd = commands.add_parser("passwd", help="make a password file line (argon2 + SCRAM)")
     passwd.add_argument("user")
     passwd.add_argument("--file", type=Path, help="append to this file instead of printing")
@@ -534,7 +471,10 @@ def build_parser() -> argparse.ArgumentParser:
     replies.set_defaults(func=_cmd_replies)
 
     _add_serve(commands)
-    _add_store_commands(commands)
+    from mailroom.store.commands import add_store_commands
+
+    add_store_commands(commands)
+    _add_passwd(commands)
     check = commands.add_parser(
         "check-config", help="validate a mailroom.toml; each error names its line"
     )
@@ -577,7 +517,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`mailroom list | head -3`): stop quietly, as cat does. Python
+        # would report the failed flush of stdout at exit, so stdout now points nowhere.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a program killed by it
     return result
 
 

@@ -174,7 +174,8 @@ class MailServer:
             self.servers.append(server)
             # Port 0 picks a free port: say which.
             port = server.sockets[0].getsockname()[1] if server.sockets else listener.port
-            log.info("listening on %s", dataclasses.replace(listener, port=port))
+            # `mailroom serve` prints the addresses once it listens on all of them.
+            log.debug("listening on %s", dataclasses.replace(listener, port=port))
         self._sweeper = asyncio.ensure_future(self._sweep())
 
     def settings_for(self, listener: Listener) -> SessionSettings:

@@ -233,7 +233,7 @@ class WebServer:
         self._runner = runner
         host, port = runner.addresses[0][:2]
         self.address = (str(host), int(port))
-        log.info("web UI and API on %s", self.url)
+        log.debug("web UI and API on %s", self.url)  # `mailroom serve` prints it
         if self.config.web_auth is None and not is_loopback(listener.host):
             log.warning(
                 "the web UI and API on %s:%d are open to anyone who can reach them: every "
