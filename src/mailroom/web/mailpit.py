@@ -32,11 +32,32 @@ MAX_LIMIT = 5000
 # The HTML of a message runs with no scripts, no network and no plugins; inline images are
 # data: URIs already (see mime.ParsedMessage.safe_html).
 # "sandbox" keeps it so even when /view/ is opened in a tab of its own, not in the UI's frame.
+# Links open in a new browsing context of their own (a <base target> in front of the HTML; the
+# HTML standard makes such links noopener), which the sandbox lets escape it, so a clicked link
+# is a page of its own rather than an error page in place of the message.
 VIEW_POLICY = (
     "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; "
-    "media-src data:; frame-ancestors 'self'; form-action 'none'; base-uri 'none'; sandbox"
+    "media-src data:; frame-ancestors 'self'; form-action 'none'; "
+    "sandbox allow-popups allow-popups-to-escape-sandbox"
+)
+# ?remote=1, when a person asks for it: images, styles and fonts from the network too (the
+# tracking pixels with them); still no scripts, no forms.
+VIEW_POLICY_REMOTE = (
+    "default-src 'none'; img-src data: http: https:; style-src 'unsafe-inline' http: https:; "
+    "font-src data: http: https:; media-src data: http: https:; frame-ancestors 'self'; "
+    "form-action 'none'; sandbox allow-popups allow-popups-to-escape-sandbox"
+)
+NEW_TAB = '<base target="_blank">'
+_REMOTE = re.compile(
+    r"""(?:\bsrc|\bbackground|\bsrcset|<link\b[^>]*\bhref)\s*=\s*["']?\s*(?:https?:)?//"""
+    r"""|url\(\s*["']?\s*(?:https?:)?//""",
+    re.IGNORECASE,
 )
 _LINK = re.compile(r"<([^>]+)>")
+# Attachments a browser shows itself, opened in a tab of their own with ?inline=1.
+INLINE_TYPES = frozenset(
+    {"application/pdf", "image/png", "image/jpeg", "image/gif", "image/webp", "text/plain"}
+)
 
 
 def _ids(body: dict[str, Any]) -> list[str] | None:
@@ -187,6 +208,8 @@ def message_json(
         "Size": row.size,
         "Inline": [part.summary() for part in parsed.inline],
         "Attachments": [part.summary() for part in parsed.attachments],
+        # mailroom's: the HTML would load something from the network (blocked unless asked)
+        "RemoteContent": has_remote_content(parsed.html),
         "Mailroom": {
             "Received": created(row.received),
             "Sender": row.sender,
@@ -228,10 +251,13 @@ async def get_headers(request: web.Request) -> web.Response:
 
 async def get_raw(request: web.Request) -> web.Response:
     row, raw, _ = await _open(request)
-    response = web.Response(body=raw, content_type="text/plain", charset="utf-8")
-    response.headers["Content-Security-Policy"] = "sandbox"
     if request.query.get("dl"):
+        # The .eml a mail program opens: a message of its own type (RFC 2046 §5.2.1).
+        response = web.Response(body=raw, content_type="message/rfc822")
         response.headers["Content-Disposition"] = f'attachment; filename="{row.id}.eml"'
+    else:
+        response = web.Response(body=raw, content_type="text/plain", charset="utf-8")
+    response.headers["Content-Security-Policy"] = "sandbox"
     return response
 
 
@@ -246,6 +272,15 @@ async def get_part(request: web.Request) -> web.Response:
     response.headers["Content-Security-Policy"] = "sandbox"
     filename = part.filename.replace('"', "").replace("\r", "").replace("\n", "")
     disposition = "inline" if part.disposition == "inline" else "attachment"
+    if request.query.get("inline") and part.content_type in INLINE_TYPES:
+        # Opened in a tab of its own (?inline=1): shown by the browser, not downloaded.
+        disposition = "inline"
+        if part.content_type == "application/pdf":
+            # Chrome's PDF viewer does not run in a sandboxed document; nothing else of this
+            # origin is reachable from it (no scripts, no frames, no connections).
+            response.headers["Content-Security-Policy"] = (
+                "default-src 'none'; object-src 'self'; plugin-types application/pdf"
+            )
     if filename:
         from urllib.parse import quote
 
@@ -262,9 +297,16 @@ async def view_html(request: web.Request) -> web.Response:
     _, _, parsed = await _open(request)
     if not parsed.html:
         raise web.HTTPNotFound(text="this message has no HTML part")
-    response = web.Response(text=parsed.safe_html(), content_type="text/html", charset="utf-8")
-    response.headers["Content-Security-Policy"] = VIEW_POLICY
+    remote = request.query.get("remote", "") in ("1", "true")
+    body = NEW_TAB + parsed.safe_html()
+    response = web.Response(text=body, content_type="text/html", charset="utf-8")
+    response.headers["Content-Security-Policy"] = VIEW_POLICY_REMOTE if remote else VIEW_POLICY
     return response
+
+
+def has_remote_content(html: str) -> bool:
+    """Whether the HTML names something on the network to load (an image, a style sheet)."""
+    return _REMOTE.search(html) is not None
 
 
 async def view_text(request: web.Request) -> web.Response:
