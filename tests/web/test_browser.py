@@ -246,8 +246,10 @@ def test_every_view_at_phone_and_desktop_sizes(web: Any, browser: Any) -> None:
         context = browser.new_context(viewport=viewport)
         page = context.new_page()
         errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        shot = lambda view: page.screenshot(path=str(SCREENSHOTS / f"{view}-{name}.png"))  # noqa: E731
+        page.on("pageerror", lambda error, errors=errors: errors.append(str(error)))
+
+        def shot(view: str, page: Any = page, name: str = name) -> None:
+            page.screenshot(path=str(SCREENSHOTS / f"{view}-{name}.png"))
 
         page.goto(base)
         expect(page.locator("tr[data-id]")).to_have_count(4)
