@@ -139,7 +139,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         await server.start()
         print(
             "mailroom: SMTP on "
-            + ", ".join(f"{h}:{p}" for h, p in server.addresses)
+            + ", ".join(
+                f"{sock.getsockname()[0]}:{sock.getsockname()[1]}"
+                + (" (implicit TLS)" if listener.implicit_tls else "")
+                # one server per listener, in order; a name may stand for several sockets
+                for listener, listening in zip(config.all_listeners, server.servers, strict=True)
+                for sock in listening.sockets
+            )
             + f", data in {config.data}",
             file=sys.stderr,
             flush=True,
