@@ -563,7 +563,7 @@ async function sessionsPage() {
     onchange: (e) => { filters[name] = e.target.checked; apply(); } }), ` ${label}`);
   const text = (name, label) => h("input", { type: "search", name, value: filters[name], placeholder: label, "aria-label": label,
     onchange: (e) => { filters[name] = e.target.value.trim(); apply(); } });
-  const table = h("div", { class: "panel scroll-x" });
+  const table = h("div", { class: "panel" });
   show(h("h1", {}, "SMTP sessions"),
     h("div", { class: "toolbar filters" }, check("refused", "stored no message"), check("failed", "got a 4xx or 5xx"),
       text("client", "client address"), text("sender", "sender"), text("recipient", "recipient")),
@@ -589,12 +589,12 @@ async function sessionsPage() {
         const worst = s.ended ? s.worst_reply || "" : "(open)";
         return h("tr", { class: "link", dataset: { id: s.id }, tabindex: "0", onclick: open,
           onkeydown: (e) => { if (e.key === "Enter") open(); } },
-        h("td", { class: "nowrap mono" }, when(s.started, true)),
-        h("td", { class: "mono" }, s.listener === "api" ? "web API" : s.client),
-        h("td", { class: "mono" }, s.helo || ""),
-        h("td", { class: "mono" }, (s.senders || []).join(", ")),
-        h("td", { class: "mono" }, (s.recipients || []).join(", ")),
-        h("td", { class: "num" }, s.messages.length),
+        h("td", { class: "nowrap mono started" }, when(s.started, true)),
+        h("td", { class: "mono client" }, s.listener === "api" ? "web API" : s.client),
+        h("td", { class: "mono helo" }, s.helo || ""),
+        h("td", { class: "mono senders" }, (s.senders || []).join(", ")),
+        h("td", { class: "mono recipients" }, (s.recipients || []).join(", ")),
+        h("td", { class: "num count" }, s.messages.length),
         h("td", { class: "mono worst " + codeClass(worst) }, worst));
       }))));
   }
