@@ -52,6 +52,10 @@ LAYERS: dict[str, tuple[int, str]] = {
     "mailroom.loadgen": (2, "the load generator behind `mailroom bench-client`: a client"),
     # 3 -- outbound
     "mailroom.delivery": (3, "the queue runner, routing, DSNs, `mailroom queue`"),
+    "mailroom.postgres": (
+        3,
+        "a fleet's PostgreSQL back end: store, queue leases, directory, counters, NOTIFY",
+    ),
     # 4 -- the SMTP server
     "mailroom.server": (4, "listeners, sessions, limits, shutdown: given its parts"),
     # 5 -- the faces that read the configuration or serve people

@@ -57,6 +57,7 @@ from mailroom.store.null import NullStore
 if TYPE_CHECKING:
     from mailroom.delivery import QueueRunner
     from mailroom.policy.base import SessionView
+    from mailroom.postgres.notify import NotificationListener
     from mailroom.web import WebServer
 
 __all__ = [
@@ -248,6 +249,7 @@ class Mailroom:
         self.store: Store | None = None
         self.smtp: SMTPServer | None = None
         self.runner: QueueRunner | None = None
+        self.listener: NotificationListener | None = None
         self.web: WebServer | None = None
         self._stopping = False
         self.stopped = asyncio.Event()
@@ -289,6 +291,8 @@ class Mailroom:
             ssl_context=ssl_context,
         )
         try:
+            if config.on_postgres:
+                await self._start_listener()
             if config.mail is not None and isinstance(store, MaildirStore):
                 await self._start_runner(store)
             if config.web is not None:
@@ -297,6 +301,18 @@ class Mailroom:
         except BaseException:
             await self.stop()
             raise
+
+    async def _start_listener(self) -> None:
+        """A fleet's node hears what the others do through LISTEN/NOTIFY: messages stored and
+        deleted anywhere reach its web clients' live views."""
+        from mailroom.postgres.notify import NotificationListener, hub_forwarder
+        from mailroom.postgres.store import EVENTS_CHANNEL
+
+        config = self.config
+        listener = self.listener = NotificationListener(config.store, node=config.node_name)
+        if config.web is not None:
+            listener.on(EVENTS_CHANNEL, hub_forwarder(self.hub, config.node_name))
+        await listener.start()
 
     async def _start_runner(self, store: MaildirStore) -> None:
         """The outbound queue's runner: it resumes what is queued on disk, is woken by the
@@ -318,11 +334,23 @@ class Mailroom:
         # Imported here: the web's dependencies (aiohttp) load only when the web is on.
         from mailroom.client import send_message
         from mailroom.web import Messages, WebContext, WebServer, WebSettings
-        from mailroom.web.context import CheckSettings
+        from mailroom.web.context import CheckSettings, MessageStore, StoreCounters
 
         config = self.config
         assert self.smtp is not None
-        maildir = store if isinstance(store, MaildirStore) else None
+        messages: MessageStore
+        counters: StoreCounters | None = store if isinstance(store, MaildirStore) else None
+        if config.on_postgres:
+            from mailroom.postgres.connection import redact
+            from mailroom.postgres.store import PostgresStore
+            from mailroom.web.messages_pg import PgMessages
+
+            messages = PgMessages(config.store, node=config.node_name)
+            database = redact(config.store)
+            counters = store if isinstance(store, PostgresStore) else None
+        else:
+            messages = Messages(config.data, enabled=counters is not None)
+            database = str(config.data / "index.sqlite")
         context = WebContext(
             settings=WebSettings(
                 listener=listener,
@@ -330,7 +358,7 @@ class Mailroom:
                 auth=config.web_auth,
                 allowed_hosts=config.web_allowed_hosts,
                 release_smtp=config.release_smtp,
-                database=str(config.data / "index.sqlite"),
+                database=database,
                 checks=CheckSettings(
                     spamassassin=config.spamassassin,
                     rspamd=config.rspamd,
@@ -339,7 +367,7 @@ class Mailroom:
                     link_check_max_links=config.link_check_max_links,
                 ),
             ),
-            messages=Messages(config.data, enabled=maildir is not None),
+            messages=messages,
             transcripts=self.transcripts,
             faults=self.faults,
             hub=self.hub,
@@ -348,7 +376,7 @@ class Mailroom:
             release=send_message,
             # The catcher captures messages sent over the API; a mail server sends with SMTP.
             inject=self.inject if config.mail is None else None,
-            store_counters=maildir,
+            store_counters=counters,
             archive=self.transcripts.archive,
         )
         web = WebServer(context)
@@ -369,6 +397,8 @@ class Mailroom:
             await self.smtp.stop()
         if self.runner is not None:
             await self.runner.stop(grace=self.config.shutdown_grace)
+        if self.listener is not None:
+            await self.listener.stop()
         if self.store is not None:
             self.store.close()
         if self.transcripts.archive is not None:

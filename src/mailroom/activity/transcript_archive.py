@@ -133,7 +133,7 @@ class SessionFilter:
         return not self.recipient or any(self.recipient in r.lower() for r in summary["recipients"])
 
     def sql(self) -> tuple[str, list[object]]:
-        where: list[str] = ["1"]
+        where: list[str] = ["1 = 1"]
         params: list[object] = []
         if self.refused:
             where.append("stored = 0")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from mailroom.activity.metrics import Metrics
 from mailroom.activity.transcript_archive import SessionFilter
@@ -21,13 +21,18 @@ from mailroom.settings_types import Listener
 
 if TYPE_CHECKING:
     from mailroom.client import TransactionResult
-    from mailroom.web.messages import Messages
+    from mailroom.web.messages import MessageRow
+    from mailroom.web.mime import ParsedMessage
+    from mailroom.web.search import Query
+
+T = TypeVar("T")
 
 __all__ = [
     "CheckSettings",
     "EventHub",
     "FaultRules",
     "Inject",
+    "MessageStore",
     "ReleaseSender",
     "ServerStatus",
     "SessionArchive",
@@ -60,6 +65,52 @@ class WebSettings:
     release_smtp: Listener | None = None  # where "release" sends unless told otherwise
     database: str = ""  # what /api/v1/info names as the database
     checks: CheckSettings = CheckSettings()
+
+
+class MessageStore(Protocol):
+    """The stored messages: :class:`~mailroom.web.messages.Messages` (the Maildir store's
+    SQLite index and files) or :class:`~mailroom.web.messages_pg.PgMessages` (a fleet's
+    PostgreSQL database). Every method but ``call`` and ``close`` blocks: run it with
+    ``await messages.call(messages.method, ...)``, in the reader's own worker thread."""
+
+    enabled: bool
+    deleted: int
+
+    async def call(self, function: Callable[..., T], *args: Any) -> T: ...
+
+    def close(self) -> None: ...
+
+    def page(
+        self, query: Query | None, start: int, limit: int
+    ) -> tuple[dict[str, int], list[MessageRow]]: ...
+
+    def matching_ids(self, query: Query) -> list[str]: ...
+
+    def counts(self) -> tuple[int, int]: ...
+
+    def get(self, message_id: str) -> MessageRow | None: ...
+
+    def raw(self, row: MessageRow) -> bytes: ...
+
+    def open(self, message_id: str) -> tuple[MessageRow, bytes, ParsedMessage] | None: ...
+
+    def delete(self, ids: list[str] | None) -> list[str]: ...
+
+    def set_read(self, ids: list[str] | None, read: bool) -> int: ...
+
+    def database_size(self) -> int: ...
+
+    def all_tags(self) -> list[str]: ...
+
+    def tags_of(self, ids: list[str]) -> dict[str, list[str]]: ...
+
+    def tag_counts(self) -> dict[str, int]: ...
+
+    def set_tags(self, ids: list[str], tags: list[str]) -> list[str]: ...
+
+    def rename_tag(self, old: str, new: str) -> int: ...
+
+    def delete_tag(self, tag: str) -> int: ...
 
 
 class TranscriptRecord(Protocol):
@@ -191,7 +242,7 @@ class WebContext:
     """Everything the web reads and changes."""
 
     settings: WebSettings
-    messages: Messages  # the store's index and message files (the web closes it when it stops)
+    messages: MessageStore  # the stored messages (the web closes it when it stops)
     transcripts: TranscriptSource
     faults: FaultRules
     hub: EventHub

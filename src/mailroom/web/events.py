@@ -24,12 +24,10 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from mailroom import __version__
-from mailroom.store.tags import tags_of
 from mailroom.web.messages import list_item
 
 if TYPE_CHECKING:
-    from mailroom.web.context import EventHub, FaultRules
-    from mailroom.web.messages import Messages
+    from mailroom.web.context import EventHub, FaultRules, MessageStore
 
 __all__ = ["EVENTS", "EventStream", "event_stream"]
 
@@ -46,7 +44,7 @@ class _Client:
 
 
 class EventStream:
-    def __init__(self, hub: EventHub, messages: Messages, faults: FaultRules) -> None:
+    def __init__(self, hub: EventHub, messages: MessageStore, faults: FaultRules) -> None:
         self.hub = hub
         self.messages = messages
         self.fault_rules = faults
@@ -155,6 +153,11 @@ class EventStream:
                 await self.stats()
         elif kind == "session":
             self.broadcast("session", data)
+        elif kind == "deleted":  # by another node of a fleet (mailroom.postgres.notify)
+            ids = data.get("ids")
+            await self.deleted(ids or [], everything=ids is None)
+        elif kind == "tagged":
+            await self.tagged(data.get("ids"))
         else:
             self.broadcast(kind, data)
 
@@ -179,7 +182,7 @@ class EventStream:
         if ids is None:
             self.broadcast("prune", None)
             return
-        for message_id, tags in (await self.messages.with_db(tags_of, ids)).items():
+        for message_id, tags in (await self.messages.call(self.messages.tags_of, ids)).items():
             self.broadcast("update", {"ID": message_id, "Tags": tags})
 
     async def faults(self) -> None:

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from mailroom import __version__
-from mailroom.store.tags import all_tags, tag_counts
 from mailroom.web.events import event_stream
 from mailroom.web.http import error, json_response, query_int, request_json, web_context
 from mailroom.web.messages import MessageRow, bcc_of, created, list_item
@@ -96,7 +95,7 @@ async def search(request: web.Request) -> web.Response:
 async def _all_tags(ctx: WebContext) -> list[str]:
     if not ctx.messages.enabled:
         return []
-    return await ctx.messages.with_db(all_tags)
+    return await ctx.messages.call(ctx.messages.all_tags)
 
 
 def _listing(
@@ -396,7 +395,7 @@ async def info(request: web.Request) -> web.Response:
             "DatabaseSize": size,
             "Messages": total,
             "Unread": unread,
-            "Tags": await messages.with_db(tag_counts) if messages.enabled else {},
+            "Tags": await messages.call(messages.tag_counts),
             "RuntimeStats": {
                 "Uptime": int(time.time() - metrics.started),
                 "Memory": _memory(),
