@@ -29,6 +29,7 @@ import asyncio
 import logging
 import signal
 import ssl
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,6 +58,9 @@ from mailroom.store.null import NullStore
 if TYPE_CHECKING:
     from mailroom.delivery import QueueRunner
     from mailroom.policy.base import SessionView
+    from mailroom.policy.directory import Directory
+    from mailroom.postgres.counters import Counters
+    from mailroom.postgres.directory import DirectoryReader
     from mailroom.postgres.notify import NotificationListener
     from mailroom.web import WebServer
 
@@ -214,9 +218,14 @@ class StoreStatus:
 
     def __init__(self) -> None:
         self.store: object | None = None
+        # A directory read from the database: no transaction begins before it was read once
+        # (an empty directory would refuse every local recipient as unknown, a 5xx).
+        self.directory: object | None = None
 
     @property
     def available(self) -> bool:
+        if self.directory is not None and not getattr(self.directory, "loaded", True):
+            return False
         return bool(getattr(self.store, "available", True))
 
 
@@ -243,6 +252,10 @@ class Mailroom:
         self.faults = chain.faults
         self.auth_guard = chain.auth_guard
         self.mail_policy = chain.mail_policy
+        self.counters: Counters | None = None
+        self.directory_reader: DirectoryReader | None = None
+        if config.on_postgres:
+            self._share_counters()
         self.hub = Hub()
         self.metrics = Metrics()
         self.transcripts = TranscriptLog(config.transcripts, self.hub)
@@ -253,6 +266,38 @@ class Mailroom:
         self.web: WebServer | None = None
         self._stopping = False
         self.stopped = asyncio.Event()
+
+    def _share_counters(self) -> None:
+        """A fleet's node counts AUTH failures, greylisting and rates in the database, so a
+        client meets the same limits whichever node it reaches."""
+        from mailroom.postgres.counters import (
+            Counters,
+            PgAuthFailures,
+            PgGreylist,
+            PgRateLimiter,
+        )
+
+        config = self.config
+        counters = self.counters = Counters(config.store, node=config.node_name)
+        self.auth_guard.failures = PgAuthFailures(
+            counters, config.max_auth_failures, config.auth_failure_window
+        )
+        self.auth_guard.clock = time.time  # rows carry wall-clock times every node shares
+        policy = self.mail_policy
+        if policy is not None and config.mail is not None:
+            rules = config.mail.rules
+            if rules.greylisting:
+                policy.greylist = PgGreylist(counters, rules.greylist_delay, rules.greylist_expiry)
+            if rules.max_messages_per_minute:
+                policy.rates = PgRateLimiter(counters, rules.max_messages_per_minute)
+
+    def _directory_changed(
+        self, directory: Directory, credentials: dict[str, tuple[str, str | None]]
+    ) -> None:
+        if self.mail_policy is not None:
+            self.mail_policy.directory = directory
+        if isinstance(self.credentials, DirectoryCredentials):
+            self.credentials.replace(directory, credentials)
 
     # -- start and stop ------------------------------------------------------------------------
 
@@ -304,7 +349,9 @@ class Mailroom:
 
     async def _start_listener(self) -> None:
         """A fleet's node hears what the others do through LISTEN/NOTIFY: messages stored and
-        deleted anywhere reach its web clients' live views."""
+        deleted anywhere reach its web clients' live views; a change to the directory is read
+        at once."""
+        from mailroom.postgres.directory import DIRECTORY_CHANNEL, DirectoryReader
         from mailroom.postgres.notify import NotificationListener, hub_forwarder
         from mailroom.postgres.store import EVENTS_CHANNEL
 
@@ -312,7 +359,23 @@ class Mailroom:
         listener = self.listener = NotificationListener(config.store, node=config.node_name)
         if config.web is not None:
             listener.on(EVENTS_CHANNEL, hub_forwarder(self.hub, config.node_name))
+        source = config.mail.directory_source if config.mail is not None else None
+        if source is not None and config.mail is not None:
+            reader = self.directory_reader = DirectoryReader(
+                config.store,
+                node=config.node_name,
+                queries=(source.domains_query, source.users_query, source.aliases_query),
+                cache=source.cache,
+                fold_local_part=config.mail.directory.fold_local_part,
+                on_change=self._directory_changed,
+            )
+            if self.store_status is not None:
+                self.store_status.directory = reader
+            listener.on(DIRECTORY_CHANNEL, reader.changed, resync=reader.changed)
+            await reader.start()
         await listener.start()
+        if self.counters is not None:
+            self.counters.start()
 
     async def _start_runner(self, store: MaildirStore) -> None:
         """The outbound queue's runner: it resumes what is queued on disk, is woken by the
@@ -399,6 +462,10 @@ class Mailroom:
             await self.runner.stop(grace=self.config.shutdown_grace)
         if self.listener is not None:
             await self.listener.stop()
+        if self.directory_reader is not None:
+            await self.directory_reader.stop()
+        if self.counters is not None:
+            await self.counters.stop()
         if self.store is not None:
             self.store.close()
         if self.transcripts.archive is not None:

@@ -206,6 +206,12 @@ def _find_data_dir(config_file: Path | None) -> tuple[Path, str]:
     return config.data, "the default; give --data DIR, MAILROOM_DATA or --config FILE"
 
 
+def _read_config(path: Path):  # type: ignore[no-untyped-def]
+    from mailroom.config import load_config
+
+    return load_config(path)
+
+
 def _cmd_check_config(args: argparse.Namespace) -> int:
     from mailroom.config import ConfigError, load_config
 
@@ -523,6 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
     from mailroom.delivery.commands import add_queue_command
 
     add_queue_command(commands, data_dir_of=_data_dir_of)
+    from mailroom.postgres.commands import add_db_command
+
+    add_db_command(commands, read_config=_read_config)
     bench = commands.add_parser(
         "bench-client",
         help="SMTP load generator (see `mailroom bench-client --help`)",

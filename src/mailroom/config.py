@@ -177,6 +177,12 @@ class Config:
             ("postgresql://", "postgres://")
         ):
             raise ConfigError("store is 'maildir', 'none' or a URL postgresql://USER@HOST/DB")
+        if (
+            self.mail is not None
+            and self.mail.directory_source is not None
+            and not self.on_postgres
+        ):
+            raise ConfigError("[directory] source = 'postgresql' needs a postgresql:// store")
         if self.store_commit_timeout <= 0:
             raise ConfigError("store_commit_timeout must be positive")
         if self.transcripts < 0 or self.transcripts_stored < 0 or self.transcripts_max_age < 0:

@@ -52,7 +52,7 @@ from mailroom.policy.mailserver import MailServerRules
 from mailroom.queue.settings import QueueSettings, RelayHost
 from mailroom.settings_types import parse_duration
 
-__all__ = ["MAIL_SECTIONS", "ROLES", "MailServerConfig", "locate"]
+__all__ = ["MAIL_SECTIONS", "ROLES", "DirectorySource", "MailServerConfig", "locate"]
 
 # Top-level keys of mailroom.toml that belong to the mail server mode.
 MAIL_SECTIONS = (
@@ -67,6 +67,7 @@ MAIL_SECTIONS = (
     "local_delivery",
     "dns_servers",
     "case_insensitive_local_part",
+    "directory",
 )
 ROLES = ("catcher", "mx", "submission", "submissions")
 
@@ -88,16 +89,34 @@ class MailServerConfig:
     credentials: dict[str, tuple[str, str | None]]
     # [local_delivery] lmtp: the LMTP server local users' mail goes to (None: Maildirs)
     lmtp: RelayHost | None = None
+    # [directory] source = "postgresql": domains, users and aliases are read from the store's
+    # database (None: from this file)
+    directory_source: DirectorySource | None = None
 
     @classmethod
     def from_toml(cls, data: Mapping[str, Any], *, hostname: str) -> MailServerConfig:
+        source = _directory_source(data.get("directory"))
+        if source is not None:
+            given = [key for key in ("domains", "users", "aliases") if key in data]
+            if given:
+                raise MailConfigError(
+                    f"{given[0]}: with [directory] source = 'postgresql', domains, users and "
+                    "aliases live in the database (mailroom db import-directory copies them)",
+                    (given[0],),
+                )
+            if data.get("local_delivery"):
+                raise MailConfigError(
+                    "local_delivery: [local_delivery] lmtp needs the domains in this file; "
+                    "not yet with [directory] source = 'postgresql'",
+                    ("local_delivery",),
+                )
         try:
             directory = Directory.from_config(data)
         except DirectoryError as exc:
             text = str(exc)
             section = text.split(":", 1)[0]
             raise MailConfigError(text, (section,)) from None
-        if not directory.domains:
+        if not directory.domains and source is None:
             raise MailConfigError(
                 "domains: the mail server mode needs at least one local domain", ("domains",)
             )
@@ -123,7 +142,47 @@ class MailServerConfig:
             for user in directory.mailbox_users()
             if user.password_hash
         }
-        return cls(directory, rules, queue, credentials, lmtp)
+        return cls(directory, rules, queue, credentials, lmtp, source)
+
+
+@dataclass(frozen=True)
+class DirectorySource:
+    """``[directory]``: read the directory from the store's PostgreSQL database, each node
+    keeping a copy for at most ``cache`` seconds (a change notification refreshes it at once).
+    The three queries may be the admin's own (views, other tables), like Postfix's ``pgsql:``
+    lookup tables, as long as they give these columns."""
+
+    cache: float = 30.0
+    domains_query: str = "SELECT name FROM domains"
+    users_query: str = "SELECT address, password, scram, quota FROM users"
+    aliases_query: str = "SELECT address, target, moved_to FROM aliases"
+
+
+def _directory_source(table: Any) -> DirectorySource | None:
+    if table is None:
+        return None
+    if not isinstance(table, Mapping):
+        raise MailConfigError("directory: a table, like [directory]", ("directory",))
+    values = dict(table)
+    source = str(values.pop("source", "config"))
+    if source == "config":
+        if values:
+            raise MailConfigError(
+                "directory: its other settings need source = 'postgresql'", ("directory",)
+            )
+        return None
+    if source != "postgresql":
+        raise MailConfigError("directory: source is 'config' or 'postgresql'", ("directory",))
+    known = {f.name for f in fields(DirectorySource)}
+    settings: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise MailConfigError(f"directory: unknown setting {key!r}", ("directory", key))
+        try:
+            settings[key] = parse_duration(value) if key == "cache" else str(value)
+        except ValueError as exc:
+            raise MailConfigError(f"directory: {key}: {exc}", ("directory", key)) from None
+    return DirectorySource(**settings)
 
 
 def _local_delivery(table: Any) -> RelayHost | None:

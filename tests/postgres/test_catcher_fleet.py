@@ -52,9 +52,10 @@ def test_mail_to_node_a_shows_in_node_c_api_and_websocket(fleet, pg_url) -> None
     c = fleet("c", "127.0.0.4", pg_url, web=True)
 
     async def scenario() -> tuple[dict, dict, str]:
-        async with aiohttp.ClientSession() as http, http.ws_connect(
-            c.web_url.replace("http://", "ws://") + "/api/events"
-        ) as ws:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(c.web_url.replace("http://", "ws://") + "/api/events") as ws,
+        ):
             await asyncio.sleep(0.5)  # node C's hub subscribes when the socket is open
             queue_id = await asyncio.to_thread(_send, a.smtp, "sent to node A")
             new = await _next_event(ws, "new")

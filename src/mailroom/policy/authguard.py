@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from mailroom.codes import Reply
 from mailroom.codes import catalogue as replies
@@ -94,6 +94,15 @@ class AuthFailures:
             times.popleft()
 
 
+class FailureCounts(Protocol):
+    """Where failures are counted: :class:`AuthFailures` in memory, or a fleet's database
+    (:class:`mailroom.postgres.counters.PgAuthFailures`), whose answers are awaited."""
+
+    def blocked(self, address: str, now: float) -> bool | Awaitable[bool]: ...
+
+    def record(self, address: str, now: float) -> Awaitable[None] | None: ...
+
+
 class AuthGuard:
     """Wraps a policy: AUTH from a blocked address is refused before credentials are looked
     at; a failure is counted, delayed, and may end the session."""
@@ -110,7 +119,7 @@ class AuthGuard:
         self.limits = limits
         self.hostname = hostname
         self.clock = clock
-        self.failures = AuthFailures(limits.max_failures, limits.window)
+        self.failures: FailureCounts = AuthFailures(limits.max_failures, limits.window)
 
     def connect(self, session: SessionView) -> Greeting:
         return self.inner.connect(session)
@@ -122,8 +131,23 @@ class AuthGuard:
         kind = type(event)
         if kind is not Authenticate and kind is not AuthChallenge:
             return self.inner.decide(event, session)
-        if self.failures.blocked(session.client_ip, self.clock()):
+        blocked = self.failures.blocked(session.client_ip, self.clock())
+        if not isinstance(blocked, bool):  # counted in a database the fleet shares
+            return self._decide_when_known(blocked, event, session)
+        if blocked:
             return self._session_failed(session, replies.AUTH_TOO_MANY_FAILURES())
+        return self._decide_unblocked(event, session)
+
+    async def _decide_when_known(
+        self, blocked: Awaitable[bool], event: Event, session: SessionView
+    ) -> Any:
+        if await blocked:
+            return self._session_failed(session, replies.AUTH_TOO_MANY_FAILURES())
+        decision = self._decide_unblocked(event, session)
+        return await decision if isinstance(decision, Awaitable) else decision
+
+    def _decide_unblocked(self, event: Event, session: SessionView) -> Decision:
+        kind = type(event)
         decision = self.inner.decide(event, session)
         if kind is AuthChallenge:
             return decision
@@ -142,7 +166,9 @@ class AuthGuard:
         return reply
 
     async def _failed(self, session: SessionView, reply: Reply) -> Reply:
-        self.failures.record(session.client_ip, self.clock())
+        recorded = self.failures.record(session.client_ip, self.clock())
+        if recorded is not None:
+            await recorded
         if self.limits.failure_delay > 0:
             await asyncio.sleep(self.limits.failure_delay)
         return self._session_failed(session, reply)

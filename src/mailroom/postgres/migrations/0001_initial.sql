@@ -104,7 +104,7 @@ CREATE TABLE transcripts (
     sender text NOT NULL DEFAULT '',
     recipients text NOT NULL DEFAULT '',
     worst_code integer NOT NULL DEFAULT 0,
-    stored boolean NOT NULL DEFAULT false,
+    stored integer NOT NULL DEFAULT 0,   -- messages the session stored
     messages text[] NOT NULL DEFAULT '{}',
     summary jsonb NOT NULL,
     data jsonb NOT NULL
