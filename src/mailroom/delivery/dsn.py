@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 
-from mailroom.codes.classify import REASONS
+from mailroom.codes.reasons import REASONS
 from mailroom.delivery.outcome import diagnostic_line, is_smtp_diagnostic
 from mailroom.delivery.schedule import Report
 from mailroom.queue.entry import QueueEntry, QueueRecipient
