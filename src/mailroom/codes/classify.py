@@ -80,7 +80,7 @@ def _worded(
     for reason, pattern in families:
         match = pattern.search(text)
         if match is not None:
-            return reason, f"words '{match[0].strip()}' {where}"
+            return reason, f"words '{match[0].strip()}'" + (f" {where}" if where else "")
     return None
 
 
@@ -102,7 +102,7 @@ def _by_code(facts: ReplyFacts) -> tuple[str, str] | None:
     return reason, f"reply code {facts.code}{to}{told}"
 
 
-def _refine(reason: str, why: str, facts: ReplyFacts) -> tuple[str, str]:
+def _refine(reason: str, why: str, source: str, facts: ReplyFacts) -> tuple[str, str]:
     """Corrections where one piece of evidence reads differently in the light of another."""
     status = facts.status
     if reason in ("mesgtoobig", "exceedlimit") and status is not None:
@@ -111,13 +111,57 @@ def _refine(reason: str, why: str, facts: ReplyFacts) -> tuple[str, str]:
             return "exceedlimit", f"{why}; enhanced code {status}: a per-mailbox limit"
         if (status.subject, status.detail) == (3, 4):
             return "mesgtoobig", why
+    if reason in ("userunknown", "hostunknown") and (
+        facts.command == "MAIL"
+        or (status is not None and (status.subject, status.detail) in ((1, 7), (1, 8)))
+    ):
+        # Said of the envelope sender: MAIL FROM's address, or X.1.7/X.1.8 (the sender's).
+        return "rejected", f"{why}, of the sender (MAIL, X.1.7/X.1.8)"
     if reason == "userunknown" and facts.command == "DATA":
         # Every recipient was accepted at RCPT; "unknown" after the message is a filter.
         return "filtered", f"{why}, after DATA: the recipient was accepted before"
-    if reason == "userunknown" and facts.command == "MAIL":
-        return "rejected", f"{why}, in reply to MAIL: the sender's address"
+    if (
+        reason == "userunknown"
+        and (status is None or status.subject != 1)
+        and facts.command_from not in ("caller", "wrapper", "local")
+        and _worded(facts.wrapper, _USER_UNKNOWN, "") is None
+    ):
+        # "User unknown" with neither an X.1.x code nor a reply known to answer RCPT: a
+        # refusal that cannot be placed at the recipient check reads as the recipient's
+        # filter (many filters answer "user unknown" to hide which addresses exist). This is
+        # Sisimai's reading, whose names these are.
+        return "filtered", f"{why}, with no X.1.x code and not known to answer RCPT"
+    if reason == "contenterror" and status is not None and status.subject == 7:
+        # Content refused by a security or policy rule (X.7): the spam filter when it only
+        # says "content rejected", a policy otherwise.
+        if "content rejected" in facts.inner:
+            return "spamdetected", f"{why} under {status}: a content filter"
+        return "policyviolation", f"{why} under {status}: a policy rule"
+    told = facts.command_from in ("caller", "wrapper")
+    if told and facts.command in ("CONNECT", "HELO") and reason in _ABOUT_THE_CLIENT:
+        # Before any mail was offered, only the client itself (its address, its name) can be
+        # refused.
+        return "blocked", f"{why}, before any mail was offered: the client is refused"
+    if reason == "blocked" and facts.command == "MAIL" and source in ("report", "weak"):
+        # A vague refusal of MAIL FROM ("access denied") refuses the sender.
+        return "rejected", f"{why}, in reply to MAIL: the sender is refused"
     return reason, why
 
+
+# Reasons that, said before any mail was offered, amount to refusing the client.
+_ABOUT_THE_CLIENT = frozenset(
+    {
+        "requireptr",
+        "speeding",
+        "securityerror",
+        "policyviolation",
+        "rejected",
+        "spamdetected",
+        "hostunknown",
+        "syntaxerror",
+    }
+)
+_USER_UNKNOWN = compile_families(tuple(f for f in DECISIVE if f[0] == "userunknown"))
 
 _RETRY_WORDS = re.compile(
     r"delayed|will be retried|try again later|temporar|try later|deferred|greylist"
@@ -143,27 +187,29 @@ def _action(reason: str, facts: ReplyFacts) -> Action:
     return "bounce"
 
 
-def _decide(facts: ReplyFacts) -> tuple[str, str]:
-    """(reason, why) from the facts, in the order of the module's docstring."""
+def _decide(facts: ReplyFacts) -> tuple[str, str, str]:
+    """(reason, why, source) from the facts, in the order of the module's docstring; the
+    source says which kind of evidence decided ("label", "reply", "status", "report",
+    "weak", "code" or "none")."""
     code, status = facts.code, facts.status
     if (code is not None and code < 300) or (
         code is None and status is not None and status.status_class == 2
     ):
-        return "delivered", f"reply code {code or status}"
+        return "delivered", f"reply code {code or status}", "code"
     generic = status is not None and (status.subject, status.detail) in GENERIC_STATUS
     wrapped = facts.inner != facts.text
-    found = (
-        provider_label(facts.inner)
-        or _worded(facts.inner, _DECISIVE, "in the remote reply" if wrapped else "in the reply")
-        or (None if generic else _by_status(facts))
-        or (_worded(facts.text, _DECISIVE, "in the report") if wrapped else None)
-        or _worded(facts.text, _WEAK, "(a weak hint)")
-        or (_by_status(facts) if generic else None)
-        or _by_code(facts)
-    )
-    if found is not None:
-        return found
-    return "onhold", "nothing specific in the reply"
+    for source, found in (
+        ("label", provider_label(facts.inner)),
+        ("reply", _worded(facts.inner, _DECISIVE, "in the remote reply" if wrapped else "")),
+        ("status", None if generic else _by_status(facts)),
+        ("report", _worded(facts.text, _DECISIVE, "in the report") if wrapped else None),
+        ("weak", _worded(facts.text, _WEAK, "(a weak hint)")),
+        ("status", _by_status(facts) if generic else None),
+        ("code", _by_code(facts)),
+    ):
+        if found is not None:
+            return found[0], found[1], source
+    return "onhold", "nothing specific in the reply", "none"
 
 
 def classify(
@@ -185,9 +231,9 @@ def classify(
     facts = read_facts(reply, command, code, status)
     if not facts.text:
         return Classification("bounce", "undefined", None, None, facts.command, "no text")
-    reason, why = _decide(facts)
+    reason, why, source = _decide(facts)
     if reason != "delivered":
-        reason, why = _refine(reason, why, facts)
+        reason, why = _refine(reason, why, source, facts)
     return Classification(
         _action(reason, facts), reason, facts.code, facts.status, facts.command, why
     )

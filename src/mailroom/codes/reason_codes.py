@@ -35,7 +35,7 @@ _STATUS_REASONS = {
     (3, 4): "mesgtoobig",  # message too big for system
     (3, 5): "systemerror",  # system incorrectly configured
     (4, 0): "networkerror",
-    (4, 1): "expired",  # no answer from host
+    (4, 1): "networkerror",  # no answer from host
     (4, 2): "networkerror",  # bad connection
     (4, 3): "systemerror",  # directory server failure
     (4, 4): "hostunknown",  # unable to route

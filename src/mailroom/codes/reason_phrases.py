@@ -46,9 +46,13 @@ def then(first: str, second: str, gap: int = 48) -> str:
     return first + r"\b" + _GAP.replace("COUNT", str(gap)) + r"\b" + second
 
 
-def then_in_clause(first: str, second: str, gap: int = 32) -> str:
-    """``first``, then ``second`` later in the same clause."""
-    return first + r"\b" + _CLAUSE_GAP.replace("COUNT", str(gap)) + r"\b" + second
+def then_in_clause(first: str, second: str, gap: int = 32, avoid: str = "") -> str:
+    """``first``, then ``second`` later in the same clause, with none of the words ``avoid``
+    (another subject, "but") between them."""
+    between = _CLAUSE_GAP.replace("COUNT", str(gap))
+    if avoid:
+        between = between.replace("[^.;:!?<>]", r"(?!\b(?:" + avoid + r")\b)[^.;:!?<>]")
+    return first + r"\b" + between + r"\b" + second
 
 
 def near(first: str, second: str, words: int = 2) -> str:
@@ -157,7 +161,7 @@ MESSAGE = any_of(
     r"data",
 )
 TOO_BIG = any_of(
-    r"too (?:big|large|long)",
+    r"too (?:big|large)",
     r"larger than",
     r"exceed(?:s|ed)?(?: the| our| fixed| its| your)?(?: \w+){0,2} (?:size|limit|maximum|max)",
     r"over (?:the |our )?(?:size )?limit",
@@ -195,6 +199,7 @@ DECISIVE: tuple[Family, ...] = (
             r"command output:",
             r"child process of \S+ transport returned",
             r"\bx-unix\b",
+            r"operating system error",  # Sendmail: a mailer exited with EX_OSERR
             r"local delivery (?:program|agent) (?:failed|error)",
             r"exit (?:status|code) \d+ from (?:command|program)",
         ),
@@ -255,7 +260,7 @@ DECISIVE: tuple[Family, ...] = (
             r"domainkeys",
             r"sender policy framework",
             r"\bsender ?id\b",
-            r"unauthenticated (?:e-?mail|mail|message|sender)",
+            r"unauthenticated (?:e-?mail|mail|message)",
             r"(?:mail|message|sender|email) (?:is|was) unauthenticated",
             r"authentication (?:results|checks?) (?:failed|did not pass)",
             r"does not designate \S+ as (?:a )?permitted sender",
@@ -281,6 +286,8 @@ DECISIVE: tuple[Family, ...] = (
             r"ip name lookup failed",
         ),
     ),
+    # A refusal that names its reason as policy, whoever it names as refused.
+    ("policyviolation", (r"(?:rejected|refused|denied|not accepted) for policy reasons",)),
     # The client itself is refused: its address or name is on a block list or banned.
     (
         "blocked",
@@ -308,6 +315,7 @@ DECISIVE: tuple[Family, ...] = (
                 r"(?:is |are |has been |have been |was )?(?:temporarily |permanently |currently )?"
                 r"(?:blocked|banned|blacklisted|blocklisted|denied|refused|rejected|not "
                 r"(?:allowed|permitted|authori[sz]ed|welcome|accepted))",
+                avoid="but|sender|recipient|message|mail|user",
             ),
             r"connections? (?:from \S+ )?(?:is |are |has been )?(?:blocked|banned|blacklisted|"
             r"denied)",
@@ -326,6 +334,7 @@ DECISIVE: tuple[Family, ...] = (
             r"mail from \S+ refused",
             r"we do not accept mail from (?:your|this) (?:ip|host|server|network)",
             r"unusual rate of (?:unsolicited )?mail",
+            r"(?:is|being) an open relay",  # the client is a known open relay
             # The client's HELO name refused: the client, not the message.
             r"helo command rejected",
             r"(?:invalid|bad|bogus|forged) (?:helo|ehlo)",
@@ -338,6 +347,7 @@ DECISIVE: tuple[Family, ...] = (
         (
             r"turn on smtp authentication",
             r"smtp auth(?:entication)? (?:is )?required",
+            r"unauthenticated senders? (?:are |is )?not (?:allowed|permitted|accepted)",
         ),
     ),
     # Not a relay for this client and destination.
@@ -377,6 +387,7 @@ DECISIVE: tuple[Family, ...] = (
             r"google group",
             r"permission to post",
             r"mail sending denied",
+            r"not an? (?:registered|authori[sz]ed|permitted) (?:gateway |relay )?(?:user|sender)",
             then(SENDER, r"(?:has )?(?:a )?null mx", 20),  # RFC 7505 §4.2, X.7.27
         ),
     ),
@@ -457,7 +468,7 @@ DECISIVE: tuple[Family, ...] = (
             # Postfix local(8) at mailbox_size_limit: the mailbox file cannot grow.
             r"(?:cannot|can't) update mailbox\b.{0,80}(?:file too large|quota)",
             r"overdrawn",
-            r"insufficient (?:disk )?(?:space|storage)",
+            r"(?:insufficient|not enough) (?:disk )?(?:space|storage)",
             r"(?:storage|disk) quota",
             r"mailbox (?:size )?(?:limit|quota) (?:exceeded|reached)",
             r"too many messages in (?:the |this |user'?s? )?(?:mail ?box|folder|in ?box)",
@@ -472,6 +483,7 @@ DECISIVE: tuple[Family, ...] = (
         "mesgtoobig",
         (
             then(MESSAGE, TOO_BIG, 24),
+            r"(?:message|mail|e-?mail) (?:is |was )?too long",
             r"size (?:limit )?exceed",
             r"exceeds? (?:the |our |fixed )?(?:maximum|max|allowed|permitted)(?: \w+)? size",
             r"maximum (?:allowed |permitted )?(?:message |mail |e-?mail )?size",
@@ -492,7 +504,8 @@ DECISIVE: tuple[Family, ...] = (
             ),
             r"(?:account|mail ?box) (?:is |has been )?(?:temporarily |permanently )?"
             r"(?:blocked|expired|on hold)",
-            r"temporar(?:il)?y (?:locked|disabled|suspended)",
+            r"(?<!delivery )temporar(?:il)?y (?:locked|disabled|suspended)",
+            near(DISABLED, RECIPIENT, 1),
             r"compte (?:du destinataire )?(?:est )?(?:bloqu|d[eé]sactiv|suspendu|inactif)",
             r"bo[iî]te (?:du destinataire )?(?:est )?archiv",
             r"cuenta (?:est[aá] )?(?:desactivada|suspendida|bloqueada)",
@@ -566,8 +579,9 @@ DECISIVE: tuple[Family, ...] = (
             r"accepts no mail",
             r"null ?mx",
             r"no smtp service",
-            # Older Postfix reads a null MX ("0 .") as a malformed reply.
-            r"malformed or unexpected name server reply",
+            # The domain names no mail host: it takes no mail (an implicit MX aside).
+            r"(?:couldn't|could not|can't|cannot) find a mail exchanger",
+            r"no mx (?:record|host|entr|found)",
         ),
     ),
     # The recipient's domain does not exist or has no mail host.
@@ -583,9 +597,7 @@ DECISIVE: tuple[Family, ...] = (
             r"domain\b[^.;:]{0,30}? (?:couldn't|could not|can't|cannot) be (?:found|resolved)",
             r"(?:couldn't|could not|can't|cannot|unable to) find (?:any )?host",
             r"unrout(?:e)?able (?:mail )?(?:domain|address)",
-            r"no mx (?:record|host|entr|found)",
             r"has no (?:mx|a|aaaa|address)(?: or \w+)? records?",
-            r"(?:couldn't|could not|can't|cannot) find a mail exchanger",
             r"mx (?:records? )?(?:point|points) to non-?existent",
             r"dns lookup fail",
             r"name service error",
@@ -614,6 +626,11 @@ DECISIVE: tuple[Family, ...] = (
             r"lost connection with",
             r"connection (?:reset|dropped|lost)",
             r"temporary (?:dns|lookup|resolver) (?:failure|error)",
+            r"malformed (?:or unexpected )?name server reply",
+            r"host not found, try again",  # a DNS lookup that failed for now (SERVFAIL)
+            r"host name lookup failure",
+            r"(?:wasn't|was not|unable to|couldn't|could not) (?:able to )?establish (?:an )?"
+            r"smtp connection",
             r"temporary failure in (?:mx |dns |name )?(?:lookup|resolution)",
             r"host lookup did not complete",
             r"network error",
@@ -645,6 +662,8 @@ DECISIVE: tuple[Family, ...] = (
             r"delivery attempts will continue",
             r"(?:could not|cannot|can't|couldn't) send message for",
             r"envelope expired",
+            r"could not be delivered for too long",
+            r"will be deleted from (?:the )?queue",
             r"unable to deliver (?:\w+ )?(?:after|for) (?:multiple|repeated|several|\d+)",
         ),
     ),
@@ -758,6 +777,8 @@ DECISIVE: tuple[Family, ...] = (
             r"configuration error",
             r"out of memory",
             r"i/o error",
+            r"(?:queue )?file write error",
+            r"insufficient permission",
         ),
     ),
 )
@@ -805,7 +826,7 @@ WEAK: tuple[Family, ...] = (
         "systemerror",
         (
             r"temporar(?:y|ily) (?:failure|error|problem|unavailable)",
-            r"service (?:temporarily )?(?:unavailable|not available)",
+            r"service (?:is )?(?:temporarily |currently )?(?:unavailable|not available)",
         ),
     ),
 )

@@ -36,7 +36,7 @@ class ReplyFacts:
     code: int | None  # the basic code (RFC 5321), if any
     status: EnhancedStatus | None  # the enhanced code (RFC 3463), if any
     command: str | None  # MAIL, RCPT, DATA, HELO or CONNECT, when known
-    command_from: str  # how the command is known: "caller", "wrapper", "reply" or ""
+    command_from: str  # how it is known: "caller", "wrapper", "local", "reply" or ""
 
     @property
     def wrapper(self) -> str:
@@ -67,7 +67,9 @@ _WRAPPER_COMMANDS = (
     (
         re.compile(
             r"in reply to (?:the )?(?:rcpt to|rcpt)\b|after (?:pipelined )?rcpt to\b|"
-            r"did not like our rcpt|>>> rcpt to|\[rcpt.to\]|does not like recipient"
+            r"did not like our rcpt|>>> rcpt to|\[rcpt.to\]|does not like recipient|"
+            r"smtp:rcpt\b|following rcpt command|most progress was rcpt|"
+            r"all rcpt commands were rejected"
         ),
         "RCPT",
     ),
@@ -113,6 +115,18 @@ _REPLY_COMMANDS = (
 )
 
 
+# A local delivery agent's own words ("mail.local: unknown user: bob", Postfix local(8)'s
+# 'unknown user: "bob"'): it looked the mailbox up itself, no filter stood between.
+_LOCAL_AGENT = re.compile(r"\bmail\.local:|unknown user: \"")
+# What reporting MTAs append after the remote reply: their own verdict on the queue, not the
+# remote server's words (qmail, Sendmail).
+_TRAILERS = re.compile(
+    r"\s*/?i'm not going to try again; this message has been in the queue too long\.?|"
+    r"\s*message could not be delivered for [^.]*?(?=message will be deleted|$)|"
+    r"\s*message will be deleted from queue\.?"
+)
+
+
 def _status_of(match: re.Match[str], first: int) -> EnhancedStatus | None:
     try:
         return EnhancedStatus(int(match[first]), int(match[first + 1]), int(match[first + 2]))
@@ -123,6 +137,8 @@ def _status_of(match: re.Match[str], first: int) -> EnhancedStatus | None:
 def _command(text: str, inner: str, given: str | None) -> tuple[str | None, str]:
     if given:
         return given.upper(), "caller"
+    if _LOCAL_AGENT.search(text):
+        return "RCPT", "local"
     for pattern, name in _WRAPPER_COMMANDS:
         if pattern.search(text):
             return name, "wrapper"
@@ -160,6 +176,9 @@ def read_facts(
     else:
         raw = reply
     text = " ".join(raw.split()).lower()
+    if isinstance(reply, Reply) and 300 <= reply.code < 400:
+        # An intermediate reply (354 "end data with …") is never the failure: read on.
+        text, code, status, inner_start = text[len(prefix) :], None, None, None
     markers = list(_MARKERS.finditer(text))
     after_marker = markers[-1].end() if markers else 0
     pair = _PAIR.search(text, after_marker) or _PAIR.search(text)
@@ -189,6 +208,6 @@ def read_facts(
         inner_start = found_code.start() if found_code else None
     if inner_start is None:
         inner_start = after_marker
-    inner = text[inner_start:]
+    inner = _TRAILERS.sub("", text[inner_start:]).strip()
     found_command, command_from = _command(text, inner, command)
     return ReplyFacts(text, inner, code, status, found_command, command_from)
