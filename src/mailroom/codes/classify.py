@@ -111,13 +111,37 @@ def _refine(reason: str, why: str, facts: ReplyFacts) -> tuple[str, str]:
             return "exceedlimit", f"{why}; enhanced code {status}: a per-mailbox limit"
         if (status.subject, status.detail) == (3, 4):
             return "mesgtoobig", why
+    if reason in ("userunknown", "hostunknown") and (
+        facts.command == "MAIL"
+        or (status is not None and (status.subject, status.detail) in ((1, 7), (1, 8)))
+    ):
+        # Said of the envelope sender: MAIL FROM's address, or X.1.7/X.1.8 (the sender's).
+        return "rejected", f"{why}, of the sender (MAIL, X.1.7/X.1.8)"
     if reason == "userunknown" and facts.command == "DATA":
         # Every recipient was accepted at RCPT; "unknown" after the message is a filter.
         return "filtered", f"{why}, after DATA: the recipient was accepted before"
-    if reason == "userunknown" and facts.command == "MAIL":
-        return "rejected", f"{why}, in reply to MAIL: the sender's address"
+    if (
+        reason == "userunknown"
+        and facts.code is not None
+        and (status is None or status.subject != 1)
+        and facts.command_from not in ("caller", "wrapper")
+    ):
+        # "User unknown" with neither an X.1.x code nor a reply known to answer RCPT: a
+        # refusal that cannot be placed at the recipient check reads as the recipient's
+        # filter (many filters answer "user unknown" to hide which addresses exist). This is
+        # Sisimai's reading, whose names these are.
+        return "filtered", f"{why}, with no X.1.x code and not known to answer RCPT"
+    at_greeting = facts.command == "CONNECT" and facts.command_from in ("caller", "wrapper")
+    if at_greeting and reason in _ABOUT_THE_CLIENT:
+        # Before any mail was offered, only the client itself can be refused.
+        return "blocked", f"{why}, at the greeting: the client is refused"
     return reason, why
 
+
+# Reasons that, said at the greeting, amount to refusing the client.
+_ABOUT_THE_CLIENT = frozenset(
+    {"requireptr", "speeding", "securityerror", "policyviolation", "rejected", "spamdetected"}
+)
 
 _RETRY_WORDS = re.compile(
     r"delayed|will be retried|try again later|temporar|try later|deferred|greylist"

@@ -66,11 +66,11 @@ RECIPIENT = any_of(
     r"recipient",
     r"addressee",
     r"mail ?box(?: name)?",
-    r"(?<!ip )(?<!sender )(?<!from )(?<!return )(?:e-?mail )?address",
+    r"(?<!ip )(?<!sender )(?<!from )(?<!return )(?<!system )(?:e-?mail )?address",
     r"(?:e-?mail )?account",
     r"local[- ]?part",
     r"alias",
-    r"destination(?: address| mailbox)?",
+    r"destination(?! system)(?: address| mailbox)?",
     r"person",
     r"rcpt",
 )
@@ -279,6 +279,17 @@ DECISIVE: tuple[Family, ...] = (
             r"(?:no|without|missing) (?:a )?(?:valid )?(?:reverse|hostname|host name)\b",
             r"unresolvable (?:ip|address|host)",
             r"ip name lookup failed",
+            r"unverifi?(?:y|i)able (?:sending )?(?:ip|host|client)",
+        ),
+    ),
+    # An envelope address (not the client's IP) on a block list: the sender is refused.
+    (
+        "rejected",
+        (
+            then_in_clause(
+                r"(?:sending (?:to/)?from|from|sender) an? (?:e-?mail )?address",
+                r"(?:has been |is )?(?:black|block)listed",
+            ),
         ),
     ),
     # The client itself is refused: its address or name is on a block list or banned.
@@ -302,7 +313,8 @@ DECISIVE: tuple[Family, ...] = (
             r"blocklisted",
             r"blacklisted",
             r"blocked using",
-            r"\blisted (?:on|in|at|by) ",
+            r"(?:is|are|been|was|currently|ip|host|address) listed (?:on|in|at|by) ",
+            r"listed (?:on|in|at|by) (?:the )?\S*(?:bl|list|\.org|\.net|\.com)\b",
             then_in_clause(
                 CLIENT,
                 r"(?:is |are |has been |have been |was )?(?:temporarily |permanently |currently )?"
@@ -326,6 +338,10 @@ DECISIVE: tuple[Family, ...] = (
             r"mail from \S+ refused",
             r"we do not accept mail from (?:your|this) (?:ip|host|server|network)",
             r"unusual rate of (?:unsolicited )?mail",
+            # A dynamic or residential client told to send through its provider's relay.
+            r"use (?:the |your )?(?:smtp|mail|outgoing)[ -]?(?:server|relay|gateway|host) "
+            r"(?:of|at|from|provided by) your (?:isp|provider|internet service)",
+            r"your (?:isp|provider)'?s? (?:smtp|mail|outgoing) ?(?:server|relay)",
             # The client's HELO name refused: the client, not the message.
             r"helo command rejected",
             r"(?:invalid|bad|bogus|forged) (?:helo|ehlo)",
@@ -376,6 +392,11 @@ DECISIVE: tuple[Family, ...] = (
             r"groups\.google\.com/support",
             r"google group",
             r"permission to post",
+            r"not a member of (?:this|the) (?:mailing )?list",
+            r"(?:only )?members (?:only )?(?:may|can) post",
+            r"not (?:allowed|permitted|authori[sz]ed) to post",
+            r"posting (?:is )?(?:restricted|not allowed)",
+            r"purported responsible address",  # Sender ID's PRA: the sender's identity
             r"mail sending denied",
             then(SENDER, r"(?:has )?(?:a )?null mx", 20),  # RFC 7505 §4.2, X.7.27
         ),
@@ -449,6 +470,11 @@ DECISIVE: tuple[Family, ...] = (
                 ),
                 FULL,
                 40,
+            ),
+            then(
+                any_of(r"mail ?box", r"in ?box"),
+                r"exceed(?:s|ed)? (?:the |its )?(?:allowed |maximum |max )?(?:size|limit)",
+                16,
             ),
             r"(?<!sending )(?<!daily )quota (?:exceeded|full|reached)",
             r"over ?quota",
@@ -546,6 +572,11 @@ DECISIVE: tuple[Family, ...] = (
             r"recipient address rejected: access denied",  # Microsoft's directory-based edge block
             r"recipient (?:address )?verif(?:y|ication) failed",
             r"not our customer",
+            r"not (?:listed |found )?in (?:the |our |public )?(?:\w+ ){0,2}(?:directory|"
+            r"address book)",
+            r"ディレクトリ.{0,12}(?:見つかりません|ありません)",
+            r"check (?:if|that|whether) (?:the )?(?:e-?mail )?address is (?:correct|valid|"
+            r"spelled)",
             r"(?:utilisateur|destinataire|adresse) (?:\S+ )?inconnue?",
             r"destinataire invalide",
             r"(?:usuario|destinatario) (?:desconocido|inexistente|no existe)",
@@ -566,6 +597,8 @@ DECISIVE: tuple[Family, ...] = (
             r"accepts no mail",
             r"null ?mx",
             r"no smtp service",
+            # The domain names no mail host: it takes no mail (an implicit MX aside).
+            r"no mx (?:record|host|entr|found)",
             # Older Postfix reads a null MX ("0 .") as a malformed reply.
             r"malformed or unexpected name server reply",
         ),
@@ -576,14 +609,15 @@ DECISIVE: tuple[Family, ...] = (
         (
             r"host (?:or domain name )?not found",
             r"(?:host|domain) (?:name )?(?:is )?(?:unknown|not found|non-?existent|invalid)",
-            r"(?:unknown|invalid|non-?existent) (?:host|domain)",
+            r"(?:unknown|invalid|illegal|bad|non-?existent) (?:host|domain)",
+            # A bare domain name (not an address) said not to exist.
+            r"(?<![@\w.\-])(?:[a-z0-9\-]+\.)+[a-z]{2,}\.? (?:does not|doesn't) exist",
             r"no such (?:host|domain)",
             r"domain (?:name )?(?:does not|doesn't|did not) exist",
             r"domain (?:is )?(?:not reachable|unreachable)",
             r"domain\b[^.;:]{0,30}? (?:couldn't|could not|can't|cannot) be (?:found|resolved)",
             r"(?:couldn't|could not|can't|cannot|unable to) find (?:any )?host",
             r"unrout(?:e)?able (?:mail )?(?:domain|address)",
-            r"no mx (?:record|host|entr|found)",
             r"has no (?:mx|a|aaaa|address)(?: or \w+)? records?",
             r"(?:couldn't|could not|can't|cannot) find a mail exchanger",
             r"mx (?:records? )?(?:point|points) to non-?existent",
@@ -645,7 +679,8 @@ DECISIVE: tuple[Family, ...] = (
             r"delivery attempts will continue",
             r"(?:could not|cannot|can't|couldn't) send message for",
             r"envelope expired",
-            r"unable to deliver (?:\w+ )?(?:after|for) (?:multiple|repeated|several|\d+)",
+            r"unable to deliver (?:\w+ ){0,3}(?:after|for) (?:multiple|repeated|several|\d+)",
+            r"(?:failed|tried|after) \d+ (?:delivery )?(?:attempts|retries|times)",
         ),
     ),
     # The message's form breaks the RFCs (RFC 5322 headers and addresses).
