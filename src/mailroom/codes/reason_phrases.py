@@ -70,11 +70,11 @@ RECIPIENT = any_of(
     r"recipient",
     r"addressee",
     r"mail ?box(?: name)?",
-    r"(?<!ip )(?<!sender )(?<!from )(?<!return )(?:e-?mail )?address",
+    r"(?<!ip )(?<!sender )(?<!from )(?<!return )(?<!system )(?:e-?mail )?address",
     r"(?:e-?mail )?account",
     r"local[- ]?part",
     r"alias",
-    r"destination(?: address| mailbox)?",
+    r"destination(?! system)(?: address| mailbox)?",
     r"person",
     r"rcpt",
 )
@@ -284,6 +284,17 @@ DECISIVE: tuple[Family, ...] = (
             r"(?:no|without|missing) (?:a )?(?:valid )?(?:reverse|hostname|host name)\b",
             r"unresolvable (?:ip|address|host)",
             r"ip name lookup failed",
+            r"unverifi?(?:y|i)able (?:sending )?(?:ip|host|client)",
+        ),
+    ),
+    # An envelope address (not the client's IP) on a block list: the sender is refused.
+    (
+        "rejected",
+        (
+            then_in_clause(
+                r"(?:sending (?:to/)?from|from|sender) an? (?:e-?mail )?address",
+                r"(?:has been |is )?(?:black|block)listed",
+            ),
         ),
     ),
     # A refusal that names its reason as policy, whoever it names as refused.
@@ -309,7 +320,8 @@ DECISIVE: tuple[Family, ...] = (
             r"blocklisted",
             r"blacklisted",
             r"blocked using",
-            r"\blisted (?:on|in|at|by) ",
+            r"(?:is|are|been|was|currently|ip|host|address) listed (?:on|in|at|by) ",
+            r"listed (?:on|in|at|by) (?:the )?\S*(?:bl|list|\.org|\.net|\.com)\b",
             then_in_clause(
                 CLIENT,
                 r"(?:is |are |has been |have been |was )?(?:temporarily |permanently |currently )?"
@@ -335,6 +347,10 @@ DECISIVE: tuple[Family, ...] = (
             r"we do not accept mail from (?:your|this) (?:ip|host|server|network)",
             r"unusual rate of (?:unsolicited )?mail",
             r"(?:is|being) an open relay",  # the client is a known open relay
+            # A dynamic or residential client told to send through its provider's relay.
+            r"use (?:the |your )?(?:smtp|mail|outgoing)[ -]?(?:server|relay|gateway|host) "
+            r"(?:of|at|from|provided by) your (?:isp|provider|internet service)",
+            r"your (?:isp|provider)'?s? (?:smtp|mail|outgoing) ?(?:server|relay)",
             # The client's HELO name refused: the client, not the message.
             r"helo command rejected",
             r"(?:invalid|bad|bogus|forged) (?:helo|ehlo)",
@@ -386,6 +402,11 @@ DECISIVE: tuple[Family, ...] = (
             r"groups\.google\.com/support",
             r"google group",
             r"permission to post",
+            r"not a member of (?:this|the) (?:mailing )?list",
+            r"(?:only )?members (?:only )?(?:may|can) post",
+            r"not (?:allowed|permitted|authori[sz]ed) to post",
+            r"posting (?:is )?(?:restricted|not allowed)",
+            r"purported responsible address",  # Sender ID's PRA: the sender's identity
             r"mail sending denied",
             r"not an? (?:registered|authori[sz]ed|permitted) (?:gateway |relay )?(?:user|sender)",
             then(SENDER, r"(?:has )?(?:a )?null mx", 20),  # RFC 7505 §4.2, X.7.27
@@ -460,6 +481,11 @@ DECISIVE: tuple[Family, ...] = (
                 ),
                 FULL,
                 40,
+            ),
+            then(
+                any_of(r"mail ?box", r"in ?box"),
+                r"exceed(?:s|ed)? (?:the |its )?(?:allowed |maximum |max )?(?:size|limit)",
+                16,
             ),
             r"(?<!sending )(?<!daily )quota (?:exceeded|full|reached)",
             r"over ?quota",
@@ -559,6 +585,11 @@ DECISIVE: tuple[Family, ...] = (
             r"recipient address rejected: access denied",  # Microsoft's directory-based edge block
             r"recipient (?:address )?verif(?:y|ication) failed",
             r"not our customer",
+            r"not (?:listed |found )?in (?:the |our |public )?(?:\w+ ){0,2}(?:directory|"
+            r"address book)",
+            r"ディレクトリ.{0,12}(?:見つかりません|ありません)",
+            r"check (?:if|that|whether) (?:the )?(?:e-?mail )?address is (?:correct|valid|"
+            r"spelled)",
             r"(?:utilisateur|destinataire|adresse) (?:\S+ )?inconnue?",
             r"destinataire invalide",
             r"(?:usuario|destinatario) (?:desconocido|inexistente|no existe)",
@@ -590,7 +621,9 @@ DECISIVE: tuple[Family, ...] = (
         (
             r"host (?:or domain name )?not found",
             r"(?:host|domain) (?:name )?(?:is )?(?:unknown|not found|non-?existent|invalid)",
-            r"(?:unknown|invalid|non-?existent) (?:host|domain)",
+            r"(?:unknown|invalid|illegal|bad|non-?existent) (?:host|domain)",
+            # A bare domain name (not an address) said not to exist.
+            r"(?<![@\w.\-])(?:[a-z0-9\-]+\.)+[a-z]{2,}\.? (?:does not|doesn't) exist",
             r"no such (?:host|domain)",
             r"domain (?:name )?(?:does not|doesn't|did not) exist",
             r"domain (?:is )?(?:not reachable|unreachable)",
@@ -664,7 +697,8 @@ DECISIVE: tuple[Family, ...] = (
             r"envelope expired",
             r"could not be delivered for too long",
             r"will be deleted from (?:the )?queue",
-            r"unable to deliver (?:\w+ )?(?:after|for) (?:multiple|repeated|several|\d+)",
+            r"unable to deliver (?:\w+ ){0,3}(?:after|for) (?:multiple|repeated|several|\d+)",
+            r"(?:failed|tried|after) \d+ (?:delivery )?(?:attempts|retries|times)",
         ),
     ),
     # The message's form breaks the RFCs (RFC 5322 headers and addresses).
