@@ -122,6 +122,8 @@ def _refine(reason: str, why: str, source: str, facts: ReplyFacts) -> tuple[str,
         return "filtered", f"{why}, after DATA: the recipient was accepted before"
     if (
         reason == "userunknown"
+        and source != "label"
+        and not _DIRECTORY.search(facts.text)
         and (status is None or status.subject != 1)
         and facts.command_from not in ("caller", "wrapper", "local")
         and _worded(facts.wrapper, _USER_UNKNOWN, "") is None
@@ -129,7 +131,8 @@ def _refine(reason: str, why: str, source: str, facts: ReplyFacts) -> tuple[str,
         # "User unknown" with neither an X.1.x code nor a reply known to answer RCPT: a
         # refusal that cannot be placed at the recipient check reads as the recipient's
         # filter (many filters answer "user unknown" to hide which addresses exist). This is
-        # Sisimai's reading, whose names these are.
+        # Sisimai's reading, whose names these are. A provider's label, and a lookup in a
+        # directory or address book (Lotus Domino's words), place it at the recipient check.
         return "filtered", f"{why}, with no X.1.x code and not known to answer RCPT"
     if reason == "contenterror" and status is not None and status.subject == 7:
         # Content refused by a security or policy rule (X.7): the spam filter when it only
@@ -138,7 +141,8 @@ def _refine(reason: str, why: str, source: str, facts: ReplyFacts) -> tuple[str,
             return "spamdetected", f"{why} under {status}: a content filter"
         return "policyviolation", f"{why} under {status}: a policy rule"
     told = facts.command_from in ("caller", "wrapper")
-    if told and facts.command in ("CONNECT", "HELO") and reason in _ABOUT_THE_CLIENT:
+    before_mail = told and facts.command in ("CONNECT", "HELO")
+    if before_mail and (reason in _ABOUT_THE_CLIENT or source == "weak"):
         # Before any mail was offered, only the client itself (its address, its name) can be
         # refused.
         return "blocked", f"{why}, before any mail was offered: the client is refused"
@@ -161,6 +165,7 @@ _ABOUT_THE_CLIENT = frozenset(
         "syntaxerror",
     }
 )
+_DIRECTORY = re.compile(r"directory|address book|ディレクトリ")
 _USER_UNKNOWN = compile_families(tuple(f for f in DECISIVE if f[0] == "userunknown"))
 
 _RETRY_WORDS = re.compile(

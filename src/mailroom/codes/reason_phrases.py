@@ -615,6 +615,16 @@ DECISIVE: tuple[Family, ...] = (
             r"no mx (?:record|host|entr|found)",
         ),
     ),
+    # A DNS lookup that failed for now (SERVFAIL, a timeout, garbage): not an answer that the
+    # domain does not exist, so before the words of hostunknown.
+    (
+        "networkerror",
+        (
+            r"malformed (?:or unexpected )?name server reply",
+            r"host not found, try again",
+            r"host name lookup failure",
+        ),
+    ),
     # The recipient's domain does not exist or has no mail host.
     (
         "hostunknown",
@@ -633,7 +643,6 @@ DECISIVE: tuple[Family, ...] = (
             r"has no (?:mx|a|aaaa|address)(?: or \w+)? records?",
             r"mx (?:records? )?(?:point|points) to non-?existent",
             r"dns lookup fail",
-            r"name service error",
             r"name or service not known",
             r"nxdomain",
             r"bad destination system",
@@ -659,9 +668,6 @@ DECISIVE: tuple[Family, ...] = (
             r"lost connection with",
             r"connection (?:reset|dropped|lost)",
             r"temporary (?:dns|lookup|resolver) (?:failure|error)",
-            r"malformed (?:or unexpected )?name server reply",
-            r"host not found, try again",  # a DNS lookup that failed for now (SERVFAIL)
-            r"host name lookup failure",
             r"(?:wasn't|was not|unable to|couldn't|could not) (?:able to )?establish (?:an )?"
             r"smtp connection",
             r"temporary failure in (?:mx |dns |name )?(?:lookup|resolution)",

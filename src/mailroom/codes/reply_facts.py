@@ -69,7 +69,8 @@ _WRAPPER_COMMANDS = (
             r"in reply to (?:the )?(?:rcpt to|rcpt)\b|after (?:pipelined )?rcpt to\b|"
             r"did not like our rcpt|>>> rcpt to|\[rcpt.to\]|does not like recipient|"
             r"smtp:rcpt\b|following rcpt command|most progress was rcpt|"
-            r"all rcpt commands were rejected"
+            r"all rcpt commands were rejected|recipients? (?:was|were) rejected by (?:a |the )?"
+            r"remote"
         ),
         "RCPT",
     ),
