@@ -124,6 +124,9 @@ _SPECTRUM_LABEL = re.compile(r"aup#(?:in?|o(?:ut)?)?-?(\d{4})\b")
 _GODADDY_LABEL = re.compile(r"(?<![\w])(ib\d{3})\b")
 _ORANGE_LABEL = re.compile(r"\b(?:ofr|lpn|ouk)[a-z0-9]*_(\d{3})\b")
 _YAHOO_LABEL = re.compile(r"\[(tss?\d\d)\]")
+# Yahoo's refusal of an address it has no account for: "554 delivery error: dd This user
+# doesn't have a yahoo.com account".
+_YAHOO_NO_ACCOUNT = re.compile(r"delivery error: dd\b")
 _GMAIL_PAGE = re.compile(r"support\.google\.com/mail/\S*[?&]p=([a-z]+)")
 # Google reports its own failed lookups so, whatever the answer was (NXDOMAIN, no data, a
 # timeout): the sending side's DNS failed to give a route.
@@ -158,6 +161,8 @@ def provider_label(text: str) -> tuple[str, str] | None:
     for match in _GMAIL_PAGE.finditer(text):
         if match[1] in _GMAIL_PAGES:
             return _GMAIL_PAGES[match[1]], f"Gmail help page p={match[1]}"
+    if _YAHOO_NO_ACCOUNT.search(text):
+        return "userunknown", "Yahoo's 'delivery error: dd' (no such account)"
     if _GOOGLE_DNS.search(text):
         return "networkerror", "Google's 'DNS Error' report of a failed lookup"
     return None

@@ -494,6 +494,8 @@ DECISIVE: tuple[Family, ...] = (
             # Postfix local(8) at mailbox_size_limit: the mailbox file cannot grow.
             r"(?:cannot|can't) update mailbox\b.{0,80}(?:file too large|quota)",
             r"overdrawn",
+            # Postfix virtual(8): the mailbox file reached its size limit (EFBIG).
+            r"(?:delivery failed to mailbox|error writing message)\b.{0,160}?file too large",
             r"(?:insufficient|not enough) (?:disk )?(?:space|storage)",
             r"(?:storage|disk) quota",
             r"mailbox (?:size )?(?:limit|quota) (?:exceeded|reached)",

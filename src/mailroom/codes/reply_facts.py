@@ -85,7 +85,8 @@ _WRAPPER_COMMANDS = (
         re.compile(
             r"in reply to (?:the )?(?:end of data|data)\b|after (?:pipelined )?(?:end of )?data\b|"
             r"did not like our (?:final )?data|failed after i sent the message|>>> data\b|"
-            r"\[data\]|after (?:the )?end of data|failed on data command"
+            r"\[data\]|after (?:the )?end of data|failed on data command|error after bdat|"
+            r"after pipelined sending data|after sending data block"
         ),
         "DATA",
     ),
