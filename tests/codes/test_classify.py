@@ -51,10 +51,15 @@ WRITTEN = [
     # "User unknown" with neither an X.1.x code nor a reply known to answer RCPT reads as the
     # recipient's filter (Sisimai's convention; see test_user_unknown_is_placed_...).
     ("filtered", "bounce", "552 1 Requested mail action aborted, mailbox not found"),
-    (
-        "filtered",
+    (  # Yahoo's own words for an account it does not have
+        "userunknown",
         "bounce",
         "554 delivery error: dd This user doesn't have a yahoo.com account (bob@yahoo.com) [0] - mta1234.mail.yahoo.com",
+    ),
+    (
+        "suspend",
+        "bounce",
+        "554 delivery error: dd Sorry your message to bob@yahoo.com cannot be delivered. This account has been disabled or discontinued [#102].",
     ),
     ("filtered", "bounce", "550 No such user - psmtp"),
     (

@@ -126,7 +126,7 @@ _ORANGE_LABEL = re.compile(r"\b(?:ofr|lpn|ouk)[a-z0-9]*_(\d{3})\b")
 _YAHOO_LABEL = re.compile(r"\[(tss?\d\d)\]")
 # Yahoo's refusal of an address it has no account for: "554 delivery error: dd This user
 # doesn't have a yahoo.com account".
-_YAHOO_NO_ACCOUNT = re.compile(r"delivery error: dd\b")
+_YAHOO_NO_ACCOUNT = re.compile(r"delivery error: dd this user doesn't have an? \S+ account")
 _GMAIL_PAGE = re.compile(r"support\.google\.com/mail/\S*[?&]p=([a-z]+)")
 # Google reports its own failed lookups so, whatever the answer was (NXDOMAIN, no data, a
 # timeout): the sending side's DNS failed to give a route.
