@@ -147,7 +147,7 @@ def _when(timestamp: float) -> str:
 
 
 def _reason(recipient: QueueRecipient) -> str | None:
-    """"mailboxfull at mx.example.com (words 'mailbox full')": the reason where it was said,
+    """ "mailboxfull at mx.example.com (words 'mailbox full')": the reason where it was said,
     and what decided it."""
     if not recipient.reason:
         return None

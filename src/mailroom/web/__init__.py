@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
 
+from mailroom.web.bounces import routes as bounces_routes
 from mailroom.web.chaos import routes as chaos_routes
 from mailroom.web.events import EventStream
 from mailroom.web.http import SERVER
@@ -162,6 +163,7 @@ def build_app(server: WebServer) -> web.Application:
     mailpit_routes(app)
     chaos_routes(app)
     own_routes(app)
+    bounces_routes(app)
     openapi_routes(app)
     app.router.add_get("/api/events", server.events.handle)
     app.router.add_get("/", _page("index.html"))
