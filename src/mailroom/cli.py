@@ -532,6 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
     from mailroom.postgres.commands import add_db_command
 
     add_db_command(commands, read_config=_read_config)
+    from mailroom.bounces.command import add_bounces_command
+
+    add_bounces_command(commands)
     bench = commands.add_parser(
         "bench-client",
         help="SMTP load generator (see `mailroom bench-client --help`)",
