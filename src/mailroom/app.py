@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from mailroom.policy.directory import Directory
     from mailroom.postgres.counters import Counters
     from mailroom.postgres.directory import DirectoryReader
+    from mailroom.postgres.faults import SharedFaultRules
     from mailroom.postgres.notify import NotificationListener
     from mailroom.web import WebServer
 
@@ -263,6 +264,8 @@ class Mailroom:
         self.smtp: SMTPServer | None = None
         self.runner: QueueRunner | None = None
         self.listener: NotificationListener | None = None
+        # The fault rules the web changes: the fleet's (in the database) on PostgreSQL.
+        self.fault_rules: SharedFaultRules | None = None
         self.web: WebServer | None = None
         self._stopping = False
         self.stopped = asyncio.Event()
@@ -314,6 +317,18 @@ class Mailroom:
         usage = getattr(store, "usage", None)
         if self.mail_policy is not None and usage is not None:
             self.mail_policy.usage = usage  # quotas: octets in each local mailbox
+        if config.on_postgres and config.transcripts_stored and config.transcripts:
+            # A fleet's transcripts go to its database: any node shows any node's sessions.
+            from mailroom.postgres.transcripts import PgTranscriptArchive
+
+            pg_archive = PgTranscriptArchive(
+                config.store,
+                node=config.node_name,
+                max_count=config.transcripts_stored,
+                max_age=config.transcripts_max_age,
+            )
+            pg_archive.start()
+            self.transcripts.archive = pg_archive
         if isinstance(store, MaildirStore) and config.transcripts_stored and config.transcripts:
             # Finished transcripts also go to disk, so a message's session outlives a restart.
             archive = TranscriptArchive(
@@ -359,6 +374,13 @@ class Mailroom:
         listener = self.listener = NotificationListener(config.store, node=config.node_name)
         if config.web is not None:
             listener.on(EVENTS_CHANNEL, hub_forwarder(self.hub, config.node_name))
+        from mailroom.postgres.faults import FAULTS_CHANNEL, SharedFaultRules
+
+        shared = self.fault_rules = SharedFaultRules(
+            config.store, node=config.node_name, injector=self.faults, hub=self.hub
+        )
+        listener.on(FAULTS_CHANNEL, shared.changed, resync=shared.reload)
+        await shared.reload()
         source = config.mail.directory_source if config.mail is not None else None
         if source is not None and config.mail is not None:
             reader = self.directory_reader = DirectoryReader(
@@ -432,7 +454,7 @@ class Mailroom:
             ),
             messages=messages,
             transcripts=self.transcripts,
-            faults=self.faults,
+            faults=self.fault_rules or self.faults,
             hub=self.hub,
             metrics=self.metrics,
             status=self.smtp,
@@ -464,6 +486,8 @@ class Mailroom:
             await self.listener.stop()
         if self.directory_reader is not None:
             await self.directory_reader.stop()
+        if self.fault_rules is not None:
+            self.fault_rules.close()
         if self.counters is not None:
             await self.counters.stop()
         if self.store is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import smtplib
+import urllib.error
 import urllib.request
 from email import policy
 from email.message import EmailMessage
@@ -86,3 +87,57 @@ def test_mail_to_node_a_shows_in_node_c_api_and_websocket(fleet, pg_url) -> None
     assert "One inbox for the fleet." in message["Text"]
     with urllib.request.urlopen(f"{b.web_url}/api/v1/message/{second}/raw", timeout=30) as raw:
         assert b"Subject: still there" in raw.read()
+
+
+def _request(method: str, url: str, body: dict | None = None) -> dict | None:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode() if body is not None else None,
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        text = response.read()
+    return json.loads(text) if text else None
+
+
+def _rcpt(address: tuple[str, int], recipient: str) -> tuple[int, bytes]:
+    with smtplib.SMTP(*address, timeout=30) as client:
+        client.ehlo("client.test")
+        client.mail("alice@example.test")
+        return client.rcpt(recipient)
+
+
+def test_fault_rules_and_transcripts_are_the_fleets(fleet, pg_url) -> None:
+    from tests.live import wait_for
+
+    a = fleet("a", "127.0.0.2", pg_url, web=True)
+    c = fleet("c", "127.0.0.4", pg_url, web=True)
+    # A rule added through node A's API fires on node C.
+    rule = _request(
+        "POST", a.web_url + "/api/v1/faults", {"rule": "rcpt:*@bounce.test:550 5.1.1 No such user"}
+    )
+    assert rule is not None and rule["id"] >= 1_000_000
+    wait_for(lambda: _rcpt(c.smtp, "x@bounce.test")[0] == 550, timeout=10)
+    assert _rcpt(c.smtp, "x@fine.test")[0] == 250
+    listed = _request("GET", c.web_url + "/api/v1/faults")
+    assert [r["rule"] for r in listed["rules"]] == ["rcpt:*@bounce.test:550 5.1.1 No such user"]
+    # Removed on node C: gone from node A as well.
+    _request("DELETE", f"{c.web_url}/api/v1/faults/{rule['id']}")
+    wait_for(lambda: _rcpt(a.smtp, "x@bounce.test")[0] == 250, timeout=10)
+
+    # The session that stored a message on node A, read through node C.
+    queue_id = _send(a.smtp, "whose session")
+    session = wait_for(
+        lambda: _try_get(f"{c.web_url}/api/v1/message/{queue_id}/session"), timeout=15
+    )
+    commands = [e["text"] for e in session["entries"] if e["from"] == "client"]
+    assert "mail FROM:<alice@example.test>" in commands  # as smtplib wrote it
+    assert session["messages"] == [queue_id]
+
+
+def _try_get(url: str) -> dict | None:
+    try:
+        return _get(url)
+    except urllib.error.HTTPError:
+        return None

@@ -86,6 +86,9 @@ class FaultRule:
     # What made the rule when it was not written as one: "chaos Sender" for a Mailpit Chaos
     # trigger set over the API (mailroom.web.chaos), so that API can tell its own rules.
     origin: str = ""
+    # Kept in a fleet's database and applied by every node (mailroom.postgres.faults); the
+    # rest (from --fault) are this node's own.
+    shared: bool = False
 
     @property
     def spent(self) -> bool:
@@ -225,6 +228,22 @@ class FaultInjector:
             for rule in new:
                 rule.id = next(self._ids)
             self.rules = kept + new
+
+    def load_shared(self, rules: list[FaultRule]) -> None:
+        """The fleet's rules as its database now holds them (ids given there), in place of
+        the shared ones there were; a rule kept keeps its counts."""
+        with self._lock:
+            before = {r.id: r for r in self.rules if r.shared}
+            shared = []
+            for rule in rules:
+                rule.shared = True
+                old = before.get(rule.id)
+                if old is not None:
+                    rule.fired, rule.seen = old.fired, old.seen
+                    if old.times:
+                        rule.times = old.times  # what this node has left of it
+                shared.append(rule)
+            self.rules = [r for r in self.rules if not r.shared] + shared
 
     def remove(self, rule_id: int) -> bool:
         with self._lock:

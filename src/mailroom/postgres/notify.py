@@ -52,13 +52,17 @@ class NotificationListener:
         self.received = 0
 
     def on(self, channel: str, callback: Callback, resync: Resync | None = None) -> None:
-        """Call ``callback(payload)`` for each notification on ``channel``; ``resync()`` after
-        each reconnection (what was sent meanwhile is lost)."""
+        """Call ``callback(payload)`` for each notification on ``channel``; ``resync()`` once
+        listening, and after each reconnection (what was sent meanwhile is lost)."""
         self._channels[channel] = _Channel(callback, resync)
 
-    async def start(self) -> None:
+    async def start(self, wait: float = 5.0) -> None:
+        """Begin listening; wait up to ``wait`` seconds for the LISTEN to be in place (a
+        database that is down is not waited for longer: the node retries by itself)."""
         if self._channels and self._task is None:
             self._task = asyncio.ensure_future(self._run())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.connected.wait(), wait)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -87,8 +91,10 @@ class NotificationListener:
                         await conn.execute(f'LISTEN "{name}"')
                     if not first:
                         log.info("listening on %s again", redact(self.url))
-                        await self._resync()
                     first = False
+                    # Listening now: whatever changed before is read afresh, so nothing falls
+                    # between a part's first read and the LISTEN.
+                    await self._resync()
                     self.connected.set()
                     async for notification in conn.notifies():
                         self.received += 1

@@ -174,7 +174,8 @@ class SessionArchive(Protocol):
 class FaultRules(Protocol):
     """The fault rules in force (:class:`mailroom.policy.faults.FaultInjector`)."""
 
-    rules: list[FaultRule]
+    @property
+    def rules(self) -> list[FaultRule]: ...
 
     def add(self, rule: str | FaultRule) -> FaultRule: ...
 

@@ -120,6 +120,8 @@ CREATE TABLE fault_rules (
     origin text NOT NULL DEFAULT '',
     made double precision NOT NULL DEFAULT extract(epoch FROM clock_timestamp())
 );
+-- A node's own rules (--fault) are numbered from 1; the fleet's from a million, apart.
+ALTER SEQUENCE fault_rules_id_seq RESTART WITH 1000000;
 
 -- -- counters the fleet shares -------------------------------------------------------------------
 
