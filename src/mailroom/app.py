@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from mailroom.postgres.directory import DirectoryReader
     from mailroom.postgres.faults import SharedFaultRules
     from mailroom.postgres.notify import NotificationListener
+    from mailroom.postgres.queue import PgQueue
     from mailroom.web import WebServer
 
 __all__ = [
@@ -264,6 +265,7 @@ class Mailroom:
         self.smtp: SMTPServer | None = None
         self.runner: QueueRunner | None = None
         self.listener: NotificationListener | None = None
+        self.fleet_queue: PgQueue | None = None
         # The fault rules the web changes: the fleet's (in the database) on PostgreSQL.
         self.fault_rules: SharedFaultRules | None = None
         self.web: WebServer | None = None
@@ -355,6 +357,8 @@ class Mailroom:
                 await self._start_listener()
             if config.mail is not None and isinstance(store, MaildirStore):
                 await self._start_runner(store)
+            elif config.mail is not None and config.on_postgres:
+                await self._start_fleet_runner(store)
             if config.web is not None:
                 await self._start_web(config.web, store)
             await self.smtp.start()
@@ -414,6 +418,33 @@ class Mailroom:
         )
         store.on_queued = self.runner.wake
         await self.runner.start()
+
+    async def _start_fleet_runner(self, store: Store) -> None:
+        """The runner of a fleet's node: the same runner, over the shared queue, on the
+        entries this node holds a lease on (mailroom.postgres.queue)."""
+        import os
+        import secrets
+
+        from mailroom.delivery import QueueRunner
+        from mailroom.postgres.queue import PgQueue
+
+        config = self.config
+        assert config.mail is not None
+        owner = f"{config.node_name}/{os.getpid()}.{secrets.token_hex(4)}"
+        queue = self.fleet_queue = PgQueue(
+            config.store, owner=owner, root=config.data / "queue", lease=config.queue_lease
+        )
+        self.runner = QueueRunner(
+            queue,
+            config.mail.queue,
+            hostname=config.hostname,
+            resolver=self.resolver,
+            deliver_local=self.inject,
+        )
+        queue.runner = self.runner
+        store.on_queued = queue.claim_soon  # type: ignore[attr-defined]
+        await self.runner.start()
+        await queue.start()
 
     async def _start_web(self, listener: Listener, store: Store) -> None:
         # Imported here: the web's dependencies (aiohttp) load only when the web is on.
@@ -482,6 +513,8 @@ class Mailroom:
             await self.smtp.stop()
         if self.runner is not None:
             await self.runner.stop(grace=self.config.shutdown_grace)
+        if self.fleet_queue is not None:
+            await self.fleet_queue.stop()  # leases given up: the others take over at once
         if self.listener is not None:
             await self.listener.stop()
         if self.directory_reader is not None:

@@ -71,6 +71,7 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, object]:
         "long_lines",
         "store",
         "node",
+        "queue_lease",
         "tls",
         "tls_cert",
         "tls_key",
@@ -369,6 +370,12 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "a fleet of nodes shares (run `mailroom db migrate` first)",
     )
     add("--node", metavar="NAME", help="this node's name in a fleet (default: the host name)")
+    add(
+        "--queue-lease",
+        type=float,
+        metavar="SECONDS",
+        help="a fleet's claim on a queue entry lasts this long unrenewed (default 60)",
+    )
     add(
         "--tls",
         choices=("off", "self-signed", "files"),

@@ -64,6 +64,10 @@ class Config:
     # PostgreSQL store: seconds a session waits for its message's COMMIT before it is told
     # 451 4.3.0 (a database that hangs, a synchronous standby that is gone)
     store_commit_timeout: float = 30.0
+    # PostgreSQL store, mail server mode: seconds a node's claim on a queue entry lasts
+    # without renewal (renewed every third of it); a dead node's entries are delivered by
+    # the others after at most this long
+    queue_lease: float = 60.0
 
     # TLS
     tls: Literal["off", "self-signed", "files"] = "off"
@@ -183,6 +187,8 @@ class Config:
             and not self.on_postgres
         ):
             raise ConfigError("[directory] source = 'postgresql' needs a postgresql:// store")
+        if self.queue_lease < 3:
+            raise ConfigError("queue_lease must be at least 3 seconds")
         if self.store_commit_timeout <= 0:
             raise ConfigError("store_commit_timeout must be positive")
         if self.transcripts < 0 or self.transcripts_stored < 0 or self.transcripts_max_age < 0:

@@ -49,7 +49,7 @@ from mailroom.delivery.outcome import Outcome, apply, from_error, from_reply, lo
 from mailroom.delivery.routing import Destination, destination_for, plan
 from mailroom.delivery.schedule import domain_of, settle, wants
 from mailroom.protocol.client_errors import ExtensionNotOffered, InvalidAddress
-from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueSpool
+from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueStore
 from mailroom.queue.settings import QueueSettings
 from mailroom.resolver import Resolver
 
@@ -113,7 +113,7 @@ async def _wait(awaitable: Awaitable[T], timeout: float) -> T | None:
 class QueueRunner:
     def __init__(
         self,
-        spool: QueueSpool,
+        spool: QueueStore,
         settings: QueueSettings,
         *,
         hostname: str,
@@ -240,7 +240,7 @@ class QueueRunner:
         finishes its transaction, but nothing more is done for it."""
         removed = []
         for queue_id in ids:
-            if queue_id not in self.entries and not self.spool.entry_path(queue_id).exists():
+            if queue_id not in self.entries and not self.spool.has(queue_id):
                 continue
             self._deleted.add(queue_id)
             self.entries.pop(queue_id, None)
@@ -253,6 +253,20 @@ class QueueRunner:
             log.info("%s: removed by request", queue_id)
             removed.append(queue_id)
         return removed
+
+    def forget(self, ids: Iterable[str]) -> None:
+        """Stop working on entries another node now holds (a fleet's lease this node lost):
+        no new transaction begins for them, and their state is no longer saved from here."""
+        for queue_id in ids:
+            self._deleted.add(queue_id)
+            self.entries.pop(queue_id, None)
+
+    def readmit(self, queue_id: str) -> bool:
+        """Whether a forgotten entry may be taken on again (no round of it still runs)."""
+        if queue_id in self._rounds:
+            return False
+        self._deleted.discard(queue_id)
+        return True
 
     async def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until no round runs and nothing is due now (tests, the command's progress)."""
@@ -469,7 +483,7 @@ class QueueRunner:
 
     async def _transact(self, session: Session, job: _Job) -> None:
         entry = job.entry
-        message = await asyncio.to_thread(self.spool.message_path(entry.id).read_bytes)
+        message = await asyncio.to_thread(self.spool.read_message, entry.id)
         remaining = [r for r in job.recipients if not r.done]
         options = MailOptions(
             body="BINARYMIME" if entry.body == "BINARYMIME" else None,
@@ -631,7 +645,7 @@ class QueueRunner:
     async def _report(self, entry: QueueEntry, report: Any) -> bool:
         """Hand a DSN to the server for the sender; False if that failed (tried again later)."""
         try:
-            message = await asyncio.to_thread(self.spool.message_path(entry.id).read_bytes)
+            message = await asyncio.to_thread(self.spool.read_message, entry.id)
         except OSError:
             message = b""
         dsn = build_dsn(entry, report, message, self.dsn_options, now=self.clock())
