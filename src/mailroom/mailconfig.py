@@ -47,6 +47,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from mailroom.authentication.settings import AuthenticationSettings, SettingsError
 from mailroom.policy.directory import Directory, DirectoryError
 from mailroom.policy.mailserver import MailServerRules
 from mailroom.queue.settings import QueueSettings, RelayHost, parse_duration
@@ -66,6 +67,7 @@ MAIL_SECTIONS = (
     "local_delivery",
     "dns_servers",
     "case_insensitive_local_part",
+    "authentication",
 )
 ROLES = ("catcher", "mx", "submission", "submissions")
 
@@ -87,6 +89,8 @@ class MailServerConfig:
     credentials: dict[str, tuple[str, str | None]]
     # [local_delivery] lmtp: the LMTP server local users' mail goes to (None: Maildirs)
     lmtp: RelayHost | None = None
+    # [authentication]: SPF, DKIM, DMARC, ARC, iprev on mx listeners; signing, SRS, sealing
+    authentication: AuthenticationSettings = AuthenticationSettings()
 
     @classmethod
     def from_toml(cls, data: Mapping[str, Any], *, hostname: str) -> MailServerConfig:
@@ -117,12 +121,27 @@ class MailServerConfig:
                     )
             rules = dataclasses.replace(rules, local_delivery="lmtp")
             queue = dataclasses.replace(queue, local_lmtp=lmtp, local_domains=directory.domains)
+        try:
+            authentication = AuthenticationSettings.from_toml(data.get("authentication"))
+        except SettingsError as exc:
+            where = ("authentication", exc.key) if exc.key else ("authentication",)
+            raise MailConfigError(str(exc), where) from None
+        if authentication.dkim_required_domains and authentication.dkim == "off":
+            raise MailConfigError(
+                "authentication: dkim_required_domains needs dkim = \"record\"",
+                ("authentication", "dkim_required_domains"),
+            )
+        if authentication.srs_domain and not directory.is_local_domain(authentication.srs_domain):
+            raise MailConfigError(
+                f"authentication: srs_domain {authentication.srs_domain} is not a local domain",
+                ("authentication", "srs_domain"),
+            )
         credentials = {
             user.address: (user.password_hash, user.scram)
             for user in directory.mailbox_users()
             if user.password_hash
         }
-        return cls(directory, rules, queue, credentials, lmtp)
+        return cls(directory, rules, queue, credentials, lmtp, authentication)
 
 
 def _local_delivery(table: Any) -> RelayHost | None:

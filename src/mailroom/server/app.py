@@ -16,6 +16,7 @@ from mailroom.codes import Reply
 from mailroom.codes import catalogue as replies
 from mailroom.config import Config, Listener
 from mailroom.policy import AcceptAny, CatcherPolicy, CredentialStore, PasswordFile, Policy
+from mailroom.policy.authentication import AuthenticationPolicy
 from mailroom.policy.authguard import AuthGuard, AuthLimits
 from mailroom.policy.credentials import DirectoryCredentials
 from mailroom.policy.faults import FaultInjector, FaultRule
@@ -71,6 +72,19 @@ class MailServer:
         else:
             inner = CatcherPolicy(self.credentials)
         self.mail_policy = inner if isinstance(inner, MailServerPolicy) else None
+        # Email authentication around the mail server policy (its keys and SRS secret are
+        # read from the data directory at start).
+        self.authentication: AuthenticationPolicy | None = None
+        if self.mail_policy is not None and self.resolver is not None and config.mail:
+            self.authentication = AuthenticationPolicy(
+                self.mail_policy,
+                config.mail.authentication,
+                lookup=self.resolver.lookup,
+                hostname=config.hostname,
+                trusted=self.mail_policy.may_relay,
+                is_local_domain=config.mail.directory.is_local_domain,
+            )
+            inner = self.authentication
         self.auth_guard = AuthGuard(
             inner,
             AuthLimits(
@@ -109,6 +123,8 @@ class MailServer:
         self.runner: Any = None  # mailroom.delivery.QueueRunner in the mail server mode
         self._stopping = False
         self.stopped = asyncio.Event()
+        # Large messages read whole at their end for email authentication, one at a time.
+        self.big_reads = asyncio.Semaphore(1)
 
     def _fault_fired(self, session: Any, rule: FaultRule) -> None:
         log.info(
@@ -137,6 +153,8 @@ class MailServer:
         self.store.start()
         if self.mail_policy is not None and isinstance(self.store, MaildirStore):
             self.mail_policy.usage = self.store.usage
+        if self.authentication is not None:
+            self._start_authentication()
         if config.mail is not None and isinstance(self.store, MaildirStore):
             await self._start_runner()
         if config.web is not None:
@@ -167,6 +185,29 @@ class MailServer:
             port = server.sockets[0].getsockname()[1] if server.sockets else listener.port
             log.info("listening on %s", dataclasses.replace(listener, port=port))
         self._sweeper = asyncio.ensure_future(self._sweep())
+
+    def _start_authentication(self) -> None:
+        """DKIM keys and the SRS secret from the data directory; the null store keeps each
+        message until its end, for the checks to read."""
+        from mailroom.authentication.keys import load_keys
+        from mailroom.authentication.srs import SRS, load_secret
+
+        assert self.authentication is not None and self.config.mail is not None
+        settings = self.config.mail.authentication
+        directory = self.config.mail.directory
+        if settings.sign:
+            self.authentication.keys = load_keys(self.config.data)
+            for domain, keys in self.authentication.keys.items():
+                log.info(
+                    "DKIM: signing for %s with %s",
+                    domain,
+                    ", ".join(f"{k.selector} ({k.algorithm})" for k in keys),
+                )
+        domain = settings.srs_domain or directory.primary_domain or ""
+        if settings.srs and domain:
+            self.authentication.srs = SRS(load_secret(self.config.data), domain)
+        if isinstance(self.store, NullStore):
+            self.store.keep_messages = True
 
     def settings_for(self, listener: Listener) -> SessionSettings:
         return self._listener_settings.get(listener) or self.session_settings
