@@ -90,7 +90,9 @@ class MailServerConfig:
     # [local_delivery] lmtp: the LMTP server local users' mail goes to (None: Maildirs)
     lmtp: RelayHost | None = None
     # [authentication]: SPF, DKIM, DMARC, ARC, iprev on mx listeners; signing, SRS, sealing
-    authentication: AuthenticationSettings = AuthenticationSettings()
+    authentication: AuthenticationSettings = dataclasses.field(
+        default_factory=AuthenticationSettings
+    )
 
     @classmethod
     def from_toml(cls, data: Mapping[str, Any], *, hostname: str) -> MailServerConfig:
@@ -128,7 +130,7 @@ class MailServerConfig:
             raise MailConfigError(str(exc), where) from None
         if authentication.dkim_required_domains and authentication.dkim == "off":
             raise MailConfigError(
-                "authentication: dkim_required_domains needs dkim = \"record\"",
+                'authentication: dkim_required_domains needs dkim = "record"',
                 ("authentication", "dkim_required_domains"),
             )
         if authentication.srs_domain and not directory.is_local_domain(authentication.srs_domain):

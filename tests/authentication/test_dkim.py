@@ -77,17 +77,30 @@ def test_relaxed_canonicalization_survives_refolding(resolver, sender_keys):
 
 def test_rsa_sha1_is_not_acceptable(resolver, sender_keys):
     rsa = sender_keys[0]
-    header = dkim.sign(MESSAGE, rsa.selector.encode(), rsa.domain.encode(), rsa.private,
-                       signature_algorithm=b"rsa-sha1", include_headers=[b"from", b"to", b"subject"])
+    header = dkim.sign(
+        MESSAGE,
+        rsa.selector.encode(),
+        rsa.domain.encode(),
+        rsa.private,
+        signature_algorithm=b"rsa-sha1",
+        include_headers=[b"from", b"to", b"subject"],
+    )
     [result], _ = run(verify_message(header + MESSAGE, resolver.lookup))
     assert result.result == "policy" and "rsa-sha1" in result.reason
     assert result.unacceptable
 
 
 def test_a_short_key_is_not_acceptable(knot, resolver, tmp_path):
-    pem = subprocess.run(["openssl", "genrsa", "-traditional", "512"], capture_output=True, check=True).stdout
-    public = subprocess.run(["openssl", "rsa", "-pubout", "-outform", "DER"], input=pem, capture_output=True, check=True).stdout
-    knot.set("short._domainkey.sender.test", {"TXT": ["v=DKIM1; k=rsa; p=" + base64.b64encode(public).decode()]})
+    pem = subprocess.run(
+        ["openssl", "genrsa", "-traditional", "512"], capture_output=True, check=True
+    ).stdout
+    public = subprocess.run(
+        ["openssl", "rsa", "-pubout", "-outform", "DER"], input=pem, capture_output=True, check=True
+    ).stdout
+    knot.set(
+        "short._domainkey.sender.test",
+        {"TXT": ["v=DKIM1; k=rsa; p=" + base64.b64encode(public).decode()]},
+    )
     header = dkim.sign(MESSAGE, b"short", b"sender.test", pem, include_headers=[b"from", b"to"])
     [result], _ = run(verify_message(header + MESSAGE, resolver.lookup))
     assert result.result == "policy" and "512" in result.reason
@@ -106,7 +119,10 @@ def test_no_key_is_a_permerror_and_a_revoked_key_too(knot, resolver, sender_keys
     key = sender_keys[1]
     other = DKIMKey(key.domain, "gone", key.algorithm, key.private, key.public_record)
     [missing], _ = run(verify_message(sign(MESSAGE, [other]) + MESSAGE, resolver.lookup))
-    assert (missing.result, missing.reason) == ("permerror", "no key at gone._domainkey.sender.test")
+    assert (missing.result, missing.reason) == (
+        "permerror",
+        "no key at gone._domainkey.sender.test",
+    )
     knot.set("revoked._domainkey.sender.test", {"TXT": ["v=DKIM1; k=ed25519; p="]})
     revoked = DKIMKey(key.domain, "revoked", key.algorithm, key.private, key.public_record)
     [result], _ = run(verify_message(sign(MESSAGE, [revoked]) + MESSAGE, resolver.lookup))
@@ -147,10 +163,14 @@ def test_a_message_without_a_signature_has_no_results(resolver):
 
 
 def test_silent_dns_is_a_temperror_within_the_budget(sender_keys):
-    settings = AuthenticationSettings(dkim_timeout=1.0, dmarc="off", iprev="off", arc="off", spf="off")
+    settings = AuthenticationSettings(
+        dkim_timeout=1.0, dmarc="off", iprev="off", arc="off", spf="off"
+    )
     signed = sign(MESSAGE, sender_keys) + MESSAGE
     with silent_dns() as address:
-        checks = SessionChecks(settings, Resolver([address], timeout=30).lookup, client_ip="127.0.0.1", receiver="mx")
+        checks = SessionChecks(
+            settings, Resolver([address], timeout=30).lookup, client_ip="127.0.0.1", receiver="mx"
+        )
         started = time.monotonic()
         results = run(checks.message(signed))
         elapsed = time.monotonic() - started

@@ -6,8 +6,13 @@ import pytest
 
 from mailroom.authentication.arc import verify_chain
 from mailroom.authentication.checks import Results, SessionChecks, from_fields
-from mailroom.authentication.dkim import DKIMResult, verify_message
-from mailroom.authentication.dmarc import author_domains, evaluate, organizational_domain, parse_record
+from mailroom.authentication.dkim import DKIMResult
+from mailroom.authentication.dmarc import (
+    author_domains,
+    evaluate,
+    organizational_domain,
+    parse_record,
+)
 from mailroom.authentication.iprev import check_iprev
 from mailroom.authentication.keys import generate_key
 from mailroom.authentication.results import authentication_results, remove_claimed, split_head
@@ -40,7 +45,11 @@ def test_record_parsing():
     record = parse_record("v=DMARC1; p=reject; sp=none; pct=50; adkim=s")
     assert record is not None
     assert (record.policy, record.subdomain_policy, record.percent, record.adkim, record.aspf) == (
-        "reject", "none", 50, "s", "r"
+        "reject",
+        "none",
+        50,
+        "s",
+        "r",
     )
     assert parse_record("v=DMARC1; p=bogus") is None
     assert parse_record("v=DMARC1; p=bogus; rua=mailto:r@x.test").policy == "none"  # type: ignore[union-attr]
@@ -55,15 +64,31 @@ def dmarc_records(knot):
 
 
 def test_aligned_passes(resolver, dmarc_records):
-    result, lookups = run(evaluate(["alice@sender.test"], spf("pass", "bounces.sender.test"), [], resolver.lookup))
+    result, lookups = run(
+        evaluate(["alice@sender.test"], spf("pass", "bounces.sender.test"), [], resolver.lookup)
+    )
     assert (result.result, result.aligned_by) == ("pass", "spf bounces.sender.test")
-    result, _ = run(evaluate(["alice@sender.test"], spf("fail", "x.test"), [dkim_pass("sender.test")], resolver.lookup))
+    result, _ = run(
+        evaluate(
+            ["alice@sender.test"],
+            spf("fail", "x.test"),
+            [dkim_pass("sender.test")],
+            resolver.lookup,
+        )
+    )
     assert result.result == "pass"
     assert any("_dmarc.sender.test" in line for line in lookups)
 
 
 def test_unaligned_fails_with_the_policy(resolver, dmarc_records):
-    result, _ = run(evaluate(["alice@sender.test"], spf("pass", "other.test"), [dkim_pass("other.test")], resolver.lookup))
+    result, _ = run(
+        evaluate(
+            ["alice@sender.test"],
+            spf("pass", "other.test"),
+            [dkim_pass("other.test")],
+            resolver.lookup,
+        )
+    )
     assert (result.result, result.policy, result.disposition) == ("fail", "reject", "reject")
 
 
@@ -80,7 +105,9 @@ def test_pct_samples_out_to_the_milder_policy(resolver, dmarc_records):
 
 
 def test_several_author_domains_take_the_strictest(resolver, dmarc_records):
-    result, _ = run(evaluate(["a@example.org, b@sender.test"], None, [], resolver.lookup, sample=lambda: 0))
+    result, _ = run(
+        evaluate(["a@example.org, b@sender.test"], None, [], resolver.lookup, sample=lambda: 0)
+    )
     assert (result.domain, result.disposition) == ("sender.test", "reject")
     assert author_domains(["A <a@Sender.Test>", "b@example.org"]) == ["sender.test", "example.org"]
 
@@ -172,7 +199,9 @@ def test_no_arc_is_none(resolver):
 
 def test_session_checks_end_to_end(knot, resolver, sender_keys, dmarc_records):
     knot.set("sender.test", {"TXT": ["v=spf1 ip4:127.0.0.1 -all"]})
-    checks = SessionChecks(AuthenticationSettings(), resolver.lookup, client_ip="127.0.0.1", receiver="mx.example.test")
+    checks = SessionChecks(
+        AuthenticationSettings(), resolver.lookup, client_ip="127.0.0.1", receiver="mx.example.test"
+    )
 
     async def session() -> Results:
         checks.connected()

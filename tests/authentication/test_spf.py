@@ -68,13 +68,19 @@ CASES = [
     (
         "include",
         "192.0.2.5",
-        {"@": {"TXT": ["v=spf1 include:i.include.spf.example.org -all"]}, "i": {"TXT": ["v=spf1 ip4:192.0.2.5 -all"]}},
+        {
+            "@": {"TXT": ["v=spf1 include:i.include.spf.example.org -all"]},
+            "i": {"TXT": ["v=spf1 ip4:192.0.2.5 -all"]},
+        },
         "pass",
     ),
     (
         "includefail",
         "192.0.2.6",
-        {"@": {"TXT": ["v=spf1 include:i.includefail.spf.example.org ~all"]}, "i": {"TXT": ["v=spf1 ip4:192.0.2.5 -all"]}},
+        {
+            "@": {"TXT": ["v=spf1 include:i.includefail.spf.example.org ~all"]},
+            "i": {"TXT": ["v=spf1 ip4:192.0.2.5 -all"]},
+        },
         "softfail",
     ),
     (
@@ -86,7 +92,10 @@ CASES = [
     (
         "redirect",
         "192.0.2.8",
-        {"@": {"TXT": ["v=spf1 redirect=r.redirect.spf.example.org"]}, "r": {"TXT": ["v=spf1 ip4:192.0.2.8 -all"]}},
+        {
+            "@": {"TXT": ["v=spf1 redirect=r.redirect.spf.example.org"]},
+            "r": {"TXT": ["v=spf1 ip4:192.0.2.8 -all"]},
+        },
         "pass",
     ),
     (
@@ -98,25 +107,44 @@ CASES = [
     (
         "allbeatsredirect",
         "192.0.2.8",
-        {"@": {"TXT": ["v=spf1 -all redirect=r.allbeatsredirect.spf.example.org"]}, "r": {"TXT": ["v=spf1 +all"]}},
+        {
+            "@": {"TXT": ["v=spf1 -all redirect=r.allbeatsredirect.spf.example.org"]},
+            "r": {"TXT": ["v=spf1 +all"]},
+        },
         "fail",
     ),
     (
         "exists",
         "192.0.2.3",
-        {"@": {"TXT": ["v=spf1 exists:%{ir}.e.exists.spf.example.org -all"]}, "3.2.0.192.e": {"A": ["127.0.0.2"]}},
+        {
+            "@": {"TXT": ["v=spf1 exists:%{ir}.e.exists.spf.example.org -all"]},
+            "3.2.0.192.e": {"A": ["127.0.0.2"]},
+        },
         "pass",
     ),
     (
         "macrolocal",
         "192.0.2.3",
-        {"@": {"TXT": ["v=spf1 exists:%{l}.u.macrolocal.spf.example.org -all"]}, "someone.u": {"A": ["127.0.0.2"]}},
+        {
+            "@": {"TXT": ["v=spf1 exists:%{l}.u.macrolocal.spf.example.org -all"]},
+            "someone.u": {"A": ["127.0.0.2"]},
+        },
         "pass",
     ),
-    ("badmacro", "192.0.2.3", {"@": {"TXT": ["v=spf1 exists:%(ir).x.example.org -all"]}}, "permerror"),
+    (
+        "badmacro",
+        "192.0.2.3",
+        {"@": {"TXT": ["v=spf1 exists:%(ir).x.example.org -all"]}},
+        "permerror",
+    ),
     ("unknownmech", "192.0.2.3", {"@": {"TXT": ["v=spf1 foo:bar -all"]}}, "permerror"),
     ("unknownmod", "192.0.2.3", {"@": {"TXT": ["v=spf1 moo=cow -all"]}}, "fail"),
-    ("tworedirects", "192.0.2.3", {"@": {"TXT": ["v=spf1 redirect=a.example.org redirect=b.example.org"]}}, "permerror"),
+    (
+        "tworedirects",
+        "192.0.2.3",
+        {"@": {"TXT": ["v=spf1 redirect=a.example.org redirect=b.example.org"]}},
+        "permerror",
+    ),
     ("badcidr", "192.0.2.3", {"@": {"TXT": ["v=spf1 ip4:192.0.2.0/33 -all"]}}, "permerror"),
     ("syntaxlate", "192.0.2.3", {"@": {"TXT": ["v=spf1 +all ip4:nonsense"]}}, "permerror"),
     ("nodomainend", "192.0.2.3", {"@": {"TXT": ["v=spf1 include:foo -all"]}}, "permerror"),
@@ -135,7 +163,13 @@ CASES = [
     (
         "voids",
         "192.0.2.3",
-        {"@": {"TXT": ["v=spf1 a:n1.voids.spf.example.org a:n2.voids.spf.example.org a:n3.voids.spf.example.org +all"]}},
+        {
+            "@": {
+                "TXT": [
+                    "v=spf1 a:n1.voids.spf.example.org a:n2.voids.spf.example.org a:n3.voids.spf.example.org +all"
+                ]
+            }
+        },
         "permerror",
     ),
     (
@@ -161,7 +195,10 @@ CASES = [
         "192.0.2.3",
         # 11 includes deep: past the 10 DNS-querying terms
         {
-            **{f"c{i}": {"TXT": [f"v=spf1 include:c{i + 1}.chain.spf.example.org -all"]} for i in range(11)},
+            **{
+                f"c{i}": {"TXT": [f"v=spf1 include:c{i + 1}.chain.spf.example.org -all"]}
+                for i in range(11)
+            },
             "c11": {"TXT": ["v=spf1 +all"]},
             "@": {"TXT": ["v=spf1 include:c0.chain.spf.example.org -all"]},
         },
@@ -172,7 +209,15 @@ CASES = [
         "192.0.2.3",
         {
             **{f"t{i}": {"TXT": ["v=spf1 -all"]} for i in range(9)},
-            "@": {"TXT": [" ".join(["v=spf1"] + [f"include:t{i}.tenterms.spf.example.org" for i in range(9)] + ["a:ok.tenterms.spf.example.org", "-all"])]},
+            "@": {
+                "TXT": [
+                    " ".join(
+                        ["v=spf1"]
+                        + [f"include:t{i}.tenterms.spf.example.org" for i in range(9)]
+                        + ["a:ok.tenterms.spf.example.org", "-all"]
+                    )
+                ]
+            },
             "ok": {"A": ["192.0.2.3"]},
         },
         "pass",
@@ -205,7 +250,11 @@ def test_the_helo_identity_for_the_null_sender(knot, resolver):
 def test_an_explanation_on_fail(knot, resolver):
     knot.set("exp.spf.example.org", {"TXT": ["v=spf1 -all exp=why.exp.spf.example.org"]})
     knot.set("why.exp.spf.example.org", {"TXT": ["%{i} is not one of %{d}'s servers"]})
-    result = run(check_host("192.0.2.1", "exp.spf.example.org", "a@exp.spf.example.org", lookup=resolver.lookup))
+    result = run(
+        check_host(
+            "192.0.2.1", "exp.spf.example.org", "a@exp.spf.example.org", lookup=resolver.lookup
+        )
+    )
     assert result.result == "fail"
     assert result.explanation == "192.0.2.1 is not one of exp.spf.example.org's servers"
 
@@ -215,7 +264,11 @@ def test_a_64_kib_record_is_a_clear_result(knot, resolver):
     big = "v=spf1 " + " ".join(f"ip4:10.{i // 250}.{i % 250}.1" for i in range(4000)) + " -all"
     knot.set("huge.spf.example.org", {"TXT": [big[:64000]]})
     started = time.monotonic()
-    result = run(check_host("192.0.2.1", "huge.spf.example.org", "a@huge.spf.example.org", lookup=resolver.lookup))
+    result = run(
+        check_host(
+            "192.0.2.1", "huge.spf.example.org", "a@huge.spf.example.org", lookup=resolver.lookup
+        )
+    )
     assert result.result in ("fail", "permerror")
     assert time.monotonic() - started < 10
 
@@ -223,7 +276,9 @@ def test_a_64_kib_record_is_a_clear_result(knot, resolver):
 def test_dns_that_never_answers_is_a_temperror():
     with silent_dns() as address:
         resolver = Resolver([address], timeout=0.5)
-        result = run(check_host("192.0.2.1", "example.test", "a@example.test", lookup=resolver.lookup))
+        result = run(
+            check_host("192.0.2.1", "example.test", "a@example.test", lookup=resolver.lookup)
+        )
     assert result.result == "temperror"
     assert "timed out" in result.problem
 
@@ -235,8 +290,20 @@ def test_malformed_domains_are_none(resolver):
 
 
 def test_the_void_limit_is_a_setting(knot, resolver):
-    domain = _case(knot, "voidsetting", {"@": {"TXT": ["v=spf1 a:n1.x.example.org a:n2.x.example.org a:n3.x.example.org +all"]}})
-    result = run(check_host("192.0.2.3", domain, f"a@{domain}", lookup=resolver.lookup, limits=SPFLimits(void_lookups=5)))
+    domain = _case(
+        knot,
+        "voidsetting",
+        {"@": {"TXT": ["v=spf1 a:n1.x.example.org a:n2.x.example.org a:n3.x.example.org +all"]}},
+    )
+    result = run(
+        check_host(
+            "192.0.2.3",
+            domain,
+            f"a@{domain}",
+            lookup=resolver.lookup,
+            limits=SPFLimits(void_lookups=5),
+        )
+    )
     assert result.result == "pass"
 
 
@@ -273,7 +340,12 @@ def test_macro_expansion(macro, expansion):
     import ipaddress
 
     evaluation = _Evaluation(
-        ipaddress.ip_address("192.0.2.3"), "strong-bad@email.example.com", "h", None, SPFLimits(), "r"  # type: ignore[arg-type]
+        ipaddress.ip_address("192.0.2.3"),
+        "strong-bad@email.example.com",
+        "h",
+        None,
+        SPFLimits(),
+        "r",  # type: ignore[arg-type]
     )
     assert asyncio.run(evaluation.expand(macro, "email.example.com")) == expansion
 
@@ -282,7 +354,12 @@ def test_ipv6_macro_expansion():
     import ipaddress
 
     evaluation = _Evaluation(
-        ipaddress.ip_address("2001:db8::cb01"), "strong-bad@email.example.com", "h", None, SPFLimits(), "r"  # type: ignore[arg-type]
+        ipaddress.ip_address("2001:db8::cb01"),
+        "strong-bad@email.example.com",
+        "h",
+        None,
+        SPFLimits(),
+        "r",  # type: ignore[arg-type]
     )
     assert asyncio.run(evaluation.expand("%{ir}.%{v}._spf.%{d2}", "email.example.com")) == (
         "1.0.b.c.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6._spf.example.com"

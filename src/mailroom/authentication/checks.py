@@ -63,9 +63,9 @@ class Results:
     def lines(self) -> list[str]:
         """One line per check, then the DNS answers each used: for the session transcript."""
         lines = []
-        for result in (self.iprev, self.spf):
-            if result is not None:
-                lines.append(result.describe())
+        for first in (self.iprev, self.spf):
+            if first is not None:
+                lines.append(first.describe())
         for signature in self.dkim or []:
             lines.append(signature.describe())
         if self.dkim == []:
@@ -115,9 +115,7 @@ class SessionChecks:
     # -- budgets ---------------------------------------------------------------------------------
 
     @staticmethod
-    async def _within(
-        seconds: float, work: Awaitable[T], timed_out: Callable[[], T]
-    ) -> T:
+    async def _within(seconds: float, work: Awaitable[T], timed_out: Callable[[], T]) -> T:
         try:
             async with asyncio.timeout(seconds):
                 return await work
@@ -210,7 +208,8 @@ class SessionChecks:
                 # Every signature it was working on: temperror, never silently none.
                 values = dkim_check.signature_headers(message)[: settings.dkim_max_signatures]
                 return [
-                    _timed_out_signature(index, value, seconds) for index, value in enumerate(values)
+                    _timed_out_signature(index, value, seconds)
+                    for index, value in enumerate(values)
                 ]
 
             return await self._within(seconds, run(), timed_out)

@@ -26,7 +26,7 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import dkim
 import dkim.util
@@ -181,9 +181,7 @@ def _quiet_logger() -> logging.Logger:
 _DKIMPY_LOG = _quiet_logger()
 
 
-def _verify_one(
-    message: bytes, signature: DKIMSignature, key: KeyRecord
-) -> DKIMResult:
+def _verify_one(message: bytes, signature: DKIMSignature, key: KeyRecord) -> DKIMResult:
     """The cryptographic part: dkimpy with the key already in hand (no DNS here)."""
     assert key.text is not None
     base = _base(signature)
@@ -217,7 +215,7 @@ def _verify_one(
     return DKIMResult("pass", "", key_bits=bits, **base)
 
 
-def _base(signature: DKIMSignature) -> dict[str, str]:
+def _base(signature: DKIMSignature) -> dict[str, Any]:
     return {
         "domain": signature.domain,
         "selector": signature.selector,
@@ -261,7 +259,9 @@ async def verify_message(
             continue
         signatures.append((index, signature))
     names = sorted({s.key_name for _, s in signatures})
-    keys = dict(zip(names, await asyncio.gather(*(fetch_key(n, dns_log) for n in names)), strict=True))
+    keys = dict(
+        zip(names, await asyncio.gather(*(fetch_key(n, dns_log) for n in names)), strict=True)
+    )
     work: list[tuple[int, DKIMSignature, KeyRecord]] = []
     for index, signature in signatures:
         key = keys[signature.key_name]

@@ -117,7 +117,7 @@ def parse_record(text: str) -> DMARCRecord | None:
     percent = int(percent_text) if percent_text.isdigit() and len(percent_text) <= 3 else 100
     return DMARCRecord(
         policy,  # type: ignore[arg-type]
-        subdomain,  # type: ignore[arg-type]
+        subdomain,
         min(percent, 100),
         "s" if tags.get("adkim", "r").lower() == "s" else "r",
         "s" if tags.get("aspf", "r").lower() == "s" else "r",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from mailroom.resolver import Lookup
 
-__all__ = ["DNSLog", "LookupFunc", "Lookup"]
+__all__ = ["DNSLog", "Lookup", "LookupFunc"]
 
 LookupFunc = Callable[[str, str], Awaitable[Lookup]]
 

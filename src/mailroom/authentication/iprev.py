@@ -46,7 +46,9 @@ async def check_iprev(client_ip: str, lookup: LookupFunc) -> IprevResult:
     if answer.status == "error":
         return IprevResult("temperror", shown, reason=answer.error, lookups=tuple(dns_log.lines()))
     if answer.void or not answer.records:
-        return IprevResult("permerror", shown, reason="no PTR record", lookups=tuple(dns_log.lines()))
+        return IprevResult(
+            "permerror", shown, reason="no PTR record", lookups=tuple(dns_log.lines())
+        )
     rdtype = "A" if address.version == 4 else "AAAA"
     errors = 0
     for name in answer.records[:MAX_NAMES]:

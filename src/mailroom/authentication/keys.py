@@ -68,9 +68,7 @@ def _key_dir(data_dir: Path) -> Path:
     return data_dir / "dkim"
 
 
-def generate_key(
-    data_dir: Path, domain: str, selector: str, algorithm: Algorithm
-) -> DKIMKey:
+def generate_key(data_dir: Path, domain: str, selector: str, algorithm: Algorithm) -> DKIMKey:
     """Make a key and its record under ``<data>/dkim/<domain>/``; an existing selector is not
     overwritten."""
     domain = domain.lower().rstrip(".")

@@ -3,11 +3,13 @@ stores or relays from an mx listener, and the removal of any such field that alr
 this server's authserv-id (§5: a forgery, or a copy from a loop).
 
     Authentication-Results: mx.example.test;
-    	iprev=pass policy.iprev=192.0.2.1 (mail.example.org);
-    	spf=pass smtp.mailfrom=example.org;
-    	dkim=pass header.d=example.org header.s=s1 header.a=ed25519-sha256 header.b=3DmR0xsv;
-    	dmarc=pass (p=reject) header.from=example.org;
-    	arc=none
+        iprev=pass (mail.example.org) policy.iprev=192.0.2.1;
+        spf=pass smtp.mailfrom=example.org;
+        dkim=pass header.d=example.org header.s=s1 header.a=ed25519-sha256 header.b=3DmR0xsv;
+        dmarc=pass (p=REJECT dis=NONE) header.from=example.org;
+        arc=none
+
+(each result on a line of its own, the lines after the first starting with a tab)
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from mailroom.authentication.spf import SPFResult
 
 __all__ = [
     "authentication_results",
+    "pvalue",
     "authserv_id_of",
     "header_fields",
     "remove_claimed",
@@ -39,6 +42,13 @@ def _value(text: str) -> str:
     if text and _TOKEN.match(text):
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def pvalue(text: str) -> str:
+    """RFC 8601 §2.2's pvalue: an address (``local@domain``) as it is, else a value."""
+    if re.fullmatch(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+", text):
+        return text
+    return _value(text)
 
 
 def _comment(text: str) -> str:

@@ -5,8 +5,8 @@ which are enforced and how, their time budgets, and outbound signing, SRS and AR
     spf = "record"                    # off | record | enforce
     spf_enforce_domains = []          # MAIL FROM domains whose SPF fail is refused anyway
     dkim = "record"                   # off | record
-    dkim_required_domains = []        # From domains that must carry an aligned passing signature
-    dmarc = "enforce"                 # off | record | enforce (p=reject refused, quarantine to Junk)
+    dkim_required_domains = []        # From domains that must have an aligned passing signature
+    dmarc = "enforce"                 # off | record | enforce (reject refused, quarantine: Junk)
     iprev = "record"                  # off | record | require
     arc = "record"                    # off | record
     trusted_arc_sealers = []          # forwarders whose ARC seal can stand in for a DMARC pass
@@ -133,7 +133,7 @@ class AuthenticationSettings:
                         f"authentication: {key} is a Maildir++ folder name like '.Junk'", key
                     )
             elif name in ("authserv_id", "srs_domain"):
-                if not isinstance(value, str) or any(c in value for c in " ;()\"\r\n"):
+                if not isinstance(value, str) or any(c in value for c in ' ;()"\r\n'):
                     raise SettingsError(f"authentication: {key} is a domain name", key)
                 value = value.lower().rstrip(".")
             values[name] = value

@@ -67,7 +67,7 @@ class SPFResult:
     lookups: tuple[str, ...] = ()  # the DNS questions and answers, for the transcript
 
     def describe(self) -> str:
-        why = self.mechanism and f"matched {self.mechanism}" or self.problem
+        why = (self.mechanism and f"matched {self.mechanism}") or self.problem
         return f"spf={self.result} ({self.identity} {self.sender}, {self.client_ip}" + (
             f": {why})" if why else ")"
         )
@@ -355,7 +355,9 @@ class _Evaluation:
             assert match is not None  # checked above
             letter, digits, reverse, delimiters = match.groups()
             lower = letter.lower()
-            value = await self.validated_name(domain) if lower == "p" else self._value(lower, domain)
+            value = (
+                await self.validated_name(domain) if lower == "p" else self._value(lower, domain)
+            )
             if digits or reverse or delimiters:
                 parts = re.split("[" + re.escape(delimiters or ".") + "]", value)
                 if reverse:

@@ -867,7 +867,7 @@ SPF_FAIL = _reply(
     "5.7.23",
     "{address}: Sender address rejected: SPF of {domain} does not allow {client}{explanation}",
     when="MAIL on an mx listener whose SPF check failed, for a sender domain where SPF is "
-    "enforced (spf = \"enforce\" or spf_enforce_domains); explanation is the domain's exp= "
+    'enforced (spf = "enforce" or spf_enforce_domains); explanation is the domain\'s exp= '
     "text, if any",
     commands=("MAIL",),
     ref="RFC 7208 §8.4; RFC 7372 §3.2",
@@ -894,7 +894,7 @@ IPREV_FAILED = _reply(
     550,
     "5.7.25",
     "Client host {client} rejected: reverse DNS does not confirm it ({problem})",
-    when="MAIL on an mx listener with iprev = \"require\" from a client whose address has no "
+    when='MAIL on an mx listener with iprev = "require" from a client whose address has no '
     "PTR record, or whose PTR names do not resolve back to it",
     commands=("MAIL",),
     ref="RFC 8601 §3; RFC 7372 §3.3",
@@ -903,7 +903,7 @@ IPREV_TEMPERROR = _reply(
     451,
     "4.7.25",
     "Reverse DNS of {client} could not be checked ({problem}), try again later",
-    when="MAIL with iprev = \"require\" when the reverse DNS check met a DNS error or ran out "
+    when='MAIL with iprev = "require" when the reverse DNS check met a DNS error or ran out '
     "of its time budget (iprev_timeout)",
     commands=("MAIL",),
     ref="RFC 8601 §3; RFC 7372 §3.3",
@@ -952,7 +952,7 @@ DMARC_REJECTED = _reply(
     "Message rejected: {domain} asks receivers to reject mail that fails DMARC, and this "
     "message has no aligned SPF or DKIM pass",
     when="the end of a message whose From domain publishes DMARC p=reject (or sp=reject) and "
-    "that fails DMARC (dmarc = \"enforce\", the default); quarantine goes to the Junk folder",
+    'that fails DMARC (dmarc = "enforce", the default); quarantine goes to the Junk folder',
     commands=("END_OF_DATA", "BDAT"),
     ref="RFC 7489 §6.6.2, §10.3; RFC 7372 §3.4",
 )

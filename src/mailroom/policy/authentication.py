@@ -32,10 +32,10 @@ from dataclasses import replace
 from typing import Any
 
 from mailroom.authentication.checks import Results, SessionChecks, from_fields
-from mailroom.authentication.dmarc import aligned, author_domains
+from mailroom.authentication.dmarc import aligned, author_domains, organizational_domain
 from mailroom.authentication.dns import LookupFunc
 from mailroom.authentication.keys import DKIMKey
-from mailroom.authentication.results import remove_claimed, split_head
+from mailroom.authentication.results import pvalue, remove_claimed, split_head
 from mailroom.authentication.settings import AuthenticationSettings
 from mailroom.authentication.signing import sign
 from mailroom.authentication.srs import SRS
@@ -72,7 +72,7 @@ class AuthenticationPolicy:
         self.authserv_id = settings.authserv_id or hostname
         self.trusted = trusted
         self.is_local_domain = is_local_domain
-        self.keys = dict(keys or {})
+        self.keys: Mapping[str, Sequence[DKIMKey]] = dict(keys or {})
         self.srs = srs
         self.sample = sample
 
@@ -88,7 +88,7 @@ class AuthenticationPolicy:
                 receiver=self.hostname,
                 sample=self.sample,
             )
-            session.authentication = checks  # type: ignore[attr-defined]
+            session.authentication = checks
             if decision is None:
                 checks.connected()
         return decision
@@ -174,7 +174,9 @@ class AuthenticationPolicy:
                     _note(session, f"authentication:   spf DNS: {line}")
                 address = f"<{sender}>"
                 if spf.result == "fail":
-                    explanation = f" ({spf.domain} explains: {spf.explanation})" if spf.explanation else ""
+                    explanation = (
+                        f" ({spf.domain} explains: {spf.explanation})" if spf.explanation else ""
+                    )
                     return replies.SPF_FAIL(
                         address=address, domain=spf.domain, client=client, explanation=explanation
                     )
@@ -198,7 +200,7 @@ class AuthenticationPolicy:
         return self._incoming(checks, session)
 
     async def _incoming(self, checks: SessionChecks, session: SessionView) -> Reply | None:
-        message = await session.read_message()  # type: ignore[attr-defined]
+        message = await session.read_message()
         results = await checks.message(message)
         for line in results.lines():
             _note(session, f"authentication: {line}")
@@ -208,14 +210,15 @@ class AuthenticationPolicy:
         head_length = split_head(message)
         head, removed = remove_claimed(message[:head_length], self.authserv_id)
         if removed:
-            _note(session, f"authentication: removed {removed} Authentication-Results "
-                  f"claiming {self.authserv_id}")
+            _note(
+                session,
+                f"authentication: removed {removed} Authentication-Results "
+                f"claiming {self.authserv_id}",
+            )
         deliveries = None
         if quarantine:
             deliveries = self._junk(session)
-        session.amend_message(  # type: ignore[attr-defined]
-            head_length, results.header(self.authserv_id) + head, deliveries
-        )
+        session.amend_message(head_length, results.header(self.authserv_id) + head, deliveries)
         return None
 
     def judge(self, results: Results, message: bytes) -> tuple[Reply | None, bool]:
@@ -281,8 +284,11 @@ class AuthenticationPolicy:
         if any(d.kind == "mailbox" for d in deliveries):
             _note(session, f"authentication: DMARC quarantine: into each mailbox's {folder}")
         else:
-            _note(session, "authentication: DMARC quarantine: no local mailbox to put it in "
-                  "(queued as it is, with its Authentication-Results)")
+            _note(
+                session,
+                "authentication: DMARC quarantine: no local mailbox to put it in "
+                "(queued as it is, with its Authentication-Results)",
+            )
         return moved
 
     # -- signing ---------------------------------------------------------------------------------
@@ -291,7 +297,7 @@ class AuthenticationPolicy:
         return self._sign(session)
 
     async def _sign(self, session: SessionView) -> None:
-        message = await session.read_message()  # type: ignore[attr-defined]
+        message = await session.read_message()
         head_length = split_head(message)
         head, removed = remove_claimed(message[:head_length], self.authserv_id)
         added = b""
@@ -303,24 +309,37 @@ class AuthenticationPolicy:
             body = added + head + message[head_length:]
             signature = await asyncio.to_thread(sign, body, keys)
             added = signature + added
-            _note(session, "DKIM: signed as " + ", ".join(
-                f"{k.domain} ({k.selector}, {k.algorithm})" for k in keys))
+            _note(
+                session,
+                "DKIM: signed as "
+                + ", ".join(f"{k.domain} ({k.selector}, {k.algorithm})" for k in keys),
+            )
         if added or removed:
-            session.amend_message(head_length, added + head)  # type: ignore[attr-defined]
+            session.amend_message(head_length, added + head)
         return None
 
     def _signing_keys(self, message: bytes) -> list[DKIMKey]:
+        """The keys of the From domain, or else of its organizational domain if that is
+        local (its signature aligns, relaxed); none for several or no author domains."""
         domains = author_domains(from_fields(message))
         if len(domains) != 1:
             return []
-        return list(self.keys.get(domains[0], ()))
+        keys = self.keys.get(domains[0])
+        if not keys:
+            keys = self.keys.get(organizational_domain(domains[0]))
+        return list(keys or ())
+
+    async def sign_own(self, message: bytes) -> bytes:
+        """A message this server makes (a bounce, a delay warning): signed like its users'."""
+        keys = self._signing_keys(message) if self.settings.sign else []
+        if not keys:
+            return message
+        return await asyncio.to_thread(sign, message, keys) + message
 
 
 def _auth_results(authserv_id: str, user: str) -> bytes:
-    from mailroom.authentication.results import _value
-
     return (
-        f"Authentication-Results: {authserv_id};\r\n\tauth=pass smtp.auth={_value(user)}\r\n"
+        f"Authentication-Results: {authserv_id};\r\n\tauth=pass smtp.auth={pvalue(user)}\r\n"
     ).encode("utf-8", "replace")
 
 

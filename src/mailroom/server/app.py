@@ -224,6 +224,7 @@ class MailServer:
             hostname=self.config.hostname,
             resolver=getattr(self, "resolver", None),
             deliver_local=self.inject,
+            outbound=self._outbound(),
         )
         self.store.on_queued = self.runner.wake
         try:
@@ -231,6 +232,21 @@ class MailServer:
         except BaseException:
             self.store.close()
             raise
+
+    def _outbound(self) -> Any:
+        """SRS and ARC sealing for forwards, if email authentication is on."""
+        from mailroom.authentication.outbound import Outbound
+
+        if self.authentication is None or self.config.mail is None:
+            return None
+        settings = self.config.mail.authentication
+        return Outbound(
+            authserv_id=self.authentication.authserv_id,
+            is_local_domain=self.config.mail.directory.is_local_domain,
+            srs=self.authentication.srs,
+            keys=self.authentication.keys,
+            seal=settings.arc_seal,
+        )
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -261,6 +277,8 @@ class MailServer:
             hostname=self.config.hostname,
             deliveries=deliveries,
         )
+        if self.authentication is not None:
+            message = await self.authentication.sign_own(message)
         writer = self.store.begin(envelope)
         writer.write(message)
         result = writer.commit()
