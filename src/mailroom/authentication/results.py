@@ -25,9 +25,9 @@ from mailroom.authentication.spf import SPFResult
 
 __all__ = [
     "authentication_results",
-    "pvalue",
     "authserv_id_of",
     "header_fields",
+    "pvalue",
     "remove_claimed",
     "split_head",
 ]
