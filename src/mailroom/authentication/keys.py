@@ -107,7 +107,8 @@ def generate_key(data_dir: Path, domain: str, selector: str, algorithm: Algorith
     else:
         raise KeyFileError(f"algorithm is rsa or ed25519, not {algorithm!r}")
     record = _public_record(algorithm, public)
-    for folder in (data_dir, _key_dir(data_dir), directory):
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (_key_dir(data_dir), directory):
         folder.mkdir(mode=0o700, exist_ok=True)
     os.chmod(_key_dir(data_dir), 0o700)
     os.chmod(directory, 0o700)
