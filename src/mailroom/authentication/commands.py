@@ -27,7 +27,12 @@ def _data_dir(args: argparse.Namespace) -> tuple[Path, Any]:
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
-    from mailroom.authentication.keys import KeyFileError, default_selector, generate_key
+    from mailroom.authentication.keys import (
+        Algorithm,
+        KeyFileError,
+        default_selector,
+        generate_key,
+    )
     from mailroom.authentication.records import txt
     from mailroom.config import ConfigError
 
@@ -36,7 +41,7 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"mailroom dkim keygen: {exc}", file=sys.stderr)
         return 2
-    algorithms = [args.algorithm] if args.algorithm else ["rsa", "ed25519"]
+    algorithms: list[Algorithm] = [args.algorithm] if args.algorithm else ["rsa", "ed25519"]
     for algorithm in algorithms:
         selector = args.selector or default_selector(algorithm)
         if args.selector and len(algorithms) > 1:
