@@ -7,13 +7,15 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from mailroom.authentication.keys import DKIMKey, generate_key
 from mailroom.resolver import Resolver
+from mailroom.testing import SMTPTestServer
+from tests.authentication.servers import ALICE, CONFIG
 from tests.dnspeers import KNOTD, UNBOUND, Knot, Unbound
 
 ZONES = [
@@ -85,3 +87,54 @@ def sender_keys(knot: Knot, key_dir: Path) -> list[DKIMKey]:
     for key in keys:
         publish(knot, key)
     return keys
+
+
+@pytest.fixture(scope="module")
+def records(knot: Knot) -> None:
+    """DMARC and SPF of the domains the server tests send as."""
+    knot.set("sender.test", {"TXT": ["v=spf1 ip4:192.0.2.1 -all"]})
+    knot.set("_dmarc.sender.test", {"TXT": ["v=DMARC1; p=reject"]})
+    knot.set("example.org", {"TXT": ["v=spf1 -all"]})
+    knot.set("_dmarc.example.org", {"TXT": ["v=DMARC1; p=quarantine"]})
+    knot.set("_dmarc.example.test", {"TXT": ["v=DMARC1; p=reject"]})
+
+
+@pytest.fixture
+def sink(tmp_path: Path) -> Iterator[SMTPTestServer]:
+    """A mail catcher where the server's remote mail goes (routes remote.test, sender.test)."""
+    server = SMTPTestServer(tmp_path / "sink").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_server(
+    tmp_path: Path, unbound: Unbound, sink: SMTPTestServer, records: None
+) -> Iterator[Callable[..., SMTPTestServer]]:
+    started: list[SMTPTestServer] = []
+
+    def make(
+        authentication: str = "", *, dns: str | None = None, keys: bool = False
+    ) -> SMTPTestServer:
+        directory = tmp_path / f"mailroom{len(started)}"
+        directory.mkdir()
+        if keys:
+            generate_key(directory / "data", "example.test", "rsa-1", "rsa")
+            generate_key(directory / "data", "example.test", "ed-1", "ed25519")
+        config = directory / "mailroom.toml"
+        config.write_text(
+            CONFIG.format(
+                dns=dns or unbound.address,
+                hash=ALICE[1],
+                scram=ALICE[2],
+                sink=sink.port,
+                authentication=authentication,
+            )
+        )
+        server = SMTPTestServer(directory / "data", config_file=config).start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.dnspeers import Knot  # noqa: E402
+from tests.dnspeers import Knot
 
 
 def main() -> None:

@@ -102,3 +102,96 @@ class OpenDKIM:
         )
         [value] = _inserted(output, "DKIM-Signature")
         return b"DKIM-Signature: " + value.replace("\n", "\r\n").encode() + b"\r\n" + message
+
+
+POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
+SENDMAIL = "/usr/sbin/sendmail"
+
+
+class Postfix:
+    """A private Postfix (Debian ``postfix``) in a temporary directory: no listener of its own
+    (master.cf without inet services), mail submitted with its sendmail goes to ``relay``
+    (``127.0.0.1:PORT``, no DNS), and its log is ``self.log``. Needs root, as Postfix does."""
+
+    def __init__(self, relay_port: int, *, hostname: str = "client.sender.test") -> None:
+        need(POSTFIX)
+        if os.geteuid() != 0:
+            if os.environ.get("MAILROOM_ALLOW_SKIP") == "1":
+                pytest.skip("a private Postfix needs root")
+            pytest.fail("a private Postfix instance needs root (CI runs as root)")
+        self._tmp = tempfile.TemporaryDirectory(prefix="mailroom-postfix-")
+        self.dir = Path(self._tmp.name)
+        os.chmod(self.dir, 0o755)
+        etc = self.dir / "etc"
+        etc.mkdir()
+        (self.dir / "spool").mkdir()
+        (self.dir / "data").mkdir()
+        shutil.chown(self.dir / "data", "postfix")
+        (etc / "master.cf").write_text(_master_cf())
+        (etc / "main.cf").write_text(
+            f"compatibility_level = 3.6\n"
+            f"queue_directory = {self.dir / 'spool'}\n"
+            f"data_directory = {self.dir / 'data'}\n"
+            "mail_owner = postfix\nsetgid_group = postdrop\n"
+            f"myhostname = {hostname}\nmydomain = sender.test\nmyorigin = sender.test\n"
+            "mydestination =\ninet_interfaces = loopback-only\ninet_protocols = ipv4\n"
+            f"relayhost = [127.0.0.1]:{relay_port}\n"
+            "smtp_dns_support_level = disabled\nsmtp_tls_security_level = none\n"
+            "alias_maps =\nalias_database =\nbiff = no\n"
+            f"maillog_file = {self.dir / 'maillog'}\nmaillog_file_prefixes = {self.dir}\n"
+        )
+        self.config = str(etc)
+        self._postfix("set-permissions")
+        self._postfix("start")
+
+    def _postfix(self, command: str) -> None:
+        result = subprocess.run(
+            [POSTFIX, "-c", self.config, command], capture_output=True, text=True, timeout=60
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"postfix {command}: {result.stdout}{result.stderr}{self.log}")
+
+    @property
+    def log(self) -> str:
+        path = self.dir / "maillog"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def sendmail(self, sender: str, recipient: str, message: bytes) -> None:
+        subprocess.run(
+            [SENDMAIL, "-C", self.config, "-f", sender, recipient],
+            input=message,
+            check=True,
+            timeout=60,
+        )
+
+    def close(self) -> None:
+        subprocess.run([POSTFIX, "-c", self.config, "stop"], capture_output=True, timeout=60)
+        self._tmp.cleanup()
+
+
+def _master_cf() -> str:
+    """Debian's master.cf without its listeners, and without chroot."""
+    out = []
+    for line in Path("/etc/postfix/master.cf").read_text().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        if line[0] in " \t":
+            if out:
+                out.append(line)  # an option line of the service above
+            continue
+        fields = line.split()
+        if len(fields) >= 8 and fields[1] == "inet":
+            out.append("#" + line)
+            continue
+        if len(fields) >= 8:
+            fields[4] = "n"
+            line = " ".join(fields)
+        out.append(line)
+    # option lines that followed a commented-out listener are comments too
+    fixed = []
+    for line in out:
+        if line[:1] in " \t" and fixed and fixed[-1].startswith("#"):
+            fixed.append("#" + line)
+        else:
+            fixed.append(line)
+    return "\n".join(fixed) + "\n"

@@ -103,7 +103,6 @@ def test_opendmarc_and_mailroom_agree(cases, knot, unbound, resolver):
         for _, sender, data, _ in cases:
             spf = _pyspf(sender, unbound.port)
             dkim = opendkim.verify(data).split(";", 1)[1].strip()
-            domain = sender.rpartition("@")[2]
             header = f"Authentication-Results: checks.test; spf={spf} smtp.mailfrom={sender}"
             if dkim != "none":  # OpenDKIM's "none": no signature, nothing to add
                 header += ";\r\n\t" + "\r\n".join(dkim.splitlines())
@@ -116,7 +115,9 @@ def test_opendmarc_and_mailroom_agree(cases, knot, unbound, resolver):
         found = re.search(r"dmarc=(\w+)", " ".join(verdict["results"]))
         theirs = "fail" if refused else (found.group(1) if found else "none")
         assert theirs == expected, (name, verdict)
-        checks = SessionChecks(AuthenticationSettings(), resolver.lookup, client_ip=CLIENT, receiver="mx")
+        checks = SessionChecks(
+            AuthenticationSettings(), resolver.lookup, client_ip=CLIENT, receiver="mx"
+        )
 
         async def judge(checks=checks, sender=sender, data=data):
             checks.mail_from(sender, "client.test")

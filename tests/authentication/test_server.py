@@ -5,131 +5,17 @@ and bounces to SRS addresses come back."""
 
 from __future__ import annotations
 
-import re
 import smtplib
 import time
 from pathlib import Path
 
-import pytest
-
 from mailroom.authentication.arc import verify_chain
 from mailroom.authentication.dkim import verify_message
-from mailroom.authentication.keys import generate_key
 from mailroom.authentication.signing import sign
-from mailroom.policy.credentials import password_line
 from mailroom.resolver import Resolver
-from mailroom.testing import SMTPTestServer
 from tests.authentication.conftest import publish, run
+from tests.authentication.servers import PASSWORD, message, send
 from tests.dnspeers import silent_dns
-
-PASSWORD = "alice's long password"
-_ALICE = password_line("alice@example.test", PASSWORD).split(":", 2)
-
-CONFIG = """
-hostname = "mx.example.test"
-tls = "self-signed"
-domains = ["example.test"]
-dns_servers = ["{dns}"]
-
-[[listeners]]
-address = "127.0.0.1:0"
-role = "mx"
-[[listeners]]
-address = "127.0.0.1:0"
-role = "submission"
-
-[users."alice@example.test"]
-password = "{hash}"
-scram = "{scram}"
-[users."bob@example.test"]
-
-[aliases]
-"fwd@example.test" = "carol@remote.test"
-
-[policy]
-check_null_mx = false
-
-[routes]
-"remote.test" = "127.0.0.1:{sink}"
-"sender.test" = "127.0.0.1:{sink}"
-
-[authentication]
-{authentication}
-"""
-
-
-@pytest.fixture(scope="module")
-def records(knot):
-    knot.set("sender.test", {"TXT": ["v=spf1 ip4:192.0.2.1 -all"]})
-    knot.set("_dmarc.sender.test", {"TXT": ["v=DMARC1; p=reject"]})
-    knot.set("example.org", {"TXT": ["v=spf1 -all"]})
-    knot.set("_dmarc.example.org", {"TXT": ["v=DMARC1; p=quarantine"]})
-    knot.set("_dmarc.example.test", {"TXT": ["v=DMARC1; p=reject"]})
-
-
-@pytest.fixture
-def sink(tmp_path):
-    server = SMTPTestServer(tmp_path / "sink").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def make_server(tmp_path, unbound, sink, records):
-    started: list[SMTPTestServer] = []
-
-    def make(
-        authentication: str = "", *, dns: str | None = None, keys: bool = False
-    ) -> SMTPTestServer:
-        directory = tmp_path / f"mailroom{len(started)}"
-        directory.mkdir()
-        if keys:
-            generate_key(directory / "data", "example.test", "rsa-1", "rsa")
-            generate_key(directory / "data", "example.test", "ed-1", "ed25519")
-        config = directory / "mailroom.toml"
-        config.write_text(
-            CONFIG.format(
-                dns=dns or unbound.address,
-                hash=_ALICE[1],
-                scram=_ALICE[2],
-                sink=sink.port,
-                authentication=authentication,
-            )
-        )
-        server = SMTPTestServer(directory / "data", config_file=config).start()
-        started.append(server)
-        return server
-
-    yield make
-    for server in started:
-        server.stop()
-
-
-def message(sender: str, *, extra: bytes = b"", subject: str = "hello") -> bytes:
-    return (
-        extra
-        + f"From: {sender}\r\nTo: bob@example.test\r\nSubject: {subject}\r\n"
-        f"Message-ID: <{time.monotonic_ns()}@test>\r\n\r\nHello, Bob.\r\n".encode()
-    )
-
-
-def send(
-    server: SMTPTestServer, sender: str, recipient: str, data: bytes, *, source: str = "127.0.0.1"
-):
-    host, port = server.address("mx")
-    with smtplib.SMTP(host, port, source_address=(source, 0), timeout=60) as client:
-        client.ehlo("client.sender.test")
-        code, reply = client.mail(sender)
-        if code >= 400:
-            return code, reply
-        code, reply = client.rcpt(recipient)
-        if code >= 400:
-            return code, reply
-        client.putcmd("data")
-        client.getreply()
-        stuffed = re.sub(rb"(?m)^\.", b"..", data)
-        client.send(stuffed + b".\r\n")
-        return client.getreply()
 
 
 def test_forged_mail_as_a_reject_domain_gets_550_5_7_26(make_server):
