@@ -195,3 +195,87 @@ def _master_cf() -> str:
         else:
             fixed.append(line)
     return "\n".join(fixed) + "\n"
+
+
+RSPAMD = shutil.which("rspamd") or "/usr/bin/rspamd"
+
+
+class Rspamd:
+    """rspamd (Debian ``rspamd``) with a configuration of our own: only its DKIM module (no Lua
+    rules, so no maps fetched from anywhere), DNS from the test's Unbound, one scanning worker
+    on a free port of 127.0.0.1, asked over its HTTP protocol (``/checkv2``)."""
+
+    def __init__(self, resolver_port: int) -> None:
+        need(RSPAMD)
+        from tests.dnspeers import free_port
+
+        self._tmp = tempfile.TemporaryDirectory(prefix="mailroom-rspamd-")
+        self.dir = Path(self._tmp.name)
+        (self.dir / "local").mkdir()
+        (self.dir / "db").mkdir()
+        self.port = free_port()
+        (self.dir / "rspamd.conf").write_text(
+            "options {\n"
+            '    pidfile = "$RUNDIR/rspamd.pid";\n'
+            '    filters = "dkim";\n'
+            f'    dns {{ nameserver = ["127.0.0.1:{resolver_port}"]; timeout = 2s; }}\n'
+            '    hs_cache_dir = "$DBDIR/";\n'
+            '    cache_file = "$DBDIR/symbols.cache";\n'
+            "}\n"
+            'logging { type = "file"; filename = "$LOGDIR/rspamd.log"; level = "info"; }\n'
+            f'worker "normal" {{ bind_socket = "127.0.0.1:{self.port}"; count = 1; }}\n'
+            "dkim { }\n"
+        )
+        user = ["-u", "root", "-g", "root"] if os.geteuid() == 0 else []
+        self.process = subprocess.Popen(
+            [
+                RSPAMD,
+                "-f",
+                *user,
+                "--insecure",
+                "-c",
+                str(self.dir / "rspamd.conf"),
+                f"--var=LOCAL_CONFDIR={self.dir / 'local'}",
+                f"--var=DBDIR={self.dir / 'db'}",
+                f"--var=RUNDIR={self.dir}",
+                f"--var=LOGDIR={self.dir}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def log(self) -> str:
+        path = self.dir / "rspamd.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def check(self, message: bytes, *, client_ip: str = "192.0.2.1") -> dict[str, list[str]]:
+        """The symbols rspamd gives the message, with their options (a client address beyond
+        loopback: rspamd does not check DKIM for local networks)."""
+        import json
+        import time
+        import urllib.request
+
+        deadline = time.monotonic() + 120  # rspamd compiles its rules at start
+        while True:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{self.port}/checkv2", data=message, headers={"IP": client_ip}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    answer = json.load(response)
+                break
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"rspamd did not answer:\n{self.log[-3000:]}") from None
+                time.sleep(0.2)
+        return {name: s.get("options", []) for name, s in answer["symbols"].items()}
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._tmp.cleanup()
