@@ -171,3 +171,22 @@ def test_a_forward_leaves_with_srs_and_an_arc_seal_and_its_bounce_comes_back(
     # A made-up SRS address is an unknown user.
     code, reply = send(server, "", "SRS0=xxxx=AA=sender.test=alice@example.test", bounce)
     assert code == 550
+
+
+def test_a_large_message_keeps_its_body_and_gets_its_header(make_server, sender_keys, unbound):
+    # Over the store's 1 MiB in memory: the message is spilled to a file as it arrives, and its
+    # new header section (Authentication-Results) is written before a kernel copy of the rest.
+    server = make_server()
+    body = message("alice@sender.test") + b"".join(
+        f"line {i:07d} of a long message\r\n".encode() for i in range(80_000)
+    )
+    signed = sign(body, sender_keys) + body
+    assert len(signed) > 2 * 1024 * 1024
+    code, reply = send(server, "alice@sender.test", "bob@example.test", signed)
+    assert code == 250, reply
+    [stored] = server.messages
+    assert stored.raw.endswith(signed[signed.index(b"\r\n\r\n") :])
+    assert "dkim=pass" in stored.message["Authentication-Results"]
+    # The stored copy still verifies: nothing of the signed message changed.
+    results, _ = run(verify_message(stored.raw, Resolver([unbound.address]).lookup))
+    assert [r.result for r in results] == ["pass", "pass"]
