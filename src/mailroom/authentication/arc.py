@@ -23,8 +23,11 @@ from typing import Literal
 import dkim
 import dkim.util
 
+from mailroom.authentication import rsa
 from mailroom.authentication.dkim import KeyRecord, fetch_key
 from mailroom.authentication.dns import DNSLog, LookupFunc
+
+rsa.install()  # dkimpy's RSA by OpenSSL: the same signatures, a tenth of the CPU
 
 __all__ = ["ARCResult", "ARCSet", "verify_chain"]
 

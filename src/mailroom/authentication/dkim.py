@@ -31,7 +31,10 @@ from typing import Any, Literal
 import dkim
 import dkim.util
 
+from mailroom.authentication import rsa
 from mailroom.authentication.dns import DNSLog, LookupFunc
+
+rsa.install()  # dkimpy's RSA by OpenSSL: the same signatures, a tenth of the CPU
 
 __all__ = [
     "DKIMResult",

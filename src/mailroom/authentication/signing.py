@@ -20,7 +20,10 @@ from collections.abc import Sequence
 
 import dkim
 
+from mailroom.authentication import rsa
 from mailroom.authentication.keys import DKIMKey
+
+rsa.install()  # dkimpy's RSA by OpenSSL: the same signatures, a tenth of the CPU
 
 __all__ = ["OVERSIGNED", "SIGNED_HEADERS", "arc_seal", "headers_to_sign", "sign"]
 
