@@ -97,3 +97,24 @@ def test_check_config_reports_the_authentication_settings_and_their_errors(tmp_p
         assert result.returncode == 2, bad
         assert message in result.stderr, result.stderr
         assert re.search(r"mailroom\.toml:[78]: authentication", result.stderr), result.stderr
+
+
+def test_every_authentication_reply_is_explained(tmp_path):
+    from mailroom.codes.catalogue import CATALOGUE
+
+    names = [
+        "SPF_FAIL", "SPF_TEMPERROR", "SPF_PERMERROR", "IPREV_FAILED", "IPREV_TEMPERROR",
+        "DKIM_NO_PASSING_SIGNATURE", "DKIM_NO_ACCEPTABLE_SIGNATURE", "DKIM_NO_AUTHOR_SIGNATURE",
+        "DKIM_TEMPERROR", "DMARC_REJECTED", "DMARC_TEMPERROR", "ARC_VALIDATION_FAILED",
+    ]  # fmt: skip
+    for name in names:
+        template = CATALOGUE[name]
+        result = mailroom("explain", f"{template.code} {template.status} x", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert f"mailroom sends this as: {name}" in result.stdout or name in result.stdout, (
+            name,
+            result.stdout,
+        )
+    result = mailroom("explain", "550 5.7.26 Message rejected", cwd=tmp_path)
+    assert "Multiple authentication checks failed" in result.stdout
+    assert "authfailure" in result.stdout
