@@ -1,6 +1,6 @@
 """The mail server mode's part of ``mailroom.toml``: domains, users, aliases, listeners with
-roles, policy, queue, routes and relay. ``mailroom check-config`` reports each error with the
-line it is on.
+roles, policy, queue, routes, relay and email authentication. ``mailroom check-config`` reports
+each error with the line it is on.
 
     hostname = "mx.example.test"
     data = "/var/lib/mailroom"
@@ -37,6 +37,9 @@ line it is on.
 
     [local_delivery]
     lmtp = "127.0.0.1:24"       # local users' mail to an LMTP server (Dovecot) via the queue
+
+    [authentication]            # SPF, DKIM, DMARC, ARC, iprev; signing, SRS, ARC sealing
+    dmarc = "enforce"           # (mailroom.authentication.settings has every setting)
 """
 
 from __future__ import annotations
