@@ -25,7 +25,7 @@ from mailroom.authentication import dmarc as dmarc_check
 from mailroom.authentication.arc import ARCResult
 from mailroom.authentication.dkim import DKIMResult
 from mailroom.authentication.dmarc import DMARCResult
-from mailroom.authentication.dns import DNSLog, LookupFunc
+from mailroom.authentication.dns import DNSLog, Lookup, LookupFunc
 from mailroom.authentication.iprev import IprevResult, check_iprev
 from mailroom.authentication.results import authentication_results, split_head
 from mailroom.authentication.settings import AuthenticationSettings
@@ -48,7 +48,7 @@ class Results:
     arc: ARCResult | None = None
     dmarc: DMARCResult | None = None
     # (check, DNS question and answer) in the order asked, for the transcript
-    lookups: list[tuple[str, str]] = field(default_factory=list)
+    lookups: list[tuple[str, Lookup]] = field(default_factory=list)
 
     def header(self, authserv_id: str) -> bytes:
         return authentication_results(
@@ -188,9 +188,9 @@ class SessionChecks:
         settings = self.settings
         results = Results()
         results.iprev = await self.iprev()
-        results.lookups += [("iprev", line) for line in self._iprev_log.lines()]
+        results.lookups += [("iprev", answer) for answer in self._iprev_log.answers]
         results.spf = await self.spf()
-        results.lookups += [("spf", line) for line in self._spf_log.lines()]
+        results.lookups += [("spf", answer) for answer in self._spf_log.answers]
         dkim_log, arc_log, dmarc_log = DNSLog(self.lookup), DNSLog(self.lookup), DNSLog(self.lookup)
 
         async def dkim() -> list[DKIMResult] | None:
@@ -228,8 +228,8 @@ class SessionChecks:
             )
 
         results.dkim, results.arc = await asyncio.gather(dkim(), arc())
-        results.lookups += [("dkim", line) for line in dkim_log.lines()]
-        results.lookups += [("arc", line) for line in arc_log.lines()]
+        results.lookups += [("dkim", answer) for answer in dkim_log.answers]
+        results.lookups += [("arc", answer) for answer in arc_log.answers]
         if settings.dmarc != "off":
             seconds = settings.dmarc_timeout
 
@@ -248,7 +248,7 @@ class SessionChecks:
                 dmarc(),
                 lambda: DMARCResult("temperror", reason=f"timed out after {seconds:g} s"),
             )
-            results.lookups += [("dmarc", line) for line in dmarc_log.lines()]
+            results.lookups += [("dmarc", answer) for answer in dmarc_log.answers]
         if settings.dkim == "off":
             results.dkim = None  # verified only for DMARC: not reported on its own
         return results

@@ -6,8 +6,9 @@ CPU. dkimpy keeps everything else (parsing, canonicalization, header selection).
 dkimpy calls ``RSASSA_PKCS1_v1_5_sign(hash, key)`` and ``RSASSA_PKCS1_v1_5_verify(hash,
 signature, key)`` by their names in its ``dkim`` module, with keys as the dicts of numbers its
 ASN.1 parser makes; :func:`install` puts these two in their place once, when mailroom's
-DKIM and ARC code is imported. Keys built from those numbers are cached (a server signs with
-a few keys and meets the same senders' keys again and again).
+DKIM and ARC code is imported, and caches dkimpy's parse of key records (``evaluate_pk``). Keys
+built from those numbers are cached too (a server signs with a few keys and meets the same
+senders' keys again and again).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-__all__ = ["install", "sign", "verify"]
+__all__ = ["evaluate_pk", "install", "sign", "verify"]
 
 _HASHES: dict[str, hashes.HashAlgorithm] = {"sha256": hashes.SHA256(), "sha1": hashes.SHA1()}
 
@@ -68,6 +69,16 @@ def verify(hash: Any, signature: bytes, public_key: dict[str, int]) -> bool:
     return True
 
 
+_parse_key = dkim.evaluate_pk
+
+
+@lru_cache(maxsize=4096)
+def evaluate_pk(name: bytes, record: bytes | str) -> Any:
+    """dkimpy's parse of a key record (ASN.1 in Python, ~140 us), once per record: a server
+    meets the same senders' keys again and again. Its result is only read."""
+    return _parse_key(name, record)
+
+
 _installed = False
 
 
@@ -76,4 +87,5 @@ def install() -> None:
     if not _installed:
         dkim.RSASSA_PKCS1_v1_5_sign = sign
         dkim.RSASSA_PKCS1_v1_5_verify = verify
+        dkim.evaluate_pk = evaluate_pk
         _installed = True

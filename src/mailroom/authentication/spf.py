@@ -23,6 +23,7 @@ import re
 import time
 import urllib.parse
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 
 from mailroom.authentication.dns import DNSLog, LookupFunc
@@ -107,6 +108,7 @@ class _Directive:
     cidr4: int | None
     cidr6: int | None
     text: str
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None  # ip4, ip6
 
 
 @dataclass(slots=True)
@@ -206,6 +208,9 @@ def _parse_directive(term: str) -> _Directive:
         if parsed.version != (4 if name == "ip4" else 6):
             raise _Stop("permerror", f"not an IPv{name[-1]} address: {term!r}")
         bits = _cidr(length, 32 if name == "ip4" else 128) if "/" in argument else None
+        network = ipaddress.ip_network(
+            f"{address}/{bits}" if bits is not None else address, strict=False
+        )
         return _Directive(
             qualifier,
             name,
@@ -213,6 +218,7 @@ def _parse_directive(term: str) -> _Directive:
             bits if name == "ip4" else None,
             bits if name == "ip6" else None,
             term,
+            network,
         )
     if name == "ptr":
         if colon:
@@ -225,8 +231,10 @@ def _parse_directive(term: str) -> _Directive:
     return _Directive(qualifier, name, argument, None, None, term)
 
 
+@lru_cache(maxsize=1024)
 def parse_record(text: str) -> _Record:
-    """The terms after "v=spf1" (§4.6.1, §12); any syntax error is a permerror (§4.6)."""
+    """The terms after "v=spf1" (§4.6.1, §12); any syntax error is a permerror (§4.6).
+    Cached: the same senders' records come again and again (a parse is never changed)."""
     record = _Record()
     for term in text.split(" ")[1:]:
         if not term:
@@ -431,13 +439,8 @@ class _Evaluation:
         if name == "all":
             return True
         if name in ("ip4", "ip6"):
-            assert directive.argument is not None
-            network = ipaddress.ip_network(
-                f"{directive.argument}/{directive.cidr4 if name == 'ip4' else directive.cidr6}"
-                if (directive.cidr4 if name == "ip4" else directive.cidr6) is not None
-                else directive.argument,
-                strict=False,
-            )
+            network = directive.network
+            assert network is not None
             return self.ip.version == network.version and self.ip in network
         self.count_term(directive.text)
         target = await self.target(directive.argument, domain)

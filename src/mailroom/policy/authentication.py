@@ -202,8 +202,9 @@ class AuthenticationPolicy:
     async def _incoming(self, checks: SessionChecks, session: SessionView) -> Reply | None:
         message = await session.read_message()
         results = await checks.message(message)
-        for line in results.lines():
-            _note(session, f"authentication: {line}")
+        if getattr(session, "transcript", None) is not None:  # formatted only to be kept
+            for line in results.lines():
+                _note(session, f"authentication: {line}")
         refusal, quarantine = self.judge(results, message)
         if refusal is not None:
             return refusal
