@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-__all__ = ["evaluate_pk", "install", "sign", "verify"]
+__all__ = ["evaluate_pk", "install", "parse_pem_private_key", "sign", "verify"]
 
 _HASHES: dict[str, hashes.HashAlgorithm] = {"sha256": hashes.SHA256(), "sha1": hashes.SHA1()}
 
@@ -79,6 +79,15 @@ def evaluate_pk(name: bytes, record: bytes | str) -> Any:
     return _parse_key(name, record)
 
 
+_parse_private = dkim.parse_pem_private_key
+
+
+@lru_cache(maxsize=64)
+def parse_pem_private_key(data: bytes) -> Any:
+    """dkimpy's parse of a PEM private key, once per key (the server's own few)."""
+    return _parse_private(data)
+
+
 _installed = False
 
 
@@ -88,4 +97,5 @@ def install() -> None:
         dkim.RSASSA_PKCS1_v1_5_sign = sign
         dkim.RSASSA_PKCS1_v1_5_verify = verify
         dkim.evaluate_pk = evaluate_pk
+        dkim.parse_pem_private_key = parse_pem_private_key
         _installed = True
