@@ -44,6 +44,14 @@ retry_schedule = ["1s"]
 [routes]
 "one.test" = "127.0.0.1:{port}"
 "two.test" = "127.0.0.1:{port}"
+
+[authentication]
+# No DNS here: the checks that ask DNS are off.
+spf = "off"
+dkim = "off"
+dmarc = "off"
+iprev = "off"
+arc = "off"
 """
 
 
