@@ -84,14 +84,6 @@ CREATE TABLE queue_entries (
 );
 CREATE INDEX queue_entries_due ON queue_entries (next_attempt);
 
--- Requests from `mailroom queue retry|delete` to whichever node holds an entry.
-CREATE TABLE queue_requests (
-    seq bigserial PRIMARY KEY,
-    action text NOT NULL CHECK (action IN ('retry', 'delete')),
-    ids text[],                          -- NULL: every entry
-    made double precision NOT NULL DEFAULT extract(epoch FROM clock_timestamp())
-);
-
 -- -- session transcripts (bounded: the newest ``transcripts`` of the fleet) -----------------------
 
 CREATE TABLE transcripts (
