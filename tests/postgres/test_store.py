@@ -142,3 +142,42 @@ def test_serve_refuses_a_database_without_the_schema(serve, pg_server: PostgresS
     url = pg_server.create_database()
     with pytest.raises(SchemaError, match="mailroom db migrate"):
         serve(store=url)
+
+
+@pytest.mark.parametrize("size", [2_000, 3 * 1024 * 1024])  # in memory, and spilled to a file
+def test_the_writer_reads_and_replaces_the_header_section_before_commit(
+    pg_url, tmp_path, size
+) -> None:
+    """What email authentication does at end of data (read the message, put an
+    Authentication-Results field on top), on a message kept in memory and on a spilled one."""
+    import asyncio
+
+    from mailroom.postgres.store import PostgresStore
+    from mailroom.store.envelope import Envelope
+
+    async def scenario() -> tuple[str, bool]:
+        store = PostgresStore(
+            pg_url, data_dir=tmp_path, hostname="mx.test", node="n", loop=asyncio.get_running_loop()
+        )
+        store.start()
+        try:
+            envelope = Envelope("0123456789ABCDEF", "a@example.test", ["b@example.test"])
+            writer = store.begin(envelope)
+            head = b"Subject: checked\r\n\r\n"
+            writer.write(head)
+            writer.write(b"y" * size + b"\r\n")
+            spilled = writer.spilled
+            read = await asyncio.to_thread(writer.read)
+            assert read.startswith(head) and len(read) == len(head) + size + 2
+            writer.replace_head(len(head), b"Authentication-Results: mx.test; spf=pass\r\n" + head)
+            return await writer.commit(), spilled
+        finally:
+            store.close()
+
+    queue_id, spilled = asyncio.run(scenario())
+    assert spilled == (size > 1024 * 1024)
+    raw = _stored(pg_url, queue_id)
+    _, _, message = raw.partition(b"Authentication-Results: ")
+    assert message.startswith(b"mx.test; spf=pass\r\nSubject: checked\r\n\r\nyyy")
+    assert message.endswith(b"y" * 100 + b"\r\n") and message.count(b"y") == size
+    assert not list(tmp_path.glob("tmp/pg-*"))  # the spill file is gone
