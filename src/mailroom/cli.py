@@ -188,7 +188,15 @@ def _data_dir_of(path: Path) -> Path:
     """The data directory a mailroom.toml names (for ``mailroom queue --config``)."""
     from mailroom.config import load_config
 
-    return load_config(path).data
+    config = load_config(path)
+    if config.on_postgres:
+        # The fleet's queue is a table, not this node's directory: an empty listing would lie.
+        raise SystemExit(
+            f"mailroom queue: {path} keeps its queue in PostgreSQL, which this command does not "
+            "read yet; see docs/scaling.md (SELECT id, lease_owner, next_attempt, state FROM "
+            "queue_entries)"
+        )
+    return config.data
 
 
 def _find_data_dir(config_file: Path | None) -> tuple[Path, str]:
