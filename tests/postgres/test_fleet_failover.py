@@ -157,3 +157,42 @@ def test_kill_9_while_receiving_and_while_delivering_loses_and_repeats_nothing(
     assert max(counts.values()) == 1
     log = nodes["c"].stderr
     assert "status=sent" in log
+
+
+def test_a_refused_recipient_is_bounced_into_the_senders_mailbox(
+    fleet, serve, pg_url, tmp_path
+) -> None:
+    """The shared queue's runner reports as the file queue's does: a 550 from the remote end
+    becomes a DSN, stored (in the database) for the local sender, and the entry goes."""
+    peer = serve(faults=("rcpt:*@one.test:550 5.1.1 No such user",))
+    config = tmp_path / "node.toml"
+    config.write_text(NODE_CONFIG.format(port=peer.smtp[1]) + '\n[users."sender@example.test"]\n')
+    node = fleet("a", "127.0.0.2", pg_url, "--config", str(config))
+    queue_id = _send(node.smtp, 1)
+    assert queue_id is not None
+
+    def report() -> tuple[str, str] | None:
+        with psycopg.connect(pg_url) as conn:
+            row = conn.execute(
+                "SELECT mailbox, sender FROM messages WHERE id <> %s", (queue_id,)
+            ).fetchone()
+            queued = conn.execute("SELECT count(*) FROM queue_entries").fetchone()[0]
+        return row if row is not None and queued == 0 else None
+
+    mailbox, sender = wait_for(report, timeout=60, interval=0.5)
+    assert (mailbox, sender) == ("example.test/sender", "")
+    with psycopg.connect(pg_url) as conn:
+        body = b"".join(
+            bytes(r[0])
+            for r in conn.execute(
+                "SELECT chunk FROM message_bodies b JOIN messages m ON m.id = b.id "
+                "WHERE m.mailbox = 'example.test/sender' ORDER BY seq"
+            )
+        )
+    assert b"Final-Recipient: rfc822; user1@one.test" in body
+    assert b"Status: 5.1.1" in body
+    with psycopg.connect(pg_url) as conn:
+        relayed = conn.execute("SELECT count(*) FROM messages WHERE id = %s", (queue_id,))
+        assert relayed.fetchone()[0] == 0
+    # The recipient at two.test was delivered once; the relayed message left with its entry.
+    assert sum(_received(peer.data).values()) == 1
