@@ -112,6 +112,15 @@ class Config:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     require_tls: bool = False
+    # RFC 8689: offer REQUIRETLS after STARTTLS (the queue keeps the promise onward)
+    requiretls: bool = True
+    # the oldest TLS version a listener accepts ("1.2" or "1.3"), and the OpenSSL cipher list
+    # for TLS 1.2 (TLS 1.3's suites are OpenSSL's defaults); empty: OpenSSL's defaults
+    tls_min_version: str = "1.2"
+    tls_ciphers: str = ""
+    # seconds between looks at tls_cert/tls_key for a renewed certificate (SIGHUP: at once);
+    # 0: only on SIGHUP
+    tls_reload_interval: float = 60.0
 
     # AUTH: "off", "accept-any" (any credentials, username recorded) or a password file
     auth: str = "off"
