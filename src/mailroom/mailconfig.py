@@ -64,6 +64,9 @@ MAIL_SECTIONS = (
     "routes",
     "relay",
     "local_delivery",
+    "outbound_tls",
+    "mta_sts",
+    "tls_reporting",
     "dns_servers",
     "case_insensitive_local_part",
 )
@@ -104,7 +107,10 @@ class MailServerConfig:
         try:
             queue = QueueSettings.from_config(data)
         except ValueError as exc:
-            section = "queue" if str(exc).startswith("[queue]") else "routes"
+            text = str(exc)
+            section = next(
+                (s for s in ("queue", "outbound_tls") if text.startswith(f"[{s}]")), "routes"
+            )
             raise MailConfigError(str(exc), (section,)) from None
         lmtp = _local_delivery(data.get("local_delivery"))
         if lmtp is not None:
