@@ -17,6 +17,7 @@ import dns.asyncresolver
 import dns.exception
 import dns.flags
 import dns.rdatatype
+import dns.rdtypes.ANY.TLSA
 import dns.resolver
 
 __all__ = ["MailRoute", "Resolver", "ResolverError", "TLSALookup", "TLSARecordData"]
@@ -59,6 +60,13 @@ class TLSALookup:
     name: str
     records: tuple[TLSARecordData, ...]
     secure: bool
+
+
+# dnspython refuses a TLSA record whose digest is not as long as its matching type says (a
+# FormError for the whole answer, retried until the lookup times out). For an SMTP client such a
+# record is only unusable, and the other records of its RRset still count (RFC 7672 §2.2): so
+# they are read as they come, and the DANE code (mailroom.delivery.dane) judges them.
+dns.rdtypes.ANY.TLSA.TLSA._cert_length_by_mtype = {}
 
 
 def _is_loopback(address: str) -> bool:

@@ -52,9 +52,9 @@ def record_text(record: TLSARecordData) -> str:
 
 
 def describe(record: TLSARecordData, limit: int = 16) -> str:
-    """A record for people: ``3 1 1 1F850A337E6DB9C6…``."""
+    """A record for people: ``3 1 1 1F850A337E6DB9C6...``."""
     data = record.data.hex().upper()
-    short = data if len(data) <= limit else data[:limit] + "…"
+    short = data if len(data) <= limit else data[:limit] + "..."
     return f"{record.usage} {record.selector} {record.mtype} {short}"
 
 
