@@ -28,7 +28,34 @@ MX_NAMES = [
     "mx2.plain.test",
 ]
 
+# Domains of plain.test whose policy host (mta-sts.DOMAIN) the policy server answers for.
+POLICY_DOMAINS = [
+    "plain.test",
+    *(
+        f"{name}.plain.test"
+        for name in (
+            "enforce",
+            "testing",
+            "outside",
+            "huge",
+            "slow",
+            "moved",
+            "html",
+            "invalid",
+            "untrusted",
+            "missing",
+            "cached",
+            "mismatch",
+            "strip",
+            "report",
+            "required",
+        )
+    ),
+]
+
+
 BASE_RECORDS: dict[str, dict[str, list[str]]] = {
+    **{f"mta-sts.{domain}": {"A": ["127.0.0.1"]} for domain in POLICY_DOMAINS},
     "mx.example.test": {"A": ["127.0.0.1"]},
     "mx2.example.test": {"A": ["127.0.0.1"]},
     "mx-bogus.example.test": {"A": ["127.0.0.1"]},
@@ -81,6 +108,12 @@ def mx_cert(test_ca: TestCA) -> Issued:
 @pytest.fixture(scope="session")
 def other_cert(test_ca: TestCA) -> Issued:
     return test_ca.issue("other", ["mx.example.test"])
+
+
+@pytest.fixture(scope="session")
+def policy_cert(test_ca: TestCA) -> Issued:
+    """The MTA-STS policy host's certificate: mta-sts.DOMAIN for each of POLICY_DOMAINS."""
+    return test_ca.issue("policy-host", [f"mta-sts.{d}" for d in POLICY_DOMAINS])
 
 
 def tls_files(cert: Issued) -> dict[str, object]:

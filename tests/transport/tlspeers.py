@@ -200,7 +200,10 @@ class PolicyServer:
         app.router.add_get("/.well-known/mta-sts.txt", self._policy)
         app.router.add_post("/tlsrpt", self._report)
         app.router.add_get("/elsewhere.txt", self._policy)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # A handler still sleeping (the slow policy) is cancelled at once on stop.
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=0.5
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.context)
         await site.start()
