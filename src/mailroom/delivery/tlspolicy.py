@@ -27,6 +27,7 @@ as RFC 8689 §4.2.1 asks.
 
 from __future__ import annotations
 
+import functools
 import ssl
 import time
 from collections.abc import Callable
@@ -467,15 +468,22 @@ def _final(plan: HopPlan, outcome: Outcome) -> Outcome:
     return outcome
 
 
+@functools.cache
+def _no_context() -> ssl.SSLContext:
+    """The context of a plan that refuses its host: never used to connect."""
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
 def _refused(
     hop: Hop, status: str, why: str, result_type: str, report: ReportPolicy | None
 ) -> HopPlan:
+    action: Literal["retry", "bounce"] = "bounce" if status.startswith("5.") else "retry"
     return HopPlan(
         "none",
         "none",
-        ssl.create_default_context(),
+        _no_context(),
         report=report,
-        refusal=_failure(hop, status, why, "securityerror"),
+        refusal=_failure(hop, status, why, "securityerror", action=action),
         refusal_type=result_type,
     )
 
