@@ -185,6 +185,10 @@ class Config:
             raise ConfigError(
                 "require_tls needs TLS: give --tls-cert/--tls-key or --tls self-signed"
             )
+        if self.tls_min_version not in ("1.2", "1.3"):
+            raise ConfigError("tls_min_version is '1.2' or '1.3'")
+        if self.tls_reload_interval < 0:
+            raise ConfigError("tls_reload_interval must not be negative (0: only on SIGHUP)")
         if self.require_auth and self.auth == "off":
             raise ConfigError("require_auth needs --auth accept-any or --auth FILE")
         if self.smtps and self.tls == "off":
@@ -243,6 +247,8 @@ def _coerce(name: str, value: Any) -> Any:
         return Path(value) if value is not None else None
     if name in _SIZE_FIELDS:
         return parse_size(value)
+    if name == "tls_min_version":
+        return str(value)
     if name == "faults":
         return tuple([value] if isinstance(value, str) else value)
     if name == "web_allowed_hosts":

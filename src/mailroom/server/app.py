@@ -26,7 +26,7 @@ from mailroom.server.hub import Hub
 from mailroom.server.metrics import Metrics
 from mailroom.server.roles import session_settings_for
 from mailroom.server.session import Session
-from mailroom.server.tls import ensure_self_signed, server_context
+from mailroom.server.tls import ListenerTLS, ensure_self_signed
 from mailroom.server.transcript import TranscriptLog
 from mailroom.store.envelope import Envelope
 from mailroom.store.ids import new_queue_id
@@ -95,6 +95,9 @@ class MailServer:
             for listener in config.all_listeners
         }
         self.ssl_context: ssl.SSLContext | None = None
+        # The listeners' certificate, reloaded when its files change and on SIGHUP.
+        self.tls: ListenerTLS | None = None
+        self._tls_watcher: asyncio.Task[None] | None = None
         self.store: Any = None
         self.sessions: set[Session] = set()
         # Implicit TLS connections still in their handshake (asyncio and uvloop make the
@@ -124,12 +127,21 @@ class MailServer:
         loop = asyncio.get_running_loop()
         config = self.config
         config.data.mkdir(parents=True, exist_ok=True)
+        cert = key = None
         if config.tls == "self-signed":
             cert, key = ensure_self_signed(config.data / "tls", config.hostname)
-            self.ssl_context = server_context(cert, key)
         elif config.tls == "files":
             assert config.tls_cert and config.tls_key
-            self.ssl_context = server_context(config.tls_cert, config.tls_key)
+            cert, key = config.tls_cert, config.tls_key
+        if cert is not None and key is not None:
+            self.tls = ListenerTLS(
+                cert, key, min_version=config.tls_min_version, ciphers=config.tls_ciphers
+            )
+            self.ssl_context = self.tls.context
+            if config.tls == "files" and config.tls_reload_interval > 0:
+                self._tls_watcher = asyncio.ensure_future(
+                    self.tls.watch(config.tls_reload_interval)
+                )
         if config.store == "maildir":
             self.store = MaildirStore(config.data, hostname=config.hostname, loop=loop)
         else:
@@ -246,6 +258,8 @@ class MailServer:
             await server.wait_closed()
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self._tls_watcher is not None:
+            self._tls_watcher.cancel()
         await asyncio.sleep(0)
         if self.runner is not None:
             await self.runner.stop(grace=self.config.shutdown_grace)
@@ -258,9 +272,18 @@ class MailServer:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_tls)
         await stop.wait()
         log.info("shutting down")
         await self.stop()
+
+    def reload_tls(self) -> bool:
+        """SIGHUP: load the listeners' certificate files again (sessions are not dropped; a
+        certificate that does not load is refused and the one in use kept)."""
+        if self.tls is None:
+            log.info("SIGHUP: no TLS certificate to reload")
+            return False
+        return self.tls.reload("SIGHUP")
 
     # -- sessions --------------------------------------------------------------------------------
 
