@@ -50,6 +50,7 @@ from typing import Any
 from mailroom.policy.directory import Directory, DirectoryError
 from mailroom.policy.mailserver import MailServerRules
 from mailroom.queue.settings import QueueSettings, RelayHost, parse_duration
+from mailroom.tls_publish import PublishedTLS
 
 __all__ = ["MAIL_SECTIONS", "ROLES", "MailServerConfig", "locate"]
 
@@ -90,6 +91,8 @@ class MailServerConfig:
     credentials: dict[str, tuple[str, str | None]]
     # [local_delivery] lmtp: the LMTP server local users' mail goes to (None: Maildirs)
     lmtp: RelayHost | None = None
+    # [mta_sts], [tls_reporting]: what the local domains publish (mailroom.tls_publish)
+    published: PublishedTLS | None = None
 
     @classmethod
     def from_toml(cls, data: Mapping[str, Any], *, hostname: str) -> MailServerConfig:
@@ -128,7 +131,12 @@ class MailServerConfig:
             for user in directory.mailbox_users()
             if user.password_hash
         }
-        return cls(directory, rules, queue, credentials, lmtp)
+        try:
+            published = PublishedTLS.from_config(data, hostname=hostname, domains=directory.domains)
+        except ValueError as exc:
+            section = "tls_reporting" if str(exc).startswith("[tls_reporting]") else "mta_sts"
+            raise MailConfigError(str(exc), (section,)) from None
+        return cls(directory, rules, queue, credentials, lmtp, published)
 
 
 def _local_delivery(table: Any) -> RelayHost | None:

@@ -98,6 +98,7 @@ class MailServer:
         # The listeners' certificate, reloaded when its files change and on SIGHUP.
         self.tls: ListenerTLS | None = None
         self._tls_watcher: asyncio.Task[None] | None = None
+        self.policy_site: Any = None  # mailroom.web.mta_sts.PolicySite with [mta_sts] listen
         self.store: Any = None
         self.sessions: set[Session] = set()
         # Implicit TLS connections still in their handshake (asyncio and uvloop make the
@@ -162,6 +163,7 @@ class MailServer:
                 self.web = None
                 self.store.close()
                 raise
+        await self._start_policy_site()
         for listener in config.all_listeners:
             server = await loop.create_server(
                 lambda listener=listener: Session(self, listener),
@@ -179,6 +181,21 @@ class MailServer:
             port = server.sockets[0].getsockname()[1] if server.sockets else listener.port
             log.info("listening on %s", dataclasses.replace(listener, port=port))
         self._sweeper = asyncio.ensure_future(self._sweep())
+
+    async def _start_policy_site(self) -> None:
+        """``[mta_sts] listen``: the local domains' MTA-STS policy over HTTPS, with the
+        listeners' certificate (it must name mta-sts.DOMAIN for each local domain)."""
+        published = self.config.mail.published if self.config.mail is not None else None
+        if published is None or published.listen is None or published.mode is None:
+            return
+        from mailroom.config import parse_hostport
+        from mailroom.web.mta_sts import PolicySite
+
+        if self.ssl_context is None:
+            raise OSError("[mta_sts] listen needs TLS: a certificate for mta-sts.DOMAIN")
+        where = parse_hostport(published.listen)
+        self.policy_site = PolicySite(published, self.ssl_context, where.host, where.port)
+        await self.policy_site.start()
 
     def settings_for(self, listener: Listener) -> SessionSettings:
         return self._listener_settings.get(listener) or self.session_settings
@@ -245,6 +262,8 @@ class MailServer:
         self._stopping = True
         if self.web is not None:
             await self.web.stop()
+        if self.policy_site is not None:
+            await self.policy_site.stop()
         for server in self.servers:
             server.close()
         for session in list(self.sessions):
