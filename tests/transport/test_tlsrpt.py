@@ -10,6 +10,7 @@ import email
 import email.policy
 import gzip
 import json
+import ssl
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -163,14 +164,14 @@ def test_tlsrpt_records() -> None:
     assert parse_tlsrpt_record(["v=STSv1; id=1"]) == []
 
 
-def attachment_json(message: EmailMessage) -> dict[str, Any]:
+def attachment_json(message: EmailMessage, domain: str = "report.example.test") -> dict[str, Any]:
     assert message.get_content_type() == "multipart/report"
     assert message.get_param("report-type") == "tlsrpt"
     human, machine = message.get_payload()  # type: ignore[misc]
     assert "aggregate TLS report" in human.get_content()
     assert machine.get_content_type() == "application/tlsrpt+gzip"
     filename = machine.get_filename()
-    assert filename.startswith("mx.a.test!report.example.test!") and filename.endswith(".json.gz")
+    assert filename.startswith(f"mx.a.test!{domain}!") and filename.endswith(".json.gz")
     return json.loads(gzip.decompress(machine.get_content()))
 
 
@@ -287,5 +288,60 @@ def test_reports_of_a_day_by_mail_and_by_https(
         assert detail["result-type"] == "validation-failure"
         assert detail["receiving-mx-hostname"] == "mx.plain.test"
         assert detail["receiving-ip"] == "127.0.0.1"
+
+    asyncio.run(main())
+
+
+def test_the_daily_loop_sends_the_days_before_today_once(
+    tmp_path: Path, dns_peers: DNSPeers, test_ca: TestCA
+) -> None:
+    """At start (and after each midnight) the reporter sends what earlier days owe: here a
+    day of 2020 kept on disk, for a domain whose rua is by mail."""
+    from mailroom.delivery.tlspolicy import ReportPolicy
+    from mailroom.delivery.tlsrpt import TLSReporter, TLSReportRecorder
+    from mailroom.resolver import Resolver
+
+    dns_peers.set(
+        "_smtp._tls.loop.example.test",
+        {"TXT": ["v=TLSRPTv1; rua=mailto:reports@loop.example.test"]},
+    )
+    old = 1577880000.0  # 2020-01-01 12:00 UTC
+    past = TLSReportRecorder(tmp_path / "tlsrpt", clock=lambda: old)
+    past.success(ReportPolicy("loop.example.test", "no-policy-found"))
+    past.save()
+
+    async def main() -> None:
+        inbox = Inbox()
+        recorder = TLSReportRecorder(tmp_path / "tlsrpt")
+        reporter = TLSReporter(
+            recorder,
+            Resolver([dns_peers.address]),
+            hostname="mx.a.test",
+            deliver_local=inbox,
+            ssl_context=lambda: ssl.create_default_context(cafile=str(test_ca.path)),
+        )
+        await reporter.start()
+        try:
+            await wait_until(lambda: inbox.messages)
+        finally:
+            await reporter.stop()
+        [(_, recipients, raw)] = inbox.messages
+        assert recipients == ["reports@loop.example.test"]
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        report = attachment_json(message, "loop.example.test")
+        check(report)
+        assert report["date-range"] == {
+            "start-datetime": "2020-01-01T00:00:00Z",
+            "end-datetime": "2020-01-01T23:59:59Z",
+        }
+        # Once: a second start finds the day done.
+        again = TLSReporter(
+            TLSReportRecorder(tmp_path / "tlsrpt"),
+            Resolver([dns_peers.address]),
+            hostname="mx.a.test",
+            deliver_local=inbox,
+            ssl_context=ssl.create_default_context,
+        )
+        assert await again.send_day("2020-01-01") == {}
 
     asyncio.run(main())
