@@ -91,7 +91,10 @@ class PublishedTLS:
             mx = table.get("mx", [hostname])
             if isinstance(mx, str) or not all(isinstance(h, str) and h for h in mx):
                 raise ValueError("[mta_sts]: mx is a list of host names (or *.domain)")
-            max_age = int(parse_duration(table.get("max_age", 7 * 86400)))
+            try:
+                max_age = int(parse_duration(table.get("max_age", 7 * 86400)))
+            except ValueError as exc:
+                raise ValueError(f"[mta_sts]: max_age: {exc}") from None
             if not 0 <= max_age <= 31557600:
                 raise ValueError("[mta_sts]: max_age is at most a year (RFC 8461 §3.2)")
             values.update(mode=mode, mx=tuple(h.lower() for h in mx), max_age=max_age)

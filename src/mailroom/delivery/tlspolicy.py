@@ -186,6 +186,9 @@ class TLSPolicy:
 
     async def plan_domain(self, domain: str, requirement: Requirement) -> DomainTLS:
         level = "may" if requirement == "optional" else self.settings.level_for(domain)
+        if requirement == "requiretls" and level not in ("dane", "mta-sts"):
+            # The message's demand outranks a lax level: look for DANE and MTA-STS.
+            level = "auto"
         sts: PolicyLookup | None = None
         if level in ("auto", "mta-sts") or requirement == "requiretls":
             sts = await self.mtasts.lookup(domain)

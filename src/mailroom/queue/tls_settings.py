@@ -86,7 +86,10 @@ class TLSPolicySettings:
                     for domain, level in value.items()
                 }
             elif name in _DURATIONS:
-                values[name] = parse_duration(value)
+                try:
+                    values[name] = parse_duration(value)
+                except ValueError as exc:
+                    raise ValueError(f"[outbound_tls]: {key}: {exc}") from None
             elif name in _INTEGERS:
                 if not isinstance(value, int) or value < 0:
                     raise ValueError(f"[outbound_tls]: {key} is a number, 0 or more")
