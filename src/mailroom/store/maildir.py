@@ -593,6 +593,7 @@ class MaildirStore:
             smtputf8=e.smtputf8,
             auth_user=e.auth_user,
             client_ip=e.client_ip,
+            requiretls=e.requiretls,
         )
         path = self.spool.tmp / f"{entry.id}.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
