@@ -48,6 +48,8 @@ LAYERS: dict[str, tuple[int, str]] = {
     ),
     "mailroom.authentication": (2, "SPF, DKIM, DMARC, ARC, iprev, signing, SRS: decisions, DNS"),
     "mailroom.resolver": (2, "the async DNS resolver policy and delivery ask"),
+    "mailroom.tlsa": (2, "TLSA records asked for and read in wire form (beneath the resolver)"),
+    "mailroom.tls_publish": (2, "what the local domains publish: MTA-STS policy, TLS records"),
     "mailroom.activity": (
         2,
         "transcripts, live events, counters: written by the server, read by the web",

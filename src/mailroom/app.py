@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +50,7 @@ from mailroom.protocol import SessionSettings
 from mailroom.resolver import Resolver
 from mailroom.roles import session_settings_for
 from mailroom.server import ServerLimits, SMTPServer
-from mailroom.server.tls import ensure_self_signed, server_context
+from mailroom.server.tls import ListenerTLS, ensure_self_signed
 from mailroom.settings_types import Listener
 from mailroom.store.base import Store, StoreHealth
 from mailroom.store.envelope import Envelope
@@ -62,6 +61,7 @@ from mailroom.store.null import NullStore
 if TYPE_CHECKING:
     from mailroom.authentication.outbound import Outbound
     from mailroom.delivery import QueueRunner
+    from mailroom.delivery.transport_security import TransportSecurity
     from mailroom.policy.base import SessionView
     from mailroom.policy.directory import Directory
     from mailroom.postgres.counters import Counters
@@ -70,16 +70,17 @@ if TYPE_CHECKING:
     from mailroom.postgres.notify import NotificationListener
     from mailroom.postgres.queue import PgQueue
     from mailroom.web import WebServer
+    from mailroom.web.mta_sts import PolicySite
 
 __all__ = [
     "Mailroom",
     "PolicyChain",
     "build_policy",
     "listener_settings",
+    "listener_tls",
     "load_credentials",
     "open_store",
     "server_limits",
-    "tls_context",
 ]
 
 log = logging.getLogger("mailroom.server")
@@ -198,16 +199,18 @@ def open_store(config: Config, loop: asyncio.AbstractEventLoop) -> Store:
     raise ConfigError(f"store: no back end {kind!r}")
 
 
-def tls_context(config: Config) -> ssl.SSLContext | None:
-    """The server's TLS context: a self-signed certificate made (once) in ``data/tls``, the
-    configured files, or none."""
+def listener_tls(config: Config) -> ListenerTLS | None:
+    """The listeners' TLS: a self-signed certificate made (once) in ``data/tls``, the
+    configured files, or none. One context for every listener, whose certificate
+    :meth:`~mailroom.server.tls.ListenerTLS.reload` replaces for the next handshakes."""
     if config.tls == "self-signed":
         cert, key = ensure_self_signed(config.data / "tls", config.hostname)
-        return server_context(cert, key)
-    if config.tls == "files":
+    elif config.tls == "files":
         assert config.tls_cert and config.tls_key
-        return server_context(config.tls_cert, config.tls_key)
-    return None
+        cert, key = config.tls_cert, config.tls_key
+    else:
+        return None
+    return ListenerTLS(cert, key, min_version=config.tls_min_version, ciphers=config.tls_ciphers)
 
 
 def listener_settings(
@@ -291,6 +294,10 @@ class Mailroom:
         # The fault rules the web changes: the fleet's (in the database) on PostgreSQL.
         self.fault_rules: SharedFaultRules | None = None
         self.web: WebServer | None = None
+        # The listeners' certificate, reloaded when its files change and on SIGHUP.
+        self.tls: ListenerTLS | None = None
+        self._tls_watcher: asyncio.Task[None] | None = None
+        self.policy_site: PolicySite | None = None  # [mta_sts] listen: the policy over HTTPS
         self._stopping = False
         self.stopped = asyncio.Event()
 
@@ -333,7 +340,8 @@ class Mailroom:
         last. If one fails to start, those already started are stopped again."""
         config = self.config
         config.data.mkdir(parents=True, exist_ok=True)
-        ssl_context = tls_context(config)
+        self.tls = listener_tls(config)
+        ssl_context = self.tls.context if self.tls is not None else None
         store = open_store(config, asyncio.get_running_loop())
         if self.authentication is not None:
             self._start_authentication(store)  # before anything runs: its keys may be unreadable
@@ -386,7 +394,12 @@ class Mailroom:
                 await self._start_fleet_runner(store)
             if config.web is not None:
                 await self._start_web(config.web, store)
+            await self._start_policy_site()
             await self.smtp.start()
+            if self.tls is not None and config.tls == "files" and config.tls_reload_interval > 0:
+                self._tls_watcher = asyncio.ensure_future(
+                    self.tls.watch(config.tls_reload_interval)
+                )
         except BaseException:
             await self.stop()
             raise
@@ -465,6 +478,23 @@ class Mailroom:
             seal=self.config.mail.authentication.arc_seal,
         )
 
+    def _transport_security(self, root: Path) -> TransportSecurity:
+        """The queue's outbound TLS policy, TLS session counts and daily TLS reports (kept
+        under ``root``, this node's: a fleet's nodes each report their own sessions); report
+        mail is DKIM-signed by email authentication's signer (RFC 8460 §3), then stored."""
+        from mailroom.delivery.transport_security import transport_security
+
+        assert self.config.mail is not None and self.resolver is not None
+        sign = self.authentication.sign_own if self.authentication is not None else None
+        return transport_security(
+            self.config.mail.queue.tls,
+            self.resolver,
+            root,
+            hostname=self.config.hostname,
+            deliver_local=self._store_made,  # signed already: not again by inject
+            sign=sign,
+        )
+
     async def _start_runner(self, store: MaildirStore) -> None:
         """The outbound queue's runner: it resumes what is queued on disk, is woken by the
         store for each new entry, and hands its reports (bounces) to :meth:`inject`."""
@@ -478,6 +508,7 @@ class Mailroom:
             resolver=self.resolver,
             deliver_local=self.inject,
             outbound=self._outbound(),
+            transport=self._transport_security(store.spool.root),
         )
         store.on_queued = self.runner.wake
         await self.runner.start()
@@ -504,11 +535,36 @@ class Mailroom:
             resolver=self.resolver,
             deliver_local=self.inject,
             outbound=self._outbound(),
+            transport=self._transport_security(queue.root),
         )
         queue.runner = self.runner
         store.on_queued = queue.claim_soon  # type: ignore[attr-defined]
         await self.runner.start()
         await queue.start()
+
+    async def _start_policy_site(self) -> None:
+        """``[mta_sts] listen``: the local domains' MTA-STS policy over HTTPS, with the
+        listeners' certificate (it must name mta-sts.DOMAIN for each local domain)."""
+        published = self.config.mail.published if self.config.mail is not None else None
+        if published is None or published.listen is None or published.mode is None:
+            return
+        from mailroom.settings_types import parse_hostport
+        from mailroom.web.mta_sts import PolicySite
+
+        if self.tls is None:
+            raise OSError("[mta_sts] listen needs TLS: a certificate for mta-sts.DOMAIN")
+        where = parse_hostport(published.listen)
+        site = PolicySite(published, self.tls.context, where.host, where.port)
+        await site.start()
+        self.policy_site = site
+
+    def reload_tls(self) -> bool:
+        """SIGHUP: load the listeners' certificate files again (sessions are not dropped; a
+        certificate that does not load is refused and the one in use kept)."""
+        if self.tls is None:
+            log.info("SIGHUP: no TLS certificate to reload")
+            return False
+        return self.tls.reload("SIGHUP")
 
     async def _start_web(self, listener: Listener, store: Store) -> None:
         # Imported here: the web's dependencies (aiohttp) load only when the web is on.
@@ -539,6 +595,7 @@ class Mailroom:
                 allowed_hosts=config.web_allowed_hosts,
                 release_smtp=config.release_smtp,
                 database=database,
+                mta_sts=config.mail.published if config.mail is not None else None,
                 checks=CheckSettings(
                     spamassassin=config.spamassassin,
                     rspamd=config.rspamd,
@@ -573,8 +630,12 @@ class Mailroom:
             self.smtp.refuse_new()
         if self.web is not None:
             await self.web.stop()
+        if self.policy_site is not None:
+            await self.policy_site.stop()
         if self.smtp is not None:
             await self.smtp.stop()
+        if self._tls_watcher is not None:
+            self._tls_watcher.cancel()
         if self.runner is not None:
             await self.runner.stop(grace=self.config.shutdown_grace)
         if self.fleet_queue is not None:
@@ -598,6 +659,7 @@ class Mailroom:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_tls)
         await stop.wait()
         log.info("shutting down")
         await self.stop()
@@ -613,7 +675,14 @@ class Mailroom:
     async def inject(self, sender: str, recipients: list[str], message: bytes) -> str:
         """Store a message made here (a bounce, a delay warning, one sent over the web API) as
         if it had been received: local recipients' copies into their Maildirs, remote ones into
-        the queue. Returns the queue id once it is durable."""
+        the queue. Returns the queue id once it is durable. With email authentication, DKIM-
+        signed first, as its users' mail is."""
+        if self.authentication is not None:
+            message = await self.authentication.sign_own(message)
+        return await self._store_made(sender, recipients, message)
+
+    async def _store_made(self, sender: str, recipients: list[str], message: bytes) -> str:
+        """:meth:`inject` without signing (for what is signed already)."""
         assert self.store is not None
         deliveries = self.mail_policy.route(recipients) if self.mail_policy is not None else []
         envelope = Envelope(
@@ -625,8 +694,6 @@ class Mailroom:
             hostname=self.config.hostname,
             deliveries=deliveries,
         )
-        if self.authentication is not None:
-            message = await self.authentication.sign_own(message)  # DKIM, as a user's mail is
         writer = self.store.begin(envelope)
         writer.write(message)
         result = writer.commit()

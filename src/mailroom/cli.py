@@ -75,6 +75,9 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, object]:
         "tls",
         "tls_cert",
         "tls_key",
+        "tls_min_version",
+        "tls_ciphers",
+        "tls_reload_interval",
         "auth",
         "log_level",
         "web",
@@ -412,6 +415,20 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     add("--tls-cert", type=Path, help="certificate chain (PEM)")
     add("--tls-key", type=Path, help="private key (PEM)")
+    add(
+        "--tls-min-version",
+        choices=("1.2", "1.3"),
+        help="the oldest TLS version a listener accepts (default 1.2)",
+    )
+    add(
+        "--tls-ciphers", metavar="LIST", help="OpenSSL cipher list for TLS 1.2 (default: OpenSSL's)"
+    )
+    add(
+        "--tls-reload-interval",
+        type=float,
+        metavar="SECONDS",
+        help="look for a renewed tls-cert/tls-key this often (default 60; 0: only on SIGHUP)",
+    )
     add("--require-tls", action="store_true", help="530 5.7.0 until STARTTLS")
     add(
         "--auth",

@@ -1,8 +1,9 @@
 """``mailroom dkim keygen`` and ``mailroom dns-records``: the keys a mail server's domains sign
 with and the DNS records they publish.
 
-These read the configuration (its data directory, domains and hostname), so they sit beside
-it, above the parts whose records they print (:mod:`mailroom.authentication.records`).
+These read the configuration (its data directory, domains, hostname and certificate), so they
+sit beside it, above the parts whose records they print: email authentication's
+(:mod:`mailroom.authentication.records`) and transport security's (:mod:`mailroom.tls_publish`).
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["add_dns_commands"]
+if TYPE_CHECKING:
+    from mailroom.config import Config
+
+__all__ = ["add_dns_commands", "listener_certificate"]
 
 
 def _data_dir(args: argparse.Namespace) -> tuple[Path, Any]:
@@ -70,6 +74,7 @@ def _cmd_dns_records(args: argparse.Namespace) -> int:
     from mailroom.authentication.keys import KeyFileError, load_keys
     from mailroom.authentication.records import dns_records
     from mailroom.config import ConfigError
+    from mailroom.tls_publish import tls_dns_records
 
     try:
         data, config = _data_dir(args)
@@ -96,8 +101,35 @@ def _cmd_dns_records(args: argparse.Namespace) -> int:
     if primary in domains:
         domains.remove(primary)
         domains.insert(0, primary)
-    sys.stdout.write(dns_records(domains, config.hostname, keys, addresses=args.address))
+    published = config.mail.published
+    sys.stdout.write(
+        dns_records(
+            domains,
+            config.hostname,
+            keys,
+            addresses=args.address,
+            mta_sts=published is not None and published.mode is not None,
+            tls_reporting=published is not None and bool(published.rua),
+        )
+    )
+    transport = tls_dns_records(
+        published, hostname=config.hostname, certificate=listener_certificate(config)
+    )
+    if transport:
+        sys.stdout.write("\n; ---- transport security ([mta_sts], [tls_reporting], TLSA)\n")
+        sys.stdout.write("\n".join(transport) + "\n")
     return 0
+
+
+def listener_certificate(config: Config) -> Path | None:
+    """The listeners' certificate (for its TLSA record): the configured file, or the
+    self-signed one made in the data directory once the server has run."""
+    if config.tls == "files":
+        return config.tls_cert
+    if config.tls == "self-signed":
+        path = config.data / "tls" / "self-signed.pem"
+        return path if path.exists() else None
+    return None
 
 
 def add_dns_commands(commands: Any) -> None:

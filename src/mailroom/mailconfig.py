@@ -1,6 +1,6 @@
 """The mail server mode's part of ``mailroom.toml``: domains, users, aliases, listeners with
-roles, policy, queue, routes, relay and email authentication. ``mailroom check-config`` reports
-each error with the line it is on.
+roles, policy, queue, routes, relay, email authentication and transport security.
+``mailroom check-config`` reports each error with the line it is on.
 
     hostname = "mx.example.test"
     data = "/var/lib/mailroom"
@@ -55,6 +55,7 @@ from mailroom.policy.directory import Directory, DirectoryError
 from mailroom.policy.mailserver import MailServerRules
 from mailroom.queue.settings import QueueSettings, RelayHost
 from mailroom.settings_types import parse_duration
+from mailroom.tls_publish import PublishedTLS
 
 __all__ = ["MAIL_SECTIONS", "ROLES", "DirectorySource", "MailServerConfig", "locate"]
 
@@ -69,6 +70,9 @@ MAIL_SECTIONS = (
     "routes",
     "relay",
     "local_delivery",
+    "outbound_tls",
+    "mta_sts",
+    "tls_reporting",
     "dns_servers",
     "case_insensitive_local_part",
     "directory",
@@ -98,6 +102,8 @@ class MailServerConfig:
     authentication: AuthenticationSettings = dataclasses.field(
         default_factory=AuthenticationSettings
     )
+    # [mta_sts], [tls_reporting]: what the local domains publish (mailroom.tls_publish)
+    published: PublishedTLS | None = None
     # [directory] source = "postgresql": domains, users and aliases are read from the store's
     # database (None: from this file)
     directory_source: DirectorySource | None = None
@@ -133,7 +139,10 @@ class MailServerConfig:
         try:
             queue = QueueSettings.from_config(data)
         except ValueError as exc:
-            section = "queue" if str(exc).startswith("[queue]") else "routes"
+            text = str(exc)
+            section = next(
+                (s for s in ("queue", "outbound_tls") if text.startswith(f"[{s}]")), "routes"
+            )
             raise MailConfigError(str(exc), (section,)) from None
         lmtp = _local_delivery(data.get("local_delivery"))
         if lmtp is not None:
@@ -170,7 +179,12 @@ class MailServerConfig:
             for user in directory.mailbox_users()
             if user.password_hash
         }
-        return cls(directory, rules, queue, credentials, lmtp, authentication, source)
+        try:
+            published = PublishedTLS.from_config(data, hostname=hostname, domains=directory.domains)
+        except ValueError as exc:
+            section = "tls_reporting" if str(exc).startswith("[tls_reporting]") else "mta_sts"
+            raise MailConfigError(str(exc), (section,)) from None
+        return cls(directory, rules, queue, credentials, lmtp, authentication, published, source)
 
 
 @dataclass(frozen=True)

@@ -190,3 +190,32 @@ def test_a_large_message_keeps_its_body_and_gets_its_header(make_server, sender_
     # The stored copy still verifies: nothing of the signed message changed.
     results, _ = run(verify_message(stored.raw, Resolver([unbound.address]).lookup))
     assert [r.result for r in results] == ["pass", "pass"]
+
+
+def test_a_tls_report_is_dkim_signed_once_by_the_authentication_signer(make_server, knot, unbound):
+    """RFC 8460 §3: receivers ignore TLS reports by mail without a DKIM signature of the
+    reporting domain. The composition root gives the queue's TLS reporter email
+    authentication's signer, and stores its mail without signing it again."""
+    from mailroom.delivery.tlsrpt import ReportPolicy
+
+    server = make_server(keys=True)
+    mailroom = server.server
+    for key in mailroom.authentication.keys["example.test"]:
+        publish(knot, key)
+    reporter = mailroom.runner.tls_reporter
+    assert reporter is not None and reporter.sign == mailroom.authentication.sign_own
+    # A day's session to a domain that asks for reports at a local mailbox.
+    knot.set("_smtp._tls.reports.list.test", {"TXT": ["v=TLSRPTv1; rua=mailto:bob@example.test"]})
+    reporter.recorder.success(ReportPolicy("reports.list.test", "no-policy-found"))
+    [day] = reporter.recorder.days()
+    assert server._call(reporter.send_day(day)) == {"reports.list.test": "sent"}
+    [stored] = server.wait_for_messages(1, timeout=30)
+    assert stored.recipients == ["bob@example.test"]
+    assert stored.message["TLS-Report-Domain"] == "reports.list.test"
+    results, _ = run(verify_message(stored.raw, Resolver([unbound.address]).lookup))
+    # Signed with both keys of example.test (the organizational domain of the report's
+    # From, noreply-tlsrpt@mx.example.test), once each: inject did not sign it again.
+    assert sorted((r.result, r.algorithm, r.domain) for r in results) == [
+        ("pass", "ed25519-sha256", "example.test"),
+        ("pass", "rsa-sha256", "example.test"),
+    ]

@@ -37,7 +37,13 @@ def dns_records(
     addresses: Sequence[str] = (),
     postmaster: str = "postmaster",
     today: datetime.date | None = None,
+    mta_sts: bool = False,
+    tls_reporting: bool = False,
 ) -> str:
+    """The zone-file lines the mail domains need. ``mta_sts`` and ``tls_reporting``: the
+    configuration publishes those (``[mta_sts]``, ``[tls_reporting]``) and their records are
+    printed with the transport security records (:mod:`mailroom.tls_publish`), so no
+    placeholder is printed here for them."""
     day = today or datetime.date.today()
     host = hostname.lower().rstrip(".")
     out = [
@@ -69,12 +75,14 @@ def dns_records(
         out.append(";   your own mail passing (SPF or DKIM aligned), move to p=quarantine, then")
         out.append(";   p=reject: only then does forged mail in your name get refused.")
         out.append(_line(f"_dmarc.{domain}", "TXT", txt(f"v=DMARC1; p=none; rua={report}")))
-        out.append("; MTA-STS (RFC 8461), a placeholder: publish it once")
-        out.append(f";   https://mta-sts.{domain}/.well-known/mta-sts.txt serves a policy;")
-        out.append(";   change the id whenever the policy changes.")
-        out.append(_line(f"_mta-sts.{domain}", "TXT", txt(f"v=STSv1; id={day:%Y%m%d}01")))
-        out.append("; TLS-RPT (RFC 8460): where senders report TLS failures to this domain")
-        out.append(_line(f"_smtp._tls.{domain}", "TXT", txt(f"v=TLSRPTv1; rua={report}")))
+        if not mta_sts:
+            out.append("; MTA-STS (RFC 8461), a placeholder: publish it once")
+            out.append(f";   https://mta-sts.{domain}/.well-known/mta-sts.txt serves a policy")
+            out.append(";   ([mta_sts] in mailroom.toml); change the id whenever it changes.")
+            out.append(_line(f"_mta-sts.{domain}", "TXT", txt(f"v=STSv1; id={day:%Y%m%d}01")))
+        if not tls_reporting:
+            out.append("; TLS-RPT (RFC 8460): where senders report TLS failures to this domain")
+            out.append(_line(f"_smtp._tls.{domain}", "TXT", txt(f"v=TLSRPTv1; rua={report}")))
         out.append("")
     out.append(f"; ---- the server {host}")
     if addresses:

@@ -176,6 +176,17 @@ class PgQueue:
             raise LeaseLost(f"{queue_id}: no longer queued")
         return bytes(header[0][0]) + b"".join(bytes(c[0]) for c in chunks)
 
+    def read_head(self, queue_id: str, size: int) -> bytes:
+        rows = self._run(
+            "SELECT q.header, b.chunk FROM queue_entries q LEFT JOIN message_bodies b "
+            "ON b.id = q.id AND b.seq = 0 WHERE q.id = %s",
+            (queue_id,),
+        )
+        if not rows:
+            raise FileNotFoundError(f"{queue_id}: no longer queued")
+        header, first = rows[0]
+        return (bytes(header) + bytes(first or b""))[:size]
+
     # -- leases ------------------------------------------------------------------------------------
 
     def claim_soon(self, ids: list[str] | None = None) -> None:

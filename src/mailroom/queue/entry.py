@@ -42,6 +42,9 @@ class QueueRecipient:
     # RFC 2033).
     notified: bool = False
     final: bool = False
+    # The TLS of the session that settled it: "TLSv1.3 TLS_AES_256_GCM_SHA384 verified=dane"
+    # (dane, mta-sts, pkix or none), "none" for plain text; None before any attempt.
+    tls: str | None = None
 
     @property
     def done(self) -> bool:
@@ -62,6 +65,9 @@ class QueueEntry:
     smtputf8: bool = False
     auth_user: str | None = None
     client_ip: str = ""
+    # RFC 8689: MAIL FROM ... REQUIRETLS: relayed only to a next hop whose TLS is verified
+    # (DANE, or MTA-STS) and which offers REQUIRETLS itself; else returned with 5.7.30.
+    requiretls: bool = False
 
     @property
     def pending(self) -> list[QueueRecipient]:
@@ -124,6 +130,10 @@ class QueueStore(Protocol):
         """The message as it is sent (our Received field first)."""
         ...
 
+    def read_head(self, queue_id: str, size: int) -> bytes:
+        """At most the first ``size`` octets of it (for its header fields)."""
+        ...
+
 
 class QueueSpool:
     """The queue's directories and the few operations on them."""
@@ -149,6 +159,10 @@ class QueueSpool:
 
     def read_message(self, queue_id: str) -> bytes:
         return self.message_path(queue_id).read_bytes()
+
+    def read_head(self, queue_id: str, size: int) -> bytes:
+        with self.message_path(queue_id).open("rb") as file:
+            return file.read(size)
 
     def ids(self) -> list[str]:
         if not self.active.exists():

@@ -470,6 +470,16 @@ class Session(asyncio.Protocol):
         mail = transaction.parameters
         notify: dict[str, tuple[str, ...]] = {}
         orcpt: dict[str, tuple[str, str]] = {}
+        tls_version = tls_cipher = None
+        tls_bits = None
+        ssl_object = (
+            self.transport.get_extra_info("ssl_object") if self.transport is not None else None
+        )
+        if ssl_object is not None:
+            tls_version = ssl_object.version()
+            cipher = ssl_object.cipher()
+            if cipher:
+                tls_cipher, tls_bits = cipher[0], cipher[2]
         for recipient, params in transaction.recipients:
             if params.notify is not None:
                 notify[str(recipient)] = params.notify
@@ -492,6 +502,10 @@ class Session(asyncio.Protocol):
             body=mail.body,
             notify=notify,
             orcpt=orcpt,
+            requiretls=mail.requiretls,
+            tls_version=tls_version,
+            tls_cipher=tls_cipher,
+            tls_bits=tls_bits,
         )
 
     def _message_writer(self) -> OpenMessage:

@@ -646,6 +646,7 @@ def queue_entry_for(e: Envelope, delivery: Delivery) -> QueueEntry:
         smtputf8=e.smtputf8,
         auth_user=e.auth_user,
         client_ip=e.client_ip,
+        requiretls=e.requiretls,
     )
 
 

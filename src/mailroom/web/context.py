@@ -21,6 +21,7 @@ from mailroom.settings_types import Listener
 
 if TYPE_CHECKING:
     from mailroom.client import TransactionResult
+    from mailroom.tls_publish import PublishedTLS
     from mailroom.web.messages import MessageRow
     from mailroom.web.mime import ParsedMessage
     from mailroom.web.search import Query
@@ -65,6 +66,8 @@ class WebSettings:
     release_smtp: Listener | None = None  # where "release" sends unless told otherwise
     database: str = ""  # what /api/v1/info names as the database
     checks: CheckSettings = CheckSettings()
+    # the local domains' MTA-STS policy, served at /.well-known/mta-sts.txt ([mta_sts])
+    mta_sts: PublishedTLS | None = None
 
 
 class MessageStore(Protocol):
