@@ -98,7 +98,7 @@ def _request(method: str, url: str, body: dict | None = None) -> dict | None:
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         text = response.read()
-    return json.loads(text) if text else None
+    return json.loads(text) if text and text != b"ok" else None
 
 
 def _rcpt(address: tuple[str, int], recipient: str) -> tuple[int, bytes]:
@@ -141,3 +141,29 @@ def _try_get(url: str) -> dict | None:
         return _get(url)
     except urllib.error.HTTPError:
         return None
+
+
+def test_tags_are_the_fleets(fleet, pg_url) -> None:
+    a = fleet("a", "127.0.0.2", pg_url, web=True)
+    c = fleet("c", "127.0.0.4", pg_url, web=True)
+    message = EmailMessage()
+    message["From"] = "alice@example.test"
+    message["To"] = "bob@example.test"
+    message["Subject"] = "tagged as sent"
+    message["X-Tags"] = "Invoice, customer-42"
+    message.set_content("Tags.\n")
+    with smtplib.SMTP(*a.smtp, timeout=30) as client:
+        refused = client.sendmail(
+            "alice@example.test", ["bob@example.test"], message.as_bytes(policy=policy.SMTP)
+        )
+    assert refused == {}
+    tagged = _get(c.web_url + "/api/v1/messages")["messages"][0]
+    assert sorted(tagged["Tags"]) == ["Invoice", "customer-42"]
+    other = _send(a.smtp, "untagged")
+    # Tags set through node C, searched through node A; one tag whatever its case.
+    _request("PUT", c.web_url + "/api/v1/tags", {"IDs": [other], "Tags": ["invoice", "urgent"]})
+    found = _get(a.web_url + "/api/v1/search?query=tag:INVOICE")
+    assert sorted(m["ID"] for m in found["messages"]) == sorted([tagged["ID"], other])
+    assert _get(a.web_url + "/api/v1/tags") == ["customer-42", "Invoice", "urgent"]
+    _request("DELETE", c.web_url + "/api/v1/tags/Invoice")
+    assert _get(a.web_url + "/api/v1/tags") == ["customer-42", "urgent"]

@@ -44,6 +44,7 @@ from mailroom.store.base import StoreError, StoreUnavailable
 from mailroom.store.envelope import Delivery, Envelope, received_header, trace_header
 from mailroom.store.headers import MAX_HEADER_SCAN, summarize_headers
 from mailroom.store.maildir import queue_entry_for
+from mailroom.store.tags import tags_from_header
 
 __all__ = ["EVENTS_CHANNEL", "PgWriter", "PostgresStore"]
 
@@ -594,6 +595,8 @@ class PostgresStore:
                     (queue_id, headers[index], entry.to_json().decode(), entry.next_attempt)
                 )
                 rows.queued.append(queue_id)
+        if summary.x_tags:  # Mailpit's header for tagging a message as it is sent
+            rows.tags += [(queue_id, tag) for tag in tags_from_header(summary.x_tags)]
 
     def _refresh_usage(self) -> None:
         """The octets in each local mailbox, fleet-wide (quotas are checked against it)."""
