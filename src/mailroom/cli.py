@@ -125,6 +125,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     async def run() -> None:
         server = Mailroom(config)
         await server.start()
+        print(f"mailroom {__version__} ({core_build()})", file=sys.stderr, flush=True)
         print(
             "mailroom: SMTP on "
             + ", ".join(f"{h}:{p}" for h, p in server.addresses)
@@ -515,12 +516,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def core_build() -> str:
-    """How the protocol core runs in this install: compiled by mypyc (``MAILROOM_COMPILE=1``,
-    see setup.py) or interpreted."""
+    """How the protocol core runs in this install: compiled by mypyc (``pip install .`` where a
+    C compiler is found, see setup.py) or interpreted, and why."""
     from mailroom.protocol import server
 
-    compiled = not (server.__file__ or "").endswith(".py")
-    return "protocol core compiled with mypyc" if compiled else "pure Python"
+    where = Path(server.__file__ or "")
+    if not where.name.endswith(".py"):
+        return "protocol core compiled with mypyc"
+    if (where.parents[3] / "setup.py").exists():  # src/mailroom/protocol/server.py
+        return "pure Python: a development install runs its sources"
+    return "pure Python: installed without a C compiler (or with MAILROOM_COMPILE=0)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
