@@ -47,10 +47,9 @@ def _cmd_replies(args: argparse.Namespace) -> int:
 def _setup_logging(level: str) -> None:
     import logging
 
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from mailroom.activity.maillog import LOG_FORMAT
+
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=LOG_FORMAT)
 
 
 def _serve_overrides(args: argparse.Namespace) -> dict[str, object]:

@@ -44,7 +44,7 @@ from mailroom.store import Envelope, StoreError
 from mailroom.store.ids import new_queue_id
 
 if TYPE_CHECKING:
-    from mailroom.activity import Hub, Metrics, TranscriptLog
+    from mailroom.activity import Hub, MailLog, Metrics, TranscriptLog
     from mailroom.policy.base import Policy
     from mailroom.policy.credentials import CredentialStore
     from mailroom.protocol import SessionSettings
@@ -64,6 +64,7 @@ class SessionHost(Protocol):
     transcripts: TranscriptLog
     hub: Hub
     metrics: Metrics
+    maillog: MailLog  # the one line per transaction (and per refusal)
     ssl_context: ssl.SSLContext | None  # for STARTTLS
     tls_handshake_timeout: float
 
@@ -149,7 +150,7 @@ class Session(asyncio.Protocol):
         server = self.server
         refusal = server.admit(self)
         if refusal is not None:
-            log.info("refused connection: client=%s reply=%s", self.client_ip, str(refusal))
+            server.maillog.info(f"refused connection: client={self.client_ip} reply={refusal}")
             self.transport.write(refusal.format())
             self._close()
             return
@@ -408,12 +409,12 @@ class Session(asyncio.Protocol):
         if code >= 400:
             self.server.metrics.refused(event.stage, reply.code)
             if not ends_message:
-                log.info(
-                    "refused: client=%s stage=%s reply=%s",
-                    self.client_ip,
-                    event.stage,
-                    str(reply).replace("\n", " / "),
-                )
+                maillog = self.server.maillog
+                if maillog.enabled:
+                    text = str(reply).replace("\n", " / ")
+                    maillog.info(
+                        f"refused: client={self.client_ip} stage={event.stage} reply={text}"
+                    )
             elif self.shutting_down:
                 self._goodbye(out)
         elif self.shutting_down and ends_message:
@@ -520,34 +521,24 @@ class Session(asyncio.Protocol):
             return replies.STORAGE_FULL()
         return self._accepted(event, queue_id)
 
-    def _log_refused_message(self, event: Event, reply: Reply) -> None:
-        # The transaction's one log line, as for an accepted message, with the refusal.
+    def _log_transaction(self, queue_id: str, event: Event, reply: str) -> None:
+        # The transaction's one log line: its queue id (NOQUEUE when refused), the envelope,
+        # the size and the reply. Not even formatted when it would not be written.
         transaction = self.conn.transaction
-        if transaction is None or not log.isEnabledFor(logging.INFO):
+        maillog = self.server.maillog
+        if transaction is None or not maillog.enabled:
             return
-        log.info(
-            "NOQUEUE: client=%s from=<%s> to=%s size=%d via=%s reply=%s",
-            self.client_ip,
-            transaction.sender or "",
-            ",".join(f"<{r}>" for r, _ in transaction.recipients),
-            event.size,  # type: ignore[attr-defined]
-            event.via,  # type: ignore[attr-defined]
-            str(reply).replace("\n", " / "),
+        recipients = ",".join([f"<{r}>" for r, _ in transaction.recipients])
+        maillog.info(
+            f"{queue_id}: client={self.client_ip} from=<{transaction.sender or ''}> "
+            f"to={recipients} size={event.size} via={event.via} reply={reply}"  # type: ignore[attr-defined]
         )
 
+    def _log_refused_message(self, event: Event, reply: Reply) -> None:
+        self._log_transaction("NOQUEUE", event, str(reply).replace("\n", " / "))
+
     def _accepted(self, event: MessageComplete, queue_id: str) -> Reply:
-        transaction = self.conn.transaction
-        # Not even built when it would not be written (--log-level warning: benchmarks).
-        if transaction is not None and log.isEnabledFor(logging.INFO):
-            log.info(
-                "%s: client=%s from=<%s> to=%s size=%d via=%s reply=250",
-                queue_id,
-                self.client_ip,
-                transaction.sender or "",
-                ",".join(f"<{r}>" for r, _ in transaction.recipients),
-                event.size,
-                event.via,
-            )
+        self._log_transaction(queue_id, event, "250")
         server = self.server
         metrics = server.metrics
         metrics.messages_accepted += 1

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mailroom.activity import Hub, Metrics, TranscriptLog
+from mailroom.activity import Hub, MailLog, Metrics, TranscriptLog
 from mailroom.codes import Reply
 from mailroom.codes import catalogue as replies
 from mailroom.policy.base import Policy
@@ -62,6 +62,7 @@ class SMTPServer:
         metrics: Metrics,
         limits: ServerLimits,
         ssl_context: ssl.SSLContext | None = None,
+        maillog: MailLog | None = None,
     ) -> None:
         self.listeners = list(listeners)
         self.hostname = hostname
@@ -71,6 +72,8 @@ class SMTPServer:
         self.transcripts = transcripts
         self.hub = hub
         self.metrics = metrics
+        # The sessions' lines go to the "mailroom.smtp" logger, cheaply (activity/maillog.py).
+        self.maillog = maillog or MailLog(logging.getLogger("mailroom.smtp"))
         self.limits = limits
         self.tls_handshake_timeout = limits.tls_handshake_timeout
         self.ssl_context = ssl_context
@@ -90,6 +93,7 @@ class SMTPServer:
     async def start(self) -> None:
         """Open the listeners (port 0 picks a free port: see :attr:`addresses`)."""
         loop = asyncio.get_running_loop()
+        self.maillog.configure()
         for listener, settings in self.listeners:
             server = await loop.create_server(
                 lambda listener=listener, settings=settings: Session(self, listener, settings),
@@ -125,6 +129,7 @@ class SMTPServer:
             session.force_close()
         for server in self.servers:
             await server.wait_closed()
+        self.maillog.flush()
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
