@@ -62,7 +62,7 @@ test: $(STAMP_DEV) $(STAMP_FAST_DEV)
 # MAILROOM_EXPECT_COMPILED=1: a build that fell back to pure Python fails here.
 test-compiled: $(STAMP_FAST_DEV)
 	MAILROOM_EXPECT_COMPILED=1 $(FAST)/bin/python -m pytest -q -p no:cacheprovider \
-		tests/protocol tests/codes tests/server tests/build
+		tests/protocol tests/codes tests/server tests/interop
 
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check src tests bench

@@ -47,10 +47,10 @@ def stream_handler(logger: logging.Logger, fmt: str = LOG_FORMAT) -> CountingStr
 def test_lines_of_one_loop_turn_go_out_in_one_write(logger: logging.Logger) -> None:
     stream = stream_handler(logger)
     maillog = MailLog(logger)
-    maillog.configure()
-    assert maillog.direct
 
     async def turn() -> str:
+        maillog.configure()  # as the server does when it starts, in its loop
+        assert maillog.direct
         maillog.info("06H2: client=127.0.0.1 reply=250")
         maillog.info("NOQUEUE: client=127.0.0.1 reply=552 5.3.4 too big")
         maillog.info("refused: client=127.0.0.1 stage=VRFY reply=502")

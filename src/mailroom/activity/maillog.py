@@ -36,13 +36,19 @@ class MailLog:
         self._handler: logging.StreamHandler | None = None  # type: ignore[type-arg]
         self._prefix = f" INFO {logger.name}: "
         self._pending: list[tuple[float, str]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None  # where flushes are scheduled
         self._second = -1  # the second whose date is in _date
         self._date = ""
 
     def configure(self) -> None:
-        """Look at the logging set-up now (the server starts): write directly or not."""
+        """Look at the logging set-up now (the server starts, in its event loop): write
+        directly or not."""
         self.enabled = self.logger.isEnabledFor(logging.INFO)
         self._handler = direct_handler(self.logger) if self.enabled else None
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
 
     @property
     def direct(self) -> bool:
@@ -55,14 +61,12 @@ class MailLog:
             if self.enabled:
                 self.logger.info("%s", message)
             return
-        if not self._pending:
-            try:
-                asyncio.get_running_loop().call_soon(self.flush)
-            except RuntimeError:  # not in the event loop: at once
-                self._pending.append((time.time(), message))
-                self.flush()
-                return
         self._pending.append((time.time(), message))
+        if len(self._pending) == 1:
+            if self._loop is None or self._loop.is_closed():
+                self.flush()  # no event loop to wait for: at once
+            else:
+                self._loop.call_soon(self.flush)
 
     def flush(self) -> None:
         pending, self._pending = self._pending, []
