@@ -207,7 +207,7 @@ class ServeProcess:
 
         match = wait_for(started, timeout=STARTUP_TIMEOUT)
         for item in match["addresses"].split(", "):
-            host, _, port = item.rpartition(":")
+            host, _, port = item.split(" (")[0].rpartition(":")  # "HOST:PORT (implicit TLS)"
             self.addresses.append((host, int(port)))
         return self
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mailroom.activity import Hub, Metrics, TranscriptLog
+from mailroom.activity.transcript_archive import TranscriptArchive
 from mailroom.config import Config, ConfigError
 from mailroom.policy import AcceptAny, CatcherPolicy, CredentialStore, PasswordFile, Policy
 from mailroom.policy.authguard import AuthGuard, AuthLimits
@@ -231,6 +232,15 @@ class Mailroom:
         store.start()
         if self.mail_policy is not None and isinstance(store, MaildirStore):
             self.mail_policy.usage = store.usage  # quotas: octets in each local mailbox
+        if isinstance(store, MaildirStore) and config.transcripts_stored and config.transcripts:
+            # Finished transcripts also go to disk, so a message's session outlives a restart.
+            archive = TranscriptArchive(
+                config.data / "transcripts.sqlite",
+                max_count=config.transcripts_stored,
+                max_age=config.transcripts_max_age,
+            )
+            archive.start()
+            self.transcripts.archive = archive
         self.smtp = SMTPServer(
             listener_settings(config, self.credentials),
             hostname=config.hostname,
@@ -273,6 +283,7 @@ class Mailroom:
         # Imported here: the web's dependencies (aiohttp) load only when the web is on.
         from mailroom.client import send_message
         from mailroom.web import Messages, WebContext, WebServer, WebSettings
+        from mailroom.web.context import CheckSettings
 
         config = self.config
         assert self.smtp is not None
@@ -285,6 +296,13 @@ class Mailroom:
                 allowed_hosts=config.web_allowed_hosts,
                 release_smtp=config.release_smtp,
                 database=str(config.data / "index.sqlite"),
+                checks=CheckSettings(
+                    spamassassin=config.spamassassin,
+                    rspamd=config.rspamd,
+                    allow_internal_http_requests=config.allow_internal_http_requests,
+                    link_check_timeout=config.link_check_timeout,
+                    link_check_max_links=config.link_check_max_links,
+                ),
             ),
             messages=Messages(config.data, enabled=maildir is not None),
             transcripts=self.transcripts,
@@ -296,6 +314,7 @@ class Mailroom:
             # The catcher captures messages sent over the API; a mail server sends with SMTP.
             inject=self.inject if config.mail is None else None,
             store_counters=maildir,
+            archive=self.transcripts.archive,
         )
         web = WebServer(context)
         await web.start()
@@ -317,6 +336,8 @@ class Mailroom:
             await self.runner.stop(grace=self.config.shutdown_grace)
         if self.store is not None:
             self.store.close()
+        if self.transcripts.archive is not None:
+            self.transcripts.archive.close()
         self.stopped.set()
 
     async def serve_until_signalled(self) -> None:

@@ -1,11 +1,13 @@
 """Every setting of ``mailroom serve``, with its default, from flags and a TOML file.
 
 A setting has one name, used as the TOML key (``max_message_size``) and, with dashes, as the
-flag (``--max-message-size``). Flags win over the file; the file wins over the defaults.
+flag (``--max-message-size``). Flags win over the file; the file wins over the defaults. The
+data directory may also come from ``MAILROOM_DATA``, between the flag and the file.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
     from mailroom.mailconfig import MailServerConfig
 
 __all__ = ["Config", "ConfigError", "Listener", "load_config", "parse_hostport", "parse_size"]
+
+DATA_VARIABLE = "MAILROOM_DATA"  # the data directory, when neither --data nor the file names it
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,21 @@ class Config:
 
     # sessions whose transcripts are kept in memory (for the web UI); 0 keeps none
     transcripts: int = 1000
+    # finished transcripts also kept on disk (DATA/transcripts.sqlite, with the Maildir store),
+    # so a message's session outlives a restart: at most this many, none older than max_age
+    # seconds; 0 stores none
+    transcripts_stored: int = 10_000
+    transcripts_max_age: float = 7 * 24 * 3600.0
+
+    # the web UI's checks of a message (mailroom.web.checks)
+    # SpamAssassin's spamd for the spam check (Mailpit's --spamassassin), "HOST:PORT"
+    spamassassin: str | None = None
+    # rspamd's HTTP controller for the spam check, e.g. "http://127.0.0.1:11333"
+    rspamd: str | None = None
+    # the link check fetches loopback and private addresses only with this (Mailpit's flag)
+    allow_internal_http_requests: bool = False
+    link_check_timeout: float = 10.0  # seconds for each link
+    link_check_max_links: int = 100  # links checked in one message
     # fault rules, "STAGE[:MATCH][:OPTION...]:ACTION" (see mailroom.policy.faults)
     faults: tuple[str, ...] = ()
 
@@ -148,8 +167,14 @@ class Config:
             raise ConfigError("long_lines is 'reject' or 'accept'")
         if self.store not in ("maildir", "none"):
             raise ConfigError("store is 'maildir' or 'none'")
-        if self.transcripts < 0:
-            raise ConfigError("transcripts must not be negative")
+        if self.transcripts < 0 or self.transcripts_stored < 0 or self.transcripts_max_age < 0:
+            raise ConfigError("transcripts, transcripts_stored and _max_age must not be negative")
+        if self.link_check_timeout <= 0 or self.link_check_max_links < 1:
+            raise ConfigError("link_check_timeout must be positive, link_check_max_links >= 1")
+        if self.spamassassin is not None:
+            parse_hostport(self.spamassassin)
+        if self.rspamd is not None and not self.rspamd.startswith(("http://", "https://")):
+            raise ConfigError("rspamd is the URL of its controller, e.g. http://127.0.0.1:11333")
         if self.web_auth is not None:
             user, colon, password = self.web_auth.partition(":")
             if not colon or not user or not password:
@@ -248,6 +273,8 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
                 values["mail"] = MailServerConfig.from_toml(mail_sections, hostname=hostname)
             except MailConfigError as exc:
                 raise ConfigError(f"{path}:{locate(text, exc.key) or '?'}: {exc}") from None
+    if os.environ.get(DATA_VARIABLE):
+        values["data"] = Path(os.environ[DATA_VARIABLE])  # over the file, under --data
     for name, value in (overrides or {}).items():
         if value is not None:
             values[name] = _coerce(name, value)

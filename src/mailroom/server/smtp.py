@@ -106,7 +106,8 @@ class SMTPServer:
             )
             self.servers.append(server)
             port = server.sockets[0].getsockname()[1] if server.sockets else listener.port
-            log.info("listening on %s", dataclasses.replace(listener, port=port))
+            # `mailroom serve` prints the addresses once it listens on all of them.
+            log.debug("listening on %s", dataclasses.replace(listener, port=port))
         self._sweeper = asyncio.ensure_future(self._sweep())
 
     def refuse_new(self) -> None:

@@ -31,6 +31,7 @@ from mailroom.store.durability import BatchSync, fsync_directory
 from mailroom.store.envelope import Delivery, Envelope, received_header, trace_header
 from mailroom.store.headers import MAX_HEADER_SCAN, summarize_headers
 from mailroom.store.index import Index, IndexRow
+from mailroom.store.tags import tags_from_header
 
 __all__ = [
     "MaildirStore",
@@ -559,6 +560,7 @@ class MaildirStore:
             cc_header=summary.cc,
             subject=summary.subject,
             message_id=summary.message_id,
+            tags=tags_from_header(summary.x_tags),
             size=len(first.header) + writer.size,
             client_ip=e.client_ip,
             helo=e.helo,

@@ -25,7 +25,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
 
+from mailroom.web.bounces import routes as bounces_routes
 from mailroom.web.chaos import routes as chaos_routes
+from mailroom.web.checks import routes as check_routes
 from mailroom.web.context import WebContext, WebSettings
 from mailroom.web.events import EVENTS, EventStream
 from mailroom.web.http import CONTEXT
@@ -33,6 +35,8 @@ from mailroom.web.mailpit import routes as mailpit_routes
 from mailroom.web.messages import Messages
 from mailroom.web.openapi import routes as openapi_routes
 from mailroom.web.own import routes as own_routes
+from mailroom.web.sessions import routes as session_routes
+from mailroom.web.tags import routes as tag_routes
 
 __all__ = ["Messages", "WebContext", "WebServer", "WebSettings", "build_app"]
 
@@ -160,6 +164,10 @@ def build_app(context: WebContext, events: EventStream) -> web.Application:
     mailpit_routes(app)
     chaos_routes(app)
     own_routes(app)
+    session_routes(app)
+    tag_routes(app)
+    check_routes(app)
+    bounces_routes(app)
     openapi_routes(app)
     app.router.add_get("/api/events", events.handle)
     app.router.add_get("/", _page("index.html"))
@@ -224,7 +232,7 @@ class WebServer:
         self._runner = runner
         host, port = runner.addresses[0][:2]
         self.address = (str(host), int(port))
-        log.info("web UI and API on %s", self.url)
+        log.debug("web UI and API on %s", self.url)  # `mailroom serve` prints it
         if self.settings.auth is None and not is_loopback(listener.host):
             log.warning(
                 "the web UI and API on %s:%d are open to anyone who can reach them: every "

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mailroom.activity.metrics import Metrics
+from mailroom.activity.transcript_archive import SessionFilter
 from mailroom.policy.faults import FaultRule
 from mailroom.settings_types import Listener
 
@@ -23,17 +24,31 @@ if TYPE_CHECKING:
     from mailroom.web.messages import Messages
 
 __all__ = [
+    "CheckSettings",
     "EventHub",
     "FaultRules",
     "Inject",
     "ReleaseSender",
     "ServerStatus",
+    "SessionArchive",
     "StoreCounters",
     "TranscriptRecord",
     "TranscriptSource",
     "WebContext",
     "WebSettings",
 ]
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """The settings of a message's checks (:mod:`mailroom.web.checks`; ``Config``'s of the
+    same names)."""
+
+    spamassassin: str | None = None  # spamd's "HOST:PORT" for the spam check
+    rspamd: str | None = None  # rspamd's controller URL for the spam check
+    allow_internal_http_requests: bool = False  # the link check may fetch private addresses
+    link_check_timeout: float = 10.0  # seconds for each link
+    link_check_max_links: int = 100  # links checked in one message
 
 
 @dataclass(frozen=True)
@@ -44,6 +59,7 @@ class WebSettings:
     allowed_hosts: tuple[str, ...] = ()  # Host names answered on loopback besides the usual
     release_smtp: Listener | None = None  # where "release" sends unless told otherwise
     database: str = ""  # what /api/v1/info names as the database
+    checks: CheckSettings = CheckSettings()
 
 
 class TranscriptRecord(Protocol):
@@ -56,11 +72,27 @@ class TranscriptRecord(Protocol):
 
     def to_dict(self) -> dict[str, Any]: ...
 
+    def note(self, text: str) -> None:
+        """A line of the transcript that is no command or reply."""
+        ...
+
 
 class TranscriptSource(Protocol):
-    """The session transcripts kept (:class:`mailroom.activity.TranscriptLog`)."""
+    """The session transcripts kept (:class:`mailroom.activity.TranscriptLog`). The web
+    reads them, and records one of its own for a message sent over the API."""
+
+    @property
+    def enabled(self) -> bool: ...
 
     def __len__(self) -> int: ...
+
+    def begin(self, client_ip: str, client_port: int, listener: str) -> TranscriptRecord: ...
+
+    def message(self, transcript: Any, queue_id: str) -> None:
+        """``transcript`` (one :meth:`begin` gave) stored the message ``queue_id``."""
+        ...
+
+    def end(self, transcript: Any) -> None: ...
 
     def list(
         self, *, limit: int = ..., offset: int = ..., refused_only: bool = ...
@@ -71,6 +103,21 @@ class TranscriptSource(Protocol):
     def get(self, session_id: str) -> TranscriptRecord | None: ...
 
     def for_message(self, queue_id: str) -> TranscriptRecord | None: ...
+
+
+class SessionArchive(Protocol):
+    """Finished transcripts kept on disk past a restart
+    (:class:`mailroom.activity.TranscriptArchive`), each as its ``to_dict()``. Its calls read
+    SQLite: the web makes them in its worker thread."""
+
+    def get(self, session_id: str) -> dict[str, Any] | None: ...
+
+    def for_message(self, queue_id: str) -> dict[str, Any] | None: ...
+
+    def list(self, where: SessionFilter, limit: int) -> tuple[int, list[dict[str, Any]]]:
+        """The number of sessions ``where`` matches, and the newest ``limit`` of them (their
+        summaries)."""
+        ...
 
 
 class FaultRules(Protocol):
@@ -154,3 +201,5 @@ class WebContext:
     # POST /api/v1/send: None where mail is only sent with SMTP (the mail server mode)
     inject: Inject | None = None
     store_counters: StoreCounters | None = None
+    # finished transcripts on disk (with the Maildir store and transcripts_stored > 0)
+    archive: SessionArchive | None = None

@@ -6,6 +6,8 @@ text frame ``{"Type": ..., "Data": ...}``.
 - ``stats``: ``{"Total", "Unread", "Version"}`` after any change
 - ``session``: a finished SMTP session (its summary, as ``GET /api/v1/sessions`` gives it)
 - ``faults``: ``{"rules": [...]}`` when the fault rules change
+- ``update``: ``{"ID", "Tags"}`` of a message whose tags were set; ``prune``: a tag was
+  renamed or deleted on every message (both as Mailpit sends them)
 
 The event hub is subscribed to only while a client is connected, so with no browser open
 the SMTP sessions publish nothing at all.
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from mailroom import __version__
+from mailroom.store.tags import tags_of
 from mailroom.web.messages import list_item
 
 if TYPE_CHECKING:
@@ -169,6 +172,15 @@ class EventStream:
             for message_id in ids:
                 self.broadcast("delete", {"ID": message_id})
         await self.stats()
+
+    async def tagged(self, ids: list[str] | None) -> None:
+        if not self._clients:
+            return
+        if ids is None:
+            self.broadcast("prune", None)
+            return
+        for message_id, tags in (await self.messages.with_db(tags_of, ids)).items():
+            self.broadcast("update", {"ID": message_id, "Tags": tags})
 
     async def faults(self) -> None:
         rules = [rule.to_dict() for rule in self.fault_rules.rules]

@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from mailroom import __version__
+from mailroom.store.tags import all_tags, tag_counts
 from mailroom.web.events import event_stream
 from mailroom.web.http import error, json_response, query_int, request_json, web_context
 from mailroom.web.messages import MessageRow, bcc_of, created, list_item
 from mailroom.web.mime import ParsedMessage, addresses, strip_trace
 from mailroom.web.search import SearchError, parse_query
+from mailroom.web.sessions import API_LISTENER, session_of_message
 
 if TYPE_CHECKING:
     from mailroom.web.context import WebContext
@@ -31,11 +33,32 @@ MAX_LIMIT = 5000
 # The HTML of a message runs with no scripts, no network and no plugins; inline images are
 # data: URIs already (see mime.ParsedMessage.safe_html).
 # "sandbox" keeps it so even when /view/ is opened in a tab of its own, not in the UI's frame.
+# Links open in a new browsing context of their own (a <base target> in front of the HTML; the
+# HTML standard makes such links noopener), which the sandbox lets escape it, so a clicked link
+# is a page of its own rather than an error page in place of the message.
 VIEW_POLICY = (
     "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; "
-    "media-src data:; frame-ancestors 'self'; form-action 'none'; base-uri 'none'; sandbox"
+    "media-src data:; frame-ancestors 'self'; form-action 'none'; "
+    "sandbox allow-popups allow-popups-to-escape-sandbox"
+)
+# ?remote=1, when a person asks for it: images, styles and fonts from the network too (the
+# tracking pixels with them); still no scripts, no forms.
+VIEW_POLICY_REMOTE = (
+    "default-src 'none'; img-src data: http: https:; style-src 'unsafe-inline' http: https:; "
+    "font-src data: http: https:; media-src data: http: https:; frame-ancestors 'self'; "
+    "form-action 'none'; sandbox allow-popups allow-popups-to-escape-sandbox"
+)
+NEW_TAB = '<base target="_blank">'
+_REMOTE = re.compile(
+    r"""(?:\bsrc|\bbackground|\bsrcset|<link\b[^>]*\bhref)\s*=\s*["']?\s*(?:https?:)?//"""
+    r"""|url\(\s*["']?\s*(?:https?:)?//""",
+    re.IGNORECASE,
 )
 _LINK = re.compile(r"<([^>]+)>")
+# Attachments a browser shows itself, opened in a tab of their own with ?inline=1.
+INLINE_TYPES = frozenset(
+    {"application/pdf", "image/png", "image/jpeg", "image/gif", "image/webp", "text/plain"}
+)
 
 
 def _ids(body: dict[str, Any]) -> list[str] | None:
@@ -55,7 +78,7 @@ async def list_messages(request: web.Request) -> web.Response:
     start = query_int(request, "start", 0, 10**9)
     limit = query_int(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
     counts, rows = await ctx.messages.call(ctx.messages.page, None, start, limit)
-    return json_response(_listing(counts, rows, start))
+    return json_response(_listing(counts, rows, start, await _all_tags(ctx)))
 
 
 async def search(request: web.Request) -> web.Response:
@@ -67,10 +90,18 @@ async def search(request: web.Request) -> web.Response:
     except SearchError as exc:
         return error(400, str(exc))
     counts, rows = await ctx.messages.call(ctx.messages.page, query, start, limit)
-    return json_response(_listing(counts, rows, start))
+    return json_response(_listing(counts, rows, start, await _all_tags(ctx)))
 
 
-def _listing(counts: dict[str, int], rows: list[MessageRow], start: int) -> dict[str, Any]:
+async def _all_tags(ctx: WebContext) -> list[str]:
+    if not ctx.messages.enabled:
+        return []
+    return await ctx.messages.with_db(all_tags)
+
+
+def _listing(
+    counts: dict[str, int], rows: list[MessageRow], start: int, tags: list[str]
+) -> dict[str, Any]:
     return {
         "total": counts["total"],
         "unread": counts["unread"],
@@ -78,7 +109,7 @@ def _listing(counts: dict[str, int], rows: list[MessageRow], start: int) -> dict
         "messages_count": counts["count"],
         "messages_unread": counts["unread_count"],
         "start": start,
-        "tags": [],
+        "tags": tags,
         "messages": [list_item(row) for row in rows],
     }
 
@@ -147,11 +178,13 @@ async def _open(request: web.Request) -> tuple[MessageRow, bytes, ParsedMessage]
     return opened
 
 
-def message_json(ctx: WebContext, row: MessageRow, parsed: ParsedMessage) -> dict[str, Any]:
-    """Mailpit's ``Message``, with mailroom's envelope and session under ``Mailroom``."""
+def message_json(
+    row: MessageRow, parsed: ParsedMessage, session: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Mailpit's ``Message``, with mailroom's envelope and session under ``Mailroom``
+    (``session``: the transcript of the session that stored it, if still kept)."""
     sender = addresses(parsed.header("From"))
     unsubscribe = parsed.header("List-Unsubscribe")
-    transcript = ctx.transcripts.for_message(row.id)
     return {
         "ID": row.id,
         "MessageID": parsed.header("Message-ID").strip().strip("<>"),
@@ -169,13 +202,15 @@ def message_json(ctx: WebContext, row: MessageRow, parsed: ParsedMessage) -> dic
             "HeaderPost": parsed.header("List-Unsubscribe-Post"),
         },
         "Date": parsed.date() or created(row.received),
-        "Tags": [],
+        "Tags": row.tags,
         "Username": row.auth_user or "",
         "Text": parsed.text,
         "HTML": parsed.html,
         "Size": row.size,
         "Inline": [part.summary() for part in parsed.inline],
         "Attachments": [part.summary() for part in parsed.attachments],
+        # mailroom's: the HTML would load something from the network (blocked unless asked)
+        "RemoteContent": has_remote_content(parsed.html),
         "Mailroom": {
             "Received": created(row.received),
             "Sender": row.sender,
@@ -185,7 +220,15 @@ def message_json(ctx: WebContext, row: MessageRow, parsed: ParsedMessage) -> dic
             "TLS": row.tls,
             "AuthUser": row.auth_user,
             "Mailbox": row.mailbox,
-            "Session": transcript.id if transcript is not None else None,
+            "Session": session["id"] if session is not None else None,
+            # "smtp", or "api" for a message posted to /api/v1/send; None when unknown
+            "Origin": (
+                None
+                if session is None
+                else "api"
+                if session["listener"] == API_LISTENER
+                else "smtp"
+            ),
         },
     }
 
@@ -198,7 +241,8 @@ async def get_message(request: web.Request) -> web.Response:
         await ctx.messages.call(ctx.messages.set_read, [row.id], True)
         row.read = True
         await event_stream(request).stats()
-    return json_response(message_json(ctx, row, parsed))
+    session = await session_of_message(ctx, row.id)
+    return json_response(message_json(row, parsed, session))
 
 
 async def get_headers(request: web.Request) -> web.Response:
@@ -208,10 +252,13 @@ async def get_headers(request: web.Request) -> web.Response:
 
 async def get_raw(request: web.Request) -> web.Response:
     row, raw, _ = await _open(request)
-    response = web.Response(body=raw, content_type="text/plain", charset="utf-8")
-    response.headers["Content-Security-Policy"] = "sandbox"
     if request.query.get("dl"):
+        # The .eml a mail program opens: a message of its own type (RFC 2046 §5.2.1).
+        response = web.Response(body=raw, content_type="message/rfc822")
         response.headers["Content-Disposition"] = f'attachment; filename="{row.id}.eml"'
+    else:
+        response = web.Response(body=raw, content_type="text/plain", charset="utf-8")
+    response.headers["Content-Security-Policy"] = "sandbox"
     return response
 
 
@@ -226,6 +273,15 @@ async def get_part(request: web.Request) -> web.Response:
     response.headers["Content-Security-Policy"] = "sandbox"
     filename = part.filename.replace('"', "").replace("\r", "").replace("\n", "")
     disposition = "inline" if part.disposition == "inline" else "attachment"
+    if request.query.get("inline") and part.content_type in INLINE_TYPES:
+        # Opened in a tab of its own (?inline=1): shown by the browser, not downloaded.
+        disposition = "inline"
+        if part.content_type == "application/pdf":
+            # Chrome's PDF viewer does not run in a sandboxed document; nothing else of this
+            # origin is reachable from it (no scripts, no frames, no connections).
+            response.headers["Content-Security-Policy"] = (
+                "default-src 'none'; object-src 'self'; plugin-types application/pdf"
+            )
     if filename:
         from urllib.parse import quote
 
@@ -242,9 +298,16 @@ async def view_html(request: web.Request) -> web.Response:
     _, _, parsed = await _open(request)
     if not parsed.html:
         raise web.HTTPNotFound(text="this message has no HTML part")
-    response = web.Response(text=parsed.safe_html(), content_type="text/html", charset="utf-8")
-    response.headers["Content-Security-Policy"] = VIEW_POLICY
+    remote = request.query.get("remote", "") in ("1", "true")
+    body = NEW_TAB + parsed.safe_html()
+    response = web.Response(text=body, content_type="text/html", charset="utf-8")
+    response.headers["Content-Security-Policy"] = VIEW_POLICY_REMOTE if remote else VIEW_POLICY
     return response
+
+
+def has_remote_content(html: str) -> bool:
+    """Whether the HTML names something on the network to load (an image, a style sheet)."""
+    return _REMOTE.search(html) is not None
 
 
 async def view_text(request: web.Request) -> web.Response:
@@ -333,7 +396,7 @@ async def info(request: web.Request) -> web.Response:
             "DatabaseSize": size,
             "Messages": total,
             "Unread": unread,
-            "Tags": {},
+            "Tags": await messages.with_db(tag_counts) if messages.enabled else {},
             "RuntimeStats": {
                 "Uptime": int(time.time() - metrics.started),
                 "Memory": _memory(),
@@ -373,7 +436,8 @@ async def webui(request: web.Request) -> web.Response:
                 "PreserveMessageIDs": True,
                 "RecipientAllowlist": "",
             },
-            "SpamAssassin": False,
+            "SpamAssassin": ctx.settings.checks.spamassassin is not None
+            or ctx.settings.checks.rspamd is not None,
             "ChaosEnabled": True,
             "DuplicatesIgnored": False,
             "HideDeleteAllButton": False,

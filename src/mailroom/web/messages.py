@@ -17,7 +17,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -68,6 +68,7 @@ class MessageRow:
     attachments: int = 0
     inline: int = 0
     snippet: str = ""
+    tags: list[str] = field(default_factory=list)
 
 
 _SELECT = (
@@ -132,7 +133,7 @@ def list_item(row: MessageRow) -> dict[str, Any]:
         "Subject": row.subject,
         "Created": created(row.received),
         "Username": row.auth_user or "",
-        "Tags": [],
+        "Tags": row.tags,
         "Size": row.size,
         "Attachments": row.attachments,
         "Snippet": row.snippet,
@@ -152,6 +153,11 @@ class Messages:
     async def call(self, function: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, function, *args)
+
+    async def with_db(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(connection, *args)`` in the worker thread, with the index (and the
+        web's cache, as ``web.``) open: for the modules that keep tables of their own."""
+        return await self.call(lambda: function(self._connect(), *args))
 
     def close(self) -> None:
         def close_db() -> None:
@@ -263,12 +269,16 @@ class Messages:
         if not ids:
             return []
         db = self._connect()
+        marks = ", ".join("?" for _ in ids)
         found = {
             values[0]: _row(values)
-            for values in db.execute(
-                f"{_SELECT} WHERE m.id IN ({', '.join('?' for _ in ids)})", ids
-            )
+            for values in db.execute(f"{_SELECT} WHERE m.id IN ({marks})", ids)
         }
+        for id_, tag in db.execute(
+            f"SELECT id, tag FROM tags WHERE id IN ({marks}) ORDER BY tag COLLATE NOCASE", ids
+        ):
+            if id_ in found:
+                found[id_].tags.append(tag)
         return [found[i] for i in ids if i in found]
 
     def matching_ids(self, query: Query) -> list[str]:
@@ -355,6 +365,7 @@ class Messages:
         with db:
             db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in deleted])
             db.executemany("DELETE FROM web.summaries WHERE id = ?", [(i,) for i in deleted])
+            db.executemany("DELETE FROM tags WHERE id = ?", [(i,) for i in deleted])
         self.deleted += len(deleted)
         return deleted
 

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from mailroom import __version__
+from mailroom.web import openapi_checks
 from mailroom.web.chaos import TRIGGERS
 from mailroom.web.http import json_response
 
@@ -86,10 +87,35 @@ def _email() -> dict[str, Any]:
     }
 
 
+def _bounce_record() -> dict[str, Any]:
+    """mailroom.bounces.BounceRecord: every field a string."""
+    from mailroom.bounces import FIELDS
+
+    described = {
+        "kind": "bounce, delay, success, autoreply or feedback",
+        "reason": "Sisimai's reason name (userunknown, mailboxfull, …)",
+        "reason_why": "the words or codes that decided the reason",
+        "bounce_type": "hard, soft, or empty for no failure",
+        "command": "the SMTP command the failure answered",
+        "timestamp": "ISO 8601, UTC",
+    }
+    return {
+        "type": "object",
+        "properties": {
+            name: {
+                "type": "string",
+                **({"description": described[name]} if name in described else {}),
+            }
+            for name in FIELDS
+        },
+    }
+
+
 def _schemas() -> dict[str, Any]:
     addresses = {"type": "array", "items": _ref("Address")}
     return {
         "Error": {"type": "object", "properties": {"Error": {"type": "string"}}},
+        "BounceRecord": _bounce_record(),
         "Address": _address(),
         "Attachment": {
             "type": "object",
@@ -282,7 +308,11 @@ def _schemas() -> dict[str, Any]:
                         },
                     },
                 },
-                "Tags": {"type": "array", "items": {"type": "string"}, "description": "ignored"},
+                "Tags": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "set as an X-Tags field",
+                },
             },
         },
         "Explanation": {
@@ -451,6 +481,27 @@ def document() -> dict[str, Any]:
                 parameters=[_ID],
             )
         },
+        "/api/v1/message/{ID}/bounces": {
+            "get": _op(
+                "The message read as a bounce: one record per failed recipient, with the "
+                "reason and its evidence (none when the message is no report)",
+                own,
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "ID": {"type": "string"},
+                                "Kinds": {"type": "array", "items": {"type": "string"}},
+                                "Records": {"type": "array", "items": _ref("BounceRecord")},
+                            },
+                        }
+                    ),
+                    "404": _NOT_FOUND,
+                },
+                parameters=[_ID],
+            )
+        },
         "/view/{ID}.html": {
             "get": _op(
                 "The HTML body, inline images embedded, under a policy that allows no "
@@ -494,12 +545,21 @@ def document() -> dict[str, Any]:
                 },
                 parameters=[
                     *_PAGING,
-                    {
-                        "name": "refused",
-                        "in": "query",
-                        "description": "1: only sessions that stored no message",
-                        "schema": {"type": "string"},
-                    },
+                    *(
+                        {
+                            "name": name,
+                            "in": "query",
+                            "description": description,
+                            "schema": {"type": "string"},
+                        }
+                        for name, description in (
+                            ("refused", "1: only sessions that stored no message"),
+                            ("failed", "1: only sessions that got a 4xx or 5xx reply"),
+                            ("client", "text in the client's address"),
+                            ("sender", "text in a MAIL FROM address"),
+                            ("recipient", "text in a RCPT TO address"),
+                        )
+                    ),
                 ],
             )
         },
@@ -620,6 +680,7 @@ def document() -> dict[str, Any]:
             )
         },
     }
+    paths.update(openapi_checks.paths(_ERROR, _NOT_FOUND))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -634,7 +695,7 @@ def document() -> dict[str, Any]:
             {"name": own, "description": "mailroom's own"},
         ],
         "components": {
-            "schemas": _schemas(),
+            "schemas": _schemas() | openapi_checks.schemas(),
             "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}},
         },
         "security": [{}, {"basic": []}],

@@ -1,9 +1,8 @@
-"""mailroom's own endpoints: SMTP session transcripts with every reply explained, fault rules,
-``explain``, ``/metrics`` (Prometheus text format) and the health probes."""
+"""mailroom's own endpoints: fault rules, ``explain``, ``/metrics`` (Prometheus text format)
+and the health probes. Session transcripts are in :mod:`.sessions`."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -13,70 +12,12 @@ from mailroom.codes import ExplainError, explain
 from mailroom.policy.faults import STAGES, FaultError
 from mailroom.policy.faults import __doc__ as FAULTS_DOC
 from mailroom.web.events import event_stream
-from mailroom.web.http import error, json_response, query_int, request_json, web_context
+from mailroom.web.http import error, json_response, request_json, web_context
 
 if TYPE_CHECKING:
-    from mailroom.web.context import FaultRules, TranscriptRecord, WebContext
+    from mailroom.web.context import FaultRules, WebContext
 
-__all__ = ["explained", "routes"]
-
-
-@functools.lru_cache(maxsize=1024)
-def explained(reply: str) -> dict[str, Any] | None:
-    """``explain(reply).to_dict()``, or None for text that is no reply. Replies repeat across
-    sessions (the greeting, 250 Ok), so the answers are kept."""
-    try:
-        return explain(reply).to_dict()
-    except ExplainError:
-        return None
-
-
-def transcript_json(transcript: TranscriptRecord) -> dict[str, Any]:
-    data = transcript.to_dict()
-    for entry in data["entries"]:
-        if entry["from"] == "server":
-            entry["explanation"] = explained(entry["text"])
-    return data
-
-
-# -- sessions ------------------------------------------------------------------------------
-
-
-async def list_sessions(request: web.Request) -> web.Response:
-    ctx = web_context(request)
-    log = ctx.transcripts
-    start = query_int(request, "start", 0, 10**9)
-    limit = query_int(request, "limit", 50, 1000)
-    refused = request.query.get("refused", "") not in ("", "0", "false")
-    everything = log.list(limit=len(log), refused_only=refused)
-    page = everything[start : start + limit]
-    return json_response(
-        {
-            "total": len(everything),
-            "start": start,
-            "count": len(page),
-            "sessions": [t.summary() for t in page],
-        }
-    )
-
-
-async def get_session(request: web.Request) -> web.Response:
-    transcript = web_context(request).transcripts.get(request.match_info["id"])
-    if transcript is None:
-        return error(404, f"no session {request.match_info['id']} (only the last are kept)")
-    return json_response(transcript_json(transcript))
-
-
-async def message_session(request: web.Request) -> web.Response:
-    ctx = web_context(request)
-    message_id = request.match_info["id"]
-    row = await ctx.messages.call(ctx.messages.get, message_id)
-    if row is None:
-        return error(404, f"no message {message_id}")
-    transcript = ctx.transcripts.for_message(row.id)
-    if transcript is None:
-        return error(404, f"the session of {row.id} is no longer kept (or ran before a restart)")
-    return json_response(transcript_json(transcript))
+__all__ = ["routes"]
 
 
 # -- fault rules ---------------------------------------------------------------------------
@@ -273,9 +214,6 @@ async def readyz(request: web.Request) -> web.Response:
 
 def routes(app: web.Application) -> None:
     add = app.router.add_route
-    add("GET", "/api/v1/sessions", list_sessions)
-    add("GET", "/api/v1/session/{id}", get_session)
-    add("GET", "/api/v1/message/{id}/session", message_session)
     add("GET", "/api/v1/faults", list_faults)
     add("POST", "/api/v1/faults", add_fault)
     add("DELETE", "/api/v1/faults", clear_faults)
