@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from setuptools import Extension, setup
+from setuptools._distutils.errors import CCompilerError, DistutilsError
 from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).resolve().parent
@@ -102,7 +103,10 @@ def mypyc_extensions() -> list[Extension]:
             "pip install mypy setuptools wheel, then pip install --no-build-isolation ."
         ) from None
     note("mailroom: compiling the protocol core with mypyc (about a minute)")
-    return list(mypycify(COMPILED, opt_level="3", multi_file=True))
+    # The modules they import are read for their types but not judged: their errors (some
+    # depend on which third-party packages the build environment has, which is none of the
+    # dependencies under pip's build isolation) are the linters' business, not the build's.
+    return list(mypycify(["--follow-imports=silent", *COMPILED], opt_level="3", multi_file=True))
 
 
 class BuildExt(build_ext):
@@ -127,11 +131,18 @@ class BuildExt(build_ext):
                 "edited are what runs (a compiled copy beside them would take precedence)"
             )
             return []
-        if compile_mode() == "1":
+        required = compile_mode() == "1"
+        if required:
             reason = why_not_compiled()
             if reason is not None:
                 raise SystemExit(f"MAILROOM_COMPILE=1, but this machine cannot compile: {reason}")
-        return mypyc_extensions()
+        try:
+            return mypyc_extensions()
+        except (Exception, SystemExit) as exc:  # mypyc exits on a type error
+            if required:
+                raise
+            note(f"mailroom: mypyc could not compile the core ({exc}); it stays pure Python")
+            return []
 
     def build_extensions(self) -> None:
         # One job per CPU for the C files of one extension (mypyc puts every module of the
@@ -148,7 +159,17 @@ class BuildExt(build_ext):
                 return [obj for objects in done for obj in objects]
 
         self.compiler.compile = compile_parallel  # type: ignore[method-assign]
-        super().build_extensions()
+        try:
+            super().build_extensions()
+        except (CCompilerError, DistutilsError) as exc:
+            if compile_mode() == "1":
+                raise
+            # Half a compiled core would mix compiled and interpreted copies of its classes:
+            # none of it, then.
+            for path in self.get_outputs():
+                Path(path).unlink(missing_ok=True)
+            self.extensions = []
+            note(f"mailroom: the C compiler failed ({exc}); the core stays pure Python")
 
 
 def note(text: str) -> None:

@@ -159,3 +159,19 @@ def test_the_wheel_holds_the_compiled_core(tmp_path: Path) -> None:
         )
         assert stem + ".py" in names  # the source too, for tracebacks and readers
     assert not (source / "src/mailroom/protocol/server.c").exists()
+
+
+def test_a_failed_compile_falls_back_to_pure_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    setup = load_setup()
+
+    def type_error() -> None:
+        raise SystemExit("src/mailroom/server/session.py:1: error: something mypyc refuses")
+
+    monkeypatch.setattr(setup, "mypyc_extensions", type_error)
+    monkeypatch.delenv("MAILROOM_COMPILE", raising=False)
+    command = build_ext_for(setup, "bdist_wheel")
+    command.ensure_finalized()
+    assert command.extensions == []
+    monkeypatch.setenv("MAILROOM_COMPILE", "1")  # asked for compiled: the build fails
+    with pytest.raises(SystemExit, match="mypyc refuses"):
+        build_ext_for(setup, "bdist_wheel").ensure_finalized()

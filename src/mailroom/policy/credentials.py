@@ -181,7 +181,7 @@ class PasswordFile(CredentialStore):
                 self._unknown = _User(self._hasher.hash(token_hex(16)), None)
             user = self._unknown
         try:
-            return self._hasher.verify(user.password_hash, password)
+            return bool(self._hasher.verify(user.password_hash, password))
         except (VerificationError, InvalidHashError):
             return False
 

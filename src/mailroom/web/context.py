@@ -162,8 +162,13 @@ class ServerStatus(Protocol):
 class StoreCounters(Protocol):
     """The store's commit counters, for /metrics (a store that keeps none gives no object)."""
 
-    latency_total: float
-    committed: int
+    @property
+    def latency_total(self) -> float:
+        """Seconds spent making messages durable."""
+        ...
+
+    @property
+    def committed(self) -> int: ...
 
 
 class ReleaseSender(Protocol):
