@@ -65,6 +65,8 @@ LAYERS: dict[str, tuple[int, str]] = {
     "mailroom.roles": (5, "what a listener's role offers: SessionSettings from a Config"),
     # 6 -- the composition root
     "mailroom.app": (6, "builds every part from a Config, starts and stops them in order"),
+    "mailroom.workers": (6, "one worker process of --workers: a Mailroom serving SMTP only"),
+    "mailroom.supervisor": (6, "--workers: the ports, the web, the runner; starts the workers"),
     # 7 -- what runs the root: `mailroom serve` and the pytest plugin use it
     "mailroom.cli": (7, "the command line (serve runs the composition root)"),
     "mailroom.__main__": (7, "python -m mailroom"),
@@ -270,7 +272,13 @@ def test_no_cycle_between_parts(graph: dict[str, set[str]]) -> None:
 
 def test_nothing_below_imports_the_composition_root(graph: dict[str, set[str]]) -> None:
     importers = sorted(module for module, targets in graph.items() if "mailroom.app" in targets)
-    assert importers == ["mailroom.cli", "mailroom.testing"]
+    # The supervisor and its workers are the root's own for --workers (layer 6, beside it).
+    assert importers == [
+        "mailroom.cli",
+        "mailroom.supervisor",
+        "mailroom.testing",
+        "mailroom.workers",
+    ]
 
 
 def test_the_layers_hold_what_the_design_says() -> None:

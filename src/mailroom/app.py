@@ -29,15 +29,16 @@ import asyncio
 import logging
 import signal
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mailroom.activity import Hub, Metrics, TranscriptLog
 from mailroom.activity.transcript_archive import TranscriptArchive
 from mailroom.config import Config, ConfigError
 from mailroom.policy import AcceptAny, CatcherPolicy, CredentialStore, PasswordFile, Policy
-from mailroom.policy.authguard import AuthGuard, AuthLimits
+from mailroom.policy.authguard import AuthFailures, AuthGuard, AuthLimits
 from mailroom.policy.credentials import DirectoryCredentials
 from mailroom.policy.faults import FaultInjector, FaultRule
 from mailroom.policy.mailserver import MailServerPolicy
@@ -45,11 +46,12 @@ from mailroom.protocol import SessionSettings
 from mailroom.resolver import Resolver
 from mailroom.roles import session_settings_for
 from mailroom.server import ServerLimits, SMTPServer
+from mailroom.server.counts import ConnectionCounts
 from mailroom.server.tls import ensure_self_signed, server_context
 from mailroom.settings_types import Listener
 from mailroom.store.base import Store
 from mailroom.store.envelope import Envelope
-from mailroom.store.ids import new_queue_id
+from mailroom.store.ids import new_queue_id, set_process
 from mailroom.store.maildir import MaildirStore
 from mailroom.store.null import NullStore
 
@@ -61,6 +63,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Mailroom",
     "PolicyChain",
+    "WorkerRole",
     "build_policy",
     "listener_settings",
     "load_credentials",
@@ -108,6 +111,7 @@ def build_policy(
     resolver: Resolver | None,
     *,
     decider: Policy | None = None,
+    auth_failures: AuthFailures | None = None,
 ) -> PolicyChain:
     """The policy chain: the decider, inside the AUTH brute-force guard, inside the fault
     injector (rules are checked first; with none they cost a check).
@@ -128,6 +132,7 @@ def build_policy(
             failure_delay=config.auth_failure_delay,
         ),
         hostname=config.hostname,
+        failures=auth_failures,
     )
     faults = FaultInjector(auth_guard, hostname=config.hostname, on_fire=note_fault)
     for rule in config.faults:
@@ -193,25 +198,60 @@ def server_limits(config: Config) -> ServerLimits:
 # -- the whole -----------------------------------------------------------------------------
 
 
+@dataclass
+class WorkerRole:
+    """A Mailroom that is one of the worker processes of ``--workers``
+    (:mod:`mailroom.supervisor`): SMTP only, on listening ports it shares with the others
+    (SO_REUSEPORT), its limits counted with theirs, what the supervisor runs for all of them
+    (the queue runner, the web's live events) handed over."""
+
+    number: int  # 1 and up; the supervisor is 0 (in queue ids, store/ids.py)
+    counts: ConnectionCounts  # connections of every worker (server/counts.py)
+    auth_failures: AuthFailures  # failed AUTHs of every worker, by address
+    hub: Hub  # live events, forwarded to the supervisor's hub while the web listens
+    on_queued: Callable[[list[str]], None]  # queue ids made here, for the runner
+
+
 class Mailroom:
     """A mailroom built from ``config``: SMTP server, store, policy, queue runner and web UI.
 
     ``policy`` replaces the decider (the catcher's or the mail server's policy), for tests.
     What needs no event loop is built here; the rest when :meth:`start` runs."""
 
-    def __init__(self, config: Config, *, policy: Policy | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        policy: Policy | None = None,
+        worker: WorkerRole | None = None,
+        smtp: bool = True,
+    ) -> None:
+        """``worker``: one worker process of several (SMTP only). ``smtp=False``: the
+        supervisor's part of several (store, runner, web; no listener)."""
         self.config = config
+        self.worker = worker
+        self.serves_smtp = smtp
         self.credentials = load_credentials(config)
         self.resolver: Resolver | None = None
         if config.mail is not None:
             self.resolver = Resolver(list(config.mail.queue.dns_servers) or None)
-        chain = build_policy(config, self.credentials, self.resolver, decider=policy)
+        chain = build_policy(
+            config,
+            self.credentials,
+            self.resolver,
+            decider=policy,
+            auth_failures=worker.auth_failures if worker is not None else None,
+        )
         self.policy: Policy = chain.head
         self.faults = chain.faults
         self.auth_guard = chain.auth_guard
         self.mail_policy = chain.mail_policy
-        self.hub = Hub()
+        self.hub = worker.hub if worker is not None else Hub()
         self.metrics = Metrics()
+        # What the web's probes and /metrics read: the SMTP server and the store, unless the
+        # supervisor gives what it gathers from its workers.
+        self.status: Any = None
+        self.store_counters: Any = None
         self.transcripts = TranscriptLog(config.transcripts, self.hub)
         self.store: Store | None = None
         self.smtp: SMTPServer | None = None
@@ -226,10 +266,15 @@ class Mailroom:
         """Build the store, the SMTP server, the runner and the web; start them, listeners
         last. If one fails to start, those already started are stopped again."""
         config = self.config
+        worker = self.worker
+        if worker is not None:
+            set_process(worker.number)  # queue ids unique among the processes
         config.data.mkdir(parents=True, exist_ok=True)
         ssl_context = tls_context(config)
         store = self.store = open_store(config, asyncio.get_running_loop())
         store.start()
+        if worker is not None and isinstance(store, MaildirStore):
+            store.on_queued = worker.on_queued
         if self.mail_policy is not None and isinstance(store, MaildirStore):
             self.mail_policy.usage = store.usage  # quotas: octets in each local mailbox
         if isinstance(store, MaildirStore) and config.transcripts_stored and config.transcripts:
@@ -241,24 +286,29 @@ class Mailroom:
             )
             archive.start()
             self.transcripts.archive = archive
-        self.smtp = SMTPServer(
-            listener_settings(config, self.credentials),
-            hostname=config.hostname,
-            policy=self.policy,
-            store=store,
-            credentials=self.credentials,
-            transcripts=self.transcripts,
-            hub=self.hub,
-            metrics=self.metrics,
-            limits=server_limits(config),
-            ssl_context=ssl_context,
-        )
+        if self.serves_smtp:
+            self.smtp = SMTPServer(
+                listener_settings(config, self.credentials),
+                hostname=config.hostname,
+                policy=self.policy,
+                store=store,
+                credentials=self.credentials,
+                transcripts=self.transcripts,
+                hub=self.hub,
+                metrics=self.metrics,
+                limits=server_limits(config),
+                ssl_context=ssl_context,
+                counts=worker.counts if worker is not None else None,
+                reuse_port=worker is not None,
+            )
         try:
-            if config.mail is not None and isinstance(store, MaildirStore):
-                await self._start_runner(store)
-            if config.web is not None:
-                await self._start_web(config.web, store)
-            await self.smtp.start()
+            if worker is None:  # a worker's supervisor runs these for all of them
+                if config.mail is not None and isinstance(store, MaildirStore):
+                    await self._start_runner(store)
+                if config.web is not None:
+                    await self._start_web(config.web, store)
+            if self.smtp is not None:
+                await self.smtp.start()
         except BaseException:
             await self.stop()
             raise
@@ -286,8 +336,9 @@ class Mailroom:
         from mailroom.web.context import CheckSettings
 
         config = self.config
-        assert self.smtp is not None
         maildir = store if isinstance(store, MaildirStore) else None
+        status = self.status if self.status is not None else self.smtp
+        assert status is not None  # the SMTP server, or the supervisor's report of its workers
         context = WebContext(
             settings=WebSettings(
                 listener=listener,
@@ -309,11 +360,11 @@ class Mailroom:
             faults=self.faults,
             hub=self.hub,
             metrics=self.metrics,
-            status=self.smtp,
+            status=status,
             release=send_message,
             # The catcher captures messages sent over the API; a mail server sends with SMTP.
             inject=self.inject if config.mail is None else None,
-            store_counters=maildir,
+            store_counters=self.store_counters if self.store_counters is not None else maildir,
             archive=self.transcripts.archive,
         )
         web = WebServer(context)

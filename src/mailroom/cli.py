@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from mailroom import __version__
 
@@ -74,6 +75,7 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, object]:
         "tls_key",
         "auth",
         "log_level",
+        "workers",
         "web",
         "web_auth",
         "release_smtp",
@@ -124,6 +126,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from mailroom.app import Mailroom
     from mailroom.config import ConfigError, load_config
     from mailroom.policy import CredentialError
+    from mailroom.supervisor import Supervisor
 
     try:
         config = load_config(args.config, _serve_overrides(args))
@@ -134,21 +137,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     _raise_open_files_limit(config.max_connections)
 
     async def run() -> None:
-        server = Mailroom(config)
+        workers = config.worker_count
+        server: Mailroom | Supervisor
+        if workers > 1:
+            server = Supervisor(config, workers=workers, use_uvloop=not args.no_uvloop)
+        else:
+            server = Mailroom(config)
         await server.start()
         print(f"mailroom {__version__} ({core_build()})", file=sys.stderr, flush=True)
-        smtp = server.smtp
-        assert smtp is not None
         print(
-            "mailroom: SMTP on "
-            + ", ".join(
-                f"{sock.getsockname()[0]}:{sock.getsockname()[1]}"
-                + (" (implicit TLS)" if listener.implicit_tls else "")
-                # one server per listener, in order; a name may stand for several sockets
-                for listener, listening in zip(config.all_listeners, smtp.servers, strict=True)
-                for sock in listening.sockets
-            )
-            + f", data in {config.data}",
+            f"mailroom: SMTP on {_listening(server, config)}, data in {config.data}"
+            + (f", {workers} worker processes" if workers > 1 else ""),
             file=sys.stderr,
             flush=True,
         )
@@ -180,6 +179,24 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"mailroom serve: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _listening(server: Any, config: Any) -> str:
+    """Where SMTP listens, for serve's start-up line: each socket, implicit TLS marked."""
+    smtp = getattr(server, "smtp", None)
+    if smtp is None:  # the supervisor of workers: each configured address with its port
+        return ", ".join(
+            f"{listener.host}:{listener.port}"
+            + (" (implicit TLS)" if listener.implicit_tls else "")
+            for listener in server.listeners
+        )
+    return ", ".join(
+        f"{sock.getsockname()[0]}:{sock.getsockname()[1]}"
+        + (" (implicit TLS)" if listener.implicit_tls else "")
+        # one server per listener, in order; a name may stand for several sockets
+        for listener, listening in zip(config.all_listeners, smtp.servers, strict=True)
+        for sock in listening.sockets
+    )
 
 
 def _data_dir_of(path: Path) -> Path:
@@ -462,6 +479,13 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="the SMTP server the web UI's 'release' sends captured messages to by default",
     )
     add("--log-level", choices=("debug", "info", "warning", "error"))
+    add(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes accepting SMTP connections on the same listeners (default: one per "
+        "CPU, at most 8; 1: a single process)",
+    )
     add("--no-uvloop", action="store_true", help="use the standard asyncio event loop")
     serve.set_defaults(func=_cmd_serve)
 

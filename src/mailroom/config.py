@@ -26,6 +26,12 @@ __all__ = ["Config", "ConfigError", "Listener", "load_config", "parse_hostport",
 DATA_VARIABLE = "MAILROOM_DATA"  # the data directory, when neither --data nor the file names it
 
 
+# workers = 0 starts one per CPU up to this many; more can be asked for, up to MAX_WORKERS
+# (the queue ids carry a process number of six bits, one of them the supervisor's).
+MAX_AUTO_WORKERS = 8
+MAX_WORKERS = 62
+
+
 @dataclass(frozen=True)
 class Config:
     hostname: str = field(default_factory=socket.gethostname)
@@ -109,6 +115,22 @@ class Config:
 
     log_level: str = "info"
 
+    # Processes that accept SMTP connections, each with its own event loop (SO_REUSEPORT on
+    # the same listeners); a supervisor runs the web UI and the queue runner for them all.
+    # 0: one per CPU, at most MAX_AUTO_WORKERS; 1: everything in one process.
+    workers: int = 0
+
+    @property
+    def worker_count(self) -> int:
+        """How many worker processes ``workers`` means on this machine."""
+        if self.workers:
+            return self.workers
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            cpus = os.cpu_count() or 1
+        return max(1, min(cpus, MAX_AUTO_WORKERS))
+
     @property
     def all_listeners(self) -> tuple[Listener, ...]:
         return self.smtp + self.smtps + self.listeners
@@ -167,6 +189,8 @@ class Config:
             raise ConfigError("long_lines is 'reject' or 'accept'")
         if self.store not in ("maildir", "none"):
             raise ConfigError("store is 'maildir' or 'none'")
+        if not 0 <= self.workers <= MAX_WORKERS:
+            raise ConfigError(f"workers is 0 (one per CPU) to {MAX_WORKERS}")
         if self.transcripts < 0 or self.transcripts_stored < 0 or self.transcripts_max_age < 0:
             raise ConfigError("transcripts, transcripts_stored and _max_age must not be negative")
         if self.link_check_timeout <= 0 or self.link_check_max_links < 1:

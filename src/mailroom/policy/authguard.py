@@ -105,12 +105,17 @@ class AuthGuard:
         *,
         hostname: str = "localhost",
         clock: Callable[[], float] = time.monotonic,
+        failures: AuthFailures | None = None,
     ) -> None:
         self.inner = inner
         self.limits = limits
         self.hostname = hostname
         self.clock = clock
-        self.failures = AuthFailures(limits.max_failures, limits.window)
+        # Failures by address: this process's, or (worker processes) one that also reports
+        # them to the supervisor and hears which addresses are blocked (mailroom.supervisor).
+        self.failures = (
+            failures if failures is not None else AuthFailures(limits.max_failures, limits.window)
+        )
 
     def connect(self, session: SessionView) -> Greeting:
         return self.inner.connect(session)
