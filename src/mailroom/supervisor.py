@@ -42,7 +42,7 @@ from collections import Counter
 from typing import Any
 
 from mailroom.activity import Metrics
-from mailroom.app import Mailroom, tls_context
+from mailroom.app import Mailroom, listener_tls
 from mailroom.config import Config
 from mailroom.policy.authguard import AuthFailures
 from mailroom.policy.faults import FaultRule
@@ -104,7 +104,7 @@ class Supervisor:
         returns once every worker listens."""
         set_process(0)  # the workers are 1 and up: queue ids never meet
         config = self._reserve_ports()
-        tls_context(config)  # a self-signed certificate is made once, here, not by each worker
+        listener_tls(config)  # a self-signed certificate is made once, here, not by each worker
         self.config = config
         try:
             await self.front.start()
