@@ -79,8 +79,11 @@ screenshots: $(STAMP_DEV)
 docs: $(STAMP_RUN)
 	$(BIN)/mailroom replies --markdown > docs/replies.md
 
+# mailroom as `make run` installs and starts it, tuned, and its peers (aiosmtpd, Node's
+# smtp-server, Postfix's smtp-sink) under bench-client, then with 1 and 2 workers under
+# Postfix's smtp-source (C); see docs/benchmarks.md. ARGS="--rounds 5 --only ..." for more.
 bench: $(STAMP_DEV) $(STAMP_FAST_DEV)
-	$(BIN)/python bench/run.py --mailroom-python $(FAST)/bin/python $(ARGS)
+	$(BIN)/python bench/run.py --suite all --mailroom-python $(FAST)/bin/python $(ARGS)
 	$(BIN)/python bench/memory.py
 
 # The long hostile suite (tests/hostile, the tests marked hostile): floods of 1,000-3,000

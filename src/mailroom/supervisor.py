@@ -20,7 +20,8 @@ queue id unique per process and the process id, and SQLite's locking orders the 
 index and of the transcript archive. A store that is not on local disk (PostgreSQL) works the
 same way: each worker opens its own connection to it (``open_store`` runs in the worker).
 
-SIGTERM (or SIGINT) stops the listeners of every worker and lets each finish its messages in
+SIGHUP goes on to every worker (each reloads the listeners' certificate). SIGTERM (or SIGINT)
+stops the listeners of every worker and lets each finish its messages in
 flight within ``shutdown_grace``, then stops the web, the runner and the store. A worker that
 dies is started again (its connections died with it). If the supervisor is killed, the kernel
 kills its workers (PR_SET_PDEATHSIG): kill -9 takes down the whole server, as with one process,
@@ -184,9 +185,18 @@ class Supervisor:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_tls)
         await stop.wait()
         log.info("shutting down %d workers", self.count)
         await self.stop()
+
+    def reload_tls(self) -> None:
+        """SIGHUP: every worker reloads the listeners' certificate, and so does the
+        supervisor (for the MTA-STS policy site)."""
+        self.front.reload_tls()
+        for worker in self._workers:
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(worker.process.pid, signal.SIGHUP)
 
     # -- workers coming and going ------------------------------------------------------------
 

@@ -227,6 +227,7 @@ async def _serve(
     app = Mailroom(config, worker=role)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, app.reload_tls)  # the supervisor passes it on
     await app.start()
     channel.send(("ready", index, os.getpid()))
     reporter = asyncio.ensure_future(_report(app, index, channel))

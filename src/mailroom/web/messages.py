@@ -306,6 +306,14 @@ class Messages:
         )
         return int(total), int(unread)
 
+    def get_many(self, ids: list[str]) -> list[MessageRow]:
+        """Those of ``ids`` (whole ids) that are stored, in that order: the live events'
+        new messages, read in one query."""
+        if not self.enabled or not ids:
+            return []
+        self._summarize_missing(ids)
+        return self._rows(ids)
+
     def get(self, message_id: str) -> MessageRow | None:
         """By id, ``latest``, or a unique prefix of an id."""
         if not self.enabled:
