@@ -356,7 +356,8 @@ def run_one(target: Target, args: argparse.Namespace, root: Path) -> dict[str, o
     workdir = tempfile.mkdtemp(prefix="run-", dir=root)
     command = [part.format(port=port, web=web, dir=workdir) for part in target.command]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    with open(Path(workdir).with_suffix(".log"), "wb") as log:
+    log_path = Path(workdir).with_suffix(".log")
+    with open(log_path, "wb") as log:
         server = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=log, env=env, start_new_session=True
         )
@@ -370,6 +371,11 @@ def run_one(target: Target, args: argparse.Namespace, root: Path) -> dict[str, o
         if cpu_before is not None and cpu_after is not None and accepted:
             result["server_cpu_us"] = round((cpu_after - cpu_before) / accepted * 1e6, 1)
         return result
+    except Exception:
+        errors = [line for line in log_path.read_text(errors="replace").splitlines()]
+        errors = [line for line in errors if " INFO " not in line][-20:]
+        print(f"{target.name}: the server said:\n" + "\n".join(errors), file=sys.stderr)
+        raise
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:

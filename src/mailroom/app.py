@@ -165,15 +165,16 @@ def note_fault(session: SessionView, rule: FaultRule) -> None:
         transcript.note(f"fault rule {rule.id} fired: {rule.describe()}")
 
 
-def open_store(config: Config, loop: asyncio.AbstractEventLoop) -> Store:
+def open_store(config: Config, loop: asyncio.AbstractEventLoop, *, sole: bool = True) -> Store:
     """The store back end ``config.store`` names (not started).
 
     ``maildir``: Maildirs, the queue directory and the SQLite index under ``data``; ``none``:
     accept and discard. A back end named by a URL (``postgresql://...``) is chosen here by its
-    scheme; sessions see only :class:`~mailroom.store.base.MessageSink`."""
+    scheme; sessions see only :class:`~mailroom.store.base.MessageSink`. ``sole``: no other
+    process writes the same store (false for the workers of ``--workers``)."""
     kind = config.store.partition("://")[0] if "://" in config.store else config.store
     if kind == "maildir":
-        return MaildirStore(config.data, hostname=config.hostname, loop=loop)
+        return MaildirStore(config.data, hostname=config.hostname, loop=loop, sole=sole)
     if kind == "none":
         return NullStore()
     raise ConfigError(f"store: no back end {kind!r}")
@@ -300,7 +301,7 @@ class Mailroom:
         config.data.mkdir(parents=True, exist_ok=True)
         self.tls = listener_tls(config)
         ssl_context = self.tls.context if self.tls is not None else None
-        store = open_store(config, asyncio.get_running_loop())
+        store = open_store(config, asyncio.get_running_loop(), sole=worker is None)
         if self.authentication is not None:
             self._start_authentication(store)  # before anything runs: its keys may be unreadable
         self.store = store

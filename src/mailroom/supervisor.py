@@ -50,6 +50,7 @@ from mailroom.policy.faults import FaultRule
 from mailroom.server.counts import clear_row, row_length
 from mailroom.settings_types import Listener
 from mailroom.store.ids import set_process
+from mailroom.store.maildir import discard_tmp_of
 from mailroom.workers import Channel, worker_main
 
 __all__ = ["Supervisor"]
@@ -210,6 +211,8 @@ class Supervisor:
             self._retired.append(worker.stats)
             worker.stats = {}
         clear_row(memoryview(self._memory), worker.index)  # its connections died with it
+        if worker.process.exitcode != 0:  # what it was writing was never answered: it goes
+            discard_tmp_of(self.config.data, worker.process.pid)
         if worker.ready is not None and not worker.ready.done():
             worker.ready.set_exception(
                 RuntimeError(f"worker {worker.index + 1} exited ({worker.process.exitcode})")

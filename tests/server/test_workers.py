@@ -257,6 +257,61 @@ def test_a_worker_that_dies_is_replaced(serve_process) -> None:
     assert process.terminate() == 0
 
 
+def test_a_worker_killed_mid_load_loses_nothing_that_got_250(serve_process, tmp_path) -> None:
+    """kill -9 of one worker while messages flow through both: its connections die, the
+    other worker (and the one started in its place) goes on; every message that got a 250 is
+    stored once, and nothing is left in tmp/ (the other worker's files in flight were not
+    taken for a crash's, and the dead one's were removed)."""
+    import subprocess
+
+    from mailroom.loadgen import make_body
+    from tests.live import mailroom_command, split_trace
+
+    process = serve(serve_process, "--max-connections-per-ip", "0")
+    data = Path(process.stderr.split("data in ")[1].split(",")[0])
+    record = tmp_path / "accepted.txt"
+    host, port = process.smtp
+    client = subprocess.Popen(
+        mailroom_command(
+            "bench-client",
+            "--server",
+            f"{host}:{port}",
+            "--messages",
+            "3000",
+            "--connections",
+            "20",
+            "--size",
+            "2048",
+            "--record",
+            str(record),
+            "--json",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    wait_for(lambda: len(maildir_files(data)) >= 500 or client.poll() is not None, 120)
+    victim = children(process.process.pid)[0]
+    os.kill(victim, signal.SIGKILL)
+    out, _ = client.communicate(timeout=300)
+    summary = json.loads(out)
+    accepted = record.read_text().split()
+    assert summary["messages"] == len(accepted) > 0
+    assert process.terminate() == 0
+    stored: dict[str, int] = {}
+    for path in maildir_files(data):
+        _, body = split_trace(path.read_bytes())
+        message_id = next(
+            line.split(b": ", 1)[1].decode()
+            for line in body.split(b"\r\n")
+            if line.startswith(b"Message-ID: ")
+        )
+        assert body == make_body(2048, message_id=message_id), path
+        stored[message_id] = stored.get(message_id, 0) + 1
+    assert all(count == 1 for count in stored.values())
+    assert set(accepted) <= set(stored), "a message that got its 250 is missing"
+    assert maildir_files(data, "tmp") == []
+
+
 def test_kill_9_of_the_server_takes_every_worker_down(serve_process) -> None:
     process = serve(serve_process)
     workers = children(process.process.pid)

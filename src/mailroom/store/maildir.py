@@ -40,6 +40,7 @@ __all__ = [
     "MaildirStore",
     "MessageWriter",
     "StoreError",
+    "discard_tmp_of",
     "disk_full",
     "maildir_filename",
     "message_file",
@@ -332,8 +333,13 @@ class MaildirStore:
         loop: asyncio.AbstractEventLoop,
         index: Index | None = None,
         sync_mode: str = "auto",
+        sole: bool = True,
     ) -> None:
+        """``sole``: no other process writes this data directory now, so what is left in
+        ``tmp/`` at start is a crash's and goes (a worker of several leaves that to its
+        supervisor, which starts before them: the others' files there are in flight)."""
         self.data_dir = data_dir
+        self.sole = sole
         self.mail_dir = data_dir / "mail"
         self.hostname = hostname
         self.loop = loop
@@ -375,8 +381,10 @@ class MaildirStore:
 
     def start(self) -> None:
         self.mail_dir.mkdir(parents=True, exist_ok=True)
-        self._cleanup_tmp()
-        self.spool.ensure().cleanup()
+        self.spool.ensure()
+        if self.sole:
+            self._cleanup_tmp()
+            self.spool.cleanup()
         self._measure_usage()
         self.committer.start()
         self._started = True
@@ -594,6 +602,22 @@ class MaildirStore:
             auth_user=e.auth_user,
             tls=e.tls,
         )
+
+
+def discard_tmp_of(data_dir: Path, pid: int) -> int:
+    """Remove what process ``pid`` (a worker that died) left in the Maildirs' and the queue's
+    ``tmp/``: never durable, never answered with a 250. Returns how many files went."""
+    removed = 0
+    for pattern in (
+        f"mail/**/tmp/*.{pid}",
+        f"mail/**/tmp/*.{pid}.received",
+        f"queue/tmp/*.{pid}.eml",
+    ):
+        for path in data_dir.glob(pattern):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed += 1
+    return removed
 
 
 def disk_full() -> None:
