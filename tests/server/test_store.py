@@ -141,10 +141,12 @@ def test_file_and_directory_are_synced_before_the_250(serve, monkeypatch) -> Non
     assert code == 250
     queue_id = queue_id_of(text)
     new = live.data / "mail" / "catchall" / "new"
-    # The file while it was in tmp/ (its data), then the directory it was renamed into.
+    # The file while it was in tmp/ (its data: unnamed there, O_TMPFILE, where the filesystem
+    # has them), then the directory it was linked or renamed into.
     assert len(seen) == 2, seen
-    assert f"/catchall/tmp/{queue_id}." in seen[0]
+    assert f"/catchall/tmp/{queue_id}." in seen[0] or "/catchall/tmp/#" in seen[0], seen
     assert seen[1] == f"directory {new}"
+    assert queue_id in maildir_files(live.data)[0].name
 
 
 def test_restart_keeps_messages_index_and_certificate(serve) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl
 import time
@@ -58,6 +59,15 @@ if TYPE_CHECKING:
     from mailroom.store.base import MessageSink, OpenMessage
 
 __all__ = ["Session", "SessionHost"]
+
+
+class _StoreCommit:
+    """A message's commit, in flight in the store: answered by a callback (_commit_done)."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: asyncio.Future[str]) -> None:
+        self.future = future
 
 
 class SessionHost(Protocol):
@@ -139,7 +149,7 @@ class Session(asyncio.Protocol):
         self._tls_early: bytearray | None = None
         # The one task a session may have running (a wait for policy, the store or TLS);
         # held here so it is not garbage-collected mid-flight.
-        self._task: asyncio.Future[None] | None = None
+        self._task: asyncio.Future[Any] | None = None
         # Where each accepted recipient's mail goes, as policy decided at RCPT (mail server
         # mode); cleared with each new transaction.
         self.routes: dict[str, Any] = {}
@@ -342,6 +352,13 @@ class Session(asyncio.Protocol):
                     self._flush(out)
                     self._close()
                     return
+                if isinstance(reply, _StoreCommit):  # the usual wait: the store's, by a callback
+                    self._flush(out)
+                    self.busy = True
+                    future = reply.future
+                    self._task = future
+                    future.add_done_callback(functools.partial(self._commit_done, event))
+                    return
                 if not isinstance(reply, Reply | Disconnect):
                     self._flush(out)
                     self.busy = True
@@ -375,6 +392,33 @@ class Session(asyncio.Protocol):
             self.busy = False
             self._internal_error(out)
             return
+        self._go_on(out)
+
+    def _commit_done(self, event: Event, future: asyncio.Future[str]) -> None:
+        """The store's answer to a message's commit. A callback, not a task: a task per
+        message (its coroutines, its scheduling, the registry of every task) cost more than
+        the rest of the message's way through the session."""
+        if future.cancelled() or self._closing:
+            return
+        out = bytearray()
+        try:
+            try:
+                queue_id = future.result()
+            except StoreError as exc:
+                log.error("not stored: client=%s error=%s", self.client_ip, exc)
+                reply = replies.STORAGE_FULL()
+            else:
+                reply = self._accepted(event, queue_id)  # type: ignore[arg-type]
+            self._send(event, reply, out)
+        except Exception:
+            log.exception("internal error in session with %s", self.client_ip)
+            self.busy = False
+            self._internal_error(out)
+            return
+        self._go_on(out)
+
+    def _go_on(self, out: bytearray) -> None:
+        # A wait is over and its reply in ``out``: send it, and read on.
         self.busy = False
         self._flush(out)
         if self.conn.closed:
@@ -383,8 +427,11 @@ class Session(asyncio.Protocol):
             self._resume_reading()
             self._process()
 
-    def _decide(self, event: Event) -> Reply | Disconnect | Awaitable[Reply | Disconnect] | None:
-        """The reply for ``event``: now, later (an awaitable), or None when the session ends."""
+    def _decide(
+        self, event: Event
+    ) -> Reply | Disconnect | _StoreCommit | Awaitable[Reply | Disconnect] | None:
+        """The reply for ``event``: now, later (an awaitable, or the store's commit), or None
+        when the session ends."""
         kind = type(event)
         if kind is ConnectionClosed:
             self._abort_message()
@@ -538,7 +585,9 @@ class Session(asyncio.Protocol):
             self._writer.abort()
             self._writer = None
 
-    def _complete(self, event: MessageComplete, decision: object) -> Reply | Awaitable[Reply]:
+    def _complete(
+        self, event: MessageComplete, decision: object
+    ) -> Reply | _StoreCommit | Awaitable[Reply]:
         if isinstance(decision, Reply):
             if decision.code >= 400:
                 self._abort_message()
@@ -550,6 +599,8 @@ class Session(asyncio.Protocol):
         result = writer.commit()
         if isinstance(result, str):
             return self._accepted(event, result)
+        if isinstance(result, asyncio.Future):
+            return _StoreCommit(result)
         return self._committed(event, result)
 
     async def _complete_later(
@@ -560,6 +611,8 @@ class Session(asyncio.Protocol):
             self._abort_message()
             return reply
         result = self._complete(event, None)
+        if isinstance(result, _StoreCommit):
+            return await self._committed(event, result.future)
         return result if isinstance(result, Reply) else await result
 
     async def _committed(self, event: MessageComplete, pending: Awaitable[str]) -> Reply:

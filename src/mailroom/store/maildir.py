@@ -54,6 +54,9 @@ SPILL_THRESHOLD = 1024 * 1024  # bytes kept in memory before a message goes to a
 # message cannot take a gigabyte).
 MEMORY_BUDGET = 64 * 1024 * 1024
 COPY_CHUNK = 1024 * 1024
+MAX_DIRECTORY_FDS = 256  # new/ directories kept open (mailboxes written to recently)
+# What open(O_TMPFILE) fails with where the filesystem has no unnamed files.
+_NO_TMPFILE = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT})
 
 
 class StoreError(Exception):
@@ -111,6 +114,7 @@ class _Output:
     entry: QueueEntry | None = None  # for the queue: the state written beside the message
     entry_tmp: str | None = None  # where that state is written, until it is placed
     entry_fd: int | None = None
+    unnamed: bool = False  # made with O_TMPFILE: no name until it is linked into place
 
     def close(self) -> None:
         for fd in (self.fd, self.entry_fd):
@@ -210,9 +214,27 @@ class MessageWriter:
         self._held = 0
 
     def _open(self, index: int, body: bytes | bytearray = b"") -> _Output:
-        """The ``index``-th destination's file, its trace fields and ``body`` written."""
-        output = self.store.output(self, index)
-        output.fd = os.open(output.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        """The ``index``-th destination's file, its trace fields and ``body`` written.
+
+        A message written whole at commit goes into a file without a name (O_TMPFILE, in the
+        same tmp/), linked into new/ once synced: one directory entry made, instead of one
+        made in tmp/, then removed and made again in new/ by the rename. A crash leaves no
+        file behind at all. Where the filesystem cannot (or for a file written as the message
+        streams in), a named file in tmp/, renamed into place."""
+        store = self.store
+        output = store.output(self, index)
+        if body and store.unnamed_files and output.delivery.kind == "mailbox":
+            try:
+                output.fd = os.open(
+                    os.path.dirname(output.tmp_path), os.O_TMPFILE | os.O_WRONLY, 0o600
+                )
+                output.unnamed = True
+            except OSError as exc:
+                if exc.errno not in _NO_TMPFILE:
+                    raise
+                store.unnamed_files = False  # this filesystem cannot: named files from now on
+        if output.fd is None:
+            output.fd = os.open(output.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self._outputs.append(output)
         self.store.check_fault()
         _write_all(output.fd, output.header, body)
@@ -350,6 +372,10 @@ class MaildirStore:
         self._queue_tmp = str(self.spool.tmp)
         self._queue_active = str(self.spool.active)
         self._pid = os.getpid()  # in tmp/ names: unique per process (workers share Maildirs)
+        # Small messages go into unnamed files (O_TMPFILE, Linux) linked into new/; set false
+        # at the first filesystem that refuses them.
+        self.unnamed_files = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
+        self._dir_fds: dict[str, int] = {}  # new/ directories, to link unnamed files into
         self._sync = BatchSync(str(data_dir), sync_mode)
         self.committer = GroupCommit(
             self,
@@ -394,6 +420,7 @@ class MaildirStore:
             self.committer.close()
             self._started = False
         self._sync.close()
+        self._close_directory_fds()
         self.index.close()
 
     def check_fault(self) -> None:
@@ -489,8 +516,8 @@ class MaildirStore:
         outputs = writer._outputs
         try:
             for index, output in enumerate(outputs):
-                output.close()
                 if output.entry is not None:
+                    output.close()
                     message = f"{output.final_dir}/{output.entry.id}.eml"
                     os.rename(output.tmp_path, message)
                     output.final_path = message
@@ -502,12 +529,39 @@ class MaildirStore:
                     size = len(output.header) + writer.size
                     name = maildir_filename(writer.envelope, size, index)
                     final = f"{output.final_dir}/{name}"
-                    os.rename(output.tmp_path, final)
+                    if output.unnamed:
+                        # Its first name, made from its descriptor: linkat(2) following
+                        # /proc/self/fd (os.link takes that road only given a directory fd).
+                        assert output.fd is not None
+                        os.link(
+                            f"/proc/self/fd/{output.fd}",
+                            name,
+                            dst_dir_fd=self._directory_fd(output.final_dir),
+                            follow_symlinks=True,
+                        )
+                    else:
+                        os.rename(output.tmp_path, final)
                     output.final_path = final
+                output.close()
                 job.directories.add(output.final_dir)
         except OSError as exc:
             raise StoreError(f"{exc.strerror or exc}") from exc
         job.row = self._index_row(writer, outputs)
+
+    def _directory_fd(self, path: str) -> int:
+        """A descriptor of the directory ``path``, kept (a few hundred at most)."""
+        fd = self._dir_fds.get(path)
+        if fd is None:
+            if len(self._dir_fds) >= MAX_DIRECTORY_FDS:
+                self._close_directory_fds()
+            fd = self._dir_fds[path] = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        return fd
+
+    def _close_directory_fds(self) -> None:
+        for fd in self._dir_fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._dir_fds.clear()
 
     def take_back(self, job: CommitJob) -> None:
         """Nothing of a failed message stays: its files, placed or not, and its queue entry."""
