@@ -222,6 +222,8 @@ class ServerConnection:
 
     def offered_mechanisms(self) -> tuple[str, ...]:
         s = self.settings
+        if s.require_tls and not self.tls_active:
+            return ()  # AUTH before STARTTLS gets 530 5.7.0: do not offer it
         if self.tls_active or s.auth_plaintext_without_tls:
             return s.auth_mechanisms
         return tuple(m for m in s.auth_mechanisms if m not in PLAINTEXT_MECHANISMS)
