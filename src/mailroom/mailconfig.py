@@ -94,8 +94,7 @@ class MailServerConfig:
             directory = Directory.from_config(data)
         except DirectoryError as exc:
             text = str(exc)
-            section = text.split(":", 1)[0]
-            raise MailConfigError(text, (section,)) from None
+            raise MailConfigError(text, exc.key or (text.split(":", 1)[0],)) from None
         if not directory.domains:
             raise MailConfigError(
                 "domains: the mail server mode needs at least one local domain", ("domains",)
@@ -201,7 +200,16 @@ def locate(text: str, key: tuple[str, ...]) -> int | None:
         return None
     if not rest:
         return start
-    inner = re.compile(rf'^\s*"?{re.escape(rest[0])}"?\s*=')
+    # The key as written in TOML: quotes and backslashes inside a quoted key are escaped.
+    name = "|".join(
+        re.escape(text) for text in {rest[0], rest[0].replace("\\", "\\\\").replace('"', '\\"')}
+    )
+    # A table of its own: [users."alice@example.test"]
+    table = re.compile(rf'^\s*\[{{1,2}}\s*{re.escape(section)}\s*\.\s*"?(?:{name})"?\s*\]')
+    for number in range(start, len(lines) + 1):
+        if table.match(lines[number - 1]):
+            return number
+    inner = re.compile(rf'^\s*"?(?:{name})"?\s*=')
     for number in range(start, len(lines) + 1):
         if inner.match(lines[number - 1]):
             return number

@@ -306,6 +306,10 @@ class MaildirStore:
     def mailbox_path(self, name: str) -> str:
         path = self._mailboxes.get(name)
         if path is None:
+            # The configuration's names are checked at load (policy.directory); this is the
+            # last guard: a mailbox is always a directory below mail/.
+            if name.startswith("/") or any(p in ("", ".", "..") for p in name.split("/")):
+                raise StoreError(f"not a mailbox name: {name!r}")
             path = self._mailboxes[name] = str(ensure_maildir(self.mail_dir / name))
         return path
 
