@@ -23,6 +23,7 @@ from mailroom.client import (
 )
 from mailroom.delivery.outcome import Outcome, from_error, local
 from mailroom.delivery.routing import Destination, Hop, Plan
+from mailroom.logsafe import quoted
 from mailroom.queue.settings import QueueSettings, RelayHost
 
 __all__ = ["Session", "open_session"]
@@ -147,7 +148,9 @@ async def open_session(
                 if mode != "opportunistic" or not isinstance(failed.error, TLSFailed):
                     raise
                 # Opportunistic TLS that fails goes on in the clear, on a new connection.
-                log.info("TLS with %s[%s] failed; trying without TLS", hop.name, hop.address)
+                log.info(
+                    "TLS with %s[%s] failed; trying without TLS", quoted(hop.name), hop.address
+                )
                 client = await _open_hop(hop, relay, settings, helo, "none", context)
         except _HopFailed as failed:
             outcome = from_error(failed.error, hop.name if failed.answered else None)

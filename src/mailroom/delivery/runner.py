@@ -48,6 +48,7 @@ from mailroom.delivery.dsn import DSNOptions, build_dsn
 from mailroom.delivery.outcome import Outcome, apply, from_error, from_reply, local
 from mailroom.delivery.routing import Destination, destination_for, plan
 from mailroom.delivery.schedule import domain_of, settle, wants
+from mailroom.logsafe import quoted
 from mailroom.protocol.client_errors import ExtensionNotOffered, InvalidAddress
 from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueSpool
 from mailroom.queue.settings import QueueSettings
@@ -442,7 +443,9 @@ class QueueRunner:
             await session.client.close()
             if reused and not job.settled:
                 # The server closed the idle connection we kept: nothing was sent yet.
-                log.debug("%s: reused connection lost (%s); reconnecting", job.entry.id, exc)
+                log.debug(
+                    "%s: reused connection lost (%s); reconnecting", job.entry.id, quoted(exc)
+                )
                 return await self._run_job(destination, job, None)
             await self._fail_rest(job, from_error(exc, session.remote_mta), session)
             return None
@@ -574,12 +577,12 @@ class QueueRunner:
         log.info(
             "%s: to=<%s>, relay=%s, delay=%.1f, dsn=%s, status=%s (%s)",
             entry.id,
-            recipient.address,
-            relay,
+            quoted(recipient.address),
+            quoted(relay),
             delay,
-            outcome.status,
+            quoted(outcome.status),
             status,
-            outcome.diagnostic.replace("\n", " / "),
+            quoted(outcome.diagnostic.replace("\n", " / ")),
         )
 
     # -- after a round ---------------------------------------------------------------------------
@@ -592,8 +595,8 @@ class QueueRunner:
             log.info(
                 "%s: to=<%s>, status=expired, returned to sender (%s)",
                 entry.id,
-                recipient.address,
-                (recipient.last_reply or "").replace("\n", " / "),
+                quoted(recipient.address),
+                quoted((recipient.last_reply or "").replace("\n", " / ")),
             )
         reported = True
         if result.report is not None:
@@ -611,7 +614,7 @@ class QueueRunner:
                         log.info(
                             "%s: to=<%s>: a bounce that failed is not bounced; dropped",
                             entry.id,
-                            recipient.address,
+                            quoted(recipient.address),
                         )
                     recipient.notified = True
         if result.done and reported:
@@ -638,7 +641,9 @@ class QueueRunner:
         try:
             queue_id = await self.deliver_local(sender="", recipients=[entry.sender], message=dsn)
         except Exception:
-            log.exception("%s: the report to <%s> could not be stored", entry.id, entry.sender)
+            log.exception(
+                "%s: the report to <%s> could not be stored", entry.id, quoted(entry.sender)
+            )
             return False
         self.reports += 1
         actions = ",".join(sorted(report.actions))

@@ -15,6 +15,7 @@ from typing import Any
 from mailroom.codes import Reply
 from mailroom.codes import catalogue as replies
 from mailroom.config import Config, Listener
+from mailroom.logsafe import quoted
 from mailroom.policy import AcceptAny, CatcherPolicy, CredentialStore, PasswordFile, Policy
 from mailroom.policy.authguard import AuthGuard, AuthLimits
 from mailroom.policy.credentials import DirectoryCredentials
@@ -112,7 +113,10 @@ class MailServer:
 
     def _fault_fired(self, session: Any, rule: FaultRule) -> None:
         log.info(
-            "fault rule %d fired: client=%s rule=%s", rule.id, session.client_ip, rule.describe()
+            "fault rule %d fired: client=%s rule=%s",
+            rule.id,
+            session.client_ip,
+            quoted(rule.describe()),
         )
         transcript = getattr(session, "transcript", None)
         if transcript is not None:

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
 
+from mailroom.logsafe import quoted
 from mailroom.web.chaos import routes as chaos_routes
 from mailroom.web.events import EventStream
 from mailroom.web.http import SERVER
@@ -130,7 +131,10 @@ def build_app(server: WebServer) -> web.Application:
             name = _host_name(host or "")
             if name not in refused_hosts and len(refused_hosts) < 100:
                 refused_hosts.add(name)
-                log.warning("refused requests for host %r (allow it with --web-allowed-host)", name)
+                log.warning(
+                    "refused requests for host '%s' (allow it with --web-allowed-host)",
+                    quoted(name),
+                )
             return web.Response(
                 status=403,
                 text=f"mailroom: requests for host {name!r} are refused (a guard against DNS "
