@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mailroom.filemodes import private_dir
+
 __all__ = ["QueueEntry", "QueueRecipient", "QueueSpool"]
 
 
@@ -104,8 +106,8 @@ class QueueSpool:
         self.active = self.root / "active"
 
     def ensure(self) -> QueueSpool:
-        self.tmp.mkdir(parents=True, exist_ok=True)
-        self.active.mkdir(parents=True, exist_ok=True)
+        private_dir(self.tmp)
+        private_dir(self.active)
         return self
 
     def message_path(self, queue_id: str) -> Path:

@@ -7,14 +7,17 @@ import dataclasses
 import logging
 import signal
 import ssl
+import stat
 import time
 import weakref
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from mailroom.codes import Reply
 from mailroom.codes import catalogue as replies
 from mailroom.config import Config, Listener
+from mailroom.filemodes import DIRECTORY_MODE, private_dir, private_tree
 from mailroom.logsafe import quoted
 from mailroom.policy import AcceptAny, CatcherPolicy, CredentialStore, PasswordFile, Policy
 from mailroom.policy.authguard import AuthGuard, AuthLimits
@@ -52,6 +55,16 @@ def load_credentials(config: Config) -> CredentialStore | None:
     from pathlib import Path
 
     return PasswordFile(Path(config.auth))
+
+
+def _private_data_dir(data: Path) -> None:
+    """The data directory 0700 and everything in it private (see mailroom.filemodes); the
+    whole tree is put right only when the directory itself was not (an older version, or
+    another umask, made it)."""
+    if data.is_dir() and stat.S_IMODE(data.stat().st_mode) != DIRECTORY_MODE:
+        log.info("making %s and everything in it private (0700 and 0600)", data)
+        private_tree(data)
+    private_dir(data)
 
 
 class MailServer:
@@ -127,7 +140,7 @@ class MailServer:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         config = self.config
-        config.data.mkdir(parents=True, exist_ok=True)
+        _private_data_dir(config.data)
         if config.tls == "self-signed":
             cert, key = ensure_self_signed(config.data / "tls", config.hostname)
             self.ssl_context = server_context(cert, key)

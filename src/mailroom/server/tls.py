@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 import ssl
 from pathlib import Path
+
+from mailroom.filemodes import FILE_MODE, private_dir
 
 __all__ = ["ensure_self_signed", "server_context"]
 
@@ -47,7 +50,7 @@ def ensure_self_signed(directory: Path, hostname: str) -> tuple[Path, Path]:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     cert_path, key_path = directory / "self-signed.pem", directory / "self-signed.key"
     if cert_path.exists() and key_path.exists() and _still_good(cert_path, hostname):
         return cert_path, key_path
@@ -72,13 +75,21 @@ def ensure_self_signed(directory: Path, hostname: str) -> tuple[Path, Path]:
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    key_path.touch(mode=0o600)
-    key_path.write_bytes(
+    _write_private(
+        key_path,
         key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
-        )
+        ),
     )
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to a file of mode 0600 (whatever the umask, whatever it was before)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, FILE_MODE)
+    with os.fdopen(fd, "wb") as file:
+        os.fchmod(file.fileno(), FILE_MODE)
+        file.write(data)

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from mailroom.filemodes import private_dir, private_file
+
 __all__ = ["Index", "IndexRow"]
 
 SCHEMA = """
@@ -87,7 +89,9 @@ class Index:
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.path.parent)
+            # Made 0600 before SQLite opens it; SQLite gives its -wal and -shm the same mode.
+            private_file(self.path)
             db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
             db.execute("PRAGMA journal_mode=WAL")
             # The Maildir is the durable copy; the index may lose its last moments in a crash

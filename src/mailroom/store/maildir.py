@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mailroom.filemodes import private_dir
 from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueSpool
 from mailroom.store.durability import BatchSync, fsync_directory
 from mailroom.store.envelope import Delivery, Envelope, received_header, trace_header
@@ -69,7 +70,7 @@ def maildir_filename(envelope: Envelope, size: int, copy: int = 0) -> str:
 
 def ensure_maildir(path: Path) -> Path:
     for sub in ("tmp", "new", "cur"):
-        (path / sub).mkdir(parents=True, exist_ok=True)
+        private_dir(path / sub)  # 0700, as every directory of the data directory
     return path
 
 
@@ -285,7 +286,7 @@ class MaildirStore:
         self.committed = 0
 
     def start(self) -> None:
-        self.mail_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.mail_dir)
         self._cleanup_tmp()
         self.spool.ensure().cleanup()
         self._measure_usage()

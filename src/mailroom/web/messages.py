@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mailroom.filemodes import private_dir, private_file
 from mailroom.store.index import SCHEMA as INDEX_SCHEMA
 from mailroom.store.maildir import message_file
 from mailroom.web.mime import ParsedMessage, addresses, parse_message
@@ -165,11 +166,13 @@ class Messages:
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.data_dir / "index.sqlite", timeout=30)
+            private_dir(self.data_dir)
+            # 0600 before SQLite makes them (0644); their -wal and -shm follow their mode.
+            db = sqlite3.connect(private_file(self.data_dir / "index.sqlite"), timeout=30)
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(INDEX_SCHEMA)
-            db.execute("ATTACH DATABASE ? AS web", (str(self.data_dir / "web.sqlite"),))
+            web_db = private_file(self.data_dir / "web.sqlite")
+            db.execute("ATTACH DATABASE ? AS web", (str(web_db),))
             db.execute("PRAGMA web.journal_mode=WAL")
             db.execute("PRAGMA web.synchronous=OFF")  # a cache: lost rows are made again
             db.executescript(SUMMARY_SCHEMA)
