@@ -847,6 +847,8 @@ class ServerConnection:
             return replies.MESSAGE_TOO_BIG()
         if stream.bare_line_ending and self.settings.bare_line_endings == "reject":
             return replies.BARE_LINE_ENDING()
+        if stream.nul:
+            return replies.NUL_IN_MESSAGE()
         if stream.line_too_long:
             return replies.TEXT_LINE_TOO_LONG(limit=self.settings.max_text_line)
         return None
