@@ -141,6 +141,8 @@ class Config:
     web_allowed_hosts: tuple[str, ...] = ()
     # where "release" sends a captured message unless the request names a server
     release_smtp: Listener | None = None
+    # terms in one search of the web API (each is a clause of one SQL expression); more: 400
+    web_max_search_terms: int = 100
 
     log_level: str = "info"
 
@@ -180,7 +182,12 @@ class Config:
             raise ConfigError("require_auth needs --auth accept-any or --auth FILE")
         if self.smtps and self.tls == "off":
             raise ConfigError("--smtps needs TLS: give --tls-cert/--tls-key or --tls self-signed")
-        for name in ("max_recipients", "max_connections", "max_bad_commands"):
+        for name in (
+            "max_recipients",
+            "max_connections",
+            "max_bad_commands",
+            "web_max_search_terms",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
         for name in (

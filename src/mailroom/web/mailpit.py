@@ -18,7 +18,7 @@ from mailroom import __version__
 from mailroom.web.http import error, json_response, query_int, request_json, web_server
 from mailroom.web.messages import MessageRow, bcc_of, created, list_item
 from mailroom.web.mime import ParsedMessage, addresses, strip_trace
-from mailroom.web.search import SearchError, parse_query
+from mailroom.web.search import Query, SearchError, parse_query
 
 if TYPE_CHECKING:
     from mailroom.web import WebServer
@@ -62,11 +62,17 @@ async def search(request: web.Request) -> web.Response:
     start = query_int(request, "start", 0, 10**9)
     limit = query_int(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
     try:
-        query = parse_query(request.query.get("query", ""), request.query.get("tz"))
+        query = _query(request, request.query.get("query", ""))
     except SearchError as exc:
         return error(400, str(exc))
     counts, rows = await server.messages.call(server.messages.page, query, start, limit)
     return json_response(_listing(counts, rows, start))
+
+
+def _query(request: web.Request, text: str) -> Query:
+    """The search ``text`` read into SQL (SearchError: the caller answers 400)."""
+    limit = web_server(request).config.web_max_search_terms
+    return parse_query(text, request.query.get("tz"), max_terms=limit)
 
 
 def _listing(counts: dict[str, int], rows: list[MessageRow], start: int) -> dict[str, Any]:
@@ -96,7 +102,7 @@ async def delete_search(request: web.Request) -> web.Response:
     if not text.strip():
         return error(400, "no search query")
     try:
-        query = parse_query(text, request.query.get("tz"))
+        query = _query(request, text)
     except SearchError as exc:
         return error(400, str(exc))
     messages = server.messages
@@ -119,7 +125,7 @@ async def set_read(request: web.Request) -> web.Response:
         await messages.call(messages.set_read, ids, read)
     elif text:
         try:
-            query = parse_query(str(text), request.query.get("tz"))
+            query = _query(request, str(text))
         except SearchError as exc:
             return error(400, str(exc))
         await messages.call(
@@ -223,18 +229,22 @@ async def get_part(request: web.Request) -> web.Response:
     response.headers["Content-Type"] = part.content_type
     # A part is shown as a document of its own, never as a page of this origin.
     response.headers["Content-Security-Policy"] = "sandbox"
-    filename = part.filename.replace('"', "").replace("\r", "").replace("\n", "")
     disposition = "inline" if part.disposition == "inline" else "attachment"
-    if filename:
-        from urllib.parse import quote
-
-        response.headers["Content-Disposition"] = (
-            f'{disposition}; filename="{filename.encode("ascii", "replace").decode()}"; '
-            f"filename*=UTF-8''{quote(filename)}"
-        )
-    else:
-        response.headers["Content-Disposition"] = disposition
+    response.headers["Content-Disposition"] = content_disposition(disposition, part.filename)
     return response
+
+
+def content_disposition(disposition: str, filename: str) -> str:
+    """A Content-Disposition value for a name the message's sender chose (RFC 6266): the
+    name itself in ``filename*`` (RFC 8187, every octet outside the safe set encoded), and an
+    ASCII stand-in in ``filename`` for old clients, where a quote, a backslash, a control or a
+    non-ASCII character becomes ``_`` (so nothing can end the quoted string early)."""
+    if not filename:
+        return disposition
+    from urllib.parse import quote
+
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in filename)
+    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 async def view_html(request: web.Request) -> web.Response:
