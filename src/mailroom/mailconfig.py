@@ -160,7 +160,7 @@ def _rules(table: Mapping[str, Any], hostname: str) -> MailServerRules:
         name = key.replace("-", "_")
         if name not in known:
             raise MailConfigError(f"policy: unknown setting {key!r}", ("policy", key))
-        if name in ("greylist_delay", "greylist_expiry"):
+        if name in ("greylist_delay", "greylist_expiry", "dns_timeout"):
             try:
                 value = parse_duration(value)
             except ValueError as exc:
@@ -174,6 +174,8 @@ def _rules(table: Mapping[str, Any], hostname: str) -> MailServerRules:
                 raise MailConfigError(
                     f"policy: {key}: a list of networks like '192.0.2.0/24'", ("policy", key)
                 ) from None
+        if name == "dns_timeout" and value <= 0:
+            raise MailConfigError("policy: dns_timeout must be positive", ("policy", key))
         if name == "full_mailbox" and value not in ("temporary", "permanent"):
             raise MailConfigError(
                 "policy: full_mailbox is 'temporary' or 'permanent'", ("policy", key)

@@ -11,6 +11,7 @@ local user's copy to the LMTP server by the user's full address.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
 from collections import deque
@@ -44,6 +45,10 @@ class MailServerRules:
     block_list: tuple[str, ...] = ()  # networks refused at the greeting with 554 5.7.1
     relay_networks: tuple[str, ...] = ()  # networks that may relay without AUTH
     check_null_mx: bool = True  # 550 5.7.27 / 556 5.1.10 from DNS
+    # Seconds of DNS one command (MAIL, RCPT) may wait for in all; past it the check is
+    # skipped and the command goes on, as when the lookup fails (DNS down or a black hole
+    # must not hold every session for the resolver's own timeout).
+    dns_timeout: float = 2.0
     full_mailbox: Literal["temporary", "permanent"] = "temporary"  # 452 4.2.2 or 552 5.2.2
     notify_forward: bool = False  # 251 2.1.5 for recipients forwarded off-site
     sender_must_own_address: bool = True  # authenticated users send as themselves: 553 5.7.1
@@ -237,10 +242,19 @@ class MailServerPolicy:
         return None
 
     async def _sender_null_mx(self, sender: Mailbox) -> Reply | None:
-        assert self.resolver is not None
-        if await self.resolver.has_null_mx(sender.domain):
+        if await self._null_mx(sender.domain):
             return replies.SENDER_DOMAIN_NULL_MX(address=sender.bracketed)
         return None
+
+    async def _null_mx(self, domain: str) -> bool:
+        """Whether ``domain`` has a null MX, as far as DNS tells within ``dns_timeout``
+        seconds; a failed or slow lookup is no null MX (the queue finds it later)."""
+        assert self.resolver is not None
+        try:
+            async with asyncio.timeout(self.rules.dns_timeout):
+                return await self.resolver.has_null_mx(domain)
+        except TimeoutError:
+            return False
 
     def _recipient(self, event: RcptTo, session: SessionView) -> Decision:
         recipient = event.recipient
@@ -312,8 +326,7 @@ class MailServerPolicy:
     async def _relay_unless_null_mx(
         self, session: SessionView, recipient: Mailbox, route: Resolution
     ) -> Reply | None:
-        assert self.resolver is not None
-        if await self.resolver.has_null_mx(recipient.domain):
+        if await self._null_mx(recipient.domain):
             return replies.DOMAIN_DOES_NOT_ACCEPT_MAIL(address=recipient.bracketed)
         session.routes[str(recipient)] = route
         return None
