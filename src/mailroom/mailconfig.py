@@ -176,6 +176,8 @@ def _rules(table: Mapping[str, Any], hostname: str) -> MailServerRules:
                 ) from None
         if name == "dns_timeout" and value <= 0:
             raise MailConfigError("policy: dns_timeout must be positive", ("policy", key))
+        if name in ("success_reports", "forward_bounces") and value not in ("trusted", "all"):
+            raise MailConfigError(f"policy: {key} is 'trusted' or 'all'", ("policy", key))
         if name == "full_mailbox" and value not in ("temporary", "permanent"):
             raise MailConfigError(
                 "policy: full_mailbox is 'temporary' or 'permanent'", ("policy", key)

@@ -28,6 +28,9 @@ class Delivery:
     # whose sender asked for a success report (NOTIFY=SUCCESS): the queue entry holds them as
     # delivered, and its runner sends the "delivered" report (RFC 3461 §6.2.2).
     delivered: tuple[str, ...] = ()
+    # Queue only: the NOTIFY a recipient's queue entry gets in place of the client's, as
+    # policy decided ("NEVER" for mail forwarded off-site for a sender it cannot vouch for).
+    notify: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(slots=True)

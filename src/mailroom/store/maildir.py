@@ -500,10 +500,13 @@ class MaildirStore:
         """Write the queue state beside the message (synced with the batch, moved after it)."""
         e = writer.envelope
 
+        decided = dict(output.delivery.notify)
+
         def recipient(address: str, **state: Any) -> QueueRecipient:
+            notify = decided.get(address, e.notify.get(address))
             return QueueRecipient(
                 address=address,
-                notify=list(e.notify.get(address) or []) or None,
+                notify=list(notify or []) or None,
                 orcpt=list(e.orcpt[address]) if address in e.orcpt else None,
                 **state,
             )
