@@ -12,7 +12,10 @@ from pathlib import Path
 
 from mailroom.filemodes import private_dir, private_file
 
-__all__ = ["Index", "IndexRow"]
+__all__ = ["QUEUED", "Index", "IndexRow"]
+
+# The mailbox of a message that went only to the outbound queue (its file is the queue's).
+QUEUED = "(queue)"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -160,6 +163,24 @@ class Index:
             if len(rows) != 1:
                 return None
         return rows[0]
+
+    def queued_ids(self) -> set[str]:
+        """Messages indexed only as queued for delivery elsewhere (no local copy)."""
+        with self._lock:
+            db = self._connect()
+            return {
+                r[0] for r in db.execute("SELECT id FROM messages WHERE mailbox = ?", (QUEUED,))
+            }
+
+    def forget_queued(self, ids: Iterable[str]) -> None:
+        """Forget messages that were only queued, once their queue entries are gone: there is
+        no file left to show."""
+        with self._lock:
+            db = self._connect()
+            with db:
+                db.executemany(
+                    "DELETE FROM messages WHERE id = ? AND mailbox = ?", [(i, QUEUED) for i in ids]
+                )
 
     def delete(self, ids: Iterable[str]) -> None:
         with self._lock:

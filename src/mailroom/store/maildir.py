@@ -31,7 +31,7 @@ from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueSpool
 from mailroom.store.durability import BatchSync, fsync_directory
 from mailroom.store.envelope import Delivery, Envelope, received_header, trace_header
 from mailroom.store.headers import MAX_HEADER_SCAN, summarize_headers
-from mailroom.store.index import Index, IndexRow
+from mailroom.store.index import QUEUED, Index, IndexRow
 
 __all__ = [
     "MaildirStore",
@@ -268,6 +268,9 @@ class MaildirStore:
         self.loop = loop
         self.index = index if index is not None else Index(data_dir / "index.sqlite")
         self.spool = QueueSpool(data_dir)
+        # A message that only went to the queue is listed until its entry goes (delivered or
+        # returned): then there is no file to show.
+        self.spool.on_removed = self._forget_queued
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="mailroom-committer", daemon=True)
         self._mailboxes: dict[str, str] = {}  # name -> its Maildir, made on first use
@@ -289,6 +292,9 @@ class MaildirStore:
         private_dir(self.mail_dir)
         self._cleanup_tmp()
         self.spool.ensure().cleanup()
+        gone = self.index.queued_ids() - set(self.spool.ids())
+        if gone:
+            self.index.forget_queued(gone)
         self._measure_usage()
         self._thread.start()
         self._started = True
@@ -299,6 +305,12 @@ class MaildirStore:
             self._thread.join(timeout=30)
             self._started = False
         self.index.close()
+
+    def _forget_queued(self, queue_id: str) -> None:
+        try:
+            self.index.forget_queued([queue_id])
+        except Exception:  # the index is rebuildable; the queue must go on
+            log.exception("%s: could not drop it from the index", queue_id)
 
     def check_fault(self) -> None:
         if self.fault is not None:
@@ -557,7 +569,7 @@ class MaildirStore:
         return IndexRow(
             id=e.queue_id,
             received=e.received_at,
-            mailbox=",".join(mailboxes) if mailboxes else "(queue)",
+            mailbox=",".join(mailboxes) if mailboxes else QUEUED,
             path=self._relative(first.final_path),
             sender=e.sender,
             recipients=list(e.recipients),

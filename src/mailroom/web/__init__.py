@@ -13,9 +13,6 @@ thread, and hears of new messages only while a browser listens.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
@@ -26,9 +23,10 @@ from urllib.parse import urlsplit
 from aiohttp import hdrs, web
 
 from mailroom.logsafe import quoted
+from mailroom.web.auth import Refused, WebAuth
 from mailroom.web.chaos import routes as chaos_routes
 from mailroom.web.events import EventStream
-from mailroom.web.http import SERVER
+from mailroom.web.http import SERVER, WEB_USER
 from mailroom.web.mailpit import routes as mailpit_routes
 from mailroom.web.messages import Messages
 from mailroom.web.openapi import routes as openapi_routes
@@ -54,28 +52,6 @@ UI_POLICY = (
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _credentials(auth: str | None) -> tuple[bytes, bytes] | None:
-    if auth is None:
-        return None
-    user, _, password = auth.partition(":")
-    return user.encode(), password.encode()
-
-
-def _authorized(header: str, expected: tuple[bytes, bytes]) -> bool:
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic":
-        return False
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        return False
-    user, colon, password = decoded.partition(b":")
-    # Both compared in full whatever the first gives, so timing tells nothing.
-    same_user = hmac.compare_digest(user, expected[0])
-    same_password = hmac.compare_digest(password, expected[1])
-    return bool(colon) and same_user and same_password
 
 
 def _same_origin(request: web.Request) -> bool:
@@ -120,7 +96,7 @@ def allowed_host(host: str | None, config: Config) -> bool:
 
 def build_app(server: WebServer) -> web.Application:
     config = server.config
-    credentials = _credentials(config.web_auth)
+    login = WebAuth(config)
     guard_host = config.web is not None and is_loopback(config.web.host)
     refused_hosts: set[str] = set()  # logged once each
 
@@ -140,14 +116,18 @@ def build_app(server: WebServer) -> web.Application:
                 text=f"mailroom: requests for host {name!r} are refused (a guard against DNS "
                 f"rebinding); allow it with --web-allowed-host {name}\n",
             )
-        if credentials is not None and request.path not in OPEN_PATHS:
-            header = request.headers.get(hdrs.AUTHORIZATION, "")
-            if not _authorized(header, credentials):
-                return web.Response(
-                    status=401,
-                    text="mailroom: credentials needed\n",
-                    headers={hdrs.WWW_AUTHENTICATE: 'Basic realm="mailroom", charset="UTF-8"'},
-                )
+        if login.required and request.path not in OPEN_PATHS:
+            peer = request.transport.get_extra_info("peername") if request.transport else None
+            user = await login.user(
+                request.headers.get(hdrs.AUTHORIZATION, ""), str(peer[0]) if peer else ""
+            )
+            if isinstance(user, Refused):
+                refusal = web.Response(status=user.status, text=user.text)
+                if user.status == 401:
+                    challenge = 'Basic realm="mailroom", charset="UTF-8"'
+                    refusal.headers[hdrs.WWW_AUTHENTICATE] = challenge
+                return refusal
+            request[WEB_USER] = user
         changes = request.method not in ("GET", "HEAD", "OPTIONS")
         upgrade = request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
         if (changes or upgrade) and not _same_origin(request):
@@ -232,7 +212,7 @@ class WebServer:
         host, port = runner.addresses[0][:2]
         self.address = (str(host), int(port))
         log.info("web UI and API on %s", self.url)
-        if self.config.web_auth is None and not is_loopback(listener.host):
+        if not self.config.web_credentials and not is_loopback(listener.host):
             log.warning(
                 "the web UI and API on %s:%d are open to anyone who can reach them: every "
                 "captured message, fault rules, release. Set --web-auth USER:PASSWORD.",

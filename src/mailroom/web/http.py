@@ -10,9 +10,20 @@ from aiohttp import web
 if TYPE_CHECKING:
     from mailroom.web import WebServer
 
-__all__ = ["SERVER", "error", "json_response", "query_int", "request_json", "web_server"]
+__all__ = [
+    "SERVER",
+    "WEB_USER",
+    "error",
+    "json_response",
+    "query_int",
+    "request_json",
+    "web_server",
+    "web_user",
+]
 
 SERVER: web.AppKey[WebServer] = web.AppKey("mailroom")
+# The web user a request logged in as (when the web asks for credentials).
+WEB_USER = "mailroom.web_user"
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -29,6 +40,12 @@ def error(status: int, message: str) -> web.Response:
 
 def web_server(request: web.Request) -> WebServer:
     return request.app[SERVER]
+
+
+def web_user(request: web.Request) -> str | None:
+    """Who the request logged in as; None when the web asks for no credentials."""
+    user = request.get(WEB_USER)
+    return user if isinstance(user, str) else None
 
 
 def query_int(request: web.Request, name: str, default: int, maximum: int) -> int:

@@ -17,7 +17,8 @@ from aiohttp import web
 from mailroom import __version__
 from mailroom.web.http import error, json_response, query_int, request_json, web_server
 from mailroom.web.messages import MessageRow, bcc_of, created, list_item
-from mailroom.web.mime import ParsedMessage, addresses, strip_trace
+from mailroom.web.mime import ParsedMessage, addresses
+from mailroom.web.release import release
 from mailroom.web.search import Query, SearchError, parse_query
 
 if TYPE_CHECKING:
@@ -259,65 +260,6 @@ async def view_html(request: web.Request) -> web.Response:
 async def view_text(request: web.Request) -> web.Response:
     _, _, parsed = await _open(request)
     return web.Response(text=parsed.text, content_type="text/plain", charset="utf-8")
-
-
-# -- release ---------------------------------------------------------------------------------
-
-
-async def release(request: web.Request) -> web.Response:
-    """Send a captured message on to an SMTP server: ``{"To": [...]}`` as in Mailpit, and
-    optionally ``"From"`` (the envelope sender; the original one by default) and ``"Server"``
-    (``HOST:PORT``; the ``release_smtp`` setting by default)."""
-    from mailroom.client import SendError, send_message
-    from mailroom.config import ConfigError, parse_hostport
-
-    server = web_server(request)
-    body = await request_json(request)
-    recipients = body.get("To")
-    if not recipients or not isinstance(recipients, list):
-        return error(400, "To must list at least one recipient")
-    if not all(isinstance(r, str) and "@" in r for r in recipients):
-        return error(400, "To must list email addresses")
-    target = server.config.release_smtp
-    if body.get("Server"):
-        try:
-            target = parse_hostport(str(body["Server"]))
-        except ConfigError as exc:
-            return error(400, f"Server: {exc}")
-    if target is None:
-        return error(400, "no SMTP server to release to: set release_smtp or give Server")
-    row, raw, _ = await _open(request)
-    sender = body.get("From")
-    if sender is None:
-        sender = row.sender
-    if not isinstance(sender, str):
-        return error(400, "From must be an address")
-    try:
-        result = await send_message(
-            strip_trace(raw),
-            host=target.host,
-            port=target.port,
-            sender=sender,
-            recipients=recipients,
-            local_hostname=server.config.hostname,
-            timeout=60,
-        )
-    except SendError as exc:
-        reply = getattr(exc, "reply", None)
-        return json_response(
-            {"Error": str(exc), "Reply": str(reply) if reply is not None else None}, 502
-        )
-    except (OSError, ValueError) as exc:
-        return json_response({"Error": str(exc), "Reply": None}, 502)
-    if "application/json" not in request.headers.get("Accept", ""):
-        return web.Response(text="ok")
-    return json_response(
-        {
-            "Server": f"{target.host}:{target.port}",
-            "Replies": {r.address: str(r.reply) for r in result.recipients},
-            "Delivered": [r.address for r in result.delivered],
-        }
-    )
 
 
 # -- about the server ------------------------------------------------------------------------

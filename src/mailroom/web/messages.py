@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mailroom.filemodes import private_dir, private_file
+from mailroom.store.index import QUEUED
 from mailroom.store.index import SCHEMA as INDEX_SCHEMA
 from mailroom.store.maildir import message_file
 from mailroom.web.mime import ParsedMessage, addresses, parse_message
@@ -342,19 +343,22 @@ class Messages:
             return []
         db = self._connect()
         if ids is None:
-            found = db.execute("SELECT id, path FROM messages").fetchall()
+            found = db.execute("SELECT id, path, mailbox FROM messages").fetchall()
         else:
             found = []
             for chunk in range(0, len(ids), 500):
                 part = ids[chunk : chunk + 500]
                 found += db.execute(
-                    f"SELECT id, path FROM messages WHERE id IN ({', '.join('?' for _ in part)})",
+                    "SELECT id, path, mailbox FROM messages "
+                    f"WHERE id IN ({', '.join('?' for _ in part)})",
                     part,
                 ).fetchall()
-        for _, path in found:
+        for _, path, mailbox in found:
+            if mailbox == QUEUED:
+                continue  # the queue's own file, still to be delivered: only unlisted here
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(message_file(self.data_dir, path))
-        deleted = [id_ for id_, _ in found]
+        deleted = [id_ for id_, _, _ in found]
         with db:
             db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in deleted])
             db.executemany("DELETE FROM web.summaries WHERE id = ?", [(i,) for i in deleted])
