@@ -152,6 +152,10 @@ class Config:
     release_smtp: Listener | None = None
     # terms in one search of the web API (each is a clause of one SQL expression); more: 400
     web_max_search_terms: int = 100
+    # The web parses a message only within these (measured first, without parsing); past
+    # them it shows the message's source with a note. 0 means no limit.
+    web_max_mime_parts: int = 1000
+    web_max_mime_depth: int = 50
 
     log_level: str = "info"
 
@@ -205,6 +209,8 @@ class Config:
             "max_auth_failures",
             "max_auth_failures_per_session",
             "auth_failure_delay",
+            "web_max_mime_parts",
+            "web_max_mime_depth",
         ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative (0 means no limit)")

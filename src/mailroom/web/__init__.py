@@ -29,6 +29,7 @@ from mailroom.web.events import EventStream
 from mailroom.web.http import SERVER, WEB_USER
 from mailroom.web.mailpit import routes as mailpit_routes
 from mailroom.web.messages import Messages
+from mailroom.web.mimeshape import MimeLimits
 from mailroom.web.openapi import routes as openapi_routes
 from mailroom.web.own import routes as own_routes
 
@@ -180,7 +181,11 @@ class WebServer:
     def __init__(self, server: MailServer) -> None:
         self.server = server
         self.config: Config = server.config
-        self.messages = Messages(self.config.data, enabled=self.config.store == "maildir")
+        self.messages = Messages(
+            self.config.data,
+            enabled=self.config.store == "maildir",
+            limits=MimeLimits(self.config.web_max_mime_parts, self.config.web_max_mime_depth),
+        )
         self.events = EventStream(self)
         self.app = build_app(self)
         self._runner: web.AppRunner | None = None

@@ -14,6 +14,8 @@ __all__ = [
     "SERVER",
     "WEB_USER",
     "error",
+    "json_body_response",
+    "json_bytes",
     "json_response",
     "query_int",
     "request_json",
@@ -24,6 +26,15 @@ __all__ = [
 SERVER: web.AppKey[WebServer] = web.AppKey("mailroom")
 # The web user a request logged in as (when the web asks for credentials).
 WEB_USER = "mailroom.web_user"
+
+
+def json_bytes(data: Any) -> bytes:
+    """``data`` as JSON, for :func:`json_body_response` (made in a worker thread when large)."""
+    return json.dumps(data, ensure_ascii=False).encode("utf-8")
+
+
+def json_body_response(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(body=body, status=status, content_type="application/json", charset="utf-8")
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:

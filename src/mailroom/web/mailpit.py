@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
 from mailroom import __version__
-from mailroom.web.http import error, json_response, query_int, request_json, web_server
+from mailroom.web.http import (
+    error,
+    json_body_response,
+    json_bytes,
+    json_response,
+    query_int,
+    request_json,
+    web_server,
+)
 from mailroom.web.messages import MessageRow, bcc_of, created, list_item
 from mailroom.web.mime import ParsedMessage, addresses
 from mailroom.web.release import release
@@ -54,8 +63,7 @@ async def list_messages(request: web.Request) -> web.Response:
     server = web_server(request)
     start = query_int(request, "start", 0, 10**9)
     limit = query_int(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
-    counts, rows = await server.messages.call(server.messages.page, None, start, limit)
-    return json_response(_listing(counts, rows, start))
+    return json_body_response(await server.messages.call(_page, server, None, start, limit))
 
 
 async def search(request: web.Request) -> web.Response:
@@ -66,14 +74,20 @@ async def search(request: web.Request) -> web.Response:
         query = _query(request, request.query.get("query", ""))
     except SearchError as exc:
         return error(400, str(exc))
-    counts, rows = await server.messages.call(server.messages.page, query, start, limit)
-    return json_response(_listing(counts, rows, start))
+    return json_body_response(await server.messages.call(_page, server, query, start, limit))
 
 
 def _query(request: web.Request, text: str) -> Query:
     """The search ``text`` read into SQL (SearchError: the caller answers 400)."""
     limit = web_server(request).config.web_max_search_terms
     return parse_query(text, request.query.get("tz"), max_terms=limit)
+
+
+def _page(server: WebServer, query: Query | None, start: int, limit: int) -> bytes:
+    """One page of the listing as JSON, made in the worker thread (the address fields of up
+    to MAX_LIMIT messages are parsed for it)."""
+    counts, rows = server.messages.page(query, start, limit)
+    return json_bytes(_listing(counts, rows, start))
 
 
 def _listing(counts: dict[str, int], rows: list[MessageRow], start: int) -> dict[str, Any]:
@@ -141,24 +155,37 @@ async def set_read(request: web.Request) -> web.Response:
 # -- one message -----------------------------------------------------------------------------
 
 
-async def _open(request: web.Request) -> tuple[MessageRow, bytes, ParsedMessage]:
-    server = web_server(request)
+T = TypeVar("T")
+
+
+async def _rendered(request: web.Request, render: Callable[[MessageRow, ParsedMessage], T]) -> T:
+    """Open the message (parsed once, then kept a while) and ``render`` it, both in the
+    worker thread: parsing, checksums and JSON are CPU work, which never runs on the event
+    loop that serves SMTP."""
+    messages = web_server(request).messages
     message_id = request.match_info["id"]
+
+    def work() -> tuple[bool, T | None]:
+        opened = messages.open(message_id)
+        if opened is None:
+            return False, None
+        return True, render(*opened)
+
     try:
-        opened = await server.messages.call(server.messages.open, message_id)
+        found, result = await messages.call(work)
     except OSError:
         raise web.HTTPNotFound(text=f"message {message_id}: its file is gone") from None
-    if opened is None:
+    if not found:
         raise web.HTTPNotFound(text=f"no message {message_id}")
-    return opened
+    return result  # type: ignore[return-value]
 
 
-def message_json(server: WebServer, row: MessageRow, parsed: ParsedMessage) -> dict[str, Any]:
-    """Mailpit's ``Message``, with mailroom's envelope and session under ``Mailroom``."""
+def message_json(row: MessageRow, parsed: ParsedMessage, session: str | None) -> dict[str, Any]:
+    """Mailpit's ``Message``, with mailroom's envelope and session under ``Mailroom`` (and,
+    for a message shown as its source, the note that says why)."""
     sender = addresses(parsed.header("From"))
     unsubscribe = parsed.header("List-Unsubscribe")
-    transcript = server.server.transcripts.for_message(row.id)
-    return {
+    data: dict[str, Any] = {
         "ID": row.id,
         "MessageID": parsed.header("Message-ID").strip().strip("<>"),
         "From": sender[0] if sender else None,
@@ -191,29 +218,52 @@ def message_json(server: WebServer, row: MessageRow, parsed: ParsedMessage) -> d
             "TLS": row.tls,
             "AuthUser": row.auth_user,
             "Mailbox": row.mailbox,
-            "Session": transcript.id if transcript is not None else None,
+            "Session": session,
+            "ShownAsSource": parsed.note,
         },
     }
+    return data
 
 
 async def get_message(request: web.Request) -> web.Response:
     server = web_server(request)
-    row, _, parsed = await _open(request)
+    messages = server.messages
+    row = await messages.call(messages.get, request.match_info["id"])
+    if row is None:
+        raise web.HTTPNotFound(text=f"no message {request.match_info['id']}")
+    transcript = server.server.transcripts.for_message(row.id)
+    session = transcript.id if transcript is not None else None
+    body = await _rendered(
+        request, lambda row, parsed: json_bytes(message_json(row, parsed, session))
+    )
     if not row.read:
         # Viewing a message marks it read, as in Mailpit.
-        await server.messages.call(server.messages.set_read, [row.id], True)
-        row.read = True
+        await messages.call(messages.set_read, [row.id], True)
         await server.events.stats()
-    return json_response(message_json(server, row, parsed))
+    return json_body_response(body)
 
 
 async def get_headers(request: web.Request) -> web.Response:
-    _, _, parsed = await _open(request)
-    return json_response(parsed.headers())
+    body = await _rendered(request, lambda row, parsed: json_bytes(parsed.headers()))
+    return json_body_response(body)
 
 
 async def get_raw(request: web.Request) -> web.Response:
-    row, raw, _ = await _open(request)
+    """The stored file as it is: read, never parsed."""
+    messages = web_server(request).messages
+    message_id = request.match_info["id"]
+
+    def read() -> tuple[MessageRow, bytes] | None:
+        row = messages.get(message_id)
+        return None if row is None else (row, messages.raw(row))
+
+    try:
+        found = await messages.call(read)
+    except OSError:
+        raise web.HTTPNotFound(text=f"message {message_id}: its file is gone") from None
+    if found is None:
+        raise web.HTTPNotFound(text=f"no message {message_id}")
+    row, raw = found
     response = web.Response(body=raw, content_type="text/plain", charset="utf-8")
     response.headers["Content-Security-Policy"] = "sandbox"
     if request.query.get("dl"):
@@ -222,16 +272,24 @@ async def get_raw(request: web.Request) -> web.Response:
 
 
 async def get_part(request: web.Request) -> web.Response:
-    _, _, parsed = await _open(request)
-    part = parsed.parts.get(request.match_info["part"])
-    if part is None:
-        raise web.HTTPNotFound(text="no such part")
-    response = web.Response(body=part.payload())
-    response.headers["Content-Type"] = part.content_type
+    wanted = request.match_info["part"]
+
+    def part_of(row: MessageRow, parsed: ParsedMessage) -> tuple[bytes, str, str, str] | str:
+        part = parsed.parts.get(wanted)
+        if part is None:
+            return parsed.note or "no such part"
+        disposition = "inline" if part.disposition == "inline" else "attachment"
+        return part.payload(), part.content_type, disposition, part.filename
+
+    found = await _rendered(request, part_of)
+    if isinstance(found, str):
+        raise web.HTTPNotFound(text=found)
+    payload, content_type, disposition, filename = found
+    response = web.Response(body=payload)
+    response.headers["Content-Type"] = content_type
     # A part is shown as a document of its own, never as a page of this origin.
     response.headers["Content-Security-Policy"] = "sandbox"
-    disposition = "inline" if part.disposition == "inline" else "attachment"
-    response.headers["Content-Disposition"] = content_disposition(disposition, part.filename)
+    response.headers["Content-Disposition"] = content_disposition(disposition, filename)
     return response
 
 
@@ -249,17 +307,20 @@ def content_disposition(disposition: str, filename: str) -> str:
 
 
 async def view_html(request: web.Request) -> web.Response:
-    _, _, parsed = await _open(request)
-    if not parsed.html:
+    def html_of(row: MessageRow, parsed: ParsedMessage) -> str | None:
+        return parsed.safe_html() if parsed.html else None
+
+    markup = await _rendered(request, html_of)
+    if markup is None:
         raise web.HTTPNotFound(text="this message has no HTML part")
-    response = web.Response(text=parsed.safe_html(), content_type="text/html", charset="utf-8")
+    response = web.Response(text=markup, content_type="text/html", charset="utf-8")
     response.headers["Content-Security-Policy"] = VIEW_POLICY
     return response
 
 
 async def view_text(request: web.Request) -> web.Response:
-    _, _, parsed = await _open(request)
-    return web.Response(text=parsed.text, content_type="text/plain", charset="utf-8")
+    text = await _rendered(request, lambda row, parsed: parsed.text)
+    return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
 
 # -- about the server ------------------------------------------------------------------------

@@ -6,6 +6,10 @@ index does not know — how many attachments a message has, a snippet and the te
 the web reads from the message file once and keeps in its own database (``web.sqlite`` beside
 the index, attached to the same connection so one query joins both). It is a cache: delete it
 and it is made again.
+
+A message is parsed at most once while it is looked at: the last parsed ones are kept (a
+bounded cache, by count and by size), and only in the worker thread. A message past the
+limits on parts and nesting is never parsed beyond its header (see :mod:`.mime`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import contextlib
 import json
 import os
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,7 +31,7 @@ from mailroom.filemodes import private_dir, private_file
 from mailroom.store.index import QUEUED
 from mailroom.store.index import SCHEMA as INDEX_SCHEMA
 from mailroom.store.maildir import message_file
-from mailroom.web.mime import ParsedMessage, addresses, parse_message
+from mailroom.web.mime import MimeLimits, ParsedMessage, addresses, parse_message
 from mailroom.web.search import Query
 
 __all__ = ["MessageRow", "Messages", "created", "list_item"]
@@ -44,6 +49,10 @@ CREATE TABLE IF NOT EXISTS web.summaries (
 """
 SEARCH_TEXT_LIMIT = 256 * 1024  # characters of body text kept for free-text search
 SUMMARY_BATCH = 200  # messages read and summarized per transaction
+# Parsed messages kept for the next request about them: at most this many, of at most this
+# many octets of source in all (a parsed message takes a few times its size in memory).
+PARSED_CACHE_MESSAGES = 16
+PARSED_CACHE_OCTETS = 32 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -142,9 +151,15 @@ def list_item(row: MessageRow) -> dict[str, Any]:
 
 
 class Messages:
-    def __init__(self, data_dir: Path, *, enabled: bool = True) -> None:
+    def __init__(
+        self, data_dir: Path, *, enabled: bool = True, limits: MimeLimits | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.enabled = enabled  # False with --store none: there is nothing to show
+        self.limits = limits or MimeLimits()
+        # id -> (the file's size and mtime, the parsed message); the worker thread's only
+        self._parsed: OrderedDict[str, tuple[tuple[int, int], ParsedMessage]] = OrderedDict()
+        self._parsed_octets = 0
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="mailroom-web")
         self._db: sqlite3.Connection | None = None
         self.deleted = 0  # messages deleted through the web since start
@@ -211,7 +226,7 @@ class Messages:
 
     def _summary(self, path: str, fields: list[str]) -> tuple[int, int, str, str]:
         try:
-            parsed = parse_message((self.data_dir / path).read_bytes())
+            parsed = parse_message((self.data_dir / path).read_bytes(), self.limits)
         except OSError:
             return 0, 0, "", " ".join(fields).lower()
         except Exception:  # a message the parser cannot read is still listed
@@ -327,12 +342,38 @@ class Messages:
     def raw(self, row: MessageRow) -> bytes:
         return message_file(self.data_dir, row.path).read_bytes()
 
-    def open(self, message_id: str) -> tuple[MessageRow, bytes, ParsedMessage] | None:
+    def open(self, message_id: str) -> tuple[MessageRow, ParsedMessage] | None:
+        """The message's row and its parsed form (parsed once, then kept a while)."""
         row = self.get(message_id)
         if row is None:
             return None
-        raw = self.raw(row)
-        return row, raw, parse_message(raw)
+        path = message_file(self.data_dir, row.path)
+        info = path.stat()
+        version = (info.st_size, info.st_mtime_ns)
+        cached = self._parsed.get(row.id)
+        if cached is not None and cached[0] == version:
+            self._parsed.move_to_end(row.id)
+            return row, cached[1]
+        parsed = parse_message(path.read_bytes(), self.limits)
+        self._keep(row.id, version, parsed)
+        return row, parsed
+
+    def _keep(self, message_id: str, version: tuple[int, int], parsed: ParsedMessage) -> None:
+        self._forget(message_id)
+        if version[0] > PARSED_CACHE_OCTETS:
+            return
+        self._parsed[message_id] = (version, parsed)
+        self._parsed_octets += version[0]
+        while (
+            len(self._parsed) > PARSED_CACHE_MESSAGES or self._parsed_octets > PARSED_CACHE_OCTETS
+        ):
+            oldest = next(iter(self._parsed))
+            self._forget(oldest)
+
+    def _forget(self, message_id: str) -> None:
+        gone = self._parsed.pop(message_id, None)
+        if gone is not None:
+            self._parsed_octets -= gone[0][0]
 
     # -- changes ---------------------------------------------------------------------------
 
@@ -359,6 +400,8 @@ class Messages:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(message_file(self.data_dir, path))
         deleted = [id_ for id_, _, _ in found]
+        for message_id in deleted:
+            self._forget(message_id)
         with db:
             db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in deleted])
             db.executemany("DELETE FROM web.summaries WHERE id = ?", [(i,) for i in deleted])
