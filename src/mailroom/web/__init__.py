@@ -118,9 +118,8 @@ def build_app(server: WebServer) -> web.Application:
                 f"rebinding); allow it with --web-allowed-host {name}\n",
             )
         if login.required and request.path not in OPEN_PATHS:
-            peer = request.transport.get_extra_info("peername") if request.transport else None
             user = await login.user(
-                request.headers.get(hdrs.AUTHORIZATION, ""), str(peer[0]) if peer else ""
+                request.headers.get(hdrs.AUTHORIZATION, ""), request.remote or ""
             )
             if isinstance(user, Refused):
                 refusal = web.Response(status=user.status, text=user.text)
