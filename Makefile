@@ -11,7 +11,7 @@ FAST := .venv-fast
 STAMP_FAST := $(FAST)/.installed
 SOURCES := $(shell find src -name '*.py' -o -name '*.csv') setup.py pyproject.toml
 
-.PHONY: run test test-compiled fast lint typecheck bench hostile docs clean
+.PHONY: run test test-compiled fast lint typecheck bench hostile docs clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,13 @@ lint: $(STAMP_DEV)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+
+# A screenshot of each view of the web UI at 1440x900 and 390x844 (headless Chromium), into
+# build/screenshots/ (not in git), to look at after a change to the UI.
+screenshots: $(STAMP_DEV)
+	MAILROOM_SCREENSHOTS=$(CURDIR)/build/screenshots $(BIN)/python -m pytest -q -p no:cacheprovider \
+		tests/web/test_browser.py -k every_view
+	@ls build/screenshots
 
 docs: $(STAMP_RUN)
 	$(BIN)/mailroom replies --markdown > docs/replies.md

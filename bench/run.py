@@ -11,6 +11,10 @@ to aiosmtpd. Peers: aiosmtpd with a discarding handler and with a ``mailbox.Mail
 ``--mailroom-python`` runs mailroom with another interpreter: ``make bench`` passes
 .venv-fast's, where the protocol core is compiled with mypyc (setup.py). A row "pure Python"
 then runs the same server from this interpreter's install, for comparison.
+
+``--baseline-python`` adds each mailroom row again, run by another interpreter (an install of
+another commit), in the same interleaved rounds: a before/after measure of a change, e.g.
+``--only mailroom --mailroom-python after/bin/python --baseline-python before/bin/python``.
 """
 
 from __future__ import annotations
@@ -116,18 +120,32 @@ def build_of(python: str) -> str:
     return answer.stdout.strip()
 
 
-def targets(selection: str, python: str = PYTHON) -> list[Target]:
-    def served(store: str, *extra: str) -> list[str]:
-        return mailroom(store, *extra, python=python)
+def targets(selection: str, python: str = PYTHON, baseline: str | None = None) -> list[Target]:
+    def rows(python: str, suffix: str = "") -> list[Target]:
+        def served(store: str, *extra: str) -> list[str]:
+            return mailroom(store, *extra, python=python)
 
-    found = [
-        Target("mailroom --store none", served("none")),
-        Target("mailroom --store none --transcripts 0", served("none", "--transcripts", "0")),
-        Target("mailroom --store none, PIPELINING", served("none"), ["--pipelining"]),
-        Target("mailroom --store none, CHUNKING", served("none"), ["--chunking"]),
-        Target("mailroom --store maildir (fsync)", served("maildir")),
-        Target("mailroom --store maildir, PIPELINING", served("maildir"), ["--pipelining"]),
-    ]
+        return [
+            Target("mailroom --store none" + suffix, served("none")),
+            Target(
+                "mailroom --store none --transcripts 0" + suffix,
+                served("none", "--transcripts", "0"),
+            ),
+            Target("mailroom --store none, PIPELINING" + suffix, served("none"), ["--pipelining"]),
+            Target("mailroom --store none, CHUNKING" + suffix, served("none"), ["--chunking"]),
+            Target("mailroom --store maildir (fsync)" + suffix, served("maildir")),
+            Target(
+                "mailroom --store maildir, PIPELINING" + suffix,
+                served("maildir"),
+                ["--pipelining"],
+            ),
+        ]
+
+    found = rows(python)
+    if baseline is not None:
+        # Each row beside its baseline twin, so both meet the same moment of a noisy machine.
+        twins = rows(baseline, " [baseline]")
+        found = [row for pair in zip(found, twins, strict=True) for row in pair]
     if python != PYTHON:
         found.append(Target("mailroom --store none, pure Python", mailroom("none")))
     found += [
@@ -217,13 +235,19 @@ def main() -> int:
     parser.add_argument(
         "--mailroom-python", default=PYTHON, help="the interpreter that runs mailroom's rows"
     )
+    parser.add_argument(
+        "--baseline-python",
+        help="also run mailroom's rows with this interpreter (another commit's install)",
+    )
     args = parser.parse_args()
 
-    chosen = targets(args.only, args.mailroom_python)
+    chosen = targets(args.only, args.mailroom_python, args.baseline_python)
+    builds = build_of(args.mailroom_python)
+    if args.baseline_python:
+        builds += f"; baseline: {build_of(args.baseline_python)} ({args.baseline_python})"
     print(
         f"{args.messages} messages of {args.size} octets over {args.connections} connections, "
-        f"{args.rounds} rounds, median msg/s; {os.cpu_count()} CPUs; "
-        f"{build_of(args.mailroom_python)}",
+        f"{args.rounds} rounds, median msg/s; {os.cpu_count()} CPUs; {builds}",
         flush=True,
     )
     root = Path(tempfile.mkdtemp(prefix="mailroom-bench-", dir=args.tmp))
@@ -234,11 +258,16 @@ def main() -> int:
 
     baseline = next((t for t in chosen if t.name == "aiosmtpd discard"), None)
     print()
-    print(f"{'server':<42} {'msg/s':>9} {'× aiosmtpd discard':>20} {'server CPU µs/msg':>18}")
+    print(
+        f"{'server':<54} {'msg/s':>9} {'rounds (min-max)':>17} {'× aiosmtpd discard':>20} "
+        f"{'server CPU µs/msg':>18}"
+    )
     for target in chosen:
         ratio = f"{target.rate / baseline.rate:.2f}" if baseline and baseline.rate else "-"
+        spread = f"{min(target.rates):.0f}-{max(target.rates):.0f}" if target.rates else "-"
         print(
-            f"{target.name:<42} {target.rate:>9.0f} {ratio:>20} {target.cpu_per_message or '-':>18}"
+            f"{target.name:<54} {target.rate:>9.0f} {spread:>17} {ratio:>20} "
+            f"{target.cpu_per_message or '-':>18}"
         )
     if args.json:
         args.json.write_text(

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
+from mailroom.app import Mailroom
 from mailroom.config import load_config
-from mailroom.server import MailServer
 
 HOSTNAME = "mx.test"
 QUEUED_REPLY = re.compile(r"\A250 2\.0\.0 Ok: queued as (?P<id>[0-9A-Z]{16})\r\n\Z")
@@ -49,12 +49,12 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: floa
 
 
 class LiveServer:
-    """A MailServer running on its own event loop in a background thread."""
+    """A Mailroom (the composition root) running on its own event loop in a background thread."""
 
     def __init__(self, overrides: dict[str, Any]) -> None:
         self.config = load_config(None, overrides)
         self.loop = asyncio.new_event_loop()
-        self.server: MailServer | None = None
+        self.server: Mailroom | None = None
         self._thread = threading.Thread(target=self._run, name="mailroom-test-server", daemon=True)
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -62,7 +62,7 @@ class LiveServer:
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         try:
-            self.server = MailServer(self.config)
+            self.server = Mailroom(self.config)
             self.loop.run_until_complete(self.server.start())
         except BaseException as exc:
             self._error = exc
@@ -105,15 +105,14 @@ class LiveServer:
         return result.result(timeout=30)
 
     @property
-    def mail_server(self) -> MailServer:
+    def mail_server(self) -> Mailroom:
         assert self.server is not None
         return self.server
 
     def _address(self, implicit_tls: bool) -> tuple[str, int]:
         listeners = self.config.smtp + self.config.smtps
-        for listener, server in zip(listeners, self.mail_server.servers, strict=True):
+        for listener, (host, port) in zip(listeners, self.mail_server.addresses, strict=True):
             if listener.implicit_tls == implicit_tls:
-                host, port = server.sockets[0].getsockname()[:2]
                 return str(host), int(port)
         raise LookupError("no such listener")
 
@@ -208,7 +207,7 @@ class ServeProcess:
 
         match = wait_for(started, timeout=STARTUP_TIMEOUT)
         for item in match["addresses"].split(", "):
-            host, _, port = item.rpartition(":")
+            host, _, port = item.split(" (")[0].rpartition(":")  # "HOST:PORT (implicit TLS)"
             self.addresses.append((host, int(port)))
         return self
 

@@ -84,13 +84,25 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, object]:
         "auth_failure_window",
         "max_auth_failures_per_session",
         "auth_failure_delay",
+        "transcripts",
+        "transcripts_stored",
+        "transcripts_max_age",
+        "spamassassin",
+        "rspamd",
+        "link_check_timeout",
+        "link_check_max_links",
     )
     overrides = {name: getattr(args, name) for name in names}
     if args.fault:
         overrides["faults"] = tuple(args.fault)
     if args.web_allowed_host:
         overrides["web_allowed_hosts"] = tuple(args.web_allowed_host)
-    for flag in ("require_tls", "require_auth", "allow_insecure_auth"):
+    for flag in (
+        "require_tls",
+        "require_auth",
+        "allow_insecure_auth",
+        "allow_internal_http_requests",
+    ):
         if getattr(args, flag):
             overrides[flag] = True
     return overrides
@@ -112,9 +124,9 @@ def _raise_open_files_limit(connections: int) -> None:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
 
+    from mailroom.app import Mailroom
     from mailroom.config import ConfigError, load_config
     from mailroom.policy import CredentialError
-    from mailroom.server import MailServer
 
     try:
         config = load_config(args.config, _serve_overrides(args))
@@ -125,17 +137,33 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     _raise_open_files_limit(config.max_connections)
 
     async def run() -> None:
-        server = MailServer(config)
+        server = Mailroom(config)
         await server.start()
+        smtp = server.smtp
+        assert smtp is not None
         print(
             "mailroom: SMTP on "
-            + ", ".join(f"{h}:{p}" for h, p in server.addresses)
+            + ", ".join(
+                f"{sock.getsockname()[0]}:{sock.getsockname()[1]}"
+                + (" (implicit TLS)" if listener.implicit_tls else "")
+                # one server per listener, in order; a name may stand for several sockets
+                for listener, listening in zip(config.all_listeners, smtp.servers, strict=True)
+                for sock in listening.sockets
+            )
             + f", data in {config.data}",
             file=sys.stderr,
             flush=True,
         )
         if server.web is not None:
             print(f"mailroom: web UI and API on {server.web.url}", file=sys.stderr, flush=True)
+        rules = server.faults.rules
+        if rules:
+            print(
+                f"mailroom: {len(rules)} fault rule{'s' if len(rules) > 1 else ''} active "
+                "(sessions will fail on purpose): " + "; ".join(rule.describe() for rule in rules),
+                file=sys.stderr,
+                flush=True,
+            )
         await server.serve_until_signalled()
 
     if not args.no_uvloop:
@@ -156,59 +184,27 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_index(data: Path):  # type: ignore[no-untyped-def]
-    from mailroom.store import Index
+def _data_dir_of(path: Path) -> Path:
+    """The data directory a mailroom.toml names (for ``mailroom queue --config``)."""
+    from mailroom.config import load_config
 
-    path = data / "index.sqlite"
-    if not path.exists():
-        print(
-            f"mailroom: no index at {path}; nothing stored yet, or run `mailroom reindex`",
-            file=sys.stderr,
-        )
-        return None
-    return Index(path)
+    return load_config(path).data
 
 
-def _cmd_list(args: argparse.Namespace) -> int:
-    import time
+def _find_data_dir(config_file: Path | None) -> tuple[Path, str]:
+    """The data directory as ``mailroom serve`` finds it when ``--data`` is not given, and
+    what said so (for ``list``, ``show`` and ``reindex``): ``MAILROOM_DATA``, the file given
+    with ``--config``, or the default. Raises ConfigError for a file it cannot use."""
+    import os
 
-    index = _open_index(args.data)
-    if index is None:
-        return 1
-    rows = index.list(limit=args.limit, offset=args.offset)
-    if args.json:
-        print(json.dumps([r.as_dict() for r in rows], indent=2, ensure_ascii=False))
-        return 0
-    for row in rows:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.received))
-        to = ", ".join(row.recipients)
-        print(f"{row.id}  {when}  {row.size:>8}  <{row.sender}> -> {to}  {row.subject}")
-    return 0
+    from mailroom.config import DATA_VARIABLE, load_config
 
-
-def _cmd_show(args: argparse.Namespace) -> int:
-    index = _open_index(args.data)
-    if index is None:
-        return 1
-    row = index.get(args.id)
-    if row is None:
-        print(f"mailroom show: no message {args.id}", file=sys.stderr)
-        return 1
-    from mailroom.store.maildir import message_file
-
-    path = message_file(args.data, row.path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        print(f"mailroom show: {path}: {exc.strerror}", file=sys.stderr)
-        return 1
-    if args.json:
-        data = row.as_dict()
-        data["raw"] = raw.decode("utf-8", errors="replace")
-        print(json.dumps(data, indent=2, ensure_ascii=False))
-    else:
-        sys.stdout.buffer.write(raw)
-    return 0
+    config = load_config(config_file)
+    if os.environ.get(DATA_VARIABLE):
+        return config.data, f"${DATA_VARIABLE}"
+    if config_file is not None and config.data != Path("mailroom-data"):
+        return config.data, str(config_file)
+    return config.data, "the default; give --data DIR, MAILROOM_DATA or --config FILE"
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
@@ -233,14 +229,6 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_reindex(args: argparse.Namespace) -> int:
-    from mailroom.store.reindex import rebuild_index
-
-    count = rebuild_index(args.data)
-    print(f"mailroom: indexed {count} messages from {args.data / 'mail'}")
-    return 0
-
-
 def _cmd_passwd(args: argparse.Namespace) -> int:
     import getpass
 
@@ -249,8 +237,17 @@ def _cmd_passwd(args: argparse.Namespace) -> int:
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
-        password = getpass.getpass(f"password for {args.user}: ")
-        if password != getpass.getpass("again: "):
+        try:
+            password = getpass.getpass(f"password for {args.user}: ")
+            again = getpass.getpass("again: ")
+        except (EOFError, KeyboardInterrupt):
+            print(
+                "\nmailroom passwd: no password read (without a terminal, give it on stdin "
+                "with --password-stdin)",
+                file=sys.stderr,
+            )
+            return 2
+        if password != again:
             print("mailroom passwd: the passwords differ", file=sys.stderr)
             return 2
     if not password:
@@ -403,6 +400,41 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="sessions whose transcripts are kept for the web UI (default 1000; 0 keeps none)",
     )
     add(
+        "--transcripts-stored",
+        type=int,
+        metavar="N",
+        help="finished transcripts also kept in DATA/transcripts.sqlite across restarts "
+        "(default 10000; 0 stores none)",
+    )
+    add(
+        "--transcripts-max-age",
+        type=float,
+        metavar="SECONDS",
+        help="stored transcripts older than this are deleted (default 604800, a week)",
+    )
+    add(
+        "--spamassassin",
+        metavar="HOST:PORT",
+        help="SpamAssassin's spamd, for the web UI's spam check (as Mailpit's flag)",
+    )
+    add(
+        "--rspamd",
+        metavar="URL",
+        help="rspamd's controller (http://HOST:11333), for the spam check",
+    )
+    add(
+        "--allow-internal-http-requests",
+        action="store_true",
+        help="let the link check fetch loopback and private addresses (as Mailpit's flag)",
+    )
+    add("--link-check-timeout", type=float, metavar="SECONDS", help="for each link (default 10)")
+    add(
+        "--link-check-max-links",
+        type=int,
+        metavar="N",
+        help="links checked in a message (default 100)",
+    )
+    add(
         "--fault",
         action="append",
         metavar="RULE",
@@ -450,24 +482,7 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     serve.set_defaults(func=_cmd_serve)
 
 
-def _add_store_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    listing = commands.add_parser("list", help="list stored messages, newest first")
-    listing.add_argument("--data", type=Path, default=Path("mailroom-data"))
-    listing.add_argument("--limit", type=int, default=50)
-    listing.add_argument("--offset", type=int, default=0)
-    listing.add_argument("--json", action="store_true")
-    listing.set_defaults(func=_cmd_list)
-
-    show = commands.add_parser("show", help="print a stored message (raw, or --json)")
-    show.add_argument("id", help="queue id (a unique prefix will do)")
-    show.add_argument("--data", type=Path, default=Path("mailroom-data"))
-    show.add_argument("--json", action="store_true")
-    show.set_defaults(func=_cmd_show)
-
-    reindex = commands.add_parser("reindex", help="rebuild the index from the Maildirs")
-    reindex.add_argument("--data", type=Path, default=Path("mailroom-data"))
-    reindex.set_defaults(func=_cmd_reindex)
-
+def _add_passwd(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     passwd = commands.add_parser("passwd", help="make a password file line (argon2 + SCRAM)")
     passwd.add_argument("user")
     passwd.add_argument("--file", type=Path, help="append to this file instead of printing")
@@ -503,7 +518,10 @@ def build_parser() -> argparse.ArgumentParser:
     replies.set_defaults(func=_cmd_replies)
 
     _add_serve(commands)
-    _add_store_commands(commands)
+    from mailroom.store.commands import add_store_commands
+
+    add_store_commands(commands, find_data_dir=_find_data_dir)
+    _add_passwd(commands)
     check = commands.add_parser(
         "check-config", help="validate a mailroom.toml; each error names its line"
     )
@@ -513,7 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sendmail(commands)
     from mailroom.delivery.commands import add_queue_command
 
-    add_queue_command(commands)
+    add_queue_command(commands, data_dir_of=_data_dir_of)
     bench = commands.add_parser(
         "bench-client",
         help="SMTP load generator (see `mailroom bench-client --help`)",
@@ -546,7 +564,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`mailroom list | head -3`): stop quietly, as cat does. Python
+        # would report the failed flush of stdout at exit, so stdout now points nowhere.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a program killed by it
     return result
 
 

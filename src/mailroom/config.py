@@ -1,7 +1,8 @@
 """Every setting of ``mailroom serve``, with its default, from flags and a TOML file.
 
 A setting has one name, used as the TOML key (``max_message_size``) and, with dashes, as the
-flag (``--max-message-size``). Flags win over the file; the file wins over the defaults.
+flag (``--max-message-size``). Flags win over the file; the file wins over the defaults. The
+data directory may also come from ``MAILROOM_DATA``, between the flag and the file.
 """
 
 from __future__ import annotations
@@ -13,68 +14,16 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+# The plain types a setting is made of live at the bottom (policy and the server use them too);
+# they are named here as well, where a reader of the configuration looks for them.
+from mailroom.settings_types import ConfigError, Listener, MiB, parse_hostport, parse_size
+
 if TYPE_CHECKING:
     from mailroom.mailconfig import MailServerConfig
 
 __all__ = ["Config", "ConfigError", "Listener", "load_config", "parse_hostport", "parse_size"]
 
-MiB = 1024 * 1024
-
-
-class ConfigError(ValueError):
-    """A setting that cannot be used; the message names it."""
-
-
-@dataclass(frozen=True, slots=True)
-class Listener:
-    host: str
-    port: int
-    implicit_tls: bool = False  # SMTPS (RFC 8314): TLS from the first byte
-    role: str = "catcher"  # catcher, mx, submission, submissions (see mailroom.server.roles)
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        scheme = "smtps" if self.implicit_tls else "smtp"
-        role = f" ({self.role})" if self.role != "catcher" else ""
-        return f"{scheme}://{host}:{self.port}{role}"
-
-
-def parse_hostport(text: str, *, implicit_tls: bool = False) -> Listener:
-    """``HOST:PORT``, ``[::1]:PORT`` or ``:PORT`` (all addresses)."""
-    if text.startswith("["):
-        host, sep, port = text[1:].partition("]:")
-    else:
-        host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"not HOST:PORT: {text!r}")
-    return Listener(host or "0.0.0.0", int(port), implicit_tls)
-
-
-_SIZE_UNITS = {
-    "": 1,
-    "B": 1,
-    "K": 1024,
-    "KB": 1024,
-    "KIB": 1024,
-    "M": MiB,
-    "MB": MiB,
-    "MIB": MiB,
-    "G": 1024 * MiB,
-    "GB": 1024 * MiB,
-    "GIB": 1024 * MiB,
-}
-
-
-def parse_size(value: str | int) -> int:
-    """``52428800``, ``50M``, ``50MiB``, ``1G``; 0 means no limit."""
-    if isinstance(value, int):
-        return value
-    text = value.strip().upper().replace(" ", "")
-    digits = text.rstrip("KMGIB")
-    unit = text[len(digits) :]
-    if not digits.isdigit() or unit not in _SIZE_UNITS:
-        raise ConfigError(f"not a size: {value!r}")
-    return int(digits) * _SIZE_UNITS[unit]
+DATA_VARIABLE = "MAILROOM_DATA"  # the data directory, when neither --data nor the file names it
 
 
 @dataclass(frozen=True)
@@ -130,13 +79,28 @@ class Config:
 
     # sessions whose transcripts are kept in memory (for the web UI); 0 keeps none
     transcripts: int = 1000
+    # finished transcripts also kept on disk (DATA/transcripts.sqlite, with the Maildir store),
+    # so a message's session outlives a restart: at most this many, none older than max_age
+    # seconds; 0 stores none
+    transcripts_stored: int = 10_000
+    transcripts_max_age: float = 7 * 24 * 3600.0
+
+    # the web UI's checks of a message (mailroom.web.checks)
+    # SpamAssassin's spamd for the spam check (Mailpit's --spamassassin), "HOST:PORT"
+    spamassassin: str | None = None
+    # rspamd's HTTP controller for the spam check, e.g. "http://127.0.0.1:11333"
+    rspamd: str | None = None
+    # the link check fetches loopback and private addresses only with this (Mailpit's flag)
+    allow_internal_http_requests: bool = False
+    link_check_timeout: float = 10.0  # seconds for each link
+    link_check_max_links: int = 100  # links checked in one message
     # fault rules, "STAGE[:MATCH][:OPTION...]:ACTION" (see mailroom.policy.faults)
     faults: tuple[str, ...] = ()
 
     # the web UI and HTTP API, in the same process as SMTP ("off" in a file or flag: None).
     # The catcher's is on by default; the mail server's only when configured, and then only
     # with credentials (web_auth, web_auth_file, MAILROOM_WEB_AUTH or web_users).
-    web: Listener | None = Listener("127.0.0.1", 8025)
+    web: Listener | None = Listener("127.0.0.1", 8025)  # noqa: RUF009 (frozen: shared safely)
     # "user:password": HTTP basic auth for the UI and the API (health probes stay open); also
     # from the environment (MAILROOM_WEB_AUTH) or a file (web_auth_file), kept off the
     # command line where every local user can read it (/proc/PID/cmdline)
@@ -224,8 +188,14 @@ class Config:
             raise ConfigError("long_lines is 'reject' or 'accept'")
         if self.store not in ("maildir", "none"):
             raise ConfigError("store is 'maildir' or 'none'")
-        if self.transcripts < 0:
-            raise ConfigError("transcripts must not be negative")
+        if self.transcripts < 0 or self.transcripts_stored < 0 or self.transcripts_max_age < 0:
+            raise ConfigError("transcripts, transcripts_stored and _max_age must not be negative")
+        if self.link_check_timeout <= 0 or self.link_check_max_links < 1:
+            raise ConfigError("link_check_timeout must be positive, link_check_max_links >= 1")
+        if self.spamassassin is not None:
+            parse_hostport(self.spamassassin)
+        if self.rspamd is not None and not self.rspamd.startswith(("http://", "https://")):
+            raise ConfigError("rspamd is the URL of its controller, e.g. http://127.0.0.1:11333")
         if self.web_auth is not None:
             user, colon, password = self.web_auth.partition(":")
             if not colon or not user or not password:
@@ -375,6 +345,8 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
                 values["mail"] = MailServerConfig.from_toml(mail_sections, hostname=hostname)
             except MailConfigError as exc:
                 raise ConfigError(f"{path}:{locate(text, exc.key) or '?'}: {exc}") from None
+    if os.environ.get(DATA_VARIABLE):
+        values["data"] = Path(os.environ[DATA_VARIABLE])  # over the file, under --data
     for name, value in (overrides or {}).items():
         if value is not None:
             values[name] = _coerce(name, value)

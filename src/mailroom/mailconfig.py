@@ -49,7 +49,8 @@ from typing import Any
 
 from mailroom.policy.directory import Directory, DirectoryError
 from mailroom.policy.mailserver import MailServerRules
-from mailroom.queue.settings import QueueSettings, RelayHost, parse_duration
+from mailroom.queue.settings import QueueSettings, RelayHost
+from mailroom.settings_types import parse_duration
 
 __all__ = ["MAIL_SECTIONS", "ROLES", "MailServerConfig", "locate"]
 

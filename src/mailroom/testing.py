@@ -35,10 +35,10 @@ from typing import Any
 
 import pytest
 
+from mailroom.app import Mailroom
 from mailroom.config import load_config
 from mailroom.policy.faults import FaultRule, parse_rule
-from mailroom.server import MailServer
-from mailroom.store.maildir import message_file
+from mailroom.store.maildir import MaildirStore, message_file
 
 __all__ = ["CapturedMessage", "SMTPTestServer", "smtp_server", "smtp_server_settings"]
 
@@ -79,7 +79,7 @@ class SMTPTestServer:
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="mailroom-test", daemon=True
         )
-        self.server = MailServer(self.config)
+        self.server = Mailroom(self.config)
         self.host = "127.0.0.1"
         self.port = 0
 
@@ -115,9 +115,10 @@ class SMTPTestServer:
     @property
     def messages(self) -> list[CapturedMessage]:
         """Every message stored so far, oldest first, parsed with the ``email`` package."""
-        index = self.server.store.index
-        if index is None:
+        store = self.server.store
+        if not isinstance(store, MaildirStore):  # --store none keeps nothing
             return []
+        index = store.index
         rows = sorted(index.list(limit=1_000_000), key=lambda r: (r.received, r.id))
         captured = []
         for row in rows:
@@ -145,9 +146,10 @@ class SMTPTestServer:
 
     def clear(self) -> None:
         """Forget the captured messages."""
-        index = self.server.store.index
-        if index is None:
+        store = self.server.store
+        if not isinstance(store, MaildirStore):
             return
+        index = store.index
         rows = index.list(limit=1_000_000)
         for row in rows:
             message_file(self.config.data, row.path).unlink(missing_ok=True)

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mailroom import app
 from mailroom.config import load_config
-from mailroom.server import MailServer
 
 T = TypeVar("T")
 HOSTNAME = "mx.test"
@@ -31,7 +31,7 @@ SMTP_SINK = shutil.which("smtp-sink") or (
 
 @dataclass
 class Mailroom:
-    server: MailServer
+    server: app.Mailroom
     data: Path
 
     @property
@@ -43,12 +43,11 @@ class Mailroom:
         return self._address(implicit=True)
 
     def _address(self, *, implicit: bool) -> tuple[str, int]:
-        for listener_server, listener in zip(
-            self.server.servers, self.server.config.smtp + self.server.config.smtps, strict=True
+        for address, listener in zip(
+            self.server.addresses, self.server.config.smtp + self.server.config.smtps, strict=True
         ):
             if listener.implicit_tls == implicit:
-                host, port = listener_server.sockets[0].getsockname()[:2]
-                return host, port
+                return address
         raise AssertionError("no such listener")
 
     @property
@@ -107,7 +106,7 @@ def with_mailroom(data: Path, body: Callable[[Mailroom], Awaitable[T]], **overri
     """Start mailroom in this thread's new event loop, run ``body``, stop mailroom."""
 
     async def main() -> T:
-        server = MailServer(mailroom_config(data, **overrides))
+        server = app.Mailroom(mailroom_config(data, **overrides))
         await server.start()
         try:
             return await body(Mailroom(server, data))
@@ -122,7 +121,7 @@ def mailroom_in_thread(data: Path, **overrides: Any) -> Iterator[Mailroom]:
     """mailroom in a thread with its own event loop, for clients that block (the synchronous
     wrapper, the command line)."""
     loop = asyncio.new_event_loop()
-    server = MailServer(mailroom_config(data, **overrides))
+    server = app.Mailroom(mailroom_config(data, **overrides))
     started = threading.Event()
     failure: list[BaseException] = []
 

@@ -15,11 +15,11 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from mailroom.app import Mailroom
 from mailroom.config import Config, load_config
 from mailroom.delivery import QueueRunner
 from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueSpool
 from mailroom.queue.settings import QueueSettings, RelayHost
-from mailroom.server import MailServer
 from mailroom.store.ids import new_queue_id
 
 SENDER_HOST = "mx.a.test"
@@ -41,9 +41,9 @@ def server_settings(data: Path, **overrides: Any) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def receiver(data: Path, **overrides: Any) -> AsyncIterator[MailServer]:
+async def receiver(data: Path, **overrides: Any) -> AsyncIterator[Mailroom]:
     """A mailroom catcher to deliver to (every message in ``data/mail/catchall``)."""
-    server = MailServer(load_config(None, server_settings(data, **overrides)))
+    server = Mailroom(load_config(None, server_settings(data, **overrides)))
     await server.start()
     try:
         yield server
@@ -51,11 +51,11 @@ async def receiver(data: Path, **overrides: Any) -> AsyncIterator[MailServer]:
         await server.stop()
 
 
-def port_of(server: MailServer) -> int:
+def port_of(server: Mailroom) -> int:
     return server.addresses[0][1]
 
 
-def route_to(server: MailServer, *domains: str, **options: Any) -> dict[str, RelayHost]:
+def route_to(server: Mailroom, *domains: str, **options: Any) -> dict[str, RelayHost]:
     host, port = server.addresses[0]
     return {d: RelayHost.parse({"address": f"{host}:{port}", **options}) for d in domains}
 
@@ -76,7 +76,7 @@ def message_ids(data: Path) -> list[str]:
     return found
 
 
-def commands(server: MailServer) -> list[list[str]]:
+def commands(server: Mailroom) -> list[list[str]]:
     """The commands of each session the server saw, oldest session first."""
     sessions = list(reversed(server.transcripts.list(limit=10_000)))
     return [

@@ -366,8 +366,9 @@ def test_restart_resumes_the_queue(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-def peak_sessions(server):  # type: ignore[no-untyped-def]
-    """Count the most sessions the server had at once."""
+def peak_sessions(mailroom):  # type: ignore[no-untyped-def]
+    """Count the most sessions the (started) server had at once."""
+    server = mailroom.smtp
     peak = [0]
     admit = server.admit
 

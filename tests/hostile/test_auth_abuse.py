@@ -125,7 +125,7 @@ def test_state_stays_bounded(serve, passwords) -> None:
         expected = INVALID if attempt < 5 else TOO_MANY
         assert all_replies(client) == [expected, b"221 2.0.0 Bye\r\n"]
         client.close()
-    wait_for(lambda: not live.mail_server.sessions)
+    wait_for(lambda: not live.mail_server.smtp.sessions)
     guard = live.mail_server.auth_guard
     assert len(guard.failures) == 1
     assert len(guard.failures._seen["127.0.0.3"]) == 5

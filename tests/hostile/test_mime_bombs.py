@@ -128,7 +128,7 @@ def test_a_message_is_parsed_once_while_it_is_looked_at(serve) -> None:
         messages.call(messages.open, message_id), live.loop
     ).result(30)
     assert first is not None and second is not None
-    assert first[1] is second[1]
+    assert first[2] is second[2]  # the same parsed message, not parsed again
 
 
 # -- the measure, on its own -----------------------------------------------------------------

@@ -190,3 +190,91 @@ def test_passwd(tmp_path: Path) -> None:
     ):
         done = subprocess.run(mailroom_command(*args), input=stdin, capture_output=True, timeout=60)
         assert done.returncode == 2 and error in done.stderr, done.stderr
+
+
+def test_list_finds_the_data_directory_as_serve_does(serve, tmp_path: Path) -> None:
+    """From another folder: MAILROOM_DATA, a --config file's data, and where it looked."""
+    import os
+
+    live: LiveServer = serve()
+    with smtplib.SMTP(*live.smtp) as client:
+        queue_id = _send(client, message("found it"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    def run(*args: str, **env: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            mailroom_command(*args),
+            capture_output=True,
+            timeout=60,
+            cwd=elsewhere,
+            env={**os.environ, **env},
+        )
+
+    nothing = run("list")
+    assert nothing.returncode == 1
+    assert str(elsewhere / "mailroom-data") in nothing.stderr.decode()
+    assert b"the default; give --data DIR, MAILROOM_DATA or --config FILE" in nothing.stderr
+    by_env = run("list", MAILROOM_DATA=str(live.data))
+    assert by_env.returncode == 0 and queue_id.encode() in by_env.stdout
+    (elsewhere / "mailroom.toml").write_text(f'data = "{live.data}"\n')
+    by_file = run("list", "--config", "mailroom.toml")
+    assert by_file.returncode == 0 and queue_id.encode() in by_file.stdout
+    empty = tmp_path / "empty"
+    (empty / "mail").mkdir(parents=True)
+    run("reindex", "--data", str(empty))
+    none = run("list", "--data", str(empty))
+    assert none.returncode == 0 and f"no messages in {empty}".encode() in none.stderr
+
+
+def test_show_an_ambiguous_prefix_lists_the_candidates(serve) -> None:
+    live: LiveServer = serve()
+    with smtplib.SMTP(*live.smtp) as client:
+        ids = [_send(client, message(f"number {n}")) for n in range(3)]
+    prefix = ids[0][:2]  # ids begin with the time: three sent now share their first characters
+    assert all(i.startswith(prefix) for i in ids)
+    done = subprocess.run(
+        mailroom_command("show", prefix, "--data", str(live.data)), capture_output=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert f"{prefix} is ambiguous".encode() in done.stderr
+    assert all(i.encode() in done.stderr for i in ids) and b"number 1" in done.stderr
+
+
+def test_list_into_a_closed_pipe_and_passwd_without_a_terminal(serve) -> None:
+    live: LiveServer = serve()
+    with smtplib.SMTP(*live.smtp) as client:
+        for n in range(200):
+            _send(client, message(f"line {n}"))
+    # `mailroom list --limit 200 | head -1`: the reader goes away after one line
+    listing = subprocess.Popen(
+        mailroom_command("list", "--limit", "200", "--data", str(live.data)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert listing.stdout is not None
+    listing.stdout.readline()
+    listing.stdout.close()
+    _, errors = listing.communicate(timeout=60)
+    assert b"Traceback" not in errors and b"BrokenPipe" not in errors, errors
+    passwd = subprocess.run(
+        mailroom_command("passwd", "alice@example.test"),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=60,
+        start_new_session=True,  # no controlling terminal: getpass reads stdin
+    )
+    assert passwd.returncode == 2 and b"Traceback" not in passwd.stderr
+    assert b"--password-stdin" in passwd.stderr
+
+
+def test_serve_says_each_address_once_and_names_active_fault_rules(serve_process) -> None:
+    process = serve_process("--fault", "rcpt:*@bounce.test:550 5.1.1 No such user")
+    process.wait_started()
+    from tests.live import wait_for
+
+    wait_for(lambda: "fault rule" in process.stderr)
+    log = process.stderr
+    host, port = process.smtp
+    assert log.count(f"{host}:{port}") == 1, log
+    assert "1 fault rule active" in log and "rcpt:*@bounce.test:550 5.1.1 No such user" in log

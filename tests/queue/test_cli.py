@@ -144,3 +144,20 @@ def test_retry_and_delete_through_the_running_server(tmp_path: Path) -> None:
         assert "1/1 attempted: 1 delivered or returned, 0 deferred again" in retried.stderr
         assert spool.ids() == []
     assert len(stored(tmp_path / "b")) == 3
+
+
+def test_data_directory_from_config(tmp_path: Path) -> None:
+    """``--config FILE`` finds the queue in the data directory the file names (the command line
+    reads the configuration and hands the directory to the queue command)."""
+    data = tmp_path / "elsewhere"
+    entry = queue_message(QueueSpool(data), ["bob@example.test"])
+    config = tmp_path / "mailroom.toml"
+    config.write_text(f'data = "{data}"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "mailroom", "queue", "list", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert entry.id in done.stdout and "-- 1 message" in done.stdout

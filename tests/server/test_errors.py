@@ -67,7 +67,7 @@ def assert_still_serving(live: LiveServer) -> None:
 def test_policy_error_at_end_of_data(serve, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     live: LiveServer = serve()
-    server = live.mail_server
+    server = live.mail_server.smtp  # the policy its sessions ask
     server.policy = FailingPolicy(server.policy, lambda e: isinstance(e, MessageComplete))
     with smtplib.SMTP(*live.smtp) as client:
         client.ehlo()
@@ -87,7 +87,7 @@ def test_policy_error_at_end_of_data(serve, caplog: pytest.LogCaptureFixture) ->
 def test_policy_error_at_mail_and_rcpt(serve, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     live: LiveServer = serve()
-    server = live.mail_server
+    server = live.mail_server.smtp  # the policy its sessions ask
     server.policy = FailingPolicy(server.policy, lambda e: isinstance(e, MailFrom | RcptTo))
     with smtplib.SMTP(*live.smtp) as client:
         client.ehlo()
@@ -104,7 +104,7 @@ def test_policy_error_at_mail_and_rcpt(serve, caplog: pytest.LogCaptureFixture) 
 def test_policy_error_outside_a_transaction_closes(serve, caplog) -> None:
     caplog.set_level(logging.INFO)
     live: LiveServer = serve()
-    server = live.mail_server
+    server = live.mail_server.smtp  # the policy its sessions ask
     server.policy = FailingPolicy(server.policy, lambda e: type(e).__name__ == "Hello")
     client = LineClient(live.smtp)
     client.reply()
@@ -120,7 +120,7 @@ def test_policy_error_outside_a_transaction_closes(serve, caplog) -> None:
 def test_policy_error_at_connect(serve, caplog) -> None:
     caplog.set_level(logging.INFO)
     live: LiveServer = serve(timeout=30)
-    server = live.mail_server
+    server = live.mail_server.smtp  # the policy its sessions ask
     original = server.policy
 
     class FailingConnect(FailingPolicy):

@@ -125,7 +125,7 @@ def test_idle_timeout(serve) -> None:
     idle.close()
     busy.close()
     # Timed-out sessions no longer count against the limits.
-    wait_for(lambda: not live.mail_server.sessions)
+    wait_for(lambda: not live.mail_server.smtp.sessions)
 
 
 @pytest.mark.timeout(30)
@@ -141,7 +141,7 @@ def test_idle_timeout_in_the_middle_of_data(serve) -> None:
     assert client.reply() == b"421 4.4.2 mx.test Error: timeout exceeded, closing connection\r\n"
     assert client.closed()
     client.close()
-    wait_for(lambda: not live.mail_server.sessions)
+    wait_for(lambda: not live.mail_server.smtp.sessions)
     assert not maildir_files(live.data) and not maildir_files(live.data, "tmp")
 
 
@@ -159,7 +159,7 @@ def test_idle_timeout_for_a_client_that_does_not_read(serve) -> None:
             assert sent > 0
     except BlockingIOError:
         pass  # both directions are full now
-    wait_for(lambda: not live.mail_server.sessions, timeout=20)
+    wait_for(lambda: not live.mail_server.smtp.sessions, timeout=20)
     client.close()
     fresh, greeting = connect(live)
     assert greeting == GREETING
@@ -179,7 +179,7 @@ def test_max_bad_commands(serve) -> None:
     )
     assert client.closed()
     client.close()
-    wait_for(lambda: not live.mail_server.sessions)
+    wait_for(lambda: not live.mail_server.smtp.sessions)
     again, greeting = connect(live)
     assert greeting == GREETING
     again.close()

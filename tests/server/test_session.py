@@ -14,7 +14,7 @@ from tests.live import LineClient, LiveServer, assert_stored, maildir_files, que
 
 def only_session(live: LiveServer) -> Any:
     def found() -> Any:
-        sessions = list(live.mail_server.sessions)
+        sessions = list(live.mail_server.smtp.sessions)
         return sessions[0] if len(sessions) == 1 else None
 
     return wait_for(found)
@@ -139,7 +139,7 @@ def test_client_vanishes_mid_message(serve, size: int) -> None:
         wait_for(lambda: maildir_files(live.data, "tmp"))  # it was being written
     client.sock.shutdown(socket.SHUT_RDWR)
     client.close()
-    wait_for(lambda: not live.mail_server.sessions)
+    wait_for(lambda: not live.mail_server.smtp.sessions)
     wait_for(lambda: not maildir_files(live.data, "tmp"))
     assert not maildir_files(live.data)
     # And the next client is served.

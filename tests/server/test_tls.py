@@ -169,7 +169,7 @@ def test_tls_in_the_serve_process(serve_process) -> None:
         assert implicit.sendmail("a@example.test", ["b@example.test"], b"Subject: s\r\n\r\n") == {}
     assert process.terminate() == 0
     assert len(maildir_files(data)) == 1
-    assert f"listening on smtps://127.0.0.1:{smtps[1]}" in process.stderr
+    assert f"127.0.0.1:{smtps[1]} (implicit TLS)" in process.stderr
 
 
 def test_implicit_tls_satisfies_require_tls_and_offers_plain_auth(serve) -> None:

@@ -200,7 +200,13 @@ def test_view_html_blocks_scripts_and_remote_content(api: tuple[LiveServer, Api]
     policy = view.headers["Content-Security-Policy"]
     assert "default-src 'none'" in policy and "img-src data:" in policy
     assert "script-src" not in policy  # falls back to default-src 'none'
-    assert policy.endswith("; sandbox")  # even opened in a tab of its own
+    # sandboxed even opened in a tab of its own; its links open pages of their own
+    assert policy.endswith("; sandbox allow-popups allow-popups-to-escape-sandbox")
+    assert view.text.startswith('<base target="_blank">')
+    # remote content on request: images and styles from the network, still no scripts
+    remote = client.get(f"/view/{queue_id}.html?remote=1").headers["Content-Security-Policy"]
+    assert "img-src data: http: https:" in remote and "script-src" not in remote
+    assert client.json(f"/api/v1/message/{queue_id}")["RemoteContent"] is True
     # the inline image travels inside the page, so nothing needs fetching
     assert 'src="data:image/png;base64,' in view.text
     assert "cid:chart@example.test" not in view.text
@@ -208,6 +214,10 @@ def test_view_html_blocks_scripts_and_remote_content(api: tuple[LiveServer, Api]
     assert text.text == "The report is attached.\nRegards, Carol\n"
     plain_id = send(live, plain())
     assert client.get(f"/view/{plain_id}.html").status == 404
+    assert client.json(f"/api/v1/message/{plain_id}")["RemoteContent"] is False
+    eml = client.get(f"/api/v1/message/{plain_id}/raw?dl=1")
+    assert eml.headers["Content-Type"] == "message/rfc822"
+    assert eml.headers["Content-Disposition"] == f'attachment; filename="{plain_id}.eml"'
 
 
 # -- search ----------------------------------------------------------------------------------

@@ -99,7 +99,9 @@ def test_mail_appears_live_opens_and_a_fault_rule_set_in_the_ui_is_hit(
     expect(page.locator("h1")).to_have_text("Quarterly report")
     expect(page.locator('td[data-field="From"]')).to_have_text("Carol <carol@example.test>")
     frame_element = page.locator("iframe.html-view")
-    expect(frame_element).to_have_attribute("sandbox", "")
+    expect(frame_element).to_have_attribute(
+        "sandbox", "allow-popups allow-popups-to-escape-sandbox"
+    )
     frame = page.frame_locator("iframe.html-view")
     expect(frame.locator("#title")).to_have_text("Quarterly report")  # the script did not run
     expect(frame.locator("#chart")).to_have_attribute("src", sync_api_re("^data:image/png;base64,"))
@@ -190,3 +192,165 @@ def wait_in(page: Any, condition: Any) -> None:
             return
         page.wait_for_timeout(50)
     raise AssertionError(f"timed out waiting for {condition}")
+
+
+SIZES = {"desktop": {"width": 1440, "height": 900}, "phone": {"width": 390, "height": 844}}
+
+
+def _fill_with_mail(live: Any, client: Any) -> dict[str, str]:
+    """A realistic mix: a rich HTML newsletter with a remote image and links, a plain message
+    with a URL, a tagged one, a refused session, one sent over the web API."""
+    from tests.web.mail import PIXEL
+
+    ids = {"rich": send(live, rich(), sender="carol@example.test")}
+    base = live.mail_server.web.url.rstrip("/")
+    news = plain("Weekly news", f"Read it online: {base}/livez\n", **{"X_Tags": "newsletter"})
+    news.add_alternative(
+        '<html><body><h1 style="display:flex">Weekly news</h1>'
+        f'<p><a id="online" href="{base}/livez">Read it online</a></p>'
+        '<img id="remote" src="http://images.example.test/banner.png">'
+        '<video src="clip.mp4"></video></body></html>',
+        subtype="html",
+    )
+    news.add_attachment(PIXEL, maintype="image", subtype="png", filename="banner.png")
+    ids["news"] = send(live, news)
+    ids["plain"] = send(live, plain("Plain words", f"See {base}/readyz for the status.\n"))
+    with smtplib.SMTP(*live.smtp, timeout=30) as smtp:
+        smtp.ehlo("refused.example.test")
+        smtp.mail("app@example.test")
+        smtp.rcpt("nobody@bounce.test")
+    sent = client.post(
+        "/api/v1/send",
+        {
+            "From": {"Email": "app@example.test"},
+            "To": [{"Email": "user@example.test"}],
+            "Subject": "From the API",
+            "Text": "Made over HTTP.",
+        },
+    )
+    ids["api"] = sent.json()["ID"]
+    return ids
+
+
+def test_every_view_at_phone_and_desktop_sizes(web: Any, browser: Any) -> None:
+    """Layout at 390 and 1440 px, keyboard navigation, links in a page of their own, remote
+    content on request, tags, the checks' views and the sessions list; a screenshot of each
+    view at each size into build/screenshots (make screenshots)."""
+    expect = sync_api.expect
+    expect.set_options(timeout=TIMEOUT)
+    live, client = web(faults=("rcpt:*@bounce.test:550 5.1.1 No such user",))
+    ids = _fill_with_mail(live, client)
+    base = live.mail_server.web.url
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for name, viewport in SIZES.items():
+        context = browser.new_context(viewport=viewport)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error, errors=errors: errors.append(str(error)))
+
+        def shot(view: str, page: Any = page, name: str = name) -> None:
+            page.screenshot(path=str(SCREENSHOTS / f"{view}-{name}.png"))
+
+        page.goto(base)
+        expect(page.locator("tr[data-id]")).to_have_count(4)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= viewport["width"], f"the list is {width} px wide at {name} size"
+        search = page.locator("#search-input").bounding_box()
+        assert search is not None and search["width"] >= 0.6 * min(viewport["width"], 560)
+        assert search["x"] + search["width"] <= viewport["width"]
+        expect(page.locator(f'tr[data-id="{ids["news"]}"] .tag').first).to_have_text("newsletter")
+        expect(
+            page.locator(f'tr[data-id="{ids["rich"]}"] .unread-dot')
+        ).to_be_visible()  # never opened
+        shot("messages")
+
+        # the keyboard alone opens a message: j moves, Enter opens
+        page.locator("body").press("j")
+        expect(page.locator(f'tr[data-id="{ids["api"]}"]')).to_be_focused()
+        page.keyboard.press("j")
+        page.keyboard.press("Enter")
+        expect(page.locator("h1")).to_have_text("Plain words")
+        link = page.locator(".text-body a")
+        expect(link).to_have_attribute("rel", "noopener noreferrer")
+        shot("message-text")
+        page.keyboard.press("u")
+        expect(page.locator("h1")).to_have_text("Messages")
+
+        # the newsletter: its link opens a page of its own, without an opener
+        page.locator(f'tr[data-id="{ids["news"]}"] a.subject').click()
+        expect(page.locator("h1")).to_have_text("Weekly news")
+        frame = page.frame_locator("iframe.html-view")
+        with context.expect_page() as popup_info:
+            frame.locator("#online").click()
+        popup = popup_info.value
+        popup.wait_for_load_state()
+        assert popup.url.endswith("/livez") and popup.evaluate("window.opener") is None
+        popup.close()
+        expect(frame.locator("h1")).to_have_text("Weekly news")  # the message stays
+        expect(page.locator(".attachments img")).to_have_count(1)
+        shot("message-html")
+        page.click("[data-testid=load-remote]")
+        expect(page.locator("iframe.html-view")).to_have_attribute(
+            "src", f"/view/{ids['news']}.html?remote=1"
+        )
+        page.click("button[data-width='375px']")
+        shot("message-phone-preview")
+
+        # tags: edit in the message view
+        page.click("[data-testid=edit-tags]")
+        page.fill("#tags-input", "newsletter, read later")
+        page.keyboard.press("Enter")
+        expect(page.locator('td[data-field="Tags"] .tag')).to_have_text(
+            ["newsletter", "read later"]
+        )
+
+        # the checks
+        page.click("button[data-tab=html-check]")
+        expect(page.locator("ul.warnings li[data-slug=html-video]")).to_be_visible()
+        shot("html-check")
+        page.click("button[data-tab=link-check]")
+        page.click("[data-testid=run-link-check]")
+        expect(page.locator("table.links td.url")).to_have_count(2)
+        shot("link-check")
+
+        # an API-sent message says so
+        page.goto(f"{base}#/message/{ids['api']}")
+        expect(page.locator('td[data-field="Came from"]')).to_contain_text("web API")
+        page.click("button[data-tab=session]")
+        expect(page.locator("main")).to_contain_text("Sent with the web API")
+
+        # sessions: the refused one shows its 550, coloured, with its sender and recipient
+        page.goto(f"{base}#/sessions")
+        refused = page.locator("tr[data-id]", has_text="refused.example.test")
+        expect(refused.locator("td.worst")).to_have_text("550 5.1.1 No such user")
+        expect(refused.locator("td.worst")).to_have_class(sync_api_re("c5"))
+        expect(refused).to_contain_text("nobody@bounce.test")
+        expect(page.locator("tr[data-id]").first.locator("td").first).to_have_text(
+            sync_api_re(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$")
+        )
+        shot("sessions")
+        page.check("#only-failed")
+        expect(page.locator("tr[data-id]")).to_have_count(1)
+        refused.click()
+        expect(page.locator("[data-testid=transcript]")).to_contain_text("550 5.1.1")
+        shot("session")
+        page.goto(f"{base}#/faults")
+        expect(page.locator("table.faults tbody tr")).to_have_count(1)
+        shot("faults")
+        page.goto(f"{base}#/explain?q=550%205.1.1")
+        expect(page.locator(".card").first).to_contain_text("550")
+        shot("explain")
+
+        # the dark theme, and the shortcuts' help
+        page.click("#theme")
+        page.click("#theme")
+        assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+        page.goto(f"{base}#/")
+        expect(page.locator("tr[data-id]")).to_have_count(4)
+        shot("messages-dark")
+        page.keyboard.press("?")
+        expect(page.locator("#shortcuts")).to_contain_text("Keyboard shortcuts")
+        shot("shortcuts")
+        page.keyboard.press("Escape")
+        assert not errors, errors
+        context.close()

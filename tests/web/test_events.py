@@ -113,7 +113,13 @@ def test_messages_sent_over_the_api_and_chaos_are_announced(api: tuple[LiveServe
             body = {"From": {"Email": "app@example.test"}, "Bcc": ["b@example.test"]}
             sent = await asyncio.to_thread(client.post, "/api/v1/send", body)
             new = await next_of(ws, "new")
-            assert new["Data"]["ID"] == sent.json()["ID"] and new["Data"]["Session"] is None
+            assert new["Data"]["ID"] == sent.json()["ID"]
+            # its "session" says it came from the web API
+            session = await asyncio.to_thread(
+                client.json, f"/api/v1/session/{new['Data']['Session']}"
+            )
+            assert session["listener"] == "api" and session["messages"] == [sent.json()["ID"]]
+            assert "POST /api/v1/send from 127.0.0.1" in session["entries"][0]["text"]
             chaos = {"Recipient": {"ErrorCode": 450, "Probability": 50}}
             await asyncio.to_thread(client.put, "/api/v1/chaos", chaos)
             faults = await next_of(ws, "faults")

@@ -16,6 +16,7 @@ import pytest
 
 from tests.live import LiveServer, stored
 from tests.web.mail import PDF, plain, rich, send
+from tests.web.test_checks import links_server_running
 
 CLIENT = Path(__file__).parent / "mailpit_client"
 NODE = shutil.which("node")
@@ -114,3 +115,35 @@ def test_mailpit_client_reads_mailroom(web: Any, mailpit_api: Path) -> None:
         smtp.ehlo("client.example.test")
         assert smtp.mail("a@example.test") == (250, b"2.1.0 Ok")
         assert smtp.rcpt("b@example.test") == (550, b"5.0.0 Fault injected (chaos)")
+
+
+def test_mailpit_client_checks_and_tags(web: Any, mailpit_api: Path, spamd: str) -> None:
+    """htmlCheck, linkCheck (plain and followed), spamAssassinCheck (a real spamd) and the tag
+    calls of Mailpit's client, against a message whose links a local HTTP server answers."""
+    from tests.web.test_checks import _links_message
+
+    with links_server_running() as base:
+        live, _ = web(allow_internal_http_requests=True, link_check_timeout=2, spamassassin=spamd)
+        queue_id = send(live, _links_message(base))
+        out = run_client(CLIENT / "checks.mjs", live.mail_server.web.url, queue_id)
+    assert set(out["htmlCheck"]) == {"Warnings", "Platforms", "Total"}
+    # p, five a and an img
+    assert out["htmlCheck"]["Total"]["Nodes"] == 7 and out["htmlCheck"]["Total"]["Tests"] > 200
+    links = {
+        link["URL"].removeprefix(base): link["StatusCode"] for link in out["linkCheck"]["Links"]
+    }
+    assert links == {"/ok": 200, "/moved": 301, "/slow": 0, "/head-refused": 200, "/missing": 404}
+    followed = {
+        link["URL"].removeprefix(base): link["StatusCode"]
+        for link in out["linkCheckFollowed"]["Links"]
+    }
+    assert followed["/moved"] == 200 and out["linkCheckFollowed"]["Errors"] == 2
+    spam = out["spamAssassinCheck"]
+    assert spam["Error"] == "" and isinstance(spam["Rules"], list)
+    # links to bare IP addresses look like spam to SpamAssassin: it says which rules hit
+    assert spam["Score"] == pytest.approx(sum(r["Score"] for r in spam["Rules"]), abs=0.5)
+    assert out["setTags"] == "ok" and out["tags"] == ["checked", "Newsletter"]
+    assert [m["ID"] for m in out["tagged"]["messages"]] == [queue_id]
+    assert (out["renamed"], out["deleted"]) == ("ok", "ok")
+    assert out["tagsAfter"] == ["reviewed"] and out["message"]["Tags"] == ["reviewed"]
+    assert out["cleared"] == "ok" and out["tagsCleared"] == []

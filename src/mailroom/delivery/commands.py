@@ -26,13 +26,19 @@ __all__ = ["add_queue_command"]
 REQUEST_WAIT = 10.0  # seconds for a running runner to pick a request up (it looks every second)
 
 
+# The data directory a mailroom.toml names: the command line (mailroom.cli) passes its reader
+# in, so this module, below the configuration, does not import it.
+DataDirOf = Callable[[Path], Path]
+
+
 def _data_dir(args: argparse.Namespace) -> Path:
     if args.data is not None:
         return Path(args.data)
     if args.config is not None:
-        from mailroom.config import load_config
-
-        return load_config(args.config).data
+        data_dir_of: DataDirOf | None = args.data_dir_of
+        if data_dir_of is None:
+            raise SystemExit("mailroom queue: --config is not available here; give --data")
+        return data_dir_of(args.config)
     return Path("mailroom-data")
 
 
@@ -301,7 +307,11 @@ def _cmd_delete(args: argparse.Namespace) -> int:
     return 0 if len(deleted) == len(ids) and not missing else 1
 
 
-def add_queue_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_queue_command(
+    commands: argparse._SubParsersAction,  # type: ignore[type-arg]
+    data_dir_of: DataDirOf | None = None,
+) -> None:
+    """``mailroom queue``; ``data_dir_of`` reads the data directory from a ``--config`` file."""
     queue = commands.add_parser(
         "queue",
         help="the outbound queue: list, show, retry, delete",
@@ -312,6 +322,7 @@ def add_queue_command(commands: argparse._SubParsersAction) -> None:  # type: ig
     where = argparse.ArgumentParser(add_help=False)
     where.add_argument("--data", type=Path, help="the data directory (default mailroom-data)")
     where.add_argument("--config", type=Path, help="take the data directory from mailroom.toml")
+    where.set_defaults(data_dir_of=data_dir_of)
     actions = queue.add_subparsers(dest="queue_command", metavar="ACTION", required=True)
 
     listing = actions.add_parser("list", parents=[where], help="every entry and its recipients")

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mailroom.codes import Reply
 from mailroom.protocol import Event, ServerConnection
+from mailroom.settings_types import Listener
 
 if TYPE_CHECKING:
-    from mailroom.config import Listener
     from mailroom.store.envelope import Delivery
 
 __all__ = ["DISCONNECT", "Decision", "Disconnect", "Greeting", "Policy", "SessionView"]

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mailroom.protocol.syntax import AddressError, parse_domain, parse_mailbox
+from mailroom.settings_types import parse_size
 
 __all__ = ["Directory", "DirectoryError", "Resolution", "User"]
 
@@ -145,8 +146,6 @@ class Directory:
 
     @classmethod
     def from_config(cls, data: Mapping[str, Any]) -> Directory:
-        from mailroom.config import parse_size
-
         fold = bool(data.get("case_insensitive_local_part", True))
         domains_value = data.get("domains", [])
         if isinstance(domains_value, Mapping):

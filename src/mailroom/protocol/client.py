@@ -51,7 +51,7 @@ import binascii
 import enum
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from mailroom.codes import Reply, ReplyError
@@ -96,8 +96,9 @@ from mailroom.protocol.client_sasl import (
     SASLError,
     XOAuth2,
 )
+from mailroom.protocol.client_transaction import PendingTransaction
 from mailroom.protocol.extensions import Extensions
-from mailroom.protocol.server import NEED_DATA, _Sentinel
+from mailroom.protocol.sentinels import NEED_DATA, Sentinel
 from mailroom.protocol.syntax import AddressError, parse_domain
 
 __all__ = [
@@ -162,82 +163,6 @@ class _Expected:
     handle: Callable[[Reply], None]
 
 
-@dataclass
-class _Transaction:
-    sender: str
-    recipients: tuple[Recipient, ...]
-    payload: bytes  # canonical message (raw for BINARYMIME): what BDAT sends, SIZE declares
-    method: Literal["DATA", "BDAT"]
-    pipelined: bool
-    chunk_size: int
-    mail_command: str
-    rcpt_commands: list[str]
-    lmtp: bool = False
-    mail_reply: Reply | None = None
-    rcpt_replies: list[Reply] = field(default_factory=list)
-    final: Reply | None = None  # the reply that settled the message for accepted recipients
-    data_replies: list[Reply] = field(default_factory=list)  # LMTP: one per accepted recipient
-    chunk_failed: bool = False
-
-    @property
-    def mail_ok(self) -> bool:
-        return self.mail_reply is not None and self.mail_reply.code < 300
-
-    @property
-    def any_accepted(self) -> bool:
-        return self.mail_ok and any(r.code < 300 for r in self.rcpt_replies)
-
-    @property
-    def accepted(self) -> int:
-        return sum(1 for r in self.rcpt_replies if r.code < 300) if self.mail_ok else 0
-
-    def settled(self, closing: Reply | None = None) -> list[RecipientResult]:
-        """The results of the recipients whose fate is known, in order. With ``closing``, the
-        transaction is over and every recipient gets a result: one still unanswered is settled
-        by ``closing``."""
-        mail = self.mail_reply
-        if mail is None:
-            return []
-        results = []
-        accepted = 0
-        for index, rcpt in enumerate(self.recipients):
-            rcpt_reply = self.rcpt_replies[index] if index < len(self.rcpt_replies) else None
-            command: Literal["MAIL", "RCPT", "DATA"] = "DATA"
-            settled: Reply | None
-            if not self.mail_ok:
-                settled, command = mail, "MAIL"
-            elif rcpt_reply is None:
-                settled, command = closing, "RCPT"
-            elif rcpt_reply.code >= 300:
-                settled, command = rcpt_reply, "RCPT"
-            else:
-                accepted += 1
-                if self.lmtp and accepted <= len(self.data_replies):
-                    settled = self.data_replies[accepted - 1]
-                else:
-                    # Without a reply to the message, a transaction that is over leaves it
-                    # at the RCPT reply (only when no message was sent at all).
-                    settled = self.final or (rcpt_reply if closing is not None else None)
-            if settled is not None:
-                results.append(RecipientResult(rcpt.address, settled, rcpt_reply, command))
-        return results
-
-    def result(self, recipients: list[RecipientResult]) -> TransactionResult:
-        assert self.mail_reply is not None
-        data_reply = self.final
-        if data_reply is None and self.data_replies:
-            data_reply = self.data_replies[-1]
-        return TransactionResult(
-            sender=self.sender,
-            mail_reply=self.mail_reply,
-            recipients=tuple(recipients),
-            data_reply=data_reply,
-            method=self.method,
-            size=len(self.payload),
-            data_replies=tuple(self.data_replies),
-        )
-
-
 class ClientConnection:
     """One SMTP (or, with ``lmtp``, LMTP) session seen from the client. See the module
     docstring for how to drive it."""
@@ -266,7 +191,7 @@ class ClientConnection:
         self._expected: deque[_Expected] = deque([_Expected("GREETING", self._on_greeting)])
         self._eof = False
         self._closed_reported = False
-        self._txn: _Transaction | None = None
+        self._txn: PendingTransaction | None = None
         self._mechanism: ClientMechanism | None = None
 
     # -- bytes in, events out, bytes out ---------------------------------------------------
@@ -284,7 +209,7 @@ class ClientConnection:
             raise LocalProtocolError("receive_data after the end of the connection")
         self._in += data
 
-    def next_event(self) -> ClientEvent | _Sentinel:
+    def next_event(self) -> ClientEvent | Sentinel:
         """The next event, or ``NEED_DATA`` when more bytes from the server are needed.
         Raises :class:`RemoteProtocolError` when the server breaks the protocol."""
         while not self._events:
@@ -458,7 +383,7 @@ class ClientConnection:
                 words.append("ORCPT=" + encode_orcpt(rcpt.orcpt))
             rcpt_commands.append(" ".join(words))
 
-        txn = _Transaction(
+        txn = PendingTransaction(
             sender=sender,
             recipients=rcpts,
             payload=payload,
@@ -820,7 +745,7 @@ class ClientConnection:
         # Its reply is not part of the result.
         self._command("RSET", "RSET", lambda reply: self._finish())
 
-    def _current(self) -> _Transaction:
+    def _current(self) -> PendingTransaction:
         if self._txn is None:
             raise RemoteProtocolError("a transaction reply without a transaction")
         return self._txn

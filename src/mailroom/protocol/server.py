@@ -72,6 +72,7 @@ from mailroom.protocol.sasl import (
     Step,
     new_mechanism,
 )
+from mailroom.protocol.sentinels import NEED_DATA, PAUSED, Sentinel
 from mailroom.protocol.settings import SessionSettings
 from mailroom.protocol.states import (
     AUTH_EXEMPT,
@@ -91,20 +92,6 @@ __all__ = [
     "Transaction",
     "printable_line",
 ]
-
-
-class _Sentinel:
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return self.name
-
-
-NEED_DATA: Final = _Sentinel("NEED_DATA")  # feed more bytes with receive_data
-PAUSED: Final = _Sentinel("PAUSED")  # waiting for the caller: a reply, TLS, or a secret
 
 
 @dataclass(slots=True)
@@ -280,7 +267,7 @@ class ServerConnection:
         elif not self._eof and self.state not in (State.TLS_PENDING, State.CLOSED):
             self._buffer += data
 
-    def next_event(self) -> Event | _Sentinel:
+    def next_event(self) -> Event | Sentinel:
         if self._waiting is not None or self.state in _WAITING_FOR_CALLER:
             return PAUSED
         if self._queued is not None:
@@ -484,7 +471,7 @@ class ServerConnection:
 
     # -- reading commands ----------------------------------------------------------------------
 
-    def _take_line(self, limit: int) -> bytes | _Sentinel | None:
+    def _take_line(self, limit: int) -> bytes | Sentinel | None:
         """The next line with its line ending (LF or CRLF), None if it is not complete, or
         _TOO_LONG for a line over ``limit`` octets (whose rest is dropped as it arrives)."""
         buffer = self._buffer
@@ -512,7 +499,7 @@ class ServerConnection:
         if not buffer:
             return None
         end = buffer.find(b"\n")
-        line: bytes | _Sentinel | None
+        line: bytes | Sentinel | None
         if 0 <= end < self._max_read and not self._discarding_line:
             # The usual case, without the detours of _take_line: a whole line, not too long.
             line = bytes(buffer[: end + 1])
@@ -552,7 +539,7 @@ class ServerConnection:
             self._last = f"{word} {argument.split()[0]} <redacted>"
         return self._command(verb, argument, length)
 
-    def _no_service(self, line: bytes | _Sentinel) -> Event:
+    def _no_service(self, line: bytes | Sentinel) -> Event:
         if isinstance(line, bytes) and line.strip().upper() == b"QUIT":
             return Quit(replies.BYE())
         return CommandRejected("", replies.NO_SERVICE_COMMAND())
@@ -869,7 +856,7 @@ class ServerConnection:
         return CommandRejected("BDAT", reply)
 
 
-_TOO_LONG: Final = _Sentinel("TOO_LONG")
+_TOO_LONG: Final = Sentinel("TOO_LONG")
 _WAITING_FOR_CALLER = frozenset({State.GREETING, State.TLS_PENDING})
 _TRANSCRIPT_LIMIT = 512
 

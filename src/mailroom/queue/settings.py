@@ -7,28 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mailroom.settings_types import parse_duration
+
 __all__ = ["LMTP_PORT", "QueueSettings", "RelayHost", "parse_duration"]
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value: str | int | float) -> float:
-    """``300``, ``"5m"``, ``"1h"``, ``"5d"`` → seconds."""
-    if isinstance(value, int | float):
-        return float(value)
-    text = value.strip().lower()
-    if text and text[-1] in _UNITS:
-        number, unit = text[:-1], _UNITS[text[-1]]
-    else:
-        number, unit = text, 1
-    try:
-        seconds = float(number) * unit
-    except ValueError:
-        raise ValueError(f"not a duration: {value!r} (write e.g. 300, '5m', '1h', '5d')") from None
-    if seconds < 0:
-        raise ValueError(f"a duration is not negative: {value!r}")
-    return seconds
-
 
 LMTP_PORT = 24  # what Dovecot's and Cyrus's LMTP examples use; RFC 2033 names no port
 _RELAY_KEYS = {"address", "protocol", "tls", "username", "password", "verify", "cafile"}

@@ -1,5 +1,11 @@
-"""The asyncio server: listeners, sessions, TLS, limits, timeouts, graceful shutdown."""
+"""The asyncio SMTP server: listeners, sessions, TLS, limits, timeouts, graceful shutdown.
 
-from mailroom.server.app import MailServer
+It takes what it needs as arguments (see :class:`SMTPServer`); the composition root
+(:mod:`mailroom.app`) builds those and the server. It knows nothing of the web UI or the
+configuration.
+"""
 
-__all__ = ["MailServer"]
+from mailroom.server.session import Session, SessionHost
+from mailroom.server.smtp import ServerLimits, SMTPServer
+
+__all__ = ["SMTPServer", "ServerLimits", "Session", "SessionHost"]

@@ -5,6 +5,9 @@ protocol, and the bytes it returns are written once per batch (one write for a p
 group). Only two things wait: policy that must (credentials, DNS) and the store's commit at the
 end of a message. While waiting, input queues in the protocol's buffer, and reading pauses if
 it grows.
+
+A session asks the server around it only what :class:`SessionHost` names: admission, and the
+parts it hands events, messages and records to.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import logging
 import ssl
 import time
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from mailroom.activity.transcript import Transcript
 from mailroom.codes import Reply
 from mailroom.codes import catalogue as replies
 from mailroom.logsafe import quoted
@@ -37,16 +41,44 @@ from mailroom.protocol import (
     StartTLS,
     State,
 )
-from mailroom.server.transcript import Transcript
 from mailroom.store import Envelope, StoreError
 from mailroom.store.ids import new_queue_id
 
 if TYPE_CHECKING:
-    from mailroom.config import Listener
-    from mailroom.server.app import MailServer
-    from mailroom.store.maildir import MessageWriter
+    from mailroom.activity import Hub, Metrics, TranscriptLog
+    from mailroom.policy.base import Policy
+    from mailroom.policy.credentials import CredentialStore
+    from mailroom.protocol import SessionSettings
+    from mailroom.settings_types import Listener
+    from mailroom.store.base import MessageSink, OpenMessage
 
-__all__ = ["Session"]
+__all__ = ["Session", "SessionHost"]
+
+
+class SessionHost(Protocol):
+    """What a session needs from the server it runs in (:class:`~.smtp.SMTPServer`)."""
+
+    hostname: str  # in the greeting, the 421s and the Received field
+    policy: Policy
+    store: MessageSink
+    credentials: CredentialStore | None  # for SCRAM's stored secrets
+    transcripts: TranscriptLog
+    hub: Hub
+    metrics: Metrics
+    ssl_context: ssl.SSLContext | None  # for STARTTLS
+    tls_handshake_timeout: float
+
+    def handshake_started(self, session: Session) -> None:
+        """An implicit-TLS session waits for its handshake (counted against the limits)."""
+        ...
+
+    def admit(self, session: Session) -> Reply | None:
+        """A refusal for a connection over the limits, or None (and the session is counted)."""
+        ...
+
+    def release(self, session: Session) -> None:
+        """An admitted session ended."""
+        ...
 
 
 def _proposal(event: Event) -> Reply:
@@ -74,20 +106,20 @@ _NOT_COMMAND_LINES = frozenset({MessageComplete, MessageRefused, ChunkReceived, 
 
 
 class Session(asyncio.Protocol):
-    def __init__(self, server: MailServer, listener: Listener) -> None:
+    def __init__(self, server: SessionHost, listener: Listener, settings: SessionSettings) -> None:
         self.server = server
         self.listener = listener
         self.client_ip = ""
         self.client_port = 0
         self.transport: asyncio.Transport | None = None
-        self.conn = ServerConnection(server.settings_for(listener), tls=listener.implicit_tls)
+        self.conn = ServerConnection(settings, tls=listener.implicit_tls)
         if listener.implicit_tls:
-            server.handshaking[self] = time.monotonic()
+            server.handshake_started(self)
         self.last_activity = 0.0  # the last progress (see PROGRESS_OCTETS)
         self._octets_since_progress = 0
         self.busy = False  # waiting for policy or the store
         self.shutting_down = False
-        self._writer: MessageWriter | None = None
+        self._writer: OpenMessage | None = None
         # The store failed while the message streamed in: read the rest, answer 451 4.3.0.
         self._message_failed = False
         self._queue_id: str | None = None
@@ -116,7 +148,6 @@ class Session(asyncio.Protocol):
         self.client_ip, self.client_port = str(peer[0]), int(peer[1])
         self.last_activity = time.monotonic()
         server = self.server
-        server.handshaking.pop(self, None)
         refusal = server.admit(self)
         if refusal is not None:
             log.info("refused connection: client=%s reply=%s", self.client_ip, quoted(str(refusal)))
@@ -135,7 +166,7 @@ class Session(asyncio.Protocol):
             decision = server.policy.connect(self)
         except Exception:
             log.exception("internal error in the greeting of %s", self.client_ip)
-            decision = replies.LOCAL_ERROR_CLOSING(hostname=server.config.hostname)
+            decision = replies.LOCAL_ERROR_CLOSING(hostname=server.hostname)
         if decision is not None and not isinstance(decision, Reply | Disconnect):
             # A greeting that waits (a fault rule's delay): nothing is read meanwhile.
             self.busy = True
@@ -148,7 +179,7 @@ class Session(asyncio.Protocol):
             self._note("fault: disconnected at the greeting")
             self._close()
             return
-        greeting = decision or replies.GREETING(hostname=self.server.config.hostname)
+        greeting = decision or replies.GREETING(hostname=self.server.hostname)
         assert isinstance(greeting, Reply)
         if greeting.code >= 400:
             self.server.metrics.refused("CONNECT", greeting.code)
@@ -165,7 +196,7 @@ class Session(asyncio.Protocol):
             result = await decision
         except Exception:
             log.exception("internal error in the greeting of %s", self.client_ip)
-            result = replies.LOCAL_ERROR_CLOSING(hostname=self.server.config.hostname)
+            result = replies.LOCAL_ERROR_CLOSING(hostname=self.server.hostname)
         if self._closing:
             return
         self.busy = False
@@ -394,7 +425,7 @@ class Session(asyncio.Protocol):
 
     def _goodbye(self, out: bytearray) -> None:
         # Shutting down: the message in flight got its reply; now the session ends.
-        out += replies.SHUTTING_DOWN(hostname=self.server.config.hostname).format()
+        out += replies.SHUTTING_DOWN(hostname=self.server.hostname).format()
         self._flush(out)
         self._close()
 
@@ -428,7 +459,7 @@ class Session(asyncio.Protocol):
             tls=conn.tls_active,
             auth_user=conn.authenticated,
             smtputf8=mail.smtputf8,
-            hostname=self.server.config.hostname,
+            hostname=self.server.hostname,
             deliveries=self.server.policy.deliveries(self) or [],
             envid=mail.envid,
             ret=mail.ret,
@@ -437,7 +468,7 @@ class Session(asyncio.Protocol):
             orcpt=orcpt,
         )
 
-    def _message_writer(self) -> MessageWriter:
+    def _message_writer(self) -> OpenMessage:
         if self._writer is None:
             store = self.server.store
             self._writer = store.begin(self._envelope() if store.wants_envelope else None)
@@ -555,7 +586,7 @@ class Session(asyncio.Protocol):
                 self,
                 self.server.ssl_context,
                 server_side=True,
-                ssl_handshake_timeout=self.server.config.tls_handshake_timeout,
+                ssl_handshake_timeout=self.server.tls_handshake_timeout,
             )
         except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as exc:
             log.info("TLS handshake failed: client=%s error=%s", self.client_ip, quoted(exc))
@@ -590,7 +621,7 @@ class Session(asyncio.Protocol):
                 return
         except Exception:
             log.exception("could not answer after an internal error")
-        out += replies.LOCAL_ERROR_CLOSING(hostname=self.server.config.hostname).format()
+        out += replies.LOCAL_ERROR_CLOSING(hostname=self.server.hostname).format()
         self._flush(out)
         self._close()
 
@@ -632,16 +663,16 @@ class Session(asyncio.Protocol):
             # Closed, but its last replies never drained: the client stopped reading.
             self._abort()
             return
-        self._say_and_close(replies.IDLE_TIMEOUT(hostname=self.server.config.hostname))
+        self._say_and_close(replies.IDLE_TIMEOUT(hostname=self.server.hostname))
 
     def shutdown(self) -> None:
         """The server stops: idle sessions get 421 4.3.2 now; a message in flight may finish."""
         self.shutting_down = True
         if not self.in_message:
-            self._say_and_close(replies.SHUTTING_DOWN(hostname=self.server.config.hostname))
+            self._say_and_close(replies.SHUTTING_DOWN(hostname=self.server.hostname))
 
     def force_close(self) -> None:
-        self._say_and_close(replies.SHUTTING_DOWN(hostname=self.server.config.hostname))
+        self._say_and_close(replies.SHUTTING_DOWN(hostname=self.server.hostname))
 
     def _say_and_close(self, reply: Reply) -> None:
         if self._closing:

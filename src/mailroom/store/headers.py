@@ -1,5 +1,5 @@
-"""Reading the few header fields the index keeps (From, To, Cc, Subject, Message-ID, Date)
-from a message's header block, quickly and without trusting it to be well formed."""
+"""Reading the few header fields the index keeps (From, To, Cc, Subject, Message-ID, Date,
+X-Tags) from a message's header block, quickly and without trusting it to be well formed."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ _WANTED = {
     b"subject": "subject",
     b"message-id": "message_id",
     b"date": "date",
+    b"x-tags": "x_tags",
 }
 MAX_HEADER_SCAN = 64 * 1024
 
@@ -28,6 +29,7 @@ class HeaderSummary:
     subject: str = ""
     message_id: str = ""
     date: str = ""
+    x_tags: str = ""  # Mailpit's header for tagging a message as it is sent
 
 
 def _decode(raw: bytes) -> str:

@@ -38,6 +38,12 @@ CREATE TABLE IF NOT EXISTS messages (
     read INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS messages_received ON messages (received);
+CREATE TABLE IF NOT EXISTS tags (
+    id TEXT NOT NULL,
+    tag TEXT NOT NULL COLLATE NOCASE,
+    PRIMARY KEY (id, tag)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tags_tag ON tags (tag);
 """
 
 _COLUMNS = (
@@ -79,6 +85,8 @@ class IndexRow:
     auth_user: str | None = None
     tls: bool = False
     read: bool = field(default=False)
+    # From the X-Tags field as stored; tags set later live only in the tags table.
+    tags: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -111,6 +119,7 @@ class Index:
                 self._db = None
 
     def insert(self, rows: Iterable[IndexRow]) -> None:
+        rows = list(rows)
         values = [
             tuple(
                 json.dumps(r.recipients) if c == "recipients" else getattr(r, c) for c in _COLUMNS
@@ -126,13 +135,16 @@ class Index:
                     f"VALUES ({placeholders})",
                     values,
                 )
+                tagged = [(r.id, tag) for r in rows if r.tags for tag in r.tags]
+                if tagged:
+                    db.executemany("INSERT OR IGNORE INTO tags (id, tag) VALUES (?, ?)", tagged)
 
     def _row(self, row: sqlite3.Row) -> IndexRow:
         data = dict(row)
         data["recipients"] = json.loads(data["recipients"])
         data["tls"] = bool(data["tls"])
         data["read"] = bool(data["read"])
-        return IndexRow(**data)
+        return IndexRow(**data)  # tags are not read back: the web reads the tags table
 
     def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[IndexRow]:
         with self._lock:
@@ -186,13 +198,16 @@ class Index:
         with self._lock:
             db = self._connect()
             with db:
-                db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
+                pairs = [(i,) for i in ids]
+                db.executemany("DELETE FROM messages WHERE id = ?", pairs)
+                db.executemany("DELETE FROM tags WHERE id = ?", pairs)
 
     def replace_all(self, rows: Iterator[IndexRow]) -> int:
         with self._lock:
             db = self._connect()
             with db:
                 db.execute("DELETE FROM messages")
+                db.execute("DELETE FROM tags")  # only X-Tags come back: the files hold no more
         count = 0
         batch: list[IndexRow] = []
         for row in rows:

@@ -32,6 +32,7 @@ from mailroom.store.durability import BatchSync, fsync_directory
 from mailroom.store.envelope import Delivery, Envelope, received_header, trace_header
 from mailroom.store.headers import MAX_HEADER_SCAN, summarize_headers
 from mailroom.store.index import QUEUED, Index, IndexRow
+from mailroom.store.tags import tags_from_header
 
 __all__ = [
     "MaildirStore",
@@ -326,7 +327,8 @@ class MaildirStore:
             path = self._mailboxes[name] = str(ensure_maildir(self.mail_dir / name))
         return path
 
-    def begin(self, envelope: Envelope) -> MessageWriter:
+    def begin(self, envelope: Envelope | None) -> MessageWriter:
+        assert envelope is not None  # wants_envelope: the trace fields are made from it
         return MessageWriter(self, envelope)
 
     def output(self, writer: MessageWriter, index: int) -> _Output:
@@ -578,6 +580,7 @@ class MaildirStore:
             cc_header=summary.cc,
             subject=summary.subject,
             message_id=summary.message_id,
+            tags=tags_from_header(summary.x_tags),
             size=len(first.header) + writer.size,
             client_ip=e.client_ip,
             helo=e.helo,

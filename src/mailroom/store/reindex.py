@@ -9,6 +9,7 @@ from pathlib import Path
 from mailroom.store.headers import summarize_headers, trace_fields
 from mailroom.store.ids import queue_id_time
 from mailroom.store.index import Index, IndexRow
+from mailroom.store.tags import tags_from_header
 
 __all__ = ["rebuild_index", "scan_maildirs"]
 
@@ -54,6 +55,7 @@ def _row(data_dir: Path, path: Path) -> IndexRow | None:
         cc_header=summary.cc,
         subject=summary.subject,
         message_id=summary.message_id,
+        tags=tags_from_header(summary.x_tags),
         client_ip=received["ip"],
         helo=_unquote(received["quoted_helo"]) or _helo(received["helo"]),
         auth_user=_unquote(received["auth"]),

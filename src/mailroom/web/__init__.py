@@ -8,7 +8,8 @@
 - ``/metrics`` Prometheus text format; ``/livez`` and ``/readyz`` for probes
 
 Nothing the web does runs on the SMTP path: it reads the index and message files in a worker
-thread, and hears of new messages only while a browser listens.
+thread, and hears of new messages only while a browser listens. What it reads and changes comes
+as narrow interfaces (:mod:`.context`) from the composition root; it never sees the SMTP server.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
@@ -25,19 +25,18 @@ from aiohttp import hdrs, web
 from mailroom.logsafe import quoted
 from mailroom.web.auth import Refused, WebAuth
 from mailroom.web.chaos import routes as chaos_routes
-from mailroom.web.events import EventStream
-from mailroom.web.http import SERVER, WEB_USER
+from mailroom.web.checks import routes as check_routes
+from mailroom.web.context import WebContext, WebSettings
+from mailroom.web.events import EVENTS, EventStream
+from mailroom.web.http import CONTEXT, WEB_USER
 from mailroom.web.mailpit import routes as mailpit_routes
 from mailroom.web.messages import Messages
-from mailroom.web.mimeshape import MimeLimits
 from mailroom.web.openapi import routes as openapi_routes
 from mailroom.web.own import routes as own_routes
+from mailroom.web.sessions import routes as session_routes
+from mailroom.web.tags import routes as tag_routes
 
-if TYPE_CHECKING:
-    from mailroom.config import Config
-    from mailroom.server.app import MailServer
-
-__all__ = ["WebServer", "build_app"]
+__all__ = ["Messages", "WebContext", "WebServer", "WebSettings", "build_app"]
 
 log = logging.getLogger("mailroom.web")
 
@@ -73,7 +72,7 @@ def _host_name(host: str) -> str:
     return name.rstrip(".") if name and port.isdigit() else host.rstrip(".")
 
 
-def allowed_host(host: str | None, config: Config) -> bool:
+def allowed_host(host: str | None, settings: WebSettings) -> bool:
     """Whether a request for ``host`` may reach a web UI that listens on loopback.
 
     A page of another site can point its own name at 127.0.0.1 (DNS rebinding) and then read
@@ -83,8 +82,8 @@ def allowed_host(host: str | None, config: Config) -> bool:
     if host is None:
         return True  # HTTP/1.0 without Host: not a browser
     name = _host_name(host)
-    allowed = config.web_allowed_hosts
-    if "*" in allowed or name in allowed or name == config.hostname.lower():
+    allowed = settings.allowed_hosts
+    if "*" in allowed or name in allowed or name == settings.hostname.lower():
         return True
     if name == "localhost" or name.endswith(".localhost"):
         return True  # RFC 6761 §6.3: always the loopback address
@@ -95,16 +94,16 @@ def allowed_host(host: str | None, config: Config) -> bool:
     return True
 
 
-def build_app(server: WebServer) -> web.Application:
-    config = server.config
-    login = WebAuth(config)
-    guard_host = config.web is not None and is_loopback(config.web.host)
+def build_app(context: WebContext, events: EventStream) -> web.Application:
+    settings = context.settings
+    login = WebAuth(settings)
+    guard_host = is_loopback(settings.listener.host)
     refused_hosts: set[str] = set()  # logged once each
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         host = request.headers.get(hdrs.HOST)
-        if guard_host and not allowed_host(host, config):
+        if guard_host and not allowed_host(host, settings):
             name = _host_name(host or "")
             if name not in refused_hosts and len(refused_hosts) < 100:
                 refused_hosts.add(name)
@@ -141,13 +140,17 @@ def build_app(server: WebServer) -> web.Application:
         return response
 
     app = web.Application(middlewares=[guard], client_max_size=64 * 1024 * 1024)
-    app[SERVER] = server
+    app[CONTEXT] = context
+    app[EVENTS] = events
 
     mailpit_routes(app)
     chaos_routes(app)
     own_routes(app)
+    session_routes(app)
+    tag_routes(app)
+    check_routes(app)
     openapi_routes(app)
-    app.router.add_get("/api/events", server.events.handle)
+    app.router.add_get("/api/events", events.handle)
     app.router.add_get("/", _page("index.html"))
     app.router.add_get("/docs", _page("docs.html"))
     app.router.add_get("/api/v1/docs", _page("docs.html"))
@@ -177,16 +180,12 @@ def is_loopback(host: str) -> bool:
 
 
 class WebServer:
-    def __init__(self, server: MailServer) -> None:
-        self.server = server
-        self.config: Config = server.config
-        self.messages = Messages(
-            self.config.data,
-            enabled=self.config.store == "maildir",
-            limits=MimeLimits(self.config.web_max_mime_parts, self.config.web_max_mime_depth),
-        )
-        self.events = EventStream(self)
-        self.app = build_app(self)
+    def __init__(self, context: WebContext) -> None:
+        self.context = context
+        self.settings = context.settings
+        self.messages = context.messages
+        self.events = EventStream(context.hub, context.messages, context.faults)
+        self.app = build_app(context, self.events)
         self._runner: web.AppRunner | None = None
         self.address: tuple[str, int] | None = None
 
@@ -201,8 +200,7 @@ class WebServer:
         return f"http://{host}:{port}/"
 
     async def start(self) -> None:
-        listener = self.config.web
-        assert listener is not None
+        listener = self.settings.listener
         runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, listener.host, listener.port, reuse_address=True)
@@ -215,8 +213,8 @@ class WebServer:
         self._runner = runner
         host, port = runner.addresses[0][:2]
         self.address = (str(host), int(port))
-        log.info("web UI and API on %s", self.url)
-        if not self.config.web_credentials and not is_loopback(listener.host):
+        log.debug("web UI and API on %s", self.url)  # `mailroom serve` prints it
+        if not self.settings.credentials and not is_loopback(listener.host):
             log.warning(
                 "the web UI and API on %s:%d are open to anyone who can reach them: every "
                 "captured message, fault rules, release. Set --web-auth USER:PASSWORD.",

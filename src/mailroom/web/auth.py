@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING
 from mailroom.policy.authguard import AuthFailures
 
 if TYPE_CHECKING:
-    from mailroom.config import Config
     from mailroom.policy.credentials import PasswordFile
+    from mailroom.web.context import WebSettings
 
 __all__ = ["REMEMBER_SECONDS", "Refused", "WebAuth", "basic_credentials"]
 
@@ -69,17 +69,17 @@ def basic_credentials(header: str) -> tuple[bytes, bytes] | None:
 class WebAuth:
     """Checks a request's credentials; gives the web user's name, or why not."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, settings: WebSettings) -> None:
         self._single: tuple[bytes, bytes] | None = None
-        if config.web_auth is not None:
-            user, _, password = config.web_auth.partition(":")
+        if settings.auth is not None:
+            user, _, password = settings.auth.partition(":")
             self._single = user.encode(), password.encode()
         self._users: PasswordFile | None = None
-        if config.web_users is not None:
+        if settings.users is not None:
             from mailroom.policy.credentials import PasswordFile
 
-            self._users = PasswordFile(config.web_users)
-        self.failures = AuthFailures(config.max_auth_failures, config.auth_failure_window)
+            self._users = PasswordFile(settings.users)
+        self.failures = AuthFailures(settings.max_auth_failures, settings.auth_failure_window)
         self._key = secrets.token_bytes(32)  # for the digests of remembered credentials
         self._remembered: dict[bytes, tuple[str, float]] = {}
 

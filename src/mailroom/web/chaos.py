@@ -6,9 +6,10 @@
   triggers it names and resets the others, as in Mailpit. The reply carries the class's
   "other or undefined" enhanced code (X.0.0, RFC 3463): a bare code says no more than that.
 - ``POST /api/v1/send``: a message from JSON (From, To, Cc, Bcc, ReplyTo, Subject, Text, HTML,
-  Attachments, Headers), captured as if it had come over SMTP. Only in the mail catcher: a mail
-  server sends with SMTP submission, not over its web API. Mailpit's Tags are not kept (mailroom
-  has no tags).
+  Attachments, Headers, Tags), captured as if it had come over SMTP. Only in the mail catcher: a
+  mail server sends with SMTP submission, not over its web API. Tags travel as an ``X-Tags``
+  field, as in Mailpit, which the store reads as it would from any message. The message gets a
+  "session" of the listener ``api`` that says it came from the web API and from where.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ from aiohttp import web
 from mailroom.codes import Reply, ReplyError
 from mailroom.policy.faults import FaultRule
 from mailroom.protocol.syntax import AddressError, parse_mailbox
-from mailroom.web.http import error, json_response, request_json, web_server
+from mailroom.store.tags import clean_tags
+from mailroom.web.events import event_stream
+from mailroom.web.http import error, json_response, request_json, web_context
+from mailroom.web.sessions import API_LISTENER
 
 __all__ = ["build_message", "routes"]
 
@@ -80,11 +84,11 @@ def _trigger_rule(name: str, trigger: object) -> FaultRule | None:
 
 
 async def get_chaos(request: web.Request) -> web.Response:
-    return json_response(_triggers(web_server(request).server.faults.rules))
+    return json_response(_triggers(web_context(request).faults.rules))
 
 
 async def set_chaos(request: web.Request) -> web.Response:
-    server = web_server(request)
+    ctx = web_context(request)
     body = await request_json(request)
     unknown = sorted(set(body) - set(TRIGGERS))
     if unknown:
@@ -93,9 +97,9 @@ async def set_chaos(request: web.Request) -> web.Response:
         rules = [_trigger_rule(name, body[name]) for name in TRIGGERS if name in body]
     except ValueError as exc:
         return error(400, str(exc))
-    faults = server.server.faults
+    faults = ctx.faults
     faults.replace(lambda rule: rule.origin.startswith(ORIGIN), [r for r in rules if r is not None])
-    await server.events.faults()
+    await event_stream(request).faults()
     return json_response(_triggers(faults.rules))
 
 
@@ -166,8 +170,15 @@ def build_message(body: dict[str, Any], hostname: str) -> tuple[str, list[str], 
     headers = body.get("Headers") or {}
     if not isinstance(headers, dict):
         raise ValueError("Headers is an object of names and values")
+    tags = body.get("Tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise ValueError("Tags must be a list of tag names")
+    own = _OWN_HEADERS
+    if clean_tags(tags):
+        message["X-Tags"] = ", ".join(clean_tags(tags))
+        own = own | {"x-tags"}
     for name, value in headers.items():
-        if not _HEADER_NAME.fullmatch(name) or name.lower() in _OWN_HEADERS:
+        if not _HEADER_NAME.fullmatch(name) or name.lower() in own:
             raise ValueError(f"Headers: {name!r} cannot be set here")
         if not isinstance(value, str) or "\r" in value or "\n" in value:
             raise ValueError(f"Headers: {name}'s value is one line of text")
@@ -206,16 +217,36 @@ def _attach(message: EmailMessage, attachment: object) -> None:
 
 
 async def send(request: web.Request) -> web.Response:
-    server = web_server(request)
-    if server.config.mail is not None:
+    ctx = web_context(request)
+    if ctx.inject is None:
         return error(400, "the mail server sends with SMTP submission, not over its web API")
     body = await request_json(request)
     try:
-        sender, recipients, message = build_message(body, server.config.hostname)
+        sender, recipients, message = build_message(body, ctx.settings.hostname)
     except ValueError as exc:
         return error(400, str(exc))
-    queue_id = await server.server.inject(sender, recipients, message)
-    server.server.hub.publish("message", {"id": queue_id, "session": None})
+    log = ctx.transcripts
+    transcript = None
+    if log.enabled:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        host, port = (str(peer[0]), int(peer[1])) if peer else ("", 0)
+        transcript = log.begin(host, port, API_LISTENER)
+        transcript.note(
+            f"POST /api/v1/send from {host or 'an unknown client'}: a message from JSON, "
+            f"MAIL FROM:<{sender}>, {len(recipients)} recipient(s)"
+        )
+    try:
+        queue_id = await ctx.inject(sender, recipients, message)
+    except BaseException:
+        if transcript is not None:
+            transcript.note("not stored: the store failed")
+            log.end(transcript)
+        raise
+    if transcript is not None:
+        transcript.note(f"stored as {queue_id}")
+        log.message(transcript, queue_id)
+        log.end(transcript)
+    ctx.hub.publish("message", {"id": queue_id, "session": transcript.id if transcript else None})
     return json_response({"ID": queue_id})
 
 

@@ -6,8 +6,10 @@ text frame ``{"Type": ..., "Data": ...}``.
 - ``stats``: ``{"Total", "Unread", "Version"}`` after any change
 - ``session``: a finished SMTP session (its summary, as ``GET /api/v1/sessions`` gives it)
 - ``faults``: ``{"rules": [...]}`` when the fault rules change
+- ``update``: ``{"ID", "Tags"}`` of a message whose tags were set; ``prune``: a tag was
+  renamed or deleted on every message (both as Mailpit sends them)
 
-The server's hub is subscribed to only while a client is connected, so with no browser open
+The event hub is subscribed to only while a client is connected, so with no browser open
 the SMTP sessions publish nothing at all.
 """
 
@@ -22,12 +24,14 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from mailroom import __version__
+from mailroom.store.tags import tags_of
 from mailroom.web.messages import list_item
 
 if TYPE_CHECKING:
-    from mailroom.web import WebServer
+    from mailroom.web.context import EventHub, FaultRules
+    from mailroom.web.messages import Messages
 
-__all__ = ["EventStream"]
+__all__ = ["EVENTS", "EventStream", "event_stream"]
 
 log = logging.getLogger("mailroom.web")
 
@@ -42,8 +46,10 @@ class _Client:
 
 
 class EventStream:
-    def __init__(self, web_server: WebServer) -> None:
-        self.web = web_server
+    def __init__(self, hub: EventHub, messages: Messages, faults: FaultRules) -> None:
+        self.hub = hub
+        self.messages = messages
+        self.fault_rules = faults
         self._clients: set[_Client] = set()
         self._hub_queue: asyncio.Queue[dict[str, Any]] | None = None
         self._pump: asyncio.Task[None] | None = None
@@ -88,8 +94,7 @@ class EventStream:
     def _add(self, client: _Client) -> None:
         self._clients.add(client)
         if self._hub_queue is None:
-            hub = self.web.server.hub
-            self._hub_queue = hub.subscribe()
+            self._hub_queue = self.hub.subscribe()
             self._pump = asyncio.ensure_future(self._pump_hub(self._hub_queue))
 
     def _remove(self, client: _Client) -> None:
@@ -99,7 +104,7 @@ class EventStream:
 
     def _stop_pump(self) -> None:
         if self._hub_queue is not None:
-            self.web.server.hub.unsubscribe(self._hub_queue)
+            self.hub.unsubscribe(self._hub_queue)
             self._hub_queue = None
         if self._pump is not None:
             self._pump.cancel()
@@ -141,7 +146,7 @@ class EventStream:
     async def _translate(self, event: dict[str, Any]) -> None:
         kind, data = event["type"], event["data"]
         if kind == "message":
-            messages = self.web.messages
+            messages = self.messages
             row = await messages.call(messages.get, data["id"])
             if row is not None:
                 item = list_item(row)
@@ -156,7 +161,7 @@ class EventStream:
     async def stats(self) -> None:
         if not self._clients:
             return
-        messages = self.web.messages
+        messages = self.messages
         total, unread = await messages.call(messages.counts)
         self.broadcast("stats", {"Total": total, "Unread": unread, "Version": __version__})
 
@@ -168,6 +173,22 @@ class EventStream:
                 self.broadcast("delete", {"ID": message_id})
         await self.stats()
 
+    async def tagged(self, ids: list[str] | None) -> None:
+        if not self._clients:
+            return
+        if ids is None:
+            self.broadcast("prune", None)
+            return
+        for message_id, tags in (await self.messages.with_db(tags_of, ids)).items():
+            self.broadcast("update", {"ID": message_id, "Tags": tags})
+
     async def faults(self) -> None:
-        rules = [rule.to_dict() for rule in self.web.server.faults.rules]
+        rules = [rule.to_dict() for rule in self.fault_rules.rules]
         self.broadcast("faults", {"rules": rules})
+
+
+EVENTS: web.AppKey[EventStream] = web.AppKey("mailroom-events")
+
+
+def event_stream(request: web.Request) -> EventStream:
+    return request.app[EVENTS]

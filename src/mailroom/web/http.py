@@ -1,4 +1,4 @@
-"""Small helpers the endpoints share: JSON in and out, query numbers, the running server."""
+"""Small helpers the endpoints share: JSON in and out, query numbers, the web's context."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from mailroom.web import WebServer
+    from mailroom.web.context import WebContext
 
 __all__ = [
-    "SERVER",
+    "CONTEXT",
     "WEB_USER",
     "error",
     "json_body_response",
@@ -19,11 +19,11 @@ __all__ = [
     "json_response",
     "query_int",
     "request_json",
-    "web_server",
+    "web_context",
     "web_user",
 ]
 
-SERVER: web.AppKey[WebServer] = web.AppKey("mailroom")
+CONTEXT: web.AppKey[WebContext] = web.AppKey("mailroom")
 # The web user a request logged in as (when the web asks for credentials).
 WEB_USER = "mailroom.web_user"
 
@@ -49,8 +49,8 @@ def error(status: int, message: str) -> web.Response:
     return json_response({"Error": message}, status)
 
 
-def web_server(request: web.Request) -> WebServer:
-    return request.app[SERVER]
+def web_context(request: web.Request) -> WebContext:
+    return request.app[CONTEXT]
 
 
 def web_user(request: web.Request) -> str | None:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from aiohttp import web
 
 from mailroom import __version__
+from mailroom.store.tags import all_tags, tag_counts
+from mailroom.web.events import event_stream
 from mailroom.web.http import (
     error,
     json_body_response,
@@ -23,15 +25,16 @@ from mailroom.web.http import (
     json_response,
     query_int,
     request_json,
-    web_server,
+    web_context,
 )
 from mailroom.web.messages import MessageRow, bcc_of, created, list_item
 from mailroom.web.mime import ParsedMessage, addresses
 from mailroom.web.release import release
 from mailroom.web.search import Query, SearchError, parse_query
+from mailroom.web.sessions import API_LISTENER, session_of_message
 
 if TYPE_CHECKING:
-    from mailroom.web import WebServer
+    from mailroom.web.context import WebContext
 
 __all__ = ["message_json", "routes"]
 
@@ -40,11 +43,32 @@ MAX_LIMIT = 5000
 # The HTML of a message runs with no scripts, no network and no plugins; inline images are
 # data: URIs already (see mime.ParsedMessage.safe_html).
 # "sandbox" keeps it so even when /view/ is opened in a tab of its own, not in the UI's frame.
+# Links open in a new browsing context of their own (a <base target> in front of the HTML; the
+# HTML standard makes such links noopener), which the sandbox lets escape it, so a clicked link
+# is a page of its own rather than an error page in place of the message.
 VIEW_POLICY = (
     "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; "
-    "media-src data:; frame-ancestors 'self'; form-action 'none'; base-uri 'none'; sandbox"
+    "media-src data:; frame-ancestors 'self'; form-action 'none'; "
+    "sandbox allow-popups allow-popups-to-escape-sandbox"
+)
+# ?remote=1, when a person asks for it: images, styles and fonts from the network too (the
+# tracking pixels with them); still no scripts, no forms.
+VIEW_POLICY_REMOTE = (
+    "default-src 'none'; img-src data: http: https:; style-src 'unsafe-inline' http: https:; "
+    "font-src data: http: https:; media-src data: http: https:; frame-ancestors 'self'; "
+    "form-action 'none'; sandbox allow-popups allow-popups-to-escape-sandbox"
+)
+NEW_TAB = '<base target="_blank">'
+_REMOTE = re.compile(
+    r"""(?:\bsrc|\bbackground|\bsrcset|<link\b[^>]*\bhref)\s*=\s*["']?\s*(?:https?:)?//"""
+    r"""|url\(\s*["']?\s*(?:https?:)?//""",
+    re.IGNORECASE,
 )
 _LINK = re.compile(r"<([^>]+)>")
+# Attachments a browser shows itself, opened in a tab of their own with ?inline=1.
+INLINE_TYPES = frozenset(
+    {"application/pdf", "image/png", "image/jpeg", "image/gif", "image/webp", "text/plain"}
+)
 
 
 def _ids(body: dict[str, Any]) -> list[str] | None:
@@ -60,37 +84,47 @@ def _ids(body: dict[str, Any]) -> list[str] | None:
 
 
 async def list_messages(request: web.Request) -> web.Response:
-    server = web_server(request)
+    ctx = web_context(request)
     start = query_int(request, "start", 0, 10**9)
     limit = query_int(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
-    return json_body_response(await server.messages.call(_page, server, None, start, limit))
+    tags = await _all_tags(ctx)
+    return json_body_response(await ctx.messages.call(_page, ctx, None, start, limit, tags))
 
 
 async def search(request: web.Request) -> web.Response:
-    server = web_server(request)
+    ctx = web_context(request)
     start = query_int(request, "start", 0, 10**9)
     limit = query_int(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
     try:
         query = _query(request, request.query.get("query", ""))
     except SearchError as exc:
         return error(400, str(exc))
-    return json_body_response(await server.messages.call(_page, server, query, start, limit))
+    tags = await _all_tags(ctx)
+    return json_body_response(await ctx.messages.call(_page, ctx, query, start, limit, tags))
 
 
 def _query(request: web.Request, text: str) -> Query:
     """The search ``text`` read into SQL (SearchError: the caller answers 400)."""
-    limit = web_server(request).config.web_max_search_terms
+    limit = web_context(request).settings.max_search_terms
     return parse_query(text, request.query.get("tz"), max_terms=limit)
 
 
-def _page(server: WebServer, query: Query | None, start: int, limit: int) -> bytes:
+def _page(ctx: WebContext, query: Query | None, start: int, limit: int, tags: list[str]) -> bytes:
     """One page of the listing as JSON, made in the worker thread (the address fields of up
     to MAX_LIMIT messages are parsed for it)."""
-    counts, rows = server.messages.page(query, start, limit)
-    return json_bytes(_listing(counts, rows, start))
+    counts, rows = ctx.messages.page(query, start, limit)
+    return json_bytes(_listing(counts, rows, start, tags))
 
 
-def _listing(counts: dict[str, int], rows: list[MessageRow], start: int) -> dict[str, Any]:
+async def _all_tags(ctx: WebContext) -> list[str]:
+    if not ctx.messages.enabled:
+        return []
+    return await ctx.messages.with_db(all_tags)
+
+
+def _listing(
+    counts: dict[str, int], rows: list[MessageRow], start: int, tags: list[str]
+) -> dict[str, Any]:
     return {
         "total": counts["total"],
         "unread": counts["unread"],
@@ -98,21 +132,21 @@ def _listing(counts: dict[str, int], rows: list[MessageRow], start: int) -> dict
         "messages_count": counts["count"],
         "messages_unread": counts["unread_count"],
         "start": start,
-        "tags": [],
+        "tags": tags,
         "messages": [list_item(row) for row in rows],
     }
 
 
 async def delete_messages(request: web.Request) -> web.Response:
-    server = web_server(request)
+    ctx = web_context(request)
     ids = _ids(await request_json(request))
-    deleted = await server.messages.call(server.messages.delete, ids if ids else None)
-    await server.events.deleted(deleted, everything=not ids)
+    deleted = await ctx.messages.call(ctx.messages.delete, ids if ids else None)
+    await event_stream(request).deleted(deleted, everything=not ids)
     return web.Response(text="ok")
 
 
 async def delete_search(request: web.Request) -> web.Response:
-    server = web_server(request)
+    ctx = web_context(request)
     text = request.query.get("query", "")
     if not text.strip():
         return error(400, "no search query")
@@ -120,21 +154,21 @@ async def delete_search(request: web.Request) -> web.Response:
         query = _query(request, text)
     except SearchError as exc:
         return error(400, str(exc))
-    messages = server.messages
+    messages = ctx.messages
     ids = await messages.call(messages.matching_ids, query)
     deleted = await messages.call(messages.delete, ids)
-    await server.events.deleted(deleted)
+    await event_stream(request).deleted(deleted)
     return web.Response(text="ok")
 
 
 async def set_read(request: web.Request) -> web.Response:
-    server = web_server(request)
+    ctx = web_context(request)
     body = await request_json(request)
     read = body.get("Read", body.get("read", False))
     if not isinstance(read, bool):
         return error(400, "Read must be true or false")
     ids = _ids(body)
-    messages = server.messages
+    messages = ctx.messages
     text = body.get("Search") or ""
     if ids:
         await messages.call(messages.set_read, ids, read)
@@ -148,7 +182,7 @@ async def set_read(request: web.Request) -> web.Response:
         )
     else:
         await messages.call(messages.set_read, None, read)
-    await server.events.stats()
+    await event_stream(request).stats()
     return web.Response(text="ok")
 
 
@@ -162,14 +196,15 @@ async def _rendered(request: web.Request, render: Callable[[MessageRow, ParsedMe
     """Open the message (parsed once, then kept a while) and ``render`` it, both in the
     worker thread: parsing, checksums and JSON are CPU work, which never runs on the event
     loop that serves SMTP."""
-    messages = web_server(request).messages
+    messages = web_context(request).messages
     message_id = request.match_info["id"]
 
     def work() -> tuple[bool, T | None]:
         opened = messages.open(message_id)
         if opened is None:
             return False, None
-        return True, render(*opened)
+        row, _, parsed = opened
+        return True, render(row, parsed)
 
     try:
         found, result = await messages.call(work)
@@ -180,12 +215,15 @@ async def _rendered(request: web.Request, render: Callable[[MessageRow, ParsedMe
     return result  # type: ignore[return-value]
 
 
-def message_json(row: MessageRow, parsed: ParsedMessage, session: str | None) -> dict[str, Any]:
-    """Mailpit's ``Message``, with mailroom's envelope and session under ``Mailroom`` (and,
-    for a message shown as its source, the note that says why)."""
+def message_json(
+    row: MessageRow, parsed: ParsedMessage, session: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Mailpit's ``Message``, with mailroom's envelope and session under ``Mailroom``
+    (``session``: the transcript of the session that stored it, if still kept; for a message
+    shown as its source, ``ShownAsSource`` says why)."""
     sender = addresses(parsed.header("From"))
     unsubscribe = parsed.header("List-Unsubscribe")
-    data: dict[str, Any] = {
+    return {
         "ID": row.id,
         "MessageID": parsed.header("Message-ID").strip().strip("<>"),
         "From": sender[0] if sender else None,
@@ -202,13 +240,15 @@ def message_json(row: MessageRow, parsed: ParsedMessage, session: str | None) ->
             "HeaderPost": parsed.header("List-Unsubscribe-Post"),
         },
         "Date": parsed.date() or created(row.received),
-        "Tags": [],
+        "Tags": row.tags,
         "Username": row.auth_user or "",
         "Text": parsed.text,
         "HTML": parsed.html,
         "Size": row.size,
         "Inline": [part.summary() for part in parsed.inline],
         "Attachments": [part.summary() for part in parsed.attachments],
+        # mailroom's: the HTML would load something from the network (blocked unless asked)
+        "RemoteContent": has_remote_content(parsed.html),
         "Mailroom": {
             "Received": created(row.received),
             "Sender": row.sender,
@@ -218,28 +258,34 @@ def message_json(row: MessageRow, parsed: ParsedMessage, session: str | None) ->
             "TLS": row.tls,
             "AuthUser": row.auth_user,
             "Mailbox": row.mailbox,
-            "Session": session,
+            "Session": session["id"] if session is not None else None,
+            # "smtp", or "api" for a message posted to /api/v1/send; None when unknown
+            "Origin": (
+                None
+                if session is None
+                else "api"
+                if session["listener"] == API_LISTENER
+                else "smtp"
+            ),
             "ShownAsSource": parsed.note,
         },
     }
-    return data
 
 
 async def get_message(request: web.Request) -> web.Response:
-    server = web_server(request)
-    messages = server.messages
+    ctx = web_context(request)
+    messages = ctx.messages
     row = await messages.call(messages.get, request.match_info["id"])
     if row is None:
         raise web.HTTPNotFound(text=f"no message {request.match_info['id']}")
-    transcript = server.server.transcripts.for_message(row.id)
-    session = transcript.id if transcript is not None else None
+    session = await session_of_message(ctx, row.id)
     body = await _rendered(
         request, lambda row, parsed: json_bytes(message_json(row, parsed, session))
     )
     if not row.read:
         # Viewing a message marks it read, as in Mailpit.
         await messages.call(messages.set_read, [row.id], True)
-        await server.events.stats()
+        await event_stream(request).stats()
     return json_body_response(body)
 
 
@@ -250,7 +296,7 @@ async def get_headers(request: web.Request) -> web.Response:
 
 async def get_raw(request: web.Request) -> web.Response:
     """The stored file as it is: read, never parsed."""
-    messages = web_server(request).messages
+    messages = web_context(request).messages
     message_id = request.match_info["id"]
 
     def read() -> tuple[MessageRow, bytes] | None:
@@ -264,31 +310,43 @@ async def get_raw(request: web.Request) -> web.Response:
     if found is None:
         raise web.HTTPNotFound(text=f"no message {message_id}")
     row, raw = found
-    response = web.Response(body=raw, content_type="text/plain", charset="utf-8")
-    response.headers["Content-Security-Policy"] = "sandbox"
     if request.query.get("dl"):
+        # The .eml a mail program opens: a message of its own type (RFC 2046 §5.2.1).
+        response = web.Response(body=raw, content_type="message/rfc822")
         response.headers["Content-Disposition"] = f'attachment; filename="{row.id}.eml"'
+    else:
+        response = web.Response(body=raw, content_type="text/plain", charset="utf-8")
+    response.headers["Content-Security-Policy"] = "sandbox"
     return response
 
 
 async def get_part(request: web.Request) -> web.Response:
     wanted = request.match_info["part"]
 
-    def part_of(row: MessageRow, parsed: ParsedMessage) -> tuple[bytes, str, str, str] | str:
+    def part_of(row: MessageRow, parsed: ParsedMessage) -> tuple[bytes, str, str | None, str] | str:
         part = parsed.parts.get(wanted)
         if part is None:
             return parsed.note or "no such part"
-        disposition = "inline" if part.disposition == "inline" else "attachment"
-        return part.payload(), part.content_type, disposition, part.filename
+        return part.payload(), part.content_type, part.disposition, part.filename
 
     found = await _rendered(request, part_of)
     if isinstance(found, str):
         raise web.HTTPNotFound(text=found)
-    payload, content_type, disposition, filename = found
+    payload, content_type, part_disposition, filename = found
     response = web.Response(body=payload)
     response.headers["Content-Type"] = content_type
     # A part is shown as a document of its own, never as a page of this origin.
     response.headers["Content-Security-Policy"] = "sandbox"
+    disposition = "inline" if part_disposition == "inline" else "attachment"
+    if request.query.get("inline") and content_type in INLINE_TYPES:
+        # Opened in a tab of its own (?inline=1): shown by the browser, not downloaded.
+        disposition = "inline"
+        if content_type == "application/pdf":
+            # Chrome's PDF viewer does not run in a sandboxed document; nothing else of this
+            # origin is reachable from it (no scripts, no frames, no connections).
+            response.headers["Content-Security-Policy"] = (
+                "default-src 'none'; object-src 'self'; plugin-types application/pdf"
+            )
     response.headers["Content-Disposition"] = content_disposition(disposition, filename)
     return response
 
@@ -313,9 +371,16 @@ async def view_html(request: web.Request) -> web.Response:
     markup = await _rendered(request, html_of)
     if markup is None:
         raise web.HTTPNotFound(text="this message has no HTML part")
-    response = web.Response(text=markup, content_type="text/html", charset="utf-8")
-    response.headers["Content-Security-Policy"] = VIEW_POLICY
+    remote = request.query.get("remote", "") in ("1", "true")
+    body = NEW_TAB + markup
+    response = web.Response(text=body, content_type="text/html", charset="utf-8")
+    response.headers["Content-Security-Policy"] = VIEW_POLICY_REMOTE if remote else VIEW_POLICY
     return response
+
+
+def has_remote_content(html: str) -> bool:
+    """Whether the HTML names something on the network to load (an image, a style sheet)."""
+    return _REMOTE.search(html) is not None
 
 
 async def view_text(request: web.Request) -> web.Response:
@@ -327,11 +392,11 @@ async def view_text(request: web.Request) -> web.Response:
 
 
 async def info(request: web.Request) -> web.Response:
-    server = web_server(request)
-    messages = server.messages
+    ctx = web_context(request)
+    messages = ctx.messages
     total, unread = await messages.call(messages.counts)
     size = await messages.call(messages.database_size)
-    metrics = server.server.metrics
+    metrics = ctx.metrics
     refused = sum(
         count
         for (stage, _), count in metrics.refusals.items()
@@ -341,11 +406,11 @@ async def info(request: web.Request) -> web.Response:
         {
             "Version": __version__,
             "LatestVersion": "",
-            "Database": str(server.config.data / "index.sqlite"),
+            "Database": ctx.settings.database,
             "DatabaseSize": size,
             "Messages": total,
             "Unread": unread,
-            "Tags": {},
+            "Tags": await messages.with_db(tag_counts) if messages.enabled else {},
             "RuntimeStats": {
                 "Uptime": int(time.time() - metrics.started),
                 "Memory": _memory(),
@@ -370,11 +435,11 @@ def _memory() -> int:
 
 
 async def webui(request: web.Request) -> web.Response:
-    server = web_server(request)
-    target = server.config.release_smtp
+    ctx = web_context(request)
+    target = ctx.settings.release_smtp
     return json_response(
         {
-            "Label": server.config.hostname,
+            "Label": ctx.settings.hostname,
             "MessageRelay": {
                 "Enabled": True,
                 "SMTPServer": f"{target.host}:{target.port}" if target else "",
@@ -385,7 +450,8 @@ async def webui(request: web.Request) -> web.Response:
                 "PreserveMessageIDs": True,
                 "RecipientAllowlist": "",
             },
-            "SpamAssassin": False,
+            "SpamAssassin": ctx.settings.checks.spamassassin is not None
+            or ctx.settings.checks.rspamd is not None,
             "ChaosEnabled": True,
             "DuplicatesIgnored": False,
             "HideDeleteAllButton": False,

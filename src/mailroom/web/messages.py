@@ -22,7 +22,7 @@ import sqlite3
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -79,6 +79,7 @@ class MessageRow:
     attachments: int = 0
     inline: int = 0
     snippet: str = ""
+    tags: list[str] = field(default_factory=list)
 
 
 _SELECT = (
@@ -143,7 +144,7 @@ def list_item(row: MessageRow) -> dict[str, Any]:
         "Subject": row.subject,
         "Created": created(row.received),
         "Username": row.auth_user or "",
-        "Tags": [],
+        "Tags": row.tags,
         "Size": row.size,
         "Attachments": row.attachments,
         "Snippet": row.snippet,
@@ -169,6 +170,11 @@ class Messages:
     async def call(self, function: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, function, *args)
+
+    async def with_db(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(connection, *args)`` in the worker thread, with the index (and the
+        web's cache, as ``web.``) open: for the modules that keep tables of their own."""
+        return await self.call(lambda: function(self._connect(), *args))
 
     def close(self) -> None:
         def close_db() -> None:
@@ -282,12 +288,16 @@ class Messages:
         if not ids:
             return []
         db = self._connect()
+        marks = ", ".join("?" for _ in ids)
         found = {
             values[0]: _row(values)
-            for values in db.execute(
-                f"{_SELECT} WHERE m.id IN ({', '.join('?' for _ in ids)})", ids
-            )
+            for values in db.execute(f"{_SELECT} WHERE m.id IN ({marks})", ids)
         }
+        for id_, tag in db.execute(
+            f"SELECT id, tag FROM tags WHERE id IN ({marks}) ORDER BY tag COLLATE NOCASE", ids
+        ):
+            if id_ in found:
+                found[id_].tags.append(tag)
         return [found[i] for i in ids if i in found]
 
     def matching_ids(self, query: Query) -> list[str]:
@@ -342,21 +352,24 @@ class Messages:
     def raw(self, row: MessageRow) -> bytes:
         return message_file(self.data_dir, row.path).read_bytes()
 
-    def open(self, message_id: str) -> tuple[MessageRow, ParsedMessage] | None:
-        """The message's row and its parsed form (parsed once, then kept a while)."""
+    def open(self, message_id: str) -> tuple[MessageRow, bytes, ParsedMessage] | None:
+        """The message's row, its file's bytes and its parsed form (parsed once, then kept a
+        while: reading the file again costs little, parsing it does)."""
         row = self.get(message_id)
         if row is None:
             return None
         path = message_file(self.data_dir, row.path)
-        info = path.stat()
+        with path.open("rb") as file:
+            info = os.fstat(file.fileno())
+            raw = file.read()
         version = (info.st_size, info.st_mtime_ns)
         cached = self._parsed.get(row.id)
         if cached is not None and cached[0] == version:
             self._parsed.move_to_end(row.id)
-            return row, cached[1]
-        parsed = parse_message(path.read_bytes(), self.limits)
+            return row, raw, cached[1]
+        parsed = parse_message(raw, self.limits)
         self._keep(row.id, version, parsed)
-        return row, parsed
+        return row, raw, parsed
 
     def _keep(self, message_id: str, version: tuple[int, int], parsed: ParsedMessage) -> None:
         self._forget(message_id)
@@ -405,6 +418,7 @@ class Messages:
         with db:
             db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in deleted])
             db.executemany("DELETE FROM web.summaries WHERE id = ?", [(i,) for i in deleted])
+            db.executemany("DELETE FROM tags WHERE id = ?", [(i,) for i in deleted])
         self.deleted += len(deleted)
         return deleted
 

@@ -46,11 +46,21 @@ MAX_INLINE_DATA = 4 * 1024 * 1024  # bytes of cid: images made into data: URIs p
 _PARSER = BytesParser(policy=policy.default)
 _CID = re.compile(r"""cid:([^"'\s)>]+)""", re.IGNORECASE)
 _SPACE = re.compile(r"\s+")
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
+def _undo_surrogates(text: str) -> str:
+    """The email package reads 8-bit header bytes (SMTPUTF8 mail, RFC 6532) as surrogate
+    escapes, which no JSON encoder writes: they were UTF-8 (or, failing that, a byte each)."""
+    if not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def decode_header_value(value: str) -> str:
-    """A header value unfolded, its encoded words (RFC 2047) decoded."""
-    text = " ".join(str(value).split())
+    """A header value unfolded, its encoded words (RFC 2047) decoded; raw UTF-8 (RFC 6532)
+    read as such."""
+    text = _undo_surrogates(" ".join(str(value).split()))
     if "=?" in text:
         with contextlib.suppress(LookupError, ValueError, UnicodeError):
             text = str(email.header.make_header(email.header.decode_header(text)))

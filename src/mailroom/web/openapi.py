@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from mailroom import __version__
+from mailroom.web import openapi_checks
 from mailroom.web.chaos import TRIGGERS
 from mailroom.web.http import json_response
 
@@ -282,7 +283,11 @@ def _schemas() -> dict[str, Any]:
                         },
                     },
                 },
-                "Tags": {"type": "array", "items": {"type": "string"}, "description": "ignored"},
+                "Tags": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "set as an X-Tags field",
+                },
             },
         },
         "Explanation": {
@@ -494,12 +499,21 @@ def document() -> dict[str, Any]:
                 },
                 parameters=[
                     *_PAGING,
-                    {
-                        "name": "refused",
-                        "in": "query",
-                        "description": "1: only sessions that stored no message",
-                        "schema": {"type": "string"},
-                    },
+                    *(
+                        {
+                            "name": name,
+                            "in": "query",
+                            "description": description,
+                            "schema": {"type": "string"},
+                        }
+                        for name, description in (
+                            ("refused", "1: only sessions that stored no message"),
+                            ("failed", "1: only sessions that got a 4xx or 5xx reply"),
+                            ("client", "text in the client's address"),
+                            ("sender", "text in a MAIL FROM address"),
+                            ("recipient", "text in a RCPT TO address"),
+                        )
+                    ),
                 ],
             )
         },
@@ -620,6 +634,7 @@ def document() -> dict[str, Any]:
             )
         },
     }
+    paths.update(openapi_checks.paths(_ERROR, _NOT_FOUND))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -634,7 +649,7 @@ def document() -> dict[str, Any]:
             {"name": own, "description": "mailroom's own"},
         ],
         "components": {
-            "schemas": _schemas(),
+            "schemas": _schemas() | openapi_checks.schemas(),
             "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}},
         },
         "security": [{}, {"basic": []}],

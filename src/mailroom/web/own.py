@@ -1,9 +1,8 @@
-"""mailroom's own endpoints: SMTP session transcripts with every reply explained, fault rules,
-``explain``, ``/metrics`` (Prometheus text format) and the health probes."""
+"""mailroom's own endpoints: fault rules, ``explain``, ``/metrics`` (Prometheus text format)
+and the health probes. Session transcripts are in :mod:`.sessions`."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -12,117 +11,59 @@ from aiohttp import web
 from mailroom.codes import ExplainError, explain
 from mailroom.policy.faults import STAGES, FaultError
 from mailroom.policy.faults import __doc__ as FAULTS_DOC
-from mailroom.server.transcript import Transcript
-from mailroom.web.http import error, json_response, query_int, request_json, web_server
+from mailroom.web.events import event_stream
+from mailroom.web.http import error, json_response, request_json, web_context
 
 if TYPE_CHECKING:
-    from mailroom.web import WebServer
+    from mailroom.web.context import FaultRules, WebContext
 
-__all__ = ["explained", "routes"]
-
-
-@functools.lru_cache(maxsize=1024)
-def explained(reply: str) -> dict[str, Any] | None:
-    """``explain(reply).to_dict()``, or None for text that is no reply. Replies repeat across
-    sessions (the greeting, 250 Ok), so the answers are kept."""
-    try:
-        return explain(reply).to_dict()
-    except ExplainError:
-        return None
-
-
-def transcript_json(transcript: Transcript) -> dict[str, Any]:
-    data = transcript.to_dict()
-    for entry in data["entries"]:
-        if entry["from"] == "server":
-            entry["explanation"] = explained(entry["text"])
-    return data
-
-
-# -- sessions ------------------------------------------------------------------------------
-
-
-async def list_sessions(request: web.Request) -> web.Response:
-    server = web_server(request)
-    log = server.server.transcripts
-    start = query_int(request, "start", 0, 10**9)
-    limit = query_int(request, "limit", 50, 1000)
-    refused = request.query.get("refused", "") not in ("", "0", "false")
-    everything = log.list(limit=len(log), refused_only=refused)
-    page = everything[start : start + limit]
-    return json_response(
-        {
-            "total": len(everything),
-            "start": start,
-            "count": len(page),
-            "sessions": [t.summary() for t in page],
-        }
-    )
-
-
-async def get_session(request: web.Request) -> web.Response:
-    transcript = web_server(request).server.transcripts.get(request.match_info["id"])
-    if transcript is None:
-        return error(404, f"no session {request.match_info['id']} (only the last are kept)")
-    return json_response(transcript_json(transcript))
-
-
-async def message_session(request: web.Request) -> web.Response:
-    server = web_server(request)
-    message_id = request.match_info["id"]
-    row = await server.messages.call(server.messages.get, message_id)
-    if row is None:
-        return error(404, f"no message {message_id}")
-    transcript = server.server.transcripts.for_message(row.id)
-    if transcript is None:
-        return error(404, f"the session of {row.id} is no longer kept (or ran before a restart)")
-    return json_response(transcript_json(transcript))
+__all__ = ["routes"]
 
 
 # -- fault rules ---------------------------------------------------------------------------
 
 
-def faults_json(server: WebServer) -> dict[str, Any]:
-    return {"rules": [rule.to_dict() for rule in server.server.faults.rules]}
+def faults_json(faults: FaultRules) -> dict[str, Any]:
+    return {"rules": [rule.to_dict() for rule in faults.rules]}
 
 
 async def list_faults(request: web.Request) -> web.Response:
-    data = faults_json(web_server(request))
+    data = faults_json(web_context(request).faults)
     data["stages"] = sorted(STAGES)
     data["syntax"] = (FAULTS_DOC or "").strip()
     return json_response(data)
 
 
 async def add_fault(request: web.Request) -> web.Response:
-    server = web_server(request)
+    ctx = web_context(request)
     body = await request_json(request)
     text = body.get("rule")
     if not isinstance(text, str) or not text.strip():
         return error(400, 'give the rule as {"rule": "STAGE[:MATCH][:OPTION...]:ACTION"}')
     try:
-        rule = server.server.faults.add(text)
+        rule = ctx.faults.add(text)
     except FaultError as exc:
         return error(400, str(exc))
-    await server.events.faults()
+    await event_stream(request).faults()
     return json_response(rule.to_dict(), 201)
 
 
 async def delete_fault(request: web.Request) -> web.Response:
-    server = web_server(request)
+    ctx = web_context(request)
     try:
         rule_id = int(request.match_info["id"])
     except ValueError:
         return error(404, "no such rule")
-    if not server.server.faults.remove(rule_id):
+    if not ctx.faults.remove(rule_id):
         return error(404, f"no rule {rule_id}")
-    await server.events.faults()
+    await event_stream(request).faults()
     return json_response({"deleted": rule_id})
 
 
 async def clear_faults(request: web.Request) -> web.Response:
-    server = web_server(request)
-    server.server.faults.clear()
-    await server.events.faults()
+    ctx = web_context(request)
+    ctx.faults.clear()
+    await event_stream(request).faults()
     return json_response({"rules": []})
 
 
@@ -147,10 +88,8 @@ def _label(value: object) -> str:
     return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def render_metrics(server: WebServer) -> str:
-    mail = server.server
-    metrics = mail.metrics
-    store = mail.store
+def render_metrics(ctx: WebContext, web_clients: int) -> str:
+    metrics = ctx.metrics
     lines: list[str] = []
 
     def family(name: str, kind: str, help_text: str, samples: Sequence[tuple[str, object]]) -> None:
@@ -198,7 +137,7 @@ def render_metrics(server: WebServer) -> str:
         "mailroom_sessions_active",
         "gauge",
         "SMTP sessions open now.",
-        [("", len(mail.sessions))],
+        [("", ctx.status.active_sessions)],
     )
     family(
         "mailroom_connections_refused_total",
@@ -206,20 +145,19 @@ def render_metrics(server: WebServer) -> str:
         "Connections refused before the greeting (over the connection limits), by code.",
         [(f'{{code="{code}"}}', n) for code, n in sorted(metrics.connections_refused.items())],
     )
-    latency = getattr(store, "latency_total", None)
-    committed = getattr(store, "committed", None)
-    if latency is not None and committed is not None:
+    store = ctx.store_counters
+    if store is not None:
         family(
             "mailroom_store_commit_seconds_total",
             "counter",
             "Seconds the store spent writing, syncing and indexing committed batches.",
-            [("", f"{latency:.6f}")],
+            [("", f"{store.latency_total:.6f}")],
         )
         family(
             "mailroom_store_committed_total",
             "counter",
             "Messages the store made durable (file and directory entry fsync'd).",
-            [("", committed)],
+            [("", store.committed)],
         )
     family(
         "mailroom_fault_rule_fired_total",
@@ -227,20 +165,20 @@ def render_metrics(server: WebServer) -> str:
         "Times each fault rule fired.",
         [
             (f'{{id="{rule.id}",rule="{_label(rule.describe())}"}}', rule.fired)
-            for rule in mail.faults.rules
+            for rule in ctx.faults.rules
         ],
     )
     family(
         "mailroom_transcripts_kept",
         "gauge",
         "Session transcripts kept in memory.",
-        [("", len(mail.transcripts))],
+        [("", len(ctx.transcripts))],
     )
     family(
         "mailroom_web_clients",
         "gauge",
         "Live-update WebSocket clients connected.",
-        [("", server.events.clients)],
+        [("", web_clients)],
     )
     family(
         "mailroom_uptime_seconds",
@@ -258,7 +196,8 @@ def _now() -> float:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    response = web.Response(text=render_metrics(web_server(request)))
+    text = render_metrics(web_context(request), event_stream(request).clients)
+    response = web.Response(text=text)
     response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
     return response
 
@@ -268,16 +207,13 @@ async def livez(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    if not web_server(request).server.accepting:
+    if not web_context(request).status.accepting:
         return web.Response(text="not ready", status=503)
     return web.Response(text="ok")
 
 
 def routes(app: web.Application) -> None:
     add = app.router.add_route
-    add("GET", "/api/v1/sessions", list_sessions)
-    add("GET", "/api/v1/session/{id}", get_session)
-    add("GET", "/api/v1/message/{id}/session", message_session)
     add("GET", "/api/v1/faults", list_faults)
     add("POST", "/api/v1/faults", add_fault)
     add("DELETE", "/api/v1/faults", clear_faults)

@@ -19,28 +19,27 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from mailroom.protocol.syntax import AddressError, parse_mailbox
-from mailroom.web.http import error, json_response, request_json, web_server, web_user
+from mailroom.web.http import error, json_response, request_json, web_context, web_user
 from mailroom.web.mime import strip_trace
 
 if TYPE_CHECKING:
-    from mailroom.mailconfig import MailServerConfig
-    from mailroom.web import WebServer
+    from mailroom.web.context import Inject, Senders, WebContext
 
 __all__ = ["release"]
 
 
 async def release(request: web.Request) -> web.Response:
-    server = web_server(request)
+    ctx = web_context(request)
     body = await request_json(request)
     recipients = body.get("To")
     if not recipients or not isinstance(recipients, list):
         return error(400, "To must list at least one recipient")
     if not all(isinstance(r, str) and _is_address(r) for r in recipients):
         return error(400, "To must list email addresses")
-    mail = server.config.mail
-    if mail is not None:
-        return await _through_the_queue(request, server, mail, body, recipients)
-    return await _to_a_server(request, server, body, recipients)
+    if ctx.submit is not None:
+        assert ctx.senders is not None
+        return await _through_the_queue(request, ctx, ctx.submit, ctx.senders, body, recipients)
+    return await _to_a_server(request, ctx, body, recipients)
 
 
 def _is_address(text: str) -> bool:
@@ -53,8 +52,9 @@ def _is_address(text: str) -> bool:
 
 async def _through_the_queue(
     request: web.Request,
-    server: WebServer,
-    mail: MailServerConfig,
+    ctx: WebContext,
+    submit: Inject,
+    directory: Senders,
     body: dict[str, Any],
     recipients: list[str],
 ) -> web.Response:
@@ -66,7 +66,6 @@ async def _through_the_queue(
             "a mail server releases only through its own queue and routes: Server is not taken",
         )
     user = web_user(request)
-    directory = mail.directory
     if user is None or not _is_address(user) or not directory.is_local(user):
         return error(
             403,
@@ -79,16 +78,16 @@ async def _through_the_queue(
         sender = directory.key(user)
     if not isinstance(sender, str) or directory.key(sender) not in owned:
         return error(403, f"From: {user} may send only as {', '.join(sorted(owned))}")
-    row, raw = await _stored(request, server)
-    queue_id = await server.server.inject(sender, list(recipients), strip_trace(raw))
+    row, raw = await _stored(request, ctx)
+    queue_id = await submit(sender, list(recipients), strip_trace(raw))
     return json_response({"Queued": queue_id, "From": sender, "To": recipients, "Of": row.id})
 
 
-async def _stored(request: web.Request, server: WebServer) -> tuple[Any, bytes]:
+async def _stored(request: web.Request, ctx: WebContext) -> tuple[Any, bytes]:
     """The message's index row and raw bytes (404 when unknown or its file is gone); the raw
     file only, never parsed."""
     message_id = request.match_info["id"]
-    messages = server.messages
+    messages = ctx.messages
     row = await messages.call(messages.get, message_id)
     if row is None:
         raise web.HTTPNotFound(text=f"no message {message_id}")
@@ -100,13 +99,13 @@ async def _stored(request: web.Request, server: WebServer) -> tuple[Any, bytes]:
 
 
 async def _to_a_server(
-    request: web.Request, server: WebServer, body: dict[str, Any], recipients: list[str]
+    request: web.Request, ctx: WebContext, body: dict[str, Any], recipients: list[str]
 ) -> web.Response:
     """The catcher: to ``Server`` or ``release_smtp``, over SMTP."""
-    from mailroom.client import SendError, send_message
-    from mailroom.config import ConfigError, parse_hostport
+    from mailroom.client import SendError
+    from mailroom.settings_types import ConfigError, parse_hostport
 
-    target = server.config.release_smtp
+    target = ctx.settings.release_smtp
     if body.get("Server"):
         try:
             target = parse_hostport(str(body["Server"]))
@@ -114,20 +113,20 @@ async def _to_a_server(
             return error(400, f"Server: {exc}")
     if target is None:
         return error(400, "no SMTP server to release to: set release_smtp or give Server")
-    row, raw = await _stored(request, server)
+    row, raw = await _stored(request, ctx)
     sender = body.get("From")
     if sender is None:
         sender = row.sender
     if not isinstance(sender, str):
         return error(400, "From must be an address")
     try:
-        result = await send_message(
+        result = await ctx.release(
             strip_trace(raw),
             host=target.host,
             port=target.port,
             sender=sender,
             recipients=recipients,
-            local_hostname=server.config.hostname,
+            local_hostname=ctx.settings.hostname,
             timeout=60,
         )
     except SendError as exc:

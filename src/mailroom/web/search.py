@@ -8,6 +8,7 @@
   an ISO 8601 time.
 - ``larger:`` / ``smaller:`` a size (``100K``, ``2M``).
 - ``is:read``, ``is:unread``, ``has:attachment``, ``has:inline``.
+- ``tag:NAME`` (any case; ``tag:"two words"``), ``is:tagged``.
 - anything else is free text, matched (case-insensitively) against the subject, the
   addresses, the text of the body and the attachments' names.
 - ``-`` or ``!`` before a term negates it; ``"double quotes"`` keep spaces together.
@@ -126,8 +127,11 @@ def parse_query(text: str, tz: str | None = None, *, max_terms: int = MAX_TERMS)
             column = "s.inline" if value.lower().startswith("inline") else "s.attachments"
             clause = f"{column} > 0"
             query.needs_summaries = True
-        elif (key == "is" and value.lower() == "tagged") or key == "tag":
-            clause = "0"  # mailroom keeps no tags
+        elif key == "is" and value.lower() == "tagged":
+            clause = "EXISTS (SELECT 1 FROM tags t WHERE t.id = m.id)"
+        elif key == "tag":
+            clause = "EXISTS (SELECT 1 FROM tags t WHERE t.id = m.id AND t.tag = ?)"
+            params.append(value)
         elif key in ("before", "after"):
             params.append(_timestamp(value, tz))
             clause = "m.received <= ?" if key == "before" else "m.received >= ?"

@@ -52,9 +52,14 @@ async function api(path, options = {}) {
   return data;
 }
 
-function when(value) {
+function when(value, precise) {
   const date = typeof value === "number" ? new Date(value * 1000) : new Date(value);
   if (Number.isNaN(date.getTime())) return "";
+  if (precise) {
+    const pad = (n, w = 2) => String(n).padStart(w, "0");
+    return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ` +
+      `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}.${pad(date.getMilliseconds(), 3)}`;
+  }
   const today = new Date();
   const sameDay = date.toDateString() === today.toDateString();
   return sameDay
@@ -116,6 +121,7 @@ function connect() {
     const event = JSON.parse(message.data);
     if (event.Type === "stats") setUnread(event.Data.Unread);
     if (event.Type === "faults") setFaultCount(event.Data.rules.length);
+    if (event.Type === "new" && window.notifyNewMail) window.notifyNewMail(event.Data);
     if (state.onEvent) state.onEvent(event);
   };
 }
@@ -145,11 +151,12 @@ async function refreshCounts() {
 
 // -- the message list ----------------------------------------------------------------------
 
-const PAGE = 50;
+const PAGE_SIZES = [25, 50, 100, 200];
 
 async function messagesPage() {
   const query = state.params.get("q") || "";
   const start = Number(state.params.get("start") || 0);
+  const PAGE = Number(localStorage.getItem("mailroom.pageSize")) || 50;
   document.getElementById("search-input").value = query;
   const selected = new Set();
   let known = new Set();
@@ -160,15 +167,28 @@ async function messagesPage() {
   const deleteAll = h("button", { class: "danger", dataset: { testid: "delete-all" } },
     query ? "Delete all found" : "Delete all");
   const counter = h("span", { class: "muted" });
+  const pageSize = h("select", { "aria-label": "Messages per page", onchange: (e) => {
+    localStorage.setItem("mailroom.pageSize", e.target.value);
+    go(params(0));
+  } }, PAGE_SIZES.map((n) => h("option", { value: n, selected: n === PAGE }, `${n} a page`)));
+  const tagButton = h("button", { disabled: true, onclick: () => {
+    editTags([...selected], [], () => load());
+  } }, "Tags…");
   const prev = h("button", {}, "← Newer");
   const next = h("button", {}, "Older →");
   const table = h("div", { class: "panel" });
   const toolbar = h("div", { class: "toolbar" },
-    deleteSelected, markRead, deleteAll, h("span", { class: "spacer" }), counter, prev, next);
+    deleteSelected, markRead, tagButton, deleteAll, h("span", { class: "spacer" }), counter, pageSize, prev, next);
   show(title, toolbar, table);
 
   function updateButtons() {
-    deleteSelected.disabled = markRead.disabled = selected.size === 0;
+    deleteSelected.disabled = markRead.disabled = tagButton.disabled = selected.size === 0;
+    const all = table.querySelector("input.select-all");
+    const boxes = table.querySelectorAll("tbody input[type=checkbox]");
+    if (all) {
+      all.checked = boxes.length > 0 && [...boxes].every((b) => b.checked);
+      all.indeterminate = !all.checked && [...boxes].some((b) => b.checked);
+    }
   }
 
   async function load(freshIds) {
@@ -206,27 +226,41 @@ async function messagesPage() {
         },
       });
       const fresh = freshIds && !known.has(m.ID);
+      const open = () => go(`#/message/${m.ID}`);
       return h("tr", {
         class: ["link", m.Read ? "" : "unread", fresh ? "fresh" : ""].join(" ").trim(),
         dataset: { id: m.ID },
-        onclick: () => go(`#/message/${m.ID}`),
+        tabindex: "0",
+        "aria-label": `${m.Read ? "" : "Unread: "}${m.Subject || "(no subject)"} from ${m.From ? (m.From.Name || m.From.Address) : "nobody"}`,
+        onclick: open,
+        onkeydown: (e) => { if (e.key === "Enter" && e.target === e.currentTarget) open(); },
       },
       h("td", { class: "check" }, box),
-      h("td", { class: "nowrap" }, m.From ? (m.From.Name || m.From.Address) : ""),
-      h("td", {},
-        h("span", { class: "subject" }, m.Subject || "(no subject)",
-          m.Attachments ? h("span", { class: "muted", title: "attachments" }, ` 📎${m.Attachments}`) : null),
+      h("td", { class: "dot" }, h("span", { class: "unread-dot", title: m.Read ? "" : "unread", hidden: m.Read })),
+      h("td", { class: "from" }, m.From ? (m.From.Name || m.From.Address) : ""),
+      h("td", { class: "subject-cell" },
+        h("a", { class: "subject", href: `#/message/${m.ID}`, tabindex: "-1" }, m.Subject || "(no subject)"),
+        m.Attachments ? h("span", { class: "files", title: "attachments" }, m.Attachments === 1 ? "1 file" : `${m.Attachments} files`) : null,
+        (m.Tags || []).map((t) => h("span", { class: "tag" }, t)),
         h("span", { class: "snippet" }, m.Snippet)),
-      h("td", { class: "nowrap" }, m.To.map((a) => a.Address).join(", ")),
-      h("td", { class: "nowrap muted" }, when(m.Created)),
-      h("td", { class: "num muted" }, size(m.Size)));
+      h("td", { class: "to" }, m.To.map((a) => a.Address).join(", ")),
+      h("td", { class: "when muted" }, when(m.Created)),
+      h("td", { class: "num size muted" }, size(m.Size)));
     });
     known = new Set(data.messages.map((m) => m.ID));
+    const selectAll = h("input", { type: "checkbox", class: "select-all", "aria-label": "select all on this page",
+      onchange: (e) => {
+        for (const m of data.messages) { if (e.target.checked) selected.add(m.ID); else selected.delete(m.ID); }
+        table.querySelectorAll("tbody input[type=checkbox]").forEach((b) => { b.checked = e.target.checked; });
+        updateButtons();
+      } });
     table.replaceChildren(h("table", { class: "messages" },
-      h("thead", {}, h("tr", {}, h("th", { class: "check" }), h("th", {}, "From"),
-        h("th", {}, "Subject"), h("th", {}, "To"), h("th", {}, "Received"),
-        h("th", { class: "num" }, "Size"))),
+      h("colgroup", {}, ["check", "dot", "from", "subject", "to", "when", "size"].map((c) => h("col", { class: `col-${c}` }))),
+      h("thead", {}, h("tr", {}, h("th", { class: "check" }, selectAll), h("th", { class: "dot" }), h("th", { class: "from" }, "From"),
+        h("th", { class: "subject-cell" }, "Subject"), h("th", { class: "to" }, "To"), h("th", { class: "when" }, "Received"),
+        h("th", { class: "num size" }, "Size"))),
       h("tbody", {}, rows)));
+    updateButtons();
   }
 
   const params = (s) => {
@@ -265,7 +299,7 @@ async function messagesPage() {
 
   let pending = null;
   state.onEvent = (event) => {
-    if (!["new", "delete", "truncate"].includes(event.Type)) return;
+    if (!["new", "delete", "truncate", "update", "prune"].includes(event.Type)) return;
     clearTimeout(pending); // a burst of mail reloads the list once
     pending = setTimeout(() => load(event.Type === "new"), 150);
   };
@@ -294,8 +328,11 @@ async function messagePage(id) {
     ["Subject", m.Subject],
     ["Date", when(m.Date)],
     ["Envelope", `MAIL FROM:<${ours.Sender || ""}> → ${(ours.Recipients || []).join(", ")}`],
-    ["Client", `${ours.ClientIP || ""} (${ours.Helo || "no HELO"})` +
-      (ours.TLS ? " · TLS" : "") + (ours.AuthUser ? ` · AUTH ${ours.AuthUser}` : "")],
+    ours.Origin === "api"
+      ? ["Came from", "the web API (POST /api/v1/send), not over SMTP"]
+      : ["Client", `${ours.ClientIP || ""} (${ours.Helo || "no HELO"})` +
+        (ours.TLS ? " · TLS" : "") + (ours.AuthUser ? ` · AUTH ${ours.AuthUser}` : "")],
+    ["Tags", tagsCell(m)],
     ["Size", size(m.Size) + ` · queue id ${m.ID}`],
   ].filter(Boolean);
   const header = h("div", { class: "panel" }, h("table", { class: "headers-table" },
@@ -309,23 +346,28 @@ async function messagePage(id) {
     h("a", { class: "button", href: "#/" }, "← Messages"), del,
     h("a", { class: "button", href: `/api/v1/message/${m.ID}/raw?dl=1` }, "Download .eml"),
     h("span", { class: "spacer" }),
-    ours.Session ? h("a", { class: "button", href: `#/session/${ours.Session}` }, "SMTP session") : null);
+    ours.Session ? h("a", { class: "button", href: `#/session/${ours.Session}` },
+      ours.Origin === "api" ? "API request" : "SMTP session") : null);
 
   const tabs = [];
   if (m.HTML) tabs.push(["HTML", () => htmlTab(m)]);
-  tabs.push(["Text", () => h("pre", { class: "text-body" }, m.Text || "(no text part)")]);
+  tabs.push(["Text", () => h("pre", { class: "text-body" }, m.Text ? linkify(m.Text) : "(no text part)")]);
   tabs.push(["Headers", () => headersTab(m)]);
   tabs.push(["Source", () => sourceTab(m)]);
   const files = m.Attachments.length + m.Inline.length;
   tabs.push([`Attachments (${files})`, () => attachmentsTab(m)]);
   tabs.push(["Session", () => sessionTab(m)]);
   tabs.push(["Release", () => releaseTab(m)]);
+  if (m.HTML) tabs.push(["HTML check", () => htmlCheckTab(m)]);
+  tabs.push(["Link check", () => linkCheckTab(m)]);
+  if (state.spamCheck) tabs.push(["Spam check", () => spamCheckTab(m)]);
 
   const tabBar = h("div", { class: "tabs", role: "tablist" });
   const body = h("div", { class: "tab-body" });
   const wanted = state.params.get("tab");
   const buttons = tabs.map(([label, render]) => {
-    const button = h("button", { role: "tab", dataset: { tab: label.split(" ")[0].toLowerCase() } }, label);
+    const key = label.split(" (")[0].toLowerCase().replace(/ /g, "-");
+    const button = h("button", { role: "tab", dataset: { tab: key } }, label);
     button.onclick = async () => {
       buttons.forEach((b) => b.classList.toggle("active", b === button));
       body.replaceChildren(h("p", { class: "muted" }, "Loading…"));
@@ -338,25 +380,47 @@ async function messagePage(id) {
     return button;
   });
   tabBar.append(...buttons);
-  show(h("h1", {}, m.Subject || "(no subject)"), deleted, toolbar, header, tabBar, body);
+  show(h("h1", {}, m.Subject || "(no subject)"), deleted, toolbar, header, tabBar, body,
+    attachmentStrip(m));
   const first = buttons.find((b) => b.dataset.tab === wanted) || buttons[0];
   first.click();
   state.onEvent = (event) => {
     if ((event.Type === "delete" && event.Data.ID === m.ID) || event.Type === "truncate") {
       deleted.hidden = false;
     }
+    if (event.Type === "update" && event.Data.ID === m.ID) {
+      m.Tags = event.Data.Tags;
+      const cell = document.querySelector('td[data-field="Tags"]');
+      if (cell) cell.replaceChildren(tagsCell(m));
+    }
   };
 }
 
 function htmlTab(m) {
-  // No allow-* flags: no scripts, no forms, no popups, an origin of its own. The server's
-  // policy for /view/ also blocks every remote load (images, fonts, CSS).
-  return h("div", {},
-    h("p", { class: "muted" }, "Shown sandboxed: scripts and remote content (tracking images, web fonts) are blocked."),
-    h("iframe", {
-      class: "html-view", sandbox: "", referrerpolicy: "no-referrer",
-      title: "HTML body", src: `/view/${m.ID}.html`,
-    }));
+  // No scripts, no forms, an origin of its own; links open a page of their own (popups that
+  // escape the sandbox, noopener by the HTML standard). The server's policy for /view/ also
+  // blocks every remote load (images, fonts, CSS) unless this view asks for them.
+  const frame = h("iframe", {
+    class: "html-view", sandbox: "allow-popups allow-popups-to-escape-sandbox",
+    referrerpolicy: "no-referrer", title: "HTML body", src: `/view/${m.ID}.html`,
+  });
+  const frameBox = h("div", { class: "frame-box" }, frame);
+  const note = h("span", { class: "muted" }, m.RemoteContent
+    ? "Remote content (images, styles, fonts from the network; tracking pixels among them) is blocked. "
+    : "Shown sandboxed: no scripts, nothing loaded from the network. ");
+  const remote = m.RemoteContent ? h("button", { dataset: { testid: "load-remote" }, onclick: () => {
+    frame.src = `/view/${m.ID}.html?remote=1`;
+    note.textContent = "Remote content loaded for this view. ";
+    remote.remove();
+  } }, "Load remote content") : null;
+  const widths = [["Phone", "375px"], ["Tablet", "768px"], ["Desktop", "100%"]];
+  const sizes = h("span", { class: "device-sizes", role: "group", "aria-label": "Preview width" },
+    widths.map(([label, width]) => h("button", { dataset: { width }, class: width === "100%" ? "active" : "",
+      onclick: (e) => {
+        frameBox.style.maxWidth = width;
+        sizes.querySelectorAll("button").forEach((b) => b.classList.toggle("active", b === e.currentTarget));
+      } }, label)));
+  return h("div", {}, h("div", { class: "toolbar" }, note, remote, h("span", { class: "spacer" }), sizes), frameBox);
 }
 
 async function headersTab(m) {
@@ -379,8 +443,7 @@ function attachmentsTab(m) {
   return h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "File"), h("th", {}, "Type"),
     h("th", {}, "Kind"), h("th", { class: "num" }, "Size"), h("th", {}, "SHA-256"))),
   h("tbody", {}, parts.map(([kind, a]) => h("tr", {},
-    h("td", {}, h("a", { href: `/api/v1/message/${m.ID}/part/${a.PartID}`, download: a.FileName || `part-${a.PartID}` },
-      a.FileName || `part ${a.PartID}`)),
+    h("td", {}, attachmentLink(m, a)),
     h("td", { class: "mono" }, a.ContentType),
     h("td", {}, kind + (a.ContentID ? ` (cid:${a.ContentID})` : "")),
     h("td", { class: "num" }, size(a.Size)),
@@ -464,7 +527,8 @@ function explanationDetails(x, command) {
 
 function transcriptView(t, highlight) {
   const meta = h("p", { class: "muted" },
-    `Session ${t.id} · client ${t.client}:${t.port} on ${t.listener} · started ${when(t.started)}` +
+    (t.listener === "api" ? `Sent with the web API (POST /api/v1/send) from ${t.client} · ${when(t.started, true)}`
+      : `Session ${t.id} · client ${t.client}:${t.port} on ${t.listener} · started ${when(t.started, true)}`) +
     (t.ended ? ` · ${Math.round((t.ended - t.started) * 1000)} ms` : " · still open") +
     (t.tls ? " · TLS" : "") + (t.auth_user ? ` · AUTH ${t.auth_user}` : ""));
   const messages = t.messages.length
@@ -487,35 +551,52 @@ function transcriptView(t, highlight) {
 }
 
 async function sessionsPage() {
-  const refused = state.params.get("refused") === "1";
-  const toggle = h("input", { type: "checkbox", id: "refused-only", checked: refused,
-    onchange: (e) => go(e.target.checked ? "#/sessions?refused=1" : "#/sessions") });
+  const p = state.params;
+  const filters = { refused: p.get("refused") === "1", failed: p.get("failed") === "1",
+    client: p.get("client") || "", sender: p.get("sender") || "", recipient: p.get("recipient") || "" };
+  const apply = () => {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(filters)) if (v) q.set(k, v === true ? "1" : v);
+    go(q.toString() ? `#/sessions?${q}` : "#/sessions");
+  };
+  const check = (name, label) => h("label", {}, h("input", { type: "checkbox", id: `only-${name}`, checked: filters[name],
+    onchange: (e) => { filters[name] = e.target.checked; apply(); } }), ` ${label}`);
+  const text = (name, label) => h("input", { type: "search", name, value: filters[name], placeholder: label, "aria-label": label,
+    onchange: (e) => { filters[name] = e.target.value.trim(); apply(); } });
   const table = h("div", { class: "panel" });
   show(h("h1", {}, "SMTP sessions"),
-    h("div", { class: "toolbar" }, h("label", {}, toggle, " only sessions that stored no message")),
+    h("div", { class: "toolbar filters" }, check("refused", "stored no message"), check("failed", "got a 4xx or 5xx"),
+      text("client", "client address"), text("sender", "sender"), text("recipient", "recipient")),
     table);
   async function load() {
     let data;
+    const q = new URLSearchParams({ limit: "200" });
+    for (const [k, v] of Object.entries(filters)) if (v) q.set(k, v === true ? "1" : v);
     try {
-      data = await api(`/api/v1/sessions?limit=200${refused ? "&refused=1" : ""}`);
+      data = await api(`/api/v1/sessions?${q}`);
     } catch (error) {
       table.replaceChildren(failure(error));
       return;
     }
     if (!data.sessions.length) {
-      table.replaceChildren(h("div", { class: "empty" }, "No sessions yet."));
+      table.replaceChildren(h("div", { class: "empty" }, "No sessions match."));
       return;
     }
-    table.replaceChildren(h("table", {},
-      h("thead", {}, h("tr", {}, ["Started", "Client", "HELO", "TLS / AUTH", "Messages", "Commands", "Last reply"].map((c) => h("th", {}, c)))),
-      h("tbody", {}, data.sessions.map((s) => h("tr", { class: "link", dataset: { id: s.id }, onclick: () => go(`#/session/${s.id}`) },
-        h("td", { class: "nowrap" }, when(s.started)),
-        h("td", { class: "mono" }, s.client),
-        h("td", { class: "mono" }, s.helo || ""),
-        h("td", {}, [s.tls ? "TLS" : "", s.auth_user ? `AUTH ${s.auth_user}` : ""].filter(Boolean).join(" · ")),
-        h("td", { class: "num" }, s.messages.length),
-        h("td", { class: "num" }, s.commands),
-        h("td", { class: "mono " + codeClass(s.last_reply) }, s.ended ? s.last_reply || "" : "(open)"))))));
+    table.replaceChildren(h("table", { class: "sessions" },
+      h("thead", {}, h("tr", {}, ["Started", "Client", "HELO", "Sender", "Recipients", "Msgs", "Worst reply"].map((c) => h("th", {}, c)))),
+      h("tbody", {}, data.sessions.map((s) => {
+        const open = () => go(`#/session/${s.id}`);
+        const worst = s.ended ? s.worst_reply || "" : "(open)";
+        return h("tr", { class: "link", dataset: { id: s.id }, tabindex: "0", onclick: open,
+          onkeydown: (e) => { if (e.key === "Enter") open(); } },
+        h("td", { class: "nowrap mono started" }, when(s.started, true)),
+        h("td", { class: "mono client" }, s.listener === "api" ? "web API" : s.client),
+        h("td", { class: "mono helo" }, s.helo || ""),
+        h("td", { class: "mono senders" }, (s.senders || []).join(", ")),
+        h("td", { class: "mono recipients" }, (s.recipients || []).join(", ")),
+        h("td", { class: "num count" }, s.messages.length),
+        h("td", { class: "mono worst " + codeClass(worst) }, worst));
+      }))));
   }
   state.onEvent = (event) => { if (event.Type === "session") load(); };
   await load();
@@ -662,6 +743,11 @@ document.getElementById("search").addEventListener("submit", (e) => {
   go(q ? `#/messages?q=${encodeURIComponent(q)}` : "#/");
 });
 window.addEventListener("hashchange", route);
-api("/api/v1/webui").then((c) => { state.releaseServer = c.MessageRelay.SMTPServer; }).catch(() => {});
-connect();
-route();
+document.addEventListener("DOMContentLoaded", () => {
+  api("/api/v1/webui").then((c) => {
+    state.releaseServer = c.MessageRelay.SMTPServer;
+    state.spamCheck = c.SpamAssassin;
+  }).catch(() => {});
+  connect();
+  route();
+});

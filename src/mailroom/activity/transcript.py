@@ -1,6 +1,8 @@
 """Session transcripts: every command and reply of a session (never the message body; AUTH
 secrets redacted by the protocol), kept in memory for the web UI and linked to the messages
-the session produced. Refused sessions, which produced no message, are kept too."""
+the session produced. Refused sessions, which produced no message, are kept too. With an
+archive (:mod:`.transcript_archive`), finished ones are also written to disk and outlive a
+restart."""
 
 from __future__ import annotations
 
@@ -9,8 +11,9 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from mailroom.activity.hub import Hub
+from mailroom.activity.transcript_archive import TranscriptArchive
 from mailroom.protocol.server import ServerConnection, printable_line
-from mailroom.server.hub import Hub
 
 __all__ = ["Transcript", "TranscriptLog"]
 
@@ -145,7 +148,8 @@ class TranscriptLog:
         self._sessions: OrderedDict[str, Transcript] = OrderedDict()
         self._by_message: dict[str, str] = {}
         self._ids = itertools.count(1)
-        self._prefix = f"{int(time.time()):x}"
+        self._prefix = f"{int(time.time() * 1000):x}"  # unique across restarts
+        self.archive: TranscriptArchive | None = None  # finished transcripts, on disk
 
     @property
     def enabled(self) -> bool:
@@ -169,6 +173,8 @@ class TranscriptLog:
     def end(self, transcript: Transcript) -> None:
         transcript.freeze()
         transcript.ended = time.time()
+        if self.archive is not None:
+            self.archive.save(transcript)
         if self.hub.active:
             self.hub.publish("session", transcript.summary())
 

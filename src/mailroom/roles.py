@@ -1,4 +1,6 @@
-"""What each kind of listener offers (the ``role`` of a listener in ``mailroom.toml``).
+"""What each kind of listener offers (the ``role`` of a listener in ``mailroom.toml``), as the
+protocol settings of its sessions. The composition root hands the SMTP server one
+``SessionSettings`` per listener; the server itself knows no roles.
 
 - ``catcher``: the embedded default: any recipient is accepted into one mailbox; AUTH as
   ``--auth`` says.
@@ -13,9 +15,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from mailroom.config import Config, Listener
+from mailroom.config import Config
 from mailroom.policy.credentials import CredentialStore
 from mailroom.protocol import SessionSettings
+from mailroom.settings_types import Listener
 
 __all__ = ["session_settings_for"]
 

@@ -1,0 +1,412 @@
+"""The composition root: the one place that reads a :class:`~mailroom.config.Config` and builds
+the parts of a running mailroom, wires them together, and starts and stops them in order.
+
+The parts, in the order they are built:
+
+1. credentials (the password file, or the mail server's users), and a DNS resolver in the
+   mail server mode;
+2. the policy chain: the policy that decides (the catcher's, or the mail server's) inside the
+   AUTH brute-force guard, inside the fault injector (:func:`build_policy`);
+3. the store, the back end the configuration names (:func:`open_store`);
+4. the records: session transcripts, the live-event hub, the counters;
+5. the SMTP server, given all of the above (:class:`~mailroom.server.SMTPServer`);
+6. the outbound queue's runner (the mail server mode);
+7. the web UI, given narrow interfaces to the store's index, the records, the fault rules
+   and the server's status (:class:`~mailroom.web.WebServer`).
+
+They start in that order, the listeners last, so nothing is accepted before what stands
+behind it runs; they stop the other way: the web, the listeners, the sessions (drained within
+``shutdown_grace``), the runner, the store.
+
+``mailroom serve``, the pytest plugin (:mod:`mailroom.testing`) and the tests use
+:class:`Mailroom`. Nothing below imports this module (``tests/test_architecture.py`` checks).
+``docs/architecture.md`` says where parts still to come plug in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mailroom.activity import Hub, Metrics, TranscriptLog
+from mailroom.activity.transcript_archive import TranscriptArchive
+from mailroom.config import Config, ConfigError
+from mailroom.filemodes import DIRECTORY_MODE, private_dir, private_tree
+from mailroom.logsafe import quoted
+from mailroom.policy import AcceptAny, CatcherPolicy, CredentialStore, PasswordFile, Policy
+from mailroom.policy.authguard import AuthGuard, AuthLimits
+from mailroom.policy.credentials import DirectoryCredentials
+from mailroom.policy.faults import FaultInjector, FaultRule
+from mailroom.policy.mailserver import MailServerPolicy
+from mailroom.protocol import SessionSettings
+from mailroom.resolver import Resolver
+from mailroom.roles import session_settings_for
+from mailroom.server import ServerLimits, SMTPServer
+from mailroom.server.tls import ensure_self_signed, server_context
+from mailroom.settings_types import Listener
+from mailroom.store.base import Store
+from mailroom.store.envelope import Envelope
+from mailroom.store.ids import new_queue_id
+from mailroom.store.maildir import MaildirStore
+from mailroom.store.null import NullStore
+
+if TYPE_CHECKING:
+    from mailroom.delivery import QueueRunner
+    from mailroom.policy.base import SessionView
+    from mailroom.web import WebServer
+
+__all__ = [
+    "Mailroom",
+    "PolicyChain",
+    "build_policy",
+    "listener_settings",
+    "load_credentials",
+    "open_store",
+    "server_limits",
+    "tls_context",
+]
+
+log = logging.getLogger("mailroom.server")
+
+
+# -- building the parts ----------------------------------------------------------------------
+
+
+def load_credentials(config: Config) -> CredentialStore | None:
+    """Who may AUTH: the mail server's users, any credentials, a password file, or none."""
+    if config.mail is not None and config.auth == "off":
+        # The mail server mode: the users of the [users] table, for submission listeners.
+        return DirectoryCredentials(config.mail.directory, users=config.mail.credentials)
+    if config.auth == "off":
+        return None
+    if config.auth == "accept-any":
+        return AcceptAny()
+    return PasswordFile(Path(config.auth))
+
+
+@dataclass(frozen=True)
+class PolicyChain:
+    """The policies a session asks, outermost first."""
+
+    faults: FaultInjector  # fault rules, added and removed while running (web, pytest plugin)
+    auth_guard: AuthGuard
+    decider: Policy  # the innermost: the catcher's, the mail server's, or one given
+    mail_policy: MailServerPolicy | None  # the decider, in the mail server mode
+
+    @property
+    def head(self) -> Policy:
+        """What sessions are given."""
+        return self.faults
+
+
+def build_policy(
+    config: Config,
+    credentials: CredentialStore | None,
+    resolver: Resolver | None,
+    *,
+    decider: Policy | None = None,
+) -> PolicyChain:
+    """The policy chain: the decider, inside the AUTH brute-force guard, inside the fault
+    injector (rules are checked first; with none they cost a check).
+
+    A stage that judges the message itself (email authentication: SPF at MAIL, DKIM and DMARC
+    at the end of data) wraps the decider here, inside the guard, the same way."""
+    if decider is None and config.mail is not None:
+        decider = MailServerPolicy(config.mail.rules, config.mail.directory, credentials, resolver)
+    elif decider is None:
+        decider = CatcherPolicy(credentials)
+    mail_policy = decider if isinstance(decider, MailServerPolicy) else None
+    auth_guard = AuthGuard(
+        decider,
+        AuthLimits(
+            max_failures=config.max_auth_failures,
+            window=config.auth_failure_window,
+            max_failures_per_session=config.max_auth_failures_per_session,
+            failure_delay=config.auth_failure_delay,
+        ),
+        hostname=config.hostname,
+    )
+    faults = FaultInjector(auth_guard, hostname=config.hostname, on_fire=note_fault)
+    for rule in config.faults:
+        faults.add(rule)
+    return PolicyChain(faults, auth_guard, decider, mail_policy)
+
+
+def note_fault(session: SessionView, rule: FaultRule) -> None:
+    """A fault rule fired: say so in the log and in the session's transcript."""
+    log.info(
+        "fault rule %d fired: client=%s rule=%s",
+        rule.id,
+        session.client_ip,
+        quoted(rule.describe()),
+    )
+    transcript = getattr(session, "transcript", None)
+    if transcript is not None:
+        transcript.note(f"fault rule {rule.id} fired: {rule.describe()}")
+
+
+def open_store(config: Config, loop: asyncio.AbstractEventLoop) -> Store:
+    """The store back end ``config.store`` names (not started).
+
+    ``maildir``: Maildirs, the queue directory and the SQLite index under ``data``; ``none``:
+    accept and discard. A back end named by a URL (``postgresql://...``) is chosen here by its
+    scheme; sessions see only :class:`~mailroom.store.base.MessageSink`."""
+    kind = config.store.partition("://")[0] if "://" in config.store else config.store
+    if kind == "maildir":
+        return MaildirStore(config.data, hostname=config.hostname, loop=loop)
+    if kind == "none":
+        return NullStore()
+    raise ConfigError(f"store: no back end {kind!r}")
+
+
+def tls_context(config: Config) -> ssl.SSLContext | None:
+    """The server's TLS context: a self-signed certificate made (once) in ``data/tls``, the
+    configured files, or none."""
+    if config.tls == "self-signed":
+        cert, key = ensure_self_signed(config.data / "tls", config.hostname)
+        return server_context(cert, key)
+    if config.tls == "files":
+        assert config.tls_cert and config.tls_key
+        return server_context(config.tls_cert, config.tls_key)
+    return None
+
+
+def listener_settings(
+    config: Config, credentials: CredentialStore | None
+) -> list[tuple[Listener, SessionSettings]]:
+    """Each listener, in configuration order, with its sessions' protocol settings (they
+    depend on its role)."""
+    return [
+        (listener, session_settings_for(listener, config, credentials))
+        for listener in config.all_listeners
+    ]
+
+
+def private_data_dir(data: Path) -> None:
+    """The data directory 0700 and everything in it private (see mailroom.filemodes); the
+    whole tree is put right only when the directory itself was not (an older version, or
+    another umask, made it)."""
+    if data.is_dir() and stat.S_IMODE(data.stat().st_mode) != DIRECTORY_MODE:
+        log.info("making %s and everything in it private (0700 and 0600)", data)
+        private_tree(data)
+    private_dir(data)
+
+
+def server_limits(config: Config) -> ServerLimits:
+    return ServerLimits(
+        max_connections=config.max_connections,
+        max_connections_per_ip=config.max_connections_per_ip,
+        timeout=config.timeout,
+        tls_handshake_timeout=config.tls_handshake_timeout,
+        shutdown_grace=config.shutdown_grace,
+    )
+
+
+# -- the whole -----------------------------------------------------------------------------
+
+
+class Mailroom:
+    """A mailroom built from ``config``: SMTP server, store, policy, queue runner and web UI.
+
+    ``policy`` replaces the decider (the catcher's or the mail server's policy), for tests.
+    What needs no event loop is built here; the rest when :meth:`start` runs."""
+
+    def __init__(self, config: Config, *, policy: Policy | None = None) -> None:
+        self.config = config
+        self.credentials = load_credentials(config)
+        self.resolver: Resolver | None = None
+        if config.mail is not None:
+            self.resolver = Resolver(list(config.mail.queue.dns_servers) or None)
+        chain = build_policy(config, self.credentials, self.resolver, decider=policy)
+        self.policy: Policy = chain.head
+        self.faults = chain.faults
+        self.auth_guard = chain.auth_guard
+        self.mail_policy = chain.mail_policy
+        self.hub = Hub()
+        self.metrics = Metrics()
+        self.transcripts = TranscriptLog(config.transcripts, self.hub)
+        self.store: Store | None = None
+        self.smtp: SMTPServer | None = None
+        self.runner: QueueRunner | None = None
+        self.web: WebServer | None = None
+        self._stopping = False
+        self.stopped = asyncio.Event()
+
+    # -- start and stop ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Build the store, the SMTP server, the runner and the web; start them, listeners
+        last. If one fails to start, those already started are stopped again."""
+        config = self.config
+        private_data_dir(config.data)
+        ssl_context = tls_context(config)
+        store = self.store = open_store(config, asyncio.get_running_loop())
+        store.start()
+        if self.mail_policy is not None and isinstance(store, MaildirStore):
+            self.mail_policy.usage = store.usage  # quotas: octets in each local mailbox
+        if isinstance(store, MaildirStore) and config.transcripts_stored and config.transcripts:
+            # Finished transcripts also go to disk, so a message's session outlives a restart.
+            archive = TranscriptArchive(
+                config.data / "transcripts.sqlite",
+                max_count=config.transcripts_stored,
+                max_age=config.transcripts_max_age,
+            )
+            archive.start()
+            self.transcripts.archive = archive
+        self.smtp = SMTPServer(
+            listener_settings(config, self.credentials),
+            hostname=config.hostname,
+            policy=self.policy,
+            store=store,
+            credentials=self.credentials,
+            transcripts=self.transcripts,
+            hub=self.hub,
+            metrics=self.metrics,
+            limits=server_limits(config),
+            ssl_context=ssl_context,
+        )
+        try:
+            if config.mail is not None and isinstance(store, MaildirStore):
+                await self._start_runner(store)
+            if config.web is not None:
+                await self._start_web(config.web, store)
+            await self.smtp.start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start_runner(self, store: MaildirStore) -> None:
+        """The outbound queue's runner: it resumes what is queued on disk, is woken by the
+        store for each new entry, and hands its reports (bounces) to :meth:`inject`."""
+        from mailroom.delivery import QueueRunner  # the SMTP client and DNS: mail server only
+
+        assert self.config.mail is not None
+        self.runner = QueueRunner(
+            store.spool,
+            self.config.mail.queue,
+            hostname=self.config.hostname,
+            resolver=self.resolver,
+            deliver_local=self.inject,
+        )
+        store.on_queued = self.runner.wake
+        await self.runner.start()
+
+    async def _start_web(self, listener: Listener, store: Store) -> None:
+        # Imported here: the web's dependencies (aiohttp) load only when the web is on.
+        from mailroom.client import send_message
+        from mailroom.web import Messages, WebContext, WebServer, WebSettings
+        from mailroom.web.context import CheckSettings
+        from mailroom.web.mimeshape import MimeLimits
+
+        config = self.config
+        assert self.smtp is not None
+        maildir = store if isinstance(store, MaildirStore) else None
+        context = WebContext(
+            settings=WebSettings(
+                listener=listener,
+                hostname=config.hostname,
+                auth=config.web_auth,
+                users=config.web_users,
+                max_auth_failures=config.max_auth_failures,
+                auth_failure_window=config.auth_failure_window,
+                max_search_terms=config.web_max_search_terms,
+                mime_limits=MimeLimits(config.web_max_mime_parts, config.web_max_mime_depth),
+                allowed_hosts=config.web_allowed_hosts,
+                release_smtp=config.release_smtp,
+                database=str(config.data / "index.sqlite"),
+                checks=CheckSettings(
+                    spamassassin=config.spamassassin,
+                    rspamd=config.rspamd,
+                    allow_internal_http_requests=config.allow_internal_http_requests,
+                    link_check_timeout=config.link_check_timeout,
+                    link_check_max_links=config.link_check_max_links,
+                ),
+            ),
+            messages=Messages(
+                config.data,
+                enabled=maildir is not None,
+                limits=MimeLimits(config.web_max_mime_parts, config.web_max_mime_depth),
+            ),
+            transcripts=self.transcripts,
+            faults=self.faults,
+            hub=self.hub,
+            metrics=self.metrics,
+            status=self.smtp,
+            release=send_message,
+            # The catcher captures messages sent over the API; a mail server sends with SMTP.
+            inject=self.inject if config.mail is None else None,
+            # A mail server's release: through its own routing, as the web user's address.
+            submit=self.inject if config.mail is not None else None,
+            senders=config.mail.directory if config.mail is not None else None,
+            store_counters=maildir,
+            archive=self.transcripts.archive,
+        )
+        web = WebServer(context)
+        await web.start()
+        self.web = web
+
+    async def stop(self) -> None:
+        """The web, the listeners (421 4.3.2 to idle sessions, messages in flight finish within
+        the grace period), the runner, the store."""
+        if self._stopping:
+            return
+        self._stopping = True
+        if self.smtp is not None:
+            self.smtp.refuse_new()
+        if self.web is not None:
+            await self.web.stop()
+        if self.smtp is not None:
+            await self.smtp.stop()
+        if self.runner is not None:
+            await self.runner.stop(grace=self.config.shutdown_grace)
+        if self.store is not None:
+            self.store.close()
+        if self.transcripts.archive is not None:
+            self.transcripts.archive.close()
+        self.stopped.set()
+
+    async def serve_until_signalled(self) -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down")
+        await self.stop()
+
+    # -- while running -------------------------------------------------------------------------
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """Where the SMTP listeners really are (port 0 picks a free one), in configuration
+        order (``config.all_listeners``)."""
+        return self.smtp.addresses if self.smtp is not None else []
+
+    async def inject(self, sender: str, recipients: list[str], message: bytes) -> str:
+        """Store a message made here (a bounce, a delay warning, one sent over the web API) as
+        if it had been received: local recipients' copies into their Maildirs, remote ones into
+        the queue. Returns the queue id once it is durable."""
+        assert self.store is not None
+        deliveries = self.mail_policy.route(recipients) if self.mail_policy is not None else []
+        envelope = Envelope(
+            queue_id=new_queue_id(),
+            sender=sender,
+            recipients=list(recipients),
+            client_ip="127.0.0.1",
+            helo=self.config.hostname,
+            hostname=self.config.hostname,
+            deliveries=deliveries,
+        )
+        writer = self.store.begin(envelope)
+        writer.write(message)
+        result = writer.commit()
+        return result if isinstance(result, str) else await result
+
+    def __repr__(self) -> str:
+        return f"<Mailroom {self.config.hostname} at {self.addresses}>"
