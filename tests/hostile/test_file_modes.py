@@ -110,7 +110,13 @@ def test_data_directory_is_private_whatever_the_umask(tmp_path: Path, umask: int
     finally:
         os.umask(previous)
     names = {p.name for p in data.rglob("*")}
-    for expected in ("index.sqlite", "web.sqlite", "self-signed.key", "self-signed.pem"):
+    for expected in (
+        "index.sqlite",
+        "web.sqlite",
+        "transcripts.sqlite",
+        "self-signed.key",
+        "self-signed.pem",
+    ):
         assert expected in names, sorted(names)
     assert list((data / "mail" / "example.test" / "alice" / "new").iterdir())
     assert list((data / "queue").rglob("*.json"))
