@@ -44,6 +44,10 @@ LAYERS: dict[str, tuple[int, str]] = {
     "mailroom.policy": (2, "decisions from values it is given, never the configuration"),
     "mailroom.store": (2, "Maildirs, the index, group commit; the queue's files"),
     "mailroom.queue": (2, "the queue's entries and settings (plain data)"),
+    "mailroom.bounces": (
+        2,
+        "bounces, DSNs, complaints, auto-replies read into per-recipient records: over codes",
+    ),
     "mailroom.authentication": (2, "SPF, DKIM, DMARC (to come): pure decisions and DNS"),
     "mailroom.resolver": (2, "the async DNS resolver policy and delivery ask"),
     "mailroom.activity": (

@@ -532,6 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
     from mailroom.delivery.commands import add_queue_command
 
     add_queue_command(commands, data_dir_of=_data_dir_of)
+    from mailroom.bounces.command import add_bounces_command
+
+    add_bounces_command(commands)
     bench = commands.add_parser(
         "bench-client",
         help="SMTP load generator (see `mailroom bench-client --help`)",

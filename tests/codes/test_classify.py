@@ -19,7 +19,10 @@ from hypothesis import strategies as st
 from mailroom.codes import Reply, catalogue, classify
 from mailroom.codes.classify import REASONS
 
-DEV_SET = Path(__file__).resolve().parent.parent / "data" / "real-replies-dev.tsv"
+DATA = Path(__file__).resolve().parent.parent / "data"
+# The labelled real replies the rules were written from (both, by now; the numbers measured
+# before each was read are in bench/classify_rounds.tsv), with the floor each must keep.
+DEV_SETS = {"real-replies-dev.tsv": 0.90, "real-replies-dev-2.tsv": 0.90}
 
 # (expected reason, expected action, reply text)
 WRITTEN = [
@@ -45,17 +48,29 @@ WRITTEN = [
         "bounce",
         "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup",
     ),
-    ("userunknown", "bounce", "552 1 Requested mail action aborted, mailbox not found"),
-    (
+    # "User unknown" with neither an X.1.x code nor a reply known to answer RCPT reads as the
+    # recipient's filter (Sisimai's convention; see test_user_unknown_is_placed_...).
+    ("filtered", "bounce", "552 1 Requested mail action aborted, mailbox not found"),
+    (  # Yahoo's own words for an account it does not have
         "userunknown",
         "bounce",
         "554 delivery error: dd This user doesn't have a yahoo.com account (bob@yahoo.com) [0] - mta1234.mail.yahoo.com",
     ),
-    ("userunknown", "bounce", "550 No such user - psmtp"),
+    (
+        "suspend",
+        "bounce",
+        "554 delivery error: dd Sorry your message to bob@yahoo.com cannot be delivered. This account has been disabled or discontinued [#102].",
+    ),
+    ("filtered", "bounce", "550 No such user - psmtp"),
+    (
+        "filtered",
+        "bounce",
+        "Your message to bob@example.com couldn't be delivered. bob wasn't found at example.com.",
+    ),
     (
         "userunknown",
         "bounce",
-        "Your message to bob@example.com couldn't be delivered. bob wasn't found at example.com.",
+        "host mx.example.net[192.0.2.1] said: 550 No such user - psmtp (in reply to RCPT TO command)",
     ),
     ("userunknown", "bounce", "550 #5.1.0 Address rejected."),
     # mailboxfull, also as a transient reply (which the queue retries)
@@ -175,6 +190,12 @@ WRITTEN = [
     (
         "hostunknown",
         "bounce",
+        "Host or domain name not found. Name service error for name=example.invalid type=MX: Host not found",
+    ),
+    # "try again": the lookup failed for now (SERVFAIL), which does not say the domain is absent
+    (
+        "networkerror",
+        "bounce",
         "Host or domain name not found. Name service error for name=example.invalid type=MX: Host not found, try again",
     ),
     (
@@ -277,6 +298,20 @@ def test_the_command_changes_what_a_bare_code_means() -> None:
     )
 
 
+def test_user_unknown_is_placed_by_code_or_command() -> None:
+    """Wording that the user is unknown means userunknown when the reply is known to answer
+    RCPT (the caller, the reporting MTA, a local delivery agent say so) or carries an X.1.x
+    code; otherwise the refusal cannot be told from a filter's, and Sisimai, whose reason
+    names these are, calls it filtered. The evidence says which."""
+    bare = classify("550 No such user here")
+    assert bare.reason == "filtered" and "not known to answer RCPT" in bare.why
+    assert classify("550 No such user here", command="RCPT").reason == "userunknown"
+    assert classify("550 5.1.1 No such user here").reason == "userunknown"
+    assert classify('unknown user: "bob"').reason == "userunknown"  # Postfix local(8)
+    assert classify("User bob not listed in Domino Directory").reason == "userunknown"
+    assert classify("550 No such user here", command="DATA").reason == "filtered"
+
+
 def test_a_dsn_status_field_fills_in_for_the_text() -> None:
     """A bounce (RFC 3464) gives Status: and Diagnostic-Code: apart; the text's own codes
     come first, the hints fill gaps."""
@@ -358,17 +393,18 @@ def test_any_input_gives_a_verdict(text: str | bytes) -> None:
     assert result.reason in REASONS
 
 
-def _dev_rows() -> list[dict[str, str]]:
-    with DEV_SET.open(encoding="utf-8", newline="") as f:
+def _dev_rows(name: str) -> list[dict[str, str]]:
+    with (DATA / name).open(encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
 
 
-def test_development_set_accuracy_per_reason() -> None:
+@pytest.mark.parametrize("name", sorted(DEV_SETS))
+def test_development_set_accuracy_per_reason(name: str) -> None:
     """Per-reason accuracy on the labelled real replies (text only, as a queue would see them).
 
     The floor is well below what the rules reach, so the test fails when a change breaks a
     family of replies, not when one odd label moves."""
-    rows = _dev_rows()
+    rows = _dev_rows(name)
     assert len(rows) >= 100
     total: Counter[str] = Counter()
     right: Counter[str] = Counter()
@@ -384,6 +420,6 @@ def test_development_set_accuracy_per_reason() -> None:
     accuracy = sum(right.values()) / sum(total.values())
     lines.append(f"{'all':<16} {sum(right.values()):>3}/{sum(total.values()):<3} {accuracy:.1%}")
     print("\n" + "\n".join(lines))
-    assert accuracy >= 0.90
+    assert accuracy >= DEV_SETS[name]
     weak = [r for r in total if total[r] >= 3 and right[r] / total[r] < 0.5]
     assert not weak, f"reasons mostly missed: {weak}"

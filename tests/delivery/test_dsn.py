@@ -32,6 +32,7 @@ def bounced(address: str = "bob@b.test", **changes: object) -> QueueRecipient:
         "last_reply": "550 5.1.1 <bob@b.test>: Recipient address rejected: User unknown",
         "status": "5.1.1",
         "reason": "userunknown",
+        "reason_why": "words 'user unknown'",
         "remote_mta": "mx.b.test",
         "last_attempt": ATTEMPT,
         "attempts": 1,
@@ -91,7 +92,7 @@ def test_failure_report_fields() -> None:
     assert (
         "mx.b.test said: 550 5.1.1 <bob@b.test>: Recipient address rejected: User unknown" in words
     )
-    assert "userunknown" in words
+    assert "Reason: userunknown (the recipient's mailbox does not exist); decided by words" in words
     assert "Subject: Lunch on Friday" in words and "<lunch@a.test>" in words
 
     per_message, per_recipient = blocks
@@ -109,6 +110,7 @@ def test_failure_report_fields() -> None:
     )
     assert per_recipient["Last-Attempt-Date"] == email.utils.formatdate(ATTEMPT, localtime=True)
     assert per_recipient["X-Mailroom-Reason"] == "userunknown"
+    assert per_recipient["X-Mailroom-Reason-Why"] == "words 'user unknown'"
     assert per_recipient["Will-Retry-Until"] is None
 
     # RET=FULL is the default: the message comes back whole, as message/rfc822.

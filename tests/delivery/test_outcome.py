@@ -97,6 +97,7 @@ def test_apply_records_the_attempt() -> None:
     assert recipient.last_reply == "451 4.3.0 later"
     assert recipient.status == "4.3.0"
     assert recipient.remote_mta == "mx"
+    assert (recipient.reason, recipient.reason_why) == ("systemerror", "enhanced code 4.3.0")
     apply(recipient, from_reply(Reply(250, "2.0.0", "ok"), "DATA", "mx"), 2000.0)
     assert (recipient.state, recipient.attempts) == ("delivered", 2)
     other = QueueRecipient("carol@example.test")
@@ -107,3 +108,4 @@ def test_apply_records_the_attempt() -> None:
         "notaccept",
         None,
     )
+    assert other.reason_why == "mailroom's own finding: null MX"

@@ -50,6 +50,8 @@ def test_list_show_and_json(tmp_path: Path) -> None:
                 last_reply="452 4.2.2 <carol@example.test>: Mailbox full",
                 status="4.2.2",
                 reason="mailboxfull",
+                reason_why="words 'mailbox full'",
+                remote_mta="mx.example.test",
                 attempts=2,
                 notify=["FAILURE", "DELAY"],
             ),
@@ -72,7 +74,10 @@ def test_list_show_and_json(tmp_path: Path) -> None:
     shown = queue_cli(tmp_path, "show", first.id[:12]).stdout
     assert f"Queue ID:     {first.id}" in shown
     assert "Envelope id:  ENV1" in shown
-    assert "reason:    mailboxfull" in shown and "notify:    FAILURE,DELAY" in shown
+    # The reason where it was said, and the evidence beside the remote reply.
+    assert "reason:    mailboxfull at mx.example.test (words 'mailbox full')" in shown
+    assert "reply:     452 4.2.2 <carol@example.test>: Mailbox full" in shown
+    assert "notify:    FAILURE,DELAY" in shown
     message = queue_cli(tmp_path, "show", first.id, "--message").stdout
     assert "Message-ID: <first@a.test>" in message
     assert json.loads(queue_cli(tmp_path, "show", first.id, "--json").stdout)["envid"] == "ENV1"

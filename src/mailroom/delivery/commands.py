@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TextIO
 
 from mailroom.delivery import control
-from mailroom.queue.entry import QueueEntry, QueueSpool
+from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueSpool
 
 __all__ = ["add_queue_command"]
 
@@ -152,6 +152,19 @@ def _when(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp)) if timestamp else "-"
 
 
+def _reason(recipient: QueueRecipient) -> str | None:
+    """ "mailboxfull at mx.example.com (words 'mailbox full')": the reason where it was said,
+    and what decided it."""
+    if not recipient.reason:
+        return None
+    text = recipient.reason
+    if recipient.remote_mta:
+        text += f" at {recipient.remote_mta}"
+    if recipient.reason_why:
+        text += f" ({recipient.reason_why})"
+    return text
+
+
 def _print_entry(entry: QueueEntry, spool: QueueSpool) -> None:
     now = time.time()
     try:
@@ -182,7 +195,7 @@ def _print_entry(entry: QueueEntry, spool: QueueSpool) -> None:
         print(f"  <{recipient.address}>  {recipient.state}")
         details = (
             ("status", recipient.status),
-            ("reason", recipient.reason),
+            ("reason", _reason(recipient)),
             ("remote", recipient.remote_mta),
             ("attempts", str(recipient.attempts) if recipient.attempts else None),
             ("last try", _when(recipient.last_attempt) if recipient.last_attempt else None),

@@ -162,6 +162,7 @@ async def open_session(
                     f"AUTH failed: {outcome.diagnostic}",
                     "securityerror",
                     hop.name,
+                    "our AUTH was refused: our configuration's fault, not the recipient's",
                 )
             failures.append(outcome)
             continue

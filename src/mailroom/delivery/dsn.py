@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 
-from mailroom.codes.classify import REASONS
+from mailroom.codes.reasons import REASONS
 from mailroom.delivery.outcome import diagnostic_line, is_smtp_diagnostic
 from mailroom.delivery.schedule import Report
 from mailroom.queue.entry import QueueEntry, QueueRecipient
@@ -118,6 +118,8 @@ def _recipient_block(
         lines.append(f"Will-Retry-Until: {_date(entry.created + options.max_age)}")
     if recipient.reason:
         lines.append(f"X-Mailroom-Reason: {recipient.reason}")
+        if recipient.reason_why:
+            lines.append(_fold("X-Mailroom-Reason-Why", _clean(recipient.reason_why)))
     return lines
 
 
@@ -156,7 +158,10 @@ def _why(recipient: QueueRecipient, action: str) -> list[str]:
         lines.append("    mailroom gave up: the message stayed undeliverable too long.")
     if recipient.reason and recipient.reason not in ("delivered", "expired"):
         description = REASONS.get(recipient.reason, "")
-        lines += _wrap(f"Reason: {recipient.reason}" + (f" ({description})" if description else ""))
+        words = f"Reason: {recipient.reason}" + (f" ({description})" if description else "")
+        if recipient.reason_why:
+            words += f"; decided by {recipient.reason_why}"
+        lines += _wrap(words)
     return lines
 
 

@@ -36,6 +36,7 @@ class Outcome:
     diagnostic: str  # the remote reply as received (lines joined by "\n"), or our own words
     reason: str  # the classification, named as Sisimai names reasons (mailboxfull, …)
     remote_mta: str | None = None  # the host that answered, when one did
+    why: str = ""  # the evidence for the reason: the classifier's, or what mailroom found
 
     @property
     def final(self) -> bool:
@@ -55,7 +56,9 @@ def from_reply(reply: Reply, command: str, remote_mta: str | None) -> Outcome:
     klass = reply.code // 100
     fits = status is not None and status.status_class == klass
     status_text = str(status) if fits else f"{klass}.0.0"
-    return Outcome(_action_of(reply.code), status_text, str(reply), verdict.reason, remote_mta)
+    return Outcome(
+        _action_of(reply.code), status_text, str(reply), verdict.reason, remote_mta, verdict.why
+    )
 
 
 def from_error(error: BaseException, remote_mta: str | None = None) -> Outcome:
@@ -68,19 +71,23 @@ def from_error(error: BaseException, remote_mta: str | None = None) -> Outcome:
         return from_reply(error.reply, command, remote_mta)
     text = str(error) or type(error).__name__
     if isinstance(error, TLSFailed):
-        return Outcome("retry", "4.7.5", f"TLS failed: {text}", "failedstarttls", remote_mta)
+        why = "TLS could not be negotiated (no reply to classify)"
+        return Outcome("retry", "4.7.5", f"TLS failed: {text}", "failedstarttls", remote_mta, why)
     if isinstance(error, ProtocolError):
-        return Outcome("retry", "4.5.0", text, "systemerror", remote_mta)
+        why = "the server broke the protocol (no reply to classify)"
+        return Outcome("retry", "4.5.0", text, "systemerror", remote_mta, why)
     if isinstance(error, ConnectionFailed) and remote_mta is None:
-        return Outcome("retry", "4.4.1", text, "networkerror", None)  # no answer from the host
+        why = "no host answered (no reply to classify)"
+        return Outcome("retry", "4.4.1", text, "networkerror", None, why)
     if isinstance(error, ConnectionFailed | SendError | OSError | TimeoutError):
-        return Outcome("retry", "4.4.2", text, "networkerror", remote_mta)  # connection lost
-    return Outcome("retry", "4.0.0", text, "undefined", remote_mta)
+        why = "the connection was lost (no reply to classify)"
+        return Outcome("retry", "4.4.2", text, "networkerror", remote_mta, why)
+    return Outcome("retry", "4.0.0", text, "undefined", remote_mta, "an error without a reply")
 
 
 def local(action: Action, status: str, text: str, reason: str) -> Outcome:
     """An outcome of our own making (DNS said the domain does not exist, a null MX, …)."""
-    return Outcome(action, status, text, reason, None)
+    return Outcome(action, status, text, reason, None, "mailroom's own finding: " + text)
 
 
 def apply(recipient: QueueRecipient, outcome: Outcome, now: float) -> None:
@@ -90,6 +97,7 @@ def apply(recipient: QueueRecipient, outcome: Outcome, now: float) -> None:
     recipient.last_reply = outcome.diagnostic
     recipient.status = outcome.status
     recipient.reason = outcome.reason
+    recipient.reason_why = outcome.why or None
     recipient.remote_mta = outcome.remote_mta
     if outcome.action == "delivered":
         recipient.state = "delivered"

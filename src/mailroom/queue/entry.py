@@ -33,6 +33,7 @@ class QueueRecipient:
     remote_mta: str | None = None
     status: str | None = None  # enhanced status of the outcome (DSN Status field)
     reason: str | None = None  # classification (Sisimai reason name)
+    reason_why: str | None = None  # the evidence for it: "words 'mailbox full'", …
     delay_warned: bool = False
     last_attempt: float = 0.0  # when it was last tried (DSN Last-Attempt-Date)
     # The report its final state calls for was handed on, or none is due: a failure for a

@@ -24,6 +24,7 @@ from aiohttp import hdrs, web
 
 from mailroom.logsafe import quoted
 from mailroom.web.auth import Refused, WebAuth
+from mailroom.web.bounces import routes as bounces_routes
 from mailroom.web.chaos import routes as chaos_routes
 from mailroom.web.checks import routes as check_routes
 from mailroom.web.context import WebContext, WebSettings
@@ -149,6 +150,7 @@ def build_app(context: WebContext, events: EventStream) -> web.Application:
     session_routes(app)
     tag_routes(app)
     check_routes(app)
+    bounces_routes(app)
     openapi_routes(app)
     app.router.add_get("/api/events", events.handle)
     app.router.add_get("/", _page("index.html"))

@@ -87,10 +87,35 @@ def _email() -> dict[str, Any]:
     }
 
 
+def _bounce_record() -> dict[str, Any]:
+    """mailroom.bounces.BounceRecord: every field a string."""
+    from mailroom.bounces import FIELDS
+
+    described = {
+        "kind": "bounce, delay, success, autoreply or feedback",
+        "reason": "Sisimai's reason name (userunknown, mailboxfull, …)",
+        "reason_why": "the words or codes that decided the reason",
+        "bounce_type": "hard, soft, or empty for no failure",
+        "command": "the SMTP command the failure answered",
+        "timestamp": "ISO 8601, UTC",
+    }
+    return {
+        "type": "object",
+        "properties": {
+            name: {
+                "type": "string",
+                **({"description": described[name]} if name in described else {}),
+            }
+            for name in FIELDS
+        },
+    }
+
+
 def _schemas() -> dict[str, Any]:
     addresses = {"type": "array", "items": _ref("Address")}
     return {
         "Error": {"type": "object", "properties": {"Error": {"type": "string"}}},
+        "BounceRecord": _bounce_record(),
         "Address": _address(),
         "Attachment": {
             "type": "object",
@@ -453,6 +478,27 @@ def document() -> dict[str, Any]:
                 "The SMTP session that delivered a message, every reply explained",
                 own,
                 {"200": _json(_ref("Transcript")), "404": _NOT_FOUND},
+                parameters=[_ID],
+            )
+        },
+        "/api/v1/message/{ID}/bounces": {
+            "get": _op(
+                "The message read as a bounce: one record per failed recipient, with the "
+                "reason and its evidence (none when the message is no report)",
+                own,
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "ID": {"type": "string"},
+                                "Kinds": {"type": "array", "items": {"type": "string"}},
+                                "Records": {"type": "array", "items": _ref("BounceRecord")},
+                            },
+                        }
+                    ),
+                    "404": _NOT_FOUND,
+                },
                 parameters=[_ID],
             )
         },

@@ -380,8 +380,8 @@ async function messagePage(id) {
     return button;
   });
   tabBar.append(...buttons);
-  show(h("h1", {}, m.Subject || "(no subject)"), deleted, toolbar, header, tabBar, body,
-    attachmentStrip(m));
+  show(h("h1", {}, m.Subject || "(no subject)"), deleted, toolbar, header, bouncesPanel(m), tabBar,
+    body, attachmentStrip(m));
   const first = buttons.find((b) => b.dataset.tab === wanted) || buttons[0];
   first.click();
   state.onEvent = (event) => {
@@ -394,6 +394,30 @@ async function messagePage(id) {
       if (cell) cell.replaceChildren(tagsCell(m));
     }
   };
+}
+
+// A caught bounce (or delay report, complaint, auto-reply) read by mailroom.bounces: one row
+// per recipient with the reason and what decided it. Stays hidden for other messages.
+function bouncesPanel(m) {
+  const panel = h("div", { class: "panel bounces", hidden: true, dataset: { testid: "bounces" } });
+  api(`/api/v1/message/${m.ID}/bounces`).then((data) => {
+    if (!data.Records.length) return;
+    const titles = { bounce: "Bounce", delay: "Delay report", success: "Delivery report",
+      autoreply: "Automatic reply", feedback: "Complaint (feedback report)" };
+    panel.replaceChildren(
+      h("h2", {}, data.Kinds.map((k) => titles[k] || k).join(", ")),
+      h("table", {}, h("thead", {}, h("tr", {}, ["Recipient", "Reason", "Type", "Status", "Remote", "Diagnostic", "Why"].map((t) => h("th", {}, t)))),
+        h("tbody", {}, data.Records.map((r) => h("tr", { dataset: { recipient: r.recipient } },
+          h("td", { class: "mono" }, r.recipient),
+          h("td", {}, h("strong", {}, r.reason)),
+          h("td", {}, r.bounce_type || r.kind),
+          h("td", { class: "mono" }, r.status + (r.command ? ` · ${r.command}` : "")),
+          h("td", { class: "mono" }, r.remote_mta),
+          h("td", { class: "mono" }, r.diagnostic_code),
+          h("td", { class: "muted" }, r.reason_why))))));
+    panel.hidden = false;
+  }).catch(() => {});
+  return panel;
 }
 
 function htmlTab(m) {

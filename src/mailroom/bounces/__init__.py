@@ -1,0 +1,52 @@
+"""Read bounces: the delivery reports a sender gets back, as one record per failed recipient.
+
+    import mailroom.bounces
+
+    for record in mailroom.bounces.read("~/Maildir"):          # a message, mbox or Maildir
+        print(record.recipient, record.reason, record.bounce_type, record.reason_why)
+
+    records = mailroom.bounces.parse(raw_bytes)                 # one message
+
+What it reads (:mod:`~mailroom.bounces.reader`): RFC 3464 delivery status notifications from
+any MTA (Postfix, Exim, Sendmail, Exchange and Office 365, Gmail, Amazon SES, Dovecot,
+mailroom itself), the text-only bounces of qmail, older Exim and Sendmail, Yahoo, Gmail and
+Exchange (recognised by the structure of their words), Amazon SES's JSON notifications,
+RFC 5965 complaint reports (reason ``feedback``) and RFC 3834 automatic replies (reason
+``vacation``), which it tells apart from bounces. Each record
+(:class:`~mailroom.bounces.record.BounceRecord`) has the recipient, the original sender and
+Message-ID, action, status, diagnostic code and type, remote and reporting MTA, the SMTP
+command, the reason (:func:`mailroom.codes.classify`) with its evidence, the time, and whether
+the bounce is hard or soft. ``mailroom bounces`` writes them as JSON lines or CSV.
+
+Uses the standard library's ``email`` package; above ``codes`` in the layers, used by the
+command line and the web UI.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from mailroom.bounces.mime import parse as _parse_message
+from mailroom.bounces.reader import records_of
+from mailroom.bounces.record import FIELDS, BounceRecord
+from mailroom.bounces.ses import notification_records
+from mailroom.bounces.sources import messages
+
+__all__ = ["FIELDS", "BounceRecord", "parse", "read"]
+
+
+def parse(raw: bytes, source: str = "") -> list[BounceRecord]:
+    """The records of one message (empty when it is neither a bounce, a delay or success
+    report, a complaint, nor an automatic reply)."""
+    if raw.lstrip()[:1] == b"{":
+        return notification_records(raw, source)
+    return records_of(_parse_message(raw), source)
+
+
+def read(source: str | os.PathLike[str] | BinaryIO) -> Iterator[BounceRecord]:
+    """The records of every message in ``source``: a message file, an mbox, a Maildir, a
+    directory of message files, ``"-"`` (standard input) or an open binary file."""
+    for name, raw in messages(source):
+        yield from parse(raw, name)

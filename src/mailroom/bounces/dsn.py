@@ -1,0 +1,88 @@
+"""RFC 3464 delivery status notifications: the machine-readable part of a report.
+
+``multipart/report; report-type=delivery-status`` (RFC 6522) carries a
+``message/delivery-status`` part (or ``message/global-delivery-status``, RFC 6533): one block of
+fields about the message (Reporting-MTA, Arrival-Date, …) and one block per recipient
+(Final-Recipient, Action, Status, Remote-MTA, Diagnostic-Code, Last-Attempt-Date, …).
+:func:`status_blocks` finds the part anywhere in the report (some MTAs nest it, some forget the
+report type) and returns its blocks as dictionaries of lower-case field names.
+"""
+
+from __future__ import annotations
+
+from email.message import Message
+from email.parser import HeaderParser
+
+from mailroom.bounces.mime import part_bytes, walk
+
+__all__ = ["StatusBlocks", "status_blocks", "typed"]
+
+_STATUS_TYPES = ("message/delivery-status", "message/global-delivery-status")
+Fields = dict[str, str]
+StatusBlocks = tuple[Fields, list[Fields]]
+
+
+def _fields(block: Message) -> Fields:
+    found: Fields = {}
+    for name, value in block.items():
+        found.setdefault(name.lower(), " ".join(str(value).split()))
+    return found
+
+
+def _blocks_of_text(text: str) -> list[Fields]:
+    """Blocks separated by blank lines, each parsed as header fields (folding allowed)."""
+    text = text.replace("\r\n", "\n").strip("\n")
+    blocks: list[Fields] = []
+    for chunk in text.split("\n\n"):
+        if chunk.strip():
+            parsed = _fields(HeaderParser().parsestr(chunk.strip("\n") + "\n", headersonly=True))
+            if parsed:
+                blocks.append(parsed)
+    return blocks
+
+
+def status_blocks(message: Message) -> StatusBlocks | None:
+    """(per-message fields, [per-recipient fields]) from the report's status part, or None
+    when it has none."""
+    for part in walk(message):
+        if part.get_content_type() not in _STATUS_TYPES:
+            continue
+        payload = part.get_payload()
+        if isinstance(payload, list) and all(isinstance(p, Message) for p in payload):
+            blocks = [_fields(p) for p in payload if isinstance(p, Message)]
+            blocks = [b for b in blocks if b]
+        else:
+            blocks = _blocks_of_text(part_bytes(part).decode("utf-8", "replace"))
+        if not blocks:
+            continue
+        recipient_blocks = [
+            b for b in blocks if "final-recipient" in b or "original-recipient" in b
+        ]
+        first = blocks[0] if blocks[0] not in recipient_blocks else {}
+        # Some MTAs run the per-message fields into the first recipient's block.
+        if not first and recipient_blocks:
+            first = {k: v for k, v in recipient_blocks[0].items() if k in _MESSAGE_FIELDS}
+        return first, recipient_blocks
+    return None
+
+
+_MESSAGE_FIELDS = frozenset(
+    {
+        "reporting-mta",
+        "dsn-gateway",
+        "received-from-mta",
+        "arrival-date",
+        "original-envelope-id",
+        "x-postfix-sender",
+        "x-postfix-queue-id",
+        "x-mailroom-queue-id",
+    }
+)
+
+
+def typed(value: str) -> tuple[str, str]:
+    """A typed field, ``smtp; 550 …`` -> ("smtp", "550 …"); untyped -> ("", value)."""
+    kind, sep, rest = value.partition(";")
+    if sep and kind.strip() and " " not in kind.strip() and len(kind.strip()) <= 20:
+        return kind.strip().lower(), rest.strip()
+    return "", value.strip()

@@ -1,0 +1,102 @@
+"""Messages that come back but are not bounces: automatic replies (RFC 3834) and complaint
+reports (RFC 5965, the Abuse Reporting Format that mailbox providers send through feedback
+loops). A bounce processor must tell them apart: an out-of-office reply says the address works,
+a complaint says the recipient does not want the mail.
+"""
+
+from __future__ import annotations
+
+import re
+from email.message import Message
+
+from mailroom.bounces.dsn import status_blocks
+from mailroom.bounces.mime import address_of, header, iso_time, part_bytes, walk
+from mailroom.bounces.record import BounceRecord
+
+__all__ = ["autoreply", "feedback"]
+
+_FEEDBACK_TYPES = ("message/feedback-report",)
+_AUTO_SUBJECT = re.compile(
+    r"^(?:out of (?:the )?office|automatic reply|auto(?:matic)?[- ]?(?:reply|response)|"
+    r"auto:|vacation|abwesenheitsnotiz|r[ée]ponse automatique|absence|on leave|away)",
+    re.IGNORECASE,
+)
+
+
+def feedback(message: Message, source: str) -> list[BounceRecord]:
+    """One record for an RFC 5965 report (kind and reason ``feedback``), else []."""
+    for part in walk(message):
+        if part.get_content_type() not in _FEEDBACK_TYPES:
+            continue
+        fields: dict[str, str] = {}
+        payload = part.get_payload()
+        if isinstance(payload, list) and payload and isinstance(payload[0], Message):
+            for block in payload:
+                if isinstance(block, Message):
+                    for name, value in block.items():
+                        fields.setdefault(name.lower(), " ".join(str(value).split()))
+        else:
+            text = part_bytes(part).decode("utf-8", "replace").replace("\r\n", "\n")
+            for line in re.sub(r"\n[ \t]+", " ", text).splitlines():
+                name, sep, value = line.partition(":")
+                if sep and name.strip():
+                    fields.setdefault(name.strip().lower(), value.strip())
+        kind = fields.get("feedback-type", "").lower() or "abuse"
+        return [
+            BounceRecord(
+                kind="feedback",
+                recipient=address_of(fields.get("original-rcpt-to", "")),
+                reason="feedback",
+                reason_why=f"an RFC 5965 feedback report (Feedback-Type: {kind})",
+                sender=address_of(fields.get("original-mail-from", "")),
+                reporting_mta=fields.get("reporting-mta", "").partition(";")[2].strip()
+                or fields.get("user-agent", ""),
+                timestamp=iso_time(fields.get("arrival-date", "") or header(message, "Date")),
+                format="arf",
+                feedback_type=kind,
+                source=source,
+            )
+        ]
+    return []
+
+
+def is_autoreply(message: Message) -> str:
+    """Why ``message`` is an automatic reply ("" when it is not): RFC 3834's Auto-Submitted,
+    the headers of common responders, or an out-of-office subject."""
+    if status_blocks(message) is not None:
+        return ""  # a delivery report also says Auto-Submitted: auto-replied
+    submitted = header(message, "Auto-Submitted").lower()
+    if submitted.startswith("auto-replied"):
+        return "Auto-Submitted: auto-replied (RFC 3834)"
+    for name in ("X-Autoreply", "X-Autorespond", "X-Auto-Reply-From"):
+        if message.get(name):
+            return f"header {name}"
+    if header(message, "Precedence").lower() == "auto_reply":
+        return "Precedence: auto_reply"
+    subject = header(message, "Subject")
+    if _AUTO_SUBJECT.match(subject):
+        return f"subject '{subject[:40]}'"
+    return ""
+
+
+def autoreply(message: Message, source: str) -> list[BounceRecord]:
+    """One record (kind ``autoreply``, reason ``vacation``) for an automatic reply, else []."""
+    why = is_autoreply(message)
+    if not why:
+        return []
+    replied_to = header(message, "In-Reply-To") or header(message, "References").split(" ")[0]
+    return [
+        BounceRecord(
+            kind="autoreply",
+            recipient=address_of(header(message, "From")),
+            reason="vacation",
+            reason_why=f"an automatic reply: {why}",
+            action="delivered",
+            sender=address_of(header(message, "To")),
+            message_id=replied_to,
+            subject=header(message, "Subject"),
+            timestamp=iso_time(header(message, "Date")),
+            format="autoreply",
+            source=source,
+        )
+    ]

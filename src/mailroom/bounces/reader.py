@@ -1,0 +1,262 @@
+"""From one message to its records: what kind of report it is, who failed, and why.
+
+In order:
+
+1. a complaint (RFC 5965 ``message/feedback-report``): one ``feedback`` record;
+2. a delivery status notification (RFC 3464, in any MTA's dress): one record per recipient
+   block, its Diagnostic-Code completed from the report's own words where the block leaves it
+   empty or generic (Exim writes ``Status: 5.0.0`` and says the reason only in its text);
+3. a bounce without a status part, recognised by its sender or subject (MAILER-DAEMON,
+   "Undelivered Mail", "failure notice", …) and read by the structure of its words (qmail,
+   Sendmail, Exim, Gmail, Yahoo, Exchange): one record per address it names;
+4. an automatic reply (RFC 3834): one ``autoreply`` record (reason ``vacation``).
+
+Anything else gives no record. The reason is :func:`mailroom.codes.classify`'s, given the
+diagnostic, the command the report says it answered, and the Status field; a report that gave
+up (``failed``) with only a temporary status or a network complaint is ``expired``.
+"""
+
+from __future__ import annotations
+
+import re
+from email.message import Message
+
+from mailroom.bounces.dsn import status_blocks, typed
+from mailroom.bounces.mime import address_of, header, human_text, iso_time, returned_headers
+from mailroom.bounces.other_reports import autoreply, feedback
+from mailroom.bounces.record import BounceRecord
+from mailroom.bounces.text_formats import is_bounce_text, per_address, producer
+from mailroom.codes import EnhancedStatus, classify
+from mailroom.codes.reason_codes import GENERIC_STATUS
+from mailroom.codes.reasons import is_hard
+from mailroom.codes.reply_facts import read_facts
+
+__all__ = ["records_of"]
+
+_KIND_OF_ACTION = {
+    "failed": "bounce",
+    "delayed": "delay",
+    "delivered": "success",
+    "relayed": "success",
+    "expanded": "success",
+}
+# A failed report that only says it could not get through gave up waiting: expired.
+_GAVE_UP = frozenset({"networkerror", "expired", "onhold", "undefined", "systemerror"})
+_DELAY_WORDS = re.compile(
+    r"has not yet been delivered|has been delayed|delivery (?:is )?delayed|will (?:continue|be) "
+    r"(?:to )?(?:retr|tr)|still being retried|transient non-fatal|warning: message",
+    re.IGNORECASE,
+)
+_ENHANCED = re.compile(r"(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?![\w.]?\d)")
+
+
+class _Original:
+    """What the report says about the message it is about."""
+
+    def __init__(self, message: Message, fields: dict[str, str]) -> None:
+        returned = returned_headers(message)
+        self.message_id = header(returned, "Message-ID") if returned is not None else ""
+        self.subject = header(returned, "Subject") if returned is not None else ""
+        sender = address_of(fields.get("x-postfix-sender", ""))
+        if not sender and returned is not None:
+            sender = address_of(header(returned, "Return-Path"))
+        if not sender:
+            # A report goes to the envelope sender of the message it is about.
+            sender = address_of(header(message, "Delivered-To") or header(message, "To"))
+        if not sender and returned is not None:
+            sender = address_of(header(returned, "From"))
+        self.sender = sender
+
+
+def _status_of(text: str) -> EnhancedStatus | None:
+    try:
+        return EnhancedStatus.parse(text.strip())
+    except ValueError:
+        return None
+
+
+def _best_status(field: str, diagnostic: str) -> str:
+    """The Status field, unless it is generic (X.0.0) and the diagnostic holds a more specific
+    code of the same class."""
+    status = _status_of(field)
+    found = _ENHANCED.search(diagnostic)
+    inner = _status_of(".".join(found.groups())) if found else None
+    if inner is not None and (
+        status is None
+        or ((status.subject, status.detail) == (0, 0) and inner.status_class == status.status_class)
+    ):
+        return str(inner)
+    return str(status) if status is not None else ""
+
+
+def _record(
+    *,
+    kind: str,
+    recipient: str,
+    action: str,
+    status_field: str,
+    diagnostic: str,
+    diagnostic_type: str,
+    words: str,
+    remote_mta: str,
+    reporting_mta: str,
+    original: _Original,
+    original_recipient: str,
+    timestamp: str,
+    report_format: str,
+    source: str,
+) -> BounceRecord:
+    status = _best_status(status_field, f"{diagnostic} {words}")
+    # The words for a person often say more than an empty or generic Diagnostic-Code.
+    said = diagnostic
+    if words and (not diagnostic or _ENHANCED.search(diagnostic) is None):
+        said = f"{words} {diagnostic}".strip() if diagnostic not in words else words
+    own = _status_of(status)
+    if (
+        diagnostic_type not in ("smtp", "lmtp", "")
+        and own is not None
+        and (
+            own.subject,
+            own.detail,
+        )
+        not in GENERIC_STATUS
+    ):
+        # The reporting MTA's own words about its own delivery come with its own verdict:
+        # a specific Status it wrote is that verdict (Postfix: "x-unix; input/output error",
+        # Status: 5.2.2).
+        verdict = classify(status)
+    else:
+        # The command the report's words say the failure answered ("after RCPT TO:"), when
+        # the Diagnostic-Code alone does not say it.
+        told = read_facts(words) if words else None
+        command = told.command if told is not None and told.command_from == "wrapper" else None
+        verdict = classify(said or status or action, command=command, status=status or None)
+    reason, why = verdict.reason, verdict.why
+    permanent = action == "failed" or (not action and status.startswith("5"))
+    if action == "failed" and reason in _GAVE_UP and (not status or status.startswith("4")):
+        reason = "expired"
+        why = f"reported failed with {status or 'no'} status after retrying ({verdict.why})"
+    elif action == "delayed" and reason in _GAVE_UP:
+        # Not yet through, for no reason beyond the network: the time is running (Sisimai
+        # names delay notices so).
+        reason = "expired"
+        why = f"still being retried ({verdict.why})"
+    if kind == "success":
+        reason, why = "delivered", f"Action: {action}"
+    bounce_type = ""
+    if kind == "bounce":
+        bounce_type = "hard" if is_hard(reason, permanent) else "soft"
+    return BounceRecord(
+        kind=kind,
+        recipient=recipient,
+        reason=reason,
+        reason_why=why,
+        action=action,
+        status=status,
+        bounce_type=bounce_type,
+        diagnostic_code=diagnostic or words,
+        diagnostic_type=diagnostic_type or ("text" if words else ""),
+        command=verdict.command or "",
+        remote_mta=remote_mta,
+        reporting_mta=reporting_mta,
+        sender=original.sender,
+        original_recipient=original_recipient,
+        message_id=original.message_id,
+        subject=original.subject,
+        timestamp=timestamp,
+        format=report_format,
+        source=source,
+    )
+
+
+def _words_for(recipient: str, said: list[tuple[str, str]]) -> str:
+    for address, words in said:
+        if address.lower() == recipient.lower():
+            return words
+    return said[0][1] if len(said) == 1 else ""
+
+
+def _from_status_part(message: Message, source: str) -> list[BounceRecord] | None:
+    blocks = status_blocks(message)
+    if blocks is None:
+        return None
+    head, recipients = blocks
+    text = human_text(message)
+    said = per_address(text)
+    status_text = "\n".join(f"{k}: {v}" for b in (head, *recipients) for k, v in b.items())
+    made_by = producer(message, text, status_text)
+    report_format = f"rfc3464:{made_by}" if made_by else "rfc3464"
+    original = _Original(message, head)
+    records = []
+    for block in recipients:
+        recipient = address_of(block.get("final-recipient") or block.get("original-recipient", ""))
+        action = block.get("action", "").lower().split()[0] if block.get("action") else ""
+        diagnostic_type, diagnostic = typed(block.get("diagnostic-code", ""))
+        reporting = typed(head.get("reporting-mta", ""))[1]
+        when = block.get("last-attempt-date") or head.get("arrival-date") or header(message, "Date")
+        records.append(
+            _record(
+                kind=_KIND_OF_ACTION.get(action, "bounce"),
+                recipient=recipient,
+                action=action,
+                status_field=block.get("status", ""),
+                diagnostic=diagnostic,
+                diagnostic_type=diagnostic_type,
+                words=_words_for(recipient, said),
+                remote_mta=typed(block.get("remote-mta", ""))[1],
+                reporting_mta=reporting,
+                original=original,
+                original_recipient=address_of(block.get("original-recipient", "")),
+                timestamp=iso_time(when),
+                report_format=report_format,
+                source=source,
+            )
+        )
+    return records
+
+
+def _from_words(message: Message, source: str) -> list[BounceRecord]:
+    if not is_bounce_text(message):
+        return []
+    text = human_text(message)
+    said = per_address(text)
+    failed = [a.strip() for a in header(message, "X-Failed-Recipients").split(",") if a.strip()]
+    if not said and failed:
+        said = [(address, text) for address in failed]
+    if not said:
+        return []
+    made_by = producer(message, text) or "text"
+    delayed = bool(_DELAY_WORDS.search(text) or _DELAY_WORDS.search(header(message, "Subject")))
+    action = "delayed" if delayed else "failed"
+    original = _Original(message, {})
+    reporting = address_of(header(message, "From")).rpartition("@")[2]
+    return [
+        _record(
+            kind="delay" if delayed else "bounce",
+            recipient=address,
+            action=action,
+            status_field="",
+            diagnostic="",
+            diagnostic_type="",
+            words=words,
+            remote_mta="",
+            reporting_mta=reporting,
+            original=original,
+            original_recipient="",
+            timestamp=iso_time(header(message, "Date")),
+            report_format=made_by,
+            source=source,
+        )
+        for address, words in said
+    ]
+
+
+def records_of(message: Message, source: str) -> list[BounceRecord]:
+    """The records of one parsed message (none when it is not a report of any kind)."""
+    found = feedback(message, source)
+    if found:
+        return found
+    from_status = _from_status_part(message, source)
+    if from_status:
+        return from_status
+    return _from_words(message, source) or autoreply(message, source)

@@ -1,0 +1,200 @@
+"""mailroom.bounces on the corpus: reports Postfix, Exim, Dovecot and mailroom sent back when
+they were sent mail that must fail (tests/data/bounces/<mta>/, made by tests.bounces.generate,
+each file's records written down as the case was built, in expected.json), and hand-written
+samples of the formats no local MTA can produce (tests/data/bounces/synthetic/, each marked
+X-Synthetic). Also the sources (mbox, Maildir, stdin), the command line, and robustness."""
+
+from __future__ import annotations
+
+import json
+import mailbox
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import mailroom.bounces
+from mailroom.bounces import FIELDS, BounceRecord
+from mailroom.codes.reasons import REASONS
+
+CORPUS = Path(__file__).resolve().parent.parent / "data" / "bounces"
+
+
+def _expected() -> dict[str, list[dict[str, Any]]]:
+    found = json.loads((CORPUS / "expected.json").read_text())
+    found.update(json.loads((CORPUS / "synthetic" / "expected.json").read_text()))
+    return found
+
+
+EXPECTED = _expected()
+
+
+def check(records: list[BounceRecord], wanted: list[dict[str, Any]]) -> None:
+    """Every wanted record is there, with the wanted values, and nothing else."""
+    by_recipient = {r.recipient: r for r in records}
+    assert len(records) == len(wanted), [r.to_dict() for r in records]
+    for want in wanted:
+        record = by_recipient.get(want["recipient"])
+        assert record is not None, f"no record for {want['recipient']}: {records}"
+        got = {key: getattr(record, key) for key in want}
+        assert got == want, record.to_dict()
+        assert record.reason in REASONS, record
+        assert record.reason_why, record
+
+
+def test_the_corpus_has_every_mta_and_format() -> None:
+    producers = {name.split("/")[0] for name in EXPECTED}
+    assert producers == {"postfix", "exim", "dovecot", "mailroom", "synthetic"}
+    assert len([n for n in EXPECTED if not n.startswith("synthetic/")]) >= 30
+    for path in (CORPUS / "synthetic").iterdir():
+        if path.name != "expected.json":
+            assert b"ynthetic" in path.read_bytes()[:300], path  # marked as hand-written
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_corpus_file(name: str) -> None:
+    records = list(mailroom.bounces.read(CORPUS / name))
+    check(records, EXPECTED[name])
+    for record in records:
+        assert record.source.endswith(Path(name).name)
+
+
+def test_a_generated_bounce_in_detail() -> None:
+    """Exim 4.96 writes Status: 5.0.0 and no command in its DSN; its text says the rest."""
+    [record] = mailroom.bounces.read(CORPUS / "exim" / "remote-unknown-user.eml")
+    assert record.kind == "bounce"
+    assert record.status == "5.1.1"  # from the diagnostic, more specific than 5.0.0
+    assert record.command == "RCPT"  # "SMTP error from remote mail server after RCPT TO:"
+    assert record.diagnostic_type == "smtp"
+    assert record.diagnostic_code.startswith("550 5.1.1 <ghost@receiver.test>")
+    assert record.remote_mta == "127.0.0.1"
+    assert record.reporting_mta == "exim.test"
+    assert record.sender == "sender@collect.test"
+    assert record.message_id == "<remote-unknown-user.exim@bounces.test>"
+    assert record.subject == "bounce case exim/remote-unknown-user"
+    assert record.bounce_type == "hard"
+    assert record.format == "rfc3464:exim"
+    assert record.timestamp.endswith("Z") and record.timestamp[:2] == "20"
+
+
+def test_hard_and_soft() -> None:
+    kinds = {r.recipient: r.bounce_type for r in mailroom.bounces.read(CORPUS / "postfix")}
+    assert kinds["ghost@receiver.test"] == "hard"
+    assert kinds["tiny@lmtp.test"] == "soft"  # over quota: may work later
+    assert kinds["spam@receiver.test"] == "soft"
+
+
+def test_not_a_report_gives_no_record() -> None:
+    plain = b"From: a@example.test\r\nTo: b@example.test\r\nSubject: hi\r\n\r\nHello.\r\n"
+    assert mailroom.bounces.parse(plain) == []
+    assert mailroom.bounces.parse(b"") == []
+    assert mailroom.bounces.parse(b'{"notificationType": "Delivery"}') == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=2000))
+def test_any_bytes_give_records_or_nothing(data: bytes) -> None:
+    for record in mailroom.bounces.parse(data):
+        assert isinstance(record, BounceRecord)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_damaged_reports_do_not_raise(data: st.DataObject) -> None:
+    raw = (CORPUS / "postfix" / "two-unknown-users.eml").read_bytes()
+    cut = data.draw(st.integers(0, len(raw)))
+    noise = data.draw(st.binary(max_size=50))
+    mailroom.bounces.parse(raw[:cut] + noise + raw[cut:])
+
+
+# -- sources ------------------------------------------------------------------------------------
+
+
+def _all_reports() -> list[Path]:
+    return sorted(p for p in CORPUS.rglob("*.eml"))
+
+
+def test_an_mbox_is_read_message_by_message(tmp_path: Path) -> None:
+    box = mailbox.mbox(tmp_path / "bounces.mbox")
+    files = _all_reports()[:6]
+    for path in files:
+        box.add(path.read_bytes())
+    box.flush()
+    records = list(mailroom.bounces.read(tmp_path / "bounces.mbox"))
+    direct = [r for p in files for r in mailroom.bounces.read(p)]
+    assert [(r.recipient, r.reason) for r in records] == [(r.recipient, r.reason) for r in direct]
+    assert {r.source.rsplit("#", 1)[1] for r in records} == {str(i) for i in range(1, 7)}
+
+
+def test_a_maildir_is_read_each_message_once(tmp_path: Path) -> None:
+    box = mailbox.Maildir(tmp_path / "Maildir")
+    files = _all_reports()[:5]
+    for path in files:
+        box.add(path.read_bytes())
+    # One message already seen (moved to cur/), one still being written (tmp/: not read).
+    key = next(iter(box.keys()))
+    message = box[key]
+    message.set_subdir("cur")
+    box[key] = message
+    (tmp_path / "Maildir" / "tmp" / "half-written").write_bytes(files[0].read_bytes())
+    records = list(mailroom.bounces.read(tmp_path / "Maildir"))
+    direct = [r for p in files for r in mailroom.bounces.read(p)]
+    assert sorted((r.recipient, r.message_id) for r in records) == sorted(
+        (r.recipient, r.message_id) for r in direct
+    )
+
+
+def test_a_directory_is_read_file_by_file() -> None:
+    records = list(mailroom.bounces.read(CORPUS))
+    assert len(records) == sum(len(v) for v in EXPECTED.values())
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+
+def mailroom_cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "mailroom", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_command_writes_json_lines() -> None:
+    result = mailroom_cli("bounces", str(CORPUS / "postfix"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.decode().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len(records) == sum(len(v) for k, v in EXPECTED.items() if k.startswith("postfix/"))
+    assert all(tuple(r) == FIELDS for r in records)
+
+
+def test_command_writes_csv_and_reads_stdin() -> None:
+    raw = (CORPUS / "synthetic" / "qmail-text.eml").read_bytes()
+    result = mailroom_cli("bounces", "--csv", "-", stdin=raw)
+    assert result.returncode == 0, result.stderr
+    header, *rows = result.stdout.decode().splitlines()
+    assert header.split(",") == list(FIELDS)
+    assert len(rows) == 2 and rows[0].startswith("bounce,nobody@example.org,userunknown,")
+
+
+def test_command_filters_kinds() -> None:
+    result = mailroom_cli("bounces", "--kind", "feedback", "--kind", "autoreply", str(CORPUS))
+    kinds = sorted(json.loads(line)["kind"] for line in result.stdout.decode().splitlines())
+    assert kinds == ["autoreply", "feedback"]
+    hard = mailroom_cli("bounces", "--hard", str(CORPUS / "mailroom"))
+    assert {json.loads(line)["bounce_type"] for line in hard.stdout.decode().splitlines()} == {
+        "hard"
+    }
+
+
+def test_command_says_when_the_source_is_missing(tmp_path: Path) -> None:
+    result = mailroom_cli("bounces", str(tmp_path / "nothing"))
+    assert result.returncode == 2
+    assert b"no such file" in result.stderr
