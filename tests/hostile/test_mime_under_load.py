@@ -34,7 +34,9 @@ NOOP_CLIENTS = 12
 MESSAGE_CLIENTS = 4
 API_BOUND = 2.0  # seconds, each answer
 WEB_DELAY_BOUND = 0.100  # seconds the web may add to an SMTP reply (p99 against the baseline)
-WORST_REPLY_BOUND = 0.5  # seconds: no single SMTP reply, whatever the machine is doing
+# Seconds no single SMTP reply may take: generous, since on a shared 2-core machine a reply
+# without any web load took up to 0.35 s in one run; the code before the fix stalled 3.5 s.
+WORST_REPLY_BOUND = 1.0
 
 WEB_CLIENT = r"""
 import asyncio, json, sys, time
@@ -207,6 +209,10 @@ def test_complex_mime_under_smtp_load(tmp_path: Path) -> None:
         "smtp_with_web_p99_ms": round(_p(during, 0.99) * 1000, 2),
         "smtp_with_web_max_ms": round(max(during) * 1000, 2),
         "messages_sent_with_web": sent,
+        "api_slowest": [
+            [path.split("/")[-1][:24], round(seconds, 3)]
+            for path, _, seconds in sorted(answers, key=lambda a: -a[2])[:3]
+        ],
     }
     print("\ncomplex MIME under load:", json.dumps(report))
     assert statuses <= {200, 404}, answers
