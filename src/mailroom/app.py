@@ -5,8 +5,11 @@ The parts, in the order they are built:
 
 1. credentials (the password file, or the mail server's users), and a DNS resolver in the
    mail server mode;
-2. the policy chain: the policy that decides (the catcher's, or the mail server's) inside the
-   AUTH brute-force guard, inside the fault injector (:func:`build_policy`);
+2. the policy chain: the policy that decides (the catcher's, or the mail server's) inside
+   email authentication (the mail server mode), inside the AUTH brute-force guard, inside the
+   fault injector (:func:`build_policy`); with authentication, dkimpy's RSA by OpenSSL
+   (:func:`~mailroom.authentication.rsa.use_openssl_rsa_in_dkimpy`), and at start its DKIM
+   keys and SRS secret from the data directory;
 3. the store, the back end the configuration names (:func:`open_store`);
 4. the records: session transcripts, the live-event hub, the counters;
 5. the SMTP server, given all of the above (:class:`~mailroom.server.SMTPServer`);
@@ -40,6 +43,7 @@ from mailroom.config import Config, ConfigError
 from mailroom.filemodes import DIRECTORY_MODE, private_dir, private_tree
 from mailroom.logsafe import quoted
 from mailroom.policy import AcceptAny, CatcherPolicy, CredentialStore, PasswordFile, Policy
+from mailroom.policy.authentication import AuthenticationPolicy
 from mailroom.policy.authguard import AuthGuard, AuthLimits
 from mailroom.policy.credentials import DirectoryCredentials
 from mailroom.policy.faults import FaultInjector, FaultRule
@@ -57,6 +61,7 @@ from mailroom.store.maildir import MaildirStore
 from mailroom.store.null import NullStore
 
 if TYPE_CHECKING:
+    from mailroom.authentication.outbound import Outbound
     from mailroom.delivery import QueueRunner
     from mailroom.policy.base import SessionView
     from mailroom.web import WebServer
@@ -98,6 +103,8 @@ class PolicyChain:
     auth_guard: AuthGuard
     decider: Policy  # the innermost: the catcher's, the mail server's, or one given
     mail_policy: MailServerPolicy | None  # the decider, in the mail server mode
+    # SPF, DKIM, DMARC, ARC, iprev around the mail server's own policy (not one given)
+    authentication: AuthenticationPolicy | None = None
 
     @property
     def head(self) -> Policy:
@@ -112,18 +119,27 @@ def build_policy(
     *,
     decider: Policy | None = None,
 ) -> PolicyChain:
-    """The policy chain: the decider, inside the AUTH brute-force guard, inside the fault
-    injector (rules are checked first; with none they cost a check).
-
-    A stage that judges the message itself (email authentication: SPF at MAIL, DKIM and DMARC
-    at the end of data) wraps the decider here, inside the guard, the same way."""
+    """The policy chain: the decider, inside email authentication (the mail server's own
+    policy: SPF at MAIL, DKIM, ARC and DMARC at the end of data), inside the AUTH brute-force
+    guard, inside the fault injector (rules are checked first; with none they cost a check).
+    A decider given (tests) is used as it is, without authentication."""
+    authentication = None
     if decider is None and config.mail is not None:
         decider = MailServerPolicy(config.mail.rules, config.mail.directory, credentials, resolver)
+        if resolver is not None:
+            authentication = AuthenticationPolicy(
+                decider,
+                config.mail.authentication,
+                lookup=resolver.lookup,
+                hostname=config.hostname,
+                trusted=decider.may_relay,
+                is_local_domain=config.mail.directory.is_local_domain,
+            )
     elif decider is None:
         decider = CatcherPolicy(credentials)
     mail_policy = decider if isinstance(decider, MailServerPolicy) else None
     auth_guard = AuthGuard(
-        decider,
+        authentication or decider,
         AuthLimits(
             max_failures=config.max_auth_failures,
             window=config.auth_failure_window,
@@ -135,7 +151,7 @@ def build_policy(
     faults = FaultInjector(auth_guard, hostname=config.hostname, on_fire=note_fault)
     for rule in config.faults:
         faults.add(rule)
-    return PolicyChain(faults, auth_guard, decider, mail_policy)
+    return PolicyChain(faults, auth_guard, decider, mail_policy, authentication)
 
 
 def note_fault(session: SessionView, rule: FaultRule) -> None:
@@ -228,6 +244,11 @@ class Mailroom:
         self.faults = chain.faults
         self.auth_guard = chain.auth_guard
         self.mail_policy = chain.mail_policy
+        self.authentication = chain.authentication
+        if self.authentication is not None:
+            from mailroom.authentication.rsa import use_openssl_rsa_in_dkimpy
+
+            use_openssl_rsa_in_dkimpy()  # once per process; dkimpy's own RSA if it fails a check
         self.hub = Hub()
         self.metrics = Metrics()
         self.transcripts = TranscriptLog(config.transcripts, self.hub)
@@ -246,7 +267,10 @@ class Mailroom:
         config = self.config
         private_data_dir(config.data)
         ssl_context = tls_context(config)
-        store = self.store = open_store(config, asyncio.get_running_loop())
+        store = open_store(config, asyncio.get_running_loop())
+        if self.authentication is not None:
+            self._start_authentication(store)  # before anything runs: its keys may be unreadable
+        self.store = store
         store.start()
         if self.mail_policy is not None and isinstance(store, MaildirStore):
             self.mail_policy.usage = store.usage  # quotas: octets in each local mailbox
@@ -281,6 +305,43 @@ class Mailroom:
             await self.stop()
             raise
 
+    def _start_authentication(self, store: Store) -> None:
+        """DKIM keys and the SRS secret from the data directory; the null store keeps each
+        message until its end, for the checks to read."""
+        from mailroom.authentication.keys import load_keys
+        from mailroom.authentication.srs import SRS, load_secret
+
+        assert self.authentication is not None and self.config.mail is not None
+        settings = self.config.mail.authentication
+        directory = self.config.mail.directory
+        if settings.sign:
+            self.authentication.keys = load_keys(self.config.data)
+            for domain, keys in self.authentication.keys.items():
+                log.info(
+                    "DKIM: signing for %s with %s",
+                    domain,
+                    ", ".join(f"{k.selector} ({k.algorithm})" for k in keys),
+                )
+        domain = settings.srs_domain or directory.primary_domain or ""
+        if settings.srs and domain:
+            self.authentication.srs = SRS(load_secret(self.config.data), domain)
+        if isinstance(store, NullStore):
+            store.keep_messages = True
+
+    def _outbound(self) -> Outbound | None:
+        """SRS and ARC sealing for forwards, if email authentication is on."""
+        from mailroom.authentication.outbound import Outbound
+
+        if self.authentication is None or self.config.mail is None:
+            return None
+        return Outbound(
+            authserv_id=self.authentication.authserv_id,
+            is_local_domain=self.config.mail.directory.is_local_domain,
+            srs=self.authentication.srs,
+            keys=self.authentication.keys,
+            seal=self.config.mail.authentication.arc_seal,
+        )
+
     async def _start_runner(self, store: MaildirStore) -> None:
         """The outbound queue's runner: it resumes what is queued on disk, is woken by the
         store for each new entry, and hands its reports (bounces) to :meth:`inject`."""
@@ -293,6 +354,7 @@ class Mailroom:
             hostname=self.config.hostname,
             resolver=self.resolver,
             deliver_local=self.inject,
+            outbound=self._outbound(),
         )
         store.on_queued = self.runner.wake
         await self.runner.start()
@@ -403,6 +465,8 @@ class Mailroom:
             hostname=self.config.hostname,
             deliveries=deliveries,
         )
+        if self.authentication is not None:
+            message = await self.authentication.sign_own(message)  # DKIM, as a user's mail is
         writer = self.store.begin(envelope)
         writer.write(message)
         result = writer.commit()

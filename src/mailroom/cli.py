@@ -226,6 +226,27 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         f"{len(mail.directory.users)} users, {len(mail.directory.aliases)} aliases, "
         f"{len(mail.queue.routes)} routes; local delivery to {local}; listeners {listeners}"
     )
+    auth = mail.authentication
+    print(
+        f"  authentication on mx listeners: spf {auth.spf}, dkim {auth.dkim}, dmarc {auth.dmarc}, "
+        f"iprev {auth.iprev}, arc {auth.arc}; signing {'on' if auth.sign else 'off'}, "
+        f"SRS {'on' if auth.srs else 'off'}, ARC sealing {'on' if auth.arc_seal else 'off'}"
+    )
+    from mailroom.authentication.keys import KeyFileError, load_keys
+
+    try:
+        keys = load_keys(config.data)
+    except KeyFileError as exc:
+        print(f"mailroom check-config: DKIM key: {exc}", file=sys.stderr)
+        return 2
+    for domain in sorted(mail.directory.domains):
+        found = keys.get(domain, ())
+        if found:
+            print(f"  DKIM {domain}: " + ", ".join(f"{k.selector} ({k.algorithm})" for k in found))
+        elif auth.sign:
+            print(
+                f"  DKIM {domain}: no key (mailroom dkim keygen {domain}); its mail goes unsigned"
+            )
     return 0
 
 
@@ -530,8 +551,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_send(commands)
     _add_sendmail(commands)
     from mailroom.delivery.commands import add_queue_command
+    from mailroom.dns_commands import add_dns_commands
 
     add_queue_command(commands, data_dir_of=_data_dir_of)
+    add_dns_commands(commands)
     from mailroom.bounces.command import add_bounces_command
 
     add_bounces_command(commands)

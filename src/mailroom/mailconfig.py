@@ -1,6 +1,6 @@
 """The mail server mode's part of ``mailroom.toml``: domains, users, aliases, listeners with
-roles, policy, queue, routes and relay. ``mailroom check-config`` reports each error with the
-line it is on.
+roles, policy, queue, routes, relay and email authentication. ``mailroom check-config`` reports
+each error with the line it is on.
 
     hostname = "mx.example.test"
     data = "/var/lib/mailroom"
@@ -37,6 +37,9 @@ line it is on.
 
     [local_delivery]
     lmtp = "127.0.0.1:24"       # local users' mail to an LMTP server (Dovecot) via the queue
+
+    [authentication]            # SPF, DKIM, DMARC, ARC, iprev; signing, SRS, ARC sealing
+    dmarc = "enforce"           # (mailroom.authentication.settings has every setting)
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from mailroom.authentication.settings import AuthenticationSettings, SettingsError
 from mailroom.policy.directory import Directory, DirectoryError
 from mailroom.policy.mailserver import MailServerRules
 from mailroom.queue.settings import QueueSettings, RelayHost
@@ -67,6 +71,7 @@ MAIL_SECTIONS = (
     "local_delivery",
     "dns_servers",
     "case_insensitive_local_part",
+    "authentication",
 )
 ROLES = ("catcher", "mx", "submission", "submissions")
 
@@ -88,6 +93,10 @@ class MailServerConfig:
     credentials: dict[str, tuple[str, str | None]]
     # [local_delivery] lmtp: the LMTP server local users' mail goes to (None: Maildirs)
     lmtp: RelayHost | None = None
+    # [authentication]: SPF, DKIM, DMARC, ARC, iprev on mx listeners; signing, SRS, sealing
+    authentication: AuthenticationSettings = dataclasses.field(
+        default_factory=AuthenticationSettings
+    )
 
     @classmethod
     def from_toml(cls, data: Mapping[str, Any], *, hostname: str) -> MailServerConfig:
@@ -117,12 +126,27 @@ class MailServerConfig:
                     )
             rules = dataclasses.replace(rules, local_delivery="lmtp")
             queue = dataclasses.replace(queue, local_lmtp=lmtp, local_domains=directory.domains)
+        try:
+            authentication = AuthenticationSettings.from_toml(data.get("authentication"))
+        except SettingsError as exc:
+            where = ("authentication", exc.key) if exc.key else ("authentication",)
+            raise MailConfigError(str(exc), where) from None
+        if authentication.dkim_required_domains and authentication.dkim == "off":
+            raise MailConfigError(
+                'authentication: dkim_required_domains needs dkim = "record"',
+                ("authentication", "dkim_required_domains"),
+            )
+        if authentication.srs_domain and not directory.is_local_domain(authentication.srs_domain):
+            raise MailConfigError(
+                f"authentication: srs_domain {authentication.srs_domain} is not a local domain",
+                ("authentication", "srs_domain"),
+            )
         credentials = {
             user.address: (user.password_hash, user.scram)
             for user in directory.mailbox_users()
             if user.password_hash
         }
-        return cls(directory, rules, queue, credentials, lmtp)
+        return cls(directory, rules, queue, credentials, lmtp, authentication)
 
 
 def _local_delivery(table: Any) -> RelayHost | None:

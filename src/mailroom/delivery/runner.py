@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from mailroom.authentication.outbound import Outbound
 from mailroom.client import (
     ConnectionFailed,
     MailOptions,
@@ -125,6 +126,7 @@ class QueueRunner:
         clock: Callable[[], float] = _now,
         linger: float = LINGER,
         control_interval: float = CONTROL_INTERVAL,
+        outbound: Outbound | None = None,
     ) -> None:
         self.spool = spool
         self.settings = settings
@@ -137,6 +139,8 @@ class QueueRunner:
         limit = return_limit if return_limit is not None else settings.bounce_size_limit
         self.dsn_options = DSNOptions(hostname, limit, settings.max_age)
         self.clock = clock
+        # Forwards leave with an SRS sender and an ARC seal (mailroom.authentication.outbound).
+        self.outbound = outbound
         self.linger = linger
         self.control_interval = control_interval
         self.entries: dict[str, QueueEntry] = {}
@@ -473,6 +477,10 @@ class QueueRunner:
     async def _transact(self, session: Session, job: _Job) -> None:
         entry = job.entry
         message = await asyncio.to_thread(self.spool.message_path(entry.id).read_bytes)
+        sender = entry.sender
+        if self.outbound is not None and not session.client.lmtp:
+            message = await self.outbound.message(message, entry.sender)
+            sender = self.outbound.sender(entry.sender)
         remaining = [r for r in job.recipients if not r.done]
         options = MailOptions(
             body="BINARYMIME" if entry.body == "BINARYMIME" else None,
@@ -496,7 +504,7 @@ class QueueRunner:
             ]
             try:
                 result = await session.client.send(
-                    message, sender=entry.sender, recipients=rcpts, options=options
+                    message, sender=sender, recipients=rcpts, options=options
                 )
             except MessageRefused as refused:
                 result = refused.result
