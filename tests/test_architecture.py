@@ -36,6 +36,8 @@ LAYERS: dict[str, tuple[int, str]] = {
     "mailroom": (0, "the package: its version"),
     "mailroom.codes": (0, "the reply model and catalogue, explain, classification"),
     "mailroom.settings_types": (0, "plain values settings are made of: Listener, sizes"),
+    "mailroom.logsafe": (0, "a peer's text made fit for one log line (escapes)"),
+    "mailroom.filemodes": (0, "the data directory private: 0700 directories, 0600 files"),
     # 1 -- the sans-IO protocol: both sides of SMTP over codes
     "mailroom.protocol": (1, "SMTP as pure state machines: no sockets, no clock"),
     # 2 -- the parts that decide, keep and talk, each over the protocol

@@ -80,6 +80,8 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, object]:
         "log_level",
         "web",
         "web_auth",
+        "web_auth_file",
+        "web_users",
         "release_smtp",
         "max_auth_failures",
         "auth_failure_window",
@@ -480,12 +482,26 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     add(
         "--web",
         metavar="HOST:PORT|off",
-        help="the web UI and HTTP API (default 127.0.0.1:8025; off to disable)",
+        help="the web UI and HTTP API (the catcher's default 127.0.0.1:8025; a mail server's "
+        "is off unless given, and needs credentials)",
     )
     add(
         "--web-auth",
         metavar="USER:PASSWORD",
-        help="HTTP basic auth for the web UI and API (needed to bind beyond loopback quietly)",
+        help="HTTP basic auth for the web UI and API; visible to local users in the process "
+        "list: prefer --web-auth-file or MAILROOM_WEB_AUTH",
+    )
+    add(
+        "--web-auth-file",
+        type=Path,
+        metavar="FILE",
+        help="a file whose first line is USER:PASSWORD for the web UI and API",
+    )
+    add(
+        "--web-users",
+        type=Path,
+        metavar="FILE",
+        help="web users with argon2 passwords (lines from `mailroom passwd`)",
     )
     add(
         "--web-allowed-host",

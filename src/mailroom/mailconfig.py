@@ -110,8 +110,7 @@ class MailServerConfig:
             directory = Directory.from_config(data)
         except DirectoryError as exc:
             text = str(exc)
-            section = text.split(":", 1)[0]
-            raise MailConfigError(text, (section,)) from None
+            raise MailConfigError(text, exc.key or (text.split(":", 1)[0],)) from None
         if not directory.domains:
             raise MailConfigError(
                 "domains: the mail server mode needs at least one local domain", ("domains",)
@@ -200,7 +199,7 @@ def _rules(table: Mapping[str, Any], hostname: str) -> MailServerRules:
         name = key.replace("-", "_")
         if name not in known:
             raise MailConfigError(f"policy: unknown setting {key!r}", ("policy", key))
-        if name in ("greylist_delay", "greylist_expiry"):
+        if name in ("greylist_delay", "greylist_expiry", "dns_timeout"):
             try:
                 value = parse_duration(value)
             except ValueError as exc:
@@ -214,6 +213,10 @@ def _rules(table: Mapping[str, Any], hostname: str) -> MailServerRules:
                 raise MailConfigError(
                     f"policy: {key}: a list of networks like '192.0.2.0/24'", ("policy", key)
                 ) from None
+        if name == "dns_timeout" and value <= 0:
+            raise MailConfigError("policy: dns_timeout must be positive", ("policy", key))
+        if name in ("success_reports", "forward_bounces") and value not in ("trusted", "all"):
+            raise MailConfigError(f"policy: {key} is 'trusted' or 'all'", ("policy", key))
         if name == "full_mailbox" and value not in ("temporary", "permanent"):
             raise MailConfigError(
                 "policy: full_mailbox is 'temporary' or 'permanent'", ("policy", key)
@@ -240,7 +243,16 @@ def locate(text: str, key: tuple[str, ...]) -> int | None:
         return None
     if not rest:
         return start
-    inner = re.compile(rf'^\s*"?{re.escape(rest[0])}"?\s*=')
+    # The key as written in TOML: quotes and backslashes inside a quoted key are escaped.
+    name = "|".join(
+        re.escape(text) for text in {rest[0], rest[0].replace("\\", "\\\\").replace('"', '\\"')}
+    )
+    # A table of its own: [users."alice@example.test"]
+    table = re.compile(rf'^\s*\[{{1,2}}\s*{re.escape(section)}\s*\.\s*"?(?:{name})"?\s*\]')
+    for number in range(start, len(lines) + 1):
+        if table.match(lines[number - 1]):
+            return number
+    inner = re.compile(rf'^\s*"?(?:{name})"?\s*=')
     for number in range(start, len(lines) + 1):
         if inner.match(lines[number - 1]):
             return number

@@ -477,6 +477,15 @@ TEXT_LINE_TOO_LONG = _reply(
     commands=("END_OF_DATA", "BDAT"),
     ref="RFC 5321 §4.5.3.1.6",
 )
+NUL_IN_MESSAGE = _reply(
+    554,
+    "5.6.0",
+    "Error: NUL character in message data (declare BODY=BINARYMIME for binary content)",
+    when="end of data of a message holding a NUL octet, which RFC 5322 forbids in a message "
+    "(a next hop that strips NULs could see a line with a lone dot); BINARYMIME content may",
+    commands=("END_OF_DATA", "BDAT"),
+    ref="RFC 5322 §2.3, RFC 3030 §3",
+)
 CHUNK_OK = _reply(
     250,
     "2.0.0",

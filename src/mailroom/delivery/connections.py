@@ -27,6 +27,7 @@ from mailroom.client import (
 from mailroom.delivery.outcome import Outcome, from_error, local
 from mailroom.delivery.routing import Destination, Hop, Plan
 from mailroom.delivery.tlspolicy import HopPlan, TLSInfo, TLSPolicy
+from mailroom.logsafe import quoted
 from mailroom.queue.settings import QueueSettings, RelayHost
 
 __all__ = ["Session", "open_session"]
@@ -182,7 +183,9 @@ async def open_session(
                 if mode != "opportunistic" or not isinstance(failed.error, TLSFailed):
                     raise
                 # Opportunistic TLS that fails goes on in the clear, on a new connection.
-                log.info("TLS with %s[%s] failed; trying without TLS", hop.name, hop.address)
+                log.info(
+                    "TLS with %s[%s] failed; trying without TLS", quoted(hop.name), hop.address
+                )
                 client = await _open_hop(hop, relay, settings, helo, "none", context)
         except _HopFailed as failed:
             outcome = from_error(failed.error, hop.name if failed.answered else None)
@@ -246,14 +249,16 @@ async def _connect_planned(
         error = failed.error
     if plan.clear_fallback:
         # Opportunistic TLS that fails goes on in the clear, on a new connection.
-        log.info("TLS with %s[%s] failed; trying without TLS", hop.name, hop.address)
+        log.info("TLS with %s[%s] failed; trying without TLS", quoted(hop.name), hop.address)
         client = await _open_hop(hop, None, settings, helo, "none", plan.context)
         return client, dataclasses.replace(plan, mandatory=False, report=None)
     outcome = security.handshake_failed(plan, hop, error, fallback=plan.testing)
     if not plan.testing:
         raise _PolicyFailed(outcome)
     # MTA-STS testing: the failure is reported; the message goes as without a policy.
-    log.info("%s; delivering all the same (the policy is in testing mode)", outcome.diagnostic)
+    log.info(
+        "%s; delivering all the same (the policy is in testing mode)", quoted(outcome.diagnostic)
+    )
     may = HopPlan("none", "opportunistic", security.unverified_context(), clear_fallback=True)
     return await _connect_planned(hop, may, settings, helo, security)
 
@@ -274,7 +279,7 @@ async def _open_secure(
         hop_plan = await security.plan_hop(domain_tls, hop)
         if hop_plan.refusal is not None:
             security.record_refusal(hop_plan, hop)
-            log.info("%s: not used: %s", hop.name, hop_plan.refusal.diagnostic)
+            log.info("%s: not used: %s", quoted(hop.name), quoted(hop_plan.refusal.diagnostic))
             failures.append(hop_plan.refusal)
             continue
         try:
@@ -287,7 +292,9 @@ async def _open_secure(
             continue
         tls, refusal = security.check(hop_plan, hop, client)
         if refusal is not None:
-            log.info("%s[%s]: not used: %s", hop.name, hop.address, refusal.diagnostic)
+            log.info(
+                "%s[%s]: not used: %s", quoted(hop.name), hop.address, quoted(refusal.diagnostic)
+            )
             await client.quit()
             failures.append(refusal)
             continue

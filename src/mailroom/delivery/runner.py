@@ -57,6 +57,7 @@ from mailroom.delivery.routing import Destination, destination_for, plan
 from mailroom.delivery.schedule import domain_of, settle, wants
 from mailroom.delivery.tlspolicy import Requirement, requirement_of
 from mailroom.delivery.transport_security import TransportSecurity, transport_security
+from mailroom.logsafe import quoted
 from mailroom.protocol.client_errors import ExtensionNotOffered, InvalidAddress
 from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueSpool
 from mailroom.queue.settings import QueueSettings
@@ -500,7 +501,9 @@ class QueueRunner:
             await session.client.close()
             if reused and not job.settled:
                 # The server closed the idle connection we kept: nothing was sent yet.
-                log.debug("%s: reused connection lost (%s); reconnecting", job.entry.id, exc)
+                log.debug(
+                    "%s: reused connection lost (%s); reconnecting", job.entry.id, quoted(exc)
+                )
                 return await self._run_job(destination, job, None)
             await self._fail_rest(job, from_error(exc, session.remote_mta), session)
             return None
@@ -643,18 +646,18 @@ class QueueRunner:
         relay = session.relay_name if session is not None else "none"
         tls = ""
         if session is not None:
-            tls = f", tls={session.tls.log_text if session.tls is not None else 'none'}"
+            tls = f", tls={quoted(session.tls.log_text) if session.tls is not None else 'none'}"
         delay = self.clock() - entry.created
         log.info(
             "%s: to=<%s>, relay=%s%s, delay=%.1f, dsn=%s, status=%s (%s)",
             entry.id,
-            recipient.address,
-            relay,
+            quoted(recipient.address),
+            quoted(relay),
             tls,
             delay,
-            outcome.status,
+            quoted(outcome.status),
             status,
-            outcome.diagnostic.replace("\n", " / "),
+            quoted(outcome.diagnostic.replace("\n", " / ")),
         )
 
     # -- after a round ---------------------------------------------------------------------------
@@ -667,8 +670,8 @@ class QueueRunner:
             log.info(
                 "%s: to=<%s>, status=expired, returned to sender (%s)",
                 entry.id,
-                recipient.address,
-                (recipient.last_reply or "").replace("\n", " / "),
+                quoted(recipient.address),
+                quoted((recipient.last_reply or "").replace("\n", " / ")),
             )
         reported = True
         if result.report is not None:
@@ -686,7 +689,7 @@ class QueueRunner:
                         log.info(
                             "%s: to=<%s>: a bounce that failed is not bounced; dropped",
                             entry.id,
-                            recipient.address,
+                            quoted(recipient.address),
                         )
                     recipient.notified = True
         if result.done and reported:
@@ -717,7 +720,9 @@ class QueueRunner:
         try:
             queue_id = await self.deliver_local(sender="", recipients=[entry.sender], message=dsn)
         except Exception:
-            log.exception("%s: the report to <%s> could not be stored", entry.id, entry.sender)
+            log.exception(
+                "%s: the report to <%s> could not be stored", entry.id, quoted(entry.sender)
+            )
             return False
         self.reports += 1
         actions = ",".join(sorted(report.actions))

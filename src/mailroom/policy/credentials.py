@@ -35,6 +35,7 @@ __all__ = [
     "CredentialStore",
     "DirectoryCredentials",
     "PasswordFile",
+    "password_checks",
     "password_line",
 ]
 
@@ -46,7 +47,8 @@ MAX_CONCURRENT_PASSWORD_CHECKS = 2
 _checks: ThreadPoolExecutor | None = None
 
 
-def _password_checks() -> ThreadPoolExecutor:
+def password_checks() -> ThreadPoolExecutor:
+    """The threads password checks run in (shared by SMTP AUTH and the web's logins)."""
     global _checks
     if _checks is None:
         _checks = ThreadPoolExecutor(
@@ -171,6 +173,10 @@ class PasswordFile(CredentialStore):
         user = self._users.get(username)
         return user.scram if user else None
 
+    def verify(self, username: str, password: str) -> bool:
+        """Whether ``password`` is the user's (argon2: slow on purpose; not on the loop)."""
+        return self._verify(username, password)
+
     def _verify(self, username: str, password: str) -> bool:
         from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -192,7 +198,7 @@ class PasswordFile(CredentialStore):
             loop = asyncio.get_running_loop()
             # argon2 is slow on purpose; keep it off the event loop.
             ok = await loop.run_in_executor(
-                _password_checks(), self._verify, credentials.username, credentials.password
+                password_checks(), self._verify, credentials.username, credentials.password
             )
             if credentials.authzid and credentials.authzid != credentials.username:
                 ok = False  # acting as another user is not offered

@@ -15,6 +15,11 @@ of ``mailroom.toml``.
     "dave@example.test" = "dave@remote.test"                         # forwards off-site
     "@example.org" = "alice@example.test"                            # catch-all
 
+Every domain, user, alias and target is checked at load as RFC 5321 says a domain or a
+mailbox is written, and, since a local user's Maildir is ``<data>/mail/<domain>/<local part>``,
+a local part may not hold ``/`` or quotes, nor start with a dot or a dash: no name in the
+configuration can reach outside the data directory.
+
 Resolution follows aliases (with a depth limit against loops) to local users and remote
 addresses. Addresses compare case-insensitively in the domain and, by setting, in the local
 part (most sites treat ``Alice`` and ``alice`` as one user).
@@ -26,6 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mailroom.protocol.syntax import AddressError, parse_domain, parse_mailbox
 from mailroom.settings_types import parse_size
 
 __all__ = ["Directory", "DirectoryError", "Resolution", "User"]
@@ -34,7 +40,42 @@ MAX_ALIAS_DEPTH = 10
 
 
 class DirectoryError(ValueError):
-    """A directory configuration that cannot be used; the message names the entry."""
+    """A directory configuration that cannot be used; the message names the entry, ``key``
+    where it is (``("users", address)``), for the error's line number."""
+
+    def __init__(self, message: str, key: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def check_domain(name: str) -> str:
+    """A local domain as the configuration names it: a domain name (RFC 5321 ``Domain``, no
+    address literal), lower-case, without a trailing dot."""
+    domain = name.lower().rstrip(".")
+    try:
+        if domain.startswith("["):
+            raise AddressError("an address literal is not a local domain")
+        parse_domain(domain, utf8=True)
+    except AddressError as exc:
+        raise DirectoryError(f"{name!r} is not a domain name ({exc})") from None
+    return domain
+
+
+def check_address(address: str, *, mailbox: bool) -> None:
+    """An address as RFC 5321 writes a mailbox (SMTPUTF8 allowed); with ``mailbox``, one that
+    names a local Maildir: a dot-atom local part with no ``/``, not starting with ``-``."""
+    try:
+        parsed = parse_mailbox(address, utf8=True)
+        if parsed.is_address_literal:
+            raise AddressError("an address literal")
+    except AddressError as exc:
+        raise DirectoryError(f"{address!r} is not an address ({exc})") from None
+    local = parsed.local_part
+    if mailbox and (local.startswith(('"', "-")) or "/" in local):
+        raise DirectoryError(
+            f"{address!r}: a local user's name may not be quoted, start with '-' or hold '/' "
+            "(it names a directory)"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +106,18 @@ class Resolution:
     @property
     def found(self) -> bool:
         return bool(self.local or self.remote or self.moved_to)
+
+
+def _alias_targets(target: Any) -> list[str]:
+    """The addresses an alias names (its shape is checked after)."""
+    if isinstance(target, Mapping):
+        moved = target.get("moved_to")
+        return [moved] if isinstance(moved, str) else []
+    if isinstance(target, str):
+        return [target]
+    if isinstance(target, list):
+        return [t for t in target if isinstance(t, str)]
+    return []
 
 
 def _split(address: str) -> tuple[str, str]:
@@ -100,30 +153,49 @@ class Directory:
         if not isinstance(domains_value, list) or not all(
             isinstance(d, str) for d in domains_value
         ):
-            raise DirectoryError("domains: a list of domain names")
-        domains = frozenset(d.lower().rstrip(".") for d in domains_value)
+            raise DirectoryError("domains: a list of domain names", ("domains",))
+        try:
+            checked = [check_domain(d) for d in domains_value]
+        except DirectoryError as exc:
+            raise DirectoryError(f"domains: {exc}", ("domains",)) from None
+        domains = frozenset(checked)
         directory = cls(
             domains=domains,
             fold_local_part=fold,
-            primary_domain=domains_value[0].lower().rstrip(".") if domains_value else "",
+            primary_domain=checked[0] if checked else "",
         )
         for address, entry in (data.get("users") or {}).items():
+            where = ("users", address)
+            try:
+                check_address(address, mailbox=True)
+            except DirectoryError as exc:
+                raise DirectoryError(f"users: {exc}", where) from None
             key = directory.key(address)
             if _split(key)[1] not in domains:
-                raise DirectoryError(f"users: {address} is not in a local domain")
+                raise DirectoryError(f"users: {address} is not in a local domain", where)
             entry = entry or {}
             if not isinstance(entry, Mapping):
-                raise DirectoryError(f"users: {address} needs a table (password, quota)")
+                raise DirectoryError(f"users: {address} needs a table (password, quota)", where)
             try:
                 quota = parse_size(entry.get("quota", 0))
             except ValueError:
-                raise DirectoryError(f"users: {address}: bad quota") from None
+                raise DirectoryError(f"users: {address}: bad quota", where) from None
             directory.users[key] = User(key, entry.get("password"), entry.get("scram"), quota)
         for address, target in (data.get("aliases") or {}).items():
+            where = ("aliases", address)
+            try:
+                if address.startswith("@"):
+                    check_domain(address[1:])
+                else:
+                    check_address(address, mailbox=False)
+                for name in _alias_targets(target):
+                    check_address(name, mailbox=False)
+            except DirectoryError as exc:
+                raise DirectoryError(f"aliases: {exc}", where) from None
             key = directory.key(address) if not address.startswith("@") else address.lower()
             alias_domain = key[1:] if key.startswith("@") else _split(key)[1]
             if alias_domain not in domains:
-                raise DirectoryError(f"aliases: {address} is not in a local domain")
+                raise DirectoryError(f"aliases: {address} is not in a local domain", where)
             if isinstance(target, Mapping) and "moved_to" in target:
                 directory.moved[key] = str(target["moved_to"])
             elif isinstance(target, str):
@@ -132,7 +204,7 @@ class Directory:
                 directory.aliases[key] = tuple(target)
             else:
                 raise DirectoryError(
-                    f"aliases: {address}: an address, a list, or {{ moved_to = ... }}"
+                    f"aliases: {address}: an address, a list, or {{ moved_to = ... }}", where
                 )
         return directory
 

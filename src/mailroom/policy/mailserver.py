@@ -11,6 +11,7 @@ local user's copy to the LMTP server by the user's full address.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
 from collections import deque
@@ -44,6 +45,10 @@ class MailServerRules:
     block_list: tuple[str, ...] = ()  # networks refused at the greeting with 554 5.7.1
     relay_networks: tuple[str, ...] = ()  # networks that may relay without AUTH
     check_null_mx: bool = True  # 550 5.7.27 / 556 5.1.10 from DNS
+    # Seconds of DNS one command (MAIL, RCPT) may wait for in all; past it the check is
+    # skipped and the command goes on, as when the lookup fails (DNS down or a black hole
+    # must not hold every session for the resolver's own timeout).
+    dns_timeout: float = 2.0
     full_mailbox: Literal["temporary", "permanent"] = "temporary"  # 452 4.2.2 or 552 5.2.2
     notify_forward: bool = False  # 251 2.1.5 for recipients forwarded off-site
     sender_must_own_address: bool = True  # authenticated users send as themselves: 553 5.7.1
@@ -51,6 +56,12 @@ class MailServerRules:
     greylist_delay: float = 300.0  # seconds before a retry of a new triple is accepted
     greylist_expiry: float = 36 * 3600.0
     max_messages_per_minute: int = 0  # per client address; 0 means no limit
+    # Delivery reports to a sender the server cannot vouch for (an unauthenticated client,
+    # not in relay_networks, with a sender outside the local domains) are a reflection
+    # vector: a forged sender gets them. "trusted": only vouched-for senders get success
+    # reports (NOTIFY=SUCCESS) and bounces of mail forwarded off-site; "all": anyone asking.
+    success_reports: Literal["trusted", "all"] = "trusted"
+    forward_bounces: Literal["trusted", "all"] = "trusted"
     # Where local users' mail goes: their Maildirs, or (``[local_delivery] lmtp``, not a
     # [policy] setting) the queue, for an LMTP server such as Dovecot's.
     local_delivery: Literal["maildir", "lmtp"] = "maildir"
@@ -165,18 +176,59 @@ class MailServerPolicy:
         transaction = session.conn.transaction
         if transaction is None or transaction.sender is None:
             return found  # the null sender gets no reports (RFC 3461 §6.2)
+        trusted = self.vouches_for(session, str(transaction.sender))
+        successes = trusted or self.rules.success_reports == "all"
         in_mailboxes = {r for d in found if d.kind == "mailbox" for r in d.recipients}
         wanted = tuple(
             str(recipient)
             for recipient, params in transaction.recipients
-            if params.notify and "SUCCESS" in params.notify and str(recipient) in in_mailboxes
+            if successes
+            and params.notify
+            and "SUCCESS" in params.notify
+            and str(recipient) in in_mailboxes
         )
-        if not wanted:
-            return found
         queued = next((d for d in found if d.kind == "queue"), None)
+        notify = () if trusted else self._untrusted_notify(session, queued)
+        if not wanted and not notify:
+            return found
         others = [d for d in found if d is not queued]
         remote = queued.recipients if queued is not None else ()
-        return [*others, Delivery("queue", "", remote, delivered=wanted)]
+        return [*others, Delivery("queue", "", remote, delivered=wanted, notify=notify)]
+
+    def vouches_for(self, session: SessionView, sender: str) -> bool:
+        """Whether delivery reports may go to ``sender``: the client authenticated or may
+        relay, or the sender's address is in a local domain (a forgery then reaches only our
+        own users)."""
+        return self.may_relay(session) or self.directory.is_local(sender)
+
+    def _untrusted_notify(
+        self, session: SessionView, queued: Delivery | None
+    ) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """NOTIFY for the queued recipients of a sender the server cannot vouch for: no
+        report at all for mail forwarded off-site (forward_bounces), no success report for the
+        others (success_reports); the client's NOTIFY otherwise."""
+        if queued is None:
+            return ()
+        transaction = session.conn.transaction
+        asked = {
+            str(r): p.notify for r, p in (transaction.recipients if transaction else []) if p.notify
+        }
+        forwarded = {
+            address
+            for recipient, resolution in session.routes.items()
+            for address in resolution.remote
+            if address != recipient
+        }
+        decided: list[tuple[str, tuple[str, ...]]] = []
+        for address in queued.recipients:
+            if address in forwarded and self.rules.forward_bounces != "all":
+                decided.append((address, ("NEVER",)))
+                continue
+            notify = asked.get(address)
+            if notify and "SUCCESS" in notify and self.rules.success_reports != "all":
+                kept = tuple(kind for kind in notify if kind != "SUCCESS")
+                decided.append((address, kept or ("NEVER",)))
+        return tuple(decided)
 
     def route(self, recipients: list[str]) -> list[Delivery]:
         """Deliveries for a message this server makes itself (a bounce): recipients in local
@@ -237,10 +289,19 @@ class MailServerPolicy:
         return None
 
     async def _sender_null_mx(self, sender: Mailbox) -> Reply | None:
-        assert self.resolver is not None
-        if await self.resolver.has_null_mx(sender.domain):
+        if await self._null_mx(sender.domain):
             return replies.SENDER_DOMAIN_NULL_MX(address=sender.bracketed)
         return None
+
+    async def _null_mx(self, domain: str) -> bool:
+        """Whether ``domain`` has a null MX, as far as DNS tells within ``dns_timeout``
+        seconds; a failed or slow lookup is no null MX (the queue finds it later)."""
+        assert self.resolver is not None
+        try:
+            async with asyncio.timeout(self.rules.dns_timeout):
+                return await self.resolver.has_null_mx(domain)
+        except TimeoutError:
+            return False
 
     def _recipient(self, event: RcptTo, session: SessionView) -> Decision:
         recipient = event.recipient
@@ -312,8 +373,7 @@ class MailServerPolicy:
     async def _relay_unless_null_mx(
         self, session: SessionView, recipient: Mailbox, route: Resolution
     ) -> Reply | None:
-        assert self.resolver is not None
-        if await self.resolver.has_null_mx(recipient.domain):
+        if await self._null_mx(recipient.domain):
             return replies.DOMAIN_DOES_NOT_ACCEPT_MAIL(address=recipient.bracketed)
         session.routes[str(recipient)] = route
         return None

@@ -210,6 +210,8 @@ class ServerConnection:
 
     def offered_mechanisms(self) -> tuple[str, ...]:
         s = self.settings
+        if s.require_tls and not self.tls_active:
+            return ()  # AUTH before STARTTLS gets 530 5.7.0: do not offer it
         if self.tls_active or s.auth_plaintext_without_tls:
             return s.auth_mechanisms
         return tuple(m for m in s.auth_mechanisms if m not in PLAINTEXT_MECHANISMS)
@@ -835,6 +837,8 @@ class ServerConnection:
             return replies.MESSAGE_TOO_BIG()
         if stream.bare_line_ending and self.settings.bare_line_endings == "reject":
             return replies.BARE_LINE_ENDING()
+        if stream.nul:
+            return replies.NUL_IN_MESSAGE()
         if stream.line_too_long:
             return replies.TEXT_LINE_TOO_LONG(limit=self.settings.max_text_line)
         return None

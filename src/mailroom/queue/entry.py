@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from mailroom.filemodes import private_dir
 
 __all__ = ["QueueEntry", "QueueRecipient", "QueueSpool"]
 
@@ -109,10 +111,13 @@ class QueueSpool:
         self.root = data_dir / "queue"
         self.tmp = self.root / "tmp"
         self.active = self.root / "active"
+        # Told of each entry removed (delivered, returned or deleted), in the thread that
+        # removed it: the store forgets what it indexed of it.
+        self.on_removed: Callable[[str], None] | None = None
 
     def ensure(self) -> QueueSpool:
-        self.tmp.mkdir(parents=True, exist_ok=True)
-        self.active.mkdir(parents=True, exist_ok=True)
+        private_dir(self.tmp)
+        private_dir(self.active)
         return self
 
     def message_path(self, queue_id: str) -> Path:
@@ -150,6 +155,8 @@ class QueueSpool:
         for path in (self.entry_path(queue_id), self.message_path(queue_id)):
             path.unlink(missing_ok=True)
         _fsync_dir(self.active)
+        if self.on_removed is not None:
+            self.on_removed(queue_id)
 
     def cleanup(self) -> None:
         """At start: half-written entries in tmp/, and message files without their JSON."""

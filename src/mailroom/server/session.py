@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from mailroom.activity.transcript import Transcript
 from mailroom.codes import Reply
 from mailroom.codes import catalogue as replies
+from mailroom.logsafe import quoted
 from mailroom.policy.base import DISCONNECT, Disconnect
 from mailroom.protocol import (
     NEED_DATA,
@@ -153,7 +154,7 @@ class Session(asyncio.Protocol):
         server = self.server
         refusal = server.admit(self)
         if refusal is not None:
-            log.info("refused connection: client=%s reply=%s", self.client_ip, str(refusal))
+            log.info("refused connection: client=%s reply=%s", self.client_ip, quoted(str(refusal)))
             self.transport.write(refusal.format())
             self._close()
             return
@@ -438,8 +439,8 @@ class Session(asyncio.Protocol):
                 log.info(
                     "refused: client=%s stage=%s reply=%s",
                     self.client_ip,
-                    event.stage,
-                    str(reply).replace("\n", " / "),
+                    quoted(event.stage),
+                    quoted(str(reply).replace("\n", " / ")),
                 )
             elif self.shutting_down:
                 self._goodbye(out)
@@ -569,11 +570,11 @@ class Session(asyncio.Protocol):
         log.info(
             "NOQUEUE: client=%s from=<%s> to=%s size=%d via=%s reply=%s",
             self.client_ip,
-            transaction.sender or "",
-            ",".join(f"<{r}>" for r, _ in transaction.recipients),
+            quoted(transaction.sender or ""),
+            quoted(",".join(f"<{r}>" for r, _ in transaction.recipients)),
             event.size,  # type: ignore[attr-defined]
             event.via,  # type: ignore[attr-defined]
-            str(reply).replace("\n", " / "),
+            quoted(str(reply).replace("\n", " / ")),
         )
 
     def _accepted(self, event: MessageComplete, queue_id: str) -> Reply:
@@ -584,8 +585,8 @@ class Session(asyncio.Protocol):
                 "%s: client=%s from=<%s> to=%s size=%d via=%s reply=250",
                 queue_id,
                 self.client_ip,
-                transaction.sender or "",
-                ",".join(f"<{r}>" for r, _ in transaction.recipients),
+                quoted(transaction.sender or ""),
+                quoted(",".join(f"<{r}>" for r, _ in transaction.recipients)),
                 event.size,
                 event.via,
             )
@@ -629,7 +630,7 @@ class Session(asyncio.Protocol):
                 ssl_handshake_timeout=self.server.tls_handshake_timeout,
             )
         except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as exc:
-            log.info("TLS handshake failed: client=%s error=%s", self.client_ip, exc)
+            log.info("TLS handshake failed: client=%s error=%s", self.client_ip, quoted(exc))
             self._tls_early = None
             self._close()
             return

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mailroom.protocol.syntax import AddressError, parse_domain
+
 __all__ = ["Delivery", "Envelope", "received_header", "trace_header"]
 
 
@@ -26,6 +28,9 @@ class Delivery:
     # whose sender asked for a success report (NOTIFY=SUCCESS): the queue entry holds them as
     # delivered, and its runner sends the "delivered" report (RFC 3461 §6.2.2).
     delivered: tuple[str, ...] = ()
+    # Queue only: the NOTIFY a recipient's queue entry gets in place of the client's, as
+    # policy decided ("NEVER" for mail forwarded off-site for a sender it cannot vouch for).
+    notify: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(slots=True)
@@ -80,6 +85,22 @@ def _comment_safe(text: str) -> str:
     return re.sub(r"([()\\])", r"\\\1", _header_safe(text))
 
 
+@functools.lru_cache(maxsize=256)
+def _from_clause(helo: str, client: str) -> str:
+    """``from`` and its TCP-info comment (RFC 5321 §4.4): the name the client gave in HELO
+    when it is a domain or an address literal; otherwise ``unknown``, and the name as given,
+    quoted, inside the comment, where it cannot end the comment or open another clause."""
+    if helo:
+        try:
+            parse_domain(helo, utf8=True)
+        except AddressError:
+            pass
+        else:
+            return f"from {helo} ({client})"
+        return f"from unknown ({client} helo={_comment_safe(helo)})"
+    return f"from unknown ({client})"
+
+
 def trace_header(envelope: Envelope, *, recipients: list[str] | None = None) -> bytes:
     """For final delivery: ``Return-Path``, one ``Delivered-To`` per recipient, and
     ``Received`` (RFC 5321 §4.4)."""
@@ -121,7 +142,7 @@ def received_header(envelope: Envelope, recipients: list[str] | tuple[str, ...])
     for_clause = f"\r\n\tfor <{_header_safe(rcpts[0])}>" if len(rcpts) == 1 else ""
     date = _header_date(int(e.received_at))
     lines.append(
-        f"Received: from {_header_safe(e.helo) or 'unknown'} ({client}){auth}{tls}\r\n"
+        f"Received: {_from_clause(e.helo, client)}{auth}{tls}\r\n"
         f"\tby {e.hostname} (mailroom) with {e.protocol} id {e.queue_id}{for_clause};\r\n"
         f"\t{date}"
     )

@@ -26,11 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mailroom.filemodes import private_dir, private_file
 from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueSpool
 from mailroom.store.durability import BatchSync, fsync_directory
 from mailroom.store.envelope import Delivery, Envelope, received_header, trace_header
 from mailroom.store.headers import MAX_HEADER_SCAN, summarize_headers
-from mailroom.store.index import Index, IndexRow
+from mailroom.store.index import QUEUED, Index, IndexRow
 from mailroom.store.tags import tags_from_header
 
 __all__ = [
@@ -70,11 +71,11 @@ def maildir_filename(envelope: Envelope, size: int, copy: int = 0) -> str:
 
 def ensure_maildir(path: Path) -> Path:
     for sub in ("tmp", "new", "cur"):
-        (path / sub).mkdir(parents=True, exist_ok=True)
+        private_dir(path / sub)  # 0700, as every directory of the data directory
     if path.name.startswith("."):
         # A Maildir++ folder (the Junk folder of DMARC quarantine): the marker Dovecot and
         # other Maildir++ readers expect in each folder.
-        (path / "maildirfolder").touch()
+        private_file(path / "maildirfolder")
     return path
 
 
@@ -335,6 +336,9 @@ class MaildirStore:
         self.loop = loop
         self.index = index if index is not None else Index(data_dir / "index.sqlite")
         self.spool = QueueSpool(data_dir)
+        # A message that only went to the queue is listed until its entry goes (delivered or
+        # returned): then there is no file to show.
+        self.spool.on_removed = self._forget_queued
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="mailroom-committer", daemon=True)
         self._mailboxes: dict[str, str] = {}  # name -> its Maildir, made on first use
@@ -353,9 +357,12 @@ class MaildirStore:
         self.committed = 0
 
     def start(self) -> None:
-        self.mail_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.mail_dir)
         self._cleanup_tmp()
         self.spool.ensure().cleanup()
+        gone = self.index.queued_ids() - set(self.spool.ids())
+        if gone:
+            self.index.forget_queued(gone)
         self._measure_usage()
         self._thread.start()
         self._started = True
@@ -367,6 +374,12 @@ class MaildirStore:
             self._started = False
         self.index.close()
 
+    def _forget_queued(self, queue_id: str) -> None:
+        try:
+            self.index.forget_queued([queue_id])
+        except Exception:  # the index is rebuildable; the queue must go on
+            log.exception("%s: could not drop it from the index", queue_id)
+
     def check_fault(self) -> None:
         if self.fault is not None:
             self.fault()
@@ -374,6 +387,10 @@ class MaildirStore:
     def mailbox_path(self, name: str) -> str:
         path = self._mailboxes.get(name)
         if path is None:
+            # The configuration's names are checked at load (policy.directory); this is the
+            # last guard: a mailbox is always a directory below mail/.
+            if name.startswith("/") or any(p in ("", ".", "..") for p in name.split("/")):
+                raise StoreError(f"not a mailbox name: {name!r}")
             path = self._mailboxes[name] = str(ensure_maildir(self.mail_dir / name))
         return path
 
@@ -564,10 +581,13 @@ class MaildirStore:
         """Write the queue state beside the message (synced with the batch, moved after it)."""
         e = writer.envelope
 
+        decided = dict(output.delivery.notify)
+
         def recipient(address: str, **state: Any) -> QueueRecipient:
+            notify = decided.get(address, e.notify.get(address))
             return QueueRecipient(
                 address=address,
-                notify=list(e.notify.get(address) or []) or None,
+                notify=list(notify or []) or None,
                 orcpt=list(e.orcpt[address]) if address in e.orcpt else None,
                 **state,
             )
@@ -619,7 +639,7 @@ class MaildirStore:
         return IndexRow(
             id=e.queue_id,
             received=e.received_at,
-            mailbox=",".join(mailboxes) if mailboxes else "(queue)",
+            mailbox=",".join(mailboxes) if mailboxes else QUEUED,
             path=self._relative(first.final_path),
             sender=e.sender,
             recipients=list(e.recipients),
