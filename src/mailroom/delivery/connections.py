@@ -21,7 +21,8 @@ from mailroom.client import (
     TLSFailed,
     TLSMode,
 )
-from mailroom.delivery.outcome import Outcome, from_error, local
+from mailroom.codes import reports
+from mailroom.delivery.outcome import Outcome, from_error, reported
 from mailroom.delivery.routing import Destination, Hop, Plan
 from mailroom.queue.settings import QueueSettings, RelayHost
 
@@ -153,19 +154,28 @@ async def open_session(
             outcome = from_error(failed.error, hop.name if failed.answered else None)
             if failed.auth and not isinstance(failed.error, ConnectionFailed):
                 # A refused login is our configuration's fault, not the recipient's: retry.
-                outcome = Outcome(
-                    "retry",
-                    "4.7.8" if outcome.action == "bounce" else outcome.status,
-                    f"AUTH failed: {outcome.diagnostic}",
-                    "securityerror",
-                    hop.name,
-                    "our AUTH was refused: our configuration's fault, not the recipient's",
-                )
+                why = "our AUTH was refused: our configuration's fault, not the recipient's"
+                if outcome.action == "bounce":
+                    outcome = reported(
+                        reports.RELAY_LOGIN_FAILED,
+                        f"AUTH failed: {outcome.diagnostic}",
+                        hop.name,
+                        why,
+                    )
+                else:
+                    outcome = Outcome(
+                        "retry",
+                        outcome.status,
+                        f"AUTH failed: {outcome.diagnostic}",
+                        "securityerror",
+                        hop.name,
+                        why,
+                    )
             failures.append(outcome)
             continue
         return Session(client, hop), Outcome("delivered", "2.0.0", "", "delivered", hop.name)
     if not failures:
-        return None, local("retry", "4.4.4", "no host to deliver to", "networkerror")
+        return None, reported(reports.NO_HOST_TO_TRY, "no host to deliver to")
     temporary = [f for f in failures if f.action == "retry"]
     if temporary:
         return None, temporary[-1]

@@ -17,7 +17,8 @@ import random
 import socket
 from dataclasses import dataclass, field
 
-from mailroom.delivery.outcome import Outcome, local
+from mailroom.codes import reports
+from mailroom.delivery.outcome import Outcome, reported
 from mailroom.queue.settings import QueueSettings, RelayHost
 from mailroom.resolver import Resolver, ResolverError
 
@@ -97,8 +98,9 @@ async def plan(
         addresses = await _system_addresses(relay.host, relay.port)
         if not addresses:
             return Plan(
-                failure=local(
-                    "retry", "4.4.4", f"relay host {relay.host} not found", "networkerror"
+                failure=reported(
+                    reports.ROUTE_MISCONFIGURED,
+                    f"relay host {relay.host} not found: check the route in mailroom.toml",
                 )
             )
         return Plan([Hop(relay.host, a, relay.port) for a in addresses[:MAX_ADDRESSES]])
@@ -106,26 +108,20 @@ async def plan(
     try:
         route = await resolver.mail_route(domain)
     except ResolverError as exc:
-        return Plan(failure=local("retry", "4.4.3", f"DNS lookup failed: {exc}", "networkerror"))
+        return Plan(failure=reported(reports.DNS_FAILED, f"DNS lookup failed: {exc}"))
     if not route.exists:
         return Plan(
-            failure=local(
-                "bounce", "5.1.2", f"domain {domain} does not exist (NXDOMAIN)", "hostunknown"
-            )
+            failure=reported(reports.DOMAIN_NOT_FOUND, f"domain {domain} does not exist (NXDOMAIN)")
         )
     if route.null_mx:
         return Plan(
-            failure=local(
-                "bounce", "5.1.10", f"{domain} accepts no mail (null MX, RFC 7505)", "notaccept"
-            )
+            failure=reported(reports.DOMAIN_NULL_MX, f"{domain} accepts no mail (null MX, RFC 7505)")
         )
     if not route.hosts:
         return Plan(
-            failure=local(
-                "bounce",
-                "5.4.4",
+            failure=reported(
+                reports.NO_MAIL_ROUTE,
                 f"{domain} has no MX and no address records: it takes no mail",
-                "hostunknown",
             )
         )
     hosts = list(route.hosts)
@@ -136,11 +132,9 @@ async def plan(
         hosts = [(p, h) for p, h in hosts if p < min(mine)]
         if not hosts:
             return Plan(
-                failure=local(
-                    "bounce",
-                    "5.4.6",
+                failure=reported(
+                    reports.MX_LOOPS_BACK,
                     f"mail for {domain} loops back to myself ({own} is its best MX)",
-                    "systemerror",
                 )
             )
     # RFC 5321 §5.1: hosts of equal preference are tried in random order.
@@ -163,12 +157,10 @@ async def plan(
     if hops:
         return Plan(hops[:MAX_ADDRESSES])
     if temporary is not None:
-        return Plan(
-            failure=local("retry", "4.4.3", f"DNS lookup failed: {temporary}", "networkerror")
-        )
+        return Plan(failure=reported(reports.DNS_FAILED, f"DNS lookup failed: {temporary}"))
     names = ", ".join(h for _, h in hosts)
     return Plan(
-        failure=local(
-            "retry", "4.4.4", f"no address for the MX hosts of {domain}: {names}", "networkerror"
+        failure=reported(
+            reports.MX_HOSTS_UNRESOLVABLE, f"no address for the MX hosts of {domain}: {names}"
         )
     )

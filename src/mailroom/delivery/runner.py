@@ -45,7 +45,8 @@ from mailroom.client import (
 from mailroom.delivery import control
 from mailroom.delivery.connections import Session, open_session
 from mailroom.delivery.dsn import DSNOptions, build_dsn
-from mailroom.delivery.outcome import Outcome, apply, from_error, from_reply, local
+from mailroom.codes import reports
+from mailroom.delivery.outcome import Outcome, apply, from_error, from_reply, reported
 from mailroom.delivery.routing import Destination, destination_for, plan
 from mailroom.delivery.schedule import domain_of, settle, wants
 from mailroom.protocol.client_errors import ExtensionNotOffered, InvalidAddress
@@ -452,13 +453,11 @@ class QueueRunner:
             return None
         except InvalidAddress as exc:
             # Known before sending: nothing went out, and the connection is still good.
-            await self._fail_rest(
-                job, local("bounce", "5.1.3", f"bad address: {exc}", "syntaxerror"), session
-            )
+            await self._fail_rest(job, reported(reports.BAD_ADDRESS, f"bad address: {exc}"), session)
         except ExtensionNotOffered as exc:
             # BINARYMIME for a server without it: mailroom does not convert bodies.
             text = f"{session.remote_mta} cannot take this message: {exc}"
-            await self._fail_rest(job, local("bounce", "5.6.3", text, "contenterror"), session)
+            await self._fail_rest(job, reported(reports.CONVERSION_NOT_SUPPORTED, text), session)
         return session if session.usable else None
 
     async def _connect(self, key: Destination, domain: str) -> tuple[Session | None, Outcome]:

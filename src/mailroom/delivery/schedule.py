@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mailroom.codes import reports
 from mailroom.queue.entry import QueueEntry, QueueRecipient
 from mailroom.queue.settings import QueueSettings
 
@@ -108,8 +109,8 @@ def expire(recipient: QueueRecipient, settings: QueueSettings) -> None:
     """Give up on a recipient that stayed undeliverable for ``max_age``: bounced with 4.4.7
     (delivery time expired, RFC 3463), its last reply and its reason kept for the report."""
     recipient.state = "bounced"
-    recipient.status = "4.4.7"
+    recipient.status = str(reports.EXPIRED.status)
     if not recipient.reason:
-        recipient.reason = "expired"
+        recipient.reason = reports.EXPIRED.reason
     if not recipient.last_reply:
         recipient.last_reply = "delivery time expired"

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mailroom.codes import reports
 from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueSpool
 from mailroom.store.durability import BatchSync, fsync_directory
 from mailroom.store.envelope import Delivery, Envelope, received_header, trace_header
@@ -509,8 +510,8 @@ class MaildirStore:
         delivered = {
             "state": "delivered",
             "last_reply": "delivered to its mailbox on this server",
-            "status": "2.0.0",
-            "reason": "delivered",
+            "status": str(reports.DELIVERED_TO_MAILBOX.status),
+            "reason": reports.DELIVERED_TO_MAILBOX.reason,
             "last_attempt": e.received_at,
             "final": True,
         }
