@@ -275,9 +275,14 @@ class Mailroom:
             hostname=self.config.hostname,
             resolver=self.resolver,
             deliver_local=self.inject,
+            own_addresses=lambda: self.addresses,  # an MX that points back here is a loop
         )
         store.on_queued = self.runner.wake
         await self.runner.start()
+        if self.mail_policy is not None:
+            runner = self.runner
+            # How full the queue is, for 451 4.4.5 (and priorities while it is busy).
+            self.mail_policy.queue_depth = lambda: len(runner.entries)
 
     async def _start_web(self, listener: Listener, store: Store) -> None:
         # Imported here: the web's dependencies (aiohttp) load only when the web is on.

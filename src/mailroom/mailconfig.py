@@ -67,6 +67,8 @@ MAIL_SECTIONS = (
     "local_delivery",
     "dns_servers",
     "case_insensitive_local_part",
+    "lists",
+    "owned_since",
 )
 ROLES = ("catcher", "mx", "submission", "submissions")
 
@@ -162,7 +164,7 @@ def _rules(table: Mapping[str, Any], hostname: str) -> MailServerRules:
         name = key.replace("-", "_")
         if name not in known:
             raise MailConfigError(f"policy: unknown setting {key!r}", ("policy", key))
-        if name in ("greylist_delay", "greylist_expiry"):
+        if name in ("greylist_delay", "greylist_expiry", "flood_window"):
             try:
                 value = parse_duration(value)
             except ValueError as exc:
@@ -176,6 +178,15 @@ def _rules(table: Mapping[str, Any], hostname: str) -> MailServerRules:
                 raise MailConfigError(
                     f"policy: {key}: a list of networks like '192.0.2.0/24'", ("policy", key)
                 ) from None
+        default = getattr(MailServerRules, name, None)
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise MailConfigError(f"policy: {key} is true or false", ("policy", key))
+        if (
+            isinstance(default, int)
+            and not isinstance(default, bool)
+            and (not isinstance(value, int) or isinstance(value, bool) or value < 0)
+        ):
+            raise MailConfigError(f"policy: {key} is a whole number, 0 or more", ("policy", key))
         if name == "full_mailbox" and value not in ("temporary", "permanent"):
             raise MailConfigError(
                 "policy: full_mailbox is 'temporary' or 'permanent'", ("policy", key)

@@ -53,6 +53,7 @@ scram = "{scram}"
 
 [policy]
 check_null_mx = false
+check_sender_domain = false
 
 [queue]
 retry_schedule = ["1s"]
@@ -80,6 +81,7 @@ role = "mx"
 
 [policy]
 check_null_mx = false
+check_sender_domain = false
 """
 
 

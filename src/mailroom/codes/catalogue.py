@@ -350,6 +350,23 @@ SENDER_DOMAIN_NULL_MX = _reply(
     ref="RFC 7505 §4.3; RFC 7504",
 )
 
+SENDER_DOMAIN_UNKNOWN = _reply(
+    553,
+    "5.1.8",
+    "{address}: Sender address rejected: Domain not found",
+    when="on an mx listener, a sender whose domain has neither MX nor address records (or does "
+    "not exist): no report could ever reach it",
+    commands=("MAIL",),
+    ref="RFC 5321 §5.1, §4.2.3; RFC 3463 X.1.8",
+)
+SENDER_DOMAIN_UNKNOWN_NOW = _reply(
+    451,
+    "4.1.8",
+    "{address}: Sender address rejected: Domain lookup failed, try again later",
+    when="on an mx listener, a sender whose domain DNS cannot answer for now (timeout, SERVFAIL)",
+    commands=("MAIL",),
+    ref="RFC 5321 §4.2.3; RFC 3463 X.1.8",
+)
 SENDER_NOT_OWNED = _reply(
     553,
     "5.7.1",
@@ -399,6 +416,76 @@ RATE_LIMITED = _reply(
     when="a recipient from a client over its configured message rate",
     commands=("RCPT",),
     ref="RFC 5321 §4.2.3",
+)
+
+# --- RCPT: accounts and lists ------------------------------------------------------------------
+
+MAILBOX_DISABLED = _reply(
+    550,
+    "5.2.1",
+    "{address}: Recipient address rejected: mailbox disabled, not accepting messages",
+    when="a local user whose account is disabled (disabled = true)",
+    commands=("RCPT",),
+    ref="RFC 5321 §4.2.3; RFC 3463 X.2.1",
+)
+MAILBOX_AMBIGUOUS = _reply(
+    550,
+    "5.1.4",
+    "{address}: Recipient address rejected: ambiguous, it matches the mailboxes of {matches}",
+    when="with case-sensitive local parts, a recipient that matches none exactly but several "
+    "users that differ only in case",
+    commands=("RCPT",),
+    ref="RFC 3463 X.1.4",
+)
+LIST_EXPANSION_FAILED = _reply(
+    450,
+    "4.2.4",
+    "{address}: Recipient address rejected: mailing list expansion problem: {problem}",
+    when="a list (an alias with several members) that cannot be expanded: a member that does "
+    "not exist, aliases that loop, more members than max_list_members; temporary, so nothing "
+    "is lost while the configuration is mended",
+    commands=("RCPT",),
+    ref="RFC 3463 X.2.4",
+)
+LIST_MEMBERS_ONLY = _reply(
+    550,
+    "5.7.2",
+    "{address}: Recipient address rejected: only members may post to this list",
+    when="a list with members_only = true, from a sender who is not one of its members",
+    commands=("RCPT",),
+    ref="RFC 3463 X.7.2",
+)
+MESSAGE_TOO_BIG_FOR_MAILBOX = _reply(
+    552,
+    "5.2.3",
+    "{address}: message exceeds the mailbox's size limit of {limit} octets",
+    when="a local user with a max_message_size of their own, lower than the server's: at RCPT "
+    "when MAIL declared a larger SIZE, else at the end of data",
+    commands=("RCPT", "END_OF_DATA", "BDAT"),
+    ref="RFC 1870 §6; RFC 3463 X.2.3",
+)
+
+# --- RCPT: the mail system ---------------------------------------------------------------------
+
+LOCAL_DOMAIN_WITHOUT_MAILBOXES = _reply(
+    451,
+    "4.3.5",
+    "{address}: Recipient address rejected: {domain} is a local domain without mailboxes; this "
+    "server is misconfigured, try again later",
+    when="a recipient in a local domain that has no users, no aliases, no lists and no "
+    "catch-all: nothing could ever be accepted there (check-config warns of it); temporary, so "
+    "nothing is lost while the configuration is mended",
+    commands=("RCPT",),
+    ref="RFC 3463 X.3.5",
+)
+QUEUE_CONGESTED = _reply(
+    451,
+    "4.4.5",
+    "Error: mail system congested ({queued} messages queued), try again later",
+    when="a recipient whose mail would go to the outbound queue while it holds "
+    "max_queued_messages entries",
+    commands=("RCPT",),
+    ref="RFC 5321 §4.2.3; RFC 3463 X.4.5",
 )
 
 # --- DATA and BDAT ------------------------------------------------------------------------------
@@ -517,6 +604,27 @@ STORAGE_FULL = _reply(
     "was stored",
     commands=("END_OF_DATA", "BDAT"),
     ref="RFC 5321 §4.2.3; RFC 3463 X.3.1",
+)
+
+TOO_MANY_HOPS = _reply(
+    554,
+    "5.4.6",
+    "Error: too many hops ({count} Received header fields): routing loop",
+    when="end of data of a message with more Received fields than max_received (100, the "
+    "'at least 100' of RFC 5321 §6.3): it has gone round in circles",
+    commands=("END_OF_DATA", "BDAT"),
+    ref="RFC 5321 §6.3; RFC 3463 X.4.6",
+)
+MAIL_FLOOD = _reply(
+    450,
+    "4.7.28",
+    "Error: mail flood detected: {count} similar messages to {address} from different senders, "
+    "try again later",
+    when="end of data of a message that is one of a burst of near-identical messages to one "
+    "recipient from many senders (a subscription bomb): more than flood_senders senders within "
+    "flood_window",
+    commands=("END_OF_DATA", "BDAT"),
+    ref="draft-levine-mailbomb-header; IANA registry X.7.28",
 )
 
 # --- RSET, NOOP, HELP, VRFY, EXPN, QUIT ---------------------------------------------------------
@@ -646,6 +754,15 @@ BAD_CHARACTERS = _reply(
     ref="RFC 5321 §2.3.8, §4.1.1; RFC 6531 §3.3",
 )
 
+LMTP_HELLO_ON_SMTP = _reply(
+    500,
+    "5.5.5",
+    "Error: LHLO is LMTP (RFC 2033); this server speaks SMTP, say EHLO",
+    when="LHLO on an SMTP listener: the client speaks the wrong protocol",
+    commands=("OTHER",),
+    ref="RFC 2033 §4.1; RFC 3463 X.5.5",
+)
+
 # --- STARTTLS -----------------------------------------------------------------------------------
 
 READY_TO_START_TLS = _reply(
@@ -714,6 +831,15 @@ AUTH_INVALID_CREDENTIALS = _reply(
     when="AUTH with a wrong username or password",
     commands=("AUTH",),
     ref="RFC 4954 §6",
+)
+AUTH_ACCOUNT_DISABLED = _reply(
+    535,
+    "5.7.13",
+    "User account disabled; ask your administrator",
+    when="AUTH with the right credentials for an account that is disabled (disabled = true); "
+    "unlike 535 5.7.8, asking for the password again will not help",
+    commands=("AUTH",),
+    ref="RFC 4954 §6; RFC 5248 X.7.13",
 )
 AUTH_MECHANISM_UNKNOWN = _reply(
     504,

@@ -15,6 +15,7 @@ import asyncio
 import ipaddress
 import random
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from mailroom.codes import reports
@@ -57,6 +58,20 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+def _is_ours(address: str, port: int, listening: set[tuple[str, int]]) -> bool:
+    """Whether ``address:port`` reaches a listener of this server (a wildcard listener takes
+    the port on every address, loopback included)."""
+    if (address, port) in listening:
+        return True
+    wildcard = ("0.0.0.0", port) in listening or ("::", port) in listening
+    if not wildcard:
+        return False
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
 def destination_for(domain: str, settings: QueueSettings) -> Destination:
     relay = settings.routes.get(domain.lower()) or settings.smarthost
     if settings.local_lmtp is not None and domain.lower() in settings.local_domains:
@@ -87,7 +102,11 @@ async def plan(
     *,
     mx_port: int = 25,
     hostname: str = "",
+    own_addresses: Iterable[tuple[str, int]] = (),
 ) -> Plan:
+    """The hops to try for ``domain``, or the outcome for its recipients. ``own_addresses``
+    are the (address, port) pairs this server listens on: an MX host that has one of them (on
+    ``mx_port``) is this server, as is one named ``hostname``."""
     relay = destination.relay
     if relay is not None:
         if relay.socket is not None:
@@ -124,25 +143,16 @@ async def plan(
                 f"{domain} has no MX and no address records: it takes no mail",
             )
         )
+    # Each MX host's addresses, best preference first (RFC 5321 §5.1: hosts of equal
+    # preference in random order), looked up before anything is tried: a host that is this
+    # server, by its name or by an address it listens on, must be known first.
     hosts = list(route.hosts)
-    own = hostname.lower().rstrip(".")
-    mine = [preference for preference, host in hosts if host == own]
-    if mine:
-        # RFC 5321 §5.1: only hosts more preferred than this one; none left is a loop.
-        hosts = [(p, h) for p, h in hosts if p < min(mine)]
-        if not hosts:
-            return Plan(
-                failure=reported(
-                    reports.MX_LOOPS_BACK,
-                    f"mail for {domain} loops back to myself ({own} is its best MX)",
-                )
-            )
-    # RFC 5321 §5.1: hosts of equal preference are tried in random order.
     random.shuffle(hosts)
     hosts.sort(key=lambda item: item[0])
-    hops: list[Hop] = []
+    own = hostname.lower().rstrip(".")
+    resolved: list[tuple[int, str, list[str]]] = []
     temporary: str | None = None
-    for _, host in hosts:
+    for preference, host in hosts:
         if _is_ip(host):
             addresses = [host]
         else:
@@ -150,15 +160,34 @@ async def plan(
                 addresses = await resolver.addresses(host)
             except ResolverError as exc:
                 temporary = str(exc)
-                continue
-        hops += [Hop(host, address, mx_port) for address in addresses]
-        if len(hops) >= MAX_ADDRESSES:
+                addresses = []
+        resolved.append((preference, host, addresses))
+        if sum(len(a) for _, _, a in resolved) >= MAX_ADDRESSES:
             break
+    listening = set(own_addresses)
+    mine = [
+        preference
+        for preference, host, addresses in resolved
+        if host == own or any(_is_ours(a, mx_port, listening) for a in addresses)
+    ]
+    if mine:
+        # RFC 5321 §5.1: only hosts more preferred than this one; none left is a loop.
+        resolved = [item for item in resolved if item[0] < min(mine)]
+        if not resolved:
+            which = next(h for p, h in hosts if p == min(mine))
+            return Plan(
+                failure=reported(
+                    reports.MX_LOOPS_BACK,
+                    f"mail for {domain} loops back to myself ({which} is its best MX, and it "
+                    "is this server)",
+                )
+            )
+    hops = [Hop(host, address, mx_port) for _, host, addresses in resolved for address in addresses]
     if hops:
         return Plan(hops[:MAX_ADDRESSES])
     if temporary is not None:
         return Plan(failure=reported(reports.DNS_FAILED, f"DNS lookup failed: {temporary}"))
-    names = ", ".join(h for _, h in hosts)
+    names = ", ".join(h for _, h, _ in resolved)
     return Plan(
         failure=reported(
             reports.MX_HOSTS_UNRESOLVABLE, f"no address for the MX hosts of {domain}: {names}"

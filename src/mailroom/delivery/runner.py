@@ -124,6 +124,7 @@ class QueueRunner:
         return_limit: int | None = None,
         clock: Callable[[], float] = _now,
         linger: float = LINGER,
+        own_addresses: Callable[[], Iterable[tuple[str, int]]] = lambda: (),
         control_interval: float = CONTROL_INTERVAL,
     ) -> None:
         self.spool = spool
@@ -138,6 +139,8 @@ class QueueRunner:
         self.dsn_options = DSNOptions(hostname, limit, settings.max_age)
         self.clock = clock
         self.linger = linger
+        # Where this server listens (for MX records that point back at it: a routing loop).
+        self.own_addresses = own_addresses
         self.control_interval = control_interval
         self.entries: dict[str, QueueEntry] = {}
         self._heap: list[tuple[float, int, str]] = []
@@ -461,7 +464,14 @@ class QueueRunner:
         return session if session.usable else None
 
     async def _connect(self, key: Destination, domain: str) -> tuple[Session | None, Outcome]:
-        route = await plan(key, domain, self.resolver, mx_port=self.mx_port, hostname=self.hostname)
+        route = await plan(
+            key,
+            domain,
+            self.resolver,
+            mx_port=self.mx_port,
+            hostname=self.hostname,
+            own_addresses=self.own_addresses(),
+        )
         if route.failure is not None:
             return None, route.failure
         return await open_session(key, route, self.settings, self.helo)

@@ -46,6 +46,9 @@ class SessionView(Protocol):
     conn: ServerConnection
     # Where each accepted recipient goes (set by the mail server policy at RCPT).
     routes: dict[str, Any]
+    # The first octets of the message being received (its header and the start of its body,
+    # up to mailroom.policy.content.HEAD_LIMIT), for decisions at its end.
+    message_head: bytearray
 
 
 class Policy(Protocol):

@@ -221,5 +221,13 @@ class DirectoryCredentials(PasswordFile):
     async def check(self, credentials: Credentials) -> Reply:
         if isinstance(credentials, ScramCredentials):
             ok = credentials.verified and self.directory.key(credentials.username) in self._users
-            return replies.AUTH_SUCCEEDED() if ok else replies.AUTH_INVALID_CREDENTIALS()
-        return await super().check(credentials)
+            reply = replies.AUTH_SUCCEEDED() if ok else replies.AUTH_INVALID_CREDENTIALS()
+        else:
+            reply = await super().check(credentials)
+        if reply.code == 235:
+            user = self.directory.user(credentials.username)
+            if user is not None and user.disabled:
+                # Only after the password proved right: the account is off, and telling a
+                # stranger so would tell them it exists (RFC 5248 X.7.13).
+                return replies.AUTH_ACCOUNT_DISABLED()
+        return reply

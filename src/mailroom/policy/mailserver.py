@@ -14,16 +14,21 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from mailroom.codes import Reply
 from mailroom.codes import catalogue as replies
 from mailroom.policy.base import Decision, SessionView
+from mailroom.policy.content import FloodDetector, count_received, fingerprint
 from mailroom.policy.credentials import CredentialStore
 from mailroom.policy.directory import Directory, Resolution, User
-from mailroom.protocol import Authenticate, Event, Mailbox, MailFrom, RcptTo
+from mailroom.policy.lists import DEFAULT_MAX_LIST_MEMBERS, recipient_refusal, size_refusal
+from mailroom.protocol import Authenticate, Event, Mailbox, MailFrom, MessageComplete, RcptTo
 from mailroom.store.envelope import Delivery
+
+from mailroom.resolver import ResolverError
 
 if TYPE_CHECKING:
     from mailroom.resolver import Resolver
@@ -44,6 +49,9 @@ class MailServerRules:
     block_list: tuple[str, ...] = ()  # networks refused at the greeting with 554 5.7.1
     relay_networks: tuple[str, ...] = ()  # networks that may relay without AUTH
     check_null_mx: bool = True  # 550 5.7.27 / 556 5.1.10 from DNS
+    # On mx listeners: a sender domain with neither MX nor address records gets 553 5.1.8
+    # (no bounce could reach it), 451 4.1.8 when DNS cannot tell for now.
+    check_sender_domain: bool = True
     full_mailbox: Literal["temporary", "permanent"] = "temporary"  # 452 4.2.2 or 552 5.2.2
     notify_forward: bool = False  # 251 2.1.5 for recipients forwarded off-site
     sender_must_own_address: bool = True  # authenticated users send as themselves: 553 5.7.1
@@ -54,6 +62,16 @@ class MailServerRules:
     # Where local users' mail goes: their Maildirs, or (``[local_delivery] lmtp``, not a
     # [policy] setting) the queue, for an LMTP server such as Dovecot's.
     local_delivery: Literal["maildir", "lmtp"] = "maildir"
+    # Mailboxes one recipient (a list) may expand to; more: 450 4.2.4. 0: no limit.
+    max_list_members: int = DEFAULT_MAX_LIST_MEMBERS
+    # A message with more Received fields has looped: 554 5.4.6 (RFC 5321 §6.3: "at least 100").
+    max_received: int = 100
+    # Mail flood (X.7.28): near-identical messages to one recipient from more than
+    # flood_senders senders within flood_window seconds get 450 4.7.28 (mx listeners). 0: off.
+    flood_senders: int = 20
+    flood_window: float = 600.0
+    # Queue entries at most; then recipients whose mail would be queued get 451 4.4.5. 0: none.
+    max_queued_messages: int = 100_000
 
 
 class Greylist:
@@ -128,12 +146,17 @@ class MailServerPolicy:
     rates: RateLimiter | None = field(default=None)
     # How full each local mailbox is, in octets, by mailbox name (kept by the store).
     usage: dict[str, int] = field(default_factory=dict)
+    # How many entries the outbound queue holds now (the queue runner's count), for 451 4.4.5.
+    queue_depth: Callable[[], int] = field(default=lambda: 0)
+    floods: FloodDetector | None = field(default=None)
 
     def __post_init__(self) -> None:
         if self.greylist is None and self.rules.greylisting:
             self.greylist = Greylist(self.rules.greylist_delay, self.rules.greylist_expiry)
         if self.rates is None and self.rules.max_messages_per_minute:
             self.rates = RateLimiter(self.rules.max_messages_per_minute)
+        if self.floods is None and self.rules.flood_senders:
+            self.floods = FloodDetector(self.rules.flood_senders, self.rules.flood_window)
 
     # -- the greeting ----------------------------------------------------------------------------
 
@@ -155,6 +178,29 @@ class MailServerPolicy:
             return self._sender(event, session)  # type: ignore[arg-type]
         if kind is Authenticate and self.credentials is not None:
             return self.credentials.check(event.credentials)  # type: ignore[attr-defined]
+        if kind is MessageComplete:
+            return self._message(event, session)  # type: ignore[arg-type]
+        return None
+
+    def _message(self, event: MessageComplete, session: SessionView) -> Decision:
+        """The end of data: what only the message itself can settle (its real size, the hops
+        it made, whether it is one of a flood)."""
+        head = bytes(session.message_head)
+        hops = count_received(head)
+        if self.rules.max_received and hops > self.rules.max_received:
+            return replies.TOO_MANY_HOPS(count=hops)
+        for recipient, resolution in session.routes.items():
+            refusal = size_refusal(resolution.local, event.size, f"<{recipient}>")
+            if refusal is not None:
+                return refusal
+        if self.floods is not None and session.listener.role == "mx" and session.routes:
+            transaction = session.conn.transaction
+            sender = str(transaction.sender) if transaction and transaction.sender else ""
+            print_ = fingerprint(head)
+            for recipient in session.routes:
+                count = self.floods.flooded(recipient, print_, sender)
+                if count:
+                    return replies.MAIL_FLOOD(count=count, address=f"<{recipient}>")
         return None
 
     def deliveries(self, session: SessionView) -> list[Delivery] | None:
@@ -227,12 +273,16 @@ class MailServerPolicy:
             owned = self.directory.addresses_of(user)
             if self.directory.key(str(sender)) not in owned:
                 return replies.SENDER_NOT_OWNED(address=sender.bracketed, user=user)
-        if (
-            sender is not None
-            and self.rules.check_null_mx
-            and self.resolver is not None
-            and not sender.is_address_literal
-        ):
+        if sender is None or self.resolver is None or sender.is_address_literal:
+            return None
+        exists = (
+            self.rules.check_sender_domain
+            and session.listener.role == "mx"
+            and session.conn.authenticated is None
+        )
+        if exists:
+            return self._sender_domain(sender)
+        if self.rules.check_null_mx:
             return self._sender_null_mx(sender)
         return None
 
@@ -240,6 +290,21 @@ class MailServerPolicy:
         assert self.resolver is not None
         if await self.resolver.has_null_mx(sender.domain):
             return replies.SENDER_DOMAIN_NULL_MX(address=sender.bracketed)
+        return None
+
+    async def _sender_domain(self, sender: Mailbox) -> Reply | None:
+        """One lookup answers both: does the sender's domain take mail at all (RFC 5321 §5.1:
+        MX, else address records), and is it a null MX (RFC 7505)?"""
+        assert self.resolver is not None
+        address = sender.bracketed
+        try:
+            route = await self.resolver.mail_route(sender.domain)
+        except ResolverError:
+            return replies.SENDER_DOMAIN_UNKNOWN_NOW(address=address)
+        if route.null_mx:
+            return replies.SENDER_DOMAIN_NULL_MX(address=address) if self.rules.check_null_mx else None
+        if not route.exists or not route.hosts:
+            return replies.SENDER_DOMAIN_UNKNOWN(address=address)
         return None
 
     def _recipient(self, event: RcptTo, session: SessionView) -> Decision:
@@ -259,16 +324,41 @@ class MailServerPolicy:
             return self._route_local(session, recipient, str(recipient))
         return self._relay(session, recipient)
 
+    def _congested(self) -> Reply | None:
+        limit = self.rules.max_queued_messages
+        if limit:
+            queued = self.queue_depth()
+            if queued >= limit:
+                return replies.QUEUE_CONGESTED(queued=queued)
+        return None
+
     def _primary_domain(self) -> str:
         return self.directory.primary_domain or self.rules.hostname
 
     def _route_local(self, session: SessionView, recipient: Mailbox, key: str) -> Decision:
         address = recipient.bracketed
         resolution = self.directory.resolve(key)
-        if resolution.loop and not resolution.found:
-            return replies.LOCAL_ERROR()
         if resolution.moved_to is not None:
             return replies.USER_MOVED(forward_path=f"<{resolution.moved_to}>")
+        transaction = session.conn.transaction
+        refusal = recipient_refusal(
+            resolution,
+            address=address,
+            sender=str(transaction.sender) if transaction and transaction.sender else None,
+            directory=self.directory,
+            max_members=self.rules.max_list_members,
+            size=transaction.parameters.size if transaction else None,
+        )
+        if refusal is not None:
+            return refusal
+        if not resolution.found and self.directory.has_no_mailboxes(recipient.domain):
+            return replies.LOCAL_DOMAIN_WITHOUT_MAILBOXES(
+                address=address, domain=recipient.domain.lower()
+            )
+        if (resolution.remote or (resolution.local and self.rules.local_delivery == "lmtp")) and (
+            refusal := self._congested()
+        ):
+            return refusal
         if not resolution.found:
             if recipient.is_postmaster:
                 # No postmaster alias configured: the first user gets it rather than no one.
@@ -303,6 +393,9 @@ class MailServerPolicy:
             return self._relay_refusal(session, recipient)
         if recipient.is_address_literal:
             return self._relay_refusal(session, recipient)
+        congested = self._congested()
+        if congested is not None:
+            return congested
         route = Resolution(remote=[str(recipient)])
         if self.rules.check_null_mx and self.resolver is not None:
             return self._relay_unless_null_mx(session, recipient, route)

@@ -553,6 +553,8 @@ class ServerConnection:
             )
             return CommandRejected(verb, reply)
         if sequence is None:
+            if verb == "LHLO":
+                return CommandRejected(verb, replies.LMTP_HELLO_ON_SMTP())
             if verb in NOT_IMPLEMENTED:
                 return CommandRejected(verb, replies.NOT_IMPLEMENTED())
             return CommandRejected(verb, replies.UNKNOWN_COMMAND())

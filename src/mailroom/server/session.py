@@ -24,6 +24,7 @@ from mailroom.activity.transcript import Transcript
 from mailroom.codes import Reply
 from mailroom.codes import catalogue as replies
 from mailroom.policy.base import DISCONNECT, Disconnect
+from mailroom.policy.content import HEAD_LIMIT
 from mailroom.protocol import (
     NEED_DATA,
     PAUSED,
@@ -135,6 +136,8 @@ class Session(asyncio.Protocol):
         # Where each accepted recipient's mail goes, as policy decided at RCPT (mail server
         # mode); cleared with each new transaction.
         self.routes: dict[str, Any] = {}
+        # The message's first HEAD_LIMIT octets, for policy at its end (hops, floods).
+        self.message_head = bytearray()
         self.transcript: Transcript | None = None
         self.auth_failures = 0  # failed AUTHs in this session (mailroom.policy.authguard)
 
@@ -273,6 +276,9 @@ class Session(asyncio.Protocol):
                 event: Event = next_event  # type: ignore[assignment]
                 kind = type(event)
                 if kind is MessageData:
+                    head = self.message_head
+                    if len(head) < HEAD_LIMIT:
+                        head += event.data[: HEAD_LIMIT - len(head)]  # type: ignore[attr-defined]
                     if not self._message_failed:
                         try:
                             writer = self._writer or self._message_writer()
@@ -361,6 +367,7 @@ class Session(asyncio.Protocol):
             return replies.LOCAL_ERROR()
         if kind is DataCommand or kind is MailFrom:
             self._abort_message()
+            self.message_head.clear()
             if kind is MailFrom:
                 self.routes.clear()
         decision = self.server.policy.decide(event, self)
