@@ -229,6 +229,10 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         f"{len(mail.directory.users)} users, {len(mail.directory.aliases)} aliases, "
         f"{len(mail.queue.routes)} routes; local delivery to {local}; listeners {listeners}"
     )
+    from mailroom.config_warnings import config_warnings
+
+    for warning in config_warnings(mail):
+        print(f"{args.config}: warning: {warning}")
     return 0
 
 

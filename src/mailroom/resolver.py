@@ -48,6 +48,9 @@ def _split_server(text: str) -> tuple[str, int]:
 
 class Resolver:
     def __init__(self, servers: list[str] | None = None, *, timeout: float = 5.0) -> None:
+        # Name servers given in the configuration answer every lookup mailroom makes, relay
+        # host names included; without them, the system's resolver (and /etc/hosts) does.
+        self.explicit = bool(servers)
         if servers:
             resolver = dns.asyncresolver.Resolver(configure=False)
             hosts = [_split_server(s) for s in servers]

@@ -114,7 +114,13 @@ async def plan(
             return Plan([Hop(hostname or "localhost", relay.socket, 0)])
         if _is_ip(relay.host):
             return Plan([Hop(relay.host, relay.host, relay.port)])
-        addresses = await _system_addresses(relay.host, relay.port)
+        if resolver.explicit:
+            try:
+                addresses = await resolver.addresses(relay.host)
+            except ResolverError as exc:
+                return Plan(failure=reported(reports.DNS_FAILED, f"DNS lookup failed: {exc}"))
+        else:
+            addresses = await _system_addresses(relay.host, relay.port)
         if not addresses:
             return Plan(
                 failure=reported(

@@ -279,6 +279,7 @@ class MailServerPolicy:
             self.rules.check_sender_domain
             and session.listener.role == "mx"
             and session.conn.authenticated is None
+            and not self.directory.is_local_domain(sender.domain)
         )
         if exists:
             return self._sender_domain(sender)
