@@ -88,7 +88,9 @@ def _mx(server: SMTPTestServer, sender: str = "someone@remote.test") -> smtplib.
     return client
 
 
-def test_a_disabled_mailbox_is_refused_at_rcpt(server_factory: Callable[..., SMTPTestServer]) -> None:
+def test_a_disabled_mailbox_is_refused_at_rcpt(
+    server_factory: Callable[..., SMTPTestServer],
+) -> None:
     server = server_factory()
     client = _mx(server)
     assert client.rcpt("eve@example.test") == (
@@ -108,6 +110,7 @@ def test_a_disabled_account_cannot_authenticate(
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
+
     def login(password: str) -> smtplib.SMTPAuthenticationError:
         client = smtplib.SMTP(*server.address("submission"), timeout=10)
         client.starttls(context=context)
@@ -128,11 +131,13 @@ def test_a_disabled_account_cannot_authenticate(
     # SCRAM proves the password without sending it: the account is still off.
     from mailroom.client import AuthenticationFailed, SyncClient
 
-    with SyncClient(
-        *server.address("submission"), tls="starttls", ssl_context=context, timeout=10
-    ) as mailroom_client:
-        with pytest.raises(AuthenticationFailed) as scram:
-            mailroom_client.login("eve@example.test", PASSWORD, mechanism="SCRAM-SHA-256")
+    with (
+        SyncClient(
+            *server.address("submission"), tls="starttls", ssl_context=context, timeout=10
+        ) as mailroom_client,
+        pytest.raises(AuthenticationFailed) as scram,
+    ):
+        mailroom_client.login("eve@example.test", PASSWORD, mechanism="SCRAM-SHA-256")
     assert str(scram.value.reply.status) == "5.7.13"
 
 
@@ -180,8 +185,10 @@ def test_only_members_may_post_to_a_members_only_list(
 
 
 def test_a_list_that_cannot_be_expanded(server_factory: Callable[..., SMTPTestServer]) -> None:
-    server = server_factory(extra='[lists."big@example.test"]\nmembers = ["a@x.test", '
-    '"b@x.test", "c@x.test", "d@x.test"]')
+    server = server_factory(
+        extra='[lists."big@example.test"]\nmembers = ["a@x.test", '
+        '"b@x.test", "c@x.test", "d@x.test"]'
+    )
     client = _mx(server)
     assert client.rcpt("broken@example.test") == (
         450,

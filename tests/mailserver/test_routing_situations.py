@@ -99,7 +99,9 @@ def _client(server: SMTPTestServer) -> smtplib.SMTP:
     return client
 
 
-def _reports(server: SMTPTestServer, count: int, timeout: float = 30) -> list[email.message.Message]:
+def _reports(
+    server: SMTPTestServer, count: int, timeout: float = 30
+) -> list[email.message.Message]:
     """The reports in alice's Maildir, once there are ``count``."""
     folder = Path(server.config.data) / "mail" / "example.test" / "alice"
     deadline = time.monotonic() + timeout
@@ -107,7 +109,9 @@ def _reports(server: SMTPTestServer, count: int, timeout: float = 30) -> list[em
         found = []
         if folder.exists():
             box = mailbox.Maildir(folder, create=False)
-            found = [email.message_from_bytes(m.as_bytes(), policy=email.policy.default) for m in box]
+            found = [
+                email.message_from_bytes(m.as_bytes(), policy=email.policy.default) for m in box
+            ]
         if len(found) >= count or time.monotonic() > deadline:
             return found
         time.sleep(0.1)
@@ -326,8 +330,9 @@ def test_a_flood_of_near_identical_messages_from_many_senders(
         ).encode()
 
     for number in (1, 2):
-        assert not client.sendmail(f"list{number}@withmx.senders.test", ["alice@example.test"],
-                                   confirm(number))
+        assert not client.sendmail(
+            f"list{number}@withmx.senders.test", ["alice@example.test"], confirm(number)
+        )
     with pytest.raises(smtplib.SMTPDataError) as flood:
         client.sendmail("list3@withmx.senders.test", ["alice@example.test"], confirm(3))
     assert (flood.value.smtp_code, flood.value.smtp_error) == (

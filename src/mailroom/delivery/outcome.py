@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mailroom.client import ConnectionFailed, ProtocolError, SendError, SMTPReplyError, TLSFailed
-from mailroom.codes import Reply, classify
-from mailroom.codes import reports
+from mailroom.codes import Reply, classify, reports
 from mailroom.codes.reports import ReportStatus
 from mailroom.queue.entry import QueueRecipient
 

@@ -140,7 +140,9 @@ async def plan(
         )
     if route.null_mx:
         return Plan(
-            failure=reported(reports.DOMAIN_NULL_MX, f"{domain} accepts no mail (null MX, RFC 7505)")
+            failure=reported(
+                reports.DOMAIN_NULL_MX, f"{domain} accepts no mail (null MX, RFC 7505)"
+            )
         )
     if not route.hosts:
         return Plan(

@@ -42,10 +42,10 @@ from mailroom.client import (
     ServiceClosing,
     TransactionResult,
 )
+from mailroom.codes import reports
 from mailroom.delivery import control
 from mailroom.delivery.connections import Session, open_session
 from mailroom.delivery.dsn import DSNOptions, build_dsn
-from mailroom.codes import reports
 from mailroom.delivery.outcome import Outcome, apply, from_error, from_reply, reported
 from mailroom.delivery.routing import Destination, destination_for, plan
 from mailroom.delivery.schedule import domain_of, settle, wants
@@ -456,7 +456,9 @@ class QueueRunner:
             return None
         except InvalidAddress as exc:
             # Known before sending: nothing went out, and the connection is still good.
-            await self._fail_rest(job, reported(reports.BAD_ADDRESS, f"bad address: {exc}"), session)
+            await self._fail_rest(
+                job, reported(reports.BAD_ADDRESS, f"bad address: {exc}"), session
+            )
         except ExtensionNotOffered as exc:
             # BINARYMIME for a server without it: mailroom does not convert bodies.
             text = f"{session.remote_mta} cannot take this message: {exc}"

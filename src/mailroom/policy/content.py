@@ -57,9 +57,7 @@ def header_fields(header: bytes) -> list[tuple[str, str]]:
             continue
         name, colon, value = line.partition(b":")
         if colon and _FIELD_NAME.fullmatch(name):
-            fields.append(
-                (name.decode("ascii").lower(), value.strip().decode("utf-8", "replace"))
-            )
+            fields.append((name.decode("ascii").lower(), value.strip().decode("utf-8", "replace")))
     return fields
 
 

@@ -307,8 +307,10 @@ def _load_lists(directory: Directory, lists: Mapping[str, Any]) -> None:
         if unknown:
             raise DirectoryError(f"lists: {address}: unknown setting {unknown[0]!r}")
         members = table.get("members")
-        if not isinstance(members, list) or not members or not all(
-            isinstance(m, str) for m in members
+        if (
+            not isinstance(members, list)
+            or not members
+            or not all(isinstance(m, str) for m in members)
         ):
             raise DirectoryError(f"lists: {address}: members is a list of addresses")
         only = table.get("members_only", False)

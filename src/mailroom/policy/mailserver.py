@@ -26,9 +26,8 @@ from mailroom.policy.credentials import CredentialStore
 from mailroom.policy.directory import Directory, Resolution, User
 from mailroom.policy.lists import DEFAULT_MAX_LIST_MEMBERS, recipient_refusal, size_refusal
 from mailroom.protocol import Authenticate, Event, Mailbox, MailFrom, MessageComplete, RcptTo
-from mailroom.store.envelope import Delivery
-
 from mailroom.resolver import ResolverError
+from mailroom.store.envelope import Delivery
 
 if TYPE_CHECKING:
     from mailroom.resolver import Resolver
@@ -303,7 +302,9 @@ class MailServerPolicy:
         except ResolverError:
             return replies.SENDER_DOMAIN_UNKNOWN_NOW(address=address)
         if route.null_mx:
-            return replies.SENDER_DOMAIN_NULL_MX(address=address) if self.rules.check_null_mx else None
+            return (
+                replies.SENDER_DOMAIN_NULL_MX(address=address) if self.rules.check_null_mx else None
+            )
         if not route.exists or not route.hosts:
             return replies.SENDER_DOMAIN_UNKNOWN(address=address)
         return None
