@@ -109,6 +109,13 @@ class MailServerConfig:
         except ValueError as exc:
             section = "queue" if str(exc).startswith("[queue]") else "routes"
             raise MailConfigError(str(exc), (section,)) from None
+        minimums = {
+            domain: relay.min_priority
+            for domain, relay in queue.routes.items()
+            if relay.min_priority is not None
+        }
+        if minimums:
+            rules = dataclasses.replace(rules, route_min_priority=minimums)
         lmtp = _local_delivery(data.get("local_delivery"))
         if lmtp is not None:
             for domain in queue.routes:
@@ -187,12 +194,48 @@ def _rules(table: Mapping[str, Any], hostname: str) -> MailServerRules:
             and (not isinstance(value, int) or isinstance(value, bool) or value < 0)
         ):
             raise MailConfigError(f"policy: {key} is a whole number, 0 or more", ("policy", key))
+        if name == "priority_raisers":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise MailConfigError(
+                    "policy: priority_raisers is a list of users (or \"*\")", ("policy", key)
+                )
+            value = tuple(value)
+        if name == "max_size_by_priority":
+            value = _sizes_by_priority(value, key)
+        if name == "mt_priority" and value not in ("", "MIXER", "STANAG4406", "NSEP"):
+            raise MailConfigError(
+                "policy: mt_priority is MIXER, STANAG4406, NSEP (RFC 6710 §9) or \"\" (off)",
+                ("policy", key),
+            )
         if name == "full_mailbox" and value not in ("temporary", "permanent"):
             raise MailConfigError(
                 "policy: full_mailbox is 'temporary' or 'permanent'", ("policy", key)
             )
         values[name] = value
     return MailServerRules(**values)
+
+
+def _sizes_by_priority(value: Any, key: str) -> dict[int, int]:
+    """``{ "-1" = "1M", "0" = "20M" }``: the largest message of that priority and below."""
+    from mailroom.settings_types import ConfigError, parse_size
+
+    if not isinstance(value, Mapping):
+        raise MailConfigError(
+            f'policy: {key} is a table like {{ "-1" = "1M" }}', ("policy", key)
+        )
+    found: dict[int, int] = {}
+    for priority, size in value.items():
+        try:
+            number = int(priority)
+            if not -9 <= number <= 9:
+                raise ValueError(priority)
+            found[number] = parse_size(size)
+        except (ValueError, ConfigError, TypeError):
+            raise MailConfigError(
+                f"policy: {key}: {priority!r} = {size!r} is not a priority (-9 to 9) and a size",
+                ("policy", key),
+            ) from None
+    return found
 
 
 def locate(text: str, key: tuple[str, ...]) -> int | None:

@@ -41,6 +41,10 @@ def session_settings_for(
 ) -> SessionSettings:
     settings = base_settings(config)
     mechanisms = credentials.mechanisms if credentials is not None else ()
+    if config.mail is not None and listener.role in ("mx", "submission", "submissions"):
+        # The mail server's own extensions: MT-PRIORITY (RFC 6710) and RRVS (RFC 7293).
+        rules = config.mail.rules
+        settings = replace(settings, mt_priority=rules.mt_priority, rrvs=rules.rrvs)
     if listener.role == "mx":
         return replace(settings, auth_mechanisms=())
     if listener.role in ("submission", "submissions"):

@@ -257,6 +257,44 @@ NON_ASCII_ADDRESS = _reply(
     ref="RFC 6531 §3.4; RFC 6531 X.6.7",
 )
 
+PRIORITY_CHANGED = _reply(
+    250,
+    "2.3.6",
+    "{priority} Requested priority was changed: {why}",
+    when="MAIL with MT-PRIORITY above what this client may ask for (only authenticated users "
+    "named in priority_raisers, and relay_networks, may raise it above 0): accepted at the "
+    "priority the text begins with",
+    commands=("MAIL",),
+    ref="RFC 6710 §4.1; RFC 6710 X.3.6",
+)
+PRIORITY_TOO_LOW = _reply(
+    550,
+    "5.7.15",
+    "Priority level is too low: {what} takes priority {minimum} and above",
+    when="MAIL on a listener with a min_priority, or RCPT for a route with one, when the "
+    "message's priority (MT-PRIORITY, 0 when absent) is lower",
+    commands=("MAIL", "RCPT"),
+    ref="RFC 6710 §4.1; RFC 6710 X.7.15",
+)
+PRIORITY_TOO_LOW_NOW = _reply(
+    450,
+    "4.7.15",
+    "Priority level is too low while the queue is busy ({queued} messages): try again later",
+    when="MAIL with a priority below 0 while the queue holds low_priority_queue_limit entries: "
+    "only normal and higher priorities are taken until it drains",
+    commands=("MAIL",),
+    ref="RFC 6710 §4.1; RFC 6710 X.7.15",
+)
+TOO_BIG_FOR_PRIORITY = _reply(
+    552,
+    "5.7.16",
+    "Message is too big for the specified priority {priority}: at most {limit} octets",
+    when="a message larger than max_size_by_priority allows for its priority: at MAIL when "
+    "SIZE says so, else at the end of data",
+    commands=("MAIL", "END_OF_DATA", "BDAT"),
+    ref="RFC 6710 §4.1; RFC 6710 X.7.16",
+)
+
 # --- RCPT ---------------------------------------------------------------------------------------
 
 RECIPIENT_OK = _reply(
@@ -463,6 +501,36 @@ MESSAGE_TOO_BIG_FOR_MAILBOX = _reply(
     "when MAIL declared a larger SIZE, else at the end of data",
     commands=("RCPT", "END_OF_DATA", "BDAT"),
     ref="RFC 1870 §6; RFC 3463 X.2.3",
+)
+
+# --- RCPT: RRVS (RFC 7293) ---------------------------------------------------------------------
+
+MAILBOX_OWNER_CHANGED = _reply(
+    550,
+    "5.7.17",
+    "{address}: Recipient address rejected: mailbox owner has changed",
+    when="RCPT with RRVS=<date-time> for a mailbox whose present owner has had it only since "
+    "a later time ([owned_since])",
+    commands=("RCPT",),
+    ref="RFC 7293 §3.1, §4; RFC 7293 X.7.17",
+)
+DOMAIN_OWNER_CHANGED = _reply(
+    550,
+    "5.7.18",
+    "{address}: Recipient address rejected: domain owner has changed",
+    when="RCPT with RRVS=<date-time> for a local domain whose present owner has had it only "
+    "since a later time ([owned_since])",
+    commands=("RCPT",),
+    ref="RFC 7293 §3.1, §4; RFC 7293 X.7.18",
+)
+RRVS_CANNOT_BE_TESTED = _reply(
+    550,
+    "5.7.19",
+    "{address}: Recipient address rejected: RRVS test cannot be completed: {why}",
+    when="RCPT with RRVS=<date-time>;R (reject when the test cannot be made) for a mailbox "
+    "whose owned-since time was never recorded",
+    commands=("RCPT",),
+    ref="RFC 7293 §3.1; RFC 7293 X.7.19",
 )
 
 # --- RCPT: the mail system ---------------------------------------------------------------------

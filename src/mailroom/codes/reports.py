@@ -157,6 +157,13 @@ CONVERSION_NOT_SUPPORTED = _report(
     ref="RFC 3030 §3; RFC 3463 X.6.3",
     reason="contenterror",
 )
+RRVS_NOT_PASSED_ON = _report(
+    "5.7.19",
+    when="a recipient given with RRVS=<date-time>;R (reject when the test cannot be made) whose "
+    "next hop does not offer RRVS: the test cannot be completed, so the message is returned",
+    ref="RFC 7293 §3.1, §5; RFC 7293 X.7.19",
+    reason="policyviolation",
+)
 EXPIRED = _report(
     "4.4.7",
     when="the queue gave up: the message stayed undeliverable longer than max_age (the "

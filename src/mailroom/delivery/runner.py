@@ -81,10 +81,34 @@ class _Job:
     settled: set[int] = field(default_factory=set)  # id() of recipients given an outcome
 
 
+class _Jobs:
+    """The jobs waiting for one destination's workers, higher MT-PRIORITY first (RFC 6710),
+    then in the order they came."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.PriorityQueue[tuple[int, int, _Job]] = asyncio.PriorityQueue()
+        self._order = itertools.count()
+
+    def put_nowait(self, job: _Job) -> None:
+        self._queue.put_nowait((-(job.entry.mt_priority or 0), next(self._order), job))
+
+    def get_nowait(self) -> _Job:
+        return self._queue.get_nowait()[2]
+
+    async def get(self) -> _Job:
+        return (await self._queue.get())[2]
+
+    def qsize(self) -> int:
+        return self._queue.qsize()
+
+    def empty(self) -> bool:
+        return self._queue.empty()
+
+
 @dataclass(eq=False)
 class _Destination:
     key: Destination
-    jobs: asyncio.Queue[_Job] = field(default_factory=asyncio.Queue)
+    jobs: _Jobs = field(default_factory=_Jobs)
     workers: int = 0
     idle: int = 0
 
@@ -143,7 +167,9 @@ class QueueRunner:
         self.own_addresses = own_addresses
         self.control_interval = control_interval
         self.entries: dict[str, QueueEntry] = {}
-        self._heap: list[tuple[float, int, str]] = []
+        # (when due, minus its priority, arrival, id): among entries due at once, higher
+        # MT-PRIORITY first (RFC 6710 §5), then first come.
+        self._heap: list[tuple[float, int, int, str]] = []
         self._seq = itertools.count()
         self._rounds: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()  # retry requested while a round was running
@@ -285,14 +311,15 @@ class QueueRunner:
         self._push(entry)
 
     def _push(self, entry: QueueEntry) -> None:
-        heapq.heappush(self._heap, (entry.next_attempt, next(self._seq), entry.id))
+        priority = -(entry.mt_priority or 0)
+        heapq.heappush(self._heap, (entry.next_attempt, priority, next(self._seq), entry.id))
 
     async def _schedule(self) -> None:
         while not self._stopping:
             self._wakeup.clear()
             now = self.clock()
             while self._heap and len(self._rounds) < MAX_ROUNDS:
-                when, _, queue_id = self._heap[0]
+                when, _, _, queue_id = self._heap[0]
                 entry = self.entries.get(queue_id)
                 if entry is None or entry.next_attempt != when or queue_id in self._rounds:
                     heapq.heappop(self._heap)  # stale: removed, rescheduled or running
@@ -482,6 +509,8 @@ class QueueRunner:
         entry = job.entry
         message = await asyncio.to_thread(self.spool.message_path(entry.id).read_bytes)
         remaining = [r for r in job.recipients if not r.done]
+        if not session.client.extensions.rrvs:
+            remaining = await self._without_rrvs(job, remaining, session)
         options = MailOptions(
             body="BINARYMIME" if entry.body == "BINARYMIME" else None,
             smtputf8=True if entry.smtputf8 else None,
@@ -489,6 +518,7 @@ class QueueRunner:
             if (entry.ret or "").upper() == "HDRS"
             else ("FULL" if (entry.ret or "").upper() == "FULL" else None),
             envid=entry.envid or None,
+            mt_priority=entry.mt_priority,
         )
         while remaining:
             batch = remaining[:MAX_RECIPIENTS_PER_TRANSACTION]
@@ -499,6 +529,7 @@ class QueueRunner:
                     r.address,
                     notify=tuple(r.notify) if r.notify else None,
                     orcpt=r.orcpt[1] if r.orcpt else None,
+                    rrvs=r.rrvs,
                 )
                 for r in batch
             ]
@@ -519,6 +550,27 @@ class QueueRunner:
             self._record(job, by_address, result, session, remaining)
             # Saved now, before anything else: this is the crash-safety line.
             await self._save(entry)
+
+    async def _without_rrvs(
+        self, job: _Job, recipients: list[QueueRecipient], session: Session
+    ) -> list[QueueRecipient]:
+        """The next hop does not offer RRVS (RFC 7293 §5): a recipient whose sender asked
+        ";R" cannot have the test made and is returned with 5.7.19; ";C" goes on without it."""
+        kept = []
+        text = f"{session.remote_mta} does not offer RRVS, and the sender asked for the test"
+        outcome = reported(reports.RRVS_NOT_PASSED_ON, text, session.remote_mta)
+        failed = False
+        for recipient in recipients:
+            if recipient.rrvs and recipient.rrvs.upper().endswith(";R"):
+                apply(recipient, outcome, self.clock())
+                job.settled.add(id(recipient))
+                self._log(job.entry, recipient, outcome, session)
+                failed = True
+            else:
+                kept.append(recipient)
+        if failed:
+            await self._save(job.entry)
+        return kept
 
     def _record(
         self,

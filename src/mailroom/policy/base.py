@@ -49,6 +49,9 @@ class SessionView(Protocol):
     # The first octets of the message being received (its header and the start of its body,
     # up to mailroom.policy.content.HEAD_LIMIT), for decisions at its end.
     message_head: bytearray
+    # The priority the transaction's message is taken at (MT-PRIORITY, RFC 6710), as policy
+    # decided at MAIL; None when the client gave none.
+    mt_priority: int | None
 
 
 class Policy(Protocol):

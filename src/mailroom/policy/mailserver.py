@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -25,6 +25,9 @@ from mailroom.policy.content import FloodDetector, count_received, fingerprint
 from mailroom.policy.credentials import CredentialStore
 from mailroom.policy.directory import Directory, Resolution, User
 from mailroom.policy.lists import DEFAULT_MAX_LIST_MEMBERS, recipient_refusal, size_refusal
+from mailroom.policy.priority import PrioritySettings, effective_priority
+from mailroom.policy.priority import size_refusal as priority_size_refusal
+from mailroom.policy.rrvs import rrvs_refusal
 from mailroom.protocol import Authenticate, Event, Mailbox, MailFrom, MessageComplete, RcptTo
 from mailroom.resolver import ResolverError
 from mailroom.store.envelope import Delivery
@@ -71,6 +74,19 @@ class MailServerRules:
     flood_window: float = 600.0
     # Queue entries at most; then recipients whose mail would be queued get 451 4.4.5. 0: none.
     max_queued_messages: int = 100_000
+    # RRVS (RFC 7293) offered on mx and submission listeners, checked against [owned_since].
+    rrvs: bool = True
+    # MT-PRIORITY (RFC 6710) offered with this priority policy's name; "" turns it off.
+    mt_priority: str = "MIXER"
+    # Authenticated users who may raise a message's priority above 0 ("*": all of them);
+    # clients in relay_networks may too. Others' priorities are lowered to 0 (250 2.3.6).
+    priority_raisers: tuple[str, ...] = ()
+    # The largest message of each priority and below, e.g. {-1: 1 MiB}: 552 5.7.16 above it.
+    max_size_by_priority: dict[int, int] = field(default_factory=dict)
+    # Queue entries from which priorities below 0 wait (450 4.7.15). 0: never.
+    low_priority_queue_limit: int = 0
+    # The lowest priority each routed domain takes (from [routes]): 550 5.7.15 below it.
+    route_min_priority: dict[str, int] = field(default_factory=dict)
 
 
 class Greylist:
@@ -156,6 +172,11 @@ class MailServerPolicy:
             self.rates = RateLimiter(self.rules.max_messages_per_minute)
         if self.floods is None and self.rules.flood_senders:
             self.floods = FloodDetector(self.rules.flood_senders, self.rules.flood_window)
+        self.priorities = PrioritySettings(
+            raisers=self.rules.priority_raisers,
+            max_size_by_priority=self.rules.max_size_by_priority,
+            low_priority_queue_limit=self.rules.low_priority_queue_limit,
+        )
 
     # -- the greeting ----------------------------------------------------------------------------
 
@@ -190,6 +211,10 @@ class MailServerPolicy:
             return replies.TOO_MANY_HOPS(count=hops)
         for recipient, resolution in session.routes.items():
             refusal = size_refusal(resolution.local, event.size, f"<{recipient}>")
+            if refusal is not None:
+                return refusal
+        if self.rules.mt_priority:
+            refusal = priority_size_refusal(session.mt_priority or 0, event.size, self.priorities)
             if refusal is not None:
                 return refusal
         if self.floods is not None and session.listener.role == "mx" and session.routes:
@@ -272,6 +297,48 @@ class MailServerPolicy:
             owned = self.directory.addresses_of(user)
             if self.directory.key(str(sender)) not in owned:
                 return replies.SENDER_NOT_OWNED(address=sender.bracketed, user=user)
+        accepted: Reply | None = None
+        if self.rules.mt_priority:
+            refusal, accepted = self._priority(event, session)
+            if refusal is not None:
+                return refusal
+        domain_check = self._sender_checks(sender, session)
+        if domain_check is None:
+            return accepted
+        if accepted is None:
+            return domain_check
+        return self._unless_refused(domain_check, accepted)
+
+    @staticmethod
+    async def _unless_refused(check: Awaitable[Reply | None], accepted: Reply) -> Reply:
+        refusal = await check
+        return refusal if refusal is not None else accepted
+
+    def _priority(self, event: MailFrom, session: SessionView) -> tuple[Reply | None, Reply | None]:
+        """(a refusal, or the 250 2.3.6 that says the priority was lowered); sets the priority
+        the message is taken at on the session."""
+        priority, changed = effective_priority(
+            event.parameters.mt_priority,
+            self.priorities,
+            user=session.conn.authenticated,
+            trusted=_in_networks(session.client_ip, self.rules.relay_networks),
+        )
+        session.mt_priority = priority if event.parameters.mt_priority is not None else None
+        minimum = session.listener.min_priority
+        if minimum is not None and priority < minimum:
+            what = f"this listener ({session.listener.role})"
+            return replies.PRIORITY_TOO_LOW(what=what, minimum=minimum), None
+        limit = self.priorities.low_priority_queue_limit
+        if limit and priority < 0:
+            queued = self.queue_depth()
+            if queued >= limit:
+                return replies.PRIORITY_TOO_LOW_NOW(queued=queued), None
+        refusal = priority_size_refusal(priority, event.parameters.size, self.priorities)
+        return refusal, changed
+
+    def _sender_checks(
+        self, sender: Mailbox | None, session: SessionView
+    ) -> Awaitable[Reply | None] | None:
         if sender is None or self.resolver is None or sender.is_address_literal:
             return None
         exists = (
@@ -316,15 +383,24 @@ class MailServerPolicy:
             return replies.RATE_LIMITED(client=session.client_ip)
         if recipient.is_postmaster:
             # RFC 5321 §4.5.1: <postmaster> without a domain is always accepted.
-            return self._route_local(session, recipient, f"postmaster@{self._primary_domain()}")
+            return self._route_local(
+                session, recipient, f"postmaster@{self._primary_domain()}", event.parameters.rrvs
+            )
         local_part = recipient.local_part
         if self.directory.is_local_domain(recipient.domain) and not recipient.is_address_literal:
             if any(mark in local_part for mark in _RELAY_TRICKS):
                 return self._relay_refusal(session, recipient)
             if local_part.startswith(("-", ".")) or local_part.startswith('"'):
                 return replies.MAILBOX_NAME_NOT_ALLOWED(address=address)
-            return self._route_local(session, recipient, str(recipient))
+            return self._route_local(session, recipient, str(recipient), event.parameters.rrvs)
         return self._relay(session, recipient)
+
+    def _route_priority(self, session: SessionView, address: str) -> Reply | None:
+        domain = address.rpartition("@")[2].lower().rstrip(".")
+        minimum = self.rules.route_min_priority.get(domain)
+        if minimum is not None and (session.mt_priority or 0) < minimum:
+            return replies.PRIORITY_TOO_LOW(what=f"the route to {domain}", minimum=minimum)
+        return None
 
     def _congested(self) -> Reply | None:
         limit = self.rules.max_queued_messages
@@ -337,7 +413,9 @@ class MailServerPolicy:
     def _primary_domain(self) -> str:
         return self.directory.primary_domain or self.rules.hostname
 
-    def _route_local(self, session: SessionView, recipient: Mailbox, key: str) -> Decision:
+    def _route_local(
+        self, session: SessionView, recipient: Mailbox, key: str, rrvs: str | None = None
+    ) -> Decision:
         address = recipient.bracketed
         resolution = self.directory.resolve(key)
         if resolution.moved_to is not None:
@@ -353,6 +431,20 @@ class MailServerPolicy:
         )
         if refusal is not None:
             return refusal
+        if rrvs is not None:
+            refusal = rrvs_refusal(
+                rrvs,
+                address=address,
+                domain=recipient.domain,
+                resolution=resolution,
+                directory=self.directory,
+            )
+            if refusal is not None:
+                return refusal
+        for remote in resolution.remote:
+            refusal = self._route_priority(session, remote)
+            if refusal is not None:
+                return refusal
         if not resolution.found and self.directory.has_no_mailboxes(recipient.domain):
             return replies.LOCAL_DOMAIN_WITHOUT_MAILBOXES(
                 address=address, domain=recipient.domain.lower()
@@ -395,7 +487,7 @@ class MailServerPolicy:
             return self._relay_refusal(session, recipient)
         if recipient.is_address_literal:
             return self._relay_refusal(session, recipient)
-        congested = self._congested()
+        congested = self._congested() or self._route_priority(session, str(recipient))
         if congested is not None:
             return congested
         route = Resolution(remote=[str(recipient)])

@@ -373,6 +373,8 @@ class ClientConnection:
                 params.append(f"RET={options.ret}")
             if options.envid:
                 params.append(f"ENVID={encode_xtext(options.envid)}")
+        if options.mt_priority is not None and ext.mt_priority is not None:
+            params.append(f"MT-PRIORITY={options.mt_priority}")
         mail_command = " ".join([f"MAIL FROM:<{sender}>", *params])
         rcpt_commands = []
         for rcpt in rcpts:
@@ -381,6 +383,8 @@ class ClientConnection:
                 words.append("NOTIFY=" + ",".join(rcpt.notify))
             if ext.dsn and rcpt.orcpt:
                 words.append("ORCPT=" + encode_orcpt(rcpt.orcpt))
+            if ext.rrvs and rcpt.rrvs:
+                words.append(f"RRVS={rcpt.rrvs}")
             rcpt_commands.append(" ".join(words))
 
         txn = PendingTransaction(

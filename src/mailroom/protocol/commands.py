@@ -47,6 +47,8 @@ class Extensions:
     smtputf8: bool = False
     dsn: bool = False
     auth: bool = False
+    mt_priority: bool = False  # RFC 6710
+    rrvs: bool = False  # RFC 7293
 
 
 NO_EXTENSIONS = Extensions()
@@ -100,6 +102,7 @@ def parse_mail(
             smtputf8=extensions.smtputf8,
             dsn=extensions.dsn,
             auth=extensions.auth,
+            mt_priority=extensions.mt_priority,
         )
     except ParameterError as error:
         raise Refused(_parameter_reply(error)) from None
@@ -120,7 +123,9 @@ def parse_rcpt(
     """``smtputf8`` is whether this transaction's MAIL said SMTPUTF8."""
     path, params_text = _split_argument(argument, "TO:", replies.RCPT_SYNTAX())
     try:
-        params = parse_rcpt_parameters(params_text, dsn=extensions.dsn, smtputf8=smtputf8)
+        params = parse_rcpt_parameters(
+            params_text, dsn=extensions.dsn, smtputf8=smtputf8, rrvs=extensions.rrvs
+        )
     except ParameterError as error:
         raise Refused(_parameter_reply(error)) from None
     if not path.isascii() and not smtputf8:

@@ -109,8 +109,8 @@ class Transaction:
 # Allowance over max_command_line that extensions grant to MAIL and RCPT lines:
 # SIZE (RFC 1870 §3: 26), DSN (RFC 3461 §5: 100 for MAIL, 500 for RCPT), AUTH= (RFC 4954 §5:
 # 500), and some room for BODY= and SMTPUTF8.
-_MAIL_ALLOWANCE = 26 + 100 + 500 + 32
-_RCPT_ALLOWANCE = 500
+_MAIL_ALLOWANCE = 26 + 100 + 500 + 32 + 16  # and MT-PRIORITY=-9 (RFC 6710)
+_RCPT_ALLOWANCE = 500 + 40  # and RRVS=<date-time>;R (RFC 7293)
 
 
 class ServerConnection:
@@ -204,6 +204,8 @@ class ServerConnection:
                 smtputf8=s.smtputf8,
                 dsn=s.dsn,
                 auth=bool(self.offered_mechanisms()),
+                mt_priority=bool(s.mt_priority),
+                rrvs=s.rrvs,
             )
         return extensions
 
@@ -237,6 +239,10 @@ class ServerConnection:
             keywords.append("CHUNKING")
             if s.binarymime and s.eightbitmime:
                 keywords.append("BINARYMIME")
+        if s.mt_priority:
+            keywords.append(f"MT-PRIORITY {s.mt_priority}")
+        if s.rrvs:
+            keywords.append("RRVS")
         return keywords
 
     # -- the caller's side -------------------------------------------------------------------

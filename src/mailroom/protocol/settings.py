@@ -41,6 +41,10 @@ class SessionSettings:
     chunking: bool = True
     binarymime: bool = True
     dsn: bool = True
+    # RFC 6710 MT-PRIORITY with the name of the priority policy ("MIXER", "STANAG4406",
+    # "NSEP"); empty: not offered.
+    mt_priority: str = ""
+    rrvs: bool = False  # RFC 7293: RCPT TO:<...> RRVS=<date-time>
 
     # -- TLS and AUTH ----------------------------------------------------------------------
     tls_available: bool = False  # a certificate is configured: offer STARTTLS

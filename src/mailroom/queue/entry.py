@@ -42,6 +42,7 @@ class QueueRecipient:
     # RFC 2033).
     notified: bool = False
     final: bool = False
+    rrvs: str | None = None  # RFC 7293: the RRVS= value to pass on to the next hop
 
     @property
     def done(self) -> bool:
@@ -62,6 +63,7 @@ class QueueEntry:
     smtputf8: bool = False
     auth_user: str | None = None
     client_ip: str = ""
+    mt_priority: int | None = None  # RFC 6710: higher goes first; passed on to the next hop
 
     @property
     def pending(self) -> list[QueueRecipient]:

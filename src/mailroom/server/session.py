@@ -138,6 +138,8 @@ class Session(asyncio.Protocol):
         self.routes: dict[str, Any] = {}
         # The message's first HEAD_LIMIT octets, for policy at its end (hops, floods).
         self.message_head = bytearray()
+        # The priority policy took the transaction's message at (MT-PRIORITY), set at MAIL.
+        self.mt_priority: int | None = None
         self.transcript: Transcript | None = None
         self.auth_failures = 0  # failed AUTHs in this session (mailroom.policy.authguard)
 
@@ -370,6 +372,7 @@ class Session(asyncio.Protocol):
             self.message_head.clear()
             if kind is MailFrom:
                 self.routes.clear()
+                self.mt_priority = None
         decision = self.server.policy.decide(event, self)
         if decision is DISCONNECT:
             return DISCONNECT
@@ -455,6 +458,7 @@ class Session(asyncio.Protocol):
                 notify[str(recipient)] = params.notify
             if params.orcpt is not None:
                 orcpt[str(recipient)] = params.orcpt
+        rrvs = {str(r): params.rrvs for r, params in transaction.recipients if params.rrvs}
         return Envelope(
             queue_id=self._queue_id,
             sender=str(transaction.sender) if transaction.sender else "",
@@ -472,6 +476,8 @@ class Session(asyncio.Protocol):
             body=mail.body,
             notify=notify,
             orcpt=orcpt,
+            mt_priority=self.mt_priority if self.mt_priority is not None else mail.mt_priority,
+            rrvs=rrvs,
         )
 
     def _message_writer(self) -> OpenMessage:

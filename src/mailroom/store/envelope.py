@@ -49,6 +49,10 @@ class Envelope:
     body: str | None = None
     notify: dict[str, tuple[str, ...]] = field(default_factory=dict)
     orcpt: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # MT-PRIORITY (RFC 6710) the message was taken at (None: not given), and RRVS= of its
+    # recipients (RFC 7293), kept for the queue to pass on.
+    mt_priority: int | None = None
+    rrvs: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.deliveries:

@@ -503,6 +503,7 @@ class MaildirStore:
                 address=address,
                 notify=list(e.notify.get(address) or []) or None,
                 orcpt=list(e.orcpt[address]) if address in e.orcpt else None,
+                rrvs=e.rrvs.get(address),
                 **state,
             )
 
@@ -527,6 +528,7 @@ class MaildirStore:
             smtputf8=e.smtputf8,
             auth_user=e.auth_user,
             client_ip=e.client_ip,
+            mt_priority=e.mt_priority,
         )
         path = self.spool.tmp / f"{entry.id}.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
