@@ -197,14 +197,14 @@ def _rules(table: Mapping[str, Any], hostname: str) -> MailServerRules:
         if name == "priority_raisers":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise MailConfigError(
-                    "policy: priority_raisers is a list of users (or \"*\")", ("policy", key)
+                    'policy: priority_raisers is a list of users (or "*")', ("policy", key)
                 )
             value = tuple(value)
         if name == "max_size_by_priority":
             value = _sizes_by_priority(value, key)
         if name == "mt_priority" and value not in ("", "MIXER", "STANAG4406", "NSEP"):
             raise MailConfigError(
-                "policy: mt_priority is MIXER, STANAG4406, NSEP (RFC 6710 §9) or \"\" (off)",
+                'policy: mt_priority is MIXER, STANAG4406, NSEP (RFC 6710 §9) or "" (off)',
                 ("policy", key),
             )
         if name == "full_mailbox" and value not in ("temporary", "permanent"):
@@ -220,9 +220,7 @@ def _sizes_by_priority(value: Any, key: str) -> dict[int, int]:
     from mailroom.settings_types import ConfigError, parse_size
 
     if not isinstance(value, Mapping):
-        raise MailConfigError(
-            f'policy: {key} is a table like {{ "-1" = "1M" }}', ("policy", key)
-        )
+        raise MailConfigError(f'policy: {key} is a table like {{ "-1" = "1M" }}', ("policy", key))
     found: dict[int, int] = {}
     for priority, size in value.items():
         try:

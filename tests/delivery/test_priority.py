@@ -46,7 +46,8 @@ def test_higher_priorities_are_delivered_first(tmp_path: Path) -> None:
 
     arrived = asyncio.run(main())
     by_priority = sorted(
-        range(len(priorities)), key=lambda n: -(priorities[n] or 0)  # stable: first come first
+        range(len(priorities)),
+        key=lambda n: -(priorities[n] or 0),  # stable: first come first
     )
     assert arrived == [f"<{n}@a.test>" for n in by_priority]
     # 9, 5, 2, 1, then the two of priority 0 (given, and implied) in the order they came.

@@ -60,13 +60,13 @@ delay_warning = "0"
 def server_factory(tmp_path: Path) -> Iterator[Callable[..., SMTPTestServer]]:
     started: list[SMTPTestServer] = []
 
-    def make(policy: str = "", routes: str = "", domains: str = "", users: str = "") -> SMTPTestServer:
+    def make(
+        policy: str = "", routes: str = "", domains: str = "", users: str = ""
+    ) -> SMTPTestServer:
         directory = tmp_path / f"server{len(started)}"
         directory.mkdir()
         config = directory / "mailroom.toml"
-        config.write_text(
-            CONFIG.format(policy=policy, routes=routes, domains=domains, users=users)
-        )
+        config.write_text(CONFIG.format(policy=policy, routes=routes, domains=domains, users=users))
         server = SMTPTestServer(directory / "data", config_file=config)
         started.append(server.start())
         return server
@@ -96,8 +96,11 @@ def test_both_extensions_are_offered(server_factory: Callable[..., SMTPTestServe
         (["MT-PRIORITY=-3"], (250, b"2.1.0 Ok")),
         (
             ["MT-PRIORITY=5"],
-            (250, b"2.3.6 0 Requested priority was changed: only trusted senders may raise the "
-             b"priority above 0"),
+            (
+                250,
+                b"2.3.6 0 Requested priority was changed: only trusted senders may raise the "
+                b"priority above 0",
+            ),
         ),
         (["MT-PRIORITY=10"], (555, b"5.5.4 Malformed parameter: MT-PRIORITY")),
         (["MT-PRIORITY=-0"], (555, b"5.5.4 Malformed parameter: MT-PRIORITY")),
@@ -175,8 +178,7 @@ def test_low_priorities_wait_while_the_queue_is_busy(
     client.sendmail("alice@example.test", ["x@far.test"], b"Subject: 1\r\n\r\nhi\r\n")
     assert client.mail("alice@example.test", ["MT-PRIORITY=-1"]) == (
         450,
-        b"4.7.15 Priority level is too low while the queue is busy (1 messages): try again "
-        b"later",
+        b"4.7.15 Priority level is too low while the queue is busy (1 messages): try again later",
     )
     assert client.mail("alice@example.test", ["MT-PRIORITY=0"])[0] == 250
     client.quit()
@@ -189,22 +191,30 @@ def test_low_priorities_wait_while_the_queue_is_busy(
         (
             "alice@example.test",
             "2021-06-01T00:00:00Z",
-            (550, b"5.7.17 <alice@example.test>: Recipient address rejected: mailbox owner has "
-             b"changed"),
+            (
+                550,
+                b"5.7.17 <alice@example.test>: Recipient address rejected: mailbox owner has "
+                b"changed",
+            ),
         ),
         # The same moment in another offset: still before alice's mailbox was hers.
         (
             "alice@example.test",
             "2022-01-01T00:59:59+01:00",
-            (550, b"5.7.17 <alice@example.test>: Recipient address rejected: mailbox owner has "
-             b"changed"),
+            (
+                550,
+                b"5.7.17 <alice@example.test>: Recipient address rejected: mailbox owner has "
+                b"changed",
+            ),
         ),
         ("alice@example.test", "2022-01-01T01:00:00+01:00", (250, b"2.1.5 Ok")),
         (
             "carol@example.org",
             "2022-06-01T00:00:00Z",
-            (550, b"5.7.18 <carol@example.org>: Recipient address rejected: domain owner has "
-             b"changed"),
+            (
+                550,
+                b"5.7.18 <carol@example.org>: Recipient address rejected: domain owner has changed",
+            ),
         ),
         ("carol@example.org", "2023-06-01T00:00:00Z;C", (250, b"2.1.5 Ok")),
         ("bob@example.test", "2022-06-01T00:00:00Z;C", (250, b"2.1.5 Ok")),
@@ -212,8 +222,11 @@ def test_low_priorities_wait_while_the_queue_is_busy(
         (
             "bob@example.test",
             "2022-06-01T00:00:00Z;R",
-            (550, b"5.7.19 <bob@example.test>: Recipient address rejected: RRVS test cannot be "
-             b"completed: no owned-since time is recorded for the mailbox"),
+            (
+                550,
+                b"5.7.19 <bob@example.test>: Recipient address rejected: RRVS test cannot be "
+                b"completed: no owned-since time is recorded for the mailbox",
+            ),
         ),
         ("bob@example.test", "2022-06-01", (555, b"5.5.4 Malformed parameter: RRVS")),
         ("bob@example.test", "2022-06-01T00:00:00Z;X", (555, b"5.5.4 Malformed parameter: RRVS")),

@@ -152,8 +152,9 @@ BAD_ADDRESS = _report(
 )
 CONVERSION_NOT_SUPPORTED = _report(
     "5.6.3",
-    when="a message sent with BODY=BINARYMIME to a next hop without BINARYMIME, whose binary "
-    "content cannot be re-encoded (it is not in MIME parts a transfer encoding can carry)",
+    when="a message sent with BODY=BINARYMIME to a next hop without BINARYMIME (or CHUNKING), "
+    "whose binary content cannot be re-encoded: it is not in MIME parts a transfer encoding "
+    "can carry",
     ref="RFC 3030 §3; RFC 3463 X.6.3",
     reason="contenterror",
 )
@@ -163,6 +164,55 @@ RRVS_NOT_PASSED_ON = _report(
     "next hop does not offer RRVS: the test cannot be completed, so the message is returned",
     ref="RFC 7293 §3.1, §5; RFC 7293 X.7.19",
     reason="policyviolation",
+)
+NON_ASCII_ADDRESS_NEXT_HOP = _report(
+    "5.6.7",
+    when="a message sent with SMTPUTF8 whose sender or recipient address is not ASCII, to a "
+    "next hop that does not offer SMTPUTF8 (a non-ASCII recipient is returned alone)",
+    ref="RFC 6531 §3.2; RFC 6533; RFC 6531 X.6.7",
+    reason="contenterror",
+)
+UTF8_HEADER_NEXT_HOP = _report(
+    "5.6.9",
+    when="a message sent with SMTPUTF8 whose header fields hold UTF-8, to a next hop that does "
+    "not offer SMTPUTF8 (its addresses are ASCII: they alone would have gone)",
+    ref="RFC 6531 §3.2; RFC 6532; RFC 6531 X.6.9",
+    reason="contenterror",
+)
+CONVERSION_PROHIBITED = _report(
+    "5.6.2",
+    when="a message the next hop can take only converted (to 7 bits, or from binary) whose "
+    "Conversion: Prohibited header field forbids converting it",
+    ref="RFC 2156 §3.3.5; RFC 3463 X.6.2",
+    reason="contenterror",
+)
+CONVERSION_LOSSY_PROHIBITED = _report(
+    "5.6.4",
+    when="a message whose conversion for the next hop would lose information (8-bit text in no "
+    "declared charset) and whose Conversion-With-Loss: Prohibited field forbids that",
+    ref="RFC 2156 §3.3.6; RFC 3463 X.6.4",
+    reason="contenterror",
+)
+CONVERTED_WITH_LOSS = _report(
+    "2.6.4",
+    when="a warning to the sender: the message went to its next hop, but converting it for that "
+    "hop (to 7 bits) lost information (8-bit text in no declared charset, sent as unknown-8bit)",
+    ref="RFC 6152; RFC 3463 X.6.4",
+    reason="delivered",
+)
+CONVERSION_FAILED = _report(
+    "5.6.5",
+    when="a message that must be converted for the next hop whose MIME structure is broken (a "
+    "multipart without its boundary or its closing delimiter, an 8-bit address in a header)",
+    ref="RFC 2045; RFC 2046 §5.1.1; RFC 3463 X.6.5",
+    reason="contenterror",
+)
+SIGNED_CANNOT_BE_CONVERTED = _report(
+    "5.7.3",
+    when="a multipart/signed message (S/MIME or OpenPGP) whose signed part must be converted "
+    "for the next hop: the conversion would need a new signature, which only the signer can make",
+    ref="RFC 1847 §2.1; RFC 3463 X.7.3",
+    reason="securityerror",
 )
 EXPIRED = _report(
     "4.4.7",

@@ -31,7 +31,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from mailroom.client import (
     ConnectionFailed,
@@ -45,6 +45,7 @@ from mailroom.client import (
 from mailroom.codes import reports
 from mailroom.delivery import control
 from mailroom.delivery.connections import Session, open_session
+from mailroom.delivery.downgrade import CannotConvert, fit_for_next_hop, refused_recipients
 from mailroom.delivery.dsn import DSNOptions, build_dsn
 from mailroom.delivery.outcome import Outcome, apply, from_error, from_reply, reported
 from mailroom.delivery.routing import Destination, destination_for, plan
@@ -509,11 +510,41 @@ class QueueRunner:
         entry = job.entry
         message = await asyncio.to_thread(self.spool.message_path(entry.id).read_bytes)
         remaining = [r for r in job.recipients if not r.done]
-        if not session.client.extensions.rrvs:
+        extensions = session.client.extensions
+        if not extensions.rrvs:
             remaining = await self._without_rrvs(job, remaining, session)
+        refused = set(
+            refused_recipients(
+                [r.address for r in remaining], smtputf8=entry.smtputf8, extensions=extensions
+            )
+        )
+        if refused:
+            text = f"{session.remote_mta} does not offer SMTPUTF8 and the address is not ASCII"
+            outcome = reported(reports.NON_ASCII_ADDRESS_NEXT_HOP, text, session.remote_mta)
+            refused_now = [r for r in remaining if r.address in refused]
+            await self._settle_some(job, refused_now, outcome, session)
+            remaining = [r for r in remaining if r.address not in refused]
+        if not remaining:
+            return
+        # First the message is made to fit the hop (delivery/downgrade.py); DKIM signing
+        # (issue 15) comes after this line, on conversion.message: the octets that leave.
+        try:
+            conversion = fit_for_next_hop(
+                message,
+                sender=entry.sender,
+                body=entry.body,
+                smtputf8=entry.smtputf8,
+                extensions=extensions,
+            )
+        except CannotConvert as cannot:
+            outcome = reported(cannot.report, cannot.text, session.remote_mta)
+            await self._settle_some(job, remaining, outcome, session)
+            return
+        message = conversion.message
+        body: Literal["7BIT", "8BITMIME", "BINARYMIME"] | None = conversion.body  # type: ignore[assignment]
         options = MailOptions(
-            body="BINARYMIME" if entry.body == "BINARYMIME" else None,
-            smtputf8=True if entry.smtputf8 else None,
+            body=body,
+            smtputf8=conversion.smtputf8,
             ret="HDRS"
             if (entry.ret or "").upper() == "HDRS"
             else ("FULL" if (entry.ret or "").upper() == "FULL" else None),
@@ -547,30 +578,32 @@ class QueueRunner:
                     await self._save(entry)
                 raise
             session.transactions += 1
-            self._record(job, by_address, result, session, remaining)
+            self._record(job, by_address, result, session, remaining, "; ".join(conversion.lost))
             # Saved now, before anything else: this is the crash-safety line.
             await self._save(entry)
+
+    async def _settle_some(
+        self, job: _Job, recipients: list[QueueRecipient], outcome: Outcome, session: Session
+    ) -> None:
+        """Give these recipients of the job ``outcome`` (found before anything was sent)."""
+        now = self.clock()
+        for recipient in recipients:
+            apply(recipient, outcome, now)
+            job.settled.add(id(recipient))
+            self._log(job.entry, recipient, outcome, session)
+        if recipients:
+            await self._save(job.entry)
 
     async def _without_rrvs(
         self, job: _Job, recipients: list[QueueRecipient], session: Session
     ) -> list[QueueRecipient]:
         """The next hop does not offer RRVS (RFC 7293 §5): a recipient whose sender asked
         ";R" cannot have the test made and is returned with 5.7.19; ";C" goes on without it."""
-        kept = []
+        strict = [r for r in recipients if r.rrvs and r.rrvs.upper().endswith(";R")]
         text = f"{session.remote_mta} does not offer RRVS, and the sender asked for the test"
         outcome = reported(reports.RRVS_NOT_PASSED_ON, text, session.remote_mta)
-        failed = False
-        for recipient in recipients:
-            if recipient.rrvs and recipient.rrvs.upper().endswith(";R"):
-                apply(recipient, outcome, self.clock())
-                job.settled.add(id(recipient))
-                self._log(job.entry, recipient, outcome, session)
-                failed = True
-            else:
-                kept.append(recipient)
-        if failed:
-            await self._save(job.entry)
-        return kept
+        await self._settle_some(job, strict, outcome, session)
+        return [r for r in recipients if r not in strict]
 
     def _record(
         self,
@@ -579,6 +612,7 @@ class QueueRunner:
         result: TransactionResult,
         session: Session,
         remaining: list[QueueRecipient],
+        loss: str = "",
     ) -> None:
         """Each recipient's outcome from the reply that settled it (in LMTP, its own reply
         after the message)."""
@@ -597,6 +631,12 @@ class QueueRunner:
                 recipient.final = session.client.lmtp
                 passed_on = session.dsn and not recipient.final
                 recipient.notified = passed_on or not wants(recipient, "SUCCESS")
+                if loss:
+                    # RFC 3463 X.6.4: the sender hears of a lossy conversion, whatever NOTIFY
+                    # asked for success, unless it asked to hear nothing (NEVER).
+                    recipient.status = str(reports.CONVERTED_WITH_LOSS.status)
+                    recipient.conversion_loss = loss
+                    recipient.notified = "NEVER" in [n.upper() for n in recipient.notify or []]
             job.settled.add(id(recipient))
             self._log(job.entry, recipient, outcome, session)
 

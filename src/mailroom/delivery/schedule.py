@@ -86,7 +86,8 @@ def settle(entry: QueueEntry, settings: QueueSettings, now: float) -> Settlement
         elif recipient.state == "delivered" and not recipient.notified:
             # Put in its mailbox (a local Maildir, LMTP), or handed to a server without DSN,
             # where the sender's request ends (RFC 3461 §6.2.2).
-            if wants(recipient, "SUCCESS") and entry.sender:
+            lossy = recipient.conversion_loss is not None  # the 2.6.4 warning (X.6.4)
+            if (wants(recipient, "SUCCESS") or lossy) and entry.sender:
                 owed.append((recipient, "delivered" if recipient.final else "relayed"))
         elif (
             recipient.state == "pending"

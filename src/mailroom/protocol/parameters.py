@@ -98,7 +98,7 @@ def parse_rrvs(value: str) -> tuple[float, str]:
             offset = -offset
     try:
         moment = datetime.datetime(
-            year, month, day, hour, minute, min(second, 59), tzinfo=datetime.timezone.utc
+            year, month, day, hour, minute, min(second, 59), tzinfo=datetime.UTC
         )
     except ValueError:
         raise ValueError(f"not an RRVS date-time: {value!r}") from None

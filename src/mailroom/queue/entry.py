@@ -43,6 +43,8 @@ class QueueRecipient:
     notified: bool = False
     final: bool = False
     rrvs: str | None = None  # RFC 7293: the RRVS= value to pass on to the next hop
+    # What converting the message for its next hop lost (the 2.6.4 warning tells the sender)
+    conversion_loss: str | None = None
 
     @property
     def done(self) -> bool:
