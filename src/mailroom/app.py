@@ -54,6 +54,7 @@ from mailroom.store.maildir import MaildirStore
 from mailroom.store.null import NullStore
 
 if TYPE_CHECKING:
+    from mailroom.submission.burl import BurlFetcher
     from mailroom.delivery import QueueRunner
     from mailroom.policy.base import SessionView
     from mailroom.web import WebServer
@@ -180,6 +181,15 @@ def listener_settings(
     ]
 
 
+def burl_fetcher(config: Config) -> BurlFetcher | None:
+    """BURL (RFC 4468) on submission listeners, when [burl] names an IMAP server."""
+    if config.mail is None or config.mail.burl is None:
+        return None
+    from mailroom.submission.burl import BurlFetcher
+
+    return BurlFetcher(config.mail.burl)
+
+
 def server_limits(config: Config) -> ServerLimits:
     return ServerLimits(
         max_connections=config.max_connections,
@@ -252,6 +262,7 @@ class Mailroom:
             metrics=self.metrics,
             limits=server_limits(config),
             ssl_context=ssl_context,
+            burl=burl_fetcher(config),
         )
         try:
             if config.mail is not None and isinstance(store, MaildirStore):

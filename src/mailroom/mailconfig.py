@@ -51,6 +51,7 @@ from mailroom.policy.directory import Directory, DirectoryError
 from mailroom.policy.mailserver import MailServerRules
 from mailroom.queue.settings import QueueSettings, RelayHost
 from mailroom.settings_types import parse_duration
+from mailroom.submission.burl import BurlSettings
 
 __all__ = ["MAIL_SECTIONS", "ROLES", "MailServerConfig", "locate"]
 
@@ -69,6 +70,7 @@ MAIL_SECTIONS = (
     "case_insensitive_local_part",
     "lists",
     "owned_since",
+    "burl",
 )
 ROLES = ("catcher", "mx", "submission", "submissions")
 
@@ -90,6 +92,8 @@ class MailServerConfig:
     credentials: dict[str, tuple[str, str | None]]
     # [local_delivery] lmtp: the LMTP server local users' mail goes to (None: Maildirs)
     lmtp: RelayHost | None = None
+    # [burl]: the IMAP server BURL fetches from (RFC 4468); None: BURL is not offered
+    burl: BurlSettings | None = None
 
     @classmethod
     def from_toml(cls, data: Mapping[str, Any], *, hostname: str) -> MailServerConfig:
@@ -132,7 +136,13 @@ class MailServerConfig:
             for user in directory.mailbox_users()
             if user.password_hash
         }
-        return cls(directory, rules, queue, credentials, lmtp)
+        burl = None
+        if data.get("burl") is not None:
+            try:
+                burl = BurlSettings.from_config(data["burl"])
+            except ValueError as exc:
+                raise MailConfigError(str(exc), ("burl",)) from None
+        return cls(directory, rules, queue, credentials, lmtp, burl)
 
 
 def _local_delivery(table: Any) -> RelayHost | None:

@@ -48,5 +48,10 @@ def session_settings_for(
     if listener.role == "mx":
         return replace(settings, auth_mechanisms=())
     if listener.role in ("submission", "submissions"):
+        if config.mail is not None and config.mail.burl is not None:
+            # RFC 4468: BURL imap where an IMAP server to fetch from is configured.
+            settings = replace(
+                settings, burl=("imap",), help_commands=settings.help_commands + " BURL"
+            )
         return replace(settings, auth_mechanisms=mechanisms, require_auth=True)
     return replace(settings, auth_mechanisms=mechanisms, require_auth=config.require_auth)

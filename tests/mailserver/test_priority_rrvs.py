@@ -177,7 +177,7 @@ def test_low_priorities_wait_while_the_queue_is_busy(
     client = _client(server)
     client.sendmail("alice@example.test", ["x@far.test"], b"Subject: 1\r\n\r\nhi\r\n")
     assert client.mail("alice@example.test", ["MT-PRIORITY=-1"]) == (
-        450,
+        451,
         b"4.7.15 Priority level is too low while the queue is busy (1 messages): try again later",
     )
     assert client.mail("alice@example.test", ["MT-PRIORITY=0"])[0] == 250

@@ -277,11 +277,12 @@ PRIORITY_TOO_LOW = _reply(
     ref="RFC 6710 §4.1; RFC 6710 X.7.15",
 )
 PRIORITY_TOO_LOW_NOW = _reply(
-    450,
+    451,
     "4.7.15",
     "Priority level is too low while the queue is busy ({queued} messages): try again later",
     when="MAIL with a priority below 0 while the queue holds low_priority_queue_limit entries: "
-    "only normal and higher priorities are taken until it drains",
+    "only normal and higher priorities are taken until it drains (451, as RFC 5321 §4.3.2 "
+    "lets MAIL answer; RFC 6710 allows any 4yz)",
     commands=("MAIL",),
     ref="RFC 6710 §4.1; RFC 6710 X.7.15",
 )
@@ -695,6 +696,69 @@ MAIL_FLOOD = _reply(
     ref="draft-levine-mailbomb-header; IANA registry X.7.28",
 )
 
+# --- BURL (RFC 4468) ----------------------------------------------------------------------------
+
+BURL_OK = _reply(
+    250,
+    "2.5.0",
+    "Ok: {size} octets fetched, waiting for more BURL or BDAT",
+    when="a BURL that is not the last: its message part was fetched from the IMAP server",
+    commands=("BURL",),
+    ref="RFC 4468 §3, §6",
+)
+BURL_SYNTAX = _reply(
+    501,
+    "5.5.4",
+    "Syntax: BURL absolute-URI [LAST]",
+    when="BURL without a URL, or with an argument other than LAST",
+    commands=("BURL",),
+    ref="RFC 4468 §3",
+)
+IMAP_SERVER_UNAVAILABLE = _reply(
+    451,
+    "4.4.1",
+    "IMAP server unavailable: {why}",
+    when="BURL when the IMAP server that holds the message part cannot be reached, or stops "
+    "answering",
+    commands=("BURL",),
+    ref="RFC 4468 §6; RFC 3463 X.4.1",
+)
+BURL_MESSAGE_TOO_BIG = _reply(
+    554,
+    "5.3.4",
+    "Message too big for system: the message part of {size} octets would pass the limit of {limit}",
+    when="BURL whose message part (announced by the IMAP server before it is read) would make "
+    "the message larger than the size limit",
+    commands=("BURL",),
+    ref="RFC 4468 §6; RFC 3463 X.3.4",
+)
+BURL_CONTENT_NOT_AVAILABLE = _reply(
+    554,
+    "5.6.6",
+    "IMAP URL resolution failed: {why}",
+    when="BURL whose URL the IMAP server will not resolve: a bad or expired URLAUTH, a message "
+    "that is gone, a URL without URLAUTH",
+    commands=("BURL",),
+    ref="RFC 4468 §6; RFC 4468 X.6.6",
+)
+BURL_TRUST_REQUIRED = _reply(
+    554,
+    "5.7.14",
+    "URL resolution requires trust relationship: {why}",
+    when="BURL for an IMAP server this server has no trust relationship with: one it is not "
+    "configured for, or one that refuses its login",
+    commands=("BURL",),
+    ref="RFC 4468 §6; RFC 5248 X.7.14",
+)
+BURL_SCHEME_NOT_SUPPORTED = _reply(
+    554,
+    "5.3.3",
+    "URL scheme {scheme} not supported: this server fetches {schemes} URLs",
+    when="BURL with a URL of a scheme this server does not fetch (it offers BURL imap)",
+    commands=("BURL",),
+    ref="RFC 4468 §3; RFC 3463 X.3.3",
+)
+
 # --- RSET, NOOP, HELP, VRFY, EXPN, QUIT ---------------------------------------------------------
 
 RESET_OK = _reply(
@@ -801,7 +865,7 @@ NOT_IMPLEMENTED = _reply(
     "5.5.1",
     "Error: command not implemented",
     when="a verb of SMTP mailroom knows but does not implement (TURN, ETRN, SEND, SOML, "
-    "SAML, ATRN, BURL)",
+    "SAML, ATRN; BURL where it is not configured)",
     commands=("OTHER",),
     ref="RFC 5321 §4.2.4",
 )
@@ -1073,10 +1137,6 @@ def by_name(name: str) -> ReplyTemplate:
 NOT_SENT: dict[tuple[int, str | None], str] = {
     (211, None): "System status: mailroom answers HELP with 214 and has no status command.",
     (240, None): "Defined by no RFC (some references list it for QUIT); QUIT gets 221 2.0.0.",
-    (451, "4.4.1"): "BURL (RFC 4468): the IMAP server holding the message is unreachable. "
-    "mailroom does not offer BURL.",
-    (554, "5.3.4"): "BURL (RFC 4468): the referenced message is too large. mailroom does not "
-    "offer BURL (a DATA or BDAT message over the limit gets 552 5.3.4, RFC 1870).",
     (455, None): "Parameters valid but not accommodated now: every parameter mailroom "
     "advertises it can always accommodate (a SIZE it cannot take now gets 452 4.3.1, RFC 1870).",
     (523, "5.7.10"): "Encryption needed: registry-only code with no defining RFC text; mailroom "

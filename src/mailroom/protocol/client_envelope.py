@@ -55,6 +55,9 @@ class MailOptions:
     chunk_size: int = DEFAULT_CHUNK_SIZE
     # RFC 6710: MT-PRIORITY=<-9..9>, sent when the server offers MT-PRIORITY
     mt_priority: int | None = None
+    # RFC 4468: the message is at this URL (IMAP URLAUTH): "BURL <url> LAST" instead of DATA
+    # or BDAT; the message bytes given are not sent. The server must offer BURL for its scheme.
+    burl: str | None = None
 
     def __post_init__(self) -> None:
         if self.mt_priority is not None and not -9 <= self.mt_priority <= 9:

@@ -24,8 +24,10 @@ __all__ = [
     "Refused",
     "parse_auth",
     "parse_bdat",
+    "parse_burl",
     "parse_mail",
     "parse_rcpt",
+    "redact_burl",
 ]
 
 
@@ -149,6 +151,25 @@ def parse_bdat(argument: str) -> tuple[int, bool]:
     if len(words) == 2 and words[1].upper() != "LAST":
         raise Refused(replies.BDAT_SYNTAX())
     return int(words[0]), len(words) == 2
+
+
+_URLAUTH_TOKEN = re.compile(r"(;urlauth=[^:;/]*:[^:;/]*:)[0-9A-Fa-f]+", re.IGNORECASE)
+
+
+def parse_burl(argument: str) -> tuple[str, bool]:
+    """``absolute-URI [LAST]`` (RFC 4468 §3) → (URL, last)."""
+    words = argument.split()
+    if not 1 <= len(words) <= 2 or (len(words) == 2 and words[1].upper() != "LAST"):
+        raise Refused(replies.BURL_SYNTAX())
+    if ":" not in words[0] or not words[0].isascii() or not words[0].isprintable():
+        raise Refused(replies.BURL_SYNTAX())
+    return words[0], len(words) == 2
+
+
+def redact_burl(url: str) -> str:
+    """A BURL URL as a transcript may show it: its URLAUTH token lets anyone holding it read
+    the message part (RFC 4467 §7), so it is left out."""
+    return _URLAUTH_TOKEN.sub(r"\1<redacted>", url)
 
 
 def decode_sasl(text: str) -> bytes:

@@ -33,14 +33,17 @@ from mailroom.protocol.commands import (
     decode_sasl,
     parse_auth,
     parse_bdat,
+    parse_burl,
     parse_mail,
     parse_rcpt,
+    redact_burl,
 )
 from mailroom.protocol.data import ChunkReader, DotReader, MessageStream
 from mailroom.protocol.events import (
     AuthChallenge,
     Authenticate,
     AuthSecretNeeded,
+    BurlFetch,
     ChunkReceived,
     CommandRejected,
     ConnectionClosed,
@@ -243,6 +246,8 @@ class ServerConnection:
             keywords.append(f"MT-PRIORITY {s.mt_priority}")
         if s.rrvs:
             keywords.append("RRVS")
+        if s.burl:
+            keywords.append("BURL " + " ".join(s.burl))
         return keywords
 
     # -- the caller's side -------------------------------------------------------------------
@@ -411,6 +416,16 @@ class ServerConnection:
         else:
             self._end_transaction(failed_chunk=True)
 
+    def _after_burl(self, event: BurlFetch, reply: Reply) -> None:
+        if reply.code >= 400:
+            # RFC 4468 §3 (as BDAT, RFC 3030 §2): a refused BURL ends the message.
+            self._end_transaction(failed_chunk=True)
+        elif event.last:
+            self._end_transaction(failed_chunk=False)
+        elif self.transaction is not None:
+            self.transaction.chunks += 1
+            self.state = State.RCPT
+
     def _after_message(self, event: MessageComplete | MessageRefused, reply: Reply) -> None:
         self._end_transaction(failed_chunk=reply.code >= 400 and event.via == "BDAT")
 
@@ -550,7 +565,7 @@ class ServerConnection:
 
     def _command(self, verb: str, argument: str, length: int) -> Event | None:
         s = self.settings
-        sequence = SEQUENCE.get(verb)
+        sequence = SEQUENCE.get(verb) if verb != "BURL" or s.burl else None
         if length > self._line_limits.get(verb, s.max_command_line):
             reply = (
                 replies.AUTH_LINE_TOO_LONG()
@@ -682,6 +697,24 @@ class ServerConnection:
         self._reader = ChunkReader(size, last, self._stream)
         self.state = State.BDAT
         return self._read_message()
+
+    def _burl(self, argument: str, refusal: ReplyTemplate | None) -> Event | None:
+        try:
+            url, last = parse_burl(argument)
+        except Refused as refused:
+            return CommandRejected("BURL", refused.reply)
+        self._last = f"BURL {redact_burl(url)}{' LAST' if last else ''}"
+        if not self.esmtp:
+            return CommandRejected("BURL", replies.EHLO_FIRST())
+        if refusal is not None:
+            if self._bdat_failed:
+                return CommandRejected("BURL", replies.BDAT_AFTER_FAILED_CHUNK())
+            return CommandRejected("BURL", self._no_recipients())
+        transaction = self.transaction
+        assert transaction is not None
+        if transaction.data_refused:
+            return CommandRejected("BURL", replies.BDAT_AFTER_DATA())
+        return BurlFetch(url, last)
 
     def _rset(self, argument: str, refusal: ReplyTemplate | None) -> Event | None:
         if argument:
@@ -883,6 +916,7 @@ _ADVANCE: dict[type[Event], Callable[[ServerConnection, Any, Reply], None]] = {
     RcptTo: ServerConnection._after_rcpt,
     DataCommand: ServerConnection._after_data,
     ChunkReceived: ServerConnection._after_chunk,
+    BurlFetch: ServerConnection._after_burl,
     MessageComplete: ServerConnection._after_message,
     MessageRefused: ServerConnection._after_message,
     Reset: ServerConnection._after_reset,
@@ -900,6 +934,7 @@ _HANDLERS = {
     "RCPT": ServerConnection._rcpt,
     "DATA": ServerConnection._data,
     "BDAT": ServerConnection._bdat,
+    "BURL": ServerConnection._burl,
     "RSET": ServerConnection._rset,
     "NOOP": ServerConnection._noop,
     "QUIT": ServerConnection._quit,

@@ -29,6 +29,7 @@ from mailroom.protocol import (
     NEED_DATA,
     PAUSED,
     AuthSecretNeeded,
+    BurlFetch,
     ChunkReceived,
     ConnectionClosed,
     DataCommand,
@@ -45,6 +46,7 @@ from mailroom.store import Envelope, StoreError
 from mailroom.store.ids import new_queue_id
 
 if TYPE_CHECKING:
+    from mailroom.submission.burl import BurlFetcher
     from mailroom.activity import Hub, Metrics, TranscriptLog
     from mailroom.policy.base import Policy
     from mailroom.policy.credentials import CredentialStore
@@ -67,6 +69,7 @@ class SessionHost(Protocol):
     metrics: Metrics
     ssl_context: ssl.SSLContext | None  # for STARTTLS
     tls_handshake_timeout: float
+    burl: BurlFetcher | None  # BURL (RFC 4468): fetches message parts from the IMAP server
 
     def handshake_started(self, session: Session) -> None:
         """An implicit-TLS session waits for its handshake (counted against the limits)."""
@@ -138,6 +141,7 @@ class Session(asyncio.Protocol):
         self.routes: dict[str, Any] = {}
         # The message's first HEAD_LIMIT octets, for policy at its end (hops, floods).
         self.message_head = bytearray()
+        self._message_octets = 0  # of the message so far (BDAT chunks and BURL parts)
         # The priority policy took the transaction's message at (MT-PRIORITY), set at MAIL.
         self.mt_priority: int | None = None
         self.transcript: Transcript | None = None
@@ -279,12 +283,14 @@ class Session(asyncio.Protocol):
                 kind = type(event)
                 if kind is MessageData:
                     head = self.message_head
+                    data = event.data  # type: ignore[attr-defined]
+                    self._message_octets += len(data)
                     if len(head) < HEAD_LIMIT:
-                        head += event.data[: HEAD_LIMIT - len(head)]  # type: ignore[attr-defined]
+                        head += data[: HEAD_LIMIT - len(head)]
                     if not self._message_failed:
                         try:
                             writer = self._writer or self._message_writer()
-                            writer.write(event.data)  # type: ignore[attr-defined]
+                            writer.write(data)
                         except Exception:
                             self._store_failed()
                     continue
@@ -367,9 +373,12 @@ class Session(asyncio.Protocol):
         if kind is MessageComplete and self._message_failed:
             self._abort_message()
             return replies.LOCAL_ERROR()
+        if kind is BurlFetch:
+            return self._burl(event)  # type: ignore[arg-type]
         if kind is DataCommand or kind is MailFrom:
             self._abort_message()
             self.message_head.clear()
+            self._message_octets = 0
             if kind is MailFrom:
                 self.routes.clear()
                 self.mt_priority = None
@@ -514,6 +523,44 @@ class Session(asyncio.Protocol):
         if isinstance(result, str):
             return self._accepted(event, result)
         return self._committed(event, result)
+
+    async def _burl(self, event: BurlFetch) -> Reply:
+        """BURL (RFC 4468): fetch the part from the IMAP server and add it to the message; at
+        the LAST one, the message ends as at the end of data."""
+        fetcher = self.server.burl
+        if fetcher is None:
+            return replies.NOT_IMPLEMENTED()
+        limit = self.conn.settings.max_message_size
+        room = limit - self._message_octets if limit else 0
+        result = await fetcher.fetch(
+            event.url, user=self.conn.authenticated or "", limit=max(room, 1) if limit else 0
+        )
+        if self._closing:
+            return replies.LOCAL_ERROR()
+        if isinstance(result, Reply):
+            self._abort_message()
+            return result
+        try:
+            writer = self._writer or self._message_writer()
+            writer.write(result)
+        except Exception:
+            self._store_failed()
+        self._message_octets += len(result)
+        head = self.message_head
+        if len(head) < HEAD_LIMIT:
+            head += result[: HEAD_LIMIT - len(head)]
+        if not event.last:
+            return replies.BURL_OK(size=len(result))
+        if self._message_failed:
+            self._abort_message()
+            return replies.LOCAL_ERROR()
+        complete = MessageComplete(self._message_octets, "BURL")
+        decision = self.server.policy.decide(complete, self)
+        if decision is DISCONNECT:
+            self._abort_message()
+            return replies.LOCAL_ERROR()
+        outcome = self._complete(complete, decision)
+        return outcome if isinstance(outcome, Reply) else await outcome
 
     async def _complete_later(
         self, event: MessageComplete, decision: Awaitable[Reply | None]
