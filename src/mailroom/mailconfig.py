@@ -217,6 +217,8 @@ def _rules(table: Mapping[str, Any], hostname: str) -> MailServerRules:
                 'policy: mt_priority is MIXER, STANAG4406, NSEP (RFC 6710 §9) or "" (off)',
                 ("policy", key),
             )
+        if name == "vrfy" and value not in ("never", "authenticated"):
+            raise MailConfigError("policy: vrfy is 'never' or 'authenticated'", ("policy", key))
         if name == "full_mailbox" and value not in ("temporary", "permanent"):
             raise MailConfigError(
                 "policy: full_mailbox is 'temporary' or 'permanent'", ("policy", key)

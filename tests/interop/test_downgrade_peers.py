@@ -224,3 +224,27 @@ def test_smtputf8_to_exim_that_offers_it(tmp_path: Path) -> None:
     ]
     assert "Subject: Grüße".encode() in received.header
     assert inbox.reports == []
+
+
+def test_an_lmtp_route_to_an_smtp_server_is_the_wrong_protocol(tmp_path: Path) -> None:
+    """A route says LMTP, but smtp-sink speaks SMTP: it does not know LHLO (500). That is this
+    server's configuration at fault (RFC 3463 X.5.5), so the message waits: 4.5.5, not a
+    bounce of the recipient."""
+    require_sink()
+    spool = QueueSpool(tmp_path / "queue")
+    entry = queue_message(spool, ["bob@example.test"])
+    with smtp_sink() as sink:
+        routes = {
+            "example.test": RelayHost.parse(
+                {"address": f"127.0.0.1:{sink.port}", "protocol": "lmtp", "tls": "none"}
+            )
+        }
+
+        async def main() -> None:
+            async with running(spool, fast(routes=routes, retry_schedule=(3600.0,))):
+                await wait_until(lambda: (spool.load(entry.id) or entry).attempts >= 1)
+
+        asyncio.run(main())
+    [recipient] = spool.load(entry.id).recipients  # type: ignore[union-attr]
+    assert (recipient.state, recipient.status) == ("pending", "4.5.5")
+    assert "does not speak LMTP (it refused LHLO: 500 5.5.1" in (recipient.last_reply or "")

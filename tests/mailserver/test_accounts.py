@@ -39,6 +39,8 @@ max_message_size = "2K"
 
 [users."bob@example.test"]
 
+[users."jörg@example.test"]
+
 [users."eve@example.test"]
 password = "{_HASH}"
 scram = "{_SCRAM}"
@@ -60,6 +62,7 @@ members_only = true
 check_null_mx = false
 check_sender_domain = false
 max_list_members = 3
+vrfy = "authenticated"
 """
 
 
@@ -222,6 +225,70 @@ def test_an_address_that_matches_several_users_is_ambiguous(
     # One user that differs only in case is no guess: it is that user.
     assert client.rcpt("ALICE@example.test")[0] == 250
     client.quit()
+
+
+def test_vrfy_of_a_utf8_mailbox_needs_smtputf8(
+    server_factory: Callable[..., SMTPTestServer],
+) -> None:
+    """RFC 6531 §3.7.4.2: a reply that would show a UTF-8 mailbox name goes only to a client
+    that asked for it with the SMTPUTF8 parameter; 553 5.6.8 to the others."""
+    server = server_factory()
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    client = smtplib.SMTP(*server.address("submission"), timeout=10)
+    client.starttls(context=context)
+    client.ehlo("client.example.test")
+    client.user, client.password = "alice@example.test", PASSWORD
+    client.auth("PLAIN", client.auth_plain)
+
+    def vrfy(argument: bytes) -> tuple[int, bytes]:
+        client.sock.sendall(b"VRFY " + argument + b"\r\n")
+        return client.getreply()
+
+    assert vrfy(b"bob@example.test") == (250, b"2.1.5 <bob@example.test>")
+    assert vrfy(b"bob") == (250, b"2.1.5 <bob@example.test>")
+    assert vrfy(b"nobody@example.test") == (
+        550,
+        b"5.1.1 <nobody@example.test>: Recipient address rejected: User unknown",
+    )
+    assert vrfy("jörg@example.test".encode()) == (
+        553,
+        b"5.6.8 Error: the mailbox's name needs UTF-8; say VRFY <name> SMTPUTF8",
+    )
+    assert vrfy("jörg@example.test SMTPUTF8".encode()) == (
+        250,
+        "2.1.5 <jörg@example.test>".encode(),
+    )
+    assert vrfy(b"everyone@example.test")[0] == 252  # a list: VRFY does not expand lists
+    client.quit()
+    # Unauthenticated clients learn nothing (RFC 5321 §3.5.3, §7.3).
+    mx = smtplib.SMTP(*server.address("mx"), timeout=10)
+    mx.ehlo("client.remote.test")
+    assert mx.verify("bob@example.test")[0] == 252
+    mx.quit()
+
+
+def test_a_mailbox_that_cannot_be_written(server_factory: Callable[..., SMTPTestServer]) -> None:
+    """bob's Maildir cannot be made (a file is where its directory should be; root, as in CI,
+    passes any permission, so a file is the honest way to break it): his mail gets 451 4.2.0
+    naming him, nothing of it is stored; the other mailboxes go on."""
+    server = server_factory()
+    domain = Path(server.config.data) / "mail" / "example.test"
+    domain.mkdir(parents=True, exist_ok=True)
+    (domain / "bob").write_text("not a Maildir")
+    client = _mx(server)
+    assert client.rcpt("alice@example.test")[0] == 250
+    assert client.rcpt("bob@example.test")[0] == 250
+    code, text = client.data(b"Subject: to both\r\n\r\nhi\r\n")
+    assert (code, text) == (
+        451,
+        b"4.2.0 Error: the mailbox of <bob@example.test> cannot take mail now (Not a "
+        b"directory), try again later",
+    )
+    assert not client.sendmail("someone@remote.test", ["alice@example.test"], b"Subject: a\r\n\r\nhi\r\n")
+    client.quit()
+    assert [m["Subject"] for m in server.messages] == ["a"]
 
 
 def test_case_folded_duplicate_users_are_a_configuration_error(tmp_path: Path) -> None:

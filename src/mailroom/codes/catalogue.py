@@ -665,6 +665,16 @@ BDAT_AFTER_FAILED_CHUNK = _reply(
     commands=("BDAT",),
     ref="RFC 3030 §2",
 )
+MAILBOX_UNAVAILABLE = _reply(
+    451,
+    "4.2.0",
+    "Error: the mailbox of {addresses} cannot take mail now ({why}), try again later",
+    when="end of data when one local mailbox cannot be written (its Maildir cannot be made: a "
+    "file where its directory should be, a wrong owner) though the store is fine; nothing was "
+    "stored",
+    commands=("END_OF_DATA", "BDAT"),
+    ref="RFC 5321 §4.2.3; RFC 3463 X.2.0",
+)
 STORAGE_FULL = _reply(
     452,
     "4.3.1",
@@ -805,7 +815,8 @@ VERIFIED = _reply(
     250,
     "2.1.5",
     "{address}",
-    when="reply to VRFY for a known user when VRFY is enabled",
+    when="reply to VRFY for a known user when VRFY is answered (vrfy = \"authenticated\": to "
+    "authenticated users)",
     commands=("VRFY",),
     ref="RFC 5321 §3.5.1",
 )
@@ -813,9 +824,18 @@ VERIFY_UNKNOWN = _reply(
     550,
     "5.1.1",
     "{address}: Recipient address rejected: User unknown",
-    when="reply to VRFY for an unknown user when VRFY is enabled",
+    when="reply to VRFY for an unknown user when VRFY is answered",
     commands=("VRFY",),
     ref="RFC 5321 §3.5.1",
+)
+VERIFY_NEEDS_UTF8 = _reply(
+    553,
+    "5.6.8",
+    "Error: the mailbox's name needs UTF-8; say VRFY {argument} SMTPUTF8",
+    when="VRFY (where it is answered) of a mailbox whose name is not ASCII, from a client that "
+    "did not give the SMTPUTF8 parameter: the reply would need UTF-8",
+    commands=("VRFY",),
+    ref="RFC 6531 §3.7.4.2; RFC 6531 X.6.8",
 )
 VERIFY_DISABLED = _reply(
     502,

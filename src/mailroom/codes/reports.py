@@ -135,9 +135,8 @@ UNDEFINED_FAILURE = _report(
 )
 WRONG_PROTOCOL = _report(
     "4.5.5",
-    when="a route configured for LMTP reaches a server that refuses LHLO (it speaks SMTP), "
-    "or one configured for SMTP reaches a server that refuses EHLO and HELO but announces "
-    "LMTP",
+    when="a route configured for LMTP (protocol = \"lmtp\") reaches a server that does not "
+    "know LHLO (500 or 502: it speaks SMTP); the message waits for the route to be fixed",
     ref="RFC 2033 §4.1; RFC 3463 X.5.5",
     reason="systemerror",
 )

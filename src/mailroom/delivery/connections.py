@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from mailroom.client import (
     Client,
     ConnectionFailed,
+    HelloRefused,
     SendError,
     TLSFailed,
     TLSMode,
@@ -152,6 +153,20 @@ async def open_session(
                 client = await _open_hop(hop, relay, settings, helo, "none", context)
         except _HopFailed as failed:
             outcome = from_error(failed.error, hop.name if failed.answered else None)
+            if (
+                relay is not None
+                and relay.lmtp
+                and isinstance(failed.error, HelloRefused)
+                and failed.error.reply.code in (500, 502)
+            ):
+                # LHLO not known at all: the route names an SMTP server as an LMTP one. Our
+                # configuration is wrong, not the recipient: the message waits (X.5.5).
+                outcome = reported(
+                    reports.WRONG_PROTOCOL,
+                    f"{hop.name} does not speak LMTP (it refused LHLO: {failed.error.reply}); "
+                    "check the route's protocol",
+                    hop.name,
+                )
             if failed.auth and not isinstance(failed.error, ConnectionFailed):
                 # A refused login is our configuration's fault, not the recipient's: retry.
                 why = "our AUTH was refused: our configuration's fault, not the recipient's"

@@ -28,7 +28,15 @@ from mailroom.policy.lists import DEFAULT_MAX_LIST_MEMBERS, recipient_refusal, s
 from mailroom.policy.priority import PrioritySettings, effective_priority
 from mailroom.policy.priority import size_refusal as priority_size_refusal
 from mailroom.policy.rrvs import rrvs_refusal
-from mailroom.protocol import Authenticate, Event, Mailbox, MailFrom, MessageComplete, RcptTo
+from mailroom.protocol import (
+    Authenticate,
+    Event,
+    Mailbox,
+    MailFrom,
+    MessageComplete,
+    RcptTo,
+    Verify,
+)
 from mailroom.resolver import ResolverError
 from mailroom.store.envelope import Delivery
 
@@ -85,6 +93,9 @@ class MailServerRules:
     max_size_by_priority: dict[int, int] = field(default_factory=dict)
     # Queue entries from which priorities below 0 wait (450 4.7.15). 0: never.
     low_priority_queue_limit: int = 0
+    # VRFY: "never" answers 252 (cannot verify, RFC 5321 §3.5.3: users are not revealed);
+    # "authenticated" tells authenticated users whether a local mailbox exists.
+    vrfy: Literal["never", "authenticated"] = "never"
     # The lowest priority each routed domain takes (from [routes]): 550 5.7.15 below it.
     route_min_priority: dict[str, int] = field(default_factory=dict)
 
@@ -200,7 +211,29 @@ class MailServerPolicy:
             return self.credentials.check(event.credentials)  # type: ignore[attr-defined]
         if kind is MessageComplete:
             return self._message(event, session)  # type: ignore[arg-type]
+        if kind is Verify:
+            return self._verify(event, session)  # type: ignore[arg-type]
         return None
+
+    def _verify(self, event: Verify, session: SessionView) -> Reply | None:
+        """VRFY for authenticated users, when allowed: one local mailbox, or not (RFC 5321
+        §3.5.1); a name that needs UTF-8 only to a client that said SMTPUTF8 (RFC 6531 §3.7.4)."""
+        if self.rules.vrfy != "authenticated" or session.conn.authenticated is None:
+            return None  # the protocol's 252: cannot verify, will attempt delivery
+        words = event.argument.split()
+        utf8 = len(words) > 1 and words[-1].upper() == "SMTPUTF8"
+        name = " ".join(words[:-1] if utf8 else words).strip("<>")
+        address = name if "@" in name else f"{name}@{self._primary_domain()}"
+        resolution = self.directory.resolve(address)
+        if len(resolution.local) != 1 or resolution.remote:
+            if not resolution.found:
+                return replies.VERIFY_UNKNOWN(address=f"<{address}>")
+            return None  # a list or a forward: 252, as RFC 5321 §3.5.3 allows
+        mailbox = resolution.local[0].address
+        if not mailbox.isascii() and not utf8:
+            return replies.VERIFY_NEEDS_UTF8(argument=event.argument if event.argument.isascii()
+                                             else "<name>")
+        return replies.VERIFIED(address=f"<{mailbox}>")
 
     def _message(self, event: MessageComplete, session: SessionView) -> Decision:
         """The end of data: what only the message itself can settle (its real size, the hops

@@ -43,6 +43,7 @@ from mailroom.protocol import (
     State,
 )
 from mailroom.store import Envelope, StoreError
+from mailroom.store.maildir import MailboxUnavailable
 from mailroom.store.ids import new_queue_id
 
 if TYPE_CHECKING:
@@ -577,6 +578,10 @@ class Session(asyncio.Protocol):
             queue_id = await pending
         except StoreError as exc:
             log.error("not stored: client=%s error=%s", self.client_ip, exc)
+            if isinstance(exc, MailboxUnavailable):
+                return replies.MAILBOX_UNAVAILABLE(
+                    addresses=", ".join(f"<{r}>" for r in exc.recipients), why=exc.why
+                )
             return replies.STORAGE_FULL()
         return self._accepted(event, queue_id)
 

@@ -58,6 +58,18 @@ class StoreError(Exception):
     """The message could not be stored (disk full, I/O error); nothing of it was kept."""
 
 
+class MailboxUnavailable(StoreError, OSError):
+    """One mailbox cannot take mail (its Maildir cannot be made or written: a file where its
+    directory should be, a wrong owner), while the store as a whole is fine: the recipients
+    whose mailbox it is are named, and the reply says so (RFC 3463 X.2.0)."""
+
+    def __init__(self, mailbox: str, recipients: tuple[str, ...], why: str) -> None:
+        super().__init__(f"mailbox {mailbox}: {why}")
+        self.mailbox = mailbox
+        self.recipients = recipients
+        self.why = why
+
+
 def _safe_hostname(hostname: str) -> str:
     # Maildir names may not hold "/" or ":" (the info separator).
     return hostname.replace("/", "\\057").replace(":", "\\072")
@@ -197,7 +209,8 @@ class MessageWriter:
         self._release()
         future: asyncio.Future[str] = self.store.loop.create_future()
         if self._error is not None:
-            future.set_exception(StoreError(str(self._error)))
+            error = self._error
+            future.set_exception(error if isinstance(error, StoreError) else StoreError(str(error)))
             return future
         self.store.submit(self, future)
         return future
@@ -326,10 +339,16 @@ class MaildirStore:
                 received_header(envelope, delivery.recipients),
                 str(self.spool.tmp / f"{unique}.eml"),
             )
+        try:
+            mailbox = self.mailbox_path(delivery.target)
+        except OSError as exc:
+            raise MailboxUnavailable(
+                delivery.target, delivery.recipients, exc.strerror or str(exc)
+            ) from exc
         return _Output(
             delivery,
             trace_header(envelope, recipients=list(delivery.recipients)),
-            os.path.join(self.mailbox_path(delivery.target), "tmp", unique),
+            os.path.join(mailbox, "tmp", unique),
         )
 
     def submit(self, writer: MessageWriter, future: asyncio.Future[str]) -> None:
@@ -403,7 +422,9 @@ class MaildirStore:
                 written.append((job, outputs))
             except OSError as exc:
                 job.writer._cleanup()
-                job.error = StoreError(f"{exc.strerror or exc}")
+                job.error = exc if isinstance(exc, StoreError) else StoreError(
+                    f"{exc.strerror or exc}"
+                )
             except Exception as exc:  # a bug: this message fails (451), the batch goes on
                 log.exception("writing message %s failed", job.writer.envelope.queue_id)
                 job.writer._cleanup()

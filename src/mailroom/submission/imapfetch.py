@@ -10,6 +10,7 @@ resolve the URL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import ssl
 from typing import Literal
@@ -156,7 +157,5 @@ async def _urlfetch(
         raise IMAPError("unavailable", f"the connection to {host}:{port} failed: {exc}") from None
     finally:
         writer.close()
-        try:
+        with contextlib.suppress(OSError, ssl.SSLError):
             await writer.wait_closed()
-        except (OSError, ssl.SSLError):
-            pass
