@@ -219,3 +219,14 @@ def test_lines_too_long_for_smtp_are_folded_by_quoted_printable() -> None:
     # No charset was declared, and none is invented: the octets come back as they were.
     decoded = parse(result.message).get_payload(decode=True)
     assert decoded.replace(b"\r\n", b"\n") == b"x" * 2000 + b"\ncaf\xc3\xa9\n"
+
+
+def test_an_8bit_fragment_cannot_be_converted() -> None:
+    partial = (
+        b"MIME-Version: 1.0\r\nContent-Type: message/partial; id=\"x@a.test\"; number=1; "
+        b"total=2\r\n\r\nSubject: part one\r\n\r\ncaf\xc3\xa9\r\n"
+    )
+    with pytest.raises(CannotConvert) as refused:
+        fit(partial)
+    assert str(refused.value.report.status) == "5.6.1"
+    assert fit(partial, EIGHT_BIT).message == partial  # a hop that takes 8 bits takes it whole

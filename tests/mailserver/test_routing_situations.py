@@ -32,6 +32,8 @@ RECORDS = {
     "broken.remote.test": {"MX": ["10 ghost.remote.test."]},
     "loop.remote.test": {"MX": ["10 self.remote.test."]},
     "self.remote.test": {"A": ["127.0.0.1"]},
+    "void.remote.test": {"MX": ["10 zero.remote.test."]},
+    "zero.remote.test": {"A": ["0.0.0.0"]},
     # The server's own names and the routed domains: every name the server may look up is in a
     # zone of Knot's, so Unbound never looks further (no test asks the Internet).
     "example.test": {"MX": ["10 mx.example.test."]},
@@ -196,6 +198,18 @@ def test_a_broken_mx_is_reported_as_unable_to_route(
     assert report["Subject"] == "Delayed Mail (still being retried)"
     assert _status(report) == [("delayed", "4.4.4")]
     assert "no address for the MX hosts of broken.remote.test" in _words(report)
+
+
+def test_an_mx_whose_addresses_no_mail_can_go_to(
+    resolver: Unbound, server_factory: Callable[..., SMTPTestServer]
+) -> None:
+    server = server_factory(resolver.address)
+    client = _client(server)
+    client.sendmail("alice@example.test", ["bob@void.remote.test"], b"Subject: x\r\n\r\nhi\r\n")
+    client.quit()
+    [report] = _reports(server, 1)
+    assert _status(report) == [("delayed", "4.4.0")]
+    assert "no address mail can go to: zero.remote.test (0.0.0.0)" in _words(report)
 
 
 def test_a_route_to_a_name_that_does_not_resolve_is_our_configuration(

@@ -87,6 +87,14 @@ ROUTE_MISCONFIGURED = _report(
     ref="RFC 3463 X.3.5",
     reason="systemerror",
 )
+UNUSABLE_ADDRESSES = _report(
+    "4.4.0",
+    when="the MX hosts of the recipient's domain resolve only to addresses no mail can go to "
+    "(unspecified 0.0.0.0 or ::, multicast, broadcast): something is wrong with its routing, "
+    "and what is not clear",
+    ref="RFC 5321 §5.1; RFC 3463 X.4.0",
+    reason="networkerror",
+)
 NO_HOST_TO_TRY = _report(
     "4.4.4",
     when="the route to the recipient's domain left no host to connect to",
@@ -176,6 +184,14 @@ UTF8_HEADER_NEXT_HOP = _report(
     when="a message sent with SMTPUTF8 whose header fields hold UTF-8, to a next hop that does "
     "not offer SMTPUTF8 (its addresses are ASCII: they alone would have gone)",
     ref="RFC 6531 §3.2; RFC 6532; RFC 6531 X.6.9",
+    reason="contenterror",
+)
+MEDIA_NOT_SUPPORTED = _report(
+    "5.6.1",
+    when="a message/partial part with 8-bit or binary data, to a next hop that needs it "
+    "converted: a fragment's encoding belongs to the whole it is part of, so it cannot be "
+    "re-encoded alone (RFC 2046 §5.2.2 allows it 7bit only)",
+    ref="RFC 2046 §5.2.2; RFC 3463 X.6.1",
     reason="contenterror",
 )
 CONVERSION_PROHIBITED = _report(

@@ -12,7 +12,7 @@
   (5.6.9); a message whose addresses and header are ASCII goes as an ordinary one.
 
 What may not be converted is not: ``Conversion: Prohibited`` (RFC 2156 §3.3.5) returns the
-message with 5.6.2; a multipart/signed part (RFC 1847) would need a new signature, which no
+message with 5.6.2; an 8-bit message/partial part (RFC 2046 §5.2.2) with 5.6.1; a multipart/signed part (RFC 1847) would need a new signature, which no
 relay can make: 5.7.3; a conversion that loses information (octets in no known charset) is
 reported to the sender with 2.6.4, or returns the message with 5.6.4 under
 ``Conversion-With-Loss: Prohibited``; MIME that cannot be parsed: 5.6.5.
@@ -199,6 +199,14 @@ class _Converter:
         encoding = str(parsed.get("content-transfer-encoding", "7bit")).strip().lower()
         if parsed.get_content_maintype() == "multipart":
             return self._multipart(header, body, parsed, kind, encoding)
+        if kind == "message/partial":
+            if (self.seven_bit and _8BIT.search(body)) or _BINARY.search(body):
+                raise CannotConvert(
+                    reports.MEDIA_NOT_SUPPORTED,
+                    "a message/partial part holds 8-bit data the next hop cannot take, and a "
+                    "fragment cannot be re-encoded apart from its whole (RFC 2046 §5.2.2)",
+                )
+            return header + b"\r\n" + body
         if kind in ("message/rfc822", "message/global"):
             inner = self.entity(body)
             if inner == body:

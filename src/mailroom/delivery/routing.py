@@ -58,6 +58,16 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+def _usable(address: str) -> bool:
+    """An address a connection can be made to for mail: not unspecified, multicast or the
+    limited broadcast (an MX pointing there is a mistake or a trick, never a mail server)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return True
+    return not (ip.is_unspecified or ip.is_multicast or str(ip) == "255.255.255.255")
+
+
 def _is_ours(address: str, port: int, listening: set[tuple[str, int]]) -> bool:
     """Whether ``address:port`` reaches a listener of this server (a wildcard listener takes
     the port on every address, loopback included)."""
@@ -190,9 +200,22 @@ async def plan(
                     "is this server)",
                 )
             )
-    hops = [Hop(host, address, mx_port) for _, host, addresses in resolved for address in addresses]
+    hops = [
+        Hop(host, address, mx_port)
+        for _, host, addresses in resolved
+        for address in addresses
+        if _usable(address)
+    ]
     if hops:
         return Plan(hops[:MAX_ADDRESSES])
+    if any(addresses for _, _, addresses in resolved):
+        names = ", ".join(f"{h} ({', '.join(a)})" for _, h, a in resolved if a)
+        return Plan(
+            failure=reported(
+                reports.UNUSABLE_ADDRESSES,
+                f"the MX hosts of {domain} have no address mail can go to: {names}",
+            )
+        )
     if temporary is not None:
         return Plan(failure=reported(reports.DNS_FAILED, f"DNS lookup failed: {temporary}"))
     names = ", ".join(h for _, h, _ in resolved)
