@@ -82,7 +82,19 @@ def _find(node_id: str) -> str:
         scope = found
     assert isinstance(scope, ast.FunctionDef | ast.AsyncFunctionDef), node_id
     assert scope.name.startswith("test"), f"{node_id} is not a test"
-    return ast.get_source_segment(path.read_text("utf-8"), scope) or ""
+    # The test with its decorators (a parametrized test names its cases there), and the
+    # module-level tables and constants it uses by name (expected replies kept in one place).
+    text = path.read_text("utf-8")
+    lines = text.splitlines()
+    first = min([scope.lineno, *(d.lineno for d in scope.decorator_list)])
+    source = "\n".join(lines[first - 1 : scope.end_lineno])
+    used = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", source))
+    for node in _tree(path).body:
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id in used for t in targets):
+                source += "\n" + (ast.get_source_segment(text, node) or "")
+    return source
 
 
 @pytest.mark.parametrize("code", [c for c, r in ROWS.items() if r.tests])

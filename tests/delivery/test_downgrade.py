@@ -223,7 +223,7 @@ def test_lines_too_long_for_smtp_are_folded_by_quoted_printable() -> None:
 
 def test_an_8bit_fragment_cannot_be_converted() -> None:
     partial = (
-        b"MIME-Version: 1.0\r\nContent-Type: message/partial; id=\"x@a.test\"; number=1; "
+        b'MIME-Version: 1.0\r\nContent-Type: message/partial; id="x@a.test"; number=1; '
         b"total=2\r\n\r\nSubject: part one\r\n\r\ncaf\xc3\xa9\r\n"
     )
     with pytest.raises(CannotConvert) as refused:

@@ -41,6 +41,11 @@ max_message_size = "2K"
 
 [users."jörg@example.test"]
 
+[users."sam@example.test"]
+password = "{_HASH}"
+scram = "{_SCRAM}"
+strong_auth_only = true
+
 [users."eve@example.test"]
 password = "{_HASH}"
 scram = "{_SCRAM}"
@@ -142,6 +147,38 @@ def test_a_disabled_account_cannot_authenticate(
     ):
         mailroom_client.login("eve@example.test", PASSWORD, mechanism="SCRAM-SHA-256")
     assert str(scram.value.reply.status) == "5.7.13"
+
+
+def _login(server: SMTPTestServer, user: str, mechanism: str) -> tuple[int, str]:
+    """One AUTH in a fresh session with mailroom's own client: (code, enhanced code)."""
+    from mailroom.client import AuthenticationFailed, SyncClient
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with SyncClient(
+        *server.address("submission"), tls="starttls", ssl_context=context, timeout=10
+    ) as client:
+        try:
+            reply = client.login(user, PASSWORD, mechanism=mechanism)
+        except AuthenticationFailed as failed:
+            reply = failed.reply
+    return reply.code, str(reply.status)
+
+
+def test_a_password_transition_to_scram(server_factory: Callable[..., SMTPTestServer]) -> None:
+    """alice has a password but no SCRAM secret: SCRAM first gets 432 4.7.12 (log in once with
+    PLAIN); after one PLAIN login it works (RFC 4954 §6)."""
+    server = server_factory()
+    assert _login(server, "alice@example.test", "SCRAM-SHA-256") == (432, "4.7.12")
+    assert _login(server, "alice@example.test", "PLAIN") == (235, "2.7.0")
+    assert _login(server, "alice@example.test", "SCRAM-SHA-256") == (235, "2.7.0")
+
+
+def test_a_user_who_may_use_scram_only(server_factory: Callable[..., SMTPTestServer]) -> None:
+    server = server_factory()
+    assert _login(server, "sam@example.test", "PLAIN") == (534, "5.7.9")
+    assert _login(server, "sam@example.test", "SCRAM-SHA-256") == (235, "2.7.0")
 
 
 def test_a_mailbox_size_limit_at_rcpt_and_at_the_end_of_data(
@@ -286,7 +323,9 @@ def test_a_mailbox_that_cannot_be_written(server_factory: Callable[..., SMTPTest
         b"4.2.0 Error: the mailbox of <bob@example.test> cannot take mail now (Not a "
         b"directory), try again later",
     )
-    assert not client.sendmail("someone@remote.test", ["alice@example.test"], b"Subject: a\r\n\r\nhi\r\n")
+    assert not client.sendmail(
+        "someone@remote.test", ["alice@example.test"], b"Subject: a\r\n\r\nhi\r\n"
+    )
     client.quit()
     assert [m["Subject"] for m in server.messages] == ["a"]
 

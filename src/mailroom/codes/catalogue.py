@@ -815,7 +815,7 @@ VERIFIED = _reply(
     250,
     "2.1.5",
     "{address}",
-    when="reply to VRFY for a known user when VRFY is answered (vrfy = \"authenticated\": to "
+    when='reply to VRFY for a known user when VRFY is answered (vrfy = "authenticated": to '
     "authenticated users)",
     commands=("VRFY",),
     ref="RFC 5321 §3.5.1",
@@ -1013,7 +1013,8 @@ AUTH_MECHANISM_TOO_WEAK = _reply(
     534,
     "5.7.9",
     "Authentication mechanism is too weak",
-    when="a mechanism weaker than policy allows for this user",
+    when="AUTH PLAIN or LOGIN, with the right password, for a user marked strong_auth_only "
+    "(SCRAM-SHA-256 only)",
     commands=("AUTH",),
     ref="RFC 4954 §6",
 )
@@ -1053,7 +1054,8 @@ AUTH_PASSWORD_TRANSITION = _reply(
     432,
     "4.7.12",
     "A password transition is needed",
-    when="the user must change password or mechanism before AUTH succeeds",
+    when="AUTH SCRAM-SHA-256 for a user who has a password but no SCRAM secret yet: one login "
+    "with PLAIN makes it (kept in memory until a restart; `mailroom passwd` writes one)",
     commands=("AUTH",),
     ref="RFC 4954 §6",
 )

@@ -143,7 +143,7 @@ UNDEFINED_FAILURE = _report(
 )
 WRONG_PROTOCOL = _report(
     "4.5.5",
-    when="a route configured for LMTP (protocol = \"lmtp\") reaches a server that does not "
+    when='a route configured for LMTP (protocol = "lmtp") reaches a server that does not '
     "know LHLO (500 or 502: it speaks SMTP); the message waits for the route to be fixed",
     ref="RFC 2033 §4.1; RFC 3463 X.5.5",
     reason="systemerror",

@@ -40,7 +40,9 @@ __all__ = ["Directory", "DirectoryError", "Resolution", "User"]
 
 MAX_ALIAS_DEPTH = 10
 # The keys a user's table may hold; anything else is a typo that check-config reports.
-USER_KEYS = frozenset({"password", "scram", "quota", "disabled", "max_message_size"})
+USER_KEYS = frozenset(
+    {"password", "scram", "quota", "disabled", "max_message_size", "strong_auth_only"}
+)
 
 
 class DirectoryError(ValueError):
@@ -55,6 +57,7 @@ class User:
     quota: int = 0  # octets; 0 means none
     disabled: bool = False  # the mailbox takes no mail (550 5.2.1) and its AUTH fails (5.7.13)
     max_message_size: int = 0  # octets; 0: the server's limit (552 5.2.3 above it)
+    strong_auth_only: bool = False  # SCRAM-SHA-256 only: PLAIN and LOGIN get 534 5.7.9
 
     @property
     def local_part(self) -> str:
@@ -150,8 +153,11 @@ class Directory:
                     "case-insensitive: case_insensitive_local_part = true)"
                 )
             disabled, max_size = _account_options(address, entry)
+            strong = entry.get("strong_auth_only", False)
+            if not isinstance(strong, bool):
+                raise DirectoryError(f"users: {address}: strong_auth_only is true or false")
             directory.users[key] = User(
-                key, entry.get("password"), entry.get("scram"), quota, disabled, max_size
+                key, entry.get("password"), entry.get("scram"), quota, disabled, max_size, strong
             )
             directory._folded.setdefault(key.lower(), []).append(key)
         for address, target in (data.get("aliases") or {}).items():

@@ -231,8 +231,9 @@ class MailServerPolicy:
             return None  # a list or a forward: 252, as RFC 5321 §3.5.3 allows
         mailbox = resolution.local[0].address
         if not mailbox.isascii() and not utf8:
-            return replies.VERIFY_NEEDS_UTF8(argument=event.argument if event.argument.isascii()
-                                             else "<name>")
+            return replies.VERIFY_NEEDS_UTF8(
+                argument=event.argument if event.argument.isascii() else "<name>"
+            )
         return replies.VERIFIED(address=f"<{mailbox}>")
 
     def _message(self, event: MessageComplete, session: SessionView) -> Decision:

@@ -344,13 +344,18 @@ class ServerConnection:
         self._reset_session()
         self.state = State.NEED_HELLO
 
-    def send_auth_secret(self, secret: ScramSecret | None) -> None:
-        """Answer an AuthSecretNeeded event: the user's SCRAM secret, or None if unknown."""
+    def send_auth_secret(self, secret: ScramSecret | None, *, refusal: Reply | None = None) -> None:
+        """Answer an AuthSecretNeeded event: the user's SCRAM secret, or None if unknown; or
+        ``refusal``, which ends the exchange at once (432 4.7.12: the user has no secret for
+        this mechanism yet, RFC 4954 §6)."""
         mechanism = self._mechanism_waiting_for_secret
         if mechanism is None:
             raise ProtocolUsageError("no SASL exchange is waiting for a secret")
         self._mechanism_waiting_for_secret = None
         self._mechanism = mechanism
+        if refusal is not None:
+            self._queued = CommandRejected("AUTH", refusal)
+            return
         self._queued = self._sasl_step(mechanism.provide_secret(secret))
 
     _mechanism_waiting_for_secret: ServerMechanism | None = None

@@ -297,11 +297,13 @@ class Session(asyncio.Protocol):
                     continue
                 if kind is AuthSecretNeeded:
                     credentials = self.server.credentials
-                    conn.send_auth_secret(
-                        credentials.scram_secret(event.username)  # type: ignore[attr-defined]
-                        if credentials
-                        else None
-                    )
+                    name = event.username  # type: ignore[attr-defined]
+                    if credentials is not None and credentials.transition_needed(name):
+                        conn.send_auth_secret(None, refusal=replies.AUTH_PASSWORD_TRANSITION())
+                    else:
+                        conn.send_auth_secret(
+                            credentials.scram_secret(name) if credentials else None
+                        )
                     continue
                 if self.transcript is not None:
                     if kind in _NOT_COMMAND_LINES:

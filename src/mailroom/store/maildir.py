@@ -422,8 +422,8 @@ class MaildirStore:
                 written.append((job, outputs))
             except OSError as exc:
                 job.writer._cleanup()
-                job.error = exc if isinstance(exc, StoreError) else StoreError(
-                    f"{exc.strerror or exc}"
+                job.error = (
+                    exc if isinstance(exc, StoreError) else StoreError(f"{exc.strerror or exc}")
                 )
             except Exception as exc:  # a bug: this message fails (451), the batch goes on
                 log.exception("writing message %s failed", job.writer.envelope.queue_id)
