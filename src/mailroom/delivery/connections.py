@@ -157,6 +157,7 @@ async def open_session(
                 relay is not None
                 and relay.lmtp
                 and isinstance(failed.error, HelloRefused)
+                and failed.error.reply is not None
                 and failed.error.reply.code in (500, 502)
             ):
                 # LHLO not known at all: the route names an SMTP server as an LMTP one. Our

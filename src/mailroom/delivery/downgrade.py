@@ -12,10 +12,11 @@
   (5.6.9); a message whose addresses and header are ASCII goes as an ordinary one.
 
 What may not be converted is not: ``Conversion: Prohibited`` (RFC 2156 §3.3.5) returns the
-message with 5.6.2; an 8-bit message/partial part (RFC 2046 §5.2.2) with 5.6.1; a multipart/signed part (RFC 1847) would need a new signature, which no
-relay can make: 5.7.3; a conversion that loses information (octets in no known charset) is
-reported to the sender with 2.6.4, or returns the message with 5.6.4 under
-``Conversion-With-Loss: Prohibited``; MIME that cannot be parsed: 5.6.5.
+message with 5.6.2; an 8-bit message/partial part (RFC 2046 §5.2.2) with 5.6.1; a
+multipart/signed part (RFC 1847) would need a new signature, which no relay can make: 5.7.3; a
+conversion that loses information (octets in no known charset) is reported to the sender with
+2.6.4, or returns the message with 5.6.4 under ``Conversion-With-Loss: Prohibited``; MIME that
+cannot be parsed: 5.6.5.
 
 Parts that need nothing keep their octets as they were. DKIM signing (issue 15) belongs after
 this step, on the octets that leave: see ``QueueRunner._transact``.

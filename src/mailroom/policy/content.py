@@ -52,12 +52,14 @@ def header_fields(header: bytes) -> list[tuple[str, str]]:
     fields: list[tuple[str, str]] = []
     for line in header.splitlines():
         if line[:1] in (b" ", b"\t") and fields:
-            name, value = fields[-1]
-            fields[-1] = (name, f"{value} {line.strip().decode('utf-8', 'replace')}")
+            previous_name, previous = fields[-1]
+            more = line.strip().decode("utf-8", "replace")
+            fields[-1] = (previous_name, f"{previous} {more}")
             continue
-        name, colon, value = line.partition(b":")
-        if colon and _FIELD_NAME.fullmatch(name):
-            fields.append((name.decode("ascii").lower(), value.strip().decode("utf-8", "replace")))
+        raw_name, colon, raw_value = line.partition(b":")
+        if colon and _FIELD_NAME.fullmatch(raw_name):
+            value = raw_value.strip().decode("utf-8", "replace")
+            fields.append((raw_name.decode("ascii").lower(), value))
     return fields
 
 

@@ -43,8 +43,8 @@ from mailroom.protocol import (
     State,
 )
 from mailroom.store import Envelope, StoreError
-from mailroom.store.maildir import MailboxUnavailable
 from mailroom.store.ids import new_queue_id
+from mailroom.store.maildir import MailboxUnavailable
 
 if TYPE_CHECKING:
     from mailroom.submission.burl import BurlFetcher
