@@ -91,7 +91,7 @@ class MailServerRules:
     priority_raisers: tuple[str, ...] = ()
     # The largest message of each priority and below, e.g. {-1: 1 MiB}: 552 5.7.16 above it.
     max_size_by_priority: dict[int, int] = field(default_factory=dict)
-    # Queue entries from which priorities below 0 wait (450 4.7.15). 0: never.
+    # Queue entries from which priorities below 0 wait (451 4.7.15). 0: never.
     low_priority_queue_limit: int = 0
     # VRFY: "never" answers 252 (cannot verify, RFC 5321 §3.5.3: users are not revealed);
     # "authenticated" tells authenticated users whether a local mailbox exists.

@@ -5,7 +5,7 @@ raise it above 0 — authenticated users named in ``priority_raisers`` (``"*"``:
 clients in ``relay_networks`` — the others are accepted at 0 with 250 2.3.6 saying so (RFC 6710
 §4.1: a server may lower a priority it does not trust). A listener or a route may take only
 priorities from a minimum up (550 5.7.15); while the queue is busy, priorities below 0 wait
-(450 4.7.15); ``max_size_by_priority`` caps the size of low priorities (552 5.7.16). The queue
+(451 4.7.15); ``max_size_by_priority`` caps the size of low priorities (552 5.7.16). The queue
 delivers higher priorities first.
 
 Pure: each function takes the values it needs and returns a catalogue reply or None.
