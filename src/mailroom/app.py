@@ -54,9 +54,9 @@ from mailroom.store.maildir import MaildirStore
 from mailroom.store.null import NullStore
 
 if TYPE_CHECKING:
-    from mailroom.submission.burl import BurlFetcher
     from mailroom.delivery import QueueRunner
     from mailroom.policy.base import SessionView
+    from mailroom.submission.burl import BurlFetcher
     from mailroom.web import WebServer
 
 __all__ = [

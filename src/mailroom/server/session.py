@@ -47,13 +47,13 @@ from mailroom.store.ids import new_queue_id
 from mailroom.store.maildir import MailboxUnavailable
 
 if TYPE_CHECKING:
-    from mailroom.submission.burl import BurlFetcher
     from mailroom.activity import Hub, Metrics, TranscriptLog
     from mailroom.policy.base import Policy
     from mailroom.policy.credentials import CredentialStore
     from mailroom.protocol import SessionSettings
     from mailroom.settings_types import Listener
     from mailroom.store.base import MessageSink, OpenMessage
+    from mailroom.submission.burl import BurlFetcher
 
 __all__ = ["Session", "SessionHost"]
 
