@@ -58,6 +58,10 @@ LAYERS: dict[str, tuple[int, str]] = {
     ),
     "mailroom.client": (2, "the asyncio SMTP client over protocol's client side"),
     "mailroom.loadgen": (2, "the load generator behind `mailroom bench-client`: a client"),
+    "mailroom.submission": (
+        2,
+        "what a submission server fetches: BURL's message parts from IMAP (RFC 4468)",
+    ),
     # 3 -- outbound
     "mailroom.delivery": (3, "the queue runner, routing, DSNs, `mailroom queue`"),
     # 4 -- the SMTP server
@@ -68,6 +72,7 @@ LAYERS: dict[str, tuple[int, str]] = {
     "mailroom.mailconfig": (5, "the mail server sections: builds policy and queue objects"),
     "mailroom.roles": (5, "what a listener's role offers: SessionSettings from a Config"),
     "mailroom.dns_commands": (5, "`mailroom dkim keygen`, `dns-records`: read the configuration"),
+    "mailroom.config_warnings": (5, "what check-config warns of: settings that cannot work"),
     # 6 -- the composition root
     "mailroom.app": (6, "builds every part from a Config, starts and stops them in order"),
     # 7 -- what runs the root: `mailroom serve` and the pytest plugin use it

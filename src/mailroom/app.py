@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from mailroom.delivery import QueueRunner
     from mailroom.delivery.transport_security import TransportSecurity
     from mailroom.policy.base import SessionView
+    from mailroom.submission.burl import BurlFetcher
     from mailroom.web import WebServer
     from mailroom.web.mta_sts import PolicySite
 
@@ -217,6 +218,15 @@ def private_data_dir(data: Path) -> None:
     private_dir(data)
 
 
+def burl_fetcher(config: Config) -> BurlFetcher | None:
+    """BURL (RFC 4468) on submission listeners, when [burl] names an IMAP server."""
+    if config.mail is None or config.mail.burl is None:
+        return None
+    from mailroom.submission.burl import BurlFetcher
+
+    return BurlFetcher(config.mail.burl)
+
+
 def server_limits(config: Config) -> ServerLimits:
     return ServerLimits(
         max_connections=config.max_connections,
@@ -302,6 +312,7 @@ class Mailroom:
             metrics=self.metrics,
             limits=server_limits(config),
             ssl_context=ssl_context,
+            burl=burl_fetcher(config),
         )
         try:
             if config.mail is not None and isinstance(store, MaildirStore):
@@ -385,9 +396,14 @@ class Mailroom:
             deliver_local=self.inject,
             outbound=self._outbound(),
             transport=self._transport_security(store),
+            own_addresses=lambda: self.addresses,  # an MX that points back here is a loop
         )
         store.on_queued = self.runner.wake
         await self.runner.start()
+        if self.mail_policy is not None:
+            runner = self.runner
+            # How full the queue is, for 451 4.4.5 (and priorities while it is busy).
+            self.mail_policy.queue_depth = lambda: len(runner.entries)
 
     async def _start_policy_site(self) -> None:
         """``[mta_sts] listen``: the local domains' MTA-STS policy over HTTPS, with the

@@ -36,6 +36,11 @@ def _cmd_replies(args: argparse.Namespace) -> int:
     from mailroom.codes.catalogue import CATALOGUE
     from mailroom.codes.docs import replies_markdown
 
+    if args.registry:
+        from mailroom.codes.coverage import registry_markdown, registry_text
+
+        sys.stdout.write(registry_markdown() if args.markdown else registry_text())
+        return 0
     if args.markdown:
         sys.stdout.write(replies_markdown())
         return 0
@@ -250,6 +255,11 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
             print(
                 f"  DKIM {domain}: no key (mailroom dkim keygen {domain}); its mail goes unsigned"
             )
+
+    from mailroom.config_warnings import config_warnings
+
+    for warning in config_warnings(mail):
+        print(f"{args.config}: warning: {warning}")
     return 0
 
 
@@ -553,6 +563,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     replies = commands.add_parser("replies", help="list every reply mailroom sends")
     replies.add_argument("--markdown", action="store_true", help="print docs/replies.md")
+    replies.add_argument(
+        "--registry",
+        action="store_true",
+        help="every code of the IANA registry: where mailroom sends it and the test that shows "
+        "it, or why no server can (with --markdown: docs/registry.md)",
+    )
     replies.set_defaults(func=_cmd_replies)
 
     _add_serve(commands)

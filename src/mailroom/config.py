@@ -288,7 +288,15 @@ def _listeners(items: Any) -> tuple[Listener, ...]:
         role = str(item.get("role", "mx"))
         implicit = bool(item.get("implicit_tls", role == "submissions"))
         listener = parse_hostport(str(item["address"]), implicit_tls=implicit)
-        found.append(Listener(listener.host, listener.port, implicit, role))
+        minimum = item.get("min_priority")
+        if minimum is not None and (
+            not isinstance(minimum, int) or isinstance(minimum, bool) or not -9 <= minimum <= 9
+        ):
+            raise ConfigError("listeners: min_priority is a priority from -9 to 9 (RFC 6710)")
+        unknown = sorted(set(item) - {"address", "role", "implicit_tls", "min_priority"})
+        if unknown:
+            raise ConfigError(f"listeners: unknown setting {unknown[0]!r}")
+        found.append(Listener(listener.host, listener.port, implicit, role, minimum))
     return tuple(found)
 
 

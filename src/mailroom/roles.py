@@ -43,6 +43,10 @@ def session_settings_for(
 ) -> SessionSettings:
     settings = base_settings(config)
     mechanisms = credentials.mechanisms if credentials is not None else ()
+    if config.mail is not None and listener.role in ("mx", "submission", "submissions"):
+        # The mail server's own extensions: MT-PRIORITY (RFC 6710) and RRVS (RFC 7293).
+        rules = config.mail.rules
+        settings = replace(settings, mt_priority=rules.mt_priority, rrvs=rules.rrvs)
     if listener.role == "mx":
         return replace(settings, auth_mechanisms=())
     if listener.role in ("submission", "submissions"):
@@ -50,6 +54,11 @@ def session_settings_for(
         # STARTTLS-stripping attacker relays) and the mail: TLS first, as Postfix's
         # submission service with smtpd_tls_security_level=encrypt.
         require_tls = config.tls_enabled and not config.allow_insecure_auth
+        if config.mail is not None and config.mail.burl is not None:
+            # RFC 4468: BURL imap where an IMAP server to fetch from is configured.
+            settings = replace(
+                settings, burl=("imap",), help_commands=settings.help_commands + " BURL"
+            )
         return replace(
             settings, auth_mechanisms=mechanisms, require_auth=True, require_tls=require_tls
         )

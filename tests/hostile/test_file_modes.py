@@ -46,6 +46,10 @@ scram = "{scram}"
 [aliases]
 "dave@example.test" = "dave@remote.test"
 
+[policy]
+# No DNS here (dns_servers is a closed port): the sender domain check would answer 451 4.1.8.
+check_sender_domain = false
+
 [routes]
 "remote.test" = "127.0.0.1:1"
 """

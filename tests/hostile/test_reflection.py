@@ -32,6 +32,8 @@ role = "mx"
 
 [policy]
 check_null_mx = false
+# No DNS here (dns_servers is a closed port): the sender domain check would answer 451 4.1.8.
+check_sender_domain = false
 {policy}
 
 [queue]

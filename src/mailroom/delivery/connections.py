@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from mailroom.client import (
     Client,
     ConnectionFailed,
+    HelloRefused,
     SendError,
     TLSFailed,
     TLSMode,
 )
-from mailroom.delivery.outcome import Outcome, from_error, local
+from mailroom.codes import reports
+from mailroom.delivery.outcome import Outcome, from_error, reported
 from mailroom.delivery.routing import Destination, Hop, Plan
 from mailroom.delivery.tlspolicy import HopPlan, TLSInfo, TLSPolicy
 from mailroom.logsafe import quoted
@@ -152,7 +154,7 @@ def _tls_info(client: Client, verified: bool) -> TLSInfo | None:
 
 def _chosen(failures: list[Outcome]) -> Outcome:
     if not failures:
-        return local("retry", "4.4.4", "no host to deliver to", "networkerror")
+        return reported(reports.NO_HOST_TO_TRY, "no host to deliver to")
     temporary = [f for f in failures if f.action == "retry"]
     if temporary:
         return temporary[-1]
@@ -189,16 +191,40 @@ async def open_session(
                 client = await _open_hop(hop, relay, settings, helo, "none", context)
         except _HopFailed as failed:
             outcome = from_error(failed.error, hop.name if failed.answered else None)
+            if (
+                relay is not None
+                and relay.lmtp
+                and isinstance(failed.error, HelloRefused)
+                and failed.error.reply is not None
+                and failed.error.reply.code in (500, 502)
+            ):
+                # LHLO not known at all: the route names an SMTP server as an LMTP one. Our
+                # configuration is wrong, not the recipient: the message waits (X.5.5).
+                outcome = reported(
+                    reports.WRONG_PROTOCOL,
+                    f"{hop.name} does not speak LMTP (it refused LHLO: {failed.error.reply}); "
+                    "check the route's protocol",
+                    hop.name,
+                )
             if failed.auth and not isinstance(failed.error, ConnectionFailed):
                 # A refused login is our configuration's fault, not the recipient's: retry.
-                outcome = Outcome(
-                    "retry",
-                    "4.7.8" if outcome.action == "bounce" else outcome.status,
-                    f"AUTH failed: {outcome.diagnostic}",
-                    "securityerror",
-                    hop.name,
-                    "our AUTH was refused: our configuration's fault, not the recipient's",
-                )
+                why = "our AUTH was refused: our configuration's fault, not the recipient's"
+                if outcome.action == "bounce":
+                    outcome = reported(
+                        reports.RELAY_LOGIN_FAILED,
+                        f"AUTH failed: {outcome.diagnostic}",
+                        hop.name,
+                        why,
+                    )
+                else:
+                    outcome = Outcome(
+                        "retry",
+                        outcome.status,
+                        f"AUTH failed: {outcome.diagnostic}",
+                        "securityerror",
+                        hop.name,
+                        why,
+                    )
             failures.append(outcome)
             continue
         verified = relay is not None and relay.verify and relay.tls in ("starttls", "implicit")
@@ -223,10 +249,10 @@ def _requiretls_relay(client: Client, hop: Hop, verified: bool) -> Outcome | Non
             f"a REQUIRETLS message is relayed only over verified TLS; the route to {hop.name} "
             "does not check the relay's certificate"
         )
-        return Outcome("bounce", "5.7.30", why, "securityerror", hop.name)
+        return reported(reports.REQUIRETLS_NOT_OFFERED, why, hop.name)
     if not client.extensions.requiretls:
         why = f"{hop.name} does not offer REQUIRETLS after STARTTLS (RFC 8689 §4.2.1)"
-        return Outcome("bounce", "5.7.30", why, "securityerror", hop.name)
+        return reported(reports.REQUIRETLS_NOT_OFFERED, why, hop.name)
     return None
 
 

@@ -47,6 +47,9 @@ class QueueRecipient:
     # The TLS of the session that settled it: "TLSv1.3 TLS_AES_256_GCM_SHA384 verified=dane"
     # (dane, mta-sts, pkix or none), "none" for plain text; None before any attempt.
     tls: str | None = None
+    rrvs: str | None = None  # RFC 7293: the RRVS= value to pass on to the next hop
+    # What converting the message for its next hop lost (the 2.6.4 warning tells the sender)
+    conversion_loss: str | None = None
 
     @property
     def done(self) -> bool:
@@ -70,6 +73,7 @@ class QueueEntry:
     # RFC 8689: MAIL FROM ... REQUIRETLS: relayed only to a next hop whose TLS is verified
     # (DANE, or MTA-STS) and which offers REQUIRETLS itself; else returned with 5.7.30.
     requiretls: bool = False
+    mt_priority: int | None = None  # RFC 6710: higher goes first; passed on to the next hop
 
     @property
     def pending(self) -> list[QueueRecipient]:

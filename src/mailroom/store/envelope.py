@@ -60,6 +60,10 @@ class Envelope:
     tls_version: str | None = None
     tls_cipher: str | None = None
     tls_bits: int | None = None
+    # MT-PRIORITY (RFC 6710) the message was taken at (None: not given), and RRVS= of its
+    # recipients (RFC 7293), kept for the queue to pass on.
+    mt_priority: int | None = None
+    rrvs: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.deliveries:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mailroom.codes import reports
 from mailroom.filemodes import private_dir, private_file
 from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueSpool
 from mailroom.store.durability import BatchSync, fsync_directory
@@ -56,6 +57,18 @@ COPY_CHUNK = 1024 * 1024
 
 class StoreError(Exception):
     """The message could not be stored (disk full, I/O error); nothing of it was kept."""
+
+
+class MailboxUnavailable(StoreError, OSError):
+    """One mailbox cannot take mail (its Maildir cannot be made or written: a file where its
+    directory should be, a wrong owner), while the store as a whole is fine: the recipients
+    whose mailbox it is are named, and the reply says so (RFC 3463 X.2.0)."""
+
+    def __init__(self, mailbox: str, recipients: tuple[str, ...], why: str) -> None:
+        super().__init__(f"mailbox {mailbox}: {why}")
+        self.mailbox = mailbox
+        self.recipients = recipients
+        self.why = why
 
 
 def _safe_hostname(hostname: str) -> str:
@@ -239,7 +252,8 @@ class MessageWriter:
         self._release()
         future: asyncio.Future[str] = self.store.loop.create_future()
         if self._error is not None:
-            future.set_exception(StoreError(str(self._error)))
+            error = self._error
+            future.set_exception(error if isinstance(error, StoreError) else StoreError(str(error)))
             return future
         self.store.submit(self, future)
         return future
@@ -409,10 +423,16 @@ class MaildirStore:
                 received_header(envelope, delivery.recipients),
                 str(self.spool.tmp / f"{unique}.eml"),
             )
+        try:
+            mailbox = self.mailbox_path(delivery.target)
+        except OSError as exc:
+            raise MailboxUnavailable(
+                delivery.target, delivery.recipients, exc.strerror or str(exc)
+            ) from exc
         return _Output(
             delivery,
             trace_header(envelope, recipients=list(delivery.recipients)),
-            os.path.join(self.mailbox_path(delivery.target), "tmp", unique),
+            os.path.join(mailbox, "tmp", unique),
         )
 
     def submit(self, writer: MessageWriter, future: asyncio.Future[str]) -> None:
@@ -486,7 +506,9 @@ class MaildirStore:
                 written.append((job, outputs))
             except OSError as exc:
                 job.writer._cleanup()
-                job.error = StoreError(f"{exc.strerror or exc}")
+                job.error = (
+                    exc if isinstance(exc, StoreError) else StoreError(f"{exc.strerror or exc}")
+                )
             except Exception as exc:  # a bug: this message fails (451), the batch goes on
                 log.exception("writing message %s failed", job.writer.envelope.queue_id)
                 job.writer._cleanup()
@@ -589,6 +611,7 @@ class MaildirStore:
                 address=address,
                 notify=list(notify or []) or None,
                 orcpt=list(e.orcpt[address]) if address in e.orcpt else None,
+                rrvs=e.rrvs.get(address),
                 **state,
             )
 
@@ -596,8 +619,8 @@ class MaildirStore:
         delivered = {
             "state": "delivered",
             "last_reply": "delivered to its mailbox on this server",
-            "status": "2.0.0",
-            "reason": "delivered",
+            "status": str(reports.DELIVERED_TO_MAILBOX.status),
+            "reason": reports.DELIVERED_TO_MAILBOX.reason,
             "last_attempt": e.received_at,
             "final": True,
         }
@@ -614,6 +637,7 @@ class MaildirStore:
             auth_user=e.auth_user,
             client_ip=e.client_ip,
             requiretls=e.requiretls,
+            mt_priority=e.mt_priority,
         )
         path = self.spool.tmp / f"{entry.id}.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
