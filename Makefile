@@ -78,6 +78,7 @@ screenshots: $(STAMP_DEV)
 
 docs: $(STAMP_RUN)
 	$(BIN)/mailroom replies --markdown > docs/replies.md
+	$(BIN)/mailroom replies --registry --markdown > docs/registry.md
 
 # mailroom as `make run` installs and starts it, tuned, and its peers (aiosmtpd, Node's
 # smtp-server, Postfix's smtp-sink) under bench-client, then with 1 and 2 workers under

@@ -28,6 +28,7 @@ from mailroom.server.counts import ConnectionCounts, LocalCounts
 from mailroom.server.session import Session
 from mailroom.settings_types import Listener
 from mailroom.store.base import MessageSink
+from mailroom.submission.burl import BurlFetcher
 
 __all__ = ["SMTPServer", "ServerLimits"]
 
@@ -62,11 +63,14 @@ class SMTPServer:
         metrics: Metrics,
         limits: ServerLimits,
         ssl_context: ssl.SSLContext | None = None,
+        burl: BurlFetcher | None = None,
         maillog: MailLog | None = None,
         counts: ConnectionCounts | None = None,
         reuse_port: bool = False,
     ) -> None:
         self.listeners = list(listeners)
+        # BURL (RFC 4468) on the listeners that offer it: where message parts are fetched.
+        self.burl = burl
         self.hostname = hostname
         self.policy = policy
         self.store = store

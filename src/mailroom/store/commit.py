@@ -101,7 +101,7 @@ class GroupCommit:
         *,
         insert_rows: Callable[[list[IndexRow]], None],
         check_fault: Callable[[], None],
-        storage_error: Callable[[str], BaseException],
+        storage_error: type[Exception],
     ) -> None:
         self.stages = stages
         # What a failed disk operation becomes for the session (452 4.3.1); anything else
@@ -184,7 +184,7 @@ class GroupCommit:
             self.on_queued(queued)
 
     def _fail(self, jobs: list[CommitJob], exc: BaseException) -> None:
-        if isinstance(exc, OSError):
+        if isinstance(exc, OSError) and not isinstance(exc, self.storage_error):
             exc = self.storage_error(f"{exc.strerror or exc}")
         for job in jobs:
             self._take_back(job)

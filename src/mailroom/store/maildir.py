@@ -28,12 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mailroom.codes import reports
+from mailroom.filemodes import private_dir, private_file
 from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueSpool
 from mailroom.store.commit import CommitJob, GroupCommit
 from mailroom.store.durability import BatchSync
 from mailroom.store.envelope import Delivery, Envelope, received_header, trace_header
 from mailroom.store.headers import MAX_HEADER_SCAN, summarize_headers
-from mailroom.store.index import Index, IndexRow
+from mailroom.store.index import QUEUED, Index, IndexRow
 from mailroom.store.tags import tags_from_header
 
 __all__ = [
@@ -63,6 +65,18 @@ class StoreError(Exception):
     """The message could not be stored (disk full, I/O error); nothing of it was kept."""
 
 
+class MailboxUnavailable(StoreError, OSError):
+    """One mailbox cannot take mail (its Maildir cannot be made or written: a file where its
+    directory should be, a wrong owner), while the store as a whole is fine: the recipients
+    whose mailbox it is are named, and the reply says so (RFC 3463 X.2.0)."""
+
+    def __init__(self, mailbox: str, recipients: tuple[str, ...], why: str) -> None:
+        super().__init__(f"mailbox {mailbox}: {why}")
+        self.mailbox = mailbox
+        self.recipients = recipients
+        self.why = why
+
+
 @functools.lru_cache(maxsize=16)
 def _safe_hostname(hostname: str) -> str:
     # Maildir names may not hold "/" or ":" (the info separator).
@@ -77,11 +91,11 @@ def maildir_filename(envelope: Envelope, size: int, copy: int = 0) -> str:
 
 def ensure_maildir(path: Path) -> Path:
     for sub in ("tmp", "new", "cur"):
-        (path / sub).mkdir(parents=True, exist_ok=True)
+        private_dir(path / sub)  # 0700, as every directory of the data directory
     if path.name.startswith("."):
         # A Maildir++ folder (the Junk folder of DMARC quarantine): the marker Dovecot and
         # other Maildir++ readers expect in each folder.
-        (path / "maildirfolder").touch()
+        private_file(path / "maildirfolder")
     return path
 
 
@@ -276,7 +290,8 @@ class MessageWriter:
         self._release()
         future: asyncio.Future[str] = self.store.loop.create_future()
         if self._error is not None:
-            future.set_exception(StoreError(str(self._error)))
+            error = self._error
+            future.set_exception(error if isinstance(error, StoreError) else StoreError(str(error)))
             return future
         self.store.submit(self, future)
         return future
@@ -367,6 +382,9 @@ class MaildirStore:
         self.loop = loop
         self.index = index if index is not None else Index(data_dir / "index.sqlite")
         self.spool = QueueSpool(data_dir)
+        # A message that only went to the queue is listed until its entry goes (delivered or
+        # returned): then there is no file to show.
+        self.spool.on_removed = self._forget_queued
         self._mailboxes: dict[str, str] = {}  # name -> its Maildir, made on first use
         self._data_prefix = os.path.join(str(data_dir), "")
         self._queue_tmp = str(self.spool.tmp)
@@ -406,11 +424,14 @@ class MaildirStore:
         return self.committer.committed
 
     def start(self) -> None:
-        self.mail_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.mail_dir)
         self.spool.ensure()
         if self.sole:
             self._cleanup_tmp()
             self.spool.cleanup()
+            gone = self.index.queued_ids() - set(self.spool.ids())
+            if gone:
+                self.index.forget_queued(gone)
         self._measure_usage()
         self.committer.start()
         self._started = True
@@ -423,6 +444,12 @@ class MaildirStore:
         self._close_directory_fds()
         self.index.close()
 
+    def _forget_queued(self, queue_id: str) -> None:
+        try:
+            self.index.forget_queued([queue_id])
+        except Exception:  # the index is rebuildable; the queue must go on
+            log.exception("%s: could not drop it from the index", queue_id)
+
     def check_fault(self) -> None:
         if self.fault is not None:
             self.fault()
@@ -430,6 +457,10 @@ class MaildirStore:
     def mailbox_path(self, name: str) -> str:
         path = self._mailboxes.get(name)
         if path is None:
+            # The configuration's names are checked at load (policy.directory); this is the
+            # last guard: a mailbox is always a directory below mail/.
+            if name.startswith("/") or any(p in ("", ".", "..") for p in name.split("/")):
+                raise StoreError(f"not a mailbox name: {name!r}")
             path = self._mailboxes[name] = str(ensure_maildir(self.mail_dir / name))
         return path
 
@@ -449,7 +480,12 @@ class MaildirStore:
                 f"{self._queue_tmp}/{unique}.eml",
                 self._queue_active,
             )
-        mailbox = self.mailbox_path(delivery.target)
+        try:
+            mailbox = self.mailbox_path(delivery.target)
+        except OSError as exc:
+            raise MailboxUnavailable(
+                delivery.target, delivery.recipients, exc.strerror or str(exc)
+            ) from exc
         return _Output(
             delivery,
             trace_header(envelope, recipients=list(delivery.recipients)),
@@ -501,6 +537,8 @@ class MaildirStore:
                     output.entry = self._queue_entry(writer, output)
         except OSError as exc:
             writer._cleanup()
+            if isinstance(exc, StoreError):  # MailboxUnavailable names its mailbox: as it is
+                raise
             raise StoreError(f"{exc.strerror or exc}") from exc
         except Exception:
             log.exception("writing message %s failed", job.queue_id)
@@ -587,11 +625,15 @@ class MaildirStore:
         """Write the queue state beside the message (synced with the batch, moved after it)."""
         e = writer.envelope
 
+        decided = dict(output.delivery.notify)
+
         def recipient(address: str, **state: Any) -> QueueRecipient:
+            notify = decided.get(address, e.notify.get(address))
             return QueueRecipient(
                 address=address,
-                notify=list(e.notify.get(address) or []) or None,
+                notify=list(notify or []) or None,
                 orcpt=list(e.orcpt[address]) if address in e.orcpt else None,
+                rrvs=e.rrvs.get(address),
                 **state,
             )
 
@@ -599,8 +641,8 @@ class MaildirStore:
         delivered = {
             "state": "delivered",
             "last_reply": "delivered to its mailbox on this server",
-            "status": "2.0.0",
-            "reason": "delivered",
+            "status": str(reports.DELIVERED_TO_MAILBOX.status),
+            "reason": reports.DELIVERED_TO_MAILBOX.reason,
             "last_attempt": e.received_at,
             "final": True,
         }
@@ -617,6 +659,7 @@ class MaildirStore:
             auth_user=e.auth_user,
             client_ip=e.client_ip,
             requiretls=e.requiretls,
+            mt_priority=e.mt_priority,
         )
         path = f"{self._queue_tmp}/{entry.id}.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -640,7 +683,7 @@ class MaildirStore:
         return IndexRow(
             id=e.queue_id,
             received=e.received_at,
-            mailbox=",".join(mailboxes) if mailboxes else "(queue)",
+            mailbox=",".join(mailboxes) if mailboxes else QUEUED,
             path=self._relative(first.final_path),
             sender=e.sender,
             recipients=list(e.recipients),
