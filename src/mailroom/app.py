@@ -31,17 +31,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mailroom.activity import Hub, Metrics, TranscriptLog
 from mailroom.activity.transcript_archive import TranscriptArchive
 from mailroom.config import Config, ConfigError
+from mailroom.filemodes import DIRECTORY_MODE, private_dir, private_tree
+from mailroom.logsafe import quoted
 from mailroom.policy import AcceptAny, CatcherPolicy, CredentialStore, PasswordFile, Policy
 from mailroom.policy.authentication import AuthenticationPolicy
-from mailroom.policy.authguard import AuthGuard, AuthLimits
+from mailroom.policy.authguard import AuthFailures, AuthGuard, AuthLimits
 from mailroom.policy.credentials import DirectoryCredentials
 from mailroom.policy.faults import FaultInjector, FaultRule
 from mailroom.policy.mailserver import MailServerPolicy
@@ -50,11 +54,12 @@ from mailroom.protocol import SessionSettings
 from mailroom.resolver import Resolver
 from mailroom.roles import session_settings_for
 from mailroom.server import ServerLimits, SMTPServer
+from mailroom.server.counts import ConnectionCounts
 from mailroom.server.tls import ListenerTLS, ensure_self_signed
 from mailroom.settings_types import Listener
 from mailroom.store.base import Store, StoreHealth
 from mailroom.store.envelope import Envelope
-from mailroom.store.ids import new_queue_id
+from mailroom.store.ids import new_queue_id, set_process
 from mailroom.store.maildir import MaildirStore
 from mailroom.store.null import NullStore
 
@@ -69,12 +74,14 @@ if TYPE_CHECKING:
     from mailroom.postgres.faults import SharedFaultRules
     from mailroom.postgres.notify import NotificationListener
     from mailroom.postgres.queue import PgQueue
+    from mailroom.submission.burl import BurlFetcher
     from mailroom.web import WebServer
     from mailroom.web.mta_sts import PolicySite
 
 __all__ = [
     "Mailroom",
     "PolicyChain",
+    "WorkerRole",
     "build_policy",
     "listener_settings",
     "listener_tls",
@@ -125,6 +132,7 @@ def build_policy(
     *,
     decider: Policy | None = None,
     store_health: StoreHealth | None = None,
+    auth_failures: AuthFailures | None = None,
 ) -> PolicyChain:
     """The policy chain: the decider, inside email authentication (the mail server's own
     policy: SPF at MAIL, DKIM, ARC and DMARC at the end of data), inside the AUTH brute-force
@@ -156,6 +164,7 @@ def build_policy(
             failure_delay=config.auth_failure_delay,
         ),
         hostname=config.hostname,
+        failures=auth_failures,
     )
     outer: Policy = auth_guard
     if store_health is not None:
@@ -168,21 +177,28 @@ def build_policy(
 
 def note_fault(session: SessionView, rule: FaultRule) -> None:
     """A fault rule fired: say so in the log and in the session's transcript."""
-    log.info("fault rule %d fired: client=%s rule=%s", rule.id, session.client_ip, rule.describe())
+    log.info(
+        "fault rule %d fired: client=%s rule=%s",
+        rule.id,
+        session.client_ip,
+        quoted(rule.describe()),
+    )
     transcript = getattr(session, "transcript", None)
     if transcript is not None:
         transcript.note(f"fault rule {rule.id} fired: {rule.describe()}")
 
 
-def open_store(config: Config, loop: asyncio.AbstractEventLoop) -> Store:
+def open_store(config: Config, loop: asyncio.AbstractEventLoop, *, sole: bool = True) -> Store:
     """The store back end ``config.store`` names (not started).
 
     ``maildir``: Maildirs, the queue directory and the SQLite index under ``data``; ``none``:
-    accept and discard; ``postgresql://...``: the database a fleet of nodes shares. Sessions
-    see only :class:`~mailroom.store.base.MessageSink`."""
+    accept and discard; ``postgresql://...``: the database a fleet of nodes shares. A back end
+    named by a URL is chosen here by its scheme; sessions see only
+    :class:`~mailroom.store.base.MessageSink`. ``sole``: no other process writes the same store
+    (false for the workers of ``--workers``)."""
     kind = config.store.partition("://")[0] if "://" in config.store else config.store
     if kind == "maildir":
-        return MaildirStore(config.data, hostname=config.hostname, loop=loop)
+        return MaildirStore(config.data, hostname=config.hostname, loop=loop, sole=sole)
     if kind == "none":
         return NullStore()
     if kind in ("postgresql", "postgres"):
@@ -224,6 +240,25 @@ def listener_settings(
     ]
 
 
+def private_data_dir(data: Path) -> None:
+    """The data directory 0700 and everything in it private (see mailroom.filemodes); the
+    whole tree is put right only when the directory itself was not (an older version, or
+    another umask, made it)."""
+    if data.is_dir() and stat.S_IMODE(data.stat().st_mode) != DIRECTORY_MODE:
+        log.info("making %s and everything in it private (0700 and 0600)", data)
+        private_tree(data)
+    private_dir(data)
+
+
+def burl_fetcher(config: Config) -> BurlFetcher | None:
+    """BURL (RFC 4468) on submission listeners, when [burl] names an IMAP server."""
+    if config.mail is None or config.mail.burl is None:
+        return None
+    from mailroom.submission.burl import BurlFetcher
+
+    return BurlFetcher(config.mail.burl)
+
+
 def server_limits(config: Config) -> ServerLimits:
     return ServerLimits(
         max_connections=config.max_connections,
@@ -254,21 +289,51 @@ class StoreStatus:
 # -- the whole -----------------------------------------------------------------------------
 
 
+@dataclass
+class WorkerRole:
+    """A Mailroom that is one of the worker processes of ``--workers``
+    (:mod:`mailroom.supervisor`): SMTP only, on listening ports it shares with the others
+    (SO_REUSEPORT), its limits counted with theirs, what the supervisor runs for all of them
+    (the queue runner, the web's live events) handed over."""
+
+    number: int  # 1 and up; the supervisor is 0 (in queue ids, store/ids.py)
+    counts: ConnectionCounts  # connections of every worker (server/counts.py)
+    auth_failures: AuthFailures  # failed AUTHs of every worker, by address
+    hub: Hub  # live events, forwarded to the supervisor's hub while the web listens
+    on_queued: Callable[[list[str]], None]  # queue ids made here, for the runner
+
+
 class Mailroom:
     """A mailroom built from ``config``: SMTP server, store, policy, queue runner and web UI.
 
     ``policy`` replaces the decider (the catcher's or the mail server's policy), for tests.
     What needs no event loop is built here; the rest when :meth:`start` runs."""
 
-    def __init__(self, config: Config, *, policy: Policy | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        policy: Policy | None = None,
+        worker: WorkerRole | None = None,
+        smtp: bool = True,
+    ) -> None:
+        """``worker``: one worker process of several (SMTP only). ``smtp=False``: the
+        supervisor's part of several (store, runner, web; no listener)."""
         self.config = config
+        self.worker = worker
+        self.serves_smtp = smtp
         self.credentials = load_credentials(config)
         self.resolver: Resolver | None = None
         if config.mail is not None:
             self.resolver = Resolver(list(config.mail.queue.dns_servers) or None)
         self.store_status = StoreStatus() if config.on_postgres else None
         chain = build_policy(
-            config, self.credentials, self.resolver, decider=policy, store_health=self.store_status
+            config,
+            self.credentials,
+            self.resolver,
+            decider=policy,
+            store_health=self.store_status,
+            auth_failures=worker.auth_failures if worker is not None else None,
         )
         self.policy: Policy = chain.head
         self.faults = chain.faults
@@ -283,8 +348,12 @@ class Mailroom:
         self.directory_reader: DirectoryReader | None = None
         if config.on_postgres:
             self._share_counters()
-        self.hub = Hub()
+        self.hub = worker.hub if worker is not None else Hub()
         self.metrics = Metrics()
+        # What the web's probes and /metrics read: the SMTP server and the store, unless the
+        # supervisor gives what it gathers from its workers.
+        self.status: Any = None
+        self.store_counters: Any = None
         self.transcripts = TranscriptLog(config.transcripts, self.hub)
         self.store: Store | None = None
         self.smtp: SMTPServer | None = None
@@ -313,7 +382,7 @@ class Mailroom:
 
         config = self.config
         counters = self.counters = Counters(config.store, node=config.node_name)
-        self.auth_guard.failures = PgAuthFailures(
+        self.auth_guard.shared = PgAuthFailures(
             counters, config.max_auth_failures, config.auth_failure_window
         )
         self.auth_guard.clock = time.time  # rows carry wall-clock times every node shares
@@ -339,16 +408,21 @@ class Mailroom:
         """Build the store, the SMTP server, the runner and the web; start them, listeners
         last. If one fails to start, those already started are stopped again."""
         config = self.config
-        config.data.mkdir(parents=True, exist_ok=True)
+        worker = self.worker
+        if worker is not None:
+            set_process(worker.number)  # queue ids unique among the processes
+        private_data_dir(config.data)
         self.tls = listener_tls(config)
         ssl_context = self.tls.context if self.tls is not None else None
-        store = open_store(config, asyncio.get_running_loop())
+        store = open_store(config, asyncio.get_running_loop(), sole=worker is None)
         if self.authentication is not None:
             self._start_authentication(store)  # before anything runs: its keys may be unreadable
         self.store = store
         await asyncio.to_thread(store.start)  # PostgreSQL: connects and checks the schema
         if self.store_status is not None:
             self.store_status.store = store
+        if worker is not None and isinstance(store, MaildirStore):
+            store.on_queued = worker.on_queued
         usage = getattr(store, "usage", None)
         if self.mail_policy is not None and usage is not None:
             self.mail_policy.usage = usage  # quotas: octets in each local mailbox
@@ -373,29 +447,35 @@ class Mailroom:
             )
             archive.start()
             self.transcripts.archive = archive
-        self.smtp = SMTPServer(
-            listener_settings(config, self.credentials),
-            hostname=config.hostname,
-            policy=self.policy,
-            store=store,
-            credentials=self.credentials,
-            transcripts=self.transcripts,
-            hub=self.hub,
-            metrics=self.metrics,
-            limits=server_limits(config),
-            ssl_context=ssl_context,
-        )
+        if self.serves_smtp:
+            self.smtp = SMTPServer(
+                listener_settings(config, self.credentials),
+                hostname=config.hostname,
+                policy=self.policy,
+                store=store,
+                credentials=self.credentials,
+                transcripts=self.transcripts,
+                hub=self.hub,
+                metrics=self.metrics,
+                limits=server_limits(config),
+                ssl_context=ssl_context,
+                burl=burl_fetcher(config),
+                counts=worker.counts if worker is not None else None,
+                reuse_port=worker is not None,
+            )
         try:
             if config.on_postgres:
                 await self._start_listener()
-            if config.mail is not None and isinstance(store, MaildirStore):
-                await self._start_runner(store)
-            elif config.mail is not None and config.on_postgres:
-                await self._start_fleet_runner(store)
-            if config.web is not None:
-                await self._start_web(config.web, store)
-            await self._start_policy_site()
-            await self.smtp.start()
+            if worker is None:  # a worker's supervisor runs these for all of them
+                if config.mail is not None and isinstance(store, MaildirStore):
+                    await self._start_runner(store)
+                elif config.mail is not None and config.on_postgres:
+                    await self._start_fleet_runner(store)
+                if config.web is not None:
+                    await self._start_web(config.web, store)
+                await self._start_policy_site()
+            if self.smtp is not None:
+                await self.smtp.start()
             if self.tls is not None and config.tls == "files" and config.tls_reload_interval > 0:
                 self._tls_watcher = asyncio.ensure_future(
                     self.tls.watch(config.tls_reload_interval)
@@ -509,9 +589,14 @@ class Mailroom:
             deliver_local=self.inject,
             outbound=self._outbound(),
             transport=self._transport_security(store.spool.root),
+            own_addresses=lambda: self.addresses,  # an MX that points back here is a loop
         )
         store.on_queued = self.runner.wake
         await self.runner.start()
+        if self.mail_policy is not None:
+            runner = self.runner
+            # How full the queue is, for 451 4.4.5 (and priorities while it is busy).
+            self.mail_policy.queue_depth = lambda: len(runner.entries)
 
     async def _start_fleet_runner(self, store: Store) -> None:
         """The runner of a fleet's node: the same runner, over the shared queue, on the
@@ -571,9 +656,12 @@ class Mailroom:
         from mailroom.client import send_message
         from mailroom.web import Messages, WebContext, WebServer, WebSettings
         from mailroom.web.context import CheckSettings, MessageStore, StoreCounters
+        from mailroom.web.mimeshape import MimeLimits
 
         config = self.config
-        assert self.smtp is not None
+        status = self.status if self.status is not None else self.smtp
+        assert status is not None  # the SMTP server, or the supervisor's report of its workers
+        mime_limits = MimeLimits(config.web_max_mime_parts, config.web_max_mime_depth)
         messages: MessageStore
         counters: StoreCounters | None = store if isinstance(store, MaildirStore) else None
         if config.on_postgres:
@@ -581,17 +669,22 @@ class Mailroom:
             from mailroom.postgres.store import PostgresStore
             from mailroom.web.messages_pg import PgMessages
 
-            messages = PgMessages(config.store, node=config.node_name)
+            messages = PgMessages(config.store, node=config.node_name, limits=mime_limits)
             database = redact(config.store)
             counters = store if isinstance(store, PostgresStore) else None
         else:
-            messages = Messages(config.data, enabled=counters is not None)
+            messages = Messages(config.data, enabled=counters is not None, limits=mime_limits)
             database = str(config.data / "index.sqlite")
         context = WebContext(
             settings=WebSettings(
                 listener=listener,
                 hostname=config.hostname,
                 auth=config.web_auth,
+                users=config.web_users,
+                max_auth_failures=config.max_auth_failures,
+                auth_failure_window=config.auth_failure_window,
+                max_search_terms=config.web_max_search_terms,
+                mime_limits=mime_limits,
                 allowed_hosts=config.web_allowed_hosts,
                 release_smtp=config.release_smtp,
                 database=database,
@@ -609,11 +702,14 @@ class Mailroom:
             faults=self.fault_rules or self.faults,
             hub=self.hub,
             metrics=self.metrics,
-            status=self.smtp,
+            status=status,
             release=send_message,
             # The catcher captures messages sent over the API; a mail server sends with SMTP.
             inject=self.inject if config.mail is None else None,
-            store_counters=counters,
+            # A mail server's release: through its own routing, as the web user's address.
+            submit=self.inject if config.mail is not None else None,
+            senders=config.mail.directory if config.mail is not None else None,
+            store_counters=self.store_counters if self.store_counters is not None else counters,
             archive=self.transcripts.archive,
         )
         web = WebServer(context)

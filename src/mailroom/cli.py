@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from mailroom import __version__
 
@@ -36,6 +37,11 @@ def _cmd_replies(args: argparse.Namespace) -> int:
     from mailroom.codes.catalogue import CATALOGUE
     from mailroom.codes.docs import replies_markdown
 
+    if args.registry:
+        from mailroom.codes.coverage import registry_markdown, registry_text
+
+        sys.stdout.write(registry_markdown() if args.markdown else registry_text())
+        return 0
     if args.markdown:
         sys.stdout.write(replies_markdown())
         return 0
@@ -47,10 +53,9 @@ def _cmd_replies(args: argparse.Namespace) -> int:
 def _setup_logging(level: str) -> None:
     import logging
 
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from mailroom.activity.maillog import LOG_FORMAT
+
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=LOG_FORMAT)
 
 
 def _serve_overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -80,8 +85,11 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, object]:
         "tls_reload_interval",
         "auth",
         "log_level",
+        "workers",
         "web",
         "web_auth",
+        "web_auth_file",
+        "web_users",
         "release_smtp",
         "max_auth_failures",
         "auth_failure_window",
@@ -130,6 +138,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from mailroom.app import Mailroom
     from mailroom.config import ConfigError, load_config
     from mailroom.policy import CredentialError
+    from mailroom.supervisor import Supervisor
 
     try:
         config = load_config(args.config, _serve_overrides(args))
@@ -140,20 +149,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     _raise_open_files_limit(config.max_connections)
 
     async def run() -> None:
-        server = Mailroom(config)
+        workers = config.worker_count
+        server: Mailroom | Supervisor
+        if workers > 1:
+            server = Supervisor(config, workers=workers, use_uvloop=not args.no_uvloop)
+        else:
+            server = Mailroom(config)
         await server.start()
-        smtp = server.smtp
-        assert smtp is not None
+        print(f"mailroom {__version__} ({core_build()})", file=sys.stderr, flush=True)
         print(
-            "mailroom: SMTP on "
-            + ", ".join(
-                f"{sock.getsockname()[0]}:{sock.getsockname()[1]}"
-                + (" (implicit TLS)" if listener.implicit_tls else "")
-                # one server per listener, in order; a name may stand for several sockets
-                for listener, listening in zip(config.all_listeners, smtp.servers, strict=True)
-                for sock in listening.sockets
-            )
-            + f", data in {config.data}",
+            f"mailroom: SMTP on {_listening(server, config)}, data in {config.data}"
+            + (f", {workers} worker processes" if workers > 1 else ""),
             file=sys.stderr,
             flush=True,
         )
@@ -185,6 +191,24 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"mailroom serve: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _listening(server: Any, config: Any) -> str:
+    """Where SMTP listens, for serve's start-up line: each socket, implicit TLS marked."""
+    smtp = getattr(server, "smtp", None)
+    if smtp is None:  # the supervisor of workers: each configured address with its port
+        return ", ".join(
+            f"{listener.host}:{listener.port}"
+            + (" (implicit TLS)" if listener.implicit_tls else "")
+            for listener in server.listeners
+        )
+    return ", ".join(
+        f"{sock.getsockname()[0]}:{sock.getsockname()[1]}"
+        + (" (implicit TLS)" if listener.implicit_tls else "")
+        # one server per listener, in order; a name may stand for several sockets
+        for listener, listening in zip(config.all_listeners, smtp.servers, strict=True)
+        for sock in listening.sockets
+    )
 
 
 def _data_dir_of(path: Path) -> Path:
@@ -264,6 +288,11 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
             print(
                 f"  DKIM {domain}: no key (mailroom dkim keygen {domain}); its mail goes unsigned"
             )
+
+    from mailroom.config_warnings import config_warnings
+
+    for warning in config_warnings(mail):
+        print(f"{args.config}: warning: {warning}")
     return 0
 
 
@@ -508,12 +537,26 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     add(
         "--web",
         metavar="HOST:PORT|off",
-        help="the web UI and HTTP API (default 127.0.0.1:8025; off to disable)",
+        help="the web UI and HTTP API (the catcher's default 127.0.0.1:8025; a mail server's "
+        "is off unless given, and needs credentials)",
     )
     add(
         "--web-auth",
         metavar="USER:PASSWORD",
-        help="HTTP basic auth for the web UI and API (needed to bind beyond loopback quietly)",
+        help="HTTP basic auth for the web UI and API; visible to local users in the process "
+        "list: prefer --web-auth-file or MAILROOM_WEB_AUTH",
+    )
+    add(
+        "--web-auth-file",
+        type=Path,
+        metavar="FILE",
+        help="a file whose first line is USER:PASSWORD for the web UI and API",
+    )
+    add(
+        "--web-users",
+        type=Path,
+        metavar="FILE",
+        help="web users with argon2 passwords (lines from `mailroom passwd`)",
     )
     add(
         "--web-allowed-host",
@@ -528,6 +571,13 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="the SMTP server the web UI's 'release' sends captured messages to by default",
     )
     add("--log-level", choices=("debug", "info", "warning", "error"))
+    add(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes accepting SMTP connections on the same listeners (default: one per "
+        "CPU, at most 8; 1: a single process)",
+    )
     add("--no-uvloop", action="store_true", help="use the standard asyncio event loop")
     serve.set_defaults(func=_cmd_serve)
 
@@ -565,6 +615,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     replies = commands.add_parser("replies", help="list every reply mailroom sends")
     replies.add_argument("--markdown", action="store_true", help="print docs/replies.md")
+    replies.add_argument(
+        "--registry",
+        action="store_true",
+        help="every code of the IANA registry: where mailroom sends it and the test that shows "
+        "it, or why no server can (with --markdown: docs/registry.md)",
+    )
     replies.set_defaults(func=_cmd_replies)
 
     _add_serve(commands)
@@ -600,12 +656,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def core_build() -> str:
-    """How the protocol core runs in this install: compiled by mypyc (``MAILROOM_COMPILE=1``,
-    see setup.py) or interpreted."""
+    """How the protocol core runs in this install: compiled by mypyc (``pip install .`` where a
+    C compiler is found, see setup.py) or interpreted, and why."""
     from mailroom.protocol import server
 
-    compiled = not (server.__file__ or "").endswith(".py")
-    return "protocol core compiled with mypyc" if compiled else "pure Python"
+    where = Path(server.__file__ or "")
+    if not where.name.endswith(".py"):
+        return "protocol core compiled with mypyc"
+    if (where.parents[3] / "setup.py").exists():  # src/mailroom/protocol/server.py
+        return "pure Python: a development install runs its sources"
+    return "pure Python: installed without a C compiler (or with MAILROOM_COMPILE=0)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from typing import Any, Protocol
 
 from mailroom.activity.hub import Hub
-from mailroom.activity.transcript_archive import SessionFilter
+from mailroom.activity.transcript_archive import SessionFilter, expand_entries
 from mailroom.protocol.server import ServerConnection, printable_line
 
 __all__ = ["Transcript", "TranscriptLog"]
@@ -110,16 +110,17 @@ class Transcript:
         }
 
     def to_dict(self) -> dict[str, Any]:
+        data = self.compact()
+        data["entries"] = expand_entries(data["entries"])
+        return data
+
+    def compact(self) -> dict[str, Any]:
+        """:meth:`to_dict` with each entry a list ``[time, "C"|"S"|"I", text]``: what the
+        archive keeps (a third of the work to make and to store); :func:`expand_entries`
+        makes the dicts when it is read."""
         data = self.summary()
         data["truncated"] = self.truncated
-        data["entries"] = [
-            {
-                "time": at,
-                "from": {"C": "client", "S": "server", "I": "info"}[kind],
-                "text": _text(kind, value),
-            }
-            for at, kind, value in self.entries
-        ]
+        data["entries"] = [[at, kind, _text(kind, value)] for at, kind, value in self.entries]
         return data
 
 

@@ -209,6 +209,8 @@ class FaultInjector:
     rng: random.Random = field(default_factory=random.Random)
     # Called with (session, rule) whenever a rule fires, so transcripts can show it.
     on_fire: Callable[[SessionView, FaultRule], None] | None = None
+    # Called with the rules after each change (the supervisor hands them to its workers).
+    on_change: Callable[[list[FaultRule]], None] | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -217,7 +219,8 @@ class FaultInjector:
             rule = parse_rule(rule)
         with self._lock:
             rule.id = next(self._ids)
-            self.rules.append(rule)
+            self.rules = [*self.rules, rule]
+        self._changed()
         return rule
 
     def replace(self, old: Callable[[FaultRule], bool], new: list[FaultRule]) -> None:
@@ -228,6 +231,7 @@ class FaultInjector:
             for rule in new:
                 rule.id = next(self._ids)
             self.rules = kept + new
+        self._changed()
 
     def load_shared(self, rules: list[FaultRule]) -> None:
         """The fleet's rules as its database now holds them (ids given there), in place of
@@ -249,11 +253,18 @@ class FaultInjector:
         with self._lock:
             before = len(self.rules)
             self.rules = [r for r in self.rules if r.id != rule_id]
-            return len(self.rules) != before
+            removed = len(self.rules) != before
+        self._changed()
+        return removed
 
     def clear(self) -> None:
         with self._lock:
             self.rules = []
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(list(self.rules))
 
     def _fire(self, stage: str, address: str | None, session: SessionView) -> FaultRule | None:
         for rule in list(self.rules):

@@ -88,6 +88,8 @@ class Runner(Protocol):
 
 
 class PgQueue:
+    head_on_loop = False  # read_head is a database round trip: run in a worker thread
+
     def __init__(self, url: str, *, owner: str, root: Path, lease: float = LEASE) -> None:
         self.url = url
         self.owner = owner  # unique per running node: "<node>/<pid>.<random>"

@@ -25,7 +25,7 @@ from mailroom.postgres.connection import (
 )
 from mailroom.postgres.store import EVENTS_CHANNEL, NOTIFY_IDS
 from mailroom.web.messages import SUMMARY_BATCH, MessageRow, summarize
-from mailroom.web.mime import ParsedMessage, parse_message
+from mailroom.web.mime import MimeLimits, ParsedMessage, parse_message
 from mailroom.web.search import Query
 
 __all__ = ["PgMessages"]
@@ -73,9 +73,10 @@ def _row(values: tuple[Any, ...]) -> MessageRow:
 
 
 class PgMessages:
-    def __init__(self, url: str, *, node: str) -> None:
+    def __init__(self, url: str, *, node: str, limits: MimeLimits | None = None) -> None:
         self.url = url
         self.node = node
+        self.limits = limits or MimeLimits()  # past them a message is shown as its source
         self.enabled = True
         self.deleted = 0  # messages deleted through this node's web since start
         self._psycopg = require_psycopg()
@@ -149,7 +150,7 @@ class PgMessages:
                 raw = self._raw(id_)
                 if raw is None:
                     continue  # deleted meanwhile
-                rows.append((id_, *summarize(raw, fields)))
+                rows.append((id_, *summarize(raw, fields, self.limits)))
             with db.transaction(), db.cursor() as cursor:
                 cursor.executemany(
                     "INSERT INTO web_summaries (id, attachments, inline, snippet, search_text) "
@@ -233,6 +234,14 @@ class PgMessages:
     def counts(self) -> tuple[int, int]:
         return self._counts(self._db())
 
+    def get_many(self, ids: list[str]) -> list[MessageRow]:
+        """Those of ``ids`` (whole ids) that are stored, in that order: the live events'
+        new messages, read in one query."""
+        if not ids:
+            return []
+        self._summarize_missing(ids)
+        return self._rows(ids)
+
     def get(self, message_id: str) -> MessageRow | None:
         """By id, ``latest``, or a unique prefix of an id."""
         db = self._db()
@@ -282,7 +291,7 @@ class PgMessages:
         raw = self._raw(row.id)
         if raw is None:
             return None
-        return row, raw, parse_message(raw)
+        return row, raw, parse_message(raw, self.limits)
 
     # -- changes ---------------------------------------------------------------------------
 
