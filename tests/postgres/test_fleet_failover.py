@@ -35,6 +35,7 @@ dns_servers = ["127.0.0.1:1"]
 
 [policy]
 check_null_mx = false
+check_sender_domain = false
 relay_networks = ["127.0.0.0/8"]
 
 [queue]

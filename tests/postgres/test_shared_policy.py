@@ -27,6 +27,7 @@ cache = "30s"
 
 [policy]
 check_null_mx = false
+check_sender_domain = false
 {policy}
 
 [authentication]

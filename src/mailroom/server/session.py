@@ -687,15 +687,14 @@ class Session(asyncio.Protocol):
     async def _committed(self, event: MessageComplete, pending: Awaitable[str]) -> Reply:
         try:
             queue_id = await pending
-        except StoreUnavailable as exc:
-            log.error("not stored: client=%s error=%s", self.client_ip, exc)
-            return replies.STORE_UNAVAILABLE()
         except StoreError as exc:
             return self._not_stored(exc)
         return self._accepted(event, queue_id)
 
     def _not_stored(self, exc: StoreError) -> Reply:
         log.error("not stored: client=%s error=%s", self.client_ip, exc)
+        if isinstance(exc, StoreUnavailable):  # a database out of reach: try again later
+            return replies.STORE_UNAVAILABLE()
         if isinstance(exc, MailboxUnavailable):
             return replies.MAILBOX_UNAVAILABLE(
                 addresses=", ".join(f"<{r}>" for r in exc.recipients), why=exc.why
