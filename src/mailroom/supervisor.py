@@ -17,8 +17,9 @@ messages sent over the API) — and holds the things the workers share:
 
 The Maildirs, the queue directory and the SQLite index are shared on disk: file names carry a
 queue id unique per process and the process id, and SQLite's locking orders the writers of the
-index and of the transcript archive. A store that is not on local disk (PostgreSQL) works the
-same way: each worker opens its own connection to it (``open_store`` runs in the worker).
+index and of the transcript archive. A node on PostgreSQL (a fleet's) runs one process:
+``workers`` > 1 is refused there (config.py), since the database already shares what the
+supervisor would, and more cores are used by running more nodes.
 
 SIGHUP goes on to every worker (each reloads the listeners' certificate). SIGTERM (or SIGINT)
 stops the listeners of every worker and lets each finish its messages in

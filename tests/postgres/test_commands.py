@@ -39,3 +39,34 @@ def test_queue_command_refuses_a_fleets_configuration(pg_url, tmp_path) -> None:
     )
     assert done.returncode != 0
     assert "keeps its queue in PostgreSQL" in done.stderr
+
+
+def test_serve_refuses_several_workers_on_a_fleets_store(pg_url, tmp_path) -> None:
+    # A node on PostgreSQL runs one process (a fleet grows by nodes): --workers 2 is refused
+    # at start, with a reason, before anything listens.
+    done = subprocess.run(
+        mailroom_command(
+            "serve",
+            "--store",
+            pg_url,
+            "--workers",
+            "2",
+            "--smtp",
+            "127.0.0.1:0",
+            "--data",
+            str(tmp_path / "data"),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "runs one process" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_workers_0_means_one_process_on_a_fleets_store(pg_url, tmp_path) -> None:
+    from mailroom.config import Config
+
+    assert Config(store=pg_url, workers=0).validate().worker_count == 1
+    assert Config(store=pg_url, workers=1).validate().worker_count == 1
