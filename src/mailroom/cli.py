@@ -12,9 +12,12 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailroom import __version__
+
+if TYPE_CHECKING:
+    from mailroom.delivery.commands import QueueReader
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
@@ -211,18 +214,16 @@ def _listening(server: Any, config: Any) -> str:
     )
 
 
-def _data_dir_of(path: Path) -> Path:
-    """The data directory a mailroom.toml names (for ``mailroom queue --config``)."""
+def _data_dir_of(path: Path) -> Path | QueueReader:
+    """Where a mailroom.toml keeps its queue (for ``mailroom queue --config``): its data
+    directory, or a fleet's PostgreSQL database."""
     from mailroom.config import load_config
 
     config = load_config(path)
     if config.on_postgres:
-        # The fleet's queue is a table, not this node's directory: an empty listing would lie.
-        raise SystemExit(
-            f"mailroom queue: {path} keeps its queue in PostgreSQL, which this command does not "
-            "read yet; see docs/scaling.md (SELECT id, lease_owner, next_attempt, state FROM "
-            "queue_entries)"
-        )
+        from mailroom.postgres.queue_view import PgQueueView  # psycopg: only for a fleet
+
+        return PgQueueView(config.store)
     return config.data
 
 

@@ -1,5 +1,6 @@
-"""``mailroom db``: migrate a new database, report its state; and ``mailroom queue`` refusing
-a fleet's configuration rather than show an empty directory as its queue."""
+"""``mailroom db``: migrate a new database, report its state; and ``mailroom serve`` refusing
+several worker processes on a fleet's store (tests/postgres/test_queue_command.py has
+``mailroom queue`` on a fleet)."""
 
 from __future__ import annotations
 
@@ -29,16 +30,6 @@ def test_db_migrate_creates_the_schema_once_and_status_reports_it(
     with psycopg.connect(url) as conn:
         versions = [r[0] for r in conn.execute("SELECT version FROM mailroom_migrations")]
     assert sorted(versions) == [1, 2]
-
-
-def test_queue_command_refuses_a_fleets_configuration(pg_url, tmp_path) -> None:
-    config = tmp_path / "node.toml"
-    config.write_text(f'store = "{pg_url}"\n')
-    done = subprocess.run(
-        mailroom_command("queue", "list", "--config", str(config)), capture_output=True, text=True
-    )
-    assert done.returncode != 0
-    assert "keeps its queue in PostgreSQL" in done.stderr
 
 
 def test_serve_refuses_several_workers_on_a_fleets_store(pg_url, tmp_path) -> None:
