@@ -107,8 +107,8 @@ def _data_dir(args: argparse.Namespace) -> Path:
     if not isinstance(where, Path):
         raise SystemExit(
             f"mailroom queue {args.queue_command}: {args.config} keeps its queue in PostgreSQL "
-            "(a fleet); list and show read it, retry and delete do not yet (see "
-            "docs/scaling.md: UPDATE queue_entries SET next_attempt = 0 WHERE id = ...)"
+            "(a fleet); list and show read it, retry and delete do not act on it yet "
+            "(docs/scaling.md, 'Not yet')"
         )
     return where
 
