@@ -108,6 +108,7 @@ def start_node(
         "--hostname", "bench.test",
         "--store", store,
         "--node", name,
+        "--workers", "1",  # one process per node, Maildir or PostgreSQL (the CPU measured)
         "--log-level", "warning",
         "--max-connections-per-ip", "0",
         "--web", f"{address}:0",
