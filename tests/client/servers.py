@@ -59,9 +59,9 @@ class Mailroom:
         return ssl.create_default_context(cafile=str(self.cafile))
 
     def stored(self) -> list[bytes]:
+        """Every stored message, oldest first, without the trace fields mailroom prepends."""
         # Oldest first by queue id (in the file's name: milliseconds, then a counter), not by
         # modification time: two messages a few milliseconds apart can share a coarse mtime.
-        """Every stored message, oldest first, without the trace fields mailroom prepends."""
         folder = self.data / "mail" / "catchall" / "new"
         files = sorted(folder.iterdir(), key=_queue_id) if folder.is_dir() else []
         return [split_trace(path.read_bytes())[1] for path in files]
