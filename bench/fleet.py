@@ -34,7 +34,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.run import cpu_seconds, free_port  # noqa: E402
+from bench.run import free_port  # noqa: E402
+from bench.run import tree_cpu_seconds as cpu_seconds  # noqa: E402
 from tests.pgserver import PostgresServer, postgres_bin  # noqa: E402
 
 PYTHON = sys.executable
