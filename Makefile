@@ -1,14 +1,21 @@
 # The two set-up commands of the README: `make run` and `make test`.
-# Both create .venv on first use; nothing else needs installing by hand.
+# Each creates what it needs on first use; nothing else needs installing by hand.
+#
+# Two virtual environments, never mixed:
+# - .venv-fast: mailroom installed as users get it (`pip install .`: the protocol core compiled
+#   with mypyc where a C compiler is found, pure Python where not; setup.py). `make run`,
+#   `make bench` and the second half of `make test` use it. Rebuilt when a source changes
+#   (about a minute: mypyc and the C compiler).
+# - .venv: the development install (`pip install -e`, always pure Python, so the sources being
+#   edited are what runs): the suite, the linters, `make docs`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
-# The same package with its protocol core compiled by mypyc (setup.py): what `make bench`
-# measures, and what the second half of `make test` checks. Rebuilt when a source changes.
 FAST := .venv-fast
 STAMP_FAST := $(FAST)/.installed
+STAMP_FAST_DEV := $(FAST)/.installed-dev
 SOURCES := $(shell find src -name '*.py' -o -name '*.csv') setup.py pyproject.toml
 
 .PHONY: run test test-compiled fast lint typecheck bench hostile docs clean screenshots
@@ -25,20 +32,26 @@ $(STAMP_DEV): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[speed,dev]'
 	touch $@ $(STAMP_RUN)
 
-run: $(STAMP_RUN)
-	$(BIN)/mailroom serve $(ARGS)
+run: $(STAMP_FAST)
+	$(FAST)/bin/mailroom serve $(ARGS)
 
+# `pip install .` as a user runs it (build isolation fetches setuptools, wheel and mypy).
 $(STAMP_FAST): $(SOURCES)
 	test -x $(FAST)/bin/python || $(PYTHON) -m venv $(FAST)
-	$(FAST)/bin/pip install --quiet --upgrade pip 'setuptools>=77' wheel 'mypy>=1.10'
-	$(FAST)/bin/pip install --quiet '.[speed,dev]'
-	MAILROOM_COMPILE=1 $(FAST)/bin/pip install --quiet --no-build-isolation --force-reinstall \
-		--no-deps .
+	$(FAST)/bin/pip install --quiet '.[speed]'
+	touch $@
+
+# The dev extras beside it (for the compiled half of `make test` and the benchmarks), without
+# building mailroom a second time.
+$(STAMP_FAST_DEV): $(STAMP_FAST) pyproject.toml
+	$(FAST)/bin/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", \
+		"rb"))["project"]["optional-dependencies"]["dev"]))' > $(FAST)/dev-requirements.txt
+	$(FAST)/bin/pip install --quiet -r $(FAST)/dev-requirements.txt
 	touch $@
 
 fast: $(STAMP_FAST)
 
-test: $(STAMP_DEV) $(STAMP_FAST)
+test: $(STAMP_DEV) $(STAMP_FAST_DEV)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
@@ -46,9 +59,10 @@ test: $(STAMP_DEV) $(STAMP_FAST)
 
 # The suites of the compiled parts and of the server around them, on the compiled build
 # (mypyc checks types at run time, so it can differ where the interpreter would not).
-test-compiled: $(STAMP_FAST)
+# MAILROOM_EXPECT_COMPILED=1: a build that fell back to pure Python fails here.
+test-compiled: $(STAMP_FAST_DEV)
 	MAILROOM_EXPECT_COMPILED=1 $(FAST)/bin/python -m pytest -q -p no:cacheprovider \
-		tests/protocol tests/codes tests/server
+		tests/protocol tests/codes tests/server tests/interop
 
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check src tests bench
@@ -66,8 +80,11 @@ docs: $(STAMP_RUN)
 	$(BIN)/mailroom replies --markdown > docs/replies.md
 	$(BIN)/mailroom replies --registry --markdown > docs/registry.md
 
-bench: $(STAMP_DEV) $(STAMP_FAST)
-	$(BIN)/python bench/run.py --mailroom-python $(FAST)/bin/python $(ARGS)
+# mailroom as `make run` installs and starts it, tuned, and its peers (aiosmtpd, Node's
+# smtp-server, Postfix's smtp-sink) under bench-client, then with 1 and 2 workers under
+# Postfix's smtp-source (C); see docs/benchmarks.md. ARGS="--rounds 5 --only ..." for more.
+bench: $(STAMP_DEV) $(STAMP_FAST_DEV)
+	$(BIN)/python bench/run.py --suite all --mailroom-python $(FAST)/bin/python $(ARGS)
 	$(BIN)/python bench/memory.py
 
 # The long hostile suite (tests/hostile, the tests marked hostile): floods of 1,000-3,000

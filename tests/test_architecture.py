@@ -64,6 +64,10 @@ LAYERS: dict[str, tuple[int, str]] = {
     ),
     # 3 -- outbound
     "mailroom.delivery": (3, "the queue runner, routing, DSNs, `mailroom queue`"),
+    "mailroom.postgres": (
+        3,
+        "a fleet's PostgreSQL back end: store, queue leases, directory, counters, NOTIFY",
+    ),
     # 4 -- the SMTP server
     "mailroom.server": (4, "listeners, sessions, limits, shutdown: given its parts"),
     # 5 -- the faces that read the configuration or serve people
@@ -75,6 +79,8 @@ LAYERS: dict[str, tuple[int, str]] = {
     "mailroom.config_warnings": (5, "what check-config warns of: settings that cannot work"),
     # 6 -- the composition root
     "mailroom.app": (6, "builds every part from a Config, starts and stops them in order"),
+    "mailroom.workers": (6, "one worker process of --workers: a Mailroom serving SMTP only"),
+    "mailroom.supervisor": (6, "--workers: the ports, the web, the runner; starts the workers"),
     # 7 -- what runs the root: `mailroom serve` and the pytest plugin use it
     "mailroom.cli": (7, "the command line (serve runs the composition root)"),
     "mailroom.__main__": (7, "python -m mailroom"),
@@ -280,7 +286,13 @@ def test_no_cycle_between_parts(graph: dict[str, set[str]]) -> None:
 
 def test_nothing_below_imports_the_composition_root(graph: dict[str, set[str]]) -> None:
     importers = sorted(module for module, targets in graph.items() if "mailroom.app" in targets)
-    assert importers == ["mailroom.cli", "mailroom.testing"]
+    # The supervisor and its workers are the root's own for --workers (layer 6, beside it).
+    assert importers == [
+        "mailroom.cli",
+        "mailroom.supervisor",
+        "mailroom.testing",
+        "mailroom.workers",
+    ]
 
 
 def test_the_layers_hold_what_the_design_says() -> None:

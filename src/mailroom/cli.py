@@ -12,8 +12,12 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mailroom import __version__
+
+if TYPE_CHECKING:
+    from mailroom.delivery.commands import QueueReader
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
@@ -52,10 +56,9 @@ def _cmd_replies(args: argparse.Namespace) -> int:
 def _setup_logging(level: str) -> None:
     import logging
 
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from mailroom.activity.maillog import LOG_FORMAT
+
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=LOG_FORMAT)
 
 
 def _serve_overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -75,6 +78,8 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, object]:
         "bare_line_endings",
         "long_lines",
         "store",
+        "node",
+        "queue_lease",
         "tls",
         "tls_cert",
         "tls_key",
@@ -83,6 +88,7 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, object]:
         "tls_reload_interval",
         "auth",
         "log_level",
+        "workers",
         "web",
         "web_auth",
         "web_auth_file",
@@ -135,6 +141,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from mailroom.app import Mailroom
     from mailroom.config import ConfigError, load_config
     from mailroom.policy import CredentialError
+    from mailroom.supervisor import Supervisor
 
     try:
         config = load_config(args.config, _serve_overrides(args))
@@ -145,20 +152,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     _raise_open_files_limit(config.max_connections)
 
     async def run() -> None:
-        server = Mailroom(config)
+        workers = config.worker_count
+        server: Mailroom | Supervisor
+        if workers > 1:
+            server = Supervisor(config, workers=workers, use_uvloop=not args.no_uvloop)
+        else:
+            server = Mailroom(config)
         await server.start()
-        smtp = server.smtp
-        assert smtp is not None
+        print(f"mailroom {__version__} ({core_build()})", file=sys.stderr, flush=True)
         print(
-            "mailroom: SMTP on "
-            + ", ".join(
-                f"{sock.getsockname()[0]}:{sock.getsockname()[1]}"
-                + (" (implicit TLS)" if listener.implicit_tls else "")
-                # one server per listener, in order; a name may stand for several sockets
-                for listener, listening in zip(config.all_listeners, smtp.servers, strict=True)
-                for sock in listening.sockets
-            )
-            + f", data in {config.data}",
+            f"mailroom: SMTP on {_listening(server, config)}, data in {config.data}"
+            + (f", {workers} worker processes" if workers > 1 else ""),
             file=sys.stderr,
             flush=True,
         )
@@ -192,11 +196,35 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _data_dir_of(path: Path) -> Path:
-    """The data directory a mailroom.toml names (for ``mailroom queue --config``)."""
+def _listening(server: Any, config: Any) -> str:
+    """Where SMTP listens, for serve's start-up line: each socket, implicit TLS marked."""
+    smtp = getattr(server, "smtp", None)
+    if smtp is None:  # the supervisor of workers: each configured address with its port
+        return ", ".join(
+            f"{listener.host}:{listener.port}"
+            + (" (implicit TLS)" if listener.implicit_tls else "")
+            for listener in server.listeners
+        )
+    return ", ".join(
+        f"{sock.getsockname()[0]}:{sock.getsockname()[1]}"
+        + (" (implicit TLS)" if listener.implicit_tls else "")
+        # one server per listener, in order; a name may stand for several sockets
+        for listener, listening in zip(config.all_listeners, smtp.servers, strict=True)
+        for sock in listening.sockets
+    )
+
+
+def _data_dir_of(path: Path) -> Path | QueueReader:
+    """Where a mailroom.toml keeps its queue (for ``mailroom queue --config``): its data
+    directory, or a fleet's PostgreSQL database."""
     from mailroom.config import load_config
 
-    return load_config(path).data
+    config = load_config(path)
+    if config.on_postgres:
+        from mailroom.postgres.queue_view import PgQueueView  # psycopg: only for a fleet
+
+        return PgQueueView(config.store)
+    return config.data
 
 
 def _find_data_dir(config_file: Path | None) -> tuple[Path, str]:
@@ -213,6 +241,12 @@ def _find_data_dir(config_file: Path | None) -> tuple[Path, str]:
     if config_file is not None and config.data != Path("mailroom-data"):
         return config.data, str(config_file)
     return config.data, "the default; give --data DIR, MAILROOM_DATA or --config FILE"
+
+
+def _read_config(path: Path):  # type: ignore[no-untyped-def]
+    from mailroom.config import load_config
+
+    return load_config(path)
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
@@ -391,7 +425,19 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         choices=("reject", "accept"),
         help="a message line over 1000 octets: refuse (default) or accept",
     )
-    add("--store", choices=("maildir", "none"), help="maildir (default) or none (discard)")
+    add(
+        "--store",
+        metavar="STORE",
+        help="maildir (default), none (discard), or postgresql://USER@HOST/DB: a database "
+        "a fleet of nodes shares (run `mailroom db migrate` first)",
+    )
+    add("--node", metavar="NAME", help="this node's name in a fleet (default: the host name)")
+    add(
+        "--queue-lease",
+        type=float,
+        metavar="SECONDS",
+        help="a fleet's claim on a queue entry lasts this long unrenewed (default 60)",
+    )
     add(
         "--tls",
         choices=("off", "self-signed", "files"),
@@ -526,6 +572,13 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="the SMTP server the web UI's 'release' sends captured messages to by default",
     )
     add("--log-level", choices=("debug", "info", "warning", "error"))
+    add(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes accepting SMTP connections on the same listeners (default: one per "
+        "CPU, at most 8; 1: a single process)",
+    )
     add("--no-uvloop", action="store_true", help="use the standard asyncio event loop")
     serve.set_defaults(func=_cmd_serve)
 
@@ -588,6 +641,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_queue_command(commands, data_dir_of=_data_dir_of)
     add_dns_commands(commands)
+    from mailroom.postgres.commands import add_db_command
+
+    add_db_command(commands, read_config=_read_config)
     from mailroom.bounces.command import add_bounces_command
 
     add_bounces_command(commands)
@@ -601,12 +657,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def core_build() -> str:
-    """How the protocol core runs in this install: compiled by mypyc (``MAILROOM_COMPILE=1``,
-    see setup.py) or interpreted."""
+    """How the protocol core runs in this install: compiled by mypyc (``pip install .`` where a
+    C compiler is found, see setup.py) or interpreted, and why."""
     from mailroom.protocol import server
 
-    compiled = not (server.__file__ or "").endswith(".py")
-    return "protocol core compiled with mypyc" if compiled else "pure Python"
+    where = Path(server.__file__ or "")
+    if not where.name.endswith(".py"):
+        return "protocol core compiled with mypyc"
+    if (where.parents[3] / "setup.py").exists():  # src/mailroom/protocol/server.py
+        return "pure Python: a development install runs its sources"
+    return "pure Python: installed without a C compiler (or with MAILROOM_COMPILE=0)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

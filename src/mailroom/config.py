@@ -26,6 +26,12 @@ __all__ = ["Config", "ConfigError", "Listener", "load_config", "parse_hostport",
 DATA_VARIABLE = "MAILROOM_DATA"  # the data directory, when neither --data nor the file names it
 
 
+# workers = 0 starts one per CPU up to this many; more can be asked for, up to MAX_WORKERS
+# (the queue ids carry a process number of six bits, one of them the supervisor's).
+MAX_AUTO_WORKERS = 8
+MAX_WORKERS = 62
+
+
 @dataclass(frozen=True)
 class Config:
     hostname: str = field(default_factory=socket.gethostname)
@@ -54,8 +60,20 @@ class Config:
     bare_line_endings: Literal["reject", "normalize"] = "reject"
     long_lines: Literal["reject", "accept"] = "reject"
 
-    # store
-    store: Literal["maildir", "none"] = "maildir"
+    # store: "maildir" (Maildirs, the queue directory and an SQLite index under data), "none"
+    # (accept and discard), or a PostgreSQL URL "postgresql://user:password@host:port/db" that
+    # a fleet of nodes shares (docs/scaling.md)
+    store: str = "maildir"
+    # PostgreSQL store: this node's name in the fleet (in logs, leases and each message's
+    # record of who received it); default: the machine's host name
+    node: str = ""
+    # PostgreSQL store: seconds a session waits for its message's COMMIT before it is told
+    # 451 4.3.0 (a database that hangs, a synchronous standby that is gone)
+    store_commit_timeout: float = 30.0
+    # PostgreSQL store, mail server mode: seconds a node's claim on a queue entry lasts
+    # without renewal (renewed every third of it); a dead node's entries are delivered by
+    # the others after at most this long
+    queue_lease: float = 60.0
 
     # TLS
     tls: Literal["off", "self-signed", "files"] = "off"
@@ -132,6 +150,25 @@ class Config:
 
     log_level: str = "info"
 
+    # Processes that accept SMTP connections, each with its own event loop (SO_REUSEPORT on
+    # the same listeners); a supervisor runs the web UI and the queue runner for them all.
+    # 0: one per CPU, at most MAX_AUTO_WORKERS (one on a postgresql:// store, where more than
+    # one is refused: a fleet grows by nodes); 1: everything in one process.
+    workers: int = 0
+
+    @property
+    def worker_count(self) -> int:
+        """How many worker processes ``workers`` means on this machine."""
+        if self.workers:
+            return self.workers
+        if self.on_postgres:
+            return 1  # a fleet's node is one process: more nodes are the way to more cores
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            cpus = os.cpu_count() or 1
+        return max(1, min(cpus, MAX_AUTO_WORKERS))
+
     @property
     def all_listeners(self) -> tuple[Listener, ...]:
         return self.smtp + self.smtps + self.listeners
@@ -199,8 +236,30 @@ class Config:
             raise ConfigError("bare_line_endings is 'reject' or 'normalize'")
         if self.long_lines not in ("reject", "accept"):
             raise ConfigError("long_lines is 'reject' or 'accept'")
-        if self.store not in ("maildir", "none"):
-            raise ConfigError("store is 'maildir' or 'none'")
+        if self.store not in ("maildir", "none") and not self.store.startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ConfigError("store is 'maildir', 'none' or a URL postgresql://USER@HOST/DB")
+        if (
+            self.mail is not None
+            and self.mail.directory_source is not None
+            and not self.on_postgres
+        ):
+            raise ConfigError("[directory] source = 'postgresql' needs a postgresql:// store")
+        if self.queue_lease < 3:
+            raise ConfigError("queue_lease must be at least 3 seconds")
+        if self.store_commit_timeout <= 0:
+            raise ConfigError("store_commit_timeout must be positive")
+        if not 0 <= self.workers <= MAX_WORKERS:
+            raise ConfigError(f"workers is 0 (one per CPU) to {MAX_WORKERS}")
+        if self.workers > 1 and self.on_postgres:
+            # The supervisor's split (one runner and web fed by its workers over a channel)
+            # is built for a store on local disk; a node on PostgreSQL already shares all of
+            # that through the database, and scales by running more nodes.
+            raise ConfigError(
+                "workers: a node on a postgresql:// store runs one process (workers = 1); "
+                "for more cores run more nodes (mailroom serve processes) on the same database"
+            )
         if self.transcripts < 0 or self.transcripts_stored < 0 or self.transcripts_max_age < 0:
             raise ConfigError("transcripts, transcripts_stored and _max_age must not be negative")
         if self.link_check_timeout <= 0 or self.link_check_max_links < 1:
@@ -241,6 +300,15 @@ class Config:
             except FaultError as exc:
                 raise ConfigError(f"fault {rule!r}: {exc}") from None
         return self
+
+    @property
+    def on_postgres(self) -> bool:
+        """Whether the store is a PostgreSQL database (a node of a fleet)."""
+        return self.store.startswith(("postgresql://", "postgres://"))
+
+    @property
+    def node_name(self) -> str:
+        return self.node or socket.gethostname()
 
     @property
     def tls_enabled(self) -> bool:

@@ -58,7 +58,7 @@ from mailroom.settings_types import parse_duration
 from mailroom.submission.burl import BurlSettings
 from mailroom.tls_publish import PublishedTLS
 
-__all__ = ["MAIL_SECTIONS", "ROLES", "MailServerConfig", "locate"]
+__all__ = ["MAIL_SECTIONS", "ROLES", "DirectorySource", "MailServerConfig", "locate"]
 
 # Top-level keys of mailroom.toml that belong to the mail server mode.
 MAIL_SECTIONS = (
@@ -76,6 +76,7 @@ MAIL_SECTIONS = (
     "tls_reporting",
     "dns_servers",
     "case_insensitive_local_part",
+    "directory",
     "authentication",
     "lists",
     "owned_since",
@@ -107,17 +108,35 @@ class MailServerConfig:
     )
     # [mta_sts], [tls_reporting]: what the local domains publish (mailroom.tls_publish)
     published: PublishedTLS | None = None
+    # [directory] source = "postgresql": domains, users and aliases are read from the store's
+    # database (None: from this file)
+    directory_source: DirectorySource | None = None
     # [burl]: the IMAP server BURL fetches from (RFC 4468); None: BURL is not offered
     burl: BurlSettings | None = None
 
     @classmethod
     def from_toml(cls, data: Mapping[str, Any], *, hostname: str) -> MailServerConfig:
+        source = _directory_source(data.get("directory"))
+        if source is not None:
+            given = [key for key in ("domains", "users", "aliases") if key in data]
+            if given:
+                raise MailConfigError(
+                    f"{given[0]}: with [directory] source = 'postgresql', domains, users and "
+                    "aliases live in the database (mailroom db import-directory copies them)",
+                    (given[0],),
+                )
+            if data.get("local_delivery"):
+                raise MailConfigError(
+                    "local_delivery: [local_delivery] lmtp needs the domains in this file; "
+                    "not yet with [directory] source = 'postgresql'",
+                    ("local_delivery",),
+                )
         try:
             directory = Directory.from_config(data)
         except DirectoryError as exc:
             text = str(exc)
             raise MailConfigError(text, exc.key or (text.split(":", 1)[0],)) from None
-        if not directory.domains:
+        if not directory.domains and source is None:
             raise MailConfigError(
                 "domains: the mail server mode needs at least one local domain", ("domains",)
             )
@@ -158,7 +177,11 @@ class MailServerConfig:
                 'authentication: dkim_required_domains needs dkim = "record"',
                 ("authentication", "dkim_required_domains"),
             )
-        if authentication.srs_domain and not directory.is_local_domain(authentication.srs_domain):
+        if (
+            authentication.srs_domain
+            and source is None  # a directory in the database is read only at start
+            and not directory.is_local_domain(authentication.srs_domain)
+        ):
             raise MailConfigError(
                 f"authentication: srs_domain {authentication.srs_domain} is not a local domain",
                 ("authentication", "srs_domain"),
@@ -179,7 +202,49 @@ class MailServerConfig:
                 burl = BurlSettings.from_config(data["burl"])
             except ValueError as exc:
                 raise MailConfigError(str(exc), ("burl",)) from None
-        return cls(directory, rules, queue, credentials, lmtp, authentication, published, burl)
+        return cls(
+            directory, rules, queue, credentials, lmtp, authentication, published, source, burl
+        )
+
+
+@dataclass(frozen=True)
+class DirectorySource:
+    """``[directory]``: read the directory from the store's PostgreSQL database, each node
+    keeping a copy for at most ``cache`` seconds (a change notification refreshes it at once).
+    The three queries may be the admin's own (views, other tables), like Postfix's ``pgsql:``
+    lookup tables, as long as they give these columns."""
+
+    cache: float = 30.0
+    domains_query: str = "SELECT name FROM domains"
+    users_query: str = "SELECT address, password, scram, quota FROM users"
+    aliases_query: str = "SELECT address, target, moved_to FROM aliases"
+
+
+def _directory_source(table: Any) -> DirectorySource | None:
+    if table is None:
+        return None
+    if not isinstance(table, Mapping):
+        raise MailConfigError("directory: a table, like [directory]", ("directory",))
+    values = dict(table)
+    source = str(values.pop("source", "config"))
+    if source == "config":
+        if values:
+            raise MailConfigError(
+                "directory: its other settings need source = 'postgresql'", ("directory",)
+            )
+        return None
+    if source != "postgresql":
+        raise MailConfigError("directory: source is 'config' or 'postgresql'", ("directory",))
+    known = {f.name for f in fields(DirectorySource)}
+    settings: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise MailConfigError(f"directory: unknown setting {key!r}", ("directory", key))
+        try:
+            settings[key] = parse_duration(value) if key == "cache" else str(value)
+        except ValueError as exc:
+            raise MailConfigError(f"directory: {key}: {exc}", ("directory", key)) from None
+    return DirectorySource(**settings)
 
 
 def _local_delivery(table: Any) -> RelayHost | None:

@@ -60,17 +60,15 @@ class Mailroom:
 
     def stored(self) -> list[bytes]:
         """Every stored message, oldest first, without the trace fields mailroom prepends."""
+        # Oldest first by queue id (in the file's name: milliseconds, then a counter), not by
+        # modification time: two messages a few milliseconds apart can share a coarse mtime.
         folder = self.data / "mail" / "catchall" / "new"
-        files = (
-            sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime_ns) if folder.is_dir() else []
-        )
+        files = sorted(folder.iterdir(), key=_queue_id) if folder.is_dir() else []
         return [split_trace(path.read_bytes())[1] for path in files]
 
     def traces(self) -> list[bytes]:
         folder = self.data / "mail" / "catchall" / "new"
-        files = (
-            sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime_ns) if folder.is_dir() else []
-        )
+        files = sorted(folder.iterdir(), key=_queue_id) if folder.is_dir() else []
         return [split_trace(path.read_bytes())[0] for path in files]
 
 
@@ -216,3 +214,8 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
                 return
         time.sleep(0.05)
     raise RuntimeError("smtp-sink did not start listening")
+
+
+def _queue_id(path: Path) -> str:
+    """A Maildir file's queue id: ``TIME.QUEUEID.HOST,S=SIZE``."""
+    return path.name.split(".")[1]

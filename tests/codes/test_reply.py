@@ -130,3 +130,18 @@ def test_parse_raises_only_its_own_error_on_reply_like_bytes(parts):
         Reply.parse(b"".join(parts))
     except ReplyError:
         pass
+
+
+def test_replies_pickle_as_their_arguments() -> None:
+    """Worker processes hand fault rules (which hold replies) to each other; the compiled
+    build's classes pickle only through __reduce__."""
+    import pickle
+
+    for reply in (
+        Reply(550, "5.1.1", "<bob@example.test>: no such user"),
+        Reply(250, None, ["a", "b"]),
+    ):
+        again = pickle.loads(pickle.dumps(reply))
+        assert again == reply and again.format() == reply.format()
+    status = EnhancedStatus(4, 7, 0)
+    assert pickle.loads(pickle.dumps(status)) == status

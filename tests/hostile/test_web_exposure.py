@@ -107,7 +107,11 @@ def _http(
 
 
 def test_a_mail_servers_web_is_off_unless_configured(tmp_path: Path) -> None:
-    server = ServeProcess(["--config", str(_config(tmp_path))], tmp_path / "serve.log")
+    # One process (--workers 1): its listening sockets are all the server's (with workers, the
+    # supervisor keeps the ports bound but not listening, and the workers listen).
+    server = ServeProcess(
+        ["--config", str(_config(tmp_path)), "--workers", "1"], tmp_path / "serve.log"
+    )
     try:
         server.wait_started()
         smtp_ports = {port for _, port in server.addresses}

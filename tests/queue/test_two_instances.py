@@ -175,8 +175,8 @@ def submit(address: tuple[str, int], recipients: list[str], messages: list[bytes
 def maildir(data: Path, address: str) -> list[bytes]:
     user, _, domain = address.partition("@")
     folder = data / "mail" / domain / user
-    if not folder.is_dir():
-        return []
+    if not all((folder / sub).is_dir() for sub in ("tmp", "new", "cur")):
+        return []  # not made yet, or being made (its three directories come one by one)
     box = mailbox.Maildir(folder, factory=None, create=False)
     return [box.get_bytes(key) for key in box.keys()]  # noqa: SIM118
 

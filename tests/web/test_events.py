@@ -128,3 +128,35 @@ def test_messages_sent_over_the_api_and_chaos_are_announced(api: tuple[LiveServe
             ]
 
     asyncio.run(scenario())
+
+
+def test_a_burst_of_messages_comes_as_every_new_event(api: tuple[LiveServer, Api]) -> None:
+    """Messages that arrive together are read in one batch (one query, one count): every one
+    still gets its own "new" event, and the last stats count them all."""
+    import smtplib
+
+    live, client = api
+
+    def burst() -> list[str]:
+        ids = []
+        with smtplib.SMTP(*live.smtp, timeout=TIMEOUT) as smtp:
+            for n in range(30):
+                smtp.ehlo()
+                smtp.mail("alice@example.test")
+                smtp.rcpt("bob@example.test")
+                code, text = smtp.data(f"Subject: burst {n}\r\n\r\nhi\r\n".encode())
+                assert code == 250
+                ids.append(text.decode().rsplit(" ", 1)[1])
+        return ids
+
+    async def scenario() -> None:
+        async with listening(live, client) as ws:
+            ids = await asyncio.to_thread(burst)
+            seen = [(await next_of(ws, "new"))["Data"]["ID"] for _ in ids]
+            assert sorted(seen) == sorted(ids)
+            while True:
+                stats = await next_of(ws, "stats")
+                if stats["Data"]["Total"] == 30:
+                    break
+
+    asyncio.run(scenario())

@@ -19,7 +19,7 @@ def test_terms_become_clauses_with_parameters() -> None:
     assert query.where == [
         "(m.from_header LIKE ? ESCAPE '\\' OR m.sender LIKE ? ESCAPE '\\')",
         "NOT (m.subject LIKE ? ESCAPE '\\')",
-        "m.read = 0",
+        "NOT m.read",  # SQLite and PostgreSQL alike (an integer there, a boolean here)
         "s.search_text LIKE ? ESCAPE '\\'",
     ]
     assert query.params == ["%alice%", "%alice%", "%weekly report%", "%kittens%"]
@@ -69,7 +69,7 @@ def test_bad_terms(text: str, message: str) -> None:
 
 def test_empty_and_unknown_prefixes() -> None:
     assert parse_query("").where == []
-    assert parse_query("   ").sql == "1"
+    assert parse_query("   ").sql == "1 = 1"
     unknown = parse_query("x-mailer:thing")
     assert unknown.params == ["%x-mailer:thing%"]  # free text, as written
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import itertools
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Protocol
 
 from mailroom.activity.hub import Hub
-from mailroom.activity.transcript_archive import TranscriptArchive
+from mailroom.activity.transcript_archive import SessionFilter, expand_entries
 from mailroom.protocol.server import ServerConnection, printable_line
 
 __all__ = ["Transcript", "TranscriptLog"]
@@ -110,16 +110,17 @@ class Transcript:
         }
 
     def to_dict(self) -> dict[str, Any]:
+        data = self.compact()
+        data["entries"] = expand_entries(data["entries"])
+        return data
+
+    def compact(self) -> dict[str, Any]:
+        """:meth:`to_dict` with each entry a list ``[time, "C"|"S"|"I", text]``: what the
+        archive keeps (a third of the work to make and to store); :func:`expand_entries`
+        makes the dicts when it is read."""
         data = self.summary()
         data["truncated"] = self.truncated
-        data["entries"] = [
-            {
-                "time": at,
-                "from": {"C": "client", "S": "server", "I": "info"}[kind],
-                "text": _text(kind, value),
-            }
-            for at, kind, value in self.entries
-        ]
+        data["entries"] = [[at, kind, _text(kind, value)] for at, kind, value in self.entries]
         return data
 
 
@@ -139,6 +140,26 @@ def _last_reply(entries: list[tuple[float, str, str | bytes]]) -> str | None:
     return None
 
 
+class Archive(Protocol):
+    """Where finished transcripts are kept past the in-memory few: ``transcripts.sqlite``
+    (:class:`~.transcript_archive.TranscriptArchive`) or a fleet's PostgreSQL database
+    (:class:`mailroom.postgres.transcripts.PgTranscriptArchive`). ``save`` never blocks."""
+
+    dropped: int
+
+    def save(self, transcript: Transcript) -> None: ...
+
+    def flush(self, timeout: float = ...) -> bool: ...
+
+    def close(self) -> None: ...
+
+    def get(self, session_id: str) -> dict[str, Any] | None: ...
+
+    def for_message(self, queue_id: str) -> dict[str, Any] | None: ...
+
+    def list(self, where: SessionFilter, limit: int) -> tuple[int, list[dict[str, Any]]]: ...
+
+
 class TranscriptLog:
     """The last ``keep`` sessions, live ones included."""
 
@@ -149,7 +170,8 @@ class TranscriptLog:
         self._by_message: dict[str, str] = {}
         self._ids = itertools.count(1)
         self._prefix = f"{int(time.time() * 1000):x}"  # unique across restarts
-        self.archive: TranscriptArchive | None = None  # finished transcripts, on disk
+        # finished transcripts, on disk (TranscriptArchive) or in a fleet's database
+        self.archive: Archive | None = None
 
     @property
     def enabled(self) -> bool:

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from mailroom.filemodes import private_dir, private_file
 
-__all__ = ["SessionFilter", "TranscriptArchive", "session_facts"]
+__all__ = ["SessionFilter", "TranscriptArchive", "expand_entries", "session_facts"]
 
 log = logging.getLogger("mailroom.server")
 
@@ -64,7 +64,7 @@ _PATH = re.compile(r"^(MAIL FROM|RCPT TO):\s*<([^>]*)>", re.IGNORECASE)
 class _Transcript(Protocol):
     id: str
 
-    def to_dict(self) -> dict[str, Any]: ...
+    def compact(self) -> dict[str, Any]: ...
 
 
 def _code(text: str) -> int:
@@ -81,27 +81,36 @@ def _rank(reply: str) -> int:
 
 
 def session_facts(data: dict[str, Any]) -> dict[str, Any]:
-    """What a list of sessions shows of one (its ``to_dict()``): the envelope senders and
-    recipients it gave, and its worst reply (a 5xx over a 4xx over the ``250 ... queued as``
-    of a message over the rest, the last of its kind: a refused session's ``550`` rather than
-    the ``221 Bye`` it ended with)."""
+    """What a list of sessions shows of one (its ``to_dict()``, or its ``compact()``): the
+    envelope senders and recipients it gave, and its worst reply (a 5xx over a 4xx over the
+    ``250 ... queued as`` of a message over the rest, the last of its kind: a refused
+    session's ``550`` rather than the ``221 Bye`` it ended with)."""
     senders: list[str] = []
     recipients: list[str] = []
-    worst = ""
+    worst, worst_rank = "", -1
     for entry in data.get("entries", ()):
-        text = entry["text"]
-        if entry["from"] == "client":
+        if isinstance(entry, list):  # compact: [time, "C"|"S"|"I", text]
+            side, text = entry[1], entry[2]
+        else:
+            side, text = _SIDE[entry["from"]], entry["text"]
+        if side == "C":
+            if text[:4].upper() not in ("MAIL", "RCPT"):
+                continue
             match = _PATH.match(text)
             if match is not None:
                 kind, address = match[1].upper(), match[2]
                 target = senders if kind == "MAIL FROM" else recipients
                 if address not in target:
                     target.append(address)
-        elif entry["from"] == "server":
+        elif side == "S":
             last = text.rstrip("\r\n").rsplit("\n", 1)[-1]
-            if _rank(last) >= _rank(worst):
-                worst = last
+            rank = _rank(last)
+            if rank >= worst_rank:
+                worst, worst_rank = last, rank
     return {"senders": senders, "recipients": recipients, "worst_reply": worst or None}
+
+
+_SIDE = {"client": "C", "server": "S", "info": "I"}
 
 
 class SessionFilter:
@@ -133,7 +142,7 @@ class SessionFilter:
         return not self.recipient or any(self.recipient in r.lower() for r in summary["recipients"])
 
     def sql(self) -> tuple[str, list[object]]:
-        where: list[str] = ["1"]
+        where: list[str] = ["1 = 1"]
         params: list[object] = []
         if self.refused:
             where.append("stored = 0")
@@ -149,6 +158,27 @@ class SessionFilter:
                 where.append(f"lower({column}) LIKE ? ESCAPE '\\'")
                 params.append(f"%{escaped}%")
         return " AND ".join(where), params
+
+
+_FROM = {"C": "client", "S": "server", "I": "info"}
+
+
+def expand_entries(entries: list[Any]) -> list[dict[str, Any]]:
+    """Compact entries (:meth:`Transcript.compact`) as :meth:`Transcript.to_dict` gives them;
+    entries that are dicts already (an archive written before) stay as they are."""
+    return [
+        {"time": entry[0], "from": _FROM[entry[1]], "text": entry[2]}
+        if isinstance(entry, list)
+        else entry
+        for entry in entries
+    ]
+
+
+def _expanded(text: str) -> dict[str, Any]:
+    """A stored transcript as ``to_dict()`` gives it."""
+    data: dict[str, Any] = json.loads(text)
+    data["entries"] = expand_entries(data.get("entries", []))
+    return data
 
 
 def _create_private(path: Path) -> None:
@@ -255,7 +285,7 @@ class TranscriptArchive:
     def _write(self, db: sqlite3.Connection, transcripts: Iterable[_Transcript]) -> None:
         rows, links = [], []
         for transcript in transcripts:
-            data = transcript.to_dict()
+            data = transcript.compact()  # expanded when read (get, for_message)
             facts = session_facts(data)
             summary = {k: v for k, v in data.items() if k != "entries"} | facts
             rows.append(
@@ -305,7 +335,7 @@ class TranscriptArchive:
 
     def get(self, session_id: str) -> dict[str, Any] | None:
         found = self._read("SELECT data FROM sessions WHERE id = ?", (session_id,))
-        return json.loads(found[0][0]) if found else None
+        return _expanded(found[0][0]) if found else None
 
     def for_message(self, queue_id: str) -> dict[str, Any] | None:
         found = self._read(
@@ -313,7 +343,7 @@ class TranscriptArchive:
             "WHERE m.queue_id = ?",
             (queue_id,),
         )
-        return json.loads(found[0][0]) if found else None
+        return _expanded(found[0][0]) if found else None
 
     def list(self, where: SessionFilter, limit: int) -> tuple[int, list[dict[str, Any]]]:
         """How many sessions match, and the newest ``limit`` of them (without entries)."""

@@ -674,6 +674,25 @@ BDAT_AFTER_FAILED_CHUNK = _reply(
     commands=("BDAT",),
     ref="RFC 3030 §2",
 )
+STORE_UNAVAILABLE = _reply(
+    451,
+    "4.3.0",
+    "Error: message store unavailable, try again later",
+    when="the message store (a PostgreSQL database) is out of reach: at MAIL while it is known "
+    "to be down, or at end of data when the transaction holding the message did not commit; "
+    "nothing was stored",
+    commands=("MAIL", "END_OF_DATA", "BDAT"),
+    ref="RFC 5321 §4.2.3, §6.1",
+)
+STORE_UNAVAILABLE_CLOSING = _reply(
+    421,
+    "4.3.2",
+    "{hostname} Service not available: message store unreachable, closing transmission channel",
+    when="the greeting while the message store (a PostgreSQL database) is out of reach: the "
+    "client tries another MX host or later",
+    commands=("GREETING",),
+    ref="RFC 5321 §3.1, §4.2.3; RFC 3463 X.3.2",
+)
 MAILBOX_UNAVAILABLE = _reply(
     451,
     "4.2.0",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from mailroom.codes.registry import (
     RegistryEntry,
@@ -38,6 +39,10 @@ class EnhancedStatus:
             raise EnhancedStatusError(
                 f"subject and detail must be 0..999: {self.subject}.{self.detail}"
             )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # As its constructor's arguments (see Reply.__reduce__).
+        return (EnhancedStatus, (self.status_class, self.subject, self.detail))
 
     @classmethod
     def parse(cls, text: str) -> EnhancedStatus:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from mailroom.codes.enhanced import EnhancedStatus
 
@@ -65,6 +66,11 @@ class Reply:
         object.__setattr__(self, "status", status)
         object.__setattr__(self, "lines", lines)
         object.__setattr__(self, "_wire", None)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as its constructor's arguments (the worker processes of --workers hand fault
+        # rules, which hold replies, to each other; a compiled class pickles no other way).
+        return (Reply, (self.code, self.status, self.lines))
 
     # -- what it means ---------------------------------------------------------------------
 

@@ -1,10 +1,15 @@
 """``mailroom queue list|show|retry|delete``: look at the outbound queue and act on it.
 
 The command reads the queue's files directly (every state change is an atomic rename, so a
-read never sees half of one). To change things it asks the running server's queue runner
-through ``<data>/queue/control/`` (see :mod:`mailroom.delivery.control`) and waits for it to
-act; when no runner holds ``<data>/queue.lock``, it changes the files itself, under that
-lock, and the next ``mailroom serve`` goes on from there.
+read never sees half of one). A fleet's node (``store = "postgresql://..."`` in the
+``--config`` file) keeps its queue in the database: ``list`` and ``show`` read it there, every
+node's entries with the node holding each (:mod:`mailroom.postgres.queue_view`); ``retry``
+and ``delete`` are not offered for it yet.
+
+To change things the command asks the running server's queue runner through
+``<data>/queue/control/`` (see :mod:`mailroom.delivery.control`) and waits for it to act; when
+no runner holds ``<data>/queue.lock``, it changes the files itself, under that lock, and the
+next ``mailroom serve`` goes on from there.
 """
 
 from __future__ import annotations
@@ -13,10 +18,10 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from mailroom.delivery import control
 from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueSpool
@@ -26,12 +31,62 @@ __all__ = ["add_queue_command"]
 REQUEST_WAIT = 10.0  # seconds for a running runner to pick a request up (it looks every second)
 
 
-# The data directory a mailroom.toml names: the command line (mailroom.cli) passes its reader
-# in, so this module, below the configuration, does not import it.
-DataDirOf = Callable[[Path], Path]
+class QueueReader(Protocol):
+    """What ``list`` and ``show`` read: a queue directory (:class:`SpoolReader`) or a fleet's
+    queue in PostgreSQL (:class:`mailroom.postgres.queue_view.PgQueueView`)."""
+
+    def ids(self) -> list[str]: ...
+
+    def entries(self) -> Iterator[QueueEntry]: ...
+
+    def load(self, queue_id: str) -> QueueEntry | None: ...
+
+    def size(self, queue_id: str) -> int:
+        """The queued message's octets (0 if it is gone)."""
+        ...
+
+    def held_by(self, queue_id: str) -> str | None:
+        """The node working on it now (a fleet's lease holder); None for a directory."""
+        ...
+
+    def read_message(self, queue_id: str) -> bytes: ...
 
 
-def _data_dir(args: argparse.Namespace) -> Path:
+class SpoolReader:
+    """A queue directory, as ``list`` and ``show`` read it."""
+
+    def __init__(self, spool: QueueSpool) -> None:
+        self.spool = spool
+
+    def ids(self) -> list[str]:
+        return self.spool.ids()
+
+    def entries(self) -> Iterator[QueueEntry]:
+        return self.spool.entries()
+
+    def load(self, queue_id: str) -> QueueEntry | None:
+        return self.spool.load(queue_id)
+
+    def size(self, queue_id: str) -> int:
+        try:
+            return self.spool.message_path(queue_id).stat().st_size
+        except OSError:
+            return 0
+
+    def held_by(self, queue_id: str) -> str | None:
+        return None
+
+    def read_message(self, queue_id: str) -> bytes:
+        return self.spool.message_path(queue_id).read_bytes()
+
+
+# Where a mailroom.toml keeps its queue: its data directory, or a fleet's queue in PostgreSQL.
+# The command line (mailroom.cli) passes its reader in, so this module, below the
+# configuration and beside the PostgreSQL back end, imports neither.
+DataDirOf = Callable[[Path], "Path | QueueReader"]
+
+
+def _where(args: argparse.Namespace) -> Path | QueueReader:
     if args.data is not None:
         return Path(args.data)
     if args.config is not None:
@@ -42,6 +97,22 @@ def _data_dir(args: argparse.Namespace) -> Path:
     return Path("mailroom-data")
 
 
+def _reader(args: argparse.Namespace) -> QueueReader:
+    where = _where(args)
+    return SpoolReader(QueueSpool(where)) if isinstance(where, Path) else where
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    where = _where(args)
+    if not isinstance(where, Path):
+        raise SystemExit(
+            f"mailroom queue {args.queue_command}: {args.config} keeps its queue in PostgreSQL "
+            "(a fleet); list and show read it, retry and delete do not act on it yet "
+            "(docs/scaling.md, 'Not yet')"
+        )
+    return where
+
+
 def _ago(seconds: float) -> str:
     seconds = abs(seconds)
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
@@ -50,7 +121,7 @@ def _ago(seconds: float) -> str:
     return f"{seconds:.0f}s"
 
 
-def _resolve_ids(spool: QueueSpool, wanted: list[str]) -> tuple[list[str], list[str]]:
+def _resolve_ids(spool: QueueSpool | QueueReader, wanted: list[str]) -> tuple[list[str], list[str]]:
     """Full ids for ids or unique prefixes; and the ones that match nothing (or too much)."""
     ids = spool.ids()
     found, missing = [], []
@@ -91,7 +162,7 @@ class _Progress:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    spool = QueueSpool(_data_dir(args))
+    spool = _reader(args)
     entries = list(spool.entries())
     if args.json:
         print(json.dumps([asdict(e) for e in entries], indent=1, ensure_ascii=False))
@@ -104,10 +175,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     print(heading + " -Sender/Recipient-")
     total = 0
     for entry in entries:
-        try:
-            size = spool.message_path(entry.id).stat().st_size
-        except OSError:
-            size = 0
+        size = spool.size(entry.id)
         total += size
         arrived = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.created))
         due = entry.next_attempt - now
@@ -115,6 +183,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
         if not entry.pending:
             next_try = "reporting"
         print(f"{entry.id:<17} {size:>9} {arrived:<19} {next_try:<10} <{entry.sender}>")
+        holder = spool.held_by(entry.id)
+        if holder is not None:
+            print(f"{'':>58} (held by {holder}, its lease)")
         for recipient in entry.recipients:
             mark = {"pending": "", "delivered": " (delivered)", "bounced": " (bounced)"}
             line = f"{'':>58} {recipient.address}{mark.get(recipient.state, '')}"
@@ -128,7 +199,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    spool = QueueSpool(_data_dir(args))
+    spool = _reader(args)
     found, _ = _resolve_ids(spool, [args.id])
     entry = spool.load(found[0]) if found else None
     if entry is None:
@@ -136,7 +207,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         return 1
     if args.message:
         try:
-            sys.stdout.buffer.write(spool.message_path(entry.id).read_bytes())
+            sys.stdout.buffer.write(spool.read_message(entry.id))
         except OSError as exc:
             print(f"mailroom queue show: {exc}", file=sys.stderr)
             return 1
@@ -165,18 +236,18 @@ def _reason(recipient: QueueRecipient) -> str | None:
     return text
 
 
-def _print_entry(entry: QueueEntry, spool: QueueSpool) -> None:
+def _print_entry(entry: QueueEntry, spool: QueueReader) -> None:
     now = time.time()
-    try:
-        size = spool.message_path(entry.id).stat().st_size
-    except OSError:
-        size = 0
+    size = spool.size(entry.id)
     due = entry.next_attempt - now
     print(f"Queue ID:     {entry.id}")
     print(f"Sender:       <{entry.sender}>")
     print(f"Arrived:      {_when(entry.created)} ({_ago(now - entry.created)} ago)")
     print(f"Size:         {size} octets")
     print(f"Attempts:     {entry.attempts}")
+    holder = spool.held_by(entry.id)
+    if holder is not None:
+        print(f"Held by:      {holder} (its lease on the entry)")
     if entry.pending:
         print(f"Next attempt: {'now' if due <= 0 else _when(entry.next_attempt)}")
     for name, value in (

@@ -61,7 +61,7 @@ from mailroom.delivery.tlspolicy import Requirement, requirement_of
 from mailroom.delivery.transport_security import TransportSecurity, transport_security
 from mailroom.logsafe import quoted
 from mailroom.protocol.client_errors import ExtensionNotOffered, InvalidAddress
-from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueSpool
+from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueStore
 from mailroom.queue.settings import QueueSettings
 from mailroom.resolver import Resolver
 
@@ -150,7 +150,7 @@ async def _wait(awaitable: Awaitable[T], timeout: float) -> T | None:
 class QueueRunner:
     def __init__(
         self,
-        spool: QueueSpool,
+        spool: QueueStore,
         settings: QueueSettings,
         *,
         hostname: str,
@@ -303,7 +303,7 @@ class QueueRunner:
         finishes its transaction, but nothing more is done for it."""
         removed = []
         for queue_id in ids:
-            if queue_id not in self.entries and not self.spool.entry_path(queue_id).exists():
+            if queue_id not in self.entries and not self.spool.has(queue_id):
                 continue
             self._deleted.add(queue_id)
             self.entries.pop(queue_id, None)
@@ -316,6 +316,20 @@ class QueueRunner:
             log.info("%s: removed by request", queue_id)
             removed.append(queue_id)
         return removed
+
+    def forget(self, ids: Iterable[str]) -> None:
+        """Stop working on entries another node now holds (a fleet's lease this node lost):
+        no new transaction begins for them, and their state is no longer saved from here."""
+        for queue_id in ids:
+            self._deleted.add(queue_id)
+            self.entries.pop(queue_id, None)
+
+    def readmit(self, queue_id: str) -> bool:
+        """Whether a forgotten entry may be taken on again (no round of it still runs)."""
+        if queue_id in self._rounds:
+            return False
+        self._deleted.discard(queue_id)
+        return True
 
     async def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until no round runs and nothing is due now (tests, the command's progress)."""
@@ -428,14 +442,18 @@ class QueueRunner:
         if entry.requiretls:
             return "requiretls"
 
-        # Read here, not in a thread: the rounds a scheduling pass starts then put their jobs
-        # in their destinations' queues in the same turn of the loop, before any worker takes
-        # one, so the first job taken is the highest MT-PRIORITY waiting (RFC 6710), not the
-        # one whose thread happened to finish first. One read of a spool file's head (at most
-        # MAX_HEADER octets, usually in the page cache) is a small cost for that.
+        # Read on the loop, not in a thread, when it is a spool file's head: the rounds a
+        # scheduling pass starts then put their jobs in their destinations' queues in the same
+        # turn of the loop, before any worker takes one, so the first job taken is the highest
+        # MT-PRIORITY waiting (RFC 6710), not the one whose thread happened to finish first. One
+        # read of at most MAX_HEADER octets, usually in the page cache, is a small cost for
+        # that. A fleet's queue (PostgreSQL) is a round trip: a worker thread does it, and the
+        # order among a pass's jobs is then the order the reads finish.
         try:
-            with self.spool.message_path(entry.id).open("rb") as file:
-                head = file.read(MAX_HEADER)
+            if self.spool.head_on_loop:
+                head = self.spool.read_head(entry.id, MAX_HEADER)
+            else:
+                head = await asyncio.to_thread(self.spool.read_head, entry.id, MAX_HEADER)
         except OSError:
             return "normal"
         end = head.find(b"\r\n\r\n")
@@ -573,7 +591,7 @@ class QueueRunner:
 
     async def _transact(self, session: Session, job: _Job) -> None:
         entry = job.entry
-        message = await asyncio.to_thread(self.spool.message_path(entry.id).read_bytes)
+        message = await asyncio.to_thread(self.spool.read_message, entry.id)
         sender = entry.sender
         if self.outbound is not None and not session.client.lmtp:
             sender = self.outbound.sender(entry.sender)
@@ -819,7 +837,7 @@ class QueueRunner:
     async def _report(self, entry: QueueEntry, report: Any) -> bool:
         """Hand a DSN to the server for the sender; False if that failed (tried again later)."""
         try:
-            message = await asyncio.to_thread(self.spool.message_path(entry.id).read_bytes)
+            message = await asyncio.to_thread(self.spool.read_message, entry.id)
         except OSError:
             message = b""
         if entry.requiretls:

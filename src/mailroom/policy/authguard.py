@@ -29,7 +29,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from mailroom.codes import Reply
 from mailroom.codes import catalogue as replies
@@ -131,6 +131,15 @@ class AuthFailures:
             times.popleft()
 
 
+class SharedFailures(Protocol):
+    """Failures a fleet counts in its database
+    (:class:`mailroom.postgres.counters.PgAuthFailures`): every answer is awaited."""
+
+    async def blocked(self, address: str, now: float) -> bool: ...
+
+    async def record(self, address: str, now: float) -> None: ...
+
+
 class AuthGuard:
     """Wraps a policy: AUTH from a blocked address is refused before credentials are looked
     at; a check counts against its address from the moment it starts; a failure is counted,
@@ -143,12 +152,20 @@ class AuthGuard:
         *,
         hostname: str = "localhost",
         clock: Callable[[], float] = time.monotonic,
+        failures: AuthFailures | None = None,
+        shared: SharedFailures | None = None,
     ) -> None:
         self.inner = inner
         self.limits = limits
         self.hostname = hostname
         self.clock = clock
-        self.failures = AuthFailures(limits.max_failures, limits.window)
+        # Failures by address: this process's, or (worker processes) one that also reports
+        # them to the supervisor and hears which addresses are blocked (mailroom.supervisor).
+        self.failures = (
+            failures if failures is not None else AuthFailures(limits.max_failures, limits.window)
+        )
+        # Or a fleet's: counted in its PostgreSQL database, so every node sees them.
+        self.shared = shared
         # Sessions waiting for the checks in flight of their address (see may_begin), woken
         # when one ends.
         self._waiting: dict[str, list[asyncio.Future[None]]] = {}
@@ -163,6 +180,8 @@ class AuthGuard:
         kind = type(event)
         if kind is not Authenticate and kind is not AuthChallenge:
             return self.inner.decide(event, session)
+        if self.shared is not None:  # counted in a database the fleet shares
+            return self._decide_shared(self.shared, event, session)
         address = session.client_ip
         now = self.clock()
         if self.failures.blocked(address, now):
@@ -173,6 +192,23 @@ class AuthGuard:
             # As many checks are in flight as the address has failures left: wait for them.
             return self._in_turn(event, session)
         return self._check(event, session)
+
+    async def _decide_shared(
+        self, shared: SharedFailures, event: Event, session: SessionView
+    ) -> Any:
+        """A fleet's node: blocked as the database counts; a failure recorded there. Checks in
+        flight are not counted ahead across the fleet (each node records a failure when its
+        check ends), so concurrent sessions of one address may each have a check in flight
+        when the limit is reached; the per-session limit and the tarpit still hold."""
+        address = session.client_ip
+        if await shared.blocked(address, self.clock()):
+            return self._session_failed(session, replies.AUTH_TOO_MANY_FAILURES())
+        decision = self.inner.decide(event, session)
+        reply = await decision if isinstance(decision, Awaitable) else decision
+        if type(event) is AuthChallenge or not isinstance(reply, Reply) or reply.code < 500:
+            return reply
+        await shared.record(address, self.clock())
+        return await self._failed(session, reply)
 
     def _check(self, event: Event, session: SessionView) -> Decision:
         """Check the credentials, counted against the address while the check runs."""
@@ -232,7 +268,7 @@ class AuthGuard:
         return reply
 
     async def _failed(self, session: SessionView, reply: Reply) -> Reply:
-        # Counted already (AuthFailures.end); now the tarpit.
+        # Counted already (AuthFailures.end, or SharedFailures.record); now the tarpit.
         if self.limits.failure_delay > 0:
             await asyncio.sleep(self.limits.failure_delay)
         return self._session_failed(session, reply)

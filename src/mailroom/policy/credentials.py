@@ -123,6 +123,22 @@ def password_line(username: str, password: str) -> str:
     return f"{username}:{hashed}:{_scram_text(ScramSecret.from_password(password))}"
 
 
+def _parse_users(users: dict[str, tuple[str, str | None]]) -> dict[str, _User]:
+    found = {}
+    for username, (password_hash, scram) in users.items():
+        try:
+            secret = _parse_scram(scram) if scram else None
+        except (ValueError, TypeError):
+            raise CredentialError(f"users: {username}: malformed SCRAM secret") from None
+        if not password_hash.startswith("$argon2"):
+            raise CredentialError(
+                f"users: {username}: password is not an argon2 hash "
+                "(make one with `mailroom passwd`)"
+            )
+        found[username] = _User(password_hash, secret)
+    return found
+
+
 class PasswordFile(CredentialStore):
     """Users with argon2 password hashes (and SCRAM secrets), from a file or from the
     ``[users]`` table of the mail server's configuration."""
@@ -140,17 +156,7 @@ class PasswordFile(CredentialStore):
         self._users: dict[str, _User] = {}
         if path is not None:
             self._load(path)
-        for username, (password_hash, scram) in (users or {}).items():
-            try:
-                secret = _parse_scram(scram) if scram else None
-            except (ValueError, TypeError):
-                raise CredentialError(f"users: {username}: malformed SCRAM secret") from None
-            if not password_hash.startswith("$argon2"):
-                raise CredentialError(
-                    f"users: {username}: password is not an argon2 hash "
-                    "(make one with `mailroom passwd`)"
-                )
-            self._users[username] = _User(password_hash, secret)
+        self._users.update(_parse_users(users or {}))
 
     def _load(self, path: Path) -> None:
         try:
@@ -192,7 +198,7 @@ class PasswordFile(CredentialStore):
                 self._unknown = _User(self._hasher.hash(token_hex(16)), None)
             user = self._unknown
         try:
-            return self._hasher.verify(user.password_hash, password)
+            return bool(self._hasher.verify(user.password_hash, password))
         except (VerificationError, InvalidHashError):
             return False
 
@@ -222,6 +228,12 @@ class DirectoryCredentials(PasswordFile):
     def __init__(self, directory: Directory, users: dict[str, tuple[str, str | None]]) -> None:
         super().__init__(users=users)
         self.directory = directory
+
+    def replace(self, directory: Directory, users: dict[str, tuple[str, str | None]]) -> None:
+        """A new copy of the directory (read again from a database): swapped in at once, so a
+        check sees the old users or the new ones, never half of each."""
+        parsed = _parse_users(users)
+        self.directory, self._users = directory, parsed
 
     def scram_secret(self, username: str) -> ScramSecret | None:
         return super().scram_secret(self.directory.key(username))

@@ -86,6 +86,9 @@ class FaultRule:
     # What made the rule when it was not written as one: "chaos Sender" for a Mailpit Chaos
     # trigger set over the API (mailroom.web.chaos), so that API can tell its own rules.
     origin: str = ""
+    # Kept in a fleet's database and applied by every node (mailroom.postgres.faults); the
+    # rest (from --fault) are this node's own.
+    shared: bool = False
 
     @property
     def spent(self) -> bool:
@@ -206,6 +209,8 @@ class FaultInjector:
     rng: random.Random = field(default_factory=random.Random)
     # Called with (session, rule) whenever a rule fires, so transcripts can show it.
     on_fire: Callable[[SessionView, FaultRule], None] | None = None
+    # Called with the rules after each change (the supervisor hands them to its workers).
+    on_change: Callable[[list[FaultRule]], None] | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -214,7 +219,8 @@ class FaultInjector:
             rule = parse_rule(rule)
         with self._lock:
             rule.id = next(self._ids)
-            self.rules.append(rule)
+            self.rules = [*self.rules, rule]
+        self._changed()
         return rule
 
     def replace(self, old: Callable[[FaultRule], bool], new: list[FaultRule]) -> None:
@@ -225,16 +231,40 @@ class FaultInjector:
             for rule in new:
                 rule.id = next(self._ids)
             self.rules = kept + new
+        self._changed()
+
+    def load_shared(self, rules: list[FaultRule]) -> None:
+        """The fleet's rules as its database now holds them (ids given there), in place of
+        the shared ones there were; a rule kept keeps its counts."""
+        with self._lock:
+            before = {r.id: r for r in self.rules if r.shared}
+            shared = []
+            for rule in rules:
+                rule.shared = True
+                old = before.get(rule.id)
+                if old is not None:
+                    rule.fired, rule.seen = old.fired, old.seen
+                    if old.times:
+                        rule.times = old.times  # what this node has left of it
+                shared.append(rule)
+            self.rules = [r for r in self.rules if not r.shared] + shared
 
     def remove(self, rule_id: int) -> bool:
         with self._lock:
             before = len(self.rules)
             self.rules = [r for r in self.rules if r.id != rule_id]
-            return len(self.rules) != before
+            removed = len(self.rules) != before
+        self._changed()
+        return removed
 
     def clear(self) -> None:
         with self._lock:
             self.rules = []
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(list(self.rules))
 
     def _fire(self, stage: str, address: str | None, session: SessionView) -> FaultRule | None:
         for rule in list(self.rules):

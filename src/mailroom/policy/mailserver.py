@@ -17,11 +17,11 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from mailroom.codes import Reply
 from mailroom.codes import catalogue as replies
-from mailroom.policy.base import Decision, SessionView
+from mailroom.policy.base import Decision, Disconnect, SessionView
 from mailroom.policy.content import FloodDetector, count_received, fingerprint
 from mailroom.policy.credentials import CredentialStore
 from mailroom.policy.directory import Directory, Resolution, User
@@ -174,14 +174,26 @@ def _in_networks(ip: str, networks: tuple[str, ...]) -> bool:
     return any(address in ipaddress.ip_network(n, strict=False) for n in networks)
 
 
+class GreylistCheck(Protocol):
+    """Greylisting in memory (:class:`Greylist`) or in a fleet's database, awaited."""
+
+    def check(self, ip: str, sender: str, recipient: str) -> float | Awaitable[float]: ...
+
+
+class RateCheck(Protocol):
+    """Rates in memory (:class:`RateLimiter`) or in a fleet's database, awaited."""
+
+    def allow(self, ip: str) -> bool | Awaitable[bool]: ...
+
+
 @dataclass
 class MailServerPolicy:
     rules: MailServerRules
     directory: Directory
     credentials: CredentialStore | None = None
     resolver: Resolver | None = None
-    greylist: Greylist | None = field(default=None)
-    rates: RateLimiter | None = field(default=None)
+    greylist: GreylistCheck | None = field(default=None)
+    rates: RateCheck | None = field(default=None)
     # How full each local mailbox is, in octets, by mailbox name (kept by the store).
     usage: dict[str, int] = field(default_factory=dict)
     # How many entries the outbound queue holds now (the queue runner's count), for 451 4.4.5.
@@ -475,10 +487,25 @@ class MailServerPolicy:
         return None
 
     def _recipient(self, event: RcptTo, session: SessionView) -> Decision:
+        if self.rates is not None:
+            allowed = self.rates.allow(session.client_ip)
+            if not isinstance(allowed, bool):  # counted in a database the fleet shares
+                return self._recipient_if_allowed(allowed, event, session)
+            if not allowed:
+                return replies.RATE_LIMITED(client=session.client_ip)
+        return self._recipient_within_rate(event, session)
+
+    async def _recipient_if_allowed(
+        self, allowed: Awaitable[bool], event: RcptTo, session: SessionView
+    ) -> Reply | Disconnect | None:
+        if not await allowed:
+            return replies.RATE_LIMITED(client=session.client_ip)
+        decision = self._recipient_within_rate(event, session)
+        return await decision if isinstance(decision, Awaitable) else decision
+
+    def _recipient_within_rate(self, event: RcptTo, session: SessionView) -> Decision:
         recipient = event.recipient
         address = recipient.bracketed
-        if self.rates is not None and not self.rates.allow(session.client_ip):
-            return replies.RATE_LIMITED(client=session.client_ip)
         if recipient.is_postmaster:
             # RFC 5321 §4.5.1: <postmaster> without a domain is always accepted.
             return self._route_local(
@@ -568,8 +595,27 @@ class MailServerPolicy:
             transaction = session.conn.transaction
             sender = str(transaction.sender) if transaction and transaction.sender else ""
             wait = self.greylist.check(session.client_ip, sender, str(recipient))
+            if not isinstance(wait, float | int):  # a greylist the fleet shares
+                return self._route_after_greylist(wait, session, recipient, resolution)
             if wait > 0:
                 return replies.GREYLISTED(address=address, delay=int(wait) + 1)
+        return self._accept_local(session, recipient, resolution)
+
+    async def _route_after_greylist(
+        self,
+        wait: Awaitable[float],
+        session: SessionView,
+        recipient: Mailbox,
+        resolution: Resolution,
+    ) -> Reply | None:
+        seconds = await wait
+        if seconds > 0:
+            return replies.GREYLISTED(address=recipient.bracketed, delay=int(seconds) + 1)
+        return self._accept_local(session, recipient, resolution)
+
+    def _accept_local(
+        self, session: SessionView, recipient: Mailbox, resolution: Resolution
+    ) -> Reply | None:
         session.routes[str(recipient)] = resolution
         if resolution.remote and not resolution.local and self.rules.notify_forward:
             return replies.USER_NOT_LOCAL_WILL_FORWARD(

@@ -15,11 +15,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from mailroom.filemodes import private_dir
 
-__all__ = ["QueueEntry", "QueueRecipient", "QueueSpool"]
+__all__ = ["QueueEntry", "QueueRecipient", "QueueSpool", "QueueStore"]
 
 
 @dataclass
@@ -108,8 +108,46 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class QueueStore(Protocol):
+    """Where the runner finds its entries and records their state: the queue's directory
+    (:class:`QueueSpool`), or a fleet's PostgreSQL database, where a node holds a lease on each
+    entry it works on (:class:`mailroom.postgres.queue.PgQueue`). The blocking methods
+    (``entries``, ``save``, ``remove``, ``read_message``) are run in a worker thread."""
+
+    root: Path  # a directory of this node's (the runner's lock, ``mailroom queue`` requests)
+    # read_head is a small local file read, cheap enough to do on the event loop itself (the
+    # runner then queues a pass's jobs in MT-PRIORITY order before any worker takes one)
+    head_on_loop: bool
+
+    def ensure(self) -> QueueStore: ...
+
+    def ids(self) -> list[str]: ...
+
+    def has(self, queue_id: str) -> bool: ...
+
+    def load(self, queue_id: str) -> QueueEntry | None: ...
+
+    def entries(self) -> Iterator[QueueEntry]: ...
+
+    def save(self, entry: QueueEntry) -> None:
+        """Durably record the entry's state (each recipient's outcome, the next attempt)."""
+        ...
+
+    def remove(self, queue_id: str) -> None: ...
+
+    def read_message(self, queue_id: str) -> bytes:
+        """The message as it is sent (our Received field first)."""
+        ...
+
+    def read_head(self, queue_id: str, size: int) -> bytes:
+        """At most the first ``size`` octets of it (for its header fields)."""
+        ...
+
+
 class QueueSpool:
     """The queue's directories and the few operations on them."""
+
+    head_on_loop = True  # read_head reads at most a few kilobytes, usually in the page cache
 
     def __init__(self, data_dir: Path) -> None:
         self.root = data_dir / "queue"
@@ -129,6 +167,16 @@ class QueueSpool:
 
     def entry_path(self, queue_id: str) -> Path:
         return self.active / f"{queue_id}.json"
+
+    def has(self, queue_id: str) -> bool:
+        return self.entry_path(queue_id).exists()
+
+    def read_message(self, queue_id: str) -> bytes:
+        return self.message_path(queue_id).read_bytes()
+
+    def read_head(self, queue_id: str, size: int) -> bytes:
+        with self.message_path(queue_id).open("rb") as file:
+            return file.read(size)
 
     def ids(self) -> list[str]:
         if not self.active.exists():

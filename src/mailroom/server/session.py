@@ -8,12 +8,19 @@ it grows.
 
 A session asks the server around it only what :class:`SessionHost` names: admission, and the
 parts it hands events, messages and records to.
+
+This module is compiled with mypyc in the build users get (setup.py's COMPILED): the per-message
+path between ``data_received`` and ``transport.write`` runs as C. So its annotations are checked
+at run time (a value of another type than annotated raises TypeError), a class attribute may
+not stand for a method (``note = _note`` fails when the module loads), and tests cannot patch
+its methods. ``make test-compiled`` runs the server and interop suites on that build.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl
 import time
@@ -43,12 +50,12 @@ from mailroom.protocol import (
     StartTLS,
     State,
 )
-from mailroom.store import Envelope, StoreError
+from mailroom.store import Envelope, StoreError, StoreUnavailable
 from mailroom.store.ids import new_queue_id
 from mailroom.store.maildir import MailboxUnavailable
 
 if TYPE_CHECKING:
-    from mailroom.activity import Hub, Metrics, TranscriptLog
+    from mailroom.activity import Hub, MailLog, Metrics, TranscriptLog
     from mailroom.policy.base import Policy
     from mailroom.policy.credentials import CredentialStore
     from mailroom.protocol import SessionSettings
@@ -57,6 +64,15 @@ if TYPE_CHECKING:
     from mailroom.submission.burl import BurlFetcher
 
 __all__ = ["Session", "SessionHost"]
+
+
+class _StoreCommit:
+    """A message's commit, in flight in the store: answered by a callback (_commit_done)."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: asyncio.Future[str]) -> None:
+        self.future = future
 
 
 class SessionHost(Protocol):
@@ -69,6 +85,7 @@ class SessionHost(Protocol):
     transcripts: TranscriptLog
     hub: Hub
     metrics: Metrics
+    maillog: MailLog  # the one line per transaction (and per refusal)
     ssl_context: ssl.SSLContext | None  # for STARTTLS
     tls_handshake_timeout: float
     big_reads: asyncio.Semaphore  # large messages policy reads at their end, one at a time
@@ -138,7 +155,7 @@ class Session(asyncio.Protocol):
         self._tls_early: bytearray | None = None
         # The one task a session may have running (a wait for policy, the store or TLS);
         # held here so it is not garbage-collected mid-flight.
-        self._task: asyncio.Future[None] | None = None
+        self._task: asyncio.Future[Any] | None = None
         # Where each accepted recipient's mail goes, as policy decided at RCPT (mail server
         # mode); cleared with each new transaction.
         self.routes: dict[str, Any] = {}
@@ -164,7 +181,9 @@ class Session(asyncio.Protocol):
         server = self.server
         refusal = server.admit(self)
         if refusal is not None:
-            log.info("refused connection: client=%s reply=%s", self.client_ip, quoted(str(refusal)))
+            server.maillog.info(
+                f"refused connection: client={self.client_ip} reply={quoted(str(refusal))}"
+            )
             self.transport.write(refusal.format())
             self._close()
             return
@@ -222,7 +241,9 @@ class Session(asyncio.Protocol):
         if self.transcript is not None:
             self.transcript.note(text)
 
-    note = _note  # for policy: a line of information in the session's transcript
+    def note(self, text: str) -> None:
+        """For policy: a line of information in the session's transcript."""
+        self._note(text)
 
     # -- the message at its end, for policy (email authentication) ---------------------------
 
@@ -351,6 +372,13 @@ class Session(asyncio.Protocol):
                     self._flush(out)
                     self._close()
                     return
+                if isinstance(reply, _StoreCommit):  # the usual wait: the store's, by a callback
+                    self._flush(out)
+                    self.busy = True
+                    future = reply.future
+                    self._task = future
+                    future.add_done_callback(functools.partial(self._commit_done, event))
+                    return
                 if not isinstance(reply, Reply | Disconnect):
                     self._flush(out)
                     self.busy = True
@@ -384,6 +412,32 @@ class Session(asyncio.Protocol):
             self.busy = False
             self._internal_error(out)
             return
+        self._go_on(out)
+
+    def _commit_done(self, event: Event, future: asyncio.Future[str]) -> None:
+        """The store's answer to a message's commit. A callback, not a task: a task per
+        message (its coroutines, its scheduling, the registry of every task) cost more than
+        the rest of the message's way through the session."""
+        if future.cancelled() or self._closing:
+            return
+        out = bytearray()
+        try:
+            try:
+                queue_id = future.result()
+            except StoreError as exc:
+                reply = self._not_stored(exc)
+            else:
+                reply = self._accepted(event, queue_id)  # type: ignore[arg-type]
+            self._send(event, reply, out)
+        except Exception:
+            log.exception("internal error in session with %s", self.client_ip)
+            self.busy = False
+            self._internal_error(out)
+            return
+        self._go_on(out)
+
+    def _go_on(self, out: bytearray) -> None:
+        # A wait is over and its reply in ``out``: send it, and read on.
         self.busy = False
         self._flush(out)
         if self.conn.closed:
@@ -392,8 +446,11 @@ class Session(asyncio.Protocol):
             self._resume_reading()
             self._process()
 
-    def _decide(self, event: Event) -> Reply | Disconnect | Awaitable[Reply | Disconnect] | None:
-        """The reply for ``event``: now, later (an awaitable), or None when the session ends."""
+    def _decide(
+        self, event: Event
+    ) -> Reply | Disconnect | _StoreCommit | Awaitable[Reply | Disconnect] | None:
+        """The reply for ``event``: now, later (an awaitable, or the store's commit), or None
+        when the session ends."""
         kind = type(event)
         if kind is ConnectionClosed:
             self._abort_message()
@@ -458,12 +515,10 @@ class Session(asyncio.Protocol):
         if code >= 400:
             self.server.metrics.refused(event.stage, reply.code)
             if not ends_message:
-                log.info(
-                    "refused: client=%s stage=%s reply=%s",
-                    self.client_ip,
-                    quoted(event.stage),
-                    quoted(str(reply).replace("\n", " / ")),
-                )
+                maillog = self.server.maillog
+                if maillog.enabled:
+                    stage, text = quoted(event.stage), quoted(str(reply).replace("\n", " / "))
+                    maillog.info(f"refused: client={self.client_ip} stage={stage} reply={text}")
             elif self.shutting_down:
                 self._goodbye(out)
         elif self.shutting_down and ends_message:
@@ -555,7 +610,9 @@ class Session(asyncio.Protocol):
             self._writer.abort()
             self._writer = None
 
-    def _complete(self, event: MessageComplete, decision: object) -> Reply | Awaitable[Reply]:
+    def _complete(
+        self, event: MessageComplete, decision: object
+    ) -> Reply | _StoreCommit | Awaitable[Reply]:
         if isinstance(decision, Reply):
             if decision.code >= 400:
                 self._abort_message()
@@ -567,6 +624,8 @@ class Session(asyncio.Protocol):
         result = writer.commit()
         if isinstance(result, str):
             return self._accepted(event, result)
+        if isinstance(result, asyncio.Future):
+            return _StoreCommit(result)
         return self._committed(event, result)
 
     async def _burl(self, event: BurlFetch) -> Reply:
@@ -604,8 +663,7 @@ class Session(asyncio.Protocol):
         if decision is DISCONNECT:
             self._abort_message()
             return replies.LOCAL_ERROR()
-        outcome = self._complete(complete, decision)
-        return outcome if isinstance(outcome, Reply) else await outcome
+        return await self._reply_to(complete, self._complete(complete, decision))
 
     async def _complete_later(
         self, event: MessageComplete, decision: Awaitable[Reply | None]
@@ -614,49 +672,56 @@ class Session(asyncio.Protocol):
         if reply is not None and reply.code >= 400:
             self._abort_message()
             return reply
-        result = self._complete(event, None)
-        return result if isinstance(result, Reply) else await result
+        return await self._reply_to(event, self._complete(event, None))
+
+    async def _reply_to(
+        self, event: MessageComplete, outcome: Reply | _StoreCommit | Awaitable[Reply]
+    ) -> Reply:
+        """What :meth:`_complete` gave, once it is known (for the paths that wait anyway)."""
+        if isinstance(outcome, Reply):
+            return outcome
+        if isinstance(outcome, _StoreCommit):
+            return await self._committed(event, outcome.future)
+        return await outcome
 
     async def _committed(self, event: MessageComplete, pending: Awaitable[str]) -> Reply:
         try:
             queue_id = await pending
         except StoreError as exc:
-            log.error("not stored: client=%s error=%s", self.client_ip, exc)
-            if isinstance(exc, MailboxUnavailable):
-                return replies.MAILBOX_UNAVAILABLE(
-                    addresses=", ".join(f"<{r}>" for r in exc.recipients), why=exc.why
-                )
-            return replies.STORAGE_FULL()
+            return self._not_stored(exc)
         return self._accepted(event, queue_id)
 
-    def _log_refused_message(self, event: Event, reply: Reply) -> None:
-        # The transaction's one log line, as for an accepted message, with the refusal.
+    def _not_stored(self, exc: StoreError) -> Reply:
+        log.error("not stored: client=%s error=%s", self.client_ip, exc)
+        if isinstance(exc, StoreUnavailable):  # a database out of reach: try again later
+            return replies.STORE_UNAVAILABLE()
+        if isinstance(exc, MailboxUnavailable):
+            return replies.MAILBOX_UNAVAILABLE(
+                addresses=", ".join(f"<{r}>" for r in exc.recipients), why=exc.why
+            )
+        return replies.STORAGE_FULL()
+
+    def _log_transaction(self, queue_id: str, event: Event, reply: str) -> None:
+        # The transaction's one log line: its queue id (NOQUEUE when refused), the envelope,
+        # the size and the reply. Not even formatted when it would not be written.
         transaction = self.conn.transaction
-        if transaction is None or not log.isEnabledFor(logging.INFO):
+        maillog = self.server.maillog
+        if transaction is None or not maillog.enabled:
             return
-        log.info(
-            "NOQUEUE: client=%s from=<%s> to=%s size=%d via=%s reply=%s",
-            self.client_ip,
-            quoted(transaction.sender or ""),
-            quoted(",".join(f"<{r}>" for r, _ in transaction.recipients)),
-            event.size,  # type: ignore[attr-defined]
-            event.via,  # type: ignore[attr-defined]
-            quoted(str(reply).replace("\n", " / ")),
+        # Addresses and reply texts come from the client: escaped (mailroom.logsafe), so a line
+        # of the log is always one line.
+        sender = quoted(transaction.sender or "")
+        recipients = quoted(",".join([f"<{r}>" for r, _ in transaction.recipients]))
+        maillog.info(
+            f"{queue_id}: client={self.client_ip} from=<{sender}> to={recipients} "
+            f"size={event.size} via={event.via} reply={quoted(reply)}"  # type: ignore[attr-defined]
         )
 
+    def _log_refused_message(self, event: Event, reply: Reply) -> None:
+        self._log_transaction("NOQUEUE", event, str(reply).replace("\n", " / "))
+
     def _accepted(self, event: MessageComplete, queue_id: str) -> Reply:
-        transaction = self.conn.transaction
-        # Not even built when it would not be written (--log-level warning: benchmarks).
-        if transaction is not None and log.isEnabledFor(logging.INFO):
-            log.info(
-                "%s: client=%s from=<%s> to=%s size=%d via=%s reply=250",
-                queue_id,
-                self.client_ip,
-                quoted(transaction.sender or ""),
-                quoted(",".join(f"<{r}>" for r, _ in transaction.recipients)),
-                event.size,
-                event.via,
-            )
+        self._log_transaction(queue_id, event, "250")
         server = self.server
         metrics = server.metrics
         metrics.messages_accepted += 1

@@ -15,16 +15,16 @@ import logging
 import ssl
 import time
 import weakref
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mailroom.activity import Hub, Metrics, TranscriptLog
+from mailroom.activity import Hub, MailLog, Metrics, TranscriptLog
 from mailroom.codes import Reply
 from mailroom.codes import catalogue as replies
 from mailroom.policy.base import Policy
 from mailroom.policy.credentials import CredentialStore
 from mailroom.protocol import SessionSettings
+from mailroom.server.counts import ConnectionCounts, LocalCounts
 from mailroom.server.session import Session
 from mailroom.settings_types import Listener
 from mailroom.store.base import MessageSink
@@ -64,6 +64,9 @@ class SMTPServer:
         limits: ServerLimits,
         ssl_context: ssl.SSLContext | None = None,
         burl: BurlFetcher | None = None,
+        maillog: MailLog | None = None,
+        counts: ConnectionCounts | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self.listeners = list(listeners)
         # BURL (RFC 4468) on the listeners that offer it: where message parts are fetched.
@@ -75,6 +78,10 @@ class SMTPServer:
         self.transcripts = transcripts
         self.hub = hub
         self.metrics = metrics
+        # The sessions' lines go to the "mailroom.smtp" logger, cheaply (activity/maillog.py).
+        self.maillog = (
+            maillog if maillog is not None else MailLog(logging.getLogger("mailroom.smtp"))
+        )
         self.limits = limits
         self.tls_handshake_timeout = limits.tls_handshake_timeout
         self.ssl_context = ssl_context
@@ -84,7 +91,10 @@ class SMTPServer:
         # against max_connections too. A handshake that fails drops its session, so entries
         # go by themselves; none outlives the handshake timeout in the count.
         self.handshaking: weakref.WeakKeyDictionary[Session, float] = weakref.WeakKeyDictionary()
-        self.per_ip: Counter[str] = Counter()
+        # Connections by client address, and in all: this process's own, or shared by the
+        # worker processes (server/counts.py), which then also share the listening ports.
+        self.counts: ConnectionCounts = counts if counts is not None else LocalCounts()
+        self.reuse_port = reuse_port
         self.servers: list[asyncio.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
@@ -97,6 +107,7 @@ class SMTPServer:
     async def start(self) -> None:
         """Open the listeners (port 0 picks a free port: see :attr:`addresses`)."""
         loop = asyncio.get_running_loop()
+        self.maillog.configure()
         for listener, settings in self.listeners:
             server = await loop.create_server(
                 lambda listener=listener, settings=settings: Session(self, listener, settings),
@@ -105,6 +116,7 @@ class SMTPServer:
                 ssl=self.ssl_context if listener.implicit_tls else None,
                 ssl_handshake_timeout=self.tls_handshake_timeout if listener.implicit_tls else None,
                 reuse_address=True,
+                reuse_port=self.reuse_port or None,
                 backlog=LISTEN_BACKLOG,
             )
             self.servers.append(server)
@@ -133,6 +145,7 @@ class SMTPServer:
             session.force_close()
         for server in self.servers:
             await server.wait_closed()
+        self.maillog.flush()
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
@@ -168,18 +181,20 @@ class SMTPServer:
         hostname = self.hostname
         refusal = None
         ip = session.client_ip
+        counts = self.counts
         if self._stopping:
             refusal = replies.SHUTTING_DOWN(hostname=hostname)
-        elif len(self.sessions) + self._handshakes() >= limits.max_connections:
+        elif counts.total(len(self.sessions) + self._handshakes()) >= limits.max_connections:
             refusal = replies.TOO_MANY_CONNECTIONS(hostname=hostname)
-        elif limits.max_connections_per_ip and self.per_ip[ip] >= limits.max_connections_per_ip:
+        elif limits.max_connections_per_ip and counts.for_ip(ip) >= limits.max_connections_per_ip:
             refusal = replies.TOO_MANY_CONNECTIONS_FROM_CLIENT(hostname=hostname, client=ip)
         if refusal is not None:
             self.metrics.connection_refused(refusal.code)
             return refusal
         self.metrics.sessions += 1
         self.sessions.add(session)
-        self.per_ip[ip] += 1
+        counts.add(ip)
+        counts.published(len(self.sessions) + self._handshakes())
         return None
 
     def _handshakes(self) -> int:
@@ -190,10 +205,8 @@ class SMTPServer:
 
     def release(self, session: Session) -> None:
         self.sessions.discard(session)
-        ip = session.client_ip
-        self.per_ip[ip] -= 1
-        if self.per_ip[ip] <= 0:
-            del self.per_ip[ip]
+        self.counts.remove(session.client_ip)
+        self.counts.published(len(self.sessions) + self._handshakes())
 
     async def _sweep(self) -> None:
         timeout = self.limits.timeout

@@ -3,8 +3,9 @@
 A session streams a message into an :class:`OpenMessage` it got from a :class:`MessageSink`
 and commits it at the end of data: "250" only once the commit says the message is durable.
 The composition root (:mod:`mailroom.app`) picks the back end from the configuration and
-starts and closes it as a :class:`Store`. Today's back ends: :class:`~.maildir.MaildirStore`
-(Maildirs, the queue directory and an SQLite index) and :class:`~.null.NullStore` (discards).
+starts and closes it as a :class:`Store`. The back ends: :class:`~.maildir.MaildirStore`
+(Maildirs, the queue directory and an SQLite index), :class:`~.null.NullStore` (discards) and,
+for a fleet of nodes, :class:`mailroom.postgres.store.PostgresStore` (one PostgreSQL database).
 """
 
 from __future__ import annotations
@@ -15,7 +16,25 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from mailroom.store.envelope import Delivery, Envelope
 
-__all__ = ["MessageSink", "OpenMessage", "Store"]
+__all__ = ["MessageSink", "OpenMessage", "Store", "StoreError", "StoreHealth", "StoreUnavailable"]
+
+
+class StoreError(Exception):
+    """The message could not be stored (disk full, I/O error); nothing of it was kept."""
+
+
+class StoreUnavailable(StoreError):
+    """The store is out of reach (its database is down or unreachable): nothing of the
+    message was kept, and the client should try again later (451 4.3.0)."""
+
+
+class StoreHealth(Protocol):
+    """Whether a store can take messages now. A store on another machine (PostgreSQL) says
+    False while it is out of reach, so new sessions are refused at the greeting (421 4.3.2)
+    and transactions at MAIL (451 4.3.0) instead of after the client sent its message."""
+
+    @property
+    def available(self) -> bool: ...
 
 
 class OpenMessage(Protocol):
@@ -50,7 +69,8 @@ class OpenMessage(Protocol):
 
     def commit(self) -> str | Awaitable[str]:
         """Make it durable; its queue id, at once or once the disk has it. May raise
-        :class:`~.maildir.StoreError` (a full disk)."""
+        :class:`StoreError` (a full disk) or :class:`StoreUnavailable` (a database out of
+        reach)."""
         ...
 
 

@@ -66,6 +66,24 @@ _COLUMNS = (
 )
 
 
+# SQLite's limit on the parameters of one statement (SQLITE_MAX_VARIABLE_NUMBER, 32766 since
+# 3.32; older builds have 999).
+_MAX_PARAMETERS = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+
+
+def _chunks(values: list[object], width: int) -> Iterator[list[object]]:
+    """``values`` (rows of ``width`` flattened) in pieces one statement can take."""
+    step = (_MAX_PARAMETERS // width) * width
+    for start in range(0, len(values), step):
+        yield values[start : start + step]
+
+
+def _insert_sql(verb: str, columns: tuple[str, ...], values: list[object]) -> str:
+    row = "(" + ", ".join("?" for _ in columns) + ")"
+    rows = len(values) // len(columns)
+    return f"{verb} ({', '.join(columns)}) VALUES {', '.join([row] * rows)}"
+
+
 @dataclass(slots=True)
 class IndexRow:
     id: str
@@ -119,25 +137,32 @@ class Index:
                 self._db = None
 
     def insert(self, rows: Iterable[IndexRow]) -> None:
+        """Add (or replace) rows, in one transaction and one statement per table: the store's
+        committer calls this from its thread, and SQLite lets other threads run during each
+        step of a statement, so one step for the batch rather than one per row keeps the
+        event loop's thread from trading the interpreter's lock with it row by row."""
         rows = list(rows)
-        values = [
-            tuple(
+        values: list[object] = [
+            value
+            for r in rows
+            for value in (
                 json.dumps(r.recipients) if c == "recipients" else getattr(r, c) for c in _COLUMNS
             )
-            for r in rows
         ]
-        placeholders = ", ".join("?" for _ in _COLUMNS)
+        tagged: list[object] = [
+            value for r in rows if r.tags for tag in r.tags for value in (r.id, tag)
+        ]
         with self._lock:
             db = self._connect()
             with db:
-                db.executemany(
-                    f"INSERT OR REPLACE INTO messages ({', '.join(_COLUMNS)}) "
-                    f"VALUES ({placeholders})",
-                    values,
-                )
-                tagged = [(r.id, tag) for r in rows if r.tags for tag in r.tags]
-                if tagged:
-                    db.executemany("INSERT OR IGNORE INTO tags (id, tag) VALUES (?, ?)", tagged)
+                for chunk in _chunks(values, len(_COLUMNS)):
+                    db.execute(
+                        _insert_sql("INSERT OR REPLACE INTO messages", _COLUMNS, chunk), chunk
+                    )
+                for chunk in _chunks(tagged, 2):
+                    db.execute(
+                        _insert_sql("INSERT OR IGNORE INTO tags", ("id", "tag"), chunk), chunk
+                    )
 
     def _row(self, row: sqlite3.Row) -> IndexRow:
         data = dict(row)

@@ -2,13 +2,17 @@
 before the 250.
 
 Sessions stream a message into a :class:`MessageWriter` (kept in memory while small, spilled
-to a ``tmp/`` file when large). ``commit()`` hands it to one committer thread, which takes every
-message waiting at that moment as one batch. For each message it writes one file per
-destination (a Maildir per local mailbox, each with its own trace fields; the queue for remote
-recipients), makes the whole batch durable at once, moves the files from ``tmp/`` into place,
-fsyncs each directory once, and only then resolves the sessions' futures. So the 250 after end
-of data always means every file and its directory entry are on disk, and concurrent sessions
-share the cost of the syncs (group commit).
+to a ``tmp/`` file when large). ``commit()`` starts it on the way of :mod:`.commit`: one file
+per destination (a Maildir per local mailbox, each with its own trace fields; the queue for
+remote recipients) written in ``tmp/``, made durable together with every other message
+committed meanwhile, moved into place, the directories made durable, and only then the
+session's future resolved. So the 250 after end of data always means every file and its
+directory entry are on disk, and concurrent sessions share the cost of the syncs (group
+commit). This module says what happens to the files; :mod:`.commit` when and in which thread.
+
+Several processes (``--workers``) may share the Maildirs, the queue and the index: file names
+hold the queue id (unique per process, :mod:`.ids`) and the ``tmp/`` names the process id, and
+the index is written with SQLite's own locking.
 """
 
 from __future__ import annotations
@@ -16,11 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import logging
 import os
-import queue
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +31,9 @@ from typing import Any
 from mailroom.codes import reports
 from mailroom.filemodes import private_dir, private_file
 from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueSpool
-from mailroom.store.durability import BatchSync, fsync_directory
+from mailroom.store.base import StoreError
+from mailroom.store.commit import CommitJob, GroupCommit
+from mailroom.store.durability import BatchSync
 from mailroom.store.envelope import Delivery, Envelope, received_header, trace_header
 from mailroom.store.headers import MAX_HEADER_SCAN, summarize_headers
 from mailroom.store.index import QUEUED, Index, IndexRow
@@ -39,9 +43,11 @@ __all__ = [
     "MaildirStore",
     "MessageWriter",
     "StoreError",
+    "discard_tmp_of",
     "disk_full",
     "maildir_filename",
     "message_file",
+    "queue_entry_for",
 ]
 
 log = logging.getLogger("mailroom.store")
@@ -51,12 +57,10 @@ SPILL_THRESHOLD = 1024 * 1024  # bytes kept in memory before a message goes to a
 # files from the next write on (so a thousand slow clients each halfway through a 1 MiB
 # message cannot take a gigabyte).
 MEMORY_BUDGET = 64 * 1024 * 1024
-MAX_BATCH = 512
 COPY_CHUNK = 1024 * 1024
-
-
-class StoreError(Exception):
-    """The message could not be stored (disk full, I/O error); nothing of it was kept."""
+MAX_DIRECTORY_FDS = 256  # new/ directories kept open (mailboxes written to recently)
+# What open(O_TMPFILE) fails with where the filesystem has no unnamed files.
+_NO_TMPFILE = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT})
 
 
 class MailboxUnavailable(StoreError, OSError):
@@ -71,6 +75,7 @@ class MailboxUnavailable(StoreError, OSError):
         self.why = why
 
 
+@functools.lru_cache(maxsize=16)
 def _safe_hostname(hostname: str) -> str:
     # Maildir names may not hold "/" or ":" (the info separator).
     return hostname.replace("/", "\\057").replace(":", "\\072")
@@ -92,11 +97,16 @@ def ensure_maildir(path: Path) -> Path:
     return path
 
 
-def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+def _write_all(fd: int, *parts: bytes | bytearray) -> None:
+    """Write the parts in order, in one system call where the kernel takes them whole."""
+    views = [memoryview(part) for part in parts if part]
+    while views:
+        written = os.writev(fd, views) if len(views) > 1 else os.write(fd, views[0])
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if views and written:
+            views[0] = views[0][written:]
 
 
 @dataclass(eq=False)
@@ -110,20 +120,27 @@ class _Output:
     delivery: Delivery
     header: bytes
     tmp_path: str
+    final_dir: str  # where it goes: the mailbox's new/, or the queue
     final_path: str | None = None
     fd: int | None = None
     entry: QueueEntry | None = None  # for the queue: the state written beside the message
+    entry_tmp: str | None = None  # where that state is written, until it is placed
+    entry_fd: int | None = None
+    unnamed: bool = False  # made with O_TMPFILE: no name until it is linked into place
 
     def close(self) -> None:
-        if self.fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self.fd)
-            self.fd = None
+        for fd in (self.fd, self.entry_fd):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.fd = self.entry_fd = None
 
     def discard(self) -> None:
         self.close()
-        with contextlib.suppress(OSError):
-            os.unlink(self.tmp_path)
+        for path in (self.tmp_path, self.entry_tmp):
+            if path is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
 
 
 @dataclass(eq=False)
@@ -208,12 +225,31 @@ class MessageWriter:
         self.store.in_memory -= self._held
         self._held = 0
 
-    def _open(self, index: int) -> _Output:
-        output = self.store.output(self, index)
-        output.fd = os.open(output.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    def _open(self, index: int, body: bytes | bytearray = b"") -> _Output:
+        """The ``index``-th destination's file, its trace fields and ``body`` written.
+
+        A message written whole at commit goes into a file without a name (O_TMPFILE, in the
+        same tmp/), linked into new/ once synced: one directory entry made, instead of one
+        made in tmp/, then removed and made again in new/ by the rename. A crash leaves no
+        file behind at all. Where the filesystem cannot (or for a file written as the message
+        streams in), a named file in tmp/, renamed into place."""
+        store = self.store
+        output = store.output(self, index)
+        if body and store.unnamed_files and output.delivery.kind == "mailbox":
+            try:
+                output.fd = os.open(
+                    os.path.dirname(output.tmp_path), os.O_TMPFILE | os.O_WRONLY, 0o600
+                )
+                output.unnamed = True
+            except OSError as exc:
+                if exc.errno not in _NO_TMPFILE:
+                    raise
+                store.unnamed_files = False  # this filesystem cannot: named files from now on
+        if output.fd is None:
+            output.fd = os.open(output.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self._outputs.append(output)
         self.store.check_fault()
-        _write_all(output.fd, output.header)
+        _write_all(output.fd, output.header, body)
         return output
 
     def _flush_buffer(self, output: _Output, data: bytes = b"") -> None:
@@ -258,7 +294,7 @@ class MessageWriter:
         self.store.submit(self, future)
         return future
 
-    # -- in the committer thread ---------------------------------------------------------
+    # -- committing (store/commit.py: in the event loop, or its thread for a spilled one) ------
 
     def _write_outputs(self) -> list[_Output]:
         """Write every destination's file (not yet synced) and return them."""
@@ -289,13 +325,8 @@ class MessageWriter:
             for index in range(1, len(deliveries)):
                 self._copy_body(first, self._open(index))
         else:
-            body = self._buffer
             for index in range(len(deliveries)):
-                output = self._open(index)
-                assert output.fd is not None
-                if body:
-                    self.store.check_fault()
-                    _write_all(output.fd, body)
+                self._open(index, self._buffer)
         self._buffer = bytearray()
         return self._outputs
 
@@ -322,16 +353,10 @@ class MessageWriter:
                 remaining -= copied
 
 
-@dataclass(eq=False)
-class _Job:
-    writer: MessageWriter
-    future: asyncio.Future[str]
-    error: BaseException | None = None
-
-
 class MaildirStore:
     """Maildirs under ``<data>/mail``, the queue under ``<data>/queue``, and the index
-    ``<data>/index.sqlite``."""
+    ``<data>/index.sqlite``. Messages go from ``commit()`` to disk by group commit
+    (:mod:`.commit`); this class says what each step does to the files."""
 
     wants_envelope = True
 
@@ -343,8 +368,13 @@ class MaildirStore:
         loop: asyncio.AbstractEventLoop,
         index: Index | None = None,
         sync_mode: str = "auto",
+        sole: bool = True,
     ) -> None:
+        """``sole``: no other process writes this data directory now, so what is left in
+        ``tmp/`` at start is a crash's and goes (a worker of several leaves that to its
+        supervisor, which starts before them: the others' files there are in flight)."""
         self.data_dir = data_dir
+        self.sole = sole
         self.mail_dir = data_dir / "mail"
         self.hostname = hostname
         self.loop = loop
@@ -353,11 +383,25 @@ class MaildirStore:
         # A message that only went to the queue is listed until its entry goes (delivered or
         # returned): then there is no file to show.
         self.spool.on_removed = self._forget_queued
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="mailroom-committer", daemon=True)
         self._mailboxes: dict[str, str] = {}  # name -> its Maildir, made on first use
         self._data_prefix = os.path.join(str(data_dir), "")
+        self._queue_tmp = str(self.spool.tmp)
+        self._queue_active = str(self.spool.active)
+        self._pid = os.getpid()  # in tmp/ names: unique per process (workers share Maildirs)
+        # Small messages go into unnamed files (O_TMPFILE, Linux) linked into new/; set false
+        # at the first filesystem that refuses them.
+        self.unnamed_files = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
+        self._dir_fds: dict[str, int] = {}  # new/ directories, to link unnamed files into
         self._sync = BatchSync(str(data_dir), sync_mode)
+        self.committer = GroupCommit(
+            self,
+            self._sync,
+            loop,
+            insert_rows=self.index.insert,
+            check_fault=self.check_fault,
+            storage_error=StoreError,
+        )
+        self.committer.on_queued = self._queued
         # Tests and the hostile suite inject storage faults here: a callable that raises
         # OSError (ENOSPC, EIO) as a full disk or a failing device would.
         self.fault: Callable[[], None] | None = None
@@ -367,25 +411,35 @@ class MaildirStore:
         self.usage: dict[str, int] = {}
         self._started = False
         self.in_memory = 0  # message bytes sessions hold in memory (see MEMORY_BUDGET)
-        self.latency_total = 0.0  # seconds spent committing, for metrics
-        self.committed = 0
+
+    @property
+    def latency_total(self) -> float:
+        """Seconds the committer spent making messages durable, for metrics."""
+        return self.committer.latency_total
+
+    @property
+    def committed(self) -> int:
+        return self.committer.committed
 
     def start(self) -> None:
         private_dir(self.mail_dir)
-        self._cleanup_tmp()
-        self.spool.ensure().cleanup()
-        gone = self.index.queued_ids() - set(self.spool.ids())
-        if gone:
-            self.index.forget_queued(gone)
+        self.spool.ensure()
+        if self.sole:
+            self._cleanup_tmp()
+            self.spool.cleanup()
+            gone = self.index.queued_ids() - set(self.spool.ids())
+            if gone:
+                self.index.forget_queued(gone)
         self._measure_usage()
-        self._thread.start()
+        self.committer.start()
         self._started = True
 
     def close(self) -> None:
         if self._started:
-            self._queue.put(None)
-            self._thread.join(timeout=30)
+            self.committer.close()
             self._started = False
+        self._sync.close()
+        self._close_directory_fds()
         self.index.close()
 
     def _forget_queued(self, queue_id: str) -> None:
@@ -416,12 +470,13 @@ class MaildirStore:
         """The file for the ``index``-th destination of a message (made in tmp/)."""
         envelope = writer.envelope
         delivery = envelope.deliveries[index]
-        unique = f"{envelope.queue_id}.{index}.{os.getpid()}"
+        unique = f"{envelope.queue_id}.{index}.{self._pid}"
         if delivery.kind == "queue":
             return _Output(
                 delivery,
                 received_header(envelope, delivery.recipients),
-                str(self.spool.tmp / f"{unique}.eml"),
+                f"{self._queue_tmp}/{unique}.eml",
+                self._queue_active,
             )
         try:
             mailbox = self.mailbox_path(delivery.target)
@@ -432,11 +487,19 @@ class MaildirStore:
         return _Output(
             delivery,
             trace_header(envelope, recipients=list(delivery.recipients)),
-            os.path.join(mailbox, "tmp", unique),
+            f"{mailbox}/tmp/{unique}",
+            f"{mailbox}/new",
         )
 
     def submit(self, writer: MessageWriter, future: asyncio.Future[str]) -> None:
-        self._queue.put(_Job(writer, future))
+        # A message in memory is written now, in the event loop; a spilled one has its
+        # copies made by the committer's thread (see store/commit.py).
+        now = writer._spill is None
+        self.committer.submit(writer, future, writer.envelope.queue_id, now=now)
+
+    def _queued(self, ids: list[str]) -> None:
+        if self.on_queued is not None:
+            self.on_queued(ids)
 
     def _cleanup_tmp(self) -> None:
         # Files left in tmp/ by a crash never got a 250: they are not messages.
@@ -459,193 +522,111 @@ class MaildirStore:
                     )
             self.usage[name] = total
 
-    # -- the committer thread ------------------------------------------------------------
+    # -- the steps of a commit (CommitStages, store/commit.py) ---------------------------------
 
-    def _run(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            batch = [job]
-            while len(batch) < MAX_BATCH:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._commit_or_fail(batch)
-                    return
-                batch.append(more)
-            self._commit_or_fail(batch)
-
-    def _commit_or_fail(self, batch: list[_Job]) -> None:
-        """Commit the batch; on an unexpected error (a bug, not a full disk) fail all of it,
-        so every session gets its answer (451) and the committer lives on."""
+    def write(self, job: CommitJob) -> None:
+        """Step 1: every destination's file in tmp/, and the queue entry beside a queued one;
+        left open for the sync."""
+        writer: MessageWriter = job.writer
         try:
-            self._commit(batch)
-        except Exception as exc:
-            log.exception("committing %d messages failed; none was stored", len(batch))
-            for job in batch:
-                with contextlib.suppress(Exception):
-                    self._take_back(job.writer._outputs)
-                    job.writer._cleanup()
-                if job.error is None:
-                    job.error = exc
-            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
-                self.loop.call_soon_threadsafe(self._resolve, batch, [])
-
-    def _commit(self, batch: list[_Job]) -> None:
-        started = time.perf_counter()
-        written: list[tuple[_Job, list[_Output]]] = []
-        for job in batch:
-            try:
-                outputs = job.writer._write_outputs()
-                for output in outputs:
-                    if output.delivery.kind == "queue":
-                        output.entry = self._queue_entry(job.writer, output)
-                written.append((job, outputs))
-            except OSError as exc:
-                job.writer._cleanup()
-                job.error = (
-                    exc if isinstance(exc, StoreError) else StoreError(f"{exc.strerror or exc}")
-                )
-            except Exception as exc:  # a bug: this message fails (451), the batch goes on
-                log.exception("writing message %s failed", job.writer.envelope.queue_id)
-                job.writer._cleanup()
-                job.error = exc
-        try:
-            self.check_fault()
-            self._sync.sync([o.fd for _, outputs in written for o in outputs if o.fd is not None])
-        except OSError as exc:
-            # Which file failed is not known: none of the batch is acknowledged, so the
-            # clients will send them again.
-            for job, _ in written:
-                job.writer._cleanup()
-                job.error = StoreError(f"sync failed: {exc.strerror or exc}")
-            written = []
-        directories: set[str] = set()
-        stored: list[tuple[_Job, list[_Output]]] = []
-        for job, outputs in written:
-            try:
-                self._place(job.writer, outputs, directories)
-                stored.append((job, outputs))
-            except OSError as exc:
-                self._take_back(outputs)
-                job.writer._cleanup()
-                job.error = StoreError(f"{exc.strerror or exc}")
-        failed_dirs: set[str] = set()
-        for directory in directories:
-            try:
-                fsync_directory(directory)
-            except OSError as exc:
-                log.error("fsync of %s failed: %s", directory, exc)
-                failed_dirs.add(directory)
-        rows = []
-        queued: list[str] = []
-        for job, outputs in stored:
-            if any(
-                o.final_path is not None and os.path.dirname(o.final_path) in failed_dirs
-                for o in outputs
-            ):
-                # Not known to be durable: take it back, and let the client retry.
-                self._take_back(outputs)
-                job.error = StoreError("directory fsync failed")
-                continue
+            outputs = writer._write_outputs()
             for output in outputs:
-                if output.delivery.kind == "mailbox":
-                    name = output.delivery.target
-                    self.usage[name] = (
-                        self.usage.get(name, 0) + len(output.header) + job.writer.size
-                    )
-                elif output.entry is not None:
-                    queued.append(output.entry.id)
-            rows.append(self._index_row(job.writer, outputs))
-        if rows:
-            try:
-                self.index.insert(rows)
-            except Exception:  # the index is rebuildable; the message is safe on disk
-                log.exception("index insert failed; run `mailroom reindex`")
-        self.latency_total += time.perf_counter() - started
-        self.committed += len(rows)
-        self.loop.call_soon_threadsafe(self._resolve, batch, queued)
+                if output.delivery.kind == "queue":
+                    output.entry = self._queue_entry(writer, output)
+        except OSError as exc:
+            writer._cleanup()
+            if isinstance(exc, StoreError):  # MailboxUnavailable names its mailbox: as it is
+                raise
+            raise StoreError(f"{exc.strerror or exc}") from exc
+        except Exception:
+            log.exception("writing message %s failed", job.queue_id)
+            writer._cleanup()
+            raise
+        job.fds = [o.fd for o in outputs if o.fd is not None] + [
+            o.entry_fd for o in outputs if o.entry_fd is not None
+        ]
 
-    def _place(self, writer: MessageWriter, outputs: list[_Output], directories: set[str]) -> None:
-        """Move a message's synced files from tmp/ into their places."""
-        for index, output in enumerate(outputs):
-            output.close()
-            self.check_fault()
-            if output.entry is not None:
-                message = self.spool.message_path(output.entry.id)
-                os.rename(output.tmp_path, message)
-                output.final_path = str(message)
-                state = self.spool.tmp / f"{output.entry.id}.json"
-                os.rename(state, self.spool.entry_path(output.entry.id))
-            else:
-                size = len(output.header) + writer.size
-                # tmp/ and new/ are siblings in the mailbox's Maildir.
-                new = os.path.join(os.path.dirname(os.path.dirname(output.tmp_path)), "new")
-                final = os.path.join(new, maildir_filename(writer.envelope, size, index))
-                os.rename(output.tmp_path, final)
-                output.final_path = final
-            directories.add(os.path.dirname(output.final_path))
+    def place(self, job: CommitJob) -> None:
+        """Step 3: the synced files from tmp/ into their places, and the index row."""
+        writer: MessageWriter = job.writer
+        outputs = writer._outputs
+        try:
+            for index, output in enumerate(outputs):
+                if output.entry is not None:
+                    output.close()
+                    message = f"{output.final_dir}/{output.entry.id}.eml"
+                    os.rename(output.tmp_path, message)
+                    output.final_path = message
+                    assert output.entry_tmp is not None
+                    os.rename(output.entry_tmp, f"{output.final_dir}/{output.entry.id}.json")
+                    output.entry_tmp = None
+                    job.queued.append(output.entry.id)
+                else:
+                    size = len(output.header) + writer.size
+                    name = maildir_filename(writer.envelope, size, index)
+                    final = f"{output.final_dir}/{name}"
+                    if output.unnamed:
+                        # Its first name, made from its descriptor: linkat(2) following
+                        # /proc/self/fd (os.link takes that road only given a directory fd).
+                        assert output.fd is not None
+                        os.link(
+                            f"/proc/self/fd/{output.fd}",
+                            name,
+                            dst_dir_fd=self._directory_fd(output.final_dir),
+                            follow_symlinks=True,
+                        )
+                    else:
+                        os.rename(output.tmp_path, final)
+                    output.final_path = final
+                output.close()
+                job.directories.add(output.final_dir)
+        except OSError as exc:
+            raise StoreError(f"{exc.strerror or exc}") from exc
+        job.row = self._index_row(writer, outputs)
 
-    def _take_back(self, outputs: list[_Output]) -> None:
-        for output in outputs:
+    def _directory_fd(self, path: str) -> int:
+        """A descriptor of the directory ``path``, kept (a few hundred at most)."""
+        fd = self._dir_fds.get(path)
+        if fd is None:
+            if len(self._dir_fds) >= MAX_DIRECTORY_FDS:
+                self._close_directory_fds()
+            fd = self._dir_fds[path] = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        return fd
+
+    def _close_directory_fds(self) -> None:
+        for fd in self._dir_fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._dir_fds.clear()
+
+    def take_back(self, job: CommitJob) -> None:
+        """Nothing of a failed message stays: its files, placed or not, and its queue entry."""
+        writer: MessageWriter = job.writer
+        for output in writer._outputs:
             if output.final_path is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(output.final_path)
                 if output.entry is not None:
                     with contextlib.suppress(OSError):
                         self.spool.entry_path(output.entry.id).unlink()
-            output.discard()
+        writer._cleanup()
+
+    def done(self, job: CommitJob) -> None:
+        """Step 5: the message is durable; count it in its mailboxes' usage (quotas)."""
+        writer: MessageWriter = job.writer
+        for output in writer._outputs:
+            if output.delivery.kind == "mailbox":
+                name = output.delivery.target
+                self.usage[name] = self.usage.get(name, 0) + len(output.header) + writer.size
 
     def _queue_entry(self, writer: MessageWriter, output: _Output) -> QueueEntry:
         """Write the queue state beside the message (synced with the batch, moved after it)."""
-        e = writer.envelope
-
-        decided = dict(output.delivery.notify)
-
-        def recipient(address: str, **state: Any) -> QueueRecipient:
-            notify = decided.get(address, e.notify.get(address))
-            return QueueRecipient(
-                address=address,
-                notify=list(notify or []) or None,
-                orcpt=list(e.orcpt[address]) if address in e.orcpt else None,
-                rrvs=e.rrvs.get(address),
-                **state,
-            )
-
-        # Those put into local Maildirs by this same commit are there for their report.
-        delivered = {
-            "state": "delivered",
-            "last_reply": "delivered to its mailbox on this server",
-            "status": str(reports.DELIVERED_TO_MAILBOX.status),
-            "reason": reports.DELIVERED_TO_MAILBOX.reason,
-            "last_attempt": e.received_at,
-            "final": True,
-        }
-        entry = QueueEntry(
-            id=e.queue_id,
-            sender=e.sender,
-            recipients=[recipient(address) for address in output.delivery.recipients]
-            + [recipient(address, **delivered) for address in output.delivery.delivered],
-            created=e.received_at,
-            envid=e.envid,
-            ret=e.ret,
-            body=e.body,
-            smtputf8=e.smtputf8,
-            auth_user=e.auth_user,
-            client_ip=e.client_ip,
-            requiretls=e.requiretls,
-            mt_priority=e.mt_priority,
-        )
-        path = self.spool.tmp / f"{entry.id}.json"
+        entry = queue_entry_for(writer.envelope, output.delivery)
+        path = f"{self._queue_tmp}/{entry.id}.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            _write_all(fd, entry.to_json())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        output.entry_tmp, output.entry_fd = path, fd
+        self.check_fault()
+        _write_all(fd, entry.to_json())
         return entry
 
     def _relative(self, path: str) -> str:
@@ -680,16 +661,61 @@ class MaildirStore:
             tls=e.tls,
         )
 
-    def _resolve(self, batch: list[_Job], queued: list[str]) -> None:
-        for job in batch:
-            if job.future.done():
-                continue
-            if job.error is not None:
-                job.future.set_exception(job.error)
-            else:
-                job.future.set_result(job.writer.envelope.queue_id)
-        if queued and self.on_queued is not None:
-            self.on_queued(queued)
+
+def discard_tmp_of(data_dir: Path, pid: int) -> int:
+    """Remove what process ``pid`` (a worker that died) left in the Maildirs' and the queue's
+    ``tmp/``: never durable, never answered with a 250. Returns how many files went."""
+    removed = 0
+    for pattern in (
+        f"mail/**/tmp/*.{pid}",
+        f"mail/**/tmp/*.{pid}.received",
+        f"queue/tmp/*.{pid}.eml",
+    ):
+        for path in data_dir.glob(pattern):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed += 1
+    return removed
+
+
+def queue_entry_for(e: Envelope, delivery: Delivery) -> QueueEntry:
+    """The queue entry of a message's queue delivery: its remote recipients pending, and those
+    put into local mailboxes by the same commit as delivered (for their success report)."""
+    decided = dict(delivery.notify)
+
+    def recipient(address: str, **state: Any) -> QueueRecipient:
+        notify = decided.get(address, e.notify.get(address))
+        return QueueRecipient(
+            address=address,
+            notify=list(notify or []) or None,
+            orcpt=list(e.orcpt[address]) if address in e.orcpt else None,
+            rrvs=e.rrvs.get(address),
+            **state,
+        )
+
+    delivered = {
+        "state": "delivered",
+        "last_reply": "delivered to its mailbox on this server",
+        "status": str(reports.DELIVERED_TO_MAILBOX.status),
+        "reason": reports.DELIVERED_TO_MAILBOX.reason,
+        "last_attempt": e.received_at,
+        "final": True,
+    }
+    return QueueEntry(
+        id=e.queue_id,
+        sender=e.sender,
+        recipients=[recipient(address) for address in delivery.recipients]
+        + [recipient(address, **delivered) for address in delivery.delivered],
+        created=e.received_at,
+        envid=e.envid,
+        ret=e.ret,
+        body=e.body,
+        smtputf8=e.smtputf8,
+        auth_user=e.auth_user,
+        client_ip=e.client_ip,
+        requiretls=e.requiretls,
+        mt_priority=e.mt_priority,
+    )
 
 
 def disk_full() -> None:

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from mailroom.activity.metrics import Metrics
 from mailroom.activity.transcript_archive import SessionFilter
@@ -24,13 +24,18 @@ from mailroom.web.mimeshape import MimeLimits
 if TYPE_CHECKING:
     from mailroom.client import TransactionResult
     from mailroom.tls_publish import PublishedTLS
-    from mailroom.web.messages import Messages
+    from mailroom.web.messages import MessageRow
+    from mailroom.web.mime import ParsedMessage
+    from mailroom.web.search import Query
+
+T = TypeVar("T")
 
 __all__ = [
     "CheckSettings",
     "EventHub",
     "FaultRules",
     "Inject",
+    "MessageStore",
     "ReleaseSender",
     "Senders",
     "ServerStatus",
@@ -77,6 +82,54 @@ class WebSettings:
     def credentials(self) -> bool:
         """The web asks for credentials."""
         return self.auth is not None or self.users is not None
+
+
+class MessageStore(Protocol):
+    """The stored messages: :class:`~mailroom.web.messages.Messages` (the Maildir store's
+    SQLite index and files) or :class:`~mailroom.web.messages_pg.PgMessages` (a fleet's
+    PostgreSQL database). Every method but ``call`` and ``close`` blocks: run it with
+    ``await messages.call(messages.method, ...)``, in the reader's own worker thread."""
+
+    enabled: bool
+    deleted: int
+
+    async def call(self, function: Callable[..., T], *args: Any) -> T: ...
+
+    def close(self) -> None: ...
+
+    def page(
+        self, query: Query | None, start: int, limit: int
+    ) -> tuple[dict[str, int], list[MessageRow]]: ...
+
+    def matching_ids(self, query: Query) -> list[str]: ...
+
+    def counts(self) -> tuple[int, int]: ...
+
+    def get_many(self, ids: list[str]) -> list[MessageRow]: ...
+
+    def get(self, message_id: str) -> MessageRow | None: ...
+
+    def raw(self, row: MessageRow) -> bytes: ...
+
+    def open(self, message_id: str) -> tuple[MessageRow, bytes, ParsedMessage] | None: ...
+
+    def delete(self, ids: list[str] | None) -> list[str]: ...
+
+    def set_read(self, ids: list[str] | None, read: bool) -> int: ...
+
+    def database_size(self) -> int: ...
+
+    def all_tags(self) -> list[str]: ...
+
+    def tags_of(self, ids: list[str]) -> dict[str, list[str]]: ...
+
+    def tag_counts(self) -> dict[str, int]: ...
+
+    def set_tags(self, ids: list[str], tags: list[str]) -> list[str]: ...
+
+    def rename_tag(self, old: str, new: str) -> int: ...
+
+    def delete_tag(self, tag: str) -> int: ...
 
 
 class TranscriptRecord(Protocol):
@@ -140,7 +193,8 @@ class SessionArchive(Protocol):
 class FaultRules(Protocol):
     """The fault rules in force (:class:`mailroom.policy.faults.FaultInjector`)."""
 
-    rules: list[FaultRule]
+    @property
+    def rules(self) -> list[FaultRule]: ...
 
     def add(self, rule: str | FaultRule) -> FaultRule: ...
 
@@ -179,8 +233,13 @@ class ServerStatus(Protocol):
 class StoreCounters(Protocol):
     """The store's commit counters, for /metrics (a store that keeps none gives no object)."""
 
-    latency_total: float
-    committed: int
+    @property
+    def latency_total(self) -> float:
+        """Seconds spent making messages durable."""
+        ...
+
+    @property
+    def committed(self) -> int: ...
 
 
 class ReleaseSender(Protocol):
@@ -223,7 +282,7 @@ class WebContext:
     """Everything the web reads and changes."""
 
     settings: WebSettings
-    messages: Messages  # the store's index and message files (the web closes it when it stops)
+    messages: MessageStore  # the stored messages (the web closes it when it stops)
     transcripts: TranscriptSource
     faults: FaultRules
     hub: EventHub

@@ -24,12 +24,10 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from mailroom import __version__
-from mailroom.store.tags import tags_of
 from mailroom.web.messages import list_item
 
 if TYPE_CHECKING:
-    from mailroom.web.context import EventHub, FaultRules
-    from mailroom.web.messages import Messages
+    from mailroom.web.context import EventHub, FaultRules, MessageStore
 
 __all__ = ["EVENTS", "EventStream", "event_stream"]
 
@@ -46,7 +44,7 @@ class _Client:
 
 
 class EventStream:
-    def __init__(self, hub: EventHub, messages: Messages, faults: FaultRules) -> None:
+    def __init__(self, hub: EventHub, messages: MessageStore, faults: FaultRules) -> None:
         self.hub = hub
         self.messages = messages
         self.fault_rules = faults
@@ -135,28 +133,41 @@ class EventStream:
 
     async def _pump_hub(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
         while True:
-            event = await queue.get()
+            # Everything waiting is one batch: at a thousand messages a second, one query for
+            # their rows and one count for the stats, not a thousand of each.
+            events = [await queue.get()]
+            while not queue.empty():
+                events.append(queue.get_nowait())
             try:
-                await self._translate(event)
+                await self._translate(events)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("live update failed for %s", event.get("type"))
+                log.exception("live update failed for %d events", len(events))
 
-    async def _translate(self, event: dict[str, Any]) -> None:
-        kind, data = event["type"], event["data"]
-        if kind == "message":
-            messages = self.messages
-            row = await messages.call(messages.get, data["id"])
-            if row is not None:
-                item = list_item(row)
-                item["Session"] = data.get("session")
-                self.broadcast("new", item)
-                await self.stats()
-        elif kind == "session":
-            self.broadcast("session", data)
-        else:
-            self.broadcast(kind, data)
+    async def _translate(self, events: list[dict[str, Any]]) -> None:
+        messages = self.messages
+        ids = [e["data"]["id"] for e in events if e["type"] == "message"]
+        rows = {row.id: row for row in await messages.call(messages.get_many, ids)} if ids else {}
+        new = False
+        for event in events:
+            kind, data = event["type"], event["data"]
+            if kind == "message":
+                row = rows.get(data["id"])
+                if row is not None:
+                    item = list_item(row)
+                    item["Session"] = data.get("session")
+                    self.broadcast("new", item)
+                    new = True
+            elif kind == "deleted":  # by another node of a fleet (mailroom.postgres.notify)
+                deleted = data.get("ids")
+                await self.deleted(deleted or [], everything=deleted is None)
+            elif kind == "tagged":
+                await self.tagged(data.get("ids"))
+            else:  # "session" and the rest: as they are
+                self.broadcast(kind, data)
+        if new:
+            await self.stats()
 
     async def stats(self) -> None:
         if not self._clients:
@@ -179,7 +190,7 @@ class EventStream:
         if ids is None:
             self.broadcast("prune", None)
             return
-        for message_id, tags in (await self.messages.with_db(tags_of, ids)).items():
+        for message_id, tags in (await self.messages.call(self.messages.tags_of, ids)).items():
             self.broadcast("update", {"ID": message_id, "Tags": tags})
 
     async def faults(self) -> None:

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from aiohttp import web
 
 from mailroom import __version__
-from mailroom.store.tags import all_tags, tag_counts
 from mailroom.web.events import event_stream
 from mailroom.web.http import (
     error,
@@ -119,7 +118,7 @@ def _page(ctx: WebContext, query: Query | None, start: int, limit: int, tags: li
 async def _all_tags(ctx: WebContext) -> list[str]:
     if not ctx.messages.enabled:
         return []
-    return await ctx.messages.with_db(all_tags)
+    return await ctx.messages.call(ctx.messages.all_tags)
 
 
 def _listing(
@@ -410,7 +409,7 @@ async def info(request: web.Request) -> web.Response:
             "DatabaseSize": size,
             "Messages": total,
             "Unread": unread,
-            "Tags": await messages.with_db(tag_counts) if messages.enabled else {},
+            "Tags": await messages.call(messages.tag_counts),
             "RuntimeStats": {
                 "Uptime": int(time.time() - metrics.started),
                 "Memory": _memory(),

@@ -28,13 +28,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mailroom.filemodes import private_dir, private_file
+from mailroom.store import tags as tag_table
 from mailroom.store.index import QUEUED
 from mailroom.store.index import SCHEMA as INDEX_SCHEMA
 from mailroom.store.maildir import message_file
 from mailroom.web.mime import MimeLimits, ParsedMessage, addresses, parse_message
 from mailroom.web.search import Query
 
-__all__ = ["MessageRow", "Messages", "created", "list_item"]
+__all__ = ["MessageRow", "Messages", "created", "list_item", "summarize"]
 
 T = TypeVar("T")
 
@@ -151,6 +152,21 @@ def list_item(row: MessageRow) -> dict[str, Any]:
     }
 
 
+def summarize(
+    raw: bytes, fields: list[str], limits: MimeLimits | None = None
+) -> tuple[int, int, str, str]:
+    """A message's summary: its attachments, inline parts, snippet and the text free-text
+    search looks in (``fields``, the index's addresses and subject, come first)."""
+    try:
+        parsed = parse_message(raw, limits)
+    except Exception:  # a message the parser cannot read is still listed
+        return 0, 0, "", " ".join(fields).lower()
+    names = " ".join(p.filename for p in parsed.attachments + parsed.inline)
+    text = parsed.text or parsed.snippet()
+    search = " ".join([*fields, names, text[:SEARCH_TEXT_LIMIT]]).lower()
+    return len(parsed.attachments), len(parsed.inline), parsed.snippet(), search
+
+
 class Messages:
     def __init__(
         self, data_dir: Path, *, enabled: bool = True, limits: MimeLimits | None = None
@@ -170,11 +186,6 @@ class Messages:
     async def call(self, function: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, function, *args)
-
-    async def with_db(self, function: Callable[..., T], *args: Any) -> T:
-        """``function(connection, *args)`` in the worker thread, with the index (and the
-        web's cache, as ``web.``) open: for the modules that keep tables of their own."""
-        return await self.call(lambda: function(self._connect(), *args))
 
     def close(self) -> None:
         def close_db() -> None:
@@ -232,15 +243,10 @@ class Messages:
 
     def _summary(self, path: str, fields: list[str]) -> tuple[int, int, str, str]:
         try:
-            parsed = parse_message((self.data_dir / path).read_bytes(), self.limits)
+            raw = (self.data_dir / path).read_bytes()
         except OSError:
             return 0, 0, "", " ".join(fields).lower()
-        except Exception:  # a message the parser cannot read is still listed
-            return 0, 0, "", " ".join(fields).lower()
-        names = " ".join(p.filename for p in parsed.attachments + parsed.inline)
-        text = parsed.text or parsed.snippet()
-        search = " ".join([*fields, names, text[:SEARCH_TEXT_LIMIT]]).lower()
-        return len(parsed.attachments), len(parsed.inline), parsed.snippet(), search
+        return summarize(raw, fields, self.limits)
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -256,7 +262,7 @@ class Messages:
         total, unread = db.execute(
             "SELECT COUNT(*), COALESCE(SUM(read = 0), 0) FROM messages"
         ).fetchone()
-        where = query.sql if query is not None else "1"
+        where = query.sql if query is not None else "1 = 1"
         params = list(query.params) if query is not None else []
         if query is None:
             matching, matching_unread = total, unread
@@ -324,6 +330,14 @@ class Messages:
             .fetchone()
         )
         return int(total), int(unread)
+
+    def get_many(self, ids: list[str]) -> list[MessageRow]:
+        """Those of ``ids`` (whole ids) that are stored, in that order: the live events'
+        new messages, read in one query."""
+        if not self.enabled or not ids:
+            return []
+        self._summarize_missing(ids)
+        return self._rows(ids)
 
     def get(self, message_id: str) -> MessageRow | None:
         """By id, ``latest``, or a unique prefix of an id."""
@@ -439,6 +453,26 @@ class Messages:
                 )
                 changed += cursor.rowcount
             return changed
+
+    # -- tags (the index's table; run these with call()) ----------------------------------------
+
+    def all_tags(self) -> list[str]:
+        return tag_table.all_tags(self._connect()) if self.enabled else []
+
+    def tags_of(self, ids: list[str]) -> dict[str, list[str]]:
+        return tag_table.tags_of(self._connect(), ids)
+
+    def tag_counts(self) -> dict[str, int]:
+        return tag_table.tag_counts(self._connect()) if self.enabled else {}
+
+    def set_tags(self, ids: list[str], tags: list[str]) -> list[str]:
+        return tag_table.set_tags(self._connect(), ids, tags)
+
+    def rename_tag(self, old: str, new: str) -> int:
+        return tag_table.rename_tag(self._connect(), old, new)
+
+    def delete_tag(self, tag: str) -> int:
+        return tag_table.delete_tag(self._connect(), tag)
 
     def database_size(self) -> int:
         total = 0

@@ -159,6 +159,26 @@ def render_metrics(ctx: WebContext, web_clients: int) -> str:
             "Messages the store made durable (file and directory entry fsync'd).",
             [("", store.committed)],
         )
+        transactions = getattr(store, "transactions", None)  # a database store's
+        if transactions is not None:
+            family(
+                "mailroom_store_transactions_total",
+                "counter",
+                "Database transactions the store committed (a batch of messages each).",
+                [("", transactions)],
+            )
+            family(
+                "mailroom_store_round_trips_total",
+                "counter",
+                "Times the store waited for the database's answer.",
+                [("", getattr(store, "round_trips", 0))],
+            )
+            family(
+                "mailroom_store_available",
+                "gauge",
+                "1 while the store's database answers, 0 while it is out of reach.",
+                [("", int(bool(getattr(store, "available", True))))],
+            )
     family(
         "mailroom_fault_rule_fired_total",
         "counter",

@@ -57,7 +57,7 @@ class Query:
 
     @property
     def sql(self) -> str:
-        return " AND ".join(self.where) if self.where else "1"
+        return " AND ".join(self.where) if self.where else "1 = 1"
 
 
 def _like(value: str) -> str:
@@ -122,7 +122,7 @@ def parse_query(text: str, tz: str | None = None, *, max_terms: int = MAX_TERMS)
         if key in _FIELD_COLUMNS:
             clause = _any_like(_FIELD_COLUMNS[key], value, params) if value else None
         elif key == "is" and value.lower() in ("read", "unread"):
-            clause = "m.read = 1" if value.lower() == "read" else "m.read = 0"
+            clause = "m.read" if value.lower() == "read" else "NOT m.read"
         elif key == "has" and value.lower() in ("attachment", "attachments", "inline", "inlines"):
             column = "s.inline" if value.lower().startswith("inline") else "s.attachments"
             clause = f"{column} > 0"

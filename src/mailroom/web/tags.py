@@ -13,12 +13,8 @@ from aiohttp import web
 
 from mailroom.store.tags import (
     MAX_TAGS,
-    all_tags,
     clean_tag,
     clean_tags,
-    delete_tag,
-    rename_tag,
-    set_tags,
 )
 from mailroom.web.events import event_stream
 from mailroom.web.http import error, json_response, request_json, web_context
@@ -35,7 +31,7 @@ async def get_tags(request: web.Request) -> web.Response:
     messages = web_context(request).messages
     if not messages.enabled:
         return json_response([])
-    return json_response(await messages.with_db(all_tags))
+    return json_response(await messages.call(messages.all_tags))
 
 
 async def put_tags(request: web.Request) -> web.Response:
@@ -51,7 +47,7 @@ async def put_tags(request: web.Request) -> web.Response:
     if len(tags) > MAX_TAGS:
         return error(400, f"at most {MAX_TAGS} tags on a message")
     if messages.enabled and ids:
-        changed = await messages.with_db(set_tags, ids, clean_tags(tags))
+        changed = await messages.call(messages.set_tags, ids, clean_tags(tags))
         await event_stream(request).tagged(changed)
     return web.Response(text="ok")
 
@@ -64,7 +60,7 @@ async def put_tag(request: web.Request) -> web.Response:
     if not new:
         return error(400, "Name must be a tag of letters, digits, spaces, -, _, . or @")
     if messages.enabled:
-        await messages.with_db(rename_tag, old, new)
+        await messages.call(messages.rename_tag, old, new)
         await event_stream(request).tagged(None)
     return web.Response(text="ok")
 
@@ -72,7 +68,7 @@ async def put_tag(request: web.Request) -> web.Response:
 async def delete_one_tag(request: web.Request) -> web.Response:
     messages = web_context(request).messages
     if messages.enabled:
-        await messages.with_db(delete_tag, request.match_info["tag"])
+        await messages.call(messages.delete_tag, request.match_info["tag"])
         await event_stream(request).tagged(None)
     return web.Response(text="ok")
 

@@ -1,0 +1,63 @@
+"""``mailroom db``: migrate a new database, report its state; and ``mailroom serve`` refusing
+several worker processes on a fleet's store (tests/postgres/test_queue_command.py has
+``mailroom queue`` on a fleet)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import psycopg
+
+from tests.live import mailroom_command, run_cli
+from tests.pgserver import PostgresServer
+
+
+def test_db_migrate_creates_the_schema_once_and_status_reports_it(
+    pg_server: PostgresServer, tmp_path
+) -> None:
+    url = pg_server.create_database()
+    pending = subprocess.run(
+        mailroom_command("db", "status", "--store", url), capture_output=True, text=True
+    )
+    assert pending.returncode == 1 and "0001_initial: pending" in pending.stdout
+    first = run_cli("db", "migrate", "--store", url).decode()
+    assert "applied 0001_initial" in first and "applied 0002_rate_limit" in first
+    assert "up to date" in run_cli("db", "migrate", "--store", url).decode()
+    config = tmp_path / "node.toml"
+    config.write_text(f'store = "{url}"\n')
+    status = run_cli("db", "status", "--config", str(config)).decode()
+    assert status.splitlines() == ["0001_initial: applied", "0002_rate_limit: applied"]
+    with psycopg.connect(url) as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM mailroom_migrations")]
+    assert sorted(versions) == [1, 2]
+
+
+def test_serve_refuses_several_workers_on_a_fleets_store(pg_url, tmp_path) -> None:
+    # A node on PostgreSQL runs one process (a fleet grows by nodes): --workers 2 is refused
+    # at start, with a reason, before anything listens.
+    done = subprocess.run(
+        mailroom_command(
+            "serve",
+            "--store",
+            pg_url,
+            "--workers",
+            "2",
+            "--smtp",
+            "127.0.0.1:0",
+            "--data",
+            str(tmp_path / "data"),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "runs one process" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_workers_0_means_one_process_on_a_fleets_store(pg_url, tmp_path) -> None:
+    from mailroom.config import Config
+
+    assert Config(store=pg_url, workers=0).validate().worker_count == 1
+    assert Config(store=pg_url, workers=1).validate().worker_count == 1
