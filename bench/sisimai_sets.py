@@ -72,8 +72,7 @@ def sisimai_rows(checkout: Path, commit: str) -> list[dict[str, str]]:
                 "replycode": code,
                 "status": status,
                 "smtp_command": command,
-                "source": f"sisimai/p5-sisimai@{commit}:"
-                f"set-of-emails/maildir/bsd/{name}",
+                "source": f"sisimai/p5-sisimai@{commit}:set-of-emails/maildir/bsd/{name}",
             }
         )
     return rows
@@ -96,12 +95,15 @@ def main(argv: list[str] | None = None) -> int:
         "--commit", help="the checkout's commit (12 hex digits), when it is not a git checkout"
     )
     args = parser.parse_args(argv)
-    commit = args.commit or subprocess.run(
-        ["git", "-C", str(args.checkout), "rev-parse", "--short=12", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    commit = (
+        args.commit
+        or subprocess.run(
+            ["git", "-C", str(args.checkout), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     used: set[str] = set()
     for name in EXISTING:
         with (DATA / name).open(encoding="utf-8", newline="") as f:

@@ -129,6 +129,10 @@ _TRAILERS = re.compile(
 )
 
 
+def _says_little(status: EnhancedStatus) -> bool:
+    return (status.subject, status.detail) == (0, 0) or str(status) == "4.4.7"
+
+
 def _status_of(match: re.Match[str], first: int) -> EnhancedStatus | None:
     try:
         return EnhancedStatus(int(match[first]), int(match[first + 1]), int(match[first + 2]))
@@ -136,9 +140,14 @@ def _status_of(match: re.Match[str], first: int) -> EnhancedStatus | None:
         return None
 
 
+# The names a caller may give a command by, as this module names them.
+_COMMAND_NAMES = {"EHLO": "HELO", "LHLO": "HELO", "CONN": "CONNECT", "BDAT": "DATA"}
+
+
 def _command(text: str, inner: str, given: str | None) -> tuple[str | None, str]:
     if given:
-        return given.upper(), "caller"
+        name = given.strip().upper().split(" ")[0]
+        return _COMMAND_NAMES.get(name, name), "caller"
     if _LOCAL_AGENT.search(text):
         return "RCPT", "local"
     for pattern, name in _WRAPPER_COMMANDS:
@@ -196,6 +205,17 @@ def read_facts(
         found = [s for m in _STATUS.finditer(text) if (s := _status_of(m, 1)) is not None]
         matching = [s for s in found if code is None or s.status_class == code // 100]
         status = matching[0] if matching else (found[0] if found and code is None else None)
+    if status is not None and _says_little(status):
+        # "550 5.0.0 … (#5.1.1)": a specific code further on says more than X.0.0 (or than
+        # 4.4.7, "delivery time expired", which any retry that ends says).
+        specific = [
+            s
+            for m in _STATUS.finditer(text)
+            if (s := _status_of(m, 1)) is not None
+            and s.status_class == status.status_class
+            and not _says_little(s)
+        ]
+        status = specific[0] if specific else status
     if code is None and code_hint is not None and 200 <= code_hint <= 599:
         code = code_hint
     if status is None and status_hint is not None:
