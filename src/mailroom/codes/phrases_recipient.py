@@ -44,7 +44,7 @@ USER_UNKNOWN = (
     r"recipient address rejected: access denied",  # Microsoft's directory-based edge block
     r"recipient (?:is )?not (?:accepted|ok)\b",
     r"recipient (?:address )?verif(?:y|ication) failed",
-    r"not (?:our|a local|a valid) (?:customer|address|user|recipient)",
+    r"not (?:a local|a valid) (?:customer|address|user|recipient)",
     r"(?:not|no) (?:email|e-mail) addresses",
     r"not (?:listed |found )?in (?:the |our |public )?(?:\w+ ){0,3}(?:directory|address book)",
     r"no \S+ in name directory",
@@ -56,7 +56,6 @@ USER_UNKNOWN = (
     r"envelope recipient (?:has been denied|is in my)",
     r"final delivery userid",
     r"(?:\bno|invalid|unknown) (?:virtual )?user\b",
-    r"unable to deliver message to <[^>]*> \(and other recipients",
     r"address (?:is )?(?:wrong|no longer valid)",
     r"destination (?:addresses were unknown|server rejected recipients)",
     r"spectator does not exist",
@@ -77,10 +76,11 @@ FILTERED = (
     r"recipient'?s? preferences",
     r"refused due to recipient",
     r"(?:rejected|blocked|filtered|refused) by (?:the )?(?:recipient|user|mailbox owner)'?s? ?"
-    r"(?:filter|rules|preferences|settings|request)?",
+    r"(?:filter|rules|preferences|settings|request)?(?!\s?domain)",
     r"recipient (?:has )?(?:blocked|refused|rejected) (?:you|the sender|your|mail|messages|"
     r"e-?mail)",
-    r"(?:blocked|rejected|refused) by the recipient",
+    # ("rejected by the recipient domain" is the domain's server, not the recipient's wish)
+    r"(?:blocked|rejected|refused) by the recipient(?!\s?domain)",
     r"(?:does not|doesn't) (?:wish|want) to receive",
     r"(?:user|recipient) refuses? to receive",
     r"refuse to receive mail",
@@ -132,7 +132,7 @@ HAS_MOVED = (
     r"no longer on (?:this )?server",
     r"address (?:has )?changed",
     r"user not local; please try",
-    r"not our user",
+    r"not our (?:user|customer)",
 )
 
 # The recipient's mailbox has no room. Sisimai counts a full disk under the mailbox ("no space

@@ -21,7 +21,7 @@ __all__ = ["SENDER_FAMILIES"]
 # message refused") as the sender's, when the reply answered MAIL or DATA or carries no
 # more specific code; classify's order applies that condition.
 REJECTED = (
-    then(
+    then_in_clause(  # (within a clause: not across a report's "after MAIL FROM:<…>: 550")
         SENDER,
         r"(?:is |was |has been )?(?:rejected|denied|refused|not (?:allowed|permitted|accepted|"
         r"valid|found|verified|pre-approved)|invalid|unknown|unverified|verif(?:y|ication) "
@@ -81,6 +81,7 @@ _NOT_PASSED = any_of(
     r"fail",
     r"not pass",
     r"violat",
+    r"bad",
     r"reject",
     r"invalid",
     r"check",
@@ -154,11 +155,10 @@ BLOCKED = (
     r"\bcbl\b",
     r"\bdnsbl",
     r"\brbl\b",
-    r"black ?list",
-    r"block ?list",
+    # (a listed URL or link in the message is the content's: spamdetected)
+    r"black ?list(?!ed (?:url|link))",
+    r"block ?list(?!ed (?:url|link))",
     r"deny ?list",
-    r"blocklisted",
-    r"blacklisted",
     r"blocked using",
     r"(?:is|are|been|was|currently|ip|host|address) listed (?:on|in|at|by|as) ",
     r"listed (?:on|in|at|by) (?:the )?\S*(?:bl|list|\.org|\.net|\.com)\b",
@@ -423,7 +423,7 @@ TOO_MANY_CONN = (
 
 # Too much mail too fast: rate limits and sending quotas.
 SPEEDING = (
-    r"rate[ -]?limit",
+    r"(?<!connection )rate[ -]?limit",  # (a connection rate limit is toomanyconn's)
     r"receiving mail (?:too quickly|at a rate)",
     r"too (?:fast|quickly|frequently)",
     r"try again slower",

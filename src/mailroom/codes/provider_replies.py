@@ -213,7 +213,8 @@ _PROVIDERS: tuple[tuple[str, re.Pattern[str], int, tuple[Rule, ...]], ...] = (
     ("Apple", re.compile(r"(?:mail\.icloud|\.me|\.mac|\.apple)\.com\b"), 0, _APPLE),
     ("Mimecast", re.compile(r"mimecast"), _NEEDS_CODE, _MIMECAST),
     ("Tencent", re.compile(r"\bqq\.com\b"), 0, _TENCENT),
-    ("KDDI", re.compile(r"ezweb\.ne\.jp|\bau\.com\b"), 0, _KDDI),
+    # au and UQ mobile addresses are KDDI's mail system.
+    ("KDDI", re.compile(r"ezweb\.ne\.jp|\bau\.com\b|uqmobile\.jp"), 0, _KDDI),
     ("NTT docomo", re.compile(r"docomo\.ne\.jp"), 0, _DOCOMO),
 )
 _COMPILED = tuple(

@@ -114,10 +114,27 @@ RECONSIDERED = frozenset(
 GENERIC_STATUS = frozenset({(0, 0), (1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (7, 0), (7, 1)})
 
 
-def status_reason(status: EnhancedStatus) -> str | None:
-    """The reason ``status`` names, or None when it names none (X.0.0, X.5.0, a detail no
-    registry has, Sisimai's own X.0.9yz codes)."""
+# The highest detail the registry defines per subject (IANA, "SMTP Enhanced Status Codes"),
+# with X.4.8 ("retry on IPv4"), which Sisimai knows.
+_REGISTERED_DETAILS = {1: 10, 2: 4, 3: 6, 4: 8, 5: 6, 6: 10, 7: 30}
+
+
+def _as_registered(status: EnhancedStatus) -> tuple[int, int]:
+    """(subject, detail), a detail the registry does not define read as the subject's general
+    X.S.0: "clients should ... report the general error described in the subject sub-code
+    when the specific detail is unrecognized" (RFC 3463 §2). Exchange's 5.1.351 is an
+    addressing status; Microsoft's X.7.5xx, which it documents, are read before this (by
+    mailroom.codes.provider_replies)."""
     subject, detail = status.subject, status.detail
+    if detail > _REGISTERED_DETAILS.get(subject, 0):
+        return subject, 0
+    return subject, detail
+
+
+def status_reason(status: EnhancedStatus) -> str | None:
+    """The reason ``status`` names, or None when it names none (X.0.0, X.5.0, Sisimai's own
+    X.0.9yz codes)."""
+    subject, detail = _as_registered(status)
     if status.status_class == 2:
         return "delivered"
     if subject == 0:
@@ -139,7 +156,7 @@ def status_reason(status: EnhancedStatus) -> str | None:
 def registry_reason(status: EnhancedStatus) -> str | None:
     """The registry's reading of ``status`` whatever its class, for a code that
     :func:`status_reason` leaves unnamed (4.3.0: a mail system error, for now)."""
-    subject, detail = status.subject, status.detail
+    subject, detail = _as_registered(status)
     if status.status_class == 2 or subject == 0:
         return status_reason(status)
     if subject == 6 and detail <= 9:
@@ -150,10 +167,13 @@ def registry_reason(status: EnhancedStatus) -> str | None:
 
 
 def basic_reason(code: int) -> str | None:
-    """The reason a basic code names by itself: 525 (RFC 5321: the account is disabled),
-    and the syntax replies 501-507 and 401-407 (Sisimai's reading of them)."""
+    """The reason a basic code names by itself: 525 (RFC 5321: the account is disabled), 551
+    (user not local: it moved; servers send 551 for other refusals too, so this is read
+    last), and the syntax replies 501-507 and 401-407 (Sisimai's reading of them)."""
     if code == 525:
         return "suspend"
+    if code == 551:
+        return "hasmoved"
     if 500 < code < 508 or 400 < code < 408:
         return "syntaxerror"
     return None

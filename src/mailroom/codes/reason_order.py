@@ -31,10 +31,13 @@ decision in our own terms. Evidence is read in this order:
    policyviolation, norelaying, systemerror, networkerror, suspend, contenterror,
    systemfull, notaccept, expired, securityerror, mailererror, then failedstarttls); then
    the enhanced code's first guess; media (X.6) and security (X.7) codes; a syntax reply
-   (501-507, 401-407); a refusal of HELO (the client).
+   (501-507, 401-407); a temporary reply with no words (``expired``: its bounce came when the
+   retries ran out); a refusal of HELO (the client).
 5. **Our additions** where Sisimai would say ``onhold``: an automatic reply (``vacation``),
-   the registry's reading of an enhanced code Sisimai leaves unnamed (4.3.0), weak hints ("quota", "spam", "timed out"), the basic code with the command (550 to RCPT:
-   the mailbox; to MAIL: the sender; at the greeting: the client), then ``onhold``.
+   the registry's reading of an enhanced code Sisimai leaves unnamed (4.3.0), weak hints
+   ("quota", "spam", "timed out"), the basic code with the command (550 to RCPT: the
+   mailbox; to MAIL: the sender; at the greeting: the client), a permanent protocol status
+   (X.5: ``syntaxerror``), any other temporary reply (``expired``), then ``onhold``.
 
 Pure: no I/O.
 """
@@ -63,12 +66,18 @@ Decision = tuple[str, str]  # (reason, why)
 # Commands before the message was offered, and before it was sent.
 _BEFORE_MAIL = frozenset({"CONNECT", "HELO"})
 _BEFORE_DATA = frozenset({"CONNECT", "HELO", "MAIL", "RCPT"})
+# Whether the recipient is unknown or filtered is the remote server's to say: a reporting MTA's
+# own heading ("Address not found", "Unknown address error") names the category it read from
+# the code, and is no evidence beyond it. These families are read in the server's own words.
+_SAID_BY_THE_SERVER = frozenset({"userunknown", "filtered"})
 # Reasons whose words, said with an X.1.1 code, show the code was not about the mailbox.
 _NOT_THE_MAILBOX = ("norelaying", "blocked", "mailboxfull", "hasmoved", "rejected", "notaccept")
 _WEAK = compile_families(WEAK)
 # Refusals that give their reason: a bare "not allowed" at MAIL is the sender's only when the
 # reply says no such reason.
 _REASONS_GIVEN = ("securityerror", "authfailure", "blocked", "requireptr", "spamdetected")
+# Any word at all (a reply that is only its code says nothing).
+_WORDS = re.compile(r"[a-z]{3,}")
 # A bare refusal, whoever it refuses.
 _REFUSED = re.compile(r"access denied|denied|refused|rejected|not allowed|blocked|\bbanned\b")
 
@@ -88,7 +97,8 @@ class _Evidence:
     def said(self, reason: str) -> str | None:
         """The words of ``reason``'s family in the text, if any."""
         if reason not in self._said:
-            match = FAMILIES[reason].search(self.facts.text)
+            text = self.facts.inner if reason in _SAID_BY_THE_SERVER else self.facts.text
+            match = FAMILIES[reason].search(text)
             self._said[reason] = match[0].strip() if match is not None else None
         return self._said[reason]
 
@@ -275,12 +285,12 @@ def _fallback(ev: _Evidence) -> Decision | None:
         return "contenterror", f"enhanced code {facts.status} (media)"
     if facts.status is not None and facts.status.subject == 7:
         return "securityerror", f"enhanced code {facts.status} (security)"
-    if facts.status is not None and facts.status.subject == 5:
-        # Our addition, the same reading for the protocol subject: a command out of place
-        # ("no valid recipients" to DATA, 5.5.1).
-        return "syntaxerror", f"enhanced code {facts.status} (protocol)"
     if facts.code is not None and (named := basic_reason(facts.code)) is not None:
         return named, f"reply code {facts.code}"
+    if facts.code is not None and facts.code // 100 == 4 and not _WORDS.search(facts.inner[4:]):
+        # A temporary reply that says nothing more: its bounce was sent when the retries ran
+        # out (Sisimai reads a delayed delivery so, before the command).
+        return "expired", f"reply code {facts.code}, temporary, and nothing more said"
     if ev.command == "HELO":
         return "blocked", "refused at HELO: the client itself"
     return None
@@ -304,6 +314,13 @@ def _ours(ev: _Evidence) -> Decision:
         if by_command is not None:
             told = f" ({facts.command_from} says so)" if facts.command_from == "wrapper" else ""
             return by_command, f"reply code {facts.code} to {facts.command}{told}"
+    if facts.status is not None and facts.status.subject == 5 and facts.status.status_class == 5:
+        # As X.6 is media and X.7 security: a protocol status, a command out of place ("no
+        # valid recipients" to DATA, 5.5.1).
+        return "syntaxerror", f"enhanced code {facts.status} (protocol)"
+    if facts.code is not None and facts.code // 100 == 4:
+        # A temporary reply whose words say nothing usable: retried until the time ran out.
+        return "expired", f"reply code {facts.code}, temporary, and nothing specific said"
     return "onhold", "nothing specific in the reply"
 
 

@@ -57,7 +57,10 @@ _BASIC = re.compile(_NOT_BEFORE + r"([245][0-5]\d)(?![\d%]|\.\d|:\w)")
 _MARKERS = re.compile(
     r"(?:said|the response from the remote server was|the error that the other server returned "
     r"was|remote server returned|the response was|remote host said|did not like our [a-z ]+?|"
-    r"smtp error from remote mail server after [^:]+(?::<[^>]*>)?[^:]*)\s*:\s*"
+    r"smtp error from remote mail server after [^:]+(?::<[^>]*>)?[^:]*)\s*:\s*|"
+    # Exchange 2003: "5.1.0 - Unknown address error 550-'5.7.1 … Access denied'": its own
+    # category, then the remote reply in quotes.
+    r"\b(?:unknown address|smtp protocol returned a permanent) error\s*(?:\d{3}-)?'"
 )
 # The command a reply answered, as the reporting MTA says it. Postfix: "(in reply to RCPT TO
 # command)"; Exim: "after RCPT TO:<…>", "after pipelined MAIL FROM", "after initial
@@ -106,6 +109,10 @@ _WRAPPER_COMMANDS = (
         "CONNECT",
     ),
 )
+# Gmail's reports end with the state of its session: "… User unknown (state 14)."
+_GMAIL_STATES = {"6": "MAIL", "8": "AUTH", "9": "AUTH", "12": "AUTH", "13": "HELO"}
+_GMAIL_STATES |= {"14": "RCPT", "15": "DATA", "17": "DATA", "18": "DATA"}
+_GMAIL_STATE = re.compile(r"\(state (\d+)\)\.?$")
 # The command as the remote server's reply itself shows it (RFC 5321 §4.2: replies to RCPT
 # name the recipient; Postfix says which address was refused; "need RCPT command").
 _REPLY_COMMANDS = (
@@ -153,6 +160,9 @@ def _command(text: str, inner: str, given: str | None) -> tuple[str | None, str]
     for pattern, name in _WRAPPER_COMMANDS:
         if pattern.search(text):
             return name, "wrapper"
+    state = _GMAIL_STATE.search(text)
+    if state is not None and state[1] in _GMAIL_STATES:
+        return _GMAIL_STATES[state[1]], "wrapper"
     for pattern, name in _REPLY_COMMANDS:
         if pattern.search(inner):
             return name, "reply"
@@ -202,7 +212,12 @@ def read_facts(
         permanent = [c for c in basics if c >= 500]
         code = permanent[0] if permanent else (basics[0] if basics else None)
     if status is None:
-        found = [s for m in _STATUS.finditer(text) if (s := _status_of(m, 1)) is not None]
+        # The remote server's own code (after the reporting MTA's words) before the MTA's.
+        found = [
+            s
+            for m in (*_STATUS.finditer(text, after_marker), *_STATUS.finditer(text))
+            if (s := _status_of(m, 1)) is not None
+        ]
         matching = [s for s in found if code is None or s.status_class == code // 100]
         status = matching[0] if matching else (found[0] if found and code is None else None)
     if status is not None and _says_little(status):

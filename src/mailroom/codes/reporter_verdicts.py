@@ -39,6 +39,10 @@ _FINAL = (
     ("syntaxerror", r"angle-brackets nested|expected word or \"<\"|malformed address:"),  # Exim
     ("syntaxerror", r"domain missing in source-routed address"),
     ("filtered", r"cannot route mail to user"),  # Lotus Domino
+    ("filtered", r"^ambiguous recipient\.?$"),  # Exchange 2003: several mailboxes match
+    # Gmail relaying for a user: its own TLS or authentication with the next hop failed
+    # ("Remote server does not support TLS (state 6)", "SMTP AUTH failed … (state 8)").
+    ("systemerror", r"\(state [689]\)\.?$"),
 )
 # Verdicts a more specific reading may replace.
 _RECONSIDERED = (
@@ -48,6 +52,13 @@ _RECONSIDERED = (
     ("userunknown", r"domino ディレクトリには見つかりません|ディレクトリのリストにありません"),
     ("userunknown", r"address couldn't be found\. check for typos"),  # Gmail
     ("userunknown", r"requested action not taken: mailbox unavailable"),  # Outlook.com's report
+    # Reports that looked the recipient up themselves and say so in their fixed words.
+    ("userunknown", r"unable to deliver message to <[^>]*> \(and other recipients in the same"),
+    ("userunknown", r"invalid final delivery userid"),
+    # A report that files the remote reply under its own heading "User unknown: 550 …".
+    ("userunknown", r"^user unknown: [45]\d\d\b"),
+    # Exchange 2003's own reason heading, when it is all the report says.
+    ("userunknown", r"^(?:unknown recipient|recipient not found)\.?$"),
     ("hostunknown", r"all host address lookups failed permanently|unrouteable address"),  # Exim
     ("hostunknown", r"all relevant mx records point to non-existent hosts"),  # Exim
     ("hostunknown", r"couldn't find any host"),  # qmail
