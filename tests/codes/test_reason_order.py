@@ -146,3 +146,13 @@ def test_a_reporters_heading_is_not_the_servers_word() -> None:
     text = "5.1.0 - Unknown address error 550-'5.7.1 <a@example.test>... Access denied'"
     result = classify(text)
     assert str(result.status) == "5.7.1" and result.reason == "securityerror"
+
+
+def test_a_transcript_refusing_data_for_want_of_a_recipient_ended_at_data() -> None:
+    text = (
+        "550 <bob@example.test>... User unknown 503 5.0.0 Need RCPT (recipient) "
+        "550 <bob@example.test>... User unknown"
+    )
+    result = classify(text)
+    assert (result.command, result.reason) == ("DATA", "filtered")
+    assert classify("550 5.1.1 nope 554 5.5.1 Error: no valid recipients").command == "DATA"

@@ -89,7 +89,11 @@ _WRAPPER_COMMANDS = (
             r"in reply to (?:the )?(?:end of data|data)\b|after (?:pipelined )?(?:end of )?data\b|"
             r"did not like our (?:final )?data|failed after i sent the message|>>> data\b|"
             r"\[data\]|after (?:the )?end of data|failed on data command|error after bdat|"
-            r"after pipelined sending data|after sending data block"
+            r"after pipelined sending data|after sending data block|"
+            # A transcript whose last reply refuses DATA for want of a recipient ("503 need
+            # RCPT", "554 no valid recipients"): the session's last command was DATA.
+            r"\b503[ -][\d.]*\s*(?:error: )?need rcpt\b|valid rcpt command must precede data|"
+            r"\b554[ -][\d.]*\s*(?:error: )?no valid recipients"
         ),
         "DATA",
     ),
