@@ -46,8 +46,10 @@ LAYERS: dict[str, tuple[int, str]] = {
         2,
         "bounces, DSNs, complaints, auto-replies read into per-recipient records: over codes",
     ),
-    "mailroom.authentication": (2, "SPF, DKIM, DMARC (to come): pure decisions and DNS"),
+    "mailroom.authentication": (2, "SPF, DKIM, DMARC, ARC, iprev, signing, SRS: decisions, DNS"),
     "mailroom.resolver": (2, "the async DNS resolver policy and delivery ask"),
+    "mailroom.tlsa": (2, "TLSA records asked for and read in wire form (beneath the resolver)"),
+    "mailroom.tls_publish": (2, "what the local domains publish: MTA-STS policy, TLS records"),
     "mailroom.activity": (
         2,
         "transcripts, live events, counters: written by the server, read by the web",
@@ -63,6 +65,7 @@ LAYERS: dict[str, tuple[int, str]] = {
     "mailroom.config": (5, "every setting, from flags and TOML"),
     "mailroom.mailconfig": (5, "the mail server sections: builds policy and queue objects"),
     "mailroom.roles": (5, "what a listener's role offers: SessionSettings from a Config"),
+    "mailroom.dns_commands": (5, "`mailroom dkim keygen`, `dns-records`: read the configuration"),
     # 6 -- the composition root
     "mailroom.app": (6, "builds every part from a Config, starts and stops them in order"),
     # 7 -- what runs the root: `mailroom serve` and the pytest plugin use it

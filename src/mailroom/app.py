@@ -5,8 +5,11 @@ The parts, in the order they are built:
 
 1. credentials (the password file, or the mail server's users), and a DNS resolver in the
    mail server mode;
-2. the policy chain: the policy that decides (the catcher's, or the mail server's) inside the
-   AUTH brute-force guard, inside the fault injector (:func:`build_policy`);
+2. the policy chain: the policy that decides (the catcher's, or the mail server's) inside
+   email authentication (the mail server mode), inside the AUTH brute-force guard, inside the
+   fault injector (:func:`build_policy`); with authentication, dkimpy's RSA by OpenSSL
+   (:func:`~mailroom.authentication.rsa.use_openssl_rsa_in_dkimpy`), and at start its DKIM
+   keys and SRS secret from the data directory;
 3. the store, the back end the configuration names (:func:`open_store`);
 4. the records: session transcripts, the live-event hub, the counters;
 5. the SMTP server, given all of the above (:class:`~mailroom.server.SMTPServer`);
@@ -28,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,6 +39,7 @@ from mailroom.activity import Hub, Metrics, TranscriptLog
 from mailroom.activity.transcript_archive import TranscriptArchive
 from mailroom.config import Config, ConfigError
 from mailroom.policy import AcceptAny, CatcherPolicy, CredentialStore, PasswordFile, Policy
+from mailroom.policy.authentication import AuthenticationPolicy
 from mailroom.policy.authguard import AuthGuard, AuthLimits
 from mailroom.policy.credentials import DirectoryCredentials
 from mailroom.policy.faults import FaultInjector, FaultRule
@@ -45,7 +48,7 @@ from mailroom.protocol import SessionSettings
 from mailroom.resolver import Resolver
 from mailroom.roles import session_settings_for
 from mailroom.server import ServerLimits, SMTPServer
-from mailroom.server.tls import ensure_self_signed, server_context
+from mailroom.server.tls import ListenerTLS, ensure_self_signed
 from mailroom.settings_types import Listener
 from mailroom.store.base import Store
 from mailroom.store.envelope import Envelope
@@ -54,19 +57,22 @@ from mailroom.store.maildir import MaildirStore
 from mailroom.store.null import NullStore
 
 if TYPE_CHECKING:
+    from mailroom.authentication.outbound import Outbound
     from mailroom.delivery import QueueRunner
+    from mailroom.delivery.transport_security import TransportSecurity
     from mailroom.policy.base import SessionView
     from mailroom.web import WebServer
+    from mailroom.web.mta_sts import PolicySite
 
 __all__ = [
     "Mailroom",
     "PolicyChain",
     "build_policy",
     "listener_settings",
+    "listener_tls",
     "load_credentials",
     "open_store",
     "server_limits",
-    "tls_context",
 ]
 
 log = logging.getLogger("mailroom.server")
@@ -95,6 +101,8 @@ class PolicyChain:
     auth_guard: AuthGuard
     decider: Policy  # the innermost: the catcher's, the mail server's, or one given
     mail_policy: MailServerPolicy | None  # the decider, in the mail server mode
+    # SPF, DKIM, DMARC, ARC, iprev around the mail server's own policy (not one given)
+    authentication: AuthenticationPolicy | None = None
 
     @property
     def head(self) -> Policy:
@@ -109,18 +117,27 @@ def build_policy(
     *,
     decider: Policy | None = None,
 ) -> PolicyChain:
-    """The policy chain: the decider, inside the AUTH brute-force guard, inside the fault
-    injector (rules are checked first; with none they cost a check).
-
-    A stage that judges the message itself (email authentication: SPF at MAIL, DKIM and DMARC
-    at the end of data) wraps the decider here, inside the guard, the same way."""
+    """The policy chain: the decider, inside email authentication (the mail server's own
+    policy: SPF at MAIL, DKIM, ARC and DMARC at the end of data), inside the AUTH brute-force
+    guard, inside the fault injector (rules are checked first; with none they cost a check).
+    A decider given (tests) is used as it is, without authentication."""
+    authentication = None
     if decider is None and config.mail is not None:
         decider = MailServerPolicy(config.mail.rules, config.mail.directory, credentials, resolver)
+        if resolver is not None:
+            authentication = AuthenticationPolicy(
+                decider,
+                config.mail.authentication,
+                lookup=resolver.lookup,
+                hostname=config.hostname,
+                trusted=decider.may_relay,
+                is_local_domain=config.mail.directory.is_local_domain,
+            )
     elif decider is None:
         decider = CatcherPolicy(credentials)
     mail_policy = decider if isinstance(decider, MailServerPolicy) else None
     auth_guard = AuthGuard(
-        decider,
+        authentication or decider,
         AuthLimits(
             max_failures=config.max_auth_failures,
             window=config.auth_failure_window,
@@ -132,7 +149,7 @@ def build_policy(
     faults = FaultInjector(auth_guard, hostname=config.hostname, on_fire=note_fault)
     for rule in config.faults:
         faults.add(rule)
-    return PolicyChain(faults, auth_guard, decider, mail_policy)
+    return PolicyChain(faults, auth_guard, decider, mail_policy, authentication)
 
 
 def note_fault(session: SessionView, rule: FaultRule) -> None:
@@ -157,16 +174,18 @@ def open_store(config: Config, loop: asyncio.AbstractEventLoop) -> Store:
     raise ConfigError(f"store: no back end {kind!r}")
 
 
-def tls_context(config: Config) -> ssl.SSLContext | None:
-    """The server's TLS context: a self-signed certificate made (once) in ``data/tls``, the
-    configured files, or none."""
+def listener_tls(config: Config) -> ListenerTLS | None:
+    """The listeners' TLS: a self-signed certificate made (once) in ``data/tls``, the
+    configured files, or none. One context for every listener, whose certificate
+    :meth:`~mailroom.server.tls.ListenerTLS.reload` replaces for the next handshakes."""
     if config.tls == "self-signed":
         cert, key = ensure_self_signed(config.data / "tls", config.hostname)
-        return server_context(cert, key)
-    if config.tls == "files":
+    elif config.tls == "files":
         assert config.tls_cert and config.tls_key
-        return server_context(config.tls_cert, config.tls_key)
-    return None
+        cert, key = config.tls_cert, config.tls_key
+    else:
+        return None
+    return ListenerTLS(cert, key, min_version=config.tls_min_version, ciphers=config.tls_ciphers)
 
 
 def listener_settings(
@@ -210,6 +229,11 @@ class Mailroom:
         self.faults = chain.faults
         self.auth_guard = chain.auth_guard
         self.mail_policy = chain.mail_policy
+        self.authentication = chain.authentication
+        if self.authentication is not None:
+            from mailroom.authentication.rsa import use_openssl_rsa_in_dkimpy
+
+            use_openssl_rsa_in_dkimpy()  # once per process; dkimpy's own RSA if it fails a check
         self.hub = Hub()
         self.metrics = Metrics()
         self.transcripts = TranscriptLog(config.transcripts, self.hub)
@@ -217,6 +241,10 @@ class Mailroom:
         self.smtp: SMTPServer | None = None
         self.runner: QueueRunner | None = None
         self.web: WebServer | None = None
+        # The listeners' certificate, reloaded when its files change and on SIGHUP.
+        self.tls: ListenerTLS | None = None
+        self._tls_watcher: asyncio.Task[None] | None = None
+        self.policy_site: PolicySite | None = None  # [mta_sts] listen: the policy over HTTPS
         self._stopping = False
         self.stopped = asyncio.Event()
 
@@ -227,8 +255,12 @@ class Mailroom:
         last. If one fails to start, those already started are stopped again."""
         config = self.config
         config.data.mkdir(parents=True, exist_ok=True)
-        ssl_context = tls_context(config)
-        store = self.store = open_store(config, asyncio.get_running_loop())
+        self.tls = listener_tls(config)
+        ssl_context = self.tls.context if self.tls is not None else None
+        store = open_store(config, asyncio.get_running_loop())
+        if self.authentication is not None:
+            self._start_authentication(store)  # before anything runs: its keys may be unreadable
+        self.store = store
         store.start()
         if self.mail_policy is not None and isinstance(store, MaildirStore):
             self.mail_policy.usage = store.usage  # quotas: octets in each local mailbox
@@ -258,10 +290,68 @@ class Mailroom:
                 await self._start_runner(store)
             if config.web is not None:
                 await self._start_web(config.web, store)
+            await self._start_policy_site()
             await self.smtp.start()
+            if self.tls is not None and config.tls == "files" and config.tls_reload_interval > 0:
+                self._tls_watcher = asyncio.ensure_future(
+                    self.tls.watch(config.tls_reload_interval)
+                )
         except BaseException:
             await self.stop()
             raise
+
+    def _start_authentication(self, store: Store) -> None:
+        """DKIM keys and the SRS secret from the data directory; the null store keeps each
+        message until its end, for the checks to read."""
+        from mailroom.authentication.keys import load_keys
+        from mailroom.authentication.srs import SRS, load_secret
+
+        assert self.authentication is not None and self.config.mail is not None
+        settings = self.config.mail.authentication
+        directory = self.config.mail.directory
+        if settings.sign:
+            self.authentication.keys = load_keys(self.config.data)
+            for domain, keys in self.authentication.keys.items():
+                log.info(
+                    "DKIM: signing for %s with %s",
+                    domain,
+                    ", ".join(f"{k.selector} ({k.algorithm})" for k in keys),
+                )
+        domain = settings.srs_domain or directory.primary_domain or ""
+        if settings.srs and domain:
+            self.authentication.srs = SRS(load_secret(self.config.data), domain)
+        if isinstance(store, NullStore):
+            store.keep_messages = True
+
+    def _outbound(self) -> Outbound | None:
+        """SRS and ARC sealing for forwards, if email authentication is on."""
+        from mailroom.authentication.outbound import Outbound
+
+        if self.authentication is None or self.config.mail is None:
+            return None
+        return Outbound(
+            authserv_id=self.authentication.authserv_id,
+            is_local_domain=self.config.mail.directory.is_local_domain,
+            srs=self.authentication.srs,
+            keys=self.authentication.keys,
+            seal=self.config.mail.authentication.arc_seal,
+        )
+
+    def _transport_security(self, store: MaildirStore) -> TransportSecurity:
+        """The queue's outbound TLS policy, TLS session counts and daily TLS reports; report
+        mail is DKIM-signed by email authentication's signer (RFC 8460 §3), then stored."""
+        from mailroom.delivery.transport_security import transport_security
+
+        assert self.config.mail is not None and self.resolver is not None
+        sign = self.authentication.sign_own if self.authentication is not None else None
+        return transport_security(
+            self.config.mail.queue.tls,
+            self.resolver,
+            store.spool.root,
+            hostname=self.config.hostname,
+            deliver_local=self._store_made,  # signed already: not again by inject
+            sign=sign,
+        )
 
     async def _start_runner(self, store: MaildirStore) -> None:
         """The outbound queue's runner: it resumes what is queued on disk, is woken by the
@@ -275,9 +365,35 @@ class Mailroom:
             hostname=self.config.hostname,
             resolver=self.resolver,
             deliver_local=self.inject,
+            outbound=self._outbound(),
+            transport=self._transport_security(store),
         )
         store.on_queued = self.runner.wake
         await self.runner.start()
+
+    async def _start_policy_site(self) -> None:
+        """``[mta_sts] listen``: the local domains' MTA-STS policy over HTTPS, with the
+        listeners' certificate (it must name mta-sts.DOMAIN for each local domain)."""
+        published = self.config.mail.published if self.config.mail is not None else None
+        if published is None or published.listen is None or published.mode is None:
+            return
+        from mailroom.settings_types import parse_hostport
+        from mailroom.web.mta_sts import PolicySite
+
+        if self.tls is None:
+            raise OSError("[mta_sts] listen needs TLS: a certificate for mta-sts.DOMAIN")
+        where = parse_hostport(published.listen)
+        site = PolicySite(published, self.tls.context, where.host, where.port)
+        await site.start()
+        self.policy_site = site
+
+    def reload_tls(self) -> bool:
+        """SIGHUP: load the listeners' certificate files again (sessions are not dropped; a
+        certificate that does not load is refused and the one in use kept)."""
+        if self.tls is None:
+            log.info("SIGHUP: no TLS certificate to reload")
+            return False
+        return self.tls.reload("SIGHUP")
 
     async def _start_web(self, listener: Listener, store: Store) -> None:
         # Imported here: the web's dependencies (aiohttp) load only when the web is on.
@@ -296,6 +412,7 @@ class Mailroom:
                 allowed_hosts=config.web_allowed_hosts,
                 release_smtp=config.release_smtp,
                 database=str(config.data / "index.sqlite"),
+                mta_sts=config.mail.published if config.mail is not None else None,
                 checks=CheckSettings(
                     spamassassin=config.spamassassin,
                     rspamd=config.rspamd,
@@ -330,8 +447,12 @@ class Mailroom:
             self.smtp.refuse_new()
         if self.web is not None:
             await self.web.stop()
+        if self.policy_site is not None:
+            await self.policy_site.stop()
         if self.smtp is not None:
             await self.smtp.stop()
+        if self._tls_watcher is not None:
+            self._tls_watcher.cancel()
         if self.runner is not None:
             await self.runner.stop(grace=self.config.shutdown_grace)
         if self.store is not None:
@@ -345,6 +466,7 @@ class Mailroom:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_tls)
         await stop.wait()
         log.info("shutting down")
         await self.stop()
@@ -360,7 +482,14 @@ class Mailroom:
     async def inject(self, sender: str, recipients: list[str], message: bytes) -> str:
         """Store a message made here (a bounce, a delay warning, one sent over the web API) as
         if it had been received: local recipients' copies into their Maildirs, remote ones into
-        the queue. Returns the queue id once it is durable."""
+        the queue. Returns the queue id once it is durable. With email authentication, DKIM-
+        signed first, as its users' mail is."""
+        if self.authentication is not None:
+            message = await self.authentication.sign_own(message)
+        return await self._store_made(sender, recipients, message)
+
+    async def _store_made(self, sender: str, recipients: list[str], message: bytes) -> str:
+        """:meth:`inject` without signing (for what is signed already)."""
         assert self.store is not None
         deliveries = self.mail_policy.route(recipients) if self.mail_policy is not None else []
         envelope = Envelope(

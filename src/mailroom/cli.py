@@ -73,6 +73,9 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, object]:
         "tls",
         "tls_cert",
         "tls_key",
+        "tls_min_version",
+        "tls_ciphers",
+        "tls_reload_interval",
         "auth",
         "log_level",
         "web",
@@ -224,6 +227,27 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         f"{len(mail.directory.users)} users, {len(mail.directory.aliases)} aliases, "
         f"{len(mail.queue.routes)} routes; local delivery to {local}; listeners {listeners}"
     )
+    auth = mail.authentication
+    print(
+        f"  authentication on mx listeners: spf {auth.spf}, dkim {auth.dkim}, dmarc {auth.dmarc}, "
+        f"iprev {auth.iprev}, arc {auth.arc}; signing {'on' if auth.sign else 'off'}, "
+        f"SRS {'on' if auth.srs else 'off'}, ARC sealing {'on' if auth.arc_seal else 'off'}"
+    )
+    from mailroom.authentication.keys import KeyFileError, load_keys
+
+    try:
+        keys = load_keys(config.data)
+    except KeyFileError as exc:
+        print(f"mailroom check-config: DKIM key: {exc}", file=sys.stderr)
+        return 2
+    for domain in sorted(mail.directory.domains):
+        found = keys.get(domain, ())
+        if found:
+            print(f"  DKIM {domain}: " + ", ".join(f"{k.selector} ({k.algorithm})" for k in found))
+        elif auth.sign:
+            print(
+                f"  DKIM {domain}: no key (mailroom dkim keygen {domain}); its mail goes unsigned"
+            )
     return 0
 
 
@@ -363,6 +387,20 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     add("--tls-cert", type=Path, help="certificate chain (PEM)")
     add("--tls-key", type=Path, help="private key (PEM)")
+    add(
+        "--tls-min-version",
+        choices=("1.2", "1.3"),
+        help="the oldest TLS version a listener accepts (default 1.2)",
+    )
+    add(
+        "--tls-ciphers", metavar="LIST", help="OpenSSL cipher list for TLS 1.2 (default: OpenSSL's)"
+    )
+    add(
+        "--tls-reload-interval",
+        type=float,
+        metavar="SECONDS",
+        help="look for a renewed tls-cert/tls-key this often (default 60; 0: only on SIGHUP)",
+    )
     add("--require-tls", action="store_true", help="530 5.7.0 until STARTTLS")
     add(
         "--auth",
@@ -514,8 +552,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_send(commands)
     _add_sendmail(commands)
     from mailroom.delivery.commands import add_queue_command
+    from mailroom.dns_commands import add_dns_commands
 
     add_queue_command(commands, data_dir_of=_data_dir_of)
+    add_dns_commands(commands)
     from mailroom.bounces.command import add_bounces_command
 
     add_bounces_command(commands)

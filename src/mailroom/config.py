@@ -62,6 +62,15 @@ class Config:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     require_tls: bool = False
+    # RFC 8689: offer REQUIRETLS after STARTTLS (the queue keeps the promise onward)
+    requiretls: bool = True
+    # the oldest TLS version a listener accepts ("1.2" or "1.3"), and the OpenSSL cipher list
+    # for TLS 1.2 (TLS 1.3's suites are OpenSSL's defaults); empty: OpenSSL's defaults
+    tls_min_version: str = "1.2"
+    tls_ciphers: str = ""
+    # seconds between looks at tls_cert/tls_key for a renewed certificate (SIGHUP: at once);
+    # 0: only on SIGHUP
+    tls_reload_interval: float = 60.0
 
     # AUTH: "off", "accept-any" (any credentials, username recorded) or a password file
     auth: str = "off"
@@ -141,6 +150,10 @@ class Config:
             raise ConfigError(
                 "require_tls needs TLS: give --tls-cert/--tls-key or --tls self-signed"
             )
+        if self.tls_min_version not in ("1.2", "1.3"):
+            raise ConfigError("tls_min_version is '1.2' or '1.3'")
+        if self.tls_reload_interval < 0:
+            raise ConfigError("tls_reload_interval must not be negative (0: only on SIGHUP)")
         if self.require_auth and self.auth == "off":
             raise ConfigError("require_auth needs --auth accept-any or --auth FILE")
         if self.smtps and self.tls == "off":
@@ -205,6 +218,8 @@ def _coerce(name: str, value: Any) -> Any:
         return Path(value) if value is not None else None
     if name in _SIZE_FIELDS:
         return parse_size(value)
+    if name == "tls_min_version":
+        return str(value)
     if name == "faults":
         return tuple([value] if isinstance(value, str) else value)
     if name == "web_allowed_hosts":

@@ -1,6 +1,6 @@
 """The mail server mode's part of ``mailroom.toml``: domains, users, aliases, listeners with
-roles, policy, queue, routes and relay. ``mailroom check-config`` reports each error with the
-line it is on.
+roles, policy, queue, routes, relay, email authentication and transport security.
+``mailroom check-config`` reports each error with the line it is on.
 
     hostname = "mx.example.test"
     data = "/var/lib/mailroom"
@@ -37,6 +37,9 @@ line it is on.
 
     [local_delivery]
     lmtp = "127.0.0.1:24"       # local users' mail to an LMTP server (Dovecot) via the queue
+
+    [authentication]            # SPF, DKIM, DMARC, ARC, iprev; signing, SRS, ARC sealing
+    dmarc = "enforce"           # (mailroom.authentication.settings has every setting)
 """
 
 from __future__ import annotations
@@ -47,10 +50,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from mailroom.authentication.settings import AuthenticationSettings, SettingsError
 from mailroom.policy.directory import Directory, DirectoryError
 from mailroom.policy.mailserver import MailServerRules
 from mailroom.queue.settings import QueueSettings, RelayHost
 from mailroom.settings_types import parse_duration
+from mailroom.tls_publish import PublishedTLS
 
 __all__ = ["MAIL_SECTIONS", "ROLES", "MailServerConfig", "locate"]
 
@@ -65,8 +70,12 @@ MAIL_SECTIONS = (
     "routes",
     "relay",
     "local_delivery",
+    "outbound_tls",
+    "mta_sts",
+    "tls_reporting",
     "dns_servers",
     "case_insensitive_local_part",
+    "authentication",
 )
 ROLES = ("catcher", "mx", "submission", "submissions")
 
@@ -88,6 +97,12 @@ class MailServerConfig:
     credentials: dict[str, tuple[str, str | None]]
     # [local_delivery] lmtp: the LMTP server local users' mail goes to (None: Maildirs)
     lmtp: RelayHost | None = None
+    # [authentication]: SPF, DKIM, DMARC, ARC, iprev on mx listeners; signing, SRS, sealing
+    authentication: AuthenticationSettings = dataclasses.field(
+        default_factory=AuthenticationSettings
+    )
+    # [mta_sts], [tls_reporting]: what the local domains publish (mailroom.tls_publish)
+    published: PublishedTLS | None = None
 
     @classmethod
     def from_toml(cls, data: Mapping[str, Any], *, hostname: str) -> MailServerConfig:
@@ -105,7 +120,10 @@ class MailServerConfig:
         try:
             queue = QueueSettings.from_config(data)
         except ValueError as exc:
-            section = "queue" if str(exc).startswith("[queue]") else "routes"
+            text = str(exc)
+            section = next(
+                (s for s in ("queue", "outbound_tls") if text.startswith(f"[{s}]")), "routes"
+            )
             raise MailConfigError(str(exc), (section,)) from None
         lmtp = _local_delivery(data.get("local_delivery"))
         if lmtp is not None:
@@ -118,12 +136,32 @@ class MailServerConfig:
                     )
             rules = dataclasses.replace(rules, local_delivery="lmtp")
             queue = dataclasses.replace(queue, local_lmtp=lmtp, local_domains=directory.domains)
+        try:
+            authentication = AuthenticationSettings.from_toml(data.get("authentication"))
+        except SettingsError as exc:
+            where = ("authentication", exc.key) if exc.key else ("authentication",)
+            raise MailConfigError(str(exc), where) from None
+        if authentication.dkim_required_domains and authentication.dkim == "off":
+            raise MailConfigError(
+                'authentication: dkim_required_domains needs dkim = "record"',
+                ("authentication", "dkim_required_domains"),
+            )
+        if authentication.srs_domain and not directory.is_local_domain(authentication.srs_domain):
+            raise MailConfigError(
+                f"authentication: srs_domain {authentication.srs_domain} is not a local domain",
+                ("authentication", "srs_domain"),
+            )
         credentials = {
             user.address: (user.password_hash, user.scram)
             for user in directory.mailbox_users()
             if user.password_hash
         }
-        return cls(directory, rules, queue, credentials, lmtp)
+        try:
+            published = PublishedTLS.from_config(data, hostname=hostname, domains=directory.domains)
+        except ValueError as exc:
+            section = "tls_reporting" if str(exc).startswith("[tls_reporting]") else "mta_sts"
+            raise MailConfigError(str(exc), (section,)) from None
+        return cls(directory, rules, queue, credentials, lmtp, authentication, published)
 
 
 def _local_delivery(table: Any) -> RelayHost | None:

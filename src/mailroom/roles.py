@@ -33,6 +33,7 @@ def base_settings(config: Config) -> SessionSettings:
         tls_available=config.tls_enabled,
         require_tls=config.require_tls,
         auth_plaintext_without_tls=config.allow_insecure_auth,
+        requiretls=config.requiretls,
     )
 
 

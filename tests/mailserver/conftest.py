@@ -52,6 +52,15 @@ check_null_mx = false
 [routes]
 "remote.test" = "127.0.0.1:1"
 "elsewhere.test" = "127.0.0.1:1"
+
+[authentication]
+# No DNS here (see dns_servers): the checks that ask DNS are off. tests/authentication runs
+# them against a real DNS server.
+spf = "off"
+dkim = "off"
+dmarc = "off"
+iprev = "off"
+arc = "off"
 """
 
 

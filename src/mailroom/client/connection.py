@@ -234,6 +234,23 @@ class Client:
         return self._conn is not None and self._conn.tls
 
     @property
+    def ssl_object(self) -> ssl.SSLObject | None:
+        """The TLS of the connection (version, cipher, the server's certificates), or None
+        when it is not encrypted."""
+        if self._stream is None or self._stream.transport is None or not self.tls_active:
+            return None
+        found = self._stream.transport.get_extra_info("ssl_object")
+        return cast(ssl.SSLObject, found) if found is not None else None
+
+    @property
+    def local_address(self) -> str | None:
+        """The address of our end of the connection (TLS reports name it), if known."""
+        if self._stream is None or self._stream.transport is None:
+            return None
+        name = self._stream.transport.get_extra_info("sockname")
+        return str(name[0]) if isinstance(name, tuple) and name else None
+
+    @property
     def is_connected(self) -> bool:
         return self._conn is not None and self._conn.state not in (
             ClientState.CLOSED,

@@ -860,6 +860,123 @@ EHLO_FIRST = _reply(
     ref="RFC 5321 §4.1.1.1; RFC 4954 §4; RFC 3030 §2",
 )
 
+# --- email authentication (mailroom.policy.authentication; RFC 7372's codes) -------------------
+
+SPF_FAIL = _reply(
+    550,
+    "5.7.23",
+    "{address}: Sender address rejected: SPF of {domain} does not allow {client}{explanation}",
+    when="MAIL on an mx listener whose SPF check failed, for a sender domain where SPF is "
+    'enforced (spf = "enforce" or spf_enforce_domains); explanation is the domain\'s exp= '
+    "text, if any",
+    commands=("MAIL",),
+    ref="RFC 7208 §8.4; RFC 7372 §3.2",
+)
+SPF_TEMPERROR = _reply(
+    451,
+    "4.7.24",
+    "{address}: SPF check of {domain} could not be completed ({problem}), try again later",
+    when="MAIL where SPF is enforced and the check met a DNS error or ran out of its time "
+    "budget (spf_timeout)",
+    commands=("MAIL",),
+    ref="RFC 7208 §8.6; RFC 7372 §3.2",
+)
+SPF_PERMERROR = _reply(
+    550,
+    "5.7.24",
+    "{address}: SPF record of {domain} is in error ({problem})",
+    when="MAIL where SPF is enforced and the domain's SPF record is unusable (a syntax error, "
+    "two records, more than 10 DNS-querying terms or 2 void lookups)",
+    commands=("MAIL",),
+    ref="RFC 7208 §8.7; RFC 7372 §3.2",
+)
+IPREV_FAILED = _reply(
+    550,
+    "5.7.25",
+    "Client host {client} rejected: reverse DNS does not confirm it ({problem})",
+    when='MAIL on an mx listener with iprev = "require" from a client whose address has no '
+    "PTR record, or whose PTR names do not resolve back to it",
+    commands=("MAIL",),
+    ref="RFC 8601 §3; RFC 7372 §3.3",
+)
+IPREV_TEMPERROR = _reply(
+    451,
+    "4.7.25",
+    "Reverse DNS of {client} could not be checked ({problem}), try again later",
+    when='MAIL with iprev = "require" when the reverse DNS check met a DNS error or ran out '
+    "of its time budget (iprev_timeout)",
+    commands=("MAIL",),
+    ref="RFC 8601 §3; RFC 7372 §3.3",
+)
+DKIM_NO_PASSING_SIGNATURE = _reply(
+    550,
+    "5.7.20",
+    "Message rejected: mail from {domain} must carry a DKIM signature that passes, "
+    "and this one has none",
+    when="the end of a message whose From domain is in dkim_required_domains and that has no "
+    "DKIM signature, or none that verifies",
+    commands=("END_OF_DATA", "BDAT"),
+    ref="RFC 6376 §6.1; RFC 7372 §3.1",
+)
+DKIM_NO_ACCEPTABLE_SIGNATURE = _reply(
+    550,
+    "5.7.21",
+    "Message rejected: mail from {domain} must carry an acceptable DKIM signature ({reason})",
+    when="the end of a message from a domain in dkim_required_domains whose signatures verify "
+    "but are not acceptable: rsa-sha1, an RSA key under 1024 bits, past its x= expiry",
+    commands=("END_OF_DATA", "BDAT"),
+    ref="RFC 6376 §6.1; RFC 8301; RFC 7372 §3.1",
+)
+DKIM_NO_AUTHOR_SIGNATURE = _reply(
+    550,
+    "5.7.22",
+    "Message rejected: mail from {domain} must carry a DKIM signature of {domain}, "
+    "and its passing signatures are by {signers}",
+    when="the end of a message from a domain in dkim_required_domains whose passing DKIM "
+    "signatures are all by other domains",
+    commands=("END_OF_DATA", "BDAT"),
+    ref="RFC 6376 §6.1; RFC 7372 §3.1",
+)
+DKIM_TEMPERROR = _reply(
+    451,
+    "4.7.20",
+    "DKIM signatures of {domain} could not be verified now ({reason}), try again later",
+    when="the end of a message from a domain in dkim_required_domains when its signing key "
+    "could not be fetched (a DNS error, or dkim_timeout ran out)",
+    commands=("END_OF_DATA", "BDAT"),
+    ref="RFC 6376 §6.1.2; RFC 7372 §3.1",
+)
+DMARC_REJECTED = _reply(
+    550,
+    "5.7.26",
+    "Message rejected: {domain} asks receivers to reject mail that fails DMARC, and this "
+    "message has no aligned SPF or DKIM pass",
+    when="the end of a message whose From domain publishes DMARC p=reject (or sp=reject) and "
+    'that fails DMARC (dmarc = "enforce", the default); quarantine goes to the Junk folder',
+    commands=("END_OF_DATA", "BDAT"),
+    ref="RFC 7489 §6.6.2, §10.3; RFC 7372 §3.4",
+)
+DMARC_TEMPERROR = _reply(
+    451,
+    "4.7.26",
+    "DMARC check of {domain} could not be completed ({reason}), try again later",
+    when="the end of a message whose DMARC result could not be known (the policy record, an "
+    "SPF or a DKIM lookup met a DNS error or ran out of its time budget) while the domain's "
+    "policy, or not knowing it, might mean a refusal",
+    commands=("END_OF_DATA", "BDAT"),
+    ref="RFC 7489 §6.6.2, §6.6.3; RFC 7372 §3.4",
+)
+ARC_VALIDATION_FAILED = _reply(
+    550,
+    "5.7.29",
+    "Message rejected: it fails the DMARC policy of {domain}, and the ARC chain of "
+    "{sealer} it relies on does not validate ({reason})",
+    when="the end of a message that fails DMARC p=reject and carries an ARC set from a "
+    "trusted forwarder (trusted_arc_sealers) whose chain is broken",
+    commands=("END_OF_DATA", "BDAT"),
+    ref="RFC 8617 §7.2, §11 (X.7.29)",
+)
+
 # --- built from the module: name → template ------------------------------------------------------
 
 CATALOGUE: dict[str, ReplyTemplate] = {}

@@ -190,6 +190,8 @@ def _print_entry(entry: QueueEntry, spool: QueueSpool) -> None:
             print(f"{name + ':':<13} {value}")
     if entry.smtputf8:
         print("SMTPUTF8:     yes")
+    if entry.requiretls:
+        print("REQUIRETLS:   yes (relayed only over verified TLS, RFC 8689)")
     for recipient in entry.recipients:
         print()
         print(f"  <{recipient.address}>  {recipient.state}")
@@ -197,6 +199,7 @@ def _print_entry(entry: QueueEntry, spool: QueueSpool) -> None:
             ("status", recipient.status),
             ("reason", _reason(recipient)),
             ("remote", recipient.remote_mta),
+            ("tls", recipient.tls),
             ("attempts", str(recipient.attempts) if recipient.attempts else None),
             ("last try", _when(recipient.last_attempt) if recipient.last_attempt else None),
             ("notify", ",".join(recipient.notify) if recipient.notify else None),

@@ -30,6 +30,9 @@ MAX_ADDRESSES = 10  # addresses tried in one attempt, over all MX hosts (Postfix
 class Destination:
     key: str  # "example.test"; "relay 127.0.0.1:2526", "lmtp unix:/PATH" for a relay host
     relay: RelayHost | None = None  # None: deliver to the domain's MX hosts
+    # What the messages ask of the next hop's TLS (RFC 8689): "normal", "requiretls", or
+    # "optional" (TLS-Required: No). Messages that ask differently do not share connections.
+    requirement: str = "normal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,13 +59,20 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def destination_for(domain: str, settings: QueueSettings) -> Destination:
+def destination_for(
+    domain: str, settings: QueueSettings, requirement: str = "normal"
+) -> Destination:
     relay = settings.routes.get(domain.lower()) or settings.smarthost
     if settings.local_lmtp is not None and domain.lower() in settings.local_domains:
         relay = settings.local_lmtp
+    if relay is not None and relay.lmtp:
+        # LMTP is final delivery into a mail store (RFC 8689 §4.4), not a relay hop.
+        requirement = "normal"
+    prefix = "" if requirement == "normal" else f"{requirement} "
     if relay is None:
-        return Destination(domain.lower())
-    return Destination(f"{'lmtp' if relay.lmtp else 'relay'} {relay.name}", relay)
+        return Destination(prefix + domain.lower(), None, requirement)
+    kind = "lmtp" if relay.lmtp else "relay"
+    return Destination(f"{prefix}{kind} {relay.name}", relay, requirement)
 
 
 async def _system_addresses(host: str, port: int) -> list[str]:

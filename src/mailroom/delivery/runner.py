@@ -16,6 +16,11 @@ Shape (Postfix's qmgr and smtp in one asyncio component):
   too old, report what the sender asked to hear about (via ``deliver_local``), set the next
   attempt, or remove the entry once every recipient is final and reported.
 
+Transport security: each MX host is connected to as the outbound TLS policy plans it
+(:mod:`mailroom.delivery.tlspolicy`: DANE, MTA-STS, the levels of ``[outbound_tls]``, and what
+the message asks: REQUIRETLS, ``TLS-Required: No``); each session's TLS outcome is counted for
+the daily TLS reports (:mod:`mailroom.delivery.tlsrpt`).
+
 Control from outside (``mailroom queue retry|delete``) comes through files in
 ``<data>/queue/control/`` that the runner polls every second; ``<data>/queue.lock``
 (flock) tells the command whether a runner is alive. See :mod:`mailroom.delivery.control`.
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import heapq
 import itertools
 import logging
@@ -33,6 +39,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from mailroom.authentication.outbound import Outbound
 from mailroom.client import (
     ConnectionFailed,
     MailOptions,
@@ -48,6 +55,8 @@ from mailroom.delivery.dsn import DSNOptions, build_dsn
 from mailroom.delivery.outcome import Outcome, apply, from_error, from_reply, local
 from mailroom.delivery.routing import Destination, destination_for, plan
 from mailroom.delivery.schedule import domain_of, settle, wants
+from mailroom.delivery.tlspolicy import Requirement, requirement_of
+from mailroom.delivery.transport_security import TransportSecurity, transport_security
 from mailroom.protocol.client_errors import ExtensionNotOffered, InvalidAddress
 from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueSpool
 from mailroom.queue.settings import QueueSettings
@@ -61,6 +70,7 @@ MAX_RECIPIENTS_PER_TRANSACTION = 100  # RFC 5321 §4.5.3.1.8: servers take at le
 MAX_ROUNDS = 1000  # entries being delivered at once; the rest wait their turn
 LINGER = 2.0  # seconds an idle connection waits for the next message to its destination
 CONTROL_INTERVAL = 1.0  # seconds between looks at queue/control for `mailroom queue` requests
+MAX_HEADER = 64 * 1024  # octets of a queued message read for its TLS-Required field
 
 
 class DeliverLocal(Protocol):
@@ -124,6 +134,8 @@ class QueueRunner:
         clock: Callable[[], float] = _now,
         linger: float = LINGER,
         control_interval: float = CONTROL_INTERVAL,
+        outbound: Outbound | None = None,
+        transport: TransportSecurity | None = None,
     ) -> None:
         self.spool = spool
         self.settings = settings
@@ -136,6 +148,8 @@ class QueueRunner:
         limit = return_limit if return_limit is not None else settings.bounce_size_limit
         self.dsn_options = DSNOptions(hostname, limit, settings.max_age)
         self.clock = clock
+        # Forwards leave with an SRS sender and an ARC seal (mailroom.authentication.outbound).
+        self.outbound = outbound
         self.linger = linger
         self.control_interval = control_interval
         self.entries: dict[str, QueueEntry] = {}
@@ -154,6 +168,18 @@ class QueueRunner:
         self._lock: control.RunnerLock | None = None
         self._stopping = False
         self.idle = asyncio.Event()  # set whenever no round is running and none is due
+        if transport is None:
+            transport = transport_security(
+                settings.tls,
+                self.resolver,
+                spool.root,
+                hostname=hostname,
+                deliver_local=deliver_local,
+                clock=clock,
+            )
+        self.tls_policy = transport.policy
+        self.tls_recorder = transport.recorder
+        self.tls_reporter = transport.reporter
         # Counters for logs, metrics and tests.
         self.delivered = 0
         self.bounced = 0
@@ -166,6 +192,7 @@ class QueueRunner:
         """Take the queue (its lock), load every entry on disk, and begin: restarting the
         server resumes the queue where it was."""
         self.spool.ensure()
+        self.tls_policy.verifying_context()  # a ca_file that cannot be read fails the start
         self._lock = await control.RunnerLock.acquire(self.spool.root)
         entries = await asyncio.to_thread(lambda: list(self.spool.entries()))
         for entry in entries:
@@ -175,6 +202,8 @@ class QueueRunner:
         await self._poll_control()
         self._scheduler = asyncio.ensure_future(self._schedule())
         self._poller = asyncio.ensure_future(self._poll())
+        if self.tls_reporter is not None:
+            await self.tls_reporter.start()
 
     async def stop(self, grace: float = 10.0) -> None:
         """Start no more rounds; let those running finish within ``grace`` seconds, then
@@ -197,6 +226,8 @@ class QueueRunner:
         loops = [t for t in (self._scheduler, self._poller) if t is not None]
         if loops:
             await asyncio.wait(loops, timeout=5)
+        if self.tls_reporter is not None:
+            await self.tls_reporter.stop()
         if self._lock is not None:
             self._lock.release()
             self._lock = None
@@ -330,8 +361,12 @@ class QueueRunner:
                 groups: dict[str, list[QueueRecipient]] = {}
                 for recipient in pending:
                     groups.setdefault(domain_of(recipient.address), []).append(recipient)
+                requirement = await self._requirement(entry)
                 await asyncio.gather(
-                    *(self._deliver(entry, domain, rcpts) for domain, rcpts in groups.items())
+                    *(
+                        self._deliver(entry, domain, rcpts, requirement)
+                        for domain, rcpts in groups.items()
+                    )
                 )
                 entry.attempts += 1
             if entry.id not in self._deleted:
@@ -354,8 +389,31 @@ class QueueRunner:
             if not self._rounds:
                 self.idle.set()
 
-    async def _deliver(self, entry: QueueEntry, domain: str, rcpts: list[QueueRecipient]) -> None:
-        key = destination_for(domain, self.settings)
+    async def _requirement(self, entry: QueueEntry) -> Requirement:
+        """What the message asks of the next hop's TLS (RFC 8689): REQUIRETLS, or its
+        ``TLS-Required: No`` header field."""
+        if entry.requiretls:
+            return "requiretls"
+
+        def header() -> bytes:
+            with self.spool.message_path(entry.id).open("rb") as file:
+                head = file.read(MAX_HEADER)
+            end = head.find(b"\r\n\r\n")
+            return head if end < 0 else head[:end]
+
+        try:
+            return requirement_of(False, await asyncio.to_thread(header))
+        except OSError:
+            return "normal"
+
+    async def _deliver(
+        self,
+        entry: QueueEntry,
+        domain: str,
+        rcpts: list[QueueRecipient],
+        requirement: Requirement = "normal",
+    ) -> None:
+        key = destination_for(domain, self.settings, requirement)
         destination = self._destinations.get(key.key)
         if destination is None:
             destination = self._destinations[key.key] = _Destination(key)
@@ -465,11 +523,17 @@ class QueueRunner:
         route = await plan(key, domain, self.resolver, mx_port=self.mx_port, hostname=self.hostname)
         if route.failure is not None:
             return None, route.failure
-        return await open_session(key, route, self.settings, self.helo)
+        return await open_session(
+            key, route, self.settings, self.helo, security=self.tls_policy, domain=domain
+        )
 
     async def _transact(self, session: Session, job: _Job) -> None:
         entry = job.entry
         message = await asyncio.to_thread(self.spool.message_path(entry.id).read_bytes)
+        sender = entry.sender
+        if self.outbound is not None and not session.client.lmtp:
+            message = await self.outbound.message(message, entry.sender)
+            sender = self.outbound.sender(entry.sender)
         remaining = [r for r in job.recipients if not r.done]
         options = MailOptions(
             body="BINARYMIME" if entry.body == "BINARYMIME" else None,
@@ -478,6 +542,10 @@ class QueueRunner:
             if (entry.ret or "").upper() == "HDRS"
             else ("FULL" if (entry.ret or "").upper() == "FULL" else None),
             envid=entry.envid or None,
+            # RFC 8689: the promise goes on with the message (to a next hop checked to keep it).
+            requiretls=entry.requiretls
+            and session.client.tls_active
+            and session.client.extensions.requiretls,
         )
         while remaining:
             batch = remaining[:MAX_RECIPIENTS_PER_TRANSACTION]
@@ -493,7 +561,7 @@ class QueueRunner:
             ]
             try:
                 result = await session.client.send(
-                    message, sender=entry.sender, recipients=rcpts, options=options
+                    message, sender=sender, recipients=rcpts, options=options
                 )
             except MessageRefused as refused:
                 result = refused.result
@@ -527,6 +595,7 @@ class QueueRunner:
                 continue
             outcome = from_reply(item.reply, item.command, session.remote_mta)
             apply(recipient, outcome, now)
+            recipient.tls = str(session.tls) if session.tls is not None else "none"
             if outcome.action == "delivered":
                 # An LMTP server is the mailbox store (RFC 2033): the message is delivered,
                 # and the success report, if asked for, is ours to send. Over SMTP, a server
@@ -549,6 +618,8 @@ class QueueRunner:
             if id(recipient) in job.settled or recipient.done:
                 continue
             apply(recipient, outcome, now)
+            if session is not None:
+                recipient.tls = str(session.tls) if session.tls is not None else "none"
             job.settled.add(id(recipient))
             changed = True
             self._log(job.entry, recipient, outcome, session)
@@ -570,12 +641,16 @@ class QueueRunner:
         else:
             self.deferred += 1
         relay = session.relay_name if session is not None else "none"
+        tls = ""
+        if session is not None:
+            tls = f", tls={session.tls.log_text if session.tls is not None else 'none'}"
         delay = self.clock() - entry.created
         log.info(
-            "%s: to=<%s>, relay=%s, delay=%.1f, dsn=%s, status=%s (%s)",
+            "%s: to=<%s>, relay=%s%s, delay=%.1f, dsn=%s, status=%s (%s)",
             entry.id,
             recipient.address,
             relay,
+            tls,
             delay,
             outcome.status,
             status,
@@ -634,6 +709,10 @@ class QueueRunner:
             message = await asyncio.to_thread(self.spool.message_path(entry.id).read_bytes)
         except OSError:
             message = b""
+        if entry.requiretls:
+            # RFC 8689 §5: a REQUIRETLS message comes back as its header only (RET=HDRS), so
+            # the report may travel without REQUIRETLS.
+            entry = dataclasses.replace(entry, ret="HDRS")
         dsn = build_dsn(entry, report, message, self.dsn_options, now=self.clock())
         try:
             queue_id = await self.deliver_local(sender="", recipients=[entry.sender], message=dsn)

@@ -106,9 +106,12 @@ def settle(entry: QueueEntry, settings: QueueSettings, now: float) -> Settlement
 
 def expire(recipient: QueueRecipient, settings: QueueSettings) -> None:
     """Give up on a recipient that stayed undeliverable for ``max_age``: bounced with 4.4.7
-    (delivery time expired, RFC 3463), its last reply and its reason kept for the report."""
+    (delivery time expired, RFC 3463), its last reply and its reason kept for the report. A
+    recipient held back by the TLS policy keeps its X.7.x status (4.7.4 no TLS, 4.7.5 a
+    certificate or TLSA problem), which says exactly what failed."""
     recipient.state = "bounced"
-    recipient.status = "4.4.7"
+    if not (recipient.status or "").startswith("4.7."):
+        recipient.status = "4.4.7"
     if not recipient.reason:
         recipient.reason = "expired"
     if not recipient.last_reply:

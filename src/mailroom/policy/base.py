@@ -46,6 +46,23 @@ class SessionView(Protocol):
     conn: ServerConnection
     # Where each accepted recipient goes (set by the mail server policy at RCPT).
     routes: dict[str, Any]
+    # Email authentication's checks of this session (mailroom.policy.authentication).
+    authentication: Any
+
+    def note(self, text: str) -> None:
+        """A line of information in the session's transcript."""
+        ...
+
+    async def read_message(self) -> bytes:
+        """At the end of a message: the message as received."""
+        ...
+
+    def amend_message(
+        self, head_length: int, new_head: bytes, deliveries: list[Delivery] | None = None
+    ) -> None:
+        """At the end of a message, before it is stored: a new header section, and other
+        destinations."""
+        ...
 
 
 class Policy(Protocol):

@@ -368,6 +368,10 @@ class ClientConnection:
             params.append(f"BODY={body}")
         if utf8:
             params.append("SMTPUTF8")
+        if options.requiretls:
+            if not (self.tls and ext.requiretls):
+                raise ExtensionNotOffered("REQUIRETLS", "REQUIRETLS needs TLS and the keyword")
+            params.append("REQUIRETLS")
         if ext.dsn:
             if options.ret:
                 params.append(f"RET={options.ret}")

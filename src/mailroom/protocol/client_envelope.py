@@ -48,6 +48,9 @@ class MailOptions:
     # None: BDAT when the server offers CHUNKING; False: always DATA; True: BDAT or refuse.
     chunking: bool | None = None
     chunk_size: int = DEFAULT_CHUNK_SIZE
+    # RFC 8689: MAIL FROM ... REQUIRETLS; refused before sending when the server (after TLS)
+    # does not offer REQUIRETLS.
+    requiretls: bool = False
 
     def __post_init__(self) -> None:
         if self.body not in (None, "7BIT", "8BITMIME", "BINARYMIME"):

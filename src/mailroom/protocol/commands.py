@@ -47,6 +47,7 @@ class Extensions:
     smtputf8: bool = False
     dsn: bool = False
     auth: bool = False
+    requiretls: bool = False  # RFC 8689: offered only over TLS
 
 
 NO_EXTENSIONS = Extensions()
@@ -100,6 +101,7 @@ def parse_mail(
             smtputf8=extensions.smtputf8,
             dsn=extensions.dsn,
             auth=extensions.auth,
+            requiretls=extensions.requiretls,
         )
     except ParameterError as error:
         raise Refused(_parameter_reply(error)) from None

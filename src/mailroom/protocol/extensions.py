@@ -110,5 +110,10 @@ class Extensions:
         return "DSN" in self._map
 
     @property
+    def requiretls(self) -> bool:
+        """RFC 8689: the server keeps a message's REQUIRETLS promise on its onward relay."""
+        return "REQUIRETLS" in self._map
+
+    @property
     def enhancedstatuscodes(self) -> bool:
         return "ENHANCEDSTATUSCODES" in self._map

@@ -1,7 +1,7 @@
 """ESMTP parameters of MAIL and RCPT (RFC 5321 §4.1.2) and what each extension lets them say.
 
 MAIL: SIZE (RFC 1870), BODY (RFC 6152, RFC 3030), SMTPUTF8 (RFC 6531), RET and ENVID
-(RFC 3461), AUTH (RFC 4954 §5). RCPT: NOTIFY and ORCPT (RFC 3461).
+(RFC 3461), AUTH (RFC 4954 §5), REQUIRETLS (RFC 8689). RCPT: NOTIFY and ORCPT (RFC 3461).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class MailParameters:
     ret: str | None = None  # "FULL" or "HDRS"
     envid: str | None = None  # decoded from xtext
     auth: str | None = None  # the AUTH= mailbox, decoded from xtext; "<>" when unknown
+    requiretls: bool = False  # RFC 8689: relay only over verified TLS to REQUIRETLS servers
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,7 @@ def parse_mail_parameters(
     smtputf8: bool,
     dsn: bool,
     auth: bool,
+    requiretls: bool = False,
 ) -> MailParameters:
     """Parse MAIL's parameters; the flags say which extensions this session offers."""
     items = _split(text, utf8=smtputf8)
@@ -136,6 +138,10 @@ def parse_mail_parameters(
                 result["auth"] = value if value == "<>" else decode_xtext(value)
             except ValueError:
                 raise ParameterError(name, unknown=False) from None
+        elif name == "REQUIRETLS" and requiretls:
+            if value is not None:  # RFC 8689 §2: the parameter takes no value
+                raise ParameterError(name, unknown=False)
+            result["requiretls"] = True
         else:
             raise ParameterError(name, unknown=True)
     return MailParameters(**result)  # type: ignore[arg-type]

@@ -204,6 +204,7 @@ class ServerConnection:
                 smtputf8=s.smtputf8,
                 dsn=s.dsn,
                 auth=bool(self.offered_mechanisms()),
+                requiretls=s.requiretls and self.tls_active,
             )
         return extensions
 
@@ -237,6 +238,8 @@ class ServerConnection:
             keywords.append("CHUNKING")
             if s.binarymime and s.eightbitmime:
                 keywords.append("BINARYMIME")
+        if s.requiretls and self.tls_active:
+            keywords.append("REQUIRETLS")  # RFC 8689 §2: never offered in the clear
         return keywords
 
     # -- the caller's side -------------------------------------------------------------------

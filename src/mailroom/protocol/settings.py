@@ -48,6 +48,10 @@ class SessionSettings:
     auth_mechanisms: tuple[str, ...] = ()  # empty: AUTH is not offered
     auth_plaintext_without_tls: bool = False  # offer PLAIN and LOGIN before TLS
     require_auth: bool = False  # 530 5.7.0 to MAIL and the rest until AUTH succeeds
+    # RFC 8689: offer REQUIRETLS (only once TLS is active) and take MAIL FROM ... REQUIRETLS;
+    # the server then keeps the message's promise (relayed only over verified TLS). Off in
+    # the bare protocol; the server turns it on (its setting ``requiretls``).
+    requiretls: bool = False
 
     # Nonces for CRAM-MD5 and SCRAM challenges; injectable so tests can pin transcripts.
     nonce: Callable[[], str] = field(default=lambda: token_hex(12))

@@ -42,6 +42,9 @@ class QueueRecipient:
     # RFC 2033).
     notified: bool = False
     final: bool = False
+    # The TLS of the session that settled it: "TLSv1.3 TLS_AES_256_GCM_SHA384 verified=dane"
+    # (dane, mta-sts, pkix or none), "none" for plain text; None before any attempt.
+    tls: str | None = None
 
     @property
     def done(self) -> bool:
@@ -62,6 +65,9 @@ class QueueEntry:
     smtputf8: bool = False
     auth_user: str | None = None
     client_ip: str = ""
+    # RFC 8689: MAIL FROM ... REQUIRETLS: relayed only to a next hop whose TLS is verified
+    # (DANE, or MTA-STS) and which offers REQUIRETLS itself; else returned with 5.7.30.
+    requiretls: bool = False
 
     @property
     def pending(self) -> list[QueueRecipient]:

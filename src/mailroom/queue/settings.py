@@ -1,5 +1,5 @@
-"""The outbound queue's settings (``[queue]``, ``[routes]`` and ``[relay]`` of
-``mailroom.toml``), named and with Postfix-like defaults."""
+"""The outbound queue's settings (``[queue]``, ``[routes]``, ``[relay]`` and
+``[outbound_tls]`` of ``mailroom.toml``), named and with Postfix-like defaults."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mailroom.queue.tls_settings import TLSPolicySettings
 from mailroom.settings_types import parse_duration
 
 __all__ = ["LMTP_PORT", "QueueSettings", "RelayHost", "parse_duration"]
@@ -143,6 +144,9 @@ class QueueSettings:
     # A bounce returns the message whole (RET=FULL, the default) up to this size; larger
     # messages come back as their header only (Postfix: bounce_size_limit).
     bounce_size_limit: int = 1024 * 1024
+    # [outbound_tls]: how MX hosts' TLS is checked (DANE, MTA-STS, levels per domain), TLS
+    # reports (RFC 8460); see mailroom.queue.tls_settings.
+    tls: TLSPolicySettings = field(default_factory=TLSPolicySettings)
 
     @classmethod
     def from_config(cls, data: Mapping[str, Any]) -> QueueSettings:
@@ -169,6 +173,7 @@ class QueueSettings:
         relay = data.get("relay")
         if relay:
             values["smarthost"] = RelayHost.parse(relay)
+        values["tls"] = TLSPolicySettings.from_config(data.get("outbound_tls"))
         return cls(**values)
 
     def retry_after(self, attempts: int) -> float:

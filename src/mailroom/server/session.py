@@ -66,6 +66,7 @@ class SessionHost(Protocol):
     metrics: Metrics
     ssl_context: ssl.SSLContext | None  # for STARTTLS
     tls_handshake_timeout: float
+    big_reads: asyncio.Semaphore  # large messages policy reads at their end, one at a time
 
     def handshake_started(self, session: Session) -> None:
         """An implicit-TLS session waits for its handshake (counted against the limits)."""
@@ -137,6 +138,9 @@ class Session(asyncio.Protocol):
         self.routes: dict[str, Any] = {}
         self.transcript: Transcript | None = None
         self.auth_failures = 0  # failed AUTHs in this session (mailroom.policy.authguard)
+        # Email authentication's state for this session (mailroom.policy.authentication):
+        # the checks under way (iprev from the greeting, SPF from MAIL FROM); closed with it.
+        self.authentication: Any = None
 
     # -- asyncio callbacks ---------------------------------------------------------------------
 
@@ -207,6 +211,27 @@ class Session(asyncio.Protocol):
         if self.transcript is not None:
             self.transcript.note(text)
 
+    note = _note  # for policy: a line of information in the session's transcript
+
+    # -- the message at its end, for policy (email authentication) ---------------------------
+
+    async def read_message(self) -> bytes:
+        """The message of the transaction, as received: read by policy at its end. A large
+        (spilled) message is read in a thread, one at a time."""
+        writer = self._writer or self._message_writer()
+        if not writer.spilled:
+            return writer.read()
+        async with self.server.big_reads:
+            return await asyncio.to_thread(writer.read)
+
+    def amend_message(
+        self, head_length: int, new_head: bytes, deliveries: list[Any] | None = None
+    ) -> None:
+        """Policy's changes to the message before it is stored: a new header section (fields
+        added on top, forged ones removed), and other destinations (quarantine)."""
+        writer = self._writer or self._message_writer()
+        writer.replace_head(head_length, new_head, deliveries)
+
     def data_received(self, data: bytes) -> None:
         conn = self.conn
         if self._closing:
@@ -234,6 +259,8 @@ class Session(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
+        if self.authentication is not None:
+            self.authentication.close()
         task = self._task
         if task is not None and not task.done():
             # Nobody is left to answer: a password check still queued is skipped (a client
@@ -443,6 +470,16 @@ class Session(asyncio.Protocol):
         mail = transaction.parameters
         notify: dict[str, tuple[str, ...]] = {}
         orcpt: dict[str, tuple[str, str]] = {}
+        tls_version = tls_cipher = None
+        tls_bits = None
+        ssl_object = (
+            self.transport.get_extra_info("ssl_object") if self.transport is not None else None
+        )
+        if ssl_object is not None:
+            tls_version = ssl_object.version()
+            cipher = ssl_object.cipher()
+            if cipher:
+                tls_cipher, tls_bits = cipher[0], cipher[2]
         for recipient, params in transaction.recipients:
             if params.notify is not None:
                 notify[str(recipient)] = params.notify
@@ -465,6 +502,10 @@ class Session(asyncio.Protocol):
             body=mail.body,
             notify=notify,
             orcpt=orcpt,
+            requiretls=mail.requiretls,
+            tls_version=tls_version,
+            tls_cipher=tls_cipher,
+            tls_bits=tls_bits,
         )
 
     def _message_writer(self) -> OpenMessage:

@@ -84,6 +84,9 @@ class SMTPServer:
         self.servers: list[asyncio.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
+        # Large (spilled) messages read whole at their end for policy (email authentication),
+        # one at a time: each may take a few times its size in memory while it is checked.
+        self.big_reads = asyncio.Semaphore(1)
 
     # -- start and stop --------------------------------------------------------------------------
 

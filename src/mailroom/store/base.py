@@ -13,7 +13,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from mailroom.store.envelope import Envelope
+    from mailroom.store.envelope import Delivery, Envelope
 
 __all__ = ["MessageSink", "OpenMessage", "Store"]
 
@@ -27,6 +27,25 @@ class OpenMessage(Protocol):
 
     def abort(self) -> None:
         """Forget it: nothing of it is kept."""
+        ...
+
+    # Policy may read the message at its end and change its header section before it is
+    # committed (email authentication: Authentication-Results, quarantine, a DKIM signature).
+
+    @property
+    def spilled(self) -> bool:
+        """Large enough to be on disk already: :meth:`read` then reads a file (off the loop)."""
+        ...
+
+    def read(self) -> bytes:
+        """The message as written so far."""
+        ...
+
+    def replace_head(
+        self, head_length: int, new_head: bytes, deliveries: list[Delivery] | None = None
+    ) -> None:
+        """Before commit: the first ``head_length`` octets (the header section) become
+        ``new_head``, and the message goes to ``deliveries`` instead, if given."""
         ...
 
     def commit(self) -> str | Awaitable[str]:

@@ -49,6 +49,12 @@ class Envelope:
     body: str | None = None
     notify: dict[str, tuple[str, ...]] = field(default_factory=dict)
     orcpt: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # RFC 8689: MAIL FROM ... REQUIRETLS (kept by the queue for the onward relay).
+    requiretls: bool = False
+    # The TLS the client used ("TLSv1.3", "TLS_AES_256_GCM_SHA384", 256), for Received.
+    tls_version: str | None = None
+    tls_cipher: str | None = None
+    tls_bits: int | None = None
 
     def __post_init__(self) -> None:
         if not self.deliveries:
@@ -91,6 +97,19 @@ def _header_date(seconds: int) -> str:
     return email.utils.formatdate(seconds, localtime=True)
 
 
+def _tls_comment(e: Envelope) -> str:
+    """Postfix's words for the TLS of the hop: ``(using TLSv1.3 with cipher NAME (256/256
+    bits))``, and how the client was verified: mailroom asks for no client certificate."""
+    if not e.tls or not e.tls_version:
+        return ""
+    bits = f" ({e.tls_bits}/{e.tls_bits} bits)" if e.tls_bits else ""
+    cipher = _comment_safe(e.tls_cipher or "unknown")
+    return (
+        f"\r\n\t(using {_comment_safe(e.tls_version)} with cipher {cipher}{bits})"
+        "\r\n\t(client verified: none, no client certificate requested)"
+    )
+
+
 def received_header(envelope: Envelope, recipients: list[str] | tuple[str, ...]) -> bytes:
     """The ``Received`` field this server adds (RFC 5321 §4.4); alone when relaying."""
     e = envelope
@@ -98,10 +117,11 @@ def received_header(envelope: Envelope, recipients: list[str] | tuple[str, ...])
     lines: list[str] = []
     client = f"[{e.client_ip}]" if ":" not in e.client_ip else f"[IPv6:{e.client_ip}]"
     auth = f" (Authenticated sender: {_comment_safe(e.auth_user)})" if e.auth_user else ""
+    tls = _tls_comment(e)
     for_clause = f"\r\n\tfor <{_header_safe(rcpts[0])}>" if len(rcpts) == 1 else ""
     date = _header_date(int(e.received_at))
     lines.append(
-        f"Received: from {_header_safe(e.helo) or 'unknown'} ({client}){auth}\r\n"
+        f"Received: from {_header_safe(e.helo) or 'unknown'} ({client}){auth}{tls}\r\n"
         f"\tby {e.hostname} (mailroom) with {e.protocol} id {e.queue_id}{for_clause};\r\n"
         f"\t{date}"
     )

@@ -71,6 +71,10 @@ def maildir_filename(envelope: Envelope, size: int, copy: int = 0) -> str:
 def ensure_maildir(path: Path) -> Path:
     for sub in ("tmp", "new", "cur"):
         (path / sub).mkdir(parents=True, exist_ok=True)
+    if path.name.startswith("."):
+        # A Maildir++ folder (the Junk folder of DMARC quarantine): the marker Dovecot and
+        # other Maildir++ readers expect in each folder.
+        (path / "maildirfolder").touch()
     return path
 
 
@@ -120,6 +124,10 @@ class MessageWriter:
     _first_bytes: bytes = b""
     _done: bool = False
     _held: int = 0  # of _buffer, counted in store.in_memory (event loop thread only)
+    # A spilled message whose header section was replaced (replace_head): the new section,
+    # and the length of the old one in the spilled file, where the rest is copied from.
+    _new_head: bytes | None = None
+    _old_head_length: int = 0
 
     @property
     def size(self) -> int:
@@ -146,6 +154,40 @@ class MessageWriter:
         except OSError as exc:
             self._fail(exc)
         self._release()
+
+    def read(self) -> bytes:
+        """The message as received so far (for checks at its end). Reads the spilled file when
+        it is large: call it off the event loop then (see :attr:`spilled`)."""
+        if self._spill is None:
+            return bytes(self._buffer)
+        first = self._spill
+        with open(first.tmp_path, "rb") as source:
+            source.seek(len(first.header))
+            return source.read()
+
+    @property
+    def spilled(self) -> bool:
+        return self._spill is not None
+
+    def replace_head(
+        self, head_length: int, new_head: bytes, deliveries: list[Delivery] | None = None
+    ) -> None:
+        """Before commit: the message's first ``head_length`` octets (its header section)
+        become ``new_head`` (header fields added on top, forged ones taken out), and the
+        message goes to ``deliveries`` instead (quarantine into a Junk folder)."""
+        if self._error is not None or self._done:
+            return
+        if deliveries is not None:
+            self.envelope.deliveries = deliveries
+        if self._spill is None:
+            self._buffer[:head_length] = new_head
+            change = len(new_head) - head_length
+            self._held += change
+            self.store.in_memory += change
+        else:
+            self._new_head, self._old_head_length = new_head, head_length
+        self._size += len(new_head) - head_length
+        self._first_bytes = (new_head + self._first_bytes[head_length:])[:MAX_HEADER_SCAN]
 
     def _release(self) -> None:
         # The buffer is written out or handed to the committer: no longer held for a session.
@@ -206,7 +248,26 @@ class MessageWriter:
     def _write_outputs(self) -> list[_Output]:
         """Write every destination's file (not yet synced) and return them."""
         deliveries = self.envelope.deliveries
-        if self._spill is not None:
+        if self._spill is not None and self._new_head is not None:
+            # Large, with a new header section: every file is the trace fields, the new
+            # section, and the rest of the spilled file, copied in the kernel.
+            source = self._spill
+            self._flush_buffer(source)
+            source.close()
+            moved = source.tmp_path + ".received"
+            os.rename(source.tmp_path, moved)
+            source.tmp_path = moved
+            self._outputs.remove(source)
+            try:
+                offset = len(source.header) + self._old_head_length
+                for index in range(len(deliveries)):
+                    output = self._open(index)
+                    assert output.fd is not None
+                    _write_all(output.fd, self._new_head)
+                    self._copy_body(source, output, offset, self._size - len(self._new_head))
+            finally:
+                source.discard()
+        elif self._spill is not None:
             # Large: the first file was written as the message came; copy it to the others.
             first = self._spill
             self._flush_buffer(first)
@@ -223,12 +284,18 @@ class MessageWriter:
         self._buffer = bytearray()
         return self._outputs
 
-    def _copy_body(self, source: _Output, target: _Output) -> None:
+    def _copy_body(
+        self,
+        source: _Output,
+        target: _Output,
+        offset: int | None = None,
+        length: int | None = None,
+    ) -> None:
         # A large message with several destinations: copy the body in the kernel.
         assert target.fd is not None
         with open(source.tmp_path, "rb") as src:
-            offset = len(source.header)
-            remaining = self._size
+            offset = len(source.header) if offset is None else offset
+            remaining = self._size if length is None else length
             while remaining > 0:
                 self.store.check_fault()
                 copied = os.copy_file_range(
@@ -526,6 +593,7 @@ class MaildirStore:
             smtputf8=e.smtputf8,
             auth_user=e.auth_user,
             client_ip=e.client_ip,
+            requiretls=e.requiretls,
         )
         path = self.spool.tmp / f"{entry.id}.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -6,6 +6,8 @@
   both, ``/docs`` shows it
 - ``/api/events`` live updates over WebSocket (:mod:`.events`)
 - ``/metrics`` Prometheus text format; ``/livez`` and ``/readyz`` for probes
+- ``/.well-known/mta-sts.txt`` the local domains' MTA-STS policy, for ``mta-sts.DOMAIN``
+  (:mod:`.mta_sts`; public, like the DNS records that point to it)
 
 Nothing the web does runs on the SMTP path: it reads the index and message files in a worker
 thread, and hears of new messages only while a browser listens. What it reads and changes comes
@@ -33,6 +35,8 @@ from mailroom.web.events import EVENTS, EventStream
 from mailroom.web.http import CONTEXT
 from mailroom.web.mailpit import routes as mailpit_routes
 from mailroom.web.messages import Messages
+from mailroom.web.mta_sts import MTA_STS_PATH
+from mailroom.web.mta_sts import add_routes as mta_sts_routes
 from mailroom.web.openapi import routes as openapi_routes
 from mailroom.web.own import routes as own_routes
 from mailroom.web.sessions import routes as session_routes
@@ -126,6 +130,8 @@ def build_app(context: WebContext, events: EventStream) -> web.Application:
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path == MTA_STS_PATH and request.method in ("GET", "HEAD"):
+            return await handler(request)  # public, for any host it names
         host = request.headers.get(hdrs.HOST)
         if guard_host and not allowed_host(host, settings):
             name = _host_name(host or "")
@@ -169,6 +175,9 @@ def build_app(context: WebContext, events: EventStream) -> web.Application:
     check_routes(app)
     bounces_routes(app)
     openapi_routes(app)
+    published = settings.mta_sts
+    if published is not None and published.mode is not None:
+        mta_sts_routes(app, published)
     app.router.add_get("/api/events", events.handle)
     app.router.add_get("/", _page("index.html"))
     app.router.add_get("/docs", _page("docs.html"))

@@ -21,6 +21,7 @@ from mailroom.settings_types import Listener
 
 if TYPE_CHECKING:
     from mailroom.client import TransactionResult
+    from mailroom.tls_publish import PublishedTLS
     from mailroom.web.messages import Messages
 
 __all__ = [
@@ -60,6 +61,8 @@ class WebSettings:
     release_smtp: Listener | None = None  # where "release" sends unless told otherwise
     database: str = ""  # what /api/v1/info names as the database
     checks: CheckSettings = CheckSettings()
+    # the local domains' MTA-STS policy, served at /.well-known/mta-sts.txt ([mta_sts])
+    mta_sts: PublishedTLS | None = None
 
 
 class TranscriptRecord(Protocol):

@@ -1,0 +1,179 @@
+"""DKIM verification against real DNS (keys published in Knot, asked through Unbound), for
+mailroom's own signatures (RSA-2048 and ed25519), and for everything a hostile or broken sender
+can put in a DKIM-Signature."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import time
+
+import dkim
+import pytest
+
+from mailroom.authentication.checks import SessionChecks
+from mailroom.authentication.dkim import verify_message
+from mailroom.authentication.keys import DKIMKey
+from mailroom.authentication.settings import AuthenticationSettings
+from mailroom.authentication.signing import headers_to_sign, sign
+from mailroom.resolver import Resolver
+from tests.authentication.conftest import run
+from tests.dnspeers import silent_dns
+
+MESSAGE = (
+    b"From: Alice <alice@sender.test>\r\n"
+    b"To: bob@example.test\r\n"
+    b"Subject: signed\r\n"
+    b"Date: Sat, 05 Dec 2026 09:00:00 +0000\r\n"
+    b"Message-ID: <1@sender.test>\r\n"
+    b"\r\n"
+    b"Hello, Bob.\r\n"
+)
+
+
+def test_both_of_our_signatures_verify(resolver, sender_keys):
+    signed = sign(MESSAGE, sender_keys) + MESSAGE
+    results, lookups = run(verify_message(signed, resolver.lookup))
+    assert [(r.result, r.algorithm, r.selector) for r in results] == [
+        ("pass", "rsa-sha256", "rsa1"),
+        ("pass", "ed25519-sha256", "ed1"),
+    ]
+    assert results[0].key_bits == 2048
+    assert any("rsa1._domainkey.sender.test" in line for line in lookups)
+
+
+def test_our_header_list_oversigns_from_to_and_subject(sender_keys):
+    signed = sign(MESSAGE, sender_keys[:1])
+    tags = dkim.util.parse_tag_value(signed.split(b":", 1)[1])
+    signed_names = [h.strip() for h in tags[b"h"].split(b":")]
+    for name in (b"from", b"to", b"subject"):
+        assert signed_names.count(name) == 2
+    assert b"date" in signed_names and b"message-id" in signed_names
+    assert tags[b"c"] == b"relaxed/relaxed"
+    assert headers_to_sign([(b"From", b"x")]).count(b"to") == 1  # absent To: signed once, empty
+
+
+def test_a_changed_body_fails(resolver, sender_keys):
+    signed = sign(MESSAGE, sender_keys) + MESSAGE
+    tampered = signed.replace(b"Hello, Bob.", b"Hello, Eve.")
+    results, _ = run(verify_message(tampered, resolver.lookup))
+    assert [r.result for r in results] == ["fail", "fail"]
+    assert "body hash" in results[0].reason
+
+
+def test_an_added_from_fails(resolver, sender_keys):
+    signed = sign(MESSAGE, sender_keys) + MESSAGE
+    forged = b"From: ceo@sender.test\r\n" + signed
+    results, _ = run(verify_message(forged, resolver.lookup))
+    assert {r.result for r in results} == {"fail"}
+
+
+def test_relaxed_canonicalization_survives_refolding(resolver, sender_keys):
+    signed = sign(MESSAGE, sender_keys) + MESSAGE
+    refolded = signed.replace(b"Subject: signed", b"Subject:   signed ")
+    results, _ = run(verify_message(refolded, resolver.lookup))
+    assert [r.result for r in results] == ["pass", "pass"]
+
+
+def test_rsa_sha1_is_not_acceptable(resolver, sender_keys):
+    rsa = sender_keys[0]
+    header = dkim.sign(
+        MESSAGE,
+        rsa.selector.encode(),
+        rsa.domain.encode(),
+        rsa.private,
+        signature_algorithm=b"rsa-sha1",
+        include_headers=[b"from", b"to", b"subject"],
+    )
+    [result], _ = run(verify_message(header + MESSAGE, resolver.lookup))
+    assert result.result == "policy" and "rsa-sha1" in result.reason
+    assert result.unacceptable
+
+
+def test_a_short_key_is_not_acceptable(knot, resolver, tmp_path):
+    pem = subprocess.run(
+        ["openssl", "genrsa", "-traditional", "512"], capture_output=True, check=True
+    ).stdout
+    public = subprocess.run(
+        ["openssl", "rsa", "-pubout", "-outform", "DER"], input=pem, capture_output=True, check=True
+    ).stdout
+    knot.set(
+        "short._domainkey.sender.test",
+        {"TXT": ["v=DKIM1; k=rsa; p=" + base64.b64encode(public).decode()]},
+    )
+    header = dkim.sign(MESSAGE, b"short", b"sender.test", pem, include_headers=[b"from", b"to"])
+    [result], _ = run(verify_message(header + MESSAGE, resolver.lookup))
+    assert result.result == "policy" and "512" in result.reason
+
+
+def test_an_expired_signature_is_not_acceptable(resolver, sender_keys):
+    signed = sign(MESSAGE, sender_keys[1:])
+    past = int(time.time()) - 86400
+    # Expiry is judged before the key is fetched (the signature would not verify either way).
+    header = signed.replace(b"; h=", f"; x={past}; h=".encode(), 1)
+    [result], _ = run(verify_message(header + MESSAGE, resolver.lookup))
+    assert result.result == "policy" and "expired" in result.reason
+
+
+def test_no_key_is_a_permerror_and_a_revoked_key_too(knot, resolver, sender_keys):
+    key = sender_keys[1]
+    other = DKIMKey(key.domain, "gone", key.algorithm, key.private, key.public_record)
+    [missing], _ = run(verify_message(sign(MESSAGE, [other]) + MESSAGE, resolver.lookup))
+    assert (missing.result, missing.reason) == (
+        "permerror",
+        "no key at gone._domainkey.sender.test",
+    )
+    knot.set("revoked._domainkey.sender.test", {"TXT": ["v=DKIM1; k=ed25519; p="]})
+    revoked = DKIMKey(key.domain, "revoked", key.algorithm, key.private, key.public_record)
+    [result], _ = run(verify_message(sign(MESSAGE, [revoked]) + MESSAGE, resolver.lookup))
+    assert result.result == "permerror" and "revoked" in result.reason
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"DKIM-Signature: garbage\r\n",
+        b"DKIM-Signature: v=1; a=rsa-sha256\r\n",
+        b"DKIM-Signature: v=1; a=rsa-md5; d=sender.test; s=x; h=from; bh=AAAA; b=AAAA\r\n",
+        b"DKIM-Signature: v=1; a=rsa-sha256; d=sender.test; s=x; h=to; bh=AAAA; b=AAAA\r\n",
+        b"DKIM-Signature: v=1; a=rsa-sha256; d=[127.0.0.1]; s=x; h=from; bh=AAAA; b=AAAA\r\n",
+        b"DKIM-Signature: v=1; a=rsa-sha256; d=sender.test; s=rsa1; h=from; bh=!!!; b=!!!\r\n",
+        b"DKIM-Signature: v=1; a=rsa-sha256; d=sender.test; s=rsa1; h=from; bh=AAAA; b=AAAA; l=99999999999999999999999999\r\n",
+        b"DKIM-Signature: v=1; a=rsa-sha256; d=sender.test; s=rsa1; i=@evil.test; h=from; bh=AAAA; b=AAAA\r\n",
+        b"DKIM-Signature: \xff\xfe\x00; v=1\r\n",
+        b"DKIM-Signature: v=1; v=1; a=rsa-sha256\r\n",
+    ],
+)
+def test_malformed_signatures_get_a_result_not_an_error(resolver, sender_keys, header):
+    [result], _ = run(verify_message(header + MESSAGE, resolver.lookup))
+    assert result.result in ("neutral", "fail", "permerror")
+
+
+def test_a_hundred_signatures_are_not_a_hundred_lookups(resolver, sender_keys):
+    one = sign(MESSAGE, sender_keys[1:])
+    many = b"".join(one.replace(b"s=ed1", f"s=k{i}".encode()) for i in range(100)) + MESSAGE
+    started = time.monotonic()
+    results, lookups = run(verify_message(many, resolver.lookup, max_signatures=5))
+    assert len(results) == 5 and len(lookups) == 5
+    assert time.monotonic() - started < 10
+
+
+def test_a_message_without_a_signature_has_no_results(resolver):
+    assert run(verify_message(MESSAGE, resolver.lookup)) == ([], [])
+
+
+def test_silent_dns_is_a_temperror_within_the_budget(sender_keys):
+    settings = AuthenticationSettings(
+        dkim_timeout=1.0, dmarc="off", iprev="off", arc="off", spf="off"
+    )
+    signed = sign(MESSAGE, sender_keys) + MESSAGE
+    with silent_dns() as address:
+        checks = SessionChecks(
+            settings, Resolver([address], timeout=30).lookup, client_ip="127.0.0.1", receiver="mx"
+        )
+        started = time.monotonic()
+        results = run(checks.message(signed))
+        elapsed = time.monotonic() - started
+    assert [r.result for r in results.dkim or []] == ["temperror", "temperror"]
+    assert "timed out after 1 s" in results.dkim[0].reason
+    assert elapsed < 5
