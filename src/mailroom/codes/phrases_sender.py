@@ -213,7 +213,6 @@ BLOCKED = (
     # The server hung up or would not talk (Sisimai's reading: the client is refused).
     r"connection (?:dropped|reset by peer|was dropped by remote host)",
     r"connection refused by",
-    r"closing transmission channel",
     r"\bgo away\b",
     r"not accepting connections",
     r"no matches to nameserver query",
@@ -242,8 +241,7 @@ NO_RELAYING = (
 )
 
 # The message judged as spam by content or by its URLs. Sisimai also reads a bare "message
-# filtered", "content rejected" and a refusal "for policy reasons" of the message so, and a
-# greylisting deferral.
+# filtered", "content rejected" and a refusal "for policy reasons" of the message so.
 SPAM_DETECTED = (
     r"spamassassin",
     r"spam ?(?:classification|signature|score|content|message|detected|filter(?:ing)?|check|"
@@ -281,7 +279,6 @@ SPAM_DETECTED = (
     r"our system has detected that this message is",
     r"bulk[ .](?:advertising|email)",
     r"sender domain listed at",
-    r"greylist(?:ed|ing)?\b[^.]{0,40}try again",
     r"\bis blacklisted on\b",
 )
 

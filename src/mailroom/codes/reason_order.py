@@ -32,7 +32,7 @@ decision in our own terms. Evidence is read in this order:
    systemfull, notaccept, expired, securityerror, mailererror, then failedstarttls); then
    the enhanced code's first guess; media (X.6) and security (X.7) codes; a syntax reply
    (501-507, 401-407); a temporary reply with no words (``expired``: its bounce came when the
-   retries ran out); a refusal of HELO (the client).
+   retries ran out); a refusal at the greeting or HELO (the client).
 5. **Our additions** where Sisimai would say ``onhold``: an automatic reply (``vacation``),
    the registry's reading of an enhanced code Sisimai leaves unnamed (4.3.0), weak hints
    ("quota", "spam", "timed out"), the basic code with the command (550 to RCPT: the
@@ -291,8 +291,10 @@ def _fallback(ev: _Evidence) -> Decision | None:
         # A temporary reply that says nothing more: its bounce was sent when the retries ran
         # out (Sisimai reads a delayed delivery so, before the command).
         return "expired", f"reply code {facts.code}, temporary, and nothing more said"
-    if ev.command == "HELO":
-        return "blocked", "refused at HELO: the client itself"
+    if ev.command in _BEFORE_MAIL:
+        # Refused at the greeting or HELO (Sisimai reads Postfix's "refused to talk to me" as
+        # HELO too): only the client itself can have been refused.
+        return "blocked", f"refused at {ev.command}: the client itself"
     return None
 
 
