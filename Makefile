@@ -64,6 +64,7 @@ screenshots: $(STAMP_DEV)
 
 docs: $(STAMP_RUN)
 	$(BIN)/mailroom replies --markdown > docs/replies.md
+	$(BIN)/mailroom replies --registry --markdown > docs/registry.md
 
 bench: $(STAMP_DEV) $(STAMP_FAST)
 	$(BIN)/python bench/run.py --mailroom-python $(FAST)/bin/python $(ARGS)

@@ -36,6 +36,8 @@ LAYERS: dict[str, tuple[int, str]] = {
     "mailroom": (0, "the package: its version"),
     "mailroom.codes": (0, "the reply model and catalogue, explain, classification"),
     "mailroom.settings_types": (0, "plain values settings are made of: Listener, sizes"),
+    "mailroom.logsafe": (0, "a peer's text made fit for one log line (escapes)"),
+    "mailroom.filemodes": (0, "the data directory private: 0700 directories, 0600 files"),
     # 1 -- the sans-IO protocol: both sides of SMTP over codes
     "mailroom.protocol": (1, "SMTP as pure state machines: no sockets, no clock"),
     # 2 -- the parts that decide, keep and talk, each over the protocol
@@ -56,6 +58,10 @@ LAYERS: dict[str, tuple[int, str]] = {
     ),
     "mailroom.client": (2, "the asyncio SMTP client over protocol's client side"),
     "mailroom.loadgen": (2, "the load generator behind `mailroom bench-client`: a client"),
+    "mailroom.submission": (
+        2,
+        "what a submission server fetches: BURL's message parts from IMAP (RFC 4468)",
+    ),
     # 3 -- outbound
     "mailroom.delivery": (3, "the queue runner, routing, DSNs, `mailroom queue`"),
     # 4 -- the SMTP server
@@ -66,6 +72,7 @@ LAYERS: dict[str, tuple[int, str]] = {
     "mailroom.mailconfig": (5, "the mail server sections: builds policy and queue objects"),
     "mailroom.roles": (5, "what a listener's role offers: SessionSettings from a Config"),
     "mailroom.dns_commands": (5, "`mailroom dkim keygen`, `dns-records`: read the configuration"),
+    "mailroom.config_warnings": (5, "what check-config warns of: settings that cannot work"),
     # 6 -- the composition root
     "mailroom.app": (6, "builds every part from a Config, starts and stops them in order"),
     # 7 -- what runs the root: `mailroom serve` and the pytest plugin use it

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +39,8 @@ from typing import TYPE_CHECKING
 from mailroom.activity import Hub, Metrics, TranscriptLog
 from mailroom.activity.transcript_archive import TranscriptArchive
 from mailroom.config import Config, ConfigError
+from mailroom.filemodes import DIRECTORY_MODE, private_dir, private_tree
+from mailroom.logsafe import quoted
 from mailroom.policy import AcceptAny, CatcherPolicy, CredentialStore, PasswordFile, Policy
 from mailroom.policy.authentication import AuthenticationPolicy
 from mailroom.policy.authguard import AuthGuard, AuthLimits
@@ -61,6 +64,7 @@ if TYPE_CHECKING:
     from mailroom.delivery import QueueRunner
     from mailroom.delivery.transport_security import TransportSecurity
     from mailroom.policy.base import SessionView
+    from mailroom.submission.burl import BurlFetcher
     from mailroom.web import WebServer
     from mailroom.web.mta_sts import PolicySite
 
@@ -154,7 +158,12 @@ def build_policy(
 
 def note_fault(session: SessionView, rule: FaultRule) -> None:
     """A fault rule fired: say so in the log and in the session's transcript."""
-    log.info("fault rule %d fired: client=%s rule=%s", rule.id, session.client_ip, rule.describe())
+    log.info(
+        "fault rule %d fired: client=%s rule=%s",
+        rule.id,
+        session.client_ip,
+        quoted(rule.describe()),
+    )
     transcript = getattr(session, "transcript", None)
     if transcript is not None:
         transcript.note(f"fault rule {rule.id} fired: {rule.describe()}")
@@ -197,6 +206,25 @@ def listener_settings(
         (listener, session_settings_for(listener, config, credentials))
         for listener in config.all_listeners
     ]
+
+
+def private_data_dir(data: Path) -> None:
+    """The data directory 0700 and everything in it private (see mailroom.filemodes); the
+    whole tree is put right only when the directory itself was not (an older version, or
+    another umask, made it)."""
+    if data.is_dir() and stat.S_IMODE(data.stat().st_mode) != DIRECTORY_MODE:
+        log.info("making %s and everything in it private (0700 and 0600)", data)
+        private_tree(data)
+    private_dir(data)
+
+
+def burl_fetcher(config: Config) -> BurlFetcher | None:
+    """BURL (RFC 4468) on submission listeners, when [burl] names an IMAP server."""
+    if config.mail is None or config.mail.burl is None:
+        return None
+    from mailroom.submission.burl import BurlFetcher
+
+    return BurlFetcher(config.mail.burl)
 
 
 def server_limits(config: Config) -> ServerLimits:
@@ -254,7 +282,7 @@ class Mailroom:
         """Build the store, the SMTP server, the runner and the web; start them, listeners
         last. If one fails to start, those already started are stopped again."""
         config = self.config
-        config.data.mkdir(parents=True, exist_ok=True)
+        private_data_dir(config.data)
         self.tls = listener_tls(config)
         ssl_context = self.tls.context if self.tls is not None else None
         store = open_store(config, asyncio.get_running_loop())
@@ -284,6 +312,7 @@ class Mailroom:
             metrics=self.metrics,
             limits=server_limits(config),
             ssl_context=ssl_context,
+            burl=burl_fetcher(config),
         )
         try:
             if config.mail is not None and isinstance(store, MaildirStore):
@@ -367,9 +396,14 @@ class Mailroom:
             deliver_local=self.inject,
             outbound=self._outbound(),
             transport=self._transport_security(store),
+            own_addresses=lambda: self.addresses,  # an MX that points back here is a loop
         )
         store.on_queued = self.runner.wake
         await self.runner.start()
+        if self.mail_policy is not None:
+            runner = self.runner
+            # How full the queue is, for 451 4.4.5 (and priorities while it is busy).
+            self.mail_policy.queue_depth = lambda: len(runner.entries)
 
     async def _start_policy_site(self) -> None:
         """``[mta_sts] listen``: the local domains' MTA-STS policy over HTTPS, with the
@@ -400,6 +434,7 @@ class Mailroom:
         from mailroom.client import send_message
         from mailroom.web import Messages, WebContext, WebServer, WebSettings
         from mailroom.web.context import CheckSettings
+        from mailroom.web.mimeshape import MimeLimits
 
         config = self.config
         assert self.smtp is not None
@@ -409,6 +444,11 @@ class Mailroom:
                 listener=listener,
                 hostname=config.hostname,
                 auth=config.web_auth,
+                users=config.web_users,
+                max_auth_failures=config.max_auth_failures,
+                auth_failure_window=config.auth_failure_window,
+                max_search_terms=config.web_max_search_terms,
+                mime_limits=MimeLimits(config.web_max_mime_parts, config.web_max_mime_depth),
                 allowed_hosts=config.web_allowed_hosts,
                 release_smtp=config.release_smtp,
                 database=str(config.data / "index.sqlite"),
@@ -421,7 +461,11 @@ class Mailroom:
                     link_check_max_links=config.link_check_max_links,
                 ),
             ),
-            messages=Messages(config.data, enabled=maildir is not None),
+            messages=Messages(
+                config.data,
+                enabled=maildir is not None,
+                limits=MimeLimits(config.web_max_mime_parts, config.web_max_mime_depth),
+            ),
             transcripts=self.transcripts,
             faults=self.faults,
             hub=self.hub,
@@ -430,6 +474,9 @@ class Mailroom:
             release=send_message,
             # The catcher captures messages sent over the API; a mail server sends with SMTP.
             inject=self.inject if config.mail is None else None,
+            # A mail server's release: through its own routing, as the web user's address.
+            submit=self.inject if config.mail is not None else None,
+            senders=config.mail.directory if config.mail is not None else None,
             store_counters=maildir,
             archive=self.transcripts.archive,
         )

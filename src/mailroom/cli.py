@@ -36,6 +36,11 @@ def _cmd_replies(args: argparse.Namespace) -> int:
     from mailroom.codes.catalogue import CATALOGUE
     from mailroom.codes.docs import replies_markdown
 
+    if args.registry:
+        from mailroom.codes.coverage import registry_markdown, registry_text
+
+        sys.stdout.write(registry_markdown() if args.markdown else registry_text())
+        return 0
     if args.markdown:
         sys.stdout.write(replies_markdown())
         return 0
@@ -80,6 +85,8 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, object]:
         "log_level",
         "web",
         "web_auth",
+        "web_auth_file",
+        "web_users",
         "release_smtp",
         "max_auth_failures",
         "auth_failure_window",
@@ -248,6 +255,11 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
             print(
                 f"  DKIM {domain}: no key (mailroom dkim keygen {domain}); its mail goes unsigned"
             )
+
+    from mailroom.config_warnings import config_warnings
+
+    for warning in config_warnings(mail):
+        print(f"{args.config}: warning: {warning}")
     return 0
 
 
@@ -480,12 +492,26 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     add(
         "--web",
         metavar="HOST:PORT|off",
-        help="the web UI and HTTP API (default 127.0.0.1:8025; off to disable)",
+        help="the web UI and HTTP API (the catcher's default 127.0.0.1:8025; a mail server's "
+        "is off unless given, and needs credentials)",
     )
     add(
         "--web-auth",
         metavar="USER:PASSWORD",
-        help="HTTP basic auth for the web UI and API (needed to bind beyond loopback quietly)",
+        help="HTTP basic auth for the web UI and API; visible to local users in the process "
+        "list: prefer --web-auth-file or MAILROOM_WEB_AUTH",
+    )
+    add(
+        "--web-auth-file",
+        type=Path,
+        metavar="FILE",
+        help="a file whose first line is USER:PASSWORD for the web UI and API",
+    )
+    add(
+        "--web-users",
+        type=Path,
+        metavar="FILE",
+        help="web users with argon2 passwords (lines from `mailroom passwd`)",
     )
     add(
         "--web-allowed-host",
@@ -537,6 +563,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     replies = commands.add_parser("replies", help="list every reply mailroom sends")
     replies.add_argument("--markdown", action="store_true", help="print docs/replies.md")
+    replies.add_argument(
+        "--registry",
+        action="store_true",
+        help="every code of the IANA registry: where mailroom sends it and the test that shows "
+        "it, or why no server can (with --markdown: docs/registry.md)",
+    )
     replies.set_defaults(func=_cmd_replies)
 
     _add_serve(commands)

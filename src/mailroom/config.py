@@ -106,15 +106,29 @@ class Config:
     # fault rules, "STAGE[:MATCH][:OPTION...]:ACTION" (see mailroom.policy.faults)
     faults: tuple[str, ...] = ()
 
-    # the web UI and HTTP API, in the same process as SMTP ("off" in a file or flag: None)
+    # the web UI and HTTP API, in the same process as SMTP ("off" in a file or flag: None).
+    # The catcher's is on by default; the mail server's only when configured, and then only
+    # with credentials (web_auth, web_auth_file, MAILROOM_WEB_AUTH or web_users).
     web: Listener | None = Listener("127.0.0.1", 8025)  # noqa: RUF009 (frozen: shared safely)
-    # "user:password": HTTP basic auth for the UI and the API (health probes stay open)
+    # "user:password": HTTP basic auth for the UI and the API (health probes stay open); also
+    # from the environment (MAILROOM_WEB_AUTH) or a file (web_auth_file), kept off the
+    # command line where every local user can read it (/proc/PID/cmdline)
     web_auth: str | None = None
+    web_auth_file: Path | None = None
+    # a password file of web users (lines from `mailroom passwd`): HTTP basic auth against
+    # argon2 hashes, each user by name (in the mail server mode, release sends as that name)
+    web_users: Path | None = None
     # Host names the web UI answers to while it listens on loopback, besides localhost, IP
     # addresses and the hostname: a guard against DNS rebinding; "*" answers to any
     web_allowed_hosts: tuple[str, ...] = ()
     # where "release" sends a captured message unless the request names a server
     release_smtp: Listener | None = None
+    # terms in one search of the web API (each is a clause of one SQL expression); more: 400
+    web_max_search_terms: int = 100
+    # The web parses a message only within these (measured first, without parsing); past
+    # them it shows the message's source with a note. 0 means no limit.
+    web_max_mime_parts: int = 1000
+    web_max_mime_depth: int = 50
 
     log_level: str = "info"
 
@@ -158,7 +172,12 @@ class Config:
             raise ConfigError("require_auth needs --auth accept-any or --auth FILE")
         if self.smtps and self.tls == "off":
             raise ConfigError("--smtps needs TLS: give --tls-cert/--tls-key or --tls self-signed")
-        for name in ("max_recipients", "max_connections", "max_bad_commands"):
+        for name in (
+            "max_recipients",
+            "max_connections",
+            "max_bad_commands",
+            "web_max_search_terms",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
         for name in (
@@ -167,6 +186,8 @@ class Config:
             "max_auth_failures",
             "max_auth_failures_per_session",
             "auth_failure_delay",
+            "web_max_mime_parts",
+            "web_max_mime_depth",
         ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative (0 means no limit)")
@@ -192,6 +213,23 @@ class Config:
             user, colon, password = self.web_auth.partition(":")
             if not colon or not user or not password:
                 raise ConfigError("web_auth is USER:PASSWORD, both non-empty")
+        if self.web_auth is not None and self.web_users is not None:
+            raise ConfigError("web_auth and web_users: give one way to log in to the web")
+        if self.web_users is not None:
+            from mailroom.policy.credentials import CredentialError, PasswordFile
+
+            try:
+                users = PasswordFile(self.web_users)
+            except CredentialError as exc:
+                raise ConfigError(f"web_users: {exc}") from None
+            if not len(users):
+                raise ConfigError(f"web_users: {self.web_users} names no user")
+        if self.mail is not None and self.web is not None and not self.web_credentials:
+            raise ConfigError(
+                f"web = {self.web.host}:{self.web.port}: a mail server's web UI and API "
+                "show every user's mail and can send it on; set web_auth (or web_auth_file, "
+                "or MAILROOM_WEB_AUTH) or web_users, or leave web out"
+            )
         for host in self.web_allowed_hosts:
             if not host or any(c in host for c in " /:@[]"):
                 raise ConfigError(f"web_allowed_hosts: {host!r} is not a host name (or '*')")
@@ -208,8 +246,13 @@ class Config:
     def tls_enabled(self) -> bool:
         return self.tls != "off"
 
+    @property
+    def web_credentials(self) -> bool:
+        """The web asks for credentials (web_auth, or a file of web users)."""
+        return self.web_auth is not None or self.web_users is not None
 
-_PATH_FIELDS = {"data", "tls_cert", "tls_key"}
+
+_PATH_FIELDS = {"data", "tls_cert", "tls_key", "web_auth_file", "web_users"}
 _SIZE_FIELDS = {"max_message_size"}
 
 
@@ -245,8 +288,45 @@ def _listeners(items: Any) -> tuple[Listener, ...]:
         role = str(item.get("role", "mx"))
         implicit = bool(item.get("implicit_tls", role == "submissions"))
         listener = parse_hostport(str(item["address"]), implicit_tls=implicit)
-        found.append(Listener(listener.host, listener.port, implicit, role))
+        minimum = item.get("min_priority")
+        if minimum is not None and (
+            not isinstance(minimum, int) or isinstance(minimum, bool) or not -9 <= minimum <= 9
+        ):
+            raise ConfigError("listeners: min_priority is a priority from -9 to 9 (RFC 6710)")
+        unknown = sorted(set(item) - {"address", "role", "implicit_tls", "min_priority"})
+        if unknown:
+            raise ConfigError(f"listeners: unknown setting {unknown[0]!r}")
+        found.append(Listener(listener.host, listener.port, implicit, role, minimum))
     return tuple(found)
+
+
+WEB_AUTH_ENV = "MAILROOM_WEB_AUTH"
+
+
+def _web_auth(values: dict[str, Any], *, flag: Any) -> None:
+    """``web_auth`` from, in this order: the flag, the environment (MAILROOM_WEB_AUTH), the
+    file's ``web_auth``, the file named by ``web_auth_file`` (its first line)."""
+    if flag is not None:
+        return
+    from_env = os.environ.get(WEB_AUTH_ENV)
+    if from_env:
+        values["web_auth"] = from_env.strip()
+        return
+    if values.get("web_auth") is not None:
+        return
+    path = values.get("web_auth_file")
+    if path is None:
+        return
+    try:
+        text = Path(path).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"web_auth_file: {path}: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
+    lines = text.splitlines()
+    if not lines or not lines[0].strip():
+        raise ConfigError(f"web_auth_file: {path}: USER:PASSWORD on its first line")
+    values["web_auth"] = lines[0].strip()
 
 
 def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
@@ -293,6 +373,10 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     for name, value in (overrides or {}).items():
         if value is not None:
             values[name] = _coerce(name, value)
+    _web_auth(values, flag=(overrides or {}).get("web_auth"))
+    if values.get("mail") is not None and "web" not in values:
+        # A mail server's web UI shows every user's mail: off unless asked for.
+        values["web"] = None
     if values.get("tls_cert") and "tls" not in values:
         values["tls"] = "files"
     if values.get("mail") is not None:

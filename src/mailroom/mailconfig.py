@@ -55,6 +55,7 @@ from mailroom.policy.directory import Directory, DirectoryError
 from mailroom.policy.mailserver import MailServerRules
 from mailroom.queue.settings import QueueSettings, RelayHost
 from mailroom.settings_types import parse_duration
+from mailroom.submission.burl import BurlSettings
 from mailroom.tls_publish import PublishedTLS
 
 __all__ = ["MAIL_SECTIONS", "ROLES", "MailServerConfig", "locate"]
@@ -76,6 +77,9 @@ MAIL_SECTIONS = (
     "dns_servers",
     "case_insensitive_local_part",
     "authentication",
+    "lists",
+    "owned_since",
+    "burl",
 )
 ROLES = ("catcher", "mx", "submission", "submissions")
 
@@ -103,6 +107,8 @@ class MailServerConfig:
     )
     # [mta_sts], [tls_reporting]: what the local domains publish (mailroom.tls_publish)
     published: PublishedTLS | None = None
+    # [burl]: the IMAP server BURL fetches from (RFC 4468); None: BURL is not offered
+    burl: BurlSettings | None = None
 
     @classmethod
     def from_toml(cls, data: Mapping[str, Any], *, hostname: str) -> MailServerConfig:
@@ -110,8 +116,7 @@ class MailServerConfig:
             directory = Directory.from_config(data)
         except DirectoryError as exc:
             text = str(exc)
-            section = text.split(":", 1)[0]
-            raise MailConfigError(text, (section,)) from None
+            raise MailConfigError(text, exc.key or (text.split(":", 1)[0],)) from None
         if not directory.domains:
             raise MailConfigError(
                 "domains: the mail server mode needs at least one local domain", ("domains",)
@@ -125,6 +130,13 @@ class MailServerConfig:
                 (s for s in ("queue", "outbound_tls") if text.startswith(f"[{s}]")), "routes"
             )
             raise MailConfigError(str(exc), (section,)) from None
+        minimums = {
+            domain: relay.min_priority
+            for domain, relay in queue.routes.items()
+            if relay.min_priority is not None
+        }
+        if minimums:
+            rules = dataclasses.replace(rules, route_min_priority=minimums)
         lmtp = _local_delivery(data.get("local_delivery"))
         if lmtp is not None:
             for domain in queue.routes:
@@ -161,7 +173,13 @@ class MailServerConfig:
         except ValueError as exc:
             section = "tls_reporting" if str(exc).startswith("[tls_reporting]") else "mta_sts"
             raise MailConfigError(str(exc), (section,)) from None
-        return cls(directory, rules, queue, credentials, lmtp, authentication, published)
+        burl = None
+        if data.get("burl") is not None:
+            try:
+                burl = BurlSettings.from_config(data["burl"])
+            except ValueError as exc:
+                raise MailConfigError(str(exc), ("burl",)) from None
+        return cls(directory, rules, queue, credentials, lmtp, authentication, published, burl)
 
 
 def _local_delivery(table: Any) -> RelayHost | None:
@@ -200,7 +218,7 @@ def _rules(table: Mapping[str, Any], hostname: str) -> MailServerRules:
         name = key.replace("-", "_")
         if name not in known:
             raise MailConfigError(f"policy: unknown setting {key!r}", ("policy", key))
-        if name in ("greylist_delay", "greylist_expiry"):
+        if name in ("greylist_delay", "greylist_expiry", "dns_timeout", "flood_window"):
             try:
                 value = parse_duration(value)
             except ValueError as exc:
@@ -214,12 +232,61 @@ def _rules(table: Mapping[str, Any], hostname: str) -> MailServerRules:
                 raise MailConfigError(
                     f"policy: {key}: a list of networks like '192.0.2.0/24'", ("policy", key)
                 ) from None
+        if name == "dns_timeout" and value <= 0:
+            raise MailConfigError("policy: dns_timeout must be positive", ("policy", key))
+        if name in ("success_reports", "forward_bounces") and value not in ("trusted", "all"):
+            raise MailConfigError(f"policy: {key} is 'trusted' or 'all'", ("policy", key))
+        default = getattr(MailServerRules, name, None)
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise MailConfigError(f"policy: {key} is true or false", ("policy", key))
+        if (
+            isinstance(default, int)
+            and not isinstance(default, bool)
+            and (not isinstance(value, int) or isinstance(value, bool) or value < 0)
+        ):
+            raise MailConfigError(f"policy: {key} is a whole number, 0 or more", ("policy", key))
+        if name == "priority_raisers":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise MailConfigError(
+                    'policy: priority_raisers is a list of users (or "*")', ("policy", key)
+                )
+            value = tuple(value)
+        if name == "max_size_by_priority":
+            value = _sizes_by_priority(value, key)
+        if name == "mt_priority" and value not in ("", "MIXER", "STANAG4406", "NSEP"):
+            raise MailConfigError(
+                'policy: mt_priority is MIXER, STANAG4406, NSEP (RFC 6710 §9) or "" (off)',
+                ("policy", key),
+            )
+        if name == "vrfy" and value not in ("never", "authenticated"):
+            raise MailConfigError("policy: vrfy is 'never' or 'authenticated'", ("policy", key))
         if name == "full_mailbox" and value not in ("temporary", "permanent"):
             raise MailConfigError(
                 "policy: full_mailbox is 'temporary' or 'permanent'", ("policy", key)
             )
         values[name] = value
     return MailServerRules(**values)
+
+
+def _sizes_by_priority(value: Any, key: str) -> dict[int, int]:
+    """``{ "-1" = "1M", "0" = "20M" }``: the largest message of that priority and below."""
+    from mailroom.settings_types import ConfigError, parse_size
+
+    if not isinstance(value, Mapping):
+        raise MailConfigError(f'policy: {key} is a table like {{ "-1" = "1M" }}', ("policy", key))
+    found: dict[int, int] = {}
+    for priority, size in value.items():
+        try:
+            number = int(priority)
+            if not -9 <= number <= 9:
+                raise ValueError(priority)
+            found[number] = parse_size(size)
+        except (ValueError, ConfigError, TypeError):
+            raise MailConfigError(
+                f"policy: {key}: {priority!r} = {size!r} is not a priority (-9 to 9) and a size",
+                ("policy", key),
+            ) from None
+    return found
 
 
 def locate(text: str, key: tuple[str, ...]) -> int | None:
@@ -240,7 +307,16 @@ def locate(text: str, key: tuple[str, ...]) -> int | None:
         return None
     if not rest:
         return start
-    inner = re.compile(rf'^\s*"?{re.escape(rest[0])}"?\s*=')
+    # The key as written in TOML: quotes and backslashes inside a quoted key are escaped.
+    name = "|".join(
+        re.escape(text) for text in {rest[0], rest[0].replace("\\", "\\\\").replace('"', '\\"')}
+    )
+    # A table of its own: [users."alice@example.test"]
+    table = re.compile(rf'^\s*\[{{1,2}}\s*{re.escape(section)}\s*\.\s*"?(?:{name})"?\s*\]')
+    for number in range(start, len(lines) + 1):
+        if table.match(lines[number - 1]):
+            return number
+    inner = re.compile(rf'^\s*"?(?:{name})"?\s*=')
     for number in range(start, len(lines) + 1):
         if inner.match(lines[number - 1]):
             return number

@@ -118,6 +118,9 @@ class Resolver:
     def __init__(self, servers: list[str] | None = None, *, timeout: float = 5.0) -> None:
         self.servers = list(servers or [])
         self.timeout = timeout
+        # Name servers given in the configuration answer every lookup mailroom makes, relay
+        # host names included; without them, the system's resolver (and /etc/hosts) does.
+        self.explicit = bool(servers)
         self._resolver = self._make(servers, timeout)
         # lookup() has a resolver of its own, with a cache: the MX and address lookups of
         # delivery keep asking afresh, as they always did.

@@ -6,7 +6,8 @@ protocol settings of its sessions. The composition root hands the SMTP server on
   ``--auth`` says.
 - ``mx`` (port 25): mail for the local domains from anyone; no AUTH, so no relaying.
 - ``submission`` (port 587, RFC 6409): STARTTLS, then AUTH is required; authenticated users
-  may relay.
+  may relay. TLS is required for the whole session (no AUTH is offered before it, and AUTH or
+  MAIL before STARTTLS get 530 5.7.0), unless ``allow_insecure_auth`` says otherwise.
 - ``submissions`` (port 465, RFC 8314): the same over implicit TLS.
 """
 
@@ -42,8 +43,23 @@ def session_settings_for(
 ) -> SessionSettings:
     settings = base_settings(config)
     mechanisms = credentials.mechanisms if credentials is not None else ()
+    if config.mail is not None and listener.role in ("mx", "submission", "submissions"):
+        # The mail server's own extensions: MT-PRIORITY (RFC 6710) and RRVS (RFC 7293).
+        rules = config.mail.rules
+        settings = replace(settings, mt_priority=rules.mt_priority, rrvs=rules.rrvs)
     if listener.role == "mx":
         return replace(settings, auth_mechanisms=())
     if listener.role in ("submission", "submissions"):
-        return replace(settings, auth_mechanisms=mechanisms, require_auth=True)
+        # A submission in the clear would carry the password (or, with SCRAM, the exchange a
+        # STARTTLS-stripping attacker relays) and the mail: TLS first, as Postfix's
+        # submission service with smtpd_tls_security_level=encrypt.
+        require_tls = config.tls_enabled and not config.allow_insecure_auth
+        if config.mail is not None and config.mail.burl is not None:
+            # RFC 4468: BURL imap where an IMAP server to fetch from is configured.
+            settings = replace(
+                settings, burl=("imap",), help_commands=settings.help_commands + " BURL"
+            )
+        return replace(
+            settings, auth_mechanisms=mechanisms, require_auth=True, require_tls=require_tls
+        )
     return replace(settings, auth_mechanisms=mechanisms, require_auth=config.require_auth)

@@ -32,6 +32,8 @@ class Listener:
     port: int
     implicit_tls: bool = False  # SMTPS (RFC 8314): TLS from the first byte
     role: str = "catcher"  # catcher, mx, submission, submissions (see mailroom.roles)
+    # MT-PRIORITY (RFC 6710): the lowest priority this listener takes (550 5.7.15 below it)
+    min_priority: int | None = None
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host

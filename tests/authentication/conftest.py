@@ -114,7 +114,7 @@ def make_server(
     started: list[SMTPTestServer] = []
 
     def make(
-        authentication: str = "", *, dns: str | None = None, keys: bool = False
+        authentication: str = "", *, dns: str | None = None, keys: bool = False, routes: str = ""
     ) -> SMTPTestServer:
         directory = tmp_path / f"mailroom{len(started)}"
         directory.mkdir()
@@ -128,6 +128,7 @@ def make_server(
                 hash=ALICE[1],
                 scram=ALICE[2],
                 sink=sink.port,
+                routes=routes,
                 authentication=authentication,
             )
         )

@@ -5,6 +5,8 @@ and bounces to SRS addresses come back."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import smtplib
 import time
 from pathlib import Path
@@ -15,7 +17,9 @@ from mailroom.authentication.signing import sign
 from mailroom.resolver import Resolver
 from tests.authentication.conftest import publish, run
 from tests.authentication.servers import PASSWORD, message, send
+from tests.client.servers import smtp_sink
 from tests.dnspeers import silent_dns
+from tests.interop.test_downgrade_peers import require_sink, sink_message
 
 
 def test_forged_mail_as_a_reject_domain_gets_550_5_7_26(make_server):
@@ -72,6 +76,24 @@ def test_enforced_spf_refuses_at_mail(make_server):
     code, reply = send(server, "ceo@sender.test", "bob@example.test", b"")
     assert (code, reply[:6]) == (550, b"5.7.23")
     assert b"SPF of sender.test does not allow 127.0.0.1" in reply
+
+
+def test_enforced_spf_with_a_broken_record_or_silent_dns_gets_x_7_24(make_server, knot):
+    """RFC 7208 §8.6, §8.7 and RFC 7372 §3.2: an SPF record in error is 550 5.7.24, a check
+    that cannot be completed (DNS does not answer) 451 4.7.24."""
+    knot.set("sender.test", {"TXT": ["v=spf1 ip4:127.0.0.1 -all", "v=spf1 +all"]})
+    try:
+        server = make_server('spf = "enforce"')
+        code, reply = send(server, "ceo@sender.test", "bob@example.test", b"")
+        assert (code, reply[:6]) == (550, b"5.7.24")
+        assert b"SPF record of sender.test is in error" in reply
+    finally:
+        knot.set("sender.test", {"TXT": ["v=spf1 ip4:192.0.2.1 -all"]})
+    with silent_dns() as address:
+        server = make_server('spf = "enforce"\nspf_timeout = 1', dns=address)
+        code, reply = send(server, "ceo@sender.test", "bob@example.test", b"")
+    assert (code, reply[:6]) == (451, b"4.7.24")
+    assert b"could not be completed" in reply
 
 
 def test_required_iprev_refuses_a_client_whose_reverse_dns_lies(make_server):
@@ -142,6 +164,50 @@ def test_submission_is_signed_and_verifies(make_server, knot, sink, unbound):
         ("pass", "ed25519-sha256"),
     ]
     assert "auth=pass smtp.auth=alice@example.test" in received.message["Authentication-Results"]
+
+
+def test_a_message_converted_for_its_next_hop_leaves_with_signatures_that_verify(
+    make_server, knot, unbound
+):
+    """Signed at submission, then converted by the queue for a hop without 8BITMIME (Postfix's
+    smtp-sink, which does not offer it with -8): the body the signatures were made over is
+    not the one that leaves, so the queue signs again after converting (RFC 6376 §5.3). What
+    arrives is 7-bit and every DKIM signature verifies."""
+    require_sink()
+    text = "Grüße aus Köln: 5 € für den Kaffee.\r\n"
+    eight_bit = (
+        "From: Alice <alice@example.test>\r\nTo: dave@seven.test\r\nSubject: Kaffee\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: 8bit\r\nMessage-ID: <kaffee@example.test>\r\n\r\n" + text
+    ).encode()
+    with smtp_sink("-8") as seven_bit:
+        server = make_server(keys=True, routes=f'"seven.test" = "127.0.0.1:{seven_bit.port}"')
+        for key in server.server.authentication.keys["example.test"]:
+            publish(knot, key)
+        host, port = server.address("submission")
+        with smtplib.SMTP(host, port, timeout=30) as client:
+            client.starttls()
+            client.login("alice@example.test", PASSWORD)
+            client.sendmail(
+                "alice@example.test", ["dave@seven.test"], eight_bit, mail_options=["BODY=8BITMIME"]
+            )
+        deadline = time.monotonic() + 30
+        while not seven_bit.captured():
+            assert time.monotonic() < deadline, "nothing reached smtp-sink"
+            time.sleep(0.1)
+        [capture] = seven_bit.captured()
+    # smtp-sink writes the message with LF line ends; on the wire they were CRLF.
+    arrived = sink_message(capture).replace(b"\n", b"\r\n")
+    assert arrived.isascii(), "a hop without 8BITMIME got 8-bit octets"
+    parsed = email.message_from_bytes(arrived, policy=email.policy.default)
+    assert parsed["Content-Transfer-Encoding"] == "quoted-printable"
+    assert parsed.get_content().replace("\r\n", "\n") == text.replace("\r\n", "\n")
+    assert len(parsed.get_all("DKIM-Signature")) == 2  # made again, not added to
+    results, _ = run(verify_message(arrived, Resolver([unbound.address]).lookup))
+    assert [(r.result, r.algorithm) for r in results] == [
+        ("pass", "rsa-sha256"),
+        ("pass", "ed25519-sha256"),
+    ]
 
 
 def test_a_forward_leaves_with_srs_and_an_arc_seal_and_its_bounce_comes_back(

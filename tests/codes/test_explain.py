@@ -87,3 +87,31 @@ def test_cli_bad_input_exits_2_without_traceback(arg):
     out = run(arg)
     assert out.returncode == 2
     assert "Traceback" not in out.stderr and out.stderr.startswith("mailroom explain:")
+
+
+def _sent_statuses() -> set[str]:
+    from mailroom.codes.catalogue import CATALOGUE
+    from mailroom.codes.reports import REPORTS
+
+    found = {str(t.status) for t in CATALOGUE.values() if t.status is not None}
+    return found | {str(r.status) for r in REPORTS.values()}
+
+
+@pytest.mark.parametrize("code", sorted(_sent_statuses()))
+def test_every_code_mailroom_sends_is_explained_with_where_it_sends_it(code):
+    """Issue 17: `mailroom explain` explains every code mailroom can send: the registry's
+    entry, and the replies or report statuses that carry it."""
+    result = explain(code)
+    assert result.status.entry is not None, f"{code} is not in the registry"
+    assert result.mailroom_names() or result.report_names(), code
+    text = result.render()
+    assert "mailroom sends this as" in text or "mailroom reports this as" in text
+
+
+def test_a_code_mailroom_never_sends_says_why():
+    text = explain("5.7.7").render()
+    assert "mailroom does not send this: RFC 3463 §3.8 defines it" in text
+    assert "mailroom does not send this" not in explain("5.7.23").render()  # email auth landed
+    assert "mailroom sends this as: SPF_FAIL" in explain("5.7.23").render()
+    assert "mailroom reports this as REQUIRETLS_TLS_FAILED" in explain("5.7.10").render()
+    assert "mailroom reports this as MX_LOOPS_BACK" in run("5.4.6").stdout

@@ -61,11 +61,13 @@ def route_to(server: Mailroom, *domains: str, **options: Any) -> dict[str, Relay
 
 
 def stored(data: Path) -> list[bytes]:
-    """What a receiver stored, oldest first."""
+    """What a receiver stored, oldest first: by the queue id in each file's name
+    (``TIME.QUEUEID.HOST,S=SIZE``; milliseconds, then a counter), not by modification time,
+    which two messages delivered a few milliseconds apart can share (the kernel's clock tick)."""
     folder = data / "mail" / "catchall" / "new"
     if not folder.is_dir():
         return []
-    return [p.read_bytes() for p in sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime_ns)]
+    return [p.read_bytes() for p in sorted(folder.iterdir(), key=lambda p: p.name.split(".")[1])]
 
 
 def message_ids(data: Path) -> list[str]:

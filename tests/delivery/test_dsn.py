@@ -211,7 +211,7 @@ def test_relayed_report_and_our_own_diagnostic() -> None:
     dsn = parse(build_dsn(make_entry(dave, erin), report, ORIGINAL, DSNOptions("mx.a.test")))
     human, blocks, _ = report_parts(dsn)
     assert [b["Action"] for b in blocks[1:]] == ["relayed", "failed"]
-    assert blocks[1]["Status"] == "2.0.0"
+    assert blocks[1]["Status"] == "2.1.9"  # relayed to a server without DSN (RFC 3886)
     assert blocks[2]["Diagnostic-Code"] == "X-Mailroom; e.test accepts no mail (null MX, RFC 7505)"
     assert blocks[2]["Remote-MTA"] is None
     assert "do not send" in human.get_content()

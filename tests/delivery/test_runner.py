@@ -333,7 +333,7 @@ def test_success_to_a_server_without_dsn_is_reported_as_relayed(tmp_path: Path) 
         [report] = inbox.reports
         assert report["Subject"] == "Successful Mail Delivery Report"
         [block] = recipient_blocks(report)
-        assert (block["Action"], block["Status"]) == ("relayed", "2.0.0")
+        assert (block["Action"], block["Status"]) == ("relayed", "2.1.9")
         assert block["Diagnostic-Code"] == "smtp; 250 2.0.0 Ok"
         assert report.get_payload()[2].get_content_type() == "text/rfc822-headers"
 

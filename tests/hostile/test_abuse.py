@@ -34,6 +34,10 @@ MESSAGE_LIMIT = 32 * MIB
 GROWTH_LIMIT_MIB = 32
 
 LINE_TOO_LONG = b"500 5.5.2 Error: line too long (limit 512 octets)\r\n"
+NUL_IN_DATA = (
+    b"554 5.6.0 Error: NUL character in message data (declare BODY=BINARYMIME for binary "
+    b"content)\r\n"
+)
 BAD_CHARACTERS = (
     b"500 5.5.2 Error: command holds NUL, bare CR/LF or bytes that are not valid here\r\n"
 )
@@ -191,10 +195,23 @@ def test_nul_bytes(server: Server) -> None:
         assert client.command(line) == BAD_CHARACTERS
     assert client.command(b"NOOP") == OK
     client.close()
-    # In message content a NUL is an octet like another (8BITMIME); it is stored as sent.
+    # In message content RFC 5322 forbids NUL (a next hop that strips it may see a line with a
+    # lone dot): refused at the end of data, in DATA and in BDAT; nothing stored.
+    before = stored_files(server.data)
     body = b"Subject: nul\r\n\r\nbe\x00fore and after\r\n"
-    reply = server.send_message(body)
-    (path,) = [p for p in stored_files(server.data) if queue_id_of(reply) in p.name]
+    assert server.send_message(body) == NUL_IN_DATA
+    client = server.client()
+    client.send(b"MAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\n")
+    assert [client.reply() for _ in range(2)] == [SENDER_OK, RECIPIENT_OK]
+    assert client.command(b"BDAT %d LAST\r\n" % len(body) + body[:-2]) == NUL_IN_DATA
+    # Declared binary (BODY=BINARYMIME, RFC 3030), it is content like any other octet.
+    client.send(b"MAIL FROM:<a@example.test> BODY=BINARYMIME\r\nRCPT TO:<b@example.test>\r\n")
+    assert [client.reply() for _ in range(2)] == [SENDER_OK, RECIPIENT_OK]
+    reply = client.command(b"BDAT %d LAST\r\n" % len(body) + body[:-2])
+    client.close()
+    assert reply.startswith(b"250 2.0.0 Ok: queued as "), reply
+    (path,) = [p for p in stored_files(server.data) if p not in before]
+    assert queue_id_of(reply) in path.name
     assert path.read_bytes().endswith(body)
 
 

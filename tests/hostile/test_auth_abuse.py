@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mailroom.policy.credentials import password_line
-from tests.hostile.tools import all_replies
+from tests.hostile.tools import all_replies, raise_open_files
 from tests.live import LineClient, LiveServer, wait_for
 
 GOOD = b"AUTH PLAIN " + base64.b64encode(b"\0alice\0secret")
@@ -185,3 +185,77 @@ def test_malformed_sasl_and_huge_base64(serve, passwords) -> None:
     assert client.command(GOOD) == SUCCEEDED
     client.close()
     assert len(live.mail_server.auth_guard.failures) == 0
+
+
+# -- the race: many sessions from one address send AUTH at the same moment ------------------
+
+
+async def _auth_at_once(address: tuple[str, int], attempts: list[str], source: str) -> list[int]:
+    """One aiosmtplib session per password, all connected and greeted first, then every AUTH
+    PLAIN sent at the same moment; the reply code each got."""
+    import asyncio
+
+    import aiosmtplib
+
+    clients = [
+        aiosmtplib.SMTP(
+            hostname=address[0],
+            port=address[1],
+            source_address=(source, 0),
+            start_tls=False,
+            timeout=120,
+        )
+        for _ in attempts
+    ]
+    await asyncio.gather(*(client.connect() for client in clients))
+    await asyncio.gather(*(client.ehlo() for client in clients))
+    start = asyncio.Event()
+
+    async def attempt(client: aiosmtplib.SMTP, password: str) -> int:
+        await start.wait()
+        try:
+            response = await client.auth_plain("alice", password)
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            return exc.code
+        except aiosmtplib.SMTPServerDisconnected:
+            return 0
+        return response.code
+
+    tasks = [asyncio.ensure_future(attempt(c, p)) for c, p in zip(clients, attempts, strict=True)]
+    await asyncio.sleep(0)
+    start.set()
+    codes = await asyncio.gather(*tasks)
+    for client in clients:
+        client.close()
+    return list(codes)
+
+
+def _race(live: LiveServer, sessions: int, source: str = "127.0.0.1") -> list[int]:
+    import asyncio
+
+    # The right password last: on a server that checks them all, it gets 235.
+    attempts = [f"guess-{n}" for n in range(sessions - 1)] + ["secret"]
+    return asyncio.run(_auth_at_once(live.smtp, attempts, source))
+
+
+@pytest.mark.parametrize("sessions", [120, pytest.param(400, marks=pytest.mark.hostile)])
+def test_concurrent_auth_from_one_address_checks_at_most_the_limit(
+    serve, passwords, sessions: int
+) -> None:
+    """Every session from one address sends AUTH at once: no more passwords are checked than
+    max_auth_failures (5) allows in the window; the rest are refused with 454 4.7.0 unread.
+    A 535 or a 235 is a password that was checked."""
+    raise_open_files(sessions * 2 + 200)
+    live = start(serve, passwords, max_connections_per_ip=0, max_connections=sessions + 50)
+    codes = _race(live, sessions)
+    checked = [code for code in codes if code in (235, 535)]
+    assert len(checked) <= 5, sorted(codes)
+    assert len(checked) >= 1  # the first ones were checked
+    assert 235 not in codes[:-1]
+    assert codes.count(454) == sessions - len(checked), sorted(codes)
+    # Another round from the same address, once the first has settled: refused unread.
+    again = _race(live, 20)
+    assert again == [454] * 20
+    # Another address is not held responsible, and its own race is bounded the same way.
+    other = _race(live, 50, source="127.0.0.2")
+    assert len([code for code in other if code in (235, 535)]) <= 5

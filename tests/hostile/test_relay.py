@@ -6,6 +6,7 @@ all (a trailing dot, a second @ outside quotes); and nothing reaches the outboun
 from __future__ import annotations
 
 import smtplib
+import ssl
 from pathlib import Path
 
 import pytest
@@ -139,11 +140,16 @@ def test_a_local_recipient_among_them_gets_only_the_local_copy(
 def test_submission_without_auth_relays_nothing(mail_server: SMTPTestServer) -> None:
     client = smtplib.SMTP(*mail_server.address("submission"), timeout=10)
     client.ehlo("client.remote.test")
-    assert client.docmd("MAIL FROM:<alice@example.test>") == (
-        530,
-        b"5.7.0 Authentication required",
+    starttls_first = (530, b"5.7.0 Must issue a STARTTLS command first")
+    for command in ("MAIL FROM:<alice@example.test>", "RCPT TO:<user@remote.test>", "DATA"):
+        assert client.docmd(command) == starttls_first
+    context = ssl.create_default_context(
+        cafile=str(Path(mail_server.config.data) / "tls" / "self-signed.pem")
     )
-    assert client.docmd("RCPT TO:<user@remote.test>") == (530, b"5.7.0 Authentication required")
-    assert client.docmd("DATA") == (530, b"5.7.0 Authentication required")
+    client.starttls(context=context)
+    client.ehlo("client.remote.test")
+    auth_required = (530, b"5.7.0 Authentication required")
+    for command in ("MAIL FROM:<alice@example.test>", "RCPT TO:<user@remote.test>", "DATA"):
+        assert client.docmd(command) == auth_required
     client.quit()
     assert queued(mail_server) == []

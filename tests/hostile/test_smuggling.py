@@ -35,7 +35,11 @@ END = b"\r\n.\r\n"
 BARE_LINE_ENDING = (
     b"554 5.6.0 Error: bare <CR> or <LF> in message data (see RFC 5321 section 2.3.8)\r\n"
 )
-NUL_ACCEPTED = b"250 2.0.0 Ok: queued as "
+ACCEPTED = b"250 2.0.0 Ok: queued as "
+NUL_IN_DATA = (
+    b"554 5.6.0 Error: NUL character in message data (declare BODY=BINARYMIME for binary "
+    b"content)\r\n"
+)
 BYE = b"221 2.0.0 Bye\r\n"
 
 
@@ -72,10 +76,9 @@ def test_refused_by_default(serve, variant: bytes, cut: bool) -> None:
     replies = attack(live, variant, cut=cut)
     files = stored_files(live.data)
     if b"\x00" in variant:
-        # No bare CR or LF: the NUL line is content, and the whole is one message.
-        assert len(replies) == 2 and replies[0].startswith(NUL_ACCEPTED), replies
-        assert replies[1] == BYE
-        assert len(files) == 1
+        # No bare CR or LF, but a NUL, which RFC 5322 forbids in a message: refused too.
+        assert replies == [NUL_IN_DATA, BYE]
+        assert files == []
     else:
         assert replies == [BARE_LINE_ENDING, BYE]
         assert files == []
@@ -91,15 +94,18 @@ def test_normalized_into_one_message(serve, variant: bytes) -> None:
     would-be second transaction as text."""
     live: LiveServer = serve(bare_line_endings="normalize")
     replies = attack(live, variant, cut=False)
-    assert len(replies) == 2 and replies[0].startswith(NUL_ACCEPTED), replies
+    if b"\x00" in variant:
+        assert replies == [NUL_IN_DATA, BYE]  # a NUL is never normalised away
+        assert stored_files(live.data) == []
+        return
+    assert len(replies) == 2 and replies[0].startswith(ACCEPTED), replies
     assert replies[1] == BYE
     (path,) = stored_files(live.data)
     raw = path.read_bytes()
     assert_one_message_holding_both(raw, variant)
-    if b"\x00" not in variant:
-        # Every line ending is CRLF now; the fake end became a line holding a lone dot, which
-        # mailroom's own client dot-stuffs should it ever send the message on.
-        assert raw.count(b"\r") == raw.count(b"\r\n") == raw.count(b"\n")
+    # Every line ending is CRLF now; the fake end became a line holding a lone dot, which
+    # mailroom's own client dot-stuffs should it ever send the message on.
+    assert raw.count(b"\r") == raw.count(b"\r\n") == raw.count(b"\n")
 
 
 def assert_one_message_holding_both(raw: bytes, variant: bytes) -> None:
@@ -112,3 +118,17 @@ def assert_one_message_holding_both(raw: bytes, variant: bytes) -> None:
     assert b"MAIL FROM:<ceo@example.test>" in raw
     assert b"smuggled body" in raw
     assert raw.count(b"Return-Path:") == 1
+
+
+def test_nul_in_data_from_a_stock_client(serve) -> None:
+    """smtplib sends a NUL as it is given: the message is refused, nothing stored."""
+    import smtplib
+
+    live: LiveServer = serve()
+    client = smtplib.SMTP(*live.smtp, timeout=10)
+    client.ehlo("client.example.test")
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        client.sendmail("a@example.test", ["b@example.test"], b"Subject: x\r\n\r\na\x00b\r\n")
+    assert (refused.value.smtp_code, refused.value.smtp_error) == (554, NUL_IN_DATA[4:-2])
+    client.quit()
+    assert stored_files(live.data) == []

@@ -69,9 +69,16 @@ service imap-login {{
 
 
 def give_to_mail_user(path: Path) -> None:
+    """Dovecot serves mail as the mail user, who must own the Maildir and be able to reach
+    it: mailroom keeps its data directory private (0700 all the way down), so Dovecot runs as
+    the user mailroom runs as (here mailroom runs as root, and the data directory is handed
+    to the mail user)."""
     for place in [path, *path.rglob("*")]:
         os.chown(place, MAIL_USER.pw_uid, MAIL_USER.pw_gid)
-    os.chown(path.parent, MAIL_USER.pw_uid, MAIL_USER.pw_gid)
+    for parent in path.parents:
+        os.chown(parent, MAIL_USER.pw_uid, MAIL_USER.pw_gid)
+        if parent.name == "data":
+            break
 
 
 @pytest.fixture

@@ -119,6 +119,7 @@ role = "mx"
 
 [policy]
 check_null_mx = false
+check_sender_domain = false
 
 [routes]
 "remote.test" = "127.0.0.1:1"

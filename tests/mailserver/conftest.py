@@ -47,6 +47,7 @@ quota = "{bob_quota}"
 
 [policy]
 check_null_mx = false
+check_sender_domain = false
 {policy}
 
 [routes]

@@ -128,16 +128,18 @@ def _submission(server: SMTPTestServer) -> smtplib.SMTP:
     return client
 
 
-def test_submission_requires_auth_and_tls_for_plaintext(mail_server: SMTPTestServer) -> None:
+def test_submission_requires_tls_then_auth(mail_server: SMTPTestServer) -> None:
     client = smtplib.SMTP(*mail_server.address("submission"), timeout=10)
     client.ehlo("laptop.example.test")
+    # Before TLS nothing is offered or taken (tests/hostile/test_submission_cleartext.py).
+    assert not client.has_extn("auth")
+    starttls_first = (530, b"5.7.0 Must issue a STARTTLS command first")
+    assert client.docmd("MAIL FROM:<alice@example.test>") == starttls_first
+    assert client.docmd("AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdAB4") == starttls_first
+    client.quit()
+    # After TLS, AUTH before MAIL.
+    client = _submission(mail_server)
     assert client.docmd("MAIL FROM:<alice@example.test>") == (530, b"5.7.0 Authentication required")
-    # Before TLS, mechanisms that send the password are not offered.
-    assert "PLAIN" not in client.esmtp_features.get("auth", "")
-    assert client.docmd("AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdAB4") == (
-        538,
-        b"5.7.11 Encryption required for requested authentication mechanism",
-    )
     client.quit()
 
 
@@ -274,7 +276,8 @@ def test_the_example_config_is_valid() -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert "mail server for example.org, example.test; 2 users" in result.stdout
+    assert "mail server for example.org, example.test; 3 users" in result.stdout
+    assert ": warning: " not in result.stdout  # nothing in it loads that cannot work
 
 
 def test_notify_success_for_a_local_mailbox_sends_a_delivered_report(
@@ -341,6 +344,7 @@ def test_no_success_report_without_notify_or_for_the_null_sender(
 def test_the_web_api_does_not_send_for_a_mail_server(tmp_path: Path) -> None:
     """Mailpit's POST /api/v1/send captures mail in the catcher; a mail server would deliver
     it, so there it is refused: its users send with SMTP submission."""
+    import base64
     import json
     import urllib.error
     import urllib.request
@@ -348,13 +352,20 @@ def test_the_web_api_does_not_send_for_a_mail_server(tmp_path: Path) -> None:
     from tests.mailserver.conftest import write_config
 
     config = write_config(tmp_path / "mailroom.toml")
-    server = SMTPTestServer(tmp_path / "data", {"web": "127.0.0.1:0"}, config_file=config).start()
+    settings = {"web": "127.0.0.1:0", "web_auth": "postmaster@example.test:web-secret"}
+    server = SMTPTestServer(tmp_path / "data", settings, config_file=config).start()
     try:
         web = server.server.web
         assert web is not None
         body = {"From": {"Email": "alice@example.test"}, "To": [{"Email": "x@remote.test"}]}
         request = urllib.request.Request(
-            web.url + "api/v1/send", data=json.dumps(body).encode(), method="POST"
+            web.url + "api/v1/send",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={
+                "Authorization": "Basic "
+                + base64.b64encode(b"postmaster@example.test:web-secret").decode()
+            },
         )
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request, timeout=10)

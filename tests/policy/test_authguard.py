@@ -38,3 +38,26 @@ def test_memory_stays_bounded() -> None:
     assert len(failures) <= 1100
     failures.prune(10_000.0)
     assert len(failures) == 0
+
+
+def test_checks_in_flight_count_against_the_limit() -> None:
+    failures = AuthFailures(max_failures=3, window=600)
+    for _ in range(3):
+        assert failures.may_begin("192.0.2.1", now=0)
+        failures.begin("192.0.2.1")
+    # Three checks in flight, none failed yet: a fourth may not start.
+    assert not failures.may_begin("192.0.2.1", now=0)
+    assert not failures.blocked("192.0.2.1", now=0)
+    assert failures.may_begin("192.0.2.2", now=0)
+    failures.end("192.0.2.1", failed=False, now=1)  # a success frees its place
+    assert failures.may_begin("192.0.2.1", now=1)
+    failures.end("192.0.2.1", failed=True, now=1)
+    failures.end("192.0.2.1", failed=True, now=1)
+    assert failures.in_flight("192.0.2.1") == 0
+    assert failures.recent("192.0.2.1", now=1) == 2
+    assert failures.may_begin("192.0.2.1", now=1)
+    failures.begin("192.0.2.1")
+    assert not failures.may_begin("192.0.2.1", now=1)
+    failures.end("192.0.2.1", failed=True, now=2)
+    assert failures.blocked("192.0.2.1", now=2)
+    assert failures.may_begin("192.0.2.1", now=602)  # aged out

@@ -85,11 +85,12 @@ SMUGGLED = (
 def test_smuggling_never_ends_data(ending):
     wire = b"Subject: x\r\n\r\nhi" + ending + SMUGGLED + b".\r\n"
     has_bare = ending.replace(b"\r\n", b"").strip(b".\x00 ") != b""
-    reply = w.BARE_LINE_ENDING if has_bare else w.QUEUED
+    has_nul = b"\x00" in ending
+    reply = w.BARE_LINE_ENDING if has_bare else w.NUL_IN_DATA if has_nul else w.QUEUED
     session = run([*OPEN, DATA, (wire, reply), w.NOOP])
     # the would-be commands were message content: one MAIL in the whole session
     assert sum(isinstance(e, MailFrom) for e in session.events) == 1
-    if not has_bare:
+    if not has_bare and not has_nul:
         assert session.messages == [unstuffed(wire[:-3])]
 
 
@@ -97,8 +98,12 @@ def test_smuggling_never_ends_data(ending):
 def test_smuggling_normalised(ending):
     settings = make_settings(bare_line_endings="normalize")
     wire = b"hi" + ending + SMUGGLED + b".\r\n"
-    session = run([*OPEN, DATA, (wire, w.QUEUED), w.NOOP], settings=settings)
+    reply = w.NUL_IN_DATA if b"\x00" in ending else w.QUEUED
+    session = run([*OPEN, DATA, (wire, reply), w.NOOP], settings=settings)
     assert sum(isinstance(e, MailFrom) for e in session.events) == 1
+    if b"\x00" in ending:
+        assert session.messages == []
+        return
     (message,) = session.messages
     # every line ending is CRLF now; the smuggled text is plain content
     assert b"\r\n" in message

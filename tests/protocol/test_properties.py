@@ -61,7 +61,9 @@ def test_every_catalogue_text_is_ascii():
 
 # -- the DATA reader against a reference ---------------------------------------------------
 
-_line = st.binary(max_size=40).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
+_line = st.binary(max_size=40).map(
+    lambda b: b.replace(b"\r", b"").replace(b"\n", b"").replace(b"\0", b"")
+)
 _dotty_line = st.one_of(_line, _line.map(lambda b: b"." + b), st.sampled_from([b".", b"..", b""]))
 
 
@@ -136,6 +138,8 @@ def test_data_reader_agrees_with_reference(raw, normalize, max_size, cuts):
         assert isinstance(end, MessageRefused) and end.size == len(content)
     elif bare:
         assert out == w.BARE_LINE_ENDING
+    elif b"\0" in content:
+        assert out == w.NUL_IN_DATA
     elif too_long:
         assert out == b"554 5.6.0 Error: message has a line longer than 10 octets\r\n"
     else:
@@ -172,14 +176,18 @@ def test_bdat_reader_agrees_with_reference(chunks, binary, normalize):
     elif normalize:
         # line lengths are measured on the octets as received, between LFs
         assert out == chunk_replies + (
-            b"554 5.6.0 Error: message has a line longer than 10 octets\r\n"
+            w.NUL_IN_DATA
+            if b"\0" in content
+            else b"554 5.6.0 Error: message has a line longer than 10 octets\r\n"
             if too_long
             else w.QUEUED
         )
-        if not too_long:
+        if not too_long and b"\0" not in content:
             assert session.messages == [_ENDING.sub(b"\r\n", content)]
     elif bare:
         assert out == chunk_replies + w.BARE_LINE_ENDING
+    elif b"\0" in content:
+        assert out == chunk_replies + w.NUL_IN_DATA
     elif too_long:
         assert (
             out == chunk_replies + b"554 5.6.0 Error: message has a line longer than 10 octets\r\n"
@@ -198,4 +206,5 @@ def test_line_checker_agrees_with_reference(data, cuts):
     checker.finish()
     assert checker.bare_cr == bool(re.search(rb"\r(?!\n)", data))
     assert checker.bare_lf == bool(re.search(rb"(?<!\r)\n", data))
+    assert checker.nul == (b"\0" in data)
     assert checker.too_long == any(len(line) > 7 for line in data.split(b"\n"))

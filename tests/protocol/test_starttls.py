@@ -155,3 +155,17 @@ def test_tls_required_even_before_ehlo():
         [(w.MAIL, w.TLS_REQUIRED), (b"FOO\r\n", w.UNKNOWN), (b"STARTTLS\r\n", w.READY_TLS)],
         settings=REQUIRE,
     )
+
+
+def test_with_tls_required_no_auth_is_offered_before_it():
+    settings = make_settings(
+        tls_available=True, require_tls=True, auth_mechanisms=("SCRAM-SHA-256", "PLAIN")
+    )
+    session = Session(settings)
+    assert session.feed(w.EHLO) == EHLO_TLS
+    starttls_first = b"530 5.7.0 Must issue a STARTTLS command first\r\n"
+    assert session.feed(b"AUTH SCRAM-SHA-256\r\n") == starttls_first
+    assert session.feed(w.MAIL) == starttls_first
+    assert session.feed(b"STARTTLS\r\n") == w.READY_TLS
+    session.conn.tls_started()
+    assert b"250-AUTH SCRAM-SHA-256 PLAIN\r\n" in session.feed(w.EHLO)

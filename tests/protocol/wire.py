@@ -48,6 +48,10 @@ TOO_BIG = b"552 5.3.4 Error: message exceeds fixed maximum message size\r\n"
 BARE_LINE_ENDING = (
     b"554 5.6.0 Error: bare <CR> or <LF> in message data (see RFC 5321 section 2.3.8)\r\n"
 )
+NUL_IN_DATA = (
+    b"554 5.6.0 Error: NUL character in message data (declare BODY=BINARYMIME for binary "
+    b"content)\r\n"
+)
 TLS_REQUIRED = b"530 5.7.0 Must issue a STARTTLS command first\r\n"
 TLS_NOT_AVAILABLE = b"454 4.7.0 TLS not available due to temporary reason\r\n"
 READY_TLS = b"220 2.0.0 Ready to start TLS\r\n"

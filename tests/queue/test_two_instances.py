@@ -53,6 +53,7 @@ scram = "{scram}"
 
 [policy]
 check_null_mx = false
+check_sender_domain = false
 
 [queue]
 retry_schedule = ["1s"]
@@ -80,6 +81,7 @@ role = "mx"
 
 [policy]
 check_null_mx = false
+check_sender_domain = false
 
 [authentication]
 # This instance has no DNS of its own: the checks that ask DNS are off (tests/authentication runs them against real DNS).

@@ -7,7 +7,9 @@ every bad shape a clear outcome bounded in time and size; and the queue deliveri
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
+import stat
 from pathlib import Path
 
 import pytest
@@ -287,7 +289,9 @@ def test_testing_mode_delivers_and_reports(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """In testing mode an MX outside the policy and a certificate for another name are
-    reported, and the mail goes all the same."""
+    reported, and the mail goes all the same. What the queue keeps of it (the policy cache,
+    the day's report counts) is private like the rest of the data directory (mode 0700 and
+    0600, see tests/hostile/test_file_modes.py), even under a careless umask."""
     capture(caplog)
     spool = QueueSpool(tmp_path / "a")
     queue_message(spool, ["bob@testing.plain.test", "carol@mismatch.plain.test"])
@@ -330,4 +334,13 @@ def test_testing_mode_delivers_and_reports(
         finally:
             await server.stop()
 
-    asyncio.run(main())
+    previous = os.umask(0o000)
+    try:
+        asyncio.run(main())
+    finally:
+        os.umask(previous)
+    kept = [spool.root / "mta-sts", spool.root / "tlsrpt"]
+    kept += [path for folder in kept for path in folder.rglob("*")]
+    modes = {path.name: oct(stat.S_IMODE(path.stat().st_mode)) for path in kept}
+    assert list(kept[0].iterdir()) and list(kept[1].glob("*.json")), modes  # both written
+    assert modes == {p.name: "0o700" if p.is_dir() else "0o600" for p in kept}

@@ -107,6 +107,15 @@ def test_the_policy_is_served_and_passes_mailroom_s_own_client(
                     assert response.status == 404
                 async with session.get(f"{url}/api/v1/messages") as response:
                     assert response.status == 401  # the rest still wants credentials
+                # The exemption is for reading the policy only: anything else at that path
+                # meets the host guard and the credentials like every other path.
+                async with session.post(f"{url}/.well-known/mta-sts.txt") as response:
+                    assert response.status == 401
+                async with session.post(
+                    f"{url}/.well-known/mta-sts.txt",
+                    headers={"Host": "mta-sts.other.plain.test"},
+                ) as response:
+                    assert response.status == 403
         finally:
             await server.stop()
 

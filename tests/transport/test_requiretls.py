@@ -5,7 +5,8 @@
 - a REQUIRETLS message submitted to mailroom A (mail server mode) is relayed to B only over
   DANE-verified TLS, with REQUIRETLS on B's MAIL FROM;
 - to a verified MX without REQUIRETLS, or to a domain with no DANE, MTA-STS or DNSSEC: returned
-  at once with 5.7.30, the report holding the header only;
+  at once with 5.7.30, the report holding the header only; to a DANE host whose certificate
+  fails its TLSA records: returned at once with 5.7.10;
 - ``TLS-Required: No``: delivered despite a TLSA mismatch, and not counted in TLS reports.
 """
 
@@ -205,6 +206,41 @@ def test_without_a_verified_hop_that_offers_it_requiretls_mail_comes_back_with_5
             )
             # The reports go to the sender without REQUIRETLS (their own envelope: null sender).
             assert {sender for sender, _, _ in inbox.messages} == {""}
+
+    asyncio.run(main())
+
+
+def test_a_requiretls_message_whose_tls_fails_comes_back_at_once_with_5_7_10(
+    tmp_path: Path, dns_peers: DNSPeers, test_ca: TestCA, mx_cert: Issued, other_cert: Issued
+) -> None:
+    """A DANE host whose certificate matches none of its TLSA records: ordinary mail would
+    wait (4.7.5) and be tried again; a REQUIRETLS message is returned at once with 5.7.10
+    (RFC 8689 §4.2.1: not retried), its header only, and nothing reaches the host."""
+    spool = QueueSpool(tmp_path / "a")
+    message = make_message("secret") + b"The secret body.\r\n"
+    queue_message(spool, ["bob@tlsfails.example.test"], message=message, requiretls=True)
+
+    async def main() -> None:
+        async with mx(tmp_path / "b", mx_cert) as b:
+            port = port_of(b)
+            dns_peers.set("tlsfails.example.test", {"MX": ["10 mx2.example.test."]})
+            dns_peers.set(
+                f"_{port}._tcp.mx2.example.test", {"TLSA": [tlsa(other_cert.certificate)]}
+            )
+            inbox = Inbox()
+            settings = queue_settings(dns_peers.address, port, tls_policy(test_ca))
+            async with running(spool, settings, inbox) as runner:
+                await wait_until(lambda: not spool.ids())
+                assert runner.bounced == 1 and runner.delivered == 0 and runner.deferred == 0
+            assert stored(tmp_path / "b") == []
+            [session] = commands(b)
+            assert not any(c.startswith("MAIL") for c in session)
+            [report] = inbox.reports
+            [block] = recipient_blocks(report)
+            assert (block["Action"], block["Status"]) == ("failed", "5.7.10")
+            assert "mx2.example.test" in block["Diagnostic-Code"]
+            assert report.get_payload()[2].get_content_type() == "text/rfc822-headers"
+            assert b"secret body" not in report.as_bytes()
 
     asyncio.run(main())
 

@@ -105,9 +105,7 @@ async def responder(answer: Responder) -> AsyncIterator[tuple[str, int]]:
     """A DNS server on 127.0.0.1 (UDP and TCP on one port) answering with ``answer(query,
     over_tcp)``; None: no answer."""
     loop = asyncio.get_running_loop()
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.bind(("127.0.0.1", 0))
-    udp.setblocking(False)
+    udp, tcp = await _udp_and_tcp_on_one_port()
     port = udp.getsockname()[1]
 
     async def serve_udp() -> None:
@@ -126,14 +124,35 @@ async def responder(answer: Responder) -> AsyncIterator[tuple[str, int]]:
             await writer.drain()
         writer.close()
 
-    tcp = await asyncio.start_server(serve_tcp, "127.0.0.1", port)
+    tcp_server = await asyncio.start_server(serve_tcp, sock=tcp)
     task = asyncio.ensure_future(serve_udp())
     try:
         yield ("127.0.0.1", port)
     finally:
         task.cancel()
-        tcp.close()
+        tcp_server.close()
         udp.close()
+
+
+async def _udp_and_tcp_on_one_port() -> tuple[socket.socket, socket.socket]:
+    """A UDP and a TCP socket bound to the same free port of 127.0.0.1. The port the system
+    picks for one may be taken for the other by another test running at the same time: then
+    another port is tried."""
+    for _ in range(50):
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind(("127.0.0.1", 0))
+        udp.setblocking(False)
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            tcp.bind(udp.getsockname())
+        except OSError:
+            udp.close()
+            tcp.close()
+            continue
+        tcp.setblocking(False)
+        return udp, tcp
+    raise OSError("no port free for both UDP and TCP on 127.0.0.1")
 
 
 def test_a_truncated_answer_is_asked_again_over_tcp() -> None:

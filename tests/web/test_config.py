@@ -83,3 +83,35 @@ def test_serve_prints_where_the_ui_is(serve_process: Any) -> None:
     with urllib.request.urlopen(match[1], timeout=10) as response:
         assert b"<title>mailroom</title>" in response.read()
     assert process.terminate() == 0
+
+
+def test_web_auth_from_the_environment_and_a_file(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("MAILROOM_WEB_AUTH", raising=False)
+    secret = tmp_path / "web-auth"
+    secret.write_text("file:pw\n")
+    assert load_config(None, {"web_auth_file": str(secret)}).web_auth == "file:pw"
+    path = tmp_path / "mailroom.toml"
+    path.write_text(f'web_auth_file = "{secret}"\n')
+    assert load_config(path).web_auth == "file:pw"
+    monkeypatch.setenv("MAILROOM_WEB_AUTH", "env:pw")
+    assert load_config(path).web_auth == "env:pw"  # the environment wins over the file
+    assert load_config(path, {"web_auth": "flag:pw"}).web_auth == "flag:pw"  # a flag over both
+    monkeypatch.delenv("MAILROOM_WEB_AUTH")
+    with pytest.raises(ConfigError, match="web_auth_file"):
+        load_config(None, {"web_auth_file": str(tmp_path / "missing")})
+    (tmp_path / "empty").write_text("")
+    with pytest.raises(ConfigError, match="USER:PASSWORD on its first line"):
+        load_config(None, {"web_auth_file": str(tmp_path / "empty")})
+
+
+def test_web_users(tmp_path: Path) -> None:
+    from mailroom.policy.credentials import password_line
+
+    users = tmp_path / "users"
+    users.write_text(password_line("admin", "pw") + "\n")
+    assert load_config(None, {"web_users": str(users)}).web_credentials
+    with pytest.raises(ConfigError, match="give one way"):
+        load_config(None, {"web_users": str(users), "web_auth": "a:b"})
+    users.write_text("admin:not-a-hash\n")
+    with pytest.raises(ConfigError, match="web_users"):
+        load_config(None, {"web_users": str(users)})

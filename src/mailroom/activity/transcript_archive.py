@@ -15,10 +15,8 @@ for the sessions still in memory alike.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import queue
 import re
 import sqlite3
@@ -27,6 +25,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
+
+from mailroom.filemodes import private_dir, private_file
 
 __all__ = ["SessionFilter", "TranscriptArchive", "session_facts"]
 
@@ -154,9 +154,8 @@ class SessionFilter:
 def _create_private(path: Path) -> None:
     """The database file made readable by its owner only before SQLite opens it (its -wal and
     -shm files take the same mode): transcripts name addresses and AUTH users."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    private_dir(path.parent)
+    private_file(path)
 
 
 class TranscriptArchive:

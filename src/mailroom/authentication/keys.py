@@ -115,9 +115,10 @@ def generate_key(data_dir: Path, domain: str, selector: str, algorithm: Algorith
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(pem)
-    (directory / f"{selector}.txt").write_text(
-        f'{selector}._domainkey.{domain}. IN TXT "{record}"\n', "utf-8"
-    )
+    # The record to publish is public, but the data directory holds only 0600 files.
+    txt = os.open(directory / f"{selector}.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(txt, "w", encoding="utf-8") as out:
+        out.write(f'{selector}._domainkey.{domain}. IN TXT "{record}"\n')
     return _load(path, domain, selector)
 
 

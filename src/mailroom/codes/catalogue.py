@@ -257,6 +257,45 @@ NON_ASCII_ADDRESS = _reply(
     ref="RFC 6531 §3.4; RFC 6531 X.6.7",
 )
 
+PRIORITY_CHANGED = _reply(
+    250,
+    "2.3.6",
+    "{priority} Requested priority was changed: {why}",
+    when="MAIL with MT-PRIORITY above what this client may ask for (only authenticated users "
+    "named in priority_raisers, and relay_networks, may raise it above 0): accepted at the "
+    "priority the text begins with",
+    commands=("MAIL",),
+    ref="RFC 6710 §4.1; RFC 6710 X.3.6",
+)
+PRIORITY_TOO_LOW = _reply(
+    550,
+    "5.7.15",
+    "Priority level is too low: {what} takes priority {minimum} and above",
+    when="MAIL on a listener with a min_priority, or RCPT for a route with one, when the "
+    "message's priority (MT-PRIORITY, 0 when absent) is lower",
+    commands=("MAIL", "RCPT"),
+    ref="RFC 6710 §4.1; RFC 6710 X.7.15",
+)
+PRIORITY_TOO_LOW_NOW = _reply(
+    451,
+    "4.7.15",
+    "Priority level is too low while the queue is busy ({queued} messages): try again later",
+    when="MAIL with a priority below 0 while the queue holds low_priority_queue_limit entries: "
+    "only normal and higher priorities are taken until it drains (451, as RFC 5321 §4.3.2 "
+    "lets MAIL answer; RFC 6710 allows any 4yz)",
+    commands=("MAIL",),
+    ref="RFC 6710 §4.1; RFC 6710 X.7.15",
+)
+TOO_BIG_FOR_PRIORITY = _reply(
+    552,
+    "5.7.16",
+    "Message is too big for the specified priority {priority}: at most {limit} octets",
+    when="a message larger than max_size_by_priority allows for its priority: at MAIL when "
+    "SIZE says so, else at the end of data",
+    commands=("MAIL", "END_OF_DATA", "BDAT"),
+    ref="RFC 6710 §4.1; RFC 6710 X.7.16",
+)
+
 # --- RCPT ---------------------------------------------------------------------------------------
 
 RECIPIENT_OK = _reply(
@@ -350,6 +389,23 @@ SENDER_DOMAIN_NULL_MX = _reply(
     ref="RFC 7505 §4.3; RFC 7504",
 )
 
+SENDER_DOMAIN_UNKNOWN = _reply(
+    553,
+    "5.1.8",
+    "{address}: Sender address rejected: Domain not found",
+    when="on an mx listener, a sender whose domain has neither MX nor address records (or does "
+    "not exist): no report could ever reach it",
+    commands=("MAIL",),
+    ref="RFC 5321 §5.1, §4.2.3; RFC 3463 X.1.8",
+)
+SENDER_DOMAIN_UNKNOWN_NOW = _reply(
+    451,
+    "4.1.8",
+    "{address}: Sender address rejected: Domain lookup failed, try again later",
+    when="on an mx listener, a sender whose domain DNS cannot answer for now (timeout, SERVFAIL)",
+    commands=("MAIL",),
+    ref="RFC 5321 §4.2.3; RFC 3463 X.1.8",
+)
 SENDER_NOT_OWNED = _reply(
     553,
     "5.7.1",
@@ -399,6 +455,106 @@ RATE_LIMITED = _reply(
     when="a recipient from a client over its configured message rate",
     commands=("RCPT",),
     ref="RFC 5321 §4.2.3",
+)
+
+# --- RCPT: accounts and lists ------------------------------------------------------------------
+
+MAILBOX_DISABLED = _reply(
+    550,
+    "5.2.1",
+    "{address}: Recipient address rejected: mailbox disabled, not accepting messages",
+    when="a local user whose account is disabled (disabled = true)",
+    commands=("RCPT",),
+    ref="RFC 5321 §4.2.3; RFC 3463 X.2.1",
+)
+MAILBOX_AMBIGUOUS = _reply(
+    550,
+    "5.1.4",
+    "{address}: Recipient address rejected: ambiguous, it matches the mailboxes of {matches}",
+    when="with case-sensitive local parts, a recipient that matches none exactly but several "
+    "users that differ only in case",
+    commands=("RCPT",),
+    ref="RFC 3463 X.1.4",
+)
+LIST_EXPANSION_FAILED = _reply(
+    450,
+    "4.2.4",
+    "{address}: Recipient address rejected: mailing list expansion problem: {problem}",
+    when="a list (an alias with several members) that cannot be expanded: a member that does "
+    "not exist, aliases that loop, more members than max_list_members; temporary, so nothing "
+    "is lost while the configuration is mended",
+    commands=("RCPT",),
+    ref="RFC 3463 X.2.4",
+)
+LIST_MEMBERS_ONLY = _reply(
+    550,
+    "5.7.2",
+    "{address}: Recipient address rejected: only members may post to this list",
+    when="a list with members_only = true, from a sender who is not one of its members",
+    commands=("RCPT",),
+    ref="RFC 3463 X.7.2",
+)
+MESSAGE_TOO_BIG_FOR_MAILBOX = _reply(
+    552,
+    "5.2.3",
+    "{address}: message exceeds the mailbox's size limit of {limit} octets",
+    when="a local user with a max_message_size of their own, lower than the server's: at RCPT "
+    "when MAIL declared a larger SIZE, else at the end of data",
+    commands=("RCPT", "END_OF_DATA", "BDAT"),
+    ref="RFC 1870 §6; RFC 3463 X.2.3",
+)
+
+# --- RCPT: RRVS (RFC 7293) ---------------------------------------------------------------------
+
+MAILBOX_OWNER_CHANGED = _reply(
+    550,
+    "5.7.17",
+    "{address}: Recipient address rejected: mailbox owner has changed",
+    when="RCPT with RRVS=<date-time> for a mailbox whose present owner has had it only since "
+    "a later time ([owned_since])",
+    commands=("RCPT",),
+    ref="RFC 7293 §3.1, §4; RFC 7293 X.7.17",
+)
+DOMAIN_OWNER_CHANGED = _reply(
+    550,
+    "5.7.18",
+    "{address}: Recipient address rejected: domain owner has changed",
+    when="RCPT with RRVS=<date-time> for a local domain whose present owner has had it only "
+    "since a later time ([owned_since])",
+    commands=("RCPT",),
+    ref="RFC 7293 §3.1, §4; RFC 7293 X.7.18",
+)
+RRVS_CANNOT_BE_TESTED = _reply(
+    550,
+    "5.7.19",
+    "{address}: Recipient address rejected: RRVS test cannot be completed: {why}",
+    when="RCPT with RRVS=<date-time>;R (reject when the test cannot be made) for a mailbox "
+    "whose owned-since time was never recorded",
+    commands=("RCPT",),
+    ref="RFC 7293 §3.1; RFC 7293 X.7.19",
+)
+
+# --- RCPT: the mail system ---------------------------------------------------------------------
+
+LOCAL_DOMAIN_WITHOUT_MAILBOXES = _reply(
+    451,
+    "4.3.5",
+    "{address}: Recipient address rejected: {domain} is a local domain without mailboxes; this "
+    "server is misconfigured, try again later",
+    when="a recipient in a local domain that has no users, no aliases, no lists and no "
+    "catch-all: nothing could ever be accepted there (check-config warns of it); temporary, so "
+    "nothing is lost while the configuration is mended",
+    commands=("RCPT",),
+    ref="RFC 3463 X.3.5",
+)
+QUEUE_CONGESTED = _reply(
+    451,
+    "4.4.5",
+    "Error: mail system congested ({queued} messages queued), try again later",
+    when="a recipient whose mail would go to the outbound queue while it holds "
+    "max_queued_messages entries",
+    commands=("RCPT",),
+    ref="RFC 5321 §4.2.3; RFC 3463 X.4.5",
 )
 
 # --- DATA and BDAT ------------------------------------------------------------------------------
@@ -477,6 +633,15 @@ TEXT_LINE_TOO_LONG = _reply(
     commands=("END_OF_DATA", "BDAT"),
     ref="RFC 5321 §4.5.3.1.6",
 )
+NUL_IN_MESSAGE = _reply(
+    554,
+    "5.6.0",
+    "Error: NUL character in message data (declare BODY=BINARYMIME for binary content)",
+    when="end of data of a message holding a NUL octet, which RFC 5322 forbids in a message "
+    "(a next hop that strips NULs could see a line with a lone dot); BINARYMIME content may",
+    commands=("END_OF_DATA", "BDAT"),
+    ref="RFC 5322 §2.3, RFC 3030 §3",
+)
 CHUNK_OK = _reply(
     250,
     "2.0.0",
@@ -509,6 +674,16 @@ BDAT_AFTER_FAILED_CHUNK = _reply(
     commands=("BDAT",),
     ref="RFC 3030 §2",
 )
+MAILBOX_UNAVAILABLE = _reply(
+    451,
+    "4.2.0",
+    "Error: the mailbox of {addresses} cannot take mail now ({why}), try again later",
+    when="end of data when one local mailbox cannot be written (its Maildir cannot be made: a "
+    "file where its directory should be, a wrong owner) though the store is fine; nothing was "
+    "stored",
+    commands=("END_OF_DATA", "BDAT"),
+    ref="RFC 5321 §4.2.3; RFC 3463 X.2.0",
+)
 STORAGE_FULL = _reply(
     452,
     "4.3.1",
@@ -517,6 +692,90 @@ STORAGE_FULL = _reply(
     "was stored",
     commands=("END_OF_DATA", "BDAT"),
     ref="RFC 5321 §4.2.3; RFC 3463 X.3.1",
+)
+
+TOO_MANY_HOPS = _reply(
+    554,
+    "5.4.6",
+    "Error: too many hops ({count} Received header fields): routing loop",
+    when="end of data of a message with more Received fields than max_received (100, the "
+    "'at least 100' of RFC 5321 §6.3): it has gone round in circles",
+    commands=("END_OF_DATA", "BDAT"),
+    ref="RFC 5321 §6.3; RFC 3463 X.4.6",
+)
+MAIL_FLOOD = _reply(
+    450,
+    "4.7.28",
+    "Error: mail flood detected: {count} similar messages to {address} from different senders, "
+    "try again later",
+    when="end of data of a message that is one of a burst of near-identical messages to one "
+    "recipient from many senders (a subscription bomb): more than flood_senders senders within "
+    "flood_window",
+    commands=("END_OF_DATA", "BDAT"),
+    ref="draft-levine-mailbomb-header; IANA registry X.7.28",
+)
+
+# --- BURL (RFC 4468) ----------------------------------------------------------------------------
+
+BURL_OK = _reply(
+    250,
+    "2.5.0",
+    "Ok: {size} octets fetched, waiting for more BURL or BDAT",
+    when="a BURL that is not the last: its message part was fetched from the IMAP server",
+    commands=("BURL",),
+    ref="RFC 4468 §3, §6",
+)
+BURL_SYNTAX = _reply(
+    501,
+    "5.5.4",
+    "Syntax: BURL absolute-URI [LAST]",
+    when="BURL without a URL, or with an argument other than LAST",
+    commands=("BURL",),
+    ref="RFC 4468 §3",
+)
+IMAP_SERVER_UNAVAILABLE = _reply(
+    451,
+    "4.4.1",
+    "IMAP server unavailable: {why}",
+    when="BURL when the IMAP server that holds the message part cannot be reached, or stops "
+    "answering",
+    commands=("BURL",),
+    ref="RFC 4468 §6; RFC 3463 X.4.1",
+)
+BURL_MESSAGE_TOO_BIG = _reply(
+    554,
+    "5.3.4",
+    "Message too big for system: the message part of {size} octets would pass the limit of {limit}",
+    when="BURL whose message part (announced by the IMAP server before it is read) would make "
+    "the message larger than the size limit",
+    commands=("BURL",),
+    ref="RFC 4468 §6; RFC 3463 X.3.4",
+)
+BURL_CONTENT_NOT_AVAILABLE = _reply(
+    554,
+    "5.6.6",
+    "IMAP URL resolution failed: {why}",
+    when="BURL whose URL the IMAP server will not resolve: a bad or expired URLAUTH, a message "
+    "that is gone, a URL without URLAUTH",
+    commands=("BURL",),
+    ref="RFC 4468 §6; RFC 4468 X.6.6",
+)
+BURL_TRUST_REQUIRED = _reply(
+    554,
+    "5.7.14",
+    "URL resolution requires trust relationship: {why}",
+    when="BURL for an IMAP server this server has no trust relationship with: one it is not "
+    "configured for, or one that refuses its login",
+    commands=("BURL",),
+    ref="RFC 4468 §6; RFC 5248 X.7.14",
+)
+BURL_SCHEME_NOT_SUPPORTED = _reply(
+    554,
+    "5.3.3",
+    "URL scheme {scheme} not supported: this server fetches {schemes} URLs",
+    when="BURL with a URL of a scheme this server does not fetch (it offers BURL imap)",
+    commands=("BURL",),
+    ref="RFC 4468 §3; RFC 3463 X.3.3",
 )
 
 # --- RSET, NOOP, HELP, VRFY, EXPN, QUIT ---------------------------------------------------------
@@ -565,7 +824,8 @@ VERIFIED = _reply(
     250,
     "2.1.5",
     "{address}",
-    when="reply to VRFY for a known user when VRFY is enabled",
+    when='reply to VRFY for a known user when VRFY is answered (vrfy = "authenticated": to '
+    "authenticated users)",
     commands=("VRFY",),
     ref="RFC 5321 §3.5.1",
 )
@@ -573,9 +833,18 @@ VERIFY_UNKNOWN = _reply(
     550,
     "5.1.1",
     "{address}: Recipient address rejected: User unknown",
-    when="reply to VRFY for an unknown user when VRFY is enabled",
+    when="reply to VRFY for an unknown user when VRFY is answered",
     commands=("VRFY",),
     ref="RFC 5321 §3.5.1",
+)
+VERIFY_NEEDS_UTF8 = _reply(
+    553,
+    "5.6.8",
+    "Error: the mailbox's name needs UTF-8; say VRFY {argument} SMTPUTF8",
+    when="VRFY (where it is answered) of a mailbox whose name is not ASCII, from a client that "
+    "did not give the SMTPUTF8 parameter: the reply would need UTF-8",
+    commands=("VRFY",),
+    ref="RFC 6531 §3.7.4.2; RFC 6531 X.6.8",
 )
 VERIFY_DISABLED = _reply(
     502,
@@ -625,7 +894,7 @@ NOT_IMPLEMENTED = _reply(
     "5.5.1",
     "Error: command not implemented",
     when="a verb of SMTP mailroom knows but does not implement (TURN, ETRN, SEND, SOML, "
-    "SAML, ATRN, BURL)",
+    "SAML, ATRN; BURL where it is not configured)",
     commands=("OTHER",),
     ref="RFC 5321 §4.2.4",
 )
@@ -644,6 +913,15 @@ BAD_CHARACTERS = _reply(
     when="a command line with NUL, a bare CR, or 8-bit bytes outside an SMTPUTF8 address",
     commands=("ANY",),
     ref="RFC 5321 §2.3.8, §4.1.1; RFC 6531 §3.3",
+)
+
+LMTP_HELLO_ON_SMTP = _reply(
+    500,
+    "5.5.5",
+    "Error: LHLO is LMTP (RFC 2033); this server speaks SMTP, say EHLO",
+    when="LHLO on an SMTP listener: the client speaks the wrong protocol",
+    commands=("OTHER",),
+    ref="RFC 2033 §4.1; RFC 3463 X.5.5",
 )
 
 # --- STARTTLS -----------------------------------------------------------------------------------
@@ -715,6 +993,15 @@ AUTH_INVALID_CREDENTIALS = _reply(
     commands=("AUTH",),
     ref="RFC 4954 §6",
 )
+AUTH_ACCOUNT_DISABLED = _reply(
+    535,
+    "5.7.13",
+    "User account disabled; ask your administrator",
+    when="AUTH with the right credentials for an account that is disabled (disabled = true); "
+    "unlike 535 5.7.8, asking for the password again will not help",
+    commands=("AUTH",),
+    ref="RFC 4954 §6; RFC 5248 X.7.13",
+)
 AUTH_MECHANISM_UNKNOWN = _reply(
     504,
     "5.5.4",
@@ -735,7 +1022,8 @@ AUTH_MECHANISM_TOO_WEAK = _reply(
     534,
     "5.7.9",
     "Authentication mechanism is too weak",
-    when="a mechanism weaker than policy allows for this user",
+    when="AUTH PLAIN or LOGIN, with the right password, for a user marked strong_auth_only "
+    "(SCRAM-SHA-256 only)",
     commands=("AUTH",),
     ref="RFC 4954 §6",
 )
@@ -775,7 +1063,8 @@ AUTH_PASSWORD_TRANSITION = _reply(
     432,
     "4.7.12",
     "A password transition is needed",
-    when="the user must change password or mechanism before AUTH succeeds",
+    when="AUTH SCRAM-SHA-256 for a user who has a password but no SCRAM secret yet: one login "
+    "with PLAIN makes it (kept in memory until a restart; `mailroom passwd` writes one)",
     commands=("AUTH",),
     ref="RFC 4954 §6",
 )
@@ -996,12 +1285,10 @@ def by_name(name: str) -> ReplyTemplate:
 NOT_SENT: dict[tuple[int, str | None], str] = {
     (211, None): "System status: mailroom answers HELP with 214 and has no status command.",
     (240, None): "Defined by no RFC (some references list it for QUIT); QUIT gets 221 2.0.0.",
-    (451, "4.4.1"): "BURL (RFC 4468): the IMAP server holding the message is unreachable. "
-    "mailroom does not offer BURL.",
-    (554, "5.3.4"): "BURL (RFC 4468): the referenced message is too large. mailroom does not "
-    "offer BURL (a DATA or BDAT message over the limit gets 552 5.3.4, RFC 1870).",
     (455, None): "Parameters valid but not accommodated now: every parameter mailroom "
     "advertises it can always accommodate (a SIZE it cannot take now gets 452 4.3.1, RFC 1870).",
-    (523, "5.7.10"): "Encryption needed: registry-only code with no defining RFC text; mailroom "
-    "asks for TLS with 530 5.7.0 (RFC 3207) and for AUTH encryption with 538 5.7.11 (RFC 4954).",
+    (523, "5.7.10"): "Encryption needed: 523 is a registry-only basic code no RFC defines as a "
+    "reply; mailroom asks for TLS with 530 5.7.0 (RFC 3207) and for AUTH encryption with "
+    "538 5.7.11 (RFC 4954), and writes 5.7.10 only into the report of a REQUIRETLS message "
+    "whose TLS failed (RFC 8689 §4.2.1).",
 }

@@ -12,6 +12,7 @@ from mailroom.codes.catalogue import CATALOGUE
 from mailroom.codes.classify import Classification, classify
 from mailroom.codes.enhanced import EnhancedStatus, EnhancedStatusError
 from mailroom.codes.reply import ReplyError, split_reply_lines
+from mailroom.codes.reports import REPORTS
 
 __all__ = ["ExplainError", "Explanation", "explain"]
 
@@ -79,6 +80,13 @@ class Explanation:
         if self.text_lines:
             out["text"] = self.text_lines
         out["sent_by_mailroom"] = self.mailroom_names()
+        out["reported_by_mailroom"] = [
+            {"name": name, "when": REPORTS[name].when} for name in self.report_names()
+        ]
+        if self.status is not None:
+            why = _not_sent(self.status)
+            if why is not None:
+                out["not_sent_by_mailroom"] = why
         out["warnings"] = self.warnings
         out["action"] = self.action
         out["advice"] = self.advice
@@ -96,6 +104,13 @@ class Explanation:
             and (self.status is None or template.status == self.status)
             and (self.code is not None or self.status is not None)
         ]
+
+    def report_names(self) -> list[str]:
+        """The statuses mailroom writes into delivery reports (codes/reports.py) with this
+        enhanced code (a basic code alone names none: reports carry no basic code)."""
+        if self.status is None:
+            return []
+        return [name for name, report in REPORTS.items() if report.status == self.status]
 
     def render(self) -> str:
         out: list[str] = []
@@ -124,6 +139,13 @@ class Explanation:
         names = self.mailroom_names()
         if names:
             out.append("mailroom sends this as: " + ", ".join(names))
+        for name in self.report_names():
+            out.append(
+                f"mailroom reports this as {name}: in a delivery report when {REPORTS[name].when}"
+            )
+        why = _not_sent(self.status) if self.status is not None else None
+        if why is not None:
+            out.append(f"mailroom does not send this: {why}")
         for warning in self.warnings:
             out.append(f"warning: {warning}")
         out.append(f"next: {self.action} — {self.advice}")
@@ -133,6 +155,25 @@ class Explanation:
                 f"classified: {c.action}, reason {c.reason} — {c.description} ({c.evidence})"
             )
         return "\n".join(out)
+
+
+def _not_sent(status: EnhancedStatus) -> str | None:
+    """Why mailroom never sends this code (the registry table's reason), or that the work that
+    brings it is under way; None otherwise."""
+    from mailroom.codes.coverage import IN_PROGRESS, NOT_MET
+
+    key = status.registry_key
+    if key in NOT_MET:
+        return NOT_MET[key]
+    if (
+        key in IN_PROGRESS
+        and not any(
+            t.status is not None and t.status.registry_key == key for t in CATALOGUE.values()
+        )
+        and not any(r.status.registry_key == key for r in REPORTS.values())
+    ):
+        return f"not yet: {IN_PROGRESS[key]}"
+    return None
 
 
 def _explain_status(status: EnhancedStatus, warnings: list[str]) -> None:

@@ -21,6 +21,7 @@ COMMAND_KEYS = {
     "DATA": "DATA",
     "END_OF_DATA": "DATA (after <CRLF>.<CRLF>)",
     "BDAT": "BDAT",
+    "BURL": "BURL",
     "RSET": "RSET",
     "VRFY": "VRFY",
     "EXPN": "EXPN",

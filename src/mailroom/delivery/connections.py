@@ -20,13 +20,16 @@ from dataclasses import dataclass
 from mailroom.client import (
     Client,
     ConnectionFailed,
+    HelloRefused,
     SendError,
     TLSFailed,
     TLSMode,
 )
-from mailroom.delivery.outcome import Outcome, from_error, local
+from mailroom.codes import reports
+from mailroom.delivery.outcome import Outcome, from_error, reported
 from mailroom.delivery.routing import Destination, Hop, Plan
 from mailroom.delivery.tlspolicy import HopPlan, TLSInfo, TLSPolicy
+from mailroom.logsafe import quoted
 from mailroom.queue.settings import QueueSettings, RelayHost
 
 __all__ = ["Session", "open_session"]
@@ -151,7 +154,7 @@ def _tls_info(client: Client, verified: bool) -> TLSInfo | None:
 
 def _chosen(failures: list[Outcome]) -> Outcome:
     if not failures:
-        return local("retry", "4.4.4", "no host to deliver to", "networkerror")
+        return reported(reports.NO_HOST_TO_TRY, "no host to deliver to")
     temporary = [f for f in failures if f.action == "retry"]
     if temporary:
         return temporary[-1]
@@ -182,20 +185,46 @@ async def open_session(
                 if mode != "opportunistic" or not isinstance(failed.error, TLSFailed):
                     raise
                 # Opportunistic TLS that fails goes on in the clear, on a new connection.
-                log.info("TLS with %s[%s] failed; trying without TLS", hop.name, hop.address)
+                log.info(
+                    "TLS with %s[%s] failed; trying without TLS", quoted(hop.name), hop.address
+                )
                 client = await _open_hop(hop, relay, settings, helo, "none", context)
         except _HopFailed as failed:
             outcome = from_error(failed.error, hop.name if failed.answered else None)
+            if (
+                relay is not None
+                and relay.lmtp
+                and isinstance(failed.error, HelloRefused)
+                and failed.error.reply is not None
+                and failed.error.reply.code in (500, 502)
+            ):
+                # LHLO not known at all: the route names an SMTP server as an LMTP one. Our
+                # configuration is wrong, not the recipient: the message waits (X.5.5).
+                outcome = reported(
+                    reports.WRONG_PROTOCOL,
+                    f"{hop.name} does not speak LMTP (it refused LHLO: {failed.error.reply}); "
+                    "check the route's protocol",
+                    hop.name,
+                )
             if failed.auth and not isinstance(failed.error, ConnectionFailed):
                 # A refused login is our configuration's fault, not the recipient's: retry.
-                outcome = Outcome(
-                    "retry",
-                    "4.7.8" if outcome.action == "bounce" else outcome.status,
-                    f"AUTH failed: {outcome.diagnostic}",
-                    "securityerror",
-                    hop.name,
-                    "our AUTH was refused: our configuration's fault, not the recipient's",
-                )
+                why = "our AUTH was refused: our configuration's fault, not the recipient's"
+                if outcome.action == "bounce":
+                    outcome = reported(
+                        reports.RELAY_LOGIN_FAILED,
+                        f"AUTH failed: {outcome.diagnostic}",
+                        hop.name,
+                        why,
+                    )
+                else:
+                    outcome = Outcome(
+                        "retry",
+                        outcome.status,
+                        f"AUTH failed: {outcome.diagnostic}",
+                        "securityerror",
+                        hop.name,
+                        why,
+                    )
             failures.append(outcome)
             continue
         verified = relay is not None and relay.verify and relay.tls in ("starttls", "implicit")
@@ -220,10 +249,10 @@ def _requiretls_relay(client: Client, hop: Hop, verified: bool) -> Outcome | Non
             f"a REQUIRETLS message is relayed only over verified TLS; the route to {hop.name} "
             "does not check the relay's certificate"
         )
-        return Outcome("bounce", "5.7.30", why, "securityerror", hop.name)
+        return reported(reports.REQUIRETLS_NOT_OFFERED, why, hop.name)
     if not client.extensions.requiretls:
         why = f"{hop.name} does not offer REQUIRETLS after STARTTLS (RFC 8689 §4.2.1)"
-        return Outcome("bounce", "5.7.30", why, "securityerror", hop.name)
+        return reported(reports.REQUIRETLS_NOT_OFFERED, why, hop.name)
     return None
 
 
@@ -246,14 +275,16 @@ async def _connect_planned(
         error = failed.error
     if plan.clear_fallback:
         # Opportunistic TLS that fails goes on in the clear, on a new connection.
-        log.info("TLS with %s[%s] failed; trying without TLS", hop.name, hop.address)
+        log.info("TLS with %s[%s] failed; trying without TLS", quoted(hop.name), hop.address)
         client = await _open_hop(hop, None, settings, helo, "none", plan.context)
         return client, dataclasses.replace(plan, mandatory=False, report=None)
     outcome = security.handshake_failed(plan, hop, error, fallback=plan.testing)
     if not plan.testing:
         raise _PolicyFailed(outcome)
     # MTA-STS testing: the failure is reported; the message goes as without a policy.
-    log.info("%s; delivering all the same (the policy is in testing mode)", outcome.diagnostic)
+    log.info(
+        "%s; delivering all the same (the policy is in testing mode)", quoted(outcome.diagnostic)
+    )
     may = HopPlan("none", "opportunistic", security.unverified_context(), clear_fallback=True)
     return await _connect_planned(hop, may, settings, helo, security)
 
@@ -274,7 +305,7 @@ async def _open_secure(
         hop_plan = await security.plan_hop(domain_tls, hop)
         if hop_plan.refusal is not None:
             security.record_refusal(hop_plan, hop)
-            log.info("%s: not used: %s", hop.name, hop_plan.refusal.diagnostic)
+            log.info("%s: not used: %s", quoted(hop.name), quoted(hop_plan.refusal.diagnostic))
             failures.append(hop_plan.refusal)
             continue
         try:
@@ -287,7 +318,9 @@ async def _open_secure(
             continue
         tls, refusal = security.check(hop_plan, hop, client)
         if refusal is not None:
-            log.info("%s[%s]: not used: %s", hop.name, hop.address, refusal.diagnostic)
+            log.info(
+                "%s[%s]: not used: %s", quoted(hop.name), hop.address, quoted(refusal.diagnostic)
+            )
             await client.quit()
             failures.append(refusal)
             continue

@@ -21,6 +21,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailroom.filemodes import FILE_MODE, private_dir
+
 __all__ = ["QueueBusy", "Request", "RunnerLock", "pending_requests", "submit"]
 
 ACTIONS = ("retry", "delete")
@@ -46,7 +48,7 @@ class RunnerLock:
 
     @classmethod
     def try_acquire(cls, root: Path) -> RunnerLock | None:
-        root.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(root.parent)
         fd = os.open(lock_path(root), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -108,10 +110,12 @@ def submit(root: Path, action: str, ids: list[str] | None) -> Path:
     if action not in ACTIONS:
         raise ValueError(f"unknown queue request {action!r}")
     folder = control_dir(root)
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(folder)
     name = f"{action}.{uuid.uuid4().hex}"
     tmp = folder / f".{name}.tmp"
-    tmp.write_text("".join(f"{queue_id}\n" for queue_id in ids or []), "ascii")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    with os.fdopen(fd, "w", encoding="ascii") as request:
+        request.write("".join(f"{queue_id}\n" for queue_id in ids or []))
     final = folder / name
     os.replace(tmp, final)
     return final

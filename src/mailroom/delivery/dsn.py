@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 
+from mailroom.codes import reports
 from mailroom.codes.reasons import REASONS
 from mailroom.delivery.outcome import diagnostic_line, is_smtp_diagnostic
 from mailroom.delivery.schedule import Report
@@ -106,6 +107,10 @@ def _recipient_block(
     lines.append(_address_field("Final-Recipient", "rfc822", recipient.address))
     lines.append(f"Action: {action}")
     status = recipient.status or {"failed": "5.0.0", "delayed": "4.0.0"}.get(action, "2.0.0")
+    if action == "relayed" and recipient.conversion_loss is None:
+        # Handed to a server that will not report further (RFC 3461 §6.2.2); what it said is
+        # in the Diagnostic-Code.
+        status = str(reports.RELAYED_WITHOUT_DSN.status)
     lines.append(f"Status: {status}")
     if recipient.remote_mta:
         lines.append(_fold("Remote-MTA", f"dns; {_clean(recipient.remote_mta)}"))
@@ -154,6 +159,11 @@ def _why(recipient: QueueRecipient, action: str) -> list[str]:
             lines += _wrap(f"{host} said: {said}")
         else:
             lines += _wrap(said)
+    if recipient.conversion_loss:
+        lines += _wrap(
+            "mailroom converted the message for that server, which takes no 8-bit data, and "
+            f"the conversion lost information: {recipient.conversion_loss}."
+        )
     if recipient.status == "4.4.7" and action == "failed":
         lines.append("    mailroom gave up: the message stayed undeliverable too long.")
     if recipient.reason and recipient.reason not in ("delivered", "expired"):

@@ -21,7 +21,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
 import re
 import socket
 import ssl
@@ -34,6 +33,8 @@ from typing import Any
 import aiohttp
 from aiohttp.abc import AbstractResolver
 
+from mailroom.filemodes import private_dir, replace_private
+from mailroom.logsafe import quoted
 from mailroom.resolver import Resolver, ResolverError
 
 __all__ = [
@@ -347,11 +348,9 @@ class MTASTS:
 
     def _store(self, domain: str, cached: _Cached) -> None:
         self._cache[domain] = cached
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
         data = {"id": cached.policy_id, "fetched": cached.fetched, "text": cached.text}
-        tmp = self._path(domain).with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(data), "utf-8")
-        os.replace(tmp, self._path(domain))
+        replace_private(self._path(domain), json.dumps(data).encode("utf-8"))
 
     def cached(self, domain: str) -> STSPolicy | None:
         """The policy in the cache, fresh or not (for ``mailroom queue show`` and tests)."""
@@ -372,7 +371,7 @@ class MTASTS:
         try:
             policy_id = parse_txt(await self.resolver.policy_txt(f"_mta-sts.{domain}"))
         except ResolverError as exc:
-            log.info("MTA-STS: TXT of %s failed (%s); using the cache", domain, exc)
+            log.info("MTA-STS: TXT of %s failed (%s); using the cache", domain, quoted(exc))
             policy_id = None
         if policy_id is None or (cached is not None and cached.policy_id == policy_id):
             # No live record: a fresh cached policy still applies (§3.3, §5.1).
@@ -405,9 +404,9 @@ class MTASTS:
         log.info(
             "MTA-STS: %s has policy %s (mode %s, mx %s)",
             domain,
-            policy_id,
-            policy.mode,
-            ", ".join(policy.mx),
+            quoted(policy_id),
+            quoted(policy.mode),
+            quoted(", ".join(policy.mx)),
         )
         return dataclasses.replace(self._applied(domain, fetched), fetched=True)
 
@@ -422,9 +421,9 @@ class MTASTS:
     ) -> PolicyLookup:
         self._failed[(domain, policy_id)] = (now, why, result_type)
         if cached is not None and cached.policy.mode != "none":
-            log.warning("MTA-STS: %s: %s (the cached policy applies)", domain, why)
+            log.warning("MTA-STS: %s: %s (the cached policy applies)", domain, quoted(why))
         else:
-            log.info("MTA-STS: %s: %s (delivering as without a policy)", domain, why)
+            log.info("MTA-STS: %s: %s (delivering as without a policy)", domain, quoted(why))
         return self._applied(domain, cached, why, result_type)
 
     @staticmethod

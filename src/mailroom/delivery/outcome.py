@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mailroom.client import ConnectionFailed, ProtocolError, SendError, SMTPReplyError, TLSFailed
-from mailroom.codes import Reply, classify
+from mailroom.codes import Reply, classify, reports
+from mailroom.codes.reports import ReportStatus
 from mailroom.queue.entry import QueueRecipient
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "from_reply",
     "is_smtp_diagnostic",
     "local",
+    "reported",
 ]
 
 Action = Literal["delivered", "retry", "bounce"]
@@ -72,21 +74,31 @@ def from_error(error: BaseException, remote_mta: str | None = None) -> Outcome:
     text = str(error) or type(error).__name__
     if isinstance(error, TLSFailed):
         why = "TLS could not be negotiated (no reply to classify)"
-        return Outcome("retry", "4.7.5", f"TLS failed: {text}", "failedstarttls", remote_mta, why)
+        return reported(reports.TLS_FAILED, f"TLS failed: {text}", remote_mta, why)
     if isinstance(error, ProtocolError):
         why = "the server broke the protocol (no reply to classify)"
-        return Outcome("retry", "4.5.0", text, "systemerror", remote_mta, why)
+        return reported(reports.PROTOCOL_ERROR, text, remote_mta, why)
     if isinstance(error, ConnectionFailed) and remote_mta is None:
-        why = "no host answered (no reply to classify)"
-        return Outcome("retry", "4.4.1", text, "networkerror", None, why)
+        return reported(reports.NO_ANSWER, text, None, "no host answered (no reply to classify)")
     if isinstance(error, ConnectionFailed | SendError | OSError | TimeoutError):
         why = "the connection was lost (no reply to classify)"
-        return Outcome("retry", "4.4.2", text, "networkerror", remote_mta, why)
-    return Outcome("retry", "4.0.0", text, "undefined", remote_mta, "an error without a reply")
+        return reported(reports.CONNECTION_LOST, text, remote_mta, why)
+    return reported(reports.UNDEFINED_FAILURE, text, remote_mta, "an error without a reply")
+
+
+def reported(
+    report: ReportStatus, text: str, remote_mta: str | None = None, why: str = ""
+) -> Outcome:
+    """An outcome of our own making, from the queue's catalogue (:mod:`mailroom.codes.reports`):
+    its status decides the action (2 delivered, 4 retry, 5 bounce); ``why`` is the evidence
+    (by default, mailroom's own finding, ``text``)."""
+    action: Action = report.action  # type: ignore[assignment]
+    evidence = why or "mailroom's own finding: " + text
+    return Outcome(action, str(report.status), text, report.reason, remote_mta, evidence)
 
 
 def local(action: Action, status: str, text: str, reason: str) -> Outcome:
-    """An outcome of our own making (DNS said the domain does not exist, a null MX, …)."""
+    """An outcome of our own making with a status outside the queue's catalogue (tests)."""
     return Outcome(action, status, text, reason, None, "mailroom's own finding: " + text)
 
 

@@ -15,9 +15,11 @@ import asyncio
 import ipaddress
 import random
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from mailroom.delivery.outcome import Outcome, local
+from mailroom.codes import reports
+from mailroom.delivery.outcome import Outcome, reported
 from mailroom.queue.settings import QueueSettings, RelayHost
 from mailroom.resolver import Resolver, ResolverError
 
@@ -59,6 +61,30 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+def _usable(address: str) -> bool:
+    """An address a connection can be made to for mail: not unspecified, multicast or the
+    limited broadcast (an MX pointing there is a mistake or a trick, never a mail server)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return True
+    return not (ip.is_unspecified or ip.is_multicast or str(ip) == "255.255.255.255")
+
+
+def _is_ours(address: str, port: int, listening: set[tuple[str, int]]) -> bool:
+    """Whether ``address:port`` reaches a listener of this server (a wildcard listener takes
+    the port on every address, loopback included)."""
+    if (address, port) in listening:
+        return True
+    wildcard = ("0.0.0.0", port) in listening or ("::", port) in listening
+    if not wildcard:
+        return False
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
 def destination_for(
     domain: str, settings: QueueSettings, requirement: str = "normal"
 ) -> Destination:
@@ -96,7 +122,11 @@ async def plan(
     *,
     mx_port: int = 25,
     hostname: str = "",
+    own_addresses: Iterable[tuple[str, int]] = (),
 ) -> Plan:
+    """The hops to try for ``domain``, or the outcome for its recipients. ``own_addresses``
+    are the (address, port) pairs this server listens on: an MX host that has one of them (on
+    ``mx_port``) is this server, as is one named ``hostname``."""
     relay = destination.relay
     if relay is not None:
         if relay.socket is not None:
@@ -104,11 +134,18 @@ async def plan(
             return Plan([Hop(hostname or "localhost", relay.socket, 0)])
         if _is_ip(relay.host):
             return Plan([Hop(relay.host, relay.host, relay.port)])
-        addresses = await _system_addresses(relay.host, relay.port)
+        if resolver.explicit:
+            try:
+                addresses = await resolver.addresses(relay.host)
+            except ResolverError as exc:
+                return Plan(failure=reported(reports.DNS_FAILED, f"DNS lookup failed: {exc}"))
+        else:
+            addresses = await _system_addresses(relay.host, relay.port)
         if not addresses:
             return Plan(
-                failure=local(
-                    "retry", "4.4.4", f"relay host {relay.host} not found", "networkerror"
+                failure=reported(
+                    reports.ROUTE_MISCONFIGURED,
+                    f"relay host {relay.host} not found: check the route in mailroom.toml",
                 )
             )
         return Plan([Hop(relay.host, a, relay.port) for a in addresses[:MAX_ADDRESSES]])
@@ -116,49 +153,34 @@ async def plan(
     try:
         route = await resolver.mail_route(domain)
     except ResolverError as exc:
-        return Plan(failure=local("retry", "4.4.3", f"DNS lookup failed: {exc}", "networkerror"))
+        return Plan(failure=reported(reports.DNS_FAILED, f"DNS lookup failed: {exc}"))
     if not route.exists:
         return Plan(
-            failure=local(
-                "bounce", "5.1.2", f"domain {domain} does not exist (NXDOMAIN)", "hostunknown"
-            )
+            failure=reported(reports.DOMAIN_NOT_FOUND, f"domain {domain} does not exist (NXDOMAIN)")
         )
     if route.null_mx:
         return Plan(
-            failure=local(
-                "bounce", "5.1.10", f"{domain} accepts no mail (null MX, RFC 7505)", "notaccept"
+            failure=reported(
+                reports.DOMAIN_NULL_MX, f"{domain} accepts no mail (null MX, RFC 7505)"
             )
         )
     if not route.hosts:
         return Plan(
-            failure=local(
-                "bounce",
-                "5.4.4",
+            failure=reported(
+                reports.NO_MAIL_ROUTE,
                 f"{domain} has no MX and no address records: it takes no mail",
-                "hostunknown",
             )
         )
+    # Each MX host's addresses, best preference first (RFC 5321 §5.1: hosts of equal
+    # preference in random order), looked up before anything is tried: a host that is this
+    # server, by its name or by an address it listens on, must be known first.
     hosts = list(route.hosts)
-    own = hostname.lower().rstrip(".")
-    mine = [preference for preference, host in hosts if host == own]
-    if mine:
-        # RFC 5321 §5.1: only hosts more preferred than this one; none left is a loop.
-        hosts = [(p, h) for p, h in hosts if p < min(mine)]
-        if not hosts:
-            return Plan(
-                failure=local(
-                    "bounce",
-                    "5.4.6",
-                    f"mail for {domain} loops back to myself ({own} is its best MX)",
-                    "systemerror",
-                )
-            )
-    # RFC 5321 §5.1: hosts of equal preference are tried in random order.
     random.shuffle(hosts)
     hosts.sort(key=lambda item: item[0])
-    hops: list[Hop] = []
+    own = hostname.lower().rstrip(".")
+    resolved: list[tuple[int, str, list[str]]] = []
     temporary: str | None = None
-    for _, host in hosts:
+    for preference, host in hosts:
         if _is_ip(host):
             addresses = [host]
         else:
@@ -166,19 +188,49 @@ async def plan(
                 addresses = await resolver.addresses(host)
             except ResolverError as exc:
                 temporary = str(exc)
-                continue
-        hops += [Hop(host, address, mx_port) for address in addresses]
-        if len(hops) >= MAX_ADDRESSES:
+                addresses = []
+        resolved.append((preference, host, addresses))
+        if sum(len(a) for _, _, a in resolved) >= MAX_ADDRESSES:
             break
+    listening = set(own_addresses)
+    mine = [
+        preference
+        for preference, host, addresses in resolved
+        if host == own or any(_is_ours(a, mx_port, listening) for a in addresses)
+    ]
+    if mine:
+        # RFC 5321 §5.1: only hosts more preferred than this one; none left is a loop.
+        resolved = [item for item in resolved if item[0] < min(mine)]
+        if not resolved:
+            which = next(h for p, h in hosts if p == min(mine))
+            return Plan(
+                failure=reported(
+                    reports.MX_LOOPS_BACK,
+                    f"mail for {domain} loops back to myself ({which} is its best MX, and it "
+                    "is this server)",
+                )
+            )
+    hops = [
+        Hop(host, address, mx_port)
+        for _, host, addresses in resolved
+        for address in addresses
+        if _usable(address)
+    ]
     if hops:
         return Plan(hops[:MAX_ADDRESSES])
-    if temporary is not None:
+    if any(addresses for _, _, addresses in resolved):
+        names = ", ".join(f"{h} ({', '.join(a)})" for _, h, a in resolved if a)
         return Plan(
-            failure=local("retry", "4.4.3", f"DNS lookup failed: {temporary}", "networkerror")
+            failure=reported(
+                reports.UNUSABLE_ADDRESSES,
+                f"the MX hosts of {domain} have no address mail can go to: {names}",
+            )
         )
-    names = ", ".join(h for _, h in hosts)
+    if temporary is not None:
+        return Plan(failure=reported(reports.DNS_FAILED, f"DNS lookup failed: {temporary}"))
+    names = ", ".join(h for _, h, _ in resolved)
     return Plan(
-        failure=local(
-            "retry", "4.4.4", f"no address for the MX hosts of {domain}: {names}", "networkerror"
+        failure=reported(
+            reports.MX_HOSTS_UNRESOLVABLE, f"no address for the MX hosts of {domain}: {names}"
         )
     )

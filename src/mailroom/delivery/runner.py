@@ -37,7 +37,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from mailroom.authentication.outbound import Outbound
 from mailroom.client import (
@@ -49,14 +49,17 @@ from mailroom.client import (
     ServiceClosing,
     TransactionResult,
 )
+from mailroom.codes import reports
 from mailroom.delivery import control
 from mailroom.delivery.connections import Session, open_session
+from mailroom.delivery.downgrade import CannotConvert, fit_for_next_hop, refused_recipients
 from mailroom.delivery.dsn import DSNOptions, build_dsn
-from mailroom.delivery.outcome import Outcome, apply, from_error, from_reply, local
+from mailroom.delivery.outcome import Outcome, apply, from_error, from_reply, reported
 from mailroom.delivery.routing import Destination, destination_for, plan
 from mailroom.delivery.schedule import domain_of, settle, wants
 from mailroom.delivery.tlspolicy import Requirement, requirement_of
 from mailroom.delivery.transport_security import TransportSecurity, transport_security
+from mailroom.logsafe import quoted
 from mailroom.protocol.client_errors import ExtensionNotOffered, InvalidAddress
 from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueSpool
 from mailroom.queue.settings import QueueSettings
@@ -90,10 +93,34 @@ class _Job:
     settled: set[int] = field(default_factory=set)  # id() of recipients given an outcome
 
 
+class _Jobs:
+    """The jobs waiting for one destination's workers, higher MT-PRIORITY first (RFC 6710),
+    then in the order they came."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.PriorityQueue[tuple[int, int, _Job]] = asyncio.PriorityQueue()
+        self._order = itertools.count()
+
+    def put_nowait(self, job: _Job) -> None:
+        self._queue.put_nowait((-(job.entry.mt_priority or 0), next(self._order), job))
+
+    def get_nowait(self) -> _Job:
+        return self._queue.get_nowait()[2]
+
+    async def get(self) -> _Job:
+        return (await self._queue.get())[2]
+
+    def qsize(self) -> int:
+        return self._queue.qsize()
+
+    def empty(self) -> bool:
+        return self._queue.empty()
+
+
 @dataclass(eq=False)
 class _Destination:
     key: Destination
-    jobs: asyncio.Queue[_Job] = field(default_factory=asyncio.Queue)
+    jobs: _Jobs = field(default_factory=_Jobs)
     workers: int = 0
     idle: int = 0
 
@@ -133,6 +160,7 @@ class QueueRunner:
         return_limit: int | None = None,
         clock: Callable[[], float] = _now,
         linger: float = LINGER,
+        own_addresses: Callable[[], Iterable[tuple[str, int]]] = lambda: (),
         control_interval: float = CONTROL_INTERVAL,
         outbound: Outbound | None = None,
         transport: TransportSecurity | None = None,
@@ -151,9 +179,13 @@ class QueueRunner:
         # Forwards leave with an SRS sender and an ARC seal (mailroom.authentication.outbound).
         self.outbound = outbound
         self.linger = linger
+        # Where this server listens (for MX records that point back at it: a routing loop).
+        self.own_addresses = own_addresses
         self.control_interval = control_interval
         self.entries: dict[str, QueueEntry] = {}
-        self._heap: list[tuple[float, int, str]] = []
+        # (when due, minus its priority, arrival, id): among entries due at once, higher
+        # MT-PRIORITY first (RFC 6710 §5), then first come.
+        self._heap: list[tuple[float, int, int, str]] = []
         self._seq = itertools.count()
         self._rounds: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()  # retry requested while a round was running
@@ -312,14 +344,15 @@ class QueueRunner:
         self._push(entry)
 
     def _push(self, entry: QueueEntry) -> None:
-        heapq.heappush(self._heap, (entry.next_attempt, next(self._seq), entry.id))
+        priority = -(entry.mt_priority or 0)
+        heapq.heappush(self._heap, (entry.next_attempt, priority, next(self._seq), entry.id))
 
     async def _schedule(self) -> None:
         while not self._stopping:
             self._wakeup.clear()
             now = self.clock()
             while self._heap and len(self._rounds) < MAX_ROUNDS:
-                when, _, queue_id = self._heap[0]
+                when, _, _, queue_id = self._heap[0]
                 entry = self.entries.get(queue_id)
                 if entry is None or entry.next_attempt != when or queue_id in self._rounds:
                     heapq.heappop(self._heap)  # stale: removed, rescheduled or running
@@ -395,16 +428,18 @@ class QueueRunner:
         if entry.requiretls:
             return "requiretls"
 
-        def header() -> bytes:
+        # Read here, not in a thread: the rounds a scheduling pass starts then put their jobs
+        # in their destinations' queues in the same turn of the loop, before any worker takes
+        # one, so the first job taken is the highest MT-PRIORITY waiting (RFC 6710), not the
+        # one whose thread happened to finish first. One read of a spool file's head (at most
+        # MAX_HEADER octets, usually in the page cache) is a small cost for that.
+        try:
             with self.spool.message_path(entry.id).open("rb") as file:
                 head = file.read(MAX_HEADER)
-            end = head.find(b"\r\n\r\n")
-            return head if end < 0 else head[:end]
-
-        try:
-            return requirement_of(False, await asyncio.to_thread(header))
         except OSError:
             return "normal"
+        end = head.find(b"\r\n\r\n")
+        return requirement_of(False, head if end < 0 else head[:end])
 
     async def _deliver(
         self,
@@ -500,7 +535,9 @@ class QueueRunner:
             await session.client.close()
             if reused and not job.settled:
                 # The server closed the idle connection we kept: nothing was sent yet.
-                log.debug("%s: reused connection lost (%s); reconnecting", job.entry.id, exc)
+                log.debug(
+                    "%s: reused connection lost (%s); reconnecting", job.entry.id, quoted(exc)
+                )
                 return await self._run_job(destination, job, None)
             await self._fail_rest(job, from_error(exc, session.remote_mta), session)
             return None
@@ -511,16 +548,23 @@ class QueueRunner:
         except InvalidAddress as exc:
             # Known before sending: nothing went out, and the connection is still good.
             await self._fail_rest(
-                job, local("bounce", "5.1.3", f"bad address: {exc}", "syntaxerror"), session
+                job, reported(reports.BAD_ADDRESS, f"bad address: {exc}"), session
             )
         except ExtensionNotOffered as exc:
             # BINARYMIME for a server without it: mailroom does not convert bodies.
             text = f"{session.remote_mta} cannot take this message: {exc}"
-            await self._fail_rest(job, local("bounce", "5.6.3", text, "contenterror"), session)
+            await self._fail_rest(job, reported(reports.CONVERSION_NOT_SUPPORTED, text), session)
         return session if session.usable else None
 
     async def _connect(self, key: Destination, domain: str) -> tuple[Session | None, Outcome]:
-        route = await plan(key, domain, self.resolver, mx_port=self.mx_port, hostname=self.hostname)
+        route = await plan(
+            key,
+            domain,
+            self.resolver,
+            mx_port=self.mx_port,
+            hostname=self.hostname,
+            own_addresses=self.own_addresses(),
+        )
         if route.failure is not None:
             return None, route.failure
         return await open_session(
@@ -532,12 +576,49 @@ class QueueRunner:
         message = await asyncio.to_thread(self.spool.message_path(entry.id).read_bytes)
         sender = entry.sender
         if self.outbound is not None and not session.client.lmtp:
-            message = await self.outbound.message(message, entry.sender)
             sender = self.outbound.sender(entry.sender)
         remaining = [r for r in job.recipients if not r.done]
+        extensions = session.client.extensions
+        if not extensions.rrvs:
+            remaining = await self._without_rrvs(job, remaining, session)
+        refused = set(
+            refused_recipients(
+                [r.address for r in remaining], smtputf8=entry.smtputf8, extensions=extensions
+            )
+        )
+        if refused:
+            text = f"{session.remote_mta} does not offer SMTPUTF8 and the address is not ASCII"
+            outcome = reported(reports.NON_ASCII_ADDRESS_NEXT_HOP, text, session.remote_mta)
+            refused_now = [r for r in remaining if r.address in refused]
+            await self._settle_some(job, refused_now, outcome, session)
+            remaining = [r for r in remaining if r.address not in refused]
+        if not remaining:
+            return
+        # First the message is made to fit the hop (delivery/downgrade.py); then what signs it
+        # (our DKIM signatures made again if it was converted, an ARC seal for a forward) signs
+        # conversion.message: the octets that leave, so the next hop can verify them.
+        try:
+            conversion = fit_for_next_hop(
+                message,
+                sender=entry.sender,
+                body=entry.body,
+                smtputf8=entry.smtputf8,
+                extensions=extensions,
+            )
+        except CannotConvert as cannot:
+            outcome = reported(cannot.report, cannot.text, session.remote_mta)
+            await self._settle_some(job, remaining, outcome, session)
+            return
+        message = conversion.message
+        if self.outbound is not None:
+            if conversion.converted:
+                message = await self.outbound.resign(message)
+            if not session.client.lmtp:
+                message = await self.outbound.message(message, entry.sender)
+        body: Literal["7BIT", "8BITMIME", "BINARYMIME"] | None = conversion.body  # type: ignore[assignment]
         options = MailOptions(
-            body="BINARYMIME" if entry.body == "BINARYMIME" else None,
-            smtputf8=True if entry.smtputf8 else None,
+            body=body,
+            smtputf8=conversion.smtputf8,
             ret="HDRS"
             if (entry.ret or "").upper() == "HDRS"
             else ("FULL" if (entry.ret or "").upper() == "FULL" else None),
@@ -546,6 +627,7 @@ class QueueRunner:
             requiretls=entry.requiretls
             and session.client.tls_active
             and session.client.extensions.requiretls,
+            mt_priority=entry.mt_priority,
         )
         while remaining:
             batch = remaining[:MAX_RECIPIENTS_PER_TRANSACTION]
@@ -556,6 +638,7 @@ class QueueRunner:
                     r.address,
                     notify=tuple(r.notify) if r.notify else None,
                     orcpt=r.orcpt[1] if r.orcpt else None,
+                    rrvs=r.rrvs,
                 )
                 for r in batch
             ]
@@ -573,9 +656,32 @@ class QueueRunner:
                     await self._save(entry)
                 raise
             session.transactions += 1
-            self._record(job, by_address, result, session, remaining)
+            self._record(job, by_address, result, session, remaining, "; ".join(conversion.lost))
             # Saved now, before anything else: this is the crash-safety line.
             await self._save(entry)
+
+    async def _settle_some(
+        self, job: _Job, recipients: list[QueueRecipient], outcome: Outcome, session: Session
+    ) -> None:
+        """Give these recipients of the job ``outcome`` (found before anything was sent)."""
+        now = self.clock()
+        for recipient in recipients:
+            apply(recipient, outcome, now)
+            job.settled.add(id(recipient))
+            self._log(job.entry, recipient, outcome, session)
+        if recipients:
+            await self._save(job.entry)
+
+    async def _without_rrvs(
+        self, job: _Job, recipients: list[QueueRecipient], session: Session
+    ) -> list[QueueRecipient]:
+        """The next hop does not offer RRVS (RFC 7293 §5): a recipient whose sender asked
+        ";R" cannot have the test made and is returned with 5.7.19; ";C" goes on without it."""
+        strict = [r for r in recipients if r.rrvs and r.rrvs.upper().endswith(";R")]
+        text = f"{session.remote_mta} does not offer RRVS, and the sender asked for the test"
+        outcome = reported(reports.RRVS_NOT_PASSED_ON, text, session.remote_mta)
+        await self._settle_some(job, strict, outcome, session)
+        return [r for r in recipients if r not in strict]
 
     def _record(
         self,
@@ -584,6 +690,7 @@ class QueueRunner:
         result: TransactionResult,
         session: Session,
         remaining: list[QueueRecipient],
+        loss: str = "",
     ) -> None:
         """Each recipient's outcome from the reply that settled it (in LMTP, its own reply
         after the message)."""
@@ -603,6 +710,12 @@ class QueueRunner:
                 recipient.final = session.client.lmtp
                 passed_on = session.dsn and not recipient.final
                 recipient.notified = passed_on or not wants(recipient, "SUCCESS")
+                if loss:
+                    # RFC 3463 X.6.4: the sender hears of a lossy conversion, whatever NOTIFY
+                    # asked for success, unless it asked to hear nothing (NEVER).
+                    recipient.status = str(reports.CONVERTED_WITH_LOSS.status)
+                    recipient.conversion_loss = loss
+                    recipient.notified = "NEVER" in [n.upper() for n in recipient.notify or []]
             job.settled.add(id(recipient))
             self._log(job.entry, recipient, outcome, session)
 
@@ -643,18 +756,18 @@ class QueueRunner:
         relay = session.relay_name if session is not None else "none"
         tls = ""
         if session is not None:
-            tls = f", tls={session.tls.log_text if session.tls is not None else 'none'}"
+            tls = f", tls={quoted(session.tls.log_text) if session.tls is not None else 'none'}"
         delay = self.clock() - entry.created
         log.info(
             "%s: to=<%s>, relay=%s%s, delay=%.1f, dsn=%s, status=%s (%s)",
             entry.id,
-            recipient.address,
-            relay,
+            quoted(recipient.address),
+            quoted(relay),
             tls,
             delay,
-            outcome.status,
+            quoted(outcome.status),
             status,
-            outcome.diagnostic.replace("\n", " / "),
+            quoted(outcome.diagnostic.replace("\n", " / ")),
         )
 
     # -- after a round ---------------------------------------------------------------------------
@@ -667,8 +780,8 @@ class QueueRunner:
             log.info(
                 "%s: to=<%s>, status=expired, returned to sender (%s)",
                 entry.id,
-                recipient.address,
-                (recipient.last_reply or "").replace("\n", " / "),
+                quoted(recipient.address),
+                quoted((recipient.last_reply or "").replace("\n", " / ")),
             )
         reported = True
         if result.report is not None:
@@ -686,7 +799,7 @@ class QueueRunner:
                         log.info(
                             "%s: to=<%s>: a bounce that failed is not bounced; dropped",
                             entry.id,
-                            recipient.address,
+                            quoted(recipient.address),
                         )
                     recipient.notified = True
         if result.done and reported:
@@ -717,7 +830,9 @@ class QueueRunner:
         try:
             queue_id = await self.deliver_local(sender="", recipients=[entry.sender], message=dsn)
         except Exception:
-            log.exception("%s: the report to <%s> could not be stored", entry.id, entry.sender)
+            log.exception(
+                "%s: the report to <%s> could not be stored", entry.id, quoted(entry.sender)
+            )
             return False
         self.reports += 1
         actions = ",".join(sorted(report.actions))

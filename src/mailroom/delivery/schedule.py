@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mailroom.codes import reports
 from mailroom.queue.entry import QueueEntry, QueueRecipient
 from mailroom.queue.settings import QueueSettings
 
@@ -85,7 +86,8 @@ def settle(entry: QueueEntry, settings: QueueSettings, now: float) -> Settlement
         elif recipient.state == "delivered" and not recipient.notified:
             # Put in its mailbox (a local Maildir, LMTP), or handed to a server without DSN,
             # where the sender's request ends (RFC 3461 §6.2.2).
-            if wants(recipient, "SUCCESS") and entry.sender:
+            lossy = recipient.conversion_loss is not None  # the 2.6.4 warning (X.6.4)
+            if (wants(recipient, "SUCCESS") or lossy) and entry.sender:
                 owed.append((recipient, "delivered" if recipient.final else "relayed"))
         elif (
             recipient.state == "pending"
@@ -104,15 +106,26 @@ def settle(entry: QueueEntry, settings: QueueSettings, now: float) -> Settlement
     return result
 
 
+# What a recipient the outbound TLS policy held back keeps at expiry: it says what failed.
+_TLS_POLICY_STATUSES = frozenset(
+    str(report.status)
+    for report in (
+        reports.NO_STARTTLS_WHERE_REQUIRED,
+        reports.TLS_POLICY_NOT_MET,
+        reports.TLS_FAILED,
+    )
+)
+
+
 def expire(recipient: QueueRecipient, settings: QueueSettings) -> None:
     """Give up on a recipient that stayed undeliverable for ``max_age``: bounced with 4.4.7
     (delivery time expired, RFC 3463), its last reply and its reason kept for the report. A
     recipient held back by the TLS policy keeps its X.7.x status (4.7.4 no TLS, 4.7.5 a
     certificate or TLSA problem), which says exactly what failed."""
     recipient.state = "bounced"
-    if not (recipient.status or "").startswith("4.7."):
-        recipient.status = "4.4.7"
+    if recipient.status not in _TLS_POLICY_STATUSES:
+        recipient.status = str(reports.EXPIRED.status)
     if not recipient.reason:
-        recipient.reason = "expired"
+        recipient.reason = reports.EXPIRED.reason
     if not recipient.last_reply:
         recipient.last_reply = "delivery time expired"

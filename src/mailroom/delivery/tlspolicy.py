@@ -20,9 +20,10 @@ Per MX host (:meth:`TLSPolicy.plan_hop`), in this order:
 - otherwise ``may``.
 
 A failure to meet the policy is temporary (``4.7.4`` no TLS, ``4.7.5`` a certificate or TLSA
-problem), so the queue retries and, at expiry, returns the message saying exactly that. For a
-REQUIRETLS message it is final at once (``5.7.10``; ``5.7.30`` for a host without REQUIRETLS),
-as RFC 8689 §4.2.1 asks.
+problem: the queue's report statuses ``NO_STARTTLS_WHERE_REQUIRED`` and ``TLS_POLICY_NOT_MET``
+in :mod:`mailroom.codes.reports`), so the queue retries and, at expiry, returns the message
+saying exactly that. For a REQUIRETLS message it is final at once (``5.7.10``; ``5.7.30`` for
+a host without REQUIRETLS), as RFC 8689 §4.2.1 asks.
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from mailroom.codes import reports
+from mailroom.codes.reports import ReportStatus
 from mailroom.delivery import dane
 from mailroom.delivery.mtasts import MTASTS, PolicyLookup, STSPolicy
-from mailroom.delivery.outcome import Outcome
+from mailroom.delivery.outcome import Outcome, reported
 from mailroom.delivery.tlsrpt import ReportPolicy
 from mailroom.queue.tls_settings import TLSPolicySettings
 from mailroom.resolver import Resolver, ResolverError, TLSARecordData
@@ -254,7 +257,11 @@ class TLSPolicy:
                 why = f"DANE is required for {domain.domain}, but {hop.name} has no "
                 why += "DNSSEC-validated TLSA records" if found is None else "usable TLSA record"
                 return _refused(
-                    hop, "4.7.5", why, "dane-required", _tlsa_report(domain.domain, hop, ())
+                    hop,
+                    reports.TLS_POLICY_NOT_MET,
+                    why,
+                    "dane-required",
+                    _tlsa_report(domain.domain, hop, ()),
                 )
         return self._sts_or_may(domain, hop)
 
@@ -268,7 +275,7 @@ class TLSPolicy:
                     why += f" ({domain.sts.failure})"
                 return _refused(
                     hop,
-                    "4.7.5",
+                    reports.TLS_POLICY_NOT_MET,
                     why,
                     domain.sts.result_type
                     if domain.sts is not None and domain.sts.result_type
@@ -294,7 +301,7 @@ class TLSPolicy:
                 f"(mx: {', '.join(policy.mx)})"
             )
             if enforce:
-                return _refused(hop, "4.7.5", why, "validation-failure", report)
+                return _refused(hop, reports.TLS_POLICY_NOT_MET, why, "validation-failure", report)
             self._record_failure(report, "validation-failure", why, hop)
             # Testing: reported; delivered as if there were no policy (RFC 8461 §5).
             return HopPlan("none", "opportunistic", unverified, clear_fallback=True)
@@ -320,7 +327,11 @@ class TLSPolicy:
             why = f"TLSA lookup of _{hop.port}._tcp.{hop.name} failed, so {hop.name} is not "
             why += f"used (RFC 7672 §2.1.1): {exc}"
             return _refused(
-                hop, "4.7.5", why, "dnssec-invalid", _tlsa_report(domain.domain, hop, ())
+                hop,
+                reports.TLS_POLICY_NOT_MET,
+                why,
+                "dnssec-invalid",
+                _tlsa_report(domain.domain, hop, ()),
             )
         if not lookup.secure or not lookup.records:
             return None
@@ -361,7 +372,7 @@ class TLSPolicy:
                 else:
                     why = f"TLS is required, but {hop.name} does not offer STARTTLS"
                 self._record_failure(plan.report, "starttls-not-supported", why, hop, client)
-                return None, _final(plan, _failure(hop, "4.7.4", why, "failedstarttls"))
+                return None, _final(plan, _failure(hop, reports.NO_STARTTLS_WHERE_REQUIRED, why))
             if plan.testing:
                 why = f"MTA-STS (testing): {hop.name} does not offer STARTTLS"
                 self._record_failure(plan.report, "starttls-not-supported", why, hop, client)
@@ -374,13 +385,13 @@ class TLSPolicy:
             if not verdict.ok:
                 why = f"{hop.name}[{hop.address}]: {verdict.reason}"
                 self._record_failure(plan.report, verdict.result_type, why, hop, client)
-                return None, _final(plan, _failure(hop, "4.7.5", why, "securityerror"))
+                return None, _final(plan, _failure(hop, reports.TLS_POLICY_NOT_MET, why))
         if plan.requiretls and not client.extensions.requiretls:
             why = (
                 f"{hop.name} does not offer REQUIRETLS after STARTTLS: a REQUIRETLS message "
                 "is not relayed to it (RFC 8689 §4.2.1)"
             )
-            return None, _failure(hop, "5.7.30", why, "securityerror", action="bounce")
+            return None, _failure(hop, reports.REQUIRETLS_NOT_OFFERED, why)
         info = TLSInfo(version, str(cipher[0]), int(cipher[2] or 0), verified)
         if plan.report is not None and self.recorder is not None:
             self.recorder.success(plan.report)
@@ -411,7 +422,7 @@ class TLSPolicy:
         if plan.testing:
             why = f"MTA-STS (testing): {why}"
         self._record_failure(plan.report, result_type, why, hop)
-        return _final(plan, _failure(hop, "4.7.5", why, "securityerror"))
+        return _final(plan, _failure(hop, reports.TLS_POLICY_NOT_MET, why))
 
     # -- TLS reports -------------------------------------------------------------------------
 
@@ -448,18 +459,21 @@ def _helo_of(client: Client | None) -> str | None:
     return words[0] if words else None
 
 
-def _failure(
-    hop: Hop, status: str, why: str, reason: str, *, action: Literal["retry", "bounce"] = "retry"
-) -> Outcome:
-    return Outcome(action, status, why, reason, hop.name)
+def _failure(hop: Hop, report: ReportStatus, why: str) -> Outcome:
+    """The policy's own outcome for ``hop`` (a status of the queue's catalogue)."""
+    return reported(report, why, hop.name)
 
 
 def _final(plan: HopPlan, outcome: Outcome) -> Outcome:
     """RFC 8689 §4.2.1: a REQUIRETLS message that cannot have the TLS it asks for is returned
     at once ("5.7.10 Encryption needed"), not retried."""
     if plan.requiretls and outcome.action == "retry":
-        return replace(outcome, action="bounce", status="5.7.10")
+        return _required_tls_failed(outcome)
     return outcome
+
+
+def _required_tls_failed(outcome: Outcome) -> Outcome:
+    return reported(reports.REQUIRETLS_TLS_FAILED, outcome.diagnostic, outcome.remote_mta)
 
 
 @functools.cache
@@ -469,15 +483,14 @@ def _no_context() -> ssl.SSLContext:
 
 
 def _refused(
-    hop: Hop, status: str, why: str, result_type: str, report: ReportPolicy | None
+    hop: Hop, status: ReportStatus, why: str, result_type: str, report: ReportPolicy | None
 ) -> HopPlan:
-    action: Literal["retry", "bounce"] = "bounce" if status.startswith("5.") else "retry"
     return HopPlan(
         "none",
         "none",
         _no_context(),
         report=report,
-        refusal=_failure(hop, status, why, "securityerror", action=action),
+        refusal=_failure(hop, status, why),
         refusal_type=result_type,
     )
 
@@ -486,15 +499,16 @@ def _for_requiretls(domain: DomainTLS, hop: Hop, plan: HopPlan) -> HopPlan:
     """RFC 8689 §4.2.1: only a verified host that offers REQUIRETLS; failures are final."""
     if plan.refusal is not None:
         refusal = plan.refusal
-        status = "5.7.30" if refusal.status == "5.7.30" else "5.7.10"
-        return replace(plan, refusal=replace(refusal, action="bounce", status=status))
+        if refusal.status != str(reports.REQUIRETLS_NOT_OFFERED.status):
+            refusal = _required_tls_failed(refusal)
+        return replace(plan, refusal=refusal)
     if plan.verified == "none":
         why = (
             f"a REQUIRETLS message for {domain.domain} needs a next hop verified by DANE or "
             f"MTA-STS (or PKIX with DNSSEC-validated MX records); {hop.name} has none of them "
             "(RFC 8689 §4.2.1)"
         )
-        return _refused(hop, "5.7.30", why, "validation-failure", None)
+        return _refused(hop, reports.REQUIRETLS_NOT_OFFERED, why, "validation-failure", None)
     return replace(plan, requiretls=True, mandatory=True, testing=False, clear_fallback=False)
 
 

@@ -28,7 +28,6 @@ import gzip
 import inspect
 import json
 import logging
-import os
 import random
 import re
 import secrets
@@ -42,6 +41,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
+from mailroom.filemodes import private_dir, replace_private
+from mailroom.logsafe import quoted
 from mailroom.resolver import Resolver, ResolverError
 
 __all__ = [
@@ -184,11 +185,9 @@ class TLSReportRecorder:
         dirty, self._dirty = self._dirty, set()
         if not dirty:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
         for day in dirty:
-            tmp = self.directory / f".{day}.json.{os.getpid()}"
-            tmp.write_text(json.dumps(self._days.get(day, {}), indent=1), "utf-8")
-            os.replace(tmp, self.path(day))
+            replace_private(self.path(day), json.dumps(self._days.get(day, {}), indent=1).encode())
 
     def domains(self, day: str) -> list[str]:
         return sorted({entry["policy"]["domain"] for entry in self.data(day).values()})
@@ -396,10 +395,8 @@ class TLSReporter:
         return state
 
     def _save_state(self, day: str, state: dict[str, Any]) -> None:
-        path = self._state_path(day)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(state), "utf-8")
-        os.replace(tmp, path)
+        private_dir(self.recorder.directory)
+        replace_private(self._state_path(day), json.dumps(state).encode("utf-8"))
 
     async def send_day(self, day: str) -> dict[str, str]:
         """Send the reports of ``day`` not sent yet; each domain's outcome: ``sent``,
@@ -417,7 +414,10 @@ class TLSReporter:
             finished = outcome in ("sent", "no rua") or attempts >= self.max_attempts
             if not finished:
                 log.info(
-                    "TLS report of %s for %s failed (%s); tried again later", day, domain, outcome
+                    "TLS report of %s for %s failed (%s); tried again later",
+                    day,
+                    domain,
+                    quoted(outcome),
                 )
             state[domain] = {"done": finished, "attempts": attempts, "outcome": outcome}
         await asyncio.to_thread(self._save_state, day, state)
@@ -451,7 +451,7 @@ class TLSReporter:
                 failures.append(f"{uri}: {exc}")
                 continue
             self.sent.append((day, domain, uri))
-            log.info("TLS report of %s for %s sent to %s", day, domain, uri)
+            log.info("TLS report of %s for %s sent to %s", day, domain, quoted(uri))
             # §3: one accepted report is enough.
             return "sent"
         return "; ".join(failures)

@@ -10,6 +10,12 @@ Three named settings, each with a safe default (see ``AuthLimits``):
 - a session whose AUTH fails ``max_auth_failures_per_session`` times (454 refusals included)
   gets ``421 4.7.0`` instead of its last refusal, and is closed.
 
+A check in flight counts against the address's limit as if it had failed: at most
+``max_auth_failures`` passwords are ever checked for one address within the window, however
+many sessions send AUTH at the same moment (each is counted before its check, not after it).
+A session whose check would pass the limit waits for the checks in flight to finish, then is
+refused if they failed, or checked in its turn if one of them succeeded.
+
 A failure is a 5yz answer to a finished exchange (535 5.7.8, 534 5.7.9): wrong credentials.
 Malformed exchanges (bad base64, cancelled, lines too long) are protocol errors and count, as
 any bad command does, towards ``max_bad_commands``. A success forgets nothing: otherwise one
@@ -45,29 +51,60 @@ class AuthLimits:
 
 
 class AuthFailures:
-    """Recent AUTH failures by client address, over a sliding window (no clock of its own:
-    every call says what time it is)."""
+    """Recent AUTH failures by client address, over a sliding window, and the checks in
+    flight for each address (no clock of its own: every call says what time it is)."""
 
     def __init__(self, max_failures: int, window: float) -> None:
         self.max_failures = max_failures
         self.window = window
         self._seen: dict[str, deque[float]] = {}
+        self._in_flight: dict[str, int] = {}
         self._pruned = 0.0
 
     def __len__(self) -> int:
         return len(self._seen)
 
-    def blocked(self, address: str, now: float) -> bool:
-        if not self.max_failures:
-            return False
+    def recent(self, address: str, now: float) -> int:
+        """Failures of ``address`` within the window."""
         times = self._seen.get(address)
         if times is None:
-            return False
+            return 0
         self._expire(times, now)
         if not times:
             del self._seen[address]
+            return 0
+        return len(times)
+
+    def blocked(self, address: str, now: float) -> bool:
+        """The address failed ``max_failures`` times within the window."""
+        if not self.max_failures:
             return False
-        return len(times) >= self.max_failures
+        return self.recent(address, now) >= self.max_failures
+
+    def in_flight(self, address: str) -> int:
+        return self._in_flight.get(address, 0)
+
+    def may_begin(self, address: str, now: float) -> bool:
+        """Whether one more check may start now: the failures in the window and the checks
+        in flight (each may yet fail) stay within the limit."""
+        if not self.max_failures:
+            return True
+        return self.recent(address, now) + self.in_flight(address) < self.max_failures
+
+    def begin(self, address: str) -> None:
+        """A check of ``address`` starts: it counts against the limit until :meth:`end`."""
+        self._in_flight[address] = self._in_flight.get(address, 0) + 1
+
+    def end(self, address: str, *, failed: bool, now: float) -> None:
+        """The check ends: a failure is recorded before the check stops counting, so the
+        count never dips between the two."""
+        if failed:
+            self.record(address, now)
+        left = self._in_flight.get(address, 0) - 1
+        if left > 0:
+            self._in_flight[address] = left
+        else:
+            self._in_flight.pop(address, None)
 
     def record(self, address: str, now: float) -> None:
         if not self.max_failures:
@@ -96,7 +133,8 @@ class AuthFailures:
 
 class AuthGuard:
     """Wraps a policy: AUTH from a blocked address is refused before credentials are looked
-    at; a failure is counted, delayed, and may end the session."""
+    at; a check counts against its address from the moment it starts; a failure is counted,
+    delayed, and may end the session."""
 
     def __init__(
         self,
@@ -111,6 +149,9 @@ class AuthGuard:
         self.hostname = hostname
         self.clock = clock
         self.failures = AuthFailures(limits.max_failures, limits.window)
+        # Sessions waiting for the checks in flight of their address (see may_begin), woken
+        # when one ends.
+        self._waiting: dict[str, list[asyncio.Future[None]]] = {}
 
     def connect(self, session: SessionView) -> Greeting:
         return self.inner.connect(session)
@@ -122,27 +163,76 @@ class AuthGuard:
         kind = type(event)
         if kind is not Authenticate and kind is not AuthChallenge:
             return self.inner.decide(event, session)
-        if self.failures.blocked(session.client_ip, self.clock()):
+        address = session.client_ip
+        now = self.clock()
+        if self.failures.blocked(address, now):
             return self._session_failed(session, replies.AUTH_TOO_MANY_FAILURES())
-        decision = self.inner.decide(event, session)
         if kind is AuthChallenge:
-            return decision
-        if isinstance(decision, Reply):
-            if decision.code < 500:
-                return decision
-            return self._failed(session, decision)
-        if decision is None or not isinstance(decision, Awaitable):
-            return decision
-        return self._checked(session, decision)
+            return self.inner.decide(event, session)
+        if not self.failures.may_begin(address, now):
+            # As many checks are in flight as the address has failures left: wait for them.
+            return self._in_turn(event, session)
+        return self._check(event, session)
 
-    async def _checked(self, session: SessionView, decision: Awaitable[Any]) -> Any:
-        reply = await decision
+    def _check(self, event: Event, session: SessionView) -> Decision:
+        """Check the credentials, counted against the address while the check runs."""
+        address = session.client_ip
+        self.failures.begin(address)
+        try:
+            decision = self.inner.decide(event, session)
+        except BaseException:
+            self._end(address, failed=False)
+            raise
+        if isinstance(decision, Reply):
+            failed = decision.code >= 500
+            self._end(address, failed=failed)
+            return self._failed(session, decision) if failed else decision
+        if decision is None or not isinstance(decision, Awaitable):
+            self._end(address, failed=False)
+            return decision
+        # A task of its own, so the check ends (and is counted) however the session's wait
+        # ends: a session that goes away before it is answered leaves no check counted in
+        # flight for ever.
+        check = asyncio.ensure_future(decision)
+        check.add_done_callback(lambda done: self._end(address, failed=_refused(done)))
+        return self._checked(session, check)
+
+    async def _in_turn(self, event: Event, session: SessionView) -> Any:
+        address = session.client_ip
+        failures = self.failures
+        loop = asyncio.get_running_loop()
+        while not failures.may_begin(address, self.clock()) and failures.in_flight(address):
+            turn: asyncio.Future[None] = loop.create_future()
+            self._waiting.setdefault(address, []).append(turn)
+            try:
+                await turn
+            finally:
+                waiting = self._waiting.get(address)
+                if waiting is not None and turn in waiting:
+                    waiting.remove(turn)
+                    if not waiting:
+                        del self._waiting[address]
+        if failures.blocked(address, self.clock()):
+            return self._session_failed(session, replies.AUTH_TOO_MANY_FAILURES())
+        decision = self._check(event, session)
+        if isinstance(decision, Awaitable):
+            return await decision
+        return decision
+
+    def _end(self, address: str, *, failed: bool) -> None:
+        self.failures.end(address, failed=failed, now=self.clock())
+        for turn in self._waiting.pop(address, ()):
+            if not turn.done():
+                turn.set_result(None)
+
+    async def _checked(self, session: SessionView, check: asyncio.Future[Any]) -> Any:
+        reply = await check
         if isinstance(reply, Reply) and reply.code >= 500:
             return await self._failed(session, reply)
         return reply
 
     async def _failed(self, session: SessionView, reply: Reply) -> Reply:
-        self.failures.record(session.client_ip, self.clock())
+        # Counted already (AuthFailures.end); now the tarpit.
         if self.limits.failure_delay > 0:
             await asyncio.sleep(self.limits.failure_delay)
         return self._session_failed(session, reply)
@@ -156,3 +246,11 @@ class AuthGuard:
         if limit and count >= limit:
             return replies.AUTH_TOO_MANY_FAILURES_CLOSING(hostname=self.hostname)
         return reply
+
+
+def _refused(check: asyncio.Future[Any]) -> bool:
+    """Whether a finished check refused the credentials (cancelled: it did not finish)."""
+    if check.cancelled() or check.exception() is not None:
+        return False
+    reply = check.result()
+    return isinstance(reply, Reply) and reply.code >= 500

@@ -48,6 +48,14 @@ class SessionView(Protocol):
     routes: dict[str, Any]
     # Email authentication's checks of this session (mailroom.policy.authentication).
     authentication: Any
+    # The first octets of the message being received (its header and the start of its body,
+    # up to mailroom.policy.content.HEAD_LIMIT), for decisions at its end that need no more and
+    # no wait (hops, floods). read_message() below is the whole message, read when asked (in a
+    # thread once it spilled to disk), for the checks that need all of it (DKIM's body hash).
+    message_head: bytearray
+    # The priority the transaction's message is taken at (MT-PRIORITY, RFC 6710), as policy
+    # decided at MAIL; None when the client gave none.
+    mt_priority: int | None
 
     def note(self, text: str) -> None:
         """A line of information in the session's transcript."""

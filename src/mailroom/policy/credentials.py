@@ -35,6 +35,7 @@ __all__ = [
     "CredentialStore",
     "DirectoryCredentials",
     "PasswordFile",
+    "password_checks",
     "password_line",
 ]
 
@@ -46,7 +47,8 @@ MAX_CONCURRENT_PASSWORD_CHECKS = 2
 _checks: ThreadPoolExecutor | None = None
 
 
-def _password_checks() -> ThreadPoolExecutor:
+def password_checks() -> ThreadPoolExecutor:
+    """The threads password checks run in (shared by SMTP AUTH and the web's logins)."""
     global _checks
     if _checks is None:
         _checks = ThreadPoolExecutor(
@@ -67,6 +69,11 @@ class CredentialStore:
 
     def scram_secret(self, username: str) -> ScramSecret | None:
         return None
+
+    def transition_needed(self, username: str) -> bool:
+        """The user exists but has no secret for SCRAM yet: 432 4.7.12 asks them to log in
+        once with PLAIN, which makes one (RFC 4954 §6)."""
+        return False
 
 
 class AcceptAny(CredentialStore):
@@ -171,6 +178,10 @@ class PasswordFile(CredentialStore):
         user = self._users.get(username)
         return user.scram if user else None
 
+    def verify(self, username: str, password: str) -> bool:
+        """Whether ``password`` is the user's (argon2: slow on purpose; not on the loop)."""
+        return self._verify(username, password)
+
     def _verify(self, username: str, password: str) -> bool:
         from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -192,7 +203,7 @@ class PasswordFile(CredentialStore):
             loop = asyncio.get_running_loop()
             # argon2 is slow on purpose; keep it off the event loop.
             ok = await loop.run_in_executor(
-                _password_checks(), self._verify, credentials.username, credentials.password
+                password_checks(), self._verify, credentials.username, credentials.password
             )
             if credentials.authzid and credentials.authzid != credentials.username:
                 ok = False  # acting as another user is not offered
@@ -218,8 +229,36 @@ class DirectoryCredentials(PasswordFile):
     def _verify(self, username: str, password: str) -> bool:
         return super()._verify(self.directory.key(username), password)
 
+    def transition_needed(self, username: str) -> bool:
+        user = self._users.get(self.directory.key(username))
+        return user is not None and user.scram is None
+
     async def check(self, credentials: Credentials) -> Reply:
         if isinstance(credentials, ScramCredentials):
             ok = credentials.verified and self.directory.key(credentials.username) in self._users
-            return replies.AUTH_SUCCEEDED() if ok else replies.AUTH_INVALID_CREDENTIALS()
-        return await super().check(credentials)
+            reply = replies.AUTH_SUCCEEDED() if ok else replies.AUTH_INVALID_CREDENTIALS()
+        else:
+            reply = await super().check(credentials)
+        if reply.code != 235:
+            return reply
+        # Only after the password proved right: what follows tells that the account exists.
+        user = self.directory.user(credentials.username)
+        if user is not None and user.disabled:
+            return replies.AUTH_ACCOUNT_DISABLED()  # RFC 5248 X.7.13
+        if isinstance(credentials, PlainCredentials):
+            if user is not None and user.strong_auth_only:
+                return replies.AUTH_MECHANISM_TOO_WEAK()  # RFC 4954 §6: SCRAM only, for them
+            await self._learn_scram(credentials.username, credentials.password)
+        return reply
+
+    async def _learn_scram(self, username: str, password: str) -> None:
+        """The password transition (RFC 4954 §6, X.7.12): after a PLAIN login, a user without a
+        SCRAM secret gets one, kept in memory, so SCRAM-SHA-256 works for them from now on
+        (until a restart; `mailroom passwd` writes one for good)."""
+        key = self.directory.key(username)
+        user = self._users.get(key)
+        if user is None or user.scram is not None:
+            return
+        loop = asyncio.get_running_loop()
+        secret = await loop.run_in_executor(password_checks(), ScramSecret.from_password, password)
+        self._users[key] = _User(user.password_hash, secret)

@@ -11,18 +11,34 @@ local user's copy to the LMTP server by the user's full address.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from mailroom.codes import Reply
 from mailroom.codes import catalogue as replies
 from mailroom.policy.base import Decision, SessionView
+from mailroom.policy.content import FloodDetector, count_received, fingerprint
 from mailroom.policy.credentials import CredentialStore
 from mailroom.policy.directory import Directory, Resolution, User
-from mailroom.protocol import Authenticate, Event, Mailbox, MailFrom, RcptTo
+from mailroom.policy.lists import DEFAULT_MAX_LIST_MEMBERS, recipient_refusal, size_refusal
+from mailroom.policy.priority import PrioritySettings, effective_priority
+from mailroom.policy.priority import size_refusal as priority_size_refusal
+from mailroom.policy.rrvs import rrvs_refusal
+from mailroom.protocol import (
+    Authenticate,
+    Event,
+    Mailbox,
+    MailFrom,
+    MessageComplete,
+    RcptTo,
+    Verify,
+)
+from mailroom.resolver import ResolverError
 from mailroom.store.envelope import Delivery
 
 if TYPE_CHECKING:
@@ -44,6 +60,14 @@ class MailServerRules:
     block_list: tuple[str, ...] = ()  # networks refused at the greeting with 554 5.7.1
     relay_networks: tuple[str, ...] = ()  # networks that may relay without AUTH
     check_null_mx: bool = True  # 550 5.7.27 / 556 5.1.10 from DNS
+    # Seconds of DNS one command (MAIL, RCPT) may wait for in all (DNS down or a black hole
+    # must not hold every session for the resolver's own timeout). Past it a null-MX check is
+    # skipped and the command goes on, as when the lookup fails; the sender domain check
+    # (check_sender_domain) answers 451 4.1.8, as when DNS cannot tell for now.
+    dns_timeout: float = 2.0
+    # On mx listeners: a sender domain with neither MX nor address records gets 553 5.1.8
+    # (no bounce could reach it), 451 4.1.8 when DNS cannot tell for now.
+    check_sender_domain: bool = True
     full_mailbox: Literal["temporary", "permanent"] = "temporary"  # 452 4.2.2 or 552 5.2.2
     notify_forward: bool = False  # 251 2.1.5 for recipients forwarded off-site
     sender_must_own_address: bool = True  # authenticated users send as themselves: 553 5.7.1
@@ -51,9 +75,41 @@ class MailServerRules:
     greylist_delay: float = 300.0  # seconds before a retry of a new triple is accepted
     greylist_expiry: float = 36 * 3600.0
     max_messages_per_minute: int = 0  # per client address; 0 means no limit
+    # Delivery reports to a sender the server cannot vouch for (an unauthenticated client,
+    # not in relay_networks, with a sender outside the local domains) are a reflection
+    # vector: a forged sender gets them. "trusted": only vouched-for senders get success
+    # reports (NOTIFY=SUCCESS) and bounces of mail forwarded off-site; "all": anyone asking.
+    success_reports: Literal["trusted", "all"] = "trusted"
+    forward_bounces: Literal["trusted", "all"] = "trusted"
     # Where local users' mail goes: their Maildirs, or (``[local_delivery] lmtp``, not a
     # [policy] setting) the queue, for an LMTP server such as Dovecot's.
     local_delivery: Literal["maildir", "lmtp"] = "maildir"
+    # Mailboxes one recipient (a list) may expand to; more: 450 4.2.4. 0: no limit.
+    max_list_members: int = DEFAULT_MAX_LIST_MEMBERS
+    # A message with more Received fields has looped: 554 5.4.6 (RFC 5321 §6.3: "at least 100").
+    max_received: int = 100
+    # Mail flood (X.7.28): near-identical messages to one recipient from more than
+    # flood_senders senders within flood_window seconds get 450 4.7.28 (mx listeners). 0: off.
+    flood_senders: int = 20
+    flood_window: float = 600.0
+    # Queue entries at most; then recipients whose mail would be queued get 451 4.4.5. 0: none.
+    max_queued_messages: int = 100_000
+    # RRVS (RFC 7293) offered on mx and submission listeners, checked against [owned_since].
+    rrvs: bool = True
+    # MT-PRIORITY (RFC 6710) offered with this priority policy's name; "" turns it off.
+    mt_priority: str = "MIXER"
+    # Authenticated users who may raise a message's priority above 0 ("*": all of them);
+    # clients in relay_networks may too. Others' priorities are lowered to 0 (250 2.3.6).
+    priority_raisers: tuple[str, ...] = ()
+    # The largest message of each priority and below, e.g. {-1: 1 MiB}: 552 5.7.16 above it.
+    max_size_by_priority: dict[int, int] = field(default_factory=dict)
+    # Queue entries from which priorities below 0 wait (451 4.7.15). 0: never.
+    low_priority_queue_limit: int = 0
+    # VRFY: "never" answers 252 (cannot verify, RFC 5321 §3.5.3: users are not revealed);
+    # "authenticated" tells authenticated users whether a local mailbox exists.
+    vrfy: Literal["never", "authenticated"] = "never"
+    # The lowest priority each routed domain takes (from [routes]): 550 5.7.15 below it.
+    route_min_priority: dict[str, int] = field(default_factory=dict)
 
 
 class Greylist:
@@ -128,12 +184,22 @@ class MailServerPolicy:
     rates: RateLimiter | None = field(default=None)
     # How full each local mailbox is, in octets, by mailbox name (kept by the store).
     usage: dict[str, int] = field(default_factory=dict)
+    # How many entries the outbound queue holds now (the queue runner's count), for 451 4.4.5.
+    queue_depth: Callable[[], int] = field(default=lambda: 0)
+    floods: FloodDetector | None = field(default=None)
 
     def __post_init__(self) -> None:
         if self.greylist is None and self.rules.greylisting:
             self.greylist = Greylist(self.rules.greylist_delay, self.rules.greylist_expiry)
         if self.rates is None and self.rules.max_messages_per_minute:
             self.rates = RateLimiter(self.rules.max_messages_per_minute)
+        if self.floods is None and self.rules.flood_senders:
+            self.floods = FloodDetector(self.rules.flood_senders, self.rules.flood_window)
+        self.priorities = PrioritySettings(
+            raisers=self.rules.priority_raisers,
+            max_size_by_priority=self.rules.max_size_by_priority,
+            low_priority_queue_limit=self.rules.low_priority_queue_limit,
+        )
 
     # -- the greeting ----------------------------------------------------------------------------
 
@@ -155,6 +221,56 @@ class MailServerPolicy:
             return self._sender(event, session)  # type: ignore[arg-type]
         if kind is Authenticate and self.credentials is not None:
             return self.credentials.check(event.credentials)  # type: ignore[attr-defined]
+        if kind is MessageComplete:
+            return self._message(event, session)  # type: ignore[arg-type]
+        if kind is Verify:
+            return self._verify(event, session)  # type: ignore[arg-type]
+        return None
+
+    def _verify(self, event: Verify, session: SessionView) -> Reply | None:
+        """VRFY for authenticated users, when allowed: one local mailbox, or not (RFC 5321
+        §3.5.1); a name that needs UTF-8 only to a client that said SMTPUTF8 (RFC 6531 §3.7.4)."""
+        if self.rules.vrfy != "authenticated" or session.conn.authenticated is None:
+            return None  # the protocol's 252: cannot verify, will attempt delivery
+        words = event.argument.split()
+        utf8 = len(words) > 1 and words[-1].upper() == "SMTPUTF8"
+        name = " ".join(words[:-1] if utf8 else words).strip("<>")
+        address = name if "@" in name else f"{name}@{self._primary_domain()}"
+        resolution = self.directory.resolve(address)
+        if len(resolution.local) != 1 or resolution.remote:
+            if not resolution.found:
+                return replies.VERIFY_UNKNOWN(address=f"<{address}>")
+            return None  # a list or a forward: 252, as RFC 5321 §3.5.3 allows
+        mailbox = resolution.local[0].address
+        if not mailbox.isascii() and not utf8:
+            return replies.VERIFY_NEEDS_UTF8(
+                argument=event.argument if event.argument.isascii() else "<name>"
+            )
+        return replies.VERIFIED(address=f"<{mailbox}>")
+
+    def _message(self, event: MessageComplete, session: SessionView) -> Decision:
+        """The end of data: what only the message itself can settle (its real size, the hops
+        it made, whether it is one of a flood)."""
+        head = bytes(session.message_head)
+        hops = count_received(head)
+        if self.rules.max_received and hops > self.rules.max_received:
+            return replies.TOO_MANY_HOPS(count=hops)
+        for recipient, resolution in session.routes.items():
+            refusal = size_refusal(resolution.local, event.size, f"<{recipient}>")
+            if refusal is not None:
+                return refusal
+        if self.rules.mt_priority:
+            refusal = priority_size_refusal(session.mt_priority or 0, event.size, self.priorities)
+            if refusal is not None:
+                return refusal
+        if self.floods is not None and session.listener.role == "mx" and session.routes:
+            transaction = session.conn.transaction
+            sender = str(transaction.sender) if transaction and transaction.sender else ""
+            print_ = fingerprint(head)
+            for recipient in session.routes:
+                count = self.floods.flooded(recipient, print_, sender)
+                if count:
+                    return replies.MAIL_FLOOD(count=count, address=f"<{recipient}>")
         return None
 
     def deliveries(self, session: SessionView) -> list[Delivery] | None:
@@ -165,18 +281,59 @@ class MailServerPolicy:
         transaction = session.conn.transaction
         if transaction is None or transaction.sender is None:
             return found  # the null sender gets no reports (RFC 3461 §6.2)
+        trusted = self.vouches_for(session, str(transaction.sender))
+        successes = trusted or self.rules.success_reports == "all"
         in_mailboxes = {r for d in found if d.kind == "mailbox" for r in d.recipients}
         wanted = tuple(
             str(recipient)
             for recipient, params in transaction.recipients
-            if params.notify and "SUCCESS" in params.notify and str(recipient) in in_mailboxes
+            if successes
+            and params.notify
+            and "SUCCESS" in params.notify
+            and str(recipient) in in_mailboxes
         )
-        if not wanted:
-            return found
         queued = next((d for d in found if d.kind == "queue"), None)
+        notify = () if trusted else self._untrusted_notify(session, queued)
+        if not wanted and not notify:
+            return found
         others = [d for d in found if d is not queued]
         remote = queued.recipients if queued is not None else ()
-        return [*others, Delivery("queue", "", remote, delivered=wanted)]
+        return [*others, Delivery("queue", "", remote, delivered=wanted, notify=notify)]
+
+    def vouches_for(self, session: SessionView, sender: str) -> bool:
+        """Whether delivery reports may go to ``sender``: the client authenticated or may
+        relay, or the sender's address is in a local domain (a forgery then reaches only our
+        own users)."""
+        return self.may_relay(session) or self.directory.is_local(sender)
+
+    def _untrusted_notify(
+        self, session: SessionView, queued: Delivery | None
+    ) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """NOTIFY for the queued recipients of a sender the server cannot vouch for: no
+        report at all for mail forwarded off-site (forward_bounces), no success report for the
+        others (success_reports); the client's NOTIFY otherwise."""
+        if queued is None:
+            return ()
+        transaction = session.conn.transaction
+        asked = {
+            str(r): p.notify for r, p in (transaction.recipients if transaction else []) if p.notify
+        }
+        forwarded = {
+            address
+            for recipient, resolution in session.routes.items()
+            for address in resolution.remote
+            if address != recipient
+        }
+        decided: list[tuple[str, tuple[str, ...]]] = []
+        for address in queued.recipients:
+            if address in forwarded and self.rules.forward_bounces != "all":
+                decided.append((address, ("NEVER",)))
+                continue
+            notify = asked.get(address)
+            if notify and "SUCCESS" in notify and self.rules.success_reports != "all":
+                kept = tuple(kind for kind in notify if kind != "SUCCESS")
+                decided.append((address, kept or ("NEVER",)))
+        return tuple(decided)
 
     def route(self, recipients: list[str]) -> list[Delivery]:
         """Deliveries for a message this server makes itself (a bounce): recipients in local
@@ -227,19 +384,94 @@ class MailServerPolicy:
             owned = self.directory.addresses_of(user)
             if self.directory.key(str(sender)) not in owned:
                 return replies.SENDER_NOT_OWNED(address=sender.bracketed, user=user)
-        if (
-            sender is not None
-            and self.rules.check_null_mx
-            and self.resolver is not None
-            and not sender.is_address_literal
-        ):
+        accepted: Reply | None = None
+        if self.rules.mt_priority:
+            refusal, accepted = self._priority(event, session)
+            if refusal is not None:
+                return refusal
+        domain_check = self._sender_checks(sender, session)
+        if domain_check is None:
+            return accepted
+        if accepted is None:
+            return domain_check
+        return self._unless_refused(domain_check, accepted)
+
+    @staticmethod
+    async def _unless_refused(check: Awaitable[Reply | None], accepted: Reply) -> Reply:
+        refusal = await check
+        return refusal if refusal is not None else accepted
+
+    def _priority(self, event: MailFrom, session: SessionView) -> tuple[Reply | None, Reply | None]:
+        """(a refusal, or the 250 2.3.6 that says the priority was lowered); sets the priority
+        the message is taken at on the session."""
+        priority, changed = effective_priority(
+            event.parameters.mt_priority,
+            self.priorities,
+            user=session.conn.authenticated,
+            trusted=_in_networks(session.client_ip, self.rules.relay_networks),
+        )
+        session.mt_priority = priority if event.parameters.mt_priority is not None else None
+        minimum = session.listener.min_priority
+        if minimum is not None and priority < minimum:
+            what = f"this listener ({session.listener.role})"
+            return replies.PRIORITY_TOO_LOW(what=what, minimum=minimum), None
+        limit = self.priorities.low_priority_queue_limit
+        if limit and priority < 0:
+            queued = self.queue_depth()
+            if queued >= limit:
+                return replies.PRIORITY_TOO_LOW_NOW(queued=queued), None
+        refusal = priority_size_refusal(priority, event.parameters.size, self.priorities)
+        return refusal, changed
+
+    def _sender_checks(
+        self, sender: Mailbox | None, session: SessionView
+    ) -> Awaitable[Reply | None] | None:
+        if sender is None or self.resolver is None or sender.is_address_literal:
+            return None
+        exists = (
+            self.rules.check_sender_domain
+            and session.listener.role == "mx"
+            and session.conn.authenticated is None
+            and not self.directory.is_local_domain(sender.domain)
+        )
+        if exists:
+            return self._sender_domain(sender)
+        if self.rules.check_null_mx:
             return self._sender_null_mx(sender)
         return None
 
     async def _sender_null_mx(self, sender: Mailbox) -> Reply | None:
-        assert self.resolver is not None
-        if await self.resolver.has_null_mx(sender.domain):
+        if await self._null_mx(sender.domain):
             return replies.SENDER_DOMAIN_NULL_MX(address=sender.bracketed)
+        return None
+
+    async def _null_mx(self, domain: str) -> bool:
+        """Whether ``domain`` has a null MX, as far as DNS tells within ``dns_timeout``
+        seconds; a failed or slow lookup is no null MX (the queue finds it later)."""
+        assert self.resolver is not None
+        try:
+            async with asyncio.timeout(self.rules.dns_timeout):
+                return await self.resolver.has_null_mx(domain)
+        except TimeoutError:
+            return False
+
+    async def _sender_domain(self, sender: Mailbox) -> Reply | None:
+        """One lookup answers both: does the sender's domain take mail at all (RFC 5321 §5.1:
+        MX, else address records), and is it a null MX (RFC 7505)? DNS that fails or does not
+        answer within ``dns_timeout`` cannot tell for now: 451 4.1.8."""
+        assert self.resolver is not None
+        address = sender.bracketed
+        try:
+            async with asyncio.timeout(self.rules.dns_timeout):
+                route = await self.resolver.mail_route(sender.domain)
+        except (ResolverError, TimeoutError):
+            return replies.SENDER_DOMAIN_UNKNOWN_NOW(address=address)
+        if route.null_mx:
+            return (
+                replies.SENDER_DOMAIN_NULL_MX(address=address) if self.rules.check_null_mx else None
+            )
+        if not route.exists or not route.hosts:
+            return replies.SENDER_DOMAIN_UNKNOWN(address=address)
         return None
 
     def _recipient(self, event: RcptTo, session: SessionView) -> Decision:
@@ -249,26 +481,76 @@ class MailServerPolicy:
             return replies.RATE_LIMITED(client=session.client_ip)
         if recipient.is_postmaster:
             # RFC 5321 §4.5.1: <postmaster> without a domain is always accepted.
-            return self._route_local(session, recipient, f"postmaster@{self._primary_domain()}")
+            return self._route_local(
+                session, recipient, f"postmaster@{self._primary_domain()}", event.parameters.rrvs
+            )
         local_part = recipient.local_part
         if self.directory.is_local_domain(recipient.domain) and not recipient.is_address_literal:
             if any(mark in local_part for mark in _RELAY_TRICKS):
                 return self._relay_refusal(session, recipient)
             if local_part.startswith(("-", ".")) or local_part.startswith('"'):
                 return replies.MAILBOX_NAME_NOT_ALLOWED(address=address)
-            return self._route_local(session, recipient, str(recipient))
+            return self._route_local(session, recipient, str(recipient), event.parameters.rrvs)
         return self._relay(session, recipient)
+
+    def _route_priority(self, session: SessionView, address: str) -> Reply | None:
+        domain = address.rpartition("@")[2].lower().rstrip(".")
+        minimum = self.rules.route_min_priority.get(domain)
+        if minimum is not None and (session.mt_priority or 0) < minimum:
+            return replies.PRIORITY_TOO_LOW(what=f"the route to {domain}", minimum=minimum)
+        return None
+
+    def _congested(self) -> Reply | None:
+        limit = self.rules.max_queued_messages
+        if limit:
+            queued = self.queue_depth()
+            if queued >= limit:
+                return replies.QUEUE_CONGESTED(queued=queued)
+        return None
 
     def _primary_domain(self) -> str:
         return self.directory.primary_domain or self.rules.hostname
 
-    def _route_local(self, session: SessionView, recipient: Mailbox, key: str) -> Decision:
+    def _route_local(
+        self, session: SessionView, recipient: Mailbox, key: str, rrvs: str | None = None
+    ) -> Decision:
         address = recipient.bracketed
         resolution = self.directory.resolve(key)
-        if resolution.loop and not resolution.found:
-            return replies.LOCAL_ERROR()
         if resolution.moved_to is not None:
             return replies.USER_MOVED(forward_path=f"<{resolution.moved_to}>")
+        transaction = session.conn.transaction
+        refusal = recipient_refusal(
+            resolution,
+            address=address,
+            sender=str(transaction.sender) if transaction and transaction.sender else None,
+            directory=self.directory,
+            max_members=self.rules.max_list_members,
+            size=transaction.parameters.size if transaction else None,
+        )
+        if refusal is not None:
+            return refusal
+        if rrvs is not None:
+            refusal = rrvs_refusal(
+                rrvs,
+                address=address,
+                domain=recipient.domain,
+                resolution=resolution,
+                directory=self.directory,
+            )
+            if refusal is not None:
+                return refusal
+        for remote in resolution.remote:
+            refusal = self._route_priority(session, remote)
+            if refusal is not None:
+                return refusal
+        if not resolution.found and self.directory.has_no_mailboxes(recipient.domain):
+            return replies.LOCAL_DOMAIN_WITHOUT_MAILBOXES(
+                address=address, domain=recipient.domain.lower()
+            )
+        if (resolution.remote or (resolution.local and self.rules.local_delivery == "lmtp")) and (
+            refusal := self._congested()
+        ):
+            return refusal
         if not resolution.found:
             if recipient.is_postmaster:
                 # No postmaster alias configured: the first user gets it rather than no one.
@@ -303,6 +585,9 @@ class MailServerPolicy:
             return self._relay_refusal(session, recipient)
         if recipient.is_address_literal:
             return self._relay_refusal(session, recipient)
+        congested = self._congested() or self._route_priority(session, str(recipient))
+        if congested is not None:
+            return congested
         route = Resolution(remote=[str(recipient)])
         if self.rules.check_null_mx and self.resolver is not None:
             return self._relay_unless_null_mx(session, recipient, route)
@@ -312,8 +597,7 @@ class MailServerPolicy:
     async def _relay_unless_null_mx(
         self, session: SessionView, recipient: Mailbox, route: Resolution
     ) -> Reply | None:
-        assert self.resolver is not None
-        if await self.resolver.has_null_mx(recipient.domain):
+        if await self._null_mx(recipient.domain):
             return replies.DOMAIN_DOES_NOT_ACCEPT_MAIL(address=recipient.bracketed)
         session.routes[str(recipient)] = route
         return None

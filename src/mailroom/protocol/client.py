@@ -192,6 +192,7 @@ class ClientConnection:
         self._eof = False
         self._closed_reported = False
         self._txn: PendingTransaction | None = None
+        self._burl: str | None = None  # the URL of the transaction being sent with BURL
         self._mechanism: ClientMechanism | None = None
 
     # -- bytes in, events out, bytes out ---------------------------------------------------
@@ -342,6 +343,13 @@ class ClientConnection:
             )
             raise SMTPUTF8NotOffered(culprit)
 
+        if options.burl is not None:
+            scheme = options.burl.partition(":")[0].lower()
+            if scheme not in (ext.burl or ()):
+                raise ExtensionNotOffered("BURL", f"the server does not offer BURL {scheme}")
+            if "\r" in options.burl or "\n" in options.burl or " " in options.burl:
+                raise InvalidAddress(f"not a URL for BURL: {options.burl!r}")
+            message = b""
         body = options.body
         if body == "BINARYMIME":
             if not (ext.chunking and ext.binarymime):
@@ -362,7 +370,7 @@ class ClientConnection:
             raise MessageTooLarge(len(payload), limit)
 
         params: list[str] = []
-        if ext.size is not None and options.declare_size:
+        if ext.size is not None and options.declare_size and options.burl is None:
             params.append(f"SIZE={len(payload)}")
         if body is not None and (ext.eightbitmime or body == "BINARYMIME"):
             params.append(f"BODY={body}")
@@ -377,6 +385,8 @@ class ClientConnection:
                 params.append(f"RET={options.ret}")
             if options.envid:
                 params.append(f"ENVID={encode_xtext(options.envid)}")
+        if options.mt_priority is not None and ext.mt_priority is not None:
+            params.append(f"MT-PRIORITY={options.mt_priority}")
         mail_command = " ".join([f"MAIL FROM:<{sender}>", *params])
         rcpt_commands = []
         for rcpt in rcpts:
@@ -385,13 +395,15 @@ class ClientConnection:
                 words.append("NOTIFY=" + ",".join(rcpt.notify))
             if ext.dsn and rcpt.orcpt:
                 words.append("ORCPT=" + encode_orcpt(rcpt.orcpt))
+            if ext.rrvs and rcpt.rrvs:
+                words.append(f"RRVS={rcpt.rrvs}")
             rcpt_commands.append(" ".join(words))
 
         txn = PendingTransaction(
             sender=sender,
             recipients=rcpts,
             payload=payload,
-            method="BDAT" if use_bdat else "DATA",
+            method="BURL" if options.burl is not None else "BDAT" if use_bdat else "DATA",
             pipelined=ext.pipelining,
             chunk_size=options.chunk_size,
             mail_command=mail_command,
@@ -401,10 +413,11 @@ class ClientConnection:
         self._txn = txn
         self.state = ClientState.BUSY
         self._command(mail_command, "MAIL", self._on_mail)
+        self._burl = options.burl
         if txn.pipelined:
             for command in rcpt_commands:
                 self._command(command, "RCPT", self._on_rcpt)
-            if not use_bdat:
+            if not use_bdat and txn.method != "BURL":
                 # RFC 2920 §3.1: DATA may end a pipelined group.
                 self._command("DATA", "DATA", self._on_data)
 
@@ -642,7 +655,7 @@ class ClientConnection:
         if not txn.pipelined and not done:
             self._command(txn.rcpt_commands[len(txn.rcpt_replies)], "RCPT", self._on_rcpt)
             return
-        if done and (not txn.pipelined or txn.method == "BDAT"):
+        if done and (not txn.pipelined or txn.method in ("BDAT", "BURL")):
             self._after_recipients()
 
     def _after_recipients(self) -> None:
@@ -651,6 +664,10 @@ class ClientConnection:
             self._reset_and_finish() if txn.mail_ok else self._finish()
         elif txn.method == "BDAT":
             self._send_chunks()
+        elif txn.method == "BURL":
+            assert self._burl is not None
+            # RFC 4468 §3: the server fetches the message; its reply is the end-of-data reply.
+            self._command(f"BURL {self._burl} LAST", "BURL", lambda r: self._on_chunk(r, True))
         else:
             self._command("DATA", "DATA", self._on_data)
 

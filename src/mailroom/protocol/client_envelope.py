@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mailroom.protocol.client_errors import InvalidAddress
+from mailroom.protocol.parameters import parse_rrvs
 from mailroom.protocol.syntax import AddressError, parse_mailbox
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "MailOptions", "Recipient", "encode_orcpt", "encode_xtext"]
@@ -22,8 +23,12 @@ class Recipient:
     address: str
     notify: tuple[str, ...] | None = None  # ("NEVER",) or some of SUCCESS, FAILURE, DELAY
     orcpt: str | None = None  # the original recipient, sent as ORCPT=rfc822;… (or utf-8;…)
+    # RFC 7293: "deliver only if the mailbox has had one owner since": RRVS=<date-time>[;C|;R]
+    rrvs: str | None = None
 
     def __post_init__(self) -> None:
+        if self.rrvs is not None:
+            parse_rrvs(self.rrvs)  # ValueError for a malformed one
         if self.notify is not None:
             words = tuple(word.upper() for word in self.notify)
             if words != ("NEVER",) and (
@@ -51,8 +56,15 @@ class MailOptions:
     # RFC 8689: MAIL FROM ... REQUIRETLS; refused before sending when the server (after TLS)
     # does not offer REQUIRETLS.
     requiretls: bool = False
+    # RFC 6710: MT-PRIORITY=<-9..9>, sent when the server offers MT-PRIORITY
+    mt_priority: int | None = None
+    # RFC 4468: the message is at this URL (IMAP URLAUTH): "BURL <url> LAST" instead of DATA
+    # or BDAT; the message bytes given are not sent. The server must offer BURL for its scheme.
+    burl: str | None = None
 
     def __post_init__(self) -> None:
+        if self.mt_priority is not None and not -9 <= self.mt_priority <= 9:
+            raise ValueError("MT-PRIORITY is a whole number from -9 to 9 (RFC 6710)")
         if self.body not in (None, "7BIT", "8BITMIME", "BINARYMIME"):
             raise ValueError(f"BODY is 7BIT, 8BITMIME or BINARYMIME, not {self.body!r}")
         if self.ret not in (None, "FULL", "HDRS"):

@@ -145,7 +145,7 @@ class TransactionResult:
     mail_reply: Reply
     recipients: tuple[RecipientResult, ...]
     data_reply: Reply | None  # None when the message was never sent (no recipient accepted)
-    method: Literal["DATA", "BDAT"]
+    method: Literal["DATA", "BDAT", "BURL"]
     size: int  # octets of the message as sent (before dot-stuffing)
     # LMTP: the replies after the message, one per accepted recipient in order (RFC 2033
     # §4.2); data_reply is then the last of them. Empty in SMTP.

@@ -19,7 +19,7 @@ class PendingTransaction:
     sender: str
     recipients: tuple[Recipient, ...]
     payload: bytes  # canonical message (raw for BINARYMIME): what BDAT sends, SIZE declares
-    method: Literal["DATA", "BDAT"]
+    method: Literal["DATA", "BDAT", "BURL"]
     pipelined: bool
     chunk_size: int
     mail_command: str

@@ -24,8 +24,10 @@ __all__ = [
     "Refused",
     "parse_auth",
     "parse_bdat",
+    "parse_burl",
     "parse_mail",
     "parse_rcpt",
+    "redact_burl",
 ]
 
 
@@ -48,6 +50,8 @@ class Extensions:
     dsn: bool = False
     auth: bool = False
     requiretls: bool = False  # RFC 8689: offered only over TLS
+    mt_priority: bool = False  # RFC 6710
+    rrvs: bool = False  # RFC 7293
 
 
 NO_EXTENSIONS = Extensions()
@@ -102,6 +106,7 @@ def parse_mail(
             dsn=extensions.dsn,
             auth=extensions.auth,
             requiretls=extensions.requiretls,
+            mt_priority=extensions.mt_priority,
         )
     except ParameterError as error:
         raise Refused(_parameter_reply(error)) from None
@@ -122,7 +127,9 @@ def parse_rcpt(
     """``smtputf8`` is whether this transaction's MAIL said SMTPUTF8."""
     path, params_text = _split_argument(argument, "TO:", replies.RCPT_SYNTAX())
     try:
-        params = parse_rcpt_parameters(params_text, dsn=extensions.dsn, smtputf8=smtputf8)
+        params = parse_rcpt_parameters(
+            params_text, dsn=extensions.dsn, smtputf8=smtputf8, rrvs=extensions.rrvs
+        )
     except ParameterError as error:
         raise Refused(_parameter_reply(error)) from None
     if not path.isascii() and not smtputf8:
@@ -146,6 +153,25 @@ def parse_bdat(argument: str) -> tuple[int, bool]:
     if len(words) == 2 and words[1].upper() != "LAST":
         raise Refused(replies.BDAT_SYNTAX())
     return int(words[0]), len(words) == 2
+
+
+_URLAUTH_TOKEN = re.compile(r"(;urlauth=[^:;/]*:[^:;/]*:)[0-9A-Fa-f]+", re.IGNORECASE)
+
+
+def parse_burl(argument: str) -> tuple[str, bool]:
+    """``absolute-URI [LAST]`` (RFC 4468 §3) → (URL, last)."""
+    words = argument.split()
+    if not 1 <= len(words) <= 2 or (len(words) == 2 and words[1].upper() != "LAST"):
+        raise Refused(replies.BURL_SYNTAX())
+    if ":" not in words[0] or not words[0].isascii() or not words[0].isprintable():
+        raise Refused(replies.BURL_SYNTAX())
+    return words[0], len(words) == 2
+
+
+def redact_burl(url: str) -> str:
+    """A BURL URL as a transcript may show it: its URLAUTH token lets anyone holding it read
+    the message part (RFC 4467 §7), so it is left out."""
+    return _URLAUTH_TOKEN.sub(r"\1<redacted>", url)
 
 
 def decode_sasl(text: str) -> bytes:

@@ -3,7 +3,8 @@
 Both stream: they hand out what they can as soon as it arrives and never hold a message. Both
 count the size as they go and, past the limit, keep reading but discard. Both watch the line
 endings and line lengths, so that a message with a bare CR or LF (the stuff of SMTP smuggling)
-or an overlong line can be refused at its end.
+or an overlong line can be refused at its end, and NUL octets, which RFC 5322 §2.3 forbids in
+a message (a next hop that strips them could see a ``.`` line where there was none).
 
 End of data is only ever ``<CRLF>.<CRLF>`` (RFC 5321 §4.1.1.4). ``<LF>.<LF>``, ``<LF>.<CRLF>``,
 ``<CR>.<CR>`` or ``<CRLF><NUL>.<CRLF>`` are message content, never an end.
@@ -25,7 +26,7 @@ _ANY_LINE_ENDING = re.compile(rb"\r\n|\r|\n")
 
 
 class LineChecker:
-    """Watches a byte stream, fed in pieces, for bare CR, bare LF and overlong lines."""
+    """Watches a byte stream, fed in pieces, for bare CR, bare LF, NUL and overlong lines."""
 
     __slots__ = (
         "_line_length",
@@ -34,6 +35,7 @@ class LineChecker:
         "bare_lf",
         "check_length",
         "max_line",
+        "nul",
         "too_long",
     )
 
@@ -43,6 +45,7 @@ class LineChecker:
         self.bare_cr = False
         self.bare_lf = False
         self.too_long = False
+        self.nul = False
         self._pending_cr = False
         self._line_length = 0
 
@@ -70,6 +73,8 @@ class LineChecker:
             self.bare_lf = True
         if cr > crlf:
             self.bare_cr = True
+        if not self.nul and b"\0" in data:
+            self.nul = True
         if self.check_length and not self.too_long:
             self._check_length(data, lf)
 
@@ -127,6 +132,11 @@ class MessageStream:
     @property
     def line_too_long(self) -> bool:
         return self.checker is not None and self.checker.too_long
+
+    @property
+    def nul(self) -> bool:
+        """A NUL octet in text content (BINARYMIME content is not checked)."""
+        return self.checker is not None and self.checker.nul
 
     def admit(self, piece: bytes) -> bytes:
         if self.checker is not None:

@@ -19,6 +19,7 @@ __all__ = [
     "AuthChallenge",
     "AuthSecretNeeded",
     "Authenticate",
+    "BurlFetch",
     "ChunkReceived",
     "CommandRejected",
     "ConnectionClosed",
@@ -101,6 +102,18 @@ class ChunkReceived(Event):
     stage = "BDAT"
     size: int
     reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class BurlFetch(Event):
+    """BURL (RFC 4468): a piece of the message is at ``url`` (an IMAP URL with URLAUTH). The
+    caller fetches it, adds it to the message, and answers: 250 2.5.0 when more is to come,
+    and as at the end of data when ``last``; a refusal ends the message, as for BDAT."""
+
+    stage = "BURL"
+    url: str
+    last: bool
+    reply: None = None
 
 
 @dataclass(frozen=True, slots=True)

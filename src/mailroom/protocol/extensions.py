@@ -117,3 +117,20 @@ class Extensions:
     @property
     def enhancedstatuscodes(self) -> bool:
         return "ENHANCEDSTATUSCODES" in self._map
+
+    @property
+    def mt_priority(self) -> str | None:
+        """RFC 6710: the server's priority policy name ("" when it names none), or None when
+        MT-PRIORITY is not offered."""
+        return self._map.get("MT-PRIORITY")
+
+    @property
+    def rrvs(self) -> bool:
+        return "RRVS" in self._map  # RFC 7293
+
+    @property
+    def burl(self) -> tuple[str, ...] | None:
+        """RFC 4468: the URL schemes BURL takes (("imap",) for IMAP URLAUTH), or None when BURL
+        is not offered."""
+        value = self._map.get("BURL")
+        return None if value is None else tuple(value.lower().split())

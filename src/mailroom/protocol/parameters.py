@@ -1,11 +1,13 @@
 """ESMTP parameters of MAIL and RCPT (RFC 5321 §4.1.2) and what each extension lets them say.
 
 MAIL: SIZE (RFC 1870), BODY (RFC 6152, RFC 3030), SMTPUTF8 (RFC 6531), RET and ENVID
-(RFC 3461), AUTH (RFC 4954 §5), REQUIRETLS (RFC 8689). RCPT: NOTIFY and ORCPT (RFC 3461).
+(RFC 3461), AUTH (RFC 4954 §5), REQUIRETLS (RFC 8689), MT-PRIORITY (RFC 6710). RCPT: NOTIFY and
+ORCPT (RFC 3461), RRVS (RFC 7293).
 """
 
 from __future__ import annotations
 
+import datetime
 import re
 from dataclasses import dataclass
 
@@ -16,6 +18,7 @@ __all__ = [
     "decode_xtext",
     "parse_mail_parameters",
     "parse_rcpt_parameters",
+    "parse_rrvs",
 ]
 
 # esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-"); esmtp-value = 1*(%d33-60 / %d62-126),
@@ -28,6 +31,13 @@ MAX_ENVID = 100  # RFC 3461 §4.4
 MAX_SIZE_DIGITS = 20  # RFC 1870 §4: size-value ::= 1*20DIGIT
 
 BODY_TYPES = ("7BIT", "8BITMIME", "BINARYMIME")
+# RFC 6710 §3: priority-value = %x30-39 / ("-" %x31-39): a whole number from -9 to 9.
+_PRIORITY = re.compile(r"0|-?[1-9]")
+# RFC 7293 §3.1: rrvs-param = date-time [";" ("C" / "R")], date-time of RFC 3339 §5.6.
+_RRVS = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))(?:;([CcRr]))?"
+)
 NOTIFY_VALUES = frozenset({"SUCCESS", "FAILURE", "DELAY"})
 
 
@@ -49,12 +59,14 @@ class MailParameters:
     envid: str | None = None  # decoded from xtext
     auth: str | None = None  # the AUTH= mailbox, decoded from xtext; "<>" when unknown
     requiretls: bool = False  # RFC 8689: relay only over verified TLS to REQUIRETLS servers
+    mt_priority: int | None = None  # RFC 6710: -9 (lowest) to 9; None: not given (0)
 
 
 @dataclass(frozen=True, slots=True)
 class RcptParameters:
     notify: tuple[str, ...] | None = None  # ("NEVER",) or some of SUCCESS, FAILURE, DELAY
     orcpt: tuple[str, str] | None = None  # (address type, decoded address)
+    rrvs: str | None = None  # RFC 7293: the date-time (and ";C" or ";R") as the client wrote it
 
 
 def decode_xtext(text: str) -> str:
@@ -71,6 +83,27 @@ def decode_xtext(text: str) -> str:
             raw.append(ord(text[index]))
             index += 1
     return raw.decode("utf-8", errors="replace")
+
+
+def parse_rrvs(value: str) -> tuple[float, str]:
+    """An RRVS value (RFC 7293 §3.1) → (seconds since the epoch, "C" or "R"; "C" when not
+    given). Raises ValueError for anything else."""
+    match = _RRVS.fullmatch(value)
+    if match is None:
+        raise ValueError(f"not an RRVS date-time: {value!r}")
+    year, month, day, hour, minute, second = (int(match[i]) for i in range(1, 7))
+    offset = 0
+    if match[8]:
+        offset = int(match[9]) * 3600 + int(match[10]) * 60
+        if match[8] == "-":
+            offset = -offset
+    try:
+        moment = datetime.datetime(
+            year, month, day, hour, minute, min(second, 59), tzinfo=datetime.UTC
+        )
+    except ValueError:
+        raise ValueError(f"not an RRVS date-time: {value!r}") from None
+    return moment.timestamp() - offset, (match[11] or "C").upper()
 
 
 def _split(text: str, utf8: bool) -> dict[str, str | None]:
@@ -100,6 +133,7 @@ def parse_mail_parameters(
     dsn: bool,
     auth: bool,
     requiretls: bool = False,
+    mt_priority: bool = False,
 ) -> MailParameters:
     """Parse MAIL's parameters; the flags say which extensions this session offers."""
     items = _split(text, utf8=smtputf8)
@@ -142,15 +176,22 @@ def parse_mail_parameters(
             if value is not None:  # RFC 8689 §2: the parameter takes no value
                 raise ParameterError(name, unknown=False)
             result["requiretls"] = True
+        elif name == "MT-PRIORITY" and mt_priority:
+            if value is None or not _PRIORITY.fullmatch(value):
+                raise ParameterError(name, unknown=False)
+            result["mt_priority"] = int(value)
         else:
             raise ParameterError(name, unknown=True)
     return MailParameters(**result)  # type: ignore[arg-type]
 
 
-def parse_rcpt_parameters(text: str, *, dsn: bool, smtputf8: bool) -> RcptParameters:
+def parse_rcpt_parameters(
+    text: str, *, dsn: bool, smtputf8: bool, rrvs: bool = False
+) -> RcptParameters:
     items = _split(text, utf8=smtputf8)
     notify: tuple[str, ...] | None = None
     orcpt: tuple[str, str] | None = None
+    rrvs_value: str | None = None
     for name, value in items.items():
         if name == "NOTIFY" and dsn:
             words = tuple((value or "").upper().split(","))
@@ -170,6 +211,12 @@ def parse_rcpt_parameters(text: str, *, dsn: bool, smtputf8: bool) -> RcptParame
             except ValueError:
                 raise ParameterError(name, unknown=False) from None
             orcpt = (addr_type, decoded)
+        elif name == "RRVS" and rrvs:
+            try:
+                parse_rrvs(value or "")
+            except ValueError:
+                raise ParameterError(name, unknown=False) from None
+            rrvs_value = value
         else:
             raise ParameterError(name, unknown=True)
-    return RcptParameters(notify=notify, orcpt=orcpt)
+    return RcptParameters(notify=notify, orcpt=orcpt, rrvs=rrvs_value)

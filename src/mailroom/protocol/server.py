@@ -33,14 +33,17 @@ from mailroom.protocol.commands import (
     decode_sasl,
     parse_auth,
     parse_bdat,
+    parse_burl,
     parse_mail,
     parse_rcpt,
+    redact_burl,
 )
 from mailroom.protocol.data import ChunkReader, DotReader, MessageStream
 from mailroom.protocol.events import (
     AuthChallenge,
     Authenticate,
     AuthSecretNeeded,
+    BurlFetch,
     ChunkReceived,
     CommandRejected,
     ConnectionClosed,
@@ -109,8 +112,8 @@ class Transaction:
 # Allowance over max_command_line that extensions grant to MAIL and RCPT lines:
 # SIZE (RFC 1870 §3: 26), DSN (RFC 3461 §5: 100 for MAIL, 500 for RCPT), AUTH= (RFC 4954 §5:
 # 500), and some room for BODY= and SMTPUTF8.
-_MAIL_ALLOWANCE = 26 + 100 + 500 + 32
-_RCPT_ALLOWANCE = 500
+_MAIL_ALLOWANCE = 26 + 100 + 500 + 32 + 16  # and MT-PRIORITY=-9 (RFC 6710)
+_RCPT_ALLOWANCE = 500 + 40  # and RRVS=<date-time>;R (RFC 7293)
 
 
 class ServerConnection:
@@ -205,11 +208,15 @@ class ServerConnection:
                 dsn=s.dsn,
                 auth=bool(self.offered_mechanisms()),
                 requiretls=s.requiretls and self.tls_active,
+                mt_priority=bool(s.mt_priority),
+                rrvs=s.rrvs,
             )
         return extensions
 
     def offered_mechanisms(self) -> tuple[str, ...]:
         s = self.settings
+        if s.require_tls and not self.tls_active:
+            return ()  # AUTH before STARTTLS gets 530 5.7.0: do not offer it
         if self.tls_active or s.auth_plaintext_without_tls:
             return s.auth_mechanisms
         return tuple(m for m in s.auth_mechanisms if m not in PLAINTEXT_MECHANISMS)
@@ -240,6 +247,12 @@ class ServerConnection:
                 keywords.append("BINARYMIME")
         if s.requiretls and self.tls_active:
             keywords.append("REQUIRETLS")  # RFC 8689 §2: never offered in the clear
+        if s.mt_priority:
+            keywords.append(f"MT-PRIORITY {s.mt_priority}")
+        if s.rrvs:
+            keywords.append("RRVS")
+        if s.burl:
+            keywords.append("BURL " + " ".join(s.burl))
         return keywords
 
     # -- the caller's side -------------------------------------------------------------------
@@ -336,13 +349,18 @@ class ServerConnection:
         self._reset_session()
         self.state = State.NEED_HELLO
 
-    def send_auth_secret(self, secret: ScramSecret | None) -> None:
-        """Answer an AuthSecretNeeded event: the user's SCRAM secret, or None if unknown."""
+    def send_auth_secret(self, secret: ScramSecret | None, *, refusal: Reply | None = None) -> None:
+        """Answer an AuthSecretNeeded event: the user's SCRAM secret, or None if unknown; or
+        ``refusal``, which ends the exchange at once (432 4.7.12: the user has no secret for
+        this mechanism yet, RFC 4954 §6)."""
         mechanism = self._mechanism_waiting_for_secret
         if mechanism is None:
             raise ProtocolUsageError("no SASL exchange is waiting for a secret")
         self._mechanism_waiting_for_secret = None
         self._mechanism = mechanism
+        if refusal is not None:
+            self._queued = CommandRejected("AUTH", refusal)
+            return
         self._queued = self._sasl_step(mechanism.provide_secret(secret))
 
     _mechanism_waiting_for_secret: ServerMechanism | None = None
@@ -407,6 +425,16 @@ class ServerConnection:
             self.state = State.RCPT
         else:
             self._end_transaction(failed_chunk=True)
+
+    def _after_burl(self, event: BurlFetch, reply: Reply) -> None:
+        if reply.code >= 400:
+            # RFC 4468 §3 (as BDAT, RFC 3030 §2): a refused BURL ends the message.
+            self._end_transaction(failed_chunk=True)
+        elif event.last:
+            self._end_transaction(failed_chunk=False)
+        elif self.transaction is not None:
+            self.transaction.chunks += 1
+            self.state = State.RCPT
 
     def _after_message(self, event: MessageComplete | MessageRefused, reply: Reply) -> None:
         self._end_transaction(failed_chunk=reply.code >= 400 and event.via == "BDAT")
@@ -547,7 +575,7 @@ class ServerConnection:
 
     def _command(self, verb: str, argument: str, length: int) -> Event | None:
         s = self.settings
-        sequence = SEQUENCE.get(verb)
+        sequence = SEQUENCE.get(verb) if verb != "BURL" or s.burl else None
         if length > self._line_limits.get(verb, s.max_command_line):
             reply = (
                 replies.AUTH_LINE_TOO_LONG()
@@ -556,6 +584,8 @@ class ServerConnection:
             )
             return CommandRejected(verb, reply)
         if sequence is None:
+            if verb == "LHLO":
+                return CommandRejected(verb, replies.LMTP_HELLO_ON_SMTP())
             if verb in NOT_IMPLEMENTED:
                 return CommandRejected(verb, replies.NOT_IMPLEMENTED())
             return CommandRejected(verb, replies.UNKNOWN_COMMAND())
@@ -677,6 +707,24 @@ class ServerConnection:
         self._reader = ChunkReader(size, last, self._stream)
         self.state = State.BDAT
         return self._read_message()
+
+    def _burl(self, argument: str, refusal: ReplyTemplate | None) -> Event | None:
+        try:
+            url, last = parse_burl(argument)
+        except Refused as refused:
+            return CommandRejected("BURL", refused.reply)
+        self._last = f"BURL {redact_burl(url)}{' LAST' if last else ''}"
+        if not self.esmtp:
+            return CommandRejected("BURL", replies.EHLO_FIRST())
+        if refusal is not None:
+            if self._bdat_failed:
+                return CommandRejected("BURL", replies.BDAT_AFTER_FAILED_CHUNK())
+            return CommandRejected("BURL", self._no_recipients())
+        transaction = self.transaction
+        assert transaction is not None
+        if transaction.data_refused:
+            return CommandRejected("BURL", replies.BDAT_AFTER_DATA())
+        return BurlFetch(url, last)
 
     def _rset(self, argument: str, refusal: ReplyTemplate | None) -> Event | None:
         if argument:
@@ -835,6 +883,8 @@ class ServerConnection:
             return replies.MESSAGE_TOO_BIG()
         if stream.bare_line_ending and self.settings.bare_line_endings == "reject":
             return replies.BARE_LINE_ENDING()
+        if stream.nul:
+            return replies.NUL_IN_MESSAGE()
         if stream.line_too_long:
             return replies.TEXT_LINE_TOO_LONG(limit=self.settings.max_text_line)
         return None
@@ -878,6 +928,7 @@ _ADVANCE: dict[type[Event], Callable[[ServerConnection, Any, Reply], None]] = {
     RcptTo: ServerConnection._after_rcpt,
     DataCommand: ServerConnection._after_data,
     ChunkReceived: ServerConnection._after_chunk,
+    BurlFetch: ServerConnection._after_burl,
     MessageComplete: ServerConnection._after_message,
     MessageRefused: ServerConnection._after_message,
     Reset: ServerConnection._after_reset,
@@ -895,6 +946,7 @@ _HANDLERS = {
     "RCPT": ServerConnection._rcpt,
     "DATA": ServerConnection._data,
     "BDAT": ServerConnection._bdat,
+    "BURL": ServerConnection._burl,
     "RSET": ServerConnection._rset,
     "NOOP": ServerConnection._noop,
     "QUIT": ServerConnection._quit,

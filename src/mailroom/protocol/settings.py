@@ -41,6 +41,13 @@ class SessionSettings:
     chunking: bool = True
     binarymime: bool = True
     dsn: bool = True
+    # RFC 6710 MT-PRIORITY with the name of the priority policy ("MIXER", "STANAG4406",
+    # "NSEP"); empty: not offered.
+    mt_priority: str = ""
+    rrvs: bool = False  # RFC 7293: RCPT TO:<...> RRVS=<date-time>
+    # RFC 4468 BURL: the URL schemes this session can fetch message parts from (("imap",) for
+    # IMAP URLAUTH); empty: BURL is not offered (502 5.5.1).
+    burl: tuple[str, ...] = ()
 
     # -- TLS and AUTH ----------------------------------------------------------------------
     tls_available: bool = False  # a certificate is configured: offer STARTTLS
@@ -58,6 +65,7 @@ class SessionSettings:
 
     # The text of HELP: the verbs this server knows.
     help_commands: str = "HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY EXPN HELP STARTTLS AUTH"
+    # (BURL, when offered, is added to HELP's list by the server.)
 
     def __post_init__(self) -> None:
         # A bad setting is a configuration error, found when the listener is built, never an

@@ -56,6 +56,12 @@ SEQUENCE: dict[str, dict[State, ReplyTemplate | None]] = {
         State.READY: replies.NEED_RCPT,
         State.MAIL: replies.NEED_RCPT,
     },
+    # BURL (RFC 4468) is a BDAT whose chunk is fetched: the same places in a transaction.
+    "BURL": {
+        State.NEED_HELLO: replies.EHLO_FIRST,
+        State.READY: replies.NEED_RCPT,
+        State.MAIL: replies.NEED_RCPT,
+    },
     "RSET": {},
     "NOOP": {},
     "QUIT": {},

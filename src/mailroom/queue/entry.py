@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from mailroom.filemodes import private_dir
 
 __all__ = ["QueueEntry", "QueueRecipient", "QueueSpool"]
 
@@ -45,6 +47,9 @@ class QueueRecipient:
     # The TLS of the session that settled it: "TLSv1.3 TLS_AES_256_GCM_SHA384 verified=dane"
     # (dane, mta-sts, pkix or none), "none" for plain text; None before any attempt.
     tls: str | None = None
+    rrvs: str | None = None  # RFC 7293: the RRVS= value to pass on to the next hop
+    # What converting the message for its next hop lost (the 2.6.4 warning tells the sender)
+    conversion_loss: str | None = None
 
     @property
     def done(self) -> bool:
@@ -68,6 +73,7 @@ class QueueEntry:
     # RFC 8689: MAIL FROM ... REQUIRETLS: relayed only to a next hop whose TLS is verified
     # (DANE, or MTA-STS) and which offers REQUIRETLS itself; else returned with 5.7.30.
     requiretls: bool = False
+    mt_priority: int | None = None  # RFC 6710: higher goes first; passed on to the next hop
 
     @property
     def pending(self) -> list[QueueRecipient]:
@@ -109,10 +115,13 @@ class QueueSpool:
         self.root = data_dir / "queue"
         self.tmp = self.root / "tmp"
         self.active = self.root / "active"
+        # Told of each entry removed (delivered, returned or deleted), in the thread that
+        # removed it: the store forgets what it indexed of it.
+        self.on_removed: Callable[[str], None] | None = None
 
     def ensure(self) -> QueueSpool:
-        self.tmp.mkdir(parents=True, exist_ok=True)
-        self.active.mkdir(parents=True, exist_ok=True)
+        private_dir(self.tmp)
+        private_dir(self.active)
         return self
 
     def message_path(self, queue_id: str) -> Path:
@@ -150,6 +159,8 @@ class QueueSpool:
         for path in (self.entry_path(queue_id), self.message_path(queue_id)):
             path.unlink(missing_ok=True)
         _fsync_dir(self.active)
+        if self.on_removed is not None:
+            self.on_removed(queue_id)
 
     def cleanup(self) -> None:
         """At start: half-written entries in tmp/, and message files without their JSON."""

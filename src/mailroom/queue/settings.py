@@ -13,7 +13,16 @@ from mailroom.settings_types import parse_duration
 __all__ = ["LMTP_PORT", "QueueSettings", "RelayHost", "parse_duration"]
 
 LMTP_PORT = 24  # what Dovecot's and Cyrus's LMTP examples use; RFC 2033 names no port
-_RELAY_KEYS = {"address", "protocol", "tls", "username", "password", "verify", "cafile"}
+_RELAY_KEYS = {
+    "address",
+    "protocol",
+    "tls",
+    "username",
+    "password",
+    "verify",
+    "cafile",
+    "min_priority",
+}
 
 
 @dataclass(frozen=True)
@@ -31,6 +40,8 @@ class RelayHost:
     cafile: str | None = None
     protocol: str = "smtp"  # or "lmtp"
     socket: str | None = None  # a unix socket's path (host and port are then unused)
+    # MT-PRIORITY (RFC 6710): the lowest priority this route takes; lower: 550 5.7.15 at RCPT
+    min_priority: int | None = None
 
     @property
     def lmtp(self) -> bool:
@@ -55,6 +66,11 @@ class RelayHost:
         unknown = set(value) - _RELAY_KEYS
         if unknown:
             raise ValueError(f"unknown setting {sorted(unknown)[0]!r}")
+        minimum = value.get("min_priority")
+        if minimum is not None and (
+            not isinstance(minimum, int) or isinstance(minimum, bool) or not -9 <= minimum <= 9
+        ):
+            raise ValueError("min_priority is a priority from -9 to 9 (RFC 6710)")
         address = str(value.get("address", "")).strip()
         scheme, sep, rest = address.partition("://")
         if sep:
@@ -91,6 +107,7 @@ class RelayHost:
                 value.get("cafile"),
                 kind,
                 socket_path,
+                minimum,
             )
 
         default_port = str(LMTP_PORT if kind == "lmtp" else 25)
@@ -118,6 +135,7 @@ class RelayHost:
             bool(value.get("verify", True)),
             value.get("cafile"),
             kind,
+            min_priority=minimum,
         )
 
 

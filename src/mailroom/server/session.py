@@ -23,11 +23,14 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from mailroom.activity.transcript import Transcript
 from mailroom.codes import Reply
 from mailroom.codes import catalogue as replies
+from mailroom.logsafe import quoted
 from mailroom.policy.base import DISCONNECT, Disconnect
+from mailroom.policy.content import HEAD_LIMIT
 from mailroom.protocol import (
     NEED_DATA,
     PAUSED,
     AuthSecretNeeded,
+    BurlFetch,
     ChunkReceived,
     ConnectionClosed,
     DataCommand,
@@ -42,6 +45,7 @@ from mailroom.protocol import (
 )
 from mailroom.store import Envelope, StoreError
 from mailroom.store.ids import new_queue_id
+from mailroom.store.maildir import MailboxUnavailable
 
 if TYPE_CHECKING:
     from mailroom.activity import Hub, Metrics, TranscriptLog
@@ -50,6 +54,7 @@ if TYPE_CHECKING:
     from mailroom.protocol import SessionSettings
     from mailroom.settings_types import Listener
     from mailroom.store.base import MessageSink, OpenMessage
+    from mailroom.submission.burl import BurlFetcher
 
 __all__ = ["Session", "SessionHost"]
 
@@ -67,6 +72,7 @@ class SessionHost(Protocol):
     ssl_context: ssl.SSLContext | None  # for STARTTLS
     tls_handshake_timeout: float
     big_reads: asyncio.Semaphore  # large messages policy reads at their end, one at a time
+    burl: BurlFetcher | None  # BURL (RFC 4468): fetches message parts from the IMAP server
 
     def handshake_started(self, session: Session) -> None:
         """An implicit-TLS session waits for its handshake (counted against the limits)."""
@@ -136,6 +142,11 @@ class Session(asyncio.Protocol):
         # Where each accepted recipient's mail goes, as policy decided at RCPT (mail server
         # mode); cleared with each new transaction.
         self.routes: dict[str, Any] = {}
+        # The message's first HEAD_LIMIT octets, for policy at its end (hops, floods).
+        self.message_head = bytearray()
+        self._message_octets = 0  # of the message so far (BDAT chunks and BURL parts)
+        # The priority policy took the transaction's message at (MT-PRIORITY), set at MAIL.
+        self.mt_priority: int | None = None
         self.transcript: Transcript | None = None
         self.auth_failures = 0  # failed AUTHs in this session (mailroom.policy.authguard)
         # Email authentication's state for this session (mailroom.policy.authentication):
@@ -153,7 +164,7 @@ class Session(asyncio.Protocol):
         server = self.server
         refusal = server.admit(self)
         if refusal is not None:
-            log.info("refused connection: client=%s reply=%s", self.client_ip, str(refusal))
+            log.info("refused connection: client=%s reply=%s", self.client_ip, quoted(str(refusal)))
             self.transport.write(refusal.format())
             self._close()
             return
@@ -300,20 +311,27 @@ class Session(asyncio.Protocol):
                 event: Event = next_event  # type: ignore[assignment]
                 kind = type(event)
                 if kind is MessageData:
+                    head = self.message_head
+                    data = event.data  # type: ignore[attr-defined]
+                    self._message_octets += len(data)
+                    if len(head) < HEAD_LIMIT:
+                        head += data[: HEAD_LIMIT - len(head)]
                     if not self._message_failed:
                         try:
                             writer = self._writer or self._message_writer()
-                            writer.write(event.data)  # type: ignore[attr-defined]
+                            writer.write(data)
                         except Exception:
                             self._store_failed()
                     continue
                 if kind is AuthSecretNeeded:
                     credentials = self.server.credentials
-                    conn.send_auth_secret(
-                        credentials.scram_secret(event.username)  # type: ignore[attr-defined]
-                        if credentials
-                        else None
-                    )
+                    name = event.username  # type: ignore[attr-defined]
+                    if credentials is not None and credentials.transition_needed(name):
+                        conn.send_auth_secret(None, refusal=replies.AUTH_PASSWORD_TRANSITION())
+                    else:
+                        conn.send_auth_secret(
+                            credentials.scram_secret(name) if credentials else None
+                        )
                     continue
                 if self.transcript is not None:
                     if kind in _NOT_COMMAND_LINES:
@@ -386,10 +404,15 @@ class Session(asyncio.Protocol):
         if kind is MessageComplete and self._message_failed:
             self._abort_message()
             return replies.LOCAL_ERROR()
+        if kind is BurlFetch:
+            return self._burl(event)  # type: ignore[arg-type]
         if kind is DataCommand or kind is MailFrom:
             self._abort_message()
+            self.message_head.clear()
+            self._message_octets = 0
             if kind is MailFrom:
                 self.routes.clear()
+                self.mt_priority = None
         decision = self.server.policy.decide(event, self)
         if decision is DISCONNECT:
             return DISCONNECT
@@ -438,8 +461,8 @@ class Session(asyncio.Protocol):
                 log.info(
                     "refused: client=%s stage=%s reply=%s",
                     self.client_ip,
-                    event.stage,
-                    str(reply).replace("\n", " / "),
+                    quoted(event.stage),
+                    quoted(str(reply).replace("\n", " / ")),
                 )
             elif self.shutting_down:
                 self._goodbye(out)
@@ -485,6 +508,7 @@ class Session(asyncio.Protocol):
                 notify[str(recipient)] = params.notify
             if params.orcpt is not None:
                 orcpt[str(recipient)] = params.orcpt
+        rrvs = {str(r): params.rrvs for r, params in transaction.recipients if params.rrvs}
         return Envelope(
             queue_id=self._queue_id,
             sender=str(transaction.sender) if transaction.sender else "",
@@ -506,6 +530,8 @@ class Session(asyncio.Protocol):
             tls_version=tls_version,
             tls_cipher=tls_cipher,
             tls_bits=tls_bits,
+            mt_priority=self.mt_priority if self.mt_priority is not None else mail.mt_priority,
+            rrvs=rrvs,
         )
 
     def _message_writer(self) -> OpenMessage:
@@ -543,6 +569,44 @@ class Session(asyncio.Protocol):
             return self._accepted(event, result)
         return self._committed(event, result)
 
+    async def _burl(self, event: BurlFetch) -> Reply:
+        """BURL (RFC 4468): fetch the part from the IMAP server and add it to the message; at
+        the LAST one, the message ends as at the end of data."""
+        fetcher = self.server.burl
+        if fetcher is None:
+            return replies.NOT_IMPLEMENTED()
+        limit = self.conn.settings.max_message_size
+        room = limit - self._message_octets if limit else 0
+        result = await fetcher.fetch(
+            event.url, user=self.conn.authenticated or "", limit=max(room, 1) if limit else 0
+        )
+        if self._closing:
+            return replies.LOCAL_ERROR()
+        if isinstance(result, Reply):
+            self._abort_message()
+            return result
+        try:
+            writer = self._writer or self._message_writer()
+            writer.write(result)
+        except Exception:
+            self._store_failed()
+        self._message_octets += len(result)
+        head = self.message_head
+        if len(head) < HEAD_LIMIT:
+            head += result[: HEAD_LIMIT - len(head)]
+        if not event.last:
+            return replies.BURL_OK(size=len(result))
+        if self._message_failed:
+            self._abort_message()
+            return replies.LOCAL_ERROR()
+        complete = MessageComplete(self._message_octets, "BURL")
+        decision = self.server.policy.decide(complete, self)
+        if decision is DISCONNECT:
+            self._abort_message()
+            return replies.LOCAL_ERROR()
+        outcome = self._complete(complete, decision)
+        return outcome if isinstance(outcome, Reply) else await outcome
+
     async def _complete_later(
         self, event: MessageComplete, decision: Awaitable[Reply | None]
     ) -> Reply:
@@ -558,6 +622,10 @@ class Session(asyncio.Protocol):
             queue_id = await pending
         except StoreError as exc:
             log.error("not stored: client=%s error=%s", self.client_ip, exc)
+            if isinstance(exc, MailboxUnavailable):
+                return replies.MAILBOX_UNAVAILABLE(
+                    addresses=", ".join(f"<{r}>" for r in exc.recipients), why=exc.why
+                )
             return replies.STORAGE_FULL()
         return self._accepted(event, queue_id)
 
@@ -569,11 +637,11 @@ class Session(asyncio.Protocol):
         log.info(
             "NOQUEUE: client=%s from=<%s> to=%s size=%d via=%s reply=%s",
             self.client_ip,
-            transaction.sender or "",
-            ",".join(f"<{r}>" for r, _ in transaction.recipients),
+            quoted(transaction.sender or ""),
+            quoted(",".join(f"<{r}>" for r, _ in transaction.recipients)),
             event.size,  # type: ignore[attr-defined]
             event.via,  # type: ignore[attr-defined]
-            str(reply).replace("\n", " / "),
+            quoted(str(reply).replace("\n", " / ")),
         )
 
     def _accepted(self, event: MessageComplete, queue_id: str) -> Reply:
@@ -584,8 +652,8 @@ class Session(asyncio.Protocol):
                 "%s: client=%s from=<%s> to=%s size=%d via=%s reply=250",
                 queue_id,
                 self.client_ip,
-                transaction.sender or "",
-                ",".join(f"<{r}>" for r, _ in transaction.recipients),
+                quoted(transaction.sender or ""),
+                quoted(",".join(f"<{r}>" for r, _ in transaction.recipients)),
                 event.size,
                 event.via,
             )
@@ -629,7 +697,7 @@ class Session(asyncio.Protocol):
                 ssl_handshake_timeout=self.server.tls_handshake_timeout,
             )
         except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as exc:
-            log.info("TLS handshake failed: client=%s error=%s", self.client_ip, exc)
+            log.info("TLS handshake failed: client=%s error=%s", self.client_ip, quoted(exc))
             self._tls_early = None
             self._close()
             return

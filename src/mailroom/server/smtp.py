@@ -28,6 +28,7 @@ from mailroom.protocol import SessionSettings
 from mailroom.server.session import Session
 from mailroom.settings_types import Listener
 from mailroom.store.base import MessageSink
+from mailroom.submission.burl import BurlFetcher
 
 __all__ = ["SMTPServer", "ServerLimits"]
 
@@ -62,8 +63,11 @@ class SMTPServer:
         metrics: Metrics,
         limits: ServerLimits,
         ssl_context: ssl.SSLContext | None = None,
+        burl: BurlFetcher | None = None,
     ) -> None:
         self.listeners = list(listeners)
+        # BURL (RFC 4468) on the listeners that offer it: where message parts are fetched.
+        self.burl = burl
         self.hostname = hostname
         self.policy = policy
         self.store = store

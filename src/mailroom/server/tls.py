@@ -15,9 +15,10 @@ import asyncio
 import datetime
 import ipaddress
 import logging
-import os
 import ssl
 from pathlib import Path
+
+from mailroom.filemodes import private_dir, write_private
 
 __all__ = ["TLS_VERSIONS", "ListenerTLS", "ensure_self_signed", "server_context"]
 
@@ -143,7 +144,7 @@ def ensure_self_signed(directory: Path, hostname: str) -> tuple[Path, Path]:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     cert_path, key_path = directory / "self-signed.pem", directory / "self-signed.key"
     if cert_path.exists() and key_path.exists() and _still_good(cert_path, hostname):
         return cert_path, key_path
@@ -168,14 +169,13 @@ def ensure_self_signed(directory: Path, hostname: str) -> tuple[Path, Path]:
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    key_path.touch(mode=0o600)
-    os.chmod(key_path, 0o600)
-    key_path.write_bytes(
+    write_private(
+        key_path,
         key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
-        )
+        ),
     )
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path

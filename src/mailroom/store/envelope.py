@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mailroom.protocol.syntax import AddressError, parse_domain
+
 __all__ = ["Delivery", "Envelope", "received_header", "trace_header"]
 
 
@@ -26,6 +28,9 @@ class Delivery:
     # whose sender asked for a success report (NOTIFY=SUCCESS): the queue entry holds them as
     # delivered, and its runner sends the "delivered" report (RFC 3461 §6.2.2).
     delivered: tuple[str, ...] = ()
+    # Queue only: the NOTIFY a recipient's queue entry gets in place of the client's, as
+    # policy decided ("NEVER" for mail forwarded off-site for a sender it cannot vouch for).
+    notify: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(slots=True)
@@ -55,6 +60,10 @@ class Envelope:
     tls_version: str | None = None
     tls_cipher: str | None = None
     tls_bits: int | None = None
+    # MT-PRIORITY (RFC 6710) the message was taken at (None: not given), and RRVS= of its
+    # recipients (RFC 7293), kept for the queue to pass on.
+    mt_priority: int | None = None
+    rrvs: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.deliveries:
@@ -78,6 +87,22 @@ def _header_safe(text: str) -> str:
 def _comment_safe(text: str) -> str:
     # Inside a comment, "(", ")" and "\" are quoted pairs (RFC 5322 §3.2.2).
     return re.sub(r"([()\\])", r"\\\1", _header_safe(text))
+
+
+@functools.lru_cache(maxsize=256)
+def _from_clause(helo: str, client: str) -> str:
+    """``from`` and its TCP-info comment (RFC 5321 §4.4): the name the client gave in HELO
+    when it is a domain or an address literal; otherwise ``unknown``, and the name as given,
+    quoted, inside the comment, where it cannot end the comment or open another clause."""
+    if helo:
+        try:
+            parse_domain(helo, utf8=True)
+        except AddressError:
+            pass
+        else:
+            return f"from {helo} ({client})"
+        return f"from unknown ({client} helo={_comment_safe(helo)})"
+    return f"from unknown ({client})"
 
 
 def trace_header(envelope: Envelope, *, recipients: list[str] | None = None) -> bytes:
@@ -121,7 +146,7 @@ def received_header(envelope: Envelope, recipients: list[str] | tuple[str, ...])
     for_clause = f"\r\n\tfor <{_header_safe(rcpts[0])}>" if len(rcpts) == 1 else ""
     date = _header_date(int(e.received_at))
     lines.append(
-        f"Received: from {_header_safe(e.helo) or 'unknown'} ({client}){auth}{tls}\r\n"
+        f"Received: {_from_clause(e.helo, client)}{auth}{tls}\r\n"
         f"\tby {e.hostname} (mailroom) with {e.protocol} id {e.queue_id}{for_clause};\r\n"
         f"\t{date}"
     )

@@ -10,7 +10,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["Index", "IndexRow"]
+from mailroom.filemodes import private_dir, private_file
+
+__all__ = ["QUEUED", "Index", "IndexRow"]
+
+# The mailbox of a message that went only to the outbound queue (its file is the queue's).
+QUEUED = "(queue)"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -95,7 +100,9 @@ class Index:
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.path.parent)
+            # Made 0600 before SQLite opens it; SQLite gives its -wal and -shm the same mode.
+            private_file(self.path)
             db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
             db.execute("PRAGMA journal_mode=WAL")
             # The Maildir is the durable copy; the index may lose its last moments in a crash
@@ -168,6 +175,24 @@ class Index:
             if len(rows) != 1:
                 return None
         return rows[0]
+
+    def queued_ids(self) -> set[str]:
+        """Messages indexed only as queued for delivery elsewhere (no local copy)."""
+        with self._lock:
+            db = self._connect()
+            return {
+                r[0] for r in db.execute("SELECT id FROM messages WHERE mailbox = ?", (QUEUED,))
+            }
+
+    def forget_queued(self, ids: Iterable[str]) -> None:
+        """Forget messages that were only queued, once their queue entries are gone: there is
+        no file left to show."""
+        with self._lock:
+            db = self._connect()
+            with db:
+                db.executemany(
+                    "DELETE FROM messages WHERE id = ? AND mailbox = ?", [(i, QUEUED) for i in ids]
+                )
 
     def delete(self, ids: Iterable[str]) -> None:
         with self._lock:

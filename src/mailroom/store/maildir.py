@@ -26,11 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mailroom.codes import reports
+from mailroom.filemodes import private_dir, private_file
 from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueSpool
 from mailroom.store.durability import BatchSync, fsync_directory
 from mailroom.store.envelope import Delivery, Envelope, received_header, trace_header
 from mailroom.store.headers import MAX_HEADER_SCAN, summarize_headers
-from mailroom.store.index import Index, IndexRow
+from mailroom.store.index import QUEUED, Index, IndexRow
 from mailroom.store.tags import tags_from_header
 
 __all__ = [
@@ -57,6 +59,18 @@ class StoreError(Exception):
     """The message could not be stored (disk full, I/O error); nothing of it was kept."""
 
 
+class MailboxUnavailable(StoreError, OSError):
+    """One mailbox cannot take mail (its Maildir cannot be made or written: a file where its
+    directory should be, a wrong owner), while the store as a whole is fine: the recipients
+    whose mailbox it is are named, and the reply says so (RFC 3463 X.2.0)."""
+
+    def __init__(self, mailbox: str, recipients: tuple[str, ...], why: str) -> None:
+        super().__init__(f"mailbox {mailbox}: {why}")
+        self.mailbox = mailbox
+        self.recipients = recipients
+        self.why = why
+
+
 def _safe_hostname(hostname: str) -> str:
     # Maildir names may not hold "/" or ":" (the info separator).
     return hostname.replace("/", "\\057").replace(":", "\\072")
@@ -70,11 +84,11 @@ def maildir_filename(envelope: Envelope, size: int, copy: int = 0) -> str:
 
 def ensure_maildir(path: Path) -> Path:
     for sub in ("tmp", "new", "cur"):
-        (path / sub).mkdir(parents=True, exist_ok=True)
+        private_dir(path / sub)  # 0700, as every directory of the data directory
     if path.name.startswith("."):
         # A Maildir++ folder (the Junk folder of DMARC quarantine): the marker Dovecot and
         # other Maildir++ readers expect in each folder.
-        (path / "maildirfolder").touch()
+        private_file(path / "maildirfolder")
     return path
 
 
@@ -238,7 +252,8 @@ class MessageWriter:
         self._release()
         future: asyncio.Future[str] = self.store.loop.create_future()
         if self._error is not None:
-            future.set_exception(StoreError(str(self._error)))
+            error = self._error
+            future.set_exception(error if isinstance(error, StoreError) else StoreError(str(error)))
             return future
         self.store.submit(self, future)
         return future
@@ -335,6 +350,9 @@ class MaildirStore:
         self.loop = loop
         self.index = index if index is not None else Index(data_dir / "index.sqlite")
         self.spool = QueueSpool(data_dir)
+        # A message that only went to the queue is listed until its entry goes (delivered or
+        # returned): then there is no file to show.
+        self.spool.on_removed = self._forget_queued
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="mailroom-committer", daemon=True)
         self._mailboxes: dict[str, str] = {}  # name -> its Maildir, made on first use
@@ -353,9 +371,12 @@ class MaildirStore:
         self.committed = 0
 
     def start(self) -> None:
-        self.mail_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.mail_dir)
         self._cleanup_tmp()
         self.spool.ensure().cleanup()
+        gone = self.index.queued_ids() - set(self.spool.ids())
+        if gone:
+            self.index.forget_queued(gone)
         self._measure_usage()
         self._thread.start()
         self._started = True
@@ -367,6 +388,12 @@ class MaildirStore:
             self._started = False
         self.index.close()
 
+    def _forget_queued(self, queue_id: str) -> None:
+        try:
+            self.index.forget_queued([queue_id])
+        except Exception:  # the index is rebuildable; the queue must go on
+            log.exception("%s: could not drop it from the index", queue_id)
+
     def check_fault(self) -> None:
         if self.fault is not None:
             self.fault()
@@ -374,6 +401,10 @@ class MaildirStore:
     def mailbox_path(self, name: str) -> str:
         path = self._mailboxes.get(name)
         if path is None:
+            # The configuration's names are checked at load (policy.directory); this is the
+            # last guard: a mailbox is always a directory below mail/.
+            if name.startswith("/") or any(p in ("", ".", "..") for p in name.split("/")):
+                raise StoreError(f"not a mailbox name: {name!r}")
             path = self._mailboxes[name] = str(ensure_maildir(self.mail_dir / name))
         return path
 
@@ -392,10 +423,16 @@ class MaildirStore:
                 received_header(envelope, delivery.recipients),
                 str(self.spool.tmp / f"{unique}.eml"),
             )
+        try:
+            mailbox = self.mailbox_path(delivery.target)
+        except OSError as exc:
+            raise MailboxUnavailable(
+                delivery.target, delivery.recipients, exc.strerror or str(exc)
+            ) from exc
         return _Output(
             delivery,
             trace_header(envelope, recipients=list(delivery.recipients)),
-            os.path.join(self.mailbox_path(delivery.target), "tmp", unique),
+            os.path.join(mailbox, "tmp", unique),
         )
 
     def submit(self, writer: MessageWriter, future: asyncio.Future[str]) -> None:
@@ -469,7 +506,9 @@ class MaildirStore:
                 written.append((job, outputs))
             except OSError as exc:
                 job.writer._cleanup()
-                job.error = StoreError(f"{exc.strerror or exc}")
+                job.error = (
+                    exc if isinstance(exc, StoreError) else StoreError(f"{exc.strerror or exc}")
+                )
             except Exception as exc:  # a bug: this message fails (451), the batch goes on
                 log.exception("writing message %s failed", job.writer.envelope.queue_id)
                 job.writer._cleanup()
@@ -564,11 +603,15 @@ class MaildirStore:
         """Write the queue state beside the message (synced with the batch, moved after it)."""
         e = writer.envelope
 
+        decided = dict(output.delivery.notify)
+
         def recipient(address: str, **state: Any) -> QueueRecipient:
+            notify = decided.get(address, e.notify.get(address))
             return QueueRecipient(
                 address=address,
-                notify=list(e.notify.get(address) or []) or None,
+                notify=list(notify or []) or None,
                 orcpt=list(e.orcpt[address]) if address in e.orcpt else None,
+                rrvs=e.rrvs.get(address),
                 **state,
             )
 
@@ -576,8 +619,8 @@ class MaildirStore:
         delivered = {
             "state": "delivered",
             "last_reply": "delivered to its mailbox on this server",
-            "status": "2.0.0",
-            "reason": "delivered",
+            "status": str(reports.DELIVERED_TO_MAILBOX.status),
+            "reason": reports.DELIVERED_TO_MAILBOX.reason,
             "last_attempt": e.received_at,
             "final": True,
         }
@@ -594,6 +637,7 @@ class MaildirStore:
             auth_user=e.auth_user,
             client_ip=e.client_ip,
             requiretls=e.requiretls,
+            mt_priority=e.mt_priority,
         )
         path = self.spool.tmp / f"{entry.id}.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -619,7 +663,7 @@ class MaildirStore:
         return IndexRow(
             id=e.queue_id,
             received=e.received_at,
-            mailbox=",".join(mailboxes) if mailboxes else "(queue)",
+            mailbox=",".join(mailboxes) if mailboxes else QUEUED,
             path=self._relative(first.final_path),
             sender=e.sender,
             recipients=list(e.recipients),

@@ -14,7 +14,9 @@ from mailroom.store.tags import tags_from_header
 __all__ = ["rebuild_index", "scan_maildirs"]
 
 _RECEIVED = re.compile(
-    r"from (?P<helo>\S+) \(\[(?:IPv6:)?(?P<ip>[^\]]*)\]\)"
+    r"from (?P<helo>\S+) \(\[(?:IPv6:)?(?P<ip>[^\]]*)\]"
+    # A HELO name that is no domain is kept, quoted, in the comment (envelope._from_clause).
+    r"(?: helo=(?P<quoted_helo>(?:[^()\\]|\\.)*))?\)"
     r"(?: \(Authenticated sender: (?P<auth>(?:[^()\\]|\\.)*)\))?"
     r".*? by \S+ \(mailroom\) with (?P<proto>\S+) id (?P<id>[0-9A-Z]+)"
 )
@@ -55,10 +57,14 @@ def _row(data_dir: Path, path: Path) -> IndexRow | None:
         message_id=summary.message_id,
         tags=tags_from_header(summary.x_tags),
         client_ip=received["ip"],
-        helo=received["helo"],
+        helo=_unquote(received["quoted_helo"]) or _helo(received["helo"]),
         auth_user=_unquote(received["auth"]),
         tls=_with_tls(received["proto"]),
     )
+
+
+def _helo(name: str) -> str:
+    return "" if name == "unknown" else name  # "unknown": the client said no name
 
 
 def _unquote(comment: str | None) -> str | None:

@@ -16,9 +16,6 @@ as narrow interfaces (:mod:`.context`) from the composition root; it never sees 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
@@ -27,12 +24,14 @@ from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
 
+from mailroom.logsafe import quoted
+from mailroom.web.auth import Refused, WebAuth
 from mailroom.web.bounces import routes as bounces_routes
 from mailroom.web.chaos import routes as chaos_routes
 from mailroom.web.checks import routes as check_routes
 from mailroom.web.context import WebContext, WebSettings
 from mailroom.web.events import EVENTS, EventStream
-from mailroom.web.http import CONTEXT
+from mailroom.web.http import CONTEXT, WEB_USER
 from mailroom.web.mailpit import routes as mailpit_routes
 from mailroom.web.messages import Messages
 from mailroom.web.mta_sts import MTA_STS_PATH
@@ -58,28 +57,6 @@ UI_POLICY = (
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _credentials(auth: str | None) -> tuple[bytes, bytes] | None:
-    if auth is None:
-        return None
-    user, _, password = auth.partition(":")
-    return user.encode(), password.encode()
-
-
-def _authorized(header: str, expected: tuple[bytes, bytes]) -> bool:
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic":
-        return False
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        return False
-    user, colon, password = decoded.partition(b":")
-    # Both compared in full whatever the first gives, so timing tells nothing.
-    same_user = hmac.compare_digest(user, expected[0])
-    same_password = hmac.compare_digest(password, expected[1])
-    return bool(colon) and same_user and same_password
 
 
 def _same_origin(request: web.Request) -> bool:
@@ -124,33 +101,48 @@ def allowed_host(host: str | None, settings: WebSettings) -> bool:
 
 def build_app(context: WebContext, events: EventStream) -> web.Application:
     settings = context.settings
-    credentials = _credentials(settings.auth)
+    login = WebAuth(settings)
     guard_host = is_loopback(settings.listener.host)
     refused_hosts: set[str] = set()  # logged once each
+    published = settings.mta_sts
+    # The one exemption from the host guard and the credentials: the MTA-STS policy, when one
+    # is published, read (GET, HEAD) at its one path. Senders fetch it as mta-sts.DOMAIN
+    # without credentials; it is as public as the DNS records that point to it. Nothing else
+    # is open, and without a published policy that path asks for credentials like the rest.
+    serves_policy = published is not None and published.mode is not None
+
+    def public(request: web.Request) -> bool:
+        return serves_policy and request.path == MTA_STS_PATH and request.method in ("GET", "HEAD")
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path == MTA_STS_PATH and request.method in ("GET", "HEAD"):
-            return await handler(request)  # public, for any host it names
+        if public(request):
+            return await handler(request)  # the policy answers for mta-sts.DOMAIN only
         host = request.headers.get(hdrs.HOST)
         if guard_host and not allowed_host(host, settings):
             name = _host_name(host or "")
             if name not in refused_hosts and len(refused_hosts) < 100:
                 refused_hosts.add(name)
-                log.warning("refused requests for host %r (allow it with --web-allowed-host)", name)
+                log.warning(
+                    "refused requests for host '%s' (allow it with --web-allowed-host)",
+                    quoted(name),
+                )
             return web.Response(
                 status=403,
                 text=f"mailroom: requests for host {name!r} are refused (a guard against DNS "
                 f"rebinding); allow it with --web-allowed-host {name}\n",
             )
-        if credentials is not None and request.path not in OPEN_PATHS:
-            header = request.headers.get(hdrs.AUTHORIZATION, "")
-            if not _authorized(header, credentials):
-                return web.Response(
-                    status=401,
-                    text="mailroom: credentials needed\n",
-                    headers={hdrs.WWW_AUTHENTICATE: 'Basic realm="mailroom", charset="UTF-8"'},
-                )
+        if login.required and request.path not in OPEN_PATHS:
+            user = await login.user(
+                request.headers.get(hdrs.AUTHORIZATION, ""), request.remote or ""
+            )
+            if isinstance(user, Refused):
+                refusal = web.Response(status=user.status, text=user.text)
+                if user.status == 401:
+                    challenge = 'Basic realm="mailroom", charset="UTF-8"'
+                    refusal.headers[hdrs.WWW_AUTHENTICATE] = challenge
+                return refusal
+            request[WEB_USER] = user
         changes = request.method not in ("GET", "HEAD", "OPTIONS")
         upgrade = request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
         if (changes or upgrade) and not _same_origin(request):
@@ -175,8 +167,8 @@ def build_app(context: WebContext, events: EventStream) -> web.Application:
     check_routes(app)
     bounces_routes(app)
     openapi_routes(app)
-    published = settings.mta_sts
-    if published is not None and published.mode is not None:
+    if serves_policy:
+        assert published is not None
         mta_sts_routes(app, published)
     app.router.add_get("/api/events", events.handle)
     app.router.add_get("/", _page("index.html"))
@@ -242,7 +234,7 @@ class WebServer:
         host, port = runner.addresses[0][:2]
         self.address = (str(host), int(port))
         log.debug("web UI and API on %s", self.url)  # `mailroom serve` prints it
-        if self.settings.auth is None and not is_loopback(listener.host):
+        if not self.settings.credentials and not is_loopback(listener.host):
             log.warning(
                 "the web UI and API on %s:%d are open to anyone who can reach them: every "
                 "captured message, fault rules, release. Set --web-auth USER:PASSWORD.",

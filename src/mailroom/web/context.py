@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mailroom.activity.metrics import Metrics
 from mailroom.activity.transcript_archive import SessionFilter
 from mailroom.policy.faults import FaultRule
 from mailroom.settings_types import Listener
+from mailroom.web.mimeshape import MimeLimits
 
 if TYPE_CHECKING:
     from mailroom.client import TransactionResult
@@ -30,6 +32,7 @@ __all__ = [
     "FaultRules",
     "Inject",
     "ReleaseSender",
+    "Senders",
     "ServerStatus",
     "SessionArchive",
     "StoreCounters",
@@ -57,12 +60,23 @@ class WebSettings:
     listener: Listener  # where the UI and API listen
     hostname: str  # the server's name: answered on loopback, shown as the UI's label
     auth: str | None = None  # "user:password" for HTTP basic auth
+    users: Path | None = None  # or a password file of web users (`mailroom passwd` lines)
+    # wrong passwords against ``users`` from one address within the window: then 429
+    max_auth_failures: int = 5
+    auth_failure_window: float = 600.0
+    max_search_terms: int = 100  # terms in one search; more: 400
+    mime_limits: MimeLimits = field(default_factory=MimeLimits)  # past them: shown as source
     allowed_hosts: tuple[str, ...] = ()  # Host names answered on loopback besides the usual
     release_smtp: Listener | None = None  # where "release" sends unless told otherwise
     database: str = ""  # what /api/v1/info names as the database
     checks: CheckSettings = CheckSettings()
     # the local domains' MTA-STS policy, served at /.well-known/mta-sts.txt ([mta_sts])
     mta_sts: PublishedTLS | None = None
+
+    @property
+    def credentials(self) -> bool:
+        """The web asks for credentials."""
+        return self.auth is not None or self.users is not None
 
 
 class TranscriptRecord(Protocol):
@@ -189,6 +203,21 @@ class ReleaseSender(Protocol):
 Inject = Callable[[str, list[str], bytes], Awaitable[str]]
 
 
+class Senders(Protocol):
+    """Who may send as which address: the mail server's directory
+    (:class:`mailroom.policy.directory.Directory`)."""
+
+    def key(self, address: str) -> str:
+        """The address as the directory compares addresses."""
+        ...
+
+    def is_local(self, address: str) -> bool: ...
+
+    def addresses_of(self, username: str) -> set[str]:
+        """The addresses ``username`` may send as (keys)."""
+        ...
+
+
 @dataclass
 class WebContext:
     """Everything the web reads and changes."""
@@ -203,6 +232,11 @@ class WebContext:
     release: ReleaseSender
     # POST /api/v1/send: None where mail is only sent with SMTP (the mail server mode)
     inject: Inject | None = None
+    # The mail server mode: "release" goes through the server's own routing (local mailboxes,
+    # the queue), as the web user's own address, which ``senders`` says; None in the catcher,
+    # where it goes to an SMTP server through ``release``.
+    submit: Inject | None = None
+    senders: Senders | None = None
     store_counters: StoreCounters | None = None
     # finished transcripts on disk (with the Maildir store and transcripts_stored > 0)
     archive: SessionArchive | None = None

@@ -10,9 +10,31 @@ from aiohttp import web
 if TYPE_CHECKING:
     from mailroom.web.context import WebContext
 
-__all__ = ["CONTEXT", "error", "json_response", "query_int", "request_json", "web_context"]
+__all__ = [
+    "CONTEXT",
+    "WEB_USER",
+    "error",
+    "json_body_response",
+    "json_bytes",
+    "json_response",
+    "query_int",
+    "request_json",
+    "web_context",
+    "web_user",
+]
 
 CONTEXT: web.AppKey[WebContext] = web.AppKey("mailroom")
+# The web user a request logged in as (when the web asks for credentials).
+WEB_USER = "mailroom.web_user"
+
+
+def json_bytes(data: Any) -> bytes:
+    """``data`` as JSON, for :func:`json_body_response` (made in a worker thread when large)."""
+    return json.dumps(data, ensure_ascii=False).encode("utf-8")
+
+
+def json_body_response(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(body=body, status=status, content_type="application/json", charset="utf-8")
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -29,6 +51,12 @@ def error(status: int, message: str) -> web.Response:
 
 def web_context(request: web.Request) -> WebContext:
     return request.app[CONTEXT]
+
+
+def web_user(request: web.Request) -> str | None:
+    """Who the request logged in as; None when the web asks for no credentials."""
+    user = request.get(WEB_USER)
+    return user if isinstance(user, str) else None
 
 
 def query_int(request: web.Request, name: str, default: int, maximum: int) -> int:

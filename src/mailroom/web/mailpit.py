@@ -10,17 +10,27 @@ from __future__ import annotations
 
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
 from mailroom import __version__
 from mailroom.store.tags import all_tags, tag_counts
 from mailroom.web.events import event_stream
-from mailroom.web.http import error, json_response, query_int, request_json, web_context
+from mailroom.web.http import (
+    error,
+    json_body_response,
+    json_bytes,
+    json_response,
+    query_int,
+    request_json,
+    web_context,
+)
 from mailroom.web.messages import MessageRow, bcc_of, created, list_item
-from mailroom.web.mime import ParsedMessage, addresses, strip_trace
-from mailroom.web.search import SearchError, parse_query
+from mailroom.web.mime import ParsedMessage, addresses
+from mailroom.web.release import release
+from mailroom.web.search import Query, SearchError, parse_query
 from mailroom.web.sessions import API_LISTENER, session_of_message
 
 if TYPE_CHECKING:
@@ -77,8 +87,8 @@ async def list_messages(request: web.Request) -> web.Response:
     ctx = web_context(request)
     start = query_int(request, "start", 0, 10**9)
     limit = query_int(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
-    counts, rows = await ctx.messages.call(ctx.messages.page, None, start, limit)
-    return json_response(_listing(counts, rows, start, await _all_tags(ctx)))
+    tags = await _all_tags(ctx)
+    return json_body_response(await ctx.messages.call(_page, ctx, None, start, limit, tags))
 
 
 async def search(request: web.Request) -> web.Response:
@@ -86,11 +96,24 @@ async def search(request: web.Request) -> web.Response:
     start = query_int(request, "start", 0, 10**9)
     limit = query_int(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
     try:
-        query = parse_query(request.query.get("query", ""), request.query.get("tz"))
+        query = _query(request, request.query.get("query", ""))
     except SearchError as exc:
         return error(400, str(exc))
-    counts, rows = await ctx.messages.call(ctx.messages.page, query, start, limit)
-    return json_response(_listing(counts, rows, start, await _all_tags(ctx)))
+    tags = await _all_tags(ctx)
+    return json_body_response(await ctx.messages.call(_page, ctx, query, start, limit, tags))
+
+
+def _query(request: web.Request, text: str) -> Query:
+    """The search ``text`` read into SQL (SearchError: the caller answers 400)."""
+    limit = web_context(request).settings.max_search_terms
+    return parse_query(text, request.query.get("tz"), max_terms=limit)
+
+
+def _page(ctx: WebContext, query: Query | None, start: int, limit: int, tags: list[str]) -> bytes:
+    """One page of the listing as JSON, made in the worker thread (the address fields of up
+    to MAX_LIMIT messages are parsed for it)."""
+    counts, rows = ctx.messages.page(query, start, limit)
+    return json_bytes(_listing(counts, rows, start, tags))
 
 
 async def _all_tags(ctx: WebContext) -> list[str]:
@@ -128,7 +151,7 @@ async def delete_search(request: web.Request) -> web.Response:
     if not text.strip():
         return error(400, "no search query")
     try:
-        query = parse_query(text, request.query.get("tz"))
+        query = _query(request, text)
     except SearchError as exc:
         return error(400, str(exc))
     messages = ctx.messages
@@ -151,7 +174,7 @@ async def set_read(request: web.Request) -> web.Response:
         await messages.call(messages.set_read, ids, read)
     elif text:
         try:
-            query = parse_query(str(text), request.query.get("tz"))
+            query = _query(request, str(text))
         except SearchError as exc:
             return error(400, str(exc))
         await messages.call(
@@ -166,23 +189,38 @@ async def set_read(request: web.Request) -> web.Response:
 # -- one message -----------------------------------------------------------------------------
 
 
-async def _open(request: web.Request) -> tuple[MessageRow, bytes, ParsedMessage]:
-    ctx = web_context(request)
+T = TypeVar("T")
+
+
+async def _rendered(request: web.Request, render: Callable[[MessageRow, ParsedMessage], T]) -> T:
+    """Open the message (parsed once, then kept a while) and ``render`` it, both in the
+    worker thread: parsing, checksums and JSON are CPU work, which never runs on the event
+    loop that serves SMTP."""
+    messages = web_context(request).messages
     message_id = request.match_info["id"]
+
+    def work() -> tuple[bool, T | None]:
+        opened = messages.open(message_id)
+        if opened is None:
+            return False, None
+        row, _, parsed = opened
+        return True, render(row, parsed)
+
     try:
-        opened = await ctx.messages.call(ctx.messages.open, message_id)
+        found, result = await messages.call(work)
     except OSError:
         raise web.HTTPNotFound(text=f"message {message_id}: its file is gone") from None
-    if opened is None:
+    if not found:
         raise web.HTTPNotFound(text=f"no message {message_id}")
-    return opened
+    return result  # type: ignore[return-value]
 
 
 def message_json(
     row: MessageRow, parsed: ParsedMessage, session: dict[str, Any] | None
 ) -> dict[str, Any]:
     """Mailpit's ``Message``, with mailroom's envelope and session under ``Mailroom``
-    (``session``: the transcript of the session that stored it, if still kept)."""
+    (``session``: the transcript of the session that stored it, if still kept; for a message
+    shown as its source, ``ShownAsSource`` says why)."""
     sender = addresses(parsed.header("From"))
     unsubscribe = parsed.header("List-Unsubscribe")
     return {
@@ -229,29 +267,49 @@ def message_json(
                 if session["listener"] == API_LISTENER
                 else "smtp"
             ),
+            "ShownAsSource": parsed.note,
         },
     }
 
 
 async def get_message(request: web.Request) -> web.Response:
     ctx = web_context(request)
-    row, _, parsed = await _open(request)
+    messages = ctx.messages
+    row = await messages.call(messages.get, request.match_info["id"])
+    if row is None:
+        raise web.HTTPNotFound(text=f"no message {request.match_info['id']}")
+    session = await session_of_message(ctx, row.id)
+    body = await _rendered(
+        request, lambda row, parsed: json_bytes(message_json(row, parsed, session))
+    )
     if not row.read:
         # Viewing a message marks it read, as in Mailpit.
-        await ctx.messages.call(ctx.messages.set_read, [row.id], True)
-        row.read = True
+        await messages.call(messages.set_read, [row.id], True)
         await event_stream(request).stats()
-    session = await session_of_message(ctx, row.id)
-    return json_response(message_json(row, parsed, session))
+    return json_body_response(body)
 
 
 async def get_headers(request: web.Request) -> web.Response:
-    _, _, parsed = await _open(request)
-    return json_response(parsed.headers())
+    body = await _rendered(request, lambda row, parsed: json_bytes(parsed.headers()))
+    return json_body_response(body)
 
 
 async def get_raw(request: web.Request) -> web.Response:
-    row, raw, _ = await _open(request)
+    """The stored file as it is: read, never parsed."""
+    messages = web_context(request).messages
+    message_id = request.match_info["id"]
+
+    def read() -> tuple[MessageRow, bytes] | None:
+        row = messages.get(message_id)
+        return None if row is None else (row, messages.raw(row))
+
+    try:
+        found = await messages.call(read)
+    except OSError:
+        raise web.HTTPNotFound(text=f"message {message_id}: its file is gone") from None
+    if found is None:
+        raise web.HTTPNotFound(text=f"no message {message_id}")
+    row, raw = found
     if request.query.get("dl"):
         # The .eml a mail program opens: a message of its own type (RFC 2046 §5.2.1).
         response = web.Response(body=raw, content_type="message/rfc822")
@@ -263,43 +321,58 @@ async def get_raw(request: web.Request) -> web.Response:
 
 
 async def get_part(request: web.Request) -> web.Response:
-    _, _, parsed = await _open(request)
-    part = parsed.parts.get(request.match_info["part"])
-    if part is None:
-        raise web.HTTPNotFound(text="no such part")
-    response = web.Response(body=part.payload())
-    response.headers["Content-Type"] = part.content_type
+    wanted = request.match_info["part"]
+
+    def part_of(row: MessageRow, parsed: ParsedMessage) -> tuple[bytes, str, str | None, str] | str:
+        part = parsed.parts.get(wanted)
+        if part is None:
+            return parsed.note or "no such part"
+        return part.payload(), part.content_type, part.disposition, part.filename
+
+    found = await _rendered(request, part_of)
+    if isinstance(found, str):
+        raise web.HTTPNotFound(text=found)
+    payload, content_type, part_disposition, filename = found
+    response = web.Response(body=payload)
+    response.headers["Content-Type"] = content_type
     # A part is shown as a document of its own, never as a page of this origin.
     response.headers["Content-Security-Policy"] = "sandbox"
-    filename = part.filename.replace('"', "").replace("\r", "").replace("\n", "")
-    disposition = "inline" if part.disposition == "inline" else "attachment"
-    if request.query.get("inline") and part.content_type in INLINE_TYPES:
+    disposition = "inline" if part_disposition == "inline" else "attachment"
+    if request.query.get("inline") and content_type in INLINE_TYPES:
         # Opened in a tab of its own (?inline=1): shown by the browser, not downloaded.
         disposition = "inline"
-        if part.content_type == "application/pdf":
+        if content_type == "application/pdf":
             # Chrome's PDF viewer does not run in a sandboxed document; nothing else of this
             # origin is reachable from it (no scripts, no frames, no connections).
             response.headers["Content-Security-Policy"] = (
                 "default-src 'none'; object-src 'self'; plugin-types application/pdf"
             )
-    if filename:
-        from urllib.parse import quote
-
-        response.headers["Content-Disposition"] = (
-            f'{disposition}; filename="{filename.encode("ascii", "replace").decode()}"; '
-            f"filename*=UTF-8''{quote(filename)}"
-        )
-    else:
-        response.headers["Content-Disposition"] = disposition
+    response.headers["Content-Disposition"] = content_disposition(disposition, filename)
     return response
 
 
+def content_disposition(disposition: str, filename: str) -> str:
+    """A Content-Disposition value for a name the message's sender chose (RFC 6266): the
+    name itself in ``filename*`` (RFC 8187, every octet outside the safe set encoded), and an
+    ASCII stand-in in ``filename`` for old clients, where a quote, a backslash, a control or a
+    non-ASCII character becomes ``_`` (so nothing can end the quoted string early)."""
+    if not filename:
+        return disposition
+    from urllib.parse import quote
+
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in filename)
+    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
 async def view_html(request: web.Request) -> web.Response:
-    _, _, parsed = await _open(request)
-    if not parsed.html:
+    def html_of(row: MessageRow, parsed: ParsedMessage) -> str | None:
+        return parsed.safe_html() if parsed.html else None
+
+    markup = await _rendered(request, html_of)
+    if markup is None:
         raise web.HTTPNotFound(text="this message has no HTML part")
     remote = request.query.get("remote", "") in ("1", "true")
-    body = NEW_TAB + parsed.safe_html()
+    body = NEW_TAB + markup
     response = web.Response(text=body, content_type="text/html", charset="utf-8")
     response.headers["Content-Security-Policy"] = VIEW_POLICY_REMOTE if remote else VIEW_POLICY
     return response
@@ -311,67 +384,8 @@ def has_remote_content(html: str) -> bool:
 
 
 async def view_text(request: web.Request) -> web.Response:
-    _, _, parsed = await _open(request)
-    return web.Response(text=parsed.text, content_type="text/plain", charset="utf-8")
-
-
-# -- release ---------------------------------------------------------------------------------
-
-
-async def release(request: web.Request) -> web.Response:
-    """Send a captured message on to an SMTP server: ``{"To": [...]}`` as in Mailpit, and
-    optionally ``"From"`` (the envelope sender; the original one by default) and ``"Server"``
-    (``HOST:PORT``; the ``release_smtp`` setting by default)."""
-    from mailroom.client import SendError
-    from mailroom.settings_types import ConfigError, parse_hostport
-
-    ctx = web_context(request)
-    body = await request_json(request)
-    recipients = body.get("To")
-    if not recipients or not isinstance(recipients, list):
-        return error(400, "To must list at least one recipient")
-    if not all(isinstance(r, str) and "@" in r for r in recipients):
-        return error(400, "To must list email addresses")
-    target = ctx.settings.release_smtp
-    if body.get("Server"):
-        try:
-            target = parse_hostport(str(body["Server"]))
-        except ConfigError as exc:
-            return error(400, f"Server: {exc}")
-    if target is None:
-        return error(400, "no SMTP server to release to: set release_smtp or give Server")
-    row, raw, _ = await _open(request)
-    sender = body.get("From")
-    if sender is None:
-        sender = row.sender
-    if not isinstance(sender, str):
-        return error(400, "From must be an address")
-    try:
-        result = await ctx.release(
-            strip_trace(raw),
-            host=target.host,
-            port=target.port,
-            sender=sender,
-            recipients=recipients,
-            local_hostname=ctx.settings.hostname,
-            timeout=60,
-        )
-    except SendError as exc:
-        reply = getattr(exc, "reply", None)
-        return json_response(
-            {"Error": str(exc), "Reply": str(reply) if reply is not None else None}, 502
-        )
-    except (OSError, ValueError) as exc:
-        return json_response({"Error": str(exc), "Reply": None}, 502)
-    if "application/json" not in request.headers.get("Accept", ""):
-        return web.Response(text="ok")
-    return json_response(
-        {
-            "Server": f"{target.host}:{target.port}",
-            "Replies": {r.address: str(r.reply) for r in result.recipients},
-            "Delivered": [r.address for r in result.delivered],
-        }
-    )
+    text = await _rendered(request, lambda row, parsed: parsed.text)
+    return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
 
 # -- about the server ------------------------------------------------------------------------

@@ -6,6 +6,10 @@ index does not know — how many attachments a message has, a snippet and the te
 the web reads from the message file once and keeps in its own database (``web.sqlite`` beside
 the index, attached to the same connection so one query joins both). It is a cache: delete it
 and it is made again.
+
+A message is parsed at most once while it is looked at: the last parsed ones are kept (a
+bounded cache, by count and by size), and only in the worker thread. A message past the
+limits on parts and nesting is never parsed beyond its header (see :mod:`.mime`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import contextlib
 import json
 import os
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,9 +27,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mailroom.filemodes import private_dir, private_file
+from mailroom.store.index import QUEUED
 from mailroom.store.index import SCHEMA as INDEX_SCHEMA
 from mailroom.store.maildir import message_file
-from mailroom.web.mime import ParsedMessage, addresses, parse_message
+from mailroom.web.mime import MimeLimits, ParsedMessage, addresses, parse_message
 from mailroom.web.search import Query
 
 __all__ = ["MessageRow", "Messages", "created", "list_item"]
@@ -42,6 +49,10 @@ CREATE TABLE IF NOT EXISTS web.summaries (
 """
 SEARCH_TEXT_LIMIT = 256 * 1024  # characters of body text kept for free-text search
 SUMMARY_BATCH = 200  # messages read and summarized per transaction
+# Parsed messages kept for the next request about them: at most this many, of at most this
+# many octets of source in all (a parsed message takes a few times its size in memory).
+PARSED_CACHE_MESSAGES = 16
+PARSED_CACHE_OCTETS = 32 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -141,9 +152,15 @@ def list_item(row: MessageRow) -> dict[str, Any]:
 
 
 class Messages:
-    def __init__(self, data_dir: Path, *, enabled: bool = True) -> None:
+    def __init__(
+        self, data_dir: Path, *, enabled: bool = True, limits: MimeLimits | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.enabled = enabled  # False with --store none: there is nothing to show
+        self.limits = limits or MimeLimits()
+        # id -> (the file's size and mtime, the parsed message); the worker thread's only
+        self._parsed: OrderedDict[str, tuple[tuple[int, int], ParsedMessage]] = OrderedDict()
+        self._parsed_octets = 0
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="mailroom-web")
         self._db: sqlite3.Connection | None = None
         self.deleted = 0  # messages deleted through the web since start
@@ -171,11 +188,13 @@ class Messages:
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.data_dir / "index.sqlite", timeout=30)
+            private_dir(self.data_dir)
+            # 0600 before SQLite makes them (0644); their -wal and -shm follow their mode.
+            db = sqlite3.connect(private_file(self.data_dir / "index.sqlite"), timeout=30)
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(INDEX_SCHEMA)
-            db.execute("ATTACH DATABASE ? AS web", (str(self.data_dir / "web.sqlite"),))
+            web_db = private_file(self.data_dir / "web.sqlite")
+            db.execute("ATTACH DATABASE ? AS web", (str(web_db),))
             db.execute("PRAGMA web.journal_mode=WAL")
             db.execute("PRAGMA web.synchronous=OFF")  # a cache: lost rows are made again
             db.executescript(SUMMARY_SCHEMA)
@@ -213,7 +232,7 @@ class Messages:
 
     def _summary(self, path: str, fields: list[str]) -> tuple[int, int, str, str]:
         try:
-            parsed = parse_message((self.data_dir / path).read_bytes())
+            parsed = parse_message((self.data_dir / path).read_bytes(), self.limits)
         except OSError:
             return 0, 0, "", " ".join(fields).lower()
         except Exception:  # a message the parser cannot read is still listed
@@ -334,11 +353,40 @@ class Messages:
         return message_file(self.data_dir, row.path).read_bytes()
 
     def open(self, message_id: str) -> tuple[MessageRow, bytes, ParsedMessage] | None:
+        """The message's row, its file's bytes and its parsed form (parsed once, then kept a
+        while: reading the file again costs little, parsing it does)."""
         row = self.get(message_id)
         if row is None:
             return None
-        raw = self.raw(row)
-        return row, raw, parse_message(raw)
+        path = message_file(self.data_dir, row.path)
+        with path.open("rb") as file:
+            info = os.fstat(file.fileno())
+            raw = file.read()
+        version = (info.st_size, info.st_mtime_ns)
+        cached = self._parsed.get(row.id)
+        if cached is not None and cached[0] == version:
+            self._parsed.move_to_end(row.id)
+            return row, raw, cached[1]
+        parsed = parse_message(raw, self.limits)
+        self._keep(row.id, version, parsed)
+        return row, raw, parsed
+
+    def _keep(self, message_id: str, version: tuple[int, int], parsed: ParsedMessage) -> None:
+        self._forget(message_id)
+        if version[0] > PARSED_CACHE_OCTETS:
+            return
+        self._parsed[message_id] = (version, parsed)
+        self._parsed_octets += version[0]
+        while (
+            len(self._parsed) > PARSED_CACHE_MESSAGES or self._parsed_octets > PARSED_CACHE_OCTETS
+        ):
+            oldest = next(iter(self._parsed))
+            self._forget(oldest)
+
+    def _forget(self, message_id: str) -> None:
+        gone = self._parsed.pop(message_id, None)
+        if gone is not None:
+            self._parsed_octets -= gone[0][0]
 
     # -- changes ---------------------------------------------------------------------------
 
@@ -349,19 +397,24 @@ class Messages:
             return []
         db = self._connect()
         if ids is None:
-            found = db.execute("SELECT id, path FROM messages").fetchall()
+            found = db.execute("SELECT id, path, mailbox FROM messages").fetchall()
         else:
             found = []
             for chunk in range(0, len(ids), 500):
                 part = ids[chunk : chunk + 500]
                 found += db.execute(
-                    f"SELECT id, path FROM messages WHERE id IN ({', '.join('?' for _ in part)})",
+                    "SELECT id, path, mailbox FROM messages "
+                    f"WHERE id IN ({', '.join('?' for _ in part)})",
                     part,
                 ).fetchall()
-        for _, path in found:
+        for _, path, mailbox in found:
+            if mailbox == QUEUED:
+                continue  # the queue's own file, still to be delivered: only unlisted here
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(message_file(self.data_dir, path))
-        deleted = [id_ for id_, _ in found]
+        deleted = [id_ for id_, _, _ in found]
+        for message_id in deleted:
+            self._forget(message_id)
         with db:
             db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in deleted])
             db.executemany("DELETE FROM web.summaries WHERE id = ?", [(i,) for i in deleted])

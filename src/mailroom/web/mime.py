@@ -3,7 +3,12 @@ the text and HTML bodies, attachments and inline parts, headers, a snippet, and 
 safe to show (inline ``cid:`` images become ``data:`` URIs, so the viewer needs no network).
 
 Field names follow Mailpit's API (``PartID``, ``FileName``, ``ContentType``…) so its clients
-read mailroom unchanged."""
+read mailroom unchanged.
+
+A message past the web's limits (``web_max_mime_parts``, ``web_max_mime_depth``: measured
+first by :mod:`.mimeshape`, without parsing) is not parsed beyond its header: it is shown as its
+source, with a note that says why (``ParsedMessage.note``).
+"""
 
 from __future__ import annotations
 
@@ -22,7 +27,10 @@ from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
 from typing import Any
 
+from mailroom.web.mimeshape import MimeLimits, measure
+
 __all__ = [
+    "MimeLimits",
     "ParsedMessage",
     "addresses",
     "decode_header_value",
@@ -31,6 +39,9 @@ __all__ = [
 ]
 
 SNIPPET_LENGTH = 250
+# Characters of a message's source shown as its text when it is past the limits (the whole
+# source is always at /raw).
+SOURCE_TEXT_LIMIT = 1024 * 1024
 MAX_INLINE_DATA = 4 * 1024 * 1024  # bytes of cid: images made into data: URIs per message
 _PARSER = BytesParser(policy=policy.default)
 _CID = re.compile(r"""cid:([^"'\s)>]+)""", re.IGNORECASE)
@@ -75,6 +86,7 @@ class Part:
     filename: str
     content_id: str
     disposition: str | None
+    _summary: dict[str, Any] | None = None
 
     def payload(self) -> bytes:
         if self.part.get_content_maintype() == "message" and self.part.is_multipart():
@@ -95,8 +107,11 @@ class Part:
         return text.replace("\r\n", "\n")
 
     def summary(self) -> dict[str, Any]:
+        """Mailpit's ``Attachment`` (checksums over the decoded payload; made once)."""
+        if self._summary is not None:
+            return self._summary
         data = self.payload()
-        return {
+        self._summary = {
             "PartID": self.part_id,
             "FileName": self.filename,
             "ContentType": self.content_type,
@@ -108,6 +123,7 @@ class Part:
                 "SHA256": hashlib.sha256(data).hexdigest(),
             },
         }
+        return self._summary
 
 
 def _leaves(message: Message) -> Iterator[tuple[str, Message, bool]]:
@@ -148,6 +164,8 @@ class ParsedMessage:
     attachments: list[Part] = field(default_factory=list)
     inline: list[Part] = field(default_factory=list)
     parts: dict[str, Part] = field(default_factory=dict)
+    # Why the message is shown as its source (past the web's limits), or None.
+    note: str | None = None
 
     def header(self, name: str) -> str:
         try:
@@ -169,6 +187,8 @@ class ParsedMessage:
         return dict(sorted(out.items()))
 
     def snippet(self) -> str:
+        if self.note is not None:
+            return self.note[:SNIPPET_LENGTH]
         source = self.text or html_to_text(self.html)
         return _SPACE.sub(" ", source).strip()[:SNIPPET_LENGTH]
 
@@ -210,7 +230,12 @@ def _raw_header(message: Message, name: str) -> str | None:
     return None
 
 
-def parse_message(raw: bytes) -> ParsedMessage:
+def parse_message(raw: bytes, limits: MimeLimits | None = None) -> ParsedMessage:
+    """The message's parts, bodies and header; only its header and source when it is past
+    ``limits`` (measured before anything is parsed)."""
+    shape = measure(raw, limits or MimeLimits())
+    if shape.too_complex is not None:
+        return _as_source(raw, shape.too_complex)
     message = _PARSER.parsebytes(raw)
     parsed = ParsedMessage(message)
     texts: list[str] = []
@@ -233,6 +258,26 @@ def parse_message(raw: bytes) -> ParsedMessage:
             parsed.attachments.append(part)
     parsed.text = "\n".join(texts)
     return parsed
+
+
+def _as_source(raw: bytes, reason: str) -> ParsedMessage:
+    """A message past the limits: its header parsed (for the subject and addresses), its
+    source as its text, no parts."""
+    note = f"This message is shown as its source: {reason}."
+    header = _PARSER.parsebytes(_header_block(raw), headersonly=True)
+    text = raw[:SOURCE_TEXT_LIMIT].decode("utf-8", errors="replace").replace("\r\n", "\n")
+    if len(raw) > SOURCE_TEXT_LIMIT:
+        text += f"\n... ({len(raw) - SOURCE_TEXT_LIMIT} octets more: see the raw source)\n"
+    return ParsedMessage(header, text=text, note=note)
+
+
+def _header_block(raw: bytes) -> bytes:
+    """The header of a message, up to and with the empty line that ends it."""
+    ends = [(end, len(sep)) for sep in (b"\r\n\r\n", b"\n\n") if (end := raw.find(sep)) >= 0]
+    if not ends:
+        return raw
+    end, length = min(ends)
+    return raw[: end + length]
 
 
 def strip_trace(raw: bytes) -> bytes:

@@ -13,6 +13,10 @@
   addresses, the text of the body and the attachments' names.
 - ``-`` or ``!`` before a term negates it; ``"double quotes"`` keep spaces together.
 
+A query holds at most ``max_terms`` terms (the ``web_max_search_terms`` setting, 100 by
+default): each term is a clause of one SQL expression, and SQLite refuses expressions deeper
+than 1,000. More is a :class:`SearchError`, which the API answers with 400.
+
 Columns are those of the index (``m.``) and of the web's own table of message summaries
 (``s.``: attachments, body text), which the caller fills before it runs a query that needs it.
 """
@@ -99,9 +103,18 @@ def _size(value: str) -> int:
     return int(float(match[1]) * _UNITS[match[2].upper()])
 
 
-def parse_query(text: str, tz: str | None = None) -> Query:
+MAX_TERMS = 100
+
+
+def parse_query(text: str, tz: str | None = None, *, max_terms: int = MAX_TERMS) -> Query:
     query = Query()
-    for negate, key, raw in _TOKEN.findall(text or ""):
+    tokens = _TOKEN.findall(text or "")
+    if len(tokens) > max_terms:
+        raise SearchError(
+            f"a search of {len(tokens)} terms: at most {max_terms} terms "
+            "(the web_max_search_terms setting)"
+        )
+    for negate, key, raw in tokens:
         value = raw[1:].rstrip('"') if raw.startswith('"') else raw
         key = key.lower()
         params: list[object] = []
