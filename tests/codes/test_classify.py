@@ -20,9 +20,16 @@ from mailroom.codes import Reply, catalogue, classify
 from mailroom.codes.classify import REASONS
 
 DATA = Path(__file__).resolve().parent.parent / "data"
-# The labelled real replies the rules were written from (both, by now; the numbers measured
-# before each was read are in bench/classify_rounds.tsv), with the floor each must keep.
-DEV_SETS = {"real-replies-dev.tsv": 0.90, "real-replies-dev-2.tsv": 0.90}
+# The labelled real replies the rules were written from (all three, by now; the numbers
+# measured before each was read are in bench/classify_rounds.tsv), with the floor each must
+# keep. real-replies-held-3.tsv is kept apart: no test reads it (bench/classify_accuracy.py
+# --held scores it).
+DEV_SETS = {
+    "real-replies-dev.tsv": 0.90,
+    "real-replies-dev-2.tsv": 0.90,
+    "real-replies-dev-3.tsv": 0.90,
+}
+LABELLED_SETS = (*DEV_SETS, "real-replies-held-3.tsv")
 
 # (expected reason, expected action, reply text)
 WRITTEN = [
@@ -423,3 +430,16 @@ def test_development_set_accuracy_per_reason(name: str) -> None:
     assert accuracy >= DEV_SETS[name]
     weak = [r for r in total if total[r] >= 3 and right[r] / total[r] < 0.5]
     assert not weak, f"reasons mostly missed: {weak}"
+
+
+def test_the_labelled_sets_share_no_bounce() -> None:
+    """Each set comes from its own bounce files, so a score on one is not a score on another."""
+    seen: dict[str, str] = {}
+    for name in LABELLED_SETS:
+        with (DATA / name).open(encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+            files = {row["source"].rsplit("/", 1)[-1] for row in reader}
+        assert files, name
+        for file in files:
+            assert file not in seen, f"{file} is in {seen.get(file)} and {name}"
+            seen[file] = name

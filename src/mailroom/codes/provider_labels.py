@@ -2,9 +2,10 @@
 
 A label names the reason more exactly than the words around it ("550 5.1.0 sender rejected …
 AUP#CXBL" is Cox's block list, not the sender's address): Cox and Spectrum ``AUP#…``, GoDaddy
-``IB…``, Orange and La Poste ``OFR…``/``LPN…``, Yahoo's ``[TS01]``…, the names of Gmail's help
-pages (``?p=NoSuchUser``), and Google's own report of a DNS failure (``DNS Error: … lookup of
-… responded with code …``). Each table cites the provider's published list.
+``IB…``, Orange and La Poste ``OFR…``/``LPN…``, Yahoo's ``[TS01]``…, Facebook's ``RCP-P2``…,
+the names of Gmail's help pages (``?p=NoSuchUser``), and Google's own report of a DNS failure
+(``DNS Error: … lookup of … responded with code …``). Each table cites the provider's
+published list.
 
 Data for :mod:`mailroom.codes.classify`. Pure: no I/O.
 """
@@ -119,11 +120,36 @@ _GMAIL_PAGES = {
     "customfromdenied": "rejected",
     "blockedmessage": "policyviolation",
 }
+# Facebook ("SMTP response codes", postmaster.facebook.com/response_codes): "RCP-P2", "POL-T1".
+_FACEBOOK = {
+    "rcp-p1": "userunknown",  # the recipient address does not exist
+    "int-p1": "userunknown",
+    "int-p3": "userunknown",  # the group address does not exist
+    "int-p4": "userunknown",
+    "rcp-p2": "filtered",  # the recipient's preferences
+    "rcp-p3": "filtered",  # the recipient's privacy settings
+    "rcp-t4": "suspend",  # the address is deactivated
+    "pol-p1": "blocked",  # the client's IP on a block list
+    "pol-p2": "blocked",
+    "pol-p5": "virusdetected",
+    "msg-p1": "mesgtoobig",
+    "int-p2": "mesgtoobig",
+    "msg-p2": "contenterror",  # attachment type, repeated header field
+    "msg-p3": "contenterror",
+    "dns-p1": "rejected",  # the MAIL FROM domain does not exist or resolve
+    "dns-p2": "rejected",
+    "dns-t1": "rejected",
+    "con-t2": "toomanyconn",
+    "con-t3": "toomanyconn",
+    "con-t1": "systemerror",  # Facebook's own servers are busy
+    "rcp-t1": "systemerror",
+}
 _COX_LABEL = re.compile(r"aup#([a-z]+\d*)")
 _SPECTRUM_LABEL = re.compile(r"aup#(?:in?|o(?:ut)?)?-?(\d{4})\b")
 _GODADDY_LABEL = re.compile(r"(?<![\w])(ib\d{3})\b")
 _ORANGE_LABEL = re.compile(r"\b(?:ofr|lpn|ouk)[a-z0-9]*_(\d{3})\b")
 _YAHOO_LABEL = re.compile(r"\[(tss?\d\d)\]")
+_FACEBOOK_LABEL = re.compile(r"\b((?:rcp|int|pol|msg|dns|con)-[pt]\d)\b")
 # Yahoo's refusal of an address it has no account for: "554 delivery error: dd This user
 # doesn't have a yahoo.com account".
 _YAHOO_NO_ACCOUNT = re.compile(r"delivery error: dd this user doesn't have an? \S+ account")
@@ -158,6 +184,9 @@ def provider_label(text: str) -> tuple[str, str] | None:
     for match in _YAHOO_LABEL.finditer(text):
         if match[1] in _YAHOO:
             return _YAHOO[match[1]], f"Yahoo error [{match[1].upper()}]"
+    for match in _FACEBOOK_LABEL.finditer(text):
+        if match[1] in _FACEBOOK:
+            return _FACEBOOK[match[1]], f"Facebook error {match[1].upper()}"
     for match in _GMAIL_PAGE.finditer(text):
         if match[1] in _GMAIL_PAGES:
             return _GMAIL_PAGES[match[1]], f"Gmail help page p={match[1]}"

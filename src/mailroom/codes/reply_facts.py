@@ -57,7 +57,10 @@ _BASIC = re.compile(_NOT_BEFORE + r"([245][0-5]\d)(?![\d%]|\.\d|:\w)")
 _MARKERS = re.compile(
     r"(?:said|the response from the remote server was|the error that the other server returned "
     r"was|remote server returned|the response was|remote host said|did not like our [a-z ]+?|"
-    r"smtp error from remote mail server after [^:]+(?::<[^>]*>)?[^:]*)\s*:\s*"
+    r"smtp error from remote mail server after [^:]+(?::<[^>]*>)?[^:]*)\s*:\s*|"
+    # Exchange 2003: "5.1.0 - Unknown address error 550-'5.7.1 … Access denied'": its own
+    # category, then the remote reply in quotes.
+    r"\b(?:unknown address|smtp protocol returned a permanent) error\s*(?:\d{3}-)?'"
 )
 # The command a reply answered, as the reporting MTA says it. Postfix: "(in reply to RCPT TO
 # command)"; Exim: "after RCPT TO:<…>", "after pipelined MAIL FROM", "after initial
@@ -86,7 +89,11 @@ _WRAPPER_COMMANDS = (
             r"in reply to (?:the )?(?:end of data|data)\b|after (?:pipelined )?(?:end of )?data\b|"
             r"did not like our (?:final )?data|failed after i sent the message|>>> data\b|"
             r"\[data\]|after (?:the )?end of data|failed on data command|error after bdat|"
-            r"after pipelined sending data|after sending data block"
+            r"after pipelined sending data|after sending data block|"
+            # A transcript whose last reply refuses DATA for want of a recipient ("503 need
+            # RCPT", "554 no valid recipients"): the session's last command was DATA.
+            r"\b503[ -][\d.]*\s*(?:error: )?need rcpt\b|valid rcpt command must precede data|"
+            r"\b554[ -][\d.]*\s*(?:error: )?no valid recipients"
         ),
         "DATA",
     ),
@@ -106,6 +113,10 @@ _WRAPPER_COMMANDS = (
         "CONNECT",
     ),
 )
+# Gmail's reports end with the state of its session: "… User unknown (state 14)."
+_GMAIL_STATES = {"6": "MAIL", "8": "AUTH", "9": "AUTH", "12": "AUTH", "13": "HELO"}
+_GMAIL_STATES |= {"14": "RCPT", "15": "DATA", "17": "DATA", "18": "DATA"}
+_GMAIL_STATE = re.compile(r"\(state (\d+)\)\.?$")
 # The command as the remote server's reply itself shows it (RFC 5321 §4.2: replies to RCPT
 # name the recipient; Postfix says which address was refused; "need RCPT command").
 _REPLY_COMMANDS = (
@@ -129,6 +140,10 @@ _TRAILERS = re.compile(
 )
 
 
+def _says_little(status: EnhancedStatus) -> bool:
+    return (status.subject, status.detail) == (0, 0) or str(status) == "4.4.7"
+
+
 def _status_of(match: re.Match[str], first: int) -> EnhancedStatus | None:
     try:
         return EnhancedStatus(int(match[first]), int(match[first + 1]), int(match[first + 2]))
@@ -136,14 +151,22 @@ def _status_of(match: re.Match[str], first: int) -> EnhancedStatus | None:
         return None
 
 
+# The names a caller may give a command by, as this module names them.
+_COMMAND_NAMES = {"EHLO": "HELO", "LHLO": "HELO", "CONN": "CONNECT", "BDAT": "DATA"}
+
+
 def _command(text: str, inner: str, given: str | None) -> tuple[str | None, str]:
     if given:
-        return given.upper(), "caller"
+        name = given.strip().upper().split(" ")[0]
+        return _COMMAND_NAMES.get(name, name), "caller"
     if _LOCAL_AGENT.search(text):
         return "RCPT", "local"
     for pattern, name in _WRAPPER_COMMANDS:
         if pattern.search(text):
             return name, "wrapper"
+    state = _GMAIL_STATE.search(text)
+    if state is not None and state[1] in _GMAIL_STATES:
+        return _GMAIL_STATES[state[1]], "wrapper"
     for pattern, name in _REPLY_COMMANDS:
         if pattern.search(inner):
             return name, "reply"
@@ -193,9 +216,25 @@ def read_facts(
         permanent = [c for c in basics if c >= 500]
         code = permanent[0] if permanent else (basics[0] if basics else None)
     if status is None:
-        found = [s for m in _STATUS.finditer(text) if (s := _status_of(m, 1)) is not None]
+        # The remote server's own code (after the reporting MTA's words) before the MTA's.
+        found = [
+            s
+            for m in (*_STATUS.finditer(text, after_marker), *_STATUS.finditer(text))
+            if (s := _status_of(m, 1)) is not None
+        ]
         matching = [s for s in found if code is None or s.status_class == code // 100]
         status = matching[0] if matching else (found[0] if found and code is None else None)
+    if status is not None and _says_little(status):
+        # "550 5.0.0 … (#5.1.1)": a specific code further on says more than X.0.0 (or than
+        # 4.4.7, "delivery time expired", which any retry that ends says).
+        specific = [
+            s
+            for m in _STATUS.finditer(text)
+            if (s := _status_of(m, 1)) is not None
+            and s.status_class == status.status_class
+            and not _says_little(s)
+        ]
+        status = specific[0] if specific else status
     if code is None and code_hint is not None and 200 <= code_hint <= 599:
         code = code_hint
     if status is None and status_hint is not None:
