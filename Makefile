@@ -32,7 +32,9 @@ $(STAMP_DEV): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[speed,dev]'
 	touch $@ $(STAMP_RUN)
 
-run: $(STAMP_FAST)
+# .venv (editable, the mailroom command beside the sources, what `make test` extends) and
+# .venv-fast (installed as `pip install .` installs it: compiled); the server runs compiled.
+run: $(STAMP_RUN) $(STAMP_FAST)
 	$(FAST)/bin/mailroom serve $(ARGS)
 
 # `pip install .` as a user runs it (build isolation fetches setuptools, wheel and mypy).
