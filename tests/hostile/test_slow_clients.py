@@ -259,11 +259,12 @@ def test_connection_floods_get_421_at_the_greeting(tmp_path: Path, scale: str) -
         assert Counter(lines) == {FULL: flood}
         for writer in writers:
             writer.close()
-        # Places freed are taken again; a flood from many addresses is cut at the limit.
+        # Places freed are taken again, one by one, until the server is full once more; then a
+        # flood from many addresses is turned away whole. (The server learns of the 50 closes
+        # when its loop reads their EOFs, at a moment the client cannot see: counting the free
+        # places from the client's side raced with that on a loaded machine.)
         for writer in held[:50]:
             writer.close()
-        await asyncio.sleep(0)
-
         held = held[50:]
 
         async def admitted() -> bool:
@@ -274,13 +275,13 @@ def test_connection_floods_get_421_at_the_greeting(tmp_path: Path, scale: str) -
             writers[0].close()
             return False
 
-        deadline = time.monotonic() + 10
-        while not await admitted():
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
-        free = 100 - len(held)
+        deadline = time.monotonic() + 20
+        while len(held) < 100:
+            if not await admitted():
+                assert time.monotonic() < deadline, f"only {len(held)} places taken again"
+                await asyncio.sleep(0.05)
         lines, writers = await connect_all(address, sources[:500])
-        assert Counter(lines) == {GREETING: free, FULL: 500 - free}
+        assert Counter(lines) == {FULL: 500}
         for writer in held + writers:
             writer.close()
 
