@@ -170,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.half:
                 rows = half(rows, args.half)
             title = f"{path.name}" + (f" half {args.half}" if args.half else "")
-            report(title, rows, args, misses_allowed=path.resolve() not in {h.resolve() for h in HELD})
+            report(
+                title, rows, args, misses_allowed=path.resolve() not in {h.resolve() for h in HELD}
+            )
         return 0
     recorded()
     if args.held:
