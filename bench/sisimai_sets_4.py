@@ -267,10 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             "smtp_command": command,
             "source": f"{repo}@{corpus.commit[:12]}:{path}",
         }
-        if is_held(name):
-            out_name = "real-replies-held-4.tsv"
-        else:
-            out_name = "real-replies-dev-4.tsv"
+        out_name = "real-replies-held-4.tsv" if is_held(name) else "real-replies-dev-4.tsv"
         sets[out_name].append(row)
     print(f"{repeated} rows left out: their text is in an earlier row or set", file=sys.stderr)
     for out_name, rows in sets.items():

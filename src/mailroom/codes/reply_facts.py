@@ -78,8 +78,8 @@ _WRAPPER_COMMANDS = (
             # RCPT", "554 no valid recipients", "503 no recipients specified"): the DATA that
             # followed had no recipient left, so the refusal before it answered RCPT (RFC 5321
             # §3.3: DATA is refused when no RCPT succeeded).
-            r"\b[45]\d\d\b.{1,300}\b(?:503[ -][\d.]*\s*(?:error: )?(?:need rcpt|rcpt first|no recipients|"
-            r"bad sequence)|valid rcpt command must precede data|"
+            r"\b[45]\d\d\b.{1,300}\b(?:503[ -][\d.]*\s*(?:error: )?(?:need rcpt|rcpt first|"
+            r"no recipients|bad sequence)|valid rcpt command must precede data|"
             r"554[ -][\d.]*\s*(?:error: )?no valid recipients)"
         ),
         "RCPT",
