@@ -24,7 +24,7 @@ decision in our own terms. Evidence is read in this order:
    recipient's filter (``filtered``: many filters answer "user unknown" after the message).
    A refusal worded like the sender's counts only for MAIL, for DATA, or when no more
    specific code was given. Spam and virus verdicts are taken only after the message was
-   sent (not at the greeting, MAIL or RCPT), in the second pass too.
+   sent (not at the greeting, MAIL or RCPT).
 4. **The fallback**: a reason the enhanced code names for certain (not one of
    :data:`~mailroom.codes.reason_codes.RECONSIDERED`); then the second pass of families
    (mailboxfull, authfailure, badreputation, speeding, spamdetected, virusdetected,
@@ -237,9 +237,6 @@ _FIRST_PASS: tuple[tuple[str, Test], ...] = (
     ("toomanyconn", _named_or_said("toomanyconn")),
     ("blocked", _named_or_said("blocked")),
 )
-# A spam verdict is on the message's content, which a server has only after DATA. (Virus
-# words decide at any command, as Sisimai lets them.)
-_ON_CONTENT = frozenset({"spamdetected"})
 _SECOND_PASS = (
     "mailboxfull",
     "authfailure",
@@ -279,8 +276,6 @@ def _fallback(ev: _Evidence) -> Decision | None:
     if ev.named is not None and ev.named not in RECONSIDERED:
         return ev.named, f"enhanced code {facts.status}"
     for reason in _SECOND_PASS:
-        if reason in _ON_CONTENT and ev.command in _BEFORE_DATA:
-            continue  # a verdict on content needs the content (as in the first pass)
         why = ev.words(reason)
         if why is not None:
             return reason, why
