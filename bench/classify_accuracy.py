@@ -8,12 +8,13 @@ With no FILE it prints, held-out numbers first:
 1. the measurements on replies the rules were NOT written from, as recorded while the rules
    were built (bench/classify_rounds.tsv: the commit, the rules then, the set scored; check
    one out and run this script on the set named to reproduce it);
-2. with ``--held``: the current rules on ``real-replies-held-3.tsv``, the set kept apart to
-   judge them, per reason with what each was taken for, in the three modes (text only, with
-   the command, with the command and the DSN's codes). The rules are never written from its
-   misses (so --misses is refused on it), and each scoring while they were built was recorded;
-3. the current rules on the sets they have been written from (not held out): dev-3 (scored
-   first, then read), dev-2 (by half, then whole), dev.
+2. with ``--held``: the current rules on ``real-replies-held-3.tsv`` and
+   ``real-replies-held-4.tsv``, the sets kept apart to judge them, per reason with what each
+   was taken for, in the three modes (text only, with the command, with the command and the
+   DSN's codes). The rules are never written from their misses (so --misses is refused on
+   them), and each scoring while they were built was recorded;
+3. the current rules on the sets they have been written from (not held out): dev-4 and dev-3
+   (each scored first, then read), dev-2 (by half, then whole), dev.
 
 Columns of a set: reply_text, reason, replycode, status, smtp_command, source; labels are
 Sisimai's (tests/data/README.md). Only reply_text is given to the classifier, as the outbound
@@ -42,6 +43,9 @@ DEV = DATA / "real-replies-dev.tsv"
 DEV_2 = DATA / "real-replies-dev-2.tsv"
 DEV_3 = DATA / "real-replies-dev-3.tsv"
 HELD_3 = DATA / "real-replies-held-3.tsv"
+DEV_4 = DATA / "real-replies-dev-4.tsv"
+HELD_4 = DATA / "real-replies-held-4.tsv"
+HELD = (HELD_3, HELD_4)
 ROUNDS = HERE / "classify_rounds.tsv"
 # Sisimai's own pseudo-status, written from the reason it decided (SMTP/Status.pm's table).
 PSEUDO_STATUS = re.compile(r"[45]\.0\.9\d\d$")
@@ -141,11 +145,12 @@ def recorded() -> None:
 
 
 def held(args: argparse.Namespace) -> None:
-    """The set kept apart, in the three modes; never its misses."""
-    rows = load(HELD_3)
-    for with_command, with_hints, name in MODES:
-        args.with_command, args.with_hints = with_command, with_hints
-        report(f"{HELD_3.name} ({name})", rows, args, misses_allowed=False)
+    """The sets kept apart, in the three modes; never their misses."""
+    for path in HELD:
+        rows = load(path)
+        for with_command, with_hints, name in MODES:
+            args.with_command, args.with_hints = with_command, with_hints
+            report(f"{path.name} ({name})", rows, args, misses_allowed=False)
     args.with_command = args.with_hints = False
 
 
@@ -165,12 +170,15 @@ def main(argv: list[str] | None = None) -> int:
             if args.half:
                 rows = half(rows, args.half)
             title = f"{path.name}" + (f" half {args.half}" if args.half else "")
-            report(title, rows, args, misses_allowed=path.resolve() != HELD_3.resolve())
+            report(
+                title, rows, args, misses_allowed=path.resolve() not in {h.resolve() for h in HELD}
+            )
         return 0
     recorded()
     if args.held:
         held(args)
     print("\nThe current rules on the sets they were written from (not held out):")
+    report(DEV_4.name, load(DEV_4), args)
     report(DEV_3.name, load(DEV_3), args)
     dev_2 = load(DEV_2)
     for which in ("A", "B"):

@@ -89,11 +89,11 @@ def test_a_reconsidered_verdict_gives_way_to_a_family_before_it() -> None:
         ("550 5.7.606 Access denied, banned sending IP [192.0.2.1]", "blocked"),
         # Google: the relay's daily limit is a rate
         ("550 5.4.5 Daily SMTP relay limit exceeded for user. - gsmtp", "speeding"),
-        # Yahoo: volume and complaints refuse the sender
+        # Yahoo: deferred for volume and complaints: the sending IP's standing
         (
             "host mta5.am0.yahoodns.net[192.0.2.1] said: 421 4.7.0 [TSS04] Messages from "
             "192.0.2.2 temporarily deferred due to unexpected volume or user complaints",
-            "rejected",
+            "badreputation",
         ),
         ("550 5.1.1 RCP-P1 The attempted recipient address does not exist", "userunknown"),
         ("550 RCP-P2 Refused due to recipient preferences", "filtered"),
@@ -148,11 +148,18 @@ def test_a_reporters_heading_is_not_the_servers_word() -> None:
     assert str(result.status) == "5.7.1" and result.reason == "securityerror"
 
 
-def test_a_transcript_refusing_data_for_want_of_a_recipient_ended_at_data() -> None:
+def test_a_refusal_before_data_was_refused_for_want_of_a_recipient_answered_rcpt() -> None:
+    # RFC 5321 §3.3: DATA is refused ("503 need RCPT", "554 no valid recipients", "503 no
+    # recipients specified", "503 bad sequence") when no RCPT succeeded, so the refusal the
+    # transcript shows before it was the answer to RCPT.
     text = (
         "550 <bob@example.test>... User unknown 503 5.0.0 Need RCPT (recipient) "
         "550 <bob@example.test>... User unknown"
     )
     result = classify(text)
-    assert (result.command, result.reason) == ("DATA", "filtered")
-    assert classify("550 5.1.1 nope 554 5.5.1 Error: no valid recipients").command == "DATA"
+    assert (result.command, result.reason) == ("RCPT", "userunknown")
+    assert classify("550 5.1.1 nope 554 5.5.1 Error: no valid recipients").command == "RCPT"
+    text = "550 <bob@example.test>: User unknown 503 No recipients specified"
+    assert (classify(text).command, classify(text).reason) == ("RCPT", "userunknown")
+    # A 503 on its own is the protocol's complaint, not a recipient's.
+    assert classify("503 Bad sequence of commands").reason == "syntaxerror"

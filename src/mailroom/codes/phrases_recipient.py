@@ -162,6 +162,8 @@ MAILBOX_FULL = (
     r"(?<!sending )(?<!daily )(?<!submission )quota (?:exceeded|exceed|full|reached|violation|"
     r"usage exceeded)",
     r"over ?quota",
+    # The other word order: "a full mailbox", "due to full inbox".
+    r"\bfull (?:mail ?box|in ?box|mail ?folder|maildir)",
     r"(?:disk|disc|diskspace|storage) quota",
     r"quotaexceeded",
     r"exceeded storage allocation",

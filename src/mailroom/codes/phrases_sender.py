@@ -257,6 +257,11 @@ SPAM_DETECTED = (
     r"unsolicited bulk",
     r"content (?:judged|considered|determined) (?:to be )?(?:spam|junk)",
     r"message (?:is|was) (?:spam|junk)",
+    # A verb of judgement and its object: "identified SPAM", "thinks this email is spam",
+    # "may consider spam", "high probability of spam".
+    r"(?:identified|thinks|believes|determined|considers?|deemed)\b[^.;]{0,40}?\b(?:is |as |be )?"
+    r"(?:spam|junk)\b",
+    r"probability of (?:being )?(?:spam|junk)",
     r"high (?:spam|bulk) (?:score|probability)",
     r"\bur[il] ?bl\b",
     r"surbl",

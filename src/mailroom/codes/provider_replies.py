@@ -104,9 +104,10 @@ _YAHOO: tuple[Rule, ...] = (
     ("norelaying", r"relaying denied", ""),
     ("notcompliantrfc", r"headers are not rfc compliant", ""),
     ("policyviolation", r"not accepted for policy reasons", ""),
-    # Deferred for the sender's volume or its recipients' complaints: Yahoo refuses the
-    # sender (Sisimai's reading of Yahoo's own codes).
-    ("rejected", r"unexpected volume or user complaints|will be permanently deferred", ""),
+    # Deferred for the sender's volume or its recipients' complaints: the sending IP's
+    # standing with Yahoo (its [TSS04]); "permanently deferred" refuses the sender.
+    ("badreputation", r"unexpected volume or user complaints", ""),
+    ("rejected", r"will be permanently deferred", ""),
     ("rejected", r"unresolvable rfc.5321 domain", ""),
     ("speeding", r"receiving mail too quickly", ""),
     ("suspend", r"is no longer valid|mailbox is disabled", ""),
@@ -170,7 +171,12 @@ _KDDI: tuple[Rule, ...] = (
 _DOCOMO: tuple[Rule, ...] = (
     ("mailboxfull", r"too much mail data", ""),
     ("toomanyconn", r"too many recipients", ""),
-    ("syntaxerror", r"bad sequence of commands|command parameter not implemented", ""),
+    # (only as the reply itself: after a refusal, "503 bad sequence" is its consequence)
+    (
+        "syntaxerror",
+        r"^(?:503 )?(?:bad sequence of commands|command parameter not implemented)",
+        "",
+    ),
     ("userunknown", r"", r"5\.1\.1"),
     ("filtered", r"", r"5\.2\.0"),
 )

@@ -357,6 +357,8 @@ def decide(facts: ReplyFacts) -> Decision:
             return reason, why
         given = (reason, why)
     provider = provider_reply(facts.text, facts.code, facts.status) or provider_label(facts.text)
-    if provider is not None:
+    if provider is not None and not (provider[0] == "userunknown" and ev.command == "DATA"):
+        # (A recipient "not found" after the message was sent had been accepted at RCPT: the
+        # first pass reads it as the recipient's filter, as for any other server.)
         return provider
     return _first_pass(ev, given) or _fallback(ev) or _ours(ev)

@@ -73,7 +73,14 @@ _WRAPPER_COMMANDS = (
             r"did not like our rcpt|>>> rcpt to|\[rcpt.to\]|does not like recipient|"
             r"smtp:rcpt\b|following rcpt command|most progress was rcpt|"
             r"all rcpt commands were rejected|recipients? (?:was|were) rejected by (?:a |the )?"
-            r"remote"
+            r"remote|"
+            # A transcript whose last reply refuses DATA for want of a recipient ("503 need
+            # RCPT", "554 no valid recipients", "503 no recipients specified"): the DATA that
+            # followed had no recipient left, so the refusal before it answered RCPT (RFC 5321
+            # §3.3: DATA is refused when no RCPT succeeded).
+            r"\b[45]\d\d\b.{1,300}\b(?:503[ -][\d.]*\s*(?:error: )?(?:need rcpt|rcpt first|"
+            r"no recipients|bad sequence)|valid rcpt command must precede data|"
+            r"554[ -][\d.]*\s*(?:error: )?no valid recipients)"
         ),
         "RCPT",
     ),
@@ -89,11 +96,7 @@ _WRAPPER_COMMANDS = (
             r"in reply to (?:the )?(?:end of data|data)\b|after (?:pipelined )?(?:end of )?data\b|"
             r"did not like our (?:final )?data|failed after i sent the message|>>> data\b|"
             r"\[data\]|after (?:the )?end of data|failed on data command|error after bdat|"
-            r"after pipelined sending data|after sending data block|"
-            # A transcript whose last reply refuses DATA for want of a recipient ("503 need
-            # RCPT", "554 no valid recipients"): the session's last command was DATA.
-            r"\b503[ -][\d.]*\s*(?:error: )?need rcpt\b|valid rcpt command must precede data|"
-            r"\b554[ -][\d.]*\s*(?:error: )?no valid recipients"
+            r"after pipelined sending data|after sending data block"
         ),
         "DATA",
     ),

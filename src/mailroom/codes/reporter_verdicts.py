@@ -25,6 +25,11 @@ __all__ = ["reporter_verdict"]
 
 # (reason, the MTA's own words), the most specific first. Final verdicts.
 _FINAL = (
+    # A local delivery program that says the mailbox has no room: the mailbox, not the program.
+    (
+        "mailboxfull",
+        r"(?:\bmaildrop|\bprocmail|\bdeliver): [^.]{0,40}(?:over ?quota|quota exceeded)",
+    ),
     # A local delivery program's own words: the program failed, whatever it says of the user.
     ("mailererror", r"\bpipe to \||\bprocmail: |\bmaildrop: |command died with status"),
     ("blocked", r"but my name was rejected"),  # refused at HELO: the client itself
