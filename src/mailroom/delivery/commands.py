@@ -327,8 +327,33 @@ def _cmd_retry(args: argparse.Namespace) -> int:
         if entry is not None:
             before[queue_id] = entry.attempts
     progress = _Progress()
-    if not isinstance(spool, QueueSpool):
-        return _retry_fleet(spool, args, before, progress)
+    if isinstance(spool, QueueSpool):
+        running, taken = _retry_files(spool, args, before, progress)
+        where = str(spool.root)
+    else:  # a fleet's queue: due now in the database, or by the node holding the entry
+        running = spool.running() > 0
+        taken = not spool.retry(list(before), every=not args.ids, wait=REQUEST_WAIT)
+        where = spool.where
+    if not taken:
+        print("mailroom queue retry: the running server did not take the request", file=sys.stderr)
+        return 1
+    if not running:
+        progress.done(
+            f"mailroom queue retry: {len(before)} entries due now; no mailroom is running "
+            f"the queue in {where}, so they go at its next start"
+        )
+        return 0
+    if args.no_wait:
+        print(f"mailroom queue retry: {len(before)} entries due now")
+        return 0
+    return _watch(spool, before, args.wait, progress)
+
+
+def _retry_files(
+    spool: QueueSpool, args: argparse.Namespace, before: dict[str, int], progress: _Progress
+) -> tuple[bool, bool]:
+    """``retry`` on a queue directory: whether a runner runs, and whether the request was
+    taken (by the runner; or, with none, the entries made due under its lock)."""
     lock = control.RunnerLock.try_acquire(spool.root)
     if lock is not None:
         # No runner: make the entries due now, for the next start of mailroom serve.
@@ -339,39 +364,8 @@ def _cmd_retry(args: argparse.Namespace) -> int:
                     entry.next_attempt = 0.0
                     spool.save(entry)
                 progress.update(f"marking entries due: {count}/{len(before)}")
-        progress.done(
-            f"mailroom queue retry: {len(before)} entries due now; no mailroom is running "
-            f"the queue in {spool.root}, so they go at its next start"
-        )
-        return 0
-    if not _ask_runner(spool.root, "retry", None if not args.ids else list(before)):
-        print("mailroom queue retry: the running server did not take the request", file=sys.stderr)
-        return 1
-    if args.no_wait:
-        print(f"mailroom queue retry: {len(before)} entries due now")
-        return 0
-    return _watch(spool, before, args.wait, progress)
-
-
-def _retry_fleet(
-    queue: FleetQueue, args: argparse.Namespace, before: dict[str, int], progress: _Progress
-) -> int:
-    """``retry`` on a fleet's queue: due now in the database, or by the node holding it."""
-    running = queue.running()
-    left = queue.retry(list(before), every=not args.ids, wait=REQUEST_WAIT)
-    if left:
-        print("mailroom queue retry: the running server did not take the request", file=sys.stderr)
-        return 1
-    if not running:
-        progress.done(
-            f"mailroom queue retry: {len(before)} entries due now; no mailroom is running "
-            f"the queue in {queue.where}, so they go at its next start"
-        )
-        return 0
-    if args.no_wait:
-        print(f"mailroom queue retry: {len(before)} entries due now")
-        return 0
-    return _watch(queue, before, args.wait, progress)
+        return False, True
+    return True, _ask_runner(spool.root, "retry", None if not args.ids else list(before))
 
 
 def _watch(
