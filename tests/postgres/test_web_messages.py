@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import psycopg
 
-from mailroom.web.message_queries import MessageReads
 from mailroom.web.messages_pg import PgMessages
 from tests.web.test_message_queries import (
-    FIRST,
     MESSAGES,
     check_reads,
     fields,
@@ -36,12 +34,3 @@ def pg_messages(url: str) -> PgMessages:
 
 def test_the_reads_on_postgresql(pg_url: str) -> None:
     in_worker(pg_messages(pg_url), check_reads)
-
-
-def test_a_row_names_the_database_for_its_path(pg_url: str) -> None:
-    def check(messages: MessageReads) -> None:
-        row = messages.get(FIRST)
-        assert row is not None and row.path == f"postgresql:{FIRST}"
-        assert messages.open(FIRST) is not None
-
-    in_worker(pg_messages(pg_url), check)

@@ -105,6 +105,11 @@ def check_reads(messages: MessageReads) -> None:
     )
     assert first.size == len(header_of("Invoice one") + b"\r\nhello world\r\n")
     assert isinstance(first.size, int) and first.snippet.startswith("hello world")
+    # Where the message is: a file of the data directory, or the database.
+    where = f"catchall/new/{FIRST}" if messages.dialect is SQLITE else f"postgresql:{FIRST}"
+    assert first.path == where
+    opened = messages.open(FIRST)  # type: ignore[attr-defined]
+    assert opened is not None and opened[1] == header_of("Invoice one") + MESSAGES[0][5]
     second = messages.get(SECOND)
     assert second is not None and (second.attachments, second.inline) == (1, 0)
 
@@ -147,14 +152,6 @@ def sqlite_messages(data: Path) -> Messages:
 
 def test_the_reads_on_sqlite(tmp_path: Path) -> None:
     in_worker(sqlite_messages(tmp_path), check_reads)
-
-
-def test_a_row_keeps_the_sqlite_path(tmp_path: Path) -> None:
-    def check(messages: MessageReads) -> None:
-        row = messages.get(FIRST)
-        assert row is not None and row.path == f"catchall/new/{FIRST}"
-
-    in_worker(sqlite_messages(tmp_path), check)
 
 
 def test_message_row_stays_importable_from_messages() -> None:
