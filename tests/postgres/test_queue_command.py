@@ -117,6 +117,9 @@ def test_queue_commands_on_the_fleets_queue(fleet, pg_url, tmp_path: Path) -> No
     # With the fleet stopped (its leases given up), the command acts in the database itself.
     a.terminate()
     b.terminate()
+    view = PgQueueView(pg_url)
+    wait_for(lambda: view.running() == 0, timeout=30)  # their backends have ended too
+    view.close()
     done = _queue("retry", "--config", str(config))
     assert done.returncode == 0, done.stderr
     assert "1 entries due now; no mailroom is running the queue in postgresql://" in done.stderr

@@ -31,6 +31,8 @@ T = TypeVar("T")
 
 
 class PgMessages(MessageReads):
+    """A fleet's messages: the database's rows, bodies, summaries and tags."""
+
     dialect = POSTGRES
 
     def __init__(self, url: str, *, node: str, limits: MimeLimits | None = None) -> None:
