@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import smtplib
 import subprocess
 import threading
@@ -19,7 +20,7 @@ from mailroom.postgres.queue import PgQueue
 from mailroom.postgres.queue_view import PgQueueView
 from mailroom.queue.entry import QueueEntry, QueueRecipient
 from tests.fleet import fleet
-from tests.live import mailroom_command, queue_id_of, run_cli, wait_for
+from tests.live import LiveServer, mailroom_command, queue_id_of, run_cli, wait_for
 
 __all__ = ["fleet"]
 
@@ -260,3 +261,56 @@ def test_a_node_answers_for_what_it_holds(pg_url: str, tmp_path: Path) -> None:
         {"request": "retry", "owner": "me/4.00000000", "action": "retry", "ids": ["MINE1"]},
         {"request": "delete", "owner": "me/4.00000000", "action": "delete", "ids": ["MINE1"]},
     ]
+
+
+def _in_data(peer: LiveServer) -> bool:
+    """Whether a session of ``peer`` has its message data and waits for the reply now."""
+
+    def look() -> bool:
+        return any(
+            transcript.ended is None
+            and any(
+                kind == "C" and str(value).startswith("<message data")
+                for _, kind, value in transcript.entries
+            )
+            for transcript in peer.mail_server.transcripts.list(limit=100)
+        )
+
+    return bool(peer.call(look))
+
+
+def test_an_entry_in_flight_is_deleted_by_its_node_and_not_sent_again(
+    fleet, serve, pg_url, tmp_path: Path
+) -> None:
+    """``delete`` of an entry whose transaction waits at the remote end of data: the node
+    holding it deletes it (the command does not take it from under the node), the transaction
+    in flight ends as it would, and nothing more is sent for it."""
+    peer = serve(faults=("eod:delay=10",))
+    config = tmp_path / "node.toml"
+    config.write_text(
+        NODE_CONFIG.format(url=pg_url).replace('"127.0.0.1:1"\n', f'"127.0.0.1:{peer.smtp[1]}"\n')
+    )
+    node = fleet("a", "127.0.0.2", pg_url, "--config", str(config), "--log-level", "info")
+    queue_id = _send(node.smtp, "in flight")
+    wait_for(lambda: _in_data(peer), timeout=60)
+
+    done = _queue("delete", queue_id, "--config", str(config))
+    assert (done.returncode, done.stdout) == (0, f"{queue_id}: deleted\n"), done.stderr
+    with psycopg.connect(pg_url) as conn:
+        assert _count(conn, "queue_entries", queue_id) == 0
+
+    # The transaction in flight ends: one copy at the peer, and the node does no more for it.
+    def received() -> list[Path]:
+        new = peer.data / "mail" / "catchall" / "new"
+        return list(new.iterdir()) if new.exists() else []
+
+    wait_for(lambda: len(received()) == 1 and not _in_data(peer), timeout=60)
+    sent = wait_for(
+        lambda: re.search(rf"{queue_id}: to=<someone@far.test>.*status=sent", node.stderr),
+        timeout=30,
+    )
+    # Removed while its transaction waited: the node's log says so before the peer's 250.
+    removed = node.stderr.index(f"{queue_id}: removed by request")
+    assert removed < sent.start()
+    assert b"the queue is empty" in run_cli("queue", "list", "--config", str(config))
+    assert len(received()) == 1
