@@ -104,6 +104,9 @@ def test_queue_commands_on_the_fleets_queue(fleet, pg_url, tmp_path: Path) -> No
     assert "Traceback" not in done.stderr
     again = json.loads(run_cli("queue", "show", first, "--json", "--config", str(config)))
     assert again["attempts"] == 2
+    # Every entry, without following: both nodes take the request for what each holds.
+    done = _queue("retry", "--no-wait", "--config", str(config))
+    assert (done.returncode, done.stdout) == (0, "mailroom queue retry: 2 entries due now\n")
 
     # delete: the holding node removes it (message and all), the file queue's output.
     done = _queue("delete", second, "--config", str(config))
@@ -285,7 +288,7 @@ def test_an_entry_in_flight_is_deleted_by_its_node_and_not_sent_again(
     """``delete`` of an entry whose transaction waits at the remote end of data: the node
     holding it deletes it (the command does not take it from under the node), the transaction
     in flight ends as it would, and nothing more is sent for it."""
-    peer = serve(faults=("eod:delay=10",))
+    peer = serve(faults=("eod:delay=20",))
     config = tmp_path / "node.toml"
     config.write_text(
         NODE_CONFIG.format(url=pg_url).replace('"127.0.0.1:1"\n', f'"127.0.0.1:{peer.smtp[1]}"\n')
