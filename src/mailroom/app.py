@@ -502,6 +502,11 @@ class Mailroom:
             config.store, node=config.node_name, injector=self.faults, hub=self.hub
         )
         listener.on(FAULTS_CHANNEL, shared.changed, resync=shared.reload)
+        if config.mail is not None and self.worker is None:
+            from mailroom.postgres.queue import QUEUE_CHANNEL
+
+            # `mailroom queue retry|delete` asks the node holding an entry (its runner).
+            listener.on(QUEUE_CHANNEL, self._queue_request)
         await shared.reload()
         source = config.mail.directory_source if config.mail is not None else None
         if source is not None and config.mail is not None:
@@ -520,6 +525,10 @@ class Mailroom:
         await listener.start()
         if self.counters is not None:
             self.counters.start()
+
+    def _queue_request(self, payload: str) -> None:
+        if self.fleet_queue is not None:
+            self.fleet_queue.request(payload)
 
     def _start_authentication(self, store: Store) -> None:
         """DKIM keys and the SRS secret from the data directory; the null store keeps each

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from mailroom import __version__
 
 if TYPE_CHECKING:
-    from mailroom.delivery.commands import QueueReader
+    from mailroom.delivery.commands import FleetQueue
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
@@ -214,7 +214,7 @@ def _listening(server: Any, config: Any) -> str:
     )
 
 
-def _data_dir_of(path: Path) -> Path | QueueReader:
+def _data_dir_of(path: Path) -> Path | FleetQueue:
     """Where a mailroom.toml keeps its queue (for ``mailroom queue --config``): its data
     directory, or a fleet's PostgreSQL database."""
     from mailroom.config import load_config

@@ -11,6 +11,12 @@ and still kept in memory as before.
 The facts a list of sessions shows and filters by (the sender, the recipients, the worst reply)
 are read from a transcript's entries by :func:`session_facts`, for the archive's columns and
 for the sessions still in memory alike.
+
+A fleet keeps the same archive in its PostgreSQL database
+(:class:`mailroom.postgres.transcripts.PgTranscriptArchive`). What the two share is
+:class:`SessionArchive`: the queue and the writer's thread, a session's row
+(:func:`session_record`, the :data:`COLUMNS` both tables have), and the reads; each keeps its
+own connections, statements and what it does when a write fails.
 """
 
 from __future__ import annotations
@@ -22,13 +28,24 @@ import re
 import sqlite3
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from mailroom.filemodes import private_dir, private_file
 
-__all__ = ["SessionFilter", "TranscriptArchive", "expand_entries", "session_facts"]
+__all__ = [
+    "COLUMNS",
+    "SessionArchive",
+    "SessionFilter",
+    "SessionRecord",
+    "TranscriptArchive",
+    "expand_entries",
+    "session_facts",
+    "session_record",
+]
 
 log = logging.getLogger("mailroom.server")
 
@@ -57,6 +74,21 @@ CREATE TABLE IF NOT EXISTS session_messages (
 );
 CREATE INDEX IF NOT EXISTS session_messages_session ON session_messages (session);
 """
+# The columns both archives keep of a session, in this order (the table above; PostgreSQL's
+# ``transcripts`` has them too, and the node and the stored messages' ids besides).
+COLUMNS = (
+    "id",
+    "started",
+    "ended",
+    "client",
+    "listener",
+    "sender",
+    "recipients",
+    "worst_code",
+    "stored",
+    "summary",
+    "data",
+)
 
 _PATH = re.compile(r"^(MAIL FROM|RCPT TO):\s*<([^>]*)>", re.IGNORECASE)
 
@@ -174,11 +206,45 @@ def expand_entries(entries: list[Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _expanded(text: str) -> dict[str, Any]:
+def _loaded(value: str | dict[str, Any]) -> dict[str, Any]:
+    """A JSON column's value: text (SQLite) or already read (PostgreSQL's jsonb)."""
+    return value if isinstance(value, dict) else json.loads(value)
+
+
+def _expanded(value: str | dict[str, Any]) -> dict[str, Any]:
     """A stored transcript as ``to_dict()`` gives it."""
-    data: dict[str, Any] = json.loads(text)
+    data = _loaded(value)
     data["entries"] = expand_entries(data.get("entries", []))
     return data
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A finished session as an archive keeps it."""
+
+    summary: dict[str, Any]  # what a list of sessions shows: no entries, session_facts added
+    messages: list[str]  # the queue ids of the messages it stored
+    values: tuple[Any, ...]  # the values of COLUMNS (summary and data as JSON text)
+
+
+def session_record(data: dict[str, Any]) -> SessionRecord:
+    """The row of a transcript (its ``compact()`` or ``to_dict()``)."""
+    facts = session_facts(data)
+    summary = {k: v for k, v in data.items() if k != "entries"} | facts
+    values = (
+        data["id"],
+        data["started"],
+        data["ended"] or time.time(),
+        data["client"],
+        data["listener"],
+        " ".join(facts["senders"]),
+        " ".join(facts["recipients"]),
+        _code(facts["worst_reply"] or ""),
+        len(data["messages"]),
+        json.dumps(summary, ensure_ascii=False),
+        json.dumps(data, ensure_ascii=False),
+    )
+    return SessionRecord(summary, list(data["messages"]), values)
 
 
 def _create_private(path: Path) -> None:
@@ -188,28 +254,72 @@ def _create_private(path: Path) -> None:
     private_file(path)
 
 
-class TranscriptArchive:
-    def __init__(self, path: Path, *, max_count: int, max_age: float) -> None:
-        self.path = path
+class SessionArchive(ABC):
+    """Finished transcripts, written by a thread of the archive's own and read from any thread.
+
+    Sessions never wait for it: :meth:`save` only appends to a bounded queue (a full one drops
+    the transcript from the archive, counted in ``dropped``); the thread writes the queue in
+    batches (:meth:`_insert`) and prunes what is over the bounds every :data:`PRUNE_EVERY`
+    seconds. Each archive says how it connects, writes, prunes and reads, and what a failed
+    write costs (:meth:`_failed`)."""
+
+    thread_name: ClassVar[str]
+    table: ClassVar[str]  # the table of sessions, with COLUMNS
+    placeholder: ClassVar[str] = "?"  # its driver's ("?": sqlite3; "%s": psycopg)
+    for_message_sql: ClassVar[str]  # the data of the session that stored a queue id
+    first_prune: ClassVar[float] = PRUNE_EVERY  # seconds from start to the writer's first prune
+    write_errors: ClassVar[tuple[type[Exception], ...]] = (Exception,)
+
+    def __init__(self, *, max_count: int, max_age: float) -> None:
         self.max_count = max_count
         self.max_age = max_age
         self.dropped = 0
         self._queue: queue.Queue[_Transcript | None] = queue.Queue(QUEUE_SIZE)
         self._thread: threading.Thread | None = None
         self._read_lock = threading.Lock()
-        self._reader: sqlite3.Connection | None = None
+        self._reader: Any = None
         self._written = threading.Condition()
         self._pending = 0
+
+    # -- what each archive does its own way -------------------------------------------------
+
+    @abstractmethod
+    def _open(self) -> Any:
+        """A new connection."""
+
+    @abstractmethod
+    def _close(self, conn: Any) -> None:
+        """Close a connection (None: there is none)."""
+
+    def _first_writer(self) -> Any:
+        """The writer's connection before the first batch (None: made at the first batch)."""
+        return None
+
+    @abstractmethod
+    def _data(self, transcript: _Transcript) -> dict[str, Any]:
+        """What is kept of a transcript: its ``compact()`` or its ``to_dict()``."""
+
+    @abstractmethod
+    def _insert(self, conn: Any, records: list[SessionRecord]) -> None:
+        """Write a batch (not empty), in one transaction."""
+
+    @abstractmethod
+    def _prune(self, conn: Any) -> None:
+        """Delete what is over the bounds."""
+
+    @abstractmethod
+    def _failed(self, conn: Any, count: int, error: Exception) -> Any:
+        """A batch of ``count`` was not written (in the ``except`` of ``error``): the
+        connection to go on with (None: a new one for the next batch)."""
+
+    @abstractmethod
+    def _read(self, sql: str, params: Iterable[object] = ()) -> list[tuple[Any, ...]]:
+        """Run a query on the reader's connection (under ``_read_lock``)."""
 
     # -- writing -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        _create_private(self.path)
-        db = self._open()
-        db.executescript(SCHEMA)
-        self._prune(db)
-        db.close()
-        self._thread = threading.Thread(target=self._run, name="mailroom-transcripts", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
         self._thread.start()
 
     def save(self, transcript: _Transcript) -> None:
@@ -234,27 +344,20 @@ class TranscriptArchive:
             self._thread.join(timeout=30)
             self._thread = None
         with self._read_lock:
-            if self._reader is not None:
-                self._reader.close()
-                self._reader = None
+            self._close(self._reader)
+            self._reader = None
 
     def prune(self) -> None:
         """Delete what is over the bounds now (the writer does so every minute)."""
-        db = self._open()
+        conn = self._open()
         try:
-            self._prune(db)
+            self._prune(conn)
         finally:
-            db.close()
-
-    def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")  # a record for people, not the mail itself
-        return db
+            self._close(conn)
 
     def _run(self) -> None:
-        db = self._open()
-        next_prune = time.monotonic() + PRUNE_EVERY
+        conn = self._first_writer()
+        next_prune = time.monotonic() + self.first_prune
         try:
             while True:
                 item = self._queue.get()
@@ -267,12 +370,14 @@ class TranscriptArchive:
                     batch.append(item)
                 transcripts = [t for t in batch if t is not None]
                 try:
-                    self._write(db, transcripts)
+                    if conn is None:
+                        conn = self._open()
+                    self._write(conn, transcripts)
                     if time.monotonic() >= next_prune:
                         next_prune = time.monotonic() + PRUNE_EVERY
-                        self._prune(db)
-                except sqlite3.Error:
-                    log.exception("could not write %d session transcripts", len(transcripts))
+                        self._prune(conn)
+                except self.write_errors as exc:
+                    conn = self._failed(conn, len(transcripts), exc)
                 finally:
                     with self._written:
                         self._pending -= len(transcripts)
@@ -280,35 +385,91 @@ class TranscriptArchive:
                 if None in batch:
                     return
         finally:
-            db.close()
+            self._close(conn)
 
-    def _write(self, db: sqlite3.Connection, transcripts: Iterable[_Transcript]) -> None:
-        rows, links = [], []
-        for transcript in transcripts:
-            data = transcript.compact()  # expanded when read (get, for_message)
-            facts = session_facts(data)
-            summary = {k: v for k, v in data.items() if k != "entries"} | facts
-            rows.append(
-                (
-                    data["id"],
-                    data["started"],
-                    data["ended"] or time.time(),
-                    data["client"],
-                    data["listener"],
-                    " ".join(facts["senders"]),
-                    " ".join(facts["recipients"]),
-                    _code(facts["worst_reply"] or ""),
-                    len(data["messages"]),
-                    json.dumps(summary, ensure_ascii=False),
-                    json.dumps(data, ensure_ascii=False),
-                )
-            )
-            links += [(queue_id, data["id"]) for queue_id in data["messages"]]
-        if not rows:
-            return
+    def _write(self, conn: Any, transcripts: Iterable[_Transcript]) -> None:
+        records = [session_record(self._data(transcript)) for transcript in transcripts]
+        if records:
+            self._insert(conn, records)
+
+    # -- reading (from any thread) -------------------------------------------------------------
+
+    def _sql(self, text: str) -> str:
+        """SQL written with ``?`` (as :meth:`SessionFilter.sql` writes it) for the driver."""
+        if self.placeholder == "?":
+            return text
+        return text.replace("%", "%%").replace("?", self.placeholder)
+
+    def get(self, session_id: str) -> dict[str, Any] | None:
+        found = self._read(self._sql(f"SELECT data FROM {self.table} WHERE id = ?"), (session_id,))
+        return _expanded(found[0][0]) if found else None
+
+    def for_message(self, queue_id: str) -> dict[str, Any] | None:
+        found = self._read(self.for_message_sql, (queue_id,))
+        return _expanded(found[0][0]) if found else None
+
+    def list(self, where: SessionFilter, limit: int) -> tuple[int, list[dict[str, Any]]]:
+        """How many sessions match, and the newest ``limit`` of them (without entries)."""
+        sql, params = where.sql()
+        sql = self._sql(sql)
+        total = self._read(f"SELECT COUNT(*) FROM {self.table} WHERE {sql}", params)[0][0]
+        found = self._read(
+            f"SELECT summary FROM {self.table} WHERE {sql} ORDER BY started DESC "
+            f"LIMIT {self.placeholder}",
+            [*params, limit],
+        )
+        return int(total), [_loaded(value) for (value,) in found]
+
+
+class TranscriptArchive(SessionArchive):
+    """The archive of a data directory: ``transcripts.sqlite``."""
+
+    thread_name = "mailroom-transcripts"
+    table = "sessions"
+    for_message_sql = (
+        "SELECT s.data FROM session_messages m JOIN sessions s ON s.id = m.session "
+        "WHERE m.queue_id = ?"
+    )
+    write_errors = (sqlite3.Error,)
+
+    def __init__(self, path: Path, *, max_count: int, max_age: float) -> None:
+        super().__init__(max_count=max_count, max_age=max_age)
+        self.path = path
+
+    def start(self) -> None:
+        _create_private(self.path)
+        db = self._open()
+        db.executescript(SCHEMA)
+        self._prune(db)
+        db.close()
+        super().start()
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")  # a record for people, not the mail itself
+        return db
+
+    def _close(self, conn: sqlite3.Connection | None) -> None:
+        if conn is not None:
+            conn.close()
+
+    def _first_writer(self) -> sqlite3.Connection:
+        return self._open()
+
+    def _data(self, transcript: _Transcript) -> dict[str, Any]:
+        return transcript.compact()  # expanded when read (get, for_message)
+
+    def _failed(self, conn: sqlite3.Connection, count: int, error: Exception) -> Any:
+        log.exception("could not write %d session transcripts", count)
+        return conn
+
+    def _insert(self, db: sqlite3.Connection, records: list[SessionRecord]) -> None:
+        links = [(queue_id, r.values[0]) for r in records for queue_id in r.messages]
+        marks = ", ".join("?" for _ in COLUMNS)
         with db:
             db.executemany(
-                "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+                f"INSERT OR REPLACE INTO sessions VALUES ({marks})", [r.values for r in records]
             )
             db.executemany("INSERT OR REPLACE INTO session_messages VALUES (?, ?)", links)
 
@@ -325,32 +486,8 @@ class TranscriptArchive:
                 "DELETE FROM session_messages WHERE session NOT IN (SELECT id FROM sessions)"
             )
 
-    # -- reading (from any thread) -------------------------------------------------------------
-
     def _read(self, sql: str, params: Iterable[object] = ()) -> list[tuple[Any, ...]]:
         with self._read_lock:
             if self._reader is None:
                 self._reader = self._open()
-            return self._reader.execute(sql, list(params)).fetchall()
-
-    def get(self, session_id: str) -> dict[str, Any] | None:
-        found = self._read("SELECT data FROM sessions WHERE id = ?", (session_id,))
-        return _expanded(found[0][0]) if found else None
-
-    def for_message(self, queue_id: str) -> dict[str, Any] | None:
-        found = self._read(
-            "SELECT s.data FROM session_messages m JOIN sessions s ON s.id = m.session "
-            "WHERE m.queue_id = ?",
-            (queue_id,),
-        )
-        return _expanded(found[0][0]) if found else None
-
-    def list(self, where: SessionFilter, limit: int) -> tuple[int, list[dict[str, Any]]]:
-        """How many sessions match, and the newest ``limit`` of them (without entries)."""
-        sql, params = where.sql()
-        total = self._read(f"SELECT COUNT(*) FROM sessions WHERE {sql}", params)[0][0]
-        found = self._read(
-            f"SELECT summary FROM sessions WHERE {sql} ORDER BY started DESC LIMIT ?",
-            [*params, limit],
-        )
-        return int(total), [json.loads(text) for (text,) in found]
+            return list(self._reader.execute(sql, list(params)).fetchall())

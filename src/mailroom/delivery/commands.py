@@ -2,9 +2,10 @@
 
 The command reads the queue's files directly (every state change is an atomic rename, so a
 read never sees half of one). A fleet's node (``store = "postgresql://..."`` in the
-``--config`` file) keeps its queue in the database: ``list`` and ``show`` read it there, every
-node's entries with the node holding each (:mod:`mailroom.postgres.queue_view`); ``retry``
-and ``delete`` are not offered for it yet.
+``--config`` file) keeps its queue in the database: every action works there, on every node's
+entries (:mod:`mailroom.postgres.queue_view`): ``list`` and ``show`` with the node holding
+each; ``retry`` and ``delete`` change an entry no node holds in the database, under the lock a
+node's claim takes, and ask the node holding one to act on it, with the same output.
 
 To change things the command asks the running server's queue runner through
 ``<data>/queue/control/`` (see :mod:`mailroom.delivery.control`) and waits for it to act; when
@@ -52,6 +53,21 @@ class QueueReader(Protocol):
     def read_message(self, queue_id: str) -> bytes: ...
 
 
+class FleetQueue(QueueReader, Protocol):
+    """What ``retry`` and ``delete`` do to a fleet's queue in PostgreSQL: each returns the ids
+    no node answered for within ``wait`` seconds (:mod:`mailroom.postgres.queue_view`)."""
+
+    where: str
+
+    def running(self) -> int:
+        """How many nodes run the queue now."""
+        ...
+
+    def retry(self, ids: list[str], *, every: bool, wait: float) -> list[str]: ...
+
+    def delete(self, ids: list[str], *, wait: float) -> list[str]: ...
+
+
 class SpoolReader:
     """A queue directory, as ``list`` and ``show`` read it."""
 
@@ -83,10 +99,10 @@ class SpoolReader:
 # Where a mailroom.toml keeps its queue: its data directory, or a fleet's queue in PostgreSQL.
 # The command line (mailroom.cli) passes its reader in, so this module, below the
 # configuration and beside the PostgreSQL back end, imports neither.
-DataDirOf = Callable[[Path], "Path | QueueReader"]
+DataDirOf = Callable[[Path], "Path | FleetQueue"]
 
 
-def _where(args: argparse.Namespace) -> Path | QueueReader:
+def _where(args: argparse.Namespace) -> Path | FleetQueue:
     if args.data is not None:
         return Path(args.data)
     if args.config is not None:
@@ -102,15 +118,10 @@ def _reader(args: argparse.Namespace) -> QueueReader:
     return SpoolReader(QueueSpool(where)) if isinstance(where, Path) else where
 
 
-def _data_dir(args: argparse.Namespace) -> Path:
+def _acting_on(args: argparse.Namespace) -> QueueSpool | FleetQueue:
+    """What ``retry`` and ``delete`` change: a queue directory, or a fleet's queue."""
     where = _where(args)
-    if not isinstance(where, Path):
-        raise SystemExit(
-            f"mailroom queue {args.queue_command}: {args.config} keeps its queue in PostgreSQL "
-            "(a fleet); list and show read it, retry and delete do not act on it yet "
-            "(docs/scaling.md, 'Not yet')"
-        )
-    return where
+    return QueueSpool(where) if isinstance(where, Path) else where
 
 
 def _ago(seconds: float) -> str:
@@ -300,7 +311,7 @@ def _ask_runner(root: Path, action: str, ids: list[str] | None) -> bool:
 
 
 def _cmd_retry(args: argparse.Namespace) -> int:
-    spool = QueueSpool(_data_dir(args))
+    spool = _acting_on(args)
     if args.ids:
         ids, missing = _resolve_ids(spool, args.ids)
         for text in missing:
@@ -316,6 +327,33 @@ def _cmd_retry(args: argparse.Namespace) -> int:
         if entry is not None:
             before[queue_id] = entry.attempts
     progress = _Progress()
+    if isinstance(spool, QueueSpool):
+        running, taken = _retry_files(spool, args, before, progress)
+        where = str(spool.root)
+    else:  # a fleet's queue: due now in the database, or by the node holding the entry
+        running = spool.running() > 0
+        taken = not spool.retry(list(before), every=not args.ids, wait=REQUEST_WAIT)
+        where = spool.where
+    if not taken:
+        print("mailroom queue retry: the running server did not take the request", file=sys.stderr)
+        return 1
+    if not running:
+        progress.done(
+            f"mailroom queue retry: {len(before)} entries due now; no mailroom is running "
+            f"the queue in {where}, so they go at its next start"
+        )
+        return 0
+    if args.no_wait:
+        print(f"mailroom queue retry: {len(before)} entries due now")
+        return 0
+    return _watch(spool, before, args.wait, progress)
+
+
+def _retry_files(
+    spool: QueueSpool, args: argparse.Namespace, before: dict[str, int], progress: _Progress
+) -> tuple[bool, bool]:
+    """``retry`` on a queue directory: whether a runner runs, and whether the request was
+    taken (by the runner; or, with none, the entries made due under its lock)."""
     lock = control.RunnerLock.try_acquire(spool.root)
     if lock is not None:
         # No runner: make the entries due now, for the next start of mailroom serve.
@@ -326,21 +364,13 @@ def _cmd_retry(args: argparse.Namespace) -> int:
                     entry.next_attempt = 0.0
                     spool.save(entry)
                 progress.update(f"marking entries due: {count}/{len(before)}")
-        progress.done(
-            f"mailroom queue retry: {len(before)} entries due now; no mailroom is running "
-            f"the queue in {spool.root}, so they go at its next start"
-        )
-        return 0
-    if not _ask_runner(spool.root, "retry", None if not args.ids else list(before)):
-        print("mailroom queue retry: the running server did not take the request", file=sys.stderr)
-        return 1
-    if args.no_wait:
-        print(f"mailroom queue retry: {len(before)} entries due now")
-        return 0
-    return _watch(spool, before, args.wait, progress)
+        return False, True
+    return True, _ask_runner(spool.root, "retry", None if not args.ids else list(before))
 
 
-def _watch(spool: QueueSpool, before: dict[str, int], wait: float, progress: _Progress) -> int:
+def _watch(
+    spool: QueueSpool | QueueReader, before: dict[str, int], wait: float, progress: _Progress
+) -> int:
     """Follow the retried entries until each was attempted once more (or left the queue)."""
     deadline = time.monotonic() + wait
     left = dict(before)
@@ -373,12 +403,14 @@ def _watch(spool: QueueSpool, before: dict[str, int], wait: float, progress: _Pr
 
 
 def _cmd_delete(args: argparse.Namespace) -> int:
-    spool = QueueSpool(_data_dir(args))
+    spool = _acting_on(args)
     ids, missing = _resolve_ids(spool, args.ids)
     for text in missing:
         print(f"mailroom queue delete: no queue entry {text}", file=sys.stderr)
     if not ids:
         return 1
+    if not isinstance(spool, QueueSpool):
+        return _delete_fleet(spool, ids, missing)
     lock = control.RunnerLock.try_acquire(spool.root)
     if lock is not None:
         with lock:
@@ -391,6 +423,19 @@ def _cmd_delete(args: argparse.Namespace) -> int:
     deleted = [i for i in ids if i not in remaining]
     for queue_id in deleted:
         print(f"{queue_id}: deleted")
+    return 0 if len(deleted) == len(ids) and not missing else 1
+
+
+def _delete_fleet(queue: FleetQueue, ids: list[str], missing: list[str]) -> int:
+    """``delete`` on a fleet's queue: in the database, or by the node holding the entry."""
+    left = queue.delete(ids, wait=REQUEST_WAIT)
+    remaining = set(queue.ids())
+    deleted = [i for i in ids if i not in remaining]
+    for queue_id in deleted:
+        print(f"{queue_id}: deleted")
+    if left:
+        print("mailroom queue delete: the running server did not take the request", file=sys.stderr)
+        return 1
     return 0 if len(deleted) == len(ids) and not missing else 1
 
 

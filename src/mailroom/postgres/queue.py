@@ -21,6 +21,12 @@ database time). :class:`PgQueue` gives the runner the queue's methods
 A node that dies loses its leases at expiry; another node then delivers what was not settled.
 Only a reply the dead node got but had not yet written (the moment between a 250 and its
 COMMIT) is sent again — RFC 5321 §6.1's duplicate, never a loss.
+
+``mailroom queue retry|delete`` (:mod:`mailroom.postgres.queue_view`) acts on an entry nobody
+holds in the database itself, under the same row locks and lease test as a claim; an entry a
+node holds it asks that node for, on the ``mailroom_queue`` channel (:meth:`PgQueue.request`):
+the node's runner acts as on a file queue's request (a round in flight finishes its
+transaction; a deleted entry gets nothing more) and answers on ``mailroom_queue_done``.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from mailroom.postgres.connection import (
 )
 from mailroom.queue.entry import QueueEntry
 
-__all__ = ["LeaseLost", "PgQueue"]
+__all__ = ["QUEUE_CHANNEL", "QUEUE_DONE_CHANNEL", "LeaseLost", "PgQueue"]
 
 log = logging.getLogger("mailroom.delivery")
 
@@ -51,6 +57,14 @@ LEASE = 60.0  # seconds a claim holds an entry without renewal
 CLAIM_INTERVAL = 1.0  # seconds between looks for due entries nobody holds
 CLAIM_BATCH = 100  # entries taken in one claim
 MAX_HELD = 1000  # entries one node holds at most (the runner's rounds are bounded too)
+
+# `mailroom queue retry|delete` asks the node holding an entry on QUEUE_CHANNEL
+# ({"request", "action", "ids"}: ids null for every entry held); the node answers on
+# QUEUE_DONE_CHANNEL ({"request", "owner", "action", "ids"}: the ids it acted on).
+QUEUE_CHANNEL = "mailroom_queue"
+QUEUE_DONE_CHANNEL = "mailroom_queue_done"
+# A runner's application_name (pg_stat_activity): how the command knows a node runs the queue.
+RUNNER_APPLICATION = "mailroom queue runner "
 
 DB_NOW = "extract(epoch FROM clock_timestamp())"
 CLAIM = f"""
@@ -86,6 +100,10 @@ class Runner(Protocol):
 
     def readmit(self, queue_id: str) -> bool: ...
 
+    def retry_now(self, ids: list[str] | None = None) -> list[str]: ...
+
+    async def delete(self, ids: list[str]) -> list[str]: ...
+
 
 class PgQueue:
     head_on_loop = False  # read_head is a database round trip: run in a worker thread
@@ -105,6 +123,7 @@ class PgQueue:
         self._claim_now = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._requests: set[asyncio.Task[None]] = set()
         # counters
         self.claimed = 0
         self.renewals = 0
@@ -117,7 +136,9 @@ class PgQueue:
             try:
                 if self._conn is None:
                     self._conn = self._psycopg.connect(
-                        self.url, autocommit=True, **connection_options(f"{self.owner} queue")
+                        self.url,
+                        autocommit=True,
+                        **connection_options(f"{RUNNER_APPLICATION}{self.owner}"),
                     )
                 cursor = self._conn.execute(sql, params)
                 return cursor.fetchall() if cursor.description is not None else []
@@ -261,6 +282,39 @@ class PgQueue:
                     (self.owner, held),
                 )
         self._held.clear()
+
+    # -- requests of `mailroom queue retry|delete` ------------------------------------------------
+
+    def request(self, payload: str) -> None:
+        """A request on :data:`QUEUE_CHANNEL` (called in the loop by the node's listener): act
+        on the entries of it this node holds, then answer on :data:`QUEUE_DONE_CHANNEL`."""
+        try:
+            data = json.loads(payload)
+            action, token, ids = data["action"], str(data["request"]), data.get("ids")
+        except (ValueError, KeyError, TypeError):
+            return
+        if self.runner is None or action not in ("retry", "delete"):
+            return
+        mine = sorted(self._held) if ids is None else [i for i in ids if i in self._held]
+        if mine:
+            task = asyncio.ensure_future(self._act(token, action, mine))
+            self._requests.add(task)
+            task.add_done_callback(self._requests.discard)
+
+    async def _act(self, token: str, action: str, ids: list[str]) -> None:
+        assert self.runner is not None
+        if action == "retry":
+            done = self.runner.retry_now(ids)
+            log.info("queue: retry requested for %d entries", len(done))
+        else:
+            done = await self.runner.delete(ids)
+        answer = json.dumps({"request": token, "owner": self.owner, "action": action, "ids": done})
+        try:
+            await asyncio.to_thread(
+                self._run, "SELECT pg_notify(%s, %s)", (QUEUE_DONE_CHANNEL, answer)
+            )
+        except Exception as exc:  # the command asks again, or finds the entries gone
+            log.warning("queue: %s request not answered: %s", action, exc)
 
     # -- the tasks ---------------------------------------------------------------------------------
 

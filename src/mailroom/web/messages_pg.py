@@ -2,7 +2,8 @@
 same methods as :class:`~mailroom.web.messages.Messages` (the Maildir store's SQLite index and
 files), over the fleet's one database, so any node's web UI and API show every node's messages.
 
-Queries run through a connection of the web's own, in one worker thread, as with SQLite. The
+Queries run through a connection of the web's own, in one worker thread, as with SQLite; the
+reads are :class:`~mailroom.web.message_queries.MessageReads`, in PostgreSQL's dialect. The
 web's summaries (attachments, snippet, text to search) are a table of the same database: a
 summary one node made serves all. Changes (deletions, tags) tell the other nodes' live views
 with a NOTIFY in the same transaction.
@@ -10,11 +11,8 @@ with a NOTIFY in the same transaction.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from mailroom.postgres.connection import (
@@ -24,72 +22,29 @@ from mailroom.postgres.connection import (
     require_psycopg,
 )
 from mailroom.postgres.store import EVENTS_CHANNEL, NOTIFY_IDS
-from mailroom.web.messages import SUMMARY_BATCH, MessageRow, summarize
+from mailroom.web.message_queries import POSTGRES, MessageReads, MessageRow, summarize
 from mailroom.web.mime import MimeLimits, ParsedMessage, parse_message
-from mailroom.web.search import Query
 
 __all__ = ["PgMessages"]
 
 T = TypeVar("T")
 
-_SELECT = (
-    "SELECT m.id, m.received, m.mailbox, m.sender, m.recipients, m.from_header, "
-    "m.to_header, m.cc_header, m.subject, m.message_id, m.size, m.client_ip, m.helo, "
-    "m.auth_user, m.tls, m.read, s.attachments, s.inline, s.snippet "
-    "FROM messages m LEFT JOIN web_summaries s ON s.id = m.id"
-)
 
+class PgMessages(MessageReads):
+    """A fleet's messages: the database's rows, bodies, summaries and tags."""
 
-def _sql(text: str) -> str:
-    """Search SQL is written with SQLite's ``?`` placeholders; psycopg's are ``%s``."""
-    return text.replace("%", "%%").replace("?", "%s")
+    dialect = POSTGRES
 
-
-def _row(values: tuple[Any, ...]) -> MessageRow:
-    (id_, received, mailbox, sender, recipients, from_h, to_h, cc_h, subject) = values[:9]
-    (message_id, size, client_ip, helo, auth_user, tls, read, attachments, inline) = values[9:18]
-    return MessageRow(
-        id_,
-        received,
-        mailbox,
-        f"postgresql:{id_}",  # no file: the body is in the database
-        sender,
-        json.loads(recipients),
-        from_h,
-        to_h,
-        cc_h,
-        subject,
-        message_id,
-        int(size),
-        client_ip,
-        helo,
-        auth_user,
-        bool(tls),
-        bool(read),
-        attachments or 0,
-        inline or 0,
-        values[18] or "",
-    )
-
-
-class PgMessages:
     def __init__(self, url: str, *, node: str, limits: MimeLimits | None = None) -> None:
+        super().__init__(limits)
         self.url = url
         self.node = node
-        self.limits = limits or MimeLimits()  # past them a message is shown as its source
-        self.enabled = True
-        self.deleted = 0  # messages deleted through this node's web since start
         self._psycopg = require_psycopg()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="mailroom-web")
         self._conn: Any = None
 
-    # -- running in the worker thread ----------------------------------------------------
+    # -- the connection, in the worker thread --------------------------------------------
 
-    async def call(self, function: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._retrying, function, args)
-
-    def _retrying(self, function: Callable[..., T], args: tuple[Any, ...]) -> T:
+    def _in_worker(self, function: Callable[..., T], args: tuple[Any, ...]) -> T:
         # A connection the database dropped (a restart, a failover) is made again once.
         try:
             return function(*args)
@@ -100,14 +55,9 @@ class PgMessages:
             self._conn = None
             return function(*args)
 
-    def close(self) -> None:
-        def close_db() -> None:
-            close_quietly(self._conn)
-            self._conn = None
-
-        with contextlib.suppress(RuntimeError):
-            self._executor.submit(close_db).result(timeout=30)
-        self._executor.shutdown(wait=True)
+    def _close_db(self) -> None:
+        close_quietly(self._conn)
+        self._conn = None
 
     def _db(self) -> Any:
         if self._conn is None:
@@ -115,6 +65,9 @@ class PgMessages:
                 self.url, autocommit=True, **connection_options(f"mailroom {self.node} web")
             )
         return self._conn
+
+    def _transaction(self, db: Any) -> Any:
+        return db.transaction()
 
     def _notify(self, db: Any, kind: str, ids: list[str] | None) -> None:
         """Tell the other nodes' live views (sent when the transaction commits)."""
@@ -129,140 +82,22 @@ class PgMessages:
 
     # -- summaries -------------------------------------------------------------------------
 
-    def _summarize_missing(self, ids: Iterable[str] | None = None) -> None:
-        db = self._db()
-        sql = (
-            "SELECT m.id, m.subject, m.from_header, m.to_header, m.cc_header, m.sender, "
-            "m.recipients, m.message_id FROM messages m "
-            "LEFT JOIN web_summaries s ON s.id = m.id WHERE s.id IS NULL"
-        )
-        params: list[object] = []
-        if ids is not None:
-            id_list = list(ids)
-            if not id_list:
-                return
-            sql += " AND m.id = ANY(%s)"
-            params = [id_list]
-        pending = db.execute(sql, params).fetchall()
-        for start in range(0, len(pending), SUMMARY_BATCH):
-            rows = []
-            for id_, *fields in pending[start : start + SUMMARY_BATCH]:
-                raw = self._raw(id_)
-                if raw is None:
-                    continue  # deleted meanwhile
-                rows.append((id_, *summarize(raw, fields, self.limits)))
-            with db.transaction(), db.cursor() as cursor:
-                cursor.executemany(
-                    "INSERT INTO web_summaries (id, attachments, inline, snippet, search_text) "
-                    "SELECT %s, %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM messages WHERE id = %s) "
-                    "ON CONFLICT (id) DO NOTHING",
-                    [(*row, row[0]) for row in rows],
-                )
+    def _summary_row(self, id_: str, path: str, fields: list[str]) -> tuple[Any, ...] | None:
+        raw = self._raw(id_)
+        if raw is None:
+            return None  # deleted meanwhile
+        return (id_, *summarize(raw, fields, self.limits))
 
-    # -- queries ---------------------------------------------------------------------------
-
-    def page(
-        self, query: Query | None, start: int, limit: int
-    ) -> tuple[dict[str, int], list[MessageRow]]:
-        """Counts (total, unread, matching, matching unread) and one page, newest first."""
-        db = self._db()
-        if query is not None and query.needs_summaries:
-            self._summarize_missing()
-        total, unread = self._counts(db)
-        where = _sql(query.sql) if query is not None else "true"
-        params = list(query.params) if query is not None else []
-        if query is None:
-            matching, matching_unread = total, unread
-        else:
-            matching, matching_unread = db.execute(
-                "SELECT count(*), count(*) FILTER (WHERE NOT m.read) FROM messages m "
-                f"LEFT JOIN web_summaries s ON s.id = m.id WHERE {where}",
-                params,
-            ).fetchone()
-        page_ids = [
-            r[0]
-            for r in db.execute(
-                "SELECT m.id FROM messages m LEFT JOIN web_summaries s ON s.id = m.id "
-                f"WHERE {where} ORDER BY m.received DESC, m.id DESC LIMIT %s OFFSET %s",
-                [*params, limit, start],
+    def _save_summaries(self, db: Any, rows: list[tuple[Any, ...]]) -> None:
+        with db.transaction(), db.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO web_summaries (id, attachments, inline, snippet, search_text) "
+                "SELECT %s, %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM messages WHERE id = %s) "
+                "ON CONFLICT (id) DO NOTHING",
+                [(*row, row[0]) for row in rows],
             )
-        ]
-        self._summarize_missing(page_ids)
-        counts = {
-            "total": total,
-            "unread": unread,
-            "count": matching,
-            "unread_count": matching_unread,
-        }
-        return counts, self._rows(page_ids)
 
-    @staticmethod
-    def _counts(db: Any) -> tuple[int, int]:
-        total, unread = db.execute(
-            "SELECT count(*), count(*) FILTER (WHERE NOT read) FROM messages"
-        ).fetchone()
-        return int(total), int(unread)
-
-    def _rows(self, ids: list[str]) -> list[MessageRow]:
-        if not ids:
-            return []
-        db = self._db()
-        found = {
-            values[0]: _row(values)
-            for values in db.execute(f"{_SELECT} WHERE m.id = ANY(%s)", (ids,))
-        }
-        for id_, tag in db.execute(
-            "SELECT id, tag FROM tags WHERE id = ANY(%s) ORDER BY tag", (ids,)
-        ):
-            if id_ in found:
-                found[id_].tags.append(tag)
-        return [found[i] for i in ids if i in found]
-
-    def matching_ids(self, query: Query) -> list[str]:
-        db = self._db()
-        if query.needs_summaries:
-            self._summarize_missing()
-        return [
-            r[0]
-            for r in db.execute(
-                "SELECT m.id FROM messages m LEFT JOIN web_summaries s ON s.id = m.id "
-                f"WHERE {_sql(query.sql)}",
-                query.params,
-            )
-        ]
-
-    def counts(self) -> tuple[int, int]:
-        return self._counts(self._db())
-
-    def get_many(self, ids: list[str]) -> list[MessageRow]:
-        """Those of ``ids`` (whole ids) that are stored, in that order: the live events'
-        new messages, read in one query."""
-        if not ids:
-            return []
-        self._summarize_missing(ids)
-        return self._rows(ids)
-
-    def get(self, message_id: str) -> MessageRow | None:
-        """By id, ``latest``, or a unique prefix of an id."""
-        db = self._db()
-        if message_id == "latest":
-            found = db.execute(
-                "SELECT id FROM messages ORDER BY received DESC, id DESC LIMIT 1"
-            ).fetchall()
-        else:
-            found = db.execute("SELECT id FROM messages WHERE id = %s", (message_id,)).fetchall()
-            if not found and message_id and message_id.isalnum():
-                found = db.execute(
-                    "SELECT id FROM messages WHERE id LIKE %s ORDER BY id LIMIT 2",
-                    (message_id + "%",),
-                ).fetchall()
-                if len(found) != 1:
-                    return None
-        if not found:
-            return None
-        self._summarize_missing([found[0][0]])
-        rows = self._rows([found[0][0]])
-        return rows[0] if rows else None
+    # -- messages --------------------------------------------------------------------------
 
     def _raw(self, message_id: str) -> bytes | None:
         db = self._db()
@@ -314,14 +149,6 @@ class PgMessages:
                     self._notify(db, "delete", deleted)
         self.deleted += len(deleted)
         return deleted
-
-    def set_read(self, ids: list[str] | None, read: bool) -> int:
-        db = self._db()
-        if ids is None:
-            return int(db.execute("UPDATE messages SET read = %s", (read,)).rowcount)
-        return int(
-            db.execute("UPDATE messages SET read = %s WHERE id = ANY(%s)", (read, ids)).rowcount
-        )
 
     def database_size(self) -> int:
         return int(self._db().execute("SELECT pg_database_size(current_database())").fetchone()[0])
