@@ -82,6 +82,9 @@ def check_reads(messages: MessageReads) -> None:
     assert found("bill.pdf")[1] == [SECOND]
     assert found('subject:"100%"')[1] == [THIRD]  # a % in the search, escaped in either SQL
     assert found("tag:ALPHA")[1] == [FIRST]
+    # Field searches ignore case on both back ends, as free text does.
+    assert found("from:ALICE subject:invoice")[1] == [FIRST]
+    assert found("subject:THIRD")[1] == [THIRD]
     assert found("is:unread")[1] == [THIRD, FIRST]
     assert found("after:1970-01-01 larger:1")[0]["count"] == 3
     assert sorted(messages.matching_ids(parse_query("is:read"))) == [SECOND]
@@ -164,9 +167,9 @@ def test_search_sql_in_each_dialect() -> None:
     assert SQLITE.search(query.sql) == query.sql
     converted = POSTGRES.search(query.sql)
     assert "?" not in converted and converted.count("%s") == query.sql.count("?")
-    assert "LIKE %s ESCAPE" in converted
+    assert "ILIKE %s ESCAPE" in converted and " LIKE " not in converted
     # A literal % in the SQL text is doubled for psycopg; parameters are not touched.
-    assert POSTGRES.search("a LIKE '%x' AND b = ?") == "a LIKE '%%x' AND b = %s"
+    assert POSTGRES.search("a LIKE '%x' AND b = ?") == "a ILIKE '%%x' AND b = %s"
 
 
 def test_id_lists_in_each_dialect() -> None:

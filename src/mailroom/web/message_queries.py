@@ -10,8 +10,9 @@ in what each back end does itself (:class:`MessageReads`' abstract methods): con
 a message for its summary, writing summaries, a transaction.
 
 Searches (:mod:`mailroom.web.search`) are written in SQLite's SQL with ``?`` placeholders;
-:meth:`Dialect.search` turns them into the back end's. ``LIKE`` stays ``LIKE`` on both: SQLite's
-ignores the case of ASCII letters, PostgreSQL's does not, as before this module.
+:meth:`Dialect.search` turns them into the back end's. A search ignores case on both, as a user
+of a catcher expects (``from:ALICE`` finds alice@): SQLite's ``LIKE`` does (ASCII letters), and
+on PostgreSQL, whose ``LIKE`` does not, it becomes ``ILIKE``.
 """
 
 from __future__ import annotations
@@ -100,9 +101,12 @@ class Dialect:
     tag_order: str  # tags in order, without regard to case
     ids_at_once: int | None  # ids in one IN (...) list; None: one array parameter, = ANY(...)
     booleans: Callable[[bool], object] = bool  # a boolean as a parameter
+    like: str = "LIKE"  # a pattern match that ignores case
 
     def search(self, sql: str) -> str:
         """Search SQL (written with ``?``: :mod:`mailroom.web.search`) in this dialect."""
+        if self.like != "LIKE":
+            sql = sql.replace(" LIKE ", f" {self.like} ")
         if self.placeholder == "?":
             return sql
         return sql.replace("%", "%%").replace("?", self.placeholder)
@@ -153,6 +157,7 @@ POSTGRES = Dialect(
     unread="count(*) FILTER (WHERE NOT {read})",
     tag_order="tag",  # the column's collation ignores case
     ids_at_once=None,
+    like="ILIKE",  # PostgreSQL's LIKE minds case
 )
 
 
