@@ -11,15 +11,17 @@ Python, over the words of the reply (unigrams, optionally bigrams, lower-cased, 
 single letters dropped) and four tokens of fact: the basic code, the enhanced code's
 subject (X.S) and subject.detail, the command the reply answered as read (or "none").
 
-Two ways to combine it with the rules, by how strong the rules' evidence was (the stage of
+Ways to combine it with the rules, by how strong the rules' evidence was (the stage of
 ``reason_order.decide`` that decided):
 
 - ``fallback:T``: the model decides only where the rules' stage is in tier T: ``onhold``
   (nothing at all), ``ours`` (our additions where Sisimai has nothing: weak hints, the basic
   code with the command, onhold), ``weak`` (ours and the fallback: the enhanced code's first
   guess, the second pass of families);
-- ``sure:p``: the model decides where the rules did not decide strongly and its probability
-  is at least p;
+- ``fallback:convention``: the model decides where the rules read "user unknown" words as
+  ``filtered`` only because no command was stated (Sisimai's convention, not the words'
+  meaning), and ``fallback:weak+convention`` there and in the weak tier;
+- ``sure:p``: the model decides in the weak tier where its probability is at least p;
 - ``blend:m``: the rules' reason gets a bonus by stage (strong: never overruled; fallback:
   m; ours: m / 2) added to its model probability; the model's reason wins where its
   probability exceeds the rules' reason's plus the bonus.
@@ -211,6 +213,10 @@ class Rules:
         stage = self.stage
         if got.reason == "onhold":
             stage = "onhold"
+        elif stage == "strong" and got.why.endswith("not known to answer RCPT"):
+            # "user unknown" words read as the recipient's filter for want of a stated
+            # command: Sisimai's convention rather than what the words say (docs/classify.md).
+            stage = "convention"
         facts = self.facts_of(row["reply_text"], None, None, None)
         return (
             got.reason,
@@ -219,7 +225,13 @@ class Rules:
         )
 
 
-TIERS = {"onhold": {"onhold"}, "ours": {"onhold", "ours"}, "weak": {"onhold", "ours", "fallback"}}
+TIERS = {
+    "onhold": {"onhold"},
+    "ours": {"onhold", "ours"},
+    "weak": {"onhold", "ours", "fallback"},
+    "convention": {"convention"},
+    "weak+convention": {"onhold", "ours", "fallback", "convention"},
+}
 
 
 def combine(rule: str, stage: str, probs: dict[str, float], method: str) -> str:
@@ -233,11 +245,12 @@ def combine(rule: str, stage: str, probs: dict[str, float], method: str) -> str:
         return best if stage in TIERS[arg] else rule
     if kind == "sure":
         threshold = float(arg)
-        return best if stage != "strong" and probs[best] >= threshold else rule
+        return best if stage in TIERS["weak"] and probs[best] >= threshold else rule
     if kind == "blend":
-        if stage == "strong":
+        if stage not in TIERS["weak"]:
             return rule
-        margin = float(arg) * (1.0 if stage == "fallback" else 0.5 if stage == "ours" else 0.0)
+        weight = {"fallback": 1.0, "ours": 0.5}.get(stage, 0.0)
+        margin = float(arg) * weight
         return best if probs[best] > probs.get(rule, 0.0) + margin else rule
     raise ValueError(method)
 
@@ -248,6 +261,8 @@ METHODS = (
     "fallback:onhold",
     "fallback:ours",
     "fallback:weak",
+    "fallback:convention",
+    "fallback:weak+convention",
     "blend:0.2",
     "blend:0.4",
     "blend:0.6",
@@ -306,16 +321,16 @@ def main(argv: list[str] | None = None) -> int:
                 make = lambda v=float(value): Softmax(v)  # noqa: E731
             result = cross_validate(read, make, folds)
             print(f"\n## model {spec}, bigrams={bigrams}")
-            print(f"{'method':<16}" + "".join(f"{f:>10}" for f in folds) + f"{'all':>10}")
+            print(f"{'method':<26}" + "".join(f"{f:>10}" for f in folds) + f"{'all':>10}")
             for method in METHODS:
                 cells = [result[f][method] for f in folds]
                 total = sum(sizes[f] for f in folds)
                 print(
-                    f"{method:<16}"
+                    f"{method:<26}"
                     + "".join(f"{c:>5}/{sizes[f]:<4}" for c, f in zip(cells, folds, strict=True))
                     + f"{sum(cells) / total:>9.1%}"
                 )
-            for stage in ("strong", "fallback", "ours", "onhold"):
+            for stage in ("strong", "convention", "fallback", "ours", "onhold"):
                 cells = [
                     tuple(
                         result[f].get(f"{what} {stage}", 0)
