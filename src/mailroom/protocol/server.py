@@ -554,7 +554,8 @@ class ServerConnection:
             return CommandRejected("", replies.LINE_TOO_LONG(limit=s.max_command_line))
         length = len(line)
         line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
-        if b"\r" in line or b"\0" in line:
+        # Integers, not b"\r": a bytes operand makes ``in`` raise and clear a TypeError first.
+        if 0x0D in line or 0 in line:
             return CommandRejected("", replies.BAD_CHARACTERS())
         try:
             text = line.decode("ascii") if line.isascii() else line.decode("utf-8")

@@ -270,7 +270,7 @@ class Session(asyncio.Protocol):
             return
         if conn.state is State.DATA or conn.state is State.BDAT:
             self._octets_since_progress += len(data)
-            if self._octets_since_progress >= PROGRESS_OCTETS or b"\n" in data:
+            if self._octets_since_progress >= PROGRESS_OCTETS or 0x0A in data:
                 self._octets_since_progress = 0
                 self.last_activity = time.monotonic()
         if self._tls_early is not None:
