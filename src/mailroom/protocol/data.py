@@ -177,11 +177,17 @@ class MessageStream:
         return b"" if self.over_limit else data
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class ReadResult:
     data: bytes  # message content to hand out now (may be empty)
     consumed: int  # octets of the input buffer used up
     done: bool  # the end of the message (or chunk) was reached
+
+    def __init__(self, data: bytes, consumed: int, done: bool) -> None:
+        # Compiled, unlike the one @dataclass would write (see parameters.MailParameters).
+        self.data = data
+        self.consumed = consumed
+        self.done = done
 
 
 class DotReader:

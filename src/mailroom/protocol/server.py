@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 from mailroom.codes import Reply
@@ -97,16 +97,33 @@ __all__ = [
 ]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Transaction:
     """The mail transaction in progress (RFC 5321 §3.3)."""
 
     sender: Mailbox | None
     parameters: MailParameters
-    recipients: list[tuple[Mailbox, RcptParameters]] = field(default_factory=list)
-    refused_recipients: int = 0
-    chunks: int = 0  # BDAT chunks accepted so far
-    data_refused: bool = False  # a DATA command of this transaction was refused
+    recipients: list[tuple[Mailbox, RcptParameters]]
+    refused_recipients: int
+    chunks: int  # BDAT chunks accepted so far
+    data_refused: bool  # a DATA command of this transaction was refused
+
+    def __init__(
+        self,
+        sender: Mailbox | None,
+        parameters: MailParameters,
+        recipients: list[tuple[Mailbox, RcptParameters]] | None = None,
+        refused_recipients: int = 0,
+        chunks: int = 0,
+        data_refused: bool = False,
+    ) -> None:
+        # Compiled, unlike the one @dataclass would write (see parameters.MailParameters).
+        self.sender = sender
+        self.parameters = parameters
+        self.recipients = [] if recipients is None else recipients
+        self.refused_recipients = refused_recipients
+        self.chunks = chunks
+        self.data_refused = data_refused
 
 
 # Allowance over max_command_line that extensions grant to MAIL and RCPT lines:
