@@ -64,7 +64,7 @@ test: $(STAMP_DEV) $(STAMP_FAST_DEV)
 # MAILROOM_EXPECT_COMPILED=1: a build that fell back to pure Python fails here.
 test-compiled: $(STAMP_FAST_DEV)
 	MAILROOM_EXPECT_COMPILED=1 $(FAST)/bin/python -m pytest -q -p no:cacheprovider \
-		tests/protocol tests/codes tests/server tests/interop
+		tests/protocol tests/codes tests/server tests/interop tests/activity
 
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check src tests bench

@@ -76,12 +76,14 @@ class ReplyTemplate:
     def __call__(self, *more_lines: str, **params: object) -> Reply:
         if self._fixed is not None and not more_lines and not params:
             return self._fixed
-        missing = set(self.params) - params.keys()
-        if missing:
-            raise TypeError(f"{self.name or self.text!r} needs {', '.join(sorted(missing))}")
+        for name in self.params:
+            if name not in params:
+                missing = set(self.params) - params.keys()
+                raise TypeError(f"{self.name or self.text!r} needs {', '.join(sorted(missing))}")
         first = self.text.format(**params) if self.params else self.text
         # Parameters come from clients (addresses, domains): never let them break the line.
-        first = first.replace("\r", " ").replace("\n", " ")
+        if "\r" in first or "\n" in first:
+            first = first.replace("\r", " ").replace("\n", " ")
         return Reply(self.code, self.status, (first, *more_lines))
 
     @property

@@ -56,36 +56,40 @@ class LineChecker:
     def feed(self, data: bytes) -> None:
         if not data:
             return
-        lf = data.count(b"\n")
-        cr = data.count(b"\r")
-        crlf = data.count(b"\r\n")
+        body = data
         if self._pending_cr:
             # A CR that ended the previous piece pairs with an LF that starts this one.
             if data[0] == 0x0A:
-                crlf += 1
-                cr += 1
+                body = data[1:]
             else:
                 self.bare_cr = True
         self._pending_cr = data[-1] == 0x0D
         if self._pending_cr:
-            cr -= 1
-        if lf > crlf:
-            self.bare_lf = True
-        if cr > crlf:
-            self.bare_cr = True
-        if not self.nul and b"\0" in data:
+            body = body[:-1]  # held: it may pair with an LF that starts the next piece
+        if not (self.bare_cr and self.bare_lf):
+            # Without its CRLFs, whatever CR or LF is left was bare. (Removing a CRLF never
+            # makes one: a CR followed by an LF is always matched where the CR stands.) Each
+            # scan is one pass in C; counting each kind of octet took three slower ones.
+            rest = body.replace(b"\r\n", b"") if 0x0D in body else body
+            if 0x0D in rest:
+                self.bare_cr = True
+            if 0x0A in rest:
+                self.bare_lf = True
+        # Integers, not b"\0": a bytes operand makes ``in`` try it as an integer first, and
+        # raise and clear a TypeError, on every call.
+        if not self.nul and 0 in data:
             self.nul = True
         if self.check_length and not self.too_long:
-            self._check_length(data, lf)
+            self._check_length(data)
 
-    def _check_length(self, data: bytes, lf: int) -> None:
+    def _check_length(self, data: bytes) -> None:
         # Lines are measured between LFs, so the CR of a CRLF counts: content + CR <= max - 1.
         limit = self.max_line - 1
-        if lf == 0:
+        first = data.find(0x0A)
+        if first < 0:
             self._line_length += len(data)
         else:
-            first = data.index(b"\n")
-            last = data.rindex(b"\n") if lf > 1 else first
+            last = data.rfind(0x0A)
             longest = self._line_length + first
             # Only split the middle when it is long enough to hold an overlong line at all.
             if last - first - 1 > limit:
@@ -173,11 +177,17 @@ class MessageStream:
         return b"" if self.over_limit else data
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class ReadResult:
     data: bytes  # message content to hand out now (may be empty)
     consumed: int  # octets of the input buffer used up
     done: bool  # the end of the message (or chunk) was reached
+
+    def __init__(self, data: bytes, consumed: int, done: bool) -> None:
+        # Compiled, unlike the one @dataclass would write (see parameters.MailParameters).
+        self.data = data
+        self.consumed = consumed
+        self.done = done
 
 
 class DotReader:

@@ -50,23 +50,61 @@ class ParameterError(ValueError):
         self.unknown = unknown
 
 
-@dataclass(frozen=True, slots=True)
+# Frozen, with an __init__ of their own: mypyc compiles that one to native code (and its
+# object.__setattr__ calls to plain stores); the one @dataclass writes is interpreted Python,
+# a few times slower, and these are made for every MAIL and RCPT.
+@dataclass(frozen=True, slots=True, init=False)
 class MailParameters:
-    size: int | None = None
-    body: str | None = None  # "7BIT", "8BITMIME" or "BINARYMIME"
-    smtputf8: bool = False
-    ret: str | None = None  # "FULL" or "HDRS"
-    envid: str | None = None  # decoded from xtext
-    auth: str | None = None  # the AUTH= mailbox, decoded from xtext; "<>" when unknown
-    requiretls: bool = False  # RFC 8689: relay only over verified TLS to REQUIRETLS servers
-    mt_priority: int | None = None  # RFC 6710: -9 (lowest) to 9; None: not given (0)
+    size: int | None
+    body: str | None  # "7BIT", "8BITMIME" or "BINARYMIME"
+    smtputf8: bool
+    ret: str | None  # "FULL" or "HDRS"
+    envid: str | None  # decoded from xtext
+    auth: str | None  # the AUTH= mailbox, decoded from xtext; "<>" when unknown
+    requiretls: bool  # RFC 8689: relay only over verified TLS to REQUIRETLS servers
+    mt_priority: int | None  # RFC 6710: -9 (lowest) to 9; None: not given (0)
+
+    def __init__(
+        self,
+        size: int | None = None,
+        body: str | None = None,
+        smtputf8: bool = False,
+        ret: str | None = None,
+        envid: str | None = None,
+        auth: str | None = None,
+        requiretls: bool = False,
+        mt_priority: int | None = None,
+    ) -> None:
+        object.__setattr__(self, "size", size)
+        object.__setattr__(self, "body", body)
+        object.__setattr__(self, "smtputf8", smtputf8)
+        object.__setattr__(self, "ret", ret)
+        object.__setattr__(self, "envid", envid)
+        object.__setattr__(self, "auth", auth)
+        object.__setattr__(self, "requiretls", requiretls)
+        object.__setattr__(self, "mt_priority", mt_priority)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class RcptParameters:
-    notify: tuple[str, ...] | None = None  # ("NEVER",) or some of SUCCESS, FAILURE, DELAY
-    orcpt: tuple[str, str] | None = None  # (address type, decoded address)
-    rrvs: str | None = None  # RFC 7293: the date-time (and ";C" or ";R") as the client wrote it
+    notify: tuple[str, ...] | None  # ("NEVER",) or some of SUCCESS, FAILURE, DELAY
+    orcpt: tuple[str, str] | None  # (address type, decoded address)
+    rrvs: str | None  # RFC 7293: the date-time (and ";C" or ";R") as the client wrote it
+
+    def __init__(
+        self,
+        notify: tuple[str, ...] | None = None,
+        orcpt: tuple[str, str] | None = None,
+        rrvs: str | None = None,
+    ) -> None:
+        object.__setattr__(self, "notify", notify)
+        object.__setattr__(self, "orcpt", orcpt)
+        object.__setattr__(self, "rrvs", rrvs)
+
+
+# No parameters, the usual case: one shared value each (they are frozen).
+NO_MAIL_PARAMETERS = MailParameters()
+NO_RCPT_PARAMETERS = RcptParameters()
 
 
 def decode_xtext(text: str) -> str:
@@ -136,6 +174,8 @@ def parse_mail_parameters(
     mt_priority: bool = False,
 ) -> MailParameters:
     """Parse MAIL's parameters; the flags say which extensions this session offers."""
+    if not text:
+        return NO_MAIL_PARAMETERS
     items = _split(text, utf8=smtputf8)
     result: dict[str, object] = {}
     for name, value in items.items():
@@ -188,6 +228,8 @@ def parse_mail_parameters(
 def parse_rcpt_parameters(
     text: str, *, dsn: bool, smtputf8: bool, rrvs: bool = False
 ) -> RcptParameters:
+    if not text:
+        return NO_RCPT_PARAMETERS
     items = _split(text, utf8=smtputf8)
     notify: tuple[str, ...] | None = None
     orcpt: tuple[str, str] | None = None

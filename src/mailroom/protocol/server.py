@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 from mailroom.codes import Reply
@@ -97,16 +97,33 @@ __all__ = [
 ]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Transaction:
     """The mail transaction in progress (RFC 5321 §3.3)."""
 
     sender: Mailbox | None
     parameters: MailParameters
-    recipients: list[tuple[Mailbox, RcptParameters]] = field(default_factory=list)
-    refused_recipients: int = 0
-    chunks: int = 0  # BDAT chunks accepted so far
-    data_refused: bool = False  # a DATA command of this transaction was refused
+    recipients: list[tuple[Mailbox, RcptParameters]]
+    refused_recipients: int
+    chunks: int  # BDAT chunks accepted so far
+    data_refused: bool  # a DATA command of this transaction was refused
+
+    def __init__(
+        self,
+        sender: Mailbox | None,
+        parameters: MailParameters,
+        recipients: list[tuple[Mailbox, RcptParameters]] | None = None,
+        refused_recipients: int = 0,
+        chunks: int = 0,
+        data_refused: bool = False,
+    ) -> None:
+        # Compiled, unlike the one @dataclass would write (see parameters.MailParameters).
+        self.sender = sender
+        self.parameters = parameters
+        self.recipients = [] if recipients is None else recipients
+        self.refused_recipients = refused_recipients
+        self.chunks = chunks
+        self.data_refused = data_refused
 
 
 # Allowance over max_command_line that extensions grant to MAIL and RCPT lines:
@@ -554,7 +571,8 @@ class ServerConnection:
             return CommandRejected("", replies.LINE_TOO_LONG(limit=s.max_command_line))
         length = len(line)
         line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
-        if b"\r" in line or b"\0" in line:
+        # Integers, not b"\r": a bytes operand makes ``in`` raise and clear a TypeError first.
+        if 0x0D in line or 0 in line:
             return CommandRejected("", replies.BAD_CHARACTERS())
         try:
             text = line.decode("ascii") if line.isascii() else line.decode("utf-8")

@@ -29,7 +29,7 @@ class AddressError(ValueError):
     """Text that is not a valid path, mailbox or domain."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Mailbox:
     """A mailbox as the client wrote it: ``local_part`` keeps its quotes if it had them.
 
@@ -39,6 +39,11 @@ class Mailbox:
 
     local_part: str
     domain: str
+
+    def __init__(self, local_part: str, domain: str) -> None:
+        # Its own __init__, compiled (see MailParameters): two of these a message.
+        object.__setattr__(self, "local_part", local_part)
+        object.__setattr__(self, "domain", domain)
 
     def __str__(self) -> str:
         return f"{self.local_part}@{self.domain}" if self.domain else self.local_part

@@ -270,7 +270,7 @@ class Session(asyncio.Protocol):
             return
         if conn.state is State.DATA or conn.state is State.BDAT:
             self._octets_since_progress += len(data)
-            if self._octets_since_progress >= PROGRESS_OCTETS or b"\n" in data:
+            if self._octets_since_progress >= PROGRESS_OCTETS or 0x0A in data:
                 self._octets_since_progress = 0
                 self.last_activity = time.monotonic()
         if self._tls_early is not None:
@@ -323,7 +323,7 @@ class Session(asyncio.Protocol):
 
     def _process(self) -> None:
         conn = self.conn
-        out = bytearray()
+        out: list[bytes] = []
         try:
             while not self._closing and not self._writing_paused:
                 next_event = conn.next_event()
@@ -396,7 +396,7 @@ class Session(asyncio.Protocol):
             self._resume_reading()
 
     async def _finish(self, event: Event, pending: Awaitable[Reply | Disconnect]) -> None:
-        out = bytearray()
+        out: list[bytes] = []
         try:
             reply = await pending
             if self._closing:
@@ -420,7 +420,7 @@ class Session(asyncio.Protocol):
         the rest of the message's way through the session."""
         if future.cancelled() or self._closing:
             return
-        out = bytearray()
+        out: list[bytes] = []
         try:
             try:
                 queue_id = future.result()
@@ -436,7 +436,7 @@ class Session(asyncio.Protocol):
             return
         self._go_on(out)
 
-    def _go_on(self, out: bytearray) -> None:
+    def _go_on(self, out: list[bytes]) -> None:
         # A wait is over and its reply in ``out``: send it, and read on.
         self.busy = False
         self._flush(out)
@@ -498,7 +498,7 @@ class Session(asyncio.Protocol):
         else:
             self.transcript.command(self.conn.last_line_raw)
 
-    def _send(self, event: Event, reply: Reply, out: bytearray) -> None:
+    def _send(self, event: Event, reply: Reply, out: list[bytes]) -> None:
         conn = self.conn
         self.last_activity = time.monotonic()
         code = reply.code
@@ -506,7 +506,7 @@ class Session(asyncio.Protocol):
         if code >= 400 and ends_message:
             self._log_refused_message(event, reply)  # before send() ends the transaction
         wire = conn.send(reply)
-        out += wire
+        out.append(wire)
         transcript = self.transcript
         if transcript is not None:
             transcript.reply(wire)
@@ -527,16 +527,20 @@ class Session(asyncio.Protocol):
             self._flush(out)
             self._start_tls()
 
-    def _goodbye(self, out: bytearray) -> None:
+    def _goodbye(self, out: list[bytes]) -> None:
         # Shutting down: the message in flight got its reply; now the session ends.
-        out += replies.SHUTTING_DOWN(hostname=self.server.hostname).format()
+        out.append(replies.SHUTTING_DOWN(hostname=self.server.hostname).format())
         self._flush(out)
         self._close()
 
-    def _flush(self, out: bytearray) -> None:
-        if out and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(bytes(out))
-        out.clear()
+    def _flush(self, out: list[bytes]) -> None:
+        # The replies of one batch in one write (a pipelined group gets one segment); the
+        # usual batch is one reply, written as it is, without a copy.
+        if out:
+            transport = self.transport
+            if transport is not None and not transport.is_closing():
+                transport.write(out[0] if len(out) == 1 else b"".join(out))
+            out.clear()
 
     # -- messages --------------------------------------------------------------------------------
 
@@ -782,19 +786,19 @@ class Session(asyncio.Protocol):
         self.last_activity = time.monotonic()
         self._process()
 
-    def _internal_error(self, out: bytearray) -> None:
+    def _internal_error(self, out: list[bytes]) -> None:
         conn = self.conn
         event = conn.awaiting
         self._abort_message()
         try:
             if event is not None and event.stage in _TRANSACTION_STAGES:
-                out += conn.send(replies.LOCAL_ERROR())
+                out.append(conn.send(replies.LOCAL_ERROR()))
                 self._flush(out)
                 self._process()
                 return
         except Exception:
             log.exception("could not answer after an internal error")
-        out += replies.LOCAL_ERROR_CLOSING(hostname=self.server.hostname).format()
+        out.append(replies.LOCAL_ERROR_CLOSING(hostname=self.server.hostname).format())
         self._flush(out)
         self._close()
 
