@@ -53,6 +53,11 @@ COMPILED = [
     "src/mailroom/activity/transcript.py",
     "src/mailroom/logsafe.py",
     "src/mailroom/policy/catcher.py",
+    # The fault injector and the AUTH guard wrap every policy: asked at every command. Their
+    # rules and failure counts (pickled to workers, subclassed there) stay interpreted, in
+    # faultrules.py and authfailures.py.
+    "src/mailroom/policy/faults.py",
+    "src/mailroom/policy/authguard.py",
     "src/mailroom/codes/enhanced.py",
     "src/mailroom/codes/reply.py",
     "src/mailroom/codes/template.py",

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from mailroom.codes import ExplainError, explain
-from mailroom.policy.faults import STAGES, FaultError
-from mailroom.policy.faults import __doc__ as FAULTS_DOC
+from mailroom.policy.faultrules import STAGES, FaultError
+from mailroom.policy.faultrules import __doc__ as FAULTS_DOC
 from mailroom.web.events import event_stream
 from mailroom.web.http import error, json_response, request_json, web_context
 
