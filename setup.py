@@ -63,6 +63,8 @@ COMPILED = [
     "src/mailroom/codes/template.py",
     "src/mailroom/server/session.py",
     "src/mailroom/store/ids.py",
+    # The envelope of each stored message and its trace fields (Received, Return-Path).
+    "src/mailroom/store/envelope.py",
     *sorted(
         path.relative_to(HERE).as_posix()
         for path in (HERE / "src/mailroom/protocol").glob("*.py")

@@ -8,7 +8,7 @@ import email.utils
 import functools
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from mailroom.protocol.syntax import AddressError, parse_domain
@@ -16,7 +16,7 @@ from mailroom.protocol.syntax import AddressError, parse_domain
 __all__ = ["Delivery", "Envelope", "received_header", "trace_header"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Delivery:
     """One destination of a message: a local Maildir (``target`` is its name under
     ``<data>/mail``, e.g. ``catchall`` or ``example.test/alice``) or the outbound queue."""
@@ -27,47 +27,114 @@ class Delivery:
     # Queue only: recipients whose copies went into local mailboxes in the same commit and
     # whose sender asked for a success report (NOTIFY=SUCCESS): the queue entry holds them as
     # delivered, and its runner sends the "delivered" report (RFC 3461 §6.2.2).
-    delivered: tuple[str, ...] = ()
+    delivered: tuple[str, ...]
     # Queue only: the NOTIFY a recipient's queue entry gets in place of the client's, as
     # policy decided ("NEVER" for mail forwarded off-site for a sender it cannot vouch for).
-    notify: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    notify: tuple[tuple[str, tuple[str, ...]], ...]
+
+    def __init__(
+        self,
+        kind: Literal["mailbox", "queue"],
+        target: str,
+        recipients: tuple[str, ...],
+        delivered: tuple[str, ...] = (),
+        notify: tuple[tuple[str, tuple[str, ...]], ...] = (),
+    ) -> None:
+        # Compiled, unlike the one @dataclass would write (an interpreted function: see
+        # mailroom.protocol.parameters.MailParameters); one or more a message.
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "target", target)
+        object.__setattr__(self, "recipients", recipients)
+        object.__setattr__(self, "delivered", delivered)
+        object.__setattr__(self, "notify", notify)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Envelope:
     queue_id: str
     sender: str  # "" for the null reverse-path
     recipients: list[str]
-    client_ip: str = ""
-    helo: str = ""
-    esmtp: bool = True
-    tls: bool = False
-    auth_user: str | None = None
-    smtputf8: bool = False
-    received_at: float = field(default_factory=time.time)
-    hostname: str = "localhost"
+    client_ip: str
+    helo: str
+    esmtp: bool
+    tls: bool
+    auth_user: str | None
+    smtputf8: bool
+    received_at: float
+    hostname: str
     # Where the message goes; empty means the catcher's one mailbox for every recipient.
-    deliveries: list[Delivery] = field(default_factory=list)
+    deliveries: list[Delivery]
     # DSN (RFC 3461) and body parameters, kept for the queue and for bounces.
-    envid: str | None = None
-    ret: str | None = None
-    body: str | None = None
-    notify: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    orcpt: dict[str, tuple[str, str]] = field(default_factory=dict)
+    envid: str | None
+    ret: str | None
+    body: str | None
+    notify: dict[str, tuple[str, ...]]
+    orcpt: dict[str, tuple[str, str]]
     # RFC 8689: MAIL FROM ... REQUIRETLS (kept by the queue for the onward relay).
-    requiretls: bool = False
+    requiretls: bool
     # The TLS the client used ("TLSv1.3", "TLS_AES_256_GCM_SHA384", 256), for Received.
-    tls_version: str | None = None
-    tls_cipher: str | None = None
-    tls_bits: int | None = None
+    tls_version: str | None
+    tls_cipher: str | None
+    tls_bits: int | None
     # MT-PRIORITY (RFC 6710) the message was taken at (None: not given), and RRVS= of its
     # recipients (RFC 7293), kept for the queue to pass on.
-    mt_priority: int | None = None
-    rrvs: dict[str, str] = field(default_factory=dict)
+    mt_priority: int | None
+    rrvs: dict[str, str]
 
-    def __post_init__(self) -> None:
-        if not self.deliveries:
-            self.deliveries = [Delivery("mailbox", "catchall", tuple(self.recipients))]
+    def __init__(
+        self,
+        queue_id: str,
+        sender: str,
+        recipients: list[str],
+        client_ip: str = "",
+        helo: str = "",
+        esmtp: bool = True,
+        tls: bool = False,
+        auth_user: str | None = None,
+        smtputf8: bool = False,
+        received_at: float | None = None,  # None: now
+        hostname: str = "localhost",
+        deliveries: list[Delivery] | None = None,
+        envid: str | None = None,
+        ret: str | None = None,
+        body: str | None = None,
+        notify: dict[str, tuple[str, ...]] | None = None,
+        orcpt: dict[str, tuple[str, str]] | None = None,
+        requiretls: bool = False,
+        tls_version: str | None = None,
+        tls_cipher: str | None = None,
+        tls_bits: int | None = None,
+        mt_priority: int | None = None,
+        rrvs: dict[str, str] | None = None,
+    ) -> None:
+        # Compiled, unlike the one @dataclass would write (an interpreted function of 23
+        # parameters, one a message on the store's path).
+        self.queue_id = queue_id
+        self.sender = sender
+        self.recipients = recipients
+        self.client_ip = client_ip
+        self.helo = helo
+        self.esmtp = esmtp
+        self.tls = tls
+        self.auth_user = auth_user
+        self.smtputf8 = smtputf8
+        self.received_at = time.time() if received_at is None else received_at
+        self.hostname = hostname
+        # Empty: the catcher's one mailbox for every recipient.
+        self.deliveries = (
+            deliveries if deliveries else [Delivery("mailbox", "catchall", tuple(recipients))]
+        )
+        self.envid = envid
+        self.ret = ret
+        self.body = body
+        self.notify = {} if notify is None else notify
+        self.orcpt = {} if orcpt is None else orcpt
+        self.requiretls = requiretls
+        self.tls_version = tls_version
+        self.tls_cipher = tls_cipher
+        self.tls_bits = tls_bits
+        self.mt_priority = mt_priority
+        self.rrvs = {} if rrvs is None else rrvs
 
     @property
     def protocol(self) -> str:
