@@ -65,6 +65,8 @@ COMPILED = [
     "src/mailroom/store/ids.py",
     # The envelope of each stored message and its trace fields (Received, Return-Path).
     "src/mailroom/store/envelope.py",
+    # The group commit's pipeline: its steps in the event loop run a few times a message.
+    "src/mailroom/store/commit.py",
     *sorted(
         path.relative_to(HERE).as_posix()
         for path in (HERE / "src/mailroom/protocol").glob("*.py")

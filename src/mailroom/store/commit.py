@@ -36,7 +36,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -49,19 +49,32 @@ log = logging.getLogger("mailroom.store")
 MAX_PASS = 512  # messages the sync thread takes in one pass
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, init=False)
 class CommitJob:
     """One message on its way from ``commit()`` to its answer."""
 
     writer: Any  # the store's writer (a MessageWriter for Maildirs)
     future: asyncio.Future[str]
     queue_id: str
-    written: bool = False  # its files are in tmp/ (step 1 done)
-    fds: list[int] = field(default_factory=list)  # its files, open until placed (step 2)
-    directories: set[str] = field(default_factory=set)  # where its names went (step 3)
-    row: IndexRow | None = None
-    queued: list[str] = field(default_factory=list)  # queue entries it made, for the runner
-    error: BaseException | None = None
+    written: bool  # its files are in tmp/ (step 1 done)
+    fds: list[int]  # its files, open until placed (step 2)
+    directories: set[str]  # where its names went (step 3)
+    row: IndexRow | None
+    queued: list[str]  # queue entries it made, for the runner
+    error: BaseException | None
+
+    def __init__(self, writer: Any, future: asyncio.Future[str], queue_id: str) -> None:
+        # Compiled, unlike the one @dataclass would write (see
+        # mailroom.protocol.parameters.MailParameters); one a message.
+        self.writer = writer
+        self.future = future
+        self.queue_id = queue_id
+        self.written = False
+        self.fds = []
+        self.directories = set()
+        self.row = None
+        self.queued = []
+        self.error = None
 
 
 class CommitStages(Protocol):
@@ -116,10 +129,12 @@ class GroupCommit:
         self.committed = 0
         self._written: list[CommitJob] = []  # step 1 done this loop turn
         self._work: queue.SimpleQueue[tuple[str, list[CommitJob]] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="mailroom-committer", daemon=True)
+        self._sync_thread = threading.Thread(
+            target=self._run, name="mailroom-committer", daemon=True
+        )
 
     def start(self) -> None:
-        self._thread.start()
+        self._sync_thread.start()
 
     def close(self, timeout: float = 30) -> None:
         """Hand over what this loop turn wrote, and stop the thread once it has synced it.
@@ -128,7 +143,7 @@ class GroupCommit:
         start), since their 250 was never sent."""
         self._dispatch()
         self._work.put(None)
-        self._thread.join(timeout)
+        self._sync_thread.join(timeout)
 
     # -- in the event loop ---------------------------------------------------------------------
 
