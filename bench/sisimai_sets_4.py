@@ -42,6 +42,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+# Round 3's script (beside this one): the set's columns, the labels that are not a failure,
+# the Perl that runs Sisimai, and the split by the SHA-256 of a name, the same for both rounds.
+from sisimai_sets import COLUMNS, DUMPER, NOT_A_FAILURE, is_held
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "tests" / "data"
 EXISTING = (
@@ -50,8 +54,6 @@ EXISTING = (
     "real-replies-dev-3.tsv",
     "real-replies-held-3.tsv",
 )
-COLUMNS = ("reply_text", "reason", "replycode", "status", "smtp_command", "source")
-NOT_A_FAILURE = frozenset({"feedback", "delivered", "vacation", "undefined"})
 SISIMAI = "sisimai/p5-sisimai"
 SISIMAI_COMMIT = "21cfb9321ba94f9bc72f2b5a46e2dda70c1d9c45"
 WRAP = (
@@ -61,23 +63,6 @@ WRAP = (
     b"Subject: Undelivered Mail Returned to Sender\n"
     b"Content-Type: text/plain; charset=utf-8\n\n"
 )
-
-# The same Perl as bench/sisimai_sets.py: Sisimai's documented API, a line per record.
-DUMPER = r"""
-use strict; use warnings;
-use Sisimai;
-binmode STDOUT;
-for my $path (@ARGV) {
-    my $facts = Sisimai->rise($path, 'delivered' => 1, 'vacation' => 1) || [];
-    (my $name = $path) =~ s{.*/}{};
-    for my $fact (@$facts) {
-        my @out = map { my $v = $_ // ''; $v =~ s/[\t\r\n]+/ /g; $v } (
-            $fact->diagnosticcode, $fact->reason, $fact->replycode,
-            $fact->deliverystatus, $fact->smtpcommand);
-        print join("\t", $name, @out), "\n";
-    }
-}
-"""
 
 
 @dataclass(frozen=True)
@@ -206,11 +191,6 @@ def run_sisimai(mirrors: Path, named: list[tuple[str, bytes, Corpus]]) -> list[t
         index, fields = line.split("\t", 1)
         records.append((int(index.removesuffix(".eml")), fields))
     return records
-
-
-def is_held(name: str) -> bool:
-    """Which half a message falls in: odd first byte of the SHA-256 of its name."""
-    return hashlib.sha256(name.encode()).digest()[0] % 2 == 1
 
 
 def main(argv: list[str] | None = None) -> int:
