@@ -87,6 +87,21 @@ def is_held(name: str) -> bool:
     return hashlib.sha256(name.encode()).digest()[0] % 2 == 1
 
 
+def write_set(path: Path, rows: list[dict[str, str]]) -> None:
+    """A labelled set as the tests read it: tab-separated, a header, no quoting."""
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(
+            f,
+            COLUMNS,
+            delimiter="\t",
+            quoting=csv.QUOTE_NONE,
+            quotechar=None,
+            lineterminator="\n",
+        )
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("checkout", type=Path, help="a checkout of sisimai/p5-sisimai")
@@ -120,17 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             kept.append(row)
     for out_name, held in (("real-replies-dev-3.tsv", False), ("real-replies-held-3.tsv", True)):
         part = [row for row in kept if is_held(file_name(row)) == held]
-        with (args.out / out_name).open("w", encoding="utf-8", newline="") as f:
-            writer = csv.DictWriter(
-                f,
-                COLUMNS,
-                delimiter="\t",
-                quoting=csv.QUOTE_NONE,
-                quotechar=None,
-                lineterminator="\n",
-            )
-            writer.writeheader()
-            writer.writerows(part)
+        write_set(args.out / out_name, part)
         files = len({file_name(row) for row in part})
         print(f"{out_name}: {len(part)} rows from {files} files", file=sys.stderr)
     return 0

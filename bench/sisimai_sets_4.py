@@ -43,8 +43,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Round 3's script (beside this one): the set's columns, the labels that are not a failure,
-# the Perl that runs Sisimai, and the split by the SHA-256 of a name, the same for both rounds.
-from sisimai_sets import COLUMNS, DUMPER, NOT_A_FAILURE, is_held
+# the Perl that runs Sisimai, the split by the SHA-256 of a name and the way a set is written,
+# the same for both rounds.
+from sisimai_sets import DUMPER, NOT_A_FAILURE, is_held, write_set
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "tests" / "data"
@@ -251,17 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         sets[out_name].append(row)
     print(f"{repeated} rows left out: their text is in an earlier row or set", file=sys.stderr)
     for out_name, rows in sets.items():
-        with (args.out / out_name).open("w", encoding="utf-8", newline="") as f:
-            writer = csv.DictWriter(
-                f,
-                COLUMNS,
-                delimiter="\t",
-                quoting=csv.QUOTE_NONE,
-                quotechar=None,
-                lineterminator="\n",
-            )
-            writer.writeheader()
-            writer.writerows(rows)
+        write_set(args.out / out_name, rows)
         files = len({row["source"] for row in rows})
         print(f"{out_name}: {len(rows)} rows from {files} messages", file=sys.stderr)
     return 0
