@@ -8,11 +8,12 @@ With no FILE it prints, held-out numbers first:
 1. the measurements on replies the rules were NOT written from, as recorded while the rules
    were built (bench/classify_rounds.tsv: the commit, the rules then, the set scored; check
    one out and run this script on the set named to reproduce it);
-2. with ``--held``: the current rules on ``real-replies-held-3.tsv`` and
-   ``real-replies-held-4.tsv``, the sets kept apart to judge them, per reason with what each
-   was taken for, in the three modes (text only, with the command, with the command and the
-   DSN's codes). The rules are never written from their misses (so --misses is refused on
-   them), and each scoring while they were built was recorded;
+2. with ``--held``: the current rules on ``real-replies-held-3.tsv``,
+   ``real-replies-held-4.tsv`` and ``real-replies-held-5.tsv``, the sets kept apart to judge
+   them, per reason with what each was taken for, in the three modes (text only, with the
+   command, with the command and the DSN's codes). The rules are never written from their
+   misses (so --misses is refused on them), and each scoring while they were built was
+   recorded;
 3. the current rules on the sets they have been written from (not held out): dev-4 and dev-3
    (each scored first, then read), dev-2 (by half, then whole), dev.
 
@@ -45,7 +46,9 @@ DEV_3 = DATA / "real-replies-dev-3.tsv"
 HELD_3 = DATA / "real-replies-held-3.tsv"
 DEV_4 = DATA / "real-replies-dev-4.tsv"
 HELD_4 = DATA / "real-replies-held-4.tsv"
-HELD = (HELD_3, HELD_4)
+# Made after round 5 from corpora no earlier round used (bench/sisimai_sets_5.py): a judge only.
+HELD_5 = DATA / "real-replies-held-5.tsv"
+HELD = (HELD_3, HELD_4, HELD_5)
 ROUNDS = HERE / "classify_rounds.tsv"
 # Sisimai's own pseudo-status, written from the reason it decided (SMTP/Status.pm's table).
 PSEUDO_STATUS = re.compile(r"[45]\.0\.9\d\d$")
