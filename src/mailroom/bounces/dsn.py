@@ -10,6 +10,7 @@ report type) and returns its blocks as dictionaries of lower-case field names.
 
 from __future__ import annotations
 
+import re
 from email.message import Message
 from email.parser import HeaderParser
 
@@ -63,6 +64,33 @@ def status_blocks(message: Message) -> StatusBlocks | None:
         if not first and recipient_blocks:
             first = {k: v for k, v in recipient_blocks[0].items() if k in _MESSAGE_FIELDS}
         return first, recipient_blocks
+    return _fields_in_text(message)
+
+
+# Some MTAs (Amazon WorkMail, gateways that forward a report as text) write the RFC 3464 fields
+# into the text for a person instead of a status part: a Final-Recipient line with an Action
+# or Status line after it.
+_INLINE_START = re.compile(
+    r"^(?:reporting-mta|final-recipient)[ \t]*:", re.IGNORECASE | re.MULTILINE
+)
+_INLINE_NEEDS = re.compile(
+    r"^final-recipient[ \t]*:.*?^(?:action|status)[ \t]*:", re.IGNORECASE | re.MULTILINE | re.DOTALL
+)
+
+
+def _fields_in_text(message: Message) -> StatusBlocks | None:
+    for part in walk(message):
+        if part.get_content_type() != "text/plain":
+            continue
+        text = part_bytes(part).decode("utf-8", "replace").replace("\r\n", "\n")
+        start = _INLINE_START.search(text)
+        if start is None or _INLINE_NEEDS.search(text, start.start()) is None:
+            continue
+        blocks = _blocks_of_text(text[start.start() :])
+        recipient_blocks = [b for b in blocks if "final-recipient" in b and "action" in b]
+        if recipient_blocks:
+            first = blocks[0] if blocks[0] not in recipient_blocks else {}
+            return first, recipient_blocks
     return None
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from email.message import Message
+from email.utils import getaddresses
 
 from mailroom.bounces.dsn import status_blocks, typed
 from mailroom.bounces.mime import address_of, header, human_text, iso_time, returned_headers
@@ -176,6 +177,38 @@ def _words_for(recipient: str, said: list[tuple[str, str]]) -> str:
     return said[0][1] if len(said) == 1 else ""
 
 
+_MAILBOX = re.compile(r"(?:\"[^\"]*\"|[^\s@|/<>()\[\],;:\"]+)@[^\s@<>()\[\],;:\"]+")
+_ROUTE = re.compile(r"^(?:@[^:,\s]+,?)+:")
+
+
+def _is_mailbox(address: str) -> bool:
+    return _MAILBOX.fullmatch(address) is not None
+
+
+def _recipient_of(block: dict[str, str], said: list[tuple[str, str]], message: Message) -> str:
+    """Final-Recipient (RFC 3464 §2.3.2), when it is a mailbox. When it is not (Exim's pipe and
+    file deliveries, "|/usr/bin/x" or "/var/mail/x"; a source route "@relay:user@host"; a bare
+    "@host"), the address the sender used: Original-Recipient (ORCPT), else the one address
+    the report's words name, else the route's mailbox, else the returned message's only To."""
+    final = address_of(block.get("final-recipient", ""))
+    if _is_mailbox(final):
+        return final
+    original = address_of(block.get("original-recipient", ""))
+    if _is_mailbox(original):
+        return original
+    if len(said) == 1 and _is_mailbox(said[0][0]):
+        return said[0][0]
+    routed = _ROUTE.sub("", final)
+    if _is_mailbox(routed):
+        return routed
+    returned = returned_headers(message)
+    if returned is not None:
+        to = [a for _, a in getaddresses(returned.get_all("To") or []) if _is_mailbox(a)]
+        if len(to) == 1:
+            return to[0]
+    return final or original
+
+
 def _from_status_part(message: Message, source: str) -> list[BounceRecord] | None:
     blocks = status_blocks(message)
     if blocks is None:
@@ -189,7 +222,7 @@ def _from_status_part(message: Message, source: str) -> list[BounceRecord] | Non
     original = _Original(message, head)
     records = []
     for block in recipients:
-        recipient = address_of(block.get("final-recipient") or block.get("original-recipient", ""))
+        recipient = _recipient_of(block, said if len(recipients) == 1 else [], message)
         action = block.get("action", "").lower().split()[0] if block.get("action") else ""
         diagnostic_type, diagnostic = typed(block.get("diagnostic-code", ""))
         reporting = typed(head.get("reporting-mta", ""))[1]
