@@ -148,7 +148,10 @@ def compared(pair: Pair, field: str) -> tuple[str, str] | None:
             return None
         return s["status"], m.status
     if field == "command":
-        return s["command"].upper(), m.command.upper()
+        # Sisimai names EHLO, mailroom the HELO family; LHLO likewise.
+        same = {"EHLO": "HELO", "LHLO": "HELO"}
+        theirs, ours = s["command"].upper(), m.command.upper()
+        return same.get(theirs, theirs), same.get(ours, ours)
     if field == "action":
         return s["action"].lower(), m.action.lower()
     if field == "hard":

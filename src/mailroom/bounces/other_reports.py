@@ -40,24 +40,18 @@ def feedback(message: Message, source: str) -> list[BounceRecord]:
         fields: dict[str, str] = {}
         # Original-Rcpt-To may appear once per recipient of the reported message (§3.2).
         rcpt_to: list[str] = []
-
-        def add(name: str, value: str) -> None:
-            fields.setdefault(name, value)
-            if name == "original-rcpt-to" and address_of(value):
-                rcpt_to.append(address_of(value))
-
         payload = part.get_payload()
         if isinstance(payload, list) and payload and isinstance(payload[0], Message):
             for block in payload:
                 if isinstance(block, Message):
                     for name, value in block.items():
-                        add(name.lower(), " ".join(str(value).split()))
+                        _add(fields, rcpt_to, name.lower(), " ".join(str(value).split()))
         else:
             text = part_bytes(part).decode("utf-8", "replace").replace("\r\n", "\n")
             for line in re.sub(r"\n[ \t]+", " ", text).splitlines():
                 name, sep, value = line.partition(":")
                 if sep and name.strip():
-                    add(name.strip().lower(), value.strip())
+                    _add(fields, rcpt_to, name.strip().lower(), value.strip())
         if not rcpt_to:
             # Original-Rcpt-To is optional; the reported message (or its header) names who
             # got it.
@@ -82,6 +76,12 @@ def feedback(message: Message, source: str) -> list[BounceRecord]:
             for recipient in _unique(rcpt_to) or [""]
         ]
     return []
+
+
+def _add(fields: dict[str, str], rcpt_to: list[str], name: str, value: str) -> None:
+    fields.setdefault(name, value)
+    if name == "original-rcpt-to" and address_of(value):
+        rcpt_to.append(address_of(value))
 
 
 def _unique(addresses: list[str]) -> list[str]:

@@ -41,6 +41,10 @@ _KIND_OF_ACTION = {
     "relayed": "success",
     "expanded": "success",
 }
+# Action values outside RFC 3464 §2.3.3 that reports do use: Postfix's address verification
+# (sendmail -bv) says "deliverable"/"undeliverable", SendGrid "expired" for a message it gave
+# up on.
+_ACTION_NAMES = {"deliverable": "delivered", "undeliverable": "failed", "expired": "failed"}
 # A failed report that only says it could not get through gave up waiting: expired.
 _GAVE_UP = frozenset({"networkerror", "expired", "onhold", "undefined", "systemerror"})
 _DELAY_WORDS = re.compile(
@@ -70,8 +74,11 @@ class _Original:
 
 
 def _status_of(text: str) -> EnhancedStatus | None:
+    # RFC 3464's fields may carry RFC 822 comments: "Status: 5.4.4 (Illegal host/domain name
+    # found)" (Sun/Oracle Messaging Server, PowerMTA) is 5.4.4.
+    code = re.sub(r"\([^()]*\)", " ", text).split()
     try:
-        return EnhancedStatus.parse(text.strip())
+        return EnhancedStatus.parse(code[0]) if code else None
     except ValueError:
         return None
 
@@ -224,6 +231,7 @@ def _from_status_part(message: Message, source: str) -> list[BounceRecord] | Non
     for block in recipients:
         recipient = _recipient_of(block, said if len(recipients) == 1 else [], message)
         action = block.get("action", "").lower().split()[0] if block.get("action") else ""
+        action = _ACTION_NAMES.get(action, action)
         diagnostic_type, diagnostic = typed(block.get("diagnostic-code", ""))
         reporting = typed(head.get("reporting-mta", ""))[1]
         when = block.get("last-attempt-date") or head.get("arrival-date") or header(message, "Date")
