@@ -189,14 +189,21 @@ _ROUTE = re.compile(r"^(?:@[^:,\s]+,?)+:")
 
 
 def _is_mailbox(address: str) -> bool:
-    return _MAILBOX.fullmatch(address) is not None
+    """An addr-spec the sender could have written: a local part and a domain with a dot (or an
+    address literal); "bob@sims-ms-daemon" (Sun's message store channel) or "bob@server" is
+    an MTA's internal name."""
+    if _MAILBOX.fullmatch(address) is None:
+        return False
+    domain = address.rpartition("@")[2]
+    return "." in domain.strip(".") or domain.startswith("[")
 
 
 def _recipient_of(block: dict[str, str], said: list[tuple[str, str]], message: Message) -> str:
     """Final-Recipient (RFC 3464 §2.3.2), when it is a mailbox. When it is not (Exim's pipe and
     file deliveries, "|/usr/bin/x" or "/var/mail/x"; a source route "@relay:user@host"; a bare
-    "@host"), the address the sender used: Original-Recipient (ORCPT), else the one address
-    the report's words name, else the route's mailbox, else the returned message's only To."""
+    "@host"; an internal name without a dot in its domain), the address the sender used:
+    Original-Recipient (ORCPT), else the one address the report's words name, else the route's
+    mailbox, else the returned message's only To, else Final-Recipient as it is."""
     final = address_of(block.get("final-recipient", ""))
     if _is_mailbox(final):
         return final
