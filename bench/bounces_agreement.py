@@ -126,7 +126,9 @@ def run_sisimai(mirrors: Path, named: list[tuple[str, bytes]]) -> dict[int, list
     return found
 
 
-def pairs_of(name: str, facts: list[dict[str, str]], records: list) -> list[Pair]:
+def pairs_of(
+    name: str, facts: list[dict[str, str]], records: list[mailroom.bounces.BounceRecord]
+) -> list[Pair]:
     by_sisimai: dict[str, dict[str, str]] = {}
     for fact in facts:
         by_sisimai.setdefault(fact["recipient"].lower(), fact)
