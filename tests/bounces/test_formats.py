@@ -196,7 +196,11 @@ def test_recipient_blocks_run_together_are_split() -> None:
 
 @pytest.mark.parametrize(
     ("written", "kind", "action"),
-    [("deliverable", "success", "delivered"), ("expired", "bounce", "failed")],
+    [
+        ("deliverable", "success", "delivered"),
+        ("expired", "bounce", "failed"),
+        ("failure", "bounce", "failed"),
+    ],
 )
 def test_actions_outside_rfc_3464_are_named_as_it_names_them(
     written: str, kind: str, action: str
@@ -371,3 +375,13 @@ def test_exchange_5_5_did_not_reach() -> None:
         )
     )
     assert [r.recipient for r in found] == ["bob@example.org"]
+
+
+def test_the_command_in_the_reporting_mtas_own_diagnostic() -> None:
+    status = (
+        "Reporting-MTA: dns; mx.example.test\n\n"
+        "Final-Recipient: rfc822; bob@example.org\nAction: failed\nStatus: 5.1.1\n"
+        "Diagnostic-Code: X-Postfix; host mx.example.org[192.0.2.9] said: 550 5.1.1\n"
+        "    <bob@example.org> is not a valid mailbox (in reply to RCPT TO command)\n"
+    )
+    assert one(_dsn(status, "")).command == "RCPT"

@@ -43,8 +43,13 @@ _KIND_OF_ACTION = {
 }
 # Action values outside RFC 3464 §2.3.3 that reports do use: Postfix's address verification
 # (sendmail -bv) says "deliverable"/"undeliverable", SendGrid "expired" for a message it gave
-# up on.
-_ACTION_NAMES = {"deliverable": "delivered", "undeliverable": "failed", "expired": "failed"}
+# up on, some gateways "failure".
+_ACTION_NAMES = {
+    "deliverable": "delivered",
+    "undeliverable": "failed",
+    "expired": "failed",
+    "failure": "failed",
+}
 # A failed report that only says it could not get through gave up waiting: expired.
 _GAVE_UP = frozenset({"networkerror", "expired", "onhold", "undefined", "systemerror"})
 _DELAY_WORDS = re.compile(
@@ -97,6 +102,15 @@ def _best_status(field: str, diagnostic: str) -> str:
     return str(status) if status is not None else ""
 
 
+def _stated_command(text: str) -> str | None:
+    """The command a reporting MTA's wrapper names ("after RCPT TO:", "in reply to end of DATA
+    command"), not one guessed from the reply's words."""
+    if not text:
+        return None
+    told = read_facts(text)
+    return told.command if told.command_from == "wrapper" else None
+
+
 def _record(
     *,
     kind: str,
@@ -119,6 +133,9 @@ def _record(
     said = diagnostic
     if words and (not diagnostic or _ENHANCED.search(diagnostic) is None):
         said = f"{words} {diagnostic}".strip() if diagnostic not in words else words
+    # The command the report's words (or the MTA's own Diagnostic-Code, "X-Postfix; host …
+    # said: 550 … (in reply to RCPT TO command)") say the failure answered.
+    stated = _stated_command(words) or _stated_command(diagnostic)
     own = _status_of(status)
     if (
         diagnostic_type not in ("smtp", "lmtp", "")
@@ -136,9 +153,7 @@ def _record(
     else:
         # The command the report's words say the failure answered ("after RCPT TO:"), when
         # the Diagnostic-Code alone does not say it.
-        told = read_facts(words) if words else None
-        command = told.command if told is not None and told.command_from == "wrapper" else None
-        verdict = classify(said or status or action, command=command, status=status or None)
+        verdict = classify(said or status or action, command=stated, status=status or None)
     reason, why = verdict.reason, verdict.why
     permanent = action == "failed" or (not action and status.startswith("5"))
     if action == "failed" and reason in _GAVE_UP and (not status or status.startswith("4")):
@@ -164,7 +179,7 @@ def _record(
         bounce_type=bounce_type,
         diagnostic_code=diagnostic or words,
         diagnostic_type=diagnostic_type or ("text" if words else ""),
-        command=verdict.command or "",
+        command=verdict.command or stated or "",
         remote_mta=remote_mta,
         reporting_mta=reporting_mta,
         sender=original.sender,
