@@ -23,7 +23,7 @@ disagreements of one field (``reason``, ``status``, ``command``, ``action``, ``h
 ``only-sisimai``, ``only-mailroom``) for reading. Round 4's replies are a held-out set for
 the classifier: on any corpus but ``bsd`` the per-reason table is not printed (unless
 ``--per-reason``), ``--list reason`` and ``--list hard`` are refused, and listings show no
-reason.
+reason (and no reply text for a recipient only Sisimai found).
 """
 
 from __future__ import annotations
@@ -248,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
                 assert p.sisimai is not None
                 said = "" if held_out else f"{p.sisimai['reason']}/"
                 line = f"{p.recipient}  S={said}{p.sisimai['agent']}"
-                line += f"  diag={p.sisimai['diag'][:120]}"
+                if not held_out:
+                    line += f"  diag={p.sisimai['diag'][:120]}"
             elif args.list == "only-mailroom":
                 if p.sisimai is not None:
                     continue

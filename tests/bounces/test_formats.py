@@ -385,3 +385,21 @@ def test_the_command_in_the_reporting_mtas_own_diagnostic() -> None:
         "    <bob@example.org> is not a valid mailbox (in reply to RCPT TO command)\n"
     )
     assert one(_dsn(status, "")).command == "RCPT"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "A message could not be delivered to:\nbob@example.org\nThe mailbox does not exist.\n",
+        "Your message with Subject: hello\ncould not be delivered to the following recipients:\n\n"
+        "<bob@example.org>\n\nPlease do not resend your original message.\n",
+        "***\nYour message could not be delivered to\nbob@example.org\n\n***\n",
+    ],
+)
+def test_a_gateways_few_words_and_the_address_alone_below(body: str) -> None:
+    assert [r.recipient for r in records(_text_bounce(body))] == ["bob@example.org"]
+
+
+def test_an_address_in_the_sentence_itself_is_not_taken_for_the_list() -> None:
+    body = "Your message to carol@example.net could not be delivered to the server.\n\nsorry\n"
+    assert records(_text_bounce(body)) == []

@@ -290,6 +290,46 @@ def _dma(text: str) -> list[tuple[str, str]]:
     return [(m[1], m[2].strip()) for m in _DMA.finditer(text)]
 
 
+# -- the common last resort: "could not be delivered to" and the addresses below ----------------
+
+_UNDELIVERED_TO = re.compile(
+    r"(?:could not|couldn't|cannot|can't|was not|wasn't) be delivered to(?: the following "
+    r"(?:recipients?|address(?:es)?)(?:\([a-z]*\))?)?|did not reach the following "
+    r"recipient(?:s|\(s\))?|unable to deliver (?:your )?(?:message|mail) to"
+    r"(?: the following (?:recipients?|address(?:es)?))?",
+    re.IGNORECASE,
+)
+_ALONE = re.compile(rf"^[ \t]*<?({_ADDRESS})>?[ \t]*$", re.IGNORECASE)
+
+
+def _undelivered_to(text: str) -> list[tuple[str, str]]:
+    """Many gateways' few words: a sentence saying the message could not be delivered to, then
+    each address alone on its line, its reason (if any) on the lines below it."""
+    start = _UNDELIVERED_TO.search(text)
+    if start is None:
+        return []
+    first, _, after = text[start.end() :].partition("\n")
+    lines = [first, *after.splitlines()]
+    found: list[tuple[str, str]] = []
+    index = skipped = 0
+    while index < len(lines) and skipped <= 3:
+        alone = _ALONE.match(lines[index].strip().rstrip(":.").strip())
+        index += 1
+        if alone is None:
+            if found and not lines[index - 1].strip():
+                break
+            skipped += bool(lines[index - 1].strip()) and not found
+            continue
+        detail = []
+        while index < len(lines) and lines[index].strip():
+            if _ALONE.match(lines[index].strip().rstrip(":.").strip()):
+                break
+            detail.append(lines[index].strip())
+            index += 1
+        found.append((alone[1], " ".join(detail)))
+    return found
+
+
 # -- all of them ---------------------------------------------------------------------------------
 
 _READERS = (
@@ -302,6 +342,7 @@ _READERS = (
     _opensmtpd,
     _angle,
     _sendmail_lines,
+    _undelivered_to,
 )
 
 
