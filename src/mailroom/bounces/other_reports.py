@@ -8,10 +8,19 @@ from __future__ import annotations
 
 import re
 from email.message import Message
+from email.utils import getaddresses
 
 from mailroom.bounces.dsn import status_blocks
-from mailroom.bounces.mime import address_of, header, iso_time, part_bytes, walk
+from mailroom.bounces.mime import (
+    address_of,
+    header,
+    iso_time,
+    part_bytes,
+    returned_headers,
+    walk,
+)
 from mailroom.bounces.record import BounceRecord
+from mailroom.bounces.text_formats import is_bounce_sender
 
 __all__ = ["autoreply", "feedback"]
 
@@ -29,23 +38,31 @@ def feedback(message: Message, source: str) -> list[BounceRecord]:
         if part.get_content_type() not in _FEEDBACK_TYPES:
             continue
         fields: dict[str, str] = {}
+        # Original-Rcpt-To may appear once per recipient of the reported message (§3.2).
+        rcpt_to: list[str] = []
         payload = part.get_payload()
         if isinstance(payload, list) and payload and isinstance(payload[0], Message):
             for block in payload:
                 if isinstance(block, Message):
                     for name, value in block.items():
-                        fields.setdefault(name.lower(), " ".join(str(value).split()))
+                        _add(fields, rcpt_to, name.lower(), " ".join(str(value).split()))
         else:
             text = part_bytes(part).decode("utf-8", "replace").replace("\r\n", "\n")
             for line in re.sub(r"\n[ \t]+", " ", text).splitlines():
                 name, sep, value = line.partition(":")
                 if sep and name.strip():
-                    fields.setdefault(name.strip().lower(), value.strip())
+                    _add(fields, rcpt_to, name.strip().lower(), value.strip())
+        if not rcpt_to:
+            # Original-Rcpt-To is optional; the reported message (or its header) names who
+            # got it.
+            returned = returned_headers(message)
+            if returned is not None:
+                rcpt_to = [a for _, a in getaddresses(returned.get_all("To") or []) if "@" in a]
         kind = fields.get("feedback-type", "").lower() or "abuse"
         return [
             BounceRecord(
                 kind="feedback",
-                recipient=address_of(fields.get("original-rcpt-to", "")),
+                recipient=recipient,
                 reason="feedback",
                 reason_why=f"an RFC 5965 feedback report (Feedback-Type: {kind})",
                 sender=address_of(fields.get("original-mail-from", "")),
@@ -56,8 +73,22 @@ def feedback(message: Message, source: str) -> list[BounceRecord]:
                 feedback_type=kind,
                 source=source,
             )
+            for recipient in _unique(rcpt_to) or [""]
         ]
     return []
+
+
+def _add(fields: dict[str, str], rcpt_to: list[str], name: str, value: str) -> None:
+    fields.setdefault(name, value)
+    if name == "original-rcpt-to" and address_of(value):
+        rcpt_to.append(address_of(value))
+
+
+def _unique(addresses: list[str]) -> list[str]:
+    first: dict[str, str] = {}
+    for address in addresses:
+        first.setdefault(address.lower(), address)
+    return list(first.values())
 
 
 def is_autoreply(message: Message) -> str:
@@ -65,6 +96,10 @@ def is_autoreply(message: Message) -> str:
     the headers of common responders, or an out-of-office subject."""
     if status_blocks(message) is not None:
         return ""  # a delivery report also says Auto-Submitted: auto-replied
+    if is_bounce_sender(message):
+        # Exim's bounces and delay warnings without a status part say it too: a mail
+        # system's report, not a person's absence.
+        return ""
     submitted = header(message, "Auto-Submitted").lower()
     if submitted.startswith("auto-replied"):
         return "Auto-Submitted: auto-replied (RFC 3834)"

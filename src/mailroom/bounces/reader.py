@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from email.message import Message
+from email.utils import getaddresses
 
 from mailroom.bounces.dsn import status_blocks, typed
 from mailroom.bounces.mime import address_of, header, human_text, iso_time, returned_headers
@@ -39,6 +40,15 @@ _KIND_OF_ACTION = {
     "delivered": "success",
     "relayed": "success",
     "expanded": "success",
+}
+# Action values outside RFC 3464 §2.3.3 that reports do use: Postfix's address verification
+# (sendmail -bv) says "deliverable"/"undeliverable", SendGrid "expired" for a message it gave
+# up on, some gateways "failure".
+_ACTION_NAMES = {
+    "deliverable": "delivered",
+    "undeliverable": "failed",
+    "expired": "failed",
+    "failure": "failed",
 }
 # A failed report that only says it could not get through gave up waiting: expired.
 _GAVE_UP = frozenset({"networkerror", "expired", "onhold", "undefined", "systemerror"})
@@ -69,8 +79,11 @@ class _Original:
 
 
 def _status_of(text: str) -> EnhancedStatus | None:
+    # RFC 3464's fields may carry RFC 822 comments: "Status: 5.4.4 (Illegal host/domain name
+    # found)" (Sun/Oracle Messaging Server, PowerMTA) is 5.4.4.
+    code = re.sub(r"\([^()]*\)", " ", text).split()
     try:
-        return EnhancedStatus.parse(text.strip())
+        return EnhancedStatus.parse(code[0]) if code else None
     except ValueError:
         return None
 
@@ -87,6 +100,15 @@ def _best_status(field: str, diagnostic: str) -> str:
     ):
         return str(inner)
     return str(status) if status is not None else ""
+
+
+def _stated_command(text: str) -> str | None:
+    """The command a reporting MTA's wrapper names ("after RCPT TO:", "in reply to end of DATA
+    command"), not one guessed from the reply's words."""
+    if not text:
+        return None
+    told = read_facts(text)
+    return told.command if told.command_from == "wrapper" else None
 
 
 def _record(
@@ -111,6 +133,9 @@ def _record(
     said = diagnostic
     if words and (not diagnostic or _ENHANCED.search(diagnostic) is None):
         said = f"{words} {diagnostic}".strip() if diagnostic not in words else words
+    # The command the report's words (or the MTA's own Diagnostic-Code, "X-Postfix; host …
+    # said: 550 … (in reply to RCPT TO command)") say the failure answered.
+    stated = _stated_command(words) or _stated_command(diagnostic)
     own = _status_of(status)
     if (
         diagnostic_type not in ("smtp", "lmtp", "")
@@ -128,9 +153,7 @@ def _record(
     else:
         # The command the report's words say the failure answered ("after RCPT TO:"), when
         # the Diagnostic-Code alone does not say it.
-        told = read_facts(words) if words else None
-        command = told.command if told is not None and told.command_from == "wrapper" else None
-        verdict = classify(said or status or action, command=command, status=status or None)
+        verdict = classify(said or status or action, command=stated, status=status or None)
     reason, why = verdict.reason, verdict.why
     permanent = action == "failed" or (not action and status.startswith("5"))
     if action == "failed" and reason in _GAVE_UP and (not status or status.startswith("4")):
@@ -156,7 +179,7 @@ def _record(
         bounce_type=bounce_type,
         diagnostic_code=diagnostic or words,
         diagnostic_type=diagnostic_type or ("text" if words else ""),
-        command=verdict.command or "",
+        command=verdict.command or stated or "",
         remote_mta=remote_mta,
         reporting_mta=reporting_mta,
         sender=original.sender,
@@ -176,6 +199,45 @@ def _words_for(recipient: str, said: list[tuple[str, str]]) -> str:
     return said[0][1] if len(said) == 1 else ""
 
 
+_MAILBOX = re.compile(r"(?:\"[^\"]*\"|[^\s@|/<>()\[\],;:\"]+)@[^\s@<>()\[\],;:\"]+")
+_ROUTE = re.compile(r"^(?:@[^:,\s]+,?)+:")
+
+
+def _is_mailbox(address: str) -> bool:
+    """An addr-spec the sender could have written: a local part and a domain with a dot (or an
+    address literal); "bob@sims-ms-daemon" (Sun's message store channel) or "bob@server" is
+    an MTA's internal name."""
+    if _MAILBOX.fullmatch(address) is None:
+        return False
+    domain = address.rpartition("@")[2]
+    return "." in domain.strip(".") or domain.startswith("[")
+
+
+def _recipient_of(block: dict[str, str], said: list[tuple[str, str]], message: Message) -> str:
+    """Final-Recipient (RFC 3464 §2.3.2), when it is a mailbox. When it is not (Exim's pipe and
+    file deliveries, "|/usr/bin/x" or "/var/mail/x"; a source route "@relay:user@host"; a bare
+    "@host"; an internal name without a dot in its domain), the address the sender used:
+    Original-Recipient (ORCPT), else the one address the report's words name, else the route's
+    mailbox, else the returned message's only To, else Final-Recipient as it is."""
+    final = address_of(block.get("final-recipient", ""))
+    if _is_mailbox(final):
+        return final
+    original = address_of(block.get("original-recipient", ""))
+    if _is_mailbox(original):
+        return original
+    if len(said) == 1 and _is_mailbox(said[0][0]):
+        return said[0][0]
+    routed = _ROUTE.sub("", final)
+    if _is_mailbox(routed):
+        return routed
+    returned = returned_headers(message)
+    if returned is not None:
+        to = [a for _, a in getaddresses(returned.get_all("To") or []) if _is_mailbox(a)]
+        if len(to) == 1:
+            return to[0]
+    return final or original
+
+
 def _from_status_part(message: Message, source: str) -> list[BounceRecord] | None:
     blocks = status_blocks(message)
     if blocks is None:
@@ -189,8 +251,9 @@ def _from_status_part(message: Message, source: str) -> list[BounceRecord] | Non
     original = _Original(message, head)
     records = []
     for block in recipients:
-        recipient = address_of(block.get("final-recipient") or block.get("original-recipient", ""))
+        recipient = _recipient_of(block, said if len(recipients) == 1 else [], message)
         action = block.get("action", "").lower().split()[0] if block.get("action") else ""
+        action = _ACTION_NAMES.get(action, action)
         diagnostic_type, diagnostic = typed(block.get("diagnostic-code", ""))
         reporting = typed(head.get("reporting-mta", ""))[1]
         when = block.get("last-attempt-date") or head.get("arrival-date") or header(message, "Date")
