@@ -21,27 +21,24 @@ from mailroom.codes import Reply, catalogue, classify
 from mailroom.codes.classify import REASONS
 
 DATA = Path(__file__).resolve().parent.parent / "data"
-# The labelled real replies the rules were written from (all three, by now; the numbers
-# measured before each was read are in bench/classify_rounds.tsv), with the floor each must
-# keep. real-replies-held-3.tsv, real-replies-held-4.tsv and real-replies-held-5.tsv are kept
-# apart: no test scores them (bench/classify_accuracy.py --held does); only their sources are compared.
+# The labelled real replies the rules were written from (the numbers measured before each was
+# read are in bench/classify_rounds.tsv), with the floor each must keep. held-3 was kept apart
+# for three rounds and read in round 6, after its scores were recorded. real-replies-held-4.tsv
+# and real-replies-held-5.tsv are kept apart: no test scores them (bench/classify_accuracy.py
+# --held does); only their sources are compared.
 DEV_SETS = {
     "real-replies-dev.tsv": 0.90,
     "real-replies-dev-2.tsv": 0.90,
     "real-replies-dev-3.tsv": 0.90,
     "real-replies-dev-4.tsv": 0.85,
+    "real-replies-held-3.tsv": 0.80,
 }
 # Reasons a set holds few of, all labelled from evidence the text does not carry: dev-4's three
 # securityerror rows are a challenge-response system's "sender not pre-approved" and a spam
 # verdict at RCPT under 5.7.1 that Sisimai's phrase list does not know (its fallback, X.7:
 # securityerror); the words say rejected and spam.
 WEAK_KNOWN = {("real-replies-dev-4.tsv", "securityerror")}
-LABELLED_SETS = (
-    *DEV_SETS,
-    "real-replies-held-3.tsv",
-    "real-replies-held-4.tsv",
-    "real-replies-held-5.tsv",
-)
+LABELLED_SETS = (*DEV_SETS, "real-replies-held-4.tsv", "real-replies-held-5.tsv")
 
 # (expected reason, expected action, reply text)
 WRITTEN = [
@@ -315,6 +312,44 @@ def test_the_command_changes_what_a_bare_code_means() -> None:
         ).reason
         == "filtered"
     )
+
+
+def test_a_refused_rcpt_in_the_transcript_outranks_a_reported_data() -> None:
+    """A report that names DATA as the last command, and whose transcript shows DATA refused
+    for want of a recipient, failed at RCPT: the user-unknown reply before it answered RCPT."""
+    transcript = "550 <carol@example.test>: User unknown 503 5.5.1 Error: need RCPT command"
+    assert classify(transcript).command == "RCPT"
+    assert classify(transcript, command="DATA").reason == "userunknown"
+    assert classify(transcript, command="DATA").command == "RCPT"
+    # Without such a transcript the reported DATA stands.
+    assert classify("550 <carol@example.test>: User unknown", command="DATA").reason == "filtered"
+
+
+def test_full_storage_is_the_systems_before_any_recipient_or_under_a_system_code() -> None:
+    assert classify("452 4.4.5 Insufficient disk space; try again later").reason == "systemfull"
+    assert classify("452 4.3.1 Insufficient disk space").reason == "systemfull"
+    assert classify("452 Insufficient disk space", command="MAIL").reason == "systemfull"
+    # Said of a recipient, or with no code that names the system, it is the mailbox's.
+    assert classify("452 Insufficient disk space", command="RCPT").reason == "mailboxfull"
+    assert classify("552 5.2.2 Mailbox full").reason == "mailboxfull"
+
+
+def test_a_malformed_header_that_names_dkim_is_a_content_error() -> None:
+    dup = classify("554 Transaction failed: Duplicate header 'DKIM-Signature'.", command="DATA")
+    assert dup.reason == "contenterror", dup
+    assert classify("550 5.7.1 DKIM signature verification failed").reason == "authfailure"
+
+
+def test_the_rfc_5321_mailbox_unavailable_sentence_is_not_a_provider_verdict() -> None:
+    """Outlook.com's refusal carries its trace in brackets; the bare sentence of RFC 5321
+    §4.2.2 is any server's and places nothing (see test_user_unknown_is_placed_…)."""
+    hotmail = "550 Requested action not taken: mailbox unavailable (S2017062302)."
+    assert classify(hotmail).reason == "userunknown"
+    assert classify("550 Requested action not taken: mailbox unavailable").reason == "filtered"
+
+
+def test_a_mailbox_filter_said_alone() -> None:
+    assert classify("550 5.2.0 Message Filtered").reason == "filtered"
 
 
 def test_user_unknown_is_placed_by_code_or_command() -> None:

@@ -98,6 +98,7 @@ FILTERED = (
     r"\bsieve\b",  # the recipient's own Sieve script refused it (RFC 5429)
     r"resolver\.rst\.notauthorized",  # Exchange: not authorised to send to this recipient
     r"cannot route mail to user",  # Lotus Domino's filtered recipient
+    r"^[45]\d\d[ -](?:[45]\.\d+\.\d+ )?message filtered",  # the mailbox's own filter, said alone
 )
 
 # The recipient's account exists but is turned off.

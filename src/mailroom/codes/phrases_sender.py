@@ -272,7 +272,6 @@ SPAM_DETECTED = (
     r"antispam",
     r"\bspam\b[^.;]{0,20}\b(?:rejected|refused|blocked|detected)",
     r"we (?:do not|dont|don't) accept spam",
-    r"message filtered",
     r"(?:message|mail) content (?:rejected|denied)",
     r"content filter rejection",
     r"rejecting (?:banned|mail) content",

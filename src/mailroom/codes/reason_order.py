@@ -28,7 +28,7 @@ decision in our own terms. Evidence is read in this order:
 4. **The fallback**: a reason the enhanced code names for certain (not one of
    :data:`~mailroom.codes.reason_codes.RECONSIDERED`); then the second pass of families
    (mailboxfull, authfailure, badreputation, speeding, spamdetected, virusdetected,
-   policyviolation, norelaying, systemerror, networkerror, suspend, contenterror,
+   policyviolation, norelaying, contenterror, systemerror, networkerror, suspend,
    systemfull, notaccept, expired, securityerror, mailererror, then failedstarttls); then
    the enhanced code's first guess; media (X.6) and security (X.7) codes; a syntax reply
    (501-507, 401-407); a temporary reply with no words (``expired``: its bounce came when the
@@ -65,6 +65,7 @@ Decision = tuple[str, str]  # (reason, why)
 
 # Commands before the message was offered, and before it was sent.
 _BEFORE_MAIL = frozenset({"CONNECT", "HELO"})
+_BEFORE_RCPT = frozenset({"CONNECT", "HELO", "MAIL"})
 _BEFORE_DATA = frozenset({"CONNECT", "HELO", "MAIL", "RCPT"})
 # Whether the recipient is unknown or filtered is the remote server's to say: a reporting MTA's
 # own heading ("Address not found", "Unknown address error") names the category it read from
@@ -131,6 +132,26 @@ def _mesgtoobig(ev: _Evidence) -> str | None:
     if ev.named == "exceedlimit":
         return None
     return ev.named_or_said("mesgtoobig")
+
+
+def _mailboxfull(ev: _Evidence) -> str | None:
+    if ev.named == "mailboxfull":
+        return f"enhanced code {ev.facts.status}"
+    if ev.named == "systemfull" or ev.command in _BEFORE_RCPT:
+        # "Insufficient disk space" under X.3.1 or X.4.5 (mail system full, congested), or
+        # before any recipient was named: no mailbox is meant, the system's storage is.
+        return None
+    return ev.words("mailboxfull")
+
+
+def _authfailure(ev: _Evidence) -> str | None:
+    if ev.named == "authfailure":
+        return f"enhanced code {ev.facts.status}"
+    if ev.said("contenterror") is not None:
+        # "Duplicate header 'DKIM-Signature'": the header is malformed; naming an
+        # authentication header is not saying that authentication failed.
+        return None
+    return ev.words("authfailure")
 
 
 def _suspend(ev: _Evidence) -> str | None:
@@ -218,13 +239,13 @@ def _spamdetected(ev: _Evidence) -> str | None:
 
 
 _FIRST_PASS: tuple[tuple[str, Test], ...] = (
-    ("mailboxfull", _named_or_said("mailboxfull")),
+    ("mailboxfull", _mailboxfull),
     ("mesgtoobig", _mesgtoobig),
     ("exceedlimit", _named_or_said("exceedlimit")),
     ("suspend", _suspend),
     ("hasmoved", _said("hasmoved")),
     ("norelaying", _norelaying),
-    ("authfailure", _named_or_said("authfailure")),
+    ("authfailure", _authfailure),
     ("userunknown", _userunknown),
     ("filtered", _filtered),
     ("requireptr", _named_or_said("requireptr")),
@@ -246,10 +267,12 @@ _SECOND_PASS = (
     "virusdetected",
     "policyviolation",
     "norelaying",
+    # A malformed message is said more specifically than a failed transaction ("Transaction
+    # failed: Duplicate header"): before the system's and the network's errors.
+    "contenterror",
     "systemerror",
     "networkerror",
     "suspend",
-    "contenterror",
     "systemfull",
     "notaccept",
     "expired",
@@ -277,7 +300,11 @@ def _fallback(ev: _Evidence) -> Decision | None:
         return ev.named, f"enhanced code {facts.status}"
     for reason in _SECOND_PASS:
         why = ev.words(reason)
+        if reason == "authfailure" and ev.said("contenterror") is not None:
+            continue  # a malformed header that names DKIM (see _authfailure)
         if why is not None:
+            if reason == "mailboxfull" and ev.command in _BEFORE_RCPT:
+                return "systemfull", f"{why} before any recipient: the system's storage"
             return reason, why
     if ev.named is not None:
         return ev.named, f"enhanced code {facts.status}"

@@ -73,14 +73,7 @@ _WRAPPER_COMMANDS = (
             r"did not like our rcpt|>>> rcpt to|\[rcpt.to\]|does not like recipient|"
             r"smtp:rcpt\b|following rcpt command|most progress was rcpt|"
             r"all rcpt commands were rejected|recipients? (?:was|were) rejected by (?:a |the )?"
-            r"remote|"
-            # A transcript whose last reply refuses DATA for want of a recipient ("503 need
-            # RCPT", "554 no valid recipients", "503 no recipients specified"): the DATA that
-            # followed had no recipient left, so the refusal before it answered RCPT (RFC 5321
-            # §3.3: DATA is refused when no RCPT succeeded).
-            r"\b[45]\d\d\b.{1,300}\b(?:503[ -][\d.]*\s*(?:error: )?(?:need rcpt|rcpt first|"
-            r"no recipients|bad sequence)|valid rcpt command must precede data|"
-            r"554[ -][\d.]*\s*(?:error: )?no valid recipients)"
+            r"remote"
         ),
         "RCPT",
     ),
@@ -115,6 +108,16 @@ _WRAPPER_COMMANDS = (
         ),
         "CONNECT",
     ),
+)
+# A transcript whose last reply refuses DATA for want of a recipient ("503 need RCPT", "554 no
+# valid recipients", "503 no recipients specified"): the DATA that followed had no recipient
+# left, so the refusal before it answered RCPT (RFC 5321 §3.3: DATA is refused when no RCPT
+# succeeded). A report that names DATA as the last command is right about the session and
+# wrong about the failure, so this is read before the command a caller gives.
+_RCPT_BEFORE_REFUSED_DATA = re.compile(
+    r"\b[45]\d\d\b.{1,300}\b(?:503[ -][\d.]*\s*(?:error: )?(?:need rcpt|rcpt first|"
+    r"no recipients|bad sequence)|valid rcpt command must precede data|"
+    r"554[ -][\d.]*\s*(?:error: )?no valid recipients)"
 )
 # Gmail's reports end with the state of its session: "… User unknown (state 14)."
 _GMAIL_STATES = {"6": "MAIL", "8": "AUTH", "9": "AUTH", "12": "AUTH", "13": "HELO"}
@@ -161,9 +164,14 @@ _COMMAND_NAMES = {"EHLO": "HELO", "LHLO": "HELO", "CONN": "CONNECT", "BDAT": "DA
 def _command(text: str, inner: str, given: str | None) -> tuple[str | None, str]:
     if given:
         name = given.strip().upper().split(" ")[0]
-        return _COMMAND_NAMES.get(name, name), "caller"
+        name = _COMMAND_NAMES.get(name, name)
+        if name == "DATA" and _RCPT_BEFORE_REFUSED_DATA.search(text):
+            return "RCPT", "wrapper"
+        return name, "caller"
     if _LOCAL_AGENT.search(text):
         return "RCPT", "local"
+    if _RCPT_BEFORE_REFUSED_DATA.search(text):
+        return "RCPT", "wrapper"
     for pattern, name in _WRAPPER_COMMANDS:
         if pattern.search(text):
             return name, "wrapper"

@@ -56,7 +56,9 @@ _RECONSIDERED = (
     ("userunknown", r"no se encuentra en el directorio de domino|répertorié dans l'annuaire"),
     ("userunknown", r"domino ディレクトリには見つかりません|ディレクトリのリストにありません"),
     ("userunknown", r"address couldn't be found\. check for typos"),  # Gmail
-    ("userunknown", r"requested action not taken: mailbox unavailable"),  # Outlook.com's report
+    # Outlook.com's refusal carries its own trace in brackets, "(S2017062302)" or
+    # "(-0000000022:2222:…)"; the same RFC 5321 sentence bare is any server's (see _filtered).
+    ("userunknown", r"requested action not taken: mailbox unavailable\.? \((?:s\d|-?\d+:)"),
     # Reports that looked the recipient up themselves and say so in their fixed words.
     ("userunknown", r"unable to deliver message to <[^>]*> \(and other recipients in the same"),
     ("userunknown", r"invalid final delivery userid"),
