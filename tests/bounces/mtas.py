@@ -5,8 +5,8 @@ temporary directory, on free ports of 127.0.0.1, as root (as CI runs), stopped a
 - :class:`Postfix` — ``postfix -c DIR start`` with its own main.cf/master.cf, queue and log.
 - :class:`Exim` — the ``exim4`` binary unpacked from ``exim4-daemon-light`` (Debian's package
   conflicts with postfix; ``.ci/run`` unpacks it with ``dpkg -x`` into ``EXIM_ROOT``), run as a
-  foreground daemon with ``-C``; ``nss_wrapper`` (libnss-wrapper) gives it the ``Debian-exim``
-  user it was built for without adding that user to the machine.
+  foreground daemon with ``-C``; :func:`with_exim_user` gives it the ``Debian-exim`` user it
+  was built for without adding that user to the machine.
 - :func:`dovecot_lmtp` — Dovecot's LMTP server (tests.interop.dovecot) with a quota plugin.
 - :func:`dovecot_lda_reject` — ``dovecot-lda`` refusing a message over quota, which sends its
   rejection (RFC 3798 MDN) over SMTP.
@@ -33,7 +33,6 @@ from tests.interop.dovecot import free_port, running_dovecot
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
 EXIM_ROOT = Path(os.environ.get("MAILROOM_EXIM_ROOT", "/opt/mailroom-exim"))
 EXIM = EXIM_ROOT / "usr" / "sbin" / "exim4"
-NSS_WRAPPER = Path("/usr/lib/x86_64-linux-gnu/libnss_wrapper.so")
 DOVECOT_LDA = Path("/usr/lib/dovecot/dovecot-lda")
 NOBODY = pwd.getpwnam("nobody")
 
@@ -194,6 +193,29 @@ def running(server: Postfix | Exim) -> Iterator[Postfix | Exim]:
 
 # -- Exim ----------------------------------------------------------------------------------------
 
+# Run in a mount namespace of its own, where the test's passwd and group files stand in for the
+# machine's: Exim looks up its compiled-in user, Debian-exim, at every start, and so do the
+# copies of itself it runs for queue runs and deliveries. (nss_wrapper through LD_PRELOAD
+# answered the first but not the children once Debian's 4.96-15+deb12u11 came: they failed
+# with 'failed to find uid for user name "Debian-exim"'.) A bind mount changes nothing outside.
+_OWN_USERS = 'mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/group && shift 2 && exec "$@"'
+
+
+def with_exim_user(argv: list[str], directory: Path) -> list[str]:
+    """``argv`` run where the passwd and group files are the machine's plus a ``Debian-exim``
+    user and group (nobody's ids), written into ``directory``; needs root, as Exim does."""
+    nobody = pwd.getpwnam("nobody")
+    passwd = Path("/etc/passwd").read_text().rstrip("\n") + "\n"
+    passwd += f"Debian-exim:x:{nobody.pw_uid}:{nobody.pw_gid}::/nonexistent:/bin/false\n"
+    group = Path("/etc/group").read_text().rstrip("\n") + f"\nDebian-exim:x:{nobody.pw_gid}:\n"
+    (directory / "passwd").write_text(passwd)
+    (directory / "group").write_text(group)
+    for name in ("passwd", "group"):
+        (directory / name).chmod(0o644)
+    unshare = ["unshare", "--mount", "--propagation", "private"]
+    files = [str(directory / "passwd"), str(directory / "group")]
+    return [*unshare, "sh", "-c", _OWN_USERS, "sh", *files, *argv]
+
 
 class Exim:
     """Exim as a foreground daemon (``-bdf``) with queue runs every second, from ``config``
@@ -209,35 +231,21 @@ class Exim:
     def log(self) -> Path:
         return self.root / "log" / "mainlog"
 
-    def environment(self) -> dict[str, str]:
-        return {
-            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-            "LD_PRELOAD": str(NSS_WRAPPER),
-            "NSS_WRAPPER_PASSWD": str(self.root / "passwd"),
-            "NSS_WRAPPER_GROUP": str(self.root / "group"),
-        }
-
     def start(self) -> Exim:
         require(EXIM, "Exim (exim4-daemon-light, unpacked by .ci/run)")
-        require(NSS_WRAPPER, "nss_wrapper (Debian libnss-wrapper)")
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)
         for name in ("spool", "log", "mail"):
             (self.root / name).mkdir(exist_ok=True)
             os.chown(self.root / name, NOBODY.pw_uid, NOBODY.pw_gid)
-        # The user and group Debian's Exim was built to run as, known only to this Exim.
-        passwd = [line for line in Path("/etc/passwd").read_text().splitlines() if line]
-        passwd.append(f"Debian-exim:x:{NOBODY.pw_uid}:{NOBODY.pw_gid}::/nonexistent:/bin/false")
-        (self.root / "passwd").write_text("\n".join(passwd) + "\n")
-        group = [line for line in Path("/etc/group").read_text().splitlines() if line]
-        group.append(f"Debian-exim:x:{NOBODY.pw_gid}:")
-        (self.root / "group").write_text("\n".join(group) + "\n")
         config = self.config.replace("{root}", str(self.root)).replace("{port}", str(self.port))
         (self.root / "exim.conf").write_text(config)
         stderr = (self.root / "stderr.log").open("wb")
         self.process = subprocess.Popen(
-            [str(EXIM), "-C", str(self.root / "exim.conf"), "-bdf", "-q1s"],
-            env=self.environment(),
+            with_exim_user(
+                [str(EXIM), "-C", str(self.root / "exim.conf"), "-bdf", "-q1s"], self.root
+            ),
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
             stdout=stderr,
             stderr=stderr,
         )

@@ -5,8 +5,8 @@ Exim's Debian package conflicts with postfix (whose smtp-sink other tests use), 
 installed: ``.ci/run`` fetches its .debs with ``apt-get download`` and unpacks them where
 tests/bounces/mtas.py finds them (``EXIM_ROOT``, /opt/mailroom-exim; ``MAILROOM_EXIM_ROOT``
 points elsewhere), and this file runs the same binary as a receiver. Exim looks up its compiled-in user,
-``Debian-exim``, at start; nss_wrapper (Debian libnss-wrapper) answers that from files of the
-test's own, so nothing on the machine changes. A test that needs Exim fails when it is missing,
+``Debian-exim``, at start; ``with_exim_user`` (tests/bounces/mtas.py) answers that from files of
+the test's own, bind-mounted in a mount namespace of Exim's, so nothing on the machine changes. A test that needs Exim fails when it is missing,
 unless MAILROOM_ALLOW_SKIP=1 (never set in CI).
 """
 
@@ -27,15 +27,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.bounces.mtas import EXIM, EXIM_ROOT, NSS_WRAPPER
-
-_NSS_WRAPPER = [NSS_WRAPPER, Path("/usr/lib/aarch64-linux-gnu/libnss_wrapper.so")]
+from tests.bounces.mtas import EXIM, EXIM_ROOT, with_exim_user
 
 
 def require_exim() -> None:
     missing = [] if EXIM.exists() else [f"{EXIM} (.ci/run unpacks Exim into {EXIM_ROOT})"]
-    if not any(p.exists() for p in _NSS_WRAPPER):
-        missing.append("libnss_wrapper.so (Debian libnss-wrapper)")
     if os.geteuid() != 0:
         missing.append("root (Exim takes -C configurations from root only)")
     if missing:
@@ -130,7 +126,7 @@ def _parse_spool(header_file: bytes, data_file: bytes) -> Received:
 _CONFIG = """
 exim_user = nobody
 exim_group = nogroup
-keep_environment = LD_PRELOAD : NSS_WRAPPER_PASSWD : NSS_WRAPPER_GROUP
+keep_environment =
 spool_directory = {dir}/spool
 log_file_path = {dir}/%slog
 pid_file_path = {dir}/exim.pid
@@ -170,15 +166,10 @@ def running_exim(
     require_exim()
     directory = Path(tempfile.mkdtemp(prefix="mailroom-exim-"))
     nobody = pwd.getpwnam("nobody")
-    wrapper = next(str(p) for p in _NSS_WRAPPER if p.exists())
     try:
         (directory / "spool").mkdir()
         for path in (directory, directory / "spool"):
             os.chown(path, nobody.pw_uid, nobody.pw_gid)
-        passwd = Path("/etc/passwd").read_text() + (
-            f"Debian-exim:x:{nobody.pw_uid}:{nobody.pw_gid}::{directory}:/usr/sbin/nologin\n"
-        )
-        group = Path("/etc/group").read_text() + f"Debian-exim:x:{nobody.pw_gid}:\n"
         # Exim reads its configuration only if root owns it (and it is not world-writable).
         config = directory / "exim.conf"
         port = _free_port()
@@ -191,20 +182,15 @@ def running_exim(
                 chunking="*" if chunking else "",
             )
         )
-        (directory / "passwd").write_text(passwd)
-        (directory / "group").write_text(group)
-        for path in (config, directory / "passwd", directory / "group"):
-            os.chown(path, 0, 0)
-            path.chmod(0o644)
-        env = {
-            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-            "LD_PRELOAD": wrapper,
-            "NSS_WRAPPER_PASSWD": str(directory / "passwd"),
-            "NSS_WRAPPER_GROUP": str(directory / "group"),
-        }
+        os.chown(config, 0, 0)
+        config.chmod(0o644)
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
         output = (directory / "stderr.log").open("wb")
         process = subprocess.Popen(
-            [str(EXIM), "-C", str(config), "-bdf"], stdout=output, stderr=output, env=env
+            with_exim_user([str(EXIM), "-C", str(config), "-bdf"], directory),
+            stdout=output,
+            stderr=output,
+            env=env,
         )
         try:
             deadline = time.monotonic() + 20
