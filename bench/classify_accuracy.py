@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import re
 import sys
 from collections import Counter
@@ -49,6 +50,8 @@ HELD_4 = DATA / "real-replies-held-4.tsv"
 # Made after round 5 from corpora no earlier round used (bench/sisimai_sets_5.py): a judge only.
 HELD_5 = DATA / "real-replies-held-5.tsv"
 HELD = (HELD_4, HELD_5)
+# Round 7 reads one half of held-4 and held-5 (by message, below) and is judged on the other.
+READ_HALF, JUDGE_HALF = "A", "B"
 ROUNDS = HERE / "classify_rounds.tsv"
 # Sisimai's own pseudo-status, written from the reason it decided (SMTP/Status.pm's table).
 PSEUDO_STATUS = re.compile(r"[45]\.0\.9\d\d$")
@@ -71,6 +74,12 @@ def half(rows: list[Row], which: str) -> list[Row]:
     """Half A: MTAs whose file name sorts before 'lhost-p'; half B: the rest."""
     first = [r for r in rows if source_name(r) < "lhost-p"]
     return first if which == "A" else [r for r in rows if source_name(r) >= "lhost-p"]
+
+
+def held_half(rows: list[Row], which: str) -> list[Row]:
+    """Round 7's split of a held set by message: A when the first byte of the SHA-256 of the
+    row's source is even, B when odd (every reply of one bounce falls on the same side)."""
+    return [r for r in rows if "AB"[hashlib.sha256(r["source"].encode()).digest()[0] % 2] == which]
 
 
 def evaluate(
@@ -148,12 +157,13 @@ def recorded() -> None:
 
 
 def held(args: argparse.Namespace) -> None:
-    """The sets kept apart, in the three modes; never their misses."""
+    """The halves kept apart, in the three modes; never their misses."""
     for path in HELD:
-        rows = load(path)
+        rows = held_half(load(path), JUDGE_HALF)
         for with_command, with_hints, name in MODES:
             args.with_command, args.with_hints = with_command, with_hints
-            report(f"{path.name} ({name})", rows, args, misses_allowed=False)
+            title = f"{path.name} half {JUDGE_HALF} ({name})"
+            report(title, rows, args, misses_allowed=False)
     args.with_command = args.with_hints = False
 
 
@@ -164,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--misses", action="store_true", help="print every miss")
     parser.add_argument("--confusion", action="store_true", help="print the confusion pairs")
     parser.add_argument("--half", choices=("A", "B"), help="only one half of each set")
+    parser.add_argument(
+        "--held-half", choices=("A", "B"), help="only one half of a held set, split by message"
+    )
     parser.add_argument("--with-command", action="store_true", help="pass smtp_command too")
     parser.add_argument("--with-hints", action="store_true", help="pass replycode, status too")
     args = parser.parse_args(argv)
@@ -172,15 +185,20 @@ def main(argv: list[str] | None = None) -> int:
             rows = load(path)
             if args.half:
                 rows = half(rows, args.half)
+            if args.held_half:
+                rows = held_half(rows, args.held_half)
             title = f"{path.name}" + (f" half {args.half}" if args.half else "")
-            report(
-                title, rows, args, misses_allowed=path.resolve() not in {h.resolve() for h in HELD}
-            )
+            title += f" held-half {args.held_half}" if args.held_half else ""
+            is_held = path.resolve() in {h.resolve() for h in HELD}
+            report(title, rows, args, misses_allowed=not is_held or args.held_half == READ_HALF)
         return 0
     recorded()
     if args.held:
         held(args)
     print("\nThe current rules on the sets they were written from (not held out):")
+    for path in HELD:
+        title = f"{path.name} half {READ_HALF} (read in round 7)"
+        report(title, held_half(load(path), READ_HALF), args)
     report(HELD_3.name + " (read in round 6)", load(HELD_3), args)
     report(DEV_4.name, load(DEV_4), args)
     report(DEV_3.name, load(DEV_3), args)

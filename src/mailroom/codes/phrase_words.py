@@ -36,8 +36,9 @@ def any_of(*alternatives: str) -> str:
 # A few words of one statement: an address in angle brackets or a bare one may stand between,
 # but not the end of a sentence.
 _GAP = r"(?:\s*<[^<>]{0,80}>\s*|\s[\w.+\-']+@[\w.\-]+\s|[^.;!?<>]){1,COUNT}?"
-# The same within one clause: not across a colon either ("host x said: 550 … rejected").
-_CLAUSE_GAP = r"(?:\s*<[^<>]{0,80}>\s*|[^.;:!?<>]){1,COUNT}?"
+# The same within one clause: not across a colon either ("host x said: 550 … rejected"); a bare
+# address may stand between ("user bob@example.org does not exist").
+_CLAUSE_GAP = r"(?:\s*<[^<>]{0,80}>\s*|\s[\w.+\-']+@[\w.\-]+\s|[^.;:!?<>]){1,COUNT}?"
 
 
 def then(first: str, second: str, gap: int = 48) -> str:

@@ -165,8 +165,10 @@ BLOCKED = (
     then_in_clause(
         CLIENT,
         r"(?:is |are |has been |have been |was )?(?:temporarily |permanently |currently )?"
-        r"(?:blocked|banned|blacklisted|blocklisted|denied|refused|rejected|not (?:allowed|"
-        r"permitted|authori[sz]ed|welcome|accepted))",
+        # (Postfix's "host x[ip] refused to talk to me" is its wrapper, not the server's verdict:
+        # what refused the greeting is in the reply after it)
+        r"(?:blocked|banned|blacklisted|blocklisted|denied|refused(?! to talk to me)|rejected|"
+        r"not (?:allowed|permitted|authori[sz]ed|welcome|accepted))",
         avoid="but|sender|recipient|message|mail|user",
     ),
     r"connections? (?:from \S+ )?(?:is |are |has been )?(?:blocked|banned|blacklisted|denied)",

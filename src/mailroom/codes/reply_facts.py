@@ -126,7 +126,10 @@ _GMAIL_STATE = re.compile(r"\(state (\d+)\)\.?$")
 # The command as the remote server's reply itself shows it (RFC 5321 §4.2: replies to RCPT
 # name the recipient; Postfix says which address was refused; "need RCPT command").
 _REPLY_COMMANDS = (
-    (re.compile(r"recipient address rejected|<[^<>@\s]+@[^<>\s]+>\.\.\. user unknown"), "RCPT"),
+    (
+        re.compile(r"recipient (?:address )?rejected|<[^<>@\s]+@[^<>\s]+>\.\.\. user unknown"),
+        "RCPT",
+    ),
     (re.compile(r"sender address rejected"), "MAIL"),
     # "550 : User unknown": a refusal naming no address came after the message, for all of
     # the recipients at once (au/KDDI and Oracle Messaging Server reply so to DATA).
@@ -135,8 +138,9 @@ _REPLY_COMMANDS = (
 
 
 # A local delivery agent's own words ("mail.local: unknown user: bob", Postfix local(8)'s
-# 'unknown user: "bob"'): it looked the mailbox up itself, no filter stood between.
-_LOCAL_AGENT = re.compile(r"\bmail\.local:|unknown user: \"")
+# 'unknown user: "bob"', "Unknown user: bob@example.org"): it looked up the mailbox it names
+# itself, no filter stood between.
+_LOCAL_AGENT = re.compile(r"\bmail\.local:|unknown user: (?:\"|[^\s\"@:]+@[\w.\-]+)")
 # What reporting MTAs append after the remote reply: their own verdict on the queue, not the
 # remote server's words (qmail, Sendmail).
 _TRAILERS = re.compile(
