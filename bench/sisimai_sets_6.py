@@ -21,8 +21,9 @@ Two kinds of source:
   which Sisimai would read line by line as replies. (Taking plain-text bounces too was tried:
   it added a 419 scam from a "postmaster" and three copies of one hMailServer notice that
   differ only in a spam's subject, for two or three new replies; not kept.) These bounces
-  are not anonymised (the archives publish them as sent); a row's ``source`` names the
-  archive and the message's own commit (``owner/name@commit:m``, ``git show commit:m``).
+  are not anonymised upstream (the archives publish them as sent): every address's local part
+  in their rows is written as ``user`` (its domain kept); a row's ``source`` names the archive
+  and the message's own commit (``owner/name@commit:m``, ``git show commit:m``).
 
 To keep the set unseen:
 
@@ -257,6 +258,15 @@ def archive_messages(mirrors: Path, archive: Archive) -> list[tuple[str, bytes]]
     return out
 
 
+# The archives' bounces were not anonymised upstream (the corpora's were): every address's
+# local part is replaced in their rows, its domain kept (a provider's name can be evidence).
+_LOCAL_PART = re.compile(r"[\w.+\-=']+@(?=[\w\-]+\.[\w.\-]+)")
+
+
+def anonymised(text: str) -> str:
+    return _LOCAL_PART.sub("user@", text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("mirrors", type=Path, help="bare copies as owner+name/repo")
@@ -320,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         source = f"{repo}@{path[:12]}:m" if is_archive else f"{repo}@{commit[:12]}:{path}"
         rows.append(
             {
-                "reply_text": text,
+                "reply_text": anonymised(text) if is_archive else text,
                 "reason": reason,
                 "replycode": code,
                 "status": status,
