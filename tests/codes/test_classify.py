@@ -39,7 +39,12 @@ DEV_SETS = {
 # verdict at RCPT under 5.7.1 that Sisimai's phrase list does not know (its fallback, X.7:
 # securityerror); the words say rejected and spam.
 WEAK_KNOWN = {("real-replies-dev-4.tsv", "securityerror")}
-LABELLED_SETS = (*DEV_SETS, "real-replies-held-4.tsv", "real-replies-held-5.tsv")
+LABELLED_SETS = (
+    *DEV_SETS,
+    "real-replies-held-4.tsv",
+    "real-replies-held-5.tsv",
+    "real-replies-held-6.tsv",
+)
 
 # (expected reason, expected action, reply text)
 WRITTEN = [
