@@ -403,3 +403,77 @@ def test_a_gateways_few_words_and_the_address_alone_below(body: str) -> None:
 def test_an_address_in_the_sentence_itself_is_not_taken_for_the_list() -> None:
     body = "Your message to carol@example.net could not be delivered to the server.\n\nsorry\n"
     assert records(_text_bounce(body)) == []
+
+
+# -- the reason of a report that gave up -----------------------------------------------------
+
+
+def _gave_up(action: str, status: str, diagnostic: str = "") -> BounceRecord:
+    # Constructed: an RFC 3464 block as Postfix or Sendmail writes one after its retries.
+    block = f"Final-Recipient: rfc822; bob@example.org\nAction: {action}\nStatus: {status}\n"
+    if diagnostic:
+        block += f"Diagnostic-Code: {diagnostic}\n"
+    return one(_dsn(f"Reporting-MTA: dns; mx.example.test\n\n{block}", ""))
+
+
+@pytest.mark.parametrize(
+    ("action", "status", "diagnostic", "reason", "bounce_type"),
+    [
+        # The words name why it could not get through: that cause, not the time running out.
+        (
+            "failed",
+            "4.4.1",
+            "X-Postfix; connect to mx.example.org[192.0.2.9]:25: No route to host",
+            "networkerror",
+            "soft",
+        ),
+        (
+            "delayed",
+            "4.4.1",
+            "X-Postfix; connect to mx.example.org[192.0.2.9]:25: No route to host",
+            "networkerror",
+            "",
+        ),
+        (
+            "failed",
+            "4.4.7",
+            "smtp; Name server: example.org.: host name lookup failure",
+            "networkerror",
+            "soft",
+        ),
+        ("failed", "4.0.0", "smtp; 451 Local configuration error", "systemerror", "soft"),
+        # A code that names the cause itself (4.4.2: bad connection; 4.4.6: a routing loop).
+        ("failed", "4.4.2", "", "networkerror", "soft"),
+        ("failed", "4.4.6", "", "networkerror", "soft"),
+        # Nothing but the time, a bare temporary reply, or a code's loose reading: expired.
+        ("failed", "4.4.7", "", "expired", "soft"),
+        ("failed", "4.4.1", "smtp; 421 try later", "expired", "soft"),
+        ("failed", "4.3.0", "smtp; 451 4.3.0 Temporary failure", "expired", "soft"),
+        ("delayed", "4.0.0", "", "expired", ""),
+    ],
+)
+def test_a_report_that_gave_up_keeps_the_cause_its_words_name(
+    action: str, status: str, diagnostic: str, reason: str, bounce_type: str
+) -> None:
+    record = _gave_up(action, status, diagnostic)
+    assert (record.reason, record.action, record.bounce_type) == (reason, action, bounce_type)
+
+
+@pytest.mark.parametrize(
+    ("action", "status", "diagnostic"),
+    [
+        ("failed", "5.0.0", "X-Unix; 255"),  # a program's exit status, not a reply code
+        ("delayed", "4.5.0", "X-Unix; 71"),  # EX_OSERR: the mailer, for now
+        ("failed", "4.3.0", "x-unix; temporary failure"),  # Postfix's pipe(8)
+    ],
+)
+def test_a_local_programs_exit_that_says_nothing_more_is_the_mailer(
+    action: str, status: str, diagnostic: str
+) -> None:
+    record = _gave_up(action, status, diagnostic)
+    assert (record.reason, record.diagnostic_type) == ("mailererror", "x-unix")
+
+
+def test_a_local_programs_specific_status_is_kept() -> None:
+    record = _gave_up("failed", "5.2.2", "x-unix; input/output error")
+    assert (record.reason, record.bounce_type) == ("mailboxfull", "soft")

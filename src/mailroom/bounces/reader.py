@@ -12,8 +12,11 @@ In order:
 4. an automatic reply (RFC 3834): one ``autoreply`` record (reason ``vacation``).
 
 Anything else gives no record. The reason is :func:`mailroom.codes.classify`'s, given the
-diagnostic, the command the report says it answered, and the Status field; a report that gave
-up (``failed``) with only a temporary status or a network complaint is ``expired``.
+diagnostic, the command the report says it answered, and the Status field. A report that gave
+up (``failed``, or ``delayed``) with only a temporary status is ``expired`` unless its words
+(or a code that names one, 4.4.2) say why it could not get through: "No route to host" is
+``networkerror``. A local program's exit that says nothing more (``X-Unix; 71``) is
+``mailererror``.
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ from mailroom.bounces.mime import address_of, header, human_text, iso_time, retu
 from mailroom.bounces.other_reports import autoreply, feedback
 from mailroom.bounces.record import BounceRecord
 from mailroom.bounces.text_formats import is_bounce_text, per_address, producer
-from mailroom.codes import EnhancedStatus, classify
-from mailroom.codes.reason_codes import GENERIC_STATUS
+from mailroom.codes import Classification, EnhancedStatus, classify
+from mailroom.codes.reason_codes import GENERIC_STATUS, RECONSIDERED, status_reason
 from mailroom.codes.reasons import is_hard
 from mailroom.codes.reply_facts import read_facts
 
@@ -50,8 +53,11 @@ _ACTION_NAMES = {
     "expired": "failed",
     "failure": "failed",
 }
-# A failed report that only says it could not get through gave up waiting: expired.
+# A failed report that only says it could not get through gave up waiting: expired. When its
+# words (or a code that names one) say why it could not get through, that cause is the reason.
 _GAVE_UP = frozenset({"networkerror", "expired", "onhold", "undefined", "systemerror"})
+# The evidence of a verdict that rests on no words: a code read alone, a weak hint, nothing.
+_NO_WORDS = ("enhanced code", "reply code", "nothing specific", "no text")
 _DELAY_WORDS = re.compile(
     r"has not yet been delivered|has been delayed|delivery (?:is )?delayed|will (?:continue|be) "
     r"(?:to )?(?:retr|tr)|still being retried|transient non-fatal|warning: message",
@@ -102,6 +108,23 @@ def _best_status(field: str, diagnostic: str) -> str:
     return str(status) if status is not None else ""
 
 
+def _names_cause(verdict: Classification) -> bool:
+    """Whether the verdict names what went wrong: in words (the reply's, the reporting MTA's,
+    a provider's), or by an enhanced code that names that reason itself (4.4.2, bad
+    connection: networkerror); not by a weak hint, a basic code, a code's loose registry
+    reading (4.3.0) or nothing at all."""
+    why = verdict.why
+    if why.endswith("(a weak hint)"):
+        return False
+    if not why.startswith(_NO_WORDS):
+        return True
+    return (
+        why.startswith("enhanced code")
+        and verdict.status is not None
+        and status_reason(verdict.status) == verdict.reason
+    )
+
+
 def _stated_command(text: str) -> str | None:
     """The command a reporting MTA's wrapper names ("after RCPT TO:", "in reply to end of DATA
     command"), not one guessed from the reply's words."""
@@ -140,26 +163,33 @@ def _record(
     if (
         diagnostic_type not in ("smtp", "lmtp", "")
         and own is not None
-        and (
-            own.subject,
-            own.detail,
-        )
-        not in GENERIC_STATUS
+        and (own.subject, own.detail) not in GENERIC_STATUS
     ):
         # The reporting MTA's own words about its own delivery come with its own verdict:
         # a specific Status it wrote is that verdict (Postfix: "x-unix; input/output error",
-        # Status: 5.2.2).
+        # Status: 5.2.2), unless the code names its reason only as a first guess and the
+        # MTA's words name the cause (Postfix: "connect to …: No route to host", 4.4.1).
         verdict = classify(status)
+        if verdict.reason in RECONSIDERED:
+            read = classify(diagnostic, command=stated, status=status)
+            if read.reason != verdict.reason and _names_cause(read):
+                verdict = read
     else:
         # The command the report's words say the failure answered ("after RCPT TO:"), when
         # the Diagnostic-Code alone does not say it.
         verdict = classify(said or status or action, command=stated, status=status or None)
     reason, why = verdict.reason, verdict.why
+    if diagnostic_type == "x-unix" and not _names_cause(verdict):
+        # A local program's exit (Sendmail's "X-Unix; 71", a sysexits code; Postfix's pipe
+        # or local delivery "x-unix; temporary failure") that says nothing more: the
+        # program, the mailer, failed.
+        reason, why = "mailererror", f"a local program failed: x-unix; {diagnostic}"
     permanent = action == "failed" or (not action and status.startswith("5"))
-    if action == "failed" and reason in _GAVE_UP and (not status or status.startswith("4")):
+    named = reason not in _GAVE_UP or _names_cause(verdict)
+    if action == "failed" and not named and (not status or status.startswith("4")):
         reason = "expired"
         why = f"reported failed with {status or 'no'} status after retrying ({verdict.why})"
-    elif action == "delayed" and reason in _GAVE_UP:
+    elif action == "delayed" and not named:
         # Not yet through, for no reason beyond the network: the time is running (Sisimai
         # names delay notices so).
         reason = "expired"
