@@ -61,6 +61,11 @@ def test_spam_is_judged_in_the_first_pass_only_after_the_message_was_sent() -> N
         ("Sorry, I wasn't able to establish an SMTP connection. (#4.4.1)", "networkerror"),
         ("procmail: Couldn't create /var/mail/bob: No such user", "mailererror"),
         ("Unable to chdir to maildir. (#4.2.1)", "systemerror"),
+        (
+            "The recipient name is not recognized MSEXCH:IMS:MAIL:EXAMPLE:HOST 0 (000C05A6) "
+            "Unknown Recipient",
+            "userunknown",
+        ),
     ],
 )
 def test_the_reporting_mtas_own_words(text: str, reason: str) -> None:
