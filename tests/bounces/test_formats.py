@@ -377,6 +377,35 @@ def test_exchange_5_5_did_not_reach() -> None:
     assert [r.recipient for r in found] == ["bob@example.org"]
 
 
+def test_exchange_2003_entries_with_their_wrapped_ims_line() -> None:
+    # Constructed in Exchange 2000/2003's shape: the error text, the MTS-ID wrapped at the
+    # margin, and the Internet Mail Service line whose heading may fall to the next line.
+    found = records(
+        _text_bounce(
+            "Your message\n\n  To: bob@example.org\n  Subject: hello\n\n"
+            "did not reach the following recipient(s):\n\n"
+            "bob@example.org on Thu, 1 Jan 2026 00:00:00 +0000\n"
+            "    The recipient name is not recognized\n"
+            "\tThe MTS-ID of the original message is: c=us;a= ;p=example\n"
+            ";l=MAIL0000000000000000\n"
+            "    MSEXCH:IMS:EXAMPLE:MAIL:HOST 0 (000C05A6) Unknown Recipient\n"
+            "carol@example.org on Thu, 1 Jan 2026 00:00:00 +0000\n"
+            "    The recipient name is not recognized\n"
+            "    MSEXCH:IMS:EXAMPLE:MAIL:HOST 0 (000C05A6)\n"
+            "Unknown Recipient\n\n",
+            sender="System Administrator <postmaster@example.org>",
+        )
+    )
+    assert [(r.recipient, r.reason, r.bounce_type, r.format) for r in found] == [
+        ("bob@example.org", "userunknown", "hard", "exchange"),
+        ("carol@example.org", "userunknown", "hard", "exchange"),
+    ]
+    assert found[1].diagnostic_code == (
+        "The recipient name is not recognized MSEXCH:IMS:EXAMPLE:MAIL:HOST 0 (000C05A6) "
+        "Unknown Recipient"
+    )
+
+
 def test_the_command_in_the_reporting_mtas_own_diagnostic() -> None:
     status = (
         "Reporting-MTA: dns; mx.example.test\n\n"

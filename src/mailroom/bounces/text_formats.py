@@ -194,9 +194,10 @@ _EXCHANGE_OLD = re.compile(
     r"recipient\(s\):",
     re.IGNORECASE,
 )
-_EXCHANGE_OLD_ENTRY = re.compile(
-    rf"^\s*({_ADDRESS})(?: on [^\n]*)?\n((?:[ \t]+[^\n]*\n?)*)", re.MULTILINE | re.IGNORECASE
-)
+# An entry: the address (with "on <date>"), then the error text and Exchange's own line
+# ("MSEXCH:IMS:host 0 (000C05A6) Unknown Recipient"), indented but wrapped where the line ran
+# long (";l=…", "Unknown Recipient" at the margin), up to the next address or a blank line.
+_EXCHANGE_OLD_ADDRESS = re.compile(rf"^\s*({_ADDRESS})(?: on [^\n]*)?$", re.IGNORECASE)
 _O365_NEW = re.compile(rf"your message to ({_ADDRESS}) couldn't be delivered", re.IGNORECASE)
 
 
@@ -215,14 +216,30 @@ def _exchange(text: str) -> list[tuple[str, str]]:
             return found
     old = _EXCHANGE_OLD.search(text)
     if old is not None:
-        return [
-            (m[1], " ".join(m[2].split())) for m in _EXCHANGE_OLD_ENTRY.finditer(text[old.end() :])
-        ]
+        return _exchange_old_entries(text[old.end() :])
     new = _O365_NEW.search(text)
     if new is not None:
         said = _EXCHANGE_RETURNED.search(text)
         return [(new[1], said[1] or said[2] if said else " ".join(text[new.end() :].split()))]
     return []
+
+
+def _exchange_old_entries(rest: str) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    detail: list[str] | None = None
+    for line in rest.splitlines():
+        entry = _EXCHANGE_OLD_ADDRESS.match(line)
+        if entry is not None:
+            detail = []
+            found.append((entry[1], ""))
+        elif not line.strip():
+            if found and detail:
+                detail = None  # a blank line ends the entry (and the list)
+                break
+        elif detail is not None:
+            detail.append(line.strip())
+            found[-1] = (found[-1][0], " ".join(detail))
+    return found
 
 
 # -- Dovecot's rejections ------------------------------------------------------------------------
@@ -394,7 +411,8 @@ _PRODUCERS = (
         "exchange",
         re.compile(
             r"diagnostic information for administrators|the following recipient\(s\) could "
-            r"not be reached|x-ms-exchange|couldn't be delivered\.",
+            r"not be reached|x-ms-exchange|couldn't be delivered\.|x-ms-embedded-report|"
+            r"msexch:im[sc]:",
             re.IGNORECASE,
         ),
     ),
