@@ -260,6 +260,12 @@ def read_facts(
         inner_start = found_code.start() if found_code else None
     if inner_start is None:
         inner_start = after_marker
+    local = _LOCAL_AGENT.search(text)
+    if local is not None and local.start() < inner_start:
+        # The local delivery agent's words before the reply that passes them on (Sendmail's
+        # transcript: "mail.local: unknown user: bob", then "554 <bob@…>... Service
+        # unavailable"): the agent looked the mailbox up, its words are the reply's own.
+        inner_start = local.start()
     inner = _TRAILERS.sub("", text[inner_start:]).strip()
     found_command, command_from = _command(text, inner, command)
     return ReplyFacts(text, inner, code, status, found_command, command_from)
