@@ -347,6 +347,96 @@ def test_sendmail_one_line_errors_with_their_transcript() -> None:
     assert "No such user here" in record.diagnostic_code
 
 
+def _sendmail_report(entries: str, transcript: str, status: str) -> str:
+    # Constructed in Sendmail 8's shape: its words and transcript, then the RFC 3464 fields.
+    return _dsn(
+        f"Reporting-MTA: dns; mx.example.org\n\nFinal-Recipient: RFC822; bob@example.org\n"
+        f"Action: failed\nStatus: {status}\n",
+        "The original message was received at Thu, 1 Jan 2026 00:00:00 +0000\n\n"
+        "   ----- The following addresses had permanent fatal errors -----\n"
+        f"{entries}\n   ----- Transcript of session follows -----\n{transcript}",
+    )
+
+
+@pytest.mark.parametrize(
+    ("entries", "transcript", "status", "expected"),
+    [
+        # A local mailer's words, then Sendmail's line that passes them on.
+        (
+            "<bob@example.org>\n",
+            "mail.local: unknown user: bob\n554 <bob@example.org>... Service unavailable\n",
+            "5.5.0",
+            (
+                "userunknown",
+                "mail.local: unknown user: bob 554 <bob@example.org>... Service unavailable",
+            ),
+        ),
+        # A program the address expanded to: the mailer failed.
+        (
+            '"|/usr/local/bin/procmail -f- || exit 75 #bob"\n'
+            "    (expanded from: <bob@example.org>)\n",
+            '554 "|/usr/local/bin/procmail -f- || exit 75 #bob"... Service unavailable\n',
+            "5.5.0",
+            (
+                "mailererror",
+                '554 "|/usr/local/bin/procmail -f- || exit 75 #bob"... Service unavailable',
+            ),
+        ),
+        # A deferral given up on: Sendmail's own line and its closing words.
+        (
+            "<bob@example.org>\n",
+            "<bob@example.org>... Deferred: Name server: example.org.: host name lookup "
+            "failure\nMessage could not be delivered for 5 days\n"
+            "Message will be deleted from queue\n",
+            "4.4.7",
+            (
+                "networkerror",
+                "<bob@example.org>... Deferred: Name server: example.org.: host name lookup "
+                "failure Message could not be delivered for 5 days Message will be deleted from "
+                "queue",
+            ),
+        ),
+    ],
+)
+def test_sendmail_transcripts_without_an_smtp_dialogue(
+    entries: str, transcript: str, status: str, expected: tuple[str, str]
+) -> None:
+    record = one(_sendmail_report(entries, transcript, status))
+    assert (record.recipient, record.format) == ("bob@example.org", "rfc3464:sendmail")
+    assert (record.reason, record.diagnostic_code) == expected
+
+
+def test_the_words_of_a_report_whose_boundary_is_missing() -> None:
+    record = one(
+        """
+From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.test>
+To: alice@example.test
+Subject: Returned mail: Service unavailable
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="gone"
+
+   ----- The following addresses had permanent fatal errors -----
+<bob@example.org>
+
+   ----- Transcript of session follows -----
+mail.local: unknown user: bob
+554 <bob@example.org>... Service unavailable
+
+Reporting-MTA: dns; mx.example.test
+
+Final-Recipient: RFC822; <bob@example.org>
+Action: failed
+Status: 5.5.0
+"""
+    )
+    assert (record.recipient, record.reason, record.status, record.diagnostic_code) == (
+        "bob@example.org",
+        "userunknown",
+        "5.5.0",
+        "mail.local: unknown user: bob 554 <bob@example.org>... Service unavailable",
+    )
+
+
 def test_quoted_addresses_with_their_reason_below() -> None:
     found = records(
         _text_bounce(

@@ -114,8 +114,16 @@ _SENDMAIL_START = re.compile(
     re.IGNORECASE,
 )
 _SENDMAIL_TRANSCRIPT = re.compile(r"-+ ?Transcript of session follows ?-+\n", re.IGNORECASE)
-_SENDMAIL_ADDRESS = re.compile(rf"^<?({_ADDRESS})>?\s*$", re.MULTILINE | re.IGNORECASE)
+# An address, or a program or file the address expanded to ("|/usr/bin/procmail",
+# /var/mail/bob) with the address on the next line: "(expanded from: <bob@…>)".
+_SENDMAIL_ADDRESS = re.compile(
+    rf"^(?:<?({_ADDRESS})>?|(\"?[|/][^\n]*?\"?)\s*\n\s*\(expanded from: <?({_ADDRESS})>?\))\s*$",
+    re.MULTILINE | re.IGNORECASE,
+)
 _SENDMAIL_REASON = re.compile(r"^\s+\(reason: (.*)\)\s*$", re.MULTILINE)
+# A line of Sendmail's own about one recipient: "<bob@…>... Deferred: …", "554 <bob@…>...
+# Service unavailable", '554 "|/usr/bin/prog"... Service unavailable'.
+_SENDMAIL_NAMED = re.compile(r"^(?:[245]\d\d )?(?:<[^>\s]+>|\"[^\"]+\"|\S+)\.\.\. ")
 
 
 def _sendmail(text: str) -> list[tuple[str, str]]:
@@ -131,9 +139,31 @@ def _sendmail(text: str) -> list[tuple[str, str]]:
         reason = _SENDMAIL_REASON.match(after.split("\n\n", 1)[0].lstrip("\n") or "")
         reason = reason or _SENDMAIL_REASON.search(after.split("\n\n", 1)[0])
         detail = reason[1] if reason else ""
-        said = _transcript_for(transcript, match[1])
-        found.append((match[1], f"{said} {detail}".strip() if said else detail))
+        # What failed: the address, or the program or file it expanded to.
+        failed = match[1] or match[2]
+        said = _transcript_for(transcript, failed) or _own_lines_for(transcript, failed)
+        found.append((match[1] or match[3], f"{said} {detail}".strip() if said else detail))
     return found
+
+
+def _own_lines_for(transcript: str, failed: str) -> str:
+    """Without an SMTP dialogue (a local mailer, a program, a deferral), Sendmail's own lines
+    about ``failed``: the mailer's output before the line that names it ("mail.local: unknown
+    user: bob" then "554 <bob@…>... Service unavailable"), that line, and its continuation
+    ("Message could not be delivered for 5 days"), up to the line naming another."""
+    lines = [line.strip() for line in transcript.splitlines() if line.strip()]
+    key = failed.lower()
+    for index, line in enumerate(lines):
+        if _SENDMAIL_NAMED.match(line) is None or key not in line.lower():
+            continue
+        start = index
+        while start > 0 and _SENDMAIL_NAMED.match(lines[start - 1]) is None:
+            start -= 1
+        end = index + 1
+        while end < len(lines) and _SENDMAIL_NAMED.match(lines[end]) is None:
+            end += 1
+        return " ".join(lines[start:end])
+    return ""
 
 
 def _transcript_for(transcript: str, address: str) -> str:
