@@ -62,10 +62,12 @@ def _exim(text: str) -> list[tuple[str, str]]:
     matches = list(_EXIM_ADDRESS.finditer(rest))
     for index, match in enumerate(matches):
         end = matches[index + 1].start() if index + 1 < len(matches) else len(rest)
-        detail: list[str] = []
+        # A pipe or file delivery failed: what failed is that delivery ("pipe to |/usr/bin/x"),
+        # whatever its program said.
+        detail: list[str] = [match[0].splitlines()[0].strip()] if match[2] else []
         for line in rest[match.end() : end].splitlines():
             if not line.strip():
-                if detail:
+                if detail and not (match[2] and len(detail) == 1):
                     break
                 continue
             # The reason is indented by four; some versions put the host by two.
