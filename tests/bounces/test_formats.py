@@ -375,6 +375,36 @@ def test_sendmail_one_line_errors_with_their_transcript() -> None:
     assert "No such user here" in record.diagnostic_code
 
 
+def test_sendmail_a_refused_mail_from_is_the_reply_for_the_recipients_after_it() -> None:
+    # Constructed in Sendmail V5's shape: the session's refused MAIL FROM, then one line per
+    # recipient it failed, and another host's lines.
+    found = records(
+        _text_bounce(
+            "   ----- Transcript of session follows -----\n"
+            "While talking to mx.example.org:\n>>> MAIL From:<alice@example.test>\n"
+            "<<< 550 Relaying denied\n554 <bob@example.org>... Remote protocol error\n"
+            "While talking to mx.example.net:\n>>> RCPT To:<carol@example.net>\n"
+            "<<< 550 No such user here\n550 <carol@example.net>... User unknown\n\n"
+            "   ----- Unsent message follows -----\nFrom: alice@example.test\n",
+            sender="Mail Delivery Subsystem <MAILER-DAEMON@mx.example.test>",
+        )
+    )
+    assert [(r.recipient, r.reason, r.command, r.diagnostic_code) for r in found] == [
+        (
+            "bob@example.org",
+            "norelaying",
+            "MAIL",
+            ">>> MAIL From:<alice@example.test> <<< 550 Relaying denied 554 Remote protocol error",
+        ),
+        (
+            "carol@example.net",
+            "userunknown",
+            "RCPT",
+            ">>> RCPT To:<carol@example.net> <<< 550 No such user here 550 User unknown",
+        ),
+    ]
+
+
 def _sendmail_report(entries: str, transcript: str, status: str) -> str:
     # Constructed in Sendmail 8's shape: its words and transcript, then the RFC 3464 fields.
     return _dsn(

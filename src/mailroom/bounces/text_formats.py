@@ -320,9 +320,24 @@ def _sendmail_lines(text: str) -> list[tuple[str, str]]:
     for match in _SENDMAIL_LINE.finditer(text):
         said = _transcript_for(text, match[2])
         if said and match[2].lower() not in said.lower():
-            said = ""
+            said = _session_refusal_before(text[: match.start()])
         found.append((match[2], f"{said} {match[1]} {match[3]}".strip()))
     return found
+
+
+# The refusal of a whole session: MAIL FROM refused (or DATA), with its reply, right before
+# the lines naming the recipients it failed ("554 <bob@…>... Remote protocol error").
+_SESSION_REFUSAL = re.compile(
+    r"^>>> (?:MAIL From|DATA)\b[^\n]*\n(?:<<< [^\n]*\n)+(?:[^\n<>]*\.\.\. [^\n]*\n)*\Z",
+    re.MULTILINE | re.IGNORECASE,
+)
+
+
+def _session_refusal_before(text: str) -> str:
+    """The session's refused MAIL FROM or DATA and its reply, when the lines just before a
+    recipient's line end with it (only the MTA's own lines about hosts between)."""
+    found = _SESSION_REFUSAL.search(text)
+    return " ".join(found[0].split()) if found else ""
 
 
 # -- DragonFly Mail Agent (dma) -----------------------------------------------------------------
