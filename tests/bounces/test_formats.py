@@ -577,6 +577,31 @@ def test_a_gateways_few_words_and_the_address_alone_below(body: str) -> None:
     assert [r.recipient for r in records(_text_bounce(body))] == ["bob@example.org"]
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        # Constructed in MailFoundry's shape.
+        "Unable to deliver message to: <bob@example.org>\n"
+        "Delivery failed for the following reason:\n"
+        "Server mx.example.org[192.0.2.9] failed with: 552 mailbox bob@example.org is over "
+        "quota\n\nThis has been a permanent failure.\n",
+        # Constructed in 1&1's shape.
+        "A message that you sent could not be delivered to one or more of\n"
+        "its recipients. This is a permanent error.\n\nThe following address failed:\n\n"
+        "bob@example.org\n\nFor the following reason:\n\n"
+        "Server mx.example.org[192.0.2.9] failed with: 552 mailbox bob@example.org is over "
+        "quota\n\n--- The header of the original message is following. ---\n",
+    ],
+)
+def test_the_address_and_the_reason_below_for_the_following_reason(body: str) -> None:
+    record = one(_text_bounce(body))
+    assert (record.recipient, record.reason, record.diagnostic_code) == (
+        "bob@example.org",
+        "mailboxfull",
+        "Server mx.example.org[192.0.2.9] failed with: 552 mailbox bob@example.org is over quota",
+    )
+
+
 def test_an_address_in_the_sentence_itself_is_not_taken_for_the_list() -> None:
     body = "Your message to carol@example.net could not be delivered to the server.\n\nsorry\n"
     assert records(_text_bounce(body)) == []

@@ -354,6 +354,33 @@ def _dma(text: str) -> list[tuple[str, str]]:
     return [(m[1], m[2].strip()) for m in _DMA.finditer(text)]
 
 
+# -- the address, then "for the following reason:" and the reason below ----------------------
+
+_REASON_BELOW = re.compile(
+    r"^[^\n]*for the following reason:[ \t]*\n(?:[ \t]*\n)?((?:[ \t]*\S[^\n]*(?:\n|\Z))+)",
+    re.IGNORECASE | re.MULTILINE,
+)
+_FAILED_TO = re.compile(
+    rf"(?:unable to deliver (?:the )?message to|following address(?:es)? failed):?\s*"
+    rf"((?:<?{_ADDRESS}>?[ \t]*\n\s*)+)",
+    re.IGNORECASE,
+)
+
+
+def _reason_below(text: str) -> list[tuple[str, str]]:
+    """A few gateways' words (MailFoundry, 1&1): the addresses that failed ("Unable to deliver
+    message to: <bob@…>", "The following address failed:" and the address alone), then one
+    reason for them below "… for the following reason:"."""
+    failed = _FAILED_TO.search(text)
+    if failed is None:
+        return []
+    reason = _REASON_BELOW.search(text, failed.end())
+    if reason is None:
+        return []
+    said = " ".join(reason[1].split())
+    return [(m[0], said) for m in re.finditer(_ADDRESS, failed[1], re.IGNORECASE)]
+
+
 # -- the common last resort: "could not be delivered to" and the addresses below ----------------
 
 _UNDELIVERED_TO = re.compile(
@@ -406,6 +433,7 @@ _READERS = (
     _opensmtpd,
     _angle,
     _sendmail_lines,
+    _reason_below,
     _undelivered_to,
 )
 
