@@ -602,6 +602,27 @@ def test_the_address_and_the_reason_below_for_the_following_reason(body: str) ->
     )
 
 
+def test_a_gateways_list_then_one_reason_for_it() -> None:
+    # Constructed in Symantec Email Security.cloud's shape.
+    found = records(
+        _text_bounce(
+            "I was unable to deliver your message to the following addresses:\n\n"
+            "bob@example.org\ncarol@example.org\n\n"
+            "Reason: 550-Please turn on SMTP Authentication in your mail client.\n"
+            "550 relay through this server without authentication.\n\n"
+            "The message subject was: hello\n"
+        )
+    )
+    said = (
+        "550-Please turn on SMTP Authentication in your mail client. 550 relay through this "
+        "server without authentication."
+    )
+    assert [(r.recipient, r.reason, r.diagnostic_code) for r in found] == [
+        ("bob@example.org", "securityerror", said),
+        ("carol@example.org", "securityerror", said),
+    ]
+
+
 def test_an_address_in_the_sentence_itself_is_not_taken_for_the_list() -> None:
     body = "Your message to carol@example.net could not be delivered to the server.\n\nsorry\n"
     assert records(_text_bounce(body)) == []

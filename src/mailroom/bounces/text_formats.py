@@ -418,7 +418,22 @@ def _undelivered_to(text: str) -> list[tuple[str, str]]:
             detail.append(lines[index].strip())
             index += 1
         found.append((alone[1], " ".join(detail)))
+    if found and not any(detail for _, detail in found):
+        # The list, a blank line, and one reason for all of it (Symantec's "Reason: 550-…").
+        while index < len(lines) and not lines[index].strip():
+            index += 1
+        below = _REASON_LABEL.match(lines[index]) if index < len(lines) else None
+        if below is not None:
+            paragraph = [below[1]]
+            for line in lines[index + 1 :]:
+                if not line.strip():
+                    break
+                paragraph.append(line.strip())
+            found = [(address, " ".join(paragraph)) for address, _ in found]
     return found
+
+
+_REASON_LABEL = re.compile(r"^\s*reason:\s*(.*)$", re.IGNORECASE)
 
 
 # -- all of them ---------------------------------------------------------------------------------
