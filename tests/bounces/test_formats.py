@@ -554,6 +554,34 @@ def test_exchange_2003_entries_with_their_wrapped_ims_line() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("category", "reason", "bounce_type"),
+    [
+        ("bad-mailbox", "userunknown", "hard"),
+        ("quota-issues", "mailboxfull", "soft"),
+        # A broad category says less than the words: the classifier's reading stands.
+        ("policy-related", "filtered", "soft"),
+    ],
+)
+def test_powermtas_own_category_for_the_address(
+    category: str, reason: str, bounce_type: str
+) -> None:
+    # Constructed in PowerMTA's shape: its category field in the recipient's block.
+    status = (
+        "Reporting-MTA: dns; mta.example.test\n\n"
+        "Final-Recipient: rfc822;bob@example.org\nAction: failed\n"
+        "Status: 5.2.1 (mailbox disabled, not accepting messages)\n"
+        "Diagnostic-Code: smtp;550 5.2.1 <bob@example.org>... User Unknown\n"
+        f"X-PowerMTA-BounceCategory: {category}\n"
+    )
+    record = one(_dsn(status, ""))
+    assert (record.reason, record.bounce_type, record.format) == (
+        reason,
+        bounce_type,
+        "rfc3464:powermta",
+    )
+
+
 def test_the_command_in_the_reporting_mtas_own_diagnostic() -> None:
     status = (
         "Reporting-MTA: dns; mx.example.test\n\n"

@@ -58,6 +58,16 @@ _ACTION_NAMES = {
 _GAVE_UP = frozenset({"networkerror", "expired", "onhold", "undefined", "systemerror"})
 # The evidence of a verdict that rests on no words: a code read alone, a weak hint, nothing.
 _NO_WORDS = ("enhanced code", "reply code", "nothing specific", "no text")
+# The reporting MTA's own category for a recipient, where it names a reason plainly: PowerMTA
+# writes X-PowerMTA-BounceCategory after matching the reply against its bounce rules. Only the
+# categories about the address itself are taken; the broad ones ("policy-related", "other")
+# are left to the words.
+_CATEGORIES = {
+    "bad-mailbox": "userunknown",
+    "bad-domain": "hostunknown",
+    "inactive-mailbox": "suspend",
+    "quota-issues": "mailboxfull",
+}
 _DELAY_WORDS = re.compile(
     r"has not yet been delivered|has been delayed|delivery (?:is )?delayed|will (?:continue|be) "
     r"(?:to )?(?:retr|tr)|still being retried|transient non-fatal|warning: message",
@@ -150,6 +160,7 @@ def _record(
     timestamp: str,
     report_format: str,
     source: str,
+    category: str = "",
 ) -> BounceRecord:
     status = _best_status(status_field, f"{diagnostic} {words}")
     # The words for a person often say more than an empty or generic Diagnostic-Code.
@@ -179,7 +190,10 @@ def _record(
         # the Diagnostic-Code alone does not say it.
         verdict = classify(said or status or action, command=stated, status=status or None)
     reason, why = verdict.reason, verdict.why
-    if diagnostic_type == "x-unix" and not _names_cause(verdict):
+    if category.lower() in _CATEGORIES and action == "failed":
+        reason = _CATEGORIES[category.lower()]
+        why = f"the reporting MTA's category '{category}' ({verdict.why})"
+    elif diagnostic_type == "x-unix" and not _names_cause(verdict):
         # A local program's exit (Sendmail's "X-Unix; 71", a sysexits code; Postfix's pipe
         # or local delivery "x-unix; temporary failure") that says nothing more: the
         # program, the mailer, failed.
@@ -303,6 +317,7 @@ def _from_status_part(message: Message, source: str) -> list[BounceRecord] | Non
                 timestamp=iso_time(when),
                 report_format=report_format,
                 source=source,
+                category=block.get("x-powermta-bouncecategory", ""),
             )
         )
     return records

@@ -511,6 +511,7 @@ _PRODUCERS = (
         re.compile(r"unable to deliver your message to the following address", re.IGNORECASE),
     ),
     ("ses", re.compile(r"amazonses\.com|x-ses-", re.IGNORECASE)),
+    ("powermta", re.compile(r"^x-powermta-", re.IGNORECASE | re.MULTILINE)),
     ("dovecot", re.compile(r"was automatically rejected|dovecot", re.IGNORECASE)),
 )
 
