@@ -362,6 +362,28 @@ def test_opensmtpd() -> None:
     }
 
 
+def test_opensmtpds_delay_notice_with_its_status_part() -> None:
+    # Constructed in OpenSMTPD's shape: its list of delayed recipients, then Action: delayed.
+    words = (
+        "    Hi!\n\n    This is the MAILER-DAEMON, please DO NOT REPLY to this email.\n\n"
+        "    A message is delayed for more than 4 hours for the following\n"
+        "    list of recipients:\n\n"
+        "bob@example.org: No MX found for domain\n\n"
+        "    Please note that this is only a temporary failure report.\n"
+    )
+    status = (
+        "Reporting-MTA: dns; mx.example.test\n\n"
+        "Final-Recipient: rfc822; bob@example.org\nAction: delayed\nStatus: 4.0.0\n"
+    )
+    record = one(_dsn(status, words))
+    assert (record.kind, record.reason, record.action, record.diagnostic_code) == (
+        "delay",
+        "notaccept",
+        "delayed",
+        "No MX found for domain",
+    )
+
+
 def test_sendmail_one_line_errors_with_their_transcript() -> None:
     record = one(
         _text_bounce(

@@ -290,15 +290,16 @@ def _dovecot(text: str) -> list[tuple[str, str]]:
 # -- OpenSMTPD -----------------------------------------------------------------------------------
 
 _OPENSMTPD_START = re.compile(
-    r"an error has occurred while attempting to deliver a message for\s+the following list of "
-    r"recipients:[^\n]*\n",
+    r"(?:an error has occurred while attempting to deliver a message|a message is delayed for "
+    r"more than [^\n]*?)\s+for\s+the following\s+list of\s+recipients:[^\n]*\n",
     re.IGNORECASE,
 )
 _OPENSMTPD_LINE = re.compile(rf"^({_ADDRESS}): (.*)$", re.MULTILINE | re.IGNORECASE)
 
 
 def _opensmtpd(text: str) -> list[tuple[str, str]]:
-    """OpenSMTPD's list: one "address: reason" line per recipient, up to the original."""
+    """OpenSMTPD's list (of failures, or of delays): one "address: reason" line per
+    recipient, up to the original."""
     rest = _blocks_after(text, _OPENSMTPD_START)
     if rest is None:
         return []
