@@ -652,6 +652,44 @@ def test_the_address_and_the_reason_below_for_the_following_reason(body: str) ->
     )
 
 
+@pytest.mark.parametrize(
+    ("body", "reason", "said"),
+    [
+        # Constructed in Lotus Domino's shape.
+        (
+            "Your message\n\n  Subject: hello\n\nwas not delivered to:\n\n  bob@example.org\n\n"
+            "because:\n\n  User Bob (bob@example.org) not listed in Domino Directory\n",
+            "userunknown",
+            "User Bob (bob@example.org) not listed in Domino Directory",
+        ),
+        # Constructed in a bulleted report's shape, its details under a centred heading.
+        (
+            "=====\nDelivery to the following recipients failed permanently:\n\n"
+            "   * bob@example.org\n\n=====\n          Technical details:          \n\n"
+            "SMTP:RCPT host 192.0.2.8: 553 5.3.0 <bob@example.org>... No such user here\n\n"
+            "=====\n",
+            "userunknown",
+            "SMTP:RCPT host 192.0.2.8: 553 5.3.0 <bob@example.org>... No such user here",
+        ),
+        # Constructed in a Sendmail-like gateway's shape with its own heading.
+        (
+            "   ----- The following addresses had delivery problems -----\nbob@example.org\n\n"
+            "   ----- Non-delivered information -----\n"
+            "The number of messages in recipient's mailbox exceeded the local limit.\n",
+            "mailboxfull",
+            "The number of messages in recipient's mailbox exceeded the local limit.",
+        ),
+    ],
+)
+def test_the_addresses_then_a_heading_and_their_reason(body: str, reason: str, said: str) -> None:
+    record = one(_text_bounce(body))
+    assert (record.recipient, record.reason, record.diagnostic_code) == (
+        "bob@example.org",
+        reason,
+        said,
+    )
+
+
 def test_a_gateways_list_then_one_reason_for_it() -> None:
     # Constructed in Symantec Email Security.cloud's shape.
     found = records(

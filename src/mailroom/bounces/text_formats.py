@@ -355,30 +355,43 @@ def _dma(text: str) -> list[tuple[str, str]]:
     return [(m[1], m[2].strip()) for m in _DMA.finditer(text)]
 
 
-# -- the address, then "for the following reason:" and the reason below ----------------------
+# -- the addresses, then a heading and the reason below it -------------------------------------
 
-_REASON_BELOW = re.compile(
-    r"^[^\n]*for the following reason:[ \t]*\n(?:[ \t]*\n)?((?:[ \t]*\S[^\n]*(?:\n|\Z))+)",
-    re.IGNORECASE | re.MULTILINE,
-)
+# The sentence before the list of addresses that failed, and the heading above their reason.
 _FAILED_TO = re.compile(
-    rf"(?:unable to deliver (?:the )?message to|following address(?:es)? failed):?\s*"
-    rf"((?:<?{_ADDRESS}>?[ \t]*\n\s*)+)",
+    rf"(?:unable to deliver (?:the )?message to|following address(?:es)? (?:failed|had "
+    rf"delivery problems)|was not delivered to|following recipients? failed permanently)"
+    rf"[ \t:\-]*\n?\s*((?:[ \t]*(?:\*[ \t]*)?<?{_ADDRESS}>?[ \t]*(?:\n|\Z)(?:[ \t]*\n)*)+)",
     re.IGNORECASE,
 )
+_REASON_HEADING = re.compile(
+    r"^(?:[^\n]*for the following reason|[ \t]*because|[ \t=\-]*technical details|"
+    r"[ \t\-]*non-delivered information)[ \t:=\-]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_RULE = re.compile(r"^[ \t]*(?:[=\-*_]{3,}[ \t]*)?$")
 
 
 def _reason_below(text: str) -> list[tuple[str, str]]:
-    """A few gateways' words (MailFoundry, 1&1): the addresses that failed ("Unable to deliver
-    message to: <bob@…>", "The following address failed:" and the address alone), then one
-    reason for them below "… for the following reason:"."""
+    """A few gateways' words: the addresses that failed ("Unable to deliver message to:
+    <bob@…>" (MailFoundry), "The following address failed:" (1&1), "was not delivered to:"
+    (Lotus Domino), "Delivery to the following recipients failed permanently: * bob@…"), then
+    one reason for them in the paragraph below a heading ("… for the following reason:",
+    "because:", "Technical details:", "----- Non-delivered information -----")."""
     failed = _FAILED_TO.search(text)
     if failed is None:
         return []
-    reason = _REASON_BELOW.search(text, failed.end())
-    if reason is None:
+    heading = _REASON_HEADING.search(text, failed.end())
+    if heading is None:
         return []
-    said = " ".join(reason[1].split())
+    paragraph: list[str] = []
+    for line in text[heading.end() :].splitlines():
+        if _RULE.match(line):
+            if paragraph:
+                break
+            continue
+        paragraph.append(line.strip())
+    said = " ".join(paragraph)
     return [(m[0], said) for m in re.finditer(_ADDRESS, failed[1], re.IGNORECASE)]
 
 
