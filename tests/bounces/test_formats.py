@@ -296,6 +296,55 @@ Status: 5.2.2
     assert (record.recipient, record.status) == ("bob@example.org", "5.2.2")
 
 
+def test_a_microsoft_feedback_loop_complaint_without_a_report_part() -> None:
+    # Constructed in the shape of Microsoft's older feedback-loop (JMRP) complaints.
+    record = one(
+        """
+From: staff@hotmail.com
+To: abuse@example.test
+Subject: complaint about message from 192.0.2.1
+Date: Thu, 1 Jan 2026 00:00:00 +0000
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="J"
+
+--J
+Content-Type: message/rfc822
+Content-Disposition: inline
+
+X-HmXmrOriginalRecipient: bob@example.org
+From: News <news@example.test>
+To: bob@example.org
+Subject: offers
+Message-ID: <offer.1@example.test>
+
+buy
+--J--
+"""
+    )
+    assert record.to_dict() | {"source": ""} == {
+        "kind": "feedback",
+        "recipient": "bob@example.org",
+        "reason": "feedback",
+        "reason_why": "a Microsoft feedback-loop complaint (X-HmXmrOriginalRecipient)",
+        "action": "",
+        "status": "",
+        "bounce_type": "",
+        "diagnostic_code": "",
+        "diagnostic_type": "",
+        "command": "",
+        "remote_mta": "",
+        "reporting_mta": "hotmail.com",
+        "sender": "news@example.test",
+        "original_recipient": "",
+        "message_id": "<offer.1@example.test>",
+        "subject": "offers",
+        "timestamp": "2026-01-01T00:00:00Z",
+        "format": "jmrp",
+        "feedback_type": "abuse",
+        "source": "",
+    }
+
+
 # -- the words of text-only reports ----------------------------------------------------------
 
 

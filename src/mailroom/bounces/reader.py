@@ -27,7 +27,7 @@ from email.utils import getaddresses
 
 from mailroom.bounces.dsn import status_blocks, typed
 from mailroom.bounces.mime import address_of, header, human_text, iso_time, returned_headers
-from mailroom.bounces.other_reports import autoreply, feedback
+from mailroom.bounces.other_reports import autoreply, feedback, microsoft_complaint
 from mailroom.bounces.record import BounceRecord
 from mailroom.bounces.text_formats import is_bounce_text, per_address, producer
 from mailroom.codes import Classification, EnhancedStatus, classify
@@ -361,7 +361,7 @@ def _from_words(message: Message, source: str) -> list[BounceRecord]:
 
 def records_of(message: Message, source: str) -> list[BounceRecord]:
     """The records of one parsed message (none when it is not a report of any kind)."""
-    found = feedback(message, source)
+    found = feedback(message, source) or microsoft_complaint(message, source)
     if found:
         return found
     from_status = _from_status_part(message, source)
