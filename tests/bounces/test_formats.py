@@ -739,6 +739,37 @@ def test_the_addresses_then_a_heading_and_their_reason(body: str, reason: str, s
     )
 
 
+def test_each_address_with_its_reason_beside_it() -> None:
+    # Constructed in the shape of Sendmail-like gateways' "had delivery errors" list.
+    found = records(
+        _text_bounce(
+            "The original message was received at Thu, 1 Jan 2026 00:00:00 +0000\n\n"
+            "---The following addresses had delivery errors---\n\n"
+            "bob@example.org [User unknown]\n<carol@example.org>   (Mailbox full)\n\n"
+            "hello\n"
+        )
+    )
+    assert [(r.recipient, r.reason, r.diagnostic_code) for r in found] == [
+        ("bob@example.org", "filtered", "User unknown"),
+        ("carol@example.org", "mailboxfull", "Mailbox full"),
+    ]
+
+
+def test_an_address_after_the_sentence_on_its_line_with_nothing_more_said() -> None:
+    # Constructed: the recipient on the sentence's own line, no reason given at all.
+    record = one(
+        _text_bounce(
+            "Your Message\n\nTo:      <bob@example.org>\nSubject: hello\n\n"
+            "Did not reach the following recipient: bob@example.org\n"
+        )
+    )
+    assert (record.recipient, record.reason, record.bounce_type) == (
+        "bob@example.org",
+        "onhold",
+        "hard",
+    )
+
+
 def test_a_gateways_list_then_one_reason_for_it() -> None:
     # Constructed in Symantec Email Security.cloud's shape.
     found = records(

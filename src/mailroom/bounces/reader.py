@@ -200,7 +200,10 @@ def _record(
         reason, why = "mailererror", f"a local program failed: x-unix; {diagnostic}"
     permanent = action == "failed" or (not action and status.startswith("5"))
     named = reason not in _GAVE_UP or _names_cause(verdict)
-    if action == "failed" and not named and (not status or status.startswith("4")):
+    # A report with no status and no words for the recipient says nothing of retrying either:
+    # nothing to go on (onhold), not expired.
+    said_anything = bool(status or diagnostic or words)
+    if action == "failed" and not named and said_anything and status[:1] in ("", "4"):
         reason = "expired"
         why = f"reported failed with {status or 'no'} status after retrying ({verdict.why})"
     elif action == "delayed" and not named:

@@ -355,6 +355,33 @@ def _dma(text: str) -> list[tuple[str, str]]:
     return [(m[1], m[2].strip()) for m in _DMA.finditer(text)]
 
 
+# -- a heading, then each address with its reason on the same line ---------------------------
+
+_HAD_ERRORS = re.compile(
+    r"^[ \t]*-+ ?the following addresses? had delivery (?:errors|problems) ?-+[ \t]*\n",
+    re.IGNORECASE | re.MULTILINE,
+)
+_ADDRESS_AND_REASON = re.compile(
+    rf"^[ \t]*<?({_ADDRESS})>?[ \t]+(?:\[([^\]\n]+)\]|\(([^)\n]+)\))[ \t]*$", re.IGNORECASE
+)
+
+
+def _had_errors(text: str) -> list[tuple[str, str]]:
+    """Sendmail-like gateways' list under "--- The following addresses had delivery errors
+    ---": each address with its reason beside it, in brackets or parentheses."""
+    rest = _blocks_after(text, _HAD_ERRORS)
+    if rest is None:
+        return []
+    found = []
+    for line in rest.splitlines():
+        entry = _ADDRESS_AND_REASON.match(line)
+        if entry is not None:
+            found.append((entry[1], entry[2] or entry[3]))
+        elif found and not line.strip():
+            break
+    return found
+
+
 # -- the addresses, then a heading and the reason below it -------------------------------------
 
 # The sentence before the list of addresses that failed, and the heading above their reason.
@@ -414,7 +441,8 @@ def _undelivered_to(text: str) -> list[tuple[str, str]]:
     if start is None:
         return []
     first, _, after = text[start.end() :].partition("\n")
-    lines = [first, *after.splitlines()]
+    # The address may follow the sentence on its line: "… the following recipient: bob@…".
+    lines = [first.lstrip(" \t:"), *after.splitlines()]
     found: list[tuple[str, str]] = []
     index = skipped = 0
     while index < len(lines) and skipped <= 3:
@@ -462,6 +490,7 @@ _READERS = (
     _opensmtpd,
     _angle,
     _sendmail_lines,
+    _had_errors,
     _reason_below,
     _undelivered_to,
 )
