@@ -168,3 +168,30 @@ def test_a_refusal_before_data_was_refused_for_want_of_a_recipient_answered_rcpt
     assert (classify(text).command, classify(text).reason) == ("RCPT", "userunknown")
     # A 503 on its own is the protocol's complaint, not a recipient's.
     assert classify("503 Bad sequence of commands").reason == "syntaxerror"
+
+
+@pytest.mark.parametrize(
+    ("text", "command"),
+    [
+        ("lost connection with mx.example.test[192.0.2.1] while sending RCPT TO", "RCPT"),
+        ("lost connection with mx.example.test[192.0.2.1] while sending MAIL FROM", "MAIL"),
+        ("lost connection with mx.example.test[192.0.2.1] while sending message body", "DATA"),
+        (
+            "lost connection with mx.example.test[192.0.2.1] while performing the EHLO handshake",
+            "HELO",
+        ),
+        (
+            "SMTP error from remote server after RCPT command: host: mx.example.test "
+            "5.2.2 <bob@example.test>... Mailbox Full",
+            "RCPT",
+        ),
+        (
+            "SMTP error from remote server for TEXT command, host: mx.example.test "
+            "(192.0.2.1) reason: 550 5.2.0 Mail rejected",
+            "DATA",
+        ),
+    ],
+)
+def test_more_reporters_say_the_command(text: str, command: str) -> None:
+    # Postfix's words for a lost connection, GMX's and 1&1's Exim-like wrappers.
+    assert classify(text).command == command
