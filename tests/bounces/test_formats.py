@@ -766,7 +766,7 @@ def test_an_address_after_the_sentence_on_its_line_with_nothing_more_said() -> N
     assert (record.recipient, record.reason, record.bounce_type) == (
         "bob@example.org",
         "onhold",
-        "hard",
+        "soft",
     )
 
 
