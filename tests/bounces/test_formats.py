@@ -770,6 +770,57 @@ def test_an_address_after_the_sentence_on_its_line_with_nothing_more_said() -> N
     )
 
 
+def test_each_address_with_its_reason_on_the_same_line_after_the_sentence() -> None:
+    # Constructed in Zoho's shape.
+    found = records(
+        _text_bounce(
+            "This message was created automatically by mail delivery software.\n"
+            "A message that you sent could not be delivered to one or more of its recipients. "
+            "This is a permanent error.\n\n"
+            "bob@example.org Invalid Address, ERROR_CODE :550, ERROR_CODE :5.1.1 "
+            "<bob@example.org>... User Unknown\n"
+            "carol@example.org Invalid Address, ERROR_CODE :550, ERROR_CODE :5.2.2 "
+            "<carol@example.org>... Mailbox Full\n\n"
+            "Message-ID:<hello.1@example.test>\n"
+        )
+    )
+    assert [(r.recipient, r.reason, r.status) for r in found] == [
+        ("bob@example.org", "userunknown", "5.1.1"),
+        ("carol@example.org", "mailboxfull", "5.2.2"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("opening", "reason"),
+    [
+        ("User mailbox exceeds allowed size: bob@example.org", "mailboxfull"),
+        ("User's mailbox is full: <bob@example.org>\nUnable to deliver mail.", "mailboxfull"),
+        ("Invalid final delivery userid: bob@example.org", "userunknown"),
+    ],
+)
+def test_the_reason_then_the_address_as_the_opening_paragraph(opening: str, reason: str) -> None:
+    # Constructed in IMail's shape: the reason line, then the original pasted below.
+    record = one(
+        _text_bounce(
+            f"{opening}\n\n\nOriginal message follows.\n\n"
+            "From: Alice <alice@example.test>\nTo: bob@example.org\nSubject: hello\n"
+        )
+    )
+    assert (record.recipient, record.reason) == ("bob@example.org", reason)
+
+
+def test_a_labelled_address_after_the_opening_paragraph_is_not_a_recipient() -> None:
+    # Constructed: the report's closing details name the sender with a label.
+    found = records(
+        _text_bounce(
+            "Your message could not be delivered because of\n\n550 5.1.1 User unknown\n\n"
+            "Additional Information\n======================\n"
+            "Original Sender:    <alice@example.test>\n"
+        )
+    )
+    assert found == []
+
+
 def test_a_gateways_list_then_one_reason_for_it() -> None:
     # Constructed in Symantec Email Security.cloud's shape.
     found = records(

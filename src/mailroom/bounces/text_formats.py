@@ -432,6 +432,7 @@ _UNDELIVERED_TO = re.compile(
     re.IGNORECASE,
 )
 _ALONE = re.compile(rf"^[ \t]*<?({_ADDRESS})>?[ \t]*$", re.IGNORECASE)
+_BESIDE = re.compile(rf"^[ \t]*<?({_ADDRESS})>?[ \t]+([A-Za-z][^\n]{{8,}})$", re.IGNORECASE)
 
 
 def _undelivered_to(text: str) -> list[tuple[str, str]]:
@@ -447,7 +448,13 @@ def _undelivered_to(text: str) -> list[tuple[str, str]]:
     index = skipped = 0
     while index < len(lines) and skipped <= 3:
         alone = _ALONE.match(lines[index].strip().rstrip(":.").strip())
+        beside = None if alone is not None else _BESIDE.match(lines[index])
         index += 1
+        if beside is not None:
+            # The address with its reason on the same line (Zoho: "bob@… Invalid Address,
+            # ERROR_CODE :550, …").
+            found.append((beside[1], beside[2].strip()))
+            continue
         if alone is None:
             if found and not lines[index - 1].strip():
                 break
@@ -478,6 +485,24 @@ def _undelivered_to(text: str) -> list[tuple[str, str]]:
 _REASON_LABEL = re.compile(r"^\s*reason:\s*(.*)$", re.IGNORECASE)
 
 
+# -- the last resort of a few servers: "reason: address" on a line of its own --------------------
+
+# Words with a space in them (no header field name has one), a colon, and the address alone.
+_REASON_THEN_ADDRESS = re.compile(
+    rf"^[ \t]*([A-Za-z][^:\n]*? [^:\n]*?):[ \t]*<?({_ADDRESS})>?[ \t.]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_PASTED_AFTER = re.compile(r"^\s*original message follows", re.IGNORECASE | re.MULTILINE)
+
+
+def _reason_then_address(text: str) -> list[tuple[str, str]]:
+    """IMail's and a few others' one line per recipient, the reason first: "Unknown user:
+    bob@…", "User's mailbox is full: <bob@…>", as the report's opening paragraph."""
+    text = _PASTED_AFTER.split(text, maxsplit=1)[0].strip("\n")
+    opening = re.split(r"\n[ \t]*\n", text, maxsplit=1)[0]
+    return [(m[2], m[1].strip()) for m in _REASON_THEN_ADDRESS.finditer(opening)]
+
+
 # -- all of them ---------------------------------------------------------------------------------
 
 _READERS = (
@@ -493,6 +518,7 @@ _READERS = (
     _had_errors,
     _reason_below,
     _undelivered_to,
+    _reason_then_address,
 )
 
 
