@@ -842,6 +842,23 @@ def test_a_gateways_list_then_one_reason_for_it() -> None:
     ]
 
 
+def test_a_sentence_that_names_the_address_and_goes_on_to_say_why() -> None:
+    # Constructed in InterScan Messaging Security Suite's shape.
+    record = one(
+        _text_bounce(
+            "*****\n\nMessage from InterScan Messaging Security Suite\n\n"
+            "Unable to deliver message to <bob@example.org> (and other recipients in the same "
+            "domain). Please check if address is correct.\n\n*****\n"
+        )
+    )
+    assert (record.recipient, record.reason, record.diagnostic_code) == (
+        "bob@example.org",
+        "userunknown",
+        "Unable to deliver message to <bob@example.org> (and other recipients in the same "
+        "domain). Please check if address is correct.",
+    )
+
+
 def test_an_address_in_the_sentence_itself_is_not_taken_for_the_list() -> None:
     body = "Your message to carol@example.net could not be delivered to the server.\n\nsorry\n"
     assert records(_text_bounce(body)) == []

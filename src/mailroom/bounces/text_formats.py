@@ -432,6 +432,7 @@ _UNDELIVERED_TO = re.compile(
     re.IGNORECASE,
 )
 _ALONE = re.compile(rf"^[ \t]*<?({_ADDRESS})>?[ \t]*$", re.IGNORECASE)
+_SENTENCE_GOES_ON = re.compile(rf"^[ \t]*<({_ADDRESS})>[ \t]*[(A-Za-z][^\n]*$", re.IGNORECASE)
 _BESIDE = re.compile(rf"^[ \t]*<?({_ADDRESS})>?[ \t]+([A-Za-z][^\n]{{8,}})$", re.IGNORECASE)
 
 
@@ -442,6 +443,13 @@ def _undelivered_to(text: str) -> list[tuple[str, str]]:
     if start is None:
         return []
     first, _, after = text[start.end() :].partition("\n")
+    said_with = _SENTENCE_GOES_ON.match(first)
+    if said_with is not None:
+        # The sentence names the address and goes on to say why (InterScan: "Unable to
+        # deliver message to <bob@…> (and other recipients in the same domain)."): the
+        # sentence is the reason.
+        line_start = text.rfind("\n", 0, start.start()) + 1
+        return [(said_with[1], text[line_start : start.end() + len(first)].strip())]
     # The address may follow the sentence on its line: "… the following recipient: bob@…".
     lines = [first.lstrip(" \t:"), *after.splitlines()]
     found: list[tuple[str, str]] = []
