@@ -446,6 +446,25 @@ def test_sendmail_one_line_errors_with_their_transcript() -> None:
     assert "No such user here" in record.diagnostic_code
 
 
+def test_a_sendmail_like_list_of_one_whose_transcript_names_nobody() -> None:
+    # Constructed in the shape of a Sendmail-like gateway: ">>> address <address>" entries and
+    # a transcript of the one reply.
+    record = one(
+        _text_bounce(
+            "The original message was received at Thu, 1 Jan 2026 00:00:00 +0000\n\n"
+            "  ----- The following addresses had permanent fatal errors -----\n\n"
+            ">>> bob@example.org <bob@example.org>\n\n"
+            "  ----- Transcript of session follows -----\n"
+            "550 sorry, no mailbox here by that name (#5.1.1)\n"
+        )
+    )
+    assert (record.recipient, record.reason, record.diagnostic_code) == (
+        "bob@example.org",
+        "userunknown",
+        "550 sorry, no mailbox here by that name (#5.1.1)",
+    )
+
+
 def test_sendmail_a_refused_mail_from_is_the_reply_for_the_recipients_after_it() -> None:
     # Constructed in Sendmail V5's shape: the session's refused MAIL FROM, then one line per
     # recipient it failed, and another host's lines.

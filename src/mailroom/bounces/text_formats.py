@@ -119,7 +119,8 @@ _SENDMAIL_TRANSCRIPT = re.compile(r"-+ ?Transcript of session follows ?-+\n", re
 # An address, or a program or file the address expanded to ("|/usr/bin/procmail",
 # /var/mail/bob) with the address on the next line: "(expanded from: <bob@…>)".
 _SENDMAIL_ADDRESS = re.compile(
-    rf"^(?:<?({_ADDRESS})>?|(\"?[|/][^\n]*?\"?)\s*\n\s*\(expanded from: <?({_ADDRESS})>?\))\s*$",
+    rf"^(?:(?:>>>[ \t]*)?<?({_ADDRESS})>?(?:[ \t]+<[^>\n]+>)?|"
+    rf"(\"?[|/][^\n]*?\"?)\s*\n\s*\(expanded from: <?({_ADDRESS})>?\))\s*$",
     re.MULTILINE | re.IGNORECASE,
 )
 _SENDMAIL_REASON = re.compile(r"^\s+\(reason: (.*)\)\s*$", re.MULTILINE)
@@ -145,6 +146,11 @@ def _sendmail(text: str) -> list[tuple[str, str]]:
         failed = match[1] or match[2]
         said = _transcript_for(transcript, failed) or _own_lines_for(transcript, failed)
         found.append((match[1] or match[3], f"{said} {detail}".strip() if said else detail))
+    if len(found) == 1 and not found[0][1]:
+        # One recipient, and a transcript that names nobody ("550 sorry, no mailbox here by
+        # that name"): all of it is about that recipient.
+        opening = re.split(r"\n[ \t]*\n", transcript.strip("\n"), maxsplit=1)[0]
+        found = [(found[0][0], " ".join(opening.split()))]
     return found
 
 
