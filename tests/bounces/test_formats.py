@@ -840,6 +840,22 @@ def test_a_labelled_address_after_the_opening_paragraph_is_not_a_recipient() -> 
     assert found == []
 
 
+def test_the_reason_first_then_the_recipients_it_affected() -> None:
+    # Constructed in MailMarshal's shape; the sender in its closing details is no recipient.
+    found = records(
+        _text_bounce(
+            "Your message:\n   From:    alice@example.test\n   Subject: hello\n\n"
+            "Could not be delivered because of\n\n550 5.1.1 User unknown\n\n"
+            "The following recipients were affected: \n    bob@example.org\n\n"
+            "Additional Information\n======================\n"
+            "Original Sender:    <alice@example.test>\n"
+        )
+    )
+    assert [(r.recipient, r.reason, r.diagnostic_code) for r in found] == [
+        ("bob@example.org", "userunknown", "550 5.1.1 User unknown")
+    ]
+
+
 def test_a_gateways_list_then_one_reason_for_it() -> None:
     # Constructed in Symantec Email Security.cloud's shape.
     found = records(

@@ -428,6 +428,29 @@ def _reason_below(text: str) -> list[tuple[str, str]]:
     return [(m[0], said) for m in re.finditer(_ADDRESS, failed[1], re.IGNORECASE)]
 
 
+# -- the reason first, then the recipients it affected ------------------------------------------
+
+_BECAUSE_OF = re.compile(r"^[^\n]*\bbecause of:?[ \t]*\n", re.IGNORECASE | re.MULTILINE)
+_AFFECTED = re.compile(
+    rf"^[^\n]*the following recipients? (?:were|was) affected:[ \t]*\n"
+    rf"((?:[ \t]*<?{_ADDRESS}>?[ \t]*(?:\n|\Z))+)",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def _reason_above(text: str) -> list[tuple[str, str]]:
+    """MailMarshal's order: "Could not be delivered because of", the reason, then "The
+    following recipients were affected:" and the addresses."""
+    because = _BECAUSE_OF.search(text)
+    if because is None:
+        return []
+    affected = _AFFECTED.search(text, because.end())
+    if affected is None:
+        return []
+    said = " ".join(text[because.end() : affected.start()].split())
+    return [(m[0], said) for m in re.finditer(_ADDRESS, affected[1], re.IGNORECASE)]
+
+
 # -- the common last resort: "could not be delivered to" and the addresses below ----------------
 
 _UNDELIVERED_TO = re.compile(
@@ -531,6 +554,7 @@ _READERS = (
     _sendmail_lines,
     _had_errors,
     _reason_below,
+    _reason_above,
     _undelivered_to,
     _reason_then_address,
 )
