@@ -856,6 +856,26 @@ def test_the_reason_first_then_the_recipients_it_affected() -> None:
     ]
 
 
+def test_a_counted_list_of_errors_one_sentence_per_recipient() -> None:
+    # Constructed in the shape of a gateway's "N error(s):" report.
+    found = records(
+        _text_bounce(
+            "We had trouble delivering your message. Full details follow:\n\n"
+            "Subject: 'hello'\n\n2 error(s):\n\n"
+            "SMTP Server <mx.example.org> rejected recipient <bob@example.org> (Error following "
+            "RCPT command). It responded as follows: [550 5.1.1 User unknown]\n\n"
+            "The following recipients returned permanent errors: carol@example.net. Reason: "
+            "SMTP Server <192.0.2.9> refused to accept your message (DATA), with the following "
+            "error message: [554 5.4.6 Hop count exceeded - possible mail loop]\n\n"
+            "The attachment contains the original mail headers.\n"
+        )
+    )
+    assert [(r.recipient, r.reason, r.status) for r in found] == [
+        ("bob@example.org", "userunknown", "5.1.1"),
+        ("carol@example.net", "networkerror", "5.4.6"),
+    ]
+
+
 def test_a_gateways_list_then_one_reason_for_it() -> None:
     # Constructed in Symantec Email Security.cloud's shape.
     found = records(

@@ -428,6 +428,27 @@ def _reason_below(text: str) -> list[tuple[str, str]]:
     return [(m[0], said) for m in re.finditer(_ADDRESS, failed[1], re.IGNORECASE)]
 
 
+# -- a counted list of errors, one sentence per recipient ----------------------------------------
+
+_ERRORS_COUNTED = re.compile(r"^[ \t]*\d+ error\(s\):[ \t]*\n", re.IGNORECASE | re.MULTILINE)
+
+
+def _errors_counted(text: str) -> list[tuple[str, str]]:
+    """ "1 error(s):" and below it one sentence per recipient that names it and the reply
+    ("SMTP Server <…> rejected recipient <bob@…> (Error following RCPT command). It
+    responded as follows: [550 5.1.1 User unknown]")."""
+    rest = _blocks_after(text, _ERRORS_COUNTED)
+    if rest is None:
+        return []
+    found = []
+    for paragraph in re.split(r"\n[ \t]*\n", rest.strip("\n")):
+        named = re.search(_ADDRESS, paragraph, re.IGNORECASE)
+        if named is None:
+            break
+        found.append((named[0], " ".join(paragraph.split())))
+    return found
+
+
 # -- the reason first, then the recipients it affected ------------------------------------------
 
 _BECAUSE_OF = re.compile(r"^[^\n]*\bbecause of:?[ \t]*\n", re.IGNORECASE | re.MULTILINE)
@@ -555,6 +576,7 @@ _READERS = (
     _had_errors,
     _reason_below,
     _reason_above,
+    _errors_counted,
     _undelivered_to,
     _reason_then_address,
 )
