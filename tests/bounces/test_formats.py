@@ -876,6 +876,40 @@ def test_a_counted_list_of_errors_one_sentence_per_recipient() -> None:
     ]
 
 
+def test_each_recipient_label_with_its_dialogue_below() -> None:
+    # Constructed in EZweb's (au's) shape.
+    found = records(
+        _text_bounce(
+            "Each of the following recipients was rejected by a remote\nmail server.\n\n"
+            "    Recipient: <bob@example.org>\n    >>> RCPT TO:<bob@example.org>\n"
+            "    <<< 550 5.1.1 <bob@example.org>: User unknown\n"
+            "    Recipient: <carol@example.net>\n    >>> MAIL FROM:<alice@example.test>\n"
+            "    <<< 550 5.7.1 Relaying denied\n\n",
+            sender="<Postmaster@example.test>",
+        )
+    )
+    assert [(r.recipient, r.reason, r.command) for r in found] == [
+        ("bob@example.org", "userunknown", "RCPT"),
+        ("carol@example.net", "norelaying", "MAIL"),
+    ]
+
+
+def test_apache_james_error_message_and_the_rcpt_to_of_its_details() -> None:
+    # Constructed in Apache James's bounce shape, from a sender spelled post_master.
+    record = one(
+        "From: post_master@mms.example.test\nTo: alice@example.test\nSubject: Re:hello\n\n"
+        "Error: Invalid user address\n\nError message below:\n"
+        "550 - Requested action not taken: no such user here\n\nMessage details:\n"
+        "  Subject: hello\n  MAIL FROM: alice@example.test\n  RCPT TO: bob@example.org\n"
+        "  From: alice@example.test\n"
+    )
+    assert (record.recipient, record.reason, record.diagnostic_code) == (
+        "bob@example.org",
+        "filtered",
+        "550 - Requested action not taken: no such user here",
+    )
+
+
 def test_a_gateways_list_then_one_reason_for_it() -> None:
     # Constructed in Symantec Email Security.cloud's shape.
     found = records(

@@ -428,6 +428,38 @@ def _reason_below(text: str) -> list[tuple[str, str]]:
     return [(m[0], said) for m in re.finditer(_ADDRESS, failed[1], re.IGNORECASE)]
 
 
+# -- "Recipient: <address>" and the dialogue below it -----------------------------------------
+
+_RECIPIENT_LABEL = re.compile(
+    rf"^[ \t]*recipient:[ \t]*<?({_ADDRESS})>?[ \t]*\n((?:[ \t]*(?:>>>|<<<)[^\n]*(?:\n|\Z))+)",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def _recipient_dialogues(text: str) -> list[tuple[str, str]]:
+    """EZweb's (au's) report: each "Recipient: <bob@…>" with the command and the remote
+    reply below it (">>> RCPT TO:<bob@…>", "<<< 550 … User unknown")."""
+    return [(m[1], " ".join(m[2].split())) for m in _RECIPIENT_LABEL.finditer(text)]
+
+
+# -- Apache James: "Error message below:" and the recipient in the message details -------------
+
+_JAMES_ERROR = re.compile(
+    r"^error message below:[ \t]*\n(.*?)(?:\n[ \t]*\n|\Z)", re.I | re.M | re.S
+)
+_JAMES_RCPT = re.compile(rf"^[ \t]*rcpt to:[ \t]*<?({_ADDRESS})>?[ \t]*$", re.I | re.M)
+
+
+def _james(text: str) -> list[tuple[str, str]]:
+    """Apache James's bounce: the remote reply under "Error message below:", the recipients
+    in "RCPT TO:" lines of its "Message details"."""
+    error = _JAMES_ERROR.search(text)
+    if error is None:
+        return []
+    said = " ".join(error[1].split())
+    return [(m[1], said) for m in _JAMES_RCPT.finditer(text, error.end())]
+
+
 # -- a counted list of errors, one sentence per recipient ----------------------------------------
 
 _ERRORS_COUNTED = re.compile(r"^[ \t]*\d+ error\(s\):[ \t]*\n", re.IGNORECASE | re.MULTILINE)
@@ -577,6 +609,8 @@ _READERS = (
     _reason_below,
     _reason_above,
     _errors_counted,
+    _recipient_dialogues,
+    _james,
     _undelivered_to,
     _reason_then_address,
 )
@@ -655,7 +689,7 @@ def producer(message: Message, text: str, status_text: str = "") -> str:
     return ""
 
 
-_BOUNCE_SENDER = re.compile(r"mailer-daemon|postmaster|mail delivery|mdaemon", re.IGNORECASE)
+_BOUNCE_SENDER = re.compile(r"mailer-daemon|post_?master|mail delivery|mdaemon", re.IGNORECASE)
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|returned mail|delivery (?:status notification|failure|failed|has failed)|"
     r"failure notice|mail delivery failed|delivery problem|non remis|unzustellbar|"
