@@ -393,7 +393,8 @@ def _had_errors(text: str) -> list[tuple[str, str]]:
 # The sentence before the list of addresses that failed, and the heading above their reason.
 _FAILED_TO = re.compile(
     rf"(?:unable to deliver (?:the )?message to|following address(?:es)? (?:failed|had "
-    rf"delivery problems)|was not delivered to|following recipients? failed permanently)"
+    rf"delivery problems)|was not delivered to|following recipients? (?:failed permanently|"
+    rf"was aborted after[^:\n]*))"
     rf"[ \t:\-]*\n?\s*((?:[ \t]*(?:\*[ \t]*)?<?{_ADDRESS}>?[ \t]*(?:\n|\Z)(?:[ \t]*\n)*)+)",
     re.IGNORECASE,
 )
@@ -458,6 +459,24 @@ def _james(text: str) -> list[tuple[str, str]]:
         return []
     said = " ".join(error[1].split())
     return [(m[1], said) for m in _JAMES_RCPT.finditer(text, error.end())]
+
+
+# -- m-FILTER: the addresses, then "-------server message" -------------------------------------
+
+_SERVER_MESSAGE = re.compile(
+    r"^-{3,} ?server message[ \t]*\n(.*?)(?:\n[ \t]*\n|\n-{3,}|\Z)", re.I | re.M | re.S
+)
+
+
+def _server_message(text: str) -> list[tuple[str, str]]:
+    """m-FILTER's report: the addresses alone on their lines, then the remote reply under
+    "-------server message" (and the command under "-------SMTP command")."""
+    reply = _SERVER_MESSAGE.search(text)
+    if reply is None:
+        return []
+    said = " ".join(reply[1].split())
+    before = text[: reply.start()]
+    return [(m[1], said) for m in re.finditer(_ALONE.pattern, before, re.I | re.M)]
 
 
 # -- a counted list of errors, one sentence per recipient ----------------------------------------
@@ -611,6 +630,7 @@ _READERS = (
     _errors_counted,
     _recipient_dialogues,
     _james,
+    _server_message,
     _undelivered_to,
     _reason_then_address,
 )
