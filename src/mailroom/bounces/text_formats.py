@@ -16,7 +16,13 @@ shape its MTA always uses; each shape is read by structure, not by a particular 
 - Exchange and Office 365: ``Diagnostic information for administrators:`` with ``Remote Server
   returned '…'``, and the older ``The following recipient(s) could not be reached:`` with
   ``<host #5.1.1 smtp;550 …>``;
-- Dovecot's LDA and Sieve: ``Your message to <address> was automatically rejected: …``.
+- Dovecot's LDA and Sieve: ``Your message to <address> was automatically rejected: …``;
+- gateways' fewer words, in the order tried: a list of addresses and one reason under a
+  heading below it (``because:``, ``Technical details:``), or above it (``because of`` …
+  ``The following recipients were affected:``); ``N error(s):`` with a sentence per
+  recipient; ``Recipient: <address>`` with its dialogue; Apache James's ``Error message
+  below:``; m-FILTER's ``-------server message``; and last, any "could not be delivered to"
+  with the addresses below it, or a report that opens with ``reason: address``.
 """
 
 from __future__ import annotations
