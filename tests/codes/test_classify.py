@@ -368,6 +368,9 @@ def test_user_unknown_is_placed_by_code_or_command() -> None:
     assert classify("550 No such user here", command="RCPT").reason == "userunknown"
     assert classify("550 5.1.1 No such user here").reason == "userunknown"
     assert classify('unknown user: "bob"').reason == "userunknown"  # Postfix local(8)
+    # Sendmail's transcript: mail.local's words, then the reply that passes them on.
+    relayed = classify("mail.local: unknown user: bob 554 <bob@example.org>... Service unavailable")
+    assert (relayed.reason, relayed.command) == ("userunknown", "RCPT")
     assert classify("User bob not listed in Domino Directory").reason == "userunknown"
     assert classify("550 No such user here", command="DATA").reason == "filtered"
 

@@ -61,6 +61,11 @@ def test_spam_is_judged_in_the_first_pass_only_after_the_message_was_sent() -> N
         ("Sorry, I wasn't able to establish an SMTP connection. (#4.4.1)", "networkerror"),
         ("procmail: Couldn't create /var/mail/bob: No such user", "mailererror"),
         ("Unable to chdir to maildir. (#4.2.1)", "systemerror"),
+        (
+            "The recipient name is not recognized MSEXCH:IMS:MAIL:EXAMPLE:HOST 0 (000C05A6) "
+            "Unknown Recipient",
+            "userunknown",
+        ),
     ],
 )
 def test_the_reporting_mtas_own_words(text: str, reason: str) -> None:
@@ -163,3 +168,30 @@ def test_a_refusal_before_data_was_refused_for_want_of_a_recipient_answered_rcpt
     assert (classify(text).command, classify(text).reason) == ("RCPT", "userunknown")
     # A 503 on its own is the protocol's complaint, not a recipient's.
     assert classify("503 Bad sequence of commands").reason == "syntaxerror"
+
+
+@pytest.mark.parametrize(
+    ("text", "command"),
+    [
+        ("lost connection with mx.example.test[192.0.2.1] while sending RCPT TO", "RCPT"),
+        ("lost connection with mx.example.test[192.0.2.1] while sending MAIL FROM", "MAIL"),
+        ("lost connection with mx.example.test[192.0.2.1] while sending message body", "DATA"),
+        (
+            "lost connection with mx.example.test[192.0.2.1] while performing the EHLO handshake",
+            "HELO",
+        ),
+        (
+            "SMTP error from remote server after RCPT command: host: mx.example.test "
+            "5.2.2 <bob@example.test>... Mailbox Full",
+            "RCPT",
+        ),
+        (
+            "SMTP error from remote server for TEXT command, host: mx.example.test "
+            "(192.0.2.1) reason: 550 5.2.0 Mail rejected",
+            "DATA",
+        ),
+    ],
+)
+def test_more_reporters_say_the_command(text: str, command: str) -> None:
+    # Postfix's words for a lost connection, GMX's and 1&1's Exim-like wrappers.
+    assert classify(text).command == command

@@ -41,6 +41,12 @@ _RETURNED_MARKERS = re.compile(
 )
 
 
+# The first RFC 3464 field, where a report's words end.
+_FIELDS_START = re.compile(
+    r"^(?:reporting-mta|final-recipient|original-envelope-id)[ \t]*:", re.IGNORECASE | re.MULTILINE
+)
+
+
 def parse(raw: bytes) -> Message:
     """The message, parsed without raising on defects (compat32 keeps odd headers as text)."""
     return email.message_from_bytes(raw, policy=email.policy.compat32)
@@ -110,6 +116,12 @@ def human_text(message: Message) -> str:
     not MIME), without the returned message pasted after them."""
     texts: list[str] = []
     for part in walk(message):
+        if part.get_content_maintype() == "multipart" and isinstance(part.get_payload(), str):
+            # A multipart whose boundary is missing from its body: its text is all there is,
+            # the words up to the RFC 3464 fields written after them.
+            text = part_text(part).replace("\r\n", "\n")
+            texts.append(_FIELDS_START.split(text, maxsplit=1)[0])
+            continue
         if part.is_multipart():
             continue
         kind = part.get_content_type()

@@ -22,7 +22,7 @@ from mailroom.bounces.mime import (
 from mailroom.bounces.record import BounceRecord
 from mailroom.bounces.text_formats import is_bounce_sender
 
-__all__ = ["autoreply", "feedback"]
+__all__ = ["autoreply", "feedback", "microsoft_complaint"]
 
 _FEEDBACK_TYPES = ("message/feedback-report",)
 _AUTO_SUBJECT = re.compile(
@@ -76,6 +76,38 @@ def feedback(message: Message, source: str) -> list[BounceRecord]:
             for recipient in _unique(rcpt_to) or [""]
         ]
     return []
+
+
+def microsoft_complaint(message: Message, source: str) -> list[BounceRecord]:
+    """A complaint in Microsoft's older feedback-loop form (JMRP, Outlook.com/Hotmail): no
+    feedback-report part, the reported message attached whole, its recipient in the
+    X-HmXmrOriginalRecipient field Microsoft adds to it."""
+    returned = returned_headers(message)
+    if returned is None:
+        return []
+    recipients = [
+        address_of(str(value)) for value in returned.get_all("X-HmXmrOriginalRecipient") or []
+    ]
+    recipients = [r for r in recipients if "@" in r]
+    if not recipients:
+        return []
+    return [
+        BounceRecord(
+            kind="feedback",
+            recipient=recipient,
+            reason="feedback",
+            reason_why="a Microsoft feedback-loop complaint (X-HmXmrOriginalRecipient)",
+            sender=address_of(header(returned, "Return-Path") or header(returned, "From")),
+            reporting_mta=address_of(header(message, "From")).rpartition("@")[2],
+            message_id=header(returned, "Message-ID"),
+            subject=header(returned, "Subject"),
+            timestamp=iso_time(header(message, "Date")),
+            format="jmrp",
+            feedback_type="abuse",
+            source=source,
+        )
+        for recipient in _unique(recipients)
+    ]
 
 
 def _add(fields: dict[str, str], rcpt_to: list[str], name: str, value: str) -> None:

@@ -12,8 +12,11 @@ In order:
 4. an automatic reply (RFC 3834): one ``autoreply`` record (reason ``vacation``).
 
 Anything else gives no record. The reason is :func:`mailroom.codes.classify`'s, given the
-diagnostic, the command the report says it answered, and the Status field; a report that gave
-up (``failed``) with only a temporary status or a network complaint is ``expired``.
+diagnostic, the command the report says it answered, and the Status field. A report that gave
+up (``failed``, or ``delayed``) with only a temporary status is ``expired`` unless its words
+(or a code that names one, 4.4.2) say why it could not get through: "No route to host" is
+``networkerror``. A local program's exit that says nothing more (``X-Unix; 71``) is
+``mailererror``.
 """
 
 from __future__ import annotations
@@ -24,11 +27,11 @@ from email.utils import getaddresses
 
 from mailroom.bounces.dsn import status_blocks, typed
 from mailroom.bounces.mime import address_of, header, human_text, iso_time, returned_headers
-from mailroom.bounces.other_reports import autoreply, feedback
+from mailroom.bounces.other_reports import autoreply, feedback, microsoft_complaint
 from mailroom.bounces.record import BounceRecord
 from mailroom.bounces.text_formats import is_bounce_text, per_address, producer
-from mailroom.codes import EnhancedStatus, classify
-from mailroom.codes.reason_codes import GENERIC_STATUS
+from mailroom.codes import Classification, EnhancedStatus, classify
+from mailroom.codes.reason_codes import GENERIC_STATUS, RECONSIDERED, status_reason
 from mailroom.codes.reasons import is_hard
 from mailroom.codes.reply_facts import read_facts
 
@@ -50,8 +53,21 @@ _ACTION_NAMES = {
     "expired": "failed",
     "failure": "failed",
 }
-# A failed report that only says it could not get through gave up waiting: expired.
+# A failed report that only says it could not get through gave up waiting: expired. When its
+# words (or a code that names one) say why it could not get through, that cause is the reason.
 _GAVE_UP = frozenset({"networkerror", "expired", "onhold", "undefined", "systemerror"})
+# The evidence of a verdict that rests on no words: a code read alone, a weak hint, nothing.
+_NO_WORDS = ("enhanced code", "reply code", "nothing specific", "no text")
+# The reporting MTA's own category for a recipient, where it names a reason plainly: PowerMTA
+# writes X-PowerMTA-BounceCategory after matching the reply against its bounce rules. Only the
+# categories about the address itself are taken; the broad ones ("policy-related", "other")
+# are left to the words.
+_CATEGORIES = {
+    "bad-mailbox": "userunknown",
+    "bad-domain": "hostunknown",
+    "inactive-mailbox": "suspend",
+    "quota-issues": "mailboxfull",
+}
 _DELAY_WORDS = re.compile(
     r"has not yet been delivered|has been delayed|delivery (?:is )?delayed|will (?:continue|be) "
     r"(?:to )?(?:retr|tr)|still being retried|transient non-fatal|warning: message",
@@ -102,6 +118,23 @@ def _best_status(field: str, diagnostic: str) -> str:
     return str(status) if status is not None else ""
 
 
+def _names_cause(verdict: Classification) -> bool:
+    """Whether the verdict names what went wrong: in words (the reply's, the reporting MTA's,
+    a provider's), or by an enhanced code that names that reason itself (4.4.2, bad
+    connection: networkerror); not by a weak hint, a basic code, a code's loose registry
+    reading (4.3.0) or nothing at all."""
+    why = verdict.why
+    if why.endswith("(a weak hint)"):
+        return False
+    if not why.startswith(_NO_WORDS):
+        return True
+    return (
+        why.startswith("enhanced code")
+        and verdict.status is not None
+        and status_reason(verdict.status) == verdict.reason
+    )
+
+
 def _stated_command(text: str) -> str | None:
     """The command a reporting MTA's wrapper names ("after RCPT TO:", "in reply to end of DATA
     command"), not one guessed from the reply's words."""
@@ -127,6 +160,7 @@ def _record(
     timestamp: str,
     report_format: str,
     source: str,
+    category: str = "",
 ) -> BounceRecord:
     status = _best_status(status_field, f"{diagnostic} {words}")
     # The words for a person often say more than an empty or generic Diagnostic-Code.
@@ -140,26 +174,39 @@ def _record(
     if (
         diagnostic_type not in ("smtp", "lmtp", "")
         and own is not None
-        and (
-            own.subject,
-            own.detail,
-        )
-        not in GENERIC_STATUS
+        and (own.subject, own.detail) not in GENERIC_STATUS
     ):
         # The reporting MTA's own words about its own delivery come with its own verdict:
         # a specific Status it wrote is that verdict (Postfix: "x-unix; input/output error",
-        # Status: 5.2.2).
+        # Status: 5.2.2), unless the code names its reason only as a first guess and the
+        # MTA's words name the cause (Postfix: "connect to …: No route to host", 4.4.1).
         verdict = classify(status)
+        if verdict.reason in RECONSIDERED:
+            read = classify(diagnostic, command=stated, status=status)
+            if read.reason != verdict.reason and _names_cause(read):
+                verdict = read
     else:
         # The command the report's words say the failure answered ("after RCPT TO:"), when
         # the Diagnostic-Code alone does not say it.
         verdict = classify(said or status or action, command=stated, status=status or None)
     reason, why = verdict.reason, verdict.why
+    if category.lower() in _CATEGORIES and action == "failed":
+        reason = _CATEGORIES[category.lower()]
+        why = f"the reporting MTA's category '{category}' ({verdict.why})"
+    elif diagnostic_type == "x-unix" and not _names_cause(verdict):
+        # A local program's exit (Sendmail's "X-Unix; 71", a sysexits code; Postfix's pipe
+        # or local delivery "x-unix; temporary failure") that says nothing more: the
+        # program, the mailer, failed.
+        reason, why = "mailererror", f"a local program failed: x-unix; {diagnostic}"
     permanent = action == "failed" or (not action and status.startswith("5"))
-    if action == "failed" and reason in _GAVE_UP and (not status or status.startswith("4")):
+    named = reason not in _GAVE_UP or _names_cause(verdict)
+    # A report with no status and no words for the recipient says nothing of retrying either:
+    # nothing to go on (onhold), not expired.
+    said_anything = bool(status or diagnostic or words)
+    if action == "failed" and not named and said_anything and status[:1] in ("", "4"):
         reason = "expired"
         why = f"reported failed with {status or 'no'} status after retrying ({verdict.why})"
-    elif action == "delayed" and reason in _GAVE_UP:
+    elif action == "delayed" and not named:
         # Not yet through, for no reason beyond the network: the time is running (Sisimai
         # names delay notices so).
         reason = "expired"
@@ -273,6 +320,7 @@ def _from_status_part(message: Message, source: str) -> list[BounceRecord] | Non
                 timestamp=iso_time(when),
                 report_format=report_format,
                 source=source,
+                category=block.get("x-powermta-bouncecategory", ""),
             )
         )
     return records
@@ -316,7 +364,7 @@ def _from_words(message: Message, source: str) -> list[BounceRecord]:
 
 def records_of(message: Message, source: str) -> list[BounceRecord]:
     """The records of one parsed message (none when it is not a report of any kind)."""
-    found = feedback(message, source)
+    found = feedback(message, source) or microsoft_complaint(message, source)
     if found:
         return found
     from_status = _from_status_part(message, source)

@@ -16,7 +16,13 @@ shape its MTA always uses; each shape is read by structure, not by a particular 
 - Exchange and Office 365: ``Diagnostic information for administrators:`` with ``Remote Server
   returned '…'``, and the older ``The following recipient(s) could not be reached:`` with
   ``<host #5.1.1 smtp;550 …>``;
-- Dovecot's LDA and Sieve: ``Your message to <address> was automatically rejected: …``.
+- Dovecot's LDA and Sieve: ``Your message to <address> was automatically rejected: …``;
+- gateways' fewer words, in the order tried: a list of addresses and one reason under a
+  heading below it (``because:``, ``Technical details:``), or above it (``because of`` …
+  ``The following recipients were affected:``); ``N error(s):`` with a sentence per
+  recipient; ``Recipient: <address>`` with its dialogue; Apache James's ``Error message
+  below:``; m-FILTER's ``-------server message``; and last, any "could not be delivered to"
+  with the addresses below it, or a report that opens with ``reason: address``.
 """
 
 from __future__ import annotations
@@ -62,10 +68,12 @@ def _exim(text: str) -> list[tuple[str, str]]:
     matches = list(_EXIM_ADDRESS.finditer(rest))
     for index, match in enumerate(matches):
         end = matches[index + 1].start() if index + 1 < len(matches) else len(rest)
-        detail: list[str] = []
+        # A pipe or file delivery failed: what failed is that delivery ("pipe to |/usr/bin/x"),
+        # whatever its program said.
+        detail: list[str] = [match[0].splitlines()[0].strip()] if match[2] else []
         for line in rest[match.end() : end].splitlines():
             if not line.strip():
-                if detail:
+                if detail and not (match[2] and len(detail) == 1):
                     break
                 continue
             # The reason is indented by four; some versions put the host by two.
@@ -114,8 +122,17 @@ _SENDMAIL_START = re.compile(
     re.IGNORECASE,
 )
 _SENDMAIL_TRANSCRIPT = re.compile(r"-+ ?Transcript of session follows ?-+\n", re.IGNORECASE)
-_SENDMAIL_ADDRESS = re.compile(rf"^<?({_ADDRESS})>?\s*$", re.MULTILINE | re.IGNORECASE)
+# An address, or a program or file the address expanded to ("|/usr/bin/procmail",
+# /var/mail/bob) with the address on the next line: "(expanded from: <bob@…>)".
+_SENDMAIL_ADDRESS = re.compile(
+    rf"^(?:(?:>>>[ \t]*)?<?({_ADDRESS})>?(?:[ \t]+<[^>\n]+>)?|"
+    rf"(\"?[|/][^\n]*?\"?)\s*\n\s*\(expanded from: <?({_ADDRESS})>?\))\s*$",
+    re.MULTILINE | re.IGNORECASE,
+)
 _SENDMAIL_REASON = re.compile(r"^\s+\(reason: (.*)\)\s*$", re.MULTILINE)
+# A line of Sendmail's own about one recipient: "<bob@…>... Deferred: …", "554 <bob@…>...
+# Service unavailable", '554 "|/usr/bin/prog"... Service unavailable'.
+_SENDMAIL_NAMED = re.compile(r"^(?:[245]\d\d )?(?:<[^>\s]+>|\"[^\"]+\"|\S+)\.\.\. ")
 
 
 def _sendmail(text: str) -> list[tuple[str, str]]:
@@ -131,9 +148,36 @@ def _sendmail(text: str) -> list[tuple[str, str]]:
         reason = _SENDMAIL_REASON.match(after.split("\n\n", 1)[0].lstrip("\n") or "")
         reason = reason or _SENDMAIL_REASON.search(after.split("\n\n", 1)[0])
         detail = reason[1] if reason else ""
-        said = _transcript_for(transcript, match[1])
-        found.append((match[1], f"{said} {detail}".strip() if said else detail))
+        # What failed: the address, or the program or file it expanded to.
+        failed = match[1] or match[2]
+        said = _transcript_for(transcript, failed) or _own_lines_for(transcript, failed)
+        found.append((match[1] or match[3], f"{said} {detail}".strip() if said else detail))
+    if len(found) == 1 and not found[0][1]:
+        # One recipient, and a transcript that names nobody ("550 sorry, no mailbox here by
+        # that name"): all of it is about that recipient.
+        opening = re.split(r"\n[ \t]*\n", transcript.strip("\n"), maxsplit=1)[0]
+        found = [(found[0][0], " ".join(opening.split()))]
     return found
+
+
+def _own_lines_for(transcript: str, failed: str) -> str:
+    """Without an SMTP dialogue (a local mailer, a program, a deferral), Sendmail's own lines
+    about ``failed``: the mailer's output before the line that names it ("mail.local: unknown
+    user: bob" then "554 <bob@…>... Service unavailable"), that line, and its continuation
+    ("Message could not be delivered for 5 days"), up to the line naming another."""
+    lines = [line.strip() for line in transcript.splitlines() if line.strip()]
+    key = failed.lower()
+    for index, line in enumerate(lines):
+        if _SENDMAIL_NAMED.match(line) is None or key not in line.lower():
+            continue
+        start = index
+        while start > 0 and _SENDMAIL_NAMED.match(lines[start - 1]) is None:
+            start -= 1
+        end = index + 1
+        while end < len(lines) and _SENDMAIL_NAMED.match(lines[end]) is None:
+            end += 1
+        return " ".join(lines[start:end])
+    return ""
 
 
 def _transcript_for(transcript: str, address: str) -> str:
@@ -194,9 +238,10 @@ _EXCHANGE_OLD = re.compile(
     r"recipient\(s\):",
     re.IGNORECASE,
 )
-_EXCHANGE_OLD_ENTRY = re.compile(
-    rf"^\s*({_ADDRESS})(?: on [^\n]*)?\n((?:[ \t]+[^\n]*\n?)*)", re.MULTILINE | re.IGNORECASE
-)
+# An entry: the address (with "on <date>"), then the error text and Exchange's own line
+# ("MSEXCH:IMS:host 0 (000C05A6) Unknown Recipient"), indented but wrapped where the line ran
+# long (";l=…", "Unknown Recipient" at the margin), up to the next address or a blank line.
+_EXCHANGE_OLD_ADDRESS = re.compile(rf"^\s*({_ADDRESS})(?: on [^\n]*)?$", re.IGNORECASE)
 _O365_NEW = re.compile(rf"your message to ({_ADDRESS}) couldn't be delivered", re.IGNORECASE)
 
 
@@ -215,14 +260,30 @@ def _exchange(text: str) -> list[tuple[str, str]]:
             return found
     old = _EXCHANGE_OLD.search(text)
     if old is not None:
-        return [
-            (m[1], " ".join(m[2].split())) for m in _EXCHANGE_OLD_ENTRY.finditer(text[old.end() :])
-        ]
+        return _exchange_old_entries(text[old.end() :])
     new = _O365_NEW.search(text)
     if new is not None:
         said = _EXCHANGE_RETURNED.search(text)
         return [(new[1], said[1] or said[2] if said else " ".join(text[new.end() :].split()))]
     return []
+
+
+def _exchange_old_entries(rest: str) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    detail: list[str] | None = None
+    for line in rest.splitlines():
+        entry = _EXCHANGE_OLD_ADDRESS.match(line)
+        if entry is not None:
+            detail = []
+            found.append((entry[1], ""))
+        elif not line.strip():
+            if found and detail:
+                detail = None  # a blank line ends the entry (and the list)
+                break
+        elif detail is not None:
+            detail.append(line.strip())
+            found[-1] = (found[-1][0], " ".join(detail))
+    return found
 
 
 # -- Dovecot's rejections ------------------------------------------------------------------------
@@ -241,15 +302,16 @@ def _dovecot(text: str) -> list[tuple[str, str]]:
 # -- OpenSMTPD -----------------------------------------------------------------------------------
 
 _OPENSMTPD_START = re.compile(
-    r"an error has occurred while attempting to deliver a message for\s+the following list of "
-    r"recipients:[^\n]*\n",
+    r"(?:an error has occurred while attempting to deliver a message|a message is delayed for "
+    r"more than [^\n]*?)\s+for\s+the following\s+list of\s+recipients:[^\n]*\n",
     re.IGNORECASE,
 )
 _OPENSMTPD_LINE = re.compile(rf"^({_ADDRESS}): (.*)$", re.MULTILINE | re.IGNORECASE)
 
 
 def _opensmtpd(text: str) -> list[tuple[str, str]]:
-    """OpenSMTPD's list: one "address: reason" line per recipient, up to the original."""
+    """OpenSMTPD's list (of failures, or of delays): one "address: reason" line per
+    recipient, up to the original."""
     rest = _blocks_after(text, _OPENSMTPD_START)
     if rest is None:
         return []
@@ -271,9 +333,24 @@ def _sendmail_lines(text: str) -> list[tuple[str, str]]:
     for match in _SENDMAIL_LINE.finditer(text):
         said = _transcript_for(text, match[2])
         if said and match[2].lower() not in said.lower():
-            said = ""
+            said = _session_refusal_before(text[: match.start()])
         found.append((match[2], f"{said} {match[1]} {match[3]}".strip()))
     return found
+
+
+# The refusal of a whole session: MAIL FROM refused (or DATA), with its reply, right before
+# the lines naming the recipients it failed ("554 <bob@…>... Remote protocol error").
+_SESSION_REFUSAL = re.compile(
+    r"^>>> (?:MAIL From|DATA)\b[^\n]*\n(?:<<< [^\n]*\n)+(?:[^\n<>]*\.\.\. [^\n]*\n)*\Z",
+    re.MULTILINE | re.IGNORECASE,
+)
+
+
+def _session_refusal_before(text: str) -> str:
+    """The session's refused MAIL FROM or DATA and its reply, when the lines just before a
+    recipient's line end with it (only the MTA's own lines about hosts between)."""
+    found = _SESSION_REFUSAL.search(text)
+    return " ".join(found[0].split()) if found else ""
 
 
 # -- DragonFly Mail Agent (dma) -----------------------------------------------------------------
@@ -290,6 +367,168 @@ def _dma(text: str) -> list[tuple[str, str]]:
     return [(m[1], m[2].strip()) for m in _DMA.finditer(text)]
 
 
+# -- a heading, then each address with its reason on the same line ---------------------------
+
+_HAD_ERRORS = re.compile(
+    r"^[ \t]*-+ ?the following addresses? had delivery (?:errors|problems) ?-+[ \t]*\n",
+    re.IGNORECASE | re.MULTILINE,
+)
+_ADDRESS_AND_REASON = re.compile(
+    rf"^[ \t]*<?({_ADDRESS})>?[ \t]+(?:\[([^\]\n]+)\]|\(([^)\n]+)\))[ \t]*$", re.IGNORECASE
+)
+
+
+def _had_errors(text: str) -> list[tuple[str, str]]:
+    """Sendmail-like gateways' list under "--- The following addresses had delivery errors
+    ---": each address with its reason beside it, in brackets or parentheses."""
+    rest = _blocks_after(text, _HAD_ERRORS)
+    if rest is None:
+        return []
+    found = []
+    for line in rest.splitlines():
+        entry = _ADDRESS_AND_REASON.match(line)
+        if entry is not None:
+            found.append((entry[1], entry[2] or entry[3]))
+        elif found and not line.strip():
+            break
+    return found
+
+
+# -- the addresses, then a heading and the reason below it -------------------------------------
+
+# The sentence before the list of addresses that failed, and the heading above their reason.
+_FAILED_TO = re.compile(
+    rf"(?:unable to deliver (?:the )?message to|following address(?:es)? (?:failed|had "
+    rf"delivery problems)|was not delivered to|following recipients? (?:failed permanently|"
+    rf"was aborted after[^:\n]*))"
+    rf"[ \t:\-]*\n?\s*((?:[ \t]*(?:\*[ \t]*)?<?{_ADDRESS}>?[ \t]*(?:\n|\Z)(?:[ \t]*\n)*)+)",
+    re.IGNORECASE,
+)
+_REASON_HEADING = re.compile(
+    r"^(?:[^\n]*for the following reason|[ \t]*because|[ \t=\-]*technical details|"
+    r"[ \t\-]*non-delivered information)[ \t:=\-]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_RULE = re.compile(r"^[ \t]*(?:[=\-*_]{3,}[ \t]*)?$")
+
+
+def _reason_below(text: str) -> list[tuple[str, str]]:
+    """A few gateways' words: the addresses that failed ("Unable to deliver message to:
+    <bob@…>" (MailFoundry), "The following address failed:" (1&1), "was not delivered to:"
+    (Lotus Domino), "Delivery to the following recipients failed permanently: * bob@…"), then
+    one reason for them in the paragraph below a heading ("… for the following reason:",
+    "because:", "Technical details:", "----- Non-delivered information -----")."""
+    failed = _FAILED_TO.search(text)
+    if failed is None:
+        return []
+    heading = _REASON_HEADING.search(text, failed.end())
+    if heading is None:
+        return []
+    paragraph: list[str] = []
+    for line in text[heading.end() :].splitlines():
+        if _RULE.match(line):
+            if paragraph:
+                break
+            continue
+        paragraph.append(line.strip())
+    said = " ".join(paragraph)
+    return [(m[0], said) for m in re.finditer(_ADDRESS, failed[1], re.IGNORECASE)]
+
+
+# -- "Recipient: <address>" and the dialogue below it -----------------------------------------
+
+_RECIPIENT_LABEL = re.compile(
+    rf"^[ \t]*recipient:[ \t]*<?({_ADDRESS})>?[ \t]*\n((?:[ \t]*(?:>>>|<<<)[^\n]*(?:\n|\Z))+)",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def _recipient_dialogues(text: str) -> list[tuple[str, str]]:
+    """EZweb's (au's) report: each "Recipient: <bob@…>" with the command and the remote
+    reply below it (">>> RCPT TO:<bob@…>", "<<< 550 … User unknown")."""
+    return [(m[1], " ".join(m[2].split())) for m in _RECIPIENT_LABEL.finditer(text)]
+
+
+# -- Apache James: "Error message below:" and the recipient in the message details -------------
+
+_JAMES_ERROR = re.compile(
+    r"^error message below:[ \t]*\n(.*?)(?:\n[ \t]*\n|\Z)", re.I | re.M | re.S
+)
+_JAMES_RCPT = re.compile(rf"^[ \t]*rcpt to:[ \t]*<?({_ADDRESS})>?[ \t]*$", re.I | re.M)
+
+
+def _james(text: str) -> list[tuple[str, str]]:
+    """Apache James's bounce: the remote reply under "Error message below:", the recipients
+    in "RCPT TO:" lines of its "Message details"."""
+    error = _JAMES_ERROR.search(text)
+    if error is None:
+        return []
+    said = " ".join(error[1].split())
+    return [(m[1], said) for m in _JAMES_RCPT.finditer(text, error.end())]
+
+
+# -- m-FILTER: the addresses, then "-------server message" -------------------------------------
+
+_SERVER_MESSAGE = re.compile(
+    r"^-{3,} ?server message[ \t]*\n(.*?)(?:\n[ \t]*\n|\n-{3,}|\Z)", re.I | re.M | re.S
+)
+
+
+def _server_message(text: str) -> list[tuple[str, str]]:
+    """m-FILTER's report: the addresses alone on their lines, then the remote reply under
+    "-------server message" (and the command under "-------SMTP command")."""
+    reply = _SERVER_MESSAGE.search(text)
+    if reply is None:
+        return []
+    said = " ".join(reply[1].split())
+    before = text[: reply.start()]
+    return [(m[1], said) for m in re.finditer(_ALONE.pattern, before, re.I | re.M)]
+
+
+# -- a counted list of errors, one sentence per recipient ----------------------------------------
+
+_ERRORS_COUNTED = re.compile(r"^[ \t]*\d+ error\(s\):[ \t]*\n", re.IGNORECASE | re.MULTILINE)
+
+
+def _errors_counted(text: str) -> list[tuple[str, str]]:
+    """ "1 error(s):" and below it one sentence per recipient that names it and the reply
+    ("SMTP Server <…> rejected recipient <bob@…> (Error following RCPT command). It
+    responded as follows: [550 5.1.1 User unknown]")."""
+    rest = _blocks_after(text, _ERRORS_COUNTED)
+    if rest is None:
+        return []
+    found = []
+    for paragraph in re.split(r"\n[ \t]*\n", rest.strip("\n")):
+        named = re.search(_ADDRESS, paragraph, re.IGNORECASE)
+        if named is None:
+            break
+        found.append((named[0], " ".join(paragraph.split())))
+    return found
+
+
+# -- the reason first, then the recipients it affected ------------------------------------------
+
+_BECAUSE_OF = re.compile(r"^[^\n]*\bbecause of:?[ \t]*\n", re.IGNORECASE | re.MULTILINE)
+_AFFECTED = re.compile(
+    rf"^[^\n]*the following recipients? (?:were|was) affected:[ \t]*\n"
+    rf"((?:[ \t]*<?{_ADDRESS}>?[ \t]*(?:\n|\Z))+)",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def _reason_above(text: str) -> list[tuple[str, str]]:
+    """MailMarshal's order: "Could not be delivered because of", the reason, then "The
+    following recipients were affected:" and the addresses."""
+    because = _BECAUSE_OF.search(text)
+    if because is None:
+        return []
+    affected = _AFFECTED.search(text, because.end())
+    if affected is None:
+        return []
+    said = " ".join(text[because.end() : affected.start()].split())
+    return [(m[0], said) for m in re.finditer(_ADDRESS, affected[1], re.IGNORECASE)]
+
+
 # -- the common last resort: "could not be delivered to" and the addresses below ----------------
 
 _UNDELIVERED_TO = re.compile(
@@ -300,6 +539,8 @@ _UNDELIVERED_TO = re.compile(
     re.IGNORECASE,
 )
 _ALONE = re.compile(rf"^[ \t]*<?({_ADDRESS})>?[ \t]*$", re.IGNORECASE)
+_SENTENCE_GOES_ON = re.compile(rf"^[ \t]*<({_ADDRESS})>[ \t]*[(A-Za-z][^\n]*$", re.IGNORECASE)
+_BESIDE = re.compile(rf"^[ \t]*<?({_ADDRESS})>?[ \t]+([A-Za-z][^\n]{{8,}})$", re.IGNORECASE)
 
 
 def _undelivered_to(text: str) -> list[tuple[str, str]]:
@@ -309,12 +550,26 @@ def _undelivered_to(text: str) -> list[tuple[str, str]]:
     if start is None:
         return []
     first, _, after = text[start.end() :].partition("\n")
-    lines = [first, *after.splitlines()]
+    said_with = _SENTENCE_GOES_ON.match(first)
+    if said_with is not None:
+        # The sentence names the address and goes on to say why (InterScan: "Unable to
+        # deliver message to <bob@…> (and other recipients in the same domain)."): the
+        # sentence is the reason.
+        line_start = text.rfind("\n", 0, start.start()) + 1
+        return [(said_with[1], text[line_start : start.end() + len(first)].strip())]
+    # The address may follow the sentence on its line: "… the following recipient: bob@…".
+    lines = [first.lstrip(" \t:"), *after.splitlines()]
     found: list[tuple[str, str]] = []
     index = skipped = 0
     while index < len(lines) and skipped <= 3:
         alone = _ALONE.match(lines[index].strip().rstrip(":.").strip())
+        beside = None if alone is not None else _BESIDE.match(lines[index])
         index += 1
+        if beside is not None:
+            # The address with its reason on the same line (Zoho: "bob@… Invalid Address,
+            # ERROR_CODE :550, …").
+            found.append((beside[1], beside[2].strip()))
+            continue
         if alone is None:
             if found and not lines[index - 1].strip():
                 break
@@ -327,7 +582,40 @@ def _undelivered_to(text: str) -> list[tuple[str, str]]:
             detail.append(lines[index].strip())
             index += 1
         found.append((alone[1], " ".join(detail)))
+    if found and not any(detail for _, detail in found):
+        # The list, a blank line, and one reason for all of it (Symantec's "Reason: 550-…").
+        while index < len(lines) and not lines[index].strip():
+            index += 1
+        below = _REASON_LABEL.match(lines[index]) if index < len(lines) else None
+        if below is not None:
+            paragraph = [below[1]]
+            for line in lines[index + 1 :]:
+                if not line.strip():
+                    break
+                paragraph.append(line.strip())
+            found = [(address, " ".join(paragraph)) for address, _ in found]
     return found
+
+
+_REASON_LABEL = re.compile(r"^\s*reason:\s*(.*)$", re.IGNORECASE)
+
+
+# -- the last resort of a few servers: "reason: address" on a line of its own --------------------
+
+# Words with a space in them (no header field name has one), a colon, and the address alone.
+_REASON_THEN_ADDRESS = re.compile(
+    rf"^[ \t]*([A-Za-z][^:\n]*? [^:\n]*?):[ \t]*<?({_ADDRESS})>?[ \t.]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_PASTED_AFTER = re.compile(r"^\s*original message follows", re.IGNORECASE | re.MULTILINE)
+
+
+def _reason_then_address(text: str) -> list[tuple[str, str]]:
+    """IMail's and a few others' one line per recipient, the reason first: "Unknown user:
+    bob@…", "User's mailbox is full: <bob@…>", as the report's opening paragraph."""
+    text = _PASTED_AFTER.split(text, maxsplit=1)[0].strip("\n")
+    opening = re.split(r"\n[ \t]*\n", text, maxsplit=1)[0]
+    return [(m[2], m[1].strip()) for m in _REASON_THEN_ADDRESS.finditer(opening)]
 
 
 # -- all of them ---------------------------------------------------------------------------------
@@ -342,7 +630,15 @@ _READERS = (
     _opensmtpd,
     _angle,
     _sendmail_lines,
+    _had_errors,
+    _reason_below,
+    _reason_above,
+    _errors_counted,
+    _recipient_dialogues,
+    _james,
+    _server_message,
     _undelivered_to,
+    _reason_then_address,
 )
 
 
@@ -394,7 +690,8 @@ _PRODUCERS = (
         "exchange",
         re.compile(
             r"diagnostic information for administrators|the following recipient\(s\) could "
-            r"not be reached|x-ms-exchange|couldn't be delivered\.",
+            r"not be reached|x-ms-exchange|couldn't be delivered\.|x-ms-embedded-report|"
+            r"msexch:im[sc]:",
             re.IGNORECASE,
         ),
     ),
@@ -403,6 +700,7 @@ _PRODUCERS = (
         re.compile(r"unable to deliver your message to the following address", re.IGNORECASE),
     ),
     ("ses", re.compile(r"amazonses\.com|x-ses-", re.IGNORECASE)),
+    ("powermta", re.compile(r"^x-powermta-", re.IGNORECASE | re.MULTILINE)),
     ("dovecot", re.compile(r"was automatically rejected|dovecot", re.IGNORECASE)),
 )
 
@@ -417,7 +715,7 @@ def producer(message: Message, text: str, status_text: str = "") -> str:
     return ""
 
 
-_BOUNCE_SENDER = re.compile(r"mailer-daemon|postmaster|mail delivery|mdaemon", re.IGNORECASE)
+_BOUNCE_SENDER = re.compile(r"mailer-daemon|post_?master|mail delivery|mdaemon", re.IGNORECASE)
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|returned mail|delivery (?:status notification|failure|failed|has failed)|"
     r"failure notice|mail delivery failed|delivery problem|non remis|unzustellbar|"

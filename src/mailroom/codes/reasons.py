@@ -66,7 +66,6 @@ HARD = frozenset({"userunknown", "hostunknown", "hasmoved", "notaccept"})
 def is_hard(reason: str, permanent: bool) -> bool:
     """Whether a failure for ``reason`` is a hard bounce. ``permanent``: a 5yz reply or a DSN
     with action ``failed``; a temporary failure is never hard. With no reason to go on
-    (``onhold``, ``undefined``) a permanent failure counts as hard, as Sisimai counts it."""
-    if not permanent:
-        return False
-    return reason in HARD or reason in ("onhold", "undefined")
+    (``onhold``, ``undefined``) nothing says the address is dead: soft (Sisimai 5 counts it
+    so too)."""
+    return permanent and reason in HARD

@@ -63,8 +63,10 @@ _MARKERS = re.compile(
     r"\b(?:unknown address|smtp protocol returned a permanent) error\s*(?:\d{3}-)?'"
 )
 # The command a reply answered, as the reporting MTA says it. Postfix: "(in reply to RCPT TO
-# command)"; Exim: "after RCPT TO:<…>", "after pipelined MAIL FROM", "after initial
-# connection"; qmail: "did not like our RCPT TO"; Sendmail's transcript: ">>> RCPT To:<…>";
+# command)", and for a lost connection "while sending RCPT TO", "while performing the EHLO
+# handshake"; Exim: "after RCPT TO:<…>", "after pipelined MAIL FROM", "after initial
+# connection" (GMX's: "after RCPT command", 1&1's "for TEXT command", the message text);
+# qmail: "did not like our RCPT TO"; Sendmail's transcript: ">>> RCPT To:<…>";
 # Yahoo's and others' tags "[RCPT_TO]"; Postfix's greeting refusal: "refused to talk to me".
 _WRAPPER_COMMANDS = (
     (
@@ -73,14 +75,15 @@ _WRAPPER_COMMANDS = (
             r"did not like our rcpt|>>> rcpt to|\[rcpt.to\]|does not like recipient|"
             r"smtp:rcpt\b|following rcpt command|most progress was rcpt|"
             r"all rcpt commands were rejected|recipients? (?:was|were) rejected by (?:a |the )?"
-            r"remote"
+            r"remote|after rcpt command|while sending rcpt to"
         ),
         "RCPT",
     ),
     (
         re.compile(
             r"in reply to (?:the )?(?:mail from|mail)\b|after (?:pipelined )?mail from\b|"
-            r"did not like our mail|>>> mail from|\[mail.from\]|but sender was rejected"
+            r"did not like our mail|>>> mail from|\[mail.from\]|but sender was rejected|"
+            r"while sending mail from"
         ),
         "MAIL",
     ),
@@ -89,14 +92,15 @@ _WRAPPER_COMMANDS = (
             r"in reply to (?:the )?(?:end of data|data)\b|after (?:pipelined )?(?:end of )?data\b|"
             r"did not like our (?:final )?data|failed after i sent the message|>>> data\b|"
             r"\[data\]|after (?:the )?end of data|failed on data command|error after bdat|"
-            r"after pipelined sending data|after sending data block"
+            r"after pipelined sending data|after sending data block|while sending (?:message "
+            r"body|end of data|data command)|for text command"
         ),
         "DATA",
     ),
     (
         re.compile(
             r"in reply to (?:the )?(?:helo|ehlo|lhlo)\b|after (?:helo|ehlo|lhlo)\b|but my name "
-            r"was rejected"
+            r"was rejected|while performing the (?:helo|ehlo|lhlo) handshake"
         ),
         "HELO",
     ),
@@ -264,6 +268,12 @@ def read_facts(
         inner_start = found_code.start() if found_code else None
     if inner_start is None:
         inner_start = after_marker
+    local = _LOCAL_AGENT.search(text)
+    if local is not None and local.start() < inner_start:
+        # The local delivery agent's words before the reply that passes them on (Sendmail's
+        # transcript: "mail.local: unknown user: bob", then "554 <bob@…>... Service
+        # unavailable"): the agent looked the mailbox up, its words are the reply's own.
+        inner_start = local.start()
     inner = _TRAILERS.sub("", text[inner_start:]).strip()
     found_command, command_from = _command(text, inner, command)
     return ReplyFacts(text, inner, code, status, found_command, command_from)

@@ -66,6 +66,9 @@ _RECONSIDERED = (
     ("userunknown", r"^user unknown: [45]\d\d\b"),
     # Exchange 2003's own reason heading, when it is all the report says.
     ("userunknown", r"^(?:unknown recipient|recipient not found)\.?$"),
+    # Exchange 2000/2003's Internet Mail Service line with its own code for a recipient its
+    # directory does not know ("MSEXCH:IMS:host 0 (000C05A6) Unknown Recipient").
+    ("userunknown", r"msexch:ims:[^()]*\(000c05a6\)"),
     ("hostunknown", r"all host address lookups failed permanently|unrouteable address"),  # Exim
     ("hostunknown", r"all relevant mx records point to non-existent hosts"),  # Exim
     ("hostunknown", r"couldn't find any host"),  # qmail
