@@ -1050,3 +1050,58 @@ def test_a_local_programs_exit_that_says_nothing_more_is_the_mailer(
 def test_a_local_programs_specific_status_is_kept() -> None:
     record = _gave_up("failed", "5.2.2", "x-unix; input/output error")
     assert (record.reason, record.bounce_type) == ("mailboxfull", "soft")
+
+
+# -- Amazon SES notifications mailed by an SNS email subscription -----------------------------
+
+
+def _sns_mail(body: str) -> str:
+    # Constructed in the shape of an SNS email subscription's message: the notification's JSON
+    # as the body, the unsubscribe paragraph after it.
+    return (
+        "From: AWS Notifications <no-reply@sns.amazonaws.com>\nTo: alice@example.test\n"
+        "Subject: AWS Notification Message\nx-amz-sns-message-id: 0000-1111\n"
+        "Content-Type: text/plain; charset=UTF-8\n\n"
+        f"{body}\n\n--\nIf you wish to stop receiving notifications from this topic, "
+        "please click or visit the link below to unsubscribe:\n"
+        "https://sns.example.test/unsubscribe.html\n"
+    )
+
+
+def test_an_ses_bounce_notification_mailed_by_sns_broken_by_sendmail() -> None:
+    # The one long line broken as Sendmail breaks lines over its limit: "!", newline, space.
+    body = (
+        '{"notificationType":"Bounce","bounce":{"bounceType":"Permanent","bouncedRecipients":'
+        '[{"emailAddress":"bob@example.org","action":"failed","status":"5.1.1",'
+        '"diagnosticCode":"smtp; 550 5.1.1 user unk!\n nown"}]},'
+        '"mail":{"source":"alice@example.test","commonHeaders":{"subject":"hello"}}}'
+    )
+    record = one(_sns_mail(body))
+    assert (record.kind, record.recipient, record.reason, record.status) == (
+        "bounce",
+        "bob@example.org",
+        "userunknown",
+        "5.1.1",
+    )
+    assert (record.diagnostic_code, record.sender, record.format) == (
+        "550 5.1.1 user unknown",
+        "alice@example.test",
+        "ses-notification",
+    )
+
+
+def test_an_ses_delivery_notification_in_an_sns_envelope_mailed() -> None:
+    inner = (
+        '{\\"notificationType\\":\\"Delivery\\",\\"mail\\":{\\"source\\":\\"alice@example.test\\"},'
+        '\\"delivery\\":{\\"recipients\\":[\\"bob@example.org\\"],'
+        '\\"smtpResponse\\":\\"250 2.6.0 Message received\\"}}'
+    )
+    body = f'{{\n  "Type" : "Notification",\n  "Message" : "{inner}"\n}}'
+    record = one(_sns_mail(body))
+    assert (record.kind, record.recipient, record.reason, record.action, record.status) == (
+        "success",
+        "bob@example.org",
+        "delivered",
+        "delivered",
+        "2.6.0",
+    )

@@ -9,7 +9,8 @@ In order:
 3. a bounce without a status part, recognised by its sender or subject (MAILER-DAEMON,
    "Undelivered Mail", "failure notice", …) and read by the structure of its words (qmail,
    Sendmail, Exim, Gmail, Yahoo, Exchange): one record per address it names;
-4. an automatic reply (RFC 3834): one ``autoreply`` record (reason ``vacation``).
+4. an Amazon SES notification an SNS email subscription mailed (its body is the JSON);
+5. an automatic reply (RFC 3834): one ``autoreply`` record (reason ``vacation``).
 
 Anything else gives no record. The reason is :func:`mailroom.codes.classify`'s, given the
 diagnostic, the command the report says it answered, and the Status field. A report that gave
@@ -29,6 +30,7 @@ from mailroom.bounces.dsn import status_blocks, typed
 from mailroom.bounces.mime import address_of, header, human_text, iso_time, returned_headers
 from mailroom.bounces.other_reports import autoreply, feedback, microsoft_complaint
 from mailroom.bounces.record import BounceRecord
+from mailroom.bounces.ses import notification_in_text
 from mailroom.bounces.text_formats import is_bounce_text, per_address, producer
 from mailroom.codes import Classification, EnhancedStatus, classify
 from mailroom.codes.reason_codes import GENERIC_STATUS, RECONSIDERED, status_reason
@@ -370,4 +372,14 @@ def records_of(message: Message, source: str) -> list[BounceRecord]:
     from_status = _from_status_part(message, source)
     if from_status:
         return from_status
-    return _from_words(message, source) or autoreply(message, source)
+    return (
+        _from_words(message, source) or _ses_by_mail(message, source) or autoreply(message, source)
+    )
+
+
+def _ses_by_mail(message: Message, source: str) -> list[BounceRecord]:
+    """An Amazon SES notification mailed by an SNS email subscription (from
+    no-reply@sns.amazonaws.com, an ``x-amz-sns-message-id`` field): its body is the JSON."""
+    if not message.get("x-amz-sns-message-id"):
+        return []
+    return notification_in_text(human_text(message), source)
