@@ -1105,3 +1105,31 @@ def test_an_ses_delivery_notification_in_an_sns_envelope_mailed() -> None:
         "delivered",
         "2.6.0",
     )
+
+
+def test_a_message_returned_as_a_part_with_could_not_be_delivered_is_a_bounce() -> None:
+    # Constructed in the shape of au's (KDDI's) reports: from a no-reply address with a plain
+    # subject, the sentence and the address, and the message returned as a part.
+    record = one(
+        "From: no-reply@mail.example.test\nTo: alice@example.test\nSubject: Mail\n"
+        'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="B"\n\n--B\n'
+        "Content-Type: text/plain\n\nYour mail sent on: Thu, 1 Jan 2026 00:00:00 +0900\n"
+        "     Could not be delivered to: <bob@example.org>\n     As their mailbox is full.\n\n"
+        "--B\nContent-Type: message/rfc822\n\nFrom: alice@example.test\nTo: bob@example.org\n"
+        "Subject: hello\n\nhello\n--B--\n"
+    )
+    assert (record.recipient, record.reason, record.diagnostic_code) == (
+        "bob@example.org",
+        "mailboxfull",
+        "As their mailbox is full.",
+    )
+
+
+def test_a_plain_message_with_an_attached_message_is_no_bounce() -> None:
+    assert not records(
+        "From: carol@example.test\nTo: alice@example.test\nSubject: Mail\n"
+        'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="B"\n\n--B\n'
+        "Content-Type: text/plain\n\nHere is the message I told you about.\n\n"
+        "--B\nContent-Type: message/rfc822\n\nFrom: dave@example.org\nSubject: hello\n\n"
+        "hello\n--B--\n"
+    )

@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from email.message import Message
 
-from mailroom.bounces.mime import header
+from mailroom.bounces.mime import header, human_text, walk
 
 __all__ = ["is_bounce_sender", "is_bounce_text", "per_address", "producer"]
 
@@ -732,10 +732,24 @@ def is_bounce_sender(message: Message) -> bool:
     )
 
 
+_RETURNED_PART = ("message/rfc822", "message/global", "text/rfc822-headers")
+
+
+def _returns_undelivered(message: Message) -> bool:
+    """A message that returns another as a part of its own and says that message could not
+    be delivered: a bounce by its structure, whatever its sender and subject (au's reports
+    come from no-reply@ with the subject "Mail", or one in Japanese)."""
+    if not any(part.get_content_type() in _RETURNED_PART for part in walk(message)):
+        return False
+    return _UNDELIVERED_TO.search(human_text(message)) is not None
+
+
 def is_bounce_text(message: Message) -> bool:
-    """Whether a message without a status part is a bounce by its sender or subject."""
+    """Whether a message without a status part is a bounce by its sender or subject, or by
+    returning the message it could not deliver."""
     return bool(
         _BOUNCE_SENDER.search(header(message, "From"))
         or _BOUNCE_SUBJECT.search(header(message, "Subject"))
         or message.get("X-Failed-Recipients")
+        or _returns_undelivered(message)
     )
