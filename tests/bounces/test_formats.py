@@ -1133,3 +1133,16 @@ def test_a_plain_message_with_an_attached_message_is_no_bounce() -> None:
         "--B\nContent-Type: message/rfc822\n\nFrom: dave@example.org\nSubject: hello\n\n"
         "hello\n--B--\n"
     )
+
+
+def test_a_text_part_whose_content_type_lacks_the_semicolon() -> None:
+    # Constructed in the shape of a Sendmail-like gateway's report: "Content-Type: text/plain"
+    # with its charset on the next line and no ";" between them.
+    record = one(
+        "From: MAILER-DAEMON\nTo: alice@example.test\nSubject: Returned Mail: User unknown\n"
+        'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="B"\n\n--B\n'
+        'Content-Type: text/plain\n   charset="us-ascii"\n\n'
+        "---The following addresses had delivery errors---\n\n"
+        "bob@example.org [User unknown]\n\n--B--\n"
+    )
+    assert (record.recipient, record.diagnostic_code) == ("bob@example.org", "User unknown")
