@@ -1146,3 +1146,19 @@ def test_a_text_part_whose_content_type_lacks_the_semicolon() -> None:
         "bob@example.org [User unknown]\n\n--B--\n"
     )
     assert (record.recipient, record.diagnostic_code) == ("bob@example.org", "User unknown")
+
+
+def test_addresses_alone_in_brackets_with_the_reports_sentences() -> None:
+    # Constructed in the shape of EZweb's (au's) notices: a Japanese paragraph, the English
+    # sentence, then the recipient in brackets alone on its line.
+    record = one(
+        "From: Postmaster@mail.example.test\nTo: alice@example.test\n"
+        "Subject: Mail System Error - Returned Mail\nContent-Type: text/plain; charset=utf-8\n\n"
+        "次のアドレスへのメッセージは送信できませんでした。\n\n"
+        "The user(s) account is disabled.\n\n<bob@example.org>\n"
+    )
+    assert (record.recipient, record.reason, record.diagnostic_code) == (
+        "bob@example.org",
+        "suspend",
+        "The user(s) account is disabled.",
+    )

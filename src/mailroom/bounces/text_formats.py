@@ -22,7 +22,8 @@ shape its MTA always uses; each shape is read by structure, not by a particular 
   ``The following recipients were affected:``); ``N error(s):`` with a sentence per
   recipient; ``Recipient: <address>`` with its dialogue; Apache James's ``Error message
   below:``; m-FILTER's ``-------server message``; and last, any "could not be delivered to"
-  with the addresses below it, or a report that opens with ``reason: address``.
+  with the addresses below it, or a report that opens with ``reason: address``; or, last of
+  all, addresses alone in brackets and the report's English sentences around them (EZweb).
 """
 
 from __future__ import annotations
@@ -618,6 +619,29 @@ def _reason_then_address(text: str) -> list[tuple[str, str]]:
     return [(m[2], m[1].strip()) for m in _REASON_THEN_ADDRESS.finditer(opening)]
 
 
+# -- the last resort of all: addresses in brackets alone, the report's sentences around them ----
+
+_BRACKETED_ALONE = re.compile(rf"^[ \t]*<({_ADDRESS})>[ \t]*$", re.IGNORECASE | re.MULTILINE)
+_RULE_LINE = re.compile(r"^[ \t]*-{5,}[ \t]*$", re.MULTILINE)
+
+
+def _bracketed_with_sentences(text: str) -> list[tuple[str, str]]:
+    """EZweb's (au's) other notices: each recipient as "<bob@…>" alone on a line, before or
+    after the sentences that say why ("The user(s) account is disabled.", "Your message was
+    not delivered within 0 days and 1 hours."), often beside the same in Japanese; the
+    English sentences, up to a rule, are the reason."""
+    text = _RULE_LINE.split(text, maxsplit=1)[0]
+    addresses = [m[1] for m in _BRACKETED_ALONE.finditer(text)]
+    if not addresses:
+        return []
+    sentences = [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and line.isascii() and _BRACKETED_ALONE.match(line) is None
+    ]
+    return [(address, " ".join(sentences)) for address in addresses]
+
+
 # -- all of them ---------------------------------------------------------------------------------
 
 _READERS = (
@@ -639,6 +663,7 @@ _READERS = (
     _server_message,
     _undelivered_to,
     _reason_then_address,
+    _bracketed_with_sentences,
 )
 
 
