@@ -1162,3 +1162,20 @@ def test_addresses_alone_in_brackets_with_the_reports_sentences() -> None:
         "suspend",
         "The user(s) account is disabled.",
     )
+
+
+def test_lotus_notes_failure_reasons_each_above_its_address() -> None:
+    # Constructed in the shape of Lotus Notes' SMTP MTA: the heading, a reason on its line and
+    # the address on the next, then the returned message.
+    found = records(
+        "From: postmaster@notes.example.test\nTo: alice@example.test\n"
+        "Subject: Undeliverable message\n\n"
+        "------- Failure Reasons  --------\n\n"
+        "User not listed in public Name & Address Book\nbob@example.org\n"
+        "Mailbox is full\ncarol@example.org\n\n"
+        "------- Returned Message --------\nFrom: alice@example.test\nSubject: hello\n\nhello\n"
+    )
+    assert [(r.recipient, r.reason, r.diagnostic_code) for r in found] == [
+        ("bob@example.org", "userunknown", "User not listed in public Name & Address Book"),
+        ("carol@example.org", "mailboxfull", "Mailbox is full"),
+    ]

@@ -21,7 +21,8 @@ shape its MTA always uses; each shape is read by structure, not by a particular 
   heading below it (``because:``, ``Technical details:``), or above it (``because of`` …
   ``The following recipients were affected:``); ``N error(s):`` with a sentence per
   recipient; ``Recipient: <address>`` with its dialogue; Apache James's ``Error message
-  below:``; m-FILTER's ``-------server message``; and last, any "could not be delivered to"
+  below:``; m-FILTER's ``-------server message``; Lotus Notes' ``Failure Reasons`` with each
+  reason above its address; and last, any "could not be delivered to"
   with the addresses below it, or a report that opens with ``reason: address``; or, last of
   all, addresses alone in brackets and the report's English sentences around them (EZweb).
 """
@@ -486,6 +487,34 @@ def _server_message(text: str) -> list[tuple[str, str]]:
     return [(m[1], said) for m in re.finditer(_ALONE.pattern, before, re.I | re.M)]
 
 
+# -- Lotus Notes' SMTP MTA: "------- Failure Reasons --------", each reason above its address --
+
+_FAILURE_REASONS = re.compile(
+    r"^-+[ \t]*failure reasons[ \t]*-+[ \t]*\n", re.IGNORECASE | re.MULTILINE
+)
+
+
+def _failure_reasons(text: str) -> list[tuple[str, str]]:
+    """Lotus Notes' SMTP MTA: under "------- Failure Reasons --------", the reason on its line
+    ("User not listed in public Name & Address Book", or in Japanese) and the address alone on
+    the next, up to "------- Returned Message --------"."""
+    rest = _blocks_after(text, _FAILURE_REASONS)
+    if rest is None:
+        return []
+    found = []
+    reason: list[str] = []
+    for line in rest.splitlines():
+        if line.startswith("---"):
+            break
+        alone = _ALONE.match(line)
+        if alone is not None:
+            found.append((alone[1], " ".join(reason)))
+            reason = []
+        elif line.strip():
+            reason.append(line.strip())
+    return found
+
+
 # -- a counted list of errors, one sentence per recipient ----------------------------------------
 
 _ERRORS_COUNTED = re.compile(r"^[ \t]*\d+ error\(s\):[ \t]*\n", re.IGNORECASE | re.MULTILINE)
@@ -661,6 +690,7 @@ _READERS = (
     _recipient_dialogues,
     _james,
     _server_message,
+    _failure_reasons,
     _undelivered_to,
     _reason_then_address,
     _bracketed_with_sentences,
