@@ -1179,3 +1179,26 @@ def test_lotus_notes_failure_reasons_each_above_its_address() -> None:
         ("bob@example.org", "userunknown", "User not listed in public Name & Address Book"),
         ("carol@example.org", "mailboxfull", "Mailbox is full"),
     ]
+
+
+def test_a_report_that_names_nobody_and_returns_another_report() -> None:
+    # Constructed in the shape of a relay's notice whose own list is empty and whose returned
+    # message is the MTA's report.
+    inner = _dsn(
+        "Reporting-MTA: dns; mx.example.test\n\n"
+        "Final-Recipient: rfc822; bob@example.org\nAction: failed\nStatus: 5.1.1\n"
+        "Diagnostic-Code: smtp; 550 5.1.1 User unknown\n"
+    ).lstrip("\n")
+    record = one(
+        "From: Mail Delivery Subsystem <MAILER-DAEMON@relay.example.test>\n"
+        "To: alice@example.test\nSubject: Returned mail: User unknown\n"
+        'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="OUTER"\n\n--OUTER\n'
+        "Content-Type: text/plain\n\n"
+        "----- The following addresses had permanent delivery errors -----\n\n\n"
+        f"--OUTER\nContent-Type: message/rfc822\n\n{inner}\n--OUTER--\n"
+    )
+    assert (record.recipient, record.reason, record.status) == (
+        "bob@example.org",
+        "userunknown",
+        "5.1.1",
+    )

@@ -9,7 +9,8 @@ In order:
 3. a bounce without a status part, recognised by its sender or subject (MAILER-DAEMON,
    "Undelivered Mail", "failure notice", …) and read by the structure of its words (qmail,
    Sendmail, Exim, Gmail, Yahoo, Exchange): one record per address it names;
-4. an Amazon SES notification an SNS email subscription mailed (its body is the JSON);
+4. an Amazon SES notification an SNS email subscription mailed (its body is the JSON); a
+   report that names nobody and returns another report: the inner report's records;
 5. an automatic reply (RFC 3834): one ``autoreply`` record (reason ``vacation``).
 
 Anything else gives no record. The reason is :func:`mailroom.codes.classify`'s, given the
@@ -27,11 +28,18 @@ from email.message import Message
 from email.utils import getaddresses
 
 from mailroom.bounces.dsn import status_blocks, typed
-from mailroom.bounces.mime import address_of, header, human_text, iso_time, returned_headers
+from mailroom.bounces.mime import (
+    address_of,
+    header,
+    human_text,
+    iso_time,
+    returned_headers,
+    walk,
+)
 from mailroom.bounces.other_reports import autoreply, feedback, microsoft_complaint
 from mailroom.bounces.record import BounceRecord
 from mailroom.bounces.ses import notification_in_text
-from mailroom.bounces.text_formats import is_bounce_text, per_address, producer
+from mailroom.bounces.text_formats import is_bounce_sender, is_bounce_text, per_address, producer
 from mailroom.codes import Classification, EnhancedStatus, classify
 from mailroom.codes.reason_codes import GENERIC_STATUS, RECONSIDERED, status_reason
 from mailroom.codes.reasons import is_hard
@@ -373,8 +381,29 @@ def records_of(message: Message, source: str) -> list[BounceRecord]:
     if from_status:
         return from_status
     return (
-        _from_words(message, source) or _ses_by_mail(message, source) or autoreply(message, source)
+        _from_words(message, source)
+        or _ses_by_mail(message, source)
+        or _nested_report(message, source)
+        or autoreply(message, source)
     )
+
+
+def _nested_report(message: Message, source: str) -> list[BounceRecord]:
+    """A report that names nobody itself and returns another report (a gateway's "The
+    following addresses had permanent delivery errors" with an empty list, and the MTA's
+    multipart/report behind it as the returned message): the inner report's records."""
+    if not is_bounce_text(message):
+        return []
+    for part in walk(message):
+        if part.get_content_type() not in ("message/rfc822", "message/global"):
+            continue
+        payload = part.get_payload()
+        inner = payload[0] if isinstance(payload, list) and payload else None
+        if isinstance(inner, Message) and (
+            inner.get_content_type() == "multipart/report" or is_bounce_sender(inner)
+        ):
+            return records_of(inner, source)
+    return []
 
 
 def _ses_by_mail(message: Message, source: str) -> list[BounceRecord]:
