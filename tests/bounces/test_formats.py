@@ -1202,3 +1202,19 @@ def test_a_report_that_names_nobody_and_returns_another_report() -> None:
         "userunknown",
         "5.1.1",
     )
+
+
+def test_interscans_transcript_with_its_arrows_reversed() -> None:
+    # Constructed in the shape of InterScan MSS's report: "Sent <<<" for the command, and
+    # "Received >>>" for the reply.
+    record = one(
+        "From: InterScan MSS <postmaster@gw.example.test>\nTo: alice@example.test\n"
+        "Subject: Undeliverable\n\n...\n\n\nSent <<< RCPT TO:<bob@example.org>\n"
+        "Received >>> 550 5.1.1 <bob@example.org>... user unknown\n\n...\n"
+    )
+    assert (record.recipient, record.reason, record.status, record.command) == (
+        "bob@example.org",
+        "userunknown",
+        "5.1.1",
+        "RCPT",
+    )

@@ -22,9 +22,10 @@ shape its MTA always uses; each shape is read by structure, not by a particular 
   ``The following recipients were affected:``); ``N error(s):`` with a sentence per
   recipient; ``Recipient: <address>`` with its dialogue; Apache James's ``Error message
   below:``; m-FILTER's ``-------server message``; Lotus Notes' ``Failure Reasons`` with each
-  reason above its address; and last, any "could not be delivered to"
-  with the addresses below it, or a report that opens with ``reason: address``; or, last of
-  all, addresses alone in brackets and the report's English sentences around them (EZweb).
+  reason above its address; InterScan's ``Sent <<< RCPT TO:`` / ``Received >>>``; and last,
+  any "could not be delivered to" with the addresses below it, or a report that opens with
+  ``reason: address``; or, last of all, addresses alone in brackets and the report's English
+  sentences around them (EZweb).
 """
 
 from __future__ import annotations
@@ -487,6 +488,24 @@ def _server_message(text: str) -> list[tuple[str, str]]:
     return [(m[1], said) for m in re.finditer(_ALONE.pattern, before, re.I | re.M)]
 
 
+# -- InterScan MSS: "Sent <<< RCPT TO:<…>" / "Received >>> 550 …" ------------------------------
+
+_SENT_RECEIVED = re.compile(
+    rf"^[ \t]*sent <<< rcpt to:[ \t]*<?({_ADDRESS})>?[^\n]*\n"
+    rf"((?:[ \t]*received >>> [^\n]*(?:\n|\Z))+)",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def _sent_received(text: str) -> list[tuple[str, str]]:
+    """InterScan MSS's transcript, its arrows the other way round from Sendmail's: "Sent <<<
+    RCPT TO:<bob@…>" and the remote reply as "Received >>> 550 5.1.1 … user unknown"."""
+    return [
+        (m[1], " ".join(f"{m[0].splitlines()[0]} {m[2]}".split()))
+        for m in _SENT_RECEIVED.finditer(text)
+    ]
+
+
 # -- Lotus Notes' SMTP MTA: "------- Failure Reasons --------", each reason above its address --
 
 _FAILURE_REASONS = re.compile(
@@ -691,6 +710,7 @@ _READERS = (
     _james,
     _server_message,
     _failure_reasons,
+    _sent_received,
     _undelivered_to,
     _reason_then_address,
     _bracketed_with_sentences,
