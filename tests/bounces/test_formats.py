@@ -1218,3 +1218,20 @@ def test_interscans_transcript_with_its_arrows_reversed() -> None:
         "5.1.1",
         "RCPT",
     )
+
+
+def test_imails_undeliverable_to_with_the_response_below() -> None:
+    # Constructed in the shape of IMail's notice: "undeliverable to" and the address, then the
+    # remote server's response to the message body.
+    record = one(
+        "From: Postmaster <postmaster@mail.example.test>\nTo: alice@example.test\n"
+        "Subject: Undeliverable Mail\n\nundeliverable to bob@example.org\n\n"
+        "Body of message generated response:\n550-Message rejected as spam\n"
+        "550 see http://example.org/spam\n"
+    )
+    assert (record.recipient, record.reason, record.diagnostic_code) == (
+        "bob@example.org",
+        "spamdetected",
+        "Body of message generated response: 550-Message rejected as spam "
+        "550 see http://example.org/spam",
+    )

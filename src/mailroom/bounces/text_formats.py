@@ -22,10 +22,10 @@ shape its MTA always uses; each shape is read by structure, not by a particular 
   ``The following recipients were affected:``); ``N error(s):`` with a sentence per
   recipient; ``Recipient: <address>`` with its dialogue; Apache James's ``Error message
   below:``; m-FILTER's ``-------server message``; Lotus Notes' ``Failure Reasons`` with each
-  reason above its address; InterScan's ``Sent <<< RCPT TO:`` / ``Received >>>``; and last,
-  any "could not be delivered to" with the addresses below it, or a report that opens with
-  ``reason: address``; or, last of all, addresses alone in brackets and the report's English
-  sentences around them (EZweb).
+  reason above its address; InterScan's ``Sent <<< RCPT TO:`` / ``Received >>>``; IMail's
+  ``undeliverable to`` line; and last, any "could not be delivered to" with the addresses
+  below it, or a report that opens with ``reason: address``; or, last of all, addresses alone
+  in brackets and the report's English sentences around them (EZweb).
 """
 
 from __future__ import annotations
@@ -506,6 +506,26 @@ def _sent_received(text: str) -> list[tuple[str, str]]:
     ]
 
 
+# -- IMail: "undeliverable to bob@…" and the response below ---------------------------------
+
+_UNDELIVERABLE_TO = re.compile(
+    rf"^[ \t]*undeliverable to <?({_ADDRESS})>?[ \t]*\n", re.IGNORECASE | re.MULTILINE
+)
+
+
+def _undeliverable_to(text: str) -> list[tuple[str, str]]:
+    """IMail's notice: "undeliverable to bob@…" on a line of its own, each address so, then
+    what the remote server said ("Body of message generated response:" and its reply
+    lines), up to the original message."""
+    entries = list(_UNDELIVERABLE_TO.finditer(text))
+    found = []
+    for index, entry in enumerate(entries):
+        end = entries[index + 1].start() if index + 1 < len(entries) else len(text)
+        said = _PASTED_AFTER.split(text[entry.end() : end], maxsplit=1)[0]
+        found.append((entry[1], " ".join(said.split())))
+    return found
+
+
 # -- Lotus Notes' SMTP MTA: "------- Failure Reasons --------", each reason above its address --
 
 _FAILURE_REASONS = re.compile(
@@ -711,6 +731,7 @@ _READERS = (
     _server_message,
     _failure_reasons,
     _sent_received,
+    _undeliverable_to,
     _undelivered_to,
     _reason_then_address,
     _bracketed_with_sentences,
