@@ -1235,3 +1235,18 @@ def test_imails_undeliverable_to_with_the_response_below() -> None:
         "Body of message generated response: 550-Message rejected as spam "
         "550 see http://example.org/spam",
     )
+
+
+def test_exims_notice_of_a_malformed_recipient_address() -> None:
+    # Constructed in the shape of Exim's "Mail failure - malformed recipient address".
+    record = one(
+        "From: Mail Delivery System <Mailer-Daemon@mx.example.test>\nTo: alice@example.test\n"
+        "Subject: Mail failure - malformed recipient address\n\n"
+        "A message that you sent contained one or more recipient addresses that were\n"
+        "incorrectly constructed:\n\n"
+        "  bob@example.org <carol@example.org>: malformed address: <carol@example.org> may not "
+        "follow bob@example.org\n\n"
+        "This address has been ignored. The other addresses in the message were\n"
+        "syntactically valid and have been passed on for an attempt at delivery.\n"
+    )
+    assert (record.recipient, record.reason) == ("carol@example.org", "syntaxerror")

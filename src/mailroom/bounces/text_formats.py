@@ -6,7 +6,7 @@ Exchange's notices), and many that have one leave its Diagnostic-Code empty or g
 shape its MTA always uses; each shape is read by structure, not by a particular message:
 
 - Exim: ``The following address(es) failed:`` then, per address, the address indented by two
-  spaces and its reason by four;
+  spaces and its reason by four; its notice of addresses "incorrectly constructed";
 - Postfix, qmail, Yahoo, mailroom: ``<address>: reason`` or ``<address>:`` with the reason on
   the lines below, up to a blank line;
 - Sendmail: ``----- The following addresses had permanent fatal errors -----``, the address,
@@ -87,6 +87,25 @@ def _exim(text: str) -> list[tuple[str, str]]:
             detail.append(line.strip())
         found.append((match[1] or match[2], " ".join(detail)))
     return found
+
+
+# -- Exim's notice of recipient addresses it could not parse -----------------------------------
+
+_EXIM_MALFORMED = re.compile(
+    r"recipient addresses? that (?:was|were)\s+incorrectly constructed:[ \t]*\n", re.IGNORECASE
+)
+_EXIM_WRITTEN = re.compile(rf"^ {{1,4}}([^\n]*?<?({_ADDRESS})>?):[ \t]*(\S[^\n]*)$", re.I | re.M)
+
+
+def _exim_malformed(text: str) -> list[tuple[str, str]]:
+    """Exim's "Mail failure - malformed recipient address": each recipient as the sender wrote
+    it, indented, then its fault ("  bob@… <carol@…>: malformed address: <carol@…> may not
+    follow bob@…"); the address meant is the last one written, the one in brackets."""
+    rest = _blocks_after(text, _EXIM_MALFORMED)
+    if rest is None:
+        return []
+    paragraph = re.split(r"\n[ \t]*\n(?=\S)", rest.strip("\n"), maxsplit=1)[0]
+    return [(m[2], f"{m[1]}: {m[3].strip()}") for m in _EXIM_WRITTEN.finditer(paragraph)]
 
 
 # -- "<address>: reason" (Postfix, qmail, Yahoo, mailroom; GMX quotes: "address":) --------------
@@ -715,6 +734,7 @@ def _bracketed_with_sentences(text: str) -> list[tuple[str, str]]:
 _READERS = (
     _sendmail,
     _exim,
+    _exim_malformed,
     _gmail,
     _exchange,
     _dovecot,
