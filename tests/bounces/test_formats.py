@@ -1250,3 +1250,23 @@ def test_exims_notice_of_a_malformed_recipient_address() -> None:
         "syntactically valid and have been passed on for an attempt at delivery.\n"
     )
     assert (record.recipient, record.reason) == ("carol@example.org", "syntaxerror")
+
+
+def test_smails_failed_addresses_between_rules() -> None:
+    # Constructed in the shape of Smail's bounce: its message log, the failed addresses, then
+    # the message text, each under a rule.
+    found = records(
+        "From: <MAILER-DAEMON@mx.example.test>\nTo: alice@example.test\n"
+        "Subject: mail failed, returning to sender\n\n"
+        "|------------------------- Message log follows: -------------------------|\n"
+        " no valid recipients were found for this message\n"
+        "|------------------------- Failed addresses follow: ---------------------|\n"
+        " bob@nowhere.example.org ... unknown host\n"
+        " carol@example.org ... mailbox is full\n"
+        "|------------------------- Message text follows: ------------------------|\n"
+        "From: alice@example.test\nSubject: hello\n\nhello\n"
+    )
+    assert [(r.recipient, r.reason) for r in found] == [
+        ("bob@nowhere.example.org", "hostunknown"),
+        ("carol@example.org", "mailboxfull"),
+    ]

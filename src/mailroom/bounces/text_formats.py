@@ -17,15 +17,15 @@ shape its MTA always uses; each shape is read by structure, not by a particular 
   returned '…'``, and the older ``The following recipient(s) could not be reached:`` with
   ``<host #5.1.1 smtp;550 …>``;
 - Dovecot's LDA and Sieve: ``Your message to <address> was automatically rejected: …``;
-- gateways' fewer words, in the order tried: a list of addresses and one reason under a
-  heading below it (``because:``, ``Technical details:``), or above it (``because of`` …
-  ``The following recipients were affected:``); ``N error(s):`` with a sentence per
-  recipient; ``Recipient: <address>`` with its dialogue; Apache James's ``Error message
-  below:``; m-FILTER's ``-------server message``; Lotus Notes' ``Failure Reasons`` with each
-  reason above its address; InterScan's ``Sent <<< RCPT TO:`` / ``Received >>>``; IMail's
-  ``undeliverable to`` line; and last, any "could not be delivered to" with the addresses
-  below it, or a report that opens with ``reason: address``; or, last of all, addresses alone
-  in brackets and the report's English sentences around them (EZweb).
+- gateways' fewer words, in the order tried: a list of addresses and one reason under a heading
+  below it (``because:``, ``Technical details:``), or above it (``because of`` … ``The following
+  recipients were affected:``); ``N error(s):`` with a sentence per recipient; ``Recipient:
+  <address>`` with its dialogue; Apache James's ``Error message below:``; m-FILTER's
+  ``-------server message``; Lotus Notes' ``Failure Reasons`` with each reason above its
+  address; InterScan's ``Sent <<< RCPT TO:`` / ``Received >>>``; IMail's ``undeliverable to``
+  line; Smail's ``Failed addresses follow:``; and last, any "could not be delivered to" with the
+  addresses below it, or a report that opens with ``reason: address``; or, last of all,
+  addresses alone in brackets and the report's English sentences around them (EZweb).
 """
 
 from __future__ import annotations
@@ -545,6 +545,30 @@ def _undeliverable_to(text: str) -> list[tuple[str, str]]:
     return found
 
 
+# -- Smail: "|---- Failed addresses follow: ----|", "address ... reason" ---------------------
+
+_FAILED_ADDRESSES_FOLLOW = re.compile(
+    r"^\|?-+ ?failed addresses follow:? ?-+\|?[ \t]*\n", re.IGNORECASE | re.MULTILINE
+)
+_DOTS_REASON = re.compile(rf"^[ \t]*<?({_ADDRESS})>? \.\.\. ([^\n]+)$", re.IGNORECASE)
+
+
+def _failed_addresses_follow(text: str) -> list[tuple[str, str]]:
+    """Smail's sections between rules: under "Failed addresses follow:" one "bob@… ...
+    reason" line per address, up to the next rule ("Message text follows:")."""
+    rest = _blocks_after(text, _FAILED_ADDRESSES_FOLLOW)
+    if rest is None:
+        return []
+    found = []
+    for line in rest.splitlines():
+        if line.lstrip().startswith(("|-", "--")):
+            break
+        entry = _DOTS_REASON.match(line)
+        if entry is not None:
+            found.append((entry[1], entry[2].strip()))
+    return found
+
+
 # -- Lotus Notes' SMTP MTA: "------- Failure Reasons --------", each reason above its address --
 
 _FAILURE_REASONS = re.compile(
@@ -752,6 +776,7 @@ _READERS = (
     _failure_reasons,
     _sent_received,
     _undeliverable_to,
+    _failed_addresses_follow,
     _undelivered_to,
     _reason_then_address,
     _bracketed_with_sentences,
