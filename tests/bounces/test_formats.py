@@ -1270,3 +1270,21 @@ def test_smails_failed_addresses_between_rules() -> None:
         ("bob@nowhere.example.org", "hostunknown"),
         ("carol@example.org", "mailboxfull"),
     ]
+
+
+def test_zohos_bracketed_entries_in_a_delay_notice() -> None:
+    # Constructed in the shape of Zoho's delay notice: a bracketed entry per address.
+    record = one(
+        "From: mailer-daemon@mail.example.test\nTo: alice@example.test\n"
+        "Subject: Mail Delivery Status Notification (Delay)\n\n"
+        "THIS IS A WARNING MESSAGE ONLY.\n\n"
+        "----- The following addresses had fatal errors -----\n"
+        "[Status: Error, Address: <bob@example.org>, ResponseCode 421, , Host not reachable.]\n\n"
+        "Message will be retried for 4 more day(s)\n"
+    )
+    assert (record.recipient, record.kind, record.reason, record.diagnostic_code) == (
+        "bob@example.org",
+        "delay",
+        "expired",
+        "421 Host not reachable.",
+    )

@@ -23,9 +23,10 @@ shape its MTA always uses; each shape is read by structure, not by a particular 
   <address>`` with its dialogue; Apache James's ``Error message below:``; m-FILTER's
   ``-------server message``; Lotus Notes' ``Failure Reasons`` with each reason above its
   address; InterScan's ``Sent <<< RCPT TO:`` / ``Received >>>``; IMail's ``undeliverable to``
-  line; Smail's ``Failed addresses follow:``; and last, any "could not be delivered to" with the
-  addresses below it, or a report that opens with ``reason: address``; or, last of all,
-  addresses alone in brackets and the report's English sentences around them (EZweb).
+  line; Smail's ``Failed addresses follow:``; Zoho's ``[Status: Error, Address: <…>,
+  ResponseCode 421, …]``; and last, any "could not be delivered to" with the addresses below it,
+  or a report that opens with ``reason: address``; or, last of all, addresses alone in brackets
+  and the report's English sentences around them (EZweb).
 """
 
 from __future__ import annotations
@@ -569,6 +570,21 @@ def _failed_addresses_follow(text: str) -> list[tuple[str, str]]:
     return found
 
 
+# -- Zoho's bracketed entries: "[Status: Error, Address: <…>, ResponseCode 421, , reason]" -----
+
+_BRACKETED_STATUS = re.compile(
+    rf"^[ \t]*\[status: [^,\]]*, address: <?({_ADDRESS})>?, responsecode (\d{{3}})[ ,]*"
+    rf"([^\]]*)\]",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def _bracketed_status(text: str) -> list[tuple[str, str]]:
+    """Zoho's list (of fatal errors, or a delay's): one bracketed entry per address with the
+    remote reply's code and words."""
+    return [(m[1], f"{m[2]} {m[3].strip()}") for m in _BRACKETED_STATUS.finditer(text)]
+
+
 # -- Lotus Notes' SMTP MTA: "------- Failure Reasons --------", each reason above its address --
 
 _FAILURE_REASONS = re.compile(
@@ -777,6 +793,7 @@ _READERS = (
     _sent_received,
     _undeliverable_to,
     _failed_addresses_follow,
+    _bracketed_status,
     _undelivered_to,
     _reason_then_address,
     _bracketed_with_sentences,
