@@ -1288,3 +1288,19 @@ def test_zohos_bracketed_entries_in_a_delay_notice() -> None:
         "expired",
         "421 Host not reachable.",
     )
+
+
+def test_a_bulleted_recipient_failed_permanently_with_a_status_part_naming_nobody() -> None:
+    # Constructed in the shape of a gateway's notice: the bulleted address in its words, a
+    # status part with the per-message fields only.
+    record = one(
+        _dsn(
+            "Reporting-MTA: dns; mx.example.test\nArrival-Date: Thu, 1 Jan 2026 00:00:00 +0000\n",
+            "Delivery to the following recipients failed permanently:\n\n   * bob@example.org\n",
+        )
+    )
+    assert (record.recipient, record.kind, record.bounce_type) == (
+        "bob@example.org",
+        "bounce",
+        "soft",
+    )

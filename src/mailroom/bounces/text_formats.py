@@ -26,7 +26,8 @@ shape its MTA always uses; each shape is read by structure, not by a particular 
   line; Smail's ``Failed addresses follow:``; Zoho's ``[Status: Error, Address: <…>,
   ResponseCode 421, …]``; and last, any "could not be delivered to" with the addresses below it,
   or a report that opens with ``reason: address``; or, last of all, addresses alone in brackets
-  and the report's English sentences around them (EZweb).
+  and the report's English sentences around them (EZweb), or a list of the addresses that
+  failed with no reason anywhere.
 """
 
 from __future__ import annotations
@@ -769,6 +770,15 @@ def _bracketed_with_sentences(text: str) -> list[tuple[str, str]]:
     return [(address, " ".join(sentences)) for address in addresses]
 
 
+def _failed_list_alone(text: str) -> list[tuple[str, str]]:
+    """The list of addresses that failed ("Delivery to the following recipients failed
+    permanently: * bob@…") with no reason anywhere: the addresses, nothing said of them."""
+    failed = _FAILED_TO.search(text)
+    if failed is None:
+        return []
+    return [(m[0], "") for m in re.finditer(_ADDRESS, failed[1], re.IGNORECASE)]
+
+
 # -- all of them ---------------------------------------------------------------------------------
 
 _READERS = (
@@ -797,6 +807,7 @@ _READERS = (
     _undelivered_to,
     _reason_then_address,
     _bracketed_with_sentences,
+    _failed_list_alone,
 )
 
 
