@@ -336,6 +336,16 @@ def _from_status_part(message: Message, source: str) -> list[BounceRecord] | Non
     return records
 
 
+def _only_to(message: Message) -> list[str]:
+    """The returned message's To, when it names one mailbox (and the message is no report
+    itself, whose To is the sender's)."""
+    returned = returned_headers(message)
+    if returned is None or _returned_report(message) is not None:
+        return []
+    to = [a for _, a in getaddresses(returned.get_all("To") or []) if _is_mailbox(a)]
+    return to if len(to) == 1 else []
+
+
 def _from_words(message: Message, source: str) -> list[BounceRecord]:
     if not is_bounce_text(message):
         return []
@@ -344,6 +354,11 @@ def _from_words(message: Message, source: str) -> list[BounceRecord]:
     failed = [a.strip() for a in header(message, "X-Failed-Recipients").split(",") if a.strip()]
     if not said and failed:
         said = [(address, text) for address in failed]
+    if not said and text.strip():
+        # Words that name no address (Verizon's MMS gateway: "Message could not be delivered
+        # to mobile. Error: No valid recipients for this MM"), the original pasted below: the
+        # words are about the original's one recipient.
+        said = [(address, " ".join(text.split())) for address in _only_to(message)]
     if not said:
         return []
     made_by = producer(message, text) or "text"
@@ -388,12 +403,9 @@ def records_of(message: Message, source: str) -> list[BounceRecord]:
     )
 
 
-def _nested_report(message: Message, source: str) -> list[BounceRecord]:
-    """A report that names nobody itself and returns another report (a gateway's "The
-    following addresses had permanent delivery errors" with an empty list, and the MTA's
-    multipart/report behind it as the returned message): the inner report's records."""
-    if not is_bounce_text(message):
-        return []
+def _returned_report(message: Message) -> Message | None:
+    """The returned message, when it is itself a report (multipart/report, or from a mail
+    system)."""
     for part in walk(message):
         if part.get_content_type() not in ("message/rfc822", "message/global"):
             continue
@@ -402,8 +414,18 @@ def _nested_report(message: Message, source: str) -> list[BounceRecord]:
         if isinstance(inner, Message) and (
             inner.get_content_type() == "multipart/report" or is_bounce_sender(inner)
         ):
-            return records_of(inner, source)
-    return []
+            return inner
+    return None
+
+
+def _nested_report(message: Message, source: str) -> list[BounceRecord]:
+    """A report that names nobody itself and returns another report (a gateway's "The
+    following addresses had permanent delivery errors" with an empty list, and the MTA's
+    multipart/report behind it as the returned message): the inner report's records."""
+    if not is_bounce_text(message):
+        return []
+    inner = _returned_report(message)
+    return records_of(inner, source) if inner is not None else []
 
 
 def _ses_by_mail(message: Message, source: str) -> list[BounceRecord]:
