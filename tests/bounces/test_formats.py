@@ -1320,3 +1320,36 @@ def test_words_that_name_nobody_are_about_the_pasted_originals_one_recipient() -
         "5550100@mms.example.org",
         "Message could not be delivered to mobile. Error: No valid recipients for this MM",
     )
+
+
+def test_a_report_the_sender_forwarded_quoted_in_a_mails_text() -> None:
+    # Constructed in the shape of a mail client's forward: "Begin forwarded message:" and the
+    # report, header and words, each line quoted "> ".
+    report = (
+        "From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.test>\n"
+        "To: alice@example.test\nSubject: Returned mail: see transcript for details\n\n"
+        "   ----- The following addresses had permanent fatal errors -----\n<bob@example.org>\n"
+        "    (reason: 550 5.1.1 <bob@example.org>... User unknown)\n\n"
+        "   ----- Transcript of session follows -----\n... while talking to mx.example.org.:\n"
+        ">>> RCPT To:<bob@example.org>\n<<< 550 5.1.1 <bob@example.org>... User unknown\n"
+    )
+    quoted = "".join(f"> {line}\n" if line else ">\n" for line in report.splitlines())
+    record = one(
+        "From: Alice <alice@example.test>\nTo: carol@example.test\n"
+        "Subject: Fwd: Returned mail: see transcript for details\n\n"
+        f"Forwarding this.\n\nBegin forwarded message:\n\n{quoted}"
+    )
+    assert (record.recipient, record.reason, record.status, record.command) == (
+        "bob@example.org",
+        "userunknown",
+        "5.1.1",
+        "RCPT",
+    )
+
+
+def test_a_forwarded_message_that_is_no_report_gives_nothing() -> None:
+    assert not records(
+        "From: Alice <alice@example.test>\nTo: carol@example.test\nSubject: Fwd: lunch\n\n"
+        "Begin forwarded message:\n\n> From: Dave <dave@example.org>\n> Subject: lunch\n>\n"
+        "> Could not be delivered to you in person, so here it is.\n"
+    )

@@ -10,7 +10,8 @@ In order:
    "Undelivered Mail", "failure notice", …) and read by the structure of its words (qmail,
    Sendmail, Exim, Gmail, Yahoo, Exchange): one record per address it names;
 4. an Amazon SES notification an SNS email subscription mailed (its body is the JSON); a
-   report that names nobody and returns another report: the inner report's records;
+   report that names nobody and returns another report, or a report forwarded in a mail's
+   text ("Begin forwarded message:", quoted "> "): the inner report's records;
 5. an automatic reply (RFC 3834): one ``autoreply`` record (reason ``vacation``).
 
 Anything else gives no record. The reason is :func:`mailroom.codes.classify`'s, given the
@@ -36,6 +37,7 @@ from mailroom.bounces.mime import (
     returned_headers,
     walk,
 )
+from mailroom.bounces.mime import parse as parse_message
 from mailroom.bounces.other_reports import autoreply, feedback, microsoft_complaint
 from mailroom.bounces.record import BounceRecord
 from mailroom.bounces.ses import notification_in_text
@@ -399,6 +401,7 @@ def records_of(message: Message, source: str) -> list[BounceRecord]:
         _from_words(message, source)
         or _ses_by_mail(message, source)
         or _nested_report(message, source)
+        or _forwarded_report(message, source)
         or autoreply(message, source)
     )
 
@@ -426,6 +429,27 @@ def _nested_report(message: Message, source: str) -> list[BounceRecord]:
         return []
     inner = _returned_report(message)
     return records_of(inner, source) if inner is not None else []
+
+
+_FORWARDED = re.compile(
+    r"^[ \t]*(?:begin forwarded message:|-+ ?forwarded message ?-+)[ \t]*\n", re.I | re.M
+)
+_QUOTE = re.compile(r"^> ?", re.MULTILINE)
+
+
+def _forwarded_report(message: Message, source: str) -> list[BounceRecord]:
+    """A report the sender forwarded in a mail's text ("Begin forwarded message:", each line
+    quoted "> "): the report's own records, when the forwarded header is a mail system's."""
+    found = _FORWARDED.search(human_text(message))
+    if found is None:
+        return []
+    pasted = human_text(message)[found.end() :]
+    if sum(line.startswith(">") for line in pasted.splitlines()) > len(pasted.splitlines()) / 2:
+        pasted = _QUOTE.sub("", pasted)
+    inner = parse_message(pasted.lstrip("\n").encode("utf-8", "replace"))
+    if not is_bounce_sender(inner):
+        return []
+    return _from_status_part(inner, source) or _from_words(inner, source)
 
 
 def _ses_by_mail(message: Message, source: str) -> list[BounceRecord]:
