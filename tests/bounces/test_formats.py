@@ -1306,22 +1306,6 @@ def test_a_bulleted_recipient_failed_permanently_with_a_status_part_naming_nobod
     )
 
 
-def test_words_that_name_nobody_are_about_the_pasted_originals_one_recipient() -> None:
-    # Constructed in the shape of an MMS gateway's notice: no address in its words, the
-    # original's header pasted under "Original Message:".
-    record = one(
-        "From: MMSC NDR Administrator <sysadmin@mms.example.test>\nTo: alice@example.test\n"
-        "Subject: Undeliverable Message\n\n"
-        "Message could not be delivered to mobile.\nError: No valid recipients for this MM\n\n\n"
-        "Original Message:\nFrom: alice@example.test\nTo: 5550100@mms.example.org\n"
-        "Subject: hello\n"
-    )
-    assert (record.recipient, record.diagnostic_code) == (
-        "5550100@mms.example.org",
-        "Message could not be delivered to mobile. Error: No valid recipients for this MM",
-    )
-
-
 def test_a_report_the_sender_forwarded_quoted_in_a_mails_text() -> None:
     # Constructed in the shape of a mail client's forward: "Begin forwarded message:" and the
     # report, header and words, each line quoted "> ".

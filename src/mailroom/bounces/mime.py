@@ -36,8 +36,7 @@ _RETURNED_MARKERS = re.compile(
     r"^[ \t]*(?:-+ ?This is a copy of the message|-+ ?Original message|-+ ?Returned message|"
     r"-+ ?Below this line is a copy of the message|-+ ?The header of the original message|"
     r"Original message headers:|-+ ?Unsent message below|-+ ?Original message follows|"
-    r"-+ ?Message headers follow|The original message was:|-+ ?Forwarded message|"
-    r"Original message:(?=[ \t]*\n))[^\n]*\n",
+    r"-+ ?Message headers follow|The original message was:|-+ ?Forwarded message)[^\n]*\n",
     re.IGNORECASE | re.MULTILINE,
 )
 

@@ -338,16 +338,6 @@ def _from_status_part(message: Message, source: str) -> list[BounceRecord] | Non
     return records
 
 
-def _only_to(message: Message) -> list[str]:
-    """The returned message's To, when it names one mailbox (and the message is no report
-    itself, whose To is the sender's)."""
-    returned = returned_headers(message)
-    if returned is None or _returned_report(message) is not None:
-        return []
-    to = [a for _, a in getaddresses(returned.get_all("To") or []) if _is_mailbox(a)]
-    return to if len(to) == 1 else []
-
-
 def _from_words(message: Message, source: str) -> list[BounceRecord]:
     if not is_bounce_text(message):
         return []
@@ -356,11 +346,6 @@ def _from_words(message: Message, source: str) -> list[BounceRecord]:
     failed = [a.strip() for a in header(message, "X-Failed-Recipients").split(",") if a.strip()]
     if not said and failed:
         said = [(address, text) for address in failed]
-    if not said and text.strip():
-        # Words that name no address (Verizon's MMS gateway: "Message could not be delivered
-        # to mobile. Error: No valid recipients for this MM"), the original pasted below: the
-        # words are about the original's one recipient.
-        said = [(address, " ".join(text.split())) for address in _only_to(message)]
     if not said:
         return []
     made_by = producer(message, text) or "text"
