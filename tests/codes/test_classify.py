@@ -358,6 +358,17 @@ def test_a_mailbox_filter_said_alone() -> None:
     assert classify("550 5.2.0 Message Filtered").reason == "filtered"
 
 
+def test_a_reply_that_names_the_recipient_unknown_answered_rcpt() -> None:
+    # RFC 5321 §4.2: the reply to RCPT names the recipient; Postfix writes "<bob@…>: User
+    # unknown" where Sendmail writes "<bob@…>... User unknown" (Yahoo passes either on).
+    for reply in (
+        "550: <bob@example.test>: User unknown",
+        "550 <bob@example.test>... User unknown",
+    ):
+        verdict = classify(reply)
+        assert (verdict.command, verdict.reason) == ("RCPT", "filtered")
+
+
 def test_user_unknown_is_placed_by_code_or_command() -> None:
     """Wording that the user is unknown means userunknown when the reply is known to answer
     RCPT (the caller, the reporting MTA, a local delivery agent say so) or carries an X.1.x

@@ -128,10 +128,13 @@ _GMAIL_STATES = {"6": "MAIL", "8": "AUTH", "9": "AUTH", "12": "AUTH", "13": "HEL
 _GMAIL_STATES |= {"14": "RCPT", "15": "DATA", "17": "DATA", "18": "DATA"}
 _GMAIL_STATE = re.compile(r"\(state (\d+)\)\.?$")
 # The command as the remote server's reply itself shows it (RFC 5321 §4.2: replies to RCPT
-# name the recipient; Postfix says which address was refused; "need RCPT command").
+# name the recipient; Postfix says which address was refused, "<bob@…>: User unknown" as
+# Sendmail's "<bob@…>... User unknown"; "need RCPT command").
 _REPLY_COMMANDS = (
     (
-        re.compile(r"recipient (?:address )?rejected|<[^<>@\s]+@[^<>\s]+>\.\.\. user unknown"),
+        re.compile(
+            r"recipient (?:address )?rejected|<[^<>@\s]+@[^<>\s]+>(?:\.\.\.|:) user unknown"
+        ),
         "RCPT",
     ),
     (re.compile(r"sender address rejected"), "MAIL"),
