@@ -369,6 +369,14 @@ def test_a_reply_that_names_the_recipient_unknown_answered_rcpt() -> None:
         assert (verdict.command, verdict.reason) == ("RCPT", "filtered")
 
 
+def test_office_365_says_the_remote_server_refused_the_recipient() -> None:
+    reply = (
+        "550 5.1.351 Remote server returned unknown recipient or mailbox unavailable -> "
+        "550 Unknown user bob@example.test"
+    )
+    assert classify(reply).command == "RCPT"
+
+
 def test_user_unknown_is_placed_by_code_or_command() -> None:
     """Wording that the user is unknown means userunknown when the reply is known to answer
     RCPT (the caller, the reporting MTA, a local delivery agent say so) or carries an X.1.x

@@ -66,7 +66,8 @@ _MARKERS = re.compile(
 # command)", and for a lost connection "while sending RCPT TO", "while performing the EHLO
 # handshake"; Exim: "after RCPT TO:<…>", "after pipelined MAIL FROM", "after initial
 # connection" (GMX's: "after RCPT command", 1&1's "for TEXT command", the message text);
-# qmail: "did not like our RCPT TO"; Sendmail's transcript: ">>> RCPT To:<…>";
+# qmail: "did not like our RCPT TO"; Sendmail's transcript: ">>> RCPT To:<…>"; Office 365's
+# "5.1.351 Remote server returned unknown recipient or mailbox unavailable -> 550 …";
 # Yahoo's and others' tags "[RCPT_TO]"; Postfix's greeting refusal: "refused to talk to me".
 _WRAPPER_COMMANDS = (
     (
@@ -75,7 +76,8 @@ _WRAPPER_COMMANDS = (
             r"did not like our rcpt|>>> rcpt to|\[rcpt.to\]|does not like recipient|"
             r"smtp:rcpt\b|following rcpt command|most progress was rcpt|"
             r"all rcpt commands were rejected|recipients? (?:was|were) rejected by (?:a |the )?"
-            r"remote|after rcpt command|while sending rcpt to"
+            r"remote|after rcpt command|while sending rcpt to|remote server returned unknown "
+            r"recipient"
         ),
         "RCPT",
     ),
