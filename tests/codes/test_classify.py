@@ -377,6 +377,12 @@ def test_office_365_says_the_remote_server_refused_the_recipient() -> None:
     assert classify(reply).command == "RCPT"
 
 
+def test_m_filters_smtp_command_section() -> None:
+    said = "550 unknown user <bob@example.test> -------SMTP command DATA"
+    assert classify(said).command == "DATA"
+    assert classify("550 No such user -------SMTP command RCPT").command == "RCPT"
+
+
 def test_user_unknown_is_placed_by_code_or_command() -> None:
     """Wording that the user is unknown means userunknown when the reply is known to answer
     RCPT (the caller, the reporting MTA, a local delivery agent say so) or carries an X.1.x
