@@ -505,8 +505,15 @@ def _server_message(text: str) -> list[tuple[str, str]]:
     if reply is None:
         return []
     said = " ".join(reply[1].split())
+    command = _SMTP_COMMAND.search(text, reply.end())
+    if command is not None:
+        # The section as written, the command the reply answered: "-------SMTP command DATA".
+        said = f"{said} -------SMTP command {command[1]}"
     before = text[: reply.start()]
     return [(m[1], said) for m in re.finditer(_ALONE.pattern, before, re.I | re.M)]
+
+
+_SMTP_COMMAND = re.compile(r"^-{3,} ?smtp command[ \t]*\n[ \t]*(\S[^\n]*)", re.I | re.M)
 
 
 # -- InterScan MSS: "Sent <<< RCPT TO:<…>" / "Received >>> 550 …" ------------------------------
