@@ -383,6 +383,15 @@ def test_m_filters_smtp_command_section() -> None:
     assert classify("550 No such user -------SMTP command RCPT").command == "RCPT"
 
 
+def test_refused_to_accept_your_message_names_the_command_in_parentheses() -> None:
+    said = (
+        "SMTP Server <192.0.2.9> refused to accept your message (DATA), with the following "
+        "error message: [554 5.4.6 Hop count exceeded - possible mail loop]"
+    )
+    assert classify(said).command == "DATA"
+    assert classify(said.replace("(DATA)", "(RCPT TO)")).command == "RCPT"
+
+
 def test_user_unknown_is_placed_by_code_or_command() -> None:
     """Wording that the user is unknown means userunknown when the reply is known to answer
     RCPT (the caller, the reporting MTA, a local delivery agent say so) or carries an X.1.x

@@ -69,7 +69,8 @@ _MARKERS = re.compile(
 # qmail: "did not like our RCPT TO"; Sendmail's transcript: ">>> RCPT To:<…>"; Office 365's
 # "5.1.351 Remote server returned unknown recipient or mailbox unavailable -> 550 …";
 # Yahoo's and others' tags "[RCPT_TO]"; Postfix's greeting refusal: "refused to talk to me";
-# m-FILTER's section "-------SMTP command" with the command below it.
+# m-FILTER's section "-------SMTP command" with the command below it; "SMTP Server <…> refused
+# to accept your message (DATA)", in a counted list of errors.
 _WRAPPER_COMMANDS = (
     (
         re.compile(
@@ -78,7 +79,7 @@ _WRAPPER_COMMANDS = (
             r"smtp:rcpt\b|following rcpt command|most progress was rcpt|"
             r"all rcpt commands were rejected|recipients? (?:was|were) rejected by (?:a |the )?"
             r"remote|after rcpt command|while sending rcpt to|remote server returned unknown "
-            r"recipient|-{3,} ?smtp command rcpt"
+            r"recipient|-{3,} ?smtp command rcpt|refused to accept your message \(rcpt(?: to)?\)"
         ),
         "RCPT",
     ),
@@ -86,7 +87,8 @@ _WRAPPER_COMMANDS = (
         re.compile(
             r"in reply to (?:the )?(?:mail from|mail)\b|after (?:pipelined )?mail from\b|"
             r"did not like our mail|>>> mail from|\[mail.from\]|but sender was rejected|"
-            r"while sending mail from|-{3,} ?smtp command mail"
+            r"while sending mail from|-{3,} ?smtp command mail|refused to accept your message "
+            r"\(mail(?: from)?\)"
         ),
         "MAIL",
     ),
@@ -96,7 +98,8 @@ _WRAPPER_COMMANDS = (
             r"did not like our (?:final )?data|failed after i sent the message|>>> data\b|"
             r"\[data\]|after (?:the )?end of data|failed on data command|error after bdat|"
             r"after pipelined sending data|after sending data block|while sending (?:message "
-            r"body|end of data|data command)|for text command|-{3,} ?smtp command data\b"
+            r"body|end of data|data command)|for text command|-{3,} ?smtp command data\b|"
+            r"refused to accept your message \(data\)"
         ),
         "DATA",
     ),
