@@ -1351,3 +1351,17 @@ def test_a_forwarded_message_that_is_no_report_gives_nothing() -> None:
         "Begin forwarded message:\n\n> From: Dave <dave@example.org>\n> Subject: lunch\n>\n"
         "> Could not be delivered to you in person, so here it is.\n"
     )
+
+
+def test_a_text_report_without_a_status_that_names_no_cause_is_onhold_not_expired() -> None:
+    # Constructed in the shape of EZweb's notice of a refusal: nothing says it was retried.
+    record = one(
+        "From: Postmaster@mail.example.test\nTo: alice@example.test\n"
+        "Subject: Mail System Error - Returned Mail\n\n<bob@example.org>\n\n"
+        "Each of the following recipients was rejected by a remote mail server.\n"
+    )
+    assert (record.recipient, record.reason, record.bounce_type) == (
+        "bob@example.org",
+        "onhold",
+        "soft",
+    )

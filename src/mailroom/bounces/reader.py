@@ -212,12 +212,12 @@ def _record(
         reason, why = "mailererror", f"a local program failed: x-unix; {diagnostic}"
     permanent = action == "failed" or (not action and status.startswith("5"))
     named = reason not in _GAVE_UP or _names_cause(verdict)
-    # A report with no status and no words for the recipient says nothing of retrying either:
-    # nothing to go on (onhold), not expired.
-    said_anything = bool(status or diagnostic or words)
-    if action == "failed" and not named and said_anything and status[:1] in ("", "4"):
+    # Failed with a temporary status: the sender gave up retrying. A report with no status
+    # (a gateway's text: "Each of the following recipients was rejected", or nothing at all)
+    # says nothing of retrying: nothing to go on (onhold), not expired.
+    if action == "failed" and not named and status[:1] == "4":
         reason = "expired"
-        why = f"reported failed with {status or 'no'} status after retrying ({verdict.why})"
+        why = f"reported failed with {status} status after retrying ({verdict.why})"
     elif action == "delayed" and not named:
         # Not yet through, for no reason beyond the network: the time is running (Sisimai
         # names delay notices so).
