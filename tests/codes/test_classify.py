@@ -392,6 +392,13 @@ def test_refused_to_accept_your_message_names_the_command_in_parentheses() -> No
     assert classify(said.replace("(DATA)", "(RCPT TO)")).command == "RCPT"
 
 
+def test_a_sendmail_transcript_with_a_reply_before_any_command_is_the_greeting() -> None:
+    greeted = "... while talking to mx.example.org.: <<< 554 Go away"
+    assert classify(greeted).command == "CONNECT"
+    asked = "... while talking to mx.example.org.: >>> RCPT To:<bob@example.org> <<< 550 No"
+    assert classify(asked).command == "RCPT"
+
+
 def test_user_unknown_is_placed_by_code_or_command() -> None:
     """Wording that the user is unknown means userunknown when the reply is known to answer
     RCPT (the caller, the reporting MTA, a local delivery agent say so) or carries an X.1.x

@@ -70,7 +70,8 @@ _MARKERS = re.compile(
 # "5.1.351 Remote server returned unknown recipient or mailbox unavailable -> 550 …";
 # Yahoo's and others' tags "[RCPT_TO]"; Postfix's greeting refusal: "refused to talk to me";
 # m-FILTER's section "-------SMTP command" with the command below it; "SMTP Server <…> refused
-# to accept your message (DATA)", in a counted list of errors.
+# to accept your message (DATA)", in a counted list of errors; Sendmail's transcript with a
+# reply before any command ("... while talking to mx.example.org.: <<< 554 …"): the greeting.
 _WRAPPER_COMMANDS = (
     (
         re.compile(
@@ -114,7 +115,7 @@ _WRAPPER_COMMANDS = (
         re.compile(
             r"refused to talk to me|after initial connection|in response to initial "
             r"connection|\bgreeting\b|not accepting connections|connected to \S+ but "
-            r"(?:greeting|connection) (?:failed|was rejected)"
+            r"(?:greeting|connection) (?:failed|was rejected)|while talking to [^:<>]+:\s*<<<"
         ),
         "CONNECT",
     ),
