@@ -358,6 +358,47 @@ def test_a_mailbox_filter_said_alone() -> None:
     assert classify("550 5.2.0 Message Filtered").reason == "filtered"
 
 
+def test_a_reply_that_names_the_recipient_unknown_answered_rcpt() -> None:
+    # RFC 5321 §4.2: the reply to RCPT names the recipient; Postfix writes "<bob@…>: User
+    # unknown" where Sendmail writes "<bob@…>... User unknown" (Yahoo passes either on).
+    for reply in (
+        "550: <bob@example.test>: User unknown",
+        "550 <bob@example.test>... User unknown",
+    ):
+        verdict = classify(reply)
+        assert (verdict.command, verdict.reason) == ("RCPT", "filtered")
+
+
+def test_office_365_says_the_remote_server_refused_the_recipient() -> None:
+    reply = (
+        "550 5.1.351 Remote server returned unknown recipient or mailbox unavailable -> "
+        "550 Unknown user bob@example.test"
+    )
+    assert classify(reply).command == "RCPT"
+
+
+def test_m_filters_smtp_command_section() -> None:
+    said = "550 unknown user <bob@example.test> -------SMTP command DATA"
+    assert classify(said).command == "DATA"
+    assert classify("550 No such user -------SMTP command RCPT").command == "RCPT"
+
+
+def test_refused_to_accept_your_message_names_the_command_in_parentheses() -> None:
+    said = (
+        "SMTP Server <192.0.2.9> refused to accept your message (DATA), with the following "
+        "error message: [554 5.4.6 Hop count exceeded - possible mail loop]"
+    )
+    assert classify(said).command == "DATA"
+    assert classify(said.replace("(DATA)", "(RCPT TO)")).command == "RCPT"
+
+
+def test_a_sendmail_transcript_with_a_reply_before_any_command_is_the_greeting() -> None:
+    greeted = "... while talking to mx.example.org.: <<< 554 Go away"
+    assert classify(greeted).command == "CONNECT"
+    asked = "... while talking to mx.example.org.: >>> RCPT To:<bob@example.org> <<< 550 No"
+    assert classify(asked).command == "RCPT"
+
+
 def test_user_unknown_is_placed_by_code_or_command() -> None:
     """Wording that the user is unknown means userunknown when the reply is known to answer
     RCPT (the caller, the reporting MTA, a local delivery agent say so) or carries an X.1.x

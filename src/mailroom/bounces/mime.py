@@ -124,7 +124,9 @@ def human_text(message: Message) -> str:
             continue
         if part.is_multipart():
             continue
-        kind = part.get_content_type()
+        # "Content-Type: text/plain\n   charset=…" (no ";" before the parameter, as one
+        # gateway writes it) is text/plain all the same.
+        kind = part.get_content_type().split()[0]
         if kind == "text/plain" or (kind == "text/html" and not texts):
             text = part_text(part)
             if kind == "text/html":

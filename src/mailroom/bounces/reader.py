@@ -9,7 +9,10 @@ In order:
 3. a bounce without a status part, recognised by its sender or subject (MAILER-DAEMON,
    "Undelivered Mail", "failure notice", …) and read by the structure of its words (qmail,
    Sendmail, Exim, Gmail, Yahoo, Exchange): one record per address it names;
-4. an automatic reply (RFC 3834): one ``autoreply`` record (reason ``vacation``).
+4. an Amazon SES notification an SNS email subscription mailed (its body is the JSON); a
+   report that names nobody and returns another report, or a report forwarded in a mail's
+   text ("Begin forwarded message:", quoted "> "): the inner report's records;
+5. an automatic reply (RFC 3834): one ``autoreply`` record (reason ``vacation``).
 
 Anything else gives no record. The reason is :func:`mailroom.codes.classify`'s, given the
 diagnostic, the command the report says it answered, and the Status field. A report that gave
@@ -26,10 +29,19 @@ from email.message import Message
 from email.utils import getaddresses
 
 from mailroom.bounces.dsn import status_blocks, typed
-from mailroom.bounces.mime import address_of, header, human_text, iso_time, returned_headers
+from mailroom.bounces.mime import (
+    address_of,
+    header,
+    human_text,
+    iso_time,
+    returned_headers,
+    walk,
+)
+from mailroom.bounces.mime import parse as parse_message
 from mailroom.bounces.other_reports import autoreply, feedback, microsoft_complaint
 from mailroom.bounces.record import BounceRecord
-from mailroom.bounces.text_formats import is_bounce_text, per_address, producer
+from mailroom.bounces.ses import notification_in_text
+from mailroom.bounces.text_formats import is_bounce_sender, is_bounce_text, per_address, producer
 from mailroom.codes import Classification, EnhancedStatus, classify
 from mailroom.codes.reason_codes import GENERIC_STATUS, RECONSIDERED, status_reason
 from mailroom.codes.reasons import is_hard
@@ -200,12 +212,12 @@ def _record(
         reason, why = "mailererror", f"a local program failed: x-unix; {diagnostic}"
     permanent = action == "failed" or (not action and status.startswith("5"))
     named = reason not in _GAVE_UP or _names_cause(verdict)
-    # A report with no status and no words for the recipient says nothing of retrying either:
-    # nothing to go on (onhold), not expired.
-    said_anything = bool(status or diagnostic or words)
-    if action == "failed" and not named and said_anything and status[:1] in ("", "4"):
+    # Failed with a temporary status: the sender gave up retrying. A report with no status
+    # (a gateway's text: "Each of the following recipients was rejected", or nothing at all)
+    # says nothing of retrying: nothing to go on (onhold), not expired.
+    if action == "failed" and not named and status[:1] == "4":
         reason = "expired"
-        why = f"reported failed with {status or 'no'} status after retrying ({verdict.why})"
+        why = f"reported failed with {status} status after retrying ({verdict.why})"
     elif action == "delayed" and not named:
         # Not yet through, for no reason beyond the network: the time is running (Sisimai
         # names delay notices so).
@@ -370,4 +382,64 @@ def records_of(message: Message, source: str) -> list[BounceRecord]:
     from_status = _from_status_part(message, source)
     if from_status:
         return from_status
-    return _from_words(message, source) or autoreply(message, source)
+    return (
+        _from_words(message, source)
+        or _ses_by_mail(message, source)
+        or _nested_report(message, source)
+        or _forwarded_report(message, source)
+        or autoreply(message, source)
+    )
+
+
+def _returned_report(message: Message) -> Message | None:
+    """The returned message, when it is itself a report (multipart/report, or from a mail
+    system)."""
+    for part in walk(message):
+        if part.get_content_type() not in ("message/rfc822", "message/global"):
+            continue
+        payload = part.get_payload()
+        inner = payload[0] if isinstance(payload, list) and payload else None
+        if isinstance(inner, Message) and (
+            inner.get_content_type() == "multipart/report" or is_bounce_sender(inner)
+        ):
+            return inner
+    return None
+
+
+def _nested_report(message: Message, source: str) -> list[BounceRecord]:
+    """A report that names nobody itself and returns another report (a gateway's "The
+    following addresses had permanent delivery errors" with an empty list, and the MTA's
+    multipart/report behind it as the returned message): the inner report's records."""
+    if not is_bounce_text(message):
+        return []
+    inner = _returned_report(message)
+    return records_of(inner, source) if inner is not None else []
+
+
+_FORWARDED = re.compile(
+    r"^[ \t]*(?:begin forwarded message:|-+ ?forwarded message ?-+)[ \t]*\n", re.I | re.M
+)
+_QUOTE = re.compile(r"^> ?", re.MULTILINE)
+
+
+def _forwarded_report(message: Message, source: str) -> list[BounceRecord]:
+    """A report the sender forwarded in a mail's text ("Begin forwarded message:", each line
+    quoted "> "): the report's own records, when the forwarded header is a mail system's."""
+    found = _FORWARDED.search(human_text(message))
+    if found is None:
+        return []
+    pasted = human_text(message)[found.end() :]
+    if sum(line.startswith(">") for line in pasted.splitlines()) > len(pasted.splitlines()) / 2:
+        pasted = _QUOTE.sub("", pasted)
+    inner = parse_message(pasted.lstrip("\n").encode("utf-8", "replace"))
+    if not is_bounce_sender(inner):
+        return []
+    return _from_status_part(inner, source) or _from_words(inner, source)
+
+
+def _ses_by_mail(message: Message, source: str) -> list[BounceRecord]:
+    """An Amazon SES notification mailed by an SNS email subscription (from
+    no-reply@sns.amazonaws.com, an ``x-amz-sns-message-id`` field): its body is the JSON."""
+    if not message.get("x-amz-sns-message-id"):
+        return []
+    return notification_in_text(human_text(message), source)

@@ -5,19 +5,30 @@ A notification is ``{"notificationType": "Bounce", "bounce": {"bounceType": "Per
 "bouncedRecipients": [{"emailAddress", "action", "status", "diagnosticCode"}], …},
 "mail": {"source", "commonHeaders": {"messageId", "subject"}, …}}`` (event publishing names the
 type ``eventType``); an SNS envelope carries it as the string in ``"Message"``. Each recipient
-becomes a record, its reason read from its diagnostic code as for any bounce.
+becomes a record, its reason read from its diagnostic code as for any bounce; a ``Delivery``
+notification gives a ``success`` record per recipient it names.
+
+An SNS topic with an email subscription mails the notification itself: the JSON object is the
+body of a plain message from SNS, with a line about unsubscribing after it
+(:func:`notification_in_text`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from mailroom.bounces.record import BounceRecord
 from mailroom.codes import classify
 from mailroom.codes.reasons import is_hard
 
-__all__ = ["notification_records"]
+__all__ = ["notification_in_text", "notification_records"]
+
+# Sendmail breaks a line longer than its mailer's limit (L=, 990 by default) with "!", a line
+# break and a space; an SNS email's notification is one long line and arrives so broken.
+_SENDMAIL_LINE_BREAK = re.compile(r"!\r?\n ")
+_OBJECT_START = re.compile(r'^\{\s*"(?:notificationType|eventType|Type)"', re.MULTILINE)
 
 
 def _load(raw: bytes) -> dict[str, Any] | None:
@@ -35,6 +46,20 @@ def _load(raw: bytes) -> dict[str, Any] | None:
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+def notification_in_text(text: str, source: str) -> list[BounceRecord]:
+    """The records of an SES notification that is the body of a mail (an SNS email
+    subscription's): the JSON object at the start of a line, whatever follows it."""
+    start = _OBJECT_START.search(text)
+    if start is None:
+        return []
+    body = _SENDMAIL_LINE_BREAK.sub("", text[start.start() :])
+    try:
+        data, _ = json.JSONDecoder().raw_decode(body)
+    except ValueError:
+        return []
+    return notification_records(json.dumps(data).encode(), source)
 
 
 def notification_records(raw: bytes, source: str) -> list[BounceRecord]:
@@ -89,6 +114,28 @@ def notification_records(raw: bytes, source: str) -> list[BounceRecord]:
                 )
             )
         return records
+    if kind == "delivery" and isinstance(data.get("delivery"), dict):
+        delivery = data["delivery"]
+        reply = _text(delivery.get("smtpResponse"))
+        verdict = classify(reply) if reply else None
+        return [
+            BounceRecord(
+                kind="success",
+                recipient=recipient,
+                reason="delivered",
+                reason_why="an SES delivery notification",
+                action="delivered",
+                status=str(verdict.status) if verdict and verdict.status else "",
+                diagnostic_code=reply,
+                diagnostic_type="smtp" if reply else "",
+                reporting_mta=_text(delivery.get("reportingMTA")),
+                timestamp=_text(delivery.get("timestamp")),
+                format="ses-notification",
+                **common,
+            )
+            for recipient in delivery.get("recipients") or []
+            if isinstance(recipient, str)
+        ]
     if kind == "complaint" and isinstance(data.get("complaint"), dict):
         complaint = data["complaint"]
         feedback = _text(complaint.get("complaintFeedbackType")) or "abuse"

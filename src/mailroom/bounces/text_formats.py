@@ -6,7 +6,7 @@ Exchange's notices), and many that have one leave its Diagnostic-Code empty or g
 shape its MTA always uses; each shape is read by structure, not by a particular message:
 
 - Exim: ``The following address(es) failed:`` then, per address, the address indented by two
-  spaces and its reason by four;
+  spaces and its reason by four; its notice of addresses "incorrectly constructed";
 - Postfix, qmail, Yahoo, mailroom: ``<address>: reason`` or ``<address>:`` with the reason on
   the lines below, up to a blank line;
 - Sendmail: ``----- The following addresses had permanent fatal errors -----``, the address,
@@ -17,12 +17,17 @@ shape its MTA always uses; each shape is read by structure, not by a particular 
   returned '…'``, and the older ``The following recipient(s) could not be reached:`` with
   ``<host #5.1.1 smtp;550 …>``;
 - Dovecot's LDA and Sieve: ``Your message to <address> was automatically rejected: …``;
-- gateways' fewer words, in the order tried: a list of addresses and one reason under a
-  heading below it (``because:``, ``Technical details:``), or above it (``because of`` …
-  ``The following recipients were affected:``); ``N error(s):`` with a sentence per
-  recipient; ``Recipient: <address>`` with its dialogue; Apache James's ``Error message
-  below:``; m-FILTER's ``-------server message``; and last, any "could not be delivered to"
-  with the addresses below it, or a report that opens with ``reason: address``.
+- gateways' fewer words, in the order tried: a list of addresses and one reason under a heading
+  below it (``because:``, ``Technical details:``), or above it (``because of`` … ``The following
+  recipients were affected:``); ``N error(s):`` with a sentence per recipient; ``Recipient:
+  <address>`` with its dialogue; Apache James's ``Error message below:``; m-FILTER's
+  ``-------server message``; Lotus Notes' ``Failure Reasons`` with each reason above its
+  address; InterScan's ``Sent <<< RCPT TO:`` / ``Received >>>``; IMail's ``undeliverable to``
+  line; Smail's ``Failed addresses follow:``; Zoho's ``[Status: Error, Address: <…>,
+  ResponseCode 421, …]``; and last, any "could not be delivered to" with the addresses below it,
+  or a report that opens with ``reason: address``; or, last of all, addresses alone in brackets
+  and the report's English sentences around them (EZweb), or a list of the addresses that
+  failed with no reason anywhere.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from __future__ import annotations
 import re
 from email.message import Message
 
-from mailroom.bounces.mime import header
+from mailroom.bounces.mime import header, human_text, walk
 
 __all__ = ["is_bounce_sender", "is_bounce_text", "per_address", "producer"]
 
@@ -84,6 +89,25 @@ def _exim(text: str) -> list[tuple[str, str]]:
             detail.append(line.strip())
         found.append((match[1] or match[2], " ".join(detail)))
     return found
+
+
+# -- Exim's notice of recipient addresses it could not parse -----------------------------------
+
+_EXIM_MALFORMED = re.compile(
+    r"recipient addresses? that (?:was|were)\s+incorrectly constructed:[ \t]*\n", re.IGNORECASE
+)
+_EXIM_WRITTEN = re.compile(rf"^ {{1,4}}([^\n]*?<?({_ADDRESS})>?):[ \t]*(\S[^\n]*)$", re.I | re.M)
+
+
+def _exim_malformed(text: str) -> list[tuple[str, str]]:
+    """Exim's "Mail failure - malformed recipient address": each recipient as the sender wrote
+    it, indented, then its fault ("  bob@… <carol@…>: malformed address: <carol@…> may not
+    follow bob@…"); the address meant is the last one written, the one in brackets."""
+    rest = _blocks_after(text, _EXIM_MALFORMED)
+    if rest is None:
+        return []
+    paragraph = re.split(r"\n[ \t]*\n(?=\S)", rest.strip("\n"), maxsplit=1)[0]
+    return [(m[2], f"{m[1]}: {m[3].strip()}") for m in _EXIM_WRITTEN.finditer(paragraph)]
 
 
 # -- "<address>: reason" (Postfix, qmail, Yahoo, mailroom; GMX quotes: "address":) --------------
@@ -481,8 +505,120 @@ def _server_message(text: str) -> list[tuple[str, str]]:
     if reply is None:
         return []
     said = " ".join(reply[1].split())
+    command = _SMTP_COMMAND.search(text, reply.end())
+    if command is not None:
+        # The section as written, the command the reply answered: "-------SMTP command DATA".
+        said = f"{said} -------SMTP command {command[1]}"
     before = text[: reply.start()]
     return [(m[1], said) for m in re.finditer(_ALONE.pattern, before, re.I | re.M)]
+
+
+_SMTP_COMMAND = re.compile(r"^-{3,} ?smtp command[ \t]*\n[ \t]*(\S[^\n]*)", re.I | re.M)
+
+
+# -- InterScan MSS: "Sent <<< RCPT TO:<…>" / "Received >>> 550 …" ------------------------------
+
+_SENT_RECEIVED = re.compile(
+    rf"^[ \t]*sent <<< rcpt to:[ \t]*<?({_ADDRESS})>?[^\n]*\n"
+    rf"((?:[ \t]*received >>> [^\n]*(?:\n|\Z))+)",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def _sent_received(text: str) -> list[tuple[str, str]]:
+    """InterScan MSS's transcript, its arrows the other way round from Sendmail's: "Sent <<<
+    RCPT TO:<bob@…>" and the remote reply as "Received >>> 550 5.1.1 … user unknown"."""
+    return [
+        (m[1], " ".join(f"{m[0].splitlines()[0]} {m[2]}".split()))
+        for m in _SENT_RECEIVED.finditer(text)
+    ]
+
+
+# -- IMail: "undeliverable to bob@…" and the response below ---------------------------------
+
+_UNDELIVERABLE_TO = re.compile(
+    rf"^[ \t]*undeliverable to <?({_ADDRESS})>?[ \t]*\n", re.IGNORECASE | re.MULTILINE
+)
+
+
+def _undeliverable_to(text: str) -> list[tuple[str, str]]:
+    """IMail's notice: "undeliverable to bob@…" on a line of its own, each address so, then
+    what the remote server said ("Body of message generated response:" and its reply
+    lines), up to the original message."""
+    entries = list(_UNDELIVERABLE_TO.finditer(text))
+    found = []
+    for index, entry in enumerate(entries):
+        end = entries[index + 1].start() if index + 1 < len(entries) else len(text)
+        said = _PASTED_AFTER.split(text[entry.end() : end], maxsplit=1)[0]
+        found.append((entry[1], " ".join(said.split())))
+    return found
+
+
+# -- Smail: "|---- Failed addresses follow: ----|", "address ... reason" ---------------------
+
+_FAILED_ADDRESSES_FOLLOW = re.compile(
+    r"^\|?-+ ?failed addresses follow:? ?-+\|?[ \t]*\n", re.IGNORECASE | re.MULTILINE
+)
+_DOTS_REASON = re.compile(rf"^[ \t]*<?({_ADDRESS})>? \.\.\. ([^\n]+)$", re.IGNORECASE)
+
+
+def _failed_addresses_follow(text: str) -> list[tuple[str, str]]:
+    """Smail's sections between rules: under "Failed addresses follow:" one "bob@… ...
+    reason" line per address, up to the next rule ("Message text follows:")."""
+    rest = _blocks_after(text, _FAILED_ADDRESSES_FOLLOW)
+    if rest is None:
+        return []
+    found = []
+    for line in rest.splitlines():
+        if line.lstrip().startswith(("|-", "--")):
+            break
+        entry = _DOTS_REASON.match(line)
+        if entry is not None:
+            found.append((entry[1], entry[2].strip()))
+    return found
+
+
+# -- Zoho's bracketed entries: "[Status: Error, Address: <…>, ResponseCode 421, , reason]" -----
+
+_BRACKETED_STATUS = re.compile(
+    rf"^[ \t]*\[status: [^,\]]*, address: <?({_ADDRESS})>?, responsecode (\d{{3}})[ ,]*"
+    rf"([^\]]*)\]",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def _bracketed_status(text: str) -> list[tuple[str, str]]:
+    """Zoho's list (of fatal errors, or a delay's): one bracketed entry per address with the
+    remote reply's code and words."""
+    return [(m[1], f"{m[2]} {m[3].strip()}") for m in _BRACKETED_STATUS.finditer(text)]
+
+
+# -- Lotus Notes' SMTP MTA: "------- Failure Reasons --------", each reason above its address --
+
+_FAILURE_REASONS = re.compile(
+    r"^-+[ \t]*failure reasons[ \t]*-+[ \t]*\n", re.IGNORECASE | re.MULTILINE
+)
+
+
+def _failure_reasons(text: str) -> list[tuple[str, str]]:
+    """Lotus Notes' SMTP MTA: under "------- Failure Reasons --------", the reason on its line
+    ("User not listed in public Name & Address Book", or in Japanese) and the address alone on
+    the next, up to "------- Returned Message --------"."""
+    rest = _blocks_after(text, _FAILURE_REASONS)
+    if rest is None:
+        return []
+    found = []
+    reason: list[str] = []
+    for line in rest.splitlines():
+        if line.startswith("---"):
+            break
+        alone = _ALONE.match(line)
+        if alone is not None:
+            found.append((alone[1], " ".join(reason)))
+            reason = []
+        elif line.strip():
+            reason.append(line.strip())
+    return found
 
 
 # -- a counted list of errors, one sentence per recipient ----------------------------------------
@@ -618,11 +754,44 @@ def _reason_then_address(text: str) -> list[tuple[str, str]]:
     return [(m[2], m[1].strip()) for m in _REASON_THEN_ADDRESS.finditer(opening)]
 
 
+# -- the last resort of all: addresses in brackets alone, the report's sentences around them ----
+
+_BRACKETED_ALONE = re.compile(rf"^[ \t]*<({_ADDRESS})>[ \t]*$", re.IGNORECASE | re.MULTILINE)
+_RULE_LINE = re.compile(r"^[ \t]*-{5,}[ \t]*$", re.MULTILINE)
+
+
+def _bracketed_with_sentences(text: str) -> list[tuple[str, str]]:
+    """EZweb's (au's) other notices: each recipient as "<bob@…>" alone on a line, before or
+    after the sentences that say why ("The user(s) account is disabled.", "Your message was
+    not delivered within 0 days and 1 hours."), often beside the same in Japanese; the
+    English sentences, up to a rule, are the reason."""
+    text = _RULE_LINE.split(text, maxsplit=1)[0]
+    addresses = [m[1] for m in _BRACKETED_ALONE.finditer(text)]
+    if not addresses:
+        return []
+    sentences = [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and line.isascii() and _BRACKETED_ALONE.match(line) is None
+    ]
+    return [(address, " ".join(sentences)) for address in addresses]
+
+
+def _failed_list_alone(text: str) -> list[tuple[str, str]]:
+    """The list of addresses that failed ("Delivery to the following recipients failed
+    permanently: * bob@…") with no reason anywhere: the addresses, nothing said of them."""
+    failed = _FAILED_TO.search(text)
+    if failed is None:
+        return []
+    return [(m[0], "") for m in re.finditer(_ADDRESS, failed[1], re.IGNORECASE)]
+
+
 # -- all of them ---------------------------------------------------------------------------------
 
 _READERS = (
     _sendmail,
     _exim,
+    _exim_malformed,
     _gmail,
     _exchange,
     _dovecot,
@@ -637,8 +806,15 @@ _READERS = (
     _recipient_dialogues,
     _james,
     _server_message,
+    _failure_reasons,
+    _sent_received,
+    _undeliverable_to,
+    _failed_addresses_follow,
+    _bracketed_status,
     _undelivered_to,
     _reason_then_address,
+    _bracketed_with_sentences,
+    _failed_list_alone,
 )
 
 
@@ -732,10 +908,24 @@ def is_bounce_sender(message: Message) -> bool:
     )
 
 
+_RETURNED_PART = ("message/rfc822", "message/global", "text/rfc822-headers")
+
+
+def _returns_undelivered(message: Message) -> bool:
+    """A message that returns another as a part of its own and says that message could not
+    be delivered: a bounce by its structure, whatever its sender and subject (au's reports
+    come from no-reply@ with the subject "Mail", or one in Japanese)."""
+    if not any(part.get_content_type() in _RETURNED_PART for part in walk(message)):
+        return False
+    return _UNDELIVERED_TO.search(human_text(message)) is not None
+
+
 def is_bounce_text(message: Message) -> bool:
-    """Whether a message without a status part is a bounce by its sender or subject."""
+    """Whether a message without a status part is a bounce by its sender or subject, or by
+    returning the message it could not deliver."""
     return bool(
         _BOUNCE_SENDER.search(header(message, "From"))
         or _BOUNCE_SUBJECT.search(header(message, "Subject"))
         or message.get("X-Failed-Recipients")
+        or _returns_undelivered(message)
     )

@@ -66,8 +66,12 @@ _MARKERS = re.compile(
 # command)", and for a lost connection "while sending RCPT TO", "while performing the EHLO
 # handshake"; Exim: "after RCPT TO:<…>", "after pipelined MAIL FROM", "after initial
 # connection" (GMX's: "after RCPT command", 1&1's "for TEXT command", the message text);
-# qmail: "did not like our RCPT TO"; Sendmail's transcript: ">>> RCPT To:<…>";
-# Yahoo's and others' tags "[RCPT_TO]"; Postfix's greeting refusal: "refused to talk to me".
+# qmail: "did not like our RCPT TO"; Sendmail's transcript: ">>> RCPT To:<…>"; Office 365's
+# "5.1.351 Remote server returned unknown recipient or mailbox unavailable -> 550 …";
+# Yahoo's and others' tags "[RCPT_TO]"; Postfix's greeting refusal: "refused to talk to me";
+# m-FILTER's section "-------SMTP command" with the command below it; "SMTP Server <…> refused
+# to accept your message (DATA)", in a counted list of errors; Sendmail's transcript with a
+# reply before any command ("... while talking to mx.example.org.: <<< 554 …"): the greeting.
 _WRAPPER_COMMANDS = (
     (
         re.compile(
@@ -75,7 +79,8 @@ _WRAPPER_COMMANDS = (
             r"did not like our rcpt|>>> rcpt to|\[rcpt.to\]|does not like recipient|"
             r"smtp:rcpt\b|following rcpt command|most progress was rcpt|"
             r"all rcpt commands were rejected|recipients? (?:was|were) rejected by (?:a |the )?"
-            r"remote|after rcpt command|while sending rcpt to"
+            r"remote|after rcpt command|while sending rcpt to|remote server returned unknown "
+            r"recipient|-{3,} ?smtp command rcpt|refused to accept your message \(rcpt(?: to)?\)"
         ),
         "RCPT",
     ),
@@ -83,7 +88,8 @@ _WRAPPER_COMMANDS = (
         re.compile(
             r"in reply to (?:the )?(?:mail from|mail)\b|after (?:pipelined )?mail from\b|"
             r"did not like our mail|>>> mail from|\[mail.from\]|but sender was rejected|"
-            r"while sending mail from"
+            r"while sending mail from|-{3,} ?smtp command mail|refused to accept your message "
+            r"\(mail(?: from)?\)"
         ),
         "MAIL",
     ),
@@ -93,7 +99,8 @@ _WRAPPER_COMMANDS = (
             r"did not like our (?:final )?data|failed after i sent the message|>>> data\b|"
             r"\[data\]|after (?:the )?end of data|failed on data command|error after bdat|"
             r"after pipelined sending data|after sending data block|while sending (?:message "
-            r"body|end of data|data command)|for text command"
+            r"body|end of data|data command)|for text command|-{3,} ?smtp command data\b|"
+            r"refused to accept your message \(data\)"
         ),
         "DATA",
     ),
@@ -108,7 +115,7 @@ _WRAPPER_COMMANDS = (
         re.compile(
             r"refused to talk to me|after initial connection|in response to initial "
             r"connection|\bgreeting\b|not accepting connections|connected to \S+ but "
-            r"(?:greeting|connection) (?:failed|was rejected)"
+            r"(?:greeting|connection) (?:failed|was rejected)|while talking to [^:<>]+:\s*<<<"
         ),
         "CONNECT",
     ),
@@ -128,10 +135,13 @@ _GMAIL_STATES = {"6": "MAIL", "8": "AUTH", "9": "AUTH", "12": "AUTH", "13": "HEL
 _GMAIL_STATES |= {"14": "RCPT", "15": "DATA", "17": "DATA", "18": "DATA"}
 _GMAIL_STATE = re.compile(r"\(state (\d+)\)\.?$")
 # The command as the remote server's reply itself shows it (RFC 5321 §4.2: replies to RCPT
-# name the recipient; Postfix says which address was refused; "need RCPT command").
+# name the recipient; Postfix says which address was refused, "<bob@…>: User unknown" as
+# Sendmail's "<bob@…>... User unknown"; "need RCPT command").
 _REPLY_COMMANDS = (
     (
-        re.compile(r"recipient (?:address )?rejected|<[^<>@\s]+@[^<>\s]+>\.\.\. user unknown"),
+        re.compile(
+            r"recipient (?:address )?rejected|<[^<>@\s]+@[^<>\s]+>(?:\.\.\.|:) user unknown"
+        ),
         "RCPT",
     ),
     (re.compile(r"sender address rejected"), "MAIL"),
