@@ -27,6 +27,7 @@ import csv
 import hashlib
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -100,6 +101,29 @@ def write_set(path: Path, rows: list[dict[str, str]]) -> None:
         )
         writer.writeheader()
         writer.writerows(rows)
+
+
+def write_and_tell(
+    path: Path,
+    rows: list[dict[str, str]],
+    sources: list[tuple[str, str]],
+    read: Counter[str],
+    dropped: Counter[str],
+    repeated: Counter[str],
+) -> None:
+    """Write a set made from several corpora (``sources``: repository and commit each) and
+    tell on stderr what each gave: messages read, left out as seen, rows repeated, rows."""
+    for repo, commit in sources:
+        mine = [row for row in rows if row["source"].startswith(f"{repo}@")]
+        print(
+            f"{repo}@{commit[:12]}: {read[repo]} messages, {dropped[repo]} already seen,"
+            f" {repeated[repo]} rows repeated, {len(mine)} rows"
+            f" from {len({row['source'] for row in mine})} messages",
+            file=sys.stderr,
+        )
+    write_set(path, rows)
+    reasons = Counter(row["reason"] for row in rows)
+    print(f"{path.name}: {len(rows)} rows; {dict(sorted(reasons.items()))}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

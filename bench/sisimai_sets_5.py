@@ -45,7 +45,7 @@ from pathlib import Path
 
 # Rounds 3 and 4's scripts (beside this one): the columns and the way a set is written, the
 # labels that are not a failure, a corpus and how its messages are read, Sisimai run on them.
-from sisimai_sets import NOT_A_FAILURE, write_set
+from sisimai_sets import NOT_A_FAILURE, write_and_tell
 from sisimai_sets_4 import CORPORA as ROUND_4
 from sisimai_sets_4 import EXISTING as ROUND_3_SETS
 from sisimai_sets_4 import (
@@ -276,17 +276,8 @@ def main(argv: list[str] | None = None) -> int:
                 "source": f"{repo}@{corpus.commit[:12]}:{path}",
             }
         )
-    for corpus in CORPORA:
-        mine = [row for row in rows if row["source"].startswith(f"{corpus.repo}@")]
-        print(
-            f"{corpus.repo}@{corpus.commit[:12]}: {read[corpus.repo]} messages,"
-            f" {dropped[corpus.repo]} already seen, {repeated[corpus.repo]} rows repeated,"
-            f" {len(mine)} rows from {len({row['source'] for row in mine})} messages",
-            file=sys.stderr,
-        )
-    write_set(args.out / OUT, rows)
-    reasons = Counter(row["reason"] for row in rows)
-    print(f"{OUT}: {len(rows)} rows; {dict(sorted(reasons.items()))}", file=sys.stderr)
+    sources = [(corpus.repo, corpus.commit) for corpus in CORPORA]
+    write_and_tell(args.out / OUT, rows, sources, read, dropped, repeated)
     return 0
 
 

@@ -108,7 +108,7 @@ from pathlib import Path
 
 # Rounds 3, 4 and 5's scripts (beside this one): the columns and the way a set is written, the
 # labels that are not a failure, a corpus and how its messages are read, Sisimai run on them.
-from sisimai_sets import NOT_A_FAILURE, write_set
+from sisimai_sets import NOT_A_FAILURE, write_and_tell
 from sisimai_sets_4 import CORPORA as ROUND_4
 from sisimai_sets_4 import (
     SISIMAI,
@@ -338,17 +338,8 @@ def main(argv: list[str] | None = None) -> int:
                 "source": source,
             }
         )
-    for repo, commit, _ in sources:
-        mine = [row for row in rows if row["source"].startswith(f"{repo}@")]
-        print(
-            f"{repo}@{commit[:12]}: {read[repo]} messages, {dropped[repo]} already seen,"
-            f" {repeated[repo]} rows repeated, {len(mine)} rows"
-            f" from {len({row['source'] for row in mine})} messages",
-            file=sys.stderr,
-        )
-    write_set(args.out / OUT, rows)
-    reasons = Counter(row["reason"] for row in rows)
-    print(f"{OUT}: {len(rows)} rows; {dict(sorted(reasons.items()))}", file=sys.stderr)
+    told = [(repo, commit) for repo, commit, _ in sources]
+    write_and_tell(args.out / OUT, rows, told, read, dropped, repeated)
     return 0
 
 
