@@ -117,7 +117,7 @@ def notification_records(raw: bytes, source: str) -> list[BounceRecord]:
     if kind == "delivery" and isinstance(data.get("delivery"), dict):
         delivery = data["delivery"]
         reply = _text(delivery.get("smtpResponse"))
-        verdict = classify(reply) if reply else None
+        delivered = classify(reply) if reply else None
         return [
             BounceRecord(
                 kind="success",
@@ -125,7 +125,7 @@ def notification_records(raw: bytes, source: str) -> list[BounceRecord]:
                 reason="delivered",
                 reason_why="an SES delivery notification",
                 action="delivered",
-                status=str(verdict.status) if verdict and verdict.status else "",
+                status=str(delivered.status) if delivered and delivered.status else "",
                 diagnostic_code=reply,
                 diagnostic_type="smtp" if reply else "",
                 reporting_mta=_text(delivery.get("reportingMTA")),
