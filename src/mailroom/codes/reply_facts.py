@@ -179,14 +179,14 @@ def _status_of(match: re.Match[str], first: int) -> EnhancedStatus | None:
 _COMMAND_NAMES = {"EHLO": "HELO", "LHLO": "HELO", "CONN": "CONNECT", "BDAT": "DATA"}
 
 
-def _command(text: str, inner: str, given: str | None) -> tuple[str | None, str]:
+def _command(text: str, inner: str, given: str | None, local_agent: bool) -> tuple[str | None, str]:
     if given:
         name = given.strip().upper().split(" ")[0]
         name = _COMMAND_NAMES.get(name, name)
         if name == "DATA" and _RCPT_BEFORE_REFUSED_DATA.search(text):
             return "RCPT", "wrapper"
         return name, "caller"
-    if _LOCAL_AGENT.search(text):
+    if local_agent:
         return "RCPT", "local"
     if _RCPT_BEFORE_REFUSED_DATA.search(text):
         return "RCPT", "wrapper"
@@ -285,5 +285,5 @@ def read_facts(
         # unavailable"): the agent looked the mailbox up, its words are the reply's own.
         inner_start = local.start()
     inner = _TRAILERS.sub("", text[inner_start:]).strip()
-    found_command, command_from = _command(text, inner, command)
+    found_command, command_from = _command(text, inner, command, local is not None)
     return ReplyFacts(text, inner, code, status, found_command, command_from)
