@@ -425,10 +425,11 @@ _QUOTE = re.compile(r"^> ?", re.MULTILINE)
 def _forwarded_report(message: Message, source: str) -> list[BounceRecord]:
     """A report the sender forwarded in a mail's text ("Begin forwarded message:", each line
     quoted "> "): the report's own records, when the forwarded header is a mail system's."""
-    found = _FORWARDED.search(human_text(message))
+    text = human_text(message)
+    found = _FORWARDED.search(text)
     if found is None:
         return []
-    pasted = human_text(message)[found.end() :]
+    pasted = text[found.end() :]
     if sum(line.startswith(">") for line in pasted.splitlines()) > len(pasted.splitlines()) / 2:
         pasted = _QUOTE.sub("", pasted)
     inner = parse_message(pasted.lstrip("\n").encode("utf-8", "replace"))

@@ -36,6 +36,11 @@ def _load(raw: bytes) -> dict[str, Any] | None:
         data = json.loads(raw.decode("utf-8", "replace"))
     except ValueError:
         return None
+    return _unwrapped(data)
+
+
+def _unwrapped(data: Any) -> dict[str, Any] | None:
+    """The notification, out of its SNS envelope when it came in one."""
     if isinstance(data, dict) and isinstance(data.get("Message"), str):  # an SNS envelope
         try:
             data = json.loads(data["Message"])
@@ -59,14 +64,18 @@ def notification_in_text(text: str, source: str) -> list[BounceRecord]:
         data, _ = json.JSONDecoder().raw_decode(body)
     except ValueError:
         return []
-    return notification_records(json.dumps(data).encode(), source)
+    notification = _unwrapped(data)
+    return _records(notification, source) if notification is not None else []
 
 
 def notification_records(raw: bytes, source: str) -> list[BounceRecord]:
     """The records of an SES notification (none when ``raw`` is not one)."""
     data = _load(raw)
-    if data is None:
-        return []
+    return _records(data, source) if data is not None else []
+
+
+def _records(data: dict[str, Any], source: str) -> list[BounceRecord]:
+    """The records of a decoded notification, however it came."""
     kind = _text(data.get("notificationType") or data.get("eventType")).lower()
     mail: dict[str, Any] = data["mail"] if isinstance(data.get("mail"), dict) else {}
     headers: dict[str, Any] = (

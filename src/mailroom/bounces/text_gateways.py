@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-from mailroom.bounces.text_words import ADDRESS, blocks_after
+from mailroom.bounces.text_words import ADDRESS, blocks_after, entries
 
 __all__ = [
     "UNDELIVERED_TO",
@@ -198,12 +198,10 @@ def undeliverable_to(text: str) -> list[tuple[str, str]]:
     """IMail's notice: "undeliverable to bob@…" on a line of its own, each address so, then
     what the remote server said ("Body of message generated response:" and its reply
     lines), up to the original message."""
-    entries = list(_UNDELIVERABLE_TO.finditer(text))
     found = []
-    for index, entry in enumerate(entries):
-        end = entries[index + 1].start() if index + 1 < len(entries) else len(text)
-        said = _PASTED_AFTER.split(text[entry.end() : end], maxsplit=1)[0]
-        found.append((entry[1], " ".join(said.split())))
+    for match, entry in entries(_UNDELIVERABLE_TO, text):
+        said = _PASTED_AFTER.split(entry, maxsplit=1)[0]
+        found.append((match[1], " ".join(said.split())))
     return found
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 
-from mailroom.bounces.text_words import ADDRESS, blocks_after
+from mailroom.bounces.text_words import ADDRESS, blocks_after, entries
 
 __all__ = [
     "angle",
@@ -66,13 +66,11 @@ def exim(text: str) -> list[tuple[str, str]]:
     if rest is None:
         return []
     found = []
-    matches = list(_EXIM_ADDRESS.finditer(rest))
-    for index, match in enumerate(matches):
-        end = matches[index + 1].start() if index + 1 < len(matches) else len(rest)
+    for match, entry in entries(_EXIM_ADDRESS, rest):
         # A pipe or file delivery failed: what failed is that delivery ("pipe to |/usr/bin/x"),
         # whatever its program said.
         detail: list[str] = [match[0].splitlines()[0].strip()] if match[2] else []
-        for line in rest[match.end() : end].splitlines():
+        for line in entry.splitlines():
             if not line.strip():
                 if detail and not (match[2] and len(detail) == 1):
                     break
@@ -249,6 +247,7 @@ def gmail(text: str) -> list[tuple[str, str]]:
 # -- Exchange and Office 365 ---------------------------------------------------------------------
 
 _EXCHANGE_ADMIN = re.compile(r"diagnostic information for administrators:", re.IGNORECASE)
+_EXCHANGE_ADMIN_ADDRESS = re.compile(rf"^\s*({ADDRESS})\s*$", re.MULTILINE)
 _EXCHANGE_RETURNED = re.compile(
     r"(?:remote server returned|remote server at [^\n]* returned) '([^'\n]*)'|(#\d{3} [^\n]*##)",
     re.IGNORECASE,
@@ -268,12 +267,9 @@ _O365_NEW = re.compile(rf"your message to ({ADDRESS}) couldn't be delivered", re
 def exchange(text: str) -> list[tuple[str, str]]:
     admin = _EXCHANGE_ADMIN.search(text)
     if admin is not None:
-        rest = text[admin.end() :]
         found = []
-        addresses = list(re.finditer(rf"^\s*({ADDRESS})\s*$", rest, re.MULTILINE))
-        for index, match in enumerate(addresses):
-            end = addresses[index + 1].start() if index + 1 < len(addresses) else len(rest)
-            said = _EXCHANGE_RETURNED.search(rest[match.end() : end])
+        for match, entry in entries(_EXCHANGE_ADMIN_ADDRESS, text[admin.end() :]):
+            said = _EXCHANGE_RETURNED.search(entry)
             if said is not None:
                 found.append((match[1], said[1] or said[2]))
         if found:
