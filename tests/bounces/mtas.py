@@ -204,10 +204,9 @@ _OWN_USERS = 'mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/group && s
 def with_exim_user(argv: list[str], directory: Path) -> list[str]:
     """``argv`` run where the passwd and group files are the machine's plus a ``Debian-exim``
     user and group (nobody's ids), written into ``directory``; needs root, as Exim does."""
-    nobody = pwd.getpwnam("nobody")
     passwd = Path("/etc/passwd").read_text().rstrip("\n") + "\n"
-    passwd += f"Debian-exim:x:{nobody.pw_uid}:{nobody.pw_gid}::/nonexistent:/bin/false\n"
-    group = Path("/etc/group").read_text().rstrip("\n") + f"\nDebian-exim:x:{nobody.pw_gid}:\n"
+    passwd += f"Debian-exim:x:{NOBODY.pw_uid}:{NOBODY.pw_gid}::/nonexistent:/bin/false\n"
+    group = Path("/etc/group").read_text().rstrip("\n") + f"\nDebian-exim:x:{NOBODY.pw_gid}:\n"
     (directory / "passwd").write_text(passwd)
     (directory / "group").write_text(group)
     for name in ("passwd", "group"):

@@ -4,10 +4,11 @@ configuration the test writes, taking mail into its spool and delivering nothing
 Exim's Debian package conflicts with postfix (whose smtp-sink other tests use), so it is not
 installed: ``.ci/run`` fetches its .debs with ``apt-get download`` and unpacks them where
 tests/bounces/mtas.py finds them (``EXIM_ROOT``, /opt/mailroom-exim; ``MAILROOM_EXIM_ROOT``
-points elsewhere), and this file runs the same binary as a receiver. Exim looks up its compiled-in user,
-``Debian-exim``, at start; ``with_exim_user`` (tests/bounces/mtas.py) answers that from files of
-the test's own, bind-mounted in a mount namespace of Exim's, so nothing on the machine changes. A test that needs Exim fails when it is missing,
-unless MAILROOM_ALLOW_SKIP=1 (never set in CI).
+points elsewhere), and this file runs the same binary as a receiver. Exim looks up its
+compiled-in user, ``Debian-exim``, at start; ``with_exim_user`` (tests/bounces/mtas.py) answers
+that from files of the test's own, bind-mounted in a mount namespace of Exim's, so nothing on
+the machine changes. A test that needs Exim fails when it is missing, unless
+MAILROOM_ALLOW_SKIP=1 (never set in CI).
 """
 
 from __future__ import annotations
