@@ -478,6 +478,32 @@ def test_nothing_to_go_on() -> None:
     assert classify("something odd happened").reason == "onhold"
 
 
+# What kind of evidence decided, and whether it names the cause (the bounce reader trusts a
+# reporting MTA's own words over its Status only when they do).
+@pytest.mark.parametrize(
+    ("text", "command", "reason", "basis", "names_cause"),
+    [
+        ("552 5.2.2 Over quota", None, "mailboxfull", "enhanced code", True),
+        ("421 4.4.2 timeout", None, "networkerror", "enhanced code", True),
+        ("550 sorry, mailbox full", None, "mailboxfull", "words", True),
+        ("550 5.1.1 <bob@example.org>: no such user", None, "userunknown", "enhanced code", True),
+        ("550 Requested action not taken: user unknown", "RCPT", "userunknown", "words", True),
+        ("451 4.3.0 Try again", None, "systemerror", "code reading", False),
+        ("454 4.7.0 xyz", None, "securityerror", "code reading", False),
+        ("550 quota", None, "mailboxfull", "hint", False),
+        ("550 xyz", "RCPT", "userunknown", "reply code", False),
+        ("421 xyz", "CONNECT", "blocked", "command", False),
+        ("something odd happened", None, "onhold", "nothing", False),
+        ("", None, "undefined", "nothing", False),
+    ],
+)
+def test_the_kind_of_evidence_is_told(
+    text: str, command: str | None, reason: str, basis: str, names_cause: bool
+) -> None:
+    verdict = classify(text, command=command)
+    assert (verdict.reason, verdict.basis, verdict.names_cause) == (reason, basis, names_cause)
+
+
 def _sample(template):  # type: ignore[no-untyped-def]
     values = {name: "<bob@example.test>" if name == "address" else "x" for name in template.params}
     return template(**values)

@@ -42,8 +42,8 @@ from mailroom.bounces.other_reports import autoreply, feedback, microsoft_compla
 from mailroom.bounces.record import BounceRecord
 from mailroom.bounces.ses import notification_in_text
 from mailroom.bounces.text_formats import is_bounce_sender, is_bounce_text, per_address, producer
-from mailroom.codes import Classification, EnhancedStatus, classify
-from mailroom.codes.reason_codes import GENERIC_STATUS, RECONSIDERED, status_reason
+from mailroom.codes import EnhancedStatus, classify
+from mailroom.codes.reason_codes import GENERIC_STATUS, RECONSIDERED
 from mailroom.codes.reasons import is_hard
 from mailroom.codes.reply_facts import read_facts
 
@@ -68,8 +68,6 @@ _ACTION_NAMES = {
 # A failed report that only says it could not get through gave up waiting: expired. When its
 # words (or a code that names one) say why it could not get through, that cause is the reason.
 _GAVE_UP = frozenset({"networkerror", "expired", "onhold", "undefined", "systemerror"})
-# The evidence of a verdict that rests on no words: a code read alone, a weak hint, nothing.
-_NO_WORDS = ("enhanced code", "reply code", "nothing specific", "no text")
 # The reporting MTA's own category for a recipient, where it names a reason plainly: PowerMTA
 # writes X-PowerMTA-BounceCategory after matching the reply against its bounce rules. Only the
 # categories about the address itself are taken; the broad ones ("policy-related", "other")
@@ -130,23 +128,6 @@ def _best_status(field: str, diagnostic: str) -> str:
     return str(status) if status is not None else ""
 
 
-def _names_cause(verdict: Classification) -> bool:
-    """Whether the verdict names what went wrong: in words (the reply's, the reporting MTA's,
-    a provider's), or by an enhanced code that names that reason itself (4.4.2, bad
-    connection: networkerror); not by a weak hint, a basic code, a code's loose registry
-    reading (4.3.0) or nothing at all."""
-    why = verdict.why
-    if why.endswith("(a weak hint)"):
-        return False
-    if not why.startswith(_NO_WORDS):
-        return True
-    return (
-        why.startswith("enhanced code")
-        and verdict.status is not None
-        and status_reason(verdict.status) == verdict.reason
-    )
-
-
 def _stated_command(text: str) -> str | None:
     """The command a reporting MTA's wrapper names ("after RCPT TO:", "in reply to end of DATA
     command"), not one guessed from the reply's words."""
@@ -195,7 +176,7 @@ def _record(
         verdict = classify(status)
         if verdict.reason in RECONSIDERED:
             read = classify(diagnostic, command=stated, status=status)
-            if read.reason != verdict.reason and _names_cause(read):
+            if read.reason != verdict.reason and read.names_cause:
                 verdict = read
     else:
         # The command the report's words say the failure answered ("after RCPT TO:"), when
@@ -205,13 +186,13 @@ def _record(
     if category.lower() in _CATEGORIES and action == "failed":
         reason = _CATEGORIES[category.lower()]
         why = f"the reporting MTA's category '{category}' ({verdict.why})"
-    elif diagnostic_type == "x-unix" and not _names_cause(verdict):
+    elif diagnostic_type == "x-unix" and not verdict.names_cause:
         # A local program's exit (Sendmail's "X-Unix; 71", a sysexits code; Postfix's pipe
         # or local delivery "x-unix; temporary failure") that says nothing more: the
         # program, the mailer, failed.
         reason, why = "mailererror", f"a local program failed: x-unix; {diagnostic}"
     permanent = action == "failed" or (not action and status.startswith("5"))
-    named = reason not in _GAVE_UP or _names_cause(verdict)
+    named = reason not in _GAVE_UP or verdict.names_cause
     # Failed with a temporary status: the sender gave up retrying. A report with no status
     # (a gateway's text: "Each of the following recipients was rejected", or nothing at all)
     # says nothing of retrying: nothing to go on (onhold), not expired.

@@ -26,18 +26,19 @@ from dataclasses import dataclass
 
 from mailroom.codes.enhanced import EnhancedStatus
 from mailroom.codes.reason_order import decide
-from mailroom.codes.reasons import REASONS, Action
+from mailroom.codes.reasons import NAMES_THE_CAUSE, REASONS, Action, Basis
 from mailroom.codes.reply import Reply
 from mailroom.codes.reply_facts import ReplyFacts, read_facts
 
-__all__ = ["REASONS", "Action", "Classification", "classify"]
+__all__ = ["REASONS", "Action", "Basis", "Classification", "classify"]
 
 
 @dataclass(frozen=True, slots=True)
 class Classification:
     """The verdict on one reply: ``action`` is what a sender does next, ``reason`` why, and
     ``why`` the evidence that decided, in words ("words 'mailbox full' in the remote reply",
-    "enhanced code 5.1.1", "reply code 550 to RCPT")."""
+    "enhanced code 5.1.1", "reply code 550 to RCPT"), and ``basis`` what kind of evidence it
+    is (:data:`~mailroom.codes.reasons.Basis`)."""
 
     action: Action
     reason: str
@@ -45,6 +46,15 @@ class Classification:
     status: EnhancedStatus | None  # the enhanced code found, if any
     command: str | None  # the command the reply answered, when known: MAIL, RCPT, DATA, …
     why: str
+    basis: Basis
+
+    @property
+    def names_cause(self) -> bool:
+        """Whether the verdict names what went wrong, in words (the reply's, the reporting
+        MTA's, a provider's) or by an enhanced code that names the reason itself (4.4.2, bad
+        connection: networkerror), rather than guessing it from a loose hint, a basic code, a
+        code's subject or registry text (4.3.0), where it was said, or nothing at all."""
+        return self.basis in NAMES_THE_CAUSE
 
     @property
     def evidence(self) -> str:
@@ -101,14 +111,18 @@ def classify(
     """
     facts = read_facts(reply, command, code, status)
     if not facts.text:
-        return Classification("bounce", "undefined", None, None, facts.command, "no text")
+        return Classification(
+            "bounce", "undefined", None, None, facts.command, "no text", "nothing"
+        )
     code, status = facts.code, facts.status
     if (code is not None and code < 300) or (
         code is None and status is not None and status.status_class == 2
     ):
+        # The class alone decides: a 2xx reply code, or a 2.x.x code's class.
+        basis: Basis = "reply code" if code is not None else "code reading"
         reason, why = "delivered", f"reply code {code or status}"
     else:
-        reason, why = decide(facts)
+        reason, why, basis = decide(facts)
     return Classification(
-        _action(reason, facts), reason, facts.code, facts.status, facts.command, why
+        _action(reason, facts), reason, facts.code, facts.status, facts.command, why, basis
     )

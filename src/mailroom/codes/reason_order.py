@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import NamedTuple
 
 from mailroom.codes.provider_labels import provider_label
 from mailroom.codes.provider_replies import provider_reply
@@ -56,12 +57,33 @@ from mailroom.codes.reason_codes import (
     status_reason,
 )
 from mailroom.codes.reason_phrases import FAMILIES, WEAK, compile_families
+from mailroom.codes.reasons import Basis
 from mailroom.codes.reply_facts import ReplyFacts
 from mailroom.codes.reporter_verdicts import reporter_verdict
 
 __all__ = ["Decision", "decide"]
 
-Decision = tuple[str, str]  # (reason, why)
+
+class Found(NamedTuple):
+    """Evidence for a reason: what it is in words (``why``) and what kind it is."""
+
+    why: str
+    basis: Basis
+
+    def plus(self, more: str) -> Found:
+        """The same evidence, with what else the decision took into account."""
+        return Found(f"{self.why}{more}", self.basis)
+
+
+class Decision(NamedTuple):
+    reason: str
+    why: str
+    basis: Basis
+
+
+def _decision(reason: str, found: Found) -> Decision:
+    return Decision(reason, found.why, found.basis)
+
 
 # Commands before the message was offered, and before it was sent.
 _BEFORE_MAIL = frozenset({"CONNECT", "HELO"})
@@ -103,20 +125,22 @@ class _Evidence:
             self._said[reason] = match[0].strip() if match is not None else None
         return self._said[reason]
 
-    def code_names(self, reason: str) -> str | None:
-        if self.named == reason:
-            return f"enhanced code {self.facts.status}"
-        return None
+    def code(self) -> Found:
+        """The enhanced code, as the evidence that names its own reason."""
+        return Found(f"enhanced code {self.facts.status}", "enhanced code")
 
-    def words(self, reason: str) -> str | None:
+    def code_names(self, reason: str) -> Found | None:
+        return self.code() if self.named == reason else None
+
+    def words(self, reason: str) -> Found | None:
         found = self.said(reason)
-        return f"words '{found}'" if found is not None else None
+        return Found(f"words '{found}'", "words") if found is not None else None
 
-    def named_or_said(self, reason: str) -> str | None:
+    def named_or_said(self, reason: str) -> Found | None:
         return self.code_names(reason) or self.words(reason)
 
 
-Test = Callable[[_Evidence], str | None]
+Test = Callable[[_Evidence], Found | None]
 
 
 def _named_or_said(reason: str) -> Test:
@@ -127,16 +151,16 @@ def _said(reason: str) -> Test:
     return lambda ev: ev.words(reason)
 
 
-def _mesgtoobig(ev: _Evidence) -> str | None:
+def _mesgtoobig(ev: _Evidence) -> Found | None:
     # A per-mailbox limit (X.2.3) is exceedlimit, whatever the words.
     if ev.named == "exceedlimit":
         return None
     return ev.named_or_said("mesgtoobig")
 
 
-def _mailboxfull(ev: _Evidence) -> str | None:
+def _mailboxfull(ev: _Evidence) -> Found | None:
     if ev.named == "mailboxfull":
-        return f"enhanced code {ev.facts.status}"
+        return ev.code()
     if ev.named == "systemfull" or ev.command in _BEFORE_RCPT:
         # "Insufficient disk space" under X.3.1 or X.4.5 (mail system full, congested), or
         # before any recipient was named: no mailbox is meant, the system's storage is.
@@ -144,9 +168,9 @@ def _mailboxfull(ev: _Evidence) -> str | None:
     return ev.words("mailboxfull")
 
 
-def _authfailure(ev: _Evidence) -> str | None:
+def _authfailure(ev: _Evidence) -> Found | None:
     if ev.named == "authfailure":
-        return f"enhanced code {ev.facts.status}"
+        return ev.code()
     if ev.said("contenterror") is not None:
         # "Duplicate header 'DKIM-Signature'": the header is malformed; naming an
         # authentication header is not saying that authentication failed.
@@ -154,19 +178,19 @@ def _authfailure(ev: _Evidence) -> str | None:
     return ev.words("authfailure")
 
 
-def _suspend(ev: _Evidence) -> str | None:
+def _suspend(ev: _Evidence) -> Found | None:
     if ev.facts.code == 525:  # RFC 5321 §4.2.3: user account disabled
-        return "reply code 525"
+        return Found("reply code 525", "reply code")
     return ev.words("suspend")
 
 
-def _norelaying(ev: _Evidence) -> str | None:
+def _norelaying(ev: _Evidence) -> Found | None:
     if ev.command in _BEFORE_MAIL:
         return None  # relaying is about a recipient: none was offered yet
     return ev.words("norelaying")
 
 
-def _userunknown(ev: _Evidence) -> str | None:
+def _userunknown(ev: _Evidence) -> Found | None:
     if ev.named in ("suspend", "rejected") or ev.command == "MAIL":
         # A code of the sender (X.1.7, X.1.8), or a reply to MAIL FROM: the address refused
         # is the sender's, whatever the report says of "the address" (see _rejected).
@@ -174,21 +198,21 @@ def _userunknown(ev: _Evidence) -> str | None:
     if ev.named == "userunknown":
         if any(ev.said(other) is not None for other in _NOT_THE_MAILBOX):
             return None
-        return f"enhanced code {ev.facts.status}"
+        return ev.code()
     if ev.command == "RCPT":
         found = ev.words("userunknown")
-        return f"{found}, in reply to RCPT" if found is not None else None
+        return found.plus(", in reply to RCPT") if found is not None else None
     return None
 
 
-def _filtered(ev: _Evidence) -> str | None:
+def _filtered(ev: _Evidence) -> Found | None:
     # The recipient refused by its own filter; also "user unknown" that cannot be placed at
     # the recipient check (see the module's docstring).
     if ev.named in ("suspend", "rejected"):
         return None
     if ev.named == "filtered":
         found = ev.words("userunknown") or ev.words("filtered")
-        return f"{found} under {ev.facts.status}" if found is not None else None
+        return found.plus(f" under {ev.facts.status}") if found is not None else None
     if ev.command in _BEFORE_DATA:
         return None
     found = ev.words("filtered")
@@ -198,13 +222,13 @@ def _filtered(ev: _Evidence) -> str | None:
     if found is None:
         return None
     if ev.command == "DATA":
-        return f"{found}, after DATA: the recipient was accepted before"
-    return f"{found}, with no X.1.x code and not known to answer RCPT"
+        return found.plus(", after DATA: the recipient was accepted before")
+    return found.plus(", with no X.1.x code and not known to answer RCPT")
 
 
-def _rejected(ev: _Evidence) -> str | None:
+def _rejected(ev: _Evidence) -> Found | None:
     if ev.named == "rejected":
-        return f"enhanced code {ev.facts.status}"
+        return ev.code()
     command = ev.command
     if command == "MAIL":
         # A refusal in reply to MAIL FROM refuses the sender: "unknown", "does not exist",
@@ -212,8 +236,8 @@ def _rejected(ev: _Evidence) -> str | None:
         found = ev.words("rejected") or ev.words("userunknown") or ev.words("hostunknown")
         refused = _REFUSED.search(ev.facts.inner)
         if found is None and refused is not None and not any(map(ev.said, _REASONS_GIVEN)):
-            found = f"words '{refused[0]}'"
-        return f"{found}, in reply to MAIL" if found is not None else None
+            found = Found(f"words '{refused[0]}'", "words")
+        return found.plus(", in reply to MAIL") if found is not None else None
     if command == "MAIL" or (command == "DATA" and ev.named != "userunknown"):
         return ev.words("rejected")
     if ev.named in (None, "onhold", "securityerror", "systemerror"):
@@ -221,7 +245,7 @@ def _rejected(ev: _Evidence) -> str | None:
     return None
 
 
-def _hostunknown(ev: _Evidence) -> str | None:
+def _hostunknown(ev: _Evidence) -> Found | None:
     # X.1.2 and X.4.4 say "no route", and "host not found" that there was no answer; a DNS
     # lookup that failed for now ("try again", a malformed reply) says why, and it is not an
     # answer that the domain does not exist.
@@ -230,9 +254,9 @@ def _hostunknown(ev: _Evidence) -> str | None:
     return ev.named_or_said("hostunknown")
 
 
-def _spamdetected(ev: _Evidence) -> str | None:
+def _spamdetected(ev: _Evidence) -> Found | None:
     if ev.named == "spamdetected":
-        return f"enhanced code {ev.facts.status}"
+        return ev.code()
     if ev.command in _BEFORE_DATA:
         return None  # a verdict on content needs the content
     return ev.words("spamdetected")
@@ -288,40 +312,43 @@ def _first_pass(ev: _Evidence, given: Decision | None) -> Decision | None:
     for reason, test in _FIRST_PASS:
         if given is not None and reason == given[0]:
             return given
-        why = test(ev)
-        if why is not None:
-            return reason, why
+        found = test(ev)
+        if found is not None:
+            return _decision(reason, found)
     return given
 
 
 def _fallback(ev: _Evidence) -> Decision | None:
     facts = ev.facts
     if ev.named is not None and ev.named not in RECONSIDERED:
-        return ev.named, f"enhanced code {facts.status}"
+        return _decision(ev.named, ev.code())
     for reason in _SECOND_PASS:
-        why = ev.words(reason)
+        found = ev.words(reason)
         if reason == "authfailure" and ev.said("contenterror") is not None:
             continue  # a malformed header that names DKIM (see _authfailure)
-        if why is not None:
+        if found is not None:
             if reason == "mailboxfull" and ev.command in _BEFORE_RCPT:
-                return "systemfull", f"{why} before any recipient: the system's storage"
-            return reason, why
+                storage = found.plus(" before any recipient: the system's storage")
+                return _decision("systemfull", storage)
+            return _decision(reason, found)
     if ev.named is not None:
-        return ev.named, f"enhanced code {facts.status}"
+        return _decision(ev.named, ev.code())
     if facts.status is not None and facts.status.subject == 6:
-        return "contenterror", f"enhanced code {facts.status} (media)"
+        return Decision("contenterror", f"enhanced code {facts.status} (media)", "code reading")
     if facts.status is not None and facts.status.subject == 7:
-        return "securityerror", f"enhanced code {facts.status} (security)"
+        why = f"enhanced code {facts.status} (security)"
+        return Decision("securityerror", why, "code reading")
     if facts.code is not None and (named := basic_reason(facts.code)) is not None:
-        return named, f"reply code {facts.code}"
+        return Decision(named, f"reply code {facts.code}", "reply code")
     if facts.code is not None and facts.code // 100 == 4 and not _WORDS.search(facts.inner[4:]):
         # A temporary reply that says nothing more: its bounce was sent when the retries ran
         # out (Sisimai reads a delayed delivery so, before the command).
-        return "expired", f"reply code {facts.code}, temporary, and nothing more said"
+        why = f"reply code {facts.code}, temporary, and nothing more said"
+        return Decision("expired", why, "reply code")
     if ev.command in _BEFORE_MAIL:
         # Refused at the greeting or HELO (Sisimai reads Postfix's "refused to talk to me" as
         # HELO too): only the client itself can have been refused.
-        return "blocked", f"refused at {ev.command}: the client itself"
+        return Decision("blocked", f"refused at {ev.command}: the client itself", "command")
     return None
 
 
@@ -331,26 +358,28 @@ def _ours(ev: _Evidence) -> Decision:
     facts = ev.facts
     found = ev.words("vacation")
     if found is not None:
-        return "vacation", found
+        return _decision("vacation", found)
     if facts.status is not None and (reading := registry_reason(facts.status)) is not None:
-        return reading, f"enhanced code {facts.status}"
+        return Decision(reading, f"enhanced code {facts.status}", "code reading")
     for reason, pattern in _WEAK:
         match = pattern.search(facts.text)
         if match is not None:
-            return reason, f"words '{match[0].strip()}' (a weak hint)"
+            return Decision(reason, f"words '{match[0].strip()}' (a weak hint)", "hint")
     if facts.code is not None:
         by_command = _by_command(facts.code, facts.command)
         if by_command is not None:
             told = f" ({facts.command_from} says so)" if facts.command_from == "wrapper" else ""
-            return by_command, f"reply code {facts.code} to {facts.command}{told}"
+            why = f"reply code {facts.code} to {facts.command}{told}"
+            return Decision(by_command, why, "reply code")
     if facts.status is not None and facts.status.subject == 5 and facts.status.status_class == 5:
         # As X.6 is media and X.7 security: a protocol status, a command out of place ("no
         # valid recipients" to DATA, 5.5.1).
-        return "syntaxerror", f"enhanced code {facts.status} (protocol)"
+        return Decision("syntaxerror", f"enhanced code {facts.status} (protocol)", "code reading")
     if facts.code is not None and facts.code // 100 == 4:
         # A temporary reply whose words say nothing usable: retried until the time ran out.
-        return "expired", f"reply code {facts.code}, temporary, and nothing specific said"
-    return "onhold", "nothing specific in the reply"
+        why = f"reply code {facts.code}, temporary, and nothing specific said"
+        return Decision("expired", why, "reply code")
+    return Decision("onhold", "nothing specific in the reply", "nothing")
 
 
 def _by_command(code: int, command: str | None) -> str | None:
@@ -381,11 +410,11 @@ def decide(facts: ReplyFacts) -> Decision:
     if verdict is not None:
         reason, why, final = verdict
         if final:
-            return reason, why
-        given = (reason, why)
+            return Decision(reason, why, "words")
+        given = Decision(reason, why, "words")
     provider = provider_reply(facts.text, facts.code, facts.status) or provider_label(facts.text)
     if provider is not None and not (provider[0] == "userunknown" and ev.command == "DATA"):
         # (A recipient "not found" after the message was sent had been accepted at RCPT: the
         # first pass reads it as the recipient's filter, as for any other server.)
-        return provider
+        return Decision(*provider, "words")
     return _first_pass(ev, given) or _fallback(ev) or _ours(ev)

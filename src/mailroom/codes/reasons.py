@@ -12,9 +12,26 @@ from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["HARD", "REASONS", "Action", "is_hard"]
+__all__ = ["HARD", "NAMES_THE_CAUSE", "REASONS", "Action", "Basis", "is_hard"]
 
 Action = Literal["delivered", "retry", "bounce"]
+
+# The kind of evidence a reason was decided on, from the strongest to nothing at all:
+# - "words": the reply's, the reporting MTA's or a provider's words, or a provider's own code
+#   or label ("mailbox full", Yahoo's [TSS04], Google's 5.7.26);
+# - "enhanced code": an enhanced code that names this reason itself (X.2.2: mailboxfull, 4.4.2
+#   bad connection: networkerror);
+# - "code reading": an enhanced code read only by its subject (X.6 media, X.7 security, X.5
+#   protocol) or by the registry's loose text (4.3.0), or a 2.x.x code's class;
+# - "reply code": the basic code, alone or with the command it answered (550 to RCPT);
+# - "command": only where the refusal came (at the greeting: the client itself);
+# - "hint": words too loose to decide on their own ("quota", "timed out");
+# - "nothing": no words, no code.
+Basis = Literal[
+    "words", "enhanced code", "code reading", "reply code", "command", "hint", "nothing"
+]
+# The kinds that name what went wrong, rather than guess it from where or how it was said.
+NAMES_THE_CAUSE: frozenset[Basis] = frozenset({"words", "enhanced code"})
 
 # Sisimai's reason names (v5), with what each means; the order is the documentation order.
 REASONS = {
