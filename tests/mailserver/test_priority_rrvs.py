@@ -102,9 +102,9 @@ def test_both_extensions_are_offered(server_factory: Callable[..., SMTPTestServe
                 b"priority above 0",
             ),
         ),
-        (["MT-PRIORITY=10"], (555, b"5.5.4 Malformed parameter: MT-PRIORITY")),
-        (["MT-PRIORITY=-0"], (555, b"5.5.4 Malformed parameter: MT-PRIORITY")),
-        (["MT-PRIORITY"], (555, b"5.5.4 Malformed parameter: MT-PRIORITY")),
+        (["MT-PRIORITY=10"], (501, b"5.5.4 Malformed parameter: MT-PRIORITY")),
+        (["MT-PRIORITY=-0"], (501, b"5.5.4 Malformed parameter: MT-PRIORITY")),
+        (["MT-PRIORITY"], (501, b"5.5.4 Malformed parameter: MT-PRIORITY")),
     ],
 )
 def test_who_may_ask_for_which_priority(
@@ -228,8 +228,8 @@ def test_low_priorities_wait_while_the_queue_is_busy(
                 b"completed: no owned-since time is recorded for the mailbox",
             ),
         ),
-        ("bob@example.test", "2022-06-01", (555, b"5.5.4 Malformed parameter: RRVS")),
-        ("bob@example.test", "2022-06-01T00:00:00Z;X", (555, b"5.5.4 Malformed parameter: RRVS")),
+        ("bob@example.test", "2022-06-01", (501, b"5.5.4 Malformed parameter: RRVS")),
+        ("bob@example.test", "2022-06-01T00:00:00Z;X", (501, b"5.5.4 Malformed parameter: RRVS")),
     ],
 )
 def test_rrvs_at_rcpt(

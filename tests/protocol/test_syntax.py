@@ -30,7 +30,7 @@ def unknown(param: bytes) -> bytes:
 
 
 def malformed(param: bytes) -> bytes:
-    return b"555 5.5.4 Malformed parameter: " + param + b"\r\n"
+    return b"501 5.5.4 Malformed parameter: " + param + b"\r\n"
 
 
 LOCAL_64 = b"a" * 64

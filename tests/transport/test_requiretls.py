@@ -62,7 +62,7 @@ def test_offered_after_starttls_and_taken_only_over_tls(tmp_path: Path, mx_cert:
                     assert client.has_extn("requiretls")
                     code, text = client.docmd("MAIL FROM:<a@client.test> REQUIRETLS=yes")
                     # The parameter takes no value.
-                    assert (code, text) == (555, b"5.5.4 Malformed parameter: REQUIRETLS")
+                    assert (code, text) == (501, b"5.5.4 Malformed parameter: REQUIRETLS")
                     client.rset()
                     code, _ = client.docmd("MAIL FROM:<a@client.test> REQUIRETLS")
                     assert code == 250

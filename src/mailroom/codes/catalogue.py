@@ -240,13 +240,17 @@ PARAMETER_UNKNOWN = _reply(
     commands=("MAIL", "RCPT"),
     ref="RFC 5321 §4.1.1.11, §4.3.2",
 )
+# A parameter the server knows but whose value is wrong is a syntax error in the arguments
+# (501), not one it does not recognise (555): RFC 3461 §4.5 and §5.1 require 501 for a bad or
+# repeated RET, ENVID, NOTIFY or ORCPT, and Postfix ("501 5.5.4 Bad message size syntax") and
+# go-smtp answer every extension's bad value so.
 PARAMETER_MALFORMED = _reply(
-    555,
+    501,
     "5.5.4",
     "Malformed parameter: {param}",
     when="a known MAIL or RCPT parameter with a bad value, or given twice",
     commands=("MAIL", "RCPT"),
-    ref="RFC 5321 §4.1.1.11; RFC 1870, 3461, 6152, 6531, 4954",
+    ref="RFC 5321 §4.2.3 (501); RFC 3461 §4.5, §5.1; RFC 1870, 6152, 6531, 4954",
 )
 NON_ASCII_ADDRESS = _reply(
     553,
