@@ -111,6 +111,38 @@ def test_damaged_reports_do_not_raise(data: st.DataObject) -> None:
     mailroom.bounces.parse(raw[:cut] + noise + raw[cut:])
 
 
+def _report(subject: str, text: str) -> bytes:
+    return (
+        f"From: MAILER-DAEMON@mx.example.org\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/report; report-type=delivery-status; boundary=B\r\n\r\n"
+        f"--B\r\nContent-Type: text/plain\r\n\r\n{text}\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n"
+        "\r\nFinal-Recipient: rfc822; bob@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        f"Diagnostic-Code: smtp; 550 5.1.1 {text}\r\n\r\n--B--\r\n"
+    ).encode()
+
+
+# Long runs of what the text readers look for at every position: words and spaces on one line
+# (a reason before an address), dots, addresses, dashes (Sendmail's rules, "--- smtp command"),
+# blank lines (indentation read over line ends, a delivery-status block for each), blanks
+# before a trailer. Each once took time growing with the square of the run: a minute and more
+# for these sizes, where it now takes about a second. The bound is a guard against that, thirty
+# times what it takes, not a measure of speed: a report a stranger sends must not hold up
+# `mailroom bounces` or the web UI.
+_HOSTILE_RUNS = ["word ", "a.b.c ", "a@b.c ", "-", "\n", "  \n", " \t", "(reason: x\n"]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("run", _HOSTILE_RUNS)
+@pytest.mark.parametrize("subject", ["Undelivered Mail Returned to Sender", "Returned mail"])
+def test_long_runs_are_read_in_linear_time(run: str, subject: str) -> None:
+    text = run * (128 * 1024 // len(run))
+    plain = f"From: MAILER-DAEMON@mx.example.org\r\nSubject: {subject}\r\n\r\n{text}".encode()
+    assert mailroom.bounces.parse(plain) == []
+    (record,) = mailroom.bounces.parse(_report(subject, text))
+    assert (record.recipient, record.reason) == ("bob@example.org", "userunknown")
+
+
 # -- sources ------------------------------------------------------------------------------------
 
 

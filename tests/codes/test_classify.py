@@ -473,6 +473,18 @@ def test_round_7_readings(text: str, reason: str) -> None:
     assert result.reason == reason, result
 
 
+# A reply a hostile server sends may be long (the client takes lines of up to 64 KiB, a
+# thousand of them): runs of what the facts are read from at every position (blanks before a
+# queue trailer, a rule of dashes before "smtp command rcpt") once took time growing with the
+# square of the run. The bound guards against a hang, thirty times what it takes now; it is not
+# a measure of speed.
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("run", [" \t", "  \n", "\n", "-", "a.b.c ", "<a@b.c> ", "("])
+def test_long_replies_are_read_in_linear_time(run: str) -> None:
+    text = "550 5.1.1 " + run * (256 * 1024 // len(run)) + " user unknown"
+    assert classify(text).reason == "userunknown"
+
+
 def test_nothing_to_go_on() -> None:
     assert classify("").reason == "undefined"
     assert classify("something odd happened").reason == "onhold"

@@ -25,6 +25,7 @@ command line and the web UI.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -37,9 +38,20 @@ from mailroom.bounces.sources import messages
 __all__ = ["FIELDS", "BounceRecord", "parse", "read"]
 
 
+# A report's own parts (its words, the delivery-status fields, the returned message's headers)
+# come first and are small; what follows is the returned message's body, which no record needs.
+# Reading at most this much of a message, and one blank line where a long run of them stands
+# (the delivery-status part would make a block of each; no report has more than a few in a
+# row), bounds the time a message a stranger sent can take to read: `mailroom bounces` on a
+# mailbox, the web UI's panel.
+MAX_READ = 1024 * 1024
+_BLANK_RUN = re.compile(rb"(\r?\n\r?\n)(?:[ \t]*\r?\n){8,}")
+
+
 def parse(raw: bytes, source: str = "") -> list[BounceRecord]:
     """The records of one message (empty when it is neither a bounce, a delay or success
     report, a complaint, nor an automatic reply)."""
+    raw = _BLANK_RUN.sub(rb"\1", raw[:MAX_READ])
     if raw.lstrip()[:1] == b"{":
         return notification_records(raw, source)
     return records_of(_parse_message(raw), source)

@@ -389,12 +389,16 @@ _REASON_LABEL = re.compile(r"^\s*reason:\s*(.*)$", re.IGNORECASE)
 
 # -- the last resort of a few servers: "reason: address" on a line of its own --------------------
 
-# Words with a space in them (no header field name has one), a colon, and the address alone.
+# Words up to the line's first colon, with a space in them (no header field name has one; the
+# space is looked for after the match: two lazy runs either side of it would cost time growing
+# with the square of a long line), and the address alone.
 _REASON_THEN_ADDRESS = re.compile(
-    rf"^[ \t]*([A-Za-z][^:\n]*? [^:\n]*?):[ \t]*<?({ADDRESS})>?[ \t.]*$",
+    rf"^[ \t]*([A-Za-z][^:\n]*):[ \t]*<?({ADDRESS})>?[ \t.]*$",
     re.IGNORECASE | re.MULTILINE,
 )
-_PASTED_AFTER = re.compile(r"^\s*original message follows", re.IGNORECASE | re.MULTILINE)
+# ("[ \t]", not "\s": tried at every line of a long blank run, "\s*" would run on over all of
+# them each time, a cost growing with the square of the run.)
+_PASTED_AFTER = re.compile(r"^[ \t]*original message follows", re.IGNORECASE | re.MULTILINE)
 
 
 def reason_then_address(text: str) -> list[tuple[str, str]]:
@@ -402,7 +406,8 @@ def reason_then_address(text: str) -> list[tuple[str, str]]:
     bob@…", "User's mailbox is full: <bob@…>", as the report's opening paragraph."""
     text = _PASTED_AFTER.split(text, maxsplit=1)[0].strip("\n")
     opening = re.split(r"\n[ \t]*\n", text, maxsplit=1)[0]
-    return [(m[2], m[1].strip()) for m in _REASON_THEN_ADDRESS.finditer(opening)]
+    found = _REASON_THEN_ADDRESS.finditer(opening)
+    return [(m[2], m[1].strip()) for m in found if " " in m[1]]
 
 
 # -- the last resort of all: addresses in brackets alone, the report's sentences around them ----

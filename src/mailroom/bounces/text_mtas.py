@@ -135,11 +135,15 @@ def angle(text: str) -> list[tuple[str, str]]:
 
 # -- Sendmail ------------------------------------------------------------------------------------
 
+# A rule of dashes is matched from its first dash only ("(?<!-)"), and a line's indentation from
+# the line's own start ("[ \t]", not "\s", which would run on over blank lines): tried again
+# at every dash of a long rule or every line of a long blank run, either would cost time
+# growing with the square of the run.
 _SENDMAIL_START = re.compile(
-    r"-+ ?The following addresses? had (?:permanent fatal|transient non-fatal) errors? ?-+\n",
+    r"(?<!-)-+ ?The following addresses? had (?:permanent fatal|transient non-fatal) errors? ?-+\n",
     re.IGNORECASE,
 )
-_SENDMAIL_TRANSCRIPT = re.compile(r"-+ ?Transcript of session follows ?-+\n", re.IGNORECASE)
+_SENDMAIL_TRANSCRIPT = re.compile(r"(?<!-)-+ ?Transcript of session follows ?-+\n", re.IGNORECASE)
 # An address, or a program or file the address expanded to ("|/usr/bin/procmail",
 # /var/mail/bob) with the address on the next line: "(expanded from: <bob@…>)".
 _SENDMAIL_ADDRESS = re.compile(
@@ -147,7 +151,7 @@ _SENDMAIL_ADDRESS = re.compile(
     rf"(\"?[|/][^\n]*?\"?)\s*\n\s*\(expanded from: <?({ADDRESS})>?\))\s*$",
     re.MULTILINE | re.IGNORECASE,
 )
-_SENDMAIL_REASON = re.compile(r"^\s+\(reason: (.*)\)\s*$", re.MULTILINE)
+_SENDMAIL_REASON = re.compile(r"^[ \t]+\(reason: (.*)\)[ \t]*$", re.MULTILINE)
 # A line of Sendmail's own about one recipient: "<bob@…>... Deferred: …", "554 <bob@…>...
 # Service unavailable", '554 "|/usr/bin/prog"... Service unavailable'.
 _SENDMAIL_NAMED = re.compile(r"^(?:[245]\d\d )?(?:<[^>\s]+>|\"[^\"]+\"|\S+)\.\.\. ")
@@ -247,7 +251,7 @@ def gmail(text: str) -> list[tuple[str, str]]:
 # -- Exchange and Office 365 ---------------------------------------------------------------------
 
 _EXCHANGE_ADMIN = re.compile(r"diagnostic information for administrators:", re.IGNORECASE)
-_EXCHANGE_ADMIN_ADDRESS = re.compile(rf"^\s*({ADDRESS})\s*$", re.MULTILINE)
+_EXCHANGE_ADMIN_ADDRESS = re.compile(rf"^[ \t]*({ADDRESS})[ \t]*$", re.MULTILINE)
 _EXCHANGE_RETURNED = re.compile(
     r"(?:remote server returned|remote server at [^\n]* returned) '([^'\n]*)'|(#\d{3} [^\n]*##)",
     re.IGNORECASE,

@@ -80,7 +80,8 @@ _WRAPPER_COMMANDS = (
             r"smtp:rcpt\b|following rcpt command|most progress was rcpt|"
             r"all rcpt commands were rejected|recipients? (?:was|were) rejected by (?:a |the )?"
             r"remote|after rcpt command|while sending rcpt to|remote server returned unknown "
-            r"recipient|-{3,} ?smtp command rcpt|refused to accept your message \(rcpt(?: to)?\)"
+            r"recipient|(?<!-)-{3,} ?smtp command rcpt|"
+            r"refused to accept your message \(rcpt(?: to)?\)"
         ),
         "RCPT",
     ),
@@ -88,8 +89,8 @@ _WRAPPER_COMMANDS = (
         re.compile(
             r"in reply to (?:the )?(?:mail from|mail)\b|after (?:pipelined )?mail from\b|"
             r"did not like our mail|>>> mail from|\[mail.from\]|but sender was rejected|"
-            r"while sending mail from|-{3,} ?smtp command mail|refused to accept your message "
-            r"\(mail(?: from)?\)"
+            r"while sending mail from|(?<!-)-{3,} ?smtp command mail|"
+            r"refused to accept your message \(mail(?: from)?\)"
         ),
         "MAIL",
     ),
@@ -99,7 +100,7 @@ _WRAPPER_COMMANDS = (
             r"did not like our (?:final )?data|failed after i sent the message|>>> data\b|"
             r"\[data\]|after (?:the )?end of data|failed on data command|error after bdat|"
             r"after pipelined sending data|after sending data block|while sending (?:message "
-            r"body|end of data|data command)|for text command|-{3,} ?smtp command data\b|"
+            r"body|end of data|data command)|for text command|(?<!-)-{3,} ?smtp command data\b|"
             r"refused to accept your message \(data\)"
         ),
         "DATA",
@@ -157,10 +158,12 @@ _REPLY_COMMANDS = (
 _LOCAL_AGENT = re.compile(r"\bmail\.local:|unknown user: (?:\"|[^\s\"@:]+@[\w.\-]+)")
 # What reporting MTAs append after the remote reply: their own verdict on the queue, not the
 # remote server's words (qmail, Sendmail).
+# (The whitespace before a trailer is taken from its start only, "(?<!\s)": tried again at
+# every blank of a long run, it would cost time growing with the square of the run.)
 _TRAILERS = re.compile(
-    r"\s*/?i'm not going to try again; this message has been in the queue too long\.?|"
-    r"\s*message could not be delivered for [^.]*?(?=message will be deleted|$)|"
-    r"\s*message will be deleted from queue\.?"
+    r"(?<!\s)\s*(?:/?i'm not going to try again; this message has been in the queue too long\.?|"
+    r"message could not be delivered for [^.]*?(?=message will be deleted|$)|"
+    r"message will be deleted from queue\.?)"
 )
 
 
