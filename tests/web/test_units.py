@@ -35,6 +35,14 @@ def test_like_wildcards_are_literal() -> None:
     assert parse_query("50%_off").params == ["%50\\%\\_off%"]
 
 
+# Spaces after the last term were read again from each of them (a time growing with the square
+# of the run: 50,000 took minutes). The bound guards against that hang, not a measure of speed.
+@pytest.mark.timeout(10)
+def test_a_long_run_of_spaces_is_read_once() -> None:
+    assert parse_query("kittens" + " " * 100_000) == parse_query("kittens")
+    assert parse_query(" " * 100_000 + "-from:alice  ") == parse_query("-from:alice")
+
+
 def test_free_text_is_lowercased_to_match_the_lowercased_summary() -> None:
     assert parse_query("KiTTens").params == ["%kittens%"]
 

@@ -35,7 +35,9 @@ class SearchError(ValueError):
     """A query that cannot be read (a bad date or size, an unknown time zone)."""
 
 
-_TOKEN = re.compile(r'\s*([-!]?)(?:([A-Za-z][A-Za-z-]*):)?("[^"]*"?|\S+)')
+# A term; findall passes over the spaces between terms one by one (a leading "\s*" would run
+# over a whole run of spaces again from each of them, a time growing with its square).
+_TOKEN = re.compile(r'([-!]?)(?:([A-Za-z][A-Za-z-]*):)?("[^"]*"?|\S+)')
 _FIELD_COLUMNS = {
     "from": ("m.from_header", "m.sender"),
     "to": ("m.to_header", "m.recipients"),
