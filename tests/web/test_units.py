@@ -189,6 +189,15 @@ def test_snippet_from_html_when_there_is_no_text() -> None:
     assert html_to_text("<b>a</b>b") == "ab"
 
 
+# Markup the stdlib parser refuses ("<![foo[", an unknown marked section) is read by taking the
+# tags out; a run of "<" once made that scan from each of them to the end of the markup. The
+# bound guards against that hang, not a measure of speed.
+@pytest.mark.timeout(10)
+def test_markup_the_parser_refuses_is_read_without_its_tags() -> None:
+    assert html_to_text("<![foo[ x ]]><p>Hello &amp; bye</p>").split() == ["Hello", "&", "bye"]
+    assert html_to_text("<![foo[ x ]]>" + "<" * 200_000 + "tail").endswith("tail")
+
+
 def test_snippet_is_short() -> None:
     parsed = parse_message(b"Subject: x\r\n\r\n" + b"word " * 200)
     assert len(parsed.snippet()) == 250

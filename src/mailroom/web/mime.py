@@ -329,5 +329,7 @@ def html_to_text(markup: str) -> str:
         parser.feed(markup)
         parser.close()
     except (AssertionError, ValueError):
-        return html.unescape(re.sub(r"<[^>]*>", " ", markup))
+        # A tag ends at the next "<" too: "[^>]*" would scan from every "<" of a long run of
+        # them to the end of the markup, a time growing with the square of the run.
+        return html.unescape(re.sub(r"<[^<>]*>", " ", markup))
     return "".join(parser.out)
