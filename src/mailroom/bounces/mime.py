@@ -41,6 +41,11 @@ _RETURNED_MARKERS = re.compile(
 )
 
 
+# An HTML report read as text: its line breaks kept, its tags taken out. A tag ends at the next
+# "<" too, as in the web's fallback (mailroom.web.mime): "[^>]+" would scan from each "<" of a
+# long run of them to the end of the part, a time growing with the square of the run.
+_LINE_BREAK_TAG = re.compile(r"(?i)<br\s*/?>|</p>|</div>")
+_TAG = re.compile(r"<[^<>]+>")
 # The first RFC 3464 field, where a report's words end.
 _FIELDS_START = re.compile(
     r"^(?:reporting-mta|final-recipient|original-envelope-id)[ \t]*:", re.IGNORECASE | re.MULTILINE
@@ -130,7 +135,7 @@ def human_text(message: Message) -> str:
         if kind == "text/plain" or (kind == "text/html" and not texts):
             text = part_text(part)
             if kind == "text/html":
-                text = re.sub(r"<[^>]+>", " ", re.sub(r"(?i)<br\s*/?>|</p>|</div>", "\n", text))
+                text = _TAG.sub(" ", _LINE_BREAK_TAG.sub("\n", text))
             texts.append(text)
     text = "\n".join(texts).replace("\r\n", "\n")
     marker = _RETURNED_MARKERS.search(text)

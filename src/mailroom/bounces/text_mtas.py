@@ -327,6 +327,11 @@ _OPENSMTPD_START = re.compile(
     re.IGNORECASE,
 )
 _OPENSMTPD_LINE = re.compile(rf"^({ADDRESS}): (.*)$", re.MULTILINE | re.IGNORECASE)
+# ("[ \t]", not "\s", as for Sendmail's indentation above: "\s*" would run on over every
+# following blank line from each of them.)
+_OPENSMTPD_ORIGINAL = re.compile(
+    r"^[ \t]*below is a copy of the original message", re.MULTILINE | re.IGNORECASE
+)
 
 
 def opensmtpd(text: str) -> list[tuple[str, str]]:
@@ -335,7 +340,7 @@ def opensmtpd(text: str) -> list[tuple[str, str]]:
     rest = blocks_after(text, _OPENSMTPD_START)
     if rest is None:
         return []
-    rest = re.split(r"(?im)^\s*below is a copy of the original message", rest)[0]
+    rest = _OPENSMTPD_ORIGINAL.split(rest, maxsplit=1)[0]
     return [(m[1], m[2].strip()) for m in _OPENSMTPD_LINE.finditer(rest)]
 
 
