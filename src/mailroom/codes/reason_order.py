@@ -310,7 +310,7 @@ def _first_pass(ev: _Evidence, given: Decision | None) -> Decision | None:
     """The first reason in order whose test holds; a reconsidered verdict ``given`` holds at
     its own place in the order, or after the whole pass when it has no place in it."""
     for reason, test in _FIRST_PASS:
-        if given is not None and reason == given[0]:
+        if given is not None and reason == given.reason:
             return given
         found = test(ev)
         if found is not None:
