@@ -36,9 +36,10 @@ _MECHANISMS = frozenset({"all", "include", "a", "mx", "ptr", "ip4", "ip6", "exis
 _DNS_TERMS = frozenset({"include", "a", "mx", "ptr", "exists"})
 _MODIFIER = re.compile(r"^([A-Za-z][A-Za-z0-9\-_.]*)=(.*)$", re.DOTALL)
 _CIDR = re.compile(r"^(.*?)((?:/[0-9]+)?(?://[0-9]+)?)$", re.DOTALL)
-_TOPLABEL = re.compile(
-    r"^(?:[A-Za-z0-9]*[A-Za-z][A-Za-z0-9]*|[A-Za-z0-9]+-[A-Za-z0-9-]*[A-Za-z0-9])$"
-)
+# RFC 7208's toplabel: "*alphanum ALPHA *alphanum" is written as the digits before the first
+# letter, so that a long label that fails is not cut every way first (that was quadratic in
+# the record's length, which the sender's DNS chooses).
+_TOPLABEL = re.compile(r"^(?:[0-9]*[A-Za-z][A-Za-z0-9]*|[A-Za-z0-9]+-[A-Za-z0-9-]*[A-Za-z0-9])$")
 _MACRO = re.compile(r"%\{([slodiphcrtvSLODIPHCRTV])([0-9]*)([rR]?)([.\-+,/_=]*)\}")
 _ENDS_WITH_MACRO = re.compile(_MACRO.pattern + "$")
 _EXP_ONLY = frozenset("crt")

@@ -1,0 +1,121 @@
+"""Patterns that a stranger's text could make backtrack without end.
+
+Python's ``re`` holds the interpreter lock while it matches, so one pattern that backtracks
+exponentially on a few dozen bytes stops every thread of the process: the SMTP event loop as
+well as the web worker that parses a caught message. The bounce reader's source-route pattern
+(``^(?:@[^:,\\s]+,?)+:``) let a hop's domain hold "@", so a Final-Recipient of 46 "@" had
+every way of cutting the run into hops tried before it failed: over a minute of CPU, and the
+catcher's web UI asks for a message's bounce records each time the message is opened.
+
+The first test reads every compiled pattern that mailroom keeps in a module or class with
+short runs of its own characters and of the usual separators. An exponential pattern does not
+finish on 64 characters; a linear or quadratic one takes microseconds. (Quadratic patterns on
+long runs are guarded where they are used: tests/bounces, tests/codes, tests/web.) The second
+is the attack end to end, against ``mailroom serve``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import json
+import pkgutil
+import re
+import smtplib
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import mailroom
+from tests.live import queue_id_of, wait_for
+
+_SEPARATORS = (
+    " \t-.<>@0a=;:\"\\()/[],_+'*#!%&|{}"
+    "\r\n"
+)
+_RUN_LENGTH = 64
+
+
+def _patterns_in(value: object, depth: int = 0) -> Iterator[re.Pattern[Any]]:
+    if isinstance(value, re.Pattern):
+        yield value
+    elif depth < 8 and isinstance(value, tuple | list | frozenset | set):
+        for item in value:
+            yield from _patterns_in(item, depth + 1)
+    elif depth < 8 and isinstance(value, dict):
+        for key, item in value.items():
+            yield from _patterns_in(key, depth + 1)
+            yield from _patterns_in(item, depth + 1)
+
+
+def _every_pattern() -> dict[int, tuple[str, re.Pattern[Any]]]:
+    found: dict[int, tuple[str, re.Pattern[Any]]] = {}
+    for module_info in pkgutil.walk_packages(mailroom.__path__, "mailroom."):
+        module = importlib.import_module(module_info.name)
+        for name, value in vars(module).items():
+            owner = getattr(value, "__module__", None)
+            if isinstance(value, type) and owner == module.__name__:
+                values = list(vars(value).values())
+            else:
+                values = [value]
+            for pattern in itertools.chain.from_iterable(map(_patterns_in, values)):
+                found.setdefault(id(pattern), (f"{module.__name__}.{name}", pattern))
+    return found
+
+
+def _runs(pattern: re.Pattern[Any]) -> Iterator[str]:
+    """Runs of one character and of two (a word character, a space, an "@", a digit or a
+    dot beside each other character): the characters the pattern names and the separators."""
+    source = pattern.pattern if isinstance(pattern.pattern, str) else pattern.pattern.decode()
+    alphabet = sorted({c for c in source if c.isprintable()} | set(_SEPARATORS))
+    for first in alphabet:
+        yield first * _RUN_LENGTH
+        for second in "a @0.":
+            yield (second + first) * (_RUN_LENGTH // 2)
+
+
+@pytest.mark.timeout(120)
+def test_no_pattern_backtracks_without_end() -> None:
+    patterns = _every_pattern()
+    assert len(patterns) > 400  # every module was read (422 when this test was written)
+    for _where, pattern in patterns.values():
+        for run in _runs(pattern):
+            for text in (run, run + "!", run + "\x00"):
+                if isinstance(pattern.pattern, bytes):
+                    pattern.search(text.encode("latin-1", "replace"))
+                else:
+                    pattern.search(text)
+
+
+def test_a_report_naming_a_run_of_at_signs_is_read_at_once(serve_process: Any) -> None:
+    """The catcher keeps answering, and the bounce panel's request answers, when a caught
+    report's Final-Recipient is a run of "@" (before: the process spun on one regex)."""
+    process = serve_process("--web", "127.0.0.1:0")
+    web = wait_for(lambda: re.search(r"mailroom: web UI and API on (http://\S+/)", process.stderr))
+    hostile = "@" * 60
+    report = (
+        "From: MAILER-DAEMON@mx.example.test\r\nTo: sender@example.test\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example.test\r\n\r\n"
+        f"Final-Recipient: rfc822; {hostile}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+        "--B--\r\n"
+    ).encode()
+    with smtplib.SMTP(*process.smtp, timeout=30) as client:
+        client.ehlo("client.example.test")
+        client.mail("MAILER-DAEMON@mx.example.test")
+        client.rcpt("sender@example.test")
+        code, reply = client.data(report)
+    assert code == 250, reply
+    message_id = queue_id_of(reply)
+    url = f"{web[1]}api/v1/message/{message_id}/bounces"
+    with urllib.request.urlopen(url, timeout=20) as response:
+        (record,) = json.loads(response.read())["Records"]
+    assert (record["recipient"], record["reason"]) == (hostile, "userunknown")
+    with smtplib.SMTP(*process.smtp, timeout=10) as client:
+        assert client.noop()[0] == 250
+    assert process.terminate() == 0
