@@ -31,10 +31,7 @@ import pytest
 import mailroom
 from tests.live import queue_id_of, wait_for
 
-_SEPARATORS = (
-    " \t-.<>@0a=;:\"\\()/[],_+'*#!%&|{}"
-    "\r\n"
-)
+_SEPARATORS = " \t-.<>@0a=;:\"\\()/[],_+'*#!%&|{}\r\n"
 _RUN_LENGTH = 64
 
 
