@@ -6,11 +6,13 @@ X-Synthetic). Also the sources (mbox, Maildir, stdin), the command line, and rob
 
 from __future__ import annotations
 
+import io
 import json
 import mailbox
 import subprocess
 import sys
-from collections.abc import Callable
+import tracemalloc
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +199,55 @@ def test_an_mbox_is_read_message_by_message(tmp_path: Path) -> None:
     direct = [r for p in files for r in mailroom.bounces.read(p)]
     assert [(r.recipient, r.reason) for r in records] == [(r.recipient, r.reason) for r in direct]
     assert {r.source.rsplit("#", 1)[1] for r in records} == {str(i) for i in range(1, 7)}
+
+
+class _GeneratedMbox(io.RawIOBase):
+    """An mbox made as it is read, never held whole: ``count`` reports, each returning a
+    message whose body is ``body_size`` bytes (one line of ``line_size``, then short lines)."""
+
+    def __init__(self, count: int, body_size: int, line_size: int) -> None:
+        self._chunks = self._generate(count, body_size, line_size)
+        self._pending = b""
+
+    @staticmethod
+    def _generate(count: int, body_size: int, line_size: int) -> Iterator[bytes]:
+        for number in range(count):
+            yield b"From MAILER-DAEMON Mon Dec  7 00:00:00 2026\n"
+            report = _report("Undelivered Mail Returned to Sender", "User unknown")
+            yield report.replace(b"bob@example.org", f"bob{number}@example.org".encode())
+            yield b"Subject: the returned message\n\n" + b"x" * line_size + b"\n"
+            line = b"y" * 999 + b"\n"
+            for _ in range((body_size - line_size) // len(line)):
+                yield line
+            yield b"\n"
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            self._pending = next(self._chunks, b"")
+            if not self._pending:
+                return 0
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def test_an_mbox_is_read_as_a_stream() -> None:
+    """64 MB of mbox (32 reports of 2 MB, each with a 1.5 MB line) is read in far less
+    memory than its size: the first megabyte of each message, never the mailbox whole (the
+    reader read the whole mbox into memory, and split it into lines, before)."""
+    mbox = io.BufferedReader(_GeneratedMbox(32, 2 * 1024 * 1024, 1536 * 1024))
+    tracemalloc.start()
+    try:
+        records = [(r.recipient, r.reason) for r in mailroom.bounces.read(mbox)]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert records == [(f"bob{n}@example.org", "userunknown") for n in range(32)]
+    assert peak < 32 * 1024 * 1024, peak  # reading one message takes about 15 MB
 
 
 def test_a_maildir_is_read_each_message_once(tmp_path: Path) -> None:

@@ -60,5 +60,5 @@ def parse(raw: bytes, source: str = "") -> list[BounceRecord]:
 def read(source: str | os.PathLike[str] | BinaryIO) -> Iterator[BounceRecord]:
     """The records of every message in ``source``: a message file, an mbox, a Maildir, a
     directory of message files, ``"-"`` (standard input) or an open binary file."""
-    for name, raw in messages(source):
+    for name, raw in messages(source, MAX_READ):
         yield from parse(raw, name)
