@@ -485,6 +485,22 @@ def test_long_replies_are_read_in_linear_time(run: str) -> None:
     assert classify(text).reason == "userunknown"
 
 
+# Texts without codes, where every family is tried: a hint's "sender … rejected" went from each
+# "sender" to the end and back (64 KB: 10 s), the authentication family's rest of a word from
+# each "bad" of "badbad…" (48 KB: 12 s), Exim's marker from each "after" (cubic: 3 KB, 2 s).
+# A text is read up to MAX_TEXT characters. Guards against a hang, not a measure of speed.
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "run",
+    ["sender ", "bad", "smtp error from remote mail server after ", "did not like our ", "554 "],
+)
+def test_long_texts_without_codes_are_read_in_bounded_time(run: str) -> None:
+    short = classify("mailbox unavailable: user unknown " + run * 100)
+    long = classify("mailbox unavailable: user unknown " + run * (1024 * 1024 // len(run)))
+    assert (long.reason, long.why) == (short.reason, short.why)
+    assert long.reason in ("filtered", "onhold")  # no code: Sisimai's reading of the words
+
+
 def test_nothing_to_go_on() -> None:
     assert classify("").reason == "undefined"
     assert classify("something odd happened").reason == "onhold"
