@@ -86,9 +86,26 @@ def test_no_pattern_backtracks_without_end() -> None:
                     pattern.search(text)
 
 
-def test_a_report_naming_a_run_of_at_signs_is_read_at_once(serve_process: Any) -> None:
-    """The catcher keeps answering, and the bounce panel's request answers, when a caught
-    report's Final-Recipient is a run of "@" (before: the process spun on one regex)."""
+def _send(smtp: tuple[str, int], raw: bytes) -> str:
+    with smtplib.SMTP(*smtp, timeout=30) as client:
+        client.ehlo("client.example.test")
+        client.mail("MAILER-DAEMON@mx.example.test")
+        client.rcpt("sender@example.test")
+        code, reply = client.data(raw)
+    assert code == 250, reply
+    return queue_id_of(reply)
+
+
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=20) as response:
+        return json.loads(response.read())
+
+
+def test_what_a_stranger_sends_is_shown_at_once(serve_process: Any) -> None:
+    """The catcher keeps answering, and the web answers, for a caught report whose
+    Final-Recipient is a run of "@" (before: the process spun on one regex without end),
+    and for a message whose HTML is "<link " repeated and whose List-Unsubscribe is a run of
+    "<" (before: tens of seconds to minutes a request, the interpreter lock held)."""
     process = serve_process("--web", "127.0.0.1:0")
     web = wait_for(lambda: re.search(r"mailroom: web UI and API on (http://\S+/)", process.stderr))
     hostile = "@" * 60
@@ -102,17 +119,20 @@ def test_a_report_naming_a_run_of_at_signs_is_read_at_once(serve_process: Any) -
         f"Final-Recipient: rfc822; {hostile}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
         "--B--\r\n"
     ).encode()
-    with smtplib.SMTP(*process.smtp, timeout=30) as client:
-        client.ehlo("client.example.test")
-        client.mail("MAILER-DAEMON@mx.example.test")
-        client.rcpt("sender@example.test")
-        code, reply = client.data(report)
-    assert code == 250, reply
-    message_id = queue_id_of(reply)
-    url = f"{web[1]}api/v1/message/{message_id}/bounces"
-    with urllib.request.urlopen(url, timeout=20) as response:
-        (record,) = json.loads(response.read())["Records"]
+    report_id = _send(process.smtp, report)
+    (record,) = _get_json(f"{web[1]}api/v1/message/{report_id}/bounces")["Records"]
     assert (record["recipient"], record["reason"]) == (hostile, "userunknown")
+
+    folded = "\r\n ".join(["<" * 900] * 150)  # 135,000 "<" in lines of 900
+    html = "\r\n".join(["<link " * 150] * 150)  # 22,500 "<link " without an href
+    page = (
+        f"From: a@example.test\r\nSubject: links\r\nList-Unsubscribe: {folded}\r\n"
+        f"MIME-Version: 1.0\r\nContent-Type: text/html\r\n\r\n{html}\r\n"
+    ).encode()
+    page_id = _send(process.smtp, page)
+    message = _get_json(f"{web[1]}api/v1/message/{page_id}")
+    assert message["ListUnsubscribe"]["Links"] == []
+    assert message["RemoteContent"] is False  # no <link> names an href
     with smtplib.SMTP(*process.smtp, timeout=10) as client:
         assert client.noop()[0] == 250
     assert process.terminate() == 0

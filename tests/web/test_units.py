@@ -198,6 +198,61 @@ def test_markup_the_parser_refuses_is_read_without_its_tags() -> None:
     assert html_to_text("<![foo[ x ]]>" + "<" * 200_000 + "tail").endswith("tail")
 
 
+# Constructs the standard library's parser cannot close (Python 3.11.7's looks for each one's end
+# to the end of the markup, then moves on by one "<"): 20,000 of "<a b=c " would take about
+# two minutes, with the interpreter lock held. The parser stops once such looks pass a budget
+# in proportion to the markup, and each caller reads the text, links or elements another way.
+# The bound guards against that hang; it is not a measure of speed.
+_NEVER_CLOSED = ["<a b=c ", "<a ", '<a b="', "<link ", "<!-- a> ", "<![CDATA[ a> ", "</ ", "<? "]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("unit", _NEVER_CLOSED)
+def test_markup_that_never_closes_is_read_in_bounded_time(unit: str) -> None:
+    from mailroom.web.htmlcheck import check_html
+    from mailroom.web.linkcheck import extract_links
+
+    markup = '<p>Hello <a href="https://example.test/x">there</a></p>' + unit * 20_000
+    assert html_to_text(markup).split()[:2] == ["Hello", "there"]
+    assert extract_links(markup, "", 10) == ["https://example.test/x"]
+    assert check_html(markup)["Total"]["Nodes"] >= 2
+
+
+def test_the_bounded_parser_reads_a_page_as_the_standard_one_does() -> None:
+    from html.parser import HTMLParser
+
+    from mailroom.web.htmlparse import BoundedHTMLParser
+
+    page = (
+        "<!doctype html><html><head><title>T</title><style>p > a { color: red }</style></head>"
+        "<body><!--[if mso]><table><![endif]--><p>One &amp; two</p><?xml x?>"
+        '<img src="data:image/png;base64,' + "A" * 200_000 + '"><br/><p>three <b>four'
+    )
+
+    def events(parser_class: type[HTMLParser]) -> list[tuple[str, object]]:
+        seen: list[tuple[str, object]] = []
+
+        class Recorder(parser_class):  # type: ignore[valid-type,misc]
+            def handle_starttag(self, tag: str, attrs: object) -> None:
+                seen.append(("start", (tag, attrs)))
+
+            def handle_endtag(self, tag: str) -> None:
+                seen.append(("end", tag))
+
+            def handle_data(self, data: str) -> None:
+                seen.append(("data", data))
+
+            def handle_comment(self, data: str) -> None:
+                seen.append(("comment", data))
+
+        recorder = Recorder(convert_charrefs=True)
+        recorder.feed(page)
+        recorder.close()
+        return seen
+
+    assert events(BoundedHTMLParser) == events(HTMLParser)
+
+
 def test_snippet_is_short() -> None:
     parsed = parse_message(b"Subject: x\r\n\r\n" + b"word " * 200)
     assert len(parsed.snippet()) == 250

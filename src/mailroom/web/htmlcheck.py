@@ -25,12 +25,13 @@ import html
 import json
 import re
 from collections import Counter
-from html.parser import HTMLParser
 from importlib import resources
 from typing import Any
 
 import tinycss2
 from tinycss2 import ast
+
+from mailroom.web.htmlparse import BoundedHTMLParser
 
 __all__ = ["check_html", "load_data"]
 
@@ -167,7 +168,7 @@ def load_data() -> dict[str, Any]:
     return data
 
 
-class _Document(HTMLParser):
+class _Document(BoundedHTMLParser):
     """The elements (tag and attributes), the CSS and the comments of an HTML document."""
 
     def __init__(self) -> None:

@@ -24,7 +24,6 @@ import re
 import socket
 from collections import defaultdict
 from collections.abc import Iterable
-from html.parser import HTMLParser
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -34,6 +33,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
 from mailroom import __version__
+from mailroom.web.htmlparse import BoundedHTMLParser
 
 __all__ = ["check_links", "extract_links"]
 
@@ -46,7 +46,7 @@ _TEXT_URL = re.compile(r"""https?://[^\s<>"'`\]\[{}|\\^]+""", re.IGNORECASE)
 _TRAILING = ".,;:!?)'\""
 
 
-class _Links(HTMLParser):
+class _Links(BoundedHTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.urls: list[str] = []

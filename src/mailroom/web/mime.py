@@ -24,9 +24,9 @@ from email import policy
 from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
-from html.parser import HTMLParser
 from typing import Any
 
+from mailroom.web.htmlparse import BoundedHTMLParser
 from mailroom.web.mimeshape import MimeLimits, measure
 
 __all__ = [
@@ -298,7 +298,7 @@ def strip_trace(raw: bytes) -> bytes:
     return b"\n".join(lines[start:])
 
 
-class _TextOf(HTMLParser):
+class _TextOf(BoundedHTMLParser):
     _SKIP = frozenset({"script", "style", "head", "title"})
 
     def __init__(self) -> None:
