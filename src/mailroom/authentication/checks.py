@@ -200,13 +200,17 @@ class SessionChecks:
 
             async def run() -> list[DKIMResult]:
                 found, _ = await dkim_check.verify_message(
-                    message, dkim_log, max_signatures=settings.dkim_max_signatures
+                    message,
+                    dkim_log,
+                    max_signatures=settings.dkim_max_signatures,
+                    max_header_size=settings.max_header_size,
                 )
                 return found
 
             def timed_out() -> list[DKIMResult]:
                 # Every signature it was working on: temperror, never silently none.
-                values = dkim_check.signature_headers(message)[: settings.dkim_max_signatures]
+                values = dkim_check.signature_headers(message, settings.max_header_size)
+                values = values[: settings.dkim_max_signatures]
                 return [
                     _timed_out_signature(index, value, seconds)
                     for index, value in enumerate(values)
@@ -220,7 +224,7 @@ class SessionChecks:
             seconds = settings.arc_timeout
 
             async def run() -> ARCResult:
-                found, _ = await arc_check.verify_chain(message, arc_log)
+                found, _ = await arc_check.verify_chain(message, arc_log, settings.max_header_size)
                 return found
 
             return await self._within(

@@ -56,6 +56,8 @@ class AuthenticationSettings:
     dkim: str = "record"
     dkim_required_domains: tuple[str, ...] = ()
     dkim_max_signatures: int = 5
+    # Octets of a header section DKIM and ARC read; a larger one is not verified.
+    max_header_size: int = 102_400
     dmarc: str = "enforce"
     iprev: str = "record"
     arc: str = "record"
@@ -119,6 +121,11 @@ class AuthenticationSettings:
             elif name in ("sign", "srs", "arc_seal"):
                 if not isinstance(value, bool):
                     raise SettingsError(f"authentication: {key} is true or false", key)
+            elif name == "max_header_size":
+                if not isinstance(value, int) or isinstance(value, bool) or not value >= 1024:
+                    raise SettingsError(
+                        f"authentication: {key} is a number of octets, 1024 or more", key
+                    )
             elif name == "dkim_max_signatures":
                 if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 50:
                     raise SettingsError(f"authentication: {key} is a number from 1 to 50", key)
