@@ -45,3 +45,13 @@ def test_a_long_subject_is_read_in_linear_time(run: str) -> None:
     subject = run * (60_000 // len(run))
     assert fingerprint(_message(subject, "x")) == fingerprint(_message(subject, "x"))
     assert fingerprint(_message(subject, "x")) != fingerprint(_message(subject, "y"))
+
+
+# A Subject folded over a million lines (4 MB): each line was added to the value as it came,
+# time with the square of the fold (320,000 lines: 4 s). Joined once now. A guard against a
+# hang, not a speed measure.
+@pytest.mark.timeout(20)
+def test_a_long_fold_is_read_in_linear_time() -> None:
+    folded = b"From: a@example.org\r\nSubject: start" + b"\r\n a" * 1_000_000 + b"\r\n\r\nbody\r\n"
+    short = b"From: a@example.org\r\nSubject: start" + b" a" * 1_000_000 + b"\r\n\r\nbody\r\n"
+    assert fingerprint(folded) == fingerprint(short)

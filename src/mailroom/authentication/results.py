@@ -125,17 +125,18 @@ def split_head(message: bytes | bytearray) -> int:
 
 def header_fields(head: bytes) -> Iterator[bytes]:
     """Each header field of a header section, folded lines and line ends included."""
-    lines = head.splitlines(keepends=True)
-    current = b""
-    for line in lines:
+    # A field's lines are joined once at its end: adding each to the field as it came took
+    # time with the square of a long fold (320,000 folded lines: 11 s, on the event loop).
+    current: list[bytes] = []
+    for line in head.splitlines(keepends=True):
         if line[:1] in (b" ", b"\t") and current:
-            current += line
+            current.append(line)
             continue
         if current:
-            yield current
-        current = line
+            yield b"".join(current)
+        current = [line]
     if current:
-        yield current
+        yield b"".join(current)
 
 
 def authserv_id_of(field: bytes) -> str | None:

@@ -53,18 +53,18 @@ def split_head(head: bytes) -> tuple[bytes, bytes]:
 
 def header_fields(header: bytes) -> list[tuple[str, str]]:
     """(lower-case name, unfolded value) of each field of a header section, in order."""
-    fields: list[tuple[str, str]] = []
+    # Each field's pieces are joined once at the end: adding each folded line to the value as
+    # it came took time with the square of a long fold.
+    fields: list[tuple[str, list[str]]] = []
     for line in header.splitlines():
         if line[:1] in (b" ", b"\t") and fields:
-            previous_name, previous = fields[-1]
-            more = line.strip().decode("utf-8", "replace")
-            fields[-1] = (previous_name, f"{previous} {more}")
+            fields[-1][1].append(line.strip().decode("utf-8", "replace"))
             continue
         raw_name, colon, raw_value = line.partition(b":")
         if colon and _FIELD_NAME.fullmatch(raw_name):
             value = raw_value.strip().decode("utf-8", "replace")
-            fields.append((raw_name.decode("ascii").lower(), value))
-    return fields
+            fields.append((raw_name.decode("ascii").lower(), [value]))
+    return [(name, " ".join(pieces)) for name, pieces in fields]
 
 
 def count_received(head: bytes) -> int:
