@@ -104,8 +104,9 @@ def _get_json(url: str) -> Any:
 def test_what_a_stranger_sends_is_shown_at_once(serve_process: Any) -> None:
     """The catcher keeps answering, and the web answers, for a caught report whose
     Final-Recipient is a run of "@" (before: the process spun on one regex without end),
-    and for a message whose HTML is "<link " repeated and whose List-Unsubscribe is a run of
-    "<" (before: tens of seconds to minutes a request, the interpreter lock held)."""
+    and for a message whose HTML is "<link " repeated, whose List-Unsubscribe is a run of "<"
+    (before: tens of seconds to minutes a request, the interpreter lock held) and whose To is
+    a run of "(" (a 500 before)."""
     process = serve_process("--web", "127.0.0.1:0")
     web = wait_for(lambda: re.search(r"mailroom: web UI and API on (http://\S+/)", process.stderr))
     hostile = "@" * 60
@@ -124,14 +125,17 @@ def test_what_a_stranger_sends_is_shown_at_once(serve_process: Any) -> None:
     assert (record["recipient"], record["reason"]) == (hostile, "userunknown")
 
     folded = "\r\n ".join(["<" * 900] * 150)  # 135,000 "<" in lines of 900
+    parens = "\r\n ".join(["(" * 900] * 6)
     html = "\r\n".join(["<link " * 150] * 150)  # 22,500 "<link " without an href
     page = (
-        f"From: a@example.test\r\nSubject: links\r\nList-Unsubscribe: {folded}\r\n"
+        f"From: a@example.test\r\nTo: {parens}\r\nSubject: links\r\n"
+        f"List-Unsubscribe: {folded}\r\n"
         f"MIME-Version: 1.0\r\nContent-Type: text/html\r\n\r\n{html}\r\n"
     ).encode()
     page_id = _send(process.smtp, page)
     message = _get_json(f"{web[1]}api/v1/message/{page_id}")
     assert message["ListUnsubscribe"]["Links"] == []
+    assert message["To"] == []  # nested comments: RecursionError and a 500 before
     assert message["RemoteContent"] is False  # no <link> names an href
     with smtplib.SMTP(*process.smtp, timeout=10) as client:
         assert client.noop()[0] == 250
