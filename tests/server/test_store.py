@@ -178,3 +178,16 @@ def test_no_size_limit(serve) -> None:
         assert client.sendmail("a@example.test", ["b@example.test"], body) == {}
     (path,) = maildir_files(live.data)
     assert path.read_bytes().endswith(body)
+
+
+def test_the_index_decodes_a_header_s_encoded_words_up_to_a_bound() -> None:
+    """The index's summary decodes RFC 2047 words (the standard library joins adjacent ones
+    one by one, time with the square of their number); past 16 KiB they are kept as written."""
+    from mailroom.store.headers import summarize_headers
+
+    plain = summarize_headers(b"Subject: =?utf-8?q?caf=C3=A9?= au lait\r\n\r\nbody")
+    assert plain.subject == "café au lait"
+    words = b"=?utf-8?q?a?= " * 5000  # 70,000 characters
+    subject = summarize_headers(b"Subject: " + words + b"\r\n\r\nbody").subject
+    assert subject.startswith("a" * 1000)
+    assert "=?utf-8?q?a?= =?utf-8?q?a?=" in subject

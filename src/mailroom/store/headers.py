@@ -32,17 +32,27 @@ class HeaderSummary:
     x_tags: str = ""  # Mailpit's header for tagging a message as it is sent
 
 
+_MAX_DECODED = 16 * 1024
+
+
 def _decode(raw: bytes) -> str:
     text = raw.decode("utf-8", errors="replace")
     text = " ".join(text.split())
     if "=?" in text:
+        # decode_header joins adjacent encoded words one by one, a time with the square of
+        # their number (a 64 KiB Subject of them: 80 ms a message): past the first
+        # _MAX_DECODED characters they are kept as written.
+        head, rest = text[:_MAX_DECODED], text[_MAX_DECODED:]
         try:
-            parts = email.header.decode_header(text)
-            text = "".join(
-                part.decode(charset or "utf-8", errors="replace")
-                if isinstance(part, bytes)
-                else part
-                for part, charset in parts
+            parts = email.header.decode_header(head)
+            text = (
+                "".join(
+                    part.decode(charset or "utf-8", errors="replace")
+                    if isinstance(part, bytes)
+                    else part
+                    for part, charset in parts
+                )
+                + rest
             )
         except (LookupError, ValueError):
             pass
