@@ -57,19 +57,23 @@ _SEMICOLONS = re.compile(r";[\s;]*;")
 
 
 def _tamed(value: str) -> str:
+    """``value`` as the structured parser may read it: unchanged unless it is very long or
+    has very many parameters."""
     value = value[:MAX_PARSED_HEADER]
-    if ";" in value:
+    if value.count(";") > MAX_PARAMETERS:
         value = _SEMICOLONS.sub(";", value)
-        if value.count(";") > MAX_PARAMETERS:
-            value = ";".join(value.split(";", MAX_PARAMETERS + 1)[: MAX_PARAMETERS + 1])
+        value = ";".join(value.split(";", MAX_PARAMETERS + 1)[: MAX_PARAMETERS + 1])
     return value
 
 
 class _WebPolicy(policy.EmailPolicy):
-    """policy.default, with each field's value tamed before the structured parser reads it."""
+    """policy.default, with each field's value from the source tamed before the structured
+    parser reads it (a header object set by code is passed on as it is)."""
 
-    def header_fetch_parse(self, name: str, value: str) -> Any:
-        return super().header_fetch_parse(name, _tamed(value))
+    def header_fetch_parse(self, name: str, value: Any) -> Any:
+        if not hasattr(value, "name"):
+            value = _tamed(value)
+        return super().header_fetch_parse(name, value)
 
 
 _PARSER = BytesParser(policy=_WebPolicy())
