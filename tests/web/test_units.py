@@ -295,6 +295,17 @@ def test_ordinary_header_values_are_read_whole() -> None:
     assert parsed.text.strip() == "hi"
 
 
+def test_deeply_nested_style_rules_are_checked_without_recursing_without_end() -> None:
+    """2,000 nested "@media x{" raised RecursionError (the HTML check answered 500); rules
+    past 32 levels are not read, those above are."""
+    from mailroom.web.htmlcheck import check_html
+
+    style = "@media screen{" * 2000 + "p{color:red}" + "}" * 2000
+    result = check_html(f"<style>{style}</style><p>x</p>")
+    assert result["Total"]["Nodes"] >= 2
+    assert "css-at-media" in {warning["Slug"] for warning in result["Warnings"]}
+
+
 def test_snippet_is_short() -> None:
     parsed = parse_message(b"Subject: x\r\n\r\n" + b"word " * 200)
     assert len(parsed.snippet()) == 250
