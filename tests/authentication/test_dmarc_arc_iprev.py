@@ -15,10 +15,11 @@ from mailroom.authentication.dmarc import (
 )
 from mailroom.authentication.iprev import check_iprev
 from mailroom.authentication.keys import generate_key
-from mailroom.authentication.results import authentication_results, remove_claimed, split_head
+from mailroom.authentication.results import authentication_results, remove_claimed
 from mailroom.authentication.settings import AuthenticationSettings
 from mailroom.authentication.signing import arc_seal, sign
 from mailroom.authentication.spf import SPFResult
+from mailroom.header_section import header_length
 from tests.authentication.conftest import publish, run
 
 FROM = b"From: Alice <alice@sender.test>\r\nTo: bob@example.test\r\nSubject: hi\r\n\r\nbody\r\n"
@@ -236,7 +237,7 @@ def test_claimed_results_are_removed_and_others_kept():
         b"Authentication-Results: (comment) mx.example.test;\r\n spf=pass\r\n"
         b"Authentication-Results: other.test; spf=fail\r\n" + FROM
     )
-    head = message[: split_head(message)]
+    head = message[: header_length(message)]
     kept, removed = remove_claimed(head, "mx.example.test")
     assert removed == 2
     assert kept.startswith(b"Authentication-Results: other.test; spf=fail\r\nFrom: Alice")

@@ -8,8 +8,9 @@ import email
 import email.policy
 from email.message import EmailMessage, Message
 
-from mailroom.delivery.dsn import DSNOptions, build_dsn, split_header
+from mailroom.delivery.dsn import DSNOptions, build_dsn
 from mailroom.delivery.schedule import Report
+from mailroom.header_section import split_message
 from mailroom.queue.entry import QueueEntry, QueueRecipient
 
 ORIGINAL = (
@@ -127,7 +128,7 @@ def test_ret_hdrs_returns_the_header_only() -> None:
     _, _, returned = report_parts(dsn)
     assert returned.get_content_type() == "text/rfc822-headers"
     text = returned.get_payload(decode=True)
-    assert text.rstrip(b"\r\n") == split_header(ORIGINAL)[0].rstrip(b"\r\n")
+    assert text.rstrip(b"\r\n") == split_message(ORIGINAL)[0].rstrip(b"\r\n")
     assert b"Shall we?" not in text
 
 
@@ -246,7 +247,12 @@ def test_non_ascii_recipient_makes_a_global_report() -> None:
     assert dsn["Content-Transfer-Encoding"] == "8bit"
 
 
-def test_split_header() -> None:
-    header, body = split_header(b"A: 1\r\nB: 2\r\n\r\nbody\r\n")
-    assert (header, body) == (b"A: 1\r\nB: 2\r\n", b"body\r\n")
-    assert split_header(b"A: 1\r\n") == (b"A: 1\r\n", b"")
+def test_returned_header_ends_its_last_field() -> None:
+    # A message with no body whose last field has no line end: the returned header still
+    # ends its last field, so the MIME boundary after it starts a line of its own.
+    bob = bounced()
+    entry = make_entry(bob, ret="HDRS")
+    raw = build_dsn(entry, Report([(bob, "failed")]), b"Subject: cut", DSNOptions("mx.a.test"))
+    _, _, returned = report_parts(parse(raw))
+    assert returned.get_payload(decode=True).rstrip(b"\r\n") == b"Subject: cut"
+    assert b"Subject: cut\r\n" in raw

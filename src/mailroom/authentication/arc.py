@@ -16,15 +16,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import dkim
 import dkim.util
 
-from mailroom.authentication.dkim import MAX_HEADER_SIZE, KeyRecord, fetch_key, header_size
+from mailroom.authentication.dkim import KeyRecord, fetch_key
+from mailroom.authentication.dkimpy_reading import dkimpy_object, read_message
 from mailroom.authentication.dns import DNSLog, LookupFunc
+from mailroom.authentication.settings import MAX_HEADER_SIZE
+from mailroom.header_section import header_length
 
 __all__ = ["ARCResult", "ARCSet", "verify_chain"]
 
@@ -73,7 +76,7 @@ class ARCResult:
         return f"arc={self.result}" + (f" ({detail})" if detail else "")
 
 
-def _sets(headers: list[tuple[bytes, bytes]]) -> tuple[dict[int, dict[bytes, bytes]], str]:
+def _sets(headers: Sequence[Sequence[bytes]]) -> tuple[dict[int, dict[bytes, bytes]], str]:
     """ARC header fields grouped by instance (i=); a problem found on the way, if any."""
     grouped: dict[int, dict[bytes, bytes]] = {}
     for name, value in headers:
@@ -97,11 +100,11 @@ async def verify_chain(
     message: bytes, lookup: LookupFunc, max_header_size: int = MAX_HEADER_SIZE
 ) -> tuple[ARCResult, list[str]]:
     dns_log = DNSLog(lookup)
-    size = header_size(message)
-    if size > max_header_size:  # dkimpy's reading takes time with its square (dkim.py)
+    size = header_length(message)
+    if size > max_header_size:  # a bound on a stranger's work (settings.MAX_HEADER_SIZE)
         return ARCResult("none", f"header section of {size} octets: not verified"), []
     try:
-        headers, _ = dkim.rfc822_parse(message)
+        headers, _ = read_message(message)
     except Exception:
         return ARCResult("none", "unparsable header"), []
     grouped, problem = _sets(headers)
@@ -153,7 +156,7 @@ def _verify(message: bytes, keys: dict[str, KeyRecord]) -> tuple[Result, str]:
         return key.text if key is not None else None
 
     try:
-        checker = dkim.ARC(message, logger=_DKIMPY_LOG, minkey=1024)
+        checker = dkimpy_object(dkim.ARC, message, _DKIMPY_LOG, minkey=1024)
         cv, _, reason = checker.verify(dnsfunc=dnsfunc)
     except Exception as exc:  # dkimpy on input it never expected: a result, not a crash
         log.debug("ARC verification failed", exc_info=True)

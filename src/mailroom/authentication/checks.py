@@ -27,9 +27,10 @@ from mailroom.authentication.dkim import DKIMResult
 from mailroom.authentication.dmarc import DMARCResult
 from mailroom.authentication.dns import DNSLog, Lookup, LookupFunc
 from mailroom.authentication.iprev import IprevResult, check_iprev
-from mailroom.authentication.results import authentication_results, split_head
+from mailroom.authentication.results import authentication_results
 from mailroom.authentication.settings import AuthenticationSettings
 from mailroom.authentication.spf import SPFResult, check_sender
+from mailroom.header_section import header_fields, header_length
 
 __all__ = ["Results", "SessionChecks", "from_fields"]
 
@@ -79,9 +80,7 @@ class Results:
 
 def from_fields(message: bytes) -> list[str]:
     """The values of the message's From header fields (RFC 5322 §3.6.2), unfolded."""
-    from mailroom.authentication.results import header_fields
-
-    head = bytes(message[: split_head(message)])
+    head = bytes(message[: header_length(message)])
     found = []
     for raw in header_fields(head):
         name, colon, value = raw.partition(b":")

@@ -31,14 +31,16 @@ from typing import Any, Literal
 import dkim
 import dkim.util
 
+from mailroom.authentication.dkimpy_reading import dkimpy_object, read_message
 from mailroom.authentication.dns import DNSLog, LookupFunc
+from mailroom.authentication.settings import MAX_HEADER_SIZE
+from mailroom.header_section import header_length
 
 __all__ = [
     "DKIMResult",
     "DKIMSignature",
     "KeyRecord",
     "fetch_key",
-    "header_size",
     "parse_signature",
     "verify_message",
 ]
@@ -48,11 +50,6 @@ log = logging.getLogger("mailroom.authentication")
 Result = Literal["pass", "fail", "policy", "neutral", "permerror", "temperror"]
 THREAD_THRESHOLD = 256 * 1024  # octets; a message this big is hashed off the event loop
 MIN_RSA_BITS = 1024  # RFC 8301 §3.2: verifiers MUST NOT consider shorter keys valid
-# dkimpy reads a header section by adding each folded line to its field one at a time, a time
-# growing with the square of the field: a header of 320,000 folded lines (1.3 MB) took 6.7 s,
-# on the event loop. A header section larger than this is not verified (DKIM neutral, ARC
-# none, with the reason); Postfix keeps no more of one (header_size_limit, 102,400).
-MAX_HEADER_SIZE = 102_400
 _SIGNATURE_FIELD = re.compile(rb"^dkim-signature[ \t]*:", re.IGNORECASE | re.MULTILINE)
 _ALGORITHMS = {"rsa-sha256", "ed25519-sha256", "rsa-sha1"}
 
@@ -192,7 +189,7 @@ def _verify_one(message: bytes, signature: DKIMSignature, key: KeyRecord) -> DKI
     """The cryptographic part: dkimpy with the key already in hand (no DNS here)."""
     assert key.text is not None
     base = _base(signature)
-    checker = dkim.DKIM(message, logger=_DKIMPY_LOG, minkey=MIN_RSA_BITS)
+    checker = dkimpy_object(dkim.DKIM, message, _DKIMPY_LOG, minkey=MIN_RSA_BITS)
 
     def dnsfunc(name: bytes, timeout: float = 5) -> bytes:
         return key.text or b""
@@ -232,19 +229,19 @@ def _base(signature: DKIMSignature) -> dict[str, Any]:
     }
 
 
-def header_size(message: bytes) -> int:
-    """The octets of the message's header section (up to its empty line, or all of it)."""
-    ends = [at for at in (message.find(b"\r\n\r\n"), message.find(b"\n\n")) if at >= 0]
-    return min(ends) if ends else len(message)
-
-
 def signature_headers(message: bytes, max_header_size: int = MAX_HEADER_SIZE) -> list[bytes]:
     """The values of the message's DKIM-Signature header fields, top first (none when the
     header section is over ``max_header_size``)."""
-    if header_size(message) > max_header_size:
+    if header_length(message) > max_header_size:
         return []
+    return _signature_values(message)
+
+
+def _signature_values(message: bytes) -> list[bytes]:
+    """The DKIM-Signature values, the header read as dkimpy reads it (none when it cannot
+    be)."""
     try:
-        headers, _ = dkim.rfc822_parse(message)
+        headers, _ = read_message(message)
     except Exception:
         return []
     return [value for name, value in headers if name.lower() == b"dkim-signature"]
@@ -263,13 +260,13 @@ async def verify_message(
     A header section over ``max_header_size`` octets is not read: one neutral result when it
     holds a signature."""
     dns_log = DNSLog(lookup)
-    size = header_size(message)
+    size = header_length(message)
     if size > max_header_size:
         if _SIGNATURE_FIELD.search(message, 0, size) is None:
             return [], []
         why = f"header section of {size} octets, over {max_header_size}: not verified"
         return [DKIMResult("neutral", why)], []
-    values = signature_headers(message, max_header_size)
+    values = _signature_values(message)
     results: list[DKIMResult | None] = [None] * min(len(values), max_signatures)
     signatures: list[tuple[int, DKIMSignature]] = []
     clock = time.time() if now is None else now

@@ -24,9 +24,10 @@ from collections.abc import Callable, Mapping, Sequence
 
 from mailroom.authentication.dkim import SignatureError, parse_signature
 from mailroom.authentication.keys import DKIMKey
-from mailroom.authentication.results import authserv_id_of, header_fields, split_head
+from mailroom.authentication.results import authserv_id_of
 from mailroom.authentication.signing import arc_seal, sign
 from mailroom.authentication.srs import SRS
+from mailroom.header_section import header_fields, header_length
 
 __all__ = ["Outbound"]
 
@@ -63,7 +64,7 @@ class Outbound:
         return self.srs.forward(sender)
 
     def _checked_here(self, message: bytes) -> bool:
-        head = message[: split_head(message)]
+        head = message[: header_length(message)]
         return any(authserv_id_of(field) == self.authserv_id for field in header_fields(head))
 
     def _own_signatures(self, head: bytes) -> tuple[bytes, list[DKIMKey]]:
@@ -99,7 +100,7 @@ class Outbound:
         signs what travels); other signatures are left as they are."""
         if not self.keys:
             return message
-        length = split_head(message)
+        length = header_length(message)
         head, keys = self._own_signatures(message[:length])
         if not keys:
             return message

@@ -15,21 +15,20 @@ this server's authserv-id (§5: a forgery, or a copy from a loop).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from mailroom.authentication.arc import ARCResult
 from mailroom.authentication.dkim import DKIMResult
 from mailroom.authentication.dmarc import DMARCResult
 from mailroom.authentication.iprev import IprevResult
 from mailroom.authentication.spf import SPFResult
+from mailroom.header_section import header_fields
 
 __all__ = [
     "authentication_results",
     "authserv_id_of",
-    "header_fields",
     "pvalue",
     "remove_claimed",
-    "split_head",
 ]
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+$")  # RFC 2045 token (no tspecials)
@@ -106,37 +105,6 @@ def authentication_results(
         parts.append(f"arc={arc.result}{_comment(arc.reason if arc.result != 'pass' else '')}")
     body = ";\r\n\t".join(_safe(p) for p in parts) if parts else "none"
     return f"Authentication-Results: {_safe(authserv_id)};\r\n\t{body}\r\n".encode("ascii")
-
-
-# -- the header section of a message ---------------------------------------------------------
-
-
-def split_head(message: bytes | bytearray) -> int:
-    """The length of the header section: up to and including the last header field's line
-    end, before the empty line (the whole message if there is no body)."""
-    head = bytes(message[: 1 << 20])
-    if head.startswith((b"\r\n", b"\n")):
-        return 0
-    match = re.search(rb"\r?\n\r?\n", head)
-    if match is None:
-        return len(message)
-    return match.start() + (2 if head[match.start() : match.start() + 2] == b"\r\n" else 1)
-
-
-def header_fields(head: bytes) -> Iterator[bytes]:
-    """Each header field of a header section, folded lines and line ends included."""
-    # A field's lines are joined once at its end: adding each to the field as it came took
-    # time with the square of a long fold (320,000 folded lines: 11 s, on the event loop).
-    current: list[bytes] = []
-    for line in head.splitlines(keepends=True):
-        if line[:1] in (b" ", b"\t") and current:
-            current.append(line)
-            continue
-        if current:
-            yield b"".join(current)
-        current = [line]
-    if current:
-        yield b"".join(current)
 
 
 def authserv_id_of(field: bytes) -> str | None:

@@ -7,7 +7,7 @@ header fields of :data:`SIGNED_HEADERS` each as many times as they occur, and Fr
 Subject once more (:data:`OVERSIGNED`), so none can be added later without breaking the
 signature. The signatures are header fields to put on top of the message.
 
-Sealing (RFC 8617 §5.1, with dkimpy's ``arc_sign``): the ARC set (ARC-Seal,
+Sealing (RFC 8617 §5.1, with dkimpy's ``ARC``): the ARC set (ARC-Seal,
 ARC-Message-Signature, ARC-Authentication-Results) a forwarder adds, from the
 Authentication-Results field this server wrote when the message came in; dkimpy seals with
 rsa-sha256 only.
@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import dkim
 
+from mailroom.authentication.dkimpy_reading import dkimpy_object, read_message
 from mailroom.authentication.keys import DKIMKey
 
 __all__ = ["OVERSIGNED", "SIGNED_HEADERS", "arc_seal", "headers_to_sign", "sign"]
@@ -50,7 +51,7 @@ OVERSIGNED = ("from", "to", "subject")
 _QUIET = logging.getLogger("mailroom.authentication.dkimpy")
 
 
-def headers_to_sign(headers: Sequence[tuple[bytes, bytes]]) -> list[bytes]:
+def headers_to_sign(headers: Sequence[Sequence[bytes]]) -> list[bytes]:
     """h=: each signed field as often as it occurs, the oversigned ones once more."""
     names = [name.lower() for name, _ in headers]
     chosen: list[bytes] = []
@@ -64,13 +65,14 @@ def headers_to_sign(headers: Sequence[tuple[bytes, bytes]]) -> list[bytes]:
 
 def sign(message: bytes, keys: Sequence[DKIMKey]) -> bytes:
     """DKIM-Signature header fields (CRLF-terminated) for ``message`` with each key."""
-    signer = dkim.DKIM(message, logger=_QUIET, linesep=b"\r\n")
-    include = headers_to_sign(signer.headers)
+    headers, body = read_message(message)
+    include = headers_to_sign(headers)
     out = bytearray()
     for key in keys:
         signer = dkim.DKIM(
-            message, logger=_QUIET, signature_algorithm=key.signature_algorithm, linesep=b"\r\n"
+            None, logger=_QUIET, signature_algorithm=key.signature_algorithm, linesep=b"\r\n"
         )
+        signer.headers, signer.body = [list(field) for field in headers], body
         signature = signer.sign(
             key.selector.encode(),
             key.domain.encode(),
@@ -87,13 +89,12 @@ def arc_seal(message: bytes, key: DKIMKey, authserv_id: str) -> bytes:
     nothing when the message has no Authentication-Results from ``authserv_id`` to carry."""
     if key.algorithm != "rsa":
         raise ValueError("dkimpy seals ARC with rsa-sha256 only")
-    fields = dkim.arc_sign(
-        message,
+    sealer = dkimpy_object(dkim.ARC, message, _QUIET, linesep=b"\r\n")
+    fields = sealer.sign(
         key.selector.encode(),
         key.domain.encode(),
         key.private,
         authserv_id.encode(),
-        logger=_QUIET,
-        linesep=b"\r\n",
+        include_headers=sealer.default_sign_headers(),  # as dkim.arc_sign chooses them
     )
     return b"".join(fields)

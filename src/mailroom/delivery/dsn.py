@@ -30,9 +30,10 @@ from mailroom.codes import reports
 from mailroom.codes.reasons import REASONS
 from mailroom.delivery.outcome import diagnostic_line, is_smtp_diagnostic
 from mailroom.delivery.schedule import Report
+from mailroom.header_section import split_message
 from mailroom.queue.entry import QueueEntry, QueueRecipient
 
-__all__ = ["DEFAULT_RETURN_LIMIT", "DSNOptions", "build_dsn", "split_header"]
+__all__ = ["DEFAULT_RETURN_LIMIT", "DSNOptions", "build_dsn"]
 
 DEFAULT_RETURN_LIMIT = 1024 * 1024  # octets of a message returned whole; larger: header only
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
@@ -45,16 +46,10 @@ class DSNOptions:
     max_age: float = 5 * 86400.0  # for Will-Retry-Until and the words of a delay warning
 
 
-def split_header(message: bytes) -> tuple[bytes, bytes]:
-    """A message's header section (with its final CRLF, without the blank line) and body."""
-    for separator in (b"\r\n\r\n", b"\n\n"):
-        index = message.find(separator)
-        if index >= 0:
-            half = len(separator) // 2
-            return message[: index + half], message[index + len(separator) :]
-    if message.startswith((b"\r\n", b"\n")):
-        return b"", message
-    return message if message.endswith(b"\n") else message + b"\r\n", b""
+def _returned_header(message: bytes) -> bytes:
+    """The message's header section as a report returns it: its last field with a line end."""
+    header, _ = split_message(message)
+    return header if not header or header.endswith(b"\n") else header + b"\r\n"
 
 
 def _clean(text: str) -> str:
@@ -272,7 +267,7 @@ def build_dsn(
     """The report, as the bytes of a message from ``MAILER-DAEMON@hostname`` to the envelope
     sender (CRLF line ends), ready to be sent with the null reverse-path."""
     now = time.time() if now is None else now
-    header, _ = split_header(message)
+    header = _returned_header(message)
     failed = "failed" in report.actions
     whole = failed and (entry.ret or "FULL").upper() == "FULL" and entry.body != "BINARYMIME"
     too_large = whole and len(message) > options.return_limit

@@ -59,6 +59,7 @@ from mailroom.delivery.routing import Destination, destination_for, plan
 from mailroom.delivery.schedule import domain_of, settle, wants
 from mailroom.delivery.tlspolicy import Requirement, requirement_of
 from mailroom.delivery.transport_security import TransportSecurity, transport_security
+from mailroom.header_section import header_length
 from mailroom.logsafe import quoted
 from mailroom.protocol.client_errors import ExtensionNotOffered, InvalidAddress
 from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueStore
@@ -456,8 +457,7 @@ class QueueRunner:
                 head = await asyncio.to_thread(self.spool.read_head, entry.id, MAX_HEADER)
         except OSError:
             return "normal"
-        end = head.find(b"\r\n\r\n")
-        return requirement_of(False, head if end < 0 else head[:end])
+        return requirement_of(False, head[: header_length(head)])
 
     async def _deliver(
         self,

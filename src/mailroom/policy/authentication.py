@@ -35,12 +35,13 @@ from mailroom.authentication.checks import Results, SessionChecks, from_fields
 from mailroom.authentication.dmarc import aligned, author_domains, organizational_domain
 from mailroom.authentication.dns import LookupFunc
 from mailroom.authentication.keys import DKIMKey
-from mailroom.authentication.results import pvalue, remove_claimed, split_head
+from mailroom.authentication.results import pvalue, remove_claimed
 from mailroom.authentication.settings import AuthenticationSettings
 from mailroom.authentication.signing import sign
 from mailroom.authentication.srs import SRS
 from mailroom.codes import Reply
 from mailroom.codes import catalogue as replies
+from mailroom.header_section import header_length
 from mailroom.policy.base import DISCONNECT, Decision, Greeting, Policy, SessionView
 from mailroom.policy.directory import Resolution
 from mailroom.protocol import Event, MailFrom, MessageComplete, RcptTo
@@ -208,7 +209,7 @@ class AuthenticationPolicy:
         refusal, quarantine = self.judge(results, message)
         if refusal is not None:
             return refusal
-        head_length = split_head(message)
+        head_length = header_length(message)
         head, removed = remove_claimed(message[:head_length], self.authserv_id)
         if removed:
             _note(
@@ -299,7 +300,7 @@ class AuthenticationPolicy:
 
     async def _sign(self, session: SessionView) -> None:
         message = await session.read_message()
-        head_length = split_head(message)
+        head_length = header_length(message)
         head, removed = remove_claimed(message[:head_length], self.authserv_id)
         added = b""
         user = session.conn.authenticated

@@ -15,13 +15,14 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from mailroom.header_section import split_message
+
 __all__ = [
     "HEAD_LIMIT",
     "FloodDetector",
     "count_received",
     "fingerprint",
     "header_fields",
-    "split_head",
 ]
 
 HEAD_LIMIT = 64 * 1024  # octets of a message policy may read: the header and a body's start
@@ -42,15 +43,6 @@ _FIELD_NAME = re.compile(rb"[!-9;-~]+")  # RFC 5322 §3.6.8: printable ASCII but
 FINGERPRINT_BODY = 4096  # octets of the body that count for the fingerprint
 
 
-def split_head(head: bytes) -> tuple[bytes, bytes]:
-    """The header section (without the blank line) and what follows, as far as ``head`` goes."""
-    for separator in (b"\r\n\r\n", b"\n\n"):
-        index = head.find(separator)
-        if index >= 0:
-            return head[:index], head[index + len(separator) :]
-    return head, b""
-
-
 def header_fields(header: bytes) -> list[tuple[str, str]]:
     """(lower-case name, unfolded value) of each field of a header section, in order."""
     # Each field's pieces are joined once at the end: adding each folded line to the value as
@@ -69,7 +61,7 @@ def header_fields(header: bytes) -> list[tuple[str, str]]:
 
 def count_received(head: bytes) -> int:
     """How many ``Received`` fields the message's header holds (the hops it made)."""
-    header, _ = split_head(head)
+    header, _ = split_message(head)
     return len(_RECEIVED.findall(header))
 
 
@@ -78,7 +70,7 @@ def fingerprint(head: bytes) -> str:
     Subject and the start of its body, numbers, tokens, addresses and URLs replaced. Copies of a
     confirmation request sent to one address get the same fingerprint; different letters do
     not."""
-    header, body = split_head(head)
+    header, body = split_message(head)
     subject = b""
     for name, value in header_fields(header):
         if name == "subject":

@@ -3,9 +3,10 @@ X-Tags) from a message's header block, quickly and without trusting it to be wel
 
 from __future__ import annotations
 
-import email.header
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+from mailroom.header_section import decode_encoded_words, header_length
 
 __all__ = ["HeaderSummary", "summarize_headers", "trace_fields"]
 
@@ -32,40 +33,14 @@ class HeaderSummary:
     x_tags: str = ""  # Mailpit's header for tagging a message as it is sent
 
 
-_MAX_DECODED = 16 * 1024
-
-
 def _decode(raw: bytes) -> str:
     text = raw.decode("utf-8", errors="replace")
-    text = " ".join(text.split())
-    if "=?" in text:
-        # decode_header joins adjacent encoded words one by one, a time with the square of
-        # their number (a 64 KiB Subject of them: 80 ms a message): past the first
-        # _MAX_DECODED characters they are kept as written.
-        head, rest = text[:_MAX_DECODED], text[_MAX_DECODED:]
-        try:
-            parts = email.header.decode_header(head)
-            text = (
-                "".join(
-                    part.decode(charset or "utf-8", errors="replace")
-                    if isinstance(part, bytes)
-                    else part
-                    for part, charset in parts
-                )
-                + rest
-            )
-        except (LookupError, ValueError):
-            pass
-    return text
+    return decode_encoded_words(" ".join(text.split()))
 
 
 def _fields(message: bytes) -> Iterator[tuple[bytes, bytes]]:
     head = message[:MAX_HEADER_SCAN]
-    end = head.find(b"\r\n\r\n")
-    if end < 0:
-        end = head.find(b"\n\n")
-    if end >= 0:
-        head = head[:end]
+    head = head[: header_length(head)]
     name = None
     value = bytearray()
     for line in head.splitlines():

@@ -13,8 +13,6 @@ source, with a note that says why (``ParsedMessage.note``).
 from __future__ import annotations
 
 import base64
-import contextlib
-import email.header
 import hashlib
 import html
 import re
@@ -26,6 +24,7 @@ from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
+from mailroom.header_section import decode_encoded_words, split_message
 from mailroom.web.htmlparse import BoundedHTMLParser
 from mailroom.web.mimeshape import MimeLimits, measure
 
@@ -51,7 +50,6 @@ MAX_INLINE_DATA = 4 * 1024 * 1024  # bytes of cid: images made into data: URIs p
 # addresses), and of its parameters (a run of ";" counts as one) the first MAX_PARAMETERS;
 # the source stays whole at /raw and /headers.
 MAX_PARSED_HEADER = 8 * 1024
-MAX_DECODED_HEADER = 16 * 1024
 MAX_PARAMETERS = 100
 _SEMICOLONS = re.compile(r";[\s;]*;")
 
@@ -93,15 +91,7 @@ def _undo_surrogates(text: str) -> str:
 def decode_header_value(value: str) -> str:
     """A header value unfolded, its encoded words (RFC 2047) decoded; raw UTF-8 (RFC 6532)
     read as such."""
-    text = _undo_surrogates(" ".join(str(value).split()))
-    if "=?" in text:
-        # The standard library joins adjacent encoded words one by one (time with the square
-        # of their number: 64,000 took 9 s): those past the first MAX_DECODED_HEADER
-        # characters are shown as written.
-        head, rest = text[:MAX_DECODED_HEADER], text[MAX_DECODED_HEADER:]
-        with contextlib.suppress(LookupError, ValueError, UnicodeError):
-            text = str(email.header.make_header(email.header.decode_header(head))) + rest
-    return text
+    return decode_encoded_words(_undo_surrogates(" ".join(str(value).split())))
 
 
 def addresses(value: str | None) -> list[dict[str, str]]:
@@ -310,11 +300,8 @@ def _as_source(raw: bytes, reason: str) -> ParsedMessage:
 
 def _header_block(raw: bytes) -> bytes:
     """The header of a message, up to and with the empty line that ends it."""
-    ends = [(end, len(sep)) for sep in (b"\r\n\r\n", b"\n\n") if (end := raw.find(sep)) >= 0]
-    if not ends:
-        return raw
-    end, length = min(ends)
-    return raw[: end + length]
+    _, body = split_message(raw)
+    return raw[: len(raw) - len(body)]
 
 
 def strip_trace(raw: bytes) -> bytes:
