@@ -8,14 +8,16 @@ every way of cutting the run into hops tried before it failed: over a minute of 
 catcher's web UI asks for a message's bounce records each time the message is opened.
 
 The first test reads every compiled pattern that mailroom keeps in a module or class with
-short runs of its own characters and of the usual separators. An exponential pattern does not
+short runs of its own characters and of the usual separators; the second, every pattern
+written out inside a function (``re.sub(r"...", ...)``), found in the source. An exponential pattern does not
 finish on 64 characters; a linear or quadratic one takes microseconds. (Quadratic patterns on
 long runs are guarded where they are used: tests/bounces, tests/codes, tests/web.) The second
-is the attack end to end, against ``mailroom serve``.
+third is the attack end to end, against ``mailroom serve``.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
 import itertools
 import json
@@ -24,6 +26,7 @@ import re
 import smtplib
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -78,6 +81,58 @@ def test_no_pattern_backtracks_without_end() -> None:
     patterns = _every_pattern()
     assert len(patterns) > 400  # every module was read (422 when this test was written)
     for _where, pattern in patterns.values():
+        for run in _runs(pattern):
+            for text in (run, run + "!", run + "\x00"):
+                if isinstance(pattern.pattern, bytes):
+                    pattern.search(text.encode("latin-1", "replace"))
+                else:
+                    pattern.search(text)
+
+
+_RE_FUNCTIONS = {"compile", "search", "match", "fullmatch", "sub", "subn", "findall", "finditer"}
+_RE_FUNCTIONS |= {"split"}
+
+
+def _patterns_in_functions() -> dict[str, re.Pattern[Any]]:
+    """Each pattern written as a literal in a call to ``re`` inside a function, compiled with
+    the flags the call gives (``re.sub(r"\\s+", " ", text)``), by file and line."""
+    found: dict[str, re.Pattern[Any]] = {}
+    root = Path(mailroom.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        functions = (
+            node
+            for node in ast.walk(tree)
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        )
+        for function in functions:
+            for call in ast.walk(function):
+                if not (
+                    isinstance(call, ast.Call)
+                    and isinstance(call.func, ast.Attribute)
+                    and isinstance(call.func.value, ast.Name)
+                    and call.func.value.id == "re"
+                    and call.func.attr in _RE_FUNCTIONS
+                    and call.args
+                    and isinstance(call.args[0], ast.Constant)
+                ):
+                    continue
+                flags: Any = 0
+                flag_nodes = [k.value for k in call.keywords if k.arg == "flags"]
+                if call.func.attr == "compile" and len(call.args) > 1:
+                    flag_nodes.append(call.args[1])
+                for node in flag_nodes:  # re.I | re.M, as the source writes them
+                    flags |= eval(compile(ast.Expression(node), str(path), "eval"), {"re": re})
+                where = f"{path.relative_to(root)}:{call.lineno}"
+                found[where] = re.compile(call.args[0].value, flags)
+    return found
+
+
+@pytest.mark.timeout(120)
+def test_no_pattern_written_in_a_function_backtracks_without_end() -> None:
+    patterns = _patterns_in_functions()
+    assert len(patterns) >= 25  # every file was read (31 when this test was written)
+    for _where, pattern in patterns.items():
         for run in _runs(pattern):
             for text in (run, run + "!", run + "\x00"):
                 if isinstance(pattern.pattern, bytes):
