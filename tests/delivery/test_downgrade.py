@@ -11,7 +11,12 @@ from email.message import EmailMessage
 import pytest
 
 from mailroom.codes import Reply
-from mailroom.delivery.downgrade import CannotConvert, fit_for_next_hop, refused_recipients
+from mailroom.delivery.downgrade import (
+    MAX_NESTING,
+    CannotConvert,
+    fit_for_next_hop,
+    refused_recipients,
+)
 from mailroom.protocol.extensions import Extensions
 
 SEVEN_BIT = Extensions.parse(Reply(250, None, ["hop", "PIPELINING", "DSN"]))
@@ -172,6 +177,22 @@ def test_broken_mime_fails_to_convert() -> None:
     with pytest.raises(CannotConvert) as refused:
         fit(no_boundary)
     assert str(refused.value.report.status) == "5.6.5"
+
+
+def test_parts_nested_past_the_limit_fail_to_convert() -> None:
+    """3,000 nested multiparts with 8-bit text at the bottom raised RecursionError in the
+    converter: the runner took it for a passing failure and tried again for days. Past
+    MAX_NESTING (100, as Postfix's mime_nesting_limit) the message is returned with 5.6.5;
+    within it, converted."""
+    from tests.hostile.mimebombs import deep
+
+    for levels in (MAX_NESTING + 1, 3000):
+        with pytest.raises(CannotConvert) as refused:
+            fit(deep(levels).replace(b"the bottom", "café".encode()))
+        assert str(refused.value.report.status) == "5.6.5"
+        assert f"nest more than {MAX_NESTING} levels deep" in refused.value.text
+    converted = fit(deep(MAX_NESTING).replace(b"the bottom", "café".encode()))
+    assert converted.converted and seven_bit_lines(converted.message)
 
 
 BINARY = (

@@ -255,7 +255,8 @@ CONVERTED_WITH_LOSS = _report(
 CONVERSION_FAILED = _report(
     "5.6.5",
     when="a message that must be converted for the next hop whose MIME structure is broken (a "
-    "multipart without its boundary or its closing delimiter, an 8-bit address in a header)",
+    "multipart without its boundary or its closing delimiter, an 8-bit address in a header) or "
+    "nests more than 100 levels deep (Postfix's mime_nesting_limit)",
     ref="RFC 2045; RFC 2046 §5.1.1; RFC 3463 X.6.5",
     reason="contenterror",
 )

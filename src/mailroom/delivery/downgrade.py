@@ -16,7 +16,7 @@ message with 5.6.2; an 8-bit message/partial part (RFC 2046 §5.2.2) with 5.6.1;
 multipart/signed part (RFC 1847) would need a new signature, which no relay can make: 5.7.3; a
 conversion that loses information (octets in no known charset) is reported to the sender with
 2.6.4, or returns the message with 5.6.4 under ``Conversion-With-Loss: Prohibited``; MIME that
-cannot be parsed: 5.6.5.
+cannot be parsed, or whose parts nest more than ``MAX_NESTING`` levels deep: 5.6.5.
 
 Parts that need nothing keep their octets as they were. DKIM signing (issue 15) belongs after
 this step, on the octets that leave: see ``QueueRunner._transact``.
@@ -36,9 +36,13 @@ from mailroom.codes import reports
 from mailroom.codes.reports import ReportStatus
 from mailroom.protocol.extensions import Extensions
 
-__all__ = ["CannotConvert", "Conversion", "fit_for_next_hop", "refused_recipients"]
+__all__ = ["MAX_NESTING", "CannotConvert", "Conversion", "fit_for_next_hop", "refused_recipients"]
 
 MAX_LINE = 998  # octets of a line without CRLF (RFC 5322 §2.1.1)
+# Levels of multipart and message/rfc822 parts converted, as Postfix's mime_nesting_limit: the
+# converter goes down one call per level (3,000 levels raised RecursionError, and the runner
+# tried the message again for days) and reads each level's body again.
+MAX_NESTING = 100
 _8BIT = re.compile(rb"[\x80-\xff]")
 _BINARY = re.compile(rb"\x00|\r(?!\n)|(?<!\r)\n")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
@@ -188,7 +192,13 @@ class _Converter:
         self.seven_bit = seven_bit  # 8-bit octets must go too (the hop lacks 8BITMIME)
         self.lost = lost
 
-    def entity(self, entity: bytes, *, top: bool = False) -> bytes:
+    def entity(self, entity: bytes, *, top: bool = False, level: int = 0) -> bytes:
+        if level > MAX_NESTING:
+            raise CannotConvert(
+                reports.CONVERSION_FAILED,
+                f"the message's MIME parts nest more than {MAX_NESTING} levels deep: it "
+                "cannot be converted for the next hop",
+            )
         header, body = _split(entity)
         parsed = _parsed(header)
         if top and parsed.get("mime-version") is None and parsed.get("content-type") is None:
@@ -199,7 +209,7 @@ class _Converter:
         kind = parsed.get_content_type()
         encoding = str(parsed.get("content-transfer-encoding", "7bit")).strip().lower()
         if parsed.get_content_maintype() == "multipart":
-            return self._multipart(header, body, parsed, kind, encoding)
+            return self._multipart(header, body, parsed, kind, encoding, level)
         if kind == "message/partial":
             if (self.seven_bit and _8BIT.search(body)) or _BINARY.search(body):
                 raise CannotConvert(
@@ -209,7 +219,7 @@ class _Converter:
                 )
             return header + b"\r\n" + body
         if kind in ("message/rfc822", "message/global"):
-            inner = self.entity(body)
+            inner = self.entity(body, level=level + 1)
             if inner == body:
                 return header + b"\r\n" + body
             still_8bit = _8BIT.search(inner) is not None
@@ -274,7 +284,7 @@ class _Converter:
         )
 
     def _multipart(
-        self, header: bytes, body: bytes, parsed: Message, kind: str, encoding: str
+        self, header: bytes, body: bytes, parsed: Message, kind: str, encoding: str, level: int
     ) -> bytes:
         boundary = parsed.get_boundary()
         if not boundary:
@@ -301,7 +311,7 @@ class _Converter:
         for part in parts:
             # The CRLF before a delimiter belongs to the delimiter (RFC 2046 §5.1.1).
             core, tail = (part[:-2], b"\r\n") if part.endswith(b"\r\n") else (part, b"")
-            new = self.entity(core)
+            new = self.entity(core, level=level + 1)
             if new != core and kind == "multipart/signed":
                 raise CannotConvert(
                     reports.SIGNED_CANNOT_BE_CONVERTED,

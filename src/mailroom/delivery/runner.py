@@ -615,8 +615,9 @@ class QueueRunner:
         # First the message is made to fit the hop (delivery/downgrade.py); then what signs it
         # (our DKIM signatures made again if it was converted, an ARC seal for a forward) signs
         # conversion.message: the octets that leave, so the next hop can verify them.
-        try:
-            conversion = fit_for_next_hop(
+        try:  # a thread: converting a large message takes a while
+            conversion = await asyncio.to_thread(
+                fit_for_next_hop,
                 message,
                 sender=entry.sender,
                 body=entry.body,
