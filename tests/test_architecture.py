@@ -39,6 +39,7 @@ LAYERS: dict[str, tuple[int, str]] = {
     "mailroom.logsafe": (0, "a peer's text made fit for one log line (escapes)"),
     "mailroom.filemodes": (0, "the data directory private: 0700 directories, 0600 files"),
     "mailroom.header_section": (0, "where a header section ends, its fields, encoded words"),
+    "mailroom.mimeshape": (0, "how many MIME parts a message has and how deep, before parsing"),
     # 1 -- the sans-IO protocol: both sides of SMTP over codes
     "mailroom.protocol": (1, "SMTP as pure state machines: no sockets, no clock"),
     # 2 -- the parts that decide, keep and talk, each over the protocol

@@ -10,6 +10,7 @@ import pytest
 from mailroom.header_section import (
     MAX_DECODED,
     MAX_SEARCH,
+    address_list,
     decode_encoded_words,
     header_fields,
     header_length,
@@ -98,3 +99,25 @@ def test_encoded_words_past_the_bound_are_kept_as_written() -> None:
     assert decoded.startswith("a" * decoded_words)
     assert decoded.endswith(word)
     assert decoded.count("=?utf-8?q?a?=") >= decoded_words - 1
+
+
+@pytest.mark.parametrize(
+    ("values", "pairs"),
+    [
+        (["Alice <alice@a.test>, bob@b.test"], [("Alice", "alice@a.test"), ("", "bob@b.test")]),
+        (["(a comment (nested)) carol@c.test"], [("a comment nested", "carol@c.test")]),
+        # Nested past the standard library's recursion: every address-like word, so a From
+        # cannot hide its domain from DMARC in a nest.
+        (["(" * 5000 + " victim@bank.test"], [("", "victim@bank.test")]),
+        ([":" * 3000 + "x@evil.test, y@bank.test"], [("", "x@evil.test"), ("", "y@bank.test")]),
+        (["(" * 5000], []),
+    ],
+)
+def test_address_list(values: list[str], pairs: list[tuple[str, str]]) -> None:
+    assert address_list(values) == pairs
+
+
+def test_address_list_reads_a_long_run_once() -> None:
+    # The look-behind starts a match only where a run starts: a run of a million letters
+    # without "@" is passed over once (from each letter it took time with the run's square).
+    assert address_list(["(" * 5000 + "a" * 1_000_000]) == []

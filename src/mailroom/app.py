@@ -663,9 +663,9 @@ class Mailroom:
     async def _start_web(self, listener: Listener, store: Store) -> None:
         # Imported here: the web's dependencies (aiohttp) load only when the web is on.
         from mailroom.client import send_message
+        from mailroom.mimeshape import MimeLimits
         from mailroom.web import Messages, WebContext, WebServer, WebSettings
         from mailroom.web.context import CheckSettings, MessageStore, StoreCounters
-        from mailroom.web.mimeshape import MimeLimits
 
         config = self.config
         status = self.status if self.status is not None else self.smtp

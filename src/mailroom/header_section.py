@@ -10,12 +10,14 @@ LF as in a file, or the two mixed); a message that starts with an empty line has
 from __future__ import annotations
 
 import email.header
+import email.utils
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 __all__ = [
     "MAX_DECODED",
     "MAX_SEARCH",
+    "address_list",
     "decode_encoded_words",
     "header_fields",
     "header_length",
@@ -29,6 +31,13 @@ MAX_SEARCH = 1 << 20
 # past this many characters they are kept as written.
 MAX_DECODED = 16 * 1024
 _EMPTY_LINE = re.compile(rb"\r?\n\r?\n")
+# What looks like an addr-spec, for a value the standard library cannot read. A run starts
+# only where the one before it ends (the look-behind), so a long run without "@" is passed
+# over once, not from each of its characters.
+_ADDRESS_CHARACTER = r"[^\s<>()\[\]\",;:@\\]"
+_LOOKS_LIKE_ADDRESS = re.compile(
+    rf"(?<!{_ADDRESS_CHARACTER}){_ADDRESS_CHARACTER}++@{_ADDRESS_CHARACTER}++"
+)
 
 
 def header_length(message: bytes | bytearray) -> int:
@@ -97,3 +106,16 @@ def _piece(part: bytes | str, charset: str | None) -> str:
             return part.decode("latin-1")
     # Octets not of their charset: what can be read, the rest replaced.
     return part.decode(charset, errors="replace")
+
+
+def address_list(values: Iterable[str]) -> list[tuple[str, str]]:
+    """(display name, address) of each address in address-list field values, as
+    ``email.utils.getaddresses`` reads them, without its one failure: it recurses once per
+    nested comment ("((((") or group (":::"), so a few hundred of them raise RecursionError.
+    Such a value is read for what looks like an address in it instead, every one of them (a
+    From that hides its domain in a nest must not come out with no domain for DMARC)."""
+    values = list(values)
+    try:
+        return email.utils.getaddresses(values)
+    except RecursionError:
+        return [("", found) for value in values for found in _LOOKS_LIKE_ADDRESS.findall(value)]

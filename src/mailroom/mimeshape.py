@@ -6,7 +6,9 @@ nesting: a 5 MB message of 50,000 parts held the web's worker for half a minute 
 1,000 nested multiparts raised RecursionError (a 500 on every endpoint). So the web measures a
 message first, in one pass over its lines with no recursion, and parses it only when it is
 within ``web_max_mime_parts`` and ``web_max_mime_depth``; past them it shows the message's
-source with a note that says why (:func:`mailroom.web.mime.parse_message`).
+source with a note that says why (:func:`mailroom.web.mime.parse_message`). The bounce reader
+does the same (:func:`mailroom.bounces.parse`): a report has a few parts, and the web's bounce
+panel and ``mailroom bounces`` on a mailbox read what strangers sent.
 
 The measure follows what a MIME parser follows: the header block of each entity, the
 boundary of each multipart (RFC 2046 §5.1.1: a delimiter line is ``--boundary``, the close
@@ -27,7 +29,8 @@ _BOUNDARY = re.compile(rb'(?i)boundary[ \t]*=[ \t]*(?:"([^"\r\n]+)"|([^;\s]+))')
 
 @dataclass(frozen=True, slots=True)
 class MimeLimits:
-    """The web's limits on the messages it parses (both settings; 0 means no limit)."""
+    """The limits on the messages that are parsed (0 means no limit): the web's are settings
+    (web_max_mime_parts, web_max_mime_depth); the bounce reader keeps these defaults."""
 
     max_parts: int = 1000
     max_depth: int = 50
@@ -38,6 +41,7 @@ class Shape:
     parts: int  # body parts of multiparts counted, up to where the count stopped
     depth: int  # the deepest nesting seen (a single-part message is 0)
     too_complex: str | None = None  # why the message is past the limits, or None
+    limit: str = ""  # the limit it is past: "parts" or "depth"
 
 
 def _entity_type(header: bytes) -> tuple[bytes, bytes | None]:
@@ -83,8 +87,8 @@ def measure(raw: bytes, limits: MimeLimits) -> Shape:
                     return Shape(
                         parts,
                         deepest,
-                        f"its parts nest more than {max_depth} levels deep, the most the web "
-                        "shows (the web_max_mime_depth setting)",
+                        f"its parts nest more than {max_depth} levels deep",
+                        "depth",
                     )
             continue
         if not boundaries or not line.startswith(b"--"):
@@ -101,8 +105,8 @@ def measure(raw: bytes, limits: MimeLimits) -> Shape:
                     return Shape(
                         parts,
                         deepest,
-                        f"it has more than {max_parts} parts, the most the web "
-                        "shows (the web_max_mime_parts setting)",
+                        f"it has more than {max_parts} parts",
+                        "parts",
                     )
                 header = []
                 break

@@ -113,6 +113,17 @@ def test_several_author_domains_take_the_strictest(resolver, dmarc_records):
     assert author_domains(["A <a@Sender.Test>", "b@example.org"]) == ["sender.test", "example.org"]
 
 
+def test_a_from_nested_past_the_parser_still_names_its_domain(resolver, dmarc_records):
+    """A From of a few thousand "(" before the address made email.utils raise RecursionError
+    (the message got a 451 at end of data, and was tried again for days). Read without
+    recursion, its address is still found and its domain's policy applied: a nest is no way
+    around DMARC."""
+    nested = "(" * 5000 + " a@sender.test"
+    assert author_domains([nested]) == ["sender.test"]
+    result, _ = run(evaluate([nested], None, [], resolver.lookup, sample=lambda: 0))
+    assert (result.result, result.domain, result.disposition) == ("fail", "sender.test", "reject")
+
+
 def test_no_record_and_no_from(resolver):
     result, _ = run(evaluate(["a@forwarder.test"], None, [], resolver.lookup))
     assert result.result == "none"

@@ -35,6 +35,16 @@ def test_forged_mail_as_a_reject_domain_gets_550_5_7_26(make_server):
     assert any("dmarc DNS: TXT _dmarc.sender.test" in n for n in notes)
 
 
+def test_a_from_hidden_in_nested_comments_is_still_refused(make_server):
+    """Before: email.utils recursed on the "(" until RecursionError, and the server answered
+    451 (try again) to a forgery it should refuse."""
+    server = make_server()
+    forged = "\r\n ".join(["(" * 900] * 6) + " ceo@sender.test"  # lines under 998 octets
+    code, reply = send(server, "ceo@sender.test", "bob@example.test", message(forged))
+    assert (code, reply[:6]) == (550, b"5.7.26")
+    assert server.messages == []
+
+
 def test_signed_mail_is_stored_with_one_authentication_results(make_server, sender_keys):
     server = make_server()
     forged = (

@@ -318,3 +318,74 @@ def test_command_says_when_the_source_is_missing(tmp_path: Path) -> None:
     result = mailroom_cli("bounces", str(tmp_path / "nothing"))
     assert result.returncode == 2
     assert b"no such file" in result.stderr
+
+
+def _nested(levels: int) -> bytes:
+    """A report whose text part is ``levels`` multiparts deep."""
+    head = b"".join(
+        b"--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n" % (n, n + 1)
+        for n in range(levels)
+    )
+    tail = b"".join(b"--b%d--\r\n" % n for n in reversed(range(levels + 1)))
+    return (
+        b"From: MAILER-DAEMON@mx.example.org\r\nSubject: Undelivered Mail\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/report; report-type=delivery-status; boundary=b0\r\n\r\n"
+        + head
+        + b"--b%d\r\nContent-Type: text/plain\r\n\r\n550 5.1.1 user unknown\r\n" % levels
+        + tail
+    )
+
+
+def test_a_message_nested_past_the_limit_is_not_parsed() -> None:
+    """3,000 nested multiparts made the standard library's parser raise RecursionError: a
+    traceback from `mailroom bounces`, a 500 from the web's bounce panel. The message is
+    measured first (mailroom.mimeshape, no recursion) and not parsed past 50 levels."""
+    with pytest.raises(mailroom.bounces.MessageTooComplex, match="more than 50 levels deep"):
+        mailroom.bounces.parse(_nested(3000))
+    mailroom.bounces.parse(_nested(40))  # within the limit: read (no records: no fields)
+    many = _report("Undelivered", "x").replace(b"--B--", b"--B\r\n\r\n" * 1500 + b"--B--")
+    with pytest.raises(mailroom.bounces.MessageTooComplex, match="more than 1000 parts"):
+        mailroom.bounces.parse(many)
+
+
+def test_a_mailbox_with_a_message_too_complex_is_read_past_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    box = mailbox.mbox(tmp_path / "bounces.mbox")
+    box.add(_nested(3000))
+    box.add(_report("Undelivered Mail Returned to Sender", "User unknown"))
+    box.flush()
+    records = list(mailroom.bounces.read(tmp_path / "bounces.mbox"))
+    assert [(r.recipient, r.reason) for r in records] == [("bob@example.org", "userunknown")]
+    assert "bounces.mbox#1: not read: its parts nest more than 50 levels deep" in caplog.text
+    result = mailroom_cli("bounces", str(tmp_path / "bounces.mbox"))
+    assert result.returncode == 0, result.stderr
+    assert b"not read: its parts nest more than 50 levels deep" in result.stderr
+    assert json.loads(result.stdout)["recipient"] == "bob@example.org"
+
+
+@pytest.mark.parametrize("field", ["Final-Recipient", "Original-Recipient"])
+def test_nested_comments_in_an_address_are_read_without_recursion(field: str) -> None:
+    """An address of a few thousand "(" made email.utils recurse until RecursionError."""
+    nest = "(" * 5000
+    raw = _report("Undelivered", "User unknown")
+    if field == "Final-Recipient":
+        raw = raw.replace(b"rfc822; bob@", f"rfc822; {nest} bob@".encode())
+    else:
+        raw = raw.replace(b"Action:", f"Original-Recipient: rfc822; {nest}\r\nAction:".encode())
+    (record,) = mailroom.bounces.parse(raw)
+    assert (record.recipient, record.reason) == ("bob@example.org", "userunknown")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"notificationType": ' + b"[" * 100_000,
+        b'{"Type": "Notification", "Message": "' + b"[" * 100_000 + b'"}',
+        b"Subject: SES\r\n\r\n" + b'{"notificationType": ' + b"[" * 100_000,
+    ],
+    ids=["notification", "in an SNS envelope", "in a mail"],
+)
+def test_json_nested_too_deep_is_no_notification(raw: bytes) -> None:
+    """The JSON decoder raises RecursionError on arrays nested 100,000 deep."""
+    assert mailroom.bounces.parse(raw) == []

@@ -21,8 +21,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from mailroom.mimeshape import MimeLimits, measure
 from mailroom.web.mime import parse_message
-from mailroom.web.mimeshape import MimeLimits, measure
 from tests.hostile.mimebombs import deep, wide
 from tests.live import LiveServer, queue_id_of
 
@@ -57,6 +57,7 @@ ENDPOINTS = [
     "api/v1/message/{id}/raw",
     "api/v1/message/{id}/part/1",
     "api/v1/message/{id}/session",
+    "api/v1/message/{id}/bounces",
     "view/{id}.html",
     "view/{id}.txt",
     "api/v1/messages",
@@ -97,6 +98,9 @@ def test_no_endpoint_fails_and_the_message_shows_as_source(
     status, text = answers["api/v1/message/{id}/part/1"]
     assert status == 404 and reason.encode() in text
     assert answers["view/{id}.txt"][0] == 200
+    # The bounce panel reads no further than the view (before: RecursionError, a 500).
+    status, bounces = answers["api/v1/message/{id}/bounces"]
+    assert status == 200 and bounces["Records"] == [] and reason in bounces["Note"]
     status, listing = answers["api/v1/messages"]
     assert listing["messages"][0]["ID"] == message_id
     assert reason in listing["messages"][0]["Snippet"]
@@ -115,6 +119,8 @@ def test_within_the_limits_a_message_is_parsed(serve) -> None:
     shallow = _store(live, deep(10))
     _, message = _get(url + f"api/v1/message/{shallow}")
     assert message["Mailroom"]["ShownAsSource"] is None and message["Text"] == "the bottom"
+    status, bounces = _get(url + f"api/v1/message/{shallow}/bounces")
+    assert status == 200 and bounces["Records"] == [] and "Note" not in bounces
 
 
 def test_a_message_is_parsed_once_while_it_is_looked_at(serve) -> None:

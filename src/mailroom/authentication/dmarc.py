@@ -13,7 +13,6 @@ which failing messages get the policy, the others the next milder one.
 
 from __future__ import annotations
 
-import email.utils
 import random
 import re
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ from publicsuffixlist import PublicSuffixList
 from mailroom.authentication.dkim import DKIMResult
 from mailroom.authentication.dns import DNSLog, LookupFunc
 from mailroom.authentication.spf import SPFResult
+from mailroom.header_section import address_list
 
 __all__ = [
     "DMARCRecord",
@@ -76,7 +76,7 @@ def author_domains(from_fields: Sequence[str]) -> list[str]:
     """The domains of the From header fields' addresses, in order, each once (§6.6.1)."""
     domains: list[str] = []
     for value in from_fields:
-        for _, address in email.utils.getaddresses([value]):
+        for _, address in address_list([value]):
             domain = address.rpartition("@")[2] if "@" in address else ""
             domain = _a_label(domain)
             if domain and re.fullmatch(r"[a-z0-9_.-]+", domain) and domain not in domains:

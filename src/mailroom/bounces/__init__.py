@@ -24,6 +24,7 @@ command line and the web UI.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -34,8 +35,11 @@ from mailroom.bounces.reader import records_of
 from mailroom.bounces.record import FIELDS, BounceRecord
 from mailroom.bounces.ses import notification_records
 from mailroom.bounces.sources import messages
+from mailroom.mimeshape import MimeLimits, measure
 
-__all__ = ["FIELDS", "BounceRecord", "parse", "read"]
+__all__ = ["FIELDS", "BounceRecord", "MessageTooComplex", "parse", "read"]
+
+log = logging.getLogger("mailroom.bounces")
 
 
 # A report's own parts (its words, the delivery-status fields, the returned message's headers)
@@ -48,12 +52,24 @@ MAX_READ = 1024 * 1024
 _BLANK_RUN = re.compile(rb"(\r?\n\r?\n)(?:[ \t]*\r?\n){8,}")
 
 
-def parse(raw: bytes, source: str = "") -> list[BounceRecord]:
+class MessageTooComplex(ValueError):
+    """A message with more MIME parts, or parts nested deeper, than the reader parses."""
+
+
+def parse(raw: bytes, source: str = "", limits: MimeLimits | None = None) -> list[BounceRecord]:
     """The records of one message (empty when it is neither a bounce, a delay or success
-    report, a complaint, nor an automatic reply)."""
+    report, a complaint, nor an automatic reply).
+
+    Raises :class:`MessageTooComplex` for a message past ``limits`` (by default 1,000 parts,
+    50 levels): the standard library's parser takes about a second a thousand parts, with
+    the interpreter lock held, and a few hundred levels of nesting make it raise
+    RecursionError. No report comes near them."""
     raw = _BLANK_RUN.sub(rb"\1", raw[:MAX_READ])
     if raw.lstrip()[:1] == b"{":
         return notification_records(raw, source)
+    shape = measure(raw, limits or MimeLimits())
+    if shape.too_complex is not None:
+        raise MessageTooComplex(f"not read: {shape.too_complex}")
     return records_of(_parse_message(raw), source)
 
 
@@ -61,4 +77,7 @@ def read(source: str | os.PathLike[str] | BinaryIO) -> Iterator[BounceRecord]:
     """The records of every message in ``source``: a message file, an mbox, a Maildir, a
     directory of message files, ``"-"`` (standard input) or an open binary file."""
     for name, raw in messages(source, MAX_READ):
-        yield from parse(raw, name)
+        try:
+            yield from parse(raw, name)
+        except MessageTooComplex as exc:  # one message of a mailbox: said, and the rest read
+            log.warning("%s: %s", name or "message", exc)

@@ -17,6 +17,8 @@ from datetime import UTC
 from email.message import Message
 from email.parser import BytesHeaderParser, HeaderParser
 
+from mailroom.header_section import address_list
+
 __all__ = [
     "address_of",
     "header",
@@ -80,7 +82,8 @@ def address_of(value: str) -> str:
         if kind.strip().lower() in ("rfc822", "utf-8", "x-unknown", "unknown"):
             value = rest
     value = value.strip()
-    _, parsed = email.utils.parseaddr(value)
+    pairs = address_list([value])  # parseaddr's reading: the first address
+    parsed = pairs[0][1] if pairs else ""
     return (parsed or value.strip("<> ")).strip()
 
 

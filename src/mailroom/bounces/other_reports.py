@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from email.message import Message
-from email.utils import getaddresses
 
 from mailroom.bounces.dsn import status_blocks
 from mailroom.bounces.mime import (
@@ -21,6 +20,7 @@ from mailroom.bounces.mime import (
 )
 from mailroom.bounces.record import BounceRecord
 from mailroom.bounces.text_formats import is_bounce_sender
+from mailroom.header_section import address_list
 
 __all__ = ["autoreply", "feedback", "microsoft_complaint"]
 
@@ -57,7 +57,7 @@ def feedback(message: Message, source: str) -> list[BounceRecord]:
             # got it.
             returned = returned_headers(message)
             if returned is not None:
-                rcpt_to = [a for _, a in getaddresses(returned.get_all("To") or []) if "@" in a]
+                rcpt_to = [a for _, a in address_list(returned.get_all("To") or []) if "@" in a]
         kind = fields.get("feedback-type", "").lower() or "abuse"
         return [
             BounceRecord(

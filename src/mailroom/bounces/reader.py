@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import re
 from email.message import Message
-from email.utils import getaddresses
 
 from mailroom.bounces.dsn import status_blocks, typed
 from mailroom.bounces.mime import (
@@ -46,6 +45,7 @@ from mailroom.codes import EnhancedStatus, classify
 from mailroom.codes.reason_codes import GENERIC_STATUS, RECONSIDERED
 from mailroom.codes.reasons import is_hard
 from mailroom.codes.reply_facts import read_facts
+from mailroom.header_section import address_list
 
 __all__ = ["records_of"]
 
@@ -275,7 +275,7 @@ def _recipient_of(block: dict[str, str], said: list[tuple[str, str]], message: M
         return routed
     returned = returned_headers(message)
     if returned is not None:
-        to = [a for _, a in getaddresses(returned.get_all("To") or []) if _is_mailbox(a)]
+        to = [a for _, a in address_list(returned.get_all("To") or []) if _is_mailbox(a)]
         if len(to) == 1:
             return to[0]
     return final or original

@@ -34,7 +34,7 @@ _OBJECT_START = re.compile(r'^\{\s*"(?:notificationType|eventType|Type)"', re.MU
 def _load(raw: bytes) -> dict[str, Any] | None:
     try:
         data = json.loads(raw.decode("utf-8", "replace"))
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays or objects nested too deep
         return None
     return _unwrapped(data)
 
@@ -44,7 +44,7 @@ def _unwrapped(data: Any) -> dict[str, Any] | None:
     if isinstance(data, dict) and isinstance(data.get("Message"), str):  # an SNS envelope
         try:
             data = json.loads(data["Message"])
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
     return data if isinstance(data, dict) else None
 
@@ -62,7 +62,7 @@ def notification_in_text(text: str, source: str) -> list[BounceRecord]:
     body = _SENDMAIL_LINE_BREAK.sub("", text[start.start() :])
     try:
         data, _ = json.JSONDecoder().raw_decode(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return []
     notification = _unwrapped(data)
     return _records(notification, source) if notification is not None else []

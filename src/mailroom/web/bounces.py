@@ -10,13 +10,19 @@ from typing import Any
 from aiohttp import web
 
 import mailroom.bounces
+from mailroom.mimeshape import MimeLimits
 from mailroom.web.http import error, json_response, web_context
 
 __all__ = ["message_bounces", "routes"]
 
 
-def _records(raw: bytes, source: str) -> list[dict[str, Any]]:
-    return [record.to_dict() for record in mailroom.bounces.parse(raw, source)]
+def _records(raw: bytes, source: str, limits: MimeLimits) -> tuple[list[dict[str, Any]], str]:
+    """The message's records, or none and why it was not read."""
+    try:
+        records = mailroom.bounces.parse(raw, source, limits)
+    except mailroom.bounces.MessageTooComplex as exc:
+        return [], str(exc)
+    return [record.to_dict() for record in records], ""
 
 
 async def message_bounces(request: web.Request) -> web.Response:
@@ -27,9 +33,15 @@ async def message_bounces(request: web.Request) -> web.Response:
         return error(404, f"no message {message_id}")
     raw = await messages.call(messages.raw, row)
     # Parsing a large message takes a while: not on the event loop.
-    records = await asyncio.get_running_loop().run_in_executor(None, _records, raw, row.id)
+    limits = web_context(request).settings.mime_limits  # as the message view
+    records, note = await asyncio.get_running_loop().run_in_executor(
+        None, _records, raw, row.id, limits
+    )
     kinds = sorted({r["kind"] for r in records})
-    return json_response({"ID": row.id, "Kinds": kinds, "Records": records})
+    answer: dict[str, Any] = {"ID": row.id, "Kinds": kinds, "Records": records}
+    if note:
+        answer["Note"] = note
+    return json_response(answer)
 
 
 def routes(app: web.Application) -> None:

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from mailroom.activity.metrics import Metrics
 from mailroom.activity.transcript_archive import SessionFilter
+from mailroom.mimeshape import MimeLimits
 from mailroom.policy.faults import FaultRule
 from mailroom.settings_types import Listener
-from mailroom.web.mimeshape import MimeLimits
 
 if TYPE_CHECKING:
     from mailroom.client import TransactionResult

@@ -83,6 +83,8 @@ async def request_json(request: web.Request) -> dict[str, Any]:
         data = json.loads(text)
     except ValueError:
         raise web.HTTPBadRequest(text="the body is not JSON") from None
+    except RecursionError:  # "[[[[…": nested deeper than the decoder goes
+        raise web.HTTPBadRequest(text="the body's JSON nests too deep") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

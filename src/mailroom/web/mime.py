@@ -6,8 +6,8 @@ Field names follow Mailpit's API (``PartID``, ``FileName``, ``ContentType``…) 
 read mailroom unchanged.
 
 A message past the web's limits (``web_max_mime_parts``, ``web_max_mime_depth``: measured
-first by :mod:`.mimeshape`, without parsing) is not parsed beyond its header: it is shown as its
-source, with a note that says why (``ParsedMessage.note``).
+first by :mod:`mailroom.mimeshape`, without parsing) is not parsed beyond its header: it is
+shown as its source, with a note that says why (``ParsedMessage.note``).
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from email import policy
 from email.message import Message
 from email.parser import BytesParser
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
-from mailroom.header_section import decode_encoded_words, split_message
+from mailroom.header_section import address_list, decode_encoded_words, split_message
+from mailroom.mimeshape import MimeLimits, measure
 from mailroom.web.htmlparse import BoundedHTMLParser
-from mailroom.web.mimeshape import MimeLimits, measure
 
 __all__ = [
     "MimeLimits",
@@ -99,8 +99,8 @@ def addresses(value: str | None) -> list[dict[str, str]]:
     if not value:
         return []
     try:
-        pairs = getaddresses([value[:MAX_PARSED_HEADER]])
-    except (TypeError, ValueError, IndexError, RecursionError):  # "((((…": nested comments
+        pairs = address_list([value[:MAX_PARSED_HEADER]])  # "((((…": read without recursion
+    except (TypeError, ValueError, IndexError):
         return []
     return [{"Name": name, "Address": address} for name, address in pairs if address]
 
@@ -262,7 +262,10 @@ def parse_message(raw: bytes, limits: MimeLimits | None = None) -> ParsedMessage
     ``limits`` (measured before anything is parsed)."""
     shape = measure(raw, limits or MimeLimits())
     if shape.too_complex is not None:
-        return _as_source(raw, shape.too_complex)
+        why = (
+            f"{shape.too_complex}, the most the web shows (the web_max_mime_{shape.limit} setting)"
+        )
+        return _as_source(raw, why)
     message = _PARSER.parsebytes(raw)
     parsed = ParsedMessage(message)
     texts: list[str] = []
