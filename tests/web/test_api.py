@@ -331,7 +331,7 @@ def test_delete_all_and_by_search(api: tuple[LiveServer, Api]) -> None:
 def test_a_body_that_is_not_json_or_nests_too_deep_is_a_400(api: tuple[LiveServer, Api]) -> None:
     """JSON arrays nested 100,000 deep made the decoder raise RecursionError: a 500."""
     live, client = api
-    queue_id = send(live, plain())
+    send(live, plain())
     headers = {"Content-Type": "application/json"}
     for raw, words in ((b"[" * 100_000, b"nests too deep"), (b"{nope", b"is not JSON")):
         answer = client.request("PUT", "/api/v1/messages", raw=raw, headers=headers)

@@ -306,6 +306,19 @@ def test_deeply_nested_style_rules_are_checked_without_recursing_without_end() -
     assert "css-at-media" in {warning["Slug"] for warning in result["Warnings"]}
 
 
+def test_deeply_nested_functions_in_a_style_are_checked_without_recursing_without_end() -> None:
+    """20,000 nested "calc(" in a style attribute or sheet raised RecursionError (a 500);
+    a value's functions are read 32 levels deep, and the outer ones still count."""
+    from mailroom.web.htmlcheck import check_html
+
+    for markup in (
+        '<p style="width: ' + "calc(" * 20_000 + '1px">x</p>',
+        "<style>p{width:" + "calc(" * 20_000 + "1px}</style><p>x</p>",
+    ):
+        result = check_html(markup)
+        assert {"css-unit-calc", "css-width"} <= {w["Slug"] for w in result["Warnings"]}, result
+
+
 def test_snippet_is_short() -> None:
     parsed = parse_message(b"Subject: x\r\n\r\n" + b"word " * 200)
     assert len(parsed.snippet()) == 250

@@ -170,7 +170,8 @@ def load_data() -> dict[str, Any]:
 
 # @media and @supports nest; a stranger's style of 2,000 nested "@media x{" ran the rule
 # reader into RecursionError (the HTML check answered 500). Rules deeper than this are not
-# read (real mail nests two or three).
+# read (real mail nests two or three). Functions in a value nest too ("calc(calc(…"): their
+# arguments are read as deep, no deeper.
 _MAX_RULE_DEPTH = 32
 
 
@@ -308,13 +309,14 @@ class _Finder:
         if name in ("font-family", "font") and "system-ui" in words:
             self.add("css-sytem-ui")
 
-    def values(self, tokens: list[Any]) -> None:
+    def values(self, tokens: list[Any], depth: int = 0) -> None:
         for token in tokens:
             if isinstance(token, ast.FunctionBlock):
                 slug = _FUNCTION_FEATURES.get(token.lower_name)
                 if slug is not None:
                     self.add(slug)
-                self.values(token.arguments)
+                if depth < _MAX_RULE_DEPTH:
+                    self.values(token.arguments, depth + 1)
             elif isinstance(token, ast.DimensionToken) and token.lower_unit in _UNITS:
                 self.add(f"css-unit-{token.lower_unit}")
             elif isinstance(token, ast.PercentageToken):
