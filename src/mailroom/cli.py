@@ -68,6 +68,7 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, object]:
         "smtp",
         "smtps",
         "max_message_size",
+        "max_header_section",
         "max_recipients",
         "max_connections",
         "max_connections_per_ip",
@@ -396,6 +397,11 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="implicit TLS listener, RFC 8314 (repeatable)",
     )
     add("--max-message-size", metavar="SIZE", help="e.g. 50M (default); 0 for no limit")
+    add(
+        "--max-header-section",
+        metavar="SIZE",
+        help="a message's header section, before its empty line (default 1M); 0 for no limit",
+    )
     add("--max-recipients", type=int, help="per message (default 100)")
     add("--max-connections", type=int, help="at once (default 1000)")
     add(

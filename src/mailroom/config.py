@@ -46,6 +46,8 @@ class Config:
 
     # limits
     max_message_size: int = 50 * MiB
+    # a message's header section (before its empty line): larger gets 552 5.3.4
+    max_header_section: int = MiB
     max_recipients: int = 100
     max_connections: int = 1000
     max_connections_per_ip: int = 100
@@ -219,6 +221,7 @@ class Config:
                 raise ConfigError(f"{name} must be at least 1")
         for name in (
             "max_message_size",
+            "max_header_section",
             "max_connections_per_ip",
             "max_auth_failures",
             "max_auth_failures_per_session",
@@ -321,7 +324,7 @@ class Config:
 
 
 _PATH_FIELDS = {"data", "tls_cert", "tls_key", "web_auth_file", "web_users"}
-_SIZE_FIELDS = {"max_message_size"}
+_SIZE_FIELDS = {"max_message_size", "max_header_section"}
 
 
 def _coerce(name: str, value: Any) -> Any:

@@ -27,6 +27,7 @@ def base_settings(config: Config) -> SessionSettings:
     return SessionSettings(
         hostname=config.hostname,
         max_message_size=config.max_message_size,
+        max_header_section=config.max_header_section,
         max_recipients=config.max_recipients,
         max_bad_commands=config.max_bad_commands,
         bare_line_endings=config.bare_line_endings,

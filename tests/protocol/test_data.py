@@ -221,6 +221,54 @@ def test_text_line_limit(line, reply):
     run([*OPEN, DATA, (line + b".\r\n", reply), w.NOOP], byte_steps=(None, 1, 7))
 
 
+HEADER_TOO_BIG = b"552 5.3.4 Error: message header exceeds fixed maximum size of 100 octets\r\n"
+
+
+@pytest.mark.parametrize(
+    "message, reply",
+    [
+        (b"A: " + b"x" * 95 + b"\r\n\r\nbody\r\n", w.QUEUED),  # 100 octets of header
+        (b"A: " + b"x" * 96 + b"\r\n\r\nbody\r\n", HEADER_TOO_BIG),
+        (b"A: 1\r\n" * 16 + b" folded\r\n" * 3 + b"\r\n", HEADER_TOO_BIG),
+        # The body does not count, however large; an empty header section is no header.
+        (b"A: 1\r\n\r\n" + b"x" * 500 + b"\r\n", w.QUEUED),
+        (b"\r\n" + b"A: 1\r\n" * 100, w.QUEUED),
+        # No empty line: it is all header (RFC 5322 §2.1).
+        (b"A: 1\r\n" * 20, HEADER_TOO_BIG),
+    ],
+    ids=["100", "101", "folded", "large-body", "no-header", "no-empty-line"],
+)
+def test_header_section_limit(message, reply):
+    """The header section is measured as it streams, in pieces of any size: the empty line
+    that ends it may be split between them."""
+    settings = make_settings(max_header_section=100)
+    run(
+        [*OPEN, DATA, (message + b".\r\n", reply), w.NOOP],
+        settings=settings,
+        byte_steps=(None, 1, 3),
+    )
+
+
+def test_header_section_limit_with_bdat():
+    settings = make_settings(max_header_section=100)
+    header = b"A: " + b"x" * 200 + b"\r\n\r\n"
+    run(
+        [
+            *OPEN,
+            (b"BDAT %d\r\n" % len(header) + header, chunk_ok(len(header))),
+            (b"BDAT 6 LAST\r\nbody\r\n", HEADER_TOO_BIG),
+            w.NOOP,
+        ],
+        settings=settings,
+    )
+
+
+def test_header_section_limit_off():
+    settings = make_settings(max_header_section=0)
+    session = run([*OPEN, DATA, (b"A: 1\r\n" * 1000 + b".\r\n", w.QUEUED)], settings=settings)
+    assert session.messages == [b"A: 1\r\n" * 1000]
+
+
 def test_long_lines_may_be_accepted():
     settings = make_settings(long_lines="accept")
     session = run(

@@ -43,6 +43,35 @@ def test_size_is_advertised_and_enforced(serve) -> None:
     assert not maildir_files(live.data, "tmp")
 
 
+def test_header_section_limit(serve) -> None:
+    """A header section over the limit (1 MiB by default) is read to its end and refused:
+    without it, 48 MB of "X: y" lines was a header DMARC and the removal of forged
+    Authentication-Results read line by line on the event loop (13 s, the server still)."""
+    live: LiveServer = serve()
+    with smtplib.SMTP(*live.smtp) as client:
+        client.ehlo()
+        client.mail("alice@example.test")
+        client.rcpt("bob@example.test")
+        code, text = client.data(b"X-Filler: y\r\n" * 90_000 + b"Subject: big header\r\n\r\nhi\r\n")
+        assert (code, text) == (
+            552,
+            b"5.3.4 Error: message header exceeds fixed maximum size of 1048576 octets",
+        )
+        client.mail("alice@example.test")
+        client.rcpt("bob@example.test")
+        code, text = client.data(b"X-Filler: y\r\n" * 70_000 + b"Subject: fits\r\n\r\nhi\r\n")
+        assert code == 250, text
+    (path,) = maildir_files(live.data)
+    assert b"Subject: fits" in path.read_bytes()
+    small: LiveServer = serve(max_header_section="1K")
+    with smtplib.SMTP(*small.smtp) as client:
+        client.ehlo()
+        client.mail("alice@example.test")
+        client.rcpt("bob@example.test")
+        code, text = client.data(b"X: y\r\n" * 200 + b"\r\nhi\r\n")  # 1,200 octets
+        assert code == 552 and text.endswith(b"maximum size of 1024 octets"), text
+
+
 def test_default_size_limit_is_50_mib(serve) -> None:
     live: LiveServer = serve()
     with smtplib.SMTP(*live.smtp) as client:

@@ -19,6 +19,7 @@ def test_config_file_and_flags(tmp_path: Path, serve_process) -> None:
         f'data = "{tmp_path / "file-data"}"\n'
         f'smtp = ["127.0.0.1:0"]\n'
         f'max_message_size = "2K"\n'
+        f'max_header_section = "1K"\n'
         f"max_recipients = 2\n"
         f'tls = "self-signed"\n'
         f'auth = "accept-any"\n'
@@ -38,6 +39,8 @@ def test_config_file_and_flags(tmp_path: Path, serve_process) -> None:
         assert "PLAIN" in client.esmtp_features["auth"]
         client.mail("alice@example.test")
         assert [client.rcpt(f"r{n}@example.test")[0] for n in range(4)] == [250, 250, 250, 452]
+        code, text = client.data(b"X: y\r\n" * 200 + b"\r\nhi\r\n")  # 1,200 octets of header
+        assert (code, text[:5]) == (552, b"5.3.4") and text.endswith(b"of 1024 octets")
     assert process.terminate() == 0
     assert (data / "tls" / "self-signed.pem").is_file()
 
@@ -46,6 +49,7 @@ def test_config_file_and_flags(tmp_path: Path, serve_process) -> None:
     ("args", "message"),
     [
         (["--max-message-size", "lots"], "not a size"),
+        (["--max-header-section", "lots"], "not a size"),
         (["--smtp", "nowhere"], "not HOST:PORT"),
         (["--require-tls"], "require_tls needs TLS"),
         (["--require-auth"], "require_auth needs"),

@@ -620,6 +620,16 @@ MESSAGE_TOO_BIG = _reply(
     commands=("END_OF_DATA", "BDAT"),
     ref="RFC 1870 §6.3; RFC 5321 §4.5.3.1.7",
 )
+HEADER_TOO_BIG = _reply(
+    552,
+    "5.3.4",
+    "Error: message header exceeds fixed maximum size of {limit} octets",
+    when="end of data (or the last BDAT chunk) of a message whose header section (up to its "
+    "empty line, or all of it without one) is over the header limit (1 MiB by default, as "
+    "Exim's header_maxsize); the rest was read",
+    commands=("END_OF_DATA", "BDAT"),
+    ref="RFC 5321 §4.5.3.1.7; RFC 3463 X.3.4",
+)
 BARE_LINE_ENDING = _reply(
     554,
     "5.6.0",

@@ -1,7 +1,9 @@
 """The message data readers: DATA (dot-stuffed, ended by ``<CRLF>.<CRLF>``) and BDAT chunks.
 
 Both stream: they hand out what they can as soon as it arrives and never hold a message. Both
-count the size as they go and, past the limit, keep reading but discard. Both watch the line
+count the size as they go and, past the limit, keep reading but discard. Both measure the
+header section (up to the first empty line), so that one past its limit can be refused at
+the end: every part that reads a header then reads a bounded one. Both watch the line
 endings and line lengths, so that a message with a bare CR or LF (the stuff of SMTP smuggling)
 or an overlong line can be refused at its end, and NUL octets, which RFC 5322 §2.3 forbids in
 a message (a next hop that strips them could see a ``.`` line where there was none).
@@ -23,6 +25,9 @@ _STUFFED = b"\r\n."
 # data shows what they are.
 _MARKER_PREFIXES = (b"\r\n.\r", b"\r\n.", b"\r\n", b"\r")
 _ANY_LINE_ENDING = re.compile(rb"\r\n|\r|\n")
+# The empty line that ends a header section: after a CRLF or a bare LF (bare ones are refused
+# or made CRLF, but the header's end is found either way).
+_EMPTY_LINE = re.compile(rb"\n\r?\n")
 
 
 class LineChecker:
@@ -111,7 +116,18 @@ class MessageStream:
     and by all the BDAT chunks of one message: line checks, optional normalisation of bare
     line endings to CRLF, and size accounting (past the limit nothing more is handed out)."""
 
-    __slots__ = ("_held_cr", "checker", "max_size", "normalize", "over_limit", "size")
+    __slots__ = (
+        "_header_tail",
+        "_held_cr",
+        "checker",
+        "header_size",
+        "header_too_big",
+        "max_header",
+        "max_size",
+        "normalize",
+        "over_limit",
+        "size",
+    )
 
     def __init__(
         self,
@@ -121,6 +137,7 @@ class MessageStream:
         check_lines: bool,
         check_length: bool,
         normalize: bool,
+        max_header: int = 0,
     ) -> None:
         self.max_size = max_size  # 0 means no limit
         self.size = 0
@@ -128,6 +145,13 @@ class MessageStream:
         self.checker = LineChecker(max_line, check_length=check_length) if check_lines else None
         self.normalize = normalize and check_lines
         self._held_cr = False
+        self.max_header = max_header  # octets of the header section; 0 means no limit
+        self.header_size = 0  # octets of the header section read so far
+        self.header_too_big = False
+        # The last octets of the header section read, while its end is still to come (None
+        # once it came). It starts as a line end: a message that starts with an empty line
+        # has an empty header section.
+        self._header_tail: bytes | None = b"\n"
 
     @property
     def bare_line_ending(self) -> bool:
@@ -147,7 +171,24 @@ class MessageStream:
             self.checker.feed(piece)
             if self.normalize:
                 piece = self._normalized(piece)
+        if self._header_tail is not None:
+            self._measure_header(piece)
         return self._count(piece)
+
+    def _measure_header(self, piece: bytes) -> None:
+        tail = self._header_tail
+        assert tail is not None
+        seen = tail + piece
+        end = _EMPTY_LINE.search(seen)
+        if end is not None:
+            self.header_size += end.start() + 1 - len(tail)  # to its last field's line end
+            self._header_tail = None
+        else:
+            self.header_size += len(piece)
+            self._header_tail = seen[-2:]
+        if self.max_header and self.header_size > self.max_header:
+            self.header_too_big = True
+            self._header_tail = None  # no need to look further
 
     def _normalized(self, piece: bytes) -> bytes:
         # A CR at the end of a piece may be half of a CRLF: keep it until the next piece.

@@ -862,6 +862,7 @@ class ServerConnection:
             check_lines=not binary,
             check_length=s.long_lines == "reject",
             normalize=s.bare_line_endings == "normalize",
+            max_header=s.max_header_section,
         )
         if dot_stuffed:
             self._reader = DotReader(self._stream)
@@ -899,6 +900,8 @@ class ServerConnection:
     def _content_refusal(self, stream: MessageStream) -> Reply | None:
         if stream.over_limit:
             return replies.MESSAGE_TOO_BIG()
+        if stream.header_too_big:
+            return replies.HEADER_TOO_BIG(limit=self.settings.max_header_section)
         if stream.bare_line_ending and self.settings.bare_line_endings == "reject":
             return replies.BARE_LINE_ENDING()
         if stream.nul:

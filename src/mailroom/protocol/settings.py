@@ -22,6 +22,9 @@ class SessionSettings:
     max_recipients: int = 100  # per message; the next RCPT gets 452 4.5.3
     max_command_line: int = 512  # octets with CRLF, RFC 5321 §4.5.3.1.4
     max_text_line: int = 1000  # octets with CRLF, RFC 5321 §4.5.3.1.6
+    # Octets of a message's header section (before its empty line); a larger one gets
+    # 552 5.3.4 at the end of data, as Exim's header_maxsize; 0 means no limit.
+    max_header_section: int = MiB
     max_auth_line: int = 12288  # AUTH lines and SASL responses, RFC 4954 §4
     max_bad_commands: int = 20  # refused commands in a row before 421 4.7.0 and close
 
@@ -86,3 +89,5 @@ class SessionSettings:
                 raise ValueError(f"{name} must be at least 1")
         if self.max_message_size < 0:
             raise ValueError("max_message_size must be 0 (no limit) or more")
+        if self.max_header_section < 0:
+            raise ValueError("max_header_section must be 0 (no limit) or more")
