@@ -46,6 +46,10 @@ def test_empty_line_is_looked_for_in_the_first_mebibyte_only() -> None:
     message = b"A: " + b"x" * MAX_SEARCH + b"\r\n\r\nbody"
     assert header_length(message) == len(message)
     assert split_message(message) == (message, b"")
+    # A header section of exactly MAX_SEARCH octets (the server's limit) is found whole.
+    longest = b"A: " + b"x" * (MAX_SEARCH - 5) + b"\r\n"
+    assert len(longest) == MAX_SEARCH
+    assert split_message(longest + b"\r\nbody") == (longest, b"body")
 
 
 def test_header_fields_keep_folds_and_line_ends() -> None:

@@ -24,7 +24,9 @@ __all__ = [
     "split_message",
 ]
 
-# Octets searched for the empty line: a "header" longer than this is all header, no body.
+# Octets of header section looked through for the empty line: past this, a message is all
+# header, no body. The same as the SMTP server's default max_header_section, which refuses a
+# longer header section, so every message it took is read right.
 MAX_SEARCH = 1 << 20
 # Characters of a value whose encoded words are decoded. The standard library joins adjacent
 # encoded words one by one, a time with the square of their number (64,000 of them: 9 s);
@@ -43,7 +45,7 @@ _LOOKS_LIKE_ADDRESS = re.compile(
 def header_length(message: bytes | bytearray) -> int:
     """The length of the header section: up to and including the last field's line end,
     before the empty line (the whole message when there is no empty line)."""
-    head = bytes(message[:MAX_SEARCH])
+    head = bytes(message[: MAX_SEARCH + 4])  # and the line ends after a header that long
     if head.startswith((b"\r\n", b"\n")):
         return 0
     match = _EMPTY_LINE.search(head)
