@@ -8,7 +8,6 @@ or pasted into the text after a line such as "------ This is a copy of the messa
 from __future__ import annotations
 
 import email
-import email.header
 import email.policy
 import email.utils
 import re
@@ -17,7 +16,7 @@ from datetime import UTC
 from email.message import Message
 from email.parser import BytesHeaderParser, HeaderParser
 
-from mailroom.header_section import address_list
+from mailroom.header_section import address_list, decode_encoded_words
 
 __all__ = [
     "address_of",
@@ -64,15 +63,7 @@ def header(message: Message, name: str) -> str:
     value = message.get(name)
     if value is None:
         return ""
-    try:
-        parts = email.header.decode_header(str(value))
-        text = "".join(
-            part.decode(charset or "utf-8", "replace") if isinstance(part, bytes) else part
-            for part, charset in parts
-        )
-    except (LookupError, ValueError):
-        text = str(value)
-    return " ".join(text.split())
+    return " ".join(decode_encoded_words(str(value)).split())
 
 
 def address_of(value: str) -> str:
