@@ -900,14 +900,15 @@ class ServerConnection:
     def _content_refusal(self, stream: MessageStream) -> Reply | None:
         if stream.over_limit:
             return replies.MESSAGE_TOO_BIG()
-        if stream.header_too_big:
-            return replies.HEADER_TOO_BIG(limit=self.settings.max_header_section)
         if stream.bare_line_ending and self.settings.bare_line_endings == "reject":
             return replies.BARE_LINE_ENDING()
         if stream.nul:
             return replies.NUL_IN_MESSAGE()
         if stream.line_too_long:
             return replies.TEXT_LINE_TOO_LONG(limit=self.settings.max_text_line)
+        # Last: a header too big is often one line too long, which says more.
+        if stream.header_too_big:
+            return replies.HEADER_TOO_BIG(limit=self.settings.max_header_section)
         return None
 
     def _skip_chunk(self, size: int, reply: Reply) -> Event | None:
