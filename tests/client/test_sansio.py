@@ -468,6 +468,33 @@ def test_plaintext_injected_after_starttls_is_refused() -> None:
         s.feed(b"250 injected later\r\n")
 
 
+@pytest.mark.parametrize("step", [None, 1, 7, 4096])
+def test_a_long_reply_in_pieces_is_read_whole(step: int | None) -> None:
+    """A reply of 128 lines of RFC 5321's 512 octets (CRLF included), fed in pieces of any
+    size: each octet is searched once (from the start each time, a 60 MB reply in 16 KiB
+    pieces took 145 s of the event loop), and the lines come out whole, the next reply
+    after them."""
+    lines = [b"220-" + b"%03d" % n + b"x" * 503 for n in range(127)] + [b"220 " + b"y" * 506]
+    s = Scripted(step)
+    greeting = only(s.feed(b"\r\n".join(lines) + b"\r\n"), GreetingReceived)
+    assert list(greeting.reply.lines) == [line[4:].decode() for line in lines]
+    s.conn.ehlo()
+    s.sent()
+    s.feed(EHLO_FULL)
+    assert s.conn.extensions.pipelining
+
+
+def test_a_reply_too_long_is_a_protocol_error() -> None:
+    """A next hop's reply is kept (the queue's last reply, a report's diagnostic): over 64 KiB
+    in all it is refused, not kept, however its lines are cut."""
+    s = Scripted(16384)
+    with pytest.raises(RemoteProtocolError, match="reply longer than 65536 octets"):
+        s.feed((b"220-" + b"x" * 60_000 + b"\r\n") * 999 + b"220 ok\r\n")
+    s = Scripted()
+    with pytest.raises(RemoteProtocolError, match="reply longer than 65536 octets"):
+        s.feed((b"220-" + b"x" * 500 + b"\r\n") * 200 + b"220 ok\r\n")
+
+
 def test_starttls_refused() -> None:
     s = Scripted()
     s.ready(EHLO_TLS)
