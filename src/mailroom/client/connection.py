@@ -145,6 +145,10 @@ class _Stream(asyncio.Protocol):
     async def drain(self) -> None:
         await self._can_write.wait()
 
+    @property
+    def can_write(self) -> bool:
+        return self._can_write.is_set()
+
 
 def _hello_name(sock: socket.socket | None) -> str:
     """The host name if it is a fully qualified domain name, else the address literal of our
@@ -514,18 +518,51 @@ class Client:
 
     # -- driving the machine -----------------------------------------------------------------
 
-    async def _flush(self) -> None:
+    async def _flush(self) -> bool:
+        """Send what the protocol has to send; whether there was anything."""
         stream, conn = self._stream, self._conn
         assert stream is not None and conn is not None
         data = conn.data_to_send()
         if data and stream.transport is not None and not stream.transport.is_closing():
             stream.transport.write(data)
-            await stream.drain()
+            await self._drained(stream)
+            return True
+        return False
+
+    async def _drained(self, stream: _Stream) -> None:
+        """Wait until the server has taken what was written, for as long as it takes some:
+        a slow link may take minutes over a large message, but a server that reads nothing
+        for ``timeout`` seconds is given up (it held a delivery for ever before)."""
+        transport = stream.transport
+        assert transport is not None
+        if stream.can_write:
+            return  # the usual case, without a timer
+        waiting = transport.get_write_buffer_size()
+        while True:
+            try:
+                await asyncio.wait_for(stream.drain(), self.timeout)
+                return
+            except TimeoutError:
+                left = transport.get_write_buffer_size()
+                if left >= waiting:
+                    await self.close()
+                    failed = ConnectionFailed(
+                        f"{self.host} took nothing of the message in {self.timeout:g} seconds"
+                    )
+                    failed.settled = stream.conn.settled_so_far()
+                    raise failed from None
+                waiting = left
 
     async def _next_event(self) -> ClientEvent:
         stream, conn = self._stream, self._conn
         if stream is None or conn is None:
             raise ConnectionFailed("not connected")
+        # ``timeout`` is for each reply whole (RFC 5321 §4.5.3.2), not for each piece of it:
+        # a server sending a byte a minute held a delivery for ever. The clock starts again
+        # when a reply is complete or something was sent.
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
+        replies = conn.replies_read
         while True:
             if stream.error is not None:
                 raise ProtocolError(f"{self.host}: {stream.error}") from stream.error
@@ -534,12 +571,19 @@ class Client:
             except RemoteProtocolError as exc:
                 await self.close()
                 raise ProtocolError(f"{self.host}: {exc}") from exc
-            await self._flush()
+            flushed = await self._flush()
+            if flushed or conn.replies_read != replies:
+                deadline, replies = None, conn.replies_read
             if event is not NEED_DATA:
                 assert isinstance(event, ClientEvent)
                 return event
+            if flushed:
+                continue  # replies may have come while it was sending: look before waiting
+            now = loop.time()
+            if deadline is None:
+                deadline = now + self.timeout
             try:
-                await stream.wait(self.timeout)
+                await stream.wait(max(deadline - now, 0.0))
             except TimeoutError:
                 await self.close()
                 failed = ConnectionFailed(

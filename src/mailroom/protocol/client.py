@@ -198,6 +198,7 @@ class ClientConnection:
         self._line_start = 0
         self._searched = 0
         self._reply_size = 0
+        self.replies_read = 0  # complete replies read: progress, for a caller's timeout
         self._out = bytearray()
         self._events: deque[ClientEvent] = deque()
         self._expected: deque[_Expected] = deque([_Expected("GREETING", self._on_greeting)])
@@ -240,6 +241,7 @@ class ClientConnection:
                     self._events.append(ServerClosed(expected))
                     continue
                 return NEED_DATA
+            self.replies_read += 1
             self._trace_line("server", str(reply), reply)
             self._dispatch(reply)
         return self._events.popleft()
