@@ -124,13 +124,18 @@ def test_one_reply_per_accepted_recipient_after_data(step: int | None) -> None:
         b"RCPT TO:<carol@example.test>\r\n"
         b"DATA\r\n"
     )
+    assert not s.conn.awaiting_final
     assert s.feed(OK_MAIL + OK_RCPT + UNKNOWN + OK_RCPT + OK_RCPT + GO_AHEAD) == []
     assert s.sent() == b"Subject: hi\r\n\r\n..dot\r\n.\r\n"
     # Three recipients were accepted: three replies, and the transaction is not over before.
+    # Each of them says whether the message was taken: each gets the final reply's timeout.
+    assert s.conn.awaiting_final
     assert s.feed(ALICE_SAVED) == []
+    assert s.conn.awaiting_final
     assert s.feed(BOB_FULL) == []
-    assert s.conn.state is ClientState.BUSY
+    assert s.conn.state is ClientState.BUSY and s.conn.awaiting_final
     result = completed(s.feed(CAROL_REFUSED)).result
+    assert not s.conn.awaiting_final
     assert s.sent() == b""  # no RSET: the transaction is over
     assert s.conn.state is ClientState.READY
     by = {r.address: r for r in result.recipients}

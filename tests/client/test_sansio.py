@@ -288,6 +288,42 @@ def test_bdat_chunks_pipelined(step: int | None) -> None:
     assert result.all_delivered and result.method == "BDAT" and result.size == 10
 
 
+def test_awaiting_final_is_the_reply_after_the_message() -> None:
+    """Only the reply that says whether the message was taken gets RFC 5321 §4.5.3.2.6's ten
+    minutes: after the end of data, and after BDAT LAST (not after the chunks before it)."""
+    s = Scripted()
+    assert not s.conn.awaiting_final  # the greeting
+    s.ready()
+    s.conn.send_mail("a@example.test", ["b@example.test"], b"hi\r\n")
+    s.sent()
+    assert not s.conn.awaiting_final  # MAIL, RCPT and DATA pipelined
+    s.feed(OK_MAIL + OK_RCPT)
+    assert not s.conn.awaiting_final  # DATA's 354
+    s.feed(GO_AHEAD)
+    assert s.sent().endswith(b"\r\n.\r\n") and s.conn.awaiting_final
+    only(s.feed(QUEUED), TransactionCompleted)
+    assert not s.conn.awaiting_final
+
+    s = Scripted()
+    s.ready(EHLO_PLAIN)  # lockstep: the 354 first, then the message
+    s.conn.send_mail("a@example.test", ["b@example.test"], b"hi\r\n")
+    s.feed(OK_MAIL + OK_RCPT)
+    assert not s.conn.awaiting_final
+    s.feed(GO_AHEAD)
+    assert s.conn.awaiting_final
+
+    s = Scripted()
+    s.ready(EHLO_CHUNKING)
+    s.conn.send_mail("a@example.test", ["b@example.test"], b"abc\r\n", MailOptions(chunk_size=3))
+    s.sent()
+    s.feed(OK_MAIL + OK_RCPT)
+    assert s.sent() == b"BDAT 3\r\nabcBDAT 2 LAST\r\n\r\n" and not s.conn.awaiting_final
+    s.feed(b"250 2.0.0 Ok: 3 octets received\r\n")
+    assert s.conn.awaiting_final  # the next reply is BDAT LAST's
+    only(s.feed(QUEUED), TransactionCompleted)
+    assert not s.conn.awaiting_final
+
+
 def test_bdat_refused_chunk_ends_the_message_and_resets() -> None:
     s = Scripted()
     s.ready(EHLO_CHUNKING)

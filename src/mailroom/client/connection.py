@@ -172,6 +172,12 @@ class Client:
     ``lmtp``: speak LMTP (RFC 2033) instead; ``socket_path``: connect to that unix socket
     rather than ``host:port`` (no TLS there: ``tls`` must be ``"none"``).
 
+    ``timeout`` is the seconds to wait for each reply, and for the server to take any of what
+    is sent; ``connect_timeout`` for the connection itself (TCP, and the handshake of implicit
+    TLS); ``final_timeout`` for the reply after the message, which says whether it was taken
+    (RFC 5321 §4.5.3.2.6 asks 10 minutes there: giving up on it delivers the message twice).
+    Both default to ``timeout``.
+
     ``ssl_context`` defaults to the system's trusted CAs with host name checking. ``trace``
     gets each line of the session (commands, replies, notes), with SASL data masked.
     PLAIN, LOGIN and XOAUTH2 are only used over TLS unless ``allow_insecure_auth``.
@@ -187,6 +193,8 @@ class Client:
         server_hostname: str | None = None,
         local_hostname: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        connect_timeout: float | None = None,
+        final_timeout: float | None = None,
         trace: Callable[[TraceLine], None] | None = None,
         allow_insecure_auth: bool = False,
         lmtp: bool = False,
@@ -205,6 +213,8 @@ class Client:
         self.server_hostname = server_hostname or host
         self.local_hostname = local_hostname
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.final_timeout = final_timeout
         self.allow_insecure_auth = allow_insecure_auth
         self._trace = trace
         self._conn: ClientConnection | None = None
@@ -292,7 +302,8 @@ class Client:
                     ssl=self._context() if implicit else None,
                     server_hostname=self.server_hostname if implicit else None,
                 )
-            await asyncio.wait_for(opening, self.timeout)
+            connect_timeout = self.timeout if self.connect_timeout is None else self.connect_timeout
+            await asyncio.wait_for(opening, connect_timeout)
         except ssl.SSLError as exc:
             raise TLSFailed(f"TLS with {where} failed: {exc}") from exc
         except (OSError, TimeoutError) as exc:
@@ -559,9 +570,11 @@ class Client:
             raise ConnectionFailed("not connected")
         # ``timeout`` is for each reply whole (RFC 5321 §4.5.3.2), not for each piece of it:
         # a server sending a byte a minute held a delivery for ever. The clock starts again
-        # when a reply is complete or something was sent.
+        # when a reply is complete or something was sent; the reply after the message has
+        # ``final_timeout``.
         loop = asyncio.get_running_loop()
         deadline: float | None = None
+        timeout = self.timeout
         replies = conn.replies_read
         while True:
             if stream.error is not None:
@@ -581,14 +594,15 @@ class Client:
                 continue  # replies may have come while it was sending: look before waiting
             now = loop.time()
             if deadline is None:
-                deadline = now + self.timeout
+                timeout = self.timeout
+                if conn.awaiting_final and self.final_timeout is not None:
+                    timeout = self.final_timeout
+                deadline = now + timeout
             try:
                 await stream.wait(max(deadline - now, 0.0))
             except TimeoutError:
                 await self.close()
-                failed = ConnectionFailed(
-                    f"{self.host} did not answer within {self.timeout:g} seconds"
-                )
+                failed = ConnectionFailed(f"{self.host} did not answer within {timeout:g} seconds")
                 failed.settled = conn.settled_so_far()
                 raise failed from None
 

@@ -114,7 +114,9 @@ async def _open_hop(
         ssl_context=context,
         server_hostname=hop.name,
         local_hostname=helo,
-        timeout=settings.connect_timeout,
+        connect_timeout=settings.connect_timeout,
+        timeout=settings.command_timeout,
+        final_timeout=settings.data_done_timeout,
         lmtp=relay is not None and relay.lmtp,
         socket_path=relay.socket if relay is not None else None,
     )
@@ -135,7 +137,6 @@ async def _open_hop(
         except BaseException:
             await client.close()
             raise
-    client.timeout = settings.command_timeout
     return client
 
 

@@ -165,6 +165,7 @@ class _Expected:
 
     command: str
     handle: Callable[[Reply], None]
+    final: bool = False  # the reply says whether the message was taken (see awaiting_final)
 
 
 class ClientConnection:
@@ -254,6 +255,15 @@ class ClientConnection:
         if txn is None or txn.mail_reply is None:
             return None
         return txn.result(txn.settled())
+
+    @property
+    def awaiting_final(self) -> bool:
+        """Whether the next reply is one that says if the message was taken: after the end of
+        data, BDAT LAST or BURL LAST (in LMTP, each recipient's). RFC 5321 §4.5.3.2.6 gives it
+        10 minutes, longer than any other, because the server is delivering the message by
+        then: a client that gives up on it sends the message again later, and it arrives
+        twice. A driver with a clock picks its timeout by this."""
+        return bool(self._expected) and self._expected[0].final
 
     def data_to_send(self) -> bytes:
         """The bytes to write to the server now (possibly empty)."""
@@ -460,15 +470,19 @@ class ClientConnection:
     def _write(self, data: bytes) -> None:
         self._out += data
 
-    def _expect(self, command: str, handle: Callable[[Reply], None]) -> None:
-        self._expected.append(_Expected(command, handle))
+    def _expect(
+        self, command: str, handle: Callable[[Reply], None], *, final: bool = False
+    ) -> None:
+        self._expected.append(_Expected(command, handle, final))
 
-    def _command(self, line: str, command: str, handle: Callable[[Reply], None]) -> None:
+    def _command(
+        self, line: str, command: str, handle: Callable[[Reply], None], *, final: bool = False
+    ) -> None:
         if "\r" in line or "\n" in line:
             raise LocalProtocolError(f"CR or LF in a command: {line!r}")
         self._write(line.encode("utf-8") + b"\r\n")
         self._trace_line("client", line)
-        self._expect(command, handle)
+        self._expect(command, handle, final=final)
         if self.state is not ClientState.CLOSING:
             self.state = ClientState.BUSY
 
@@ -687,7 +701,9 @@ class ClientConnection:
         elif txn.method == "BURL":
             assert self._burl is not None
             # RFC 4468 §3: the server fetches the message; its reply is the end-of-data reply.
-            self._command(f"BURL {self._burl} LAST", "BURL", lambda r: self._on_chunk(r, True))
+            self._command(
+                f"BURL {self._burl} LAST", "BURL", lambda r: self._on_chunk(r, True), final=True
+            )
         else:
             self._command("DATA", "DATA", self._on_data)
 
@@ -699,12 +715,12 @@ class ClientConnection:
                 self._write(data)
                 self._trace_line("data", f"<message: {len(txn.payload)} octets>")
                 self._trace_line("client", ".")
-                self._expect("END_OF_DATA", self._on_end_of_data)
+                self._expect("END_OF_DATA", self._on_end_of_data, final=True)
             else:
                 # RFC 2920 §3.1: every RCPT was refused but DATA got 354: send an empty message.
                 self._write(b".\r\n")
                 self._trace_line("client", ".")
-                self._expect("END_OF_DATA", lambda r: self._finish())
+                self._expect("END_OF_DATA", lambda r: self._finish(), final=True)
             return
         if reply.code < 400:
             raise RemoteProtocolError(f"DATA must get 354 or an error: {str(reply)[:200]!r}")
@@ -726,7 +742,7 @@ class ClientConnection:
         txn = self._current()
         txn.data_replies.append(reply)
         if len(txn.data_replies) < txn.accepted:
-            self._expect("END_OF_DATA", self._on_lmtp_reply)
+            self._expect("END_OF_DATA", self._on_lmtp_reply, final=True)
         else:
             self._finish()
 
@@ -744,7 +760,7 @@ class ClientConnection:
         self._write(line.encode("ascii") + b"\r\n" + chunk)
         self._trace_line("client", line)
         self._trace_line("data", f"<chunk: {len(chunk)} octets>")
-        self._expect("BDAT", lambda reply: self._on_chunk(reply, last))
+        self._expect("BDAT", lambda reply: self._on_chunk(reply, last), final=last)
 
     def _send_chunk_lockstep(self, chunks: list[bytes], index: int) -> None:
         last = index == len(chunks) - 1
@@ -762,7 +778,7 @@ class ClientConnection:
             else:
                 self._send_chunk_lockstep(chunks, index + 1)
 
-        self._expect("BDAT", handle)
+        self._expect("BDAT", handle, final=last)
 
     def _on_chunk(self, reply: Reply, last: bool) -> None:
         txn = self._current()

@@ -148,8 +148,13 @@ class QueueSettings:
     delay_warning: float = 4 * 3600.0  # 0: no delay warnings
     max_connections: int = 50  # outbound connections at once
     max_per_destination: int = 5  # outbound connections at once to one domain
+    # RFC 5321 §4.5.3.2's timeouts, as Postfix keeps them: the TCP connection (Postfix's
+    # smtp_connect_timeout), each reply from the greeting on (5 minutes, the RFC's for the
+    # greeting, MAIL and RCPT), and the reply after the message (10 minutes: the server is
+    # delivering it, and giving up then delivers it twice; smtp_data_done_timeout).
     connect_timeout: float = 30.0
     command_timeout: float = 300.0
+    data_done_timeout: float = 600.0
     dns_servers: tuple[str, ...] = ()  # empty: the system's resolver
     routes: dict[str, RelayHost] = field(default_factory=dict)  # domain → host
     smarthost: RelayHost | None = None
@@ -172,7 +177,13 @@ class QueueSettings:
         values: dict[str, Any] = {}
         if "retry_schedule" in queue:
             values["retry_schedule"] = tuple(parse_duration(v) for v in queue.pop("retry_schedule"))
-        for key in ("max_age", "delay_warning", "connect_timeout", "command_timeout"):
+        for key in (
+            "max_age",
+            "delay_warning",
+            "connect_timeout",
+            "command_timeout",
+            "data_done_timeout",
+        ):
             if key in queue:
                 values[key] = parse_duration(queue.pop(key))
         for key in ("max_connections", "max_per_destination", "mx_port", "bounce_size_limit"):
