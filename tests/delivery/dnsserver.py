@@ -2,6 +2,7 @@
 dnspython, records given as zone-file text. Names it does not know are NXDOMAIN; names listed in
 ``servfail`` answer SERVFAIL (a temporary failure); a known name without records of the asked
 type answers NOERROR with no records (so a domain with only A records has an implicit MX).
+``fail_all`` answers SERVFAIL to every question: :func:`dns_that_cannot_answer`.
 
     with DNSServer({"example.test": {"MX": ["10 mx.example.test."]},
                     "mx.example.test": {"A": ["127.0.0.1"]}}) as dns:
@@ -23,7 +24,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-__all__ = ["DNSServer"]
+__all__ = ["DNSServer", "dns_that_cannot_answer"]
 
 
 class DNSServer:
@@ -32,11 +33,13 @@ class DNSServer:
         records: dict[str, dict[str, list[str]]] | None = None,
         *,
         servfail: set[str] | None = None,
+        fail_all: bool = False,
     ) -> None:
         self.records: dict[str, dict[str, list[str]]] = {}
         for name, types in (records or {}).items():
             self.set(name, types)
         self.servfail = {self._key(n) for n in servfail or ()}
+        self.fail_all = fail_all
         self.queries: Counter[tuple[str, str]] = Counter()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.bind(("127.0.0.1", 0))
@@ -102,7 +105,7 @@ class DNSServer:
         name = question.name.to_text().lower()
         rdtype = dns.rdatatype.to_text(question.rdtype)
         self.queries[(name, rdtype)] += 1
-        if name in self.servfail:
+        if self.fail_all or name in self.servfail:
             response.set_rcode(dns.rcode.SERVFAIL)
         elif name not in self.records:
             response.set_rcode(dns.rcode.NXDOMAIN)
@@ -115,3 +118,17 @@ class DNSServer:
                     )
                 )
         return response.to_wire()
+
+
+_cannot_answer: DNSServer | None = None
+
+
+def dns_that_cannot_answer() -> str:
+    """The address of a DNS server that answers SERVFAIL ("try again later") to every
+    question, started once for the test process: what tests with no DNS of their own put in
+    ``dns_servers``. A closed port says the same, but slowly: dnspython's unconnected UDP
+    socket never sees the ICMP refusal, so each lookup waited its whole timeout (5 s)."""
+    global _cannot_answer
+    if _cannot_answer is None:
+        _cannot_answer = DNSServer(fail_all=True).start()
+    return _cannot_answer.address

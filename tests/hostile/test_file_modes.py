@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from mailroom.policy.credentials import password_line
+from tests.delivery.dnsserver import dns_that_cannot_answer
 from tests.live import ServeProcess, wait_for
 
 PASSWORD = "correct horse battery staple"
@@ -28,7 +29,7 @@ hostname = "mx.example.test"
 data = "{data}"
 tls = "self-signed"
 domains = ["example.test"]
-dns_servers = ["127.0.0.1:1"]
+dns_servers = ["{dns}"]
 web = "127.0.0.1:0"
 web_auth = "admin:web-secret"
 
@@ -47,7 +48,7 @@ scram = "{scram}"
 "dave@example.test" = "dave@remote.test"
 
 [policy]
-# No DNS here (dns_servers is a closed port): the sender domain check would answer 451 4.1.8.
+# No DNS here (a server that answers SERVFAIL): the sender domain check would answer 451 4.1.8.
 check_sender_domain = false
 
 [routes]
@@ -79,7 +80,9 @@ def test_data_directory_is_private_whatever_the_umask(tmp_path: Path, umask: int
     _, hashed, scram = password_line("alice@example.test", PASSWORD).split(":", 2)
     data = tmp_path / "data"
     config = tmp_path / "mailroom.toml"
-    config.write_text(CONFIG.format(data=data, hash=hashed, scram=scram))
+    config.write_text(
+        CONFIG.format(data=data, hash=hashed, scram=scram, dns=dns_that_cannot_answer())
+    )
     previous = os.umask(umask)  # inherited by the server and the commands below
     try:
         server = ServeProcess(["--config", str(config)], tmp_path / "serve.log").wait_started()

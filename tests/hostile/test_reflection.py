@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 from mailroom.testing import SMTPTestServer
+from tests.delivery.dnsserver import dns_that_cannot_answer
 
 CONFIG = """
 hostname = "mx.example.test"
 domains = ["example.test"]
-dns_servers = ["127.0.0.1:1"]
+dns_servers = ["{dns}"]
 
 [[listeners]]
 address = "127.0.0.1:0"
@@ -32,7 +33,7 @@ role = "mx"
 
 [policy]
 check_null_mx = false
-# No DNS here (dns_servers is a closed port): the sender domain check would answer 451 4.1.8.
+# No DNS here (a server that answers SERVFAIL): the sender domain check would answer 451 4.1.8.
 check_sender_domain = false
 {policy}
 
@@ -60,7 +61,9 @@ def mx(tmp_path: Path, elsewhere: SMTPTestServer) -> Iterator[Callable[..., SMTP
 
     def start(policy: str = "") -> SMTPTestServer:
         config = tmp_path / "mailroom.toml"
-        config.write_text(CONFIG.format(port=elsewhere.port, policy=policy))
+        config.write_text(
+            CONFIG.format(dns=dns_that_cannot_answer(), port=elsewhere.port, policy=policy)
+        )
         server = SMTPTestServer(tmp_path / "data", config_file=config).start()
         started.append(server)
         return server

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from mailroom.config import ConfigError, load_config
+from tests.delivery.dnsserver import dns_that_cannot_answer
 
 HEAD = """hostname = "mx.example.test"
 domains = {domains}
-dns_servers = ["127.0.0.1:1"]
+dns_servers = ["{dns}"]
 
 [[listeners]]
 address = "127.0.0.1:0"
@@ -46,7 +47,7 @@ CASES = [
 
 def _config(tmp_path: Path, domains: str, extra: str) -> Path:
     path = tmp_path / "mailroom.toml"
-    path.write_text(HEAD.format(domains=domains) + extra)
+    path.write_text(HEAD.format(dns=dns_that_cannot_answer(), domains=domains) + extra)
     return path
 
 

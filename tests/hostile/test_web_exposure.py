@@ -29,6 +29,7 @@ import pytest
 
 from mailroom.policy.credentials import password_line
 from mailroom.testing import SMTPTestServer
+from tests.delivery.dnsserver import dns_that_cannot_answer
 from tests.live import ServeProcess, wait_for
 
 WEB_USER = "postmaster@example.test"
@@ -37,7 +38,7 @@ CONFIG = """
 hostname = "mx.example.test"
 data = "{data}"
 domains = ["example.test"]
-dns_servers = ["127.0.0.1:1"]
+dns_servers = ["{dns}"]
 {web}
 
 [[listeners]]
@@ -51,7 +52,7 @@ role = "mx"
 
 [policy]
 check_null_mx = false
-# No DNS here (dns_servers is a closed port): the sender domain check would answer 451 4.1.8.
+# No DNS here (a server that answers SERVFAIL): the sender domain check would answer 451 4.1.8.
 check_sender_domain = false
 
 [queue]
@@ -64,7 +65,9 @@ retry_schedule = ["1s"]
 
 def _config(tmp_path: Path, web: str = "", port: int = 1) -> Path:
     path = tmp_path / "mailroom.toml"
-    path.write_text(CONFIG.format(data=tmp_path / "data", web=web, port=port))
+    path.write_text(
+        CONFIG.format(dns=dns_that_cannot_answer(), data=tmp_path / "data", web=web, port=port)
+    )
     return path
 
 

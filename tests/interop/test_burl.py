@@ -25,6 +25,7 @@ import pytest
 from mailroom.client import MailOptions, SyncClient
 from mailroom.policy.credentials import password_line
 from mailroom.testing import SMTPTestServer
+from tests.delivery.dnsserver import dns_that_cannot_answer
 from tests.interop.dovecot import (
     DOVECOT,
     MAIL_USER,
@@ -85,7 +86,7 @@ MAILROOM_CONF = """
 hostname = "mx.example.test"
 tls = "self-signed"
 domains = ["example.test"]
-dns_servers = ["127.0.0.1:1"]
+dns_servers = ["{dns}"]
 max_message_size = "{max_size}"
 
 [[listeners]]
@@ -162,7 +163,9 @@ def mailroom_factory(tmp_path: Path) -> Iterator[Callable[..., SMTPTestServer]]:
         directory.mkdir()
         config = directory / "mailroom.toml"
         config.write_text(
-            MAILROOM_CONF.format(hash=_HASH, scram=_SCRAM, burl=burl, max_size=max_size)
+            MAILROOM_CONF.format(
+                dns=dns_that_cannot_answer(), hash=_HASH, scram=_SCRAM, burl=burl, max_size=max_size
+            )
         )
         server = SMTPTestServer(directory / "data", config_file=config)
         started.append(server.start())

@@ -26,6 +26,7 @@ import pytest
 
 from mailroom.client import Client, MailOptions
 from mailroom.testing import SMTPTestServer
+from tests.delivery.dnsserver import dns_that_cannot_answer
 from tests.interop.dovecot import (
     DOVECOT,
     MAIL_USER,
@@ -101,9 +102,9 @@ DOVECOT_USERS = {
 MAILROOM_CONFIG = """
 hostname = "mx.example.test"
 domains = ["example.test"]
-# Tests never leave the machine: DNS asks a name server that is not there, remote mail goes
+# Tests never leave the machine: DNS asks a name server that answers SERVFAIL, remote mail goes
 # to a closed port on loopback.
-dns_servers = ["127.0.0.1:1"]
+dns_servers = ["{dns}"]
 
 [[listeners]]
 address = "127.0.0.1:0"
@@ -195,7 +196,9 @@ def dovecot(workdir: Path) -> Iterator[Dovecot]:
 @pytest.fixture
 def mail_server(workdir: Path, dovecot: Dovecot) -> Iterator[SMTPTestServer]:
     config = workdir / "mailroom.toml"
-    config.write_text(MAILROOM_CONFIG.format(lmtp=f"127.0.0.1:{dovecot.lmtp_port}"))
+    config.write_text(
+        MAILROOM_CONFIG.format(dns=dns_that_cannot_answer(), lmtp=f"127.0.0.1:{dovecot.lmtp_port}")
+    )
     server = SMTPTestServer(
         workdir / "data", {"hostname": "mx.example.test"}, config_file=config
     ).start()

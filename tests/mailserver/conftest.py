@@ -12,6 +12,7 @@ import pytest
 
 from mailroom.policy.credentials import password_line
 from mailroom.testing import SMTPTestServer
+from tests.delivery.dnsserver import dns_that_cannot_answer
 
 ALICE_PASSWORD = "correct horse battery staple"
 _ALICE = password_line("alice@example.test", ALICE_PASSWORD).split(":", 2)
@@ -21,8 +22,8 @@ hostname = "mx.example.test"
 tls = "self-signed"
 domains = ["example.test", "example.org"]
 # Tests never leave the machine: remote mail queued here goes to a closed port on loopback,
-# and any DNS lookup asks a name server that is not there.
-dns_servers = ["127.0.0.1:1"]
+# and any DNS lookup asks a name server that answers SERVFAIL.
+dns_servers = ["{dns}"]
 
 [[listeners]]
 address = "127.0.0.1:0"
@@ -67,7 +68,13 @@ arc = "off"
 
 def write_config(path: Path, *, policy: str = "", bob_quota: str = "0") -> Path:
     path.write_text(
-        CONFIG.format(hash=_ALICE[1], scram=_ALICE[2], policy=policy, bob_quota=bob_quota)
+        CONFIG.format(
+            dns=dns_that_cannot_answer(),
+            hash=_ALICE[1],
+            scram=_ALICE[2],
+            policy=policy,
+            bob_quota=bob_quota,
+        )
     )
     return path
 

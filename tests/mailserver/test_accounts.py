@@ -15,6 +15,7 @@ import pytest
 from mailroom.config import ConfigError, load_config
 from mailroom.policy.credentials import password_line
 from mailroom.testing import SMTPTestServer
+from tests.delivery.dnsserver import dns_that_cannot_answer
 
 PASSWORD = "correct horse battery staple"
 _HASH, _SCRAM = password_line("x@example.test", PASSWORD).split(":", 2)[1:]
@@ -23,7 +24,7 @@ CONFIG = f"""
 hostname = "mx.example.test"
 tls = "self-signed"
 domains = ["example.test"]
-dns_servers = ["127.0.0.1:1"]
+dns_servers = ["{{dns}}"]
 case_insensitive_local_part = {{fold}}
 
 [[listeners]]
@@ -79,7 +80,11 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., SMTPTestServer]]:
         directory = tmp_path / f"server{len(started)}"
         directory.mkdir()
         config = directory / "mailroom.toml"
-        config.write_text(CONFIG.format(fold="true" if fold else "false", extra=extra))
+        config.write_text(
+            CONFIG.format(
+                dns=dns_that_cannot_answer(), fold="true" if fold else "false", extra=extra
+            )
+        )
         server = SMTPTestServer(directory / "data", config_file=config)
         started.append(server.start())
         return server
@@ -332,7 +337,9 @@ def test_a_mailbox_that_cannot_be_written(server_factory: Callable[..., SMTPTest
 
 def test_case_folded_duplicate_users_are_a_configuration_error(tmp_path: Path) -> None:
     config = tmp_path / "mailroom.toml"
-    config.write_text(CONFIG.format(fold="true", extra='[users."Bob@example.test"]'))
+    config.write_text(
+        CONFIG.format(dns=dns_that_cannot_answer(), fold="true", extra='[users."Bob@example.test"]')
+    )
     with pytest.raises(ConfigError, match="same user"):
         load_config(config)
 
@@ -350,6 +357,6 @@ def test_case_folded_duplicate_users_are_a_configuration_error(tmp_path: Path) -
 )
 def test_account_and_list_settings_are_checked(tmp_path: Path, extra: str, message: str) -> None:
     config = tmp_path / "mailroom.toml"
-    config.write_text(CONFIG.format(fold="true", extra=extra))
+    config.write_text(CONFIG.format(dns=dns_that_cannot_answer(), fold="true", extra=extra))
     with pytest.raises(ConfigError, match=message):
         load_config(config)

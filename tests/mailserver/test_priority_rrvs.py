@@ -17,11 +17,12 @@ import pytest
 
 from mailroom.testing import SMTPTestServer
 from tests.client.servers import SMTP_SINK, smtp_sink
+from tests.delivery.dnsserver import dns_that_cannot_answer
 
 CONFIG = """
 hostname = "mx.example.test"
 domains = ["example.test", "example.org"{domains}]
-dns_servers = ["127.0.0.1:1"]
+dns_servers = ["{dns}"]
 
 [[listeners]]
 address = "127.0.0.1:0"
@@ -66,7 +67,15 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., SMTPTestServer]]:
         directory = tmp_path / f"server{len(started)}"
         directory.mkdir()
         config = directory / "mailroom.toml"
-        config.write_text(CONFIG.format(policy=policy, routes=routes, domains=domains, users=users))
+        config.write_text(
+            CONFIG.format(
+                dns=dns_that_cannot_answer(),
+                policy=policy,
+                routes=routes,
+                domains=domains,
+                users=users,
+            )
+        )
         server = SMTPTestServer(directory / "data", config_file=config)
         started.append(server.start())
         return server

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import psycopg
 
+from tests.delivery.dnsserver import dns_that_cannot_answer
 from tests.fleet import fleet
 from tests.live import queue_id_of, wait_for
 
@@ -31,7 +32,7 @@ __all__ = ["fleet"]
 NODE_CONFIG = """
 hostname = "mx.test"
 domains = ["example.test"]
-dns_servers = ["127.0.0.1:1"]
+dns_servers = ["{dns}"]
 
 [policy]
 check_null_mx = false
@@ -105,7 +106,7 @@ def test_kill_9_while_receiving_and_while_delivering_loses_and_repeats_nothing(
 ) -> None:
     peer = serve(faults=("eod:every=2:delay=8",))
     config = tmp_path / "node.toml"
-    config.write_text(NODE_CONFIG.format(port=peer.smtp[1]))
+    config.write_text(NODE_CONFIG.format(dns=dns_that_cannot_answer(), port=peer.smtp[1]))
     flags = ("--config", str(config), "--queue-lease", "3", "--log-level", "info")
     nodes = {
         name: fleet(name, address, pg_url, *flags)
@@ -167,7 +168,10 @@ def test_a_refused_recipient_is_bounced_into_the_senders_mailbox(
     becomes a DSN, stored (in the database) for the local sender, and the entry goes."""
     peer = serve(faults=("rcpt:*@one.test:550 5.1.1 No such user",))
     config = tmp_path / "node.toml"
-    config.write_text(NODE_CONFIG.format(port=peer.smtp[1]) + '\n[users."sender@example.test"]\n')
+    config.write_text(
+        NODE_CONFIG.format(dns=dns_that_cannot_answer(), port=peer.smtp[1])
+        + '\n[users."sender@example.test"]\n'
+    )
     node = fleet("a", "127.0.0.2", pg_url, "--config", str(config))
     queue_id = _send(node.smtp, 1)
     assert queue_id is not None

@@ -19,6 +19,7 @@ import psycopg
 from mailroom.postgres.queue import PgQueue
 from mailroom.postgres.queue_view import PgQueueView
 from mailroom.queue.entry import QueueEntry, QueueRecipient
+from tests.delivery.dnsserver import dns_that_cannot_answer
 from tests.fleet import fleet
 from tests.live import LiveServer, mailroom_command, queue_id_of, run_cli, wait_for
 
@@ -28,7 +29,7 @@ NODE_CONFIG = """
 store = "{url}"
 hostname = "mx.test"
 domains = ["example.test"]
-dns_servers = ["127.0.0.1:1"]
+dns_servers = ["{dns}"]
 
 [policy]
 check_null_mx = false
@@ -62,7 +63,7 @@ def _send(address: tuple[str, int], subject: str) -> str:
 
 def test_queue_commands_on_the_fleets_queue(fleet, pg_url, tmp_path: Path) -> None:
     config = tmp_path / "node.toml"
-    config.write_text(NODE_CONFIG.format(url=pg_url))
+    config.write_text(NODE_CONFIG.format(dns=dns_that_cannot_answer(), url=pg_url))
     a = fleet("a", "127.0.0.2", pg_url, "--config", str(config))
     b = fleet("b", "127.0.0.3", pg_url, "--config", str(config))
     first, second = _send(a.smtp, "through a"), _send(b.smtp, "through b")
@@ -291,7 +292,9 @@ def test_an_entry_in_flight_is_deleted_by_its_node_and_not_sent_again(
     peer = serve(faults=("eod:delay=20",))
     config = tmp_path / "node.toml"
     config.write_text(
-        NODE_CONFIG.format(url=pg_url).replace('"127.0.0.1:1"\n', f'"127.0.0.1:{peer.smtp[1]}"\n')
+        NODE_CONFIG.format(dns=dns_that_cannot_answer(), url=pg_url).replace(
+            '"127.0.0.1:1"\n', f'"127.0.0.1:{peer.smtp[1]}"\n'
+        )
     )
     node = fleet("a", "127.0.0.2", pg_url, "--config", str(config), "--log-level", "info")
     queue_id = _send(node.smtp, "in flight")

@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 
 from mailroom.policy.credentials import password_line
+from tests.delivery.dnsserver import dns_that_cannot_answer
 from tests.fleet import fleet
 from tests.live import run_cli, wait_for
 
@@ -19,7 +20,7 @@ __all__ = ["fleet"]
 
 MAIL_CONFIG = """
 hostname = "mx.example.test"
-dns_servers = ["127.0.0.1:1"]
+dns_servers = ["{dns}"]
 
 [directory]
 source = "postgresql"
@@ -42,7 +43,7 @@ arc = "off"
 
 def _config(tmp_path: Path, policy: str = "") -> str:
     path = tmp_path / "mailroom.toml"
-    path.write_text(MAIL_CONFIG.format(policy=policy))
+    path.write_text(MAIL_CONFIG.format(dns=dns_that_cannot_answer(), policy=policy))
     return str(path)
 
 
