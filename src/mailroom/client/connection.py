@@ -80,6 +80,12 @@ __all__ = ["DEFAULT_TIMEOUT", "Client", "TLSMode", "default_ports", "send_messag
 
 TLSMode = Literal["none", "starttls", "implicit", "opportunistic"]
 DEFAULT_TIMEOUT = 300.0  # seconds to wait for any one reply (RFC 5321 §4.5.3.2: minutes)
+# Octets handed to the transport at a time, each piece only once the one before was taken
+# (``Client._flush``). A TLS transport encrypts whatever it is given at once and passes it all
+# to the socket's transport below, counting none of it as its own: a 20 MB message written in
+# one piece showed an empty buffer, and a server that read nothing of it looked like one that
+# had taken it all.
+WRITE_PIECE = 256 * 1024
 E = TypeVar("E", bound=ClientEvent)
 F = TypeVar("F", bound=ClientEvent)
 
@@ -534,11 +540,15 @@ class Client:
         stream, conn = self._stream, self._conn
         assert stream is not None and conn is not None
         data = conn.data_to_send()
-        if data and stream.transport is not None and not stream.transport.is_closing():
-            stream.transport.write(data)
+        written = False
+        for start in range(0, len(data), WRITE_PIECE):
+            transport = stream.transport
+            if transport is None or transport.is_closing():
+                break
+            transport.write(data[start : start + WRITE_PIECE])
+            written = True
             await self._drained(stream)
-            return True
-        return False
+        return written
 
     async def _drained(self, stream: _Stream) -> None:
         """Wait until the server has taken what was written, for as long as it takes some:
