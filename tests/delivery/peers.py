@@ -197,6 +197,7 @@ def fast(**changes: Any) -> QueueSettings:
         "retry_schedule": (0.2,),
         "connect_timeout": 5.0,
         "command_timeout": 10.0,
+        "data_done_timeout": 10.0,
         "delay_warning": 0.0,
     }
     values.update(changes)
