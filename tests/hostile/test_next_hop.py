@@ -83,30 +83,28 @@ async def _trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -
     writer.close()
 
 
-async def _reads_nothing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Answers up to DATA's 354, then never reads again."""
-    writer.write(b"220 hostile.test ESMTP\r\n")
+async def _up_to_354(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Greet, answer EHLO (with PIPELINING), then MAIL, RCPT and DATA in one write."""
+    writer.write(b"220 next-hop.test ESMTP\r\n")
     for reply in (
-        b"250-hostile.test\r\n250 PIPELINING\r\n",
+        b"250-next-hop.test\r\n250 PIPELINING\r\n",
         b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 Go ahead\r\n",
     ):
         await reader.readline()
         writer.write(reply)
         await writer.drain()
+
+
+async def _reads_nothing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answers up to DATA's 354, then never reads again."""
+    await _up_to_354(reader, writer)
     await asyncio.sleep(60)
     writer.close()
 
 
 async def _reads_slowly(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """A slow link: the message taken a piece at a time, a tenth of a second apart."""
-    writer.write(b"220 slow.test ESMTP\r\n")
-    for reply in (
-        b"250-slow.test\r\n250 PIPELINING\r\n",
-        b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 Go ahead\r\n",
-    ):
-        await reader.readline()
-        writer.write(reply)
-        await writer.drain()
+    await _up_to_354(reader, writer)
     tail = b""
     while not tail.endswith(b"\r\n.\r\n"):
         piece = await reader.read(512 * 1024)
