@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from mailroom.web.mime import addresses, html_to_text, parse_message, strip_trace
+from mailroom.web import mime
+from mailroom.web.mime import _PARSER, _read, addresses, html_to_text, parse_message, strip_trace
 from mailroom.web.search import SearchError, parse_query
 
 # -- search ----------------------------------------------------------------------------------
@@ -342,3 +344,62 @@ def test_strip_trace_removes_only_what_delivery_added() -> None:
         b"Received: from x by y;\r\n date\r\nSubject: s\r\nReturn-Path: <kept@x>\r\n\r\nbody"
     )
     assert strip_trace(b"Subject: s\r\n\r\nb") == b"Subject: s\r\n\r\nb"
+
+
+# Shapes where a header could end somewhere else than a reader of lines would end it, or where
+# a message is not one part: the quick read of a one-part message must read each as the
+# email package reads it whole.
+READ_WHOLE_OR_QUICK = [
+    b"Subject: a\r\n\r\nbody\r\nmore\r\n",
+    b"\r\nbody\r\n",
+    b"\nbody\n",
+    b" folded: x\r\nSubject: a\r\n\r\nbody\r\n",
+    b"no colon line\r\nSubject: a\r\n\r\nbody\r\n",
+    b"Subject: a\nX: b\n\nbody\r\nmore\n",
+    b"Subject: a\r\nX: b\n\r\nbody\r\n",
+    b"Subject: a\r\n\nX: b\r\n\r\nbody",
+    b"Subject: a\rX: b\r\n\r\nbody\r\n",
+    b"From alice@example.test Mon Jan  1 00:00:00 2024\r\nSubject: a\r\n\r\nbody\r\n",
+    b"Subject: a\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\nx\r\n",
+    b"Subject: a\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\n\r\nx\r\n--B--\r\n",
+    b"Subject: a\r\nContent-Transfer-Encoding: base64\r\n\r\naMOp\r\n",
+    b"Subject: \xc3\xa9\r\n\r\n\xff\xfe body\r\n",
+    b"Subject: a\r\n\r\n",
+    b"Subject: a\r\n\r\n\r\n",
+    b"Subject: a",
+    b"Subject: a\r\nX-Bad header: y\r\n\r\nbody\r\n",
+    b"Subject: a\r\n:\r\n\r\nbody\r\n",
+    b"Subject: a\r\nFrom: b\r\n  \r\n\r\nbody\r\n",
+    b"Subject: a\r\n\t\r\nX: y\r\n\r\nbody\r\n",
+]
+
+
+@pytest.mark.parametrize("raw", READ_WHOLE_OR_QUICK)
+def test_a_one_part_message_is_read_as_the_email_package_reads_it(raw: bytes) -> None:
+    whole, quick = _PARSER.parsebytes(raw), _read(raw)
+    assert quick.items() == whole.items()
+    assert quick.get_unixfrom() == whole.get_unixfrom()
+    assert quick.is_multipart() == whole.is_multipart()
+    if not whole.is_multipart():
+        assert quick.get_payload() == whole.get_payload()
+        assert quick.get_payload(decode=True) == whole.get_payload(decode=True)
+
+
+def test_every_message_of_the_test_data_is_parsed_as_before(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """parse_message with the quick read and with the email package reading every message
+    whole: the same parts, bodies and snippet for each message the tests keep."""
+
+    def view(raw: bytes) -> tuple[object, ...]:
+        parsed = parse_message(raw)
+        parts = [
+            (p.part_id, p.content_type, p.filename, p.payload()) for p in parsed.parts.values()
+        ]
+        return parsed.text, parsed.html, parts, parsed.snippet(), parsed.header("Subject")
+
+    files = sorted((Path(__file__).parent.parent / "data").rglob("*.eml"))
+    assert len(files) > 40
+    quick = [view(path.read_bytes()) for path in files]
+    monkeypatch.setattr(mime, "_read", _PARSER.parsebytes)
+    assert quick == [view(path.read_bytes()) for path in files]
