@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mailroom.web import mime
-from mailroom.web.mime import _PARSER, _read, addresses, html_to_text, parse_message, strip_trace
+from mailroom.web.mime import (
+    _PARSER,
+    SNIPPET_LENGTH,
+    _read,
+    addresses,
+    collapsed_prefix,
+    html_to_text,
+    parse_message,
+    strip_trace,
+)
 from mailroom.web.search import SearchError, parse_query
 
 # -- search ----------------------------------------------------------------------------------
@@ -403,3 +415,10 @@ def test_every_message_of_the_test_data_is_parsed_as_before(
     quick = [view(path.read_bytes()) for path in files]
     monkeypatch.setattr(mime, "_read", _PARSER.parsebytes)
     assert quick == [view(path.read_bytes()) for path in files]
+
+
+@given(st.text(alphabet=st.sampled_from("ab \t\n\r\x0b\x0c\x1c\u00a0\u2003\u3000é"), max_size=3000))
+def test_a_snippet_is_the_text_with_its_white_space_collapsed(text: str) -> None:
+    expected = re.sub(r"\s+", " ", text).strip()
+    for length in (0, 1, 7, SNIPPET_LENGTH):
+        assert collapsed_prefix(text, length) == expected[:length]

@@ -83,9 +83,10 @@ def summarize(
     except Exception:  # a message the parser cannot read is still listed
         return 0, 0, "", " ".join(fields).lower()
     names = " ".join(p.filename for p in parsed.attachments + parsed.inline)
-    text = parsed.text or parsed.snippet()
+    snippet = parsed.snippet()
+    text = parsed.text or snippet
     search = " ".join([*fields, names, text[:SEARCH_TEXT_LIMIT]]).lower()
-    return len(parsed.attachments), len(parsed.inline), parsed.snippet(), search
+    return len(parsed.attachments), len(parsed.inline), snippet, search
 
 
 @dataclass(frozen=True)

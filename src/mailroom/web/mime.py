@@ -76,7 +76,6 @@ class _WebPolicy(policy.EmailPolicy):
 
 _PARSER = BytesParser(policy=_WebPolicy())
 _CID = re.compile(r"""cid:([^"'\s)>]+)""", re.IGNORECASE)
-_SPACE = re.compile(r"\s+")
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
@@ -216,8 +215,7 @@ class ParsedMessage:
     def snippet(self) -> str:
         if self.note is not None:
             return self.note[:SNIPPET_LENGTH]
-        source = self.text or html_to_text(self.html)
-        return _SPACE.sub(" ", source).strip()[:SNIPPET_LENGTH]
+        return collapsed_prefix(self.text or html_to_text(self.html), SNIPPET_LENGTH)
 
     def date(self) -> str | None:
         """The Date field as ISO 8601, or None when missing or unreadable."""
@@ -307,6 +305,23 @@ def _read(raw: bytes) -> Message:
         return _PARSER.parsebytes(raw)
     message.set_payload(body.decode("ascii", "surrogateescape"))
     return message
+
+
+def collapsed_prefix(text: str, length: int) -> str:
+    """The first ``length`` characters of ``text`` with its ends stripped and each run of
+    white space inside made one space (``" ".join(text.split())[:length]``), reading only as
+    much of a long text as they take: a whole text's runs replaced took a tenth of the time of
+    a search's first look at small messages."""
+    size = 4 * length + 64
+    while True:
+        words = text[:size].split()
+        joined = " ".join(words)
+        if size >= len(text):
+            return joined[:length]
+        # The last word may go on past the piece; the words before it are whole.
+        if words and len(joined) - len(words[-1]) >= length:
+            return joined[:length]
+        size *= 4
 
 
 def _as_source(raw: bytes, reason: str) -> ParsedMessage:
