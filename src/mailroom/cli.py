@@ -73,6 +73,7 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, object]:
         "max_connections",
         "max_connections_per_ip",
         "max_bad_commands",
+        "max_junk_commands",
         "timeout",
         "tls_handshake_timeout",
         "shutdown_grace",
@@ -410,6 +411,12 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="at once from one address (default 100; 0 for no limit)",
     )
     add("--max-bad-commands", type=int, help="refused commands in a row before 421 (default 20)")
+    add(
+        "--max-junk-commands",
+        type=int,
+        help="NOOP, RSET, VRFY, EXPN and HELP since the last MAIL; past it, each counts as a "
+        "refused command (default 100; 0 for no limit)",
+    )
     add(
         "--timeout",
         type=float,

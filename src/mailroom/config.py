@@ -52,6 +52,8 @@ class Config:
     max_connections: int = 1000
     max_connections_per_ip: int = 100
     max_bad_commands: int = 20
+    # NOOP, RSET, VRFY, EXPN and HELP since the last MAIL; past it, each counts as a bad command
+    max_junk_commands: int = 100
     # RFC 5321 §4.5.3.2.7: the server waits at least 5 minutes for a command or for data.
     timeout: float = 300.0
     tls_handshake_timeout: float = 30.0
@@ -223,6 +225,7 @@ class Config:
             "max_message_size",
             "max_header_section",
             "max_connections_per_ip",
+            "max_junk_commands",
             "max_auth_failures",
             "max_auth_failures_per_session",
             "auth_failure_delay",

@@ -30,6 +30,7 @@ def base_settings(config: Config) -> SessionSettings:
         max_header_section=config.max_header_section,
         max_recipients=config.max_recipients,
         max_bad_commands=config.max_bad_commands,
+        max_junk_commands=config.max_junk_commands,
         bare_line_endings=config.bare_line_endings,
         long_lines=config.long_lines,
         tls_available=config.tls_enabled,

@@ -157,6 +157,9 @@ def test_complex_mime_under_smtp_load(tmp_path: Path) -> None:
             "warning",
             "--max-connections-per-ip",
             "0",
+            # The latency probes are NOOPs, one every 10 ms for the whole test.
+            "--max-junk-commands",
+            "0",
         ],
         tmp_path / "serve.log",
     ).wait_started()

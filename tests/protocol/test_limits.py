@@ -1,5 +1,6 @@
 """Limits: command line 512 octets (RFC 5321 §4.5.3.1.4), recipients per message
-(§4.5.3.1.8, 452 4.5.3), too many bad commands in a row (421 4.7.0), bad bytes in commands."""
+(§4.5.3.1.8, 452 4.5.3), too many bad commands in a row (421 4.7.0), too many commands that
+move no mail, bad bytes in commands."""
 
 from __future__ import annotations
 
@@ -109,6 +110,65 @@ def test_too_many_bad_commands_in_a_row():
 def test_good_commands_reset_the_count():
     bad = [(b"BOGUS\r\n", w.UNKNOWN)] * 19
     session = run([EHLO, *bad, w.NOOP, *bad, w.NOOP, *bad, (w.MAIL, w.SENDER_OK)])
+    assert not session.conn.closed
+
+
+CANNOT_EXPN = b"252 2.5.0 Cannot EXPN list, but will accept message and attempt delivery\r\n"
+JUNK = [
+    w.NOOP,
+    (b"RSET\r\n", w.OK),
+    (b"VRFY bob\r\n", w.CANNOT_VRFY),
+    (b"EXPN staff\r\n", CANNOT_EXPN),
+    (b"HELP\r\n", w.HELP),
+]
+
+
+@pytest.mark.parametrize("junk", JUNK, ids=["noop", "rset", "vrfy", "expn", "help"])
+def test_junk_commands_past_their_limit_count_as_bad_ones(junk):
+    """Past max_junk_commands, a command that moves no mail is still answered, and counts
+    towards max_bad_commands: a flood of them ends with 421 4.7.0 (Postfix's
+    smtpd_junk_command_limit)."""
+    settings = make_settings(max_junk_commands=4, max_bad_commands=3)
+    session = run([EHLO, *[junk] * 7, (w.MAIL, TOO_MANY_ERRORS), (w.MAIL, b"")], settings=settings)
+    assert session.conn.closed
+
+
+def test_every_kind_of_junk_command_counts_together():
+    settings = make_settings(max_junk_commands=5, max_bad_commands=2)
+    session = run([EHLO, *JUNK, *JUNK[:2], (w.MAIL, TOO_MANY_ERRORS)], settings=settings)
+    assert session.conn.closed
+
+
+def test_a_transaction_starts_the_junk_count_again():
+    settings = make_settings(max_junk_commands=3, max_bad_commands=2)
+    noop, rset = JUNK[0], JUNK[1]
+    # Three, then a transaction: three more are free again, and so on.
+    steps = [EHLO, noop, noop, noop, MAIL, rset, noop, noop, MAIL, rset, noop, noop]
+    session = run([*steps, noop, noop, (w.MAIL, TOO_MANY_ERRORS)], settings=settings)
+    assert session.conn.closed
+    # A refused MAIL starts no transaction: the count goes on.
+    refused = (
+        b"MAIL FROM:<bad..a@example.test>\r\n",
+        b"501 5.1.7 <bad..a@example.test>: Bad sender address syntax\r\n",
+    )
+    session = run(
+        [EHLO, noop, noop, noop, refused, noop, (w.MAIL, TOO_MANY_ERRORS)], settings=settings
+    )
+    assert session.conn.closed
+
+
+def test_a_pipelined_flood_of_noops_is_cut_off_at_the_defaults():
+    """100 free, then 20 more counted as bad: the 121st gets 421 and nothing after is read."""
+    session = Session(make_settings())
+    assert session.feed(w.EHLO) == w.EHLO_OK
+    assert session.feed(b"NOOP\r\n" * 10_000) == w.OK * 120 + TOO_MANY_ERRORS
+    assert session.conn.closed
+
+
+def test_no_junk_limit():
+    session = Session(make_settings(max_junk_commands=0))
+    assert session.feed(w.EHLO) == w.EHLO_OK
+    assert session.feed(b"NOOP\r\n" * 1000) == w.OK * 1000
     assert not session.conn.closed
 
 

@@ -178,7 +178,8 @@ def test_idle_timeout_in_the_middle_of_data(serve) -> None:
 def test_idle_timeout_for_a_client_that_does_not_read(serve) -> None:
     """A client that sends and never reads its replies fills the server's write buffer; the
     timeout must still end the session and free its place."""
-    live: LiveServer = serve(timeout=1.0, max_connections=1)
+    # (No junk limit: it would close this session after 120 NOOPs, before the timeout.)
+    live: LiveServer = serve(timeout=1.0, max_connections=1, max_junk_commands=0)
     client, _ = connect(live)
     client.sock.setblocking(False)
     flood = b"NOOP\r\n" * 100_000
@@ -193,6 +194,27 @@ def test_idle_timeout_for_a_client_that_does_not_read(serve) -> None:
     fresh, greeting = connect(live)
     assert greeting == GREETING
     fresh.close()
+
+
+def test_max_junk_commands(serve) -> None:
+    """Commands that move no mail are answered; past the limit each counts as a bad one,
+    and a transaction starts the count again."""
+    live: LiveServer = serve(max_junk_commands=2, max_bad_commands=2)
+    client, _ = connect(live)
+    assert client.command(b"EHLO client.example.test").startswith(b"250-")
+    assert client.command(b"NOOP") == b"250 2.0.0 Ok\r\n"
+    assert client.command(b"RSET") == b"250 2.0.0 Ok\r\n"
+    assert client.command(b"MAIL FROM:<a@example.test>") == b"250 2.1.0 Ok\r\n"
+    assert client.command(b"RSET") == b"250 2.0.0 Ok\r\n"
+    assert client.command(b"NOOP") == b"250 2.0.0 Ok\r\n"
+    assert client.command(b"VRFY bob").startswith(b"252 2.5.0 ")  # past the limit: 1
+    assert client.command(b"NOOP") == b"250 2.0.0 Ok\r\n"  # 2
+    assert client.command(b"MAIL FROM:<a@example.test>") == (
+        b"421 4.7.0 mx.test Error: too many errors, closing connection\r\n"
+    )
+    assert client.closed()
+    client.close()
+    wait_for(lambda: not live.mail_server.smtp.sessions)
 
 
 def test_max_bad_commands(serve) -> None:

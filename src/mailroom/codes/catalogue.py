@@ -118,7 +118,10 @@ TOO_MANY_ERRORS = _reply(
     421,
     "4.7.0",
     "{hostname} Error: too many errors, closing connection",
-    when="the client sent too many bad commands in a row",
+    when=(
+        "the client sent too many bad commands in a row, or too many that move no mail "
+        "(NOOP, RSET, VRFY, EXPN, HELP past max_junk_commands)"
+    ),
     commands=("ANY",),
     ref="RFC 5321 §4.2.3",
 )

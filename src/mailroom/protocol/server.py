@@ -152,6 +152,7 @@ class ServerConnection:
         self._waiting: Event | None = None  # the event whose reply we wait for
         self._queued: Event | None = None  # an event ready before next_event asked for it
         self._bad_commands = 0
+        self._junk_commands = 0  # commands that move no mail (_count_junk)
         self._discarding_line = False  # the rest of an overlong line is being dropped
         self._long_line_head = b""  # the first octets of the last overlong line
         self._skip = 0  # octets of a refused BDAT chunk still to drop
@@ -331,7 +332,8 @@ class ServerConnection:
             raise ProtocolUsageError("no event is waiting for a reply")
         self._waiting = None
         self._advance(event, reply)
-        if reply.code >= 500:
+        past_junk_limit = type(event) in _JUNK and self._count_junk()
+        if reply.code >= 500 or past_junk_limit:
             self._bad_commands += 1
         elif reply.code < 400:
             self._bad_commands = 0
@@ -339,6 +341,16 @@ class ServerConnection:
             self._abandon()
             self.state = State.CLOSED
         return reply.format(enhanced=self._enhanced)
+
+    def _count_junk(self) -> bool:
+        """Count a command that moves no mail; true past ``max_junk_commands`` since the
+        session began or its last transaction started. Such a command is answered as usual
+        but counts towards ``max_bad_commands`` as a refusal does, so a client flooding NOOPs
+        (or VRFYs, or RSETs) is closed with 421 4.7.0 after a bounded number of them, as
+        Postfix's smtpd_junk_command_limit does."""
+        self._junk_commands += 1
+        limit = self.settings.max_junk_commands
+        return 0 < limit < self._junk_commands
 
     def close(self, reply: Reply) -> bytes:
         """Close the session from the server's side, unasked: 421 on idle timeout (4.4.2), on
@@ -417,6 +429,7 @@ class ServerConnection:
 
     def _after_mail(self, event: MailFrom, reply: Reply) -> None:
         if reply.code < 400:
+            self._junk_commands = 0  # a transaction: the client is sending mail
             self._bdat_failed = False
             self.transaction = Transaction(event.sender, event.parameters)
             self.state = State.MAIL
@@ -960,6 +973,10 @@ _ADVANCE: dict[type[Event], Callable[[ServerConnection, Any, Reply], None]] = {
     Authenticate: ServerConnection._after_authenticate,
     CommandRejected: ServerConnection._after_rejected,
 }
+
+# Commands that move no mail (RFC 5321 §4.1.1.5, 4.1.1.6, 4.1.1.7, 4.1.1.8, 4.1.1.9): what
+# max_junk_commands counts.
+_JUNK: Final = frozenset({Noop, Reset, Verify, Expand, Help})
 
 _HANDLERS = {
     "EHLO": ServerConnection._ehlo,

@@ -27,6 +27,10 @@ class SessionSettings:
     max_header_section: int = MiB
     max_auth_line: int = 12288  # AUTH lines and SASL responses, RFC 4954 §4
     max_bad_commands: int = 20  # refused commands in a row before 421 4.7.0 and close
+    # NOOP, RSET, VRFY, EXPN and HELP since the session began or its last transaction started:
+    # each one past this counts towards max_bad_commands (Postfix's smtpd_junk_command_limit,
+    # also 100); 0 means no limit.
+    max_junk_commands: int = 100
 
     # -- message content -------------------------------------------------------------------
     # A message holding a CR or LF outside CRLF: refuse it at the end of data (the default,
@@ -87,6 +91,8 @@ class SessionSettings:
         for name in ("max_recipients", "max_bad_commands"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.max_junk_commands < 0:
+            raise ValueError("max_junk_commands must be 0 (no limit) or more")
         if self.max_message_size < 0:
             raise ValueError("max_message_size must be 0 (no limit) or more")
         if self.max_header_section < 0:
