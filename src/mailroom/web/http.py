@@ -25,7 +25,7 @@ __all__ = [
 
 CONTEXT: web.AppKey[WebContext] = web.AppKey("mailroom")
 # The web user a request logged in as (when the web asks for credentials).
-WEB_USER = "mailroom.web_user"
+WEB_USER: web.RequestKey[str] = web.RequestKey("mailroom.web_user", str)
 
 
 def json_bytes(data: Any) -> bytes:
@@ -55,8 +55,7 @@ def web_context(request: web.Request) -> WebContext:
 
 def web_user(request: web.Request) -> str | None:
     """Who the request logged in as; None when the web asks for no credentials."""
-    user = request.get(WEB_USER)
-    return user if isinstance(user, str) else None
+    return request.get(WEB_USER)
 
 
 def query_int(request: web.Request, name: str, default: int, maximum: int) -> int:
