@@ -52,7 +52,7 @@ class Config:
     max_connections: int = 1000
     max_connections_per_ip: int = 100
     max_bad_commands: int = 20
-    # NOOP, RSET, VRFY, EXPN and HELP since the last MAIL; past it, each counts as a bad command
+    # NOOP, RSET, VRFY, EXPN, HELP, HELO, EHLO since the last message taken; one more: 421
     max_junk_commands: int = 100
     # RFC 5321 §4.5.3.2.7: the server waits at least 5 minutes for a command or for data.
     timeout: float = 300.0

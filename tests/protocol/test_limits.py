@@ -120,48 +120,59 @@ JUNK = [
     (b"VRFY bob\r\n", w.CANNOT_VRFY),
     (b"EXPN staff\r\n", CANNOT_EXPN),
     (b"HELP\r\n", w.HELP),
+    EHLO,
+    (w.HELO, w.HELO_OK),
 ]
+JUNK_IDS = ["noop", "rset", "vrfy", "expn", "help", "ehlo", "helo"]
+MESSAGE = [MAIL, (w.RCPT, w.RECIPIENT_OK), (b"DATA\r\n", w.GO_AHEAD), (b"hi\r\n.\r\n", w.QUEUED)]
 
 
-@pytest.mark.parametrize("junk", JUNK, ids=["noop", "rset", "vrfy", "expn", "help"])
-def test_junk_commands_past_their_limit_count_as_bad_ones(junk):
-    """Past max_junk_commands, a command that moves no mail is still answered, and counts
-    towards max_bad_commands: a flood of them ends with 421 4.7.0 (Postfix's
-    smtpd_junk_command_limit)."""
-    settings = make_settings(max_junk_commands=4, max_bad_commands=3)
-    session = run([EHLO, *[junk] * 7, (w.MAIL, TOO_MANY_ERRORS), (w.MAIL, b"")], settings=settings)
+@pytest.mark.parametrize("junk", JUNK, ids=JUNK_IDS)
+def test_a_command_that_moves_no_mail_past_the_limit_ends_the_session(junk):
+    """Postfix's smtpd_junk_command_limit: a flood of NOOPs (or RSETs, VRFYs, EHLOs...) is
+    cut off with 421 4.7.0 rather than answered for as long as the client likes."""
+    settings = make_settings(max_junk_commands=4)
+    session = run([EHLO, *[junk] * 3, (junk[0], TOO_MANY_ERRORS), (w.MAIL, b"")], settings=settings)
     assert session.conn.closed
 
 
-def test_every_kind_of_junk_command_counts_together():
-    settings = make_settings(max_junk_commands=5, max_bad_commands=2)
-    session = run([EHLO, *JUNK, *JUNK[:2], (w.MAIL, TOO_MANY_ERRORS)], settings=settings)
+def test_every_kind_counts_together_and_other_commands_go_on():
+    settings = make_settings(max_junk_commands=len(JUNK))
+    # The limit reached, mail still flows: MAIL and RCPT are not junk.
+    steps = [*JUNK, MAIL, (w.RCPT, w.RECIPIENT_OK), (b"RSET\r\n", TOO_MANY_ERRORS)]
+    session = run(steps, settings=settings)
     assert session.conn.closed
 
 
-def test_a_transaction_starts_the_junk_count_again():
-    settings = make_settings(max_junk_commands=3, max_bad_commands=2)
+def test_a_message_taken_starts_the_count_again():
+    """A client that checks its pooled connection with NOOP (or RSETs) before each message is
+    never cut off; a transaction alone, or a refused message, does not count as mail sent."""
+    settings = make_settings(max_junk_commands=3)
     noop, rset = JUNK[0], JUNK[1]
-    # Three, then a transaction: three more are free again, and so on.
-    steps = [EHLO, noop, noop, noop, MAIL, rset, noop, noop, MAIL, rset, noop, noop]
-    session = run([*steps, noop, noop, (w.MAIL, TOO_MANY_ERRORS)], settings=settings)
-    assert session.conn.closed
-    # A refused MAIL starts no transaction: the count goes on.
-    refused = (
-        b"MAIL FROM:<bad..a@example.test>\r\n",
-        b"501 5.1.7 <bad..a@example.test>: Bad sender address syntax\r\n",
-    )
+    session = run([EHLO, noop, rset, *MESSAGE, noop, noop, rset, *MESSAGE, noop], settings=settings)
+    assert not session.conn.closed
     session = run(
-        [EHLO, noop, noop, noop, refused, noop, (w.MAIL, TOO_MANY_ERRORS)], settings=settings
+        [
+            EHLO,
+            noop,
+            MAIL,
+            rset,
+            MAIL,
+            (w.RCPT, w.RECIPIENT_OK),
+            (b"NOOP\r\n", TOO_MANY_ERRORS),
+        ],
+        settings=settings,
     )
+    assert session.conn.closed
+    refused = [*MESSAGE[:3], (b"bare\nLF\r\n.\r\n", w.BARE_LINE_ENDING)]
+    session = run([EHLO, noop, rset, *refused, (b"NOOP\r\n", TOO_MANY_ERRORS)], settings=settings)
     assert session.conn.closed
 
 
-def test_a_pipelined_flood_of_noops_is_cut_off_at_the_defaults():
-    """100 free, then 20 more counted as bad: the 121st gets 421 and nothing after is read."""
+def test_a_pipelined_flood_of_noops_is_cut_off_at_the_default():
     session = Session(make_settings())
     assert session.feed(w.EHLO) == w.EHLO_OK
-    assert session.feed(b"NOOP\r\n" * 10_000) == w.OK * 120 + TOO_MANY_ERRORS
+    assert session.feed(b"NOOP\r\n" * 10_000) == w.OK * 99 + TOO_MANY_ERRORS
     assert session.conn.closed
 
 

@@ -119,8 +119,8 @@ TOO_MANY_ERRORS = _reply(
     "4.7.0",
     "{hostname} Error: too many errors, closing connection",
     when=(
-        "the client sent too many bad commands in a row, or too many that move no mail "
-        "(NOOP, RSET, VRFY, EXPN, HELP past max_junk_commands)"
+        "the client sent too many bad commands in a row, or more than max_junk_commands "
+        "that move no mail (NOOP, RSET, VRFY, EXPN, HELP, HELO, EHLO) without a message"
     ),
     commands=("ANY",),
     ref="RFC 5321 §4.2.3",

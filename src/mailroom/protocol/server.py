@@ -152,7 +152,7 @@ class ServerConnection:
         self._waiting: Event | None = None  # the event whose reply we wait for
         self._queued: Event | None = None  # an event ready before next_event asked for it
         self._bad_commands = 0
-        self._junk_commands = 0  # commands that move no mail (_count_junk)
+        self._junk_commands = 0  # commands that move no mail since the last message (_JUNK)
         self._discarding_line = False  # the rest of an overlong line is being dropped
         self._long_line_head = b""  # the first octets of the last overlong line
         self._skip = 0  # octets of a refused BDAT chunk still to drop
@@ -332,8 +332,7 @@ class ServerConnection:
             raise ProtocolUsageError("no event is waiting for a reply")
         self._waiting = None
         self._advance(event, reply)
-        past_junk_limit = type(event) in _JUNK and self._count_junk()
-        if reply.code >= 500 or past_junk_limit:
+        if reply.code >= 500:
             self._bad_commands += 1
         elif reply.code < 400:
             self._bad_commands = 0
@@ -341,16 +340,6 @@ class ServerConnection:
             self._abandon()
             self.state = State.CLOSED
         return reply.format(enhanced=self._enhanced)
-
-    def _count_junk(self) -> bool:
-        """Count a command that moves no mail; true past ``max_junk_commands`` since the
-        session began or its last transaction started. Such a command is answered as usual
-        but counts towards ``max_bad_commands`` as a refusal does, so a client flooding NOOPs
-        (or VRFYs, or RSETs) is closed with 421 4.7.0 after a bounded number of them, as
-        Postfix's smtpd_junk_command_limit does."""
-        self._junk_commands += 1
-        limit = self.settings.max_junk_commands
-        return 0 < limit < self._junk_commands
 
     def close(self, reply: Reply) -> bytes:
         """Close the session from the server's side, unasked: 421 on idle timeout (4.4.2), on
@@ -429,7 +418,6 @@ class ServerConnection:
 
     def _after_mail(self, event: MailFrom, reply: Reply) -> None:
         if reply.code < 400:
-            self._junk_commands = 0  # a transaction: the client is sending mail
             self._bdat_failed = False
             self.transaction = Transaction(event.sender, event.parameters)
             self.state = State.MAIL
@@ -467,6 +455,8 @@ class ServerConnection:
             self.state = State.RCPT
 
     def _after_message(self, event: MessageComplete | MessageRefused, reply: Reply) -> None:
+        if reply.code < 400 and type(event) is MessageComplete:
+            self._junk_commands = 0  # a message taken: the client is sending mail
         self._end_transaction(failed_chunk=reply.code >= 400 and event.via == "BDAT")
 
     def _after_reset(self, event: Reset, reply: Reply) -> None:
@@ -620,6 +610,13 @@ class ServerConnection:
             if verb in NOT_IMPLEMENTED:
                 return CommandRejected(verb, replies.NOT_IMPLEMENTED())
             return CommandRejected(verb, replies.UNKNOWN_COMMAND())
+        if verb in _JUNK and s.max_junk_commands:
+            # A command that moves no mail: past the limit since the last message taken, the
+            # session ends (a flood of NOOPs, or of EHLO and RSET, would otherwise hold the
+            # server's attention for as long as the client likes).
+            if self._junk_commands >= s.max_junk_commands:
+                return CommandRejected(verb, replies.TOO_MANY_ERRORS(hostname=s.hostname))
+            self._junk_commands += 1
         if s.require_tls and not self.tls_active and verb not in TLS_EXEMPT:
             return self._refuse_maybe_chunk(verb, argument, replies.TLS_REQUIRED())
         if s.require_auth and self.authenticated is None and verb not in AUTH_EXEMPT:
@@ -974,9 +971,9 @@ _ADVANCE: dict[type[Event], Callable[[ServerConnection, Any, Reply], None]] = {
     CommandRejected: ServerConnection._after_rejected,
 }
 
-# Commands that move no mail (RFC 5321 §4.1.1.5, 4.1.1.6, 4.1.1.7, 4.1.1.8, 4.1.1.9): what
-# max_junk_commands counts.
-_JUNK: Final = frozenset({Noop, Reset, Verify, Expand, Help})
+# Commands that move no mail, what max_junk_commands counts: Postfix's junk commands (NOOP,
+# RSET, VRFY) with EXPN and HELP, and sendmail's counted HELO and EHLO.
+_JUNK: Final = frozenset({"NOOP", "RSET", "VRFY", "EXPN", "HELP", "HELO", "EHLO"})
 
 _HANDLERS = {
     "EHLO": ServerConnection._ehlo,

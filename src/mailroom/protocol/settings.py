@@ -27,9 +27,9 @@ class SessionSettings:
     max_header_section: int = MiB
     max_auth_line: int = 12288  # AUTH lines and SASL responses, RFC 4954 §4
     max_bad_commands: int = 20  # refused commands in a row before 421 4.7.0 and close
-    # NOOP, RSET, VRFY, EXPN and HELP since the session began or its last transaction started:
-    # each one past this counts towards max_bad_commands (Postfix's smtpd_junk_command_limit,
-    # also 100); 0 means no limit.
+    # Commands that move no mail (NOOP, RSET, VRFY, EXPN, HELP, HELO, EHLO) since the session
+    # began or its last message was taken: the next one gets 421 4.7.0 and the session ends
+    # (as Postfix's smtpd_junk_command_limit, also 100); 0 means no limit.
     max_junk_commands: int = 100
 
     # -- message content -------------------------------------------------------------------
