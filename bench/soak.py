@@ -6,9 +6,10 @@ Starts mailroom (a plain/STARTTLS listener and an implicit-TLS one, self-signed 
 a password file, a short idle timeout) and starts ``--rate`` client sessions a second, each of
 a kind drawn from a fixed mix: good clients (messages of 1 KiB to 1 MiB, pipelined or not,
 BDAT, several per session, STARTTLS with AUTH, implicit TLS, no QUIT) and bad ones (SMTP
-smuggling, oversized messages, junk commands, wrong passwords from an address of their own,
-clients that vanish mid-message, slowloris, garbage instead of a TLS handshake). Every reply
-is checked against what that client must get; each message has a Message-ID of its own.
+smuggling, oversized messages, junk commands, floods of NOOPs, wrong passwords from an address
+of their own, clients that vanish mid-message, slowloris, garbage instead of a TLS handshake).
+Every reply is checked against what that client must get; each message has a Message-ID of its
+own.
 
 Prints the sessions and messages by kind, the refusals (all expected ones, by code), anything
 unexpected, the server's resident memory over time (sampled from /proc) and the check of the
@@ -249,6 +250,19 @@ async def junk(client: Client) -> None:
     await client.quit()
 
 
+async def noop_flood(client: Client) -> None:
+    """Commands that move no mail, pipelined: answered up to the junk limit (100 with the
+    EHLO, the default), then 421 4.7.0 and the server hangs up."""
+    await client.hello()
+    client.send(b"NOOP\r\n" * 200)
+    for _ in range(99):
+        await client.reply("250 2.0.0")
+    await client.reply("421 4.7.0")
+    rest = await asyncio.wait_for(client.reader.read(), 30)
+    if rest:
+        raise Unexpected(f"after 421: {rest[:60]!r}")
+
+
 async def wrong_password(client: Client) -> None:
     await client.hello()
     await client.starttls()
@@ -314,6 +328,7 @@ MIX: list[tuple[float, str, Callable[[Client], Awaitable[None]], dict[str, objec
     (2, "bad: SIZE too big", oversized_declared, {}),
     (0.1, "bad: message too big", oversized, {}),
     (4, "bad: junk commands", junk, {}),
+    (1, "bad: NOOP flood", noop_flood, {}),
     (3, "bad: wrong password", wrong_password, {"source": BAD_SOURCE}),
     (2, "bad: vanishes mid-message", vanish, {}),
     (0.5, "bad: slowloris", slowloris, {}),
