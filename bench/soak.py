@@ -365,9 +365,12 @@ def free_port() -> int:
 
 
 def rss_mib(pid: int) -> float:
+    """Resident memory of the server: the process and its workers (by default one a CPU; the
+    supervisor alone, as this once read, stays flat whatever they do)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+            return int(line.split()[1]) / 1024 + sum(rss_mib(int(child)) for child in children)
     raise KeyError("VmRSS")
 
 

@@ -121,6 +121,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             "warning",
             "--shutdown-grace",
             "1",
+            # One process, whose memory is what the bounds below are about.
+            "--workers",
+            "1",
         ],
         folder / "serve.log",
     ).wait_started()

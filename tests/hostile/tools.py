@@ -32,10 +32,15 @@ __all__ = [
     "stored_files",
     "stored_messages",
     "tmp_files",
+    "tree_rss_mib",
 ]
 
 
 def _status_kib(pid: int, field: str) -> int:
+    # A supervisor's own memory says nothing of its workers': these numbers were once read
+    # from one (mailroom serve starts a worker per CPU), and no bound could fail.
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    assert not children, f"process {pid} has workers {children}: measure a --workers 1 server"
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1])
@@ -45,6 +50,14 @@ def _status_kib(pid: int, field: str) -> int:
 def rss_mib(pid: int) -> float:
     """Resident memory of a process now (VmRSS), in MiB."""
     return _status_kib(pid, "VmRSS") / 1024
+
+
+def tree_rss_mib(pid: int) -> float:
+    """Resident memory of a process and every process under it (a supervisor and its
+    workers), in MiB."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    own = Path(f"/proc/{pid}/status").read_text().split("VmRSS:", 1)[1].split()[0]
+    return int(own) / 1024 + sum(tree_rss_mib(int(child)) for child in children)
 
 
 def hwm_mib(pid: int) -> float:
