@@ -2,9 +2,9 @@
 
     python bench/memory.py [--idle 10000] [--message-mb 200]
 
-Prints the server's resident memory (VmRSS, from /proc) with N idle sessions open (each has had
-its greeting and EHLO), and the growth of its peak resident memory (VmHWM) while it accepts one
-message of the given size into the durable Maildir store.
+Prints the server's resident memory (VmRSS, from /proc, all its processes) with N idle sessions
+open (each has had its greeting and EHLO), and the growth of its peak resident memory (VmHWM)
+while it accepts one message of the given size into the durable Maildir store.
 """
 
 from __future__ import annotations
@@ -25,9 +25,13 @@ PYTHON = sys.executable
 
 
 def status_kib(pid: int, field: str) -> int:
+    """``field`` of /proc/PID/status summed over the server's processes: mailroom serve starts
+    a worker a CPU, and the supervisor alone holds none of the sessions (for VmHWM, the sum of
+    each one's peak: at most that at once)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
-            return int(line.split()[1])
+            return int(line.split()[1]) + sum(status_kib(int(child), field) for child in children)
     raise KeyError(field)
 
 
