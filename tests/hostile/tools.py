@@ -36,15 +36,23 @@ __all__ = [
 ]
 
 
-def _status_kib(pid: int, field: str) -> int:
-    # A supervisor's own memory says nothing of its workers': these numbers were once read
-    # from one (mailroom serve starts a worker per CPU), and no bound could fail.
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    assert not children, f"process {pid} has workers {children}: measure a --workers 1 server"
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _own_kib(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise KeyError(field)
+
+
+def _status_kib(pid: int, field: str) -> int:
+    # A supervisor's own memory says nothing of its workers': these numbers were once read
+    # from one (mailroom serve starts a worker per CPU), and no bound could fail.
+    children = _children(pid)
+    assert not children, f"process {pid} has workers {children}: measure a --workers 1 server"
+    return _own_kib(pid, field)
 
 
 def rss_mib(pid: int) -> float:
@@ -55,9 +63,7 @@ def rss_mib(pid: int) -> float:
 def tree_rss_mib(pid: int) -> float:
     """Resident memory of a process and every process under it (a supervisor and its
     workers), in MiB."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    own = Path(f"/proc/{pid}/status").read_text().split("VmRSS:", 1)[1].split()[0]
-    return int(own) / 1024 + sum(tree_rss_mib(int(child)) for child in children)
+    return _own_kib(pid, "VmRSS") / 1024 + sum(tree_rss_mib(child) for child in _children(pid))
 
 
 def hwm_mib(pid: int) -> float:

@@ -178,7 +178,7 @@ def test_idle_timeout_in_the_middle_of_data(serve) -> None:
 def test_idle_timeout_for_a_client_that_does_not_read(serve) -> None:
     """A client that sends and never reads its replies fills the server's write buffer; the
     timeout must still end the session and free its place."""
-    # (No junk limit: it would close this session after 120 NOOPs, before the timeout.)
+    # (No junk limit: it would close this session at its 100th NOOP, before the timeout.)
     live: LiveServer = serve(timeout=1.0, max_connections=1, max_junk_commands=0)
     client, _ = connect(live)
     client.sock.setblocking(False)

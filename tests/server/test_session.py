@@ -95,7 +95,7 @@ def test_whole_transactions_pipelined(serve) -> None:
 
 def test_client_that_does_not_read_its_replies(serve) -> None:
     # The server stops reading while its replies pile up, and goes on once they are read.
-    # (No junk limit: by default the 121st NOOP would end the session.)
+    # (No junk limit: by default the 100th NOOP after the EHLO would end the session.)
     live: LiveServer = serve(max_junk_commands=0)
     client = LineClient(live.smtp)
     client.reply()
