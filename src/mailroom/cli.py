@@ -74,6 +74,7 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, object]:
         "max_connections_per_ip",
         "max_bad_commands",
         "max_junk_commands",
+        "max_recipient_overshoot",
         "timeout",
         "tls_handshake_timeout",
         "shutdown_grace",
@@ -416,6 +417,12 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         type=int,
         help="NOOP, RSET, VRFY, EXPN, HELP, HELO and EHLO since the last message taken; one "
         "more gets 421 (default 100; 0 for no limit)",
+    )
+    add(
+        "--max-recipient-overshoot",
+        type=int,
+        help="RCPTs past --max-recipients (each answered 452) since the last message taken; "
+        "one more gets 421 (default 1000; 0 for no limit)",
     )
     add(
         "--timeout",

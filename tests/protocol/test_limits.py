@@ -101,6 +101,63 @@ def test_recipient_limit_is_a_setting():
     )
 
 
+def rcpt(n: int) -> bytes:
+    return b"RCPT TO:<user%d@example.test>\r\n" % n
+
+
+def test_recipients_past_the_overshoot_limit_end_the_session():
+    """Postfix's smtpd_recipient_overshoot_limit: a client that goes on sending RCPTs after
+    452 4.5.3 gets each answered up to the limit, then 421 4.7.0 rather than a 452 for as long
+    as it likes."""
+    settings = make_settings(max_recipients=2, max_recipient_overshoot=3)
+    over = [(rcpt(n), TOO_MANY_RECIPIENTS) for n in range(2, 5)]
+    session = run(
+        [
+            EHLO,
+            MAIL,
+            (rcpt(0), w.RECIPIENT_OK),
+            (rcpt(1), w.RECIPIENT_OK),
+            *over,
+            (rcpt(5), TOO_MANY_ERRORS),
+            (w.NOOP[0], b""),
+        ],
+        settings=settings,
+    )
+    assert session.conn.closed
+
+
+def test_the_overshoot_counts_across_transactions_until_a_message_is_taken():
+    """RSET and a new MAIL do not start the count again (a client could otherwise flood by
+    transactions); a message taken does, so a long list sent in batches of max_recipients,
+    each batch overshooting, is never cut off."""
+    settings = make_settings(max_recipients=1, max_recipient_overshoot=2)
+    data = [(b"DATA\r\n", w.GO_AHEAD), (b"hi\r\n.\r\n", w.QUEUED)]
+    batch = [MAIL, (rcpt(0), w.RECIPIENT_OK), (rcpt(1), TOO_MANY_RECIPIENTS)]
+    session = run(
+        [EHLO, *batch, (rcpt(2), TOO_MANY_RECIPIENTS), *data, *batch, *data, *batch, *data],
+        settings=settings,
+    )
+    assert not session.conn.closed and len(session.messages) == 3
+    session = run(
+        [
+            EHLO,
+            *batch,
+            (b"RSET\r\n", w.OK),
+            *batch,
+            (rcpt(2), TOO_MANY_ERRORS),
+        ],
+        settings=settings,
+    )
+    assert session.conn.closed
+
+
+def test_no_overshoot_limit():
+    settings = make_settings(max_recipients=1, max_recipient_overshoot=0)
+    over = [(rcpt(n), TOO_MANY_RECIPIENTS) for n in range(1, 1102)]
+    session = run([EHLO, MAIL, (rcpt(0), w.RECIPIENT_OK), *over, w.NOOP], settings=settings)
+    assert not session.conn.closed
+
+
 def test_too_many_bad_commands_in_a_row():
     bad = [(b"BOGUS\r\n", w.UNKNOWN)] * 20
     session = run([EHLO, *bad, (b"NOOP\r\n", TOO_MANY_ERRORS), (b"NOOP\r\n", b"")])

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import smtplib
 import socket
+from pathlib import Path
 
 import pytest
 
+from mailroom.cli import _serve_overrides, build_parser
+from mailroom.config import ConfigError, load_config
+from mailroom.roles import base_settings
 from tests.live import LineClient, LiveServer, maildir_files, queue_id_of, wait_for
 
 GREETING = b"220 mx.test ESMTP mailroom\r\n"
@@ -93,6 +97,36 @@ def test_max_recipients(serve) -> None:
     raw = path.read_bytes()
     assert raw.count(b"Delivered-To: ") == 3
     assert b"Delivered-To: r2@example.test\r\n" in raw and b"r3@example.test" not in raw
+
+
+def test_max_recipient_overshoot(serve) -> None:
+    """RCPTs past max_recipients get 452 up to the overshoot limit, then 421 and the session
+    ends; what was accepted before is never delivered (no DATA came)."""
+    live: LiveServer = serve(max_recipients=2, max_recipient_overshoot=3)
+    with smtplib.SMTP(*live.smtp) as client:
+        client.ehlo()
+        client.mail("alice@example.test")
+        replies = [client.rcpt(f"r{n}@example.test") for n in range(6)]
+        assert [code for code, _ in replies] == [250, 250, 452, 452, 452, 421]
+        assert replies[-1][1] == b"4.7.0 mx.test Error: too many errors, closing connection"
+        with pytest.raises(smtplib.SMTPServerDisconnected):
+            client.noop()
+    assert maildir_files(live.data) == []
+    wait_for(lambda: not live.mail_server.smtp.sessions)
+
+
+@pytest.mark.parametrize("name", ["max_junk_commands", "max_recipient_overshoot"])
+def test_flood_limits_from_the_flag_and_the_file(name: str, tmp_path: Path) -> None:
+    """Each of the session's flood limits reaches its sessions from --flag and from the
+    TOML file's [server], 0 turns it off, and a negative one is a configuration error."""
+    flag = "--" + name.replace("_", "-")
+    args = build_parser().parse_args(["serve", flag, "7"])
+    assert getattr(base_settings(load_config(None, _serve_overrides(args))), name) == 7
+    path = tmp_path / "mailroom.toml"
+    path.write_text(f"[server]\n{name} = 0\n")
+    assert getattr(base_settings(load_config(path)), name) == 0
+    with pytest.raises(ConfigError, match=name):
+        load_config(None, {name: -1})
 
 
 def connect(live: LiveServer) -> tuple[LineClient, bytes]:

@@ -119,8 +119,9 @@ TOO_MANY_ERRORS = _reply(
     "4.7.0",
     "{hostname} Error: too many errors, closing connection",
     when=(
-        "the client sent too many bad commands in a row, or more than max_junk_commands "
-        "that move no mail (NOOP, RSET, VRFY, EXPN, HELP, HELO, EHLO) without a message"
+        "the client sent too many bad commands in a row, more than max_junk_commands "
+        "that move no mail (NOOP, RSET, VRFY, EXPN, HELP, HELO, EHLO) without a message, or "
+        "more than max_recipient_overshoot RCPTs past max_recipients"
     ),
     commands=("ANY",),
     ref="RFC 5321 §4.2.3",

@@ -153,6 +153,7 @@ class ServerConnection:
         self._queued: Event | None = None  # an event ready before next_event asked for it
         self._bad_commands = 0
         self._junk_commands = 0  # commands that move no mail since the last message (_JUNK)
+        self._recipient_overshoot = 0  # RCPTs past max_recipients since the last message
         self._discarding_line = False  # the rest of an overlong line is being dropped
         self._long_line_head = b""  # the first octets of the last overlong line
         self._skip = 0  # octets of a refused BDAT chunk still to drop
@@ -457,6 +458,7 @@ class ServerConnection:
     def _after_message(self, event: MessageComplete | MessageRefused, reply: Reply) -> None:
         if reply.code < 400 and type(event) is MessageComplete:
             self._junk_commands = 0  # a message taken: the client is sending mail
+            self._recipient_overshoot = 0
         self._end_transaction(failed_chunk=reply.code >= 400 and event.via == "BDAT")
 
     def _after_reset(self, event: Reset, reply: Reply) -> None:
@@ -683,7 +685,14 @@ class ServerConnection:
             )
         except Refused as refused:
             return CommandRejected("RCPT", refused.reply)
-        if len(transaction.recipients) >= self.settings.max_recipients:
+        s = self.settings
+        if len(transaction.recipients) >= s.max_recipients:
+            # 452 asks the client to send the rest in a later transaction; one that goes on
+            # regardless (a pipelined flood is answered one 452 at a time, for as long as it
+            # lasts) is cut off past max_recipient_overshoot.
+            if s.max_recipient_overshoot and self._recipient_overshoot >= s.max_recipient_overshoot:
+                return CommandRejected("RCPT", replies.TOO_MANY_ERRORS(hostname=s.hostname))
+            self._recipient_overshoot += 1
             return CommandRejected("RCPT", replies.TOO_MANY_RECIPIENTS())
         return RcptTo(recipient, params, replies.RECIPIENT_OK())
 

@@ -31,6 +31,12 @@ class SessionSettings:
     # began or its last message was taken: the next one gets 421 4.7.0 and the session ends
     # (as Postfix's smtpd_junk_command_limit, also 100); 0 means no limit.
     max_junk_commands: int = 100
+    # RCPTs past max_recipients (each answered 452 4.5.3) since the session began or its last
+    # message was taken: the next one gets 421 4.7.0 and the session ends (as Postfix's
+    # smtpd_recipient_overshoot_limit, also 1000); 0 means no limit. Generous: a client that
+    # pipelines a long recipient list reads its 452s late, and sends the rest in a later
+    # transaction (RFC 5321 §4.5.3.1.10).
+    max_recipient_overshoot: int = 1000
 
     # -- message content -------------------------------------------------------------------
     # A message holding a CR or LF outside CRLF: refuse it at the end of data (the default,
@@ -91,8 +97,9 @@ class SessionSettings:
         for name in ("max_recipients", "max_bad_commands"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        if self.max_junk_commands < 0:
-            raise ValueError("max_junk_commands must be 0 (no limit) or more")
+        for name in ("max_junk_commands", "max_recipient_overshoot"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 (no limit) or more")
         if self.max_message_size < 0:
             raise ValueError("max_message_size must be 0 (no limit) or more")
         if self.max_header_section < 0:
