@@ -6,8 +6,9 @@ Starts mailroom (a plain/STARTTLS listener and an implicit-TLS one, self-signed 
 a password file, a short idle timeout) and starts ``--rate`` client sessions a second, each of
 a kind drawn from a fixed mix: good clients (messages of 1 KiB to 1 MiB, pipelined or not,
 BDAT, several per session, STARTTLS with AUTH, implicit TLS, no QUIT) and bad ones (SMTP
-smuggling, oversized messages, junk commands, floods of NOOPs, wrong passwords from an address
-of their own, clients that vanish mid-message, slowloris, garbage instead of a TLS handshake).
+smuggling, oversized messages, junk commands, floods of NOOPs and of RCPTs, wrong passwords
+from an address of their own, clients that vanish mid-message, slowloris, garbage instead of a
+TLS handshake).
 Every reply is checked against what that client must get; each message has a Message-ID of its
 own.
 
@@ -263,6 +264,26 @@ async def noop_flood(client: Client) -> None:
         raise Unexpected(f"after 421: {rest[:60]!r}")
 
 
+async def rcpt_flood(client: Client) -> None:
+    """Recipients past the limit, pipelined: 100 taken (the default max_recipients), the next
+    1,000 answered 452 4.5.3 (max_recipient_overshoot), then 421 4.7.0 and the server hangs
+    up; nothing is stored, as no DATA came."""
+    await client.hello()
+    client.send(
+        b"MAIL FROM:<soak@example.test>\r\n"
+        + b"".join(b"RCPT TO:<r%d@example.test>\r\n" % n for n in range(1200))
+    )
+    await client.reply("250 2.1.0")
+    for _ in range(100):
+        await client.reply("250 2.1.5")
+    for _ in range(1000):
+        await client.reply("452 4.5.3")
+    await client.reply("421 4.7.0")
+    rest = await asyncio.wait_for(client.reader.read(), 30)
+    if rest:
+        raise Unexpected(f"after 421: {rest[:60]!r}")
+
+
 async def wrong_password(client: Client) -> None:
     await client.hello()
     await client.starttls()
@@ -329,6 +350,7 @@ MIX: list[tuple[float, str, Callable[[Client], Awaitable[None]], dict[str, objec
     (0.1, "bad: message too big", oversized, {}),
     (4, "bad: junk commands", junk, {}),
     (1, "bad: NOOP flood", noop_flood, {}),
+    (0.5, "bad: RCPT flood", rcpt_flood, {}),
     (3, "bad: wrong password", wrong_password, {"source": BAD_SOURCE}),
     (2, "bad: vanishes mid-message", vanish, {}),
     (0.5, "bad: slowloris", slowloris, {}),
