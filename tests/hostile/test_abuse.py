@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -260,20 +261,34 @@ def test_eight_bit_and_invalid_utf8_in_commands(server: Server) -> None:
     server.assert_serving()
 
 
-def test_ten_thousand_recipients(server: Server) -> None:
-    client = server.client()
-    count = 10_000
+def pipeline_recipients(client: LineClient, count: int, then: bytes, replies: int) -> list[bytes]:
+    """MAIL, ``count`` RCPTs and ``then``, pipelined; the first ``replies`` replies."""
     commands = b"MAIL FROM:<a@example.test>\r\n" + b"".join(
         b"RCPT TO:<r%d@example.test>\r\n" % n for n in range(count)
     )
+
+    def send() -> None:
+        with contextlib.suppress(OSError):  # the server may hang up before it has all
+            client.send(commands + then)
+
     # Written from a thread while the replies are read here: neither side's buffers fill.
-    writer = threading.Thread(target=client.send, args=(commands + b"DATA\r\n",))
+    writer = threading.Thread(target=send)
     writer.start()
-    replies = [client.reply() for _ in range(count + 2)]
+    got = [client.reply() for _ in range(replies)]
     writer.join()
+    return got
+
+
+def test_recipients_up_to_the_overshoot_limit(server: Server) -> None:
+    """100 recipients taken, the next 1,000 answered 452 (max_recipient_overshoot, as
+    Postfix's smtpd_recipient_overshoot_limit): the message goes to the 100."""
+    client = server.client()
+    overshoot = 1_000
+    count = 100 + overshoot
+    replies = pipeline_recipients(client, count, b"DATA\r\n", count + 2)
     assert replies[0] == SENDER_OK
     assert replies[1:101] == [RECIPIENT_OK] * 100
-    assert replies[101 : count + 1] == [TOO_MANY_RECIPIENTS] * (count - 100)
+    assert replies[101 : count + 1] == [TOO_MANY_RECIPIENTS] * overshoot
     assert replies[-1] == GO_AHEAD
     reply = client.command(b"Subject: many\r\n\r\nhi\r\n.")
     assert reply.startswith(b"250 "), reply
@@ -281,6 +296,29 @@ def test_ten_thousand_recipients(server: Server) -> None:
     (path,) = [p for p in stored_files(server.data) if queue_id_of(reply) in p.name]
     assert path.read_bytes().count(b"Delivered-To: ") == 100
     server.assert_memory_bounded()
+
+
+def test_ten_thousand_recipients(server: Server) -> None:
+    """A client that pipelines 10,000 RCPTs and its message regardless of the 452s is cut off
+    after the 1,100th with 421 4.7.0, rather than answered for as long as it likes; nothing
+    of its is stored."""
+    before = set(stored_files(server.data))
+    client = server.client()
+    then = b"DATA\r\nSubject: too many\r\n\r\nhi\r\n.\r\n"
+    replies = pipeline_recipients(client, 10_000, then, 1 + 1_100 + 1)
+    assert replies[0] == SENDER_OK
+    assert replies[1:101] == [RECIPIENT_OK] * 100
+    assert replies[101:1101] == [TOO_MANY_RECIPIENTS] * 1_000
+    assert (
+        replies[-1]
+        == f"421 4.7.0 {HOSTNAME} Error: too many errors, closing connection\r\n".encode()
+    )
+    with contextlib.suppress(ConnectionResetError):  # the rest of its RCPTs was never read
+        assert client.reply() == b""
+    client.close()
+    assert set(stored_files(server.data)) == before
+    server.assert_memory_bounded()
+    server.assert_serving()
 
 
 def test_commands_before_the_greeting(server: Server) -> None:
