@@ -51,10 +51,12 @@ HELD_4 = DATA / "real-replies-held-4.tsv"
 HELD_5 = DATA / "real-replies-held-5.tsv"
 # Made after round 6 from bounces no earlier round read (bench/sisimai_sets_6.py): a judge only.
 HELD_6 = DATA / "real-replies-held-6.tsv"
+# Made after round 7 from bounces no earlier round read (bench/sisimai_sets_7.py): a judge only.
+HELD_7 = DATA / "real-replies-held-7.tsv"
 # Round 7 reads one half of held-4 and held-5 (by message, below) and is judged on the other.
 READ_HALF, JUDGE_HALF = "A", "B"
 SPLIT = (HELD_4, HELD_5)
-HELD = (*SPLIT, HELD_6)
+HELD = (*SPLIT, HELD_6, HELD_7)
 ROUNDS = HERE / "classify_rounds.tsv"
 # Sisimai's own pseudo-status, written from the reason it decided (SMTP/Status.pm's table).
 PSEUDO_STATUS = re.compile(r"[45]\.0\.9\d\d$")

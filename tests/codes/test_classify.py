@@ -44,6 +44,7 @@ LABELLED_SETS = (
     "real-replies-held-4.tsv",
     "real-replies-held-5.tsv",
     "real-replies-held-6.tsv",
+    "real-replies-held-7.tsv",
 )
 
 # (expected reason, expected action, reply text)
