@@ -266,7 +266,7 @@ async def noop_flood(client: Client) -> None:
 
 async def rcpt_flood(client: Client) -> None:
     """Recipients past the limit, pipelined: 100 taken (the default max_recipients), the next
-    1,000 answered 452 4.5.3 (max_recipient_overshoot), then 421 4.7.0 and the server hangs
+    1,000 answered 452 4.5.3 (max_refused_recipients), then 421 4.7.0 and the server hangs
     up; nothing is stored, as no DATA came."""
     await client.hello()
     client.send(

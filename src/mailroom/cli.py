@@ -74,7 +74,7 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, object]:
         "max_connections_per_ip",
         "max_bad_commands",
         "max_junk_commands",
-        "max_recipient_overshoot",
+        "max_refused_recipients",
         "timeout",
         "tls_handshake_timeout",
         "shutdown_grace",
@@ -419,10 +419,10 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "more gets 421 (default 100; 0 for no limit)",
     )
     add(
-        "--max-recipient-overshoot",
+        "--max-refused-recipients",
         type=int,
-        help="RCPTs past --max-recipients (each answered 452) since the last message taken; "
-        "one more gets 421 (default 1000; 0 for no limit)",
+        help="RCPTs refused for any reason (past --max-recipients, unknown, greylisted...) since "
+        "the last message taken; the next RCPT gets 421 (default 1000; 0 for no limit)",
     )
     add(
         "--timeout",

@@ -54,8 +54,8 @@ class Config:
     max_bad_commands: int = 20
     # NOOP, RSET, VRFY, EXPN, HELP, HELO, EHLO since the last message taken; one more: 421
     max_junk_commands: int = 100
-    # RCPTs past max_recipients (each 452 4.5.3) since the last message; one more gets 421
-    max_recipient_overshoot: int = 1000
+    # RCPTs refused for any reason since the last message taken; the next RCPT gets 421
+    max_refused_recipients: int = 1000
     # RFC 5321 §4.5.3.2.7: the server waits at least 5 minutes for a command or for data.
     timeout: float = 300.0
     tls_handshake_timeout: float = 30.0
@@ -228,7 +228,7 @@ class Config:
             "max_header_section",
             "max_connections_per_ip",
             "max_junk_commands",
-            "max_recipient_overshoot",
+            "max_refused_recipients",
             "max_auth_failures",
             "max_auth_failures_per_session",
             "auth_failure_delay",

@@ -31,7 +31,7 @@ def base_settings(config: Config) -> SessionSettings:
         max_recipients=config.max_recipients,
         max_bad_commands=config.max_bad_commands,
         max_junk_commands=config.max_junk_commands,
-        max_recipient_overshoot=config.max_recipient_overshoot,
+        max_refused_recipients=config.max_refused_recipients,
         bare_line_endings=config.bare_line_endings,
         long_lines=config.long_lines,
         tls_available=config.tls_enabled,

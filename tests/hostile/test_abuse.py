@@ -279,8 +279,8 @@ def pipeline_recipients(client: LineClient, count: int, then: bytes, replies: in
     return got
 
 
-def test_recipients_up_to_the_overshoot_limit(server: Server) -> None:
-    """100 recipients taken, the next 1,000 answered 452 (max_recipient_overshoot, as
+def test_recipients_up_to_the_refusal_limit(server: Server) -> None:
+    """100 recipients taken, the next 1,000 answered 452 (max_refused_recipients, as
     Postfix's smtpd_recipient_overshoot_limit): the message goes to the 100."""
     client = server.client()
     overshoot = 1_000

@@ -24,6 +24,7 @@ domains = ["example.test", "example.org"]
 # Tests never leave the machine: remote mail queued here goes to a closed port on loopback,
 # and any DNS lookup asks a name server that answers SERVFAIL.
 dns_servers = ["{dns}"]
+{server}
 
 [[listeners]]
 address = "127.0.0.1:0"
@@ -66,7 +67,7 @@ arc = "off"
 """
 
 
-def write_config(path: Path, *, policy: str = "", bob_quota: str = "0") -> Path:
+def write_config(path: Path, *, policy: str = "", bob_quota: str = "0", server: str = "") -> Path:
     path.write_text(
         CONFIG.format(
             dns=dns_that_cannot_answer(),
@@ -74,6 +75,7 @@ def write_config(path: Path, *, policy: str = "", bob_quota: str = "0") -> Path:
             scram=_ALICE[2],
             policy=policy,
             bob_quota=bob_quota,
+            server=server,
         )
     )
     return path

@@ -208,6 +208,25 @@ def test_greylisting_defers_a_new_triple_then_accepts_it(
     client.quit()
 
 
+def test_a_client_greylisted_over_and_over_is_cut_off(
+    mail_server_factory: Callable[..., SMTPTestServer],
+) -> None:
+    """Greylisted RCPTs are refusals too: past max_refused_recipients without a message taken,
+    the next RCPT gets 421 and the session ends (each would cost a greylist lookup)."""
+    server = mail_server_factory(
+        policy="greylisting = true\ngreylist_delay = 300", server="max_refused_recipients = 3"
+    )
+    client = mx(server)
+    client.mail("someone@remote.test")
+    assert [client.rcpt("alice@example.test")[0] for _ in range(3)] == [450, 450, 450]
+    assert client.rcpt("alice@example.test") == (
+        421,
+        b"4.7.0 mx.example.test Error: too many errors, closing connection",
+    )
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        client.noop()
+
+
 def test_block_list_refuses_at_the_greeting(
     mail_server_factory: Callable[..., SMTPTestServer],
 ) -> None:

@@ -4,10 +4,15 @@ move no mail, bad bytes in commands."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
+from mailroom.codes import Reply
+from mailroom.codes import catalogue as replies
+from mailroom.protocol.events import Event, RcptTo
 from tests.protocol import wire as w
-from tests.protocol.transcript import Session, make_settings, run
+from tests.protocol.transcript import Session, default_policy, make_settings, run
 
 EHLO = (w.EHLO, w.EHLO_OK)
 MAIL = (w.MAIL, w.SENDER_OK)
@@ -105,11 +110,11 @@ def rcpt(n: int) -> bytes:
     return b"RCPT TO:<user%d@example.test>\r\n" % n
 
 
-def test_recipients_past_the_overshoot_limit_end_the_session():
-    """Postfix's smtpd_recipient_overshoot_limit: a client that goes on sending RCPTs after
+def test_recipients_past_the_refusal_limit_end_the_session():
+    """As Postfix's smtpd_recipient_overshoot_limit: a client that goes on sending RCPTs after
     452 4.5.3 gets each answered up to the limit, then 421 4.7.0 rather than a 452 for as long
     as it likes."""
-    settings = make_settings(max_recipients=2, max_recipient_overshoot=3)
+    settings = make_settings(max_recipients=2, max_refused_recipients=3)
     over = [(rcpt(n), TOO_MANY_RECIPIENTS) for n in range(2, 5)]
     session = run(
         [
@@ -126,11 +131,43 @@ def test_recipients_past_the_overshoot_limit_end_the_session():
     assert session.conn.closed
 
 
-def test_the_overshoot_counts_across_transactions_until_a_message_is_taken():
+def refuse_odd_recipients(code: int) -> Callable[[Event], Reply]:
+    """A policy that refuses every RCPT to an odd-numbered user: greylisted (450) or
+    unknown (550)."""
+
+    def policy(event: Event) -> Reply:
+        if isinstance(event, RcptTo) and int(event.recipient.local_part[4:]) % 2:
+            address = f"<{event.recipient}>"
+            if code == 450:
+                return replies.GREYLISTED(address=address, delay=300)
+            return replies.MAILBOX_UNKNOWN(address=address)
+        return default_policy(event)
+
+    return policy
+
+
+GREYLISTED = b"450 4.7.1 <user%d@example.test>: Recipient address rejected: Greylisted, try again in 300 seconds\r\n"
+UNKNOWN = b"550 5.1.1 <user%d@example.test>: Recipient address rejected: User unknown\r\n"
+
+
+@pytest.mark.parametrize(("code", "refusal"), [(450, GREYLISTED), (550, UNKNOWN)])
+def test_recipients_refused_by_policy_count_too(code: int, refusal: bytes):
+    """A flood of RCPTs that policy refuses (greylisted, unknown: each a lookup) is cut off
+    too, even when taken recipients in between keep it from being bad commands in a row."""
+    settings = make_settings(max_refused_recipients=3)
+    steps = [EHLO, MAIL]
+    for n in range(6):
+        steps.append((rcpt(n), refusal % n if n % 2 else w.RECIPIENT_OK))
+    steps.append((rcpt(6), TOO_MANY_ERRORS))
+    session = run(steps, settings=settings, policy=refuse_odd_recipients(code))
+    assert session.conn.closed
+
+
+def test_refusals_count_across_transactions_until_a_message_is_taken():
     """RSET and a new MAIL do not start the count again (a client could otherwise flood by
     transactions); a message taken does, so a long list sent in batches of max_recipients,
     each batch overshooting, is never cut off."""
-    settings = make_settings(max_recipients=1, max_recipient_overshoot=2)
+    settings = make_settings(max_recipients=1, max_refused_recipients=2)
     data = [(b"DATA\r\n", w.GO_AHEAD), (b"hi\r\n.\r\n", w.QUEUED)]
     batch = [MAIL, (rcpt(0), w.RECIPIENT_OK), (rcpt(1), TOO_MANY_RECIPIENTS)]
     session = run(
@@ -151,8 +188,8 @@ def test_the_overshoot_counts_across_transactions_until_a_message_is_taken():
     assert session.conn.closed
 
 
-def test_no_overshoot_limit():
-    settings = make_settings(max_recipients=1, max_recipient_overshoot=0)
+def test_no_refusal_limit():
+    settings = make_settings(max_recipients=1, max_refused_recipients=0)
     over = [(rcpt(n), TOO_MANY_RECIPIENTS) for n in range(1, 1102)]
     session = run([EHLO, MAIL, (rcpt(0), w.RECIPIENT_OK), *over, w.NOOP], settings=settings)
     assert not session.conn.closed

@@ -99,10 +99,10 @@ def test_max_recipients(serve) -> None:
     assert b"Delivered-To: r2@example.test\r\n" in raw and b"r3@example.test" not in raw
 
 
-def test_max_recipient_overshoot(serve) -> None:
-    """RCPTs past max_recipients get 452 up to the overshoot limit, then 421 and the session
+def test_max_refused_recipients(serve) -> None:
+    """RCPTs past max_recipients get 452 up to the refusal limit, then 421 and the session
     ends; what was accepted before is never delivered (no DATA came)."""
-    live: LiveServer = serve(max_recipients=2, max_recipient_overshoot=3)
+    live: LiveServer = serve(max_recipients=2, max_refused_recipients=3)
     with smtplib.SMTP(*live.smtp) as client:
         client.ehlo()
         client.mail("alice@example.test")
@@ -115,7 +115,7 @@ def test_max_recipient_overshoot(serve) -> None:
     wait_for(lambda: not live.mail_server.smtp.sessions)
 
 
-@pytest.mark.parametrize("name", ["max_junk_commands", "max_recipient_overshoot"])
+@pytest.mark.parametrize("name", ["max_junk_commands", "max_refused_recipients"])
 def test_flood_limits_from_the_flag_and_the_file(name: str, tmp_path: Path) -> None:
     """Each of the session's flood limits reaches its sessions from --flag and from the
     TOML file's [server], 0 turns it off, and a negative one is a configuration error."""

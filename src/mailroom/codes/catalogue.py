@@ -121,7 +121,7 @@ TOO_MANY_ERRORS = _reply(
     when=(
         "the client sent too many bad commands in a row, more than max_junk_commands "
         "that move no mail (NOOP, RSET, VRFY, EXPN, HELP, HELO, EHLO) without a message, or "
-        "more than max_recipient_overshoot RCPTs past max_recipients"
+        "a RCPT after max_refused_recipients were refused"
     ),
     commands=("ANY",),
     ref="RFC 5321 §4.2.3",

@@ -153,7 +153,7 @@ class ServerConnection:
         self._queued: Event | None = None  # an event ready before next_event asked for it
         self._bad_commands = 0
         self._junk_commands = 0  # commands that move no mail since the last message (_JUNK)
-        self._recipient_overshoot = 0  # RCPTs past max_recipients since the last message
+        self._refused_recipients = 0  # RCPTs refused since the last message taken
         self._discarding_line = False  # the rest of an overlong line is being dropped
         self._long_line_head = b""  # the first octets of the last overlong line
         self._skip = 0  # octets of a refused BDAT chunk still to drop
@@ -333,6 +333,8 @@ class ServerConnection:
             raise ProtocolUsageError("no event is waiting for a reply")
         self._waiting = None
         self._advance(event, reply)
+        if reply.code >= 400 and event.stage == "RCPT":
+            self._refused_recipients += 1
         if reply.code >= 500:
             self._bad_commands += 1
         elif reply.code < 400:
@@ -458,7 +460,7 @@ class ServerConnection:
     def _after_message(self, event: MessageComplete | MessageRefused, reply: Reply) -> None:
         if reply.code < 400 and type(event) is MessageComplete:
             self._junk_commands = 0  # a message taken: the client is sending mail
-            self._recipient_overshoot = 0
+            self._refused_recipients = 0
         self._end_transaction(failed_chunk=reply.code >= 400 and event.via == "BDAT")
 
     def _after_reset(self, event: Reset, reply: Reply) -> None:
@@ -675,6 +677,12 @@ class ServerConnection:
         return MailFrom(sender, params, replies.SENDER_OK())
 
     def _rcpt(self, argument: str, refusal: ReplyTemplate | None) -> Event | None:
+        s = self.settings
+        if s.max_refused_recipients and self._refused_recipients >= s.max_refused_recipients:
+            # A client that goes on sending RCPTs whatever the answer (past the recipient
+            # limit, to addresses that do not exist, or greylisted) is answered one refusal at
+            # a time, and each may cost a lookup, for as long as it lasts: it is cut off.
+            return CommandRejected("RCPT", replies.TOO_MANY_ERRORS(hostname=s.hostname))
         if refusal is not None:
             return CommandRejected("RCPT", refusal())
         transaction = self.transaction
@@ -685,14 +693,7 @@ class ServerConnection:
             )
         except Refused as refused:
             return CommandRejected("RCPT", refused.reply)
-        s = self.settings
         if len(transaction.recipients) >= s.max_recipients:
-            # 452 asks the client to send the rest in a later transaction; one that goes on
-            # regardless (a pipelined flood is answered one 452 at a time, for as long as it
-            # lasts) is cut off past max_recipient_overshoot.
-            if s.max_recipient_overshoot and self._recipient_overshoot >= s.max_recipient_overshoot:
-                return CommandRejected("RCPT", replies.TOO_MANY_ERRORS(hostname=s.hostname))
-            self._recipient_overshoot += 1
             return CommandRejected("RCPT", replies.TOO_MANY_RECIPIENTS())
         return RcptTo(recipient, params, replies.RECIPIENT_OK())
 

@@ -31,12 +31,13 @@ class SessionSettings:
     # began or its last message was taken: the next one gets 421 4.7.0 and the session ends
     # (as Postfix's smtpd_junk_command_limit, also 100); 0 means no limit.
     max_junk_commands: int = 100
-    # RCPTs past max_recipients (each answered 452 4.5.3) since the session began or its last
-    # message was taken: the next one gets 421 4.7.0 and the session ends (as Postfix's
-    # smtpd_recipient_overshoot_limit, also 1000); 0 means no limit. Generous: a client that
-    # pipelines a long recipient list reads its 452s late, and sends the rest in a later
-    # transaction (RFC 5321 §4.5.3.1.10).
-    max_recipient_overshoot: int = 1000
+    # RCPTs refused since the session began or its last message was taken, whatever the
+    # reason (past max_recipients, unknown, greylisted, rate-limited, bad syntax): the next RCPT
+    # gets 421 4.7.0 and the session ends; 0 means no limit. Postfix bounds the same floods with
+    # smtpd_recipient_overshoot_limit (1000 past the recipient limit) and its error count. Generous:
+    # a client that pipelines a long list reads its 452s late and sends the rest in a later
+    # transaction (RFC 5321 §4.5.3.1.10); a message taken starts the count again.
+    max_refused_recipients: int = 1000
 
     # -- message content -------------------------------------------------------------------
     # A message holding a CR or LF outside CRLF: refuse it at the end of data (the default,
@@ -97,7 +98,7 @@ class SessionSettings:
         for name in ("max_recipients", "max_bad_commands"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        for name in ("max_junk_commands", "max_recipient_overshoot"):
+        for name in ("max_junk_commands", "max_refused_recipients"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 (no limit) or more")
         if self.max_message_size < 0:
