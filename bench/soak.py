@@ -107,6 +107,12 @@ class Client:
         self.send(line + b"\r\n")
         return await self.reply(*codes)
 
+    async def hung_up(self, after: str) -> None:
+        """The server closes without another word (``after`` says what came last)."""
+        rest = await asyncio.wait_for(self.reader.read(), 30)
+        if rest:
+            raise Unexpected(f"after {after}: {rest[:60]!r}")
+
     async def hello(self, name: bytes = b"soak.example.test") -> None:
         await self.reply("220")
         await self.command(b"EHLO " + name, "250")
@@ -259,9 +265,7 @@ async def noop_flood(client: Client) -> None:
     for _ in range(99):
         await client.reply("250 2.0.0")
     await client.reply("421 4.7.0")
-    rest = await asyncio.wait_for(client.reader.read(), 30)
-    if rest:
-        raise Unexpected(f"after 421: {rest[:60]!r}")
+    await client.hung_up("421")
 
 
 async def rcpt_flood(client: Client) -> None:
@@ -279,9 +283,7 @@ async def rcpt_flood(client: Client) -> None:
     for _ in range(1000):
         await client.reply("452 4.5.3")
     await client.reply("421 4.7.0")
-    rest = await asyncio.wait_for(client.reader.read(), 30)
-    if rest:
-        raise Unexpected(f"after 421: {rest[:60]!r}")
+    await client.hung_up("421")
 
 
 async def wrong_password(client: Client) -> None:
@@ -328,9 +330,7 @@ async def tls_garbage(client: Client) -> None:
     await client.command(b"STARTTLS", "220 2.0.0")
     client.send(b"this is not a TLS ClientHello\r\n" * 10)
     # The handshake fails; the server hangs up without a word (there is no channel for one).
-    rest = await asyncio.wait_for(client.reader.read(), 30)
-    if rest:
-        raise Unexpected(f"after a failed handshake: {rest[:60]!r}")
+    await client.hung_up("a failed handshake")
 
 
 # (weight, name, session, connect options)
