@@ -267,38 +267,24 @@ def anonymised(text: str) -> str:
     return _LOCAL_PART.sub("user@", text)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("mirrors", type=Path, help="bare copies as owner+name/repo")
-    parser.add_argument("--out", type=Path, default=DATA)
-    args = parser.parse_args(argv)
-    mirrors = args.mirrors
-
-    seen_texts: set[str] = set()
-    for name in EXISTING:
+def seen_reply_texts(names: tuple[str, ...]) -> set[str]:
+    """Every reply text of the named sets in DATA, case folded."""
+    seen: set[str] = set()
+    for name in names:
         with (DATA / name).open(encoding="utf-8", newline="") as f:
             reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-            seen_texts.update(row["reply_text"].casefold() for row in reader)
-    seen_shapes = {shape(text) for text in seen_texts}
-    seen_content: set[str] = set()
-    bsd = git(mirrors, SISIMAI, "ls-tree", "-r", "--name-only", SISIMAI_COMMIT)
-    for path in bsd.decode().splitlines():
-        if path.startswith("set-of-emails/maildir/bsd/"):
-            seen_content.add(normal(git(mirrors, SISIMAI, "show", f"{SISIMAI_COMMIT}:{path}")))
-    for corpus in (*ROUND_4, *ROUND_5):
-        seen_content.update(normal(blob) for _, blob in messages(mirrors, corpus))
-    flufl = git(mirrors, FLUFL.repo, "ls-tree", "-r", "--name-only", FLUFL.commit)
-    flufl_names = {path.rsplit("/", 1)[-1] for path in flufl.decode().splitlines()}
+            seen.update(row["reply_text"].casefold() for row in reader)
+    return seen
 
-    sources: list[tuple[str, str, list[tuple[str, bytes]]]] = []
-    for corpus in CORPORA:
-        found = messages(mirrors, corpus)
-        if corpus.repo == MAILMAN_2:
-            found = [(n, b) for n, b in found if n.rsplit("/", 1)[-1] not in flufl_names]
-        sources.append((corpus.repo, corpus.commit, found))
-    for archive in ARCHIVES:
-        sources.append((archive.repo, archive.commit, archive_messages(mirrors, archive)))
 
+Source = tuple[str, str, list[tuple[str, bytes]]]  # repository, commit, (name, bytes) of each
+
+
+def unseen_messages(
+    sources: list[Source], seen_content: set[str]
+) -> tuple[list[tuple[str, bytes, str]], Counter[str], Counter[str]]:
+    """The sources' messages whose content is not in ``seen_content`` (which takes each in),
+    as (name, bytes, commit); and per repository, the messages read and those left out."""
     named: list[tuple[str, bytes, str]] = []
     read: Counter[str] = Counter()
     dropped: Counter[str] = Counter()
@@ -311,6 +297,38 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             seen_content.add(key)
             named.append((name, blob, commit))
+    return named, read, dropped
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("mirrors", type=Path, help="bare copies as owner+name/repo")
+    parser.add_argument("--out", type=Path, default=DATA)
+    args = parser.parse_args(argv)
+    mirrors = args.mirrors
+
+    seen_texts = seen_reply_texts(EXISTING)
+    seen_shapes = {shape(text) for text in seen_texts}
+    seen_content: set[str] = set()
+    bsd = git(mirrors, SISIMAI, "ls-tree", "-r", "--name-only", SISIMAI_COMMIT)
+    for path in bsd.decode().splitlines():
+        if path.startswith("set-of-emails/maildir/bsd/"):
+            seen_content.add(normal(git(mirrors, SISIMAI, "show", f"{SISIMAI_COMMIT}:{path}")))
+    for corpus in (*ROUND_4, *ROUND_5):
+        seen_content.update(normal(blob) for _, blob in messages(mirrors, corpus))
+    flufl = git(mirrors, FLUFL.repo, "ls-tree", "-r", "--name-only", FLUFL.commit)
+    flufl_names = {path.rsplit("/", 1)[-1] for path in flufl.decode().splitlines()}
+
+    sources: list[Source] = []
+    for corpus in CORPORA:
+        found = messages(mirrors, corpus)
+        if corpus.repo == MAILMAN_2:
+            found = [(n, b) for n, b in found if n.rsplit("/", 1)[-1] not in flufl_names]
+        sources.append((corpus.repo, corpus.commit, found))
+    for archive in ARCHIVES:
+        sources.append((archive.repo, archive.commit, archive_messages(mirrors, archive)))
+
+    named, read, dropped = unseen_messages(sources, seen_content)
 
     rows: list[dict[str, str]] = []
     repeated: Counter[str] = Counter()

@@ -103,7 +103,6 @@ All rows go to ``real-replies-held-7.tsv``: a judge only, scored and never read.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from collections import Counter
 from pathlib import Path
@@ -128,7 +127,15 @@ from sisimai_sets_5 import _in
 from sisimai_sets_6 import ARCHIVES as ROUND_6_ARCHIVES
 from sisimai_sets_6 import CORPORA as ROUND_6
 from sisimai_sets_6 import EXISTING as ROUND_5_SETS
-from sisimai_sets_6 import Archive, anonymised, archive_messages, shape
+from sisimai_sets_6 import (
+    Archive,
+    Source,
+    anonymised,
+    archive_messages,
+    seen_reply_texts,
+    shape,
+    unseen_messages,
+)
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "tests" / "data"
@@ -275,32 +282,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     mirrors = args.mirrors
 
-    seen_texts: set[str] = set()
-    for name in EXISTING:
-        with (DATA / name).open(encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-            seen_texts.update(row["reply_text"].casefold() for row in reader)
+    seen_texts = seen_reply_texts(EXISTING)
     seen_shapes = {shape(text) for text in seen_texts}
     seen_content = seen_before(mirrors)
 
-    sources: list[tuple[str, str, list[tuple[str, bytes]]]] = []
+    sources: list[Source] = []
     for corpus in CORPORA:
         sources.append((corpus.repo, corpus.commit, messages(mirrors, corpus)))
     for archive in ARCHIVES:
         sources.append((archive.repo, archive.commit, archive_messages(mirrors, archive)))
 
-    named: list[tuple[str, bytes, str]] = []
-    read: Counter[str] = Counter()
-    dropped: Counter[str] = Counter()
-    for repo, commit, found in sources:
-        for name, blob in found:
-            read[repo] += 1
-            key = normal(blob)
-            if key in seen_content:
-                dropped[repo] += 1
-                continue
-            seen_content.add(key)
-            named.append((name, blob, commit))
+    named, read, dropped = unseen_messages(sources, seen_content)
 
     rows: list[dict[str, str]] = []
     repeated: Counter[str] = Counter()
