@@ -73,15 +73,19 @@ def test_mail_and_rcpt_lines_get_the_extensions_allowance():
     run([EHLO, MAIL, (too_long, w.LINE_TOO_LONG), (w.RCPT, w.RECIPIENT_OK)])
 
 
+def rcpt(n: int) -> bytes:
+    return b"RCPT TO:<user%d@example.test>\r\n" % n
+
+
 def test_101st_recipient_gets_452():
-    rcpts = [(b"RCPT TO:<user%d@example.test>\r\n" % n, w.RECIPIENT_OK) for n in range(100)]
+    rcpts = [(rcpt(n), w.RECIPIENT_OK) for n in range(100)]
     session = run(
         [
             EHLO,
             MAIL,
             *rcpts,
-            (b"RCPT TO:<user100@example.test>\r\n", TOO_MANY_RECIPIENTS),
-            (b"RCPT TO:<user101@example.test>\r\n", TOO_MANY_RECIPIENTS),
+            (rcpt(100), TOO_MANY_RECIPIENTS),
+            (rcpt(101), TOO_MANY_RECIPIENTS),
             (b"DATA\r\n", w.GO_AHEAD),
             (b"hi\r\n.\r\n", w.QUEUED),
             MAIL,
@@ -104,10 +108,6 @@ def test_recipient_limit_is_a_setting():
         ],
         settings=settings,
     )
-
-
-def rcpt(n: int) -> bytes:
-    return b"RCPT TO:<user%d@example.test>\r\n" % n
 
 
 def test_recipients_past_the_refusal_limit_end_the_session():
