@@ -411,7 +411,11 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         type=int,
         help="at once from one address (default 100; 0 for no limit)",
     )
-    add("--max-bad-commands", type=int, help="refused commands in a row before 421 (default 20)")
+    add(
+        "--max-bad-commands",
+        type=int,
+        help="refused commands (4xx or 5xx) in a row before 421 (default 20)",
+    )
     add(
         "--max-junk-commands",
         type=int,

@@ -1,5 +1,5 @@
 """Limits: command line 512 octets (RFC 5321 §4.5.3.1.4), recipients per message
-(§4.5.3.1.8, 452 4.5.3), too many bad commands in a row (421 4.7.0), too many commands that
+(§4.5.3.1.8, 452 4.5.3), too many bad commands in a row (421 4.7.0, 4xx and 5xx alike), too many commands that
 move no mail, bad bytes in commands."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from mailroom.codes import Reply
 from mailroom.codes import catalogue as replies
-from mailroom.protocol.events import Event, RcptTo
+from mailroom.protocol.events import Event, MailFrom, RcptTo
 from tests.protocol import wire as w
 from tests.protocol.transcript import Session, default_policy, make_settings, run
 
@@ -204,6 +204,52 @@ def test_too_many_bad_commands_in_a_row():
 def test_good_commands_reset_the_count():
     bad = [(b"BOGUS\r\n", w.UNKNOWN)] * 19
     session = run([EHLO, *bad, w.NOOP, *bad, w.NOOP, *bad, (w.MAIL, w.SENDER_OK)])
+    assert not session.conn.closed
+
+
+def spf_temperror_at_mail(event: Event) -> Reply:
+    """A policy whose SPF check of every sender meets a DNS error: 451 at MAIL."""
+    if isinstance(event, MailFrom):
+        return replies.SPF_TEMPERROR(
+            address=f"<{event.sender}>", domain="example.test", problem="SERVFAIL"
+        )
+    return default_policy(event)
+
+
+SPF_TEMPERROR = (
+    b"451 4.7.24 <a@example.test>: SPF check of example.test could not be completed (SERVFAIL),"
+    b" try again later\r\n"
+)
+
+
+def test_temporary_refusals_count_as_bad_commands():
+    """A 4xx refuses as a 5xx does: a client looping on MAIL answered 451 (each try a round of
+    SPF lookups) is cut off at the limit, not only by the idle timeout."""
+    settings = make_settings(max_bad_commands=3)
+    refused = (b"MAIL FROM:<a@example.test>\r\n", SPF_TEMPERROR)
+    session = run(
+        [EHLO, refused, refused, refused, (refused[0], TOO_MANY_ERRORS)],
+        settings=settings,
+        policy=spf_temperror_at_mail,
+    )
+    assert session.conn.closed
+    # and mixed with 5xx ones, in a row
+    session = run(
+        [EHLO, refused, (b"BOGUS\r\n", w.UNKNOWN), refused, (w.NOOP[0], TOO_MANY_ERRORS)],
+        settings=settings,
+        policy=spf_temperror_at_mail,
+    )
+    assert session.conn.closed
+
+
+def test_greylisted_recipients_are_not_bad_commands():
+    """A 4xx to RCPT (greylisted, too many recipients) is counted by max_refused_recipients
+    alone: a long list greylisted in a row is no error of the client's."""
+    settings = make_settings(max_bad_commands=3)
+    steps = [EHLO, MAIL]
+    steps += [(rcpt(n), GREYLISTED % n) for n in range(1, 12, 2)]
+    steps.append((rcpt(0), w.RECIPIENT_OK))
+    session = run(steps, settings=settings, policy=refuse_odd_recipients(450))
     assert not session.conn.closed
 
 

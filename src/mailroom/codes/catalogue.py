@@ -119,7 +119,8 @@ TOO_MANY_ERRORS = _reply(
     "4.7.0",
     "{hostname} Error: too many errors, closing connection",
     when=(
-        "the client sent too many bad commands in a row, more than max_junk_commands "
+        "the client sent too many refused commands in a row (4xx or 5xx; RCPT's 4xx apart), "
+        "more than max_junk_commands "
         "that move no mail (NOOP, RSET, VRFY, EXPN, HELP, HELO, EHLO) without a message, or "
         "a RCPT after max_refused_recipients were refused"
     ),

@@ -333,12 +333,18 @@ class ServerConnection:
             raise ProtocolUsageError("no event is waiting for a reply")
         self._waiting = None
         self._advance(event, reply)
-        if reply.code >= 400 and event.stage == "RCPT":
-            self._refused_recipients += 1
-        if reply.code >= 500:
-            self._bad_commands += 1
-        elif reply.code < 400:
+        if reply.code < 400:
             self._bad_commands = 0
+        elif event.stage == "RCPT":
+            # Counted apart (max_refused_recipients), except for the 5xx: a long list that
+            # is greylisted is no error of the client's, a run of unknown mailboxes may be.
+            self._refused_recipients += 1
+            if reply.code >= 500:
+                self._bad_commands += 1
+        else:
+            # A 4xx refuses as surely as a 5xx: a client looping on a MAIL answered 451 (an
+            # SPF temperror, each a round of DNS lookups) is cut off like one looping on 501.
+            self._bad_commands += 1
         if reply.code == 421:
             self._abandon()
             self.state = State.CLOSED

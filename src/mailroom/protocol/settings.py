@@ -26,7 +26,10 @@ class SessionSettings:
     # 552 5.3.4 at the end of data, as Exim's header_maxsize; 0 means no limit.
     max_header_section: int = MiB
     max_auth_line: int = 12288  # AUTH lines and SASL responses, RFC 4954 §4
-    max_bad_commands: int = 20  # refused commands in a row before 421 4.7.0 and close
+    # Commands refused in a row (4xx or 5xx; a RCPT's 4xx is counted by max_refused_recipients
+    # alone) before 421 4.7.0 and close. Postfix's smtpd_hard_error_limit counts the same
+    # refusals, since the last message rather than in a row.
+    max_bad_commands: int = 20
     # Commands that move no mail (NOOP, RSET, VRFY, EXPN, HELP, HELO, EHLO) since the session
     # began or its last message was taken: the next one gets 421 4.7.0 and the session ends
     # (as Postfix's smtpd_junk_command_limit, also 100); 0 means no limit.
