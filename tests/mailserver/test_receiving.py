@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from mailroom.config import ConfigError, load_config
 from mailroom.testing import SMTPTestServer
-from tests.mailserver.conftest import ALICE_PASSWORD
+from tests.mailserver.conftest import ALICE_PASSWORD, write_config
 
 MESSAGE = (
     b"From: someone@remote.test\r\nSubject: hello\r\nMessage-ID: <m1@remote.test>\r\n\r\nHi!\r\n"
@@ -393,3 +394,13 @@ def test_the_web_api_does_not_send_for_a_mail_server(tmp_path: Path) -> None:
         assert not list((Path(server.config.data) / "queue" / "active").glob("*.json"))
     finally:
         server.stop()
+
+
+def test_a_catcher_listener_is_a_configuration_error(tmp_path: Path) -> None:
+    """In the mail server mode a listener with the catcher's role was taken: the mail server's
+    policy decided there, but as none of its roles, so AUTH SCRAM-SHA-256 was offered before
+    STARTTLS and mail skipped SPF, DKIM and DMARC (the mx listeners' checks)."""
+    extra = '[[listeners]]\naddress = "127.0.0.1:0"\nrole = "catcher"\n'
+    path = write_config(tmp_path / "mailroom.toml", server=extra)
+    with pytest.raises(ConfigError, match="role catcher is the mail catcher's; a mail server's"):
+        load_config(path)
