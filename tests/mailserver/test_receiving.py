@@ -3,6 +3,7 @@ accepted mail lands in one Maildir per local user."""
 
 from __future__ import annotations
 
+import base64
 import mailbox
 import smtplib
 import ssl
@@ -168,6 +169,33 @@ def test_submission_authenticated_user_relays_as_themselves(mail_server: SMTPTes
     client.quit()
     queue = Path(mail_server.config.data) / "queue" / "active"
     assert len(list(queue.glob("*.json"))) == 1
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "alice@example.test\r\n",
+        " alice@example.test",
+        "alice@example.test\u2028",
+        "alice@example.test\x85",
+        "\x1falice@example.test",
+    ],
+)
+def test_a_name_that_is_more_than_the_address_does_not_log_in(
+    mail_server: SMTPTestServer, name: str
+) -> None:
+    """The directory reads addresses from mailroom.toml with surrounding whitespace stripped;
+    AUTH compared names the same way, so alice's password logged in with line breaks, NEL,
+    U+2028 or controls around her address, and the name as given went into the Received
+    field of her mail: control characters and 8-bit octets in a header she could not
+    otherwise write there."""
+    client = _submission(mail_server)
+    plain = base64.b64encode(f"\0{name}\0{ALICE_PASSWORD}".encode()).decode()
+    assert client.docmd("AUTH", f"PLAIN {plain}") == (
+        535,
+        b"5.7.8 Authentication credentials invalid",
+    )
+    client.quit()
 
 
 def test_quota_full_mailbox_is_temporary_by_default(
