@@ -151,6 +151,7 @@ def build_policy(
                 hostname=config.hostname,
                 trusted=decider.may_relay,
                 is_local_domain=config.mail.directory.is_local_domain,
+                owned_domains=decider.owned_domains,
             )
     elif decider is None:
         decider = CatcherPolicy(credentials)

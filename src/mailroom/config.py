@@ -190,6 +190,13 @@ class Config:
                     f"listener {listener}: role {listener.role} needs the mail "
                     "server mode (domains = [...])"
                 )
+            if listener.role == "catcher" and self.mail is not None:
+                # The mail server's policy would decide there anyway, but as no role it
+                # knows: AUTH (SCRAM) offered before TLS, no SPF, DKIM or DMARC checks.
+                raise ConfigError(
+                    f"listener {listener}: role catcher is the mail catcher's; a mail "
+                    "server's listeners are mx, submission or submissions"
+                )
             if (
                 listener.role.startswith("submission")
                 and self.tls == "off"

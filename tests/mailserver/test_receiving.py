@@ -3,6 +3,7 @@ accepted mail lands in one Maildir per local user."""
 
 from __future__ import annotations
 
+import base64
 import mailbox
 import smtplib
 import ssl
@@ -12,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from mailroom.config import ConfigError, load_config
 from mailroom.testing import SMTPTestServer
-from tests.mailserver.conftest import ALICE_PASSWORD
+from tests.mailserver.conftest import ALICE_PASSWORD, write_config
 
 MESSAGE = (
     b"From: someone@remote.test\r\nSubject: hello\r\nMessage-ID: <m1@remote.test>\r\n\r\nHi!\r\n"
@@ -167,6 +169,33 @@ def test_submission_authenticated_user_relays_as_themselves(mail_server: SMTPTes
     client.quit()
     queue = Path(mail_server.config.data) / "queue" / "active"
     assert len(list(queue.glob("*.json"))) == 1
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "alice@example.test\r\n",
+        " alice@example.test",
+        "alice@example.test\u2028",
+        "alice@example.test\x85",
+        "\x1falice@example.test",
+    ],
+)
+def test_a_name_that_is_more_than_the_address_does_not_log_in(
+    mail_server: SMTPTestServer, name: str
+) -> None:
+    """The directory reads addresses from mailroom.toml with surrounding whitespace stripped;
+    AUTH compared names the same way, so alice's password logged in with line breaks, NEL,
+    U+2028 or controls around her address, and the name as given went into the Received
+    field of her mail: control characters and 8-bit octets in a header she could not
+    otherwise write there."""
+    client = _submission(mail_server)
+    plain = base64.b64encode(f"\0{name}\0{ALICE_PASSWORD}".encode()).decode()
+    assert client.docmd("AUTH", f"PLAIN {plain}") == (
+        535,
+        b"5.7.8 Authentication credentials invalid",
+    )
+    client.quit()
 
 
 def test_quota_full_mailbox_is_temporary_by_default(
@@ -393,3 +422,13 @@ def test_the_web_api_does_not_send_for_a_mail_server(tmp_path: Path) -> None:
         assert not list((Path(server.config.data) / "queue" / "active").glob("*.json"))
     finally:
         server.stop()
+
+
+def test_a_catcher_listener_is_a_configuration_error(tmp_path: Path) -> None:
+    """In the mail server mode a listener with the catcher's role was taken: the mail server's
+    policy decided there, but as none of its roles, so AUTH SCRAM-SHA-256 was offered before
+    STARTTLS and mail skipped SPF, DKIM and DMARC (the mx listeners' checks)."""
+    extra = '[[listeners]]\naddress = "127.0.0.1:0"\nrole = "catcher"\n'
+    path = write_config(tmp_path / "mailroom.toml", server=extra)
+    with pytest.raises(ConfigError, match="role catcher is the mail catcher's; a mail server's"):
+        load_config(path)

@@ -282,6 +282,13 @@ MAIL_PARAMETERS: list[tuple[bytes, bytes]] = [
     (b"ENVID=" + b"x" * 100, w.SENDER_OK),
     (b"ENVID=" + b"x" * 101, malformed(b"ENVID")),
     (b"ENVID", malformed(b"ENVID")),
+    # decoded, printable US-ASCII only (RFC 3461 §4.4): no line break, NUL or 8-bit octet
+    # may reach the next hop's MAIL or the DSN's Original-Envelope-Id
+    (b"ENVID=a+20b+09c", w.SENDER_OK),
+    (b"ENVID=x+0D+0AX-Evil:+20yes", malformed(b"ENVID")),
+    (b"ENVID=x+00", malformed(b"ENVID")),
+    (b"ENVID=x+7F", malformed(b"ENVID")),
+    (b"ENVID=+C3+A9", malformed(b"ENVID")),
     # AUTH= without AUTH offered (RFC 4954 §5 applies only where AUTH is advertised)
     (b"AUTH=<>", unknown(b"AUTH")),
     # everything together
@@ -411,6 +418,10 @@ RCPT_PARAMETERS: list[tuple[bytes, bytes]] = [
     (b"ORCPT=;bob@example.test", malformed(b"ORCPT")),
     (b"ORCPT=rfc822;", malformed(b"ORCPT")),
     (b"ORCPT=rfc822;a+zz", malformed(b"ORCPT")),
+    # decoded, printable US-ASCII only (RFC 3461 §4.2)
+    (b"ORCPT=rfc822;bob+0D+0AX-Evil:+20yes@example.test", malformed(b"ORCPT")),
+    (b"ORCPT=rfc822;bob+00@example.test", malformed(b"ORCPT")),
+    (b"ORCPT=rfc822;+FF+FE", malformed(b"ORCPT")),
     (b"NOTIFY=FAILURE ORCPT=rfc822;bob@example.test", w.RECIPIENT_OK),
     (b"SIZE=10", unknown(b"SIZE")),
     (b"BODY=8BITMIME", unknown(b"BODY")),

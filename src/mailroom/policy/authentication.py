@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -65,6 +65,7 @@ class AuthenticationPolicy:
         keys: Mapping[str, Sequence[DKIMKey]] | None = None,
         srs: SRS | None = None,
         sample: Callable[[], int] | None = None,
+        owned_domains: Callable[[str], Collection[str] | None] | None = None,
     ) -> None:
         self.inner = inner
         self.settings = settings
@@ -76,6 +77,10 @@ class AuthenticationPolicy:
         self.keys: Mapping[str, Sequence[DKIMKey]] = dict(keys or {})
         self.srs = srs
         self.sample = sample
+        # The domains an authenticated user owns an address in (None: any, the operator lets
+        # users send as anyone): a DKIM signature vouches for its domain, and one aligned with
+        # a From the user wrote would let them pass DMARC as a domain that is not theirs.
+        self.owned_domains = owned_domains
 
     # -- the Policy interface --------------------------------------------------------------------
 
@@ -307,6 +312,9 @@ class AuthenticationPolicy:
         if user is not None:
             added = _auth_results(self.authserv_id, user)
         keys = self._signing_keys(message) if self.settings.sign else []
+        if keys and user is not None and not self._may_sign_for(user, keys[0].domain, message):
+            _note(session, f"DKIM: not signed: {user} owns no address in {keys[0].domain}")
+            keys = []
         if keys:
             body = added + head + message[head_length:]
             signature = await asyncio.to_thread(sign, body, keys)
@@ -330,6 +338,16 @@ class AuthenticationPolicy:
         if not keys:
             keys = self.keys.get(organizational_domain(domains[0]))
         return list(keys or ())
+
+    def _may_sign_for(self, user: str, key_domain: str, message: bytes) -> bool:
+        """Whether ``user``'s message may carry the signature of ``key_domain`` (its From
+        domain, or that domain's organizational domain): the user owns an address in one of
+        them."""
+        owned = self.owned_domains(user) if self.owned_domains is not None else None
+        if owned is None:
+            return True
+        authors = author_domains(from_fields(message))
+        return key_domain in owned or any(domain in owned for domain in authors)
 
     async def sign_own(self, message: bytes) -> bytes:
         """A message this server makes (a bounce, a delay warning): signed like its users'."""

@@ -235,19 +235,28 @@ class DirectoryCredentials(PasswordFile):
         parsed = _parse_users(users)
         self.directory, self._users = directory, parsed
 
+    def _key(self, username: str) -> str:
+        """The user a login name names: an address as the directory compares it, but nothing
+        more. The directory strips the whitespace around addresses it reads from the
+        configuration; a login name with any (line breaks, NEL, U+2028) or with controls
+        names no one, since the session's user goes as given into its mail's Received field."""
+        if username != username.strip() or not username.isprintable():
+            return ""  # no user's key
+        return self.directory.key(username)
+
     def scram_secret(self, username: str) -> ScramSecret | None:
-        return super().scram_secret(self.directory.key(username))
+        return super().scram_secret(self._key(username))
 
     def _verify(self, username: str, password: str) -> bool:
-        return super()._verify(self.directory.key(username), password)
+        return super()._verify(self._key(username), password)
 
     def transition_needed(self, username: str) -> bool:
-        user = self._users.get(self.directory.key(username))
+        user = self._users.get(self._key(username))
         return user is not None and user.scram is None
 
     async def check(self, credentials: Credentials) -> Reply:
         if isinstance(credentials, ScramCredentials):
-            ok = credentials.verified and self.directory.key(credentials.username) in self._users
+            ok = credentials.verified and self._key(credentials.username) in self._users
             reply = replies.AUTH_SUCCEEDED() if ok else replies.AUTH_INVALID_CREDENTIALS()
         else:
             reply = await super().check(credentials)
@@ -267,7 +276,7 @@ class DirectoryCredentials(PasswordFile):
         """The password transition (RFC 4954 §6, X.7.12): after a PLAIN login, a user without a
         SCRAM secret gets one, kept in memory, so SCRAM-SHA-256 works for them from now on
         (until a restart; `mailroom passwd` writes one for good)."""
-        key = self.directory.key(username)
+        key = self._key(username)
         user = self._users.get(key)
         if user is None or user.scram is not None:
             return

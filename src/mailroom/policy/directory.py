@@ -148,6 +148,16 @@ def _split(address: str) -> tuple[str, str]:
     return local, domain
 
 
+def _a_label(domain: str) -> str:
+    """A domain's ASCII spelling (IDNA), or the name as it is if it has none."""
+    if domain.isascii():
+        return domain
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return domain
+
+
 def canonical(address: str, *, fold_local_part: bool = True) -> str:
     local, domain = _split(address.strip())
     domain = domain.lower().rstrip(".")
@@ -172,6 +182,12 @@ class Directory:
     # With case-sensitive local parts, the users whose addresses differ only in case, by the
     # case-folded address: an address that matches none exactly matches these (X.1.4 if several)
     _folded: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    # Each local domain by its A-labels (RFC 5890): "xn--bcher-kva.test" and "bücher.test" are
+    # one domain, whichever the configuration wrote; keys use the configuration's spelling.
+    _by_a_label: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_a_label = {_a_label(domain): domain for domain in self.domains}
 
     @classmethod
     def from_config(cls, data: Mapping[str, Any]) -> Directory:
@@ -255,10 +271,21 @@ class Directory:
     # -- questions -------------------------------------------------------------------------------
 
     def key(self, address: str) -> str:
-        return canonical(address, fold_local_part=self.fold_local_part)
+        key = canonical(address, fold_local_part=self.fold_local_part)
+        local, at, domain = key.rpartition("@")
+        spelled = self.local_domain(domain) if at else domain
+        return key if spelled == domain else f"{local}@{spelled}"
+
+    def local_domain(self, domain: str) -> str:
+        """``domain`` lower-case without a trailing dot; a local domain written in its other
+        spelling (A-labels for U-labels or the reverse) as the configuration writes it."""
+        name = domain.lower().rstrip(".")
+        if name in self.domains:
+            return name
+        return self._by_a_label.get(_a_label(name), name)
 
     def is_local_domain(self, domain: str) -> bool:
-        return domain.lower().rstrip(".") in self.domains
+        return self.local_domain(domain) in self.domains
 
     def is_local(self, address: str) -> bool:
         return self.is_local_domain(_split(address)[1])
@@ -340,8 +367,8 @@ class Directory:
     def has_no_mailboxes(self, domain: str) -> bool:
         """A local domain with no user, alias, list or catch-all: nothing can be delivered
         there, a configuration mistake (X.3.5)."""
-        domain = domain.lower().rstrip(".")
-        if not self.is_local_domain(domain):
+        domain = self.local_domain(domain)
+        if domain not in self.domains:
             return False
         suffix = "@" + domain
         return not any(
@@ -425,7 +452,7 @@ def _owned_since(directory: Directory, table: Mapping[str, Any]) -> dict[str, fl
     found: dict[str, float] = {}
     for name, value in table.items():
         where = ("owned_since", name)
-        key = directory.key(name) if "@" in name else name.lower().rstrip(".")
+        key = directory.key(name) if "@" in name else directory.local_domain(name)
         domain = _split(key)[1] if "@" in key else key
         if domain not in directory.domains:
             raise DirectoryError(f"owned_since: {name} is not in a local domain", where)

@@ -384,6 +384,13 @@ class MailServerPolicy:
             found.append(Delivery("queue", "", tuple(remote)))
         return found
 
+    def owned_domains(self, user: str) -> set[str] | None:
+        """The domains ``user`` owns an address in, for what their mail may be signed as;
+        None when users may send as anyone (``sender_must_own_address = false``)."""
+        if not self.rules.sender_must_own_address:
+            return None
+        return {address.rpartition("@")[2] for address in self.directory.addresses_of(user)}
+
     def may_relay(self, session: SessionView) -> bool:
         return session.conn.authenticated is not None or _in_networks(
             session.client_ip, self.rules.relay_networks

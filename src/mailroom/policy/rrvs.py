@@ -24,7 +24,7 @@ def rrvs_refusal(
     value: str, *, address: str, domain: str, resolution: Resolution, directory: Directory
 ) -> Reply | None:
     since, mode = parse_rrvs(value)
-    domain_since = directory.owned_since.get(domain.lower().rstrip("."))
+    domain_since = directory.owned_since.get(directory.local_domain(domain))
     if domain_since is not None and domain_since > since:
         return replies.DOMAIN_OWNER_CHANGED(address=address)
     for user in resolution.local:

@@ -123,6 +123,13 @@ def decode_xtext(text: str) -> str:
     return raw.decode("utf-8", errors="replace")
 
 
+def _printable_ascii(text: str) -> bool:
+    """RFC 3461 §4.2, §4.4: ENVID and an ORCPT address, once decoded, are printable US-ASCII
+    ("graphic and white space"): they go on to the next hop and into DSN fields, where a line
+    break, a NUL or an 8-bit octet has no place."""
+    return all(" " <= char <= "~" or char == "\t" for char in text)
+
+
 def parse_rrvs(value: str) -> tuple[float, str]:
     """An RRVS value (RFC 7293 §3.1) → (seconds since the epoch, "C" or "R"; "C" when not
     given). Raises ValueError for anything else."""
@@ -202,7 +209,7 @@ def parse_mail_parameters(
                 envid = decode_xtext(value or "")
             except ValueError:
                 raise ParameterError(name, unknown=False) from None
-            if not value or len(value) > MAX_ENVID:
+            if not value or len(value) > MAX_ENVID or not _printable_ascii(envid):
                 raise ParameterError(name, unknown=False)
             result["envid"] = envid
         elif name == "AUTH" and auth:
@@ -252,6 +259,8 @@ def parse_rcpt_parameters(
                 decoded = encoded if not encoded.isascii() else decode_xtext(encoded)
             except ValueError:
                 raise ParameterError(name, unknown=False) from None
+            if encoded.isascii() and not _printable_ascii(decoded):
+                raise ParameterError(name, unknown=False)
             orcpt = (addr_type, decoded)
         elif name == "RRVS" and rrvs:
             try:
