@@ -88,6 +88,26 @@ def test_enforced_spf_refuses_at_mail(make_server):
     assert b"SPF of sender.test does not allow 127.0.0.1" in reply
 
 
+def test_a_stranger_sending_as_a_local_domain_its_spf_fails_for_is_refused_at_mail(make_server):
+    """With spf = "record" (the default), a local domain's own SPF record still decides for a
+    stranger's MAIL FROM in that domain: example.test allows 127.0.0.1 only, so a client at
+    127.0.0.3 posing as alice is refused, where taken it would reach bob and leave by any
+    forwarding alias with alice's address as the sender."""
+    server = make_server()
+    forged = message("alice@example.test")
+    code, reply = send(server, "alice@example.test", "bob@example.test", forged, source="127.0.0.3")
+    assert (code, reply[:6]) == (550, b"5.7.23")
+    assert b"SPF of example.test does not allow 127.0.0.3" in reply
+    # From where the record allows, as any other sender, and another domain's fail is recorded.
+    assert send(server, "alice@example.test", "bob@example.test", forged)[0] == 250
+    other = message("carol@example.org")
+    assert send(server, "carol@example.org", "bob@example.test", other)[0] == 250
+    # Turned off, the forgery passes MAIL (DMARC, p=reject for example.test, then refuses it).
+    server = make_server("spf_enforce_local_domains = false")
+    code, reply = send(server, "alice@example.test", "bob@example.test", forged, source="127.0.0.3")
+    assert (code, reply[:6]) == (550, b"5.7.26")
+
+
 def test_enforced_spf_with_a_broken_record_or_silent_dns_gets_x_7_24(make_server, knot):
     """RFC 7208 §8.6, §8.7 and RFC 7372 §3.2: an SPF record in error is 550 5.7.24, a check
     that cannot be completed (DNS does not answer) 451 4.7.24."""

@@ -4,6 +4,7 @@ which are enforced and how, their time budgets, and outbound signing, SRS and AR
     [authentication]
     spf = "record"                    # off | record | enforce
     spf_enforce_domains = []          # MAIL FROM domains whose SPF fail is refused anyway
+    spf_enforce_local_domains = true  # a MAIL FROM in a local domain whose SPF fails: refused
     dkim = "record"                   # off | record
     dkim_required_domains = []        # From domains that must have an aligned passing signature
     dmarc = "enforce"                 # off | record | enforce (reject refused, quarantine: Junk)
@@ -60,6 +61,11 @@ class AuthenticationSettings:
     # -- on the way in (mx listeners) --
     spf: str = "record"
     spf_enforce_domains: tuple[str, ...] = ()
+    # A stranger's MAIL FROM in one of this server's own domains, from an address that
+    # domain's SPF record says fail for, is refused even with spf = "record": the record is
+    # the operator's own word, and taken, such a forgery reaches local users and leaves by
+    # their forwarding aliases with the sender unchanged (a local sender is not SRS-rewritten).
+    spf_enforce_local_domains: bool = True
     dkim: str = "record"
     dkim_required_domains: tuple[str, ...] = ()
     dkim_max_signatures: int = 5
@@ -125,7 +131,7 @@ class AuthenticationSettings:
                     raise SettingsError(f"authentication: {key}: {exc}", key) from None
                 if value <= 0:
                     raise SettingsError(f"authentication: {key} must be positive", key)
-            elif name in ("sign", "srs", "arc_seal"):
+            elif name in ("sign", "srs", "arc_seal", "spf_enforce_local_domains"):
                 if not isinstance(value, bool):
                     raise SettingsError(f"authentication: {key} is true or false", key)
             elif name == "max_header_size":

@@ -1194,7 +1194,8 @@ SPF_FAIL = _reply(
     "5.7.23",
     "{address}: Sender address rejected: SPF of {domain} does not allow {client}{explanation}",
     when="MAIL on an mx listener whose SPF check failed, for a sender domain where SPF is "
-    'enforced (spf = "enforce" or spf_enforce_domains); explanation is the domain\'s exp= '
+    'enforced (spf = "enforce" or spf_enforce_domains) or in a local domain '
+    "(spf_enforce_local_domains); explanation is the domain's exp= "
     "text, if any",
     commands=("MAIL",),
     ref="RFC 7208 §8.4; RFC 7372 §3.2",

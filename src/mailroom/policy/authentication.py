@@ -151,9 +151,20 @@ class AuthenticationPolicy:
         domain = sender.rpartition("@")[2] if sender else helo
         need_iprev = self.settings.iprev == "require"
         need_spf = self.settings.enforces_spf(domain)
-        if not need_iprev and not need_spf:
+        # A local domain's own SPF record decides a fail, not its errors (a DNS failure of
+        # our own zone is no evidence of forgery); enforced SPF decides both.
+        own_fail_only = (
+            not need_spf
+            and bool(sender)
+            and self.settings.spf != "off"
+            and self.settings.spf_enforce_local_domains
+            and self.is_local_domain(domain)
+        )
+        if not need_iprev and not need_spf and not own_fail_only:
             return None
-        return self._enforce_at_mail(checks, session, sender, need_iprev, need_spf)
+        return self._enforce_at_mail(
+            checks, session, sender, need_iprev, need_spf or own_fail_only, own_fail_only
+        )
 
     async def _enforce_at_mail(
         self,
@@ -162,6 +173,7 @@ class AuthenticationPolicy:
         sender: str,
         need_iprev: bool,
         need_spf: bool,
+        fail_only: bool = False,
     ) -> Reply | None:
         client = session.client_ip
         if need_iprev:
@@ -174,7 +186,8 @@ class AuthenticationPolicy:
                 return replies.IPREV_FAILED(client=client, problem=problem)
         if need_spf:
             spf = await checks.spf()
-            if spf is not None and spf.result in ("fail", "temperror", "permerror"):
+            refused = ("fail",) if fail_only else ("fail", "temperror", "permerror")
+            if spf is not None and spf.result in refused:
                 _note(session, f"authentication: {spf.describe()}")
                 for line in spf.lookups:
                     _note(session, f"authentication:   spf DNS: {line}")
