@@ -260,6 +260,10 @@ MAIL_PARAMETERS: list[tuple[bytes, bytes]] = [
     (b"SIZE", malformed(b"SIZE")),
     (b"SIZE=", malformed(b"SIZE")),
     (b"SIZE=10 SIZE=10", malformed(b"SIZE")),
+    # digits are ASCII (RFC 5234 DIGIT): "²" and "١٢" are digits to str.isdigit, and UTF-8
+    # values pass the value syntax where SMTPUTF8 is offered
+    ("SIZE=²".encode(), malformed(b"SIZE")),
+    ("SIZE=١٢".encode(), malformed(b"SIZE")),
     # BODY (RFC 6152, RFC 3030)
     (b"BODY=7BIT", w.SENDER_OK),
     (b"BODY=8BITMIME", w.SENDER_OK),
@@ -390,6 +394,20 @@ def test_size_without_a_limit():
     ehlo_ok = w.EHLO_OK.replace(b"250-SIZE 52428800\r\n", b"250-SIZE\r\n")
     run(
         [(w.EHLO, ehlo_ok), (b"MAIL FROM:<a@example.test> SIZE=99999999999\r\n", w.SENDER_OK)],
+        settings=settings,
+    )
+
+
+def test_rrvs_digits_are_ascii():
+    settings = make_settings(rrvs=True)
+    ehlo_ok = w.EHLO_OK.replace(b"250 BINARYMIME\r\n", b"250-BINARYMIME\r\n250 RRVS\r\n")
+    run(
+        [
+            (w.EHLO, ehlo_ok),
+            (b"MAIL FROM:<a@example.test> SMTPUTF8\r\n", w.SENDER_OK),
+            (b"RCPT TO:<b@example.test> RRVS=2022-06-01T00:00:00Z\r\n", w.RECIPIENT_OK),
+            ("RCPT TO:<b@example.test> RRVS=٢٠٢٢-06-01T00:00:00Z\r\n".encode(), malformed(b"RRVS")),
+        ],
         settings=settings,
     )
 
