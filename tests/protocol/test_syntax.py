@@ -84,6 +84,9 @@ SENDERS: list[tuple[bytes, bytes]] = [
     (b"<a@[IPv6:::ffff:192.0.2.1]>", w.SENDER_OK),
     (b"<a@[IPv6:2001:db8::g]>", bad_sender(b"<a@[IPv6:2001:db8::g]>")),
     (b"<a@[IPv6:192.0.2.1]>", bad_sender(b"<a@[IPv6:192.0.2.1]>")),
+    # no scope id (RFC 4007), which Python's ipaddress would read, spaces and all
+    (b"<a@[IPv6:fe80::1%eth0]>", bad_sender(b"<a@[IPv6:fe80::1%eth0]>")),
+    (b"<a@[IPv6:fe80::1%a b]>", bad_sender(b"<a@[IPv6:fe80::1%a b]>")),
     (b"<a@[2001:db8::1]>", bad_sender(b"<a@[2001:db8::1]>")),
     (b"<a@[x-tag:some-thing]>", w.SENDER_OK),
     (b"<a@[x-tag:]>", bad_sender(b"<a@[x-tag:]>")),
@@ -229,6 +232,8 @@ def test_smtputf8_allows_utf8_addresses():
             ("MAIL FROM:<jörg@bücher.example> SMTPUTF8\r\n".encode(), w.SENDER_OK),
             ("RCPT TO:<δοκιμή@παράδειγμα.δοκιμή>\r\n".encode(), w.RECIPIENT_OK),
             ("RCPT TO:<用户@例子.广告>\r\n".encode(), w.RECIPIENT_OK),
+            # address literals stay ASCII: "١" is a digit to str.isdigit and int
+            ("RCPT TO:<a@[١.٢.٣.٤]>\r\n".encode(), bad_recipient(b"<a@[?.?.?.?]>")),
             # still a bad address: the reply does not echo UTF-8 (reply text is ASCII)
             (
                 "RCPT TO:<jörg..x@example.test>\r\n".encode(),
