@@ -108,14 +108,14 @@ SENDERS: list[tuple[bytes, bytes]] = [
     # <postmaster> is a recipient only
     (b"<postmaster>", bad_sender(b"<postmaster>")),
     (b"<postmaster@example.test>", w.SENDER_OK),
-    # non-ASCII without SMTPUTF8 (RFC 6531 §3.4); the reply itself stays ASCII
+    # non-ASCII without SMTPUTF8: 550 at MAIL (RFC 6531 §3.5); the reply itself stays ASCII
     (
         "<jörg@example.test>".encode(),
-        b"553 5.6.7 <j?rg@example.test>: Non-ASCII address needs SMTPUTF8\r\n",
+        b"550 5.6.7 <j?rg@example.test>: Non-ASCII address needs SMTPUTF8\r\n",
     ),
     (
         "<a@bücher.example>".encode(),
-        b"553 5.6.7 <a@b?cher.example>: Non-ASCII address needs SMTPUTF8\r\n",
+        b"550 5.6.7 <a@b?cher.example>: Non-ASCII address needs SMTPUTF8\r\n",
     ),
     # not a path at all
     (b"alice@example.test", MAIL_SYNTAX),

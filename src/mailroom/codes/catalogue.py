@@ -256,13 +256,21 @@ PARAMETER_MALFORMED = _reply(
     commands=("MAIL", "RCPT"),
     ref="RFC 5321 §4.2.3 (501); RFC 3461 §4.5, §5.1; RFC 1870, 6152, 6531, 4954",
 )
+NON_ASCII_SENDER = _reply(
+    550,
+    "5.6.7",
+    "{address}: Non-ASCII address needs SMTPUTF8",
+    when="MAIL with a sender address with non-ASCII characters, without SMTPUTF8",
+    commands=("MAIL",),
+    ref="RFC 6531 §3.5 (550 for MAIL); RFC 6531 X.6.7",
+)
 NON_ASCII_ADDRESS = _reply(
     553,
     "5.6.7",
     "{address}: Non-ASCII address needs SMTPUTF8",
-    when="an address with non-ASCII characters in a transaction without SMTPUTF8",
-    commands=("MAIL", "RCPT"),
-    ref="RFC 6531 §3.4; RFC 6531 X.6.7",
+    when="RCPT with an address with non-ASCII characters in a transaction without SMTPUTF8",
+    commands=("RCPT",),
+    ref="RFC 6531 §3.5 (553 for RCPT); RFC 6531 X.6.7",
 )
 
 PRIORITY_CHANGED = _reply(

@@ -111,7 +111,7 @@ def parse_mail(
     except ParameterError as error:
         raise Refused(_parameter_reply(error)) from None
     if not path.isascii() and not params.smtputf8:
-        raise Refused(replies.NON_ASCII_ADDRESS(address=shown(path, SHOWN_PATH)))
+        raise Refused(replies.NON_ASCII_SENDER(address=shown(path, SHOWN_PATH)))
     try:
         sender = parse_path(path, utf8=params.smtputf8, allow_null=True, allow_postmaster=False)
     except AddressError:
