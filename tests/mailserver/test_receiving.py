@@ -243,10 +243,12 @@ def test_a_server_that_accepts_no_mail_says_521(
 ) -> None:
     server = mail_server_factory(policy="accept_no_mail = true")
     client = smtplib.SMTP(timeout=10)
-    assert client.connect(*server.address("mx")) == (
-        521,
-        b"5.3.2 mx.example.test does not accept mail",
-    )
+    refusal = (521, b"5.3.2 mx.example.test does not accept mail")
+    assert client.connect(*server.address("mx")) == refusal
+    # RFC 7504 §3: every command but QUIT gets 521 again
+    assert client.ehlo() == refusal
+    assert client.docmd("MAIL FROM:<a@remote.test>") == refusal
+    assert client.docmd("QUIT") == (221, b"2.0.0 Bye")
 
 
 def test_rate_limit_per_client(mail_server_factory: Callable[..., SMTPTestServer]) -> None:

@@ -62,17 +62,18 @@ NO_MAIL_ACCEPTED = _reply(
     521,
     "5.3.2",
     "{hostname} does not accept mail",
-    when="the greeting of a server configured to accept no mail at all",
-    commands=("GREETING",),
+    when="the greeting of a server configured to accept no mail at all, and again to every "
+    "command but QUIT after it",
+    commands=("GREETING", "ANY_NO_SERVICE"),
     ref="RFC 7504 §3",
 )
 NO_SERVICE_COMMAND = _reply(
     503,
     "5.5.1",
     "Error: no SMTP service here, say QUIT",
-    when="any command but QUIT after a 554 or 521 greeting",
+    when="any command but QUIT after a 554 greeting",
     commands=("ANY_NO_SERVICE",),
-    ref="RFC 5321 §3.1; RFC 7504 §3",
+    ref="RFC 5321 §3.1",
 )
 TOO_MANY_CONNECTIONS = _reply(
     421,
