@@ -395,3 +395,48 @@ def test_the_web_api_does_not_send_for_a_mail_server(tmp_path: Path) -> None:
         assert not list((Path(server.config.data) / "queue" / "active").glob("*.json"))
     finally:
         server.stop()
+
+
+def test_postmaster_of_a_local_domain_is_accepted_without_an_alias(tmp_path: Path) -> None:
+    """RFC 5321 §4.5.1: RCPT to postmaster at any of the server's domains, and <Postmaster>,
+    MUST be supported. With no postmaster alias the first user gets the postmaster's mail."""
+    from tests.delivery.dnsserver import dns_that_cannot_answer
+
+    config = tmp_path / "mailroom.toml"
+    config.write_text(
+        f"""hostname = "mx.example.test"
+domains = ["example.test"]
+dns_servers = ["{dns_that_cannot_answer()}"]
+
+[[listeners]]
+address = "127.0.0.1:0"
+role = "mx"
+
+[users."alice@example.test"]
+
+[policy]
+check_null_mx = false
+check_sender_domain = false
+
+[authentication]
+spf = "off"
+dkim = "off"
+dmarc = "off"
+iprev = "off"
+arc = "off"
+"""
+    )
+    server = SMTPTestServer(tmp_path / "data", config_file=config).start()
+    try:
+        client = mx(server)
+        assert client.mail("someone@remote.test") == (250, b"2.1.0 Ok")
+        assert client.rcpt("Postmaster") == (250, b"2.1.5 Ok")
+        assert client.rcpt("postmaster@example.test") == (250, b"2.1.5 Ok")
+        assert client.rcpt("PostMaster@Example.TEST") == (250, b"2.1.5 Ok")
+        assert client.rcpt("abuse@example.test") == (
+            550,
+            b"5.1.1 <abuse@example.test>: Recipient address rejected: User unknown",
+        )
+        client.quit()
+    finally:
+        server.stop()

@@ -579,8 +579,10 @@ class MailServerPolicy:
         ):
             return refusal
         if not resolution.found:
-            if recipient.is_postmaster:
+            if recipient.local_part.lower() == "postmaster":
                 # No postmaster alias configured: the first user gets it rather than no one.
+                # <Postmaster> and postmaster@ every local domain alike: RFC 5321 §4.5.1 says
+                # both MUST be supported.
                 first = next(iter(self.directory.mailbox_users()), None)
                 if first is not None:
                     resolution = Resolution(local=[first])
