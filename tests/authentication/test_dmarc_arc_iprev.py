@@ -55,6 +55,8 @@ def test_record_parsing():
     assert parse_record("v=DMARC1; p=bogus") is None
     assert parse_record("v=DMARC1; p=bogus; rua=mailto:r@x.test").policy == "none"  # type: ignore[union-attr]
     assert parse_record("p=reject; v=DMARC1") is None
+    # not a number (str.isdigit is true of "²", which int refuses): the default, 100
+    assert parse_record("v=DMARC1; p=reject; pct=²").percent == 100  # type: ignore[union-attr]
 
 
 @pytest.fixture

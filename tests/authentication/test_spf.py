@@ -11,7 +11,14 @@ import dns.resolver
 import pytest
 import spf as pyspf
 
-from mailroom.authentication.spf import SPFLimits, _Evaluation, check_host, check_sender
+from mailroom.authentication.spf import (
+    SPFLimits,
+    _Evaluation,
+    _Stop,
+    check_host,
+    check_sender,
+    parse_record,
+)
 from mailroom.resolver import Resolver
 from tests.authentication.conftest import run
 from tests.dnspeers import silent_dns
@@ -383,3 +390,10 @@ def test_ipv6_macro_expansion():
     assert asyncio.run(evaluation.expand("%{ir}.%{v}._spf.%{d2}", "email.example.com")) == (
         "1.0.b.c.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6._spf.example.com"
     )
+
+
+def test_prefix_length_of_unicode_digits_is_a_permerror() -> None:
+    # str.isdigit is true of "²", which int refuses; a TXT record is read as UTF-8
+    with pytest.raises(_Stop) as stop:
+        parse_record("v=spf1 ip4:192.0.2.0/² -all")
+    assert stop.value.result == "permerror"

@@ -96,6 +96,13 @@ def test_old_style_auth_keyword_is_read() -> None:
     assert s.conn.extensions.size == 0  # offered without a limit
 
 
+def test_size_of_unicode_digits_is_no_limit() -> None:
+    # str.isdigit is true of "²", which int refuses: a server's odd SIZE is read as no number
+    s = Scripted()
+    s.ready("250-mx\r\n250 SIZE ²\r\n".encode())
+    assert s.conn.extensions.size == 0
+
+
 def test_ehlo_421_fails_and_closes() -> None:
     s = Scripted()
     s.feed(GREETING)
@@ -624,6 +631,18 @@ def test_auth_scram_verifies_the_server() -> None:
     s.feed(b"334 " + b64(b"v=" + b64(signature)) + b"\r\n")
     assert s.sent() == b"\r\n"  # the empty response after the server's final message
     only(s.feed(b"235 2.7.0 Authentication successful\r\n"), AuthCompleted)
+
+
+def test_auth_scram_iteration_count_of_unicode_digits_is_cancelled() -> None:
+    s = Scripted()
+    s.ready(EHLO_AUTH)
+    s.conn.authenticate(ScramSHA256("bob", "secret", nonce=lambda: "CLIENTNONCE"))
+    s.sent()
+    server_first = "r=CLIENTNONCESERVER,s=c2FsdA==,i=²".encode()
+    s.feed(b"334 " + b64(server_first) + b"\r\n")
+    assert s.sent() == b"*\r\n"
+    failed = only(s.feed(b"501 5.7.0 Authentication cancelled\r\n"), CommandFailed)
+    assert "iteration count" in failed.detail and s.conn.authenticated is None
 
 
 def test_auth_scram_wrong_server_signature_is_cancelled() -> None:

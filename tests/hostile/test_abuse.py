@@ -223,7 +223,7 @@ EIGHT_BIT = [
     # Without SMTPUTF8 in the transaction: UTF-8 addresses are refused as such.
     (
         b"MAIL FROM:<j\xc3\xb6rg@example.test>",
-        b"553 5.6.7 <j?rg@example.test>: Non-ASCII address needs SMTPUTF8\r\n",
+        b"550 5.6.7 <j?rg@example.test>: Non-ASCII address needs SMTPUTF8\r\n",
     ),
     (b"MAIL FROM:<jorg@example.test>", SENDER_OK),
     (

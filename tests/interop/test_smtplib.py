@@ -165,7 +165,7 @@ def test_utf8_address_needs_smtputf8(serve) -> None:
         client.ehlo()
         client.command_encoding = "utf-8"  # send it anyway, without the parameter
         code, text = client.mail(UTF8_SENDER)
-    assert (code, text[:5]) == (553, b"5.6.7"), text
+    assert (code, text[:5]) == (550, b"5.6.7"), text
     assert not maildir_files(live.data)
 
 

@@ -303,6 +303,16 @@ def test_vrfy_of_a_utf8_mailbox_needs_smtputf8(
         "2.1.5 <jörg@example.test>".encode(),
     )
     assert vrfy(b"everyone@example.test")[0] == 252  # a list: VRFY does not expand lists
+    # An unknown name is shown as MAIL and RCPT show theirs: printable ASCII (no UTF-8 to a
+    # client that did not ask for it, no terminal escapes), a path's length at most (RFC 5321
+    # §4.5.3.1.5: a reply line is 512 octets)
+    assert vrfy("nöbody\x1b[31m".encode()) == (
+        550,
+        b"5.1.1 <n?body?[31m@example.test>: Recipient address rejected: User unknown",
+    )
+    code, text = vrfy(b"x" * 480)
+    assert code == 550
+    assert text == b"5.1.1 <" + b"x" * 252 + b"...: Recipient address rejected: User unknown"
     client.quit()
     # Unauthenticated clients learn nothing (RFC 5321 §3.5.3, §7.3).
     mx = smtplib.SMTP(*server.address("mx"), timeout=10)

@@ -272,10 +272,12 @@ def test_a_server_that_accepts_no_mail_says_521(
 ) -> None:
     server = mail_server_factory(policy="accept_no_mail = true")
     client = smtplib.SMTP(timeout=10)
-    assert client.connect(*server.address("mx")) == (
-        521,
-        b"5.3.2 mx.example.test does not accept mail",
-    )
+    refusal = (521, b"5.3.2 mx.example.test does not accept mail")
+    assert client.connect(*server.address("mx")) == refusal
+    # RFC 7504 §3: every command but QUIT gets 521 again
+    assert client.ehlo() == refusal
+    assert client.docmd("MAIL FROM:<a@remote.test>") == refusal
+    assert client.docmd("QUIT") == (221, b"2.0.0 Bye")
 
 
 def test_rate_limit_per_client(mail_server_factory: Callable[..., SMTPTestServer]) -> None:
@@ -432,3 +434,48 @@ def test_a_catcher_listener_is_a_configuration_error(tmp_path: Path) -> None:
     path = write_config(tmp_path / "mailroom.toml", server=extra)
     with pytest.raises(ConfigError, match="role catcher is the mail catcher's; a mail server's"):
         load_config(path)
+
+
+def test_postmaster_of_a_local_domain_is_accepted_without_an_alias(tmp_path: Path) -> None:
+    """RFC 5321 §4.5.1: RCPT to postmaster at any of the server's domains, and <Postmaster>,
+    MUST be supported. With no postmaster alias the first user gets the postmaster's mail."""
+    from tests.delivery.dnsserver import dns_that_cannot_answer
+
+    config = tmp_path / "mailroom.toml"
+    config.write_text(
+        f"""hostname = "mx.example.test"
+domains = ["example.test"]
+dns_servers = ["{dns_that_cannot_answer()}"]
+
+[[listeners]]
+address = "127.0.0.1:0"
+role = "mx"
+
+[users."alice@example.test"]
+
+[policy]
+check_null_mx = false
+check_sender_domain = false
+
+[authentication]
+spf = "off"
+dkim = "off"
+dmarc = "off"
+iprev = "off"
+arc = "off"
+"""
+    )
+    server = SMTPTestServer(tmp_path / "data", config_file=config).start()
+    try:
+        client = mx(server)
+        assert client.mail("someone@remote.test") == (250, b"2.1.0 Ok")
+        assert client.rcpt("Postmaster") == (250, b"2.1.5 Ok")
+        assert client.rcpt("postmaster@example.test") == (250, b"2.1.5 Ok")
+        assert client.rcpt("PostMaster@Example.TEST") == (250, b"2.1.5 Ok")
+        assert client.rcpt("abuse@example.test") == (
+            550,
+            b"5.1.1 <abuse@example.test>: Recipient address rejected: User unknown",
+        )
+        client.quit()
+    finally:
+        server.stop()

@@ -325,6 +325,9 @@ def test_bdat_chunks(chunks, content):
         b"BDAT 5 LAST extra\r\n",
         b"BDAT " + b"9" * 21 + b"\r\n",
         b"BDAT 1.5\r\n",
+        # chunk-size is ASCII digits: "²" and "١٢" are digits to str.isdigit
+        "BDAT ² LAST\r\n".encode(),
+        "BDAT ١٢\r\n".encode(),
     ],
 )
 def test_bdat_syntax(line):

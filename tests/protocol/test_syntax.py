@@ -84,6 +84,9 @@ SENDERS: list[tuple[bytes, bytes]] = [
     (b"<a@[IPv6:::ffff:192.0.2.1]>", w.SENDER_OK),
     (b"<a@[IPv6:2001:db8::g]>", bad_sender(b"<a@[IPv6:2001:db8::g]>")),
     (b"<a@[IPv6:192.0.2.1]>", bad_sender(b"<a@[IPv6:192.0.2.1]>")),
+    # no scope id (RFC 4007), which Python's ipaddress would read, spaces and all
+    (b"<a@[IPv6:fe80::1%eth0]>", bad_sender(b"<a@[IPv6:fe80::1%eth0]>")),
+    (b"<a@[IPv6:fe80::1%a b]>", bad_sender(b"<a@[IPv6:fe80::1%a b]>")),
     (b"<a@[2001:db8::1]>", bad_sender(b"<a@[2001:db8::1]>")),
     (b"<a@[x-tag:some-thing]>", w.SENDER_OK),
     (b"<a@[x-tag:]>", bad_sender(b"<a@[x-tag:]>")),
@@ -105,14 +108,14 @@ SENDERS: list[tuple[bytes, bytes]] = [
     # <postmaster> is a recipient only
     (b"<postmaster>", bad_sender(b"<postmaster>")),
     (b"<postmaster@example.test>", w.SENDER_OK),
-    # non-ASCII without SMTPUTF8 (RFC 6531 §3.4); the reply itself stays ASCII
+    # non-ASCII without SMTPUTF8: 550 at MAIL (RFC 6531 §3.5); the reply itself stays ASCII
     (
         "<jörg@example.test>".encode(),
-        b"553 5.6.7 <j?rg@example.test>: Non-ASCII address needs SMTPUTF8\r\n",
+        b"550 5.6.7 <j?rg@example.test>: Non-ASCII address needs SMTPUTF8\r\n",
     ),
     (
         "<a@bücher.example>".encode(),
-        b"553 5.6.7 <a@b?cher.example>: Non-ASCII address needs SMTPUTF8\r\n",
+        b"550 5.6.7 <a@b?cher.example>: Non-ASCII address needs SMTPUTF8\r\n",
     ),
     # not a path at all
     (b"alice@example.test", MAIL_SYNTAX),
@@ -229,6 +232,8 @@ def test_smtputf8_allows_utf8_addresses():
             ("MAIL FROM:<jörg@bücher.example> SMTPUTF8\r\n".encode(), w.SENDER_OK),
             ("RCPT TO:<δοκιμή@παράδειγμα.δοκιμή>\r\n".encode(), w.RECIPIENT_OK),
             ("RCPT TO:<用户@例子.广告>\r\n".encode(), w.RECIPIENT_OK),
+            # address literals stay ASCII: "١" is a digit to str.isdigit and int
+            ("RCPT TO:<a@[١.٢.٣.٤]>\r\n".encode(), bad_recipient(b"<a@[?.?.?.?]>")),
             # still a bad address: the reply does not echo UTF-8 (reply text is ASCII)
             (
                 "RCPT TO:<jörg..x@example.test>\r\n".encode(),
@@ -260,6 +265,10 @@ MAIL_PARAMETERS: list[tuple[bytes, bytes]] = [
     (b"SIZE", malformed(b"SIZE")),
     (b"SIZE=", malformed(b"SIZE")),
     (b"SIZE=10 SIZE=10", malformed(b"SIZE")),
+    # digits are ASCII (RFC 5234 DIGIT): "²" and "١٢" are digits to str.isdigit, and UTF-8
+    # values pass the value syntax where SMTPUTF8 is offered
+    ("SIZE=²".encode(), malformed(b"SIZE")),
+    ("SIZE=١٢".encode(), malformed(b"SIZE")),
     # BODY (RFC 6152, RFC 3030)
     (b"BODY=7BIT", w.SENDER_OK),
     (b"BODY=8BITMIME", w.SENDER_OK),
@@ -397,6 +406,20 @@ def test_size_without_a_limit():
     ehlo_ok = w.EHLO_OK.replace(b"250-SIZE 52428800\r\n", b"250-SIZE\r\n")
     run(
         [(w.EHLO, ehlo_ok), (b"MAIL FROM:<a@example.test> SIZE=99999999999\r\n", w.SENDER_OK)],
+        settings=settings,
+    )
+
+
+def test_rrvs_digits_are_ascii():
+    settings = make_settings(rrvs=True)
+    ehlo_ok = w.EHLO_OK.replace(b"250 BINARYMIME\r\n", b"250-BINARYMIME\r\n250 RRVS\r\n")
+    run(
+        [
+            (w.EHLO, ehlo_ok),
+            (b"MAIL FROM:<a@example.test> SMTPUTF8\r\n", w.SENDER_OK),
+            (b"RCPT TO:<b@example.test> RRVS=2022-06-01T00:00:00Z\r\n", w.RECIPIENT_OK),
+            ("RCPT TO:<b@example.test> RRVS=٢٠٢٢-06-01T00:00:00Z\r\n".encode(), malformed(b"RRVS")),
+        ],
         settings=settings,
     )
 

@@ -270,20 +270,23 @@ TOO_MANY_ERRORS = b"421 4.7.0 mx.example.test Error: too many errors, closing co
 NO_SERVICE = b"503 5.5.1 Error: no SMTP service here, say QUIT\r\n"
 
 
+NO_MAIL = b"521 5.3.2 mx.example.test does not accept mail\r\n"
+
+
 @pytest.mark.parametrize(
-    "greeting, wire",
+    "greeting, wire, answer",
     [
+        # RFC 5321 §3.1: after 554, 503 to every command but QUIT
         (
             replies.NO_SMTP_SERVICE(hostname=HOST),
             b"554 5.7.1 mx.example.test No SMTP service here\r\n",
+            NO_SERVICE,
         ),
-        (
-            replies.NO_MAIL_ACCEPTED(hostname=HOST),
-            b"521 5.3.2 mx.example.test does not accept mail\r\n",
-        ),
+        # RFC 7504 §3: after 521, 521 again (or close the connection), never 503
+        (replies.NO_MAIL_ACCEPTED(hostname=HOST), NO_MAIL, NO_MAIL),
     ],
 )
-def test_refusing_greeting_answers_503_to_all_but_quit(greeting, wire):
+def test_refusing_greeting_answers_all_but_quit(greeting, wire, answer):
     lines = [
         w.EHLO,
         w.HELO,
@@ -295,7 +298,7 @@ def test_refusing_greeting_answers_503_to_all_but_quit(greeting, wire):
         b"x" * 3000 + b"\r\n",
     ]
     session = run(
-        [*((line, NO_SERVICE) for line in lines), (b"quit\r\n", w.BYE), (w.EHLO, b"")],
+        [*((line, answer) for line in lines), (b"quit\r\n", w.BYE), (w.EHLO, b"")],
         greeting_reply=greeting,
     )
     assert session.greeting == wire

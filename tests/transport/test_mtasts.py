@@ -89,6 +89,7 @@ def test_policy_files() -> None:
         "version: STSv1\nmode: strict\nmx: a.test\nmax_age: 1\n": "mode",
         "version: STSv1\nmode: enforce\nmx: a.test\n": "max_age",
         "version: STSv1\nmode: enforce\nmx: a.test\nmax_age: -5\n": "max_age",
+        "version: STSv1\nmode: enforce\nmx: a.test\nmax_age: ²\n": "max_age",
         "version: STSv1\nmode: enforce\nmax_age: 5\n": "no mx",
         "version: STSv1\nmode: enforce\nmx: bad..name\nmax_age: 5\n": "is not a host name",
         "version: STSv1\nmode enforce\n": "not 'key: value'",

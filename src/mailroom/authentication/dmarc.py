@@ -114,7 +114,9 @@ def parse_record(text: str) -> DMARCRecord | None:
             return None
         policy, subdomain = "none", None
     percent_text = tags.get("pct", "100")
-    percent = int(percent_text) if percent_text.isdigit() and len(percent_text) <= 3 else 100
+    # ASCII digits: str.isdigit is true of "²", which int refuses.
+    digits = percent_text.isascii() and percent_text.isdigit()
+    percent = int(percent_text) if digits and len(percent_text) <= 3 else 100
     return DMARCRecord(
         policy,  # type: ignore[arg-type]
         subdomain,

@@ -120,7 +120,13 @@ class _Record:
 
 
 def _cidr(text: str, maximum: int) -> int:
-    if not text.isdigit() or (len(text) > 1 and text[0] == "0") or int(text) > maximum:
+    # ASCII digits (RFC 7208 §12 ip4-cidr-length = "/" ("0" / %x31-39 0*1DIGIT)): str.isdigit
+    # is true of "²", which int refuses, and a TXT record is read as UTF-8.
+    if (
+        not (text.isascii() and text.isdigit())
+        or (len(text) > 1 and text[0] == "0")
+        or int(text) > maximum
+    ):
         raise _Stop("permerror", f"invalid prefix length /{text}")
     return int(text)
 

@@ -62,17 +62,18 @@ NO_MAIL_ACCEPTED = _reply(
     521,
     "5.3.2",
     "{hostname} does not accept mail",
-    when="the greeting of a server configured to accept no mail at all",
-    commands=("GREETING",),
+    when="the greeting of a server configured to accept no mail at all, and again to every "
+    "command but QUIT after it",
+    commands=("GREETING", "ANY_NO_SERVICE"),
     ref="RFC 7504 §3",
 )
 NO_SERVICE_COMMAND = _reply(
     503,
     "5.5.1",
     "Error: no SMTP service here, say QUIT",
-    when="any command but QUIT after a 554 or 521 greeting",
+    when="any command but QUIT after a 554 greeting",
     commands=("ANY_NO_SERVICE",),
-    ref="RFC 5321 §3.1; RFC 7504 §3",
+    ref="RFC 5321 §3.1",
 )
 TOO_MANY_CONNECTIONS = _reply(
     421,
@@ -257,13 +258,21 @@ PARAMETER_MALFORMED = _reply(
     commands=("MAIL", "RCPT"),
     ref="RFC 5321 §4.2.3 (501); RFC 3461 §4.5, §5.1; RFC 1870, 6152, 6531, 4954",
 )
+NON_ASCII_SENDER = _reply(
+    550,
+    "5.6.7",
+    "{address}: Non-ASCII address needs SMTPUTF8",
+    when="MAIL with a sender address with non-ASCII characters, without SMTPUTF8",
+    commands=("MAIL",),
+    ref="RFC 6531 §3.5 (550 for MAIL); RFC 6531 X.6.7",
+)
 NON_ASCII_ADDRESS = _reply(
     553,
     "5.6.7",
     "{address}: Non-ASCII address needs SMTPUTF8",
-    when="an address with non-ASCII characters in a transaction without SMTPUTF8",
-    commands=("MAIL", "RCPT"),
-    ref="RFC 6531 §3.4; RFC 6531 X.6.7",
+    when="RCPT with an address with non-ASCII characters in a transaction without SMTPUTF8",
+    commands=("RCPT",),
+    ref="RFC 6531 §3.5 (553 for RCPT); RFC 6531 X.6.7",
 )
 
 PRIORITY_CHANGED = _reply(

@@ -167,7 +167,8 @@ def parse_policy(text: str) -> STSPolicy:
     if mode not in ("enforce", "testing", "none"):
         raise PolicyError(f"mode is {mode!r}, not enforce, testing or none")
     max_age = found.get("max_age", "")
-    if not max_age.isdigit() or len(max_age) > 10:
+    # ASCII digits (RFC 8461 §3.2: 1*10DIGIT): str.isdigit is true of "²", which int refuses.
+    if not (max_age.isascii() and max_age.isdigit()) or len(max_age) > 10:
         raise PolicyError(f"max_age is {max_age!r}, not a number of seconds")
     if not mx and mode != "none":
         raise PolicyError("no mx: a policy names at least one MX host")

@@ -38,6 +38,7 @@ from mailroom.protocol import (
     RcptTo,
     Verify,
 )
+from mailroom.protocol.commands import SHOWN_PATH, shown
 from mailroom.resolver import ResolverError
 from mailroom.store.envelope import Delivery
 
@@ -251,12 +252,14 @@ class MailServerPolicy:
         resolution = self.directory.resolve(address)
         if len(resolution.local) != 1 or resolution.remote:
             if not resolution.found:
-                return replies.VERIFY_UNKNOWN(address=f"<{address}>")
+                # The client's own text: printable ASCII and at most a path's length, as MAIL
+                # and RCPT show theirs (RFC 5321 §4.2 reply text, §4.5.3.1.5 reply lines).
+                return replies.VERIFY_UNKNOWN(address=shown(f"<{address}>", SHOWN_PATH))
             return None  # a list or a forward: 252, as RFC 5321 §3.5.3 allows
         mailbox = resolution.local[0].address
         if not mailbox.isascii() and not utf8:
             return replies.VERIFY_NEEDS_UTF8(
-                argument=event.argument if event.argument.isascii() else "<name>"
+                argument=shown(event.argument, SHOWN_PATH) if event.argument.isascii() else "<name>"
             )
         return replies.VERIFIED(address=f"<{mailbox}>")
 
@@ -586,8 +589,10 @@ class MailServerPolicy:
         ):
             return refusal
         if not resolution.found:
-            if recipient.is_postmaster:
+            if recipient.local_part.lower() == "postmaster":
                 # No postmaster alias configured: the first user gets it rather than no one.
+                # <Postmaster> and postmaster@ every local domain alike: RFC 5321 §4.5.1 says
+                # both MUST be supported.
                 first = next(iter(self.directory.mailbox_users()), None)
                 if first is not None:
                     resolution = Resolution(local=[first])

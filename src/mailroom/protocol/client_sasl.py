@@ -193,7 +193,10 @@ class ScramSHA256(ClientMechanism):
             salt = base64.b64decode(salt_b64, validate=True)
         except ValueError:
             raise SASLError("SCRAM: the salt is not base64") from None
-        if not iterations_text.isdigit() or not 1 <= int(iterations_text) <= MAX_SCRAM_ITERATIONS:
+        if (
+            not (iterations_text.isascii() and iterations_text.isdigit())  # not "²", say
+            or not 1 <= int(iterations_text) <= MAX_SCRAM_ITERATIONS
+        ):
             raise SASLError(f"SCRAM: unacceptable iteration count {iterations_text!r}")
         salted = hashlib.pbkdf2_hmac("sha256", _utf8(self._password), salt, int(iterations_text))
         client_key = hmac.digest(salted, b"Client Key", "sha256")

@@ -111,7 +111,7 @@ def parse_mail(
     except ParameterError as error:
         raise Refused(_parameter_reply(error)) from None
     if not path.isascii() and not params.smtputf8:
-        raise Refused(replies.NON_ASCII_ADDRESS(address=shown(path, SHOWN_PATH)))
+        raise Refused(replies.NON_ASCII_SENDER(address=shown(path, SHOWN_PATH)))
     try:
         sender = parse_path(path, utf8=params.smtputf8, allow_null=True, allow_postmaster=False)
     except AddressError:
@@ -148,7 +148,13 @@ MAX_CHUNK_DIGITS = 20
 def parse_bdat(argument: str) -> tuple[int, bool]:
     """``chunk-size [LAST]`` (RFC 3030 §2) → (size, last)."""
     words = argument.split()
-    if not 1 <= len(words) <= 2 or not words[0].isdigit() or len(words[0]) > MAX_CHUNK_DIGITS:
+    # chunk-size = 1*DIGIT, ASCII: str.isdigit is true of "²" (which int refuses) and of
+    # "١٢" (which int reads as 12).
+    if (
+        not 1 <= len(words) <= 2
+        or not (words[0].isascii() and words[0].isdigit())
+        or len(words[0]) > MAX_CHUNK_DIGITS
+    ):
         raise Refused(replies.BDAT_SYNTAX())
     if len(words) == 2 and words[1].upper() != "LAST":
         raise Refused(replies.BDAT_SYNTAX())

@@ -69,7 +69,8 @@ class Extensions:
         if value is None:
             return None
         first = value.split()[0] if value.split() else ""
-        return int(first) if first.isdigit() else 0
+        # ASCII digits: str.isdigit is true of "²", which int refuses.
+        return int(first) if first.isascii() and first.isdigit() else 0
 
     @property
     def pipelining(self) -> bool:

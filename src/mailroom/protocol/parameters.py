@@ -36,7 +36,8 @@ _PRIORITY = re.compile(r"0|-?[1-9]")
 # RFC 7293 §3.1: rrvs-param = date-time [";" ("C" / "R")], date-time of RFC 3339 §5.6.
 _RRVS = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?"
-    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))(?:;([CcRr]))?"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))(?:;([CcRr]))?",
+    re.ASCII,  # \d is any Unicode digit otherwise
 )
 NOTIFY_VALUES = frozenset({"SUCCESS", "FAILURE", "DELAY"})
 
@@ -187,7 +188,13 @@ def parse_mail_parameters(
     result: dict[str, object] = {}
     for name, value in items.items():
         if name == "SIZE" and size:
-            if value is None or not value.isdigit() or len(value) > MAX_SIZE_DIGITS:
+            # ASCII digits only: str.isdigit is true of "²" (which int refuses) and of "١٢"
+            # (which int reads as 12), and a UTF-8 value is allowed where SMTPUTF8 is offered.
+            if (
+                value is None
+                or not (value.isascii() and value.isdigit())
+                or len(value) > MAX_SIZE_DIGITS
+            ):
                 raise ParameterError(name, unknown=False)
             result["size"] = int(value)
         elif name == "BODY" and eightbitmime:

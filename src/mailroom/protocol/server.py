@@ -286,6 +286,9 @@ class ServerConnection:
             self.state = State.CLOSED
         else:
             self.state = State.NO_SERVICE
+            # RFC 7504 §3: after a 521 greeting, every command but QUIT gets 521 again (or the
+            # connection is closed); 503 is RFC 5321 §3.1's answer after a 554 greeting.
+            self._no_service_reply = reply if reply.code == 521 else None
         # RFC 2034 §3: the greeting carries no enhanced code, but a refusal may.
         return reply.format(enhanced=self._enhanced and reply.code != 220)
 
@@ -391,6 +394,7 @@ class ServerConnection:
         self._queued = self._sasl_step(mechanism.provide_secret(secret))
 
     _mechanism_waiting_for_secret: ServerMechanism | None = None
+    _no_service_reply: Reply | None = None
 
     # -- delivering events and moving on -------------------------------------------------------
 
@@ -602,7 +606,7 @@ class ServerConnection:
     def _no_service(self, line: bytes | Sentinel) -> Event:
         if isinstance(line, bytes) and line.strip().upper() == b"QUIT":
             return Quit(replies.BYE())
-        return CommandRejected("", replies.NO_SERVICE_COMMAND())
+        return CommandRejected("", self._no_service_reply or replies.NO_SERVICE_COMMAND())
 
     def _command(self, verb: str, argument: str, length: int) -> Event | None:
         s = self.settings

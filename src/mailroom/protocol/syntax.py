@@ -108,7 +108,15 @@ def parse_domain(text: str, *, utf8: bool = False) -> str:
 
 
 def _check_address_literal(body: str) -> None:
+    if not body.isascii():
+        # RFC 6531 extends no part of an address literal; and str.isdigit and int take "١"
+        # for 1, so "[١.٢.٣.٤]" would pass below as 1.2.3.4.
+        raise AddressError("non-ASCII address literal")
     if body[:5].lower() == "ipv6:":
+        if "%" in body:
+            # ipaddress reads a scope id ("fe80::1%eth0", RFC 4007), anything up to the "]",
+            # spaces included; RFC 5321's IPv6-addr has none.
+            raise AddressError("invalid IPv6 address literal")
         try:
             ipaddress.IPv6Address(body[5:])
         except ValueError:
