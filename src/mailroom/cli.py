@@ -419,8 +419,8 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     add(
         "--max-junk-commands",
         type=int,
-        help="NOOP, RSET, VRFY, EXPN, HELP, HELO and EHLO since the last message taken; one "
-        "more gets 421 (default 100; 0 for no limit)",
+        help="NOOP, RSET, VRFY, EXPN, HELP, HELO, EHLO and BDAT 0 since the last message "
+        "taken; one more gets 421 (default 100; 0 for no limit)",
     )
     add(
         "--max-refused-recipients",

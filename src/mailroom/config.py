@@ -52,7 +52,7 @@ class Config:
     max_connections: int = 1000
     max_connections_per_ip: int = 100
     max_bad_commands: int = 20
-    # NOOP, RSET, VRFY, EXPN, HELP, HELO, EHLO since the last message taken; one more: 421
+    # NOOP, RSET, VRFY, EXPN, HELP, HELO, EHLO, BDAT 0 since the last message taken; one more: 421
     max_junk_commands: int = 100
     # RCPTs refused for any reason since the last message taken; the next RCPT gets 421
     max_refused_recipients: int = 1000

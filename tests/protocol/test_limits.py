@@ -309,6 +309,20 @@ def test_a_message_taken_starts_the_count_again():
     assert session.conn.closed
 
 
+def test_empty_chunks_that_do_not_end_the_message_count_as_junk():
+    """BDAT 0 without LAST moves no mail (RFC 3030 allows it): a flood of them is cut off as
+    a flood of NOOPs is; a chunk that carries octets, or BDAT 0 LAST, is mail."""
+    settings = make_settings(max_junk_commands=4)  # EHLO is one
+    empty = (b"BDAT 0\r\n", b"250 2.0.0 Ok: 0 octets received\r\n")
+    steps = [EHLO, MAIL, (w.RCPT, w.RECIPIENT_OK), empty, empty, empty]
+    session = run([*steps, (empty[0], TOO_MANY_ERRORS)], settings=settings)
+    assert session.conn.closed
+    chunk = (b"BDAT 2\r\nhi", b"250 2.0.0 Ok: 2 octets received\r\n")
+    last = (b"BDAT 0 LAST\r\n", w.QUEUED)
+    session = run([*steps, chunk, chunk, last, w.NOOP], settings=settings)
+    assert not session.conn.closed and session.messages == [b"hihi"]
+
+
 def test_a_pipelined_flood_of_noops_is_cut_off_at_the_default():
     session = Session(make_settings())
     assert session.feed(w.EHLO) == w.EHLO_OK

@@ -121,8 +121,8 @@ TOO_MANY_ERRORS = _reply(
     "{hostname} Error: too many errors, closing connection",
     when=(
         "the client sent too many refused commands in a row (4xx or 5xx; RCPT's 4xx apart), "
-        "more than max_junk_commands "
-        "that move no mail (NOOP, RSET, VRFY, EXPN, HELP, HELO, EHLO) without a message, or "
+        "more than max_junk_commands that move no mail (NOOP, RSET, VRFY, EXPN, HELP, HELO, "
+        "EHLO, BDAT 0) without a message, or "
         "a RCPT after max_refused_recipients were refused"
     ),
     commands=("ANY",),

@@ -733,6 +733,12 @@ class ServerConnection:
         except Refused as refused:
             reply = refused.reply if s.chunking else replies.NOT_IMPLEMENTED()
             return CommandRejected("BDAT", reply)
+        if size == 0 and not last and s.max_junk_commands:
+            # An empty chunk that does not end the message moves no mail: a NOOP by another
+            # name, counted with them (else answered 250 for as long as the client likes).
+            if self._junk_commands >= s.max_junk_commands:
+                return CommandRejected("BDAT", replies.TOO_MANY_ERRORS(hostname=s.hostname))
+            self._junk_commands += 1
         if not s.chunking:
             # Not offered, but a chunk that can be measured is dropped all the same: its
             # octets are message content and must never be read as commands.

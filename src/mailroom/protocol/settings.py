@@ -30,9 +30,9 @@ class SessionSettings:
     # alone) before 421 4.7.0 and close. Postfix's smtpd_hard_error_limit counts the same
     # refusals, since the last message rather than in a row.
     max_bad_commands: int = 20
-    # Commands that move no mail (NOOP, RSET, VRFY, EXPN, HELP, HELO, EHLO) since the session
-    # began or its last message was taken: the next one gets 421 4.7.0 and the session ends
-    # (as Postfix's smtpd_junk_command_limit, also 100); 0 means no limit.
+    # Commands that move no mail (NOOP, RSET, VRFY, EXPN, HELP, HELO, EHLO, BDAT 0 without
+    # LAST) since the session began or its last message was taken: the next one gets 421 4.7.0
+    # and the session ends (as Postfix's smtpd_junk_command_limit, also 100); 0 means no limit.
     max_junk_commands: int = 100
     # RCPTs refused since the session began or its last message was taken, whatever the
     # reason (past max_recipients, unknown, greylisted, rate-limited, bad syntax): the next RCPT
