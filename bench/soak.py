@@ -252,7 +252,7 @@ async def junk(client: Client) -> None:
     await client.command(b"NO\x00OP", "500 5.5.2")
     await client.command(b"XYZZY", "500 5.5.1", "502 5.5.1")
     await client.command(b"NOOP " + b"x" * 5000, "500 5.5.2")
-    await client.command(b"MAIL FROM:<j\xc3\xb6rg@example.test>", "553 5.6.7")
+    await client.command(b"MAIL FROM:<j\xc3\xb6rg@example.test>", "550 5.6.7")
     await client.command(b"BDAT x", "501 5.5.4")
     await client.quit()
 
