@@ -7,11 +7,12 @@ listens on loopback); a mail server's web refuses to start without (see ``Config
 
 Against a file of users, a password is checked with argon2 (slow on purpose) in the password
 checks' own threads, never on the event loop; a right one is remembered for a while (a browser
-sends the credentials with every request) as a keyed hash, never as the password. Wrong
+sends the credentials with every request) as a keyed hash, never as the password, and only
+for the address it came from. Wrong
 passwords count against the client's address as failed SMTP AUTHs do (``max_auth_failures``
 within ``auth_failure_window``, checks in flight included); past the limit the address gets
-429 for credentials not already known good, so a guesser learns nothing more while an
-operator who logged in goes on.
+429 for credentials not already known good from that address, so a guesser learns nothing
+more while an operator who logged in goes on.
 """
 
 from __future__ import annotations
@@ -102,7 +103,11 @@ class WebAuth:
 
     async def _from_file(self, user: bytes, password: bytes, client: str) -> str | Refused:
         assert self._users is not None
-        digest = hmac.digest(self._key, user + b"\0" + password, hashlib.sha256)
+        # Remembered for the address that proved them only: a guesser past the limit at
+        # another address would otherwise be told, at full speed, which guess is the password
+        # someone logged in with (200 for it, 429 for the rest).
+        proof = client.encode() + b"\0" + user + b"\0" + password
+        digest = hmac.digest(self._key, proof, hashlib.sha256)
         now = time.monotonic()
         known = self._remembered.get(digest)
         if known is not None and known[1] > now:
