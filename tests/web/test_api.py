@@ -329,14 +329,24 @@ def test_delete_all_and_by_search(api: tuple[LiveServer, Api]) -> None:
 
 
 def test_a_body_that_is_not_json_or_nests_too_deep_is_a_400(api: tuple[LiveServer, Api]) -> None:
-    """JSON arrays nested 100,000 deep made the decoder raise RecursionError: a 500."""
+    """JSON arrays nested 100,000 deep made the decoder raise RecursionError: a 500; so did
+    octets that are not UTF-8, and a charset Python does not know."""
     live, client = api
     send(live, plain())
     headers = {"Content-Type": "application/json"}
-    for raw, words in ((b"[" * 100_000, b"nests too deep"), (b"{nope", b"is not JSON")):
+    for raw, words in (
+        (b"[" * 100_000, b"nests too deep"),
+        (b"{nope", b"is not JSON"),
+        (b"\xff\xfe{", b"is not JSON"),
+        (b'{"Read": "\xe9"}', b"is not JSON"),
+    ):
         answer = client.request("PUT", "/api/v1/messages", raw=raw, headers=headers)
         assert answer.status == 400 and words in answer.body, answer.body[:200]
     assert client.json("/api/v1/messages")["unread"] == 1  # nothing changed
+    bogus = {"Content-Type": "application/json; charset=x-bogus"}
+    answer = client.request("PUT", "/api/v1/messages", raw=b'{"Read": true}', headers=bogus)
+    assert answer.status == 200, answer.body[:200]  # JSON is UTF-8 whatever the label says
+    assert client.json("/api/v1/messages")["unread"] == 0
 
 
 # -- release ---------------------------------------------------------------------------------

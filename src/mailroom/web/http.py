@@ -75,11 +75,15 @@ async def request_json(request: web.Request) -> dict[str, Any]:
     """The JSON object of the request body; {} when there is none."""
     if not request.can_read_body:
         return {}
-    text = await request.text()
-    if not text.strip():
+    # The octets, not request.text(): that decodes by the charset the client names, and an
+    # unknown one, or octets that are not of it, raised past the handler (a 500). JSON is
+    # UTF-8 (RFC 8259 §8.1), which json.loads reads from octets; octets that are not UTF-8
+    # raise UnicodeDecodeError, a ValueError.
+    body = await request.read()
+    if not body.strip():
         return {}
     try:
-        data = json.loads(text)
+        data = json.loads(body)
     except ValueError:
         raise web.HTTPBadRequest(text="the body is not JSON") from None
     except RecursionError:  # "[[[[…": nested deeper than the decoder goes
