@@ -467,6 +467,18 @@ def test_ui_pages_and_their_policy(api: tuple[LiveServer, Api]) -> None:
     assert page.headers["X-Content-Type-Options"] == "nosniff"
     for asset in ("app.js", "style.css", "docs.js", "favicon.svg"):
         assert client.get(f"/static/{asset}").status == 200
+    # Refusals and errors too: a 404 that names the id asked for (raised by its handler, it
+    # went out without them), the DNS-rebinding guard's 403, the host's own 404.
+    for answer in (
+        client.get("/api/v1/message/%3Cscript%3Ealert(1)%3C%2Fscript%3E"),
+        client.get("/view/%3Cimg%20src%3Dx%3E.html"),
+        client.get("/api/v1/messages", headers={"Host": "evil.example"}),
+        client.get("/no/such/page"),
+    ):
+        assert answer.status in (403, 404), answer.status
+        assert answer.headers["X-Content-Type-Options"] == "nosniff", answer.body
+        assert answer.headers["Cache-Control"] == "no-store"
+        assert answer.headers["Referrer-Policy"] == "no-referrer"
 
 
 # -- sessions, faults, explain, metrics --------------------------------------------------------

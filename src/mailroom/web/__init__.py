@@ -159,15 +159,13 @@ def build_app(context: WebContext, events: EventStream) -> web.Application:
         upgrade = request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
         if (changes or upgrade) and not _same_origin(request):
             return web.Response(status=403, text="mailroom: cross-origin request refused\n")
-        response = await handler(request)
-        if not response.prepared:
-            headers = response.headers
-            headers.setdefault("X-Content-Type-Options", "nosniff")
-            headers.setdefault("Referrer-Policy", "no-referrer")
-            headers.setdefault("Cache-Control", "no-store")
-        return response
+        return await handler(request)
 
     app = web.Application(middlewares=[guard], client_max_size=64 * 1024 * 1024)
+    # On every answer, as it is sent: those a handler raises (web.HTTPNotFound, "no message
+    # <the id asked for>") and the guard's refusals too, which a middleware that looks at
+    # what the handler returns never sees.
+    app.on_response_prepare.append(_common_headers)
     app[CONTEXT] = context
     app[EVENTS] = events
 
@@ -188,6 +186,13 @@ def build_app(context: WebContext, events: EventStream) -> web.Application:
     app.router.add_get("/api/v1/docs", _page("docs.html"))
     app.router.add_static("/static/", STATIC, append_version=False)
     return app
+
+
+async def _common_headers(request: web.Request, response: web.StreamResponse) -> None:
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("Cache-Control", "no-store")
 
 
 def _page(name: str) -> Handler:
