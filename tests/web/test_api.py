@@ -692,6 +692,37 @@ def test_message_data_is_text_not_markup(api: tuple[LiveServer, Api]) -> None:
     assert json.loads(client.get(f"/api/v1/message/{queue_id}").body)["ID"] == queue_id
 
 
+def test_encoded_words_in_display_names_are_names_in_the_listing(
+    api: tuple[LiveServer, Api],
+) -> None:
+    """RFC 2047 §6.2: an encoded word is decoded after the field is parsed, and what it holds
+    is a name. The index decoded the whole field first, so the listing showed this From as
+    support@bank.test and this To as naming victim@example.test (hiding that Bcc)."""
+    import smtplib
+
+    live, client = api
+    raw = (
+        b"From: =?utf-8?q?Bank_=3Csupport=40bank=2Etest=3E?= <attacker@evil.test>\r\n"
+        b"To: =?utf-8?q?victim=40example=2Etest=2C?= <bob@example.test>,\r\n"
+        b" =?utf-8?q?J=C3=B6rg_=22the=5C_man=22?= <jorg@example.test>\r\n"
+        b"Subject: spoof\r\n\r\nbody\r\n"
+    )
+    recipients = ["bob@example.test", "jorg@example.test", "victim@example.test"]
+    with smtplib.SMTP(*live.smtp, timeout=10) as smtp:
+        smtp.sendmail("attacker@evil.test", recipients, raw)
+    [item] = client.json("/api/v1/messages")["messages"]
+    assert item["From"] == {"Name": "Bank <support@bank.test>", "Address": "attacker@evil.test"}
+    assert item["To"] == [
+        {"Name": "victim@example.test,", "Address": "bob@example.test"},
+        {"Name": 'Jörg "the\\ man"', "Address": "jorg@example.test"},
+    ]
+    assert item["Bcc"] == [{"Name": "", "Address": "victim@example.test"}]
+    # The message view reads the fields as the listing does, and a search finds the name.
+    message = client.json(f"/api/v1/message/{item['ID']}")
+    assert (message["From"], message["To"]) == (item["From"], item["To"])
+    assert client.json("/api/v1/search?query=from:bank")["messages_count"] == 1
+
+
 def test_dns_rebinding_is_refused_on_loopback(web) -> None:  # type: ignore[no-untyped-def]
     """A page of evil.example that points its name at 127.0.0.1 reaches the API with
     ``Host: evil.example``: refused; the names of this machine are answered."""
