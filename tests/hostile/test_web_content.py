@@ -112,6 +112,34 @@ def test_the_openapi_document_is_not_readable_by_other_sites(serve) -> None:
     assert "Access-Control-Allow-Origin" not in headers
 
 
+def test_a_part_whose_content_type_is_no_media_type_is_served_as_text(serve) -> None:
+    """A Content-Type with a control character went into the part's response header, which
+    aiohttp refuses to write: the connection was dropped without an answer, a traceback
+    logged; a quote in one went into the data: URI of a cid: image, inside its attribute.
+    RFC 2045 §5.2: such a type is taken as text/plain."""
+    live, url = _web(serve)
+    raw = (
+        b"From: a@example.test\r\nTo: b@example.test\r\nSubject: types\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: multipart/related; boundary=B\r\n\r\n"
+        b'--B\r\nContent-Type: text/html\r\n\r\n<img src="cid:i@x">\r\n'
+        b'--B\r\nContent-Type: image/x"onerror="alert(1)"\r\nContent-ID: <i@x>\r\n\r\nimg\r\n'
+        b"--B\r\nContent-Type: a/b\x7f\r\nContent-Disposition: attachment\r\n\r\ndel\r\n"
+        b"--B--\r\n"
+    )
+    with smtplib.SMTP(*live.smtp, timeout=10) as client:
+        client.sendmail("a@example.test", ["b@example.test"], raw)
+    status, _, body = wait_for(lambda: _get(url + "api/v1/message/latest"))
+    message = json.loads(body)
+    [attachment] = message["Attachments"]
+    assert (attachment["PartID"], attachment["ContentType"]) == ("3", "text/plain")
+    status, headers, data = _get(url + "api/v1/message/latest/part/3")
+    assert (status, headers["Content-Type"], data) == (200, "text/plain", b"del")
+    # The image that is no image is text (of the body), and none of its type is in the HTML.
+    assert message["Inline"] == [] and message["Text"] == "img"
+    status, _, view = _get(url + f"view/{message['ID']}.html")
+    assert status == 200 and b"onerror" not in view
+
+
 def test_web_connections_past_the_limit_get_503_and_smtp_goes_on(serve) -> None:
     """Web connections that send half a header and then nothing were neither counted nor
     closed (for an hour): 20,000 of them took every file descriptor of the process, and SMTP
