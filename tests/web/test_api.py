@@ -661,6 +661,28 @@ def test_cross_origin_changes_are_refused(api: tuple[LiveServer, Api]) -> None:
     assert client.get("/api/v1/messages", headers=foreign).status == 200
 
 
+def test_requests_other_sites_pages_embed_are_refused(api: tuple[LiveServer, Api]) -> None:
+    """An <img> on another site's page (or on another port of this host: same-site) that
+    names a GET doing more than reading, as Chromium sends it: opening a message marked it
+    read, the link check made the server ask every link. Refused; a link followed from
+    elsewhere, our own pages and clients without Fetch Metadata are answered."""
+    live, client = api
+    queue_id = send(live, plain())
+    for site in ("cross-site", "same-site"):
+        embedded = {"Sec-Fetch-Site": site, "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"}
+        for path in (f"/api/v1/message/{queue_id}", f"/api/v1/message/{queue_id}/link-check"):
+            answer = client.get(path, headers=embedded)
+            assert answer.status == 403 and b"cross-site" in answer.body, (site, path)
+    assert client.json("/api/v1/messages")["unread"] == 1
+    followed = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
+    assert client.get("/", headers={**followed, "Sec-Fetch-Dest": "document"}).status == 200
+    framed = {**followed, "Sec-Fetch-Dest": "iframe"}
+    assert client.get(f"/view/{queue_id}.html", headers=framed).status == 403
+    ours = {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"}
+    assert client.get(f"/api/v1/message/{queue_id}", headers=ours).status == 200
+    assert client.json("/api/v1/messages")["unread"] == 0
+
+
 def test_binding_beyond_loopback_without_auth_warns(web, caplog) -> None:  # type: ignore[no-untyped-def]
     import logging
 

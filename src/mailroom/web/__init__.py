@@ -80,6 +80,27 @@ def _same_origin(request: web.Request) -> bool:
     return urlsplit(origin).netloc.lower() == request.host.lower()
 
 
+def _embedded_elsewhere(request: web.Request) -> bool:
+    """A request another site's page made as part of itself: an <img>, a script, a fetch.
+
+    Browsers say where a request comes from in Sec-Fetch-Site (Fetch Metadata): same-origin
+    from our own pages, none from the address bar; cross-site, or same-site from another
+    port of this host. Some GETs do more than read (the link check asks every link of a
+    message, up to 100 requests from the server per GET; the spam check; opening a message
+    marks it read), and an <img> of another page could make them with no Origin to refuse.
+    A link followed to here (a top-level navigation) is let through, and so is every client
+    that sends no Fetch Metadata (curl, API clients)."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site not in ("cross-site", "same-site"):
+        return False
+    navigation = (
+        request.headers.get("Sec-Fetch-Mode") == "navigate"
+        and request.headers.get("Sec-Fetch-Dest") == "document"
+        and request.method in ("GET", "HEAD")
+    )
+    return not navigation
+
+
 def _host_name(host: str) -> str:
     """The name in a Host header, without its port: ``[::1]:8025`` → ``::1``."""
     host = host.strip().lower()
@@ -144,6 +165,8 @@ def build_app(context: WebContext, events: EventStream) -> web.Application:
                 text=f"mailroom: requests for host {name!r} are refused (a guard against DNS "
                 f"rebinding); allow it with --web-allowed-host {name}\n",
             )
+        if _embedded_elsewhere(request):
+            return web.Response(status=403, text="mailroom: cross-site request refused\n")
         if login.required and request.path not in OPEN_PATHS:
             user = await login.user(
                 request.headers.get(hdrs.AUTHORIZATION, ""), request.remote or ""
