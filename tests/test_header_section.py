@@ -11,6 +11,7 @@ from mailroom.header_section import (
     MAX_DECODED,
     MAX_SEARCH,
     address_list,
+    decode_address_field,
     decode_encoded_words,
     header_fields,
     header_length,
@@ -125,3 +126,27 @@ def test_address_list_reads_a_long_run_once() -> None:
     # The look-behind starts a match only where a run starts: a run of a million letters
     # without "@" is passed over once (from each letter it took time with the run's square).
     assert address_list(["(" * 5000 + "a" * 1_000_000]) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "decoded"),
+    [
+        ("Plain <a@x.test>, b@x.test", "Plain <a@x.test>, b@x.test"),  # no words: as written
+        ("=?utf-8?q?J=C3=B6rg?= <j@x.test>", "Jörg <j@x.test>"),
+        # What a word holds is a name, never an address (RFC 2047 §6.2).
+        (
+            "=?utf-8?q?Bank_=3Cceo=40bank=2Etest=3E?= <x@evil.test>",
+            '"Bank <ceo@bank.test>" <x@evil.test>',
+        ),
+        ("=?utf-8?q?a=22b=5Cc?= <a@x.test>, c@x.test", '"a\\"b\\\\c" <a@x.test>, c@x.test'),
+    ],
+)
+def test_decode_address_field(value: str, decoded: str) -> None:
+    assert decode_address_field(value) == decoded
+    names = [name for name, _ in address_list([decoded])]
+    assert names == [decode_encoded_words(name) for name, _ in address_list([value])]
+
+
+def test_a_long_address_field_is_kept_as_written() -> None:
+    value = "=?utf-8?q?a?= <a@x.test>, " * (MAX_DECODED // 20)
+    assert decode_address_field(value) == value

@@ -694,6 +694,7 @@ class Mailroom:
                 max_auth_failures=config.max_auth_failures,
                 auth_failure_window=config.auth_failure_window,
                 max_search_terms=config.web_max_search_terms,
+                max_connections=config.web_max_connections,
                 mime_limits=mime_limits,
                 allowed_hosts=config.web_allowed_hosts,
                 release_smtp=config.release_smtp,

@@ -152,7 +152,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"mailroom serve: {exc}", file=sys.stderr)
         return 2
     _setup_logging(config.log_level)
-    _raise_open_files_limit(config.max_connections)
+    _raise_open_files_limit(config.max_connections + config.web_max_connections)
 
     async def run() -> None:
         workers = config.worker_count

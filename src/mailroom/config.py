@@ -149,6 +149,9 @@ class Config:
     release_smtp: Listener | None = None
     # terms in one search of the web API (each is a clause of one SQL expression); more: 400
     web_max_search_terms: int = 100
+    # HTTP connections (the WebSocket of live updates included) the web holds open at once;
+    # more get 503 and are closed. Each is a file descriptor of the process that serves SMTP.
+    web_max_connections: int = 256
     # The web parses a message only within these (measured first, without parsing); past
     # them it shows the message's source with a note. 0 means no limit.
     web_max_mime_parts: int = 1000
@@ -227,6 +230,7 @@ class Config:
             "max_connections",
             "max_bad_commands",
             "web_max_search_terms",
+            "web_max_connections",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")

@@ -18,6 +18,7 @@ __all__ = [
     "MAX_DECODED",
     "MAX_SEARCH",
     "address_list",
+    "decode_address_field",
     "decode_encoded_words",
     "header_fields",
     "header_length",
@@ -33,6 +34,7 @@ MAX_SEARCH = 1 << 20
 # past this many characters they are kept as written.
 MAX_DECODED = 16 * 1024
 _EMPTY_LINE = re.compile(rb"\r?\n\r?\n")
+_SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')  # RFC 5322 §3.2.3: a name with one is quoted
 # What looks like an addr-spec, for a value the standard library cannot read. A run starts
 # only where the one before it ends (the look-behind), so a long run without "@" is passed
 # over once, not from each of its characters.
@@ -121,3 +123,27 @@ def address_list(values: Iterable[str]) -> list[tuple[str, str]]:
         return email.utils.getaddresses(values)
     except RecursionError:
         return [("", found) for value in values for found in _LOOKS_LIKE_ADDRESS.findall(value)]
+
+
+def decode_address_field(value: str) -> str:
+    """An address field's value (From, To, Cc) with the encoded words (RFC 2047) of its display
+    names decoded, each name written back as a quoted string.
+
+    RFC 2047 §6.2: a field is parsed first and its words decoded after; what they hold is text,
+    never syntax. Decoded first, ``=?utf-8?q?Bank_=3Cceo=40bank.test=3E?= <x@evil.test>``
+    read as the address ceo@bank.test. Quoted, the name reads back as a name. A value without
+    encoded words, or longer than ``MAX_DECODED``, is kept as written; a name without
+    specials (RFC 5322 §3.2.3) needs no quotes."""
+    if "=?" not in value or len(value) > MAX_DECODED:
+        return value
+    mailboxes = []
+    for name, address in address_list([value]):
+        text = decode_encoded_words(name)
+        if text and _SPECIALS.search(text):
+            escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+            mailboxes.append(f'"{escaped}" <{address}>')
+        elif text:
+            mailboxes.append(f"{text} <{address}>")  # "Renée <r@x.test>", as before
+        elif address:
+            mailboxes.append(address)
+    return ", ".join(mailboxes)

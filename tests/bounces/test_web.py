@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.live import LiveServer, queue_id_of
+from tests.live import LiveServer, maildir_files, queue_id_of
 from tests.web.http import Api
 from tests.web.mail import plain, send
 
@@ -48,6 +48,11 @@ def test_bounce_records_of_a_caught_message(api: tuple[LiveServer, Api]) -> None
     ordinary = send(live, plain())
     assert client.json(f"/api/v1/message/{ordinary}/bounces")["Records"] == []
     assert client.get("/api/v1/message/nope/bounces").status == 404
+    # Its file gone under the index: 404, as the message's other views say (it was a 500).
+    [path] = [p for p in maildir_files(live.data) if f".{ordinary}." in p.name]
+    path.unlink()
+    gone = client.get(f"/api/v1/message/{ordinary}/bounces")
+    assert gone.status == 404 and b"its file is gone" in gone.body
     documented = client.json("/api/v1/openapi.json")
     assert "/api/v1/message/{ID}/bounces" in documented["paths"]
     assert "BounceRecord" in documented["components"]["schemas"]

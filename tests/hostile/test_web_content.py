@@ -2,13 +2,16 @@
 requests any local page could make: an attachment name ending in a backslash keeps the
 Content-Disposition header well-formed; a search of 1,000+ terms is refused with a 400 that
 says why (SQLite's expression depth gave a 500); the OpenAPI document does not tell any web
-page that a mailroom runs here (no ``Access-Control-Allow-Origin: *``)."""
+page that a mailroom runs here (no ``Access-Control-Allow-Origin: *``); connections past
+``web_max_connections`` get 503, and SMTP goes on."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import smtplib
+import socket
+import urllib.request
 import warnings
 from email.message import EmailMessage
 from typing import Any
@@ -107,3 +110,68 @@ def test_the_openapi_document_is_not_readable_by_other_sites(serve) -> None:
     status, headers, body = _get(url + "api/v1/openapi.json", Origin="https://evil.example")
     assert status == 200 and body.startswith(b"{")
     assert "Access-Control-Allow-Origin" not in headers
+
+
+def test_a_part_whose_content_type_is_no_media_type_is_served_as_text(serve) -> None:
+    """A Content-Type with a control character went into the part's response header, which
+    aiohttp refuses to write: the connection was dropped without an answer, a traceback
+    logged; a quote in one went into the data: URI of a cid: image, inside its attribute.
+    RFC 2045 §5.2: such a type is taken as text/plain."""
+    live, url = _web(serve)
+    raw = (
+        b"From: a@example.test\r\nTo: b@example.test\r\nSubject: types\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: multipart/related; boundary=B\r\n\r\n"
+        b'--B\r\nContent-Type: text/html\r\n\r\n<img src="cid:i@x">\r\n'
+        b'--B\r\nContent-Type: image/x"onerror="alert(1)"\r\nContent-ID: <i@x>\r\n\r\nimg\r\n'
+        b"--B\r\nContent-Type: a/b\x7f\r\nContent-Disposition: attachment\r\n\r\ndel\r\n"
+        b"--B--\r\n"
+    )
+    with smtplib.SMTP(*live.smtp, timeout=10) as client:
+        client.sendmail("a@example.test", ["b@example.test"], raw)
+    status, _, body = wait_for(lambda: _get(url + "api/v1/message/latest"))
+    message = json.loads(body)
+    [attachment] = message["Attachments"]
+    assert (attachment["PartID"], attachment["ContentType"]) == ("3", "text/plain")
+    status, headers, data = _get(url + "api/v1/message/latest/part/3")
+    assert (status, headers["Content-Type"], data) == (200, "text/plain", b"del")
+    # The image that is no image is text (of the body), and none of its type is in the HTML.
+    assert message["Inline"] == [] and message["Text"] == "img"
+    status, _, view = _get(url + f"view/{message['ID']}.html")
+    assert status == 200 and b"onerror" not in view
+
+
+def test_web_connections_past_the_limit_get_503_and_smtp_goes_on(serve) -> None:
+    """Web connections that send half a header and then nothing were neither counted nor
+    closed (for an hour): 20,000 of them took every file descriptor of the process, and SMTP
+    clients were dropped unanswered. Past web_max_connections a connection is told 503 and
+    closed; SMTP answers as ever."""
+    live: LiveServer = serve(web="127.0.0.1:0", web_max_connections=5)
+    web = live.mail_server.web
+    assert web is not None and web.address is not None
+    held = []
+    for _ in range(5):
+        client = socket.create_connection(web.address, timeout=10)
+        client.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the rest
+        held.append(client)
+    wait_for(lambda: web.connections == 5)
+    with socket.create_connection(web.address, timeout=10) as sixth:
+        # A request sent at once, as a browser sends it: the 503 still reaches the client
+        # (closed at once, its request arriving after the close would reset the connection).
+        sixth.sendall(b"POST /api/v1/faults HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        sixth.sendall(b"Content-Length: 100000\r\n\r\n" + b"a" * 100_000)
+        answer = b""
+        while chunk := sixth.recv(4096):
+            answer += chunk
+    assert answer == (
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Length: 57\r\nConnection: close\r\n\r\n"
+        b"mailroom: too many web connections (web_max_connections)\n"
+    )
+    with smtplib.SMTP(*live.smtp, timeout=10) as smtp:
+        assert smtp.noop() == (250, b"2.0.0 Ok")
+    held.pop().close()
+    wait_for(lambda: web.connections == 4)
+    with urllib.request.urlopen(web.url + "livez", timeout=10) as response:
+        assert response.read() == b"ok"
+    for client in held:
+        client.close()

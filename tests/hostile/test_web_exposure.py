@@ -91,12 +91,20 @@ def _listening_ports(pid: int) -> set[int]:
 
 
 def _http(
-    method: str, url: str, *, auth: tuple[str, str] | None = None, body: Any = None
+    method: str,
+    url: str,
+    *,
+    auth: tuple[str, str] | None = None,
+    body: Any = None,
+    source: str | None = None,
 ) -> tuple[int, Any]:
+    """``source``: the loopback address the request comes from (all of 127/8 is this host)."""
+
     async def go() -> tuple[int, Any]:
         headers = {"Authorization": aiohttp.encode_basic_auth(*auth)} if auth else {}
+        connector = aiohttp.TCPConnector(local_addr=(source, 0) if source else None)
         async with (
-            aiohttp.ClientSession() as session,
+            aiohttp.ClientSession(connector=connector) as session,
             session.request(method, url, json=body, headers=headers) as response,
         ):
             answer = await response.read()
@@ -205,8 +213,10 @@ def test_every_endpoint_asks_for_credentials(mail_server: SMTPTestServer) -> Non
         if isinstance(body, dict) and "IDs" in body:
             body = {"IDs": [message_id]}
         assert _http(method, url, body=body)[0] == 401, (method, path)
-        wrong = _http(method, url, body=body, auth=(WEB_USER, "guess"))
-        assert wrong[0] == 401, (method, path)
+        # A wrong password, from an address of its own: 401, then 429 once that address is
+        # past max_auth_failures.
+        wrong = _http(method, url, body=body, auth=(WEB_USER, "guess"), source="127.0.0.2")
+        assert wrong[0] in (401, 429), (method, path)
     # Nothing happened: no rule, the message is there, nothing was sent.
     assert mail_server.server.faults.rules == []
     assert len(mail_server.server.store.index.list()) == 1
@@ -354,6 +364,35 @@ def test_web_users_failures_are_limited_per_address(serve, tmp_path: Path) -> No
     assert _http("GET", url, auth=("admin", "guess4"))[0] == 429
     assert _http("GET", url, auth=("nobody", "x"))[0] == 429
     assert _http("GET", url, auth=("admin", "right"))[0] == 200
+
+
+def test_credentials_known_good_at_one_address_do_not_pass_the_limit_of_another(
+    serve, tmp_path: Path
+) -> None:
+    """The operator logged in from 127.0.0.1; a guesser at 127.0.0.2 past the limit gets 429
+    for the right password as for any other, so nothing tells it which guess was right."""
+    users = tmp_path / "web-users"
+    users.write_text(password_line("admin", "right") + "\n")
+    live = serve(web="127.0.0.1:0", web_users=str(users), max_auth_failures=3)
+    url = live.mail_server.web.url + "api/v1/messages"
+    assert _http("GET", url, auth=("admin", "right"))[0] == 200  # remembered for 127.0.0.1
+    guesses = [_http("GET", url, auth=("admin", f"guess{n}"), source="127.0.0.2") for n in range(3)]
+    assert [status for status, _ in guesses] == [401] * 3
+    assert _http("GET", url, auth=("admin", "right"), source="127.0.0.2")[0] == 429
+    assert _http("GET", url, auth=("admin", "right"))[0] == 200  # the operator goes on
+
+
+def test_web_auth_failures_are_limited_per_address(serve) -> None:
+    """The one USER:PASSWORD of web_auth is guessed no faster than a file of users: past
+    max_auth_failures from one address, 429 whatever the password."""
+    live = serve(web="127.0.0.1:0", web_auth="admin:right", max_auth_failures=3)
+    url = live.mail_server.web.url + "api/v1/messages"
+    assert _http("GET", url, auth=("admin", "right"))[0] == 200  # remembered for 127.0.0.1
+    guesses = [_http("GET", url, auth=("admin", f"guess{n}"), source="127.0.0.2") for n in range(3)]
+    assert [status for status, _ in guesses] == [401] * 3
+    assert _http("GET", url, auth=("admin", "guess4"), source="127.0.0.2")[0] == 429
+    assert _http("GET", url, auth=("admin", "right"), source="127.0.0.2")[0] == 429
+    assert _http("GET", url, auth=("admin", "right"))[0] == 200  # the operator goes on
 
 
 def test_the_catchers_web_keeps_its_defaults(serve) -> None:

@@ -7,6 +7,7 @@ import base64
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass
 from email.message import Message
 from typing import Any
@@ -38,7 +39,7 @@ class Api:
         path: str,
         body: Any = None,
         headers: dict[str, str] | None = None,
-        raw: bytes | None = None,
+        raw: bytes | Iterable[bytes] | None = None,  # an iterable goes chunked
     ) -> Answer:
         data = raw
         all_headers = dict(headers or {})

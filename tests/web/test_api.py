@@ -329,14 +329,32 @@ def test_delete_all_and_by_search(api: tuple[LiveServer, Api]) -> None:
 
 
 def test_a_body_that_is_not_json_or_nests_too_deep_is_a_400(api: tuple[LiveServer, Api]) -> None:
-    """JSON arrays nested 100,000 deep made the decoder raise RecursionError: a 500."""
+    """JSON arrays nested 100,000 deep made the decoder raise RecursionError: a 500; so did
+    octets that are not UTF-8, and a charset Python does not know."""
     live, client = api
     send(live, plain())
     headers = {"Content-Type": "application/json"}
-    for raw, words in ((b"[" * 100_000, b"nests too deep"), (b"{nope", b"is not JSON")):
+    for raw, words in (
+        (b"[" * 100_000, b"nests too deep"),
+        (b"{nope", b"is not JSON"),
+        (b"\xff\xfe{", b"is not JSON"),
+        (b'{"Read": "\xe9"}', b"is not JSON"),
+    ):
         answer = client.request("PUT", "/api/v1/messages", raw=raw, headers=headers)
         assert answer.status == 400 and words in answer.body, answer.body[:200]
     assert client.json("/api/v1/messages")["unread"] == 1  # nothing changed
+    # Past 1 MiB (its decoder holds the event loop that serves SMTP): 413, unread, whether
+    # its length is declared or it comes in chunks.
+    huge = b'{"IDs": [' + b'"x",' * (300 * 1024) + b'"x"]}'
+    answer = client.request("PUT", "/api/v1/messages", raw=huge, headers=headers)
+    assert answer.status == 413, answer.body[:200]
+    chunked = {**headers, "Transfer-Encoding": "chunked"}
+    answer = client.request("PUT", "/api/v1/messages", raw=iter([huge]), headers=chunked)
+    assert answer.status == 413, answer.body[:200]
+    bogus = {"Content-Type": "application/json; charset=x-bogus"}
+    answer = client.request("PUT", "/api/v1/messages", raw=b'{"Read": true}', headers=bogus)
+    assert answer.status == 200, answer.body[:200]  # JSON is UTF-8 whatever the label says
+    assert client.json("/api/v1/messages")["unread"] == 0
 
 
 # -- release ---------------------------------------------------------------------------------
@@ -457,6 +475,18 @@ def test_ui_pages_and_their_policy(api: tuple[LiveServer, Api]) -> None:
     assert page.headers["X-Content-Type-Options"] == "nosniff"
     for asset in ("app.js", "style.css", "docs.js", "favicon.svg"):
         assert client.get(f"/static/{asset}").status == 200
+    # Refusals and errors too: a 404 that names the id asked for (raised by its handler, it
+    # went out without them), the DNS-rebinding guard's 403, the host's own 404.
+    for answer in (
+        client.get("/api/v1/message/%3Cscript%3Ealert(1)%3C%2Fscript%3E"),
+        client.get("/view/%3Cimg%20src%3Dx%3E.html"),
+        client.get("/api/v1/messages", headers={"Host": "evil.example"}),
+        client.get("/no/such/page"),
+    ):
+        assert answer.status in (403, 404), answer.status
+        assert answer.headers["X-Content-Type-Options"] == "nosniff", answer.body
+        assert answer.headers["Cache-Control"] == "no-store"
+        assert answer.headers["Referrer-Policy"] == "no-referrer"
 
 
 # -- sessions, faults, explain, metrics --------------------------------------------------------
@@ -631,6 +661,28 @@ def test_cross_origin_changes_are_refused(api: tuple[LiveServer, Api]) -> None:
     assert client.get("/api/v1/messages", headers=foreign).status == 200
 
 
+def test_requests_other_sites_pages_embed_are_refused(api: tuple[LiveServer, Api]) -> None:
+    """An <img> on another site's page (or on another port of this host: same-site) that
+    names a GET doing more than reading, as Chromium sends it: opening a message marked it
+    read, the link check made the server ask every link. Refused; a link followed from
+    elsewhere, our own pages and clients without Fetch Metadata are answered."""
+    live, client = api
+    queue_id = send(live, plain())
+    for site in ("cross-site", "same-site"):
+        embedded = {"Sec-Fetch-Site": site, "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"}
+        for path in (f"/api/v1/message/{queue_id}", f"/api/v1/message/{queue_id}/link-check"):
+            answer = client.get(path, headers=embedded)
+            assert answer.status == 403 and b"cross-site" in answer.body, (site, path)
+    assert client.json("/api/v1/messages")["unread"] == 1
+    followed = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
+    assert client.get("/", headers={**followed, "Sec-Fetch-Dest": "document"}).status == 200
+    framed = {**followed, "Sec-Fetch-Dest": "iframe"}
+    assert client.get(f"/view/{queue_id}.html", headers=framed).status == 403
+    ours = {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"}
+    assert client.get(f"/api/v1/message/{queue_id}", headers=ours).status == 200
+    assert client.json("/api/v1/messages")["unread"] == 0
+
+
 def test_binding_beyond_loopback_without_auth_warns(web, caplog) -> None:  # type: ignore[no-untyped-def]
     import logging
 
@@ -668,6 +720,37 @@ def test_message_data_is_text_not_markup(api: tuple[LiveServer, Api]) -> None:
     assert item["Subject"] == "<script>alert(1)</script>"
     assert item["From"]["Name"] == "<img src=x onerror=alert(1)>"
     assert json.loads(client.get(f"/api/v1/message/{queue_id}").body)["ID"] == queue_id
+
+
+def test_encoded_words_in_display_names_are_names_in_the_listing(
+    api: tuple[LiveServer, Api],
+) -> None:
+    """RFC 2047 §6.2: an encoded word is decoded after the field is parsed, and what it holds
+    is a name. The index decoded the whole field first, so the listing showed this From as
+    support@bank.test and this To as naming victim@example.test (hiding that Bcc)."""
+    import smtplib
+
+    live, client = api
+    raw = (
+        b"From: =?utf-8?q?Bank_=3Csupport=40bank=2Etest=3E?= <attacker@evil.test>\r\n"
+        b"To: =?utf-8?q?victim=40example=2Etest=2C?= <bob@example.test>,\r\n"
+        b" =?utf-8?q?J=C3=B6rg_=22the=5C_man=22?= <jorg@example.test>\r\n"
+        b"Subject: spoof\r\n\r\nbody\r\n"
+    )
+    recipients = ["bob@example.test", "jorg@example.test", "victim@example.test"]
+    with smtplib.SMTP(*live.smtp, timeout=10) as smtp:
+        smtp.sendmail("attacker@evil.test", recipients, raw)
+    [item] = client.json("/api/v1/messages")["messages"]
+    assert item["From"] == {"Name": "Bank <support@bank.test>", "Address": "attacker@evil.test"}
+    assert item["To"] == [
+        {"Name": "victim@example.test,", "Address": "bob@example.test"},
+        {"Name": 'Jörg "the\\ man"', "Address": "jorg@example.test"},
+    ]
+    assert item["Bcc"] == [{"Name": "", "Address": "victim@example.test"}]
+    # The message view reads the fields as the listing does, and a search finds the name.
+    message = client.json(f"/api/v1/message/{item['ID']}")
+    assert (message["From"], message["To"]) == (item["From"], item["To"])
+    assert client.json("/api/v1/search?query=from:bank")["messages_count"] == 1
 
 
 def test_dns_rebinding_is_refused_on_loopback(web) -> None:  # type: ignore[no-untyped-def]

@@ -73,6 +73,9 @@ def test_dates_in_a_time_zone() -> None:
 
 def test_sizes() -> None:
     assert parse_query("larger:100K smaller:2.5M").params == [102400, int(2.5 * 1024 * 1024)]
+    # Past what a column holds (an OverflowError binding it was a 500): the largest it holds.
+    huge = parse_query(f"larger:{'9' * 30} smaller:{'9' * 400}G").params
+    assert huge == [2**63 - 1, 2**63 - 1]
 
 
 @pytest.mark.parametrize(
@@ -115,6 +118,10 @@ def test_generated_sql_runs() -> None:
         query.params,
     ).fetchall()
     assert found == [("A",)]
+    for text, expected in ((f"larger:{'9' * 30}", []), (f"smaller:{'9' * 30}", [("A",)])):
+        query = parse_query(text)
+        found = db.execute(f"SELECT m.id FROM messages m WHERE {query.sql}", query.params)
+        assert found.fetchall() == expected, text
 
 
 # -- MIME ------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from mailroom.header_section import decode_encoded_words, header_length
+from mailroom.header_section import decode_address_field, decode_encoded_words, header_length
 
 __all__ = ["HeaderSummary", "summarize_headers", "trace_fields"]
 
@@ -33,9 +33,16 @@ class HeaderSummary:
     x_tags: str = ""  # Mailpit's header for tagging a message as it is sent
 
 
-def _decode(raw: bytes) -> str:
-    text = raw.decode("utf-8", errors="replace")
-    return decode_encoded_words(" ".join(text.split()))
+# Fields of addresses: their encoded words are decoded only in display names, never where
+# they could be read as an address (the web lists From and To from the index).
+_ADDRESS_FIELDS = frozenset({"from_", "to", "cc"})
+
+
+def _decode(raw: bytes, attr: str) -> str:
+    text = " ".join(raw.decode("utf-8", errors="replace").split())
+    if attr in _ADDRESS_FIELDS:
+        return decode_address_field(text)
+    return decode_encoded_words(text)
 
 
 def _fields(message: bytes) -> Iterator[tuple[bytes, bytes]]:
@@ -63,7 +70,7 @@ def summarize_headers(message: bytes) -> HeaderSummary:
     for name, value in _fields(message):
         attr = _WANTED.get(name)
         if attr is not None and not getattr(summary, attr):
-            setattr(summary, attr, _decode(value))
+            setattr(summary, attr, _decode(value, attr))
     return summary
 
 

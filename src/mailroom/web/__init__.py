@@ -16,10 +16,12 @@ as narrow interfaces (:mod:`.context`) from the composition root; it never sees 
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import cast
 from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
@@ -58,6 +60,16 @@ UI_POLICY = (
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# Seconds a connection may stay open without sending a whole request (aiohttp closes it; its
+# own default, 3630, let a client that sends half a header hold its descriptor for an hour).
+IDLE_TIMEOUT = 75.0
+BUSY_LINGER = 2.0  # seconds a refused connection is read (and dropped) before it is closed
+BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: 57\r\nConnection: close\r\n\r\n"
+    b"mailroom: too many web connections (web_max_connections)\n"
+)
+
 
 def _same_origin(request: web.Request) -> bool:
     """A request a page of another site made (a form post, a fetch, a WebSocket) carries
@@ -66,6 +78,27 @@ def _same_origin(request: web.Request) -> bool:
     if origin is None:
         return True
     return urlsplit(origin).netloc.lower() == request.host.lower()
+
+
+def _embedded_elsewhere(request: web.Request) -> bool:
+    """A request another site's page made as part of itself: an <img>, a script, a fetch.
+
+    Browsers say where a request comes from in Sec-Fetch-Site (Fetch Metadata): same-origin
+    from our own pages, none from the address bar; cross-site, or same-site from another
+    port of this host. Some GETs do more than read (the link check asks every link of a
+    message, up to 100 requests from the server per GET; the spam check; opening a message
+    marks it read), and an <img> of another page could make them with no Origin to refuse.
+    A link followed to here (a top-level navigation) is let through, and so is every client
+    that sends no Fetch Metadata (curl, API clients)."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site not in ("cross-site", "same-site"):
+        return False
+    navigation = (
+        request.headers.get("Sec-Fetch-Mode") == "navigate"
+        and request.headers.get("Sec-Fetch-Dest") == "document"
+        and request.method in ("GET", "HEAD")
+    )
+    return not navigation
 
 
 def _host_name(host: str) -> str:
@@ -132,6 +165,8 @@ def build_app(context: WebContext, events: EventStream) -> web.Application:
                 text=f"mailroom: requests for host {name!r} are refused (a guard against DNS "
                 f"rebinding); allow it with --web-allowed-host {name}\n",
             )
+        if _embedded_elsewhere(request):
+            return web.Response(status=403, text="mailroom: cross-site request refused\n")
         if login.required and request.path not in OPEN_PATHS:
             user = await login.user(
                 request.headers.get(hdrs.AUTHORIZATION, ""), request.remote or ""
@@ -147,15 +182,13 @@ def build_app(context: WebContext, events: EventStream) -> web.Application:
         upgrade = request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
         if (changes or upgrade) and not _same_origin(request):
             return web.Response(status=403, text="mailroom: cross-origin request refused\n")
-        response = await handler(request)
-        if not response.prepared:
-            headers = response.headers
-            headers.setdefault("X-Content-Type-Options", "nosniff")
-            headers.setdefault("Referrer-Policy", "no-referrer")
-            headers.setdefault("Cache-Control", "no-store")
-        return response
+        return await handler(request)
 
     app = web.Application(middlewares=[guard], client_max_size=64 * 1024 * 1024)
+    # On every answer, as it is sent: those a handler raises (web.HTTPNotFound, "no message
+    # <the id asked for>") and the guard's refusals too, which a middleware that looks at
+    # what the handler returns never sees.
+    app.on_response_prepare.append(_common_headers)
     app[CONTEXT] = context
     app[EVENTS] = events
 
@@ -176,6 +209,13 @@ def build_app(context: WebContext, events: EventStream) -> web.Application:
     app.router.add_get("/api/v1/docs", _page("docs.html"))
     app.router.add_static("/static/", STATIC, append_version=False)
     return app
+
+
+async def _common_headers(request: web.Request, response: web.StreamResponse) -> None:
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("Cache-Control", "no-store")
 
 
 def _page(name: str) -> Handler:
@@ -199,6 +239,59 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class _Busy(asyncio.Protocol):
+    """A connection past ``web_max_connections``: told so, and closed.
+
+    Closed at once, a connection whose request arrives after the close is reset, and the
+    reset throws away the 503 before the client reads it. So the answer is followed by the
+    end of our side (FIN), what the client sends is read and dropped, and the connection is
+    closed when the client closes its side or after :data:`BUSY_LINGER` seconds; at most
+    ``limit`` of these linger at once, the rest are closed at once."""
+
+    def __init__(self, lingering: set[_Busy], limit: int) -> None:
+        self.lingering = lingering
+        self.limit = limit
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's is none of asyncio's classes
+        transport.write(BUSY)
+        if len(self.lingering) >= self.limit:
+            transport.close()
+            return
+        self.lingering.add(self)
+        transport.write_eof()
+        self.timer = asyncio.get_running_loop().call_later(BUSY_LINGER, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        pass  # read and dropped
+
+    def eof_received(self) -> bool:
+        return False  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lingering.discard(self)
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+class _Admission:
+    """The listener's protocol factory: aiohttp's while fewer than ``limit`` connections are
+    open, else :class:`_Busy`. The web shares its process, and so its file descriptors,
+    with SMTP: connections nobody counted, each sending half a header and then nothing, once
+    took every descriptor there was, and SMTP clients were dropped unanswered."""
+
+    def __init__(self, server: web.Server, limit: int) -> None:
+        self.server = server
+        self.limit = limit
+        self.lingering: set[_Busy] = set()
+
+    def __call__(self) -> asyncio.BaseProtocol:
+        if len(self.server.connections) >= self.limit:
+            return _Busy(self.lingering, self.limit)
+        return self.server()
+
+
 class WebServer:
     def __init__(self, context: WebContext) -> None:
         self.context = context
@@ -207,7 +300,14 @@ class WebServer:
         self.events = EventStream(context.hub, context.messages, context.faults)
         self.app = build_app(context, self.events)
         self._runner: web.AppRunner | None = None
+        self._listening: asyncio.Server | None = None
         self.address: tuple[str, int] | None = None
+
+    @property
+    def connections(self) -> int:
+        """HTTP connections open now (the WebSocket ones included)."""
+        server = self._runner.server if self._runner is not None else None
+        return len(server.connections) if server is not None else 0
 
     @property
     def url(self) -> str:
@@ -221,17 +321,24 @@ class WebServer:
 
     async def start(self) -> None:
         listener = self.settings.listener
-        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, keepalive_timeout=IDLE_TIMEOUT
+        )
         await runner.setup()
-        site = web.TCPSite(runner, listener.host, listener.port, reuse_address=True)
+        assert runner.server is not None
+        # The listener is made here rather than by a web.TCPSite, so its connections are
+        # counted (aiohttp has no limit of its own).
+        admission = _Admission(runner.server, self.settings.max_connections)
         try:
-            await site.start()
+            self._listening = await asyncio.get_running_loop().create_server(
+                admission, listener.host, listener.port, reuse_address=True
+            )
         except BaseException:
             await runner.cleanup()
             self.messages.close()
             raise
         self._runner = runner
-        host, port = runner.addresses[0][:2]
+        host, port = self._listening.sockets[0].getsockname()[:2]
         self.address = (str(host), int(port))
         log.debug("web UI and API on %s", self.url)  # `mailroom serve` prints it
         if not self.settings.credentials and not is_loopback(listener.host):
@@ -244,9 +351,10 @@ class WebServer:
 
     async def stop(self) -> None:
         await self.events.close()
+        if self._listening is not None:
+            self._listening.close()  # no new connections; the runner closes the open ones
+            self._listening = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        import asyncio
-
         await asyncio.get_running_loop().run_in_executor(None, self.messages.close)

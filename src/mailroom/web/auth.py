@@ -7,11 +7,12 @@ listens on loopback); a mail server's web refuses to start without (see ``Config
 
 Against a file of users, a password is checked with argon2 (slow on purpose) in the password
 checks' own threads, never on the event loop; a right one is remembered for a while (a browser
-sends the credentials with every request) as a keyed hash, never as the password. Wrong
-passwords count against the client's address as failed SMTP AUTHs do (``max_auth_failures``
-within ``auth_failure_window``, checks in flight included); past the limit the address gets
-429 for credentials not already known good, so a guesser learns nothing more while an
-operator who logged in goes on.
+sends the credentials with every request) as a keyed hash, never as the password, and only
+for the address it came from. Wrong passwords, against the file or the one ``USER:PASSWORD``,
+count against the client's address as failed SMTP AUTHs do (``max_auth_failures`` within
+``auth_failure_window``, checks in flight included); past the limit the address gets 429 for
+credentials not already known good from that address, so a guesser learns nothing more while
+an operator who logged in goes on.
 """
 
 from __future__ import annotations
@@ -93,41 +94,47 @@ class WebAuth:
         if given is None:
             return NEED_CREDENTIALS
         user, password = given
-        if self._single is not None:
-            # Both compared in full whatever the first gives, so timing tells nothing.
-            same_user = hmac.compare_digest(user, self._single[0])
-            same_password = hmac.compare_digest(password, self._single[1])
-            return self._single[0].decode() if same_user and same_password else NEED_CREDENTIALS
-        return await self._from_file(user, password, client)
-
-    async def _from_file(self, user: bytes, password: bytes, client: str) -> str | Refused:
-        assert self._users is not None
-        digest = hmac.digest(self._key, user + b"\0" + password, hashlib.sha256)
+        # Remembered for the address that proved them only: a guesser past the limit at
+        # another address would otherwise be told, at full speed, which guess is the password
+        # someone logged in with (200 for it, 429 for the rest).
+        proof = client.encode() + b"\0" + user + b"\0" + password
+        digest = hmac.digest(self._key, proof, hashlib.sha256)
         now = time.monotonic()
         known = self._remembered.get(digest)
         if known is not None and known[1] > now:
             return known[0]
         if not self.failures.may_begin(client, now):
             return TOO_MANY
-        try:
-            name, secret = user.decode("utf-8"), password.decode("utf-8")
-        except UnicodeDecodeError:
-            return NEED_CREDENTIALS
-        from mailroom.policy.credentials import password_checks
-
         self.failures.begin(client)
-        ok = False
+        name: str | None = None
         try:
-            loop = asyncio.get_running_loop()
-            ok = await loop.run_in_executor(password_checks(), self._users.verify, name, secret)
+            name = await self._check(user, password)
         finally:
-            self.failures.end(client, failed=not ok, now=time.monotonic())
-        if not ok:
+            self.failures.end(client, failed=name is None, now=time.monotonic())
+        if name is None:
             return NEED_CREDENTIALS
         if len(self._remembered) >= _REMEMBERED_MAX:
             self._forget_expired(now)
         self._remembered[digest] = (name, now + REMEMBER_SECONDS)
         return name
+
+    async def _check(self, user: bytes, password: bytes) -> str | None:
+        """The web user's name if the password is theirs, else None."""
+        if self._single is not None:
+            # Both compared in full whatever the first gives, so timing tells nothing.
+            same_user = hmac.compare_digest(user, self._single[0])
+            same_password = hmac.compare_digest(password, self._single[1])
+            return self._single[0].decode() if same_user and same_password else None
+        assert self._users is not None
+        try:
+            name, secret = user.decode("utf-8"), password.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        from mailroom.policy.credentials import password_checks
+
+        loop = asyncio.get_running_loop()
+        ok = await loop.run_in_executor(password_checks(), self._users.verify, name, secret)
+        return name if ok else None
 
     def _forget_expired(self, now: float) -> None:
         for digest, (_, until) in list(self._remembered.items()):

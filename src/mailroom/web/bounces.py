@@ -31,7 +31,10 @@ async def message_bounces(request: web.Request) -> web.Response:
     row = await messages.call(messages.get, message_id)
     if row is None:
         return error(404, f"no message {message_id}")
-    raw = await messages.call(messages.raw, row)
+    try:
+        raw = await messages.call(messages.raw, row)
+    except OSError:  # deleted under the index (by hand, or by another client just now)
+        return error(404, f"message {message_id}: its file is gone")
     # Parsing a large message takes a while: not on the event loop.
     limits = web_context(request).settings.mime_limits  # as the message view
     records, note = await asyncio.get_running_loop().run_in_executor(

@@ -220,7 +220,8 @@ async def send(request: web.Request) -> web.Response:
     ctx = web_context(request)
     if ctx.inject is None:
         return error(400, "the mail server sends with SMTP submission, not over its web API")
-    body = await request_json(request)
+    # A message with its attachments: as much as the application takes.
+    body = await request_json(request, request.client_max_size)
     try:
         sender, recipients, message = build_message(body, ctx.settings.hostname)
     except ValueError as exc:

@@ -70,6 +70,7 @@ class WebSettings:
     max_auth_failures: int = 5
     auth_failure_window: float = 600.0
     max_search_terms: int = 100  # terms in one search; more: 400
+    max_connections: int = 256  # HTTP connections open at once; more: 503 and closed
     mime_limits: MimeLimits = field(default_factory=MimeLimits)  # past them: shown as source
     allowed_hosts: tuple[str, ...] = ()  # Host names answered on loopback besides the usual
     release_smtp: Listener | None = None  # where "release" sends unless told otherwise

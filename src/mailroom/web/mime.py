@@ -76,6 +76,9 @@ class _WebPolicy(policy.EmailPolicy):
 
 _PARSER = BytesParser(policy=_WebPolicy())
 _CID = re.compile(r"""cid:([^"'\s)>]+)""", re.IGNORECASE)
+# A media type as HTTP writes one (RFC 9110 §8.3.1: type "/" subtype, each a token): what a
+# part's Content-Type must be for the web to name it in a response's header and a data: URI.
+_MEDIA_TYPE = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+/[!#$%&'*+.^_`|~0-9a-z-]+")
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
@@ -179,7 +182,13 @@ def _describe(part_id: str, part: Message) -> Part:
         disposition = part.get_content_disposition()
     except (TypeError, ValueError):
         disposition = None
-    return Part(part_id, part, part.get_content_type(), filename, content_id, disposition)
+    content_type = part.get_content_type()
+    if not _MEDIA_TYPE.fullmatch(content_type):
+        # "a/b\x7f", "image/pngé", 'image/x"onload="...': a control character made aiohttp
+        # drop the connection unanswered, a quote would end a data: URI's attribute. RFC 2045
+        # §5.2: a Content-Type that is not valid is taken as text/plain.
+        content_type = "text/plain"
+    return Part(part_id, part, content_type, filename, content_id, disposition)
 
 
 @dataclass

@@ -49,6 +49,7 @@ _FIELD_COLUMNS = {
 }
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMG]?)B?", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+MAX_SIZE = 2**63 - 1  # the largest INTEGER of SQLite, PostgreSQL's bigint
 
 
 @dataclass
@@ -102,7 +103,10 @@ def _size(value: str) -> int:
     match = _SIZE.fullmatch(value.strip())
     if match is None:
         raise SearchError(f"not a size: {value!r} (write 500, 100K or 2M)")
-    return int(float(match[1]) * _UNITS[match[2].upper()])
+    size = float(match[1]) * _UNITS[match[2].upper()]
+    # Past what a column holds ("larger:" and 30 nines: an OverflowError binding it, a 500;
+    # 400 nines: infinity) it means what the largest does: larger matches none, smaller all.
+    return int(size) if size < MAX_SIZE else MAX_SIZE
 
 
 MAX_TERMS = 100
