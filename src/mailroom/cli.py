@@ -587,7 +587,8 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--web-allowed-host",
         action="append",
         metavar="NAME",
-        help="a host name the web UI answers to on loopback besides localhost and IP addresses "
+        help="a host name the web UI answers to (on loopback, or without credentials) besides "
+        "localhost, IP addresses and the hostname "
         "(a guard against DNS rebinding; '*' for any; repeatable)",
     )
     add(

@@ -142,8 +142,9 @@ class Config:
     # a password file of web users (lines from `mailroom passwd`): HTTP basic auth against
     # argon2 hashes, each user by name (in the mail server mode, release sends as that name)
     web_users: Path | None = None
-    # Host names the web UI answers to while it listens on loopback, besides localhost, IP
-    # addresses and the hostname: a guard against DNS rebinding; "*" answers to any
+    # Host names the web UI answers to while it listens on loopback or asks no credentials,
+    # besides localhost, IP addresses and the hostname: a guard against DNS rebinding; "*"
+    # answers to any
     web_allowed_hosts: tuple[str, ...] = ()
     # where "release" sends a captured message unless the request names a server
     release_smtp: Listener | None = None

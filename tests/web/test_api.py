@@ -778,11 +778,21 @@ def test_dns_rebinding_is_refused_on_loopback(web) -> None:  # type: ignore[no-u
     assert client.get("/api/events", headers=upgrade).status == 403
 
 
-def test_host_guard_off_beyond_loopback_and_with_star(web) -> None:  # type: ignore[no-untyped-def]
-    # Beyond loopback other hosts name the server (docker compose's service names): answered.
+def test_host_guard_off_beyond_loopback_with_credentials_and_with_star(web) -> None:  # type: ignore[no-untyped-def]
+    # Beyond loopback with credentials, other hosts name the server (docker compose's service
+    # names): answered, as a rebinding page has no credentials to send.
     _, client = web(web="0.0.0.0:0", web_auth="a:b")
     authed = Api(client.base.replace("0.0.0.0", "127.0.0.1"), ("a", "b"))
     assert authed.get("/api/v1/messages", headers={"Host": "mailroom:8025"}).status == 200
+    # Without credentials the guard holds beyond loopback too: evil.example pointed at this
+    # machine's address is refused; its addresses and names, and the allowed ones, answer.
+    live, client = web(web="0.0.0.0:0", web_allowed_hosts=("mailroom",))
+    open_ = Api(client.base.replace("0.0.0.0", "127.0.0.1"))
+    rebound = open_.get("/api/v1/messages", headers={"Host": "evil.example:8025"})
+    assert rebound.status == 403
+    assert "--web-allowed-host evil.example" in rebound.text
+    for host in ("192.0.2.7:8025", "mailroom:8025", "localhost", live.mail_server.config.hostname):
+        assert open_.get("/api/v1/messages", headers={"Host": host}).status == 200, host
     _, client = web(web_allowed_hosts=("*",))
     assert client.get("/api/v1/messages", headers={"Host": "anything.example"}).status == 200
 

@@ -111,7 +111,8 @@ def _host_name(host: str) -> str:
 
 
 def allowed_host(host: str | None, settings: WebSettings) -> bool:
-    """Whether a request for ``host`` may reach a web UI that listens on loopback.
+    """Whether a request for ``host`` may reach a web UI that listens on loopback, or
+    anywhere without credentials.
 
     A page of another site can point its own name at 127.0.0.1 (DNS rebinding) and then read
     the API as if it were that site; its requests still name that site in Host. So on loopback
@@ -135,7 +136,10 @@ def allowed_host(host: str | None, settings: WebSettings) -> bool:
 def build_app(context: WebContext, events: EventStream) -> web.Application:
     settings = context.settings
     login = WebAuth(settings)
-    guard_host = is_loopback(settings.listener.host)
+    # On loopback, and anywhere no credentials are asked: a page of another site that points
+    # its name at this machine's address would otherwise read every message as its own
+    # origin. With credentials, that page has none to send.
+    guard_host = is_loopback(settings.listener.host) or not login.required
     refused_hosts: set[str] = set()  # logged once each
     published = settings.mta_sts
     # The one exemption from the host guard and the credentials: the MTA-STS policy, when one
@@ -344,7 +348,9 @@ class WebServer:
         if not self.settings.credentials and not is_loopback(listener.host):
             log.warning(
                 "the web UI and API on %s:%d are open to anyone who can reach them: every "
-                "captured message, fault rules, release. Set --web-auth USER:PASSWORD.",
+                "captured message, fault rules, release. Set --web-auth USER:PASSWORD. (Only "
+                "requests for IP addresses, localhost, the hostname and --web-allowed-host "
+                "names are answered: a guard against DNS rebinding.)",
                 listener.host,
                 listener.port,
             )
