@@ -144,6 +144,19 @@ def test_unknown_verbs_get_500(line):
     run([(w.EHLO, w.EHLO_OK), (line, w.UNKNOWN), w.NOOP])
 
 
+@pytest.mark.parametrize("line", [b"POST / HTTP/1.1", b"GET /", b"CONNECT a.test:25 HTTP/1.1"])
+def test_an_http_request_line_ends_the_session(line):
+    """A browser's request (a web page posting a form to the SMTP port): 421, nothing more
+    read, whatever the state."""
+    http_request = (
+        b"421 4.7.0 mx.example.test Error: an HTTP request is not SMTP, closing connection\r\n"
+    )
+    session = run([(line + b"\r\n", http_request), (w.EHLO, b"")])
+    assert session.conn.closed
+    session = run([(w.EHLO, w.EHLO_OK), (w.MAIL, w.SENDER_OK), (line + b"\r\n", http_request)])
+    assert session.conn.closed
+
+
 @pytest.mark.parametrize(
     "line",
     [

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.live import wait_for
 from tests.web.mail import plain, rich, send
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -354,3 +355,31 @@ def test_every_view_at_phone_and_desktop_sizes(web: Any, browser: Any) -> None:
         page.keyboard.press("Escape")
         assert not errors, errors
         context.close()
+
+
+def test_a_web_page_cannot_send_mail_through_the_browser(web: Any, browser: Any) -> None:
+    """A page of any site posts a text/plain form to the SMTP port (browsers refuse 25, 465 and
+    587, not 1025): its body is SMTP commands, one a line. The session ends at the request line
+    with 421 4.7.0, before the headers could be answered as unknown commands and the body run
+    as a transaction. (Chromium sends some 20 header lines, as many as max_bad_commands allows
+    by default; a browser that sends fewer, or a server that allows more, ran the body.)"""
+    live, client = web(max_bad_commands=50)
+    host, port = live.smtp
+    smuggled = (
+        "\nEHLO page.example\nMAIL FROM:<ceo@example.test>\nRCPT TO:<victim@example.test>\n"
+        "DATA\nSubject: sent by a web page\n\nhello\n.\nQUIT\n"
+    )
+    page = browser.new_page()
+    page.set_content(
+        f'<form method="post" enctype="text/plain" action="http://{host}:{port}/">'
+        '<textarea name="a"></textarea></form>'
+    )
+    page.eval_on_selector("textarea", "(area, text) => { area.value = text }", smuggled)
+    page.eval_on_selector("form", "form => form.submit()")
+    [session] = wait_for(lambda: client.json("/api/v1/sessions")["sessions"])
+    wait_for(lambda: client.json(f"/api/v1/session/{session['id']}")["ended"])
+    texts = [e["text"] for e in client.json(f"/api/v1/session/{session['id']}")["entries"]]
+    assert any(t.startswith("POST / HTTP/1.1") for t in texts), texts
+    assert any("421 4.7.0" in t and "an HTTP request is not SMTP" in t for t in texts), texts
+    assert not any(t.startswith("MAIL FROM") for t in texts), texts
+    assert client.json("/api/v1/messages")["messages"] == []

@@ -115,6 +115,15 @@ SERVICE_NOT_AVAILABLE = _reply(
     commands=("ANY",),
     ref="RFC 5321 §4.2.3, §3.8",
 )
+HTTP_REQUEST = _reply(
+    421,
+    "4.7.0",
+    "{hostname} Error: an HTTP request is not SMTP, closing connection",
+    when="a command line whose verb is an HTTP method (GET, POST, CONNECT, ...): a web page "
+    "posting to the SMTP port through a browser, whose body would be read as SMTP commands",
+    commands=("ANY",),
+    ref="RFC 5321 §3.8, §4.2.3",
+)
 TOO_MANY_ERRORS = _reply(
     421,
     "4.7.0",

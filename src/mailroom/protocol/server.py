@@ -79,6 +79,7 @@ from mailroom.protocol.sentinels import NEED_DATA, PAUSED, Sentinel
 from mailroom.protocol.settings import SessionSettings
 from mailroom.protocol.states import (
     AUTH_EXEMPT,
+    HTTP_METHODS,
     NOT_IMPLEMENTED,
     SEQUENCE,
     TLS_EXEMPT,
@@ -619,6 +620,8 @@ class ServerConnection:
             )
             return CommandRejected(verb, reply)
         if sequence is None:
+            if verb in HTTP_METHODS:
+                return CommandRejected(verb, replies.HTTP_REQUEST(hostname=s.hostname))
             if verb == "LHLO":
                 return CommandRejected(verb, replies.LMTP_HELLO_ON_SMTP())
             if verb in NOT_IMPLEMENTED:

@@ -80,6 +80,15 @@ NOT_IMPLEMENTED = frozenset(
     {"TURN", "ETRN", "ATRN", "SEND", "SOML", "SAML", "BURL", "XCLIENT", "XFORWARD"}
 )
 
+# HTTP methods (RFC 9110 §9, and PATCH): no SMTP verb, and the first line of a browser's
+# request when a web page posts a form to an SMTP port (browsers refuse port 25, 465 and 587,
+# not 1025 or 2525). The form's body, read line by line, would be SMTP commands that send mail
+# as the browser's host: the session ends at the request line instead, as Postfix's
+# smtpd_forbidden_commands does.
+HTTP_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+
 # RFC 3207 §4: with TLS required, every command but these gets 530 5.7.0 before STARTTLS.
 TLS_EXEMPT = frozenset({"NOOP", "EHLO", "STARTTLS", "QUIT"})
 # RFC 4954 §6: with AUTH required, every command but these gets 530 5.7.0 before AUTH.
