@@ -3,7 +3,16 @@
 
 from __future__ import annotations
 
-from mailroom.policy.authguard import AuthFailures
+import asyncio
+from collections.abc import Awaitable
+from types import SimpleNamespace
+
+from mailroom.codes import Reply
+from mailroom.codes import catalogue as replies
+from mailroom.policy.authguard import AuthFailures, AuthGuard, AuthLimits, counted_as
+from mailroom.policy.base import SessionView
+from mailroom.protocol import Authenticate, Event
+from mailroom.protocol.events import PlainCredentials
 
 
 def test_blocked_at_the_limit_until_the_oldest_failure_ages_out() -> None:
@@ -61,3 +70,42 @@ def test_checks_in_flight_count_against_the_limit() -> None:
     failures.end("192.0.2.1", failed=True, now=2)
     assert failures.blocked("192.0.2.1", now=2)
     assert failures.may_begin("192.0.2.1", now=602)  # aged out
+
+
+def test_an_ipv6_client_is_counted_by_its_64() -> None:
+    assert counted_as("2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64"
+    assert counted_as("2001:db8:1:2:ffff:ffff:ffff:ffff") == "2001:db8:1:2::/64"
+    assert counted_as("2001:db8:1:3::1") == "2001:db8:1:3::/64"  # the next prefix
+    assert counted_as("192.0.2.1") == "192.0.2.1"  # IPv4: the address (a NAT may be many)
+    assert counted_as("::ffff:192.0.2.1") == "192.0.2.1"
+    assert counted_as("unix socket") == "unix socket"
+
+
+def test_a_guesser_rotating_through_its_ipv6_prefix_is_refused() -> None:
+    """AuthGuard over a directory where every password is wrong: five failures from five
+    addresses of one /64, and the sixth address of it is refused before its check; another
+    /64 is not held responsible."""
+    asked: list[str] = []
+
+    class WrongPasswords:
+        def decide(self, event: Event, session: SessionView) -> Reply:
+            asked.append(session.client_ip)
+            return replies.AUTH_INVALID_CREDENTIALS()
+
+    limits = AuthLimits(max_failures=5, failure_delay=0, max_failures_per_session=0)
+    guard = AuthGuard(WrongPasswords(), limits, clock=lambda: 100.0)  # type: ignore[arg-type]
+    event = Authenticate("PLAIN", PlainCredentials("", "alice", "guess"))
+
+    async def auth(ip: str) -> Reply:
+        decision = guard.decide(event, SimpleNamespace(client_ip=ip))  # type: ignore[arg-type]
+        reply = await decision if isinstance(decision, Awaitable) else decision
+        assert isinstance(reply, Reply)
+        return reply
+
+    async def attack() -> list[int]:
+        return [(await auth(f"2001:db8::{n}")).code for n in range(1, 7)]
+
+    assert asyncio.run(attack()) == [535] * 5 + [454]
+    assert asyncio.run(auth("2001:db8::99")) == replies.AUTH_TOO_MANY_FAILURES()
+    assert len(asked) == 5
+    assert asyncio.run(auth("2001:db8:0:1::1")).code == 535

@@ -6,7 +6,9 @@ Three named settings, each with a safe default (see ``AuthLimits``):
   waits, the event loop does not);
 - a client address with ``max_auth_failures`` failures within ``auth_failure_window`` seconds
   gets ``454 4.7.0`` to every further AUTH until the oldest failure ages out, whatever the
-  credentials (a right password must not tell a guesser it guessed right);
+  credentials (a right password must not tell a guesser it guessed right); an IPv6 client is
+  counted by its /64, the least a subscriber is given (RFC 6177), or a guesser would take a
+  new address of its own prefix for each try;
 - a session whose AUTH fails ``max_auth_failures_per_session`` times (454 refusals included)
   gets ``421 4.7.0`` instead of its last refusal, and is closed.
 
@@ -25,6 +27,7 @@ known account would reset the count for guessing all the others.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -37,7 +40,7 @@ from mailroom.policy.base import Decision, Greeting, Policy, SessionView
 from mailroom.protocol import AuthChallenge, Authenticate, Event
 from mailroom.store.envelope import Delivery
 
-__all__ = ["AuthFailures", "AuthGuard", "AuthLimits"]
+__all__ = ["AuthFailures", "AuthGuard", "AuthLimits", "counted_as"]
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,7 @@ class AuthGuard:
             return self.inner.decide(event, session)
         if self.shared is not None:  # counted in a database the fleet shares
             return self._decide_shared(self.shared, event, session)
-        address = session.client_ip
+        address = counted_as(session.client_ip)
         now = self.clock()
         if self.failures.blocked(address, now):
             return self._session_failed(session, replies.AUTH_TOO_MANY_FAILURES())
@@ -117,7 +120,7 @@ class AuthGuard:
         flight are not counted ahead across the fleet (each node records a failure when its
         check ends), so concurrent sessions of one address may each have a check in flight
         when the limit is reached; the per-session limit and the tarpit still hold."""
-        address = session.client_ip
+        address = counted_as(session.client_ip)
         if await shared.blocked(address, self.clock()):
             return self._session_failed(session, replies.AUTH_TOO_MANY_FAILURES())
         decision = self.inner.decide(event, session)
@@ -129,7 +132,7 @@ class AuthGuard:
 
     def _check(self, event: Event, session: SessionView) -> Decision:
         """Check the credentials, counted against the address while the check runs."""
-        address = session.client_ip
+        address = counted_as(session.client_ip)
         self.failures.begin(address)
         try:
             decision = self.inner.decide(event, session)
@@ -151,7 +154,7 @@ class AuthGuard:
         return self._checked(session, check)
 
     async def _in_turn(self, event: Event, session: SessionView) -> Any:
-        address = session.client_ip
+        address = counted_as(session.client_ip)
         failures = self.failures
         loop = asyncio.get_running_loop()
         while not failures.may_begin(address, self.clock()) and failures.in_flight(address):
@@ -199,6 +202,21 @@ class AuthGuard:
         if limit and count >= limit:
             return replies.AUTH_TOO_MANY_FAILURES_CLOSING(hostname=self.hostname)
         return reply
+
+
+def counted_as(client_ip: str) -> str:
+    """What AUTH failures of ``client_ip`` are counted against: an IPv4 address itself (one
+    address may be a whole NAT, a larger block would be many), an IPv6 address's /64."""
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return client_ip
+    if isinstance(address, ipaddress.IPv4Address):
+        return client_ip
+    mapped = address.ipv4_mapped
+    if mapped is not None:
+        return str(mapped)
+    return str(ipaddress.ip_network(f"{address}/64", strict=False))
 
 
 def _refused(check: asyncio.Future[Any]) -> bool:
