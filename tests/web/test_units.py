@@ -429,3 +429,31 @@ def test_a_snippet_is_the_text_with_its_white_space_collapsed(text: str) -> None
     expected = re.sub(r"\s+", " ", text).strip()
     for length in (0, 1, 7, SNIPPET_LENGTH):
         assert collapsed_prefix(text, length) == expected[:length]
+
+
+def test_wrong_web_passwords_from_one_ipv6_prefix_count_together() -> None:
+    """As SMTP AUTH: an IPv6 guesser is counted by its /64, so rotating through its own
+    prefix gains nothing; another prefix is not held responsible."""
+    import asyncio
+    import base64
+
+    from mailroom.settings_types import Listener
+    from mailroom.web.auth import TOO_MANY, WebAuth
+    from mailroom.web.context import WebSettings
+
+    settings = WebSettings(Listener("::1", 8025), "mx.example.test", auth="admin:right")
+    login = WebAuth(settings)
+
+    def header(password: str) -> str:
+        return "Basic " + base64.b64encode(f"admin:{password}".encode()).decode()
+
+    async def guesses() -> list[object]:
+        answers = [await login.user(header(f"guess{n}"), f"2001:db8::{n}") for n in range(5)]
+        answers.append(await login.user(header("right"), "2001:db8::ff"))
+        answers.append(await login.user(header("right"), "2001:db8:0:1::1"))
+        return answers
+
+    *wrong, past_the_limit, elsewhere = asyncio.run(guesses())
+    assert TOO_MANY not in wrong and all(answer != "admin" for answer in wrong)
+    assert past_the_limit is TOO_MANY
+    assert elsewhere == "admin"

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mailroom.policy.authguard import AuthFailures
+from mailroom.policy.authguard import AuthFailures, counted_as
 
 if TYPE_CHECKING:
     from mailroom.policy.credentials import PasswordFile
@@ -103,14 +103,15 @@ class WebAuth:
         known = self._remembered.get(digest)
         if known is not None and known[1] > now:
             return known[0]
-        if not self.failures.may_begin(client, now):
+        counted = counted_as(client)  # as SMTP AUTH counts: an IPv6 client by its /64
+        if not self.failures.may_begin(counted, now):
             return TOO_MANY
-        self.failures.begin(client)
+        self.failures.begin(counted)
         name: str | None = None
         try:
             name = await self._check(user, password)
         finally:
-            self.failures.end(client, failed=name is None, now=time.monotonic())
+            self.failures.end(counted, failed=name is None, now=time.monotonic())
         if name is None:
             return NEED_CREDENTIALS
         if len(self._remembered) >= _REMEMBERED_MAX:
