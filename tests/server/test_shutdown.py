@@ -7,6 +7,7 @@ import re
 import signal
 import smtplib
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from tests.live import (
     free_port,
     maildir_files,
     queue_id_of,
+    tls_context,
     wait_for,
 )
 
@@ -255,3 +257,31 @@ def test_killed_server_loses_nothing_it_acknowledged(serve_process) -> None:
     assert again.terminate() == 0
     assert len(cli_list(data)) == len(ids) + 1
     assert not maildir_files(data, "tmp")
+
+
+def test_a_tls_client_that_neither_reads_nor_closes_does_not_hold_the_shutdown(
+    serve_process,
+) -> None:
+    """An idle session over TLS gets 421 4.3.2 and its TLS is closed, which waits for the
+    client's close_notify; clients that send none (and read nothing) held the stop for the
+    whole grace period, and asyncio's own TLS shutdown timeout after it. The grace is for
+    messages in flight: with none, the server is gone well inside it."""
+    process: ServeProcess = serve_process("--tls", "self-signed", "--shutdown-grace", "60")
+    context = tls_context(process_data(process))
+    stuck = []
+    for _ in range(3):
+        sock = socket.create_connection(process.smtp, timeout=30)
+        reader = sock.makefile("rb")
+        assert reader.readline().startswith(b"220 ")
+        sock.sendall(b"EHLO stuck.example.test\r\n")
+        while not reader.readline().startswith(b"250 "):
+            pass
+        sock.sendall(b"STARTTLS\r\n")
+        assert reader.readline().startswith(b"220 ")
+        stuck.append(context.wrap_socket(sock, server_hostname="127.0.0.1"))
+    started = time.monotonic()
+    process.process.send_signal(signal.SIGTERM)
+    assert process.process.wait(timeout=90) == 0
+    assert time.monotonic() - started < 30, "held for the grace period"
+    for sock in stuck:
+        sock.close()

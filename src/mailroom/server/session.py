@@ -857,6 +857,11 @@ class Session(asyncio.Protocol):
             self._say_and_close(replies.SHUTTING_DOWN(hostname=self.server.hostname))
 
     def force_close(self) -> None:
+        if self._closing:
+            # Told already, and its close still waits on the client (its TLS close_notify,
+            # or replies it does not read): the server is going, drop the connection.
+            self._abort()
+            return
         self._say_and_close(replies.SHUTTING_DOWN(hostname=self.server.hostname))
 
     def _say_and_close(self, reply: Reply) -> None:

@@ -36,6 +36,9 @@ log = logging.getLogger("mailroom.server")
 
 SWEEP_INTERVAL = 1.0  # seconds between idle-timeout checks
 LISTEN_BACKLOG = 1024
+# On stopping, seconds sessions told 421 may take to close before they are dropped (the grace
+# period proper is for messages in flight).
+CLOSING_GRACE = 1.0
 
 
 @dataclass(frozen=True)
@@ -138,8 +141,17 @@ class SMTPServer:
             server.close()
         for session in list(self.sessions):
             session.shutdown()
-        deadline = time.monotonic() + self.limits.shutdown_grace
+        # The grace is for messages in flight. Sessions told 421 are closing; over TLS a close
+        # waits for the client's close_notify, which a client that reads nothing never sends:
+        # they get a moment to finish, then are dropped, not waited for.
+        now = time.monotonic()
+        deadline = now + self.limits.shutdown_grace
+        closing_deadline = now + CLOSING_GRACE
         while self.sessions and time.monotonic() < deadline:
+            if time.monotonic() >= closing_deadline and not any(
+                session.in_message for session in self.sessions
+            ):
+                break
             await asyncio.sleep(0.05)
         for session in list(self.sessions):
             session.force_close()
