@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import smtplib
 import socket
 from pathlib import Path
@@ -45,6 +46,25 @@ def test_size_is_advertised_and_enforced(serve) -> None:
     assert queue_id_of(text) in path.name
     assert path.read_bytes().endswith(body)
     assert not maildir_files(live.data, "tmp")
+
+
+def test_a_size_the_disk_has_no_room_for_is_refused_for_now(serve) -> None:
+    """RFC 1870 §6.1: with no fixed limit (--max-message-size 0), a SIZE= larger than the data
+    directory's file system can hold now gets 452 4.3.1 at MAIL, not 250 and a refusal after
+    the client sent it all; a SIZE= that fits is taken, and the session goes on."""
+    live: LiveServer = serve(max_message_size="0")
+    free = shutil.disk_usage(live.data).free
+    with smtplib.SMTP(*live.smtp) as client:
+        client.ehlo()
+        code, text = client.mail("alice@example.test", [f"SIZE={free + 1}"])
+        assert (code, text) == (
+            452,
+            b"4.3.1 Insufficient system storage for a message of that size",
+        )
+        assert client.mail("alice@example.test", ["SIZE=1000"]) == (250, b"2.1.0 Ok")
+        assert client.rcpt("bob@example.test")[0] == 250
+        assert client.data(b"Subject: fits\r\n\r\nhi\r\n")[0] == 250
+    assert len(maildir_files(live.data)) == 1
 
 
 def test_header_section_limit(serve) -> None:

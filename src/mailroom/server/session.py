@@ -478,6 +478,10 @@ class Session(asyncio.Protocol):
             if kind is MailFrom:
                 self.routes.clear()
                 self.mt_priority = None
+                size = event.parameters.size  # type: ignore[attr-defined]
+                if size is not None and not self.server.store.has_room(size):
+                    # RFC 1870 §6.1: no room for it now, perhaps later; the client keeps it.
+                    return replies.SIZE_NOT_NOW()
         decision = self.server.policy.decide(event, self)
         if decision is DISCONNECT:
             return DISCONNECT

@@ -83,6 +83,11 @@ class MessageSink(Protocol):
 
     def begin(self, envelope: Envelope | None) -> OpenMessage: ...
 
+    def has_room(self, size: int) -> bool:
+        """Whether a message of ``size`` octets (a client's SIZE=, RFC 1870) fits now: a MAIL
+        that does not fit gets 452 4.3.1 before the client sends the message."""
+        ...
+
 
 class Store(MessageSink, Protocol):
     """A back end the composition root starts and closes."""

@@ -23,6 +23,7 @@ import errno
 import functools
 import logging
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -461,6 +462,17 @@ class MaildirStore:
                 raise StoreError(f"not a mailbox name: {name!r}")
             path = self._mailboxes[name] = str(ensure_maildir(self.mail_dir / name))
         return path
+
+    def has_room(self, size: int) -> bool:
+        """Whether the data directory's file system has room for a message of ``size``
+        octets, with half as much again to spare (the index, a copy per mailbox, the queue),
+        as Postfix asks of a SIZE= at MAIL. An error reading it says yes: the end of data
+        still refuses what cannot be written (452 4.3.1)."""
+        try:
+            free = shutil.disk_usage(self.data_dir).free
+        except OSError:
+            return True
+        return free >= size + size // 2
 
     def begin(self, envelope: Envelope | None) -> MessageWriter:
         assert envelope is not None  # wants_envelope: the trace fields are made from it
