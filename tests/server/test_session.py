@@ -149,40 +149,6 @@ def test_client_vanishes_mid_message(serve, size: int) -> None:
     assert len(maildir_files(live.data)) == 1
 
 
-def test_client_that_half_closes_after_its_last_command(serve) -> None:
-    """printf ... | nc -N: the whole session is sent, then the client shuts down its sending
-    side and reads. What it sent whole is answered, the message stored, then the server closes;
-    a command cut short by the end is not run."""
-    live: LiveServer = serve()
-    client = LineClient(live.smtp)
-    client.reply()
-    client.send(
-        b"EHLO client.example.test\r\n"
-        b"MAIL FROM:<alice@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n"
-        b"Subject: half-closed\r\n\r\nhi\r\n.\r\n"
-        b"MAIL FROM:<alice@example.test>\r\nRCPT TO:<carol@example.test>\r\nDATA\r\n"
-        b"Subject: cut short\r\n\r\nno end of data"
-    )
-    client.sock.shutdown(socket.SHUT_WR)
-    assert client.reply().startswith(b"250-")
-    assert [client.reply() for _ in range(2)] == [b"250 2.1.0 Ok\r\n", b"250 2.1.5 Ok\r\n"]
-    assert client.reply().startswith(b"354 ")
-    queue_id = queue_id_of(client.reply())
-    assert [client.reply() for _ in range(2)] == [b"250 2.1.0 Ok\r\n", b"250 2.1.5 Ok\r\n"]
-    assert client.reply().startswith(b"354 ")
-    assert client.closed()
-    client.close()
-    assert_stored(
-        live.data,
-        queue_id,
-        b"Subject: half-closed\r\n\r\nhi\r\n",
-        sender="alice@example.test",
-        recipients=["bob@example.test"],
-    )
-    wait_for(lambda: not live.mail_server.smtp.sessions)
-    assert len(maildir_files(live.data)) == 1
-
-
 def test_bare_line_feed_is_refused_by_default(serve) -> None:
     live: LiveServer = serve()
     client = LineClient(live.smtp)

@@ -287,15 +287,7 @@ class Session(asyncio.Protocol):
             self.conn.receive_data(b"")
             if not self.busy:
                 self._process()
-        # A client that half-closes after its last command (``printf ... | nc -N``) still
-        # reads: what it sent whole is answered (a message waiting for the store included),
-        # then the session closes the transport itself. Returning None would close it now,
-        # dropping a complete message unanswered. TLS transports ignore this (and warn).
-        return not self._closing and self.transport is not None and not self._tls_transport()
-
-    def _tls_transport(self) -> bool:
-        assert self.transport is not None
-        return self.transport.get_extra_info("ssl_object") is not None
+        return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
