@@ -269,6 +269,36 @@ def test_a_forward_leaves_with_srs_and_an_arc_seal_and_its_bounce_comes_back(
     assert code == 550
 
 
+def test_a_strangers_mail_with_a_local_sender_is_forwarded_with_srs_too(
+    make_server, knot, sink, unbound
+):
+    """A stranger's message with a sender in a local domain (here SPF lets 127.0.0.1 send as
+    example.test, and the From aligns: it passes every check) that an alias forwards off-site
+    leaves with an SRS sender and an ARC seal, as any stranger's does: sent on with
+    <alice@example.test>, the next server's SPF check would pass for example.test from this
+    server for mail no one here vouched for. Its bounce comes back to alice."""
+    server = make_server(keys=True)
+    for key in server.server.authentication.keys["example.test"]:
+        publish(knot, key)
+    code, reply = send(
+        server, "alice@example.test", "fwd@example.test", message("alice@example.test")
+    )
+    assert code == 250, reply
+    [forwarded] = sink.wait_for_messages(1, timeout=30)
+    assert forwarded.recipients == ["carol@remote.test"]
+    assert forwarded.sender.startswith("SRS0=") and forwarded.sender.endswith("@example.test")
+    assert forwarded.sender.split("=", 4)[3:] == ["example.test", "alice@example.test"]
+    arc, _ = run(verify_chain(forwarded.raw, Resolver([unbound.address]).lookup))
+    assert arc.result == "pass"
+    sink.clear()
+    bounce = b"From: MAILER-DAEMON@forwarder.test\r\nSubject: Undelivered\r\n\r\nsorry\r\n"
+    code, reply = send(server, "", forwarded.sender, bounce)
+    assert code == 250, reply
+    mailbox = Path(server.config.data) / "mail" / "example.test" / "alice" / "new"
+    assert len(list(mailbox.iterdir())) == 1
+    assert sink.messages == []
+
+
 def test_a_large_message_keeps_its_body_and_gets_its_header(make_server, sender_keys, unbound):
     # Over the store's 1 MiB in memory: the message is spilled to a file as it arrives, and its
     # new header section (Authentication-Results) is written before a kernel copy of the rest.

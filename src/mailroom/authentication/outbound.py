@@ -4,10 +4,11 @@ a local domain sent it on to a remote address) SRS and an ARC seal.
 
 A forward is recognized by its sender: not null, and not in a local domain (mail this server's
 own users send carries their addresses; mail from elsewhere is relayed only because an alias
-forwards it). Its envelope sender is rewritten with SRS, so the next server's SPF check asks
-this server's domain; and if it came through this server's checks (it carries this server's
-``Authentication-Results``), it gets an ARC set sealed with the SRS domain's RSA key, so the
-next server can see what this one saw.
+forwards it), or an SRS address of ours (a stranger's message with a local sender, rewritten
+when it was taken: ``mailroom.policy.authentication``). Its envelope sender is rewritten with
+SRS, so the next server's SPF check asks this server's domain; and if it came through this
+server's checks (it carries this server's ``Authentication-Results``), it gets an ARC set sealed
+with the SRS domain's RSA key, so the next server can see what this one saw.
 
 A message the queue had to convert for its next hop (8-bit to 7-bit, RFC 6152: see
 ``delivery/downgrade.py``) no longer matches the DKIM signatures this server made when it took
@@ -55,13 +56,25 @@ class Outbound:
 
     def is_forward(self, sender: str) -> bool:
         domain = sender.rpartition("@")[2] if "@" in sender else ""
-        return bool(domain) and not self.is_local_domain(domain)
+        return bool(domain) and (not self.is_local_domain(domain) or self._rewritten(sender))
+
+    def _rewritten(self, sender: str) -> bool:
+        """An SRS address of ours: a forward whose sender was rewritten when it was taken (a
+        stranger's sender in a local domain: mailroom.policy.authentication)."""
+        return self.srs is not None and self.srs.reverse(sender) is not None
 
     def sender(self, sender: str) -> str:
-        """The envelope sender to use: SRS-rewritten for a forward."""
-        if self.srs is None or not self.is_forward(sender):
+        """The envelope sender to use: SRS-rewritten for a forward (once)."""
+        if self.srs is None or not self.is_forward(sender) or self._rewritten(sender):
             return sender
         return self.srs.forward(sender)
+
+    def original(self, sender: str) -> str:
+        """The sender for a local delivery (LMTP): an SRS address of ours made when the message
+        was taken goes back to the address it stands for."""
+        if self.srs is None:
+            return sender
+        return self.srs.reverse(sender) or sender
 
     def _checked_here(self, message: bytes) -> bool:
         head = message[: header_length(message)]

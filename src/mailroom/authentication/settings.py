@@ -63,8 +63,7 @@ class AuthenticationSettings:
     spf_enforce_domains: tuple[str, ...] = ()
     # A stranger's MAIL FROM in one of this server's own domains, from an address that
     # domain's SPF record says fail for, is refused even with spf = "record": the record is
-    # the operator's own word, and taken, such a forgery reaches local users and leaves by
-    # their forwarding aliases with the sender unchanged (a local sender is not SRS-rewritten).
+    # the operator's own word, and such a forgery would reach local users as if from one.
     spf_enforce_local_domains: bool = True
     dkim: str = "record"
     dkim_required_domains: tuple[str, ...] = ()

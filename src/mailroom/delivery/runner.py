@@ -593,8 +593,11 @@ class QueueRunner:
         entry = job.entry
         message = await asyncio.to_thread(self.spool.read_message, entry.id)
         sender = entry.sender
-        if self.outbound is not None and not session.client.lmtp:
-            sender = self.outbound.sender(entry.sender)
+        if self.outbound is not None:
+            if session.client.lmtp:
+                sender = self.outbound.original(entry.sender)
+            else:
+                sender = self.outbound.sender(entry.sender)
         remaining = [r for r in job.recipients if not r.done]
         extensions = session.client.extensions
         if not extensions.rrvs:
@@ -845,6 +848,10 @@ class QueueRunner:
             # RFC 8689 §5: a REQUIRETLS message comes back as its header only (RET=HDRS), so
             # the report may travel without REQUIRETLS.
             entry = dataclasses.replace(entry, ret="HDRS")
+        if self.outbound is not None and self.outbound.original(entry.sender) != entry.sender:
+            # An SRS sender made when the message was taken: the report goes to the address
+            # it stands for, as a bounce to it from another server would.
+            entry = dataclasses.replace(entry, sender=self.outbound.original(entry.sender))
         dsn = build_dsn(entry, report, message, self.dsn_options, now=self.clock())
         try:
             queue_id = await self.deliver_local(sender="", recipients=[entry.sender], message=dsn)

@@ -113,7 +113,41 @@ class AuthenticationPolicy:
         return decision
 
     def deliveries(self, session: SessionView) -> list[Delivery] | None:
-        return self.inner.deliveries(session)
+        found = self.inner.deliveries(session)
+        if found is None or self.srs is None or self.trusted(session):
+            return found
+        return self._forwards_of_local_senders(session, found)
+
+    def _forwards_of_local_senders(
+        self, session: SessionView, found: list[Delivery]
+    ) -> list[Delivery]:
+        """A stranger's message with a sender in a local domain that an alias forwards off-site
+        leaves with an SRS sender, as a stranger's sender in any other domain does: sent on as
+        it came, the next server's SPF check would pass for our domain from our address (and
+        DMARC with it) for a sender no one here vouched for. The queue runner rewrites other
+        domains' senders as it sends; this one it would take for a local user's own mail, so
+        the queue entry gets the SRS address now."""
+        transaction = session.conn.transaction
+        sender = str(transaction.sender) if transaction and transaction.sender else ""
+        if not sender or not self.is_local_domain(sender.rpartition("@")[2]):
+            return found
+        assert self.srs is not None
+        queued = next((d for d in found if d.kind == "queue"), None)
+        if queued is None or queued.sender is not None:
+            return found
+        remote = {address for route in session.routes.values() for address in route.remote}
+        if not remote.intersection(queued.recipients):
+            return found  # queued only for local delivery (LMTP): nothing leaves
+        rewritten = Delivery(
+            "queue",
+            queued.target,
+            queued.recipients,
+            delivered=queued.delivered,
+            notify=queued.notify,
+            sender=self.srs.forward(sender),
+        )
+        _note(session, f"SRS: the forwards of <{sender}> leave as <{rewritten.sender}>")
+        return [rewritten if d is queued else d for d in found]
 
     def __getattr__(self, name: str) -> Any:
         # The mail server policy's other parts (route, may_relay, usage) stay reachable.
@@ -129,7 +163,14 @@ class AuthenticationPolicy:
         original = self.srs.reverse(address)
         if original is None:
             return False  # not ours, or too old: the directory answers (unknown user)
-        session.routes[address] = Resolution(remote=[original])
+        if self.is_local_domain(original.rpartition("@")[2]):
+            # A local sender's forward (rewritten when it was taken): its user's mailbox.
+            resolution = self.directory.resolve(original)
+            if not resolution.local and not resolution.remote:
+                return False  # no longer anyone's: unknown user
+            session.routes[address] = resolution
+        else:
+            session.routes[address] = Resolution(remote=[original])
         _note(session, f"SRS: {address} is a bounce address for <{original}>")
         return True
 

@@ -31,6 +31,9 @@ class Delivery:
     # Queue only: the NOTIFY a recipient's queue entry gets in place of the client's, as
     # policy decided ("NEVER" for mail forwarded off-site for a sender it cannot vouch for).
     notify: tuple[tuple[str, tuple[str, ...]], ...]
+    # Queue only: the envelope sender the queue entry gets in place of the message's (an SRS
+    # address, for mail forwarded off-site whose local sender the server cannot vouch for).
+    sender: str | None
 
     def __init__(
         self,
@@ -39,6 +42,7 @@ class Delivery:
         recipients: tuple[str, ...],
         delivered: tuple[str, ...] = (),
         notify: tuple[tuple[str, tuple[str, ...]], ...] = (),
+        sender: str | None = None,
     ) -> None:
         # Compiled, unlike the one @dataclass would write (an interpreted function: see
         # mailroom.protocol.parameters.MailParameters); one or more a message.
@@ -47,6 +51,7 @@ class Delivery:
         object.__setattr__(self, "recipients", recipients)
         object.__setattr__(self, "delivered", delivered)
         object.__setattr__(self, "notify", notify)
+        object.__setattr__(self, "sender", sender)
 
 
 @dataclass(slots=True, init=False)

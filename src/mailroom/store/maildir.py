@@ -715,7 +715,7 @@ def queue_entry_for(e: Envelope, delivery: Delivery) -> QueueEntry:
     }
     return QueueEntry(
         id=e.queue_id,
-        sender=e.sender,
+        sender=e.sender if delivery.sender is None else delivery.sender,
         recipients=[recipient(address) for address in delivery.recipients]
         + [recipient(address, **delivered) for address in delivery.delivered],
         created=e.received_at,
