@@ -688,6 +688,7 @@ class Mailroom:
         context = WebContext(
             settings=WebSettings(
                 listener=listener,
+                tls=self.tls.context if config.web_tls and self.tls is not None else None,
                 hostname=config.hostname,
                 auth=config.web_auth,
                 users=config.web_users,

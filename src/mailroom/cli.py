@@ -116,6 +116,7 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, object]:
         overrides["web_allowed_hosts"] = tuple(args.web_allowed_host)
     for flag in (
         "require_tls",
+        "web_tls",
         "require_auth",
         "allow_insecure_auth",
         "allow_internal_http_requests",
@@ -582,6 +583,11 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         type=Path,
         metavar="FILE",
         help="web users with argon2 passwords (lines from `mailroom passwd`)",
+    )
+    add(
+        "--web-tls",
+        action="store_true",
+        help="HTTPS on the web listener, with the SMTP listeners' certificate (needs --tls)",
     )
     add(
         "--web-allowed-host",

@@ -146,6 +146,9 @@ class Config:
     # besides localhost, IP addresses and the hostname: a guard against DNS rebinding; "*"
     # answers to any
     web_allowed_hosts: tuple[str, ...] = ()
+    # HTTPS on the web listener, with the SMTP listeners' certificate (tls = self-signed or
+    # files): off loopback, the web's passwords and every message otherwise cross in clear
+    web_tls: bool = False
     # where "release" sends a captured message unless the request names a server
     release_smtp: Listener | None = None
     # terms in one search of the web API (each is a clause of one SQL expression); more: 400
@@ -218,6 +221,8 @@ class Config:
             raise ConfigError(
                 "require_tls needs TLS: give --tls-cert/--tls-key or --tls self-signed"
             )
+        if self.web_tls and self.tls == "off":
+            raise ConfigError("web_tls needs TLS: give --tls-cert/--tls-key or --tls self-signed")
         if self.tls_min_version not in ("1.2", "1.3"):
             raise ConfigError("tls_min_version is '1.2' or '1.3'")
         if self.tls_reload_interval < 0:

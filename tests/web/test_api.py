@@ -912,3 +912,29 @@ def test_send_refuses_what_cannot_make_a_message(
     answer = client.post("/api/v1/send", body)
     assert answer.status == 400 and message in answer.json()["Error"], answer.text
     assert client.json("/api/v1/messages")["total"] == 0
+
+
+def test_the_web_over_https(web, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """--web-tls: the web listener speaks HTTPS with the SMTP listeners' certificate, so its
+    passwords and messages do not cross the network in clear; plain HTTP gets no page."""
+    import base64
+    import socket
+    import urllib.request
+
+    from mailroom.config import ConfigError, load_config
+    from tests.live import tls_context
+
+    live, client = web(tls="self-signed", web_tls=True, web_auth="a:b")
+    assert client.base.startswith("https://127.0.0.1:")
+    context = tls_context(live.data)
+    request = urllib.request.Request(client.base + "/api/v1/messages")
+    request.add_header("Authorization", "Basic " + base64.b64encode(b"a:b").decode())
+    with urllib.request.urlopen(request, timeout=30, context=context) as answer:
+        assert answer.status == 200
+        assert json.loads(answer.read())["messages"] == []
+    host, port = live.mail_server.web.address
+    with socket.create_connection((host, port), timeout=30) as plain:
+        plain.sendall(b"GET /api/v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert not plain.recv(4096).startswith(b"HTTP/")
+    with pytest.raises(ConfigError, match="web_tls needs TLS"):
+        load_config(None, {"web": "127.0.0.1:0", "web_tls": True, "data": tmp_path})

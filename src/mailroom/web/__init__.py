@@ -63,6 +63,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Seconds a connection may stay open without sending a whole request (aiohttp closes it; its
 # own default, 3630, let a client that sends half a header hold its descriptor for an hour).
 IDLE_TIMEOUT = 75.0
+TLS_HANDSHAKE_TIMEOUT = 30.0  # seconds, as the SMTP listeners' default
 BUSY_LINGER = 2.0  # seconds a refused connection is read (and dropped) before it is closed
 BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -321,7 +322,8 @@ class WebServer:
             host = f"[{host}]"
         elif host in ("0.0.0.0", ""):
             host = "127.0.0.1"
-        return f"http://{host}:{port}/"
+        scheme = "https" if self.settings.tls is not None else "http"
+        return f"{scheme}://{host}:{port}/"
 
     async def start(self) -> None:
         listener = self.settings.listener
@@ -335,7 +337,12 @@ class WebServer:
         admission = _Admission(runner.server, self.settings.max_connections)
         try:
             self._listening = await asyncio.get_running_loop().create_server(
-                admission, listener.host, listener.port, reuse_address=True
+                admission,
+                listener.host,
+                listener.port,
+                reuse_address=True,
+                ssl=self.settings.tls,
+                ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if self.settings.tls else None,
             )
         except BaseException:
             await runner.cleanup()
@@ -345,6 +352,18 @@ class WebServer:
         host, port = self._listening.sockets[0].getsockname()[:2]
         self.address = (str(host), int(port))
         log.debug("web UI and API on %s", self.url)  # `mailroom serve` prints it
+        if (
+            self.settings.credentials
+            and self.settings.tls is None
+            and not is_loopback(listener.host)
+        ):
+            log.warning(
+                "the web UI and API on %s:%d take passwords over plain HTTP: anyone on the "
+                "path can read them and every message. Set --web-tls (with --tls), or put a "
+                "TLS proxy in front and listen on loopback.",
+                listener.host,
+                listener.port,
+            )
         if not self.settings.credentials and not is_loopback(listener.host):
             log.warning(
                 "the web UI and API on %s:%d are open to anyone who can reach them: every "

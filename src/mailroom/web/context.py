@@ -10,6 +10,7 @@ gathered from all of them.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,8 @@ class CheckSettings:
 class WebSettings:
     listener: Listener  # where the UI and API listen
     hostname: str  # the server's name: answered on loopback, shown as the UI's label
+    # HTTPS: the SMTP listeners' context (a renewed certificate is used for new handshakes)
+    tls: ssl.SSLContext | None = None
     auth: str | None = None  # "user:password" for HTTP basic auth
     users: Path | None = None  # or a password file of web users (`mailroom passwd` lines)
     # wrong passwords against ``users`` from one address within the window: then 429
