@@ -59,9 +59,7 @@ def session_settings_for(
         require_tls = config.tls_enabled and not config.allow_insecure_auth
         if config.mail is not None and config.mail.burl is not None:
             # RFC 4468: BURL imap where an IMAP server to fetch from is configured.
-            settings = replace(
-                settings, burl=("imap",), help_commands=settings.help_commands + " BURL"
-            )
+            settings = replace(settings, burl=("imap",))
         return replace(
             settings, auth_mechanisms=mechanisms, require_auth=True, require_tls=require_tls
         )

@@ -485,6 +485,33 @@ def test_ehlo_keywords(changes, tls, keywords):
     run([(w.EHLO, HELLO_LINE + keywords)], settings=make_settings(**changes), tls=tls)
 
 
+@pytest.mark.parametrize(
+    "changes, tls, listed",
+    [
+        ({}, False, b""),
+        (
+            {"tls_available": True, "auth_mechanisms": ("PLAIN", "CRAM-MD5")},
+            False,
+            b" STARTTLS AUTH",
+        ),
+        # over TLS, STARTTLS is no longer a command to give
+        ({"tls_available": True, "auth_mechanisms": ("PLAIN",)}, True, b" AUTH"),
+        # PLAIN alone is not offered in the clear: no AUTH to list
+        ({"tls_available": True, "auth_mechanisms": ("PLAIN",)}, False, b" STARTTLS"),
+        ({"chunking": False, "burl": ("imap",)}, False, b" BURL"),
+    ],
+    ids=["default", "tls-offered", "over-tls", "no-mechanism-yet", "burl"],
+)
+def test_help_lists_the_commands_offered_now(changes, tls, listed):
+    verbs = (
+        b"HELO EHLO MAIL RCPT DATA BDAT"
+        if changes.get("chunking", True)
+        else b"HELO EHLO MAIL RCPT DATA"
+    )
+    help_ = b"214 2.0.0 Commands: " + verbs + b" RSET NOOP QUIT VRFY EXPN HELP" + listed + b"\r\n"
+    run([(b"HELP\r\n", help_)], settings=make_settings(**changes), tls=tls)
+
+
 def test_ehlo_with_no_extension_at_all():
     settings = make_settings(
         pipelining=False,

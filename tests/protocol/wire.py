@@ -26,10 +26,7 @@ GO_AHEAD = b"354 End data with <CR><LF>.<CR><LF>\r\n"
 QUEUED = b"250 2.0.0 Ok: queued as Q1\r\n"
 OK = b"250 2.0.0 Ok\r\n"
 BYE = b"221 2.0.0 Bye\r\n"
-HELP = (
-    b"214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY EXPN HELP"
-    b" STARTTLS AUTH\r\n"
-)
+HELP = b"214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY EXPN HELP\r\n"
 CANNOT_VRFY = b"252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery\r\n"
 
 NEED_HELLO = b"503 5.5.1 Error: send HELO/EHLO first\r\n"

@@ -797,7 +797,23 @@ class ServerConnection:
         return Quit(replies.BYE())
 
     def _help(self, argument: str, refusal: ReplyTemplate | None) -> Event | None:
-        return Help(argument, replies.HELP_OK(commands=self.settings.help_commands))
+        return Help(argument, replies.HELP_OK(commands=" ".join(self.help_commands())))
+
+    def help_commands(self) -> list[str]:
+        """The verbs HELP lists: those of RFC 5321 and of the extensions this session offers
+        now (no STARTTLS once TLS is on, no AUTH where no mechanism is offered)."""
+        s = self.settings
+        verbs = ["HELO", "EHLO", "MAIL", "RCPT", "DATA"]
+        if s.chunking:
+            verbs.append("BDAT")
+        verbs += ["RSET", "NOOP", "QUIT", "VRFY", "EXPN", "HELP"]
+        if s.tls_available and not self.tls_active:
+            verbs.append("STARTTLS")
+        if self.offered_mechanisms():
+            verbs.append("AUTH")
+        if s.burl:
+            verbs.append("BURL")
+        return verbs
 
     def _vrfy(self, argument: str, refusal: ReplyTemplate | None) -> Event | None:
         if not argument:

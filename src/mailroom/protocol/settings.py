@@ -80,9 +80,6 @@ class SessionSettings:
     # Nonces for CRAM-MD5 and SCRAM challenges; injectable so tests can pin transcripts.
     nonce: Callable[[], str] = field(default=lambda: token_hex(12))
 
-    # The text of HELP: the verbs this server knows.
-    help_commands: str = "HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY EXPN HELP STARTTLS AUTH"
-    # (BURL, when offered, is added to HELP's list by the server.)
 
     def __post_init__(self) -> None:
         # A bad setting is a configuration error, found when the listener is built, never an
