@@ -241,6 +241,23 @@ class ServerConnection:
             return s.auth_mechanisms
         return tuple(m for m in s.auth_mechanisms if m not in PLAINTEXT_MECHANISMS)
 
+    def quit_pending(self) -> bool:
+        """Whether the input not yet read ends with a QUIT line: at the client's end of input,
+        a client that half-closed after a whole session (``printf ... | nc -N``), which still
+        reads its replies, rather than one that went away (which sends no QUIT before the
+        reply to its last message: taking that message would deliver it twice when it tries
+        again)."""
+        buffer = self._buffer
+        for ending in (b"QUIT\r\n", b"QUIT\n"):
+            size = len(ending)
+            if (
+                len(buffer) >= size
+                and bytes(buffer[-size:]).upper() == ending
+                and (len(buffer) == size or buffer[-size - 1] == 0x0A)
+            ):
+                return True
+        return False
+
     def ehlo_keywords(self) -> list[str]:
         s = self.settings
         keywords = []

@@ -80,7 +80,6 @@ class SessionSettings:
     # Nonces for CRAM-MD5 and SCRAM challenges; injectable so tests can pin transcripts.
     nonce: Callable[[], str] = field(default=lambda: token_hex(12))
 
-
     def __post_init__(self) -> None:
         # A bad setting is a configuration error, found when the listener is built, never an
         # exception in the middle of a session.

@@ -283,11 +283,22 @@ class Session(asyncio.Protocol):
             self._pause_reading()
 
     def eof_received(self) -> bool | None:
-        if not self._closing:
-            self.conn.receive_data(b"")
-            if not self.busy:
-                self._process()
-        return None
+        if self._closing:
+            return None
+        # A client that ended its input with QUIT (``printf ... | nc -N``) still reads: the
+        # transport stays open for the replies to what it sent whole, and the session closes
+        # it after the 221. Any other end of input is a client gone: what was not answered is
+        # dropped (a message taken then would be delivered twice when it tries again). TLS
+        # transports cannot stay half-open (asyncio ignores it): they close either way.
+        keep_open = self.conn.quit_pending() and not self._over_tls()
+        self.conn.receive_data(b"")
+        if not self.busy:
+            self._process()
+        return keep_open and not self._closing
+
+    def _over_tls(self) -> bool:
+        transport = self.transport
+        return transport is not None and transport.get_extra_info("ssl_object") is not None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
