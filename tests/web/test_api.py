@@ -398,6 +398,10 @@ def test_release_errors(serve: object, api: tuple[LiveServer, Api]) -> None:
     assert no_server.status == 400 and "release_smtp" in no_server.json()["Error"]
     assert client.post(f"/api/v1/message/{queue_id}/release", {"To": []}).status == 400
     assert client.post(f"/api/v1/message/{queue_id}/release", {"To": ["nobody"]}).status == 400
+    for sender in ("not an address", "a@b.test>\r\nRCPT TO:<c@d.test", 7):
+        bad_from = {"To": ["a@b.test"], "From": sender, "Server": "127.0.0.1:9"}
+        answer = client.post(f"/api/v1/message/{queue_id}/release", bad_from)
+        assert answer.status == 400 and answer.json()["Error"] == "From must be an address"
     target: LiveServer = serve(faults=("rcpt:*@refused.test:550 5.1.1 No such user",))  # type: ignore[operator]
     host, port = target.smtp
     refused = client.post(

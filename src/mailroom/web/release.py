@@ -117,7 +117,9 @@ async def _to_a_server(
     sender = body.get("From")
     if sender is None:
         sender = row.sender
-    if not isinstance(sender, str):
+    if not isinstance(sender, str) or (sender and not _is_address(sender)):
+        # The null sender is a sender too; anything else is an address or the client's error
+        # (not the next hop's: 400, not 502).
         return error(400, "From must be an address")
     try:
         result = await ctx.release(
