@@ -26,6 +26,7 @@ from mailroom.authentication.dkim import DKIMResult
 from mailroom.authentication.dns import DNSLog, LookupFunc
 from mailroom.authentication.spf import SPFResult
 from mailroom.header_section import address_list
+from mailroom.protocol.syntax import a_label, ascii_digits
 
 __all__ = [
     "DMARCRecord",
@@ -63,13 +64,7 @@ def aligned(identifier: str, author: str, mode: str) -> bool:
 
 
 def _a_label(domain: str) -> str:
-    domain = domain.strip().lower().rstrip(".")
-    if domain.isascii():
-        return domain
-    try:
-        return domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        return domain
+    return a_label(domain.strip().lower().rstrip("."))
 
 
 def author_domains(from_fields: Sequence[str]) -> list[str]:
@@ -114,9 +109,7 @@ def parse_record(text: str) -> DMARCRecord | None:
             return None
         policy, subdomain = "none", None
     percent_text = tags.get("pct", "100")
-    # ASCII digits: str.isdigit is true of "²", which int refuses.
-    digits = percent_text.isascii() and percent_text.isdigit()
-    percent = int(percent_text) if digits and len(percent_text) <= 3 else 100
+    percent = int(percent_text) if ascii_digits(percent_text) and len(percent_text) <= 3 else 100
     return DMARCRecord(
         policy,  # type: ignore[arg-type]
         subdomain,

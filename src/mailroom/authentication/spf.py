@@ -27,6 +27,7 @@ from functools import lru_cache
 from typing import Literal
 
 from mailroom.authentication.dns import DNSLog, LookupFunc
+from mailroom.protocol.syntax import ascii_digits
 
 __all__ = ["SPFLimits", "SPFResult", "check_host", "check_sender", "valid_domain"]
 
@@ -120,13 +121,8 @@ class _Record:
 
 
 def _cidr(text: str, maximum: int) -> int:
-    # ASCII digits (RFC 7208 §12 ip4-cidr-length = "/" ("0" / %x31-39 0*1DIGIT)): str.isdigit
-    # is true of "²", which int refuses, and a TXT record is read as UTF-8.
-    if (
-        not (text.isascii() and text.isdigit())
-        or (len(text) > 1 and text[0] == "0")
-        or int(text) > maximum
-    ):
+    # RFC 7208 §12 ip4-cidr-length = "/" ("0" / %x31-39 0*1DIGIT); a TXT record is UTF-8.
+    if not ascii_digits(text) or (len(text) > 1 and text[0] == "0") or int(text) > maximum:
         raise _Stop("permerror", f"invalid prefix length /{text}")
     return int(text)
 

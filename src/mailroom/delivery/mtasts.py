@@ -35,6 +35,7 @@ from aiohttp.abc import AbstractResolver
 
 from mailroom.filemodes import private_dir, replace_private
 from mailroom.logsafe import quoted
+from mailroom.protocol.syntax import ascii_digits
 from mailroom.resolver import Resolver, ResolverError
 
 __all__ = [
@@ -167,8 +168,7 @@ def parse_policy(text: str) -> STSPolicy:
     if mode not in ("enforce", "testing", "none"):
         raise PolicyError(f"mode is {mode!r}, not enforce, testing or none")
     max_age = found.get("max_age", "")
-    # ASCII digits (RFC 8461 §3.2: 1*10DIGIT): str.isdigit is true of "²", which int refuses.
-    if not (max_age.isascii() and max_age.isdigit()) or len(max_age) > 10:
+    if not ascii_digits(max_age) or len(max_age) > 10:  # RFC 8461 §3.2: 1*10DIGIT
         raise PolicyError(f"max_age is {max_age!r}, not a number of seconds")
     if not mx and mode != "none":
         raise PolicyError("no mx: a policy names at least one MX host")

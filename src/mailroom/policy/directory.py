@@ -39,7 +39,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailroom.protocol.syntax import AddressError, parse_domain, parse_mailbox
+from mailroom.protocol.syntax import AddressError, a_label, parse_domain, parse_mailbox
 from mailroom.settings_types import parse_size
 
 __all__ = ["Directory", "DirectoryError", "Resolution", "User"]
@@ -148,16 +148,6 @@ def _split(address: str) -> tuple[str, str]:
     return local, domain
 
 
-def _a_label(domain: str) -> str:
-    """A domain's ASCII spelling (IDNA), or the name as it is if it has none."""
-    if domain.isascii():
-        return domain
-    try:
-        return domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        return domain
-
-
 def canonical(address: str, *, fold_local_part: bool = True) -> str:
     local, domain = _split(address.strip())
     domain = domain.lower().rstrip(".")
@@ -187,7 +177,7 @@ class Directory:
     _by_a_label: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        self._by_a_label = {_a_label(domain): domain for domain in self.domains}
+        self._by_a_label = {a_label(domain): domain for domain in self.domains}
 
     @classmethod
     def from_config(cls, data: Mapping[str, Any]) -> Directory:
@@ -282,7 +272,7 @@ class Directory:
         name = domain.lower().rstrip(".")
         if name in self.domains:
             return name
-        return self._by_a_label.get(_a_label(name), name)
+        return self._by_a_label.get(a_label(name), name)
 
     def is_local_domain(self, domain: str) -> bool:
         return self.local_domain(domain) in self.domains

@@ -17,6 +17,8 @@ import hmac
 import secrets
 from collections.abc import Callable
 
+from mailroom.protocol.syntax import ascii_digits
+
 __all__ = [
     "CLIENT_MECHANISMS",
     "ClientMechanism",
@@ -194,7 +196,7 @@ class ScramSHA256(ClientMechanism):
         except ValueError:
             raise SASLError("SCRAM: the salt is not base64") from None
         if (
-            not (iterations_text.isascii() and iterations_text.isdigit())  # not "²", say
+            not ascii_digits(iterations_text)
             or not 1 <= int(iterations_text) <= MAX_SCRAM_ITERATIONS
         ):
             raise SASLError(f"SCRAM: unacceptable iteration count {iterations_text!r}")

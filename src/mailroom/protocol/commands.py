@@ -17,7 +17,7 @@ from mailroom.protocol.parameters import (
     parse_mail_parameters,
     parse_rcpt_parameters,
 )
-from mailroom.protocol.syntax import AddressError, Mailbox, parse_path, split_path
+from mailroom.protocol.syntax import AddressError, Mailbox, ascii_digits, parse_path, split_path
 
 __all__ = [
     "Extensions",
@@ -148,13 +148,7 @@ MAX_CHUNK_DIGITS = 20
 def parse_bdat(argument: str) -> tuple[int, bool]:
     """``chunk-size [LAST]`` (RFC 3030 §2) → (size, last)."""
     words = argument.split()
-    # chunk-size = 1*DIGIT, ASCII: str.isdigit is true of "²" (which int refuses) and of
-    # "١٢" (which int reads as 12).
-    if (
-        not 1 <= len(words) <= 2
-        or not (words[0].isascii() and words[0].isdigit())
-        or len(words[0]) > MAX_CHUNK_DIGITS
-    ):
+    if not 1 <= len(words) <= 2 or not ascii_digits(words[0]) or len(words[0]) > MAX_CHUNK_DIGITS:
         raise Refused(replies.BDAT_SYNTAX())
     if len(words) == 2 and words[1].upper() != "LAST":
         raise Refused(replies.BDAT_SYNTAX())

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from mailroom.codes import Reply
+from mailroom.protocol.syntax import ascii_digits
 
 __all__ = ["Extensions"]
 
@@ -69,8 +70,7 @@ class Extensions:
         if value is None:
             return None
         first = value.split()[0] if value.split() else ""
-        # ASCII digits: str.isdigit is true of "²", which int refuses.
-        return int(first) if first.isascii() and first.isdigit() else 0
+        return int(first) if ascii_digits(first) else 0
 
     @property
     def pipelining(self) -> bool:

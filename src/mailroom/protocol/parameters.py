@@ -11,6 +11,8 @@ import datetime
 import re
 from dataclasses import dataclass
 
+from mailroom.protocol.syntax import ascii_digits
+
 __all__ = [
     "MailParameters",
     "ParameterError",
@@ -188,13 +190,8 @@ def parse_mail_parameters(
     result: dict[str, object] = {}
     for name, value in items.items():
         if name == "SIZE" and size:
-            # ASCII digits only: str.isdigit is true of "²" (which int refuses) and of "١٢"
-            # (which int reads as 12), and a UTF-8 value is allowed where SMTPUTF8 is offered.
-            if (
-                value is None
-                or not (value.isascii() and value.isdigit())
-                or len(value) > MAX_SIZE_DIGITS
-            ):
+            # (A UTF-8 value is allowed where SMTPUTF8 is offered: "²" is no size.)
+            if value is None or not ascii_digits(value) or len(value) > MAX_SIZE_DIGITS:
                 raise ParameterError(name, unknown=False)
             result["size"] = int(value)
         elif name == "BODY" and eightbitmime:

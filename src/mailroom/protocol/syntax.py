@@ -14,6 +14,8 @@ from functools import lru_cache
 __all__ = [
     "AddressError",
     "Mailbox",
+    "a_label",
+    "ascii_digits",
     "parse_domain",
     "parse_mailbox",
     "parse_path",
@@ -27,6 +29,24 @@ MAX_PATH = 256  # RFC 5321 §4.5.3.1.3, including the angle brackets
 
 class AddressError(ValueError):
     """Text that is not a valid path, mailbox or domain."""
+
+
+def ascii_digits(text: str) -> bool:
+    """Whether ``text`` is RFC 5234's 1*DIGIT (%x30-39): a number written in a protocol field.
+    ``str.isdigit`` alone is true of "²" (which ``int`` refuses) and of "١٢" (which ``int``
+    reads as 12), and a field read as UTF-8 may hold either."""
+    return text.isascii() and text.isdigit()
+
+
+def a_label(domain: str) -> str:
+    """A domain's ASCII spelling, its A-labels (RFC 5890, by Python's IDNA codec), or the name
+    as it is when it is ASCII already or has none."""
+    if domain.isascii():
+        return domain
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return domain
 
 
 @dataclass(frozen=True, slots=True, init=False)
