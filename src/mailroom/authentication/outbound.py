@@ -65,7 +65,7 @@ class Outbound:
 
     def sender(self, sender: str) -> str:
         """The envelope sender to use: SRS-rewritten for a forward (once)."""
-        if self.srs is None or not self.is_forward(sender) or self._rewritten(sender):
+        if self.srs is None or self._rewritten(sender) or not self.is_forward(sender):
             return sender
         return self.srs.forward(sender)
 

@@ -848,10 +848,11 @@ class QueueRunner:
             # RFC 8689 §5: a REQUIRETLS message comes back as its header only (RET=HDRS), so
             # the report may travel without REQUIRETLS.
             entry = dataclasses.replace(entry, ret="HDRS")
-        if self.outbound is not None and self.outbound.original(entry.sender) != entry.sender:
+        original = self.outbound.original(entry.sender) if self.outbound else entry.sender
+        if original != entry.sender:
             # An SRS sender made when the message was taken: the report goes to the address
             # it stands for, as a bounce to it from another server would.
-            entry = dataclasses.replace(entry, sender=self.outbound.original(entry.sender))
+            entry = dataclasses.replace(entry, sender=original)
         dsn = build_dsn(entry, report, message, self.dsn_options, now=self.clock())
         try:
             queue_id = await self.deliver_local(sender="", recipients=[entry.sender], message=dsn)
