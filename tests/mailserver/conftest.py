@@ -4,6 +4,7 @@ for the second domain."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,43 @@ dmarc = "off"
 iprev = "off"
 arc = "off"
 """
+
+
+# The least a mail server needs: its domains and users on one mx listener, nothing else (no
+# aliases, so no postmaster alias either), and no check that asks DNS.
+MINIMAL_CONFIG = """
+hostname = "mx.example.test"
+domains = {domains}
+dns_servers = ["{dns}"]
+
+[[listeners]]
+address = "127.0.0.1:0"
+role = "mx"
+
+{users}
+
+[policy]
+check_null_mx = false
+check_sender_domain = false
+
+[authentication]
+spf = "off"
+dkim = "off"
+dmarc = "off"
+iprev = "off"
+arc = "off"
+"""
+
+
+def write_minimal_config(path: Path, *, domains: list[str], users: list[str]) -> Path:
+    path.write_text(
+        MINIMAL_CONFIG.format(
+            domains=json.dumps(domains, ensure_ascii=False),
+            dns=dns_that_cannot_answer(),
+            users="\n".join(f'[users."{user}"]' for user in users),
+        )
+    )
+    return path
 
 
 def write_config(path: Path, *, policy: str = "", bob_quota: str = "0", server: str = "") -> Path:

@@ -15,37 +15,16 @@ from pathlib import Path
 import pytest
 
 from mailroom.testing import SMTPTestServer
-from tests.delivery.dnsserver import dns_that_cannot_answer
-
-CONFIG = """
-hostname = "mx.example.test"
-domains = ["bücher.test", "xn--mnchen-3ya.test"]
-dns_servers = ["{dns}"]
-
-[[listeners]]
-address = "127.0.0.1:0"
-role = "mx"
-
-[users."anna@bücher.test"]
-[users."max@xn--mnchen-3ya.test"]
-
-[policy]
-check_null_mx = false
-check_sender_domain = false
-
-[authentication]
-spf = "off"
-dkim = "off"
-dmarc = "off"
-iprev = "off"
-arc = "off"
-"""
+from tests.mailserver.conftest import write_minimal_config
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[SMTPTestServer]:
-    config = tmp_path / "mailroom.toml"
-    config.write_text(CONFIG.format(dns=dns_that_cannot_answer()))
+    config = write_minimal_config(
+        tmp_path / "mailroom.toml",
+        domains=["bücher.test", "xn--mnchen-3ya.test"],
+        users=["anna@bücher.test", "max@xn--mnchen-3ya.test"],
+    )
     started = SMTPTestServer(tmp_path / "data", config_file=config).start()
     yield started
     started.stop()

@@ -15,7 +15,7 @@ import pytest
 
 from mailroom.config import ConfigError, load_config
 from mailroom.testing import SMTPTestServer
-from tests.mailserver.conftest import ALICE_PASSWORD, write_config
+from tests.mailserver.conftest import ALICE_PASSWORD, write_config, write_minimal_config
 
 MESSAGE = (
     b"From: someone@remote.test\r\nSubject: hello\r\nMessage-ID: <m1@remote.test>\r\n\r\nHi!\r\n"
@@ -439,31 +439,8 @@ def test_a_catcher_listener_is_a_configuration_error(tmp_path: Path) -> None:
 def test_postmaster_of_a_local_domain_is_accepted_without_an_alias(tmp_path: Path) -> None:
     """RFC 5321 §4.5.1: RCPT to postmaster at any of the server's domains, and <Postmaster>,
     MUST be supported. With no postmaster alias the first user gets the postmaster's mail."""
-    from tests.delivery.dnsserver import dns_that_cannot_answer
-
-    config = tmp_path / "mailroom.toml"
-    config.write_text(
-        f"""hostname = "mx.example.test"
-domains = ["example.test"]
-dns_servers = ["{dns_that_cannot_answer()}"]
-
-[[listeners]]
-address = "127.0.0.1:0"
-role = "mx"
-
-[users."alice@example.test"]
-
-[policy]
-check_null_mx = false
-check_sender_domain = false
-
-[authentication]
-spf = "off"
-dkim = "off"
-dmarc = "off"
-iprev = "off"
-arc = "off"
-"""
+    config = write_minimal_config(
+        tmp_path / "mailroom.toml", domains=["example.test"], users=["alice@example.test"]
     )
     server = SMTPTestServer(tmp_path / "data", config_file=config).start()
     try:

@@ -149,22 +149,28 @@ def test_client_vanishes_mid_message(serve, size: int) -> None:
     assert len(maildir_files(live.data)) == 1
 
 
-def test_client_that_half_closes_after_quit_gets_every_reply(serve) -> None:
-    """printf ... | nc -N: the whole session, QUIT last, then the client shuts down its sending
-    side and reads. Every command is answered (the message's 250 once it is stored), then
-    221 and the server closes."""
-    live: LiveServer = serve()
+def half_closed_after(live: LiveServer, data: bytes) -> LineClient:
+    """A client that sends a whole transaction up to DATA, then ``data``, then shuts down its
+    sending side (``printf ... | nc -N``); it has read the replies up to the 354."""
     client = LineClient(live.smtp)
     client.reply()
     client.send(
         b"EHLO client.example.test\r\n"
-        b"MAIL FROM:<alice@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n"
-        b"Subject: half-closed\r\n\r\nhi\r\n.\r\nQUIT\r\n"
+        b"MAIL FROM:<alice@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n" + data
     )
     client.sock.shutdown(socket.SHUT_WR)
     assert client.reply().startswith(b"250-")
     assert [client.reply() for _ in range(2)] == [b"250 2.1.0 Ok\r\n", b"250 2.1.5 Ok\r\n"]
     assert client.reply().startswith(b"354 ")
+    return client
+
+
+def test_client_that_half_closes_after_quit_gets_every_reply(serve) -> None:
+    """printf ... | nc -N: the whole session, QUIT last, then the client shuts down its sending
+    side and reads. Every command is answered (the message's 250 once it is stored), then
+    221 and the server closes."""
+    live: LiveServer = serve()
+    client = half_closed_after(live, b"Subject: half-closed\r\n\r\nhi\r\n.\r\nQUIT\r\n")
     queue_id = queue_id_of(client.reply())
     assert client.reply() == b"221 2.0.0 Bye\r\n"
     assert client.closed()
@@ -182,17 +188,7 @@ def test_client_that_half_closes_inside_a_message_is_gone(serve) -> None:
     """The end of input inside a message, even after a line that reads QUIT (message text),
     is a client gone: nothing stored, and the server closes without waiting for a timeout."""
     live: LiveServer = serve()
-    client = LineClient(live.smtp)
-    client.reply()
-    client.send(
-        b"EHLO client.example.test\r\n"
-        b"MAIL FROM:<alice@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n"
-        b"Subject: cut short\r\n\r\nhi\r\nQUIT\r\n"
-    )
-    client.sock.shutdown(socket.SHUT_WR)
-    assert client.reply().startswith(b"250-")
-    assert [client.reply() for _ in range(2)] == [b"250 2.1.0 Ok\r\n", b"250 2.1.5 Ok\r\n"]
-    assert client.reply().startswith(b"354 ")
+    client = half_closed_after(live, b"Subject: cut short\r\n\r\nhi\r\nQUIT\r\n")
     assert client.closed()
     client.close()
     wait_for(lambda: not live.mail_server.smtp.sessions)
