@@ -240,6 +240,24 @@ def test_a_message_converted_for_its_next_hop_leaves_with_signatures_that_verify
     ]
 
 
+BOUNCE = b"From: MAILER-DAEMON@forwarder.test\r\nSubject: Undelivered\r\n\r\nsorry\r\n"
+
+
+def forwarded_with_srs(server, sink, unbound, sender: str, data: bytes):  # type: ignore[no-untyped-def]
+    """``data`` from ``sender`` to fwd@example.test (an alias of carol@remote.test), taken,
+    and as the sink got it: sent on with an SRS address of example.test that stands for
+    ``sender``. Returns the message and the result of its ARC chain."""
+    code, reply = send(server, sender, "fwd@example.test", data)
+    assert code == 250, reply
+    [forwarded] = sink.wait_for_messages(1, timeout=30)
+    assert forwarded.recipients == ["carol@remote.test"]
+    assert forwarded.sender.startswith("SRS0=") and forwarded.sender.endswith("@example.test")
+    local, _, domain = sender.rpartition("@")
+    assert forwarded.sender.split("=", 4)[3:] == [domain, f"{local}@example.test"]
+    arc, _ = run(verify_chain(forwarded.raw, Resolver([unbound.address]).lookup))
+    return forwarded, arc
+
+
 def test_a_forward_leaves_with_srs_and_an_arc_seal_and_its_bounce_comes_back(
     make_server, knot, sink, sender_keys, unbound
 ):
@@ -247,25 +265,18 @@ def test_a_forward_leaves_with_srs_and_an_arc_seal_and_its_bounce_comes_back(
     for key in server.server.authentication.keys["example.test"]:
         publish(knot, key)
     body = message("alice@sender.test")
-    code, reply = send(
-        server, "alice@sender.test", "fwd@example.test", sign(body, sender_keys) + body
+    forwarded, arc = forwarded_with_srs(
+        server, sink, unbound, "alice@sender.test", sign(body, sender_keys) + body
     )
-    assert code == 250, reply
-    [forwarded] = sink.wait_for_messages(1, timeout=30)
-    assert forwarded.recipients == ["carol@remote.test"]
-    assert forwarded.sender.startswith("SRS0=") and forwarded.sender.endswith("@example.test")
-    assert forwarded.sender.split("=", 4)[3:] == ["sender.test", "alice@example.test"]
-    arc, _ = run(verify_chain(forwarded.raw, Resolver([unbound.address]).lookup))
     assert arc.result == "pass" and arc.trusted_pass(["example.test"]) is not None
     # The next hop bounces it to the SRS address: it goes back to the original sender.
     sink.clear()
-    bounce = b"From: MAILER-DAEMON@forwarder.test\r\nSubject: Undelivered\r\n\r\nsorry\r\n"
-    code, reply = send(server, "", forwarded.sender, bounce)
+    code, reply = send(server, "", forwarded.sender, BOUNCE)
     assert code == 250, reply
     [returned] = sink.wait_for_messages(1, timeout=30)
     assert returned.recipients == ["alice@sender.test"]
     # A made-up SRS address is an unknown user.
-    code, reply = send(server, "", "SRS0=xxxx=AA=sender.test=alice@example.test", bounce)
+    code, reply = send(server, "", "SRS0=xxxx=AA=sender.test=alice@example.test", BOUNCE)
     assert code == 550
 
 
@@ -280,19 +291,11 @@ def test_a_strangers_mail_with_a_local_sender_is_forwarded_with_srs_too(
     server = make_server(keys=True)
     for key in server.server.authentication.keys["example.test"]:
         publish(knot, key)
-    code, reply = send(
-        server, "alice@example.test", "fwd@example.test", message("alice@example.test")
-    )
-    assert code == 250, reply
-    [forwarded] = sink.wait_for_messages(1, timeout=30)
-    assert forwarded.recipients == ["carol@remote.test"]
-    assert forwarded.sender.startswith("SRS0=") and forwarded.sender.endswith("@example.test")
-    assert forwarded.sender.split("=", 4)[3:] == ["example.test", "alice@example.test"]
-    arc, _ = run(verify_chain(forwarded.raw, Resolver([unbound.address]).lookup))
+    data = message("alice@example.test")
+    forwarded, arc = forwarded_with_srs(server, sink, unbound, "alice@example.test", data)
     assert arc.result == "pass"
     sink.clear()
-    bounce = b"From: MAILER-DAEMON@forwarder.test\r\nSubject: Undelivered\r\n\r\nsorry\r\n"
-    code, reply = send(server, "", forwarded.sender, bounce)
+    code, reply = send(server, "", forwarded.sender, BOUNCE)
     assert code == 250, reply
     mailbox = Path(server.config.data) / "mail" / "example.test" / "alice" / "new"
     assert len(list(mailbox.iterdir())) == 1
