@@ -5,6 +5,7 @@ RCPT, 535 5.7.13 at AUTH), per-user size limits (552 5.2.3), lists only members 
 
 from __future__ import annotations
 
+import base64
 import smtplib
 import ssl
 from collections.abc import Callable, Iterator
@@ -370,3 +371,56 @@ def test_account_and_list_settings_are_checked(tmp_path: Path, extra: str, messa
     config.write_text(CONFIG.format(dns=dns_that_cannot_answer(), fold="true", extra=extra))
     with pytest.raises(ConfigError, match=message):
         load_config(config)
+
+
+def _plain_login(server: SMTPTestServer, authzid: str, user: str) -> tuple[int, bytes]:
+    """AUTH PLAIN with an authorization identity, over STARTTLS with smtplib."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    client = smtplib.SMTP(*server.address("submission"), timeout=10)
+    client.starttls(context=context)
+    client.ehlo("client.example.test")
+    token = base64.b64encode(f"{authzid}\0{user}\0{PASSWORD}".encode()).decode()
+    reply = client.docmd("AUTH", f"PLAIN {token}")
+    client.quit()
+    return reply
+
+
+def test_an_authorization_identity_must_be_the_user_who_logs_in(
+    server_factory: Callable[..., SMTPTestServer],
+) -> None:
+    """RFC 4616 §2: the authzid names whom the client acts as; acting as another user is not
+    offered, so naming one fails, but naming oneself in another case the directory ignores
+    (case_insensitive_local_part = true, domains always) is oneself."""
+    server = server_factory()
+    assert _plain_login(server, "", "alice@example.test")[0] == 235
+    assert _plain_login(server, "alice@example.test", "alice@example.test")[0] == 235
+    assert _plain_login(server, "Alice@EXAMPLE.test", "alice@example.test")[0] == 235
+    assert _plain_login(server, "bob@example.test", "alice@example.test") == (
+        535,
+        b"5.7.8 Authentication credentials invalid",
+    )
+    # Where local parts are compared as written, another case is another user.
+    strict = server_factory(fold=False)
+    assert _plain_login(strict, "Alice@example.test", "alice@example.test")[0] == 535
+    assert _plain_login(strict, "alice@EXAMPLE.TEST", "alice@example.test")[0] == 235
+
+
+def test_a_scram_authorization_identity_is_checked_as_plain_s_is() -> None:
+    """SCRAM's a= (RFC 5802 §5.1): the protocol proves the password, the store decides whom
+    the client may act as. It had accepted any a=, while PLAIN refused another user."""
+    import asyncio
+
+    from mailroom.policy.credentials import PasswordFile
+    from mailroom.protocol import ScramCredentials
+
+    store = PasswordFile(users={"alice": (_HASH, _SCRAM), "bob": (_HASH, _SCRAM)})
+
+    def check(authzid: str) -> int:
+        return asyncio.run(store.check(ScramCredentials(authzid, "alice", True))).code
+
+    assert check("") == 235
+    assert check("alice") == 235
+    assert check("bob") == 535
+    assert asyncio.run(store.check(ScramCredentials("", "alice", False))).code == 535

@@ -180,6 +180,20 @@ class PasswordFile(CredentialStore):
     def __len__(self) -> int:
         return len(self._users)
 
+    def _key(self, username: str) -> str:
+        """The user a login name names: here the name as written in the file."""
+        return username
+
+    def _acts_as_self(self, credentials: PlainCredentials | ScramCredentials) -> bool:
+        """Whether the authorization identity is empty or the user who logged in: acting as
+        another user is not offered, so naming one fails the login (RFC 4616 §2, RFC 5802
+        §5.1). The two are compared as logins are, so a case the directory ignores is
+        ignored here too."""
+        if not credentials.authzid:
+            return True
+        key = self._key(credentials.authzid)
+        return bool(key) and key == self._key(credentials.username)
+
     def scram_secret(self, username: str) -> ScramSecret | None:
         user = self._users.get(username)
         return user.scram if user else None
@@ -204,15 +218,15 @@ class PasswordFile(CredentialStore):
 
     async def check(self, credentials: Credentials) -> Reply:
         if isinstance(credentials, ScramCredentials):
-            ok = credentials.verified and credentials.username in self._users
+            ok = credentials.verified and self._key(credentials.username) in self._users
+            ok = ok and self._acts_as_self(credentials)
         elif isinstance(credentials, PlainCredentials):
             loop = asyncio.get_running_loop()
             # argon2 is slow on purpose; keep it off the event loop.
             ok = await loop.run_in_executor(
                 password_checks(), self._verify, credentials.username, credentials.password
             )
-            if credentials.authzid and credentials.authzid != credentials.username:
-                ok = False  # acting as another user is not offered
+            ok = ok and self._acts_as_self(credentials)
         elif isinstance(credentials, CramMD5Credentials):
             return replies.AUTH_MECHANISM_TOO_WEAK()
         else:
@@ -255,11 +269,7 @@ class DirectoryCredentials(PasswordFile):
         return user is not None and user.scram is None
 
     async def check(self, credentials: Credentials) -> Reply:
-        if isinstance(credentials, ScramCredentials):
-            ok = credentials.verified and self._key(credentials.username) in self._users
-            reply = replies.AUTH_SUCCEEDED() if ok else replies.AUTH_INVALID_CREDENTIALS()
-        else:
-            reply = await super().check(credentials)
+        reply = await super().check(credentials)
         if reply.code != 235:
             return reply
         # Only after the password proved right: what follows tells that the account exists.
