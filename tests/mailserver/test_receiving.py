@@ -161,6 +161,13 @@ def test_submission_authenticated_user_relays_as_themselves(mail_server: SMTPTes
         553,
         b"5.7.1 <bob@example.test>: Sender address rejected: not owned by user alice@example.test",
     )
+    # Her own sub-address is hers, as mail to it reaches her (RFC 5233 style); a sub-address
+    # of someone else's, or of an address that has moved away, is not.
+    assert client.docmd("MAIL FROM:<alice+news@example.test>") == (250, b"2.1.0 Ok")
+    client.rset()
+    assert client.docmd("MAIL FROM:<bob+news@example.test>")[0] == 553
+    assert client.docmd("MAIL FROM:<carol+x@example.test>")[0] == 553
+    assert client.docmd("MAIL FROM:<+news@example.test>")[0] == 553
     # postmaster@ is an alias of alice: she may send as it.
     assert client.docmd("MAIL FROM:<postmaster@example.test>") == (250, b"2.1.0 Ok")
     assert client.rcpt("friend@remote.test") == (250, b"2.1.5 Ok")

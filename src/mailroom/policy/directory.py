@@ -348,6 +348,20 @@ class Directory:
                 found.add(alias)
         return found
 
+    def may_send_as(self, username: str, address: str, owned: set[str] | None = None) -> bool:
+        """Whether ``address`` is one of the user's (``owned``: their ``addresses_of``, when
+        already asked): an address of theirs, or a sub-address of one ("alice+news@..." is
+        alice's, as mail to it reaches her) that is not itself another entry's address."""
+        owned = self.addresses_of(username) if owned is None else owned
+        key = self.key(address)
+        if key in owned:
+            return True
+        local, domain = _split(key)
+        base = local.split("+", 1)[0]
+        if base == local or not base or key in self.users or key in self.aliases:
+            return False
+        return key not in self.moved and f"{base}@{domain}" in owned
+
     def mailbox_users(self) -> Iterable[User]:
         return self.users.values()
 

@@ -399,13 +399,16 @@ class MailServerPolicy:
             session.client_ip, self.rules.relay_networks
         )
 
+    def _may_send_as(self, user: str, address: str) -> bool:
+        """Whether an authenticated user may give ``address`` as the sender: any address when
+        ``sender_must_own_address`` is off, else only their own (553 5.7.1 otherwise)."""
+        return not self.rules.sender_must_own_address or self.directory.may_send_as(user, address)
+
     def _sender(self, event: MailFrom, session: SessionView) -> Decision:
         sender = event.sender
         user = session.conn.authenticated
-        if user is not None and sender is not None and self.rules.sender_must_own_address:
-            owned = self.directory.addresses_of(user)
-            if self.directory.key(str(sender)) not in owned:
-                return replies.SENDER_NOT_OWNED(address=sender.bracketed, user=user)
+        if user is not None and sender is not None and not self._may_send_as(user, str(sender)):
+            return replies.SENDER_NOT_OWNED(address=sender.bracketed, user=user)
         accepted: Reply | None = None
         if self.rules.mt_priority:
             refusal, accepted = self._priority(event, session)

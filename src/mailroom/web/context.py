@@ -280,6 +280,10 @@ class Senders(Protocol):
         """The addresses ``username`` may send as (keys)."""
         ...
 
+    def may_send_as(self, username: str, address: str, owned: set[str] | None = None) -> bool:
+        """Whether ``address`` is one of ``username``'s (their sub-addresses too)."""
+        ...
+
 
 @dataclass
 class WebContext:

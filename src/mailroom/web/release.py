@@ -76,7 +76,7 @@ async def _through_the_queue(
     sender = body.get("From")
     if sender is None:
         sender = directory.key(user)
-    if not isinstance(sender, str) or directory.key(sender) not in owned:
+    if not isinstance(sender, str) or not directory.may_send_as(user, sender, owned):
         return error(403, f"From: {user} may send only as {', '.join(sorted(owned))}")
     row, raw = await _stored(request, ctx)
     queue_id = await submit(sender, list(recipients), strip_trace(raw))
