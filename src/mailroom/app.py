@@ -153,6 +153,7 @@ def build_policy(
                 is_local_domain=config.mail.directory.is_local_domain,
                 owned_domains=decider.owned_domains,
             )
+            decider.bounce_route = authentication.bounce_route
     elif decider is None:
         decider = CatcherPolicy(credentials)
     mail_policy = decider if isinstance(decider, MailServerPolicy) else None

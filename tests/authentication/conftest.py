@@ -114,7 +114,12 @@ def make_server(
     started: list[SMTPTestServer] = []
 
     def make(
-        authentication: str = "", *, dns: str | None = None, keys: bool = False, routes: str = ""
+        authentication: str = "",
+        *,
+        dns: str | None = None,
+        keys: bool = False,
+        routes: str = "",
+        policy: str = "",
     ) -> SMTPTestServer:
         directory = tmp_path / f"mailroom{len(started)}"
         directory.mkdir()
@@ -129,6 +134,7 @@ def make_server(
                 scram=ALICE[2],
                 sink=sink.port,
                 routes=routes,
+                policy=policy,
                 authentication=authentication,
             )
         )

@@ -39,6 +39,7 @@ check_null_mx = false
 # sender.test and example.org publish SPF and DMARC only: the sender domain check (553 5.1.8
 # for a domain without MX or address records) is not what these tests are about.
 check_sender_domain = false
+{policy}
 
 [routes]
 "remote.test" = "127.0.0.1:{sink}"

@@ -302,6 +302,27 @@ def test_a_strangers_mail_with_a_local_sender_is_forwarded_with_srs_too(
     assert sink.messages == []
 
 
+def test_a_bounce_to_an_srs_address_passes_the_checks_any_recipient_does(
+    make_server, knot, sink, sender_keys, unbound
+):
+    """The bounce's RCPT is routed back to the address it stands for, then checked as any
+    other recipient's: with greylisting on, a stranger's first bounce is greylisted (it had
+    been taken at once, past greylisting, rate limits and the queue's congestion check)."""
+    server = make_server(policy="greylisting = true\ngreylist_delay = 3600")
+    for key in server.server.authentication.keys.get("example.test", ()):
+        publish(knot, key)
+    body = message("alice@sender.test")
+    bob = send(server, "alice@sender.test", "bob@example.test", sign(body, sender_keys) + body)
+    assert bob[0] == 450  # greylisting is on for strangers
+    srs = server.server.authentication.srs
+    assert srs is not None
+    bounce_address = srs.forward("alice@sender.test")
+    code, reply = send(server, "", bounce_address, BOUNCE)
+    assert (code, reply[:6]) == (450, b"4.7.1 "), reply
+    assert bounce_address.encode() in reply
+    assert sink.messages == []
+
+
 def test_a_large_message_keeps_its_body_and_gets_its_header(make_server, sender_keys, unbound):
     # Over the store's 1 MiB in memory: the message is spilled to a file as it arrives, and its
     # new header section (Authentication-Results) is written before a kernel copy of the rest.

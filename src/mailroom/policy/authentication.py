@@ -18,8 +18,9 @@ Wrapped around the mail server policy, it acts on two kinds of session:
   ``Authentication-Results`` claiming this server are removed here too, and an authenticated
   user's message says ``auth=pass``.
 
-Bounces to this server's SRS addresses (:mod:`mailroom.authentication.srs`) are accepted at RCPT
-and routed back to the address they encode.
+Bounces to this server's SRS addresses (:mod:`mailroom.authentication.srs`) are routed back to
+the address they encode (:meth:`AuthenticationPolicy.bounce_route`, which the mail server policy
+asks at RCPT before its own checks of the route).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from mailroom.codes import catalogue as replies
 from mailroom.header_section import header_length
 from mailroom.policy.base import DISCONNECT, Decision, Greeting, Policy, SessionView
 from mailroom.policy.directory import Resolution
-from mailroom.protocol import Event, MailFrom, MessageComplete, RcptTo
+from mailroom.protocol import Event, MailFrom, MessageComplete
 from mailroom.store.envelope import Delivery
 
 __all__ = ["AuthenticationPolicy"]
@@ -101,10 +102,6 @@ class AuthenticationPolicy:
 
     def decide(self, event: Event, session: SessionView) -> Decision:
         kind = type(event)
-        if kind is RcptTo and self.srs is not None:
-            bounce = self._srs_recipient(event, session)  # type: ignore[arg-type]
-            if bounce:
-                return None
         decision = self.inner.decide(event, session)
         if kind is MailFrom:
             return _then(decision, lambda: self._mail_from(event, session))  # type: ignore[arg-type]
@@ -155,24 +152,26 @@ class AuthenticationPolicy:
 
     # -- SRS bounces -----------------------------------------------------------------------------
 
-    def _srs_recipient(self, event: RcptTo, session: SessionView) -> bool:
-        assert self.srs is not None
-        address = str(event.recipient)
-        if not self.is_local_domain(event.recipient.domain) or not SRS.is_srs(address):
-            return False
+    def bounce_route(self, address: str, session: SessionView) -> Resolution | None:
+        """Where a bounce to ``address``, one of this server's SRS addresses (in a local
+        domain), goes: the address it stands for. None for any other address, or one not ours
+        or too old: the directory answers for it (unknown user). The mail server policy asks
+        this at RCPT and checks the route as any other (rates, quota, greylisting)."""
+        if self.srs is None or not SRS.is_srs(address):
+            return None
         original = self.srs.reverse(address)
         if original is None:
-            return False  # not ours, or too old: the directory answers (unknown user)
+            return None
         if self.is_local_domain(original.rpartition("@")[2]):
             # A local sender's forward (rewritten when it was taken): its user's mailbox.
-            resolution = self.directory.resolve(original)
+            resolution: Resolution = self.directory.resolve(original)
             if not resolution.local and not resolution.remote:
-                return False  # no longer anyone's: unknown user
-            session.routes[address] = resolution
+                return None  # no longer anyone's: unknown user
         else:
-            session.routes[address] = Resolution(remote=[original])
+            resolution = Resolution(remote=[original])
+        resolution.bounce_of = original
         _note(session, f"SRS: {address} is a bounce address for <{original}>")
-        return True
+        return resolution
 
     # -- MAIL FROM -------------------------------------------------------------------------------
 

@@ -123,6 +123,8 @@ class Resolution:
     lists: list[str] = field(default_factory=list)  # the lists expanded on the way
     disabled: list[User] = field(default_factory=list)  # users left out: their mailbox is off
     ambiguous: list[str] = field(default_factory=list)  # users the address matches equally
+    # A bounce to one of this server's return addresses (SRS): the address it stands for
+    bounce_of: str | None = None
 
     @property
     def found(self) -> bool:

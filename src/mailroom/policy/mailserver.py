@@ -200,6 +200,10 @@ class MailServerPolicy:
     # How many entries the outbound queue holds now (the queue runner's count), for 451 4.4.5.
     queue_depth: Callable[[], int] = field(default=lambda: 0)
     floods: FloodDetector | None = field(default=None)
+    # Where a bounce to one of this server's return addresses goes (SRS, email
+    # authentication's), or None for any other address: such a recipient then passes the same
+    # checks (rates, quota, congestion, greylisting) as any other.
+    bounce_route: Callable[[str, SessionView], Resolution | None] | None = field(default=None)
 
     def __post_init__(self) -> None:
         if self.greylist is None and self.rules.greylisting:
@@ -555,7 +559,8 @@ class MailServerPolicy:
         self, session: SessionView, recipient: Mailbox, key: str, rrvs: str | None = None
     ) -> Decision:
         address = recipient.bracketed
-        resolution = self.directory.resolve(key)
+        bounce = self.bounce_route(key, session) if self.bounce_route is not None else None
+        resolution = bounce if bounce is not None else self.directory.resolve(key)
         if resolution.moved_to is not None:
             return replies.USER_MOVED(forward_path=f"<{resolution.moved_to}>")
         transaction = session.conn.transaction
@@ -632,7 +637,8 @@ class MailServerPolicy:
         self, session: SessionView, recipient: Mailbox, resolution: Resolution
     ) -> Reply | None:
         session.routes[str(recipient)] = resolution
-        if resolution.remote and not resolution.local and self.rules.notify_forward:
+        forwarded = resolution.remote and not resolution.local and resolution.bounce_of is None
+        if forwarded and self.rules.notify_forward:
             return replies.USER_NOT_LOCAL_WILL_FORWARD(
                 forward_path=", ".join(f"<{r}>" for r in resolution.remote)
             )
