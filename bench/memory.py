@@ -21,24 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.run import free_port, status_kib
+
 PYTHON = sys.executable
-
-
-def status_kib(pid: int, field: str) -> int:
-    """``field`` of /proc/PID/status summed over the server's processes: mailroom serve starts
-    a worker a CPU, and the supervisor alone holds none of the sessions (for VmHWM, the sum of
-    each one's peak: at most that at once)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) + sum(status_kib(int(child), field) for child in children)
-    raise KeyError(field)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_server(data: str, port: int, *extra: str) -> subprocess.Popen[bytes]:

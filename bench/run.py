@@ -92,6 +92,17 @@ def _proc_stat(pid: int) -> list[str] | None:
         return None
 
 
+def status_kib(pid: int, field: str) -> int:
+    """``field`` of /proc/PID/status (VmRSS, VmHWM) summed over ``pid`` and the processes below
+    it: mailroom serve starts a worker a CPU, and the supervisor alone holds none of the
+    sessions (for VmHWM, the sum of each one's peak: at most that at once)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) + sum(status_kib(int(child), field) for child in children)
+    raise KeyError(field)
+
+
 def tree_cpu_seconds(pid: int) -> float | None:
     """User + system CPU time ``pid`` and every process below it have used so far (Linux
     /proc), None elsewhere: what the messages cost the server, supervisor and workers

@@ -43,6 +43,10 @@ from pathlib import Path
 from mailroom.loadgen import make_body
 from mailroom.policy.credentials import password_line
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.run import free_port, status_kib
+
 HOST = "127.0.0.1"
 BAD_SOURCE = "127.0.0.66"  # wrong passwords come from here: its lockout is its own
 USER, PASSWORD = "soak", "soak-password"
@@ -380,20 +384,10 @@ async def one_session(run: Run, choice: int) -> None:
 # -- the server ---------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 def rss_mib(pid: int) -> float:
     """Resident memory of the server: the process and its workers (by default one a CPU; the
     supervisor alone, as this once read, stays flat whatever they do)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024 + sum(rss_mib(int(child)) for child in children)
-    raise KeyError("VmRSS")
+    return status_kib(pid, "VmRSS") / 1024
 
 
 def cheap_password_line(user: str, password: str) -> str:
