@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import smtplib
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -291,6 +292,41 @@ def test_max_bad_commands(serve) -> None:
     again, greeting = connect(live)
     assert greeting == GREETING
     again.close()
+
+
+def test_a_client_that_pipelines_past_the_error_limit_reads_the_421_and_an_orderly_end(
+    serve,
+) -> None:
+    """The session ends at the error limit with input still unread (the rest of the flood):
+    closing the socket with unread input makes the kernel send a reset, and a client's stack
+    may drop the 421 with it. The server sends its replies and a FIN, reads and drops the
+    rest, and the client reads every reply, then the end of the stream (no ECONNRESET)."""
+    live: LiveServer = serve(max_bad_commands=3)
+    client, _ = connect(live)
+    client.send(b"EHLO client.example.test\r\n" + b"JUNK\r\n" * 10 + b"X" * 500_000)
+    time.sleep(0.5)  # all of it sent before the client reads: the 421 comes with input unread
+    assert client.reply().startswith(b"250-")
+    assert [client.reply() for _ in range(3)] == [
+        b"500 5.5.1 Error: command not recognized\r\n"
+    ] * 3
+    assert client.reply() == b"421 4.7.0 mx.test Error: too many errors, closing connection\r\n"
+    assert client.file.read() == b""  # an end of input, not a reset
+    client.close()
+    wait_for(lambda: not live.mail_server.smtp.sessions)
+
+
+def test_a_client_that_goes_on_sending_after_the_close_is_cut_off(serve) -> None:
+    """The lingering close reads and drops for a while, not for ever: a client that keeps
+    sending after the 421 finds the connection gone within seconds."""
+    live: LiveServer = serve(max_bad_commands=3)
+    client, _ = connect(live)
+    client.send(b"JUNK\r\n" * 4)
+    with pytest.raises(OSError):  # a broken pipe or a reset
+        for _ in range(600):  # at most 60 s
+            client.send(b"Y" * 100_000)
+            time.sleep(0.1)
+    client.close()
+    wait_for(lambda: not live.mail_server.smtp.sessions)
 
 
 def test_max_connections_counts_implicit_tls_handshakes(serve) -> None:

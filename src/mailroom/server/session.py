@@ -121,6 +121,9 @@ MAX_BUFFERED = 64 * 1024
 # message data a line ended or this many octets arrived. A client that dribbles a byte every
 # few seconds (slowloris) makes none and is timed out like an idle one.
 PROGRESS_OCTETS = 1024
+# A session that closes while its client may still be sending reads and drops that input for
+# up to this long after its last reply (a lingering close, see Session._linger).
+LINGER_SECONDS = 2.0
 # Replies to these stages may be 451 (RFC 5321 §4.3.2); elsewhere an internal error closes.
 _TRANSACTION_STAGES = frozenset({"MAIL", "RCPT", "END_OF_DATA", "BDAT"})
 _MESSAGE_ENDS = (MessageComplete, MessageRefused)
@@ -149,6 +152,8 @@ class Session(asyncio.Protocol):
         self._reading_paused = False
         self._writing_paused = False
         self._closing = False
+        self._input_ended = False  # the client closed its side (EOF read)
+        self._lingering: asyncio.TimerHandle | None = None
         self._counted = False
         # Decrypted input that arrives while the TLS handshake completes, before start_tls
         # returns: a client may send EHLO in the same flight as its Finished message.
@@ -291,6 +296,7 @@ class Session(asyncio.Protocol):
         # dropped (a message taken then would be delivered twice when it tries again). TLS
         # transports cannot stay half-open (asyncio ignores it): they close either way.
         keep_open = self.conn.quit_pending() and not self._over_tls()
+        self._input_ended = True
         self.conn.receive_data(b"")
         if not self.busy:
             self._process()
@@ -302,6 +308,9 @@ class Session(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
+        if self._lingering is not None:
+            self._lingering.cancel()
+            self._lingering = None
         if self.authentication is not None:
             self.authentication.close()
         task = self._task
@@ -834,8 +843,46 @@ class Session(asyncio.Protocol):
             return
         self._closing = True
         self._abort_message()
-        if self.transport is not None:
-            self.transport.close()
+        transport = self.transport
+        if transport is not None and not self._linger(transport):
+            transport.close()
+
+    def _linger(self, transport: asyncio.Transport) -> bool:
+        """Close the way HTTP servers do (a lingering close), where the client may still be
+        sending: input not yet read when the socket closes makes the kernel answer with a
+        reset, and a client's TCP stack may then throw away replies it has not read, the 421
+        that says why among them. So the last replies go out with a FIN, what the client
+        still sends is read and dropped (data_received ignores a closing session's input),
+        and the transport closes at the client's own end of input (eof_received) or after
+        LINGER_SECONDS. Only plain TCP can half-close (TLS transports close at once), and a
+        client that already ended its input sends nothing more."""
+        if self._lingering is not None:
+            return True  # closing already
+        if self._input_ended or transport.is_closing() or self._over_tls():
+            return False  # (a failed STARTTLS handshake has closed its transport already)
+        try:
+            if not transport.can_write_eof():
+                return False
+            transport.write_eof()
+        except (RuntimeError, OSError):
+            return False  # the transport went meanwhile: close() is all that is left
+        if self._reading_paused:
+            self._reading_paused = False
+            with contextlib.suppress(RuntimeError, AttributeError):
+                transport.resume_reading()
+        loop = asyncio.get_running_loop()
+        self._lingering = loop.call_later(LINGER_SECONDS, self._end_linger)
+        return True
+
+    def _end_linger(self) -> None:
+        self._lingering = None
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if transport.get_write_buffer_size():
+            transport.abort()  # the replies never drained: the client does not read
+        else:
+            transport.close()
 
     # -- asked by the server -------------------------------------------------------------------
 
