@@ -24,6 +24,8 @@ RECORDS = {
     "dangling.test": {"MX": ["10 gone.dangling.test."]},
     "loop.test": {"MX": ["10 mx.a.test.", "20 mx1.example.test."]},
     "self.test": {"MX": ["10 mx.a.test."]},
+    "numeric.test": {"MX": ["10 127.0.0.5.", "20 mx1.example.test."]},
+    "onlynumeric.test": {"MX": ["10 127.0.0.5."]},
 }
 
 
@@ -81,6 +83,21 @@ def test_dns_failure_is_temporary(dns: DNSServer) -> None:
 def test_mx_host_without_address_is_temporary(dns: DNSServer) -> None:
     failure = run_plan(dns, "dangling.test").failure
     assert failure is not None and failure.action == "retry"
+
+
+def test_mx_naming_an_address_is_not_used(dns: DNSServer) -> None:
+    # RFC 5321 §5.1: an MX record's data is a host name to look up, not an address. Postfix
+    # and Exim skip such a record; the next MX host takes the mail.
+    result = run_plan(dns, "numeric.test")
+    assert [(h.name, h.address) for h in result.hops] == [("mx1.example.test", "127.0.0.2")]
+    failure = run_plan(dns, "onlynumeric.test").failure
+    assert failure is not None
+    assert (failure.action, failure.status) == ("retry", "4.4.4")
+    assert failure.diagnostic == (
+        "no address for the MX hosts of onlynumeric.test: 127.0.0.5 (an MX record names an "
+        "address, not a host: 127.0.0.5)"
+    )
+    assert dns.queries[("127.0.0.5.", "A")] == 0
 
 
 def test_mx_list_with_this_host_keeps_only_better_hosts(dns: DNSServer) -> None:
