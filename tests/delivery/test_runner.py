@@ -621,3 +621,36 @@ def test_a_failed_destination_is_not_tried_once_per_message(tmp_path: Path) -> N
             assert {e.recipients[0].status for e in spool.entries()} == {"4.4.3"}
 
     asyncio.run(main())
+
+
+def test_a_message_over_the_next_hops_size_is_returned_unsent(tmp_path: Path) -> None:
+    # RFC 1870 §6: B announces SIZE 4000; the large message is not offered, and the report says
+    # so in mailroom's own words (B never answered "552 5.3.4"); the small one goes on the
+    # same connection.
+    spool = QueueSpool(tmp_path / "a")
+    large = make_message("large", size=8000)
+    queue_message(spool, ["bob@example.test"], message=large)
+    queue_message(spool, ["carol@example.test"], message=make_message("small"))
+
+    async def main() -> None:
+        async with receiver(tmp_path / "b", max_message_size=4000) as b:
+            inbox = Inbox()
+            settings = fast(routes=route_to(b, "example.test"), max_per_destination=1)
+            async with running(spool, settings, inbox) as runner:
+                await wait_until(lambda: not spool.ids())
+                assert (runner.delivered, runner.bounced) == (1, 1)
+            [raw] = stored(tmp_path / "b")
+            assert b"Subject: small" in raw
+            [session] = commands(b)
+            assert [c for c in session if c.startswith("RCPT")] == ["RCPT TO:<carol@example.test>"]
+            [report] = inbox.reports
+            [block] = recipient_blocks(report)
+            assert block["Final-Recipient"] == "rfc822; bob@example.test"
+            assert (block["Action"], block["Status"]) == ("failed", "5.3.4")
+            assert block["Remote-MTA"] == "dns; 127.0.0.1"
+            assert block["Diagnostic-Code"] == (
+                f"X-Mailroom; message size {len(large)} exceeds the size limit 4000 that "
+                "127.0.0.1 announced"
+            )
+
+    asyncio.run(main())

@@ -61,7 +61,7 @@ from mailroom.delivery.tlspolicy import Requirement, requirement_of
 from mailroom.delivery.transport_security import TransportSecurity, transport_security
 from mailroom.header_section import header_length
 from mailroom.logsafe import quoted
-from mailroom.protocol.client_errors import ExtensionNotOffered, InvalidAddress
+from mailroom.protocol.client_errors import ExtensionNotOffered, InvalidAddress, MessageTooLarge
 from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueStore
 from mailroom.queue.settings import QueueSettings
 from mailroom.resolver import Resolver
@@ -560,6 +560,18 @@ class QueueRunner:
             await self._fail_rest(job, from_error(exc, session.remote_mta), session)
             return None
         except SendError as exc:
+            if isinstance(exc.__cause__, MessageTooLarge):
+                # Known before anything was sent (RFC 1870 §6): mailroom's own finding, not a
+                # reply of that server (the report said "smtp; 552 5.3.4 ..." as if it had
+                # answered), and the connection stays good for the next message.
+                too_big = exc.__cause__
+                text = (
+                    f"message size {too_big.size} exceeds the size limit {too_big.limit} "
+                    f"that {session.remote_mta} announced"
+                )
+                outcome = reported(reports.TOO_BIG_FOR_NEXT_HOP, text, session.remote_mta)
+                await self._fail_rest(job, outcome, session)
+                return session if session.usable else None
             await session.client.close()
             await self._fail_rest(job, from_error(exc, session.remote_mta), session)
             return None
