@@ -26,12 +26,17 @@ RECORDS = {
     "self.test": {"MX": ["10 mx.a.test."]},
     "numeric.test": {"MX": ["10 127.0.0.5.", "20 mx1.example.test."]},
     "onlynumeric.test": {"MX": ["10 127.0.0.5."]},
+    "halfbroken.test": {"MX": ["10 mx.halfbroken.test."]},
+    "mx.halfbroken.test": {"A": ["127.0.0.6"], "AAAA": ["::1"]},
+    "v6broken.test": {"MX": ["10 mx.v6broken.test."]},
+    "mx.v6broken.test": {"AAAA": ["::1"]},
 }
 
 
 @pytest.fixture
 def dns() -> Iterator[DNSServer]:
-    with DNSServer(RECORDS, servfail={"broken.test"}) as server:
+    failing = {("mx.halfbroken.test", "AAAA"), ("mx.v6broken.test", "A")}
+    with DNSServer(RECORDS, servfail={"broken.test"}, servfail_types=failing) as server:
         yield server
 
 
@@ -78,6 +83,17 @@ def test_dns_failure_is_temporary(dns: DNSServer) -> None:
     failure = run_plan(dns, "broken.test").failure
     assert failure is not None
     assert (failure.action, failure.status) == ("retry", "4.4.3")
+
+
+def test_an_address_type_that_fails_does_not_hide_the_other(dns: DNSServer) -> None:
+    # The MX host's name server fails AAAA questions (SERVFAIL); its A record is the way in,
+    # as Postfix finds it. Before, the whole host counted as a DNS failure: 4.4.3 for days.
+    result = run_plan(dns, "halfbroken.test")
+    assert result.failure is None
+    assert [(h.name, h.address) for h in result.hops] == [("mx.halfbroken.test", "127.0.0.6")]
+    # The other way round: A fails, AAAA answers.
+    result = run_plan(dns, "v6broken.test")
+    assert [(h.name, h.address) for h in result.hops] == [("mx.v6broken.test", "::1")]
 
 
 def test_mx_host_without_address_is_temporary(dns: DNSServer) -> None:
