@@ -654,3 +654,39 @@ def test_a_message_over_the_next_hops_size_is_returned_unsent(tmp_path: Path) ->
             )
 
     asyncio.run(main())
+
+
+def test_a_3yz_to_rcpt_is_not_taken_for_a_delivery(tmp_path: Path) -> None:
+    # B answers RCPT for bob with "354" (RFC 5321 §4.3.2: RCPT has no intermediate reply): the
+    # message did not reach bob, who is tried again, with NOTIFY=SUCCESS and no report. Before,
+    # a reply under 400 counted as delivered: bob's copy was dropped and a success reported.
+    spool = QueueSpool(tmp_path / "a")
+    entry = queue_message(
+        spool,
+        [
+            QueueRecipient("bob@example.test", notify=["SUCCESS", "FAILURE"]),
+            QueueRecipient("carol@example.test"),
+        ],
+    )
+    rule = "rcpt:bob@example.test:354 Start mail input"
+
+    async def main() -> None:
+        async with receiver(tmp_path / "b", faults=(rule,)) as b:
+            inbox = Inbox()
+            settings = fast(routes=route_to(b, "example.test"), retry_schedule=(3600.0,))
+            async with running(spool, settings, inbox) as runner:
+                await wait_until(lambda: runner.delivered + runner.deferred == 2)
+                await runner.wait_idle(10)
+            assert len(stored(tmp_path / "b")) == 1
+            assert inbox.messages == []
+        saved = spool.load(entry.id)
+        assert saved is not None
+        bob, carol = saved.recipients
+        assert (bob.state, bob.status, bob.last_reply) == (
+            "pending",
+            "4.5.0",
+            "354 Start mail input",
+        )
+        assert carol.state == "delivered"
+
+    asyncio.run(main())
