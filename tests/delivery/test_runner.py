@@ -6,6 +6,8 @@ a smarthost with AUTH, and `mailroom queue` requests."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from pathlib import Path
 
 from mailroom.queue.entry import QueueRecipient, QueueSpool
@@ -688,5 +690,31 @@ def test_a_3yz_to_rcpt_is_not_taken_for_a_delivery(tmp_path: Path) -> None:
             "354 Start mail input",
         )
         assert carol.state == "delivered"
+
+    asyncio.run(main())
+
+
+def test_a_save_cancelled_while_waiting_for_its_turn_still_reaches_the_disk(tmp_path: Path) -> None:
+    # Two jobs of one entry (two domains) finish together as stop() cancels the workers: the
+    # second's save waits for the first's lock, and its cancellation must not drop the state
+    # it carries (a recipient the next hop took), or the message goes again after a restart.
+    spool = QueueSpool(tmp_path / "a")
+    queued = queue_message(spool, ["bob@example.test"], next_attempt=time.time() + 3600)
+
+    async def main() -> None:
+        async with running(spool, fast()) as runner:
+            entry = runner.entries[queued.id]
+            earlier = runner._save_locks.setdefault(entry.id, asyncio.Lock())
+            await earlier.acquire()  # an earlier save of this entry, still writing
+            entry.recipients[0].state = "delivered"
+            saving = asyncio.ensure_future(runner._save(entry))
+            await asyncio.sleep(0.05)
+            saving.cancel()
+            await asyncio.sleep(0)
+            earlier.release()
+            with contextlib.suppress(asyncio.CancelledError):
+                await saving
+        saved = spool.load(queued.id)
+        assert saved is not None and saved.recipients[0].state == "delivered"
 
     asyncio.run(main())

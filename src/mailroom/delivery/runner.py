@@ -882,17 +882,23 @@ class QueueRunner:
 
     async def _save(self, entry: QueueEntry) -> None:
         """Durably save the entry's state; saves of one entry happen in order, and a save once
-        begun completes even if the caller is cancelled."""
+        asked for completes even if the caller is cancelled, the wait for an earlier save of
+        the same entry included: a worker that stop() cancels just after a reply to the end of
+        data, while another job of the entry was saving, must not leave that reply unsaved (the
+        message would go again after the restart)."""
         if entry.id in self._deleted:
             return
+        task = asyncio.ensure_future(self._save_in_turn(entry))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await task
+            raise
+
+    async def _save_in_turn(self, entry: QueueEntry) -> None:
         lock = self._save_locks.setdefault(entry.id, asyncio.Lock())
         async with lock:
             if entry.id in self._deleted:
                 return
             snapshot = QueueEntry.from_json(entry.to_json())
-            task = asyncio.ensure_future(asyncio.to_thread(self.spool.save, snapshot))
-            try:
-                await asyncio.shield(task)
-            except asyncio.CancelledError:
-                await task
-                raise
+            await asyncio.to_thread(self.spool.save, snapshot)
