@@ -303,6 +303,33 @@ def test_notify_goes_on_to_a_server_with_dsn(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
+def test_orcpt_goes_on_with_its_address_type(tmp_path: Path) -> None:
+    # RFC 3461 §5.2.1 (d): the identical original-recipient-address, type included, goes on
+    # with the message. An x400 or a utf-8 ORCPT left as rfc822.
+    spool = QueueSpool(tmp_path / "a")
+    queue_message(
+        spool,
+        [
+            QueueRecipient("bob@example.test", orcpt=["x400", "/C=US/PN=Bob/"]),
+            QueueRecipient("carol@example.test", orcpt=["utf-8", "carol@x.test"]),
+            QueueRecipient("dave@example.test", orcpt=["RFC822", "Dave@x.test"]),
+        ],
+    )
+
+    async def main() -> None:
+        async with receiver(tmp_path / "b") as b:
+            async with running(spool, fast(routes=route_to(b, "example.test"))):
+                await wait_until(lambda: not spool.ids())
+            [session] = commands(b)
+            assert [c for c in session if c.startswith("RCPT")] == [
+                "RCPT TO:<bob@example.test> ORCPT=x400;/C+3DUS/PN+3DBob/",
+                "RCPT TO:<carol@example.test> ORCPT=utf-8;carol@x.test",
+                "RCPT TO:<dave@example.test> ORCPT=RFC822;Dave@x.test",
+            ]
+
+    asyncio.run(main())
+
+
 def test_success_to_a_server_without_dsn_is_reported_as_relayed(tmp_path: Path) -> None:
     from aiosmtpd.smtp import SMTP
 

@@ -672,6 +672,7 @@ class QueueRunner:
                     r.address,
                     notify=tuple(r.notify) if r.notify else None,
                     orcpt=r.orcpt[1] if r.orcpt else None,
+                    orcpt_type=r.orcpt[0] if r.orcpt else None,
                     rrvs=r.rrvs,
                 )
                 for r in batch
