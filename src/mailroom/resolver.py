@@ -215,14 +215,24 @@ class Resolver:
         return MailRoute(domain, tuple((p, h) for p, h in records if h))
 
     async def addresses(self, host: str) -> list[str]:
+        """The host's A and AAAA addresses. One type that cannot be answered now (SERVFAIL, a
+        timeout: some name servers fail AAAA questions) does not hide the other's addresses,
+        as in Postfix's dns_lookup_rv; only when no address was found does the failure raise
+        (ResolverError: try again later)."""
         found: list[str] = []
+        failure: ResolverError | None = None
         for rdtype in ("A", "AAAA"):
             try:
                 answer = await self._query(host, rdtype)
             except dns.resolver.NXDOMAIN:
                 return found
+            except ResolverError as exc:
+                failure = failure or exc
+                continue
             if answer is not None:
                 found.extend(str(r) for r in answer)
+        if failure is not None and not found:
+            raise failure
         return found
 
     async def has_null_mx(self, domain: str) -> bool:

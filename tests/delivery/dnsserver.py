@@ -1,6 +1,7 @@
 """A tiny authoritative DNS server for tests: UDP on 127.0.0.1, answers parsed and built with
 dnspython, records given as zone-file text. Names it does not know are NXDOMAIN; names listed in
-``servfail`` answer SERVFAIL (a temporary failure); a known name without records of the asked
+``servfail`` answer SERVFAIL (a temporary failure), as do the (name, type) pairs of
+``servfail_types``; a known name without records of the asked
 type answers NOERROR with no records (so a domain with only A records has an implicit MX).
 ``fail_all`` answers SERVFAIL to every question: :func:`dns_that_cannot_answer`.
 
@@ -33,12 +34,15 @@ class DNSServer:
         records: dict[str, dict[str, list[str]]] | None = None,
         *,
         servfail: set[str] | None = None,
+        servfail_types: set[tuple[str, str]] | None = None,
         fail_all: bool = False,
     ) -> None:
         self.records: dict[str, dict[str, list[str]]] = {}
         for name, types in (records or {}).items():
             self.set(name, types)
         self.servfail = {self._key(n) for n in servfail or ()}
+        # (name, type) pairs answered SERVFAIL, the name's other types answered as usual.
+        self.servfail_types = {(self._key(n), t.upper()) for n, t in servfail_types or ()}
         self.fail_all = fail_all
         self.queries: Counter[tuple[str, str]] = Counter()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -105,7 +109,7 @@ class DNSServer:
         name = question.name.to_text().lower()
         rdtype = dns.rdatatype.to_text(question.rdtype)
         self.queries[(name, rdtype)] += 1
-        if self.fail_all or name in self.servfail:
+        if self.fail_all or name in self.servfail or (name, rdtype) in self.servfail_types:
             response.set_rcode(dns.rcode.SERVFAIL)
         elif name not in self.records:
             response.set_rcode(dns.rcode.NXDOMAIN)

@@ -57,6 +57,15 @@ def test_a_plain_8bit_message_becomes_quoted_printable_utf8() -> None:
     assert content(parsed) == text.replace("\r\n", "\n")
 
 
+def test_a_7bit_message_declared_8bitmime_goes_to_a_7bit_hop_without_body() -> None:
+    # Many clients declare BODY=8BITMIME for every message: one whose octets are all ASCII
+    # needs no conversion and no BODY= at a hop without 8BITMIME (RFC 6152 §3).
+    message = b"From: a@a.test\r\nSubject: plain\r\n\r\nOnly ASCII here.\r\n"
+    result = fit(message)
+    assert (result.message, result.body, result.converted) == (message, None, False)
+    assert fit(message, EIGHT_BIT).body == "8BITMIME"
+
+
 def test_a_hop_with_8bitmime_gets_the_octets_as_they_are() -> None:
     original = b"Subject: hi\r\n\r\nGr\xc3\xbc\xc3\x9fe\r\n"
     result = fit(original, EIGHT_BIT)

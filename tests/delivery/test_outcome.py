@@ -8,6 +8,7 @@ import pytest
 from mailroom.client import (
     ConnectionFailed,
     GreetingRefused,
+    HelloRefused,
     ProtocolError,
     ServiceClosing,
     TLSFailed,
@@ -50,6 +51,28 @@ def test_reply_outcome(
     if reason is not None:
         assert outcome.reason == reason
     assert outcome.final == (action != "retry")
+
+
+@pytest.mark.parametrize(
+    ("wire", "command"),
+    [("354 Start mail input", "RCPT"), ("334 VXNlcm5hbWU6", "MAIL"), ("354 again", "DATA")],
+)
+def test_a_3yz_where_a_completion_was_due_is_not_a_delivery(wire: str, command: str) -> None:
+    # RFC 5321 §4.3.2: MAIL, RCPT and the end of data have no intermediate reply; a 3yz
+    # completes nothing. It was taken for a delivery (code < 400): the message was dropped.
+    outcome = from_reply(Reply.parse(wire + "\r\n"), command, "mx.example.test")
+    assert (outcome.action, outcome.status, outcome.reason) == ("retry", "4.5.0", "systemerror")
+    assert outcome.diagnostic == wire and outcome.remote_mta == "mx.example.test"
+    assert outcome.why.startswith(f"a {wire[:3]} reply to {command}, where only a completion")
+
+
+def test_a_refusal_whose_reply_is_no_refusal_is_not_a_delivery() -> None:
+    # EHLO answered "251 ok": the client refuses the hop (only 250 is EHLO's success), and the
+    # outcome of that refusal must not read as delivered.
+    error = HelloRefused("EHLO", Reply.parse(b"251 ok\r\n"))
+    outcome = from_error(error, "mx.example.test")
+    assert (outcome.action, outcome.status) == ("retry", "4.5.0")
+    assert outcome.diagnostic == "251 ok"
 
 
 def test_status_in_text_of_a_reply_without_one_is_used() -> None:

@@ -24,12 +24,19 @@ RECORDS = {
     "dangling.test": {"MX": ["10 gone.dangling.test."]},
     "loop.test": {"MX": ["10 mx.a.test.", "20 mx1.example.test."]},
     "self.test": {"MX": ["10 mx.a.test."]},
+    "numeric.test": {"MX": ["10 127.0.0.5.", "20 mx1.example.test."]},
+    "onlynumeric.test": {"MX": ["10 127.0.0.5."]},
+    "halfbroken.test": {"MX": ["10 mx.halfbroken.test."]},
+    "mx.halfbroken.test": {"A": ["127.0.0.6"], "AAAA": ["::1"]},
+    "v6broken.test": {"MX": ["10 mx.v6broken.test."]},
+    "mx.v6broken.test": {"AAAA": ["::1"]},
 }
 
 
 @pytest.fixture
 def dns() -> Iterator[DNSServer]:
-    with DNSServer(RECORDS, servfail={"broken.test"}) as server:
+    failing = {("mx.halfbroken.test", "AAAA"), ("mx.v6broken.test", "A")}
+    with DNSServer(RECORDS, servfail={"broken.test"}, servfail_types=failing) as server:
         yield server
 
 
@@ -78,9 +85,35 @@ def test_dns_failure_is_temporary(dns: DNSServer) -> None:
     assert (failure.action, failure.status) == ("retry", "4.4.3")
 
 
+def test_an_address_type_that_fails_does_not_hide_the_other(dns: DNSServer) -> None:
+    # The MX host's name server fails AAAA questions (SERVFAIL); its A record is the way in,
+    # as Postfix finds it. Before, the whole host counted as a DNS failure: 4.4.3 for days.
+    result = run_plan(dns, "halfbroken.test")
+    assert result.failure is None
+    assert [(h.name, h.address) for h in result.hops] == [("mx.halfbroken.test", "127.0.0.6")]
+    # The other way round: A fails, AAAA answers.
+    result = run_plan(dns, "v6broken.test")
+    assert [(h.name, h.address) for h in result.hops] == [("mx.v6broken.test", "::1")]
+
+
 def test_mx_host_without_address_is_temporary(dns: DNSServer) -> None:
     failure = run_plan(dns, "dangling.test").failure
     assert failure is not None and failure.action == "retry"
+
+
+def test_mx_naming_an_address_is_not_used(dns: DNSServer) -> None:
+    # RFC 5321 §5.1: an MX record's data is a host name to look up, not an address. Postfix
+    # and Exim skip such a record; the next MX host takes the mail.
+    result = run_plan(dns, "numeric.test")
+    assert [(h.name, h.address) for h in result.hops] == [("mx1.example.test", "127.0.0.2")]
+    failure = run_plan(dns, "onlynumeric.test").failure
+    assert failure is not None
+    assert (failure.action, failure.status) == ("retry", "4.4.4")
+    assert failure.diagnostic == (
+        "no address for the MX hosts of onlynumeric.test: 127.0.0.5 (an MX record names an "
+        "address, not a host: 127.0.0.5)"
+    )
+    assert dns.queries[("127.0.0.5.", "A")] == 0
 
 
 def test_mx_list_with_this_host_keeps_only_better_hosts(dns: DNSServer) -> None:

@@ -6,6 +6,8 @@ a smarthost with AUTH, and `mailroom queue` requests."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from pathlib import Path
 
 from mailroom.queue.entry import QueueRecipient, QueueSpool
@@ -297,6 +299,33 @@ def test_notify_goes_on_to_a_server_with_dsn(tmp_path: Path) -> None:
             rcpt = next(c for c in session if c.startswith("RCPT"))
             assert "RET=HDRS" in mail and "ENVID=E1" in mail
             assert "NOTIFY=SUCCESS,FAILURE" in rcpt and "ORCPT=rfc822;b@x.test" in rcpt
+
+    asyncio.run(main())
+
+
+def test_orcpt_goes_on_with_its_address_type(tmp_path: Path) -> None:
+    # RFC 3461 §5.2.1 (d): the identical original-recipient-address, type included, goes on
+    # with the message. An x400 or a utf-8 ORCPT left as rfc822.
+    spool = QueueSpool(tmp_path / "a")
+    queue_message(
+        spool,
+        [
+            QueueRecipient("bob@example.test", orcpt=["x400", "/C=US/PN=Bob/"]),
+            QueueRecipient("carol@example.test", orcpt=["utf-8", "carol@x.test"]),
+            QueueRecipient("dave@example.test", orcpt=["RFC822", "Dave@x.test"]),
+        ],
+    )
+
+    async def main() -> None:
+        async with receiver(tmp_path / "b") as b:
+            async with running(spool, fast(routes=route_to(b, "example.test"))):
+                await wait_until(lambda: not spool.ids())
+            [session] = commands(b)
+            assert [c for c in session if c.startswith("RCPT")] == [
+                "RCPT TO:<bob@example.test> ORCPT=x400;/C+3DUS/PN+3DBob/",
+                "RCPT TO:<carol@example.test> ORCPT=utf-8;carol@x.test",
+                "RCPT TO:<dave@example.test> ORCPT=RFC822;Dave@x.test",
+            ]
 
     asyncio.run(main())
 
@@ -619,5 +648,100 @@ def test_a_failed_destination_is_not_tried_once_per_message(tmp_path: Path) -> N
             # One lookup answered for all ten waiting messages.
             assert dns.queries[("broken.test.", "MX")] == 1
             assert {e.recipients[0].status for e in spool.entries()} == {"4.4.3"}
+
+    asyncio.run(main())
+
+
+def test_a_message_over_the_next_hops_size_is_returned_unsent(tmp_path: Path) -> None:
+    # RFC 1870 §6: B announces SIZE 4000; the large message is not offered, and the report says
+    # so in mailroom's own words (B never answered "552 5.3.4"); the small one goes on the
+    # same connection.
+    spool = QueueSpool(tmp_path / "a")
+    large = make_message("large", size=8000)
+    queue_message(spool, ["bob@example.test"], message=large)
+    queue_message(spool, ["carol@example.test"], message=make_message("small"))
+
+    async def main() -> None:
+        async with receiver(tmp_path / "b", max_message_size=4000) as b:
+            inbox = Inbox()
+            settings = fast(routes=route_to(b, "example.test"), max_per_destination=1)
+            async with running(spool, settings, inbox) as runner:
+                await wait_until(lambda: not spool.ids())
+                assert (runner.delivered, runner.bounced) == (1, 1)
+            [raw] = stored(tmp_path / "b")
+            assert b"Subject: small" in raw
+            [session] = commands(b)
+            assert [c for c in session if c.startswith("RCPT")] == ["RCPT TO:<carol@example.test>"]
+            [report] = inbox.reports
+            [block] = recipient_blocks(report)
+            assert block["Final-Recipient"] == "rfc822; bob@example.test"
+            assert (block["Action"], block["Status"]) == ("failed", "5.3.4")
+            assert block["Remote-MTA"] == "dns; 127.0.0.1"
+            assert block["Diagnostic-Code"] == (
+                f"X-Mailroom; message size {len(large)} exceeds the size limit 4000 that "
+                "127.0.0.1 announced"
+            )
+
+    asyncio.run(main())
+
+
+def test_a_3yz_to_rcpt_is_not_taken_for_a_delivery(tmp_path: Path) -> None:
+    # B answers RCPT for bob with "354" (RFC 5321 §4.3.2: RCPT has no intermediate reply): the
+    # message did not reach bob, who is tried again, with NOTIFY=SUCCESS and no report. Before,
+    # a reply under 400 counted as delivered: bob's copy was dropped and a success reported.
+    spool = QueueSpool(tmp_path / "a")
+    entry = queue_message(
+        spool,
+        [
+            QueueRecipient("bob@example.test", notify=["SUCCESS", "FAILURE"]),
+            QueueRecipient("carol@example.test"),
+        ],
+    )
+    rule = "rcpt:bob@example.test:354 Start mail input"
+
+    async def main() -> None:
+        async with receiver(tmp_path / "b", faults=(rule,)) as b:
+            inbox = Inbox()
+            settings = fast(routes=route_to(b, "example.test"), retry_schedule=(3600.0,))
+            async with running(spool, settings, inbox) as runner:
+                await wait_until(lambda: runner.delivered + runner.deferred == 2)
+                await runner.wait_idle(10)
+            assert len(stored(tmp_path / "b")) == 1
+            assert inbox.messages == []
+        saved = spool.load(entry.id)
+        assert saved is not None
+        bob, carol = saved.recipients
+        assert (bob.state, bob.status, bob.last_reply) == (
+            "pending",
+            "4.5.0",
+            "354 Start mail input",
+        )
+        assert carol.state == "delivered"
+
+    asyncio.run(main())
+
+
+def test_a_save_cancelled_while_waiting_for_its_turn_still_reaches_the_disk(tmp_path: Path) -> None:
+    # Two jobs of one entry (two domains) finish together as stop() cancels the workers: the
+    # second's save waits for the first's lock, and its cancellation must not drop the state
+    # it carries (a recipient the next hop took), or the message goes again after a restart.
+    spool = QueueSpool(tmp_path / "a")
+    queued = queue_message(spool, ["bob@example.test"], next_attempt=time.time() + 3600)
+
+    async def main() -> None:
+        async with running(spool, fast()) as runner:
+            entry = runner.entries[queued.id]
+            earlier = runner._save_locks.setdefault(entry.id, asyncio.Lock())
+            await earlier.acquire()  # an earlier save of this entry, still writing
+            entry.recipients[0].state = "delivered"
+            saving = asyncio.ensure_future(runner._save(entry))
+            await asyncio.sleep(0.05)
+            saving.cancel()
+            await asyncio.sleep(0)
+            earlier.release()
+            with contextlib.suppress(asyncio.CancelledError):
+                await saving
+        saved = spool.load(queued.id)
+        assert saved is not None and saved.recipients[0].state == "delivered"
 
     asyncio.run(main())

@@ -102,6 +102,22 @@ def test_8bit_parts_to_smtp_sink_without_8bitmime(tmp_path: Path) -> None:
     assert inbox.reports == []  # nothing was lost: nothing to report
 
 
+def test_a_7bit_message_declared_8bitmime_to_smtp_sink_without_8bitmime(tmp_path: Path) -> None:
+    # BODY=8BITMIME on a message of ASCII octets only (what many clients declare for every
+    # message): smtp-sink -8 gets it as it is, without BODY=. It was returned with 5.6.3.
+    require_sink()
+    message = b"From: alice@a.test\r\nTo: bob@example.test\r\nSubject: plain\r\n\r\nASCII.\r\n"
+    with smtp_sink("-8") as sink:
+        inbox = deliver(
+            tmp_path,
+            f"127.0.0.1:{sink.port}",
+            [{"recipients": ["bob@example.test"], "message": message, "body": "8BITMIME"}],
+        )
+        [capture] = sink.captured()
+    assert sink_message(capture).replace(b"\n", b"\r\n") == message
+    assert inbox.reports == []
+
+
 def test_a_lossy_conversion_is_reported_with_2_6_4(tmp_path: Path) -> None:
     require_sink()
     latin1 = b"From: alice@a.test\r\nSubject: caf\r\n\r\nUn caf\xe9, s'il vous pla\xeet.\r\n"

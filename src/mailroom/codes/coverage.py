@@ -89,6 +89,7 @@ TESTS: dict[str, tuple[str, ...]] = {
         "tests/server/test_limits.py::test_size_is_advertised_and_enforced",
         "tests/server/test_limits.py::test_header_section_limit",
         "tests/interop/test_burl.py::test_a_part_too_big_for_the_message",
+        "tests/delivery/test_runner.py::test_a_message_over_the_next_hops_size_is_returned_unsent",
     ),
     "X.3.5": (
         "tests/mailserver/test_routing_situations.py::test_a_local_domain_without_mailboxes",

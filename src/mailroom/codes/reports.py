@@ -202,6 +202,13 @@ CONVERSION_NOT_SUPPORTED = _report(
     ref="RFC 3030 §3; RFC 3463 X.6.3",
     reason="contenterror",
 )
+TOO_BIG_FOR_NEXT_HOP = _report(
+    "5.3.4",
+    when="a message larger than the SIZE its next hop announced: returned without being "
+    "offered, as RFC 1870 §6 has a client do (the report names the size and the limit)",
+    ref="RFC 1870 §6; RFC 3463 X.3.4",
+    reason="mesgtoobig",
+)
 RRVS_NOT_PASSED_ON = _report(
     "5.7.19",
     when="a recipient given with RRVS=<date-time>;R (reject when the test cannot be made) whose "

@@ -108,7 +108,14 @@ def fit_for_next_hop(
         return Conversion(message, "BINARYMIME", smtputf8)
     needs = (binary and not binary_ok) or (not eightbit_ok and _8BIT.search(message) is not None)
     if not needs:
-        return Conversion(message, body if body != "BINARYMIME" else None, smtputf8)
+        # Nothing to convert. A message declared BODY=8BITMIME whose octets are all 7-bit (many
+        # clients declare it for every message) goes to a hop without 8BITMIME as what it is,
+        # 7-bit, without BODY= (RFC 6152 §3): declaring it there was refused by the client, and
+        # the message returned with 5.6.3.
+        declared = body if body != "BINARYMIME" else None
+        if declared == "8BITMIME" and not eightbit_ok:
+            declared = None
+        return Conversion(message, declared, smtputf8)
     fields = _fields(header)
     if binary and not binary_ok and "mime-version" not in fields and "content-type" not in fields:
         raise CannotConvert(

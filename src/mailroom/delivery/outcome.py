@@ -49,10 +49,23 @@ def _action_of(code: int) -> Action:
     return "delivered" if code < 400 else "retry" if code < 500 else "bounce"
 
 
+def _not_a_completion(reply: Reply, command: str, remote_mta: str | None) -> Outcome:
+    """A reply that settles nothing where a completion or a refusal was due: the next hop broke
+    the protocol, nothing is known to be delivered, and the recipient is tried again."""
+    why = (
+        f"a {reply.code} reply to {command}, where only a completion (2yz) or a refusal "
+        "(4yz, 5yz) can come (RFC 5321 §4.2.1, §4.3.2)"
+    )
+    return reported(reports.PROTOCOL_ERROR, str(reply), remote_mta, why)
+
+
 def from_reply(reply: Reply, command: str, remote_mta: str | None) -> Outcome:
     """The outcome a remote reply means: its class decides the action, the classification
     names the reason, and the status is the reply's enhanced code (or the one its text holds,
-    or ``class.0.0`` as RFC 3463 §3.1 allows)."""
+    or ``class.0.0`` as RFC 3463 §3.1 allows). A 3yz (or any code outside 2yz, 4yz, 5yz)
+    completes nothing: MAIL, RCPT and the end of data have no intermediate reply (§4.3.2)."""
+    if reply.code // 100 not in (2, 4, 5):
+        return _not_a_completion(reply, command, remote_mta)
     verdict = classify(reply, command=command)
     status = reply.status or verdict.status
     klass = reply.code // 100
@@ -70,6 +83,9 @@ def from_error(error: BaseException, remote_mta: str | None = None) -> Outcome:
         command = {"GREETING": "CONNECT", "EHLO": "HELO", "LHLO": "HELO", "STARTTLS": "HELO"}.get(
             error.command, error.command
         )
+        if error.reply.code < 400:
+            # A failure whose reply is no refusal (EHLO answered "251" or "354"): not a success.
+            return _not_a_completion(error.reply, command, remote_mta)
         return from_reply(error.reply, command, remote_mta)
     text = str(error) or type(error).__name__
     if isinstance(error, TLSFailed):

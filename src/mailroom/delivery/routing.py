@@ -180,9 +180,14 @@ async def plan(
     own = hostname.lower().rstrip(".")
     resolved: list[tuple[int, str, list[str]]] = []
     temporary: str | None = None
+    numeric: list[str] = []
     for preference, host in hosts:
         if _is_ip(host):
-            addresses = [host]
+            # RFC 5321 §5.1: an MX record's data is a host name whose address records say
+            # where to go, never an address. Like Postfix ("numeric domain name in resource
+            # data of MX record") and Exim (allow_mx_to_ip = false), such a host is not used.
+            numeric.append(host)
+            addresses = []
         else:
             try:
                 addresses = await resolver.addresses(host)
@@ -229,8 +234,7 @@ async def plan(
     if temporary is not None:
         return Plan(failure=reported(reports.DNS_FAILED, f"DNS lookup failed: {temporary}"))
     names = ", ".join(h for _, h, _ in resolved)
-    return Plan(
-        failure=reported(
-            reports.MX_HOSTS_UNRESOLVABLE, f"no address for the MX hosts of {domain}: {names}"
-        )
-    )
+    text = f"no address for the MX hosts of {domain}: {names}"
+    if numeric:
+        text += f" (an MX record names an address, not a host: {', '.join(numeric)})"
+    return Plan(failure=reported(reports.MX_HOSTS_UNRESOLVABLE, text))

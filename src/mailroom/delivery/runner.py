@@ -61,7 +61,7 @@ from mailroom.delivery.tlspolicy import Requirement, requirement_of
 from mailroom.delivery.transport_security import TransportSecurity, transport_security
 from mailroom.header_section import header_length
 from mailroom.logsafe import quoted
-from mailroom.protocol.client_errors import ExtensionNotOffered, InvalidAddress
+from mailroom.protocol.client_errors import ExtensionNotOffered, InvalidAddress, MessageTooLarge
 from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueStore
 from mailroom.queue.settings import QueueSettings
 from mailroom.resolver import Resolver
@@ -560,6 +560,18 @@ class QueueRunner:
             await self._fail_rest(job, from_error(exc, session.remote_mta), session)
             return None
         except SendError as exc:
+            if isinstance(exc.__cause__, MessageTooLarge):
+                # Known before anything was sent (RFC 1870 §6): mailroom's own finding, not a
+                # reply of that server (the report said "smtp; 552 5.3.4 ..." as if it had
+                # answered), and the connection stays good for the next message.
+                too_big = exc.__cause__
+                text = (
+                    f"message size {too_big.size} exceeds the size limit {too_big.limit} "
+                    f"that {session.remote_mta} announced"
+                )
+                outcome = reported(reports.TOO_BIG_FOR_NEXT_HOP, text, session.remote_mta)
+                await self._fail_rest(job, outcome, session)
+                return session if session.usable else None
             await session.client.close()
             await self._fail_rest(job, from_error(exc, session.remote_mta), session)
             return None
@@ -660,6 +672,7 @@ class QueueRunner:
                     r.address,
                     notify=tuple(r.notify) if r.notify else None,
                     orcpt=r.orcpt[1] if r.orcpt else None,
+                    orcpt_type=r.orcpt[0] if r.orcpt else None,
                     rrvs=r.rrvs,
                 )
                 for r in batch
@@ -870,17 +883,23 @@ class QueueRunner:
 
     async def _save(self, entry: QueueEntry) -> None:
         """Durably save the entry's state; saves of one entry happen in order, and a save once
-        begun completes even if the caller is cancelled."""
+        asked for completes even if the caller is cancelled, the wait for an earlier save of
+        the same entry included: a worker that stop() cancels just after a reply to the end of
+        data, while another job of the entry was saving, must not leave that reply unsaved (the
+        message would go again after the restart)."""
         if entry.id in self._deleted:
             return
+        task = asyncio.ensure_future(self._save_in_turn(entry))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await task
+            raise
+
+    async def _save_in_turn(self, entry: QueueEntry) -> None:
         lock = self._save_locks.setdefault(entry.id, asyncio.Lock())
         async with lock:
             if entry.id in self._deleted:
                 return
             snapshot = QueueEntry.from_json(entry.to_json())
-            task = asyncio.ensure_future(asyncio.to_thread(self.spool.save, snapshot))
-            try:
-                await asyncio.shield(task)
-            except asyncio.CancelledError:
-                await task
-                raise
+            await asyncio.to_thread(self.spool.save, snapshot)

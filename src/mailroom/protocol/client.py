@@ -418,7 +418,7 @@ class ClientConnection:
             if ext.dsn and rcpt.notify:
                 words.append("NOTIFY=" + ",".join(rcpt.notify))
             if ext.dsn and rcpt.orcpt:
-                words.append("ORCPT=" + encode_orcpt(rcpt.orcpt))
+                words.append("ORCPT=" + encode_orcpt(rcpt.orcpt, rcpt.orcpt_type))
             if ext.rrvs and rcpt.rrvs:
                 words.append(f"RRVS={rcpt.rrvs}")
             rcpt_commands.append(" ".join(words))

@@ -23,6 +23,9 @@ class Recipient:
     address: str
     notify: tuple[str, ...] | None = None  # ("NEVER",) or some of SUCCESS, FAILURE, DELAY
     orcpt: str | None = None  # the original recipient, sent as ORCPT=rfc822;… (or utf-8;…)
+    # The address type the original recipient came with (x400, utf-8, …): a relay passes ORCPT
+    # on with its type unchanged (RFC 3461 §5.2.1 (d)). None: rfc822, or utf-8 when not ASCII.
+    orcpt_type: str | None = None
     # RFC 7293: "deliver only if the mailbox has had one owner since": RRVS=<date-time>[;C|;R]
     rrvs: str | None = None
 
@@ -86,14 +89,19 @@ def encode_xtext(text: str) -> str:
     return "".join(out)
 
 
-def encode_orcpt(address: str) -> str:
-    if address.isascii():
-        return f"rfc822;{encode_xtext(address)}"
+def encode_orcpt(address: str, address_type: str | None = None) -> str:
+    """``type;address`` as ORCPT carries it (RFC 3461 §4.2, RFC 6533 §3). The type is kept as
+    given (a relay passes it on unchanged); without one, rfc822, or utf-8 when not ASCII."""
+    kind = (address_type or "").lower()
+    if kind not in ("", "rfc822", "utf-8"):
+        return f"{address_type};{encode_xtext(address)}"  # x400 and others: xtext
+    if kind != "utf-8" and address.isascii():
+        return f"{address_type or 'rfc822'};{encode_xtext(address)}"
     # RFC 6533 §3: utf-8-addr-xtext, where only controls, space, "+", "=" and "\" need escaping.
     escaped = "".join(
         f"\\x{{{ord(c):X}}}" if ord(c) <= 32 or c in "+=\\" or ord(c) == 127 else c for c in address
     )
-    return f"utf-8;{escaped}"
+    return f"{address_type if kind == 'utf-8' else 'utf-8'};{escaped}"
 
 
 def check_address(address: str, *, allow_null: bool) -> None:
