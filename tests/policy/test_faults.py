@@ -92,6 +92,11 @@ def test_helo_is_ehlo_and_describe_reads_back() -> None:
         ("rcpt:times=0:close", "bad value in 'times=0'"),
         ("data:delay=-1", "bad value in 'delay=-1'"),
         ("data:delay=soon", "bad value"),
+        # float() reads these, but a session would wait forever (inf) and the rule's JSON
+        # (GET /api/v1/faults, the "faults" event) would hold Infinity or NaN, which is not JSON
+        ("data:delay=inf", "bad value in 'delay=inf'"),
+        ("data:delay=nan", "bad value in 'delay=nan'"),
+        ("data:delay=1e999", "bad value"),
         ("rcpt:550 4.1.1 Wrong class", "4.1.1"),
         ("rcpt:650 Not a code", "650"),
         ("rcpt:frobnicate", "cannot read 'frobnicate'"),

@@ -25,6 +25,7 @@ it does. From the command line (``--fault``, repeatable) or a config file, a rul
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -164,7 +165,9 @@ def parse_rule(text: str) -> FaultRule:
                     raise ValueError
             elif eq and key == "delay":
                 rule.action, rule.delay = "delay", float(value)
-                if rule.delay < 0:
+                # float() reads "inf" and "nan": a session would wait forever, and the
+                # rule's JSON would hold Infinity or NaN, which JSON has not
+                if not math.isfinite(rule.delay) or rule.delay < 0:
                     raise ValueError
             elif not eq and key in ("disconnect", "close"):
                 rule.action = key
