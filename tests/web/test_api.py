@@ -757,6 +757,29 @@ def test_encoded_words_in_display_names_are_names_in_the_listing(
     assert client.json("/api/v1/search?query=from:bank")["messages_count"] == 1
 
 
+def test_from_is_always_an_address_object_as_in_mailpit(api: tuple[LiveServer, Api]) -> None:
+    """Mailpit never gives a null From (its storage sets an empty address; a From it cannot
+    read becomes the Name), and its clients read ``From.Address`` unguarded: mailroom gave
+    null for a message without a From field, or with one that names no address."""
+    import smtplib
+
+    live, client = api
+    with smtplib.SMTP(*live.smtp, timeout=10) as smtp:
+        smtp.sendmail("app@example.test", ["bob@example.test"], b"Subject: none\r\n\r\nx\r\n")
+        smtp.sendmail(
+            "app@example.test",
+            ["bob@example.test"],
+            b"From: undisclosed-senders:;\r\nSubject: group\r\n\r\nx\r\n",
+        )
+    listing = client.json("/api/v1/messages")["messages"]
+    by_subject = {item["Subject"]: item for item in listing}
+    assert by_subject["none"]["From"] == {"Name": "", "Address": ""}
+    assert by_subject["group"]["From"] == {"Name": "undisclosed-senders:;", "Address": ""}
+    for item in listing:
+        message = client.json(f"/api/v1/message/{item['ID']}")
+        assert message["From"] == item["From"]
+
+
 def test_dns_rebinding_is_refused_on_loopback(web) -> None:  # type: ignore[no-untyped-def]
     """A page of evil.example that points its name at 127.0.0.1 reaches the API with
     ``Host: evil.example``: refused; the names of this machine are answered."""

@@ -26,7 +26,7 @@ from mailroom.web.http import (
     request_json,
     web_context,
 )
-from mailroom.web.messages import MessageRow, bcc_of, created, list_item
+from mailroom.web.messages import MessageRow, bcc_of, created, list_item, sender_of
 from mailroom.web.mime import ParsedMessage, addresses
 from mailroom.web.release import release
 from mailroom.web.search import Query, SearchError, parse_query
@@ -223,12 +223,11 @@ def message_json(
     """Mailpit's ``Message``, with mailroom's envelope and session under ``Mailroom``
     (``session``: the transcript of the session that stored it, if still kept; for a message
     shown as its source, ``ShownAsSource`` says why)."""
-    sender = addresses(parsed.header("From"))
     unsubscribe = parsed.header("List-Unsubscribe")
     return {
         "ID": row.id,
         "MessageID": parsed.header("Message-ID").strip().strip("<>"),
-        "From": sender[0] if sender else None,
+        "From": sender_of(parsed.header("From")),
         "To": addresses(parsed.header("To")),
         "Cc": addresses(parsed.header("Cc")),
         "Bcc": bcc_of(row),

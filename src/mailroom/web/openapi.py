@@ -141,7 +141,11 @@ def _schemas() -> dict[str, Any]:
                 "ID": {"type": "string", "description": "mailroom's queue id"},
                 "MessageID": {"type": "string"},
                 "Read": {"type": "boolean"},
-                "From": {"oneOf": [_ref("Address"), {"type": "null"}]},
+                "From": {
+                    **_ref("Address"),
+                    "description": "Never null: no From field is an empty address, one that "
+                    "names no address its text as the Name, as in Mailpit",
+                },
                 "To": addresses,
                 "Cc": addresses,
                 "Bcc": {**addresses, "description": "Envelope recipients not in To or Cc"},
@@ -173,7 +177,11 @@ def _schemas() -> dict[str, Any]:
             "properties": {
                 "ID": {"type": "string"},
                 "MessageID": {"type": "string"},
-                "From": {"oneOf": [_ref("Address"), {"type": "null"}]},
+                "From": {
+                    **_ref("Address"),
+                    "description": "Never null: no From field is an empty address, one that "
+                    "names no address its text as the Name, as in Mailpit",
+                },
                 "To": addresses,
                 "Cc": addresses,
                 "Bcc": addresses,

@@ -75,6 +75,7 @@ function size(bytes) {
 
 function address(a) {
   if (!a) return "";
+  if (!a.Address) return a.Name || "";
   return a.Name ? `${a.Name} <${a.Address}>` : a.Address;
 }
 
