@@ -780,6 +780,34 @@ def test_from_is_always_an_address_object_as_in_mailpit(api: tuple[LiveServer, A
         assert message["From"] == item["From"]
 
 
+def test_view_latest_opens_the_newest_message_in_the_ui(api: tuple[LiveServer, Api]) -> None:
+    """Mailpit's shortcut: /view/latest (``?query=`` the newest a search finds) opens the
+    newest message in the UI, or the list when there is none; mailroom answered 404."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    live, client = api
+    where = urlsplit(client.base)
+
+    def location(path: str) -> tuple[int, str | None]:
+        connection = http.client.HTTPConnection(where.hostname, where.port, timeout=10)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            response.read()
+            return response.status, response.getheader("Location")
+        finally:
+            connection.close()
+
+    assert location("/view/latest") == (302, "/")
+    first = send(live, plain(subject="first"))
+    second = send(live, plain(subject="second"))
+    assert location("/view/latest") == (302, f"/#/message/{second}")
+    assert location("/view/latest?query=subject:first") == (302, f"/#/message/{first}")
+    assert location("/view/latest?query=subject:nothing") == (302, "/")
+    assert client.get("/view/latest?query=larger:huge").status == 400
+
+
 def test_dns_rebinding_is_refused_on_loopback(web) -> None:  # type: ignore[no-untyped-def]
     """A page of evil.example that points its name at 127.0.0.1 reaches the API with
     ``Host: evil.example``: refused; the names of this machine are answered."""

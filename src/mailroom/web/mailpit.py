@@ -1,6 +1,6 @@
 """The endpoints Mailpit clients use, under ``/api/v1``, answering in Mailpit's shapes: list
 and search messages, one message, its source, headers and parts, delete, mark read,
-release, info; ``/view/{ID}.html`` and ``.txt``.
+release, info; ``/view/{ID}.html`` and ``.txt``, and ``/view/latest``.
 
 Deviations are additions only: a message carries a ``Mailroom`` object with the envelope and
 the SMTP session it came in, and ``release`` may name the server to send to.
@@ -365,6 +365,19 @@ def content_disposition(disposition: str, filename: str) -> str:
     return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
+async def view_latest(request: web.Request) -> web.Response:
+    """Mailpit's shortcut: the newest message (of those ``?query=`` finds) opened in the UI,
+    or the list when there is none."""
+    ctx = web_context(request)
+    text = request.query.get("query", "")
+    try:
+        query = _query(request, text) if text.strip() else None
+    except SearchError as exc:
+        return error(400, str(exc))
+    _, rows = await ctx.messages.call(ctx.messages.page, query, 0, 1)
+    raise web.HTTPFound(f"/#/message/{rows[0].id}" if rows else "/")
+
+
 async def view_html(request: web.Request) -> web.Response:
     def html_of(row: MessageRow, parsed: ParsedMessage) -> str | None:
         return parsed.safe_html() if parsed.html else None
@@ -474,5 +487,6 @@ def routes(app: web.Application) -> None:
     add("POST", "/api/v1/message/{id}/release", release)
     add("GET", "/api/v1/info", info)
     add("GET", "/api/v1/webui", webui)
+    add("GET", "/view/latest", view_latest)
     add("GET", r"/view/{id}.html", view_html)
     add("GET", r"/view/{id}.txt", view_text)

@@ -510,6 +510,15 @@ def document() -> dict[str, Any]:
                 parameters=[_ID],
             )
         },
+        "/view/latest": {
+            "get": _op(
+                "Redirect (302) to the newest message in the UI, of those the query finds if "
+                "one is given; to the list when there is none",
+                mailpit,
+                {"302": {"description": "To /#/message/{ID}, or /"}, "400": _ERROR},
+                parameters=[{**_SEARCH, "required": False}, _TZ],
+            )
+        },
         "/view/{ID}.html": {
             "get": _op(
                 "The HTML body, inline images embedded, under a policy that allows no "
