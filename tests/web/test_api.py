@@ -287,6 +287,9 @@ def test_search_bad_input(mailbag: tuple[Api, dict[str, str]]) -> None:
     assert "not a date" in bad_date.json()["Error"]
     assert client.get("/api/v1/search?query=after:2024-01-01&tz=Mars/Olympus").status == 400
     assert client.get("/api/v1/search?query=larger:huge").status == 400
+    # the first day of the calendar is a date (it was a 500): before every message
+    first_day = client.json("/api/v1/search?query=before:0001-01-01")
+    assert (first_day["messages_count"], first_day["total"]) == (0, 3)
 
 
 def test_search_paging(mailbag: tuple[Api, dict[str, str]]) -> None:
