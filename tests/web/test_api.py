@@ -136,6 +136,36 @@ def test_parts_download_decoded(api: tuple[LiveServer, Api]) -> None:
     assert client.get(f"/api/v1/message/{queue_id}/part/9.9").status == 404
 
 
+def test_text_parts_are_served_in_their_charset(api: tuple[LiveServer, Api]) -> None:
+    """A text part is served as its octets, so it says their charset: served as bare
+    text/plain, a UTF-8 .txt opened in a tab (?inline=1, as the UI's link does) showed
+    "GrÃ¼ÃŸe" in Chromium, which reads text without a charset as windows-1252."""
+    live, client = api
+    message = plain("Notes")
+    message.add_attachment("Grüße — ok\n", subtype="plain", filename="notes.txt", charset="utf-8")
+    latin = "Grüße\n".encode("latin-1")
+    message.add_attachment(
+        latin, "text", "plain", filename="latin.txt", params={"charset": "ISO-8859-1"}
+    )
+    message.add_attachment(b"odd", "text", "plain", filename="odd.txt", params={"charset": 'a b"'})
+    queue_id = send(live, message)
+    notes, old, odd = client.json(f"/api/v1/message/{queue_id}")["Attachments"]
+    utf8 = client.get(f"/api/v1/message/{queue_id}/part/{notes['PartID']}?inline=1")
+    assert utf8.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert utf8.body.decode("utf-8").splitlines() == ["Grüße — ok"]
+    assert utf8.headers["Content-Disposition"].startswith("inline;")
+    latin1 = client.get(f"/api/v1/message/{queue_id}/part/{old['PartID']}")
+    assert (latin1.headers["Content-Type"], latin1.body) == (
+        "text/plain; charset=iso-8859-1",
+        latin,
+    )
+    # a charset that is no token is left out rather than written into the header
+    assert (
+        client.get(f"/api/v1/message/{queue_id}/part/{odd['PartID']}").headers["Content-Type"]
+        == "text/plain"
+    )
+
+
 def test_raw_is_the_stored_file(api: tuple[LiveServer, Api]) -> None:
     live, client = api
     queue_id = send(live, plain())

@@ -67,6 +67,8 @@ _REMOTE = re.compile(
     re.IGNORECASE,
 )
 _LINK = re.compile(r"<([^<>]+)>")
+# A charset name as a part gives it, fit for a Content-Type (IANA's names; nothing to quote)
+_CHARSET = re.compile(r"[a-z0-9][a-z0-9._:+-]*")
 # Attachments a browser shows itself, opened in a tab of their own with ?inline=1.
 INLINE_TYPES = frozenset(
     {"application/pdf", "image/png", "image/jpeg", "image/gif", "image/webp", "text/plain"}
@@ -328,14 +330,22 @@ async def get_part(request: web.Request) -> web.Response:
         part = parsed.parts.get(wanted)
         if part is None:
             return parsed.note or "no such part"
-        return part.payload(), part.content_type, part.disposition, part.filename
+        served = part.content_type
+        if served.startswith("text/"):
+            # The part's octets, so their charset: without one a browser reads text as
+            # windows-1252 (a UTF-8 .txt opened in a tab showed "GrÃ¼ÃŸe")
+            charset = part.part.get_content_charset() or ""
+            if _CHARSET.fullmatch(charset):
+                served += f"; charset={charset}"
+        return part.payload(), served, part.disposition, part.filename
 
     found = await _rendered(request, part_of)
     if isinstance(found, str):
         raise web.HTTPNotFound(text=found)
-    payload, content_type, part_disposition, filename = found
+    payload, served_type, part_disposition, filename = found
+    content_type = served_type.partition(";")[0]
     response = web.Response(body=payload)
-    response.headers["Content-Type"] = content_type
+    response.headers["Content-Type"] = served_type
     # A part is shown as a document of its own, never as a page of this origin.
     response.headers["Content-Security-Policy"] = "sandbox"
     disposition = "inline" if part_disposition == "inline" else "attachment"
