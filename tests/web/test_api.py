@@ -921,6 +921,32 @@ def test_chaos_triggers_are_fault_rules(api: tuple[LiveServer, Api]) -> None:
     assert [r["stage"] for r in client.json("/api/v1/faults")["rules"]] == ["rcpt"]
 
 
+def test_chaos_error_codes_default_as_in_mailpit(api: tuple[LiveServer, Api]) -> None:
+    """Mailpit's defaults: 535 for Authentication, 451 for Sender and Recipient, for a
+    trigger at 0 % and for an ErrorCode left out or 0. mailroom showed and used 451 for
+    Authentication, and refused an ErrorCode of 0."""
+    _, client = api
+    off = {
+        "Authentication": {"ErrorCode": 535, "Probability": 0},
+        "Recipient": {"ErrorCode": 451, "Probability": 0},
+        "Sender": {"ErrorCode": 451, "Probability": 0},
+    }
+    assert client.json("/api/v1/chaos") == off
+    answer = client.put(
+        "/api/v1/chaos",
+        {"Authentication": {"Probability": 50}, "Recipient": {"ErrorCode": 0, "Probability": 10}},
+    )
+    assert answer.status == 200
+    assert answer.json()["Authentication"] == {"ErrorCode": 535, "Probability": 50}
+    assert answer.json()["Recipient"] == {"ErrorCode": 451, "Probability": 10}
+    rules = {r["stage"]: r["reply"] for r in client.json("/api/v1/faults")["rules"]}
+    assert rules == {
+        "auth": "535 5.0.0 Fault injected (chaos)",
+        "rcpt": "451 4.0.0 Fault injected (chaos)",
+    }
+    assert client.put("/api/v1/chaos", {}).json() == off
+
+
 @pytest.mark.parametrize(
     "body, message",
     [
