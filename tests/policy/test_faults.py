@@ -62,6 +62,16 @@ def test_reply_text_may_hold_colons_and_no_enhanced_code() -> None:
     )
 
 
+def test_reply_text_may_hold_tabs_and_non_ascii() -> None:
+    rule = parse_rule("rcpt:550 5.1.1 Kein\tEmpfänger")
+    assert rule.reply is not None and rule.reply.lines == ("Kein\tEmpfänger",)
+
+
+def test_data_may_answer_its_own_354() -> None:
+    rule = parse_rule("data:354 Send it")
+    assert rule.reply is not None and str(rule.reply) == "354 Send it"
+
+
 def test_helo_is_ehlo_and_describe_reads_back() -> None:
     assert STAGES[parse_rule("helo:close").stage] == "EHLO"
     for text in (
@@ -92,12 +102,31 @@ def test_helo_is_ehlo_and_describe_reads_back() -> None:
         ("rcpt:times=0:close", "bad value in 'times=0'"),
         ("data:delay=-1", "bad value in 'delay=-1'"),
         ("data:delay=soon", "bad value"),
+        # float() reads these, but a session would wait forever (inf) and the rule's JSON
+        # (GET /api/v1/faults, the "faults" event) would hold Infinity or NaN, which is not JSON
+        ("data:delay=inf", "bad value in 'delay=inf'"),
+        ("data:delay=nan", "bad value in 'delay=nan'"),
+        ("data:delay=1e999", "bad value"),
         ("rcpt:550 4.1.1 Wrong class", "4.1.1"),
         ("rcpt:650 Not a code", "650"),
         ("rcpt:frobnicate", "cannot read 'frobnicate'"),
         ("rcpt:disconnect:close", "the action comes last"),
         ("data:delay=5:times=2", "the action comes last: 'times=2' follows 'delay=5'"),
         ("connect:220 2.0.0 Welcome", "a connect rule replaces the greeting"),
+        # A 354 to MAIL was sent and the MAIL taken (the core takes any reply below 400 as a
+        # yes), and a 250 to DATA left the client's message to be read as commands.
+        ("mail:354 Go ahead", "354 is DATA's reply"),
+        ("rcpt:354 Start mail input", "354 is DATA's reply"),
+        ("bdat:354 Go ahead", "354 is DATA's reply"),
+        ("auth:334 VXNlcm5hbWU6", "334 is DATA's reply|intermediate"),
+        ("data:250 2.0.0 Ok", "DATA's positive reply is 354"),
+        ("data:334 Go", "334 is an intermediate reply"),
+        # RFC 5321 §4.2: reply text is TAB and printable characters; a NUL or an ESC went
+        # out as written (only CR and LF were refused)
+        ("rcpt:550 5.1.1 No\x00such user", "control character"),
+        ("rcpt:550 5.1.1 \x1b[31mred\x1b[0m", "control character"),
+        ("rcpt:550 5.1.1 bell\x07", "control character"),
+        ("rcpt:550 5.1.1 del\x7f", "control character"),
     ],
 )
 def test_invalid_rules(text: str, message: str) -> None:

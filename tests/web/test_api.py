@@ -136,6 +136,36 @@ def test_parts_download_decoded(api: tuple[LiveServer, Api]) -> None:
     assert client.get(f"/api/v1/message/{queue_id}/part/9.9").status == 404
 
 
+def test_text_parts_are_served_in_their_charset(api: tuple[LiveServer, Api]) -> None:
+    """A text part is served as its octets, so it says their charset: served as bare
+    text/plain, a UTF-8 .txt opened in a tab (?inline=1, as the UI's link does) showed
+    "GrÃ¼ÃŸe" in Chromium, which reads text without a charset as windows-1252."""
+    live, client = api
+    message = plain("Notes")
+    message.add_attachment("Grüße — ok\n", subtype="plain", filename="notes.txt", charset="utf-8")
+    latin = "Grüße\n".encode("latin-1")
+    message.add_attachment(
+        latin, "text", "plain", filename="latin.txt", params={"charset": "ISO-8859-1"}
+    )
+    message.add_attachment(b"odd", "text", "plain", filename="odd.txt", params={"charset": 'a b"'})
+    queue_id = send(live, message)
+    notes, old, odd = client.json(f"/api/v1/message/{queue_id}")["Attachments"]
+    utf8 = client.get(f"/api/v1/message/{queue_id}/part/{notes['PartID']}?inline=1")
+    assert utf8.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert utf8.body.decode("utf-8").splitlines() == ["Grüße — ok"]
+    assert utf8.headers["Content-Disposition"].startswith("inline;")
+    latin1 = client.get(f"/api/v1/message/{queue_id}/part/{old['PartID']}")
+    assert (latin1.headers["Content-Type"], latin1.body) == (
+        "text/plain; charset=iso-8859-1",
+        latin,
+    )
+    # a charset that is no token is left out rather than written into the header
+    assert (
+        client.get(f"/api/v1/message/{queue_id}/part/{odd['PartID']}").headers["Content-Type"]
+        == "text/plain"
+    )
+
+
 def test_raw_is_the_stored_file(api: tuple[LiveServer, Api]) -> None:
     live, client = api
     queue_id = send(live, plain())
@@ -287,6 +317,9 @@ def test_search_bad_input(mailbag: tuple[Api, dict[str, str]]) -> None:
     assert "not a date" in bad_date.json()["Error"]
     assert client.get("/api/v1/search?query=after:2024-01-01&tz=Mars/Olympus").status == 400
     assert client.get("/api/v1/search?query=larger:huge").status == 400
+    # the first day of the calendar is a date (it was a 500): before every message
+    first_day = client.json("/api/v1/search?query=before:0001-01-01")
+    assert (first_day["messages_count"], first_day["total"]) == (0, 3)
 
 
 def test_search_paging(mailbag: tuple[Api, dict[str, str]]) -> None:
@@ -757,6 +790,57 @@ def test_encoded_words_in_display_names_are_names_in_the_listing(
     assert client.json("/api/v1/search?query=from:bank")["messages_count"] == 1
 
 
+def test_from_is_always_an_address_object_as_in_mailpit(api: tuple[LiveServer, Api]) -> None:
+    """Mailpit never gives a null From (its storage sets an empty address; a From it cannot
+    read becomes the Name), and its clients read ``From.Address`` unguarded: mailroom gave
+    null for a message without a From field, or with one that names no address."""
+    import smtplib
+
+    live, client = api
+    with smtplib.SMTP(*live.smtp, timeout=10) as smtp:
+        smtp.sendmail("app@example.test", ["bob@example.test"], b"Subject: none\r\n\r\nx\r\n")
+        smtp.sendmail(
+            "app@example.test",
+            ["bob@example.test"],
+            b"From: undisclosed-senders:;\r\nSubject: group\r\n\r\nx\r\n",
+        )
+    listing = client.json("/api/v1/messages")["messages"]
+    by_subject = {item["Subject"]: item for item in listing}
+    assert by_subject["none"]["From"] == {"Name": "", "Address": ""}
+    assert by_subject["group"]["From"] == {"Name": "undisclosed-senders:;", "Address": ""}
+    for item in listing:
+        message = client.json(f"/api/v1/message/{item['ID']}")
+        assert message["From"] == item["From"]
+
+
+def test_view_latest_opens_the_newest_message_in_the_ui(api: tuple[LiveServer, Api]) -> None:
+    """Mailpit's shortcut: /view/latest (``?query=`` the newest a search finds) opens the
+    newest message in the UI, or the list when there is none; mailroom answered 404."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    live, client = api
+    where = urlsplit(client.base)
+
+    def location(path: str) -> tuple[int, str | None]:
+        connection = http.client.HTTPConnection(where.hostname, where.port, timeout=10)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            response.read()
+            return response.status, response.getheader("Location")
+        finally:
+            connection.close()
+
+    assert location("/view/latest") == (302, "/")
+    first = send(live, plain(subject="first"))
+    second = send(live, plain(subject="second"))
+    assert location("/view/latest") == (302, f"/#/message/{second}")
+    assert location("/view/latest?query=subject:first") == (302, f"/#/message/{first}")
+    assert location("/view/latest?query=subject:nothing") == (302, "/")
+    assert client.get("/view/latest?query=larger:huge").status == 400
+
+
 def test_dns_rebinding_is_refused_on_loopback(web) -> None:  # type: ignore[no-untyped-def]
     """A page of evil.example that points its name at 127.0.0.1 reaches the API with
     ``Host: evil.example``: refused; the names of this machine are answered."""
@@ -835,6 +919,32 @@ def test_chaos_triggers_are_fault_rules(api: tuple[LiveServer, Api]) -> None:
     assert client.get("/api/v1/chaos").json() == answer.json()
     client.put("/api/v1/chaos", {})
     assert [r["stage"] for r in client.json("/api/v1/faults")["rules"]] == ["rcpt"]
+
+
+def test_chaos_error_codes_default_as_in_mailpit(api: tuple[LiveServer, Api]) -> None:
+    """Mailpit's defaults: 535 for Authentication, 451 for Sender and Recipient, for a
+    trigger at 0 % and for an ErrorCode left out or 0. mailroom showed and used 451 for
+    Authentication, and refused an ErrorCode of 0."""
+    _, client = api
+    off = {
+        "Authentication": {"ErrorCode": 535, "Probability": 0},
+        "Recipient": {"ErrorCode": 451, "Probability": 0},
+        "Sender": {"ErrorCode": 451, "Probability": 0},
+    }
+    assert client.json("/api/v1/chaos") == off
+    answer = client.put(
+        "/api/v1/chaos",
+        {"Authentication": {"Probability": 50}, "Recipient": {"ErrorCode": 0, "Probability": 10}},
+    )
+    assert answer.status == 200
+    assert answer.json()["Authentication"] == {"ErrorCode": 535, "Probability": 50}
+    assert answer.json()["Recipient"] == {"ErrorCode": 451, "Probability": 10}
+    rules = {r["stage"]: r["reply"] for r in client.json("/api/v1/faults")["rules"]}
+    assert rules == {
+        "auth": "535 5.0.0 Fault injected (chaos)",
+        "rcpt": "451 4.0.0 Fault injected (chaos)",
+    }
+    assert client.put("/api/v1/chaos", {}).json() == off
 
 
 @pytest.mark.parametrize(

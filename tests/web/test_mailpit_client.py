@@ -104,8 +104,9 @@ def test_mailpit_client_reads_mailroom(web: Any, mailpit_api: Path) -> None:
     assert captured["Message-ID"].endswith(f"@{live.config.hostname}>") and captured["Date"]
     # Chaos: off at first; then every RCPT fails with the code the client set.
     assert out["chaosBefore"] == {
-        name: {"ErrorCode": 451, "Probability": 0}
-        for name in ("Authentication", "Recipient", "Sender")
+        "Authentication": {"ErrorCode": 535, "Probability": 0},  # Mailpit's defaults
+        "Recipient": {"ErrorCode": 451, "Probability": 0},
+        "Sender": {"ErrorCode": 451, "Probability": 0},
     }
     assert out["chaosSet"]["Recipient"] == {"ErrorCode": 550, "Probability": 100}
     assert out["chaosSet"]["Sender"] == {"ErrorCode": 451, "Probability": 0}

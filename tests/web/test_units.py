@@ -78,6 +78,16 @@ def test_sizes() -> None:
     assert huge == [2**63 - 1, 2**63 - 1]
 
 
+def test_dates_at_the_ends_of_the_calendar() -> None:
+    """A naive time on year 1's first day: timestamp() raised ValueError ("year 0 is out of
+    range"), a 500 for ``before:0001-01-01``. The first and last days are before and after
+    every message."""
+    early, late = parse_query("before:0001-01-01 after:0001-01-01T00:00:00").params
+    assert early == late < datetime.fromisoformat("1970-01-01T00:00:00+00:00").timestamp()
+    (last,) = parse_query("after:9999-12-31T23:59:59").params
+    assert last > datetime.fromisoformat("3000-01-01T00:00:00+00:00").timestamp()
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -19,13 +19,16 @@ it does. From the command line (``--fault``, repeatable) or a config file, a rul
 - OPTION: ``p=0.25`` (probability), ``every=N`` (every Nth time), ``times=N`` (the next N
   times, then the rule is spent).
 - ACTION: a reply ``CODE [ENHANCED] text`` (validated: the enhanced class must be the basic
-  code's first digit), ``delay=SECONDS`` (then go on as usual), ``disconnect`` (drop the
-  connection without a word) or ``close`` (421 4.3.2 and close).
+  code's first digit; a 3xx only as a data rule's 354, and no 2xx at data; no control
+  characters in the text but TAB), ``delay=SECONDS`` (then go on as usual), ``disconnect``
+  (drop the connection without a word) or ``close`` (421 4.3.2 and close).
 """
 
 from __future__ import annotations
 
+import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,6 +127,13 @@ def parse_reply(text: str) -> Reply:
     if match is None:
         raise FaultError(f"not a reply: {text!r} (write e.g. '550 5.1.1 No such user')")
     code, status, message = int(match[1]), match[2], (match[3] or "").strip()
+    # RFC 5321 §4.2: reply text is TAB and printable characters (CR and LF: Reply refuses
+    # them); a NUL or an ESC went out as written, into the client's parser and logs
+    control = next(
+        (c for c in message if unicodedata.category(c) == "Cc" and c not in "\t\r\n"), ""
+    )
+    if control:
+        raise FaultError(f"reply text holds the control character {control!r}: {message!r}")
     try:
         return Reply(code, status, message or "Fault injected")
     except ReplyError as exc:
@@ -164,7 +174,9 @@ def parse_rule(text: str) -> FaultRule:
                     raise ValueError
             elif eq and key == "delay":
                 rule.action, rule.delay = "delay", float(value)
-                if rule.delay < 0:
+                # float() reads "inf" and "nan": a session would wait forever, and the
+                # rule's JSON would hold Infinity or NaN, which JSON has not
+                if not math.isfinite(rule.delay) or rule.delay < 0:
                     raise ValueError
             elif not eq and key in ("disconnect", "close"):
                 rule.action = key
@@ -186,4 +198,15 @@ def parse_rule(text: str) -> FaultRule:
         raise FaultError(f"no action in rule {text!r}")
     if rule.stage == "connect" and rule.reply is not None and rule.reply.code // 100 == 2:
         raise FaultError("a connect rule replaces the greeting: give a 4xx or 5xx reply")
+    # The core takes any reply below 400 as a yes: a 354 to MAIL took the MAIL, and a 250 to
+    # DATA left the client's message to be read as commands (RFC 5321 §4.3.2: 354 answers
+    # DATA alone, and DATA's only positive reply is 354; 334 is AUTH's own, RFC 4954 §4).
+    reply = rule.reply
+    if reply is not None and reply.code // 100 == 3 and (rule.stage, reply.code) != ("data", 354):
+        raise FaultError(
+            f"{reply.code} is an intermediate reply: 354 is DATA's reply (a data rule "
+            "may give it), 334 AUTH's challenge; give a 2xx, 4xx or 5xx reply"
+        )
+    if rule.stage == "data" and reply is not None and reply.code // 100 == 2:
+        raise FaultError("DATA's positive reply is 354: give 354, a 4xx or a 5xx reply")
     return rule

@@ -3,7 +3,8 @@
 - ``GET|PUT /api/v1/chaos``: Mailpit's three triggers (``Sender``, ``Recipient``,
   ``Authentication``, each an ``ErrorCode`` and a ``Probability`` in percent) are fault rules
   at MAIL, RCPT and AUTH (:mod:`mailroom.policy.faults`), marked as theirs. A PUT sets the
-  triggers it names and resets the others, as in Mailpit. The reply carries the class's
+  triggers it names and resets the others, as in Mailpit; an ErrorCode left out or 0 is
+  Mailpit's default (535 for Authentication, 451 for the others). The reply carries the class's
   "other or undefined" enhanced code (X.0.0, RFC 3463): a bare code says no more than that.
 - ``POST /api/v1/send``: a message from JSON (From, To, Cc, Bcc, ReplyTo, Subject, Text, HTML,
   Attachments, Headers, Tags), captured as if it had come over SMTP. Only in the mail catcher: a
@@ -39,13 +40,15 @@ __all__ = ["build_message", "routes"]
 # Mailpit's trigger names and the stages of the rules that stand for them.
 TRIGGERS = {"Authentication": "auth", "Recipient": "rcpt", "Sender": "mail"}
 ORIGIN = "chaos "
-DEFAULT_CODE = 451  # what GET shows for a trigger that is not set (at 0 %)
+# Mailpit's defaults: what GET shows for a trigger at 0 %, and the code of a trigger whose
+# ErrorCode is left out or 0
+DEFAULT_CODES = {"Authentication": 535, "Recipient": 451, "Sender": 451}
 FAULT_TEXT = "Fault injected (chaos)"
 
 
 def _triggers(rules: list[FaultRule]) -> dict[str, dict[str, float]]:
     found: dict[str, dict[str, float]] = {
-        name: {"ErrorCode": DEFAULT_CODE, "Probability": 0} for name in TRIGGERS
+        name: {"ErrorCode": DEFAULT_CODES[name], "Probability": 0} for name in TRIGGERS
     }
     for rule in rules:
         name = rule.origin.removeprefix(ORIGIN)
@@ -62,7 +65,9 @@ def _trigger_rule(name: str, trigger: object) -> FaultRule | None:
     """The rule for one trigger of a PUT; None for a trigger at 0 %. ValueError if invalid."""
     if not isinstance(trigger, dict):
         raise ValueError(f"{name} must be an object with ErrorCode and Probability")
-    code, probability = trigger.get("ErrorCode", DEFAULT_CODE), trigger.get("Probability", 0)
+    code, probability = trigger.get("ErrorCode", 0), trigger.get("Probability", 0)
+    if code == 0 and not isinstance(code, bool):
+        code = DEFAULT_CODES[name]
     if isinstance(code, bool) or not isinstance(code, int) or not 400 <= code <= 599:
         raise ValueError(f"{name}: ErrorCode must be a reply code from 400 to 599")
     number = isinstance(probability, int | float) and not isinstance(probability, bool)

@@ -1,6 +1,6 @@
 """The endpoints Mailpit clients use, under ``/api/v1``, answering in Mailpit's shapes: list
 and search messages, one message, its source, headers and parts, delete, mark read,
-release, info; ``/view/{ID}.html`` and ``.txt``.
+release, info; ``/view/{ID}.html`` and ``.txt``, and ``/view/latest``.
 
 Deviations are additions only: a message carries a ``Mailroom`` object with the envelope and
 the SMTP session it came in, and ``release`` may name the server to send to.
@@ -26,7 +26,7 @@ from mailroom.web.http import (
     request_json,
     web_context,
 )
-from mailroom.web.messages import MessageRow, bcc_of, created, list_item
+from mailroom.web.messages import MessageRow, bcc_of, created, list_item, sender_of
 from mailroom.web.mime import ParsedMessage, addresses
 from mailroom.web.release import release
 from mailroom.web.search import Query, SearchError, parse_query
@@ -67,6 +67,8 @@ _REMOTE = re.compile(
     re.IGNORECASE,
 )
 _LINK = re.compile(r"<([^<>]+)>")
+# A charset name as a part gives it, fit for a Content-Type (IANA's names; nothing to quote)
+_CHARSET = re.compile(r"[a-z0-9][a-z0-9._:+-]*")
 # Attachments a browser shows itself, opened in a tab of their own with ?inline=1.
 INLINE_TYPES = frozenset(
     {"application/pdf", "image/png", "image/jpeg", "image/gif", "image/webp", "text/plain"}
@@ -223,12 +225,11 @@ def message_json(
     """Mailpit's ``Message``, with mailroom's envelope and session under ``Mailroom``
     (``session``: the transcript of the session that stored it, if still kept; for a message
     shown as its source, ``ShownAsSource`` says why)."""
-    sender = addresses(parsed.header("From"))
     unsubscribe = parsed.header("List-Unsubscribe")
     return {
         "ID": row.id,
         "MessageID": parsed.header("Message-ID").strip().strip("<>"),
-        "From": sender[0] if sender else None,
+        "From": sender_of(parsed.header("From")),
         "To": addresses(parsed.header("To")),
         "Cc": addresses(parsed.header("Cc")),
         "Bcc": bcc_of(row),
@@ -329,14 +330,22 @@ async def get_part(request: web.Request) -> web.Response:
         part = parsed.parts.get(wanted)
         if part is None:
             return parsed.note or "no such part"
-        return part.payload(), part.content_type, part.disposition, part.filename
+        served = part.content_type
+        if served.startswith("text/"):
+            # The part's octets, so their charset: without one a browser reads text as
+            # windows-1252 (a UTF-8 .txt opened in a tab showed "GrÃ¼ÃŸe")
+            charset = part.part.get_content_charset() or ""
+            if _CHARSET.fullmatch(charset):
+                served += f"; charset={charset}"
+        return part.payload(), served, part.disposition, part.filename
 
     found = await _rendered(request, part_of)
     if isinstance(found, str):
         raise web.HTTPNotFound(text=found)
-    payload, content_type, part_disposition, filename = found
+    payload, served_type, part_disposition, filename = found
+    content_type = served_type.partition(";")[0]
     response = web.Response(body=payload)
-    response.headers["Content-Type"] = content_type
+    response.headers["Content-Type"] = served_type
     # A part is shown as a document of its own, never as a page of this origin.
     response.headers["Content-Security-Policy"] = "sandbox"
     disposition = "inline" if part_disposition == "inline" else "attachment"
@@ -364,6 +373,19 @@ def content_disposition(disposition: str, filename: str) -> str:
 
     fallback = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in filename)
     return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+async def view_latest(request: web.Request) -> web.Response:
+    """Mailpit's shortcut: the newest message (of those ``?query=`` finds) opened in the UI,
+    or the list when there is none."""
+    ctx = web_context(request)
+    text = request.query.get("query", "")
+    try:
+        query = _query(request, text) if text.strip() else None
+    except SearchError as exc:
+        return error(400, str(exc))
+    _, rows = await ctx.messages.call(ctx.messages.page, query, 0, 1)
+    raise web.HTTPFound(f"/#/message/{rows[0].id}" if rows else "/")
 
 
 async def view_html(request: web.Request) -> web.Response:
@@ -475,5 +497,6 @@ def routes(app: web.Application) -> None:
     add("POST", "/api/v1/message/{id}/release", release)
     add("GET", "/api/v1/info", info)
     add("GET", "/api/v1/webui", webui)
+    add("GET", "/view/latest", view_latest)
     add("GET", r"/view/{id}.html", view_html)
     add("GET", r"/view/{id}.txt", view_text)

@@ -49,6 +49,7 @@ __all__ = [
     "Messages",
     "created",
     "list_item",
+    "sender_of",
     "summarize",
 ]
 
@@ -79,14 +80,23 @@ def bcc_of(row: MessageRow) -> list[dict[str, str]]:
     return [{"Name": "", "Address": r} for r in row.recipients if r.lower() not in named]
 
 
+def sender_of(from_header: str) -> dict[str, str]:
+    """Mailpit's ``From``: the field's first address; never null (Mailpit's clients read
+    ``From.Address`` unguarded), so a field that names no address is its text as the Name, and
+    no field an empty address, as Mailpit stores them."""
+    found = addresses(from_header)
+    if found:
+        return found[0]
+    return {"Name": " ".join(from_header.split()), "Address": ""}
+
+
 def list_item(row: MessageRow) -> dict[str, Any]:
     """Mailpit's ``MessageSummary``."""
-    sender = addresses(row.from_header)
     return {
         "ID": row.id,
         "MessageID": row.message_id.strip().strip("<>"),
         "Read": row.read,
-        "From": sender[0] if sender else None,
+        "From": sender_of(row.from_header),
         "To": addresses(row.to_header),
         "Cc": addresses(row.cc_header),
         "Bcc": bcc_of(row),

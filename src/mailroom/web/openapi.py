@@ -141,7 +141,11 @@ def _schemas() -> dict[str, Any]:
                 "ID": {"type": "string", "description": "mailroom's queue id"},
                 "MessageID": {"type": "string"},
                 "Read": {"type": "boolean"},
-                "From": {"oneOf": [_ref("Address"), {"type": "null"}]},
+                "From": {
+                    **_ref("Address"),
+                    "description": "Never null: no From field is an empty address, one that "
+                    "names no address its text as the Name, as in Mailpit",
+                },
                 "To": addresses,
                 "Cc": addresses,
                 "Bcc": {**addresses, "description": "Envelope recipients not in To or Cc"},
@@ -173,7 +177,11 @@ def _schemas() -> dict[str, Any]:
             "properties": {
                 "ID": {"type": "string"},
                 "MessageID": {"type": "string"},
-                "From": {"oneOf": [_ref("Address"), {"type": "null"}]},
+                "From": {
+                    **_ref("Address"),
+                    "description": "Never null: no From field is an empty address, one that "
+                    "names no address its text as the Name, as in Mailpit",
+                },
                 "To": addresses,
                 "Cc": addresses,
                 "Bcc": addresses,
@@ -500,6 +508,15 @@ def document() -> dict[str, Any]:
                     "404": _NOT_FOUND,
                 },
                 parameters=[_ID],
+            )
+        },
+        "/view/latest": {
+            "get": _op(
+                "Redirect (302) to the newest message in the UI, of those the query finds if "
+                "one is given; to the list when there is none",
+                mailpit,
+                {"302": {"description": "To /#/message/{ID}, or /"}, "400": _ERROR},
+                parameters=[{**_SEARCH, "required": False}, _TZ],
             )
         },
         "/view/{ID}.html": {

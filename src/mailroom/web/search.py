@@ -82,6 +82,11 @@ def _zone(tz: str | None) -> ZoneInfo | None:
         raise SearchError(f"unknown time zone {tz!r}") from None
 
 
+# Seconds from 1970 past any a message is received at (either way), for dates at the ends of
+# the calendar.
+CALENDAR_EDGE = 1e18
+
+
 def _timestamp(value: str, tz: str | None) -> float:
     """``value`` as a Unix time; a bare date is its midnight."""
     zone = _zone(tz)
@@ -96,7 +101,12 @@ def _timestamp(value: str, tz: str | None) -> float:
     except ValueError:
         raise SearchError(f"not a date: {value!r} (write 2024-05-01 or an ISO 8601 time)") from None
     # a naive time is local time, as datetime.timestamp() reads it
-    return moment.timestamp()
+    try:
+        return moment.timestamp()
+    except (OverflowError, OSError, ValueError):
+        # A naive time on the calendar's first day: reading it as local time looks at the
+        # day before ("year 0 is out of range", a 500). Before every message, or after all.
+        return -CALENDAR_EDGE if moment.year < 1970 else CALENDAR_EDGE
 
 
 def _size(value: str) -> int:

@@ -75,6 +75,7 @@ function size(bytes) {
 
 function address(a) {
   if (!a) return "";
+  if (!a.Address) return a.Name || "";
   return a.Name ? `${a.Name} <${a.Address}>` : a.Address;
 }
 
@@ -231,7 +232,7 @@ async function messagesPage() {
         class: ["link", m.Read ? "" : "unread", fresh ? "fresh" : ""].join(" ").trim(),
         dataset: { id: m.ID },
         tabindex: "0",
-        "aria-label": `${m.Read ? "" : "Unread: "}${m.Subject || "(no subject)"} from ${m.From ? (m.From.Name || m.From.Address) : "nobody"}`,
+        "aria-label": `${m.Read ? "" : "Unread: "}${m.Subject || "(no subject)"} from ${(m.From && (m.From.Name || m.From.Address)) || "nobody"}`,
         onclick: open,
         onkeydown: (e) => { if (e.key === "Enter" && e.target === e.currentTarget) open(); },
       },
