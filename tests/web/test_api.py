@@ -202,6 +202,29 @@ def test_latest_prefix_and_unknown(api: tuple[LiveServer, Api]) -> None:
     assert client.get("/api/v1/message/NOSUCHMESSAGE/raw").status == 404
 
 
+def test_a_message_that_cannot_be_read_is_404_on_every_route(
+    api: tuple[LiveServer, Api],
+) -> None:
+    """Every route that reads one message answers 404 for an id the index does not know and
+    for a message whose file is gone from under the index (deleted by hand), with the same
+    text on each (the bounces route had answered in JSON, the others in text)."""
+    live, client = api
+    gone = send(live, plain("deleted by hand"))
+    [path] = maildir_files(live.data)
+    path.unlink()
+    routes = ["", "/headers", "/raw", "/part/1", "/html-check", "/bounces"]
+    for message_id, text in (
+        (gone, f"message {gone}: its file is gone"),
+        ("NOSUCH", "no message NOSUCH"),
+    ):
+        for route in routes:
+            answer = client.get(f"/api/v1/message/{message_id}{route}")
+            assert (answer.status, answer.text) == (404, text), route
+        body = {"To": ["x@example.test"], "Server": "127.0.0.1:9"}  # read before connecting
+        answer = client.post(f"/api/v1/message/{message_id}/release", body)
+        assert (answer.status, answer.text) == (404, text)
+
+
 def test_viewing_marks_read_and_put_sets_read(api: tuple[LiveServer, Api]) -> None:
     live, client = api
     first, second, third = (send(live, plain(f"n{n}")) for n in range(3))

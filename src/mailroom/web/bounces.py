@@ -11,7 +11,8 @@ from aiohttp import web
 
 import mailroom.bounces
 from mailroom.mimeshape import MimeLimits
-from mailroom.web.http import error, json_response, web_context
+from mailroom.web.http import json_response, web_context
+from mailroom.web.stored import message_file
 
 __all__ = ["message_bounces", "routes"]
 
@@ -26,15 +27,7 @@ def _records(raw: bytes, source: str, limits: MimeLimits) -> tuple[list[dict[str
 
 
 async def message_bounces(request: web.Request) -> web.Response:
-    messages = web_context(request).messages
-    message_id = request.match_info["id"]
-    row = await messages.call(messages.get, message_id)
-    if row is None:
-        return error(404, f"no message {message_id}")
-    try:
-        raw = await messages.call(messages.raw, row)
-    except OSError:  # deleted under the index (by hand, or by another client just now)
-        return error(404, f"message {message_id}: its file is gone")
+    row, raw = await message_file(request)
     # Parsing a large message takes a while: not on the event loop.
     limits = web_context(request).settings.mime_limits  # as the message view
     records, note = await asyncio.get_running_loop().run_in_executor(

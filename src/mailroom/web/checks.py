@@ -12,35 +12,22 @@ on the network, on the event loop, never on the SMTP path.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from mailroom.web.htmlcheck import check_html
 from mailroom.web.http import error, json_response, web_context
 from mailroom.web.linkcheck import check_links, extract_links
 from mailroom.web.spamcheck import rspamd_check, spamd_check
+from mailroom.web.stored import opened_message
 
 __all__ = ["routes"]
 
 SPAM_TIMEOUT = 30.0  # seconds spamd or rspamd may take to score a message
 
 
-async def _opened(request: web.Request) -> tuple[Any, bytes, Any]:
-    messages = web_context(request).messages
-    message_id = request.match_info["id"]
-    try:
-        opened = await messages.call(messages.open, message_id)
-    except OSError:
-        raise web.HTTPNotFound(text=f"message {message_id}: its file is gone") from None
-    if opened is None:
-        raise web.HTTPNotFound(text=f"no message {message_id}")
-    return opened
-
-
 async def html_check(request: web.Request) -> web.Response:
     messages = web_context(request).messages
-    _, _, parsed = await _opened(request)
+    _, _, parsed = await opened_message(request)
     if not parsed.html:
         return error(400, "this message has no HTML part")
     return json_response(await messages.call(check_html, parsed.html))
@@ -48,7 +35,7 @@ async def html_check(request: web.Request) -> web.Response:
 
 async def link_check(request: web.Request) -> web.Response:
     config = web_context(request).settings.checks
-    _, _, parsed = await _opened(request)
+    _, _, parsed = await opened_message(request)
     follow = request.query.get("follow", "").lower() in ("1", "true", "yes")
     urls = extract_links(parsed.html, parsed.text, config.link_check_max_links)
     result = await check_links(
@@ -64,7 +51,7 @@ async def spam_check(request: web.Request) -> web.Response:
     config = web_context(request).settings.checks
     if config.spamassassin is None and config.rspamd is None:
         return error(400, "no spam checker: start with --spamassassin HOST:PORT or --rspamd URL")
-    _, raw, _ = await _opened(request)
+    _, raw, _ = await opened_message(request)
     if config.spamassassin is not None:
         result = await spamd_check(config.spamassassin, raw, SPAM_TIMEOUT)
     else:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -31,6 +30,7 @@ from mailroom.web.mime import ParsedMessage, addresses
 from mailroom.web.release import release
 from mailroom.web.search import Query, SearchError, parse_query
 from mailroom.web.sessions import API_LISTENER, session_of_message
+from mailroom.web.stored import message_file, no_message, rendered_message
 
 if TYPE_CHECKING:
     from mailroom.web.context import WebContext
@@ -193,32 +193,6 @@ async def set_read(request: web.Request) -> web.Response:
 # -- one message -----------------------------------------------------------------------------
 
 
-T = TypeVar("T")
-
-
-async def _rendered(request: web.Request, render: Callable[[MessageRow, ParsedMessage], T]) -> T:
-    """Open the message (parsed once, then kept a while) and ``render`` it, both in the
-    worker thread: parsing, checksums and JSON are CPU work, which never runs on the event
-    loop that serves SMTP."""
-    messages = web_context(request).messages
-    message_id = request.match_info["id"]
-
-    def work() -> tuple[bool, T | None]:
-        opened = messages.open(message_id)
-        if opened is None:
-            return False, None
-        row, _, parsed = opened
-        return True, render(row, parsed)
-
-    try:
-        found, result = await messages.call(work)
-    except OSError:
-        raise web.HTTPNotFound(text=f"message {message_id}: its file is gone") from None
-    if not found:
-        raise web.HTTPNotFound(text=f"no message {message_id}")
-    return result  # type: ignore[return-value]
-
-
 def message_json(
     row: MessageRow, parsed: ParsedMessage, session: dict[str, Any] | None
 ) -> dict[str, Any]:
@@ -280,9 +254,9 @@ async def get_message(request: web.Request) -> web.Response:
     messages = ctx.messages
     row = await messages.call(messages.get, request.match_info["id"])
     if row is None:
-        raise web.HTTPNotFound(text=f"no message {request.match_info['id']}")
+        raise no_message(request.match_info["id"])
     session = await session_of_message(ctx, row.id)
-    body = await _rendered(
+    body = await rendered_message(
         request, lambda row, parsed: json_bytes(message_json(row, parsed, session))
     )
     if not row.read:
@@ -293,26 +267,13 @@ async def get_message(request: web.Request) -> web.Response:
 
 
 async def get_headers(request: web.Request) -> web.Response:
-    body = await _rendered(request, lambda row, parsed: json_bytes(parsed.headers()))
+    body = await rendered_message(request, lambda row, parsed: json_bytes(parsed.headers()))
     return json_body_response(body)
 
 
 async def get_raw(request: web.Request) -> web.Response:
     """The stored file as it is: read, never parsed."""
-    messages = web_context(request).messages
-    message_id = request.match_info["id"]
-
-    def read() -> tuple[MessageRow, bytes] | None:
-        row = messages.get(message_id)
-        return None if row is None else (row, messages.raw(row))
-
-    try:
-        found = await messages.call(read)
-    except OSError:
-        raise web.HTTPNotFound(text=f"message {message_id}: its file is gone") from None
-    if found is None:
-        raise web.HTTPNotFound(text=f"no message {message_id}")
-    row, raw = found
+    row, raw = await message_file(request)
     if request.query.get("dl"):
         # The .eml a mail program opens: a message of its own type (RFC 2046 §5.2.1).
         response = web.Response(body=raw, content_type="message/rfc822")
@@ -339,7 +300,7 @@ async def get_part(request: web.Request) -> web.Response:
                 served += f"; charset={charset}"
         return part.payload(), served, part.disposition, part.filename
 
-    found = await _rendered(request, part_of)
+    found = await rendered_message(request, part_of)
     if isinstance(found, str):
         raise web.HTTPNotFound(text=found)
     payload, served_type, part_disposition, filename = found
@@ -392,7 +353,7 @@ async def view_html(request: web.Request) -> web.Response:
     def html_of(row: MessageRow, parsed: ParsedMessage) -> str | None:
         return parsed.safe_html() if parsed.html else None
 
-    markup = await _rendered(request, html_of)
+    markup = await rendered_message(request, html_of)
     if markup is None:
         raise web.HTTPNotFound(text="this message has no HTML part")
     remote = request.query.get("remote", "") in ("1", "true")
@@ -408,7 +369,7 @@ def has_remote_content(html: str) -> bool:
 
 
 async def view_text(request: web.Request) -> web.Response:
-    text = await _rendered(request, lambda row, parsed: parsed.text)
+    text = await rendered_message(request, lambda row, parsed: parsed.text)
     return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
 

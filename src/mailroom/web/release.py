@@ -21,6 +21,7 @@ from aiohttp import web
 from mailroom.protocol.syntax import AddressError, parse_mailbox
 from mailroom.web.http import error, json_response, request_json, web_context, web_user
 from mailroom.web.mime import strip_trace
+from mailroom.web.stored import message_file
 
 if TYPE_CHECKING:
     from mailroom.web.context import Inject, Senders, WebContext
@@ -78,24 +79,9 @@ async def _through_the_queue(
         sender = directory.key(user)
     if not isinstance(sender, str) or not directory.may_send_as(user, sender, owned):
         return error(403, f"From: {user} may send only as {', '.join(sorted(owned))}")
-    row, raw = await _stored(request, ctx)
+    row, raw = await message_file(request)
     queue_id = await submit(sender, list(recipients), strip_trace(raw))
     return json_response({"Queued": queue_id, "From": sender, "To": recipients, "Of": row.id})
-
-
-async def _stored(request: web.Request, ctx: WebContext) -> tuple[Any, bytes]:
-    """The message's index row and raw bytes (404 when unknown or its file is gone); the raw
-    file only, never parsed."""
-    message_id = request.match_info["id"]
-    messages = ctx.messages
-    row = await messages.call(messages.get, message_id)
-    if row is None:
-        raise web.HTTPNotFound(text=f"no message {message_id}")
-    try:
-        raw = await messages.call(messages.raw, row)
-    except OSError:
-        raise web.HTTPNotFound(text=f"message {message_id}: its file is gone") from None
-    return row, raw
 
 
 async def _to_a_server(
@@ -113,7 +99,7 @@ async def _to_a_server(
             return error(400, f"Server: {exc}")
     if target is None:
         return error(400, "no SMTP server to release to: set release_smtp or give Server")
-    row, raw = await _stored(request, ctx)
+    row, raw = await message_file(request)
     sender = body.get("From")
     if sender is None:
         sender = row.sender
