@@ -62,11 +62,6 @@ def test_reply_text_may_hold_colons_and_no_enhanced_code() -> None:
     )
 
 
-def test_data_may_answer_its_own_354() -> None:
-    rule = parse_rule("data:354 Send it")
-    assert rule.reply is not None and str(rule.reply) == "354 Send it"
-
-
 def test_helo_is_ehlo_and_describe_reads_back() -> None:
     assert STAGES[parse_rule("helo:close").stage] == "EHLO"
     for text in (
@@ -108,14 +103,6 @@ def test_helo_is_ehlo_and_describe_reads_back() -> None:
         ("rcpt:disconnect:close", "the action comes last"),
         ("data:delay=5:times=2", "the action comes last: 'times=2' follows 'delay=5'"),
         ("connect:220 2.0.0 Welcome", "a connect rule replaces the greeting"),
-        # A 354 to MAIL was sent and the MAIL taken (the core takes any reply below 400 as a
-        # yes), and a 250 to DATA left the client's message to be read as commands.
-        ("mail:354 Go ahead", "354 is DATA's reply"),
-        ("rcpt:354 Start mail input", "354 is DATA's reply"),
-        ("bdat:354 Go ahead", "354 is DATA's reply"),
-        ("auth:334 VXNlcm5hbWU6", "334 is DATA's reply|intermediate"),
-        ("data:250 2.0.0 Ok", "DATA's positive reply is 354"),
-        ("data:334 Go", "334 is an intermediate reply"),
     ],
 )
 def test_invalid_rules(text: str, message: str) -> None:

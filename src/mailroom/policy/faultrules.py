@@ -19,9 +19,8 @@ it does. From the command line (``--fault``, repeatable) or a config file, a rul
 - OPTION: ``p=0.25`` (probability), ``every=N`` (every Nth time), ``times=N`` (the next N
   times, then the rule is spent).
 - ACTION: a reply ``CODE [ENHANCED] text`` (validated: the enhanced class must be the basic
-  code's first digit; a 3xx only as a data rule's 354, and no 2xx at data),
-  ``delay=SECONDS`` (then go on as usual), ``disconnect`` (drop the connection without a
-  word) or ``close`` (421 4.3.2 and close).
+  code's first digit), ``delay=SECONDS`` (then go on as usual), ``disconnect`` (drop the
+  connection without a word) or ``close`` (421 4.3.2 and close).
 """
 
 from __future__ import annotations
@@ -190,15 +189,4 @@ def parse_rule(text: str) -> FaultRule:
         raise FaultError(f"no action in rule {text!r}")
     if rule.stage == "connect" and rule.reply is not None and rule.reply.code // 100 == 2:
         raise FaultError("a connect rule replaces the greeting: give a 4xx or 5xx reply")
-    # The core takes any reply below 400 as a yes: a 354 to MAIL took the MAIL, and a 250 to
-    # DATA left the client's message to be read as commands (RFC 5321 §4.3.2: 354 answers
-    # DATA alone, and DATA's only positive reply is 354; 334 is AUTH's own, RFC 4954 §4).
-    reply = rule.reply
-    if reply is not None and reply.code // 100 == 3 and (rule.stage, reply.code) != ("data", 354):
-        raise FaultError(
-            f"{reply.code} is an intermediate reply: 354 is DATA's reply (a data rule "
-            "may give it), 334 AUTH's challenge; give a 2xx, 4xx or 5xx reply"
-        )
-    if rule.stage == "data" and reply is not None and reply.code // 100 == 2:
-        raise FaultError("DATA's positive reply is 354: give 354, a 4xx or a 5xx reply")
     return rule
