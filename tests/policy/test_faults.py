@@ -305,6 +305,34 @@ def test_bdat_rules_answer_chunks_and_eod_rules_the_last(serve: Any) -> None:
     assert maildir_files(live.data) == []
 
 
+def test_a_reply_that_completes_nothing_leaves_the_command_undone(serve: Any) -> None:
+    """A rule may imitate a broken server (a 354 to MAIL or RCPT, a 250 to DATA): the reply
+    goes out as written, and the session goes on as that server's would, the command not
+    done. The core had taken any reply under 400 as a yes (MAIL answered 354 was taken, the
+    next RCPT got 250)."""
+    live = serve(faults=("mail:354 Go ahead",))
+    client = session(live)
+    assert client.command(b"MAIL FROM:<a@example.test>") == b"354 Go ahead\r\n"
+    assert client.command(b"RCPT TO:<b@example.test>").startswith(b"503 5.5.1 ")
+    client.close()
+    live = serve(faults=("rcpt:b@example.test:354 Start mail input",))
+    client = session(live)
+    assert client.command(b"MAIL FROM:<a@example.test>").startswith(b"250 ")
+    assert client.command(b"RCPT TO:<b@example.test>") == b"354 Start mail input\r\n"
+    assert client.command(b"DATA").startswith(b"554 5.5.1 ")  # no valid recipients
+    client.close()
+    live = serve(faults=("bdat:354 More",))
+    client = session(live)
+    assert client.command(b"MAIL FROM:<a@example.test>").startswith(b"250 ")
+    assert client.command(b"RCPT TO:<b@example.test>").startswith(b"250 ")
+    client.send(b"BDAT 4\r\nhi\r\n")
+    assert client.reply() == b"354 More\r\n"
+    # The chunk not taken ended the transaction, as a refused chunk does (RFC 3030 §2).
+    assert client.command(b"RCPT TO:<c@example.test>").startswith(b"503 5.5.1 ")
+    client.close()
+    assert maildir_files(live.data) == []
+
+
 def test_auth_rule(serve: Any) -> None:
     live = serve(auth="accept-any", allow_insecure_auth=True, faults=("auth:535 5.7.8 Not today",))
     client = session(live)

@@ -127,6 +127,13 @@ class Transaction:
         self.data_refused = data_refused
 
 
+def _completed(reply: Reply) -> bool:
+    """Whether ``reply`` completes what its command asked (a 2yz, RFC 5321 §4.2.1). Policy
+    may answer with any reply, a fault rule imitating a broken server a 354 to MAIL among
+    them: the session then goes on as such a server's would, the command not done."""
+    return 200 <= reply.code < 300
+
+
 # Allowance over max_command_line that extensions grant to MAIL and RCPT lines:
 # SIZE (RFC 1870 §3: 26), DSN (RFC 3461 §5: 100 for MAIL, 500 for RCPT), AUTH= (RFC 4954 §5:
 # 500), and some room for BODY= and SMTPUTF8.
@@ -441,21 +448,21 @@ class ServerConnection:
             step(self, event, reply)
 
     def _after_hello(self, event: Hello, reply: Reply) -> None:
-        if reply.code < 400:
+        if _completed(reply):
             self._reset_transaction()
             self.hello_domain = event.domain
             self.esmtp = event.verb == "EHLO"
             self.state = State.READY
 
     def _after_mail(self, event: MailFrom, reply: Reply) -> None:
-        if reply.code < 400:
+        if _completed(reply):
             self._bdat_failed = False
             self.transaction = Transaction(event.sender, event.parameters)
             self.state = State.MAIL
 
     def _after_rcpt(self, event: RcptTo, reply: Reply) -> None:
         assert self.transaction is not None
-        if reply.code < 400:
+        if _completed(reply):
             self.transaction.recipients.append((event.recipient, event.parameters))
             self.state = State.RCPT
         else:
@@ -469,14 +476,14 @@ class ServerConnection:
             self.transaction.data_refused = True
 
     def _after_chunk(self, event: ChunkReceived, reply: Reply) -> None:
-        if reply.code < 400 and self.transaction is not None:
+        if _completed(reply) and self.transaction is not None:
             self.transaction.chunks += 1
             self.state = State.RCPT
         else:
             self._end_transaction(failed_chunk=True)
 
     def _after_burl(self, event: BurlFetch, reply: Reply) -> None:
-        if reply.code >= 400:
+        if not _completed(reply):
             # RFC 4468 §3 (as BDAT, RFC 3030 §2): a refused BURL ends the message.
             self._end_transaction(failed_chunk=True)
         elif event.last:
@@ -486,13 +493,13 @@ class ServerConnection:
             self.state = State.RCPT
 
     def _after_message(self, event: MessageComplete | MessageRefused, reply: Reply) -> None:
-        if reply.code < 400 and type(event) is MessageComplete:
+        if _completed(reply) and type(event) is MessageComplete:
             self._junk_commands = 0  # a message taken: the client is sending mail
             self._refused_recipients = 0
-        self._end_transaction(failed_chunk=reply.code >= 400 and event.via == "BDAT")
+        self._end_transaction(failed_chunk=not _completed(reply) and event.via == "BDAT")
 
     def _after_reset(self, event: Reset, reply: Reply) -> None:
-        if reply.code < 400:
+        if _completed(reply):
             self._reset_transaction()
             self.state = State.READY if self.hello_domain is not None else State.NEED_HELLO
 
