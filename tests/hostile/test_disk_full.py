@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from mailroom.loadgen import make_body, run_load
+from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueSpool
 from mailroom.store import Index
 from tests.hostile.test_kill import message_id_of
 from tests.hostile.tools import stored_files, tmp_files
@@ -181,3 +182,20 @@ def test_a_real_filesystem_fills_up(small_filesystem: Path) -> None:
         assert {row.message_id for row in index.list(limit=1000)} == set(accepted)
     finally:
         index.close()
+
+
+def test_a_queue_save_on_a_full_disk_leaves_nothing_behind(small_filesystem: Path) -> None:
+    """The runner records an entry's state (write a new JSON, fsync, rename over the old); on
+    a full disk that fails and the old state stays. The half-written new one stayed too, in
+    queue/tmp/ until the next start."""
+    spool = QueueSpool(small_filesystem / "data").ensure()
+    entry = QueueEntry(id="06H4AZCKKR0E4KH4", sender="a@example.test", recipients=[])
+    spool.save(entry)
+    fill(small_filesystem / "filler")
+    entry.recipients = [QueueRecipient(f"r{n}@example.test") for n in range(2000)]
+    with pytest.raises(OSError) as raised:
+        spool.save(entry)
+    assert raised.value.errno == errno.ENOSPC
+    assert list(spool.tmp.iterdir()) == []
+    saved = spool.load(entry.id)
+    assert saved is not None and saved.recipients == []

@@ -9,6 +9,7 @@ a crash leaves the old state or the new, never half of one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -198,8 +199,14 @@ class QueueSpool:
     def save(self, entry: QueueEntry) -> None:
         """Durably replace the entry's state (write, fsync, rename, fsync the directory)."""
         tmp = self.tmp / f"{entry.id}.json.{os.getpid()}"
-        _write_file(tmp, entry.to_json())
-        os.replace(tmp, self.entry_path(entry.id))
+        try:
+            _write_file(tmp, entry.to_json())
+            os.replace(tmp, self.entry_path(entry.id))
+        except BaseException:
+            # The old state stands (a full disk, a failing write); the new one's half goes.
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
         _fsync_dir(self.active)
 
     def remove(self, queue_id: str) -> None:
