@@ -3,8 +3,15 @@ id and comes only once the file is in new/; --store none keeps nothing."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import smtplib
+from pathlib import Path
 
+from mailroom.store.commit import CommitJob
+from mailroom.store.envelope import Delivery, Envelope
+from mailroom.store.ids import new_queue_id
+from mailroom.store.maildir import MaildirStore, discard_tmp_of
 from tests.live import (
     QUEUED_REPLY,
     LineClient,
@@ -191,3 +198,39 @@ def test_the_index_decodes_a_header_s_encoded_words_up_to_a_bound() -> None:
     subject = summarize_headers(b"Subject: " + words + b"\r\n\r\nbody").subject
     assert subject.startswith("a" * 1000)
     assert "=?utf-8?q?a?= =?utf-8?q?a?=" in subject
+
+
+def test_what_a_dead_worker_left_in_tmp_is_all_removed(tmp_path: Path) -> None:
+    """A worker killed between writing a message's files and moving them into place (step 1
+    of the group commit, store/commit.py) leaves them in tmp/; its supervisor removes them by
+    the worker's process id (discard_tmp_of). The queue entry's JSON beside a queued message
+    carried no process id (queue/tmp/ID.json) and stayed until the next start of the server."""
+
+    async def write_only() -> None:
+        store = MaildirStore(
+            tmp_path / "data", hostname="mx.test", loop=asyncio.get_running_loop(), sole=False
+        )
+        store.start()
+        try:
+            envelope = Envelope(
+                new_queue_id(),
+                "alice@example.test",
+                ["bob@example.test", "carol@remote.test"],
+                deliveries=[
+                    Delivery("mailbox", "bob", ("bob@example.test",)),
+                    Delivery("queue", "", ("carol@remote.test",)),
+                ],
+            )
+            writer = store.begin(envelope)
+            writer.write(b"Subject: half way\r\n\r\nhi\r\n")
+            store.write(CommitJob(writer, asyncio.get_running_loop().create_future(), "x"))
+        finally:
+            store.close()
+
+    asyncio.run(write_only())
+    data = tmp_path / "data"
+    left = [p for p in (data / "queue" / "tmp").iterdir()]
+    assert len(left) == 2  # the message and its entry, unsynced, unplaced: as a kill leaves them
+    assert discard_tmp_of(data, os.getpid()) == 2
+    assert list((data / "queue" / "tmp").iterdir()) == []
+    assert list((data / "queue" / "active").iterdir()) == []

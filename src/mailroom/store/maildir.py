@@ -634,7 +634,7 @@ class MaildirStore:
     def _queue_entry(self, writer: MessageWriter, output: _Output) -> QueueEntry:
         """Write the queue state beside the message (synced with the batch, moved after it)."""
         entry = queue_entry_for(writer.envelope, output.delivery)
-        path = f"{self._queue_tmp}/{entry.id}.json"
+        path = f"{self._queue_tmp}/{entry.id}.{self._pid}.json"  # the pid: see discard_tmp_of
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         output.entry_tmp, output.entry_fd = path, fd
         self.check_fault()
@@ -682,6 +682,7 @@ def discard_tmp_of(data_dir: Path, pid: int) -> int:
         f"mail/**/tmp/*.{pid}",
         f"mail/**/tmp/*.{pid}.received",
         f"queue/tmp/*.{pid}.eml",
+        f"queue/tmp/*.{pid}.json",
     ):
         for path in data_dir.glob(pattern):
             with contextlib.suppress(OSError):
