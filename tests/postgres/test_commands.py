@@ -92,3 +92,20 @@ def test_a_node_s_data_directory_is_private_whatever_the_umask(pg_url, tmp_path)
     }
     assert (data / "tmp").is_dir()
     assert wrong == {}
+
+
+def test_serve_on_a_database_without_the_schema_says_what_to_do(pg_server, tmp_path) -> None:
+    """A database not yet migrated: the reason and the command came as the last line of a
+    traceback (SchemaError); now as mailroom serve's one line of error, exit status 2."""
+    url = pg_server.create_database()
+    done = subprocess.run(
+        mailroom_command(
+            "serve", "--store", url, "--smtp", "127.0.0.1:0", "--data", str(tmp_path / "data")
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 2
+    assert "lacks schema version(s) 1, 2: run `mailroom db migrate --store URL`" in done.stderr
