@@ -22,7 +22,14 @@ from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueSpool
 from mailroom.store import Index
 from tests.hostile.test_kill import message_id_of
 from tests.hostile.tools import stored_files, tmp_files
-from tests.live import LineClient, LiveServer, run_cli, server_overrides, split_trace
+from tests.live import (
+    LineClient,
+    LiveServer,
+    mailroom_command,
+    run_cli,
+    server_overrides,
+    split_trace,
+)
 
 STORAGE_FULL = b"452 4.3.1 Error: insufficient system storage\r\n"
 SIZE = 4096
@@ -199,3 +206,22 @@ def test_a_queue_save_on_a_full_disk_leaves_nothing_behind(small_filesystem: Pat
     assert list(spool.tmp.iterdir()) == []
     saved = spool.load(entry.id)
     assert saved is not None and saved.recipients == []
+
+
+def test_a_start_on_a_full_disk_says_so(small_filesystem: Path) -> None:
+    """mailroom serve on a filesystem with no room for its index: a traceback ending in
+    sqlite3.OperationalError before; now one line that names the file, and exit status 1."""
+    fill(small_filesystem / "filler")
+    data = small_filesystem / "data"
+    done = subprocess.run(
+        mailroom_command(
+            "serve", "--data", str(data), "--smtp", "127.0.0.1:0", "--web", "off", "--workers", "1"
+        ),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 1
+    assert f"mailroom serve: {data / 'index.sqlite'}: database or disk is full" in done.stderr

@@ -141,8 +141,8 @@ class Index:
                 db.executescript(SCHEMA)
             except sqlite3.DatabaseError as exc:
                 db.close()
-                if isinstance(exc, sqlite3.OperationalError):  # locked, disk full: as it is
-                    raise
+                if isinstance(exc, sqlite3.OperationalError):  # locked, disk full: may pass
+                    raise OSError(f"{self.path}: {exc}") from exc
                 raise DamagedIndex(self.path, exc) from exc
             self._db = db
         return self._db
