@@ -64,6 +64,13 @@ def test_a_damaged_index_is_named_and_reindex_makes_it_anew(tmp_path: Path) -> N
         f"mailroom serve: {index}: file is not a database; the index is rebuilt from the "
         "Maildirs by `mailroom reindex`"
     ) in done.stderr
+    for command in (["list"], ["show", "06H4AZCK"]):
+        listed = subprocess.run(
+            mailroom_command(*command, "--data", str(data)), capture_output=True, text=True
+        )
+        assert "Traceback" not in listed.stderr, listed.stderr
+        assert listed.returncode == 1
+        assert f"mailroom {command[0]}: {index}: file is not a database;" in listed.stderr
     reindexed = subprocess.run(
         mailroom_command("reindex", "--data", str(data)),
         capture_output=True,
