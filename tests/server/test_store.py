@@ -6,8 +6,12 @@ from __future__ import annotations
 import asyncio
 import os
 import smtplib
+import subprocess
 from pathlib import Path
 
+import pytest
+
+from mailroom.loadgen import run_load
 from mailroom.store.commit import CommitJob
 from mailroom.store.envelope import Delivery, Envelope
 from mailroom.store.ids import new_queue_id
@@ -234,3 +238,43 @@ def test_what_a_dead_worker_left_in_tmp_is_all_removed(tmp_path: Path) -> None:
     assert discard_tmp_of(data, os.getpid()) == 2
     assert list((data / "queue" / "tmp").iterdir()) == []
     assert list((data / "queue" / "active").iterdir()) == []
+
+
+def test_a_mailbox_on_another_filesystem_is_fsynced_not_syncfsed(serve, tmp_path: Path) -> None:
+    """syncfs(2) flushes one filesystem, the data directory's. With mail/ on another (a mount
+    point, or a symbolic link to another disk) the group commit still made its batches
+    "durable" with one syncfs of the data directory's filesystem, and answered 250 for files
+    it had not flushed. Now a mailbox or queue directory found on another filesystem turns the
+    store to one fsync per file and directory, before any of its files is synced."""
+    mail = tmp_path / "data" / "mail"
+    mail.mkdir(parents=True, mode=0o700)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(mail)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        live: LiveServer = serve(max_connections_per_ip=0)
+        sync = live.mail_server.store._sync
+        if sync._syncfs is None:
+            pytest.skip("no syncfs here (Linux before 5.8)")
+        calls: list[int] = []
+        real = sync._syncfs
+
+        def syncfs(fd: int) -> int:
+            calls.append(fd)
+            return real(fd)  # type: ignore[no-any-return]
+
+        sync._syncfs = syncfs
+        host, port = live.smtp
+        result = asyncio.run(run_load(host, port, messages=200, connections=20, size=2048))
+        assert (result.messages, result.failed) == (200, 0)
+        assert calls == []
+        assert sync.mode == "fsync"
+        assert len(maildir_files(live.data)) == 200
+        live.stop()
+    finally:
+        subprocess.run(["umount", "-l", str(mail)], check=False)

@@ -425,6 +425,8 @@ class MaildirStore:
     def start(self) -> None:
         private_dir(self.mail_dir)
         self.spool.ensure()
+        self._sync.writes_in(self._queue_tmp)
+        self._sync.writes_in(self._queue_active)
         if self.sole:
             self._cleanup_tmp()
             self.spool.cleanup()
@@ -460,7 +462,9 @@ class MaildirStore:
             # last guard: a mailbox is always a directory below mail/.
             if name.startswith("/") or any(p in ("", ".", "..") for p in name.split("/")):
                 raise StoreError(f"not a mailbox name: {name!r}")
-            path = self._mailboxes[name] = str(ensure_maildir(self.mail_dir / name))
+            path = str(ensure_maildir(self.mail_dir / name))
+            self._sync.writes_in(path + "/tmp")  # new/ is on the same filesystem as tmp/
+            self._mailboxes[name] = path
         return path
 
     def has_room(self, size: int) -> bool:
