@@ -145,6 +145,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from mailroom.app import Mailroom
     from mailroom.config import ConfigError, load_config
     from mailroom.policy import CredentialError
+    from mailroom.postgres.migrate import SchemaError
     from mailroom.supervisor import Supervisor
 
     try:
@@ -191,7 +192,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             pass
     try:
         asyncio.run(run())
-    except CredentialError as exc:
+    except (CredentialError, SchemaError) as exc:
         print(f"mailroom serve: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

@@ -11,7 +11,9 @@ version or another umask left behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 from pathlib import Path
 
 __all__ = [
@@ -31,7 +33,8 @@ FILE_MODE = 0o600
 def private_dir(path: Path | str) -> Path:
     """Make ``path`` a directory of mode 0700, and any parent it needs (as ``mkdir -p``, but
     each made 0700 whatever the umask). Parents that existed are left as they are; ``path``
-    itself is set to 0700 if it existed with another mode."""
+    itself is set to 0700 if it existed with another mode. Something else at ``path`` (a file)
+    raises NotADirectoryError, and is left as it was."""
     path = Path(path)
     missing: list[Path] = []
     current = path
@@ -41,7 +44,10 @@ def private_dir(path: Path | str) -> Path:
     for directory in reversed(missing):
         with contextlib.suppress(FileExistsError):  # another process made it meanwhile
             os.mkdir(directory, DIRECTORY_MODE)
-    if _mode(path) != DIRECTORY_MODE:
+    info = os.stat(path)
+    if not stat.S_ISDIR(info.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path))
+    if info.st_mode & 0o777 != DIRECTORY_MODE:
         os.chmod(path, DIRECTORY_MODE)
     for directory in missing[1:]:
         if _mode(directory) != DIRECTORY_MODE:

@@ -114,3 +114,21 @@ def test_a_session_record_fills_the_shared_columns() -> None:
     assert "entries" not in record.summary and record.summary["worst_reply"].startswith("550")
     assert json.loads(values["data"])["entries"][0][1:] == ["C", "MAIL FROM:<50%off@spam.test>"]
     assert session_record(SESSIONS[0].compact()).messages == ["Q1"]
+
+
+def test_a_damaged_archive_is_set_aside_and_mail_goes_on(tmp_path: Path) -> None:
+    """A transcripts.sqlite SQLite cannot read stopped mailroom serve at start with a traceback
+    (sqlite3.DatabaseError: file is not a database): no mail for want of a record for
+    people. Now it is set aside (kept, 0600) and a new archive made."""
+    path = tmp_path / "transcripts.sqlite"
+    path.write_bytes(b"not a database" * 100)
+    path.chmod(0o600)
+    archive = TranscriptArchive(path, max_count=100, max_age=0)
+    archive.start()
+    try:
+        check_archive(archive)
+    finally:
+        archive.close()
+    (aside,) = tmp_path.glob("transcripts.sqlite.damaged-*")
+    assert aside.read_bytes() == b"not a database" * 100
+    assert aside.stat().st_mode & 0o777 == 0o600

@@ -18,10 +18,18 @@ from pathlib import Path
 import pytest
 
 from mailroom.loadgen import make_body, run_load
+from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueSpool
 from mailroom.store import Index
 from tests.hostile.test_kill import message_id_of
 from tests.hostile.tools import stored_files, tmp_files
-from tests.live import LineClient, LiveServer, run_cli, server_overrides, split_trace
+from tests.live import (
+    LineClient,
+    LiveServer,
+    mailroom_command,
+    run_cli,
+    server_overrides,
+    split_trace,
+)
 
 STORAGE_FULL = b"452 4.3.1 Error: insufficient system storage\r\n"
 SIZE = 4096
@@ -181,3 +189,39 @@ def test_a_real_filesystem_fills_up(small_filesystem: Path) -> None:
         assert {row.message_id for row in index.list(limit=1000)} == set(accepted)
     finally:
         index.close()
+
+
+def test_a_queue_save_on_a_full_disk_leaves_nothing_behind(small_filesystem: Path) -> None:
+    """The runner records an entry's state (write a new JSON, fsync, rename over the old); on
+    a full disk that fails and the old state stays. The half-written new one stayed too, in
+    queue/tmp/ until the next start."""
+    spool = QueueSpool(small_filesystem / "data").ensure()
+    entry = QueueEntry(id="06H4AZCKKR0E4KH4", sender="a@example.test", recipients=[])
+    spool.save(entry)
+    fill(small_filesystem / "filler")
+    entry.recipients = [QueueRecipient(f"r{n}@example.test") for n in range(2000)]
+    with pytest.raises(OSError) as raised:
+        spool.save(entry)
+    assert raised.value.errno == errno.ENOSPC
+    assert list(spool.tmp.iterdir()) == []
+    saved = spool.load(entry.id)
+    assert saved is not None and saved.recipients == []
+
+
+def test_a_start_on_a_full_disk_says_so(small_filesystem: Path) -> None:
+    """mailroom serve on a filesystem with no room for its index: a traceback ending in
+    sqlite3.OperationalError before; now one line that names the file, and exit status 1."""
+    fill(small_filesystem / "filler")
+    data = small_filesystem / "data"
+    done = subprocess.run(
+        mailroom_command(
+            "serve", "--data", str(data), "--smtp", "127.0.0.1:0", "--web", "off", "--workers", "1"
+        ),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 1
+    assert f"mailroom serve: {data / 'index.sqlite'}: database or disk is full" in done.stderr

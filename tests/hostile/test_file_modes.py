@@ -150,3 +150,17 @@ def test_a_data_directory_left_readable_is_made_private(serve, tmp_path: Path) -
         path.chmod(0o755 if path.is_dir() else 0o644)
     serve(data=data)
     assert _modes(data) == {}
+
+
+def test_dkim_keygen_makes_a_private_data_directory(tmp_path: Path) -> None:
+    """`mailroom dkim keygen` before the first start makes the data directory: it was made
+    with the umask's mode (0777 under umask 000) around its 0700 key folder, until a later
+    start put it right."""
+    data = tmp_path / "data"
+    previous = os.umask(0)
+    try:
+        _mailroom("dkim", "keygen", "example.test", "--data", str(data))
+    finally:
+        os.umask(previous)
+    assert list((data / "dkim" / "example.test").glob("*.key"))
+    assert _modes(data) == {}

@@ -166,3 +166,28 @@ def test_data_directory_from_config(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert entry.id in done.stdout and "-- 1 message" in done.stdout
+
+
+def test_an_unreadable_entry_stops_neither_the_queue_nor_the_command(tmp_path: Path) -> None:
+    """A JSON file in the queue that is not an entry (damaged on disk, cut short by hand): the
+    runner's start and `mailroom queue list` died on it with a JSONDecodeError traceback, so
+    one bad file kept the whole server from starting. Now it is logged with its path and left
+    where it is, neither delivered nor removed, and the other entries go on."""
+    spool = QueueSpool(tmp_path / "a")
+    good = queue_message(spool, ["u1@example.test"])
+    damaged = spool.active / "06H4AZCKKR0E4KH4.json"
+    damaged.write_bytes(b'{"id": "06H4AZCKKR0E4KH4", "sender": ')
+    spool.message_path("06H4AZCKKR0E4KH4").write_bytes(b"Subject: x\r\n\r\nx\r\n")
+    listed = queue_cli(tmp_path / "a", "list", "--json")
+    assert [entry["id"] for entry in json.loads(listed.stdout)] == [good.id]
+    assert f"{damaged}: not a queue entry, left as it is (JSONDecodeError: " in listed.stderr
+    with live_runner(tmp_path, spool) as state:
+        runner = state["runner"]
+        deadline = time.monotonic() + 30
+        while runner.delivered < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    assert spool.ids() == ["06H4AZCKKR0E4KH4"]
+    assert damaged.read_bytes() == b'{"id": "06H4AZCKKR0E4KH4", "sender": '
+    assert spool.message_path("06H4AZCKKR0E4KH4").exists()
+    assert len(stored(tmp_path / "b")) == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import shutil
 import smtplib
 import socket
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mailroom.cli import _serve_overrides, build_parser
-from mailroom.config import ConfigError, load_config
+from mailroom.config import Config, ConfigError, load_config
 from mailroom.roles import base_settings
 from tests.live import LineClient, LiveServer, maildir_files, queue_id_of, wait_for
 
@@ -339,3 +341,20 @@ def test_max_connections_counts_implicit_tls_handshakes(serve) -> None:
     finally:
         for sock in silent:
             sock.close()
+
+
+def test_every_limit_is_a_documented_setting() -> None:
+    """Every limit is a named setting with its default in the README (Postfix's habit, and
+    ours): a limit a reader cannot find is one they cannot tune. --tls-handshake-timeout (30 s
+    for a TLS handshake, then the connection closes) was a flag and a TOML key, missing from
+    the README."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    limit = re.compile(r"max|timeout|grace")
+    names = [f.name for f in dataclasses.fields(Config) if limit.search(f.name)]
+    assert "tls_handshake_timeout" in names
+    undocumented = [
+        name
+        for name in names
+        if f"`{name}`" not in readme and f"`--{name.replace('_', '-')}" not in readme
+    ]
+    assert undocumented == []

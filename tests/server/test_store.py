@@ -3,8 +3,19 @@ id and comes only once the file is in new/; --store none keeps nothing."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import smtplib
+import subprocess
+from pathlib import Path
 
+import pytest
+
+from mailroom.loadgen import run_load
+from mailroom.store.commit import CommitJob
+from mailroom.store.envelope import Delivery, Envelope
+from mailroom.store.ids import new_queue_id
+from mailroom.store.maildir import MaildirStore, discard_tmp_of
 from tests.live import (
     QUEUED_REPLY,
     LineClient,
@@ -191,3 +202,79 @@ def test_the_index_decodes_a_header_s_encoded_words_up_to_a_bound() -> None:
     subject = summarize_headers(b"Subject: " + words + b"\r\n\r\nbody").subject
     assert subject.startswith("a" * 1000)
     assert "=?utf-8?q?a?= =?utf-8?q?a?=" in subject
+
+
+def test_what_a_dead_worker_left_in_tmp_is_all_removed(tmp_path: Path) -> None:
+    """A worker killed between writing a message's files and moving them into place (step 1
+    of the group commit, store/commit.py) leaves them in tmp/; its supervisor removes them by
+    the worker's process id (discard_tmp_of). The queue entry's JSON beside a queued message
+    carried no process id (queue/tmp/ID.json) and stayed until the next start of the server."""
+
+    async def write_only() -> None:
+        store = MaildirStore(
+            tmp_path / "data", hostname="mx.test", loop=asyncio.get_running_loop(), sole=False
+        )
+        store.start()
+        try:
+            envelope = Envelope(
+                new_queue_id(),
+                "alice@example.test",
+                ["bob@example.test", "carol@remote.test"],
+                deliveries=[
+                    Delivery("mailbox", "bob", ("bob@example.test",)),
+                    Delivery("queue", "", ("carol@remote.test",)),
+                ],
+            )
+            writer = store.begin(envelope)
+            writer.write(b"Subject: half way\r\n\r\nhi\r\n")
+            store.write(CommitJob(writer, asyncio.get_running_loop().create_future(), "x"))
+        finally:
+            store.close()
+
+    asyncio.run(write_only())
+    data = tmp_path / "data"
+    left = [p for p in (data / "queue" / "tmp").iterdir()]
+    assert len(left) == 2  # the message and its entry, unsynced, unplaced: as a kill leaves them
+    assert discard_tmp_of(data, os.getpid()) == 2
+    assert list((data / "queue" / "tmp").iterdir()) == []
+    assert list((data / "queue" / "active").iterdir()) == []
+
+
+def test_a_mailbox_on_another_filesystem_is_fsynced_not_syncfsed(serve, tmp_path: Path) -> None:
+    """syncfs(2) flushes one filesystem, the data directory's. With mail/ on another (a mount
+    point, or a symbolic link to another disk) the group commit still made its batches
+    "durable" with one syncfs of the data directory's filesystem, and answered 250 for files
+    it had not flushed. Now a mailbox or queue directory found on another filesystem turns the
+    store to one fsync per file and directory, before any of its files is synced."""
+    mail = tmp_path / "data" / "mail"
+    mail.mkdir(parents=True, mode=0o700)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(mail)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        live: LiveServer = serve(max_connections_per_ip=0)
+        sync = live.mail_server.store._sync
+        if sync._syncfs is None:
+            pytest.skip("no syncfs here (Linux before 5.8)")
+        calls: list[int] = []
+        real = sync._syncfs
+
+        def syncfs(fd: int) -> int:
+            calls.append(fd)
+            return real(fd)  # type: ignore[no-any-return]
+
+        sync._syncfs = syncfs
+        host, port = live.smtp
+        result = asyncio.run(run_load(host, port, messages=200, connections=20, size=2048))
+        assert (result.messages, result.failed) == (200, 0)
+        assert calls == []
+        assert sync.mode == "fsync"
+        assert len(maildir_files(live.data)) == 200
+        live.stop()
+    finally:
+        subprocess.run(["umount", "-l", str(mail)], check=False)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import re
 import sqlite3
@@ -437,12 +438,34 @@ class TranscriptArchive(SessionArchive):
         self.path = path
 
     def start(self) -> None:
+        """Open (or make) the file. One SQLite cannot read is set aside, as
+        ``transcripts.sqlite.damaged-TIME``, and a new one made: transcripts are a record for
+        people, and mail must not stop for want of it. One it cannot open for now (a full
+        disk) is an OSError that names it."""
+        try:
+            self._start_database()
+        except sqlite3.OperationalError as exc:
+            raise OSError(f"{self.path}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            aside = f"{self.path}.damaged-{int(time.time())}"
+            log.error("%s: %s; set aside as %s, a new one made", self.path, exc, aside)
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.lexists(f"{self.path}{suffix}"):
+                    os.replace(f"{self.path}{suffix}", f"{aside}{suffix}")
+            try:
+                self._start_database()
+            except sqlite3.Error as again:
+                raise OSError(f"{self.path}: {again}") from again
+        super().start()
+
+    def _start_database(self) -> None:
         _create_private(self.path)
         db = self._open()
-        db.executescript(SCHEMA)
-        self._prune(db)
-        db.close()
-        super().start()
+        try:
+            db.executescript(SCHEMA)
+            self._prune(db)
+        finally:
+            db.close()
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)

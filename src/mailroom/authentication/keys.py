@@ -22,6 +22,8 @@ from typing import Literal
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+from mailroom.filemodes import private_dir
+
 __all__ = ["DKIMKey", "KeyFileError", "default_selector", "generate_key", "load_keys"]
 
 Algorithm = Literal["rsa", "ed25519"]
@@ -107,7 +109,7 @@ def generate_key(data_dir: Path, domain: str, selector: str, algorithm: Algorith
     else:
         raise KeyFileError(f"algorithm is rsa or ed25519, not {algorithm!r}")
     record = _public_record(algorithm, public)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)  # 0700 whatever the umask, as mailroom serve makes it
     for folder in (_key_dir(data_dir), directory):
         folder.mkdir(mode=0o700, exist_ok=True)
     os.chmod(_key_dir(data_dir), 0o700)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import srslib
 
+from mailroom.filemodes import private_dir
+
 __all__ = ["SRS", "load_secret"]
 
 
@@ -25,7 +27,7 @@ def load_secret(data_dir: Path) -> bytes:
         return path.read_bytes().strip()
     except FileNotFoundError:
         pass
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     secret = secrets.token_hex(32).encode()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

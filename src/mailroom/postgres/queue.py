@@ -41,6 +41,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from mailroom.filemodes import private_dir
 from mailroom.postgres.connection import (
     close_quietly,
     connection_options,
@@ -151,7 +152,7 @@ class PgQueue:
     # -- the QueueStore methods the runner calls ----------------------------------------------
 
     def ensure(self) -> PgQueue:
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
         return self
 
     def ids(self) -> list[str]:

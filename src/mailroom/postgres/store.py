@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mailroom.filemodes import private_dir
 from mailroom.postgres.connection import (
     close_quietly,
     connection_options,
@@ -323,7 +324,7 @@ class PostgresStore:
     def start(self) -> None:
         """Check the schema and start the committer. A database that is down at start is no
         error (the node refuses mail until it is back); a schema that does not match is."""
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.tmp_dir)  # 0700, as every directory of the data directory
         for leftover in self.tmp_dir.glob("pg-*"):
             with contextlib.suppress(OSError):
                 leftover.unlink()  # spilled by a node that died: never acknowledged

@@ -9,7 +9,9 @@ a crash leaves the old state or the new, never half of one.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +22,8 @@ from typing import Any, Protocol
 from mailroom.filemodes import private_dir
 
 __all__ = ["QueueEntry", "QueueRecipient", "QueueSpool", "QueueStore"]
+
+log = logging.getLogger("mailroom.delivery")
 
 
 @dataclass
@@ -184,9 +188,17 @@ class QueueSpool:
         return sorted(p.stem for p in self.active.glob("*.json"))
 
     def load(self, queue_id: str) -> QueueEntry | None:
+        """The entry, or None when there is none, or none that can be read: a JSON file that is
+        not an entry (damaged on disk, edited by hand) is logged and left where it is for its
+        operator, neither delivered nor removed, and does not stop the rest of the queue."""
+        path = self.entry_path(queue_id)
         try:
-            return QueueEntry.from_json(self.entry_path(queue_id).read_bytes())
+            return QueueEntry.from_json(path.read_bytes())
         except FileNotFoundError:
+            return None
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            why = f"{type(exc).__name__}: {exc}"
+            log.error("%s: not a queue entry, left as it is (%s)", path, why)
             return None
 
     def entries(self) -> Iterator[QueueEntry]:
@@ -198,8 +210,14 @@ class QueueSpool:
     def save(self, entry: QueueEntry) -> None:
         """Durably replace the entry's state (write, fsync, rename, fsync the directory)."""
         tmp = self.tmp / f"{entry.id}.json.{os.getpid()}"
-        _write_file(tmp, entry.to_json())
-        os.replace(tmp, self.entry_path(entry.id))
+        try:
+            _write_file(tmp, entry.to_json())
+            os.replace(tmp, self.entry_path(entry.id))
+        except BaseException:
+            # The old state stands (a full disk, a failing write); the new one's half goes.
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
         _fsync_dir(self.active)
 
     def remove(self, queue_id: str) -> None:

@@ -70,7 +70,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
     index, data = _open_index(args, "list")
     if index is None:
         return 1
-    rows = index.list(limit=args.limit, offset=args.offset)
+    try:
+        rows = index.list(limit=args.limit, offset=args.offset)
+    except OSError as exc:  # a damaged index names itself and the way out (DamagedIndex)
+        print(f"mailroom list: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps([r.as_dict() for r in rows], indent=2, ensure_ascii=False))
         return 0
@@ -96,7 +100,11 @@ def _cmd_show(args: argparse.Namespace) -> int:
     index, data = _open_index(args, "show")
     if index is None:
         return 1
-    row = index.get(args.id)
+    try:
+        row = index.get(args.id)
+    except OSError as exc:
+        print(f"mailroom show: {exc}", file=sys.stderr)
+        return 1
     if row is None:
         found = _candidates(data, args.id) if args.id else []
         if len(found) > 1:
@@ -136,7 +144,11 @@ def _cmd_reindex(args: argparse.Namespace) -> int:
     if found is None:
         return 2
     data, _ = found
-    count = rebuild_index(data)
+    try:
+        count = rebuild_index(data)
+    except OSError as exc:  # a full disk, a file where a directory should be
+        print(f"mailroom reindex: {exc}", file=sys.stderr)
+        return 1
     print(f"mailroom: indexed {count} messages from {data / 'mail'}")
     return 0
 

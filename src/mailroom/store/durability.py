@@ -4,7 +4,9 @@ syncfs flushes the whole filesystem holding the data directory in one go, which 
 small files costs a fraction of one fsync each (measured here: about 20 µs a message against
 140 µs). It reports write-back errors only since Linux 5.8, so it is used only from there on,
 and only when there are more than a few things to sync: it also waits for whatever else is
-dirty on that filesystem, which for one file can take longer than that file's fsync.
+dirty on that filesystem, which for one file can take longer than that file's fsync. And it
+flushes that one filesystem only: the store tells it of every directory it writes in
+(``writes_in``), and one elsewhere (a mailbox or the queue on another disk) turns it to fsync.
 """
 
 from __future__ import annotations
@@ -54,6 +56,17 @@ class BatchSync:
         self._fd: int | None = None  # the data directory, for syncfs
         self.mode = "syncfs" if self._syncfs is not None else "fsync"
         self.few = 1 if mode == "syncfs" else FEW
+
+    def writes_in(self, directory: str) -> None:
+        """Files will be written in ``directory`` (a mailbox, the queue): one on another
+        filesystem than the data directory's (a mount point, a symbolic link) is beyond what
+        syncfs flushes, so from then on every file and directory is fsync'd one by one."""
+        if self._syncfs is None:
+            return
+        if os.stat(directory).st_dev != os.stat(self._directory).st_dev:
+            self._syncfs = None
+            self.mode = "fsync"
+            self.few = FEW
 
     def sync(self, fds: Sequence[int], directories: Iterable[str] = ()) -> None:
         directories = list(directories)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mailroom.filemodes import private_dir, private_file
 
-__all__ = ["QUEUED", "Index", "IndexRow"]
+__all__ = ["QUEUED", "DamagedIndex", "Index", "IndexRow"]
 
 # The mailbox of a message that went only to the outbound queue (its file is the queue's).
 QUEUED = "(queue)"
@@ -110,6 +110,17 @@ class IndexRow:
         return asdict(self)
 
 
+class DamagedIndex(OSError):
+    """The index file is not an SQLite database SQLite can read (a crash of the disk, a file
+    written over it): ``mailroom reindex`` sets it aside and builds a new one."""
+
+    def __init__(self, path: Path, why: sqlite3.DatabaseError) -> None:
+        super().__init__(
+            f"{path}: {why}; the index is rebuilt from the Maildirs by `mailroom reindex`"
+        )
+        self.path = path
+
+
 class Index:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -122,11 +133,17 @@ class Index:
             # Made 0600 before SQLite opens it; SQLite gives its -wal and -shm the same mode.
             private_file(self.path)
             db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-            db.execute("PRAGMA journal_mode=WAL")
-            # The Maildir is the durable copy; the index may lose its last moments in a crash
-            # and be rebuilt, so it need not sync on every commit.
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(SCHEMA)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                # The Maildir is the durable copy; the index may lose its last moments in a
+                # crash and be rebuilt, so it need not sync on every commit.
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.executescript(SCHEMA)
+            except sqlite3.DatabaseError as exc:
+                db.close()
+                if isinstance(exc, sqlite3.OperationalError):  # locked, disk full: may pass
+                    raise OSError(f"{self.path}: {exc}") from exc
+                raise DamagedIndex(self.path, exc) from exc
             self._db = db
         return self._db
 

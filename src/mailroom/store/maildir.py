@@ -425,6 +425,8 @@ class MaildirStore:
     def start(self) -> None:
         private_dir(self.mail_dir)
         self.spool.ensure()
+        self._sync.writes_in(self._queue_tmp)
+        self._sync.writes_in(self._queue_active)
         if self.sole:
             self._cleanup_tmp()
             self.spool.cleanup()
@@ -460,7 +462,9 @@ class MaildirStore:
             # last guard: a mailbox is always a directory below mail/.
             if name.startswith("/") or any(p in ("", ".", "..") for p in name.split("/")):
                 raise StoreError(f"not a mailbox name: {name!r}")
-            path = self._mailboxes[name] = str(ensure_maildir(self.mail_dir / name))
+            path = str(ensure_maildir(self.mail_dir / name))
+            self._sync.writes_in(path + "/tmp")  # new/ is on the same filesystem as tmp/
+            self._mailboxes[name] = path
         return path
 
     def has_room(self, size: int) -> bool:
@@ -634,7 +638,7 @@ class MaildirStore:
     def _queue_entry(self, writer: MessageWriter, output: _Output) -> QueueEntry:
         """Write the queue state beside the message (synced with the batch, moved after it)."""
         entry = queue_entry_for(writer.envelope, output.delivery)
-        path = f"{self._queue_tmp}/{entry.id}.json"
+        path = f"{self._queue_tmp}/{entry.id}.{self._pid}.json"  # the pid: see discard_tmp_of
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         output.entry_tmp, output.entry_fd = path, fd
         self.check_fault()
@@ -682,6 +686,7 @@ def discard_tmp_of(data_dir: Path, pid: int) -> int:
         f"mail/**/tmp/*.{pid}",
         f"mail/**/tmp/*.{pid}.received",
         f"queue/tmp/*.{pid}.eml",
+        f"queue/tmp/*.{pid}.json",
     ):
         for path in data_dir.glob(pattern):
             with contextlib.suppress(OSError):

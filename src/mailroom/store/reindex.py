@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import re
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from mailroom.store.headers import summarize_headers, trace_fields
 from mailroom.store.ids import queue_id_time
-from mailroom.store.index import Index, IndexRow
+from mailroom.store.index import DamagedIndex, Index, IndexRow
 from mailroom.store.tags import tags_from_header
 
 __all__ = ["rebuild_index", "scan_maildirs"]
@@ -91,8 +94,23 @@ def scan_maildirs(data_dir: Path) -> Iterator[IndexRow]:
 
 
 def rebuild_index(data_dir: Path) -> int:
-    index = Index(data_dir / "index.sqlite")
+    """Make the index anew from the Maildirs; the number of messages. A damaged index file is
+    set aside (``index.sqlite.damaged-TIME``, with its journals) for whoever wants to look, and
+    a new one made in its place."""
+    path = data_dir / "index.sqlite"
+    index = Index(path)
     try:
-        return index.replace_all(scan_maildirs(data_dir))
+        try:
+            return index.replace_all(scan_maildirs(data_dir))
+        except (DamagedIndex, sqlite3.DatabaseError) as exc:
+            if isinstance(exc, sqlite3.OperationalError):  # locked, disk full: not damage
+                raise
+            index.close()
+            aside = f"{path}.damaged-{int(time.time())}"
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.lexists(f"{path}{suffix}"):
+                    os.replace(f"{path}{suffix}", f"{aside}{suffix}")
+            index = Index(path)
+            return index.replace_all(scan_maildirs(data_dir))
     finally:
         index.close()
