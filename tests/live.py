@@ -175,6 +175,22 @@ def mailroom_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "mailroom", *args]
 
 
+def serve_that_fails(data: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``mailroom serve`` on ``data`` that is to stop at start (a bad or full data directory):
+    its exit status and output, and never a traceback."""
+    done = subprocess.run(
+        mailroom_command(
+            "serve", "--data", str(data), "--smtp", "127.0.0.1:0", "--web", "off", "--workers", "1"
+        ),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
 def run_cli(*args: str, stdin: bytes | None = None, cwd: Path | None = None) -> bytes:
     """Run ``mailroom ARGS``; its stdout. Fails the test on a non-zero exit."""
     done = subprocess.run(

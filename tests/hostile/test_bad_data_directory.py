@@ -9,21 +9,7 @@ import smtplib
 import subprocess
 from pathlib import Path
 
-from tests.live import ServeProcess, mailroom_command, run_cli
-
-
-def serve_fails(data: Path) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        mailroom_command(
-            "serve", "--data", str(data), "--smtp", "127.0.0.1:0", "--web", "off", "--workers", "1"
-        ),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert "Traceback" not in done.stderr, done.stderr
-    return done
+from tests.live import ServeProcess, mailroom_command, run_cli, serve_that_fails
 
 
 def test_a_file_where_the_mail_directory_should_be_stops_the_start(tmp_path: Path) -> None:
@@ -33,7 +19,7 @@ def test_a_file_where_the_mail_directory_should_be_stops_the_start(tmp_path: Pat
     data.mkdir(mode=0o700)
     (data / "mail").write_bytes(b"")
     (data / "mail").chmod(0o600)
-    done = serve_fails(data)
+    done = serve_that_fails(data, timeout=30)
     assert done.returncode == 1
     assert f"mailroom serve: [Errno 20] Not a directory: '{data / 'mail'}'" in done.stderr
     assert (data / "mail").stat().st_mode & 0o777 == 0o600  # left as it was
@@ -58,7 +44,7 @@ def test_a_damaged_index_is_named_and_reindex_makes_it_anew(tmp_path: Path) -> N
     for journal in ("index.sqlite-wal", "index.sqlite-shm"):
         (data / journal).unlink(missing_ok=True)
     index.write_bytes(b"not a database, whatever it was" * 200)
-    done = serve_fails(data)
+    done = serve_that_fails(data, timeout=30)
     assert done.returncode == 1
     assert (
         f"mailroom serve: {index}: file is not a database; the index is rebuilt from the "

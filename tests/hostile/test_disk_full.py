@@ -25,8 +25,8 @@ from tests.hostile.tools import stored_files, tmp_files
 from tests.live import (
     LineClient,
     LiveServer,
-    mailroom_command,
     run_cli,
+    serve_that_fails,
     server_overrides,
     split_trace,
 )
@@ -213,15 +213,6 @@ def test_a_start_on_a_full_disk_says_so(small_filesystem: Path) -> None:
     sqlite3.OperationalError before; now one line that names the file, and exit status 1."""
     fill(small_filesystem / "filler")
     data = small_filesystem / "data"
-    done = subprocess.run(
-        mailroom_command(
-            "serve", "--data", str(data), "--smtp", "127.0.0.1:0", "--web", "off", "--workers", "1"
-        ),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert "Traceback" not in done.stderr, done.stderr
+    done = serve_that_fails(data)
     assert done.returncode == 1
     assert f"mailroom serve: {data / 'index.sqlite'}: database or disk is full" in done.stderr

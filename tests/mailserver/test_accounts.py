@@ -102,6 +102,22 @@ def _mx(server: SMTPTestServer, sender: str = "someone@remote.test") -> smtplib.
     return client
 
 
+def _unverified() -> ssl.SSLContext:
+    """The test server's certificate is self-signed: TLS without checking it."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _submission(server: SMTPTestServer) -> smtplib.SMTP:
+    """An smtplib session on the submission listener, after STARTTLS and EHLO."""
+    client = smtplib.SMTP(*server.address("submission"), timeout=10)
+    client.starttls(context=_unverified())
+    client.ehlo("client.example.test")
+    return client
+
+
 def test_a_disabled_mailbox_is_refused_at_rcpt(
     server_factory: Callable[..., SMTPTestServer],
 ) -> None:
@@ -121,14 +137,9 @@ def test_a_disabled_account_cannot_authenticate(
     server_factory: Callable[..., SMTPTestServer],
 ) -> None:
     server = server_factory()
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
 
     def login(password: str) -> smtplib.SMTPAuthenticationError:
-        client = smtplib.SMTP(*server.address("submission"), timeout=10)
-        client.starttls(context=context)
-        client.ehlo("client.example.test")
+        client = _submission(server)
         client.user, client.password = "eve@example.test", password
         with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
             client.auth("PLAIN", client.auth_plain)  # one mechanism, one try
@@ -147,7 +158,7 @@ def test_a_disabled_account_cannot_authenticate(
 
     with (
         SyncClient(
-            *server.address("submission"), tls="starttls", ssl_context=context, timeout=10
+            *server.address("submission"), tls="starttls", ssl_context=_unverified(), timeout=10
         ) as mailroom_client,
         pytest.raises(AuthenticationFailed) as scram,
     ):
@@ -159,11 +170,8 @@ def _login(server: SMTPTestServer, user: str, mechanism: str) -> tuple[int, str]
     """One AUTH in a fresh session with mailroom's own client: (code, enhanced code)."""
     from mailroom.client import AuthenticationFailed, SyncClient
 
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
     with SyncClient(
-        *server.address("submission"), tls="starttls", ssl_context=context, timeout=10
+        *server.address("submission"), tls="starttls", ssl_context=_unverified(), timeout=10
     ) as client:
         try:
             reply = client.login(user, PASSWORD, mechanism=mechanism)
@@ -276,12 +284,7 @@ def test_vrfy_of_a_utf8_mailbox_needs_smtputf8(
     """RFC 6531 §3.7.4.2: a reply that would show a UTF-8 mailbox name goes only to a client
     that asked for it with the SMTPUTF8 parameter; 553 5.6.8 to the others."""
     server = server_factory()
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    client = smtplib.SMTP(*server.address("submission"), timeout=10)
-    client.starttls(context=context)
-    client.ehlo("client.example.test")
+    client = _submission(server)
     client.user, client.password = "alice@example.test", PASSWORD
     client.auth("PLAIN", client.auth_plain)
 
@@ -375,12 +378,7 @@ def test_account_and_list_settings_are_checked(tmp_path: Path, extra: str, messa
 
 def _plain_login(server: SMTPTestServer, authzid: str, user: str) -> tuple[int, bytes]:
     """AUTH PLAIN with an authorization identity, over STARTTLS with smtplib."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    client = smtplib.SMTP(*server.address("submission"), timeout=10)
-    client.starttls(context=context)
-    client.ehlo("client.example.test")
+    client = _submission(server)
     token = base64.b64encode(f"{authzid}\0{user}\0{PASSWORD}".encode()).decode()
     reply = client.docmd("AUTH", f"PLAIN {token}")
     client.quit()
