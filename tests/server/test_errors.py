@@ -4,7 +4,9 @@ server goes on serving; a full disk answers 452 4.3.1 and leaves no half-stored 
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import smtplib
 from collections.abc import Callable
 from typing import Any
@@ -227,6 +229,22 @@ def test_disk_full(serve, caplog, lines: int) -> None:
         recipients=["bob@example.test"],
     )
     assert len(maildir_files(live.data)) == 1
+
+
+def test_an_io_error_is_a_local_error_not_a_full_disk(serve) -> None:
+    """A write that fails with EIO (a failing device) is 451 4.3.0, the local error it is;
+    452 4.3.1 (insufficient system storage) is for a full disk or quota only. Both say try
+    again later, and nothing is kept."""
+    live: LiveServer = serve()
+
+    def failing_device() -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    live.mail_server.store.fault = failing_device
+    assert send(live) == (451, b"4.3.0 Error: the message could not be stored, try again later")
+    assert not maildir_files(live.data) and not maildir_files(live.data, "tmp")
+    live.mail_server.store.fault = None
+    assert_still_serving(live)
 
 
 def test_disk_full_in_a_batch(serve) -> None:

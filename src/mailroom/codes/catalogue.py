@@ -744,10 +744,19 @@ STORAGE_FULL = _reply(
     452,
     "4.3.1",
     "Error: insufficient system storage",
-    when="end of data when the message could not be written (disk full, I/O error); nothing "
-    "was stored",
+    when="end of data when the message could not be written for want of room (the disk or a "
+    "quota full); nothing was stored",
     commands=("END_OF_DATA", "BDAT"),
     ref="RFC 5321 §4.2.3; RFC 3463 X.3.1",
+)
+STORE_WRITE_FAILED = _reply(
+    451,
+    "4.3.0",
+    "Error: the message could not be stored, try again later",
+    when="end of data when writing the message failed for another reason than room (an I/O "
+    "error, a database that refused it); nothing was stored",
+    commands=("END_OF_DATA", "BDAT"),
+    ref="RFC 5321 §4.2.3; RFC 3463 X.3.0",
 )
 
 TOO_MANY_HOPS = _reply(

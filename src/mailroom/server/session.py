@@ -50,7 +50,7 @@ from mailroom.protocol import (
     StartTLS,
     State,
 )
-from mailroom.store import Envelope, StoreError, StoreUnavailable
+from mailroom.store import Envelope, StorageFull, StoreError, StoreUnavailable
 from mailroom.store.ids import new_queue_id
 from mailroom.store.maildir import MailboxUnavailable
 
@@ -727,7 +727,9 @@ class Session(asyncio.Protocol):
             return replies.MAILBOX_UNAVAILABLE(
                 addresses=", ".join(f"<{r}>" for r in exc.recipients), why=exc.why
             )
-        return replies.STORAGE_FULL()
+        if isinstance(exc, StorageFull):
+            return replies.STORAGE_FULL()
+        return replies.STORE_WRITE_FAILED()  # an I/O error: a local error, not a full disk
 
     def _log_transaction(self, queue_id: str, event: Event, reply: str) -> None:
         # The transaction's one log line: its queue id (NOQUEUE when refused), the envelope,

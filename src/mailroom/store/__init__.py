@@ -1,7 +1,7 @@
 """Where accepted messages go: Maildirs fsync'd before the 250 (group commit), an SQLite
 index for listing and search, and a null store for load tests."""
 
-from mailroom.store.base import StoreError, StoreUnavailable
+from mailroom.store.base import StorageFull, StoreError, StoreUnavailable
 from mailroom.store.envelope import Envelope
 from mailroom.store.index import Index, IndexRow
 from mailroom.store.maildir import MaildirStore, MessageWriter
@@ -12,6 +12,7 @@ __all__ = [
     "IndexRow",
     "MaildirStore",
     "MessageWriter",
+    "StorageFull",
     "StoreError",
     "StoreUnavailable",
 ]

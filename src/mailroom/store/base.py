@@ -10,17 +10,41 @@ for a fleet of nodes, :class:`mailroom.postgres.store.PostgresStore` (one Postgr
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from mailroom.store.envelope import Delivery, Envelope
 
-__all__ = ["MessageSink", "OpenMessage", "Store", "StoreError", "StoreHealth", "StoreUnavailable"]
+__all__ = [
+    "MessageSink",
+    "OpenMessage",
+    "StorageFull",
+    "Store",
+    "StoreError",
+    "StoreHealth",
+    "StoreUnavailable",
+    "store_error",
+]
 
 
 class StoreError(Exception):
     """The message could not be stored (disk full, I/O error); nothing of it was kept."""
+
+
+class StorageFull(StoreError):
+    """No room for the message: the disk or a quota is full (452 4.3.1); any other failure to
+    write it is a local error (451 4.3.0)."""
+
+
+def store_error(exc: OSError, what: str = "") -> StoreError:
+    """The StoreError a failed disk operation becomes, ``what`` before the system's words:
+    :class:`StorageFull` when the disk or a quota is full, else a plain StoreError."""
+    text = f"{what}{exc.strerror or exc}"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull(text)
+    return StoreError(text)
 
 
 class StoreUnavailable(StoreError):

@@ -39,6 +39,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mailroom.store.base import StoreError
+
 if TYPE_CHECKING:
     from mailroom.store.index import IndexRow
 
@@ -114,11 +116,11 @@ class GroupCommit:
         *,
         insert_rows: Callable[[list[IndexRow]], None],
         check_fault: Callable[[], None],
-        storage_error: type[Exception],
+        storage_error: Callable[[OSError, str], Exception],
     ) -> None:
         self.stages = stages
-        # What a failed disk operation becomes for the session (452 4.3.1); anything else
-        # is a bug and stays what it is (451 4.3.0).
+        # What a failed disk operation becomes for the session (452 4.3.1 for a full disk,
+        # 451 4.3.0 for another failure); anything else is a bug and stays what it is.
         self.storage_error = storage_error
         self.syncer = syncer
         self.loop = loop
@@ -199,8 +201,8 @@ class GroupCommit:
             self.on_queued(queued)
 
     def _fail(self, jobs: list[CommitJob], exc: BaseException) -> None:
-        if isinstance(exc, OSError) and not isinstance(exc, self.storage_error):
-            exc = self.storage_error(f"{exc.strerror or exc}")
+        if isinstance(exc, OSError) and not isinstance(exc, StoreError):
+            exc = self.storage_error(exc, "")
         for job in jobs:
             self._take_back(job)
             if not job.future.done():
@@ -251,7 +253,7 @@ class GroupCommit:
             self._sync(data, names)
         except OSError as exc:
             # Which file failed is not known: none of the pass is acknowledged.
-            error = self.storage_error(f"sync failed: {exc.strerror or exc}")
+            error = self.storage_error(exc, "sync failed: ")
             for job in data + names:
                 job.error = error
             self._call_loop(self._answer, [], failed + data + names)

@@ -32,7 +32,7 @@ from typing import Any
 from mailroom.codes import reports
 from mailroom.filemodes import private_dir, private_file
 from mailroom.queue.entry import QueueEntry, QueueRecipient, QueueSpool
-from mailroom.store.base import StoreError
+from mailroom.store.base import StoreError, store_error
 from mailroom.store.commit import CommitJob, GroupCommit
 from mailroom.store.durability import BatchSync
 from mailroom.store.envelope import Delivery, Envelope, received_header, trace_header
@@ -290,7 +290,7 @@ class MessageWriter:
         future: asyncio.Future[str] = self.store.loop.create_future()
         if self._error is not None:
             error = self._error
-            future.set_exception(error if isinstance(error, StoreError) else StoreError(str(error)))
+            future.set_exception(error if isinstance(error, StoreError) else store_error(error))
             return future
         self.store.submit(self, future)
         return future
@@ -400,7 +400,7 @@ class MaildirStore:
             loop,
             insert_rows=self.index.insert,
             check_fault=self.check_fault,
-            storage_error=StoreError,
+            storage_error=store_error,
         )
         self.committer.on_queued = self._queued
         # Tests and the hostile suite inject storage faults here: a callable that raises
@@ -553,7 +553,7 @@ class MaildirStore:
             writer._cleanup()
             if isinstance(exc, StoreError):  # MailboxUnavailable names its mailbox: as it is
                 raise
-            raise StoreError(f"{exc.strerror or exc}") from exc
+            raise store_error(exc) from exc
         except Exception:
             log.exception("writing message %s failed", job.queue_id)
             writer._cleanup()
@@ -597,7 +597,7 @@ class MaildirStore:
                 output.close()
                 job.directories.add(output.final_dir)
         except OSError as exc:
-            raise StoreError(f"{exc.strerror or exc}") from exc
+            raise store_error(exc) from exc
         job.row = self._index_row(writer, outputs)
 
     def _directory_fd(self, path: str) -> int:
