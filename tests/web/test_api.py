@@ -225,6 +225,28 @@ def test_a_message_that_cannot_be_read_is_404_on_every_route(
         assert (answer.status, answer.text) == (404, text)
 
 
+def test_an_html_only_message_has_its_readable_text_as_text(api: tuple[LiveServer, Api]) -> None:
+    """Mailpit's Text of an HTML-only message is its HTML's text, links written after their
+    words: a test that pulls a reset link out of Text finds it. Ours was empty. A message with
+    a text part keeps that part as its Text."""
+    live, client = api
+    message = plain("Reset", From="App <app@example.test>")
+    message.set_content(
+        "<html><head><style>p { color: red }</style></head><body><h1>Hello</h1>"
+        '<p>Click <a href="https://app.test/reset?t=1&amp;u=2">Reset your password</a>.</p>'
+        "<script>var x = 1;</script><ul><li>one</li><li>two</li></ul></body></html>",
+        subtype="html",
+    )
+    html_only = send(live, message)
+    assert client.json(f"/api/v1/message/{html_only}")["Text"] == (
+        "Hello\n\nClick Reset your password ( https://app.test/reset?t=1&u=2 ).\n\none\n\ntwo"
+    )
+    both = send(live, rich())
+    assert client.json(f"/api/v1/message/{both}")["Text"] == (
+        "The report is attached.\nRegards, Carol\n"
+    )
+
+
 def test_viewing_marks_read_and_put_sets_read(api: tuple[LiveServer, Api]) -> None:
     live, client = api
     first, second, third = (send(live, plain(f"n{n}")) for n in range(3))

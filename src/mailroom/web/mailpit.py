@@ -26,7 +26,7 @@ from mailroom.web.http import (
     web_context,
 )
 from mailroom.web.messages import MessageRow, bcc_of, created, list_item, sender_of
-from mailroom.web.mime import ParsedMessage, addresses
+from mailroom.web.mime import ParsedMessage, addresses, readable_text
 from mailroom.web.release import release
 from mailroom.web.search import Query, SearchError, parse_query
 from mailroom.web.sessions import API_LISTENER, session_of_message
@@ -219,7 +219,8 @@ def message_json(
         "Date": parsed.date() or created(row.received),
         "Tags": row.tags,
         "Username": row.auth_user or "",
-        "Text": parsed.text,
+        # An HTML-only message's Text is its HTML's readable text, as Mailpit gives it.
+        "Text": parsed.text or readable_text(parsed.html),
         "HTML": parsed.html,
         "Size": row.size,
         "Inline": [part.summary() for part in parsed.inline],
