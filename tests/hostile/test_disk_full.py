@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import os
 import shutil
 import subprocess
@@ -218,3 +219,32 @@ def test_a_start_on_a_full_disk_says_so(small_filesystem: Path) -> None:
     done = serve_that_fails(data)
     assert done.returncode == 1
     assert f"mailroom serve: {data / 'index.sqlite'}: database or disk is full" in done.stderr
+
+
+def test_transcripts_on_a_full_disk_are_dropped_with_one_line_each_batch(
+    small_filesystem: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The session archive on a disk that fills up: the transcripts it cannot write are
+    counted as dropped and said in one line, not a traceback a batch (one a session, under
+    load, for as long as the disk stays full)."""
+    from mailroom.activity.transcript import Transcript
+    from mailroom.activity.transcript_archive import TranscriptArchive
+
+    archive = TranscriptArchive(small_filesystem / "transcripts.sqlite", max_count=0, max_age=0)
+    archive.start()
+    fill(small_filesystem / "filler")
+    try:
+        with caplog.at_level(logging.WARNING, logger="mailroom"):
+            for n in range(3):
+                transcript = Transcript(f"S{n}", "192.0.2.7", 40000, "smtp")
+                transcript.command(b"MAIL FROM:<" + b"x" * 60_000 + b"@a.test>")
+                transcript.ended = transcript.started + 1
+                transcript.freeze()
+                archive.save(transcript)
+                assert archive.flush()
+    finally:
+        archive.close()
+    assert archive.dropped == 3
+    assert "Traceback" not in caplog.text and not any(r.exc_info for r in caplog.records)
+    lines = [r.getMessage() for r in caplog.records if "not kept" in r.getMessage()]
+    assert len(lines) == 3 and "full" in lines[0], caplog.text

@@ -484,7 +484,13 @@ class TranscriptArchive(SessionArchive):
         return transcript.compact()  # expanded when read (get, for_message)
 
     def _failed(self, conn: sqlite3.Connection, count: int, error: Exception) -> Any:
-        log.exception("could not write %d session transcripts", count)
+        self.dropped += count
+        if isinstance(error, sqlite3.OperationalError):
+            # The disk (a full one, a lock, an I/O error): one line per batch, not a traceback
+            # per batch for as long as the disk stays full (a record for people, not mail).
+            log.warning("%s: %d session transcripts not kept: %s", self.path, count, error)
+        else:
+            log.exception("could not write %d session transcripts", count)
         return conn
 
     def _insert(self, db: sqlite3.Connection, records: list[SessionRecord]) -> None:
