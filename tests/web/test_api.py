@@ -247,6 +247,19 @@ def test_an_html_only_message_has_its_readable_text_as_text(api: tuple[LiveServe
     )
 
 
+def test_a_damaged_web_cache_is_made_again(web, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """web.sqlite (the web's cache of snippets and attachment counts) that SQLite cannot read
+    is deleted and made again: every request had answered 500."""
+    data = tmp_path / "data"  # the first server's (tests/live.py serve)
+    data.mkdir(mode=0o700)
+    (data / "web.sqlite").write_bytes(b"this is not a database, " * 100)
+    live, client = web()
+    queue_id = send(live, plain("after the damage"))
+    listing = client.json("/api/v1/messages")
+    assert [m["ID"] for m in listing["messages"]] == [queue_id]
+    assert listing["messages"][0]["Snippet"] == "Just text."
+
+
 def test_viewing_marks_read_and_put_sets_read(api: tuple[LiveServer, Api]) -> None:
     live, client = api
     first, second, third = (send(live, plain(f"n{n}")) for n in range(3))

@@ -19,6 +19,7 @@ store's own is the connection, the files, deleting and the tags.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 from collections import OrderedDict
@@ -41,6 +42,8 @@ from mailroom.web.message_queries import (
     summarize,
 )
 from mailroom.web.mime import MimeLimits, ParsedMessage, addresses, parse_message
+
+log = logging.getLogger("mailroom.web")
 
 __all__ = [
     "SEARCH_TEXT_LIMIT",
@@ -136,13 +139,33 @@ class Messages(MessageReads):
             db = sqlite3.connect(private_file(self.data_dir / "index.sqlite"), timeout=30)
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(INDEX_SCHEMA)
-            web_db = private_file(self.data_dir / "web.sqlite")
-            db.execute("ATTACH DATABASE ? AS web", (str(web_db),))
-            db.execute("PRAGMA web.journal_mode=WAL")
-            db.execute("PRAGMA web.synchronous=OFF")  # a cache: lost rows are made again
-            db.executescript(SUMMARY_SCHEMA)
+            self._attach_cache(db)
             self._conn = db
         return self._conn
+
+    def _attach_cache(self, db: sqlite3.Connection) -> None:
+        """The web's own database, ``web.sqlite``, attached as ``web``. It is a cache: one
+        SQLite cannot read (damaged, or not a database) is deleted and made again, rather
+        than every request answering 500."""
+        path = self.data_dir / "web.sqlite"
+        for attempt in (1, 2):
+            try:
+                db.execute("ATTACH DATABASE ? AS web", (str(private_file(path)),))
+                db.execute("PRAGMA web.journal_mode=WAL")
+                db.execute("PRAGMA web.synchronous=OFF")  # a cache: lost rows are made again
+                db.executescript(SUMMARY_SCHEMA)
+                return
+            except sqlite3.OperationalError:
+                raise  # the disk (full, locked): not the file's fault, nothing to delete
+            except sqlite3.DatabaseError as exc:
+                with contextlib.suppress(sqlite3.Error):  # not attached if ATTACH failed
+                    db.execute("DETACH DATABASE web")
+                if attempt == 2:
+                    raise
+                log.error("%s: %s; deleted, and made again (a cache)", path, exc)
+                for suffix in ("", "-wal", "-shm"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(f"{path}{suffix}")
 
     def _close_db(self) -> None:
         if self._conn is not None:
