@@ -194,6 +194,37 @@ def test_a_real_filesystem_fills_up(small_filesystem: Path) -> None:
         index.close()
 
 
+def test_a_chunk_that_could_not_be_written_is_refused_at_once(small_filesystem: Path) -> None:
+    """BDAT on a full disk: the chunk during which the write failed gets 452 4.3.1 and ends
+    the transaction (RFC 3030 §2: no more chunks are sent), rather than 250 for every chunk
+    still to come and the refusal only at LAST. The session goes on."""
+    data = small_filesystem / "data"
+    live = LiveServer(server_overrides(data, {})).start()
+    try:
+        fill(small_filesystem / "filler")
+        client = LineClient(live.smtp)
+        client.reply()
+        client.command(b"EHLO client.example.test")
+        assert client.command(b"MAIL FROM:<a@example.test>").startswith(b"250 ")
+        assert client.command(b"RCPT TO:<b@example.test>").startswith(b"250 ")
+        chunk = b"x" * 78 + b"\r\n"
+        replies = []
+        for _ in range(4):  # the message goes to its tmp file past 1 MiB: the third chunk
+            client.send(b"BDAT 400000\r\n" + chunk * 5000)
+            replies.append(client.reply())
+            if not replies[-1].startswith(b"250 "):
+                break
+        assert replies[-1] == STORAGE_FULL, replies
+        assert len(replies) < 4
+        client.send(b"BDAT 2 LAST\r\nhi")
+        assert client.reply().startswith(b"503 5.5.1 ")  # no transaction: the chunk is skipped
+        assert client.command(b"NOOP").startswith(b"250 ")
+        client.close()
+        assert tmp_files(data) == []
+    finally:
+        live.stop()
+
+
 def test_a_queue_save_on_a_full_disk_leaves_nothing_behind(small_filesystem: Path) -> None:
     """The runner records an entry's state (write a new JSON, fsync, rename over the old); on
     a full disk that fails and the old state stays. The half-written new one stayed too, in
@@ -230,17 +261,22 @@ def test_transcripts_on_a_full_disk_are_dropped_with_one_line_each_batch(
     from mailroom.activity.transcript import Transcript
     from mailroom.activity.transcript_archive import TranscriptArchive
 
+    def transcript(n: int) -> Transcript:
+        made = Transcript(f"S{n}", "192.0.2.7", 40000, "smtp")
+        made.command(b"MAIL FROM:<" + b"x" * 60_000 + b"@a.test>")
+        made.ended = made.started + 1
+        made.freeze()
+        return made
+
     archive = TranscriptArchive(small_filesystem / "transcripts.sqlite", max_count=0, max_age=0)
     archive.start()
-    fill(small_filesystem / "filler")
     try:
+        archive.save(transcript(0))  # a server at work: its archive open and written to
+        assert archive.flush() and archive.dropped == 0
+        fill(small_filesystem / "filler")  # then the disk fills up
         with caplog.at_level(logging.WARNING, logger="mailroom"):
-            for n in range(3):
-                transcript = Transcript(f"S{n}", "192.0.2.7", 40000, "smtp")
-                transcript.command(b"MAIL FROM:<" + b"x" * 60_000 + b"@a.test>")
-                transcript.ended = transcript.started + 1
-                transcript.freeze()
-                archive.save(transcript)
+            for n in range(1, 4):
+                archive.save(transcript(n))
                 assert archive.flush()
     finally:
         archive.close()

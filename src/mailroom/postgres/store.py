@@ -41,7 +41,7 @@ from mailroom.postgres.connection import (
     require_psycopg,
 )
 from mailroom.postgres.migrate import SchemaError, check_schema
-from mailroom.store.base import StoreError, StoreUnavailable
+from mailroom.store.base import StoreError, StoreUnavailable, store_error
 from mailroom.store.envelope import Delivery, Envelope, received_header, trace_header
 from mailroom.store.headers import MAX_HEADER_SCAN, summarize_headers
 from mailroom.store.maildir import queue_entry_for
@@ -109,6 +109,10 @@ class PgWriter:
     @property
     def spilled(self) -> bool:
         return self._spill_path is not None
+
+    @property
+    def failure(self) -> StoreError | None:
+        return store_error(self._error) if self._error is not None else None
 
     def write(self, data: bytes) -> None:
         if self._error is not None or self._done:
@@ -181,8 +185,9 @@ class PgWriter:
         self._done = True
         self._release()
         future: asyncio.Future[str] = self.store.loop.create_future()
-        if self._error is not None:
-            future.set_exception(StoreError(str(self._error)))
+        failure = self.failure
+        if failure is not None:
+            future.set_exception(failure)
             self._discard_spill()
             return future
         if self._spill_fd is not None:

@@ -483,6 +483,16 @@ class Session(asyncio.Protocol):
             return replies.LOCAL_ERROR()
         if kind is BurlFetch:
             return self._burl(event)  # type: ignore[arg-type]
+        if kind is ChunkReceived and self._message_failed:
+            self._abort_message()
+            return replies.LOCAL_ERROR()
+        if kind is ChunkReceived and self._writer is not None:
+            failure = self._writer.failure
+            if failure is not None:
+                # The disk failed while the chunk streamed in: refused now (RFC 3030 §2, the
+                # transaction ends), not after every chunk still to come was sent.
+                self._abort_message()
+                return self._not_stored(failure)
         if kind is DataCommand or kind is MailFrom:
             self._abort_message()
             self.message_head.clear()

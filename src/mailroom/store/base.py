@@ -72,6 +72,12 @@ class OpenMessage(Protocol):
         """Forget it: nothing of it is kept."""
         ...
 
+    @property
+    def failure(self) -> StoreError | None:
+        """A write that failed already (a full disk while it streamed in): what its commit
+        would raise, known now, so a chunk of it can be refused before the rest is sent."""
+        ...
+
     # Policy may read the message at its end and change its header section before it is
     # committed (email authentication: Authentication-Results, quarantine, a DKIM signature).
 

@@ -165,6 +165,13 @@ class MessageWriter:
     def size(self) -> int:
         return self._size
 
+    @property
+    def failure(self) -> StoreError | None:
+        error = self._error
+        if error is None or isinstance(error, StoreError):
+            return error
+        return store_error(error)
+
     def write(self, data: bytes) -> None:
         if self._error is not None or self._done:
             return
@@ -288,9 +295,9 @@ class MessageWriter:
         self._done = True
         self._release()
         future: asyncio.Future[str] = self.store.loop.create_future()
-        if self._error is not None:
-            error = self._error
-            future.set_exception(error if isinstance(error, StoreError) else store_error(error))
+        failure = self.failure
+        if failure is not None:
+            future.set_exception(failure)
             return future
         self.store.submit(self, future)
         return future

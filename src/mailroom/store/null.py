@@ -13,6 +13,7 @@ class NullWriter:
     __slots__ = ("_kept", "queue_id")
 
     spilled = False
+    failure = None  # nothing is written: nothing can fail
 
     def __init__(self, queue_id: str, keep: bool = False) -> None:
         self.queue_id = queue_id
