@@ -426,17 +426,23 @@ class _ReadableTextOf(_TextOf):
             self.out.append("\n")
 
 
+def _text_by(parser: _TextOf, markup: str) -> str | None:
+    """The text ``parser`` makes of ``markup``; None when the markup defeats the parser."""
+    try:
+        parser.feed(markup)
+        parser.close()
+    except (AssertionError, ValueError):
+        return None
+    return "".join(parser.out)
+
+
 def readable_text(markup: str) -> str:
     """:class:`_ReadableTextOf`'s text of ``markup``: blank runs made one space, at most one
     empty line between blocks."""
     if not markup:
         return ""
-    parser = _ReadableTextOf()
-    try:
-        parser.feed(markup)
-        parser.close()
-        text = "".join(parser.out)
-    except (AssertionError, ValueError):
+    text = _text_by(_ReadableTextOf(), markup)
+    if text is None:
         text = html_to_text(markup)
     lines = [" ".join(line.split()) for line in text.split("\n")]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
@@ -445,12 +451,9 @@ def readable_text(markup: str) -> str:
 def html_to_text(markup: str) -> str:
     if not markup:
         return ""
-    parser = _TextOf()
-    try:
-        parser.feed(markup)
-        parser.close()
-    except (AssertionError, ValueError):
+    text = _text_by(_TextOf(), markup)
+    if text is None:
         # A tag ends at the next "<" too: "[^>]*" would scan from every "<" of a long run of
         # them to the end of the markup, a time growing with the square of the run.
         return html.unescape(re.sub(r"<[^<>]*>", " ", markup))
-    return "".join(parser.out)
+    return text
