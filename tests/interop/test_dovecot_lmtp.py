@@ -34,7 +34,7 @@ from tests.interop.dovecot import (
     running_dovecot,
     traversable_tmpdir,
 )
-from tests.live import wait_for
+from tests.live import NO_DNS_CHECKS, wait_for
 
 LMTP_SERVER = Path("/usr/lib/dovecot/lmtp")
 pytestmark = pytest.mark.skipif(
@@ -99,7 +99,8 @@ DOVECOT_USERS = {
     "tiny@example.test": "userdb_quota_rule=*:storage=100B",
 }
 
-MAILROOM_CONFIG = """
+MAILROOM_CONFIG = (
+    """
 hostname = "mx.example.test"
 domains = ["example.test"]
 # Tests never leave the machine: DNS asks a name server that answers SERVFAIL, remote mail goes
@@ -127,15 +128,9 @@ check_sender_domain = false
 
 [local_delivery]
 lmtp = "{lmtp}"
-
-[authentication]
-# No DNS here: the checks that ask DNS are off (tests/authentication runs them against real DNS).
-spf = "off"
-dkim = "off"
-dmarc = "off"
-iprev = "off"
-arc = "off"
 """
+    + NO_DNS_CHECKS
+)
 
 
 @dataclass

@@ -14,11 +14,13 @@ import pytest
 from mailroom.policy.credentials import password_line
 from mailroom.testing import SMTPTestServer
 from tests.delivery.dnsserver import dns_that_cannot_answer
+from tests.live import NO_DNS_CHECKS
 
 ALICE_PASSWORD = "correct horse battery staple"
 _ALICE = password_line("alice@example.test", ALICE_PASSWORD).split(":", 2)
 
-CONFIG = """
+CONFIG = (
+    """
 hostname = "mx.example.test"
 tls = "self-signed"
 domains = ["example.test", "example.org"]
@@ -56,21 +58,15 @@ check_sender_domain = false
 [routes]
 "remote.test" = "127.0.0.1:1"
 "elsewhere.test" = "127.0.0.1:1"
-
-[authentication]
-# No DNS here (see dns_servers): the checks that ask DNS are off. tests/authentication runs
-# them against a real DNS server.
-spf = "off"
-dkim = "off"
-dmarc = "off"
-iprev = "off"
-arc = "off"
 """
+    + NO_DNS_CHECKS
+)
 
 
 # The least a mail server needs: its domains and users on one mx listener, nothing else (no
 # aliases, so no postmaster alias either), and no check that asks DNS.
-MINIMAL_CONFIG = """
+MINIMAL_CONFIG = (
+    """
 hostname = "mx.example.test"
 domains = {domains}
 dns_servers = ["{dns}"]
@@ -84,14 +80,9 @@ role = "mx"
 [policy]
 check_null_mx = false
 check_sender_domain = false
-
-[authentication]
-spf = "off"
-dkim = "off"
-dmarc = "off"
-iprev = "off"
-arc = "off"
 """
+    + NO_DNS_CHECKS
+)
 
 
 def write_minimal_config(path: Path, *, domains: list[str], users: list[str]) -> Path:

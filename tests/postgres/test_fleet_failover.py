@@ -26,11 +26,12 @@ import psycopg
 from mailroom.policy.faultrules import parse_rule
 from tests.delivery.dnsserver import dns_that_cannot_answer
 from tests.fleet import fleet
-from tests.live import queue_id_of, wait_for
+from tests.live import NO_DNS_CHECKS, queue_id_of, wait_for
 
 __all__ = ["fleet"]
 
-NODE_CONFIG = """
+NODE_CONFIG = (
+    """
 hostname = "mx.test"
 domains = ["example.test"]
 dns_servers = ["{dns}"]
@@ -47,15 +48,9 @@ retry_schedule = ["1s"]
 [routes]
 "one.test" = "127.0.0.1:{port}"
 "two.test" = "127.0.0.1:{port}"
-
-[authentication]
-# No DNS here: the checks that ask DNS are off.
-spf = "off"
-dkim = "off"
-dmarc = "off"
-iprev = "off"
-arc = "off"
 """
+    + NO_DNS_CHECKS
+)
 
 
 def _message(number: int) -> bytes:

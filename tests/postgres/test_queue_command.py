@@ -21,11 +21,12 @@ from mailroom.postgres.queue_view import PgQueueView
 from mailroom.queue.entry import QueueEntry, QueueRecipient
 from tests.delivery.dnsserver import dns_that_cannot_answer
 from tests.fleet import fleet
-from tests.live import LiveServer, mailroom_command, queue_id_of, run_cli, wait_for
+from tests.live import NO_DNS_CHECKS, LiveServer, mailroom_command, queue_id_of, run_cli, wait_for
 
 __all__ = ["fleet"]
 
-NODE_CONFIG = """
+NODE_CONFIG = (
+    """
 store = "{url}"
 hostname = "mx.test"
 domains = ["example.test"]
@@ -41,14 +42,9 @@ retry_schedule = ["1h"]
 
 [routes]
 "far.test" = "127.0.0.1:1"
-
-[authentication]
-spf = "off"
-dkim = "off"
-dmarc = "off"
-iprev = "off"
-arc = "off"
 """
+    + NO_DNS_CHECKS
+)
 
 
 def _send(address: tuple[str, int], subject: str) -> str:

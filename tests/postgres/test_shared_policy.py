@@ -14,11 +14,12 @@ import psycopg
 from mailroom.policy.credentials import password_line
 from tests.delivery.dnsserver import dns_that_cannot_answer
 from tests.fleet import fleet
-from tests.live import run_cli, wait_for
+from tests.live import NO_DNS_CHECKS, run_cli, wait_for
 
 __all__ = ["fleet"]
 
-MAIL_CONFIG = """
+MAIL_CONFIG = (
+    """
 hostname = "mx.example.test"
 dns_servers = ["{dns}"]
 
@@ -30,15 +31,9 @@ cache = "30s"
 check_null_mx = false
 check_sender_domain = false
 {policy}
-
-[authentication]
-# No DNS here: the checks that ask DNS are off.
-spf = "off"
-dkim = "off"
-dmarc = "off"
-iprev = "off"
-arc = "off"
 """
+    + NO_DNS_CHECKS
+)
 
 
 def _config(tmp_path: Path, policy: str = "") -> str:

@@ -29,7 +29,7 @@ from mailroom.policy.credentials import password_line
 from mailroom.queue.entry import QueueSpool
 from mailroom.testing import SMTPTestServer
 from tests.delivery.dnsserver import DNSServer
-from tests.live import ServeProcess, wait_for
+from tests.live import NO_DNS_CHECKS, ServeProcess, wait_for
 
 ALICE_PASSWORD = "alice's long password"
 _ALICE = password_line("alice@a.test", ALICE_PASSWORD).split(":", 2)
@@ -64,7 +64,8 @@ mx_port = {mx_port}
 {routes}
 """
 
-CONFIG_B = """
+CONFIG_B = (
+    """
 hostname = "mx.example.test"
 data = "{data}"
 tls = "self-signed"
@@ -82,15 +83,9 @@ role = "mx"
 [policy]
 check_null_mx = false
 check_sender_domain = false
-
-[authentication]
-# This instance has no DNS of its own: the checks that ask DNS are off (tests/authentication runs them against real DNS).
-spf = "off"
-dkim = "off"
-dmarc = "off"
-iprev = "off"
-arc = "off"
 """
+    + NO_DNS_CHECKS
+)
 
 
 def free_port() -> int:
