@@ -38,6 +38,7 @@ LAYERS: dict[str, tuple[int, str]] = {
     "mailroom.settings_types": (0, "plain values settings are made of: Listener, sizes"),
     "mailroom.logsafe": (0, "a peer's text made fit for one log line (escapes)"),
     "mailroom.filemodes": (0, "the data directory private: 0700 directories, 0600 files"),
+    "mailroom.sqlite_files": (0, "an SQLite database's files, set aside when damaged"),
     "mailroom.header_section": (0, "where a header section ends, its fields, encoded words"),
     "mailroom.mimeshape": (0, "how many MIME parts a message has and how deep, before parsing"),
     # 1 -- the sans-IO protocol: both sides of SMTP over codes

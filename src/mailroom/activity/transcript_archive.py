@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import queue
 import re
 import sqlite3
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from mailroom.filemodes import private_dir, private_file
+from mailroom.sqlite_files import set_aside
 
 __all__ = [
     "COLUMNS",
@@ -447,11 +447,8 @@ class TranscriptArchive(SessionArchive):
         except sqlite3.OperationalError as exc:
             raise OSError(f"{self.path}: {exc}") from exc
         except sqlite3.DatabaseError as exc:
-            aside = f"{self.path}.damaged-{int(time.time())}"
+            aside = set_aside(self.path)
             log.error("%s: %s; set aside as %s, a new one made", self.path, exc, aside)
-            for suffix in ("", "-wal", "-shm"):
-                if os.path.lexists(f"{self.path}{suffix}"):
-                    os.replace(f"{self.path}{suffix}", f"{aside}{suffix}")
             try:
                 self._start_database()
             except sqlite3.Error as again:

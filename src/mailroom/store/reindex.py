@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from mailroom.sqlite_files import set_aside
 from mailroom.store.headers import summarize_headers, trace_fields
 from mailroom.store.ids import queue_id_time
 from mailroom.store.index import DamagedIndex, Index, IndexRow
@@ -106,10 +105,7 @@ def rebuild_index(data_dir: Path) -> int:
             if isinstance(exc, sqlite3.OperationalError):  # locked, disk full: not damage
                 raise
             index.close()
-            aside = f"{path}.damaged-{int(time.time())}"
-            for suffix in ("", "-wal", "-shm"):
-                if os.path.lexists(f"{path}{suffix}"):
-                    os.replace(f"{path}{suffix}", f"{aside}{suffix}")
+            set_aside(path)
             index = Index(path)
             return index.replace_all(scan_maildirs(data_dir))
     finally:

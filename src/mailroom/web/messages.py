@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from mailroom.filemodes import private_dir, private_file
+from mailroom.sqlite_files import database_files
 from mailroom.store import tags as tag_table
 from mailroom.store.index import QUEUED
 from mailroom.store.index import SCHEMA as INDEX_SCHEMA
@@ -163,9 +164,9 @@ class Messages(MessageReads):
                 if attempt == 2:
                     raise
                 log.error("%s: %s; deleted, and made again (a cache)", path, exc)
-                for suffix in ("", "-wal", "-shm"):
+                for name in database_files(path):
                     with contextlib.suppress(FileNotFoundError):
-                        os.unlink(f"{path}{suffix}")
+                        os.unlink(name)
 
     def _close_db(self) -> None:
         if self._conn is not None:
